@@ -1,0 +1,317 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
+)
+
+// BridgeOptions configures a new bridge.
+type BridgeOptions struct {
+	// Ports are forwarded from the gateway's host-link address to guests of this bridge.
+	Ports []Port
+	// Owner ties the bridge's life to a process: once it is gone, `pontoon gc` removes the
+	// bridge. Nil means the bridge lives until it is destroyed.
+	Owner *Process
+}
+
+// ErrNoBridge is wrapped by errors about a bridge that does not exist.
+var ErrNoBridge = errors.New("no such bridge")
+
+// CreateBridge allocates a free uplink slot (race-free across processes) and builds the
+// bridge namespace, its uplink, the Linux bridge, forwarding, masquerade and port forwards.
+// A failure at any step undoes the steps before it.
+func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error) {
+	if err := checkName("bridge", name); err != nil {
+		return nil, err
+	}
+	if err := checkPortsUnique(opt.Ports); err != nil {
+		return nil, err
+	}
+	st := env.store()
+	var plan Plan
+	var gw *GatewayState
+	b := &BridgeState{Name: name, Phase: PhaseCreating, Creator: Self(), Created: time.Now().UTC(), Ports: opt.Ports}
+	err := st.locked(func() (err error) {
+		if plan, gw, err = readyGateway(st); err != nil {
+			return err
+		}
+		bridges, err := st.bridges()
+		if err != nil {
+			return err
+		}
+		used := make([]bool, Slots)
+		for _, o := range bridges {
+			if o.Name == name {
+				return fmt.Errorf("bridge %q already exists (slot %d); pick another name or run `pontoon bridge destroy %s`", name, o.Slot, name)
+			}
+			if o.Slot >= 0 && o.Slot < Slots {
+				used[o.Slot] = true
+			}
+		}
+		for _, p := range opt.Ports {
+			if other, clash := portConflict(bridges, name, p); clash {
+				return fmt.Errorf("host port %d/%s is already forwarded by bridge %q; choose another host port or destroy that bridge", p.HostPort, p.Proto, other)
+			}
+		}
+		b.Slot = -1
+		for i, u := range used {
+			if !u {
+				b.Slot = i
+				break
+			}
+		}
+		if b.Slot < 0 {
+			return fmt.Errorf("all %d bridge slots are in use; destroy unused bridges or run `pontoon gc`", Slots)
+		}
+		if env.DryRun != nil {
+			return nil
+		}
+		// The record exists before any kernel object: a kill at any later point leaves
+		// something gc can find.
+		return writeJSON(st.bridgeFile(name), b)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create bridge %q: %w", name, err)
+	}
+	r := &runner{dry: env.DryRun}
+	if err := buildBridge(env, plan, b, r); err != nil {
+		r.rollback()
+		if env.DryRun == nil {
+			st.locked(func() error { return st.removeBridge(name) })
+		}
+		return nil, fmt.Errorf("create bridge %q: %w", name, err)
+	}
+	if env.DryRun != nil {
+		return b, nil
+	}
+	err = st.locked(func() error {
+		b.Phase = PhaseReady
+		b.Owner = opt.Owner
+		if err := writeJSON(st.bridgeFile(name), b); err != nil {
+			return err
+		}
+		if len(b.Ports) > 0 {
+			bridges, err := st.bridges()
+			if err != nil {
+				return err
+			}
+			if err := syncGatewayTable(env, plan, bridges); err != nil {
+				return err
+			}
+		}
+		if !gw.NoFirewall {
+			// Another firewall (Docker) may have set a drop policy since the gateway came up.
+			return ensureHostForward(env)
+		}
+		return nil
+	})
+	if err != nil {
+		st.locked(func() error { return destroyBridge(env, b) })
+		return nil, fmt.Errorf("create bridge %q: %w", name, err)
+	}
+	return b, nil
+}
+
+func checkPortsUnique(ports []Port) error {
+	seen := map[string]bool{}
+	for _, p := range ports {
+		k := fmt.Sprintf("%d/%s", p.HostPort, p.Proto)
+		if seen[k] {
+			return fmt.Errorf("host port %s is forwarded twice; give each forward its own host port", k)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+func slotLink(slot int) string { return fmt.Sprintf("s%d", slot) }
+
+func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
+	brPath := env.BridgeNetns(b.Name)
+	brName := filepath.Base(brPath)
+	gwName := filepath.Base(env.GatewayNetns())
+	sl := slotLink(b.Slot)
+	var gwH, brH *handle
+	defer func() { gwH.Close(); brH.Close() }()
+	if err := r.run(
+		step{
+			show: "ip netns add " + brName,
+			do:   func() error { return ns.New(ns.Spec{Net: brPath}) },
+			undo: func() error { return ns.Remove(brPath) },
+		},
+		step{
+			show: fmt.Sprintf("ip -n %s link add %s type veth peer name %s netns %s", gwName, sl, UplinkName, brName),
+			do: func() (err error) {
+				if gwH, err = openHandle(env.GatewayNetns()); err != nil {
+					return err
+				}
+				if brH, err = openHandle(brPath); err != nil {
+					return err
+				}
+				return addVeth(gwH, sl, UplinkName, brH)
+			},
+			// Deleted explicitly rather than left to the namespace's asynchronous cleanup,
+			// so the slot's name is free again at once.
+			undo: func() error { return delLink(gwH, sl) },
+		},
+	); err != nil {
+		return err
+	}
+	return r.run(
+		step{
+			show: fmt.Sprintf("ip -n %s addr add %s dev %s && ip -n %s link set %s up", gwName, plan.UplinkGateway(b.Slot), sl, gwName, sl),
+			do:   func() error { return addrUp(gwH, sl, plan.UplinkGateway(b.Slot)) },
+		},
+		step{
+			show: fmt.Sprintf("ip -n %s link set lo up && ip -n %s addr add %s dev %s && ip -n %s link set %s up && ip -n %s route add default via %s",
+				brName, brName, plan.UplinkBridge(b.Slot), UplinkName, brName, UplinkName, brName, plan.UplinkGateway(b.Slot).Addr()),
+			do: func() error {
+				if err := linkUp(brH, "lo"); err != nil {
+					return err
+				}
+				if err := addrUp(brH, UplinkName, plan.UplinkBridge(b.Slot)); err != nil {
+					return err
+				}
+				return defaultRoute(brH, plan.UplinkGateway(b.Slot).Addr())
+			},
+		},
+		step{
+			show: fmt.Sprintf("ip -n %s link add %s type bridge && ip -n %s addr add %s dev %s && ip -n %s link set %s up", brName, BridgeDev, brName, plan.BridgeAddr(), BridgeDev, brName, BridgeDev),
+			do: func() error {
+				br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+				br.Name = BridgeDev
+				if err := brH.LinkAdd(br); err != nil {
+					return fmt.Errorf("create bridge device %s: %w", BridgeDev, err)
+				}
+				return addrUp(brH, BridgeDev, plan.BridgeAddr())
+			},
+		},
+		step{
+			show: fmt.Sprintf("ip netns exec %s sysctl -w net.ipv4.ip_forward=1 net.ipv4.conf.%s.send_redirects=0 net.ipv6.conf.all.disable_ipv6=1", brName, BridgeDev),
+			// Redirects would tell guests to bypass the bridge namespace's IP layer, where
+			// partitions are enforced. IPv6 stays off so no guest traffic escapes IPv4 rules.
+			do: func() error {
+				return sysctls(brPath, "net.ipv4.ip_forward", "1", "net.ipv4.conf."+BridgeDev+".send_redirects", "0",
+					"net.ipv4.conf.all.send_redirects", "0", "net.ipv6.conf.all.disable_ipv6", "1", "net.ipv6.conf.default.disable_ipv6", "1")
+			},
+		},
+		step{
+			show: bridgeTable(plan, b).show(brName),
+			do:   func() error { return replaceTable(brH.fd(), bridgeTable(plan, b)) },
+		},
+	)
+}
+
+// sysctls sets name/value pairs inside a network namespace in one switch.
+func sysctls(nsPath string, kv ...string) error {
+	return ns.Do(nsPath, func() error {
+		for i := 0; i+1 < len(kv); i += 2 {
+			file := "/proc/sys/" + filepathFromSysctl(kv[i])
+			if err := os.WriteFile(file, []byte(kv[i+1]), 0o644); err != nil {
+				return fmt.Errorf("set sysctl %s=%s: %w", kv[i], kv[i+1], err)
+			}
+		}
+		return nil
+	})
+}
+
+func filepathFromSysctl(name string) string {
+	out := []byte(name)
+	for i, c := range out {
+		if c == '.' {
+			out[i] = '/'
+		}
+	}
+	return string(out)
+}
+
+// DestroyBridge removes a bridge's namespace, uplink, rules, forwards, guests pontoon created
+// and state. Destroying a bridge that does not exist succeeds.
+func DestroyBridge(env Env, name string) error {
+	if err := checkName("bridge", name); err != nil {
+		return err
+	}
+	st := env.store()
+	return st.locked(func() error {
+		b, err := st.bridge(name)
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			// Nothing recorded; still remove a namespace a crashed run may have pinned.
+			return ns.Remove(env.BridgeNetns(name))
+		}
+		return destroyBridge(env, b)
+	})
+}
+
+// destroyBridge tears a bridge down; the caller holds the state lock.
+func destroyBridge(env Env, b *BridgeState) error {
+	st := env.store()
+	var errs []error
+	for _, g := range b.Guests {
+		if g.Owned {
+			errs = append(errs, ns.Remove(g.Netns), ns.Remove(g.UTS))
+		}
+	}
+	if gwH, err := openHandle(env.GatewayNetns()); err == nil {
+		errs = append(errs, delLink(gwH, slotLink(b.Slot)))
+		gwH.Close()
+	}
+	errs = append(errs, ns.Remove(env.BridgeNetns(b.Name)))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("destroy bridge %q: %w", b.Name, err)
+	}
+	if err := st.removeBridge(b.Name); err != nil {
+		return err
+	}
+	if len(b.Ports) > 0 {
+		if plan, _, err := readyGateway(st); err == nil {
+			bridges, err := st.bridges()
+			if err != nil {
+				return err
+			}
+			if err := syncGatewayTable(env, plan, bridges); err != nil {
+				return fmt.Errorf("destroy bridge %q: remove its port forwards: %w", b.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Bridges lists every bridge, in slot order.
+func Bridges(env Env) ([]*BridgeState, error) {
+	st := env.store()
+	var out []*BridgeState
+	err := st.locked(func() (err error) {
+		out, err = st.bridges()
+		return err
+	})
+	return out, err
+}
+
+// GetBridge returns one bridge's state; an unknown name wraps ErrNoBridge.
+func GetBridge(env Env, name string) (*BridgeState, error) {
+	if err := checkName("bridge", name); err != nil {
+		return nil, err
+	}
+	st := env.store()
+	var b *BridgeState
+	err := st.locked(func() (err error) {
+		b, err = st.bridge(name)
+		return err
+	})
+	if err == nil && b == nil {
+		err = fmt.Errorf("bridge %q: %w; `pontoon bridge list` shows the existing ones", name, ErrNoBridge)
+	}
+	return b, err
+}
+
+// Netns returns the path of the bridge's namespace.
+func (b *BridgeState) Netns(env Env) string { return env.BridgeNetns(b.Name) }

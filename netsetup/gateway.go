@@ -1,0 +1,415 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoGateway is returned when an operation needs the gateway and it is not up.
+var ErrNoGateway = errors.New("the pontoon gateway is not up; run `pontoon gateway up` as root")
+
+// GatewayOptions configures `gateway up`.
+type GatewayOptions struct {
+	// Plan is the address plan; the zero value means DefaultPlan.
+	Plan Plan
+	// NoFirewall skips every change to the host's firewall (masquerade, FORWARD exceptions,
+	// DNS redirect) for hosts that manage their own.
+	NoFirewall bool
+}
+
+// GatewayUp creates the gateway namespace and links it to the host. When the gateway
+// already exists with the same plan it re-asserts the host firewall and returns
+// already=true; with another plan it fails and says how to fix it.
+func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
+	if !opt.Plan.Subnet.IsValid() {
+		opt.Plan = DefaultPlan()
+	}
+	st := env.store()
+	err = st.locked(func() error {
+		cur, err := st.gateway()
+		if err != nil {
+			return err
+		}
+		if cur != nil && cur.Phase == PhaseReady {
+			if cur.Plan != opt.Plan.String() {
+				return fmt.Errorf("the gateway is already up with subnet %s, not %s; run `pontoon gateway down` first, or drop --subnet to use %s", cur.Plan, opt.Plan, cur.Plan)
+			}
+			already = true
+			if env.DryRun != nil || cur.NoFirewall {
+				return nil
+			}
+			return ensureHostForward(env)
+		}
+		if cur != nil && cur.Creator.Alive() && cur.Creator != Self() {
+			return fmt.Errorf("another pontoon process (pid %d) is creating the gateway; wait for it or run `pontoon gc` once it is gone", cur.Creator.PID)
+		}
+		if cur != nil {
+			// A creation that died halfway: clear it away first.
+			if err := gatewayDown(env, cur); err != nil {
+				return err
+			}
+		}
+		if err := checkHostCollisions(env, opt.Plan); err != nil {
+			return err
+		}
+		return gatewayUp(env, opt)
+	})
+	return already, err
+}
+
+func gatewayUp(env Env, opt GatewayOptions) error {
+	st := env.store()
+	plan := opt.Plan
+	state := &GatewayState{Plan: plan.String(), Phase: PhaseCreating, Creator: Self(), Created: time.Now().UTC(), NoFirewall: opt.NoFirewall}
+	if env.DryRun == nil {
+		// Recorded before any kernel object exists, so a kill at any later point leaves a
+		// record gc can act on.
+		if err := writeJSON(st.gatewayFile(), state); err != nil {
+			return err
+		}
+	}
+	gwPath := env.GatewayNetns()
+	gwName := filepath.Base(gwPath)
+	var hostH, gwH *handle
+	defer func() { hostH.Close(); gwH.Close() }()
+	r := &runner{dry: env.DryRun}
+	fail := func(err error) error {
+		r.rollback()
+		if env.DryRun == nil {
+			os.Remove(st.gatewayFile())
+		}
+		return fmt.Errorf("create gateway: %w", err)
+	}
+	err := r.run(
+		step{
+			show: "ip netns add " + gwName,
+			do:   func() error { return ns.New(ns.Spec{Net: gwPath}) },
+			undo: func() error { return ns.Remove(gwPath) },
+		},
+		step{
+			show: fmt.Sprintf("ip link add %s type veth peer name %s netns %s", HostLinkName, UplinkName, gwName),
+			do: func() (err error) {
+				if hostH, err = openHandle(env.hostNetns()); err != nil {
+					return err
+				}
+				if gwH, err = openHandle(gwPath); err != nil {
+					return err
+				}
+				return addVeth(hostH, HostLinkName, UplinkName, gwH)
+			},
+			undo: func() error { return delLink(hostH, HostLinkName) },
+		},
+	)
+	if err != nil {
+		return fail(err)
+	}
+	err = r.run(
+		step{
+			show: fmt.Sprintf("ip addr add %s dev %s && ip link set %s up", plan.HostAddr(), HostLinkName, HostLinkName),
+			do:   func() error { return addrUp(hostH, HostLinkName, plan.HostAddr()) },
+		},
+		step{
+			show: fmt.Sprintf("ip -n %s link set lo up && ip -n %s addr add %s dev %s && ip -n %s link set %s up", gwName, gwName, plan.GatewayAddr(), UplinkName, gwName, UplinkName),
+			do: func() error {
+				if err := linkUp(gwH, "lo"); err != nil {
+					return err
+				}
+				return addrUp(gwH, UplinkName, plan.GatewayAddr())
+			},
+		},
+		step{
+			show: fmt.Sprintf("ip -n %s route add default via %s", gwName, plan.HostAddr().Addr()),
+			do:   func() error { return defaultRoute(gwH, plan.HostAddr().Addr()) },
+		},
+		step{
+			show: fmt.Sprintf("ip netns exec %s sysctl -w net.ipv4.ip_forward=1", gwName),
+			do:   func() error { _, err := ns.Sysctl(gwPath, "net.ipv4.ip_forward", "1"); return err },
+		},
+		step{
+			show: "sysctl -w net.ipv4.ip_forward=1",
+			do: func() error {
+				old, err := ns.Sysctl(env.hostNetns(), "net.ipv4.ip_forward", "1")
+				state.HostForwarding = old
+				return err
+			},
+			undo: func() error { return restoreForwarding(env, state.HostForwarding) },
+		},
+	)
+	if err != nil {
+		return fail(err)
+	}
+	gwTable := gatewayTable(plan, nil)
+	err = r.run(step{
+		show: gwTable.show(gwName),
+		do:   func() error { return replaceTable(gwH.fd(), gwTable) },
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if !opt.NoFirewall {
+		dns := loopbackResolver(env.resolvConf())
+		state.DNS = dns.String()
+		if !dns.IsValid() {
+			state.DNS = ""
+		}
+		hostTable := hostTable(plan, dns)
+		steps := []step{{
+			show: hostTable.show("<host>"),
+			do:   func() error { return replaceTable(hostH.fd(), hostTable) },
+			undo: func() error { return deleteTable(hostH.fd()) },
+		}}
+		if dns.IsValid() {
+			// DNAT to a loopback address is only routed when the receiving interface allows
+			// it; the setting is scoped to pontoon's own link and vanishes with it.
+			steps = append(steps, step{
+				show: fmt.Sprintf("sysctl -w net.ipv4.conf.%s.route_localnet=1", HostLinkName),
+				do: func() error {
+					_, err := ns.Sysctl(env.hostNetns(), "net.ipv4.conf."+HostLinkName+".route_localnet", "1")
+					return err
+				},
+			})
+		}
+		steps = append(steps, step{
+			show: fmt.Sprintf("# for every forward chain with policy drop: nft insert rule ... iifname %q accept; ... oifname %q ct state established,related accept", HostLinkName, HostLinkName),
+			do:   func() error { return ensureHostForward(env) },
+			undo: func() error { return removeHostForward(env) },
+		})
+		if err := r.run(steps...); err != nil {
+			return fail(err)
+		}
+	}
+	if env.DryRun != nil {
+		return nil
+	}
+	state.Phase = PhaseReady
+	if err := writeJSON(st.gatewayFile(), state); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// hostTable is pontoon's table in the host namespace: masquerade for everything leaving
+// through another interface than the host link, and the DNS redirect to a loopback resolver.
+func hostTable(plan Plan, dns netip.Addr) tableSpec {
+	post := natChain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource,
+		rule{saddr(plan.HostLink()), notOif(HostLinkName), masquerade()})
+	pre := natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
+	if dns.IsValid() {
+		for _, proto := range []string{"udp", "tcp"} {
+			pre.rules = append(pre.rules, rule{iif(HostLinkName), daddr(host(plan.HostAddr().Addr())), dport(proto, 53), dnat(dns, 53)})
+		}
+	}
+	return tableSpec{chains: []chainSpec{post, pre}}
+}
+
+// gatewayTable is pontoon's table in the gateway: masquerade towards the host, bridges cut
+// off from each other and from the gateway's uplink addresses, and the port forwards.
+func gatewayTable(plan Plan, forwards []rule) tableSpec {
+	return tableSpec{chains: []chainSpec{
+		natChain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource,
+			rule{oif(UplinkName), masquerade()}),
+		natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, forwards...),
+		filterChain("forward", nftables.ChainHookForward,
+			rule{iif("s*"), oif("s*"), drop()}),
+		filterChain("input", nftables.ChainHookInput,
+			rule{iif("s*"), daddr(plan.Uplinks()), drop()}),
+	}}
+}
+
+// GatewayDown removes exactly what GatewayUp created and restores the host's forwarding
+// setting. It succeeds when nothing is there. Bridges still present block it unless force,
+// which destroys them first.
+func GatewayDown(env Env, force bool) error {
+	st := env.store()
+	return st.locked(func() error {
+		cur, err := st.gateway()
+		if err != nil {
+			return err
+		}
+		bridges, err := st.bridges()
+		if err != nil {
+			return err
+		}
+		if len(bridges) > 0 && !force {
+			names := make([]string, len(bridges))
+			for i, b := range bridges {
+				names[i] = b.Name
+			}
+			return fmt.Errorf("bridges still use the gateway: %v; destroy them (`pontoon bridge destroy NAME`) or use `pontoon gateway down --force`", names)
+		}
+		for _, b := range bridges {
+			if err := destroyBridge(env, b); err != nil {
+				return err
+			}
+		}
+		if cur == nil {
+			cur = &GatewayState{}
+		}
+		return gatewayDown(env, cur)
+	})
+}
+
+func gatewayDown(env Env, cur *GatewayState) error {
+	gwPath := env.GatewayNetns()
+	if env.DryRun != nil {
+		w := env.DryRun
+		if !cur.NoFirewall {
+			fmt.Fprintf(w, "# delete every rule commented \"pontoon\" from forward chains\nnft delete table ip %s\n", TableName)
+		}
+		fmt.Fprintf(w, "ip link del %s\nip netns del %s\n", HostLinkName, filepath.Base(gwPath))
+		if cur.HostForwarding != "" && cur.HostForwarding != "1" {
+			fmt.Fprintf(w, "sysctl -w net.ipv4.ip_forward=%s\n", cur.HostForwarding)
+		}
+		return nil
+	}
+	hostH, err := openHandle(env.hostNetns())
+	if err != nil {
+		return err
+	}
+	defer hostH.Close()
+	var errs []error
+	if !cur.NoFirewall {
+		errs = append(errs, removeHostForward(env), deleteTable(hostH.fd()))
+	}
+	errs = append(errs, delLink(hostH, HostLinkName), ns.Remove(gwPath))
+	if cur.HostForwarding != "" {
+		errs = append(errs, restoreForwarding(env, cur.HostForwarding))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove gateway: %w", err)
+	}
+	if err := os.Remove(env.store().gatewayFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove gateway state: %w", err)
+	}
+	return nil
+}
+
+func restoreForwarding(env Env, old string) error {
+	if old == "" || old == "1" {
+		return nil
+	}
+	_, err := ns.Sysctl(env.hostNetns(), "net.ipv4.ip_forward", old)
+	return err
+}
+
+// GatewayStatus describes the gateway and its bridges.
+type GatewayStatus struct {
+	Up      bool           `json:"up"`
+	Gateway *GatewayState  `json:"gateway,omitempty"`
+	Bridges []*BridgeState `json:"bridges"`
+}
+
+// Status reads the gateway's and bridges' state.
+func Status(env Env) (GatewayStatus, error) {
+	st := env.store()
+	var out GatewayStatus
+	err := st.locked(func() (err error) {
+		if out.Gateway, err = st.gateway(); err != nil {
+			return err
+		}
+		out.Up = out.Gateway != nil && out.Gateway.Phase == PhaseReady && ns.IsPinned(env.GatewayNetns())
+		out.Bridges, err = st.bridges()
+		return err
+	})
+	if out.Bridges == nil {
+		out.Bridges = []*BridgeState{}
+	}
+	return out, err
+}
+
+// readyGateway returns the gateway's plan, or ErrNoGateway.
+func readyGateway(st store) (Plan, *GatewayState, error) {
+	g, err := st.gateway()
+	if err != nil {
+		return Plan{}, nil, err
+	}
+	if g == nil || g.Phase != PhaseReady {
+		return Plan{}, nil, ErrNoGateway
+	}
+	p, err := ParsePlan(g.Plan)
+	if err != nil {
+		return Plan{}, nil, fmt.Errorf("gateway state has a bad plan: %w", err)
+	}
+	return p, g, nil
+}
+
+// CurrentPlan returns the plan the gateway was created with, or ErrNoGateway.
+func CurrentPlan(env Env) (Plan, error) {
+	p, _, err := readyGateway(env.store())
+	return p, err
+}
+
+// checkHostCollisions refuses a plan whose ranges are already routed or addressed in the host
+// namespace (Docker's 172.17/172.18 networks being the common case).
+func checkHostCollisions(env Env, plan Plan) error {
+	h, err := openHandle(env.hostNetns())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("list host routes: %w", err)
+	}
+	ifname := func(idx int) string {
+		if l, err := h.LinkByIndex(idx); err == nil {
+			return l.Attrs().Name
+		}
+		return fmt.Sprint(idx)
+	}
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue // default route
+		}
+		p, ok := prefixOf(r.Dst)
+		if !ok || p.Bits() == 0 || ifname(r.LinkIndex) == HostLinkName {
+			continue
+		}
+		if used, hit := plan.Overlaps(p); hit {
+			return fmt.Errorf("subnet %s collides with the host route %s dev %s (the plan uses %s); choose a free /16 with --subnet, e.g. --subnet %s", plan, p, ifname(r.LinkIndex), used, suggestSubnet(plan))
+		}
+	}
+	addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("list host addresses: %w", err)
+	}
+	for _, a := range addrs {
+		p, ok := prefixOf(a.IPNet)
+		if !ok || ifname(a.LinkIndex) == HostLinkName || p.Addr().IsLoopback() {
+			continue
+		}
+		if used, hit := plan.Overlaps(p); hit {
+			return fmt.Errorf("subnet %s collides with the host address %s on %s (the plan uses %s); choose a free /16 with --subnet, e.g. --subnet %s", plan, p, ifname(a.LinkIndex), used, suggestSubnet(plan))
+		}
+	}
+	return nil
+}
+
+func suggestSubnet(p Plan) string {
+	if p.Subnet.Addr().As4()[0] == 10 {
+		return "172.29.0.0/16"
+	}
+	return "10.77.0.0/16"
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP.To4())
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	bits, _ := n.Mask.Size()
+	return netip.PrefixFrom(a, bits), true
+}

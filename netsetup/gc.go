@@ -1,0 +1,151 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+)
+
+// GCReport lists what gc removed.
+type GCReport struct {
+	Gateway bool     `json:"gateway,omitempty"`
+	Bridges []string `json:"bridges,omitempty"`
+	Guests  []string `json:"guests,omitempty"`
+	Orphans []string `json:"orphans,omitempty"`
+}
+
+// GC removes whatever belongs to dead owners: bridges whose owner process is gone, bridges
+// and a gateway whose creator died halfway through creating them, guests whose attached
+// process is gone, and kernel objects or pins no state record accounts for. It never touches a
+// bridge whose owner or creator is alive, and is safe to run at any time.
+func GC(env Env) (GCReport, error) {
+	var rep GCReport
+	st := env.store()
+	err := st.locked(func() error {
+		g, err := st.gateway()
+		if err != nil {
+			return err
+		}
+		if g != nil && g.Phase == PhaseCreating && !g.Creator.Alive() {
+			bridges, err := st.bridges()
+			if err != nil {
+				return err
+			}
+			for _, b := range bridges {
+				if err := destroyBridge(env, b); err != nil {
+					return err
+				}
+				rep.Bridges = append(rep.Bridges, b.Name)
+			}
+			if err := gatewayDown(env, g); err != nil {
+				return err
+			}
+			rep.Gateway = true
+			g = nil
+		}
+		bridges, err := st.bridges()
+		if err != nil {
+			return err
+		}
+		live := map[string]*BridgeState{}
+		for _, b := range bridges {
+			dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive())
+			if dead {
+				if err := destroyBridge(env, b); err != nil {
+					return err
+				}
+				rep.Bridges = append(rep.Bridges, b.Name)
+				continue
+			}
+			live[b.Name] = b
+			for _, gu := range b.Guests {
+				if gu.Process != nil && !gu.Process.Alive() {
+					if err := dropGuest(env, b.Name, gu.Name); err != nil {
+						return err
+					}
+					rep.Guests = append(rep.Guests, b.Name+"/"+gu.Name)
+				}
+			}
+		}
+		orphans, err := sweepOrphans(env, g, live)
+		rep.Orphans = orphans
+		return err
+	})
+	return rep, err
+}
+
+// sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a
+// record is written before its objects, so these can only be left by a record removed while
+// its objects could not be (or by a hand-edited state directory).
+func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState) ([]string, error) {
+	var out []string
+	var errs []error
+	owned := map[string]bool{}
+	slots := map[string]bool{}
+	for _, b := range live {
+		owned[env.BridgeNetns(b.Name)] = true
+		slots[slotLink(b.Slot)] = true
+		for _, gu := range b.Guests {
+			owned[gu.Netns] = true
+			owned[gu.UTS] = true
+		}
+	}
+	dirs := []struct{ dir, prefix string }{
+		{env.netnsDir(), "pontoon-br-"},
+		{env.netnsDir(), "pontoon-g-"},
+		{filepath.Join(env.stateDir(), "uts"), ""},
+	}
+	for _, d := range dirs {
+		ents, _ := os.ReadDir(d.dir)
+		for _, e := range ents {
+			p := filepath.Join(d.dir, e.Name())
+			if !strings.HasPrefix(e.Name(), d.prefix) || owned[p] {
+				continue
+			}
+			if err := ns.Remove(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, p)
+		}
+	}
+	if g == nil {
+		// No gateway record: a pinned gateway or host link is left over from a lost record.
+		if ns.IsPinned(env.GatewayNetns()) || exists(env.GatewayNetns()) {
+			if err := gatewayDown(env, &GatewayState{}); err != nil {
+				errs = append(errs, err)
+			} else {
+				out = append(out, env.GatewayNetns())
+			}
+		}
+		return out, errors.Join(errs...)
+	}
+	h, err := openHandle(env.GatewayNetns())
+	if err != nil {
+		return out, errors.Join(append(errs, err)...)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return out, errors.Join(append(errs, fmt.Errorf("list gateway links: %w", err))...)
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		if n, ok := strings.CutPrefix(name, "s"); ok && !slots[name] {
+			if _, err := strconv.Atoi(n); err != nil {
+				continue
+			}
+			if err := delLink(h, name); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, "gateway link "+name)
+		}
+	}
+	return out, errors.Join(errs...)
+}

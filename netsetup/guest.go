@@ -1,0 +1,320 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
+)
+
+// GuestOptions says how a guest joins a bridge.
+type GuestOptions struct {
+	// IP is the guest's fixed address, in x.y.0.1-x.y.0.253 of the plan.
+	IP string
+	// Hostname of a namespace pontoon creates; default the guest's name.
+	Hostname string
+	// Netns attaches an existing network namespace (a path) instead of creating one.
+	Netns string
+	// PID attaches the network namespace of a running process (e.g. a container's).
+	PID int
+	// Key records who attached the guest, e.g. a container id, so it can be removed by it.
+	Key string
+}
+
+// portName is the bridge-side end of a guest's veth: g<last octet>, unique in a bridge
+// because guest IPs are.
+func portName(ip netip.Addr) string { return fmt.Sprintf("g%d", ip.As4()[3]) }
+
+// PortName returns the name of the guest's port in the bridge namespace.
+func (g Guest) PortName() string {
+	ip, _ := netip.ParseAddr(g.IP)
+	return portName(ip)
+}
+
+// AddGuest attaches a network namespace to a bridge as a guest with a fixed IP: a veth port
+// on the bridge, eth0 with the address inside, and a default route via the bridge. Without
+// Netns or PID, pontoon creates the namespace (with its own UTS namespace and hostname) and
+// pins it. On failure nothing stays attached.
+func AddGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
+	g, err := addGuest(env, bridge, name, opt)
+	if err != nil {
+		return nil, fmt.Errorf("add guest %q to bridge %q: %w", name, bridge, err)
+	}
+	return g, nil
+}
+
+func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
+	if err := checkName("guest", name); err != nil {
+		return nil, err
+	}
+	if opt.Netns != "" && opt.PID != 0 {
+		return nil, errors.New("give either a namespace path or a pid, not both")
+	}
+	st := env.store()
+	var plan Plan
+	var b *BridgeState
+	g := Guest{Name: name, Phase: PhaseCreating}
+	var proc *Process
+	switch {
+	case opt.PID != 0:
+		p, err := ProcessOf(opt.PID)
+		if err != nil {
+			return nil, fmt.Errorf("pid %d: no such process; pass the pid of a running process", opt.PID)
+		}
+		proc = &p
+		g.Netns = fmt.Sprintf("/proc/%d/ns/net", opt.PID)
+	case opt.Netns != "":
+		if !exists(opt.Netns) {
+			return nil, fmt.Errorf("network namespace %s does not exist; pass the path of a namespace file", opt.Netns)
+		}
+		g.Netns = opt.Netns
+	default:
+		g.Owned = true
+		g.Netns = env.GuestNetns(bridge, name)
+		g.UTS = env.guestUTS(bridge, name)
+		g.Hostname = opt.Hostname
+		if g.Hostname == "" {
+			g.Hostname = name
+		}
+		if err := checkHostname(g.Hostname); err != nil {
+			return nil, err
+		}
+	}
+	g.Key = opt.Key
+	g.Process = proc
+	err := st.locked(func() (err error) {
+		if plan, _, err = readyGateway(st); err != nil {
+			return err
+		}
+		ip, err := plan.ParseGuestIP(opt.IP)
+		if err != nil {
+			return err
+		}
+		g.IP = ip.String()
+		if b, err = st.bridge(bridge); err != nil {
+			return err
+		}
+		if b == nil {
+			return fmt.Errorf("%w; create it with `pontoon bridge create %s`", ErrNoBridge, bridge)
+		}
+		if b.Phase != PhaseReady {
+			return fmt.Errorf("bridge is still being created; retry once `pontoon bridge create` has finished")
+		}
+		for _, o := range b.Guests {
+			if o.Name == name {
+				return fmt.Errorf("a guest named %q already exists on this bridge (IP %s); pick another name", name, o.IP)
+			}
+			if o.IP == g.IP {
+				return fmt.Errorf("IP %s is already used by guest %q on this bridge; pick another address", g.IP, o.Name)
+			}
+		}
+		b.Guests = append(b.Guests, g)
+		return writeJSON(st.bridgeFile(bridge), b)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := attach(env, plan, b, &g); err != nil {
+		st.locked(func() error { return dropGuest(env, bridge, name) })
+		return nil, err
+	}
+	err = st.locked(func() error {
+		cur, err := st.bridge(bridge)
+		if err != nil || cur == nil {
+			return fmt.Errorf("bridge vanished while attaching the guest: %v", err)
+		}
+		g.Phase = PhaseReady
+		for i := range cur.Guests {
+			if cur.Guests[i].Name == name {
+				cur.Guests[i] = g
+			}
+		}
+		if err := writeJSON(st.bridgeFile(bridge), cur); err != nil {
+			return err
+		}
+		return syncBridgePorts(env, plan, cur, name, g.IP)
+	})
+	if err != nil {
+		st.locked(func() error { return dropGuest(env, bridge, name) })
+		return nil, err
+	}
+	return &g, nil
+}
+
+func checkHostname(h string) error {
+	if len(h) > 63 || !namePattern.MatchString(h) {
+		return fmt.Errorf("hostname %q is invalid; use 1-63 letters, digits, '.', '_' or '-'", h)
+	}
+	return nil
+}
+
+// syncBridgePorts rewrites the bridge's table when a port forward names this guest.
+func syncBridgePorts(env Env, plan Plan, b *BridgeState, name, ip string) error {
+	for _, p := range b.Ports {
+		if p.Guest == name || p.Guest == ip {
+			h, err := openHandle(env.BridgeNetns(b.Name))
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			return replaceTable(h.fd(), bridgeTable(plan, b))
+		}
+	}
+	return nil
+}
+
+func attach(env Env, plan Plan, b *BridgeState, g *Guest) error {
+	ip, _ := netip.ParseAddr(g.IP)
+	port := portName(ip)
+	if g.Owned {
+		if err := ns.New(ns.Spec{Net: g.Netns, UTS: g.UTS, Hostname: g.Hostname}); err != nil {
+			return err
+		}
+	}
+	brH, err := openHandle(env.BridgeNetns(b.Name))
+	if err != nil {
+		return err
+	}
+	defer brH.Close()
+	gH, err := openHandle(g.Netns)
+	if err != nil {
+		return err
+	}
+	defer gH.Close()
+	if _, err := gH.LinkByName(GuestIfName); err == nil {
+		return fmt.Errorf("namespace %s already has an %s; attach a namespace without one", g.Netns, GuestIfName)
+	}
+	br, err := brH.linkByName(BridgeDev)
+	if err != nil {
+		return err
+	}
+	v := netlink.NewVeth(netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index})
+	v.PeerName = GuestIfName
+	v.PeerNamespace = netlink.NsFd(gH.fd())
+	if err := brH.LinkAdd(v); err != nil {
+		return fmt.Errorf("create port %s: %w", port, err)
+	}
+	if err := setupGuestSide(brH, gH, g, port, plan, ip); err != nil {
+		delLink(brH, port)
+		return err
+	}
+	return nil
+}
+
+func setupGuestSide(brH, gH *handle, g *Guest, port string, plan Plan, ip netip.Addr) error {
+	if err := linkUp(brH, port); err != nil {
+		return err
+	}
+	if err := linkUp(gH, "lo"); err != nil {
+		return err
+	}
+	if err := addrUp(gH, GuestIfName, plan.GuestAddr(ip)); err != nil {
+		return err
+	}
+	if err := defaultRoute(gH, plan.BridgeAddr().Addr()); err != nil {
+		return err
+	}
+	// Partitions are IPv4 rules: a guest's IPv6 link-local traffic would slip past them.
+	return sysctls(g.Netns, "net.ipv6.conf."+GuestIfName+".disable_ipv6", "1")
+}
+
+// DelGuest detaches a guest from its bridge and removes a namespace pontoon created for it.
+// Deleting a guest that is not there succeeds.
+func DelGuest(env Env, bridge, name string) error {
+	if err := checkName("guest", name); err != nil {
+		return err
+	}
+	st := env.store()
+	err := st.locked(func() error { return dropGuest(env, bridge, name) })
+	if err != nil {
+		return fmt.Errorf("delete guest %q from bridge %q: %w", name, bridge, err)
+	}
+	return nil
+}
+
+// DelGuestByKey detaches every guest attached with key (e.g. a container id) on any bridge.
+func DelGuestByKey(env Env, key string) error {
+	if key == "" {
+		return errors.New("delete guest: empty key")
+	}
+	st := env.store()
+	return st.locked(func() error {
+		bridges, err := st.bridges()
+		if err != nil {
+			return err
+		}
+		for _, b := range bridges {
+			for _, g := range b.Guests {
+				if g.Key == key {
+					if err := dropGuest(env, b.Name, g.Name); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// dropGuest removes a guest's port, namespace (when owned) and record; the caller holds the
+// state lock.
+func dropGuest(env Env, bridge, name string) error {
+	st := env.store()
+	b, err := st.bridge(bridge)
+	if err != nil || b == nil {
+		return err
+	}
+	idx := -1
+	for i, g := range b.Guests {
+		if g.Name == name {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		return nil
+	}
+	g := b.Guests[idx]
+	if h, err := openHandle(env.BridgeNetns(bridge)); err == nil {
+		err := delLink(h, g.PortName())
+		h.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if g.Owned {
+		if err := errors.Join(ns.Remove(g.Netns), ns.Remove(g.UTS)); err != nil {
+			return err
+		}
+	}
+	b.Guests = append(b.Guests[:idx], b.Guests[idx+1:]...)
+	if err := writeJSON(st.bridgeFile(bridge), b); err != nil {
+		return err
+	}
+	if plan, _, err := readyGateway(st); err == nil {
+		return syncBridgePorts(env, plan, b, g.Name, g.IP)
+	}
+	return nil
+}
+
+// GuestNamespaces returns the namespaces to enter to run a command as the guest.
+func (g Guest) Namespaces() ns.Spec { return ns.Spec{Net: g.Netns, UTS: g.UTS} }
+
+// FindGuest returns a guest of a bridge by name or IP.
+func FindGuest(env Env, bridge, ref string) (*BridgeState, *Guest, error) {
+	b, err := GetBridge(env, bridge)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, g := range b.Guests {
+		if g.Name == ref || g.IP == ref {
+			return b, &b.Guests[i], nil
+		}
+	}
+	names := make([]string, len(b.Guests))
+	for i, g := range b.Guests {
+		names[i] = g.Name
+	}
+	return nil, nil, fmt.Errorf("bridge %q has no guest %q; its guests are %v", bridge, ref, names)
+}

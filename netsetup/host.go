@@ -1,0 +1,143 @@
+// Package netsetup builds pontoon's chain of network namespaces:
+//
+//	host -- gateway -- bridge x n -- guest x n x m
+//
+// One gateway namespace is linked to the host; each run of a command gets a bridge namespace
+// linked to the gateway by a /30 uplink and holding a Linux bridge; each guest is a network
+// namespace (created by pontoon, or a container's) with a veth port on that bridge and a
+// fixed address in the run's private /24. NAT at every level gives guests outbound access.
+//
+// Every operation takes an Env, which says which network namespace plays the host and where
+// state and pinned namespaces live, so a whole chain can be built inside a throwaway namespace
+// (as the tests do) as easily as on the real host.
+package netsetup
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Interface and namespace names. Guest ports are named g<last octet of the guest IP>, gateway
+// ends of uplinks s<slot>; both are unique within their namespace by construction.
+const (
+	HostLinkName = "pontoon0" // host end of the host link, in the host namespace
+	UplinkName   = "uplink"   // the link towards the host, in the gateway and in each bridge
+	BridgeDev    = "br0"      // the Linux bridge in a bridge namespace
+	GuestIfName  = "eth0"     // the guest's end of its port
+	TableName    = "pontoon"  // pontoon's own nftables table in every namespace it touches
+)
+
+// Env says where a chain lives. The zero value means the real host: the namespace pontoon
+// runs in, state under /run/pontoon, namespaces pinned in /run/netns (so `ip netns exec`
+// works).
+type Env struct {
+	// HostNetns is the path of the network namespace that plays the host. Empty: the
+	// namespace the process started in.
+	HostNetns string
+	// StateDir holds pontoon's state files. Empty: /run/pontoon.
+	StateDir string
+	// NetnsDir is where pontoon pins the namespaces it creates. Empty: /run/netns.
+	NetnsDir string
+	// ResolvConf is the host's resolver configuration. Empty: /etc/resolv.conf.
+	ResolvConf string
+	// DryRun, when set, makes gateway and bridge operations print each step as the
+	// equivalent ip/nft/sysctl command instead of changing anything.
+	DryRun io.Writer
+}
+
+func (e Env) hostNetns() string {
+	if e.HostNetns != "" {
+		return e.HostNetns
+	}
+	return ns.Original()
+}
+
+func (e Env) stateDir() string {
+	if e.StateDir != "" {
+		return e.StateDir
+	}
+	return "/run/pontoon"
+}
+
+func (e Env) netnsDir() string {
+	if e.NetnsDir != "" {
+		return e.NetnsDir
+	}
+	return "/run/netns"
+}
+
+func (e Env) resolvConf() string {
+	if e.ResolvConf != "" {
+		return e.ResolvConf
+	}
+	return "/etc/resolv.conf"
+}
+
+// GatewayNetns is the path of the pinned gateway namespace.
+func (e Env) GatewayNetns() string { return filepath.Join(e.netnsDir(), "pontoon-gw") }
+
+// BridgeNetns is the path of the pinned namespace of bridge name.
+func (e Env) BridgeNetns(bridge string) string {
+	return filepath.Join(e.netnsDir(), "pontoon-br-"+bridge)
+}
+
+// GuestNetns is the path where pontoon pins a guest namespace it created itself.
+func (e Env) GuestNetns(bridge, guest string) string {
+	return filepath.Join(e.netnsDir(), "pontoon-g-"+bridge+"-"+guest)
+}
+
+// guestUTS is the pinned UTS namespace of a guest pontoon created (kept out of NetnsDir so
+// `ip netns list` shows only network namespaces).
+func (e Env) guestUTS(bridge, guest string) string {
+	return filepath.Join(e.stateDir(), "uts", bridge+"-"+guest)
+}
+
+// handle is an open netlink handle bound to one network namespace.
+type handle struct {
+	*netlink.Handle
+	ns netns.NsHandle
+}
+
+func openHandle(path string) (*handle, error) {
+	n, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	h, err := netlink.NewHandleAt(n, unix.NETLINK_ROUTE)
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("open netlink in %s: %w", path, err)
+	}
+	return &handle{Handle: h, ns: n}, nil
+}
+
+func (h *handle) Close() {
+	if h == nil {
+		return
+	}
+	h.Handle.Close()
+	h.ns.Close()
+}
+
+func (h *handle) fd() int { return int(h.ns) }
+
+// linkByName wraps LinkByName so that errors name the interface.
+func (h *handle) linkByName(name string) (netlink.Link, error) {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("find link %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

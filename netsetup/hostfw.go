@@ -1,0 +1,146 @@
+package netsetup
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/google/nftables"
+)
+
+// A packet accepted by pontoon's own chain still meets every other forward chain of the
+// host, and a drop there is final: Docker sets the iptables FORWARD policy to DROP, which
+// would cut guests off. The only way through is an exception inside that chain. pontoon adds
+// two rules, scoped to its own host link and marked with a "pontoon" comment, at the top of
+// each foreign forward chain whose policy is drop, and removes exactly those rules on
+// `gateway down`. Nobody else's rules are changed.
+
+// commentUserData encodes a rule comment the way nft(8) stores it (NFTNL_UDATA_RULE_COMMENT),
+// so `nft list ruleset` shows it.
+func commentUserData(s string) []byte {
+	return append([]byte{0, byte(len(s) + 1)}, append([]byte(s), 0)...)
+}
+
+var pontoonComment = commentUserData("pontoon")
+
+func hostForwardRules() []rule {
+	return []rule{
+		{iif(HostLinkName), accept()},
+		{oif(HostLinkName), ctEstablished(), accept()},
+	}
+}
+
+// foreignDropChains lists forward base chains with policy drop in other tables than pontoon's.
+func foreignDropChains(c *nftables.Conn) ([]*nftables.Chain, error) {
+	chains, err := c.ListChains()
+	if err != nil {
+		return nil, fmt.Errorf("list host nftables chains: %w", err)
+	}
+	var out []*nftables.Chain
+	for _, ch := range chains {
+		if ch.Table.Name == TableName || ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookForward {
+			continue
+		}
+		if ch.Table.Family != nftables.TableFamilyIPv4 && ch.Table.Family != nftables.TableFamilyINet {
+			continue
+		}
+		if ch.Policy != nil && *ch.Policy == nftables.ChainPolicyDrop {
+			out = append(out, ch)
+		}
+	}
+	return out, nil
+}
+
+func ownRules(c *nftables.Conn, ch *nftables.Chain) ([]*nftables.Rule, error) {
+	rules, err := c.GetRules(ch.Table, ch)
+	if err != nil {
+		return nil, fmt.Errorf("list rules of %s %s: %w", ch.Table.Name, ch.Name, err)
+	}
+	var own []*nftables.Rule
+	for _, r := range rules {
+		if bytes.Equal(r.UserData, pontoonComment) {
+			own = append(own, r)
+		}
+	}
+	return own, nil
+}
+
+// ensureHostForward adds pontoon's exceptions to every foreign forward chain with policy drop
+// that does not have them yet.
+func ensureHostForward(env Env) error {
+	h, err := openHandle(env.hostNetns())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(h.fd()))
+	if err != nil {
+		return fmt.Errorf("open nftables: %w", err)
+	}
+	chains, err := foreignDropChains(c)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, ch := range chains {
+		own, err := ownRules(c, ch)
+		if err != nil {
+			return err
+		}
+		if len(own) > 0 {
+			continue
+		}
+		rules := hostForwardRules()
+		// InsertRule prepends: insert in reverse so they end up in order at the top.
+		for i := len(rules) - 1; i >= 0; i-- {
+			c.InsertRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: rules[i].exprs(), UserData: pontoonComment})
+		}
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("add pontoon exceptions to the host's forward chains: %w", err)
+	}
+	return nil
+}
+
+// removeHostForward deletes the rules ensureHostForward added, wherever they are.
+func removeHostForward(env Env) error {
+	h, err := openHandle(env.hostNetns())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(h.fd()))
+	if err != nil {
+		return fmt.Errorf("open nftables: %w", err)
+	}
+	chains, err := c.ListChains()
+	if err != nil {
+		return fmt.Errorf("list host nftables chains: %w", err)
+	}
+	n := 0
+	for _, ch := range chains {
+		if ch.Table.Name == TableName || ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookForward {
+			continue
+		}
+		own, err := ownRules(c, ch)
+		if err != nil {
+			return err
+		}
+		for _, r := range own {
+			if err := c.DelRule(r); err != nil {
+				return fmt.Errorf("delete pontoon rule from %s %s: %w", ch.Table.Name, ch.Name, err)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("remove pontoon exceptions from the host's forward chains: %w", err)
+	}
+	return nil
+}

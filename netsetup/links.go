@@ -1,0 +1,81 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// addVeth creates a veth pair whose first end lives in h's namespace and whose peer is
+// created straight inside peerH's namespace, so no interface ever appears where it does not
+// belong.
+func addVeth(h *handle, name, peer string, peerH *handle) error {
+	v := netlink.NewVeth(netlink.LinkAttrs{Name: name})
+	v.PeerName = peer
+	v.PeerNamespace = netlink.NsFd(peerH.fd())
+	if err := h.LinkAdd(v); err != nil {
+		return fmt.Errorf("create veth %s/%s: %w", name, peer, err)
+	}
+	return nil
+}
+
+// delLink removes a link; one that is already gone is not an error.
+func delLink(h *handle, name string) error {
+	if h == nil {
+		return nil
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("find link %s: %w", name, err)
+	}
+	if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+func linkUp(h *handle, name string) error {
+	l, err := h.linkByName(name)
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// addrUp gives a link an address and brings it up.
+func addrUp(h *handle, name string, p netip.Prefix) error {
+	l, err := h.linkByName(name)
+	if err != nil {
+		return err
+	}
+	if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(p)}); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add address %s to %s: %w", p, name, err)
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", name, err)
+	}
+	return nil
+}
+
+func defaultRoute(h *handle, via netip.Addr) error {
+	r := &netlink.Route{Gw: via.AsSlice()}
+	if err := h.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add default route via %s: %w", via, err)
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+// Package ns is the one place in pontoon that switches a thread's namespaces.
+//
+// setns(2) and unshare(2) act on the calling OS thread, while Go moves goroutines between
+// threads freely. Every function here therefore runs its work on a fresh goroutine that
+// locks its thread and never unlocks it: when the goroutine returns, the Go runtime destroys
+// the thread instead of handing a thread that sits in a foreign namespace to other code.
+//
+// Everything else in pontoon works through namespace handles (netlink.NewHandleAt,
+// nftables.WithNetNSFd) or through the functions of this package.
+package ns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// origNet keeps the network namespace the process started in open for its whole life, so
+// Original can name it even after some thread has moved elsewhere.
+var origNet *os.File
+
+func init() {
+	// At init no goroutine can have switched namespaces yet.
+	f, err := os.Open("/proc/thread-self/ns/net")
+	if err == nil {
+		origNet = f
+	}
+}
+
+// Original returns a path that names the network namespace the process started in.
+func Original() string {
+	if origNet == nil {
+		return "/proc/self/ns/net"
+	}
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), origNet.Fd())
+}
+
+// onLockedThread runs fn on a dedicated OS thread that is discarded afterwards.
+func onLockedThread(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked on purpose: the runtime terminates a locked thread whose goroutine
+		// exits, so a namespace change can never leak to other goroutines.
+		runtime.LockOSThread()
+		defer func() {
+			if r := recover(); r != nil {
+				errc <- fmt.Errorf("panic in namespace: %v", r)
+			}
+		}()
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+func setns(path string, kind int) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), kind); err != nil {
+		return fmt.Errorf("enter namespace %s: %w", path, err)
+	}
+	return nil
+}
+
+// Do runs fn inside the network namespace at path, on a thread of its own.
+//
+// fn must not start goroutines that expect to be in that namespace: they run on other
+// threads. It may open sockets, which stay bound to the namespace they were created in.
+func Do(path string, fn func() error) error {
+	return onLockedThread(func() error {
+		if err := setns(path, unix.CLONE_NEWNET); err != nil {
+			return err
+		}
+		return fn()
+	})
+}
+
+// Spec names namespaces to create or join. An empty path means "leave as is".
+type Spec struct {
+	Net      string // network namespace file
+	UTS      string // UTS namespace file
+	Hostname string // with New: the hostname of the new UTS namespace
+}
+
+// New creates a network namespace (and, when s.UTS is set, a UTS namespace with
+// s.Hostname) and pins each by a bind mount on the given path, so it outlives this
+// process. Nothing is left behind on failure.
+func New(s Spec) (err error) {
+	if s.Net == "" {
+		return errors.New("create namespace: no path given for the network namespace")
+	}
+	flags := unix.CLONE_NEWNET
+	if s.UTS != "" {
+		flags |= unix.CLONE_NEWUTS
+	}
+	return onLockedThread(func() error {
+		if err := unix.Unshare(flags); err != nil {
+			return fmt.Errorf("unshare network namespace for %s: %w", s.Net, err)
+		}
+		if s.UTS != "" && s.Hostname != "" {
+			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
+				return fmt.Errorf("set hostname %q: %w", s.Hostname, err)
+			}
+		}
+		if err := pin("/proc/thread-self/ns/net", s.Net); err != nil {
+			return err
+		}
+		if s.UTS != "" {
+			if err := pin("/proc/thread-self/ns/uts", s.UTS); err != nil {
+				Remove(s.Net)
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func pin(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("pin namespace: %w", err)
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("pin namespace at %s: %w", dst, err)
+	}
+	f.Close()
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("pin namespace at %s: bind mount: %w", dst, err)
+	}
+	return nil
+}
+
+// Remove unpins a namespace created by New. The namespace itself goes away once no process
+// and no open handle refers to it. Removing what is already gone succeeds.
+func Remove(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unpin namespace %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove namespace file %s: %w", path, err)
+	}
+	return nil
+}
+
+// IsPinned reports whether path is a pinned namespace (a bind-mounted nsfs file).
+func IsPinned(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
+
+// Bind is a file bind-mounted over another inside a process's private mount namespace.
+type Bind struct {
+	Source, Target string
+}
+
+// Start starts cmd inside the namespaces of s (joining, not creating them). When binds are
+// given, cmd also gets a private mount namespace in which each Source is bind-mounted on its
+// Target (how a guest gets its own /etc/hosts and /etc/resolv.conf); the host's mounts are
+// not changed.
+func Start(s Spec, binds []Bind, cmd *exec.Cmd) error {
+	return onLockedThread(func() error {
+		if len(binds) > 0 {
+			// CLONE_FS detaches this thread's root and cwd from the other threads; the
+			// kernel requires it for a thread of a multi-threaded process to get a private
+			// mount namespace.
+			if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
+				return fmt.Errorf("unshare mount namespace: %w", err)
+			}
+			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+				return fmt.Errorf("make mounts private: %w", err)
+			}
+			for _, b := range binds {
+				if err := unix.Mount(b.Source, b.Target, "", unix.MS_BIND, ""); err != nil {
+					return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
+				}
+			}
+		}
+		if s.Net != "" {
+			if err := setns(s.Net, unix.CLONE_NEWNET); err != nil {
+				return err
+			}
+		}
+		if s.UTS != "" {
+			if err := setns(s.UTS, unix.CLONE_NEWUTS); err != nil {
+				return err
+			}
+		}
+		// fork happens on this thread, so the child inherits its namespaces.
+		return cmd.Start()
+	})
+}
+
+// Exec replaces the current process with argv inside the namespaces of s. It returns only
+// on failure.
+func Exec(s Spec, argv []string, env []string) error {
+	if len(argv) == 0 {
+		return errors.New("exec: no command given")
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", argv[0], err)
+	}
+	return onLockedThread(func() error {
+		if s.Net != "" {
+			if err := setns(s.Net, unix.CLONE_NEWNET); err != nil {
+				return err
+			}
+		}
+		if s.UTS != "" {
+			if err := setns(s.UTS, unix.CLONE_NEWUTS); err != nil {
+				return err
+			}
+		}
+		// execve from any thread replaces the whole process and keeps this thread's namespaces.
+		return fmt.Errorf("exec %s: %w", strings.Join(argv, " "), unix.Exec(path, argv, env))
+	})
+}
+
+// Sysctl sets a sysctl (dotted name, e.g. net.ipv4.ip_forward) inside the network namespace
+// at path and returns its previous value. /proc/sys/net shows the namespace of the thread
+// that opens it, hence the switch.
+func Sysctl(path, name, value string) (old string, err error) {
+	file := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+	err = Do(path, func() error {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("read sysctl %s: %w", name, err)
+		}
+		old = strings.TrimSpace(string(b))
+		if old == value {
+			return nil
+		}
+		if err := os.WriteFile(file, []byte(value), 0o644); err != nil {
+			return fmt.Errorf("set sysctl %s=%s: %w", name, value, err)
+		}
+		return nil
+	})
+	return old, err
+}

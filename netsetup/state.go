@@ -1,0 +1,221 @@
+package netsetup
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Phase says how far a gateway, bridge or guest got: a "creating" record whose creator is
+// gone is garbage from a killed run.
+type Phase string
+
+// Phases of a state record.
+const (
+	PhaseCreating Phase = "creating"
+	PhaseReady    Phase = "ready"
+)
+
+// Process identifies a process across pid reuse by its pid and its start time in clock ticks
+// since boot.
+type Process struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"`
+}
+
+// Self returns the calling process.
+func Self() Process { p, _ := ProcessOf(os.Getpid()); return p }
+
+// ProcessOf returns pid's identity, or an error when no such process exists.
+func ProcessOf(pid int) (Process, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Process{}, fmt.Errorf("process %d: %w", pid, err)
+	}
+	// The command name (field 2) may contain spaces and parentheses: fields are counted after
+	// the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return Process{}, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return Process{}, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64) // field 22: starttime
+	if err != nil {
+		return Process{}, fmt.Errorf("process %d: malformed start time: %w", pid, err)
+	}
+	return Process{PID: pid, Start: start}, nil
+}
+
+// Alive reports whether the process still runs (and is the same process, not a reuse of its pid).
+func (p Process) Alive() bool {
+	if p.PID <= 0 {
+		return false
+	}
+	q, err := ProcessOf(p.PID)
+	return err == nil && q.Start == p.Start
+}
+
+// GatewayState is what `gateway up` created, recorded so that every later command uses the
+// same plan and `gateway down` removes exactly that.
+type GatewayState struct {
+	Plan       string    `json:"plan"`
+	Phase      Phase     `json:"phase"`
+	Creator    Process   `json:"creator"`
+	Created    time.Time `json:"created"`
+	NoFirewall bool      `json:"no_firewall,omitempty"`
+	// HostForwarding is the host's net.ipv4.ip_forward before up; down restores it.
+	HostForwarding string `json:"host_forwarding,omitempty"`
+	// DNS is the loopback resolver guests' DNS is redirected to, if any.
+	DNS string `json:"dns,omitempty"`
+}
+
+// BridgeState is one bridge's record.
+type BridgeState struct {
+	Name    string    `json:"name"`
+	Slot    int       `json:"slot"`
+	Phase   Phase     `json:"phase"`
+	Creator Process   `json:"creator"`
+	Owner   *Process  `json:"owner,omitempty"` // nil: the bridge lives until destroyed
+	Created time.Time `json:"created"`
+	Ports   []Port    `json:"ports,omitempty"`
+	Guests  []Guest   `json:"guests,omitempty"`
+}
+
+// Guest is one guest of a bridge.
+type Guest struct {
+	Name     string `json:"name"`
+	IP       string `json:"ip"`
+	Hostname string `json:"hostname,omitempty"`
+	// Netns is the guest's network namespace; Owned says pontoon created (and pinned) it.
+	Netns string `json:"netns"`
+	UTS   string `json:"uts,omitempty"`
+	Owned bool   `json:"owned,omitempty"`
+	// Key identifies who attached the guest (a container id for the OCI hook).
+	Key string `json:"key,omitempty"`
+	// Process is the process whose namespace was attached by pid; gc drops the guest once it is gone.
+	Process *Process `json:"process,omitempty"`
+	Phase   Phase    `json:"phase"`
+}
+
+// store reads and writes state files under one directory, serialized by an flock so that
+// concurrent pontoon processes never allocate the same slot, name, address or port.
+type store struct {
+	dir string
+}
+
+func (e Env) store() store { return store{dir: e.stateDir()} }
+
+func (s store) gatewayFile() string           { return filepath.Join(s.dir, "gateway.json") }
+func (s store) bridgeFile(name string) string { return filepath.Join(s.dir, "bridges", name+".json") }
+
+// locked runs fn while holding the state lock. The lock dies with its holder, so a killed
+// process never wedges the others.
+func (s store) locked(fn func() error) error {
+	if err := os.MkdirAll(filepath.Join(s.dir, "bridges"), 0o700); err != nil {
+		return fmt.Errorf("create state directory %s: %w", s.dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("open state lock: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock state: %w", err)
+	}
+	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return fn()
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("read state %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeJSON replaces path atomically so a reader never sees half a file.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}
+
+func (s store) gateway() (*GatewayState, error) {
+	var g GatewayState
+	if err := readJSON(s.gatewayFile(), &g); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &g, nil
+}
+
+func (s store) bridge(name string) (*BridgeState, error) {
+	var b BridgeState
+	if err := readJSON(s.bridgeFile(name), &b); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return &b, nil
+}
+
+func (s store) bridges() ([]*BridgeState, error) {
+	ents, err := os.ReadDir(filepath.Join(s.dir, "bridges"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list bridges: %w", err)
+	}
+	var out []*BridgeState
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		b, err := s.bridge(name)
+		if err != nil {
+			return nil, err
+		}
+		if b != nil {
+			out = append(out, b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
+	return out, nil
+}
+
+func (s store) removeBridge(name string) error {
+	if err := os.Remove(s.bridgeFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove state of bridge %q: %w", name, err)
+	}
+	return nil
+}
