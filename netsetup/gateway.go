@@ -164,7 +164,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 		}
 		hostTable := hostTable(plan, dns)
 		steps := []step{{
-			show: hostTable.show("<host>"),
+			show: hostTable.show(""),
 			do:   func() error { return replaceTable(hostH.fd(), hostTable) },
 			undo: func() error { return deleteTable(hostH.fd()) },
 		}}

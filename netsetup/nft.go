@@ -181,8 +181,15 @@ func hookName(h nftables.ChainHook) string {
 	return fmt.Sprint(uint32(h))
 }
 
+// show renders the equivalent command; an empty nsName means the host's own namespace. The
+// script adds, deletes and re-adds the table, as replaceTable does, so it replaces any
+// previous version.
 func (t tableSpec) show(nsName string) string {
-	return fmt.Sprintf("ip netns exec %s nft -f - <<'EOF'\n%s\nEOF", nsName, t.text())
+	prefix := ""
+	if nsName != "" {
+		prefix = "ip netns exec " + nsName + " "
+	}
+	return fmt.Sprintf("%snft -f - <<'EOF'\ntable ip %s\ndelete table ip %s\n%s\nEOF", prefix, TableName, TableName, t.text())
 }
 
 // replaceTable installs t as pontoon's table in the namespace whose fd is given, replacing

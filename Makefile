@@ -1,0 +1,58 @@
+# pontoon's build, test, benchmark and demo entry points. Run as root on Debian: test and demo
+# install the Debian packages they need when they are missing.
+
+export PATH := $(PATH):/usr/local/go/bin
+GO      ?= go
+BIN     := bin/pontoon
+# What the privileged tests and the demo drive for real.
+DEBS    := iproute2 iptables nftables runc crun containerd podman busybox-static \
+           containernetworking-plugins iputils-ping
+BENCH_DEBS := hyperfine containernetworking-plugins
+TEST_TIMEOUT ?= 40m
+
+.PHONY: all build test unit vet deps bench demo clean gc check-go
+
+all: build
+
+check-go:
+	@command -v $(GO) >/dev/null || { echo "Go is not installed; pontoon needs Go >= $$(sed -n 's/^go //p' go.mod)"; exit 1; }
+
+build: check-go
+	$(GO) build -o $(BIN) ./cmd/pontoon
+
+vet: check-go
+	$(GO) vet ./...
+
+# deps installs missing Debian packages (apt-get update runs only when something is missing).
+deps:
+	@missing=""; for p in $(DEBS) $(EXTRA_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# unit runs the tests that need no root.
+unit: check-go
+	$(GO) test -count=1 -short ./...
+
+# test runs everything: unit tests and the privileged integration tests (real namespaces,
+# nftables, runc, crun, containerd, podman), then the stock-kernel VM lane.
+test: check-go deps vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory test-vm
+
+bench: check-go build
+	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(BENCH_DEBS)"
+	bash bench/compare.sh
+
+demo: check-go deps build
+	bash examples/demo.sh
+
+gc: build
+	$(BIN) gc
+
+clean:
+	rm -rf bin
+
+-include vmtest/vmtest.mk
+-include vagrant/vagrant.mk
