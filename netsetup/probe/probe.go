@@ -193,4 +193,3 @@ func All(nsPath string, addr netip.Addr, port int, timeout time.Duration) error 
 	wg.Wait()
 	return errors.Join(errs...)
 }
-
