@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/urfave/cli/v2"
@@ -41,7 +42,7 @@ func main() {
 			return usageError{err.Error()}
 		},
 	}
-	err := app.Run(os.Args)
+	err := app.Run(interspersed(app, os.Args))
 	if err == nil {
 		return
 	}
@@ -51,7 +52,7 @@ func main() {
 	}
 	fmt.Fprintf(os.Stderr, "pontoon: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "Required flag") {
 		os.Exit(2)
 	}
 	os.Exit(1)
@@ -71,7 +72,7 @@ func env(c *cli.Context) netsetup.Env {
 // args checks the number of positional arguments.
 func args(c *cli.Context, names ...string) ([]string, error) {
 	if c.NArg() != len(names) {
-		return nil, usagef("%s takes %d argument(s): %v; got %d (see `pontoon %s --help`)", c.Command.FullName(), len(names), names, c.NArg(), c.Command.FullName())
+		return nil, usagef("%s takes %d argument(s): %v; got %d (see `pontoon %s --help`)", c.Command.HelpName, len(names), names, c.NArg(), c.Command.HelpName)
 	}
 	return c.Args().Slice(), nil
 }
