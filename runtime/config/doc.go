@@ -1,0 +1,81 @@
+// Package config reads and validates a project's pontoon.toml.
+//
+// A developer keeps pontoon.toml in the project root; `pontoon run NAME`
+// runs one of its commands and `pontoon list` lists them. Each run gets its
+// own isolated bridge network, by default 172.18.0.0/24, where guests take
+// fixed addresses 172.18.0.1-172.18.0.253 and 172.18.0.254 is the bridge
+// (see DefaultBridgeNet, GuestRange, BridgeAddr).
+//
+// Load and Parse validate the whole file before anything is created and
+// return either a complete Project or an ErrorList with every problem,
+// sorted by line, each naming the file, line and key and saying how to fix
+// it:
+//
+//	pontoon.toml:12: commands.cluster.children.n2.ip: "172.18.0.300" is not an IPv4 address; use 172.18.0.1-172.18.0.253
+//
+// Commands and children keep their file order.
+//
+// # Schema
+//
+//	[settings]                    # optional, project-wide defaults
+//	runtime = "runc"              # runc (default) | crun | containerd
+//
+//	[commands.test]               # a plain command; name: [a-z0-9][a-z0-9_-]*, at most 63 characters
+//	description = "unit tests"    # optional, shown by `pontoon list`
+//	run = ["go", "test", "./..."] # required: an argv list, run without a shell, or
+//	                              # run = { shell = "go test ./... | tee log" } for /bin/sh -c
+//	env = { GOFLAGS = "-mod=mod" }  # optional; names [A-Za-z_][A-Za-z0-9_]*, values strings
+//	workdir = "/work"             # optional, absolute, inside the container; default /work
+//	network = "guest"             # "host" (default) | "none" | "guest"
+//	ip = "172.18.0.10"            # guest only, required there: 172.18.0.1-172.18.0.253
+//	hostname = "tester"           # guest only, optional: defaults to the command's name
+//	ports = ["8080:80", "5353:53/udp"]  # guest only, optional: "HOSTPORT:GUESTPORT[/tcp|/udp]", ports 1-65535, tcp by default
+//	root = "host"                 # "host" (default): host system directories read-only,
+//	                              #   the project directory read-write at /work, a private /tmp
+//	                              # | { rootfs = "rootfs/alpine" }: a directory relative to the project, must exist
+//	                              # | { image = "docker.io/library/alpine:3" }: needs runtime "containerd"
+//	runtime = "crun"              # optional: overrides [settings] runtime
+//
+//	[commands.cluster]            # a supervise command: children, no run of its own
+//	description = "three kv nodes"
+//	supervise = true
+//	exit = "any"                  # "any" (default): stop every child when one exits | "all": wait for all
+//	env = { RUST_LOG = "info" }   # env, workdir, root and runtime here are defaults for the children;
+//	runtime = "runc"              #   a child's env adds to and overrides the command's key by key
+//
+//	[commands.cluster.children.n1]  # a guest child: has ip; name as for commands
+//	description = "first node"    # optional
+//	run = ["kvnode", "--id", "1"] # required, as for plain commands
+//	ip = "172.18.0.1"             # required for a guest
+//	hostname = "n1"               # optional: defaults to the child's name
+//	ports = ["7001:7000"]         # optional
+//
+//	[commands.cluster.children.n2]
+//	run = ["kvnode", "--id", "2"]
+//	ip = "172.18.0.2"
+//	root = { rootfs = "rootfs/kv" }  # children also accept env, workdir, root, runtime
+//
+//	[commands.cluster.children.chaos]  # a bridge child: runs in the run's bridge
+//	run = { shell = "sleep 1; pontoon partition isolate n1" }  # namespace, reaches every guest
+//	bridge = true                 # no ip, hostname or ports of its own
+//
+// Rules beyond the shapes above:
+//   - A plain command has run and no children or exit; a supervise command
+//     has at least one child and no run, network, ip, hostname or ports.
+//   - ip, hostname and ports need network = "guest" on a plain command, and
+//     network = "guest" needs ip.
+//   - A child is a guest (ip) or a bridge child (bridge = true), exactly one.
+//   - Within one command no two guests share an address or a hostname
+//     (compared case-insensitively), and no two forwards share a host port
+//     and protocol. Different commands never run on the same bridge, so they
+//     may reuse addresses.
+//   - A run string is an error: write an argv list, or mark a shell command
+//     explicitly with { shell = "..." }.
+//   - Unknown keys are errors, with a "did you mean" suggestion when one is
+//     close.
+//   - rootfs existence is checked when the project directory is known
+//     (Load, or ParseOptions with Options.Dir); Parse touches no file system.
+//
+// Tables may be written in any TOML form: [table] headers, dotted keys
+// (commands.test.run = [...]) or inline tables.
+package config
