@@ -1,0 +1,547 @@
+package partition
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Mode says what a blocked packet's sender experiences.
+type Mode string
+
+const (
+	// ModeDrop loses blocked packets silently: peers see timeouts.
+	ModeDrop Mode = "drop"
+	// ModeReject answers blocked TCP packets with a reset and other blocked
+	// packets with an ICMP "administratively prohibited" unreachable, so
+	// clients fail fast ("connection refused", "no route to host").
+	ModeReject Mode = "reject"
+)
+
+// State is what Apply makes true on a bridge: a partition, how blocked
+// packets are treated, and impairments.
+type State struct {
+	Partition Partition `json:"partition"`
+	// Mode is drop (default when empty) or reject.
+	Mode Mode `json:"mode"`
+	// Cut resets TCP connections that are already open across the partition
+	// instead of leaving them stalled: every segment of an established flow
+	// crossing a blocked pair is answered with a TCP reset (in drop mode too;
+	// new connections are still dropped there). When guests carry NetnsPath,
+	// Apply also closes such sockets inside the guests at once (sock_diag
+	// SOCK_DESTROY), so even an idle reader sees the cut.
+	Cut         bool         `json:"cut"`
+	Impairments []Impairment `json:"impairments"`
+}
+
+// WithImpairments returns a copy of s in which each of imps replaces the
+// impairment of the same guest or pair, or is added. It is what an
+// "impair" command applies on top of the current state (Status(t).State()).
+func (s State) WithImpairments(imps ...Impairment) State {
+	out := s
+	out.Impairments = slices.Clone(s.Impairments)
+	for _, im := range imps {
+		i := slices.IndexFunc(out.Impairments, func(x Impairment) bool { return x.Target() == im.Target() })
+		if i >= 0 {
+			out.Impairments[i] = im
+		} else {
+			out.Impairments = append(out.Impairments, im)
+		}
+	}
+	return out
+}
+
+// Names of what partition owns in the bridge namespace.
+const (
+	// TableName is pontoon's partition table (netdev family) in the bridge
+	// namespace. Other tables, including other "pontoon*" tables, are never
+	// touched.
+	TableName = "pontoon_partition"
+	// TableFamily is the nftables family of TableName.
+	TableFamily = "netdev"
+	// BlockedSet holds the blocked (src . dst) IPv4 pairs.
+	BlockedSet = "blocked"
+	// FilterChain is the regular chain every port's ingress chain jumps to.
+	FilterChain = "filter"
+	// QdiscMajor is the handle major of every qdisc partition adds ("pt"), by
+	// which it recognises its own qdiscs when healing.
+	QdiscMajor = 0x7074
+	// IFBPrefix starts the name of every IFB device partition creates.
+	IFBPrefix = "pti-"
+	// ChainPriority orders the port chains before any other netdev chain a
+	// user might add, so a blocked packet never reaches them.
+	ChainPriority = -300
+)
+
+// Class minors inside the QdiscMajor HTB tree.
+const (
+	classTop     = 1
+	classDefault = 2
+	classPairs   = 0x100 // + index of the source guest
+)
+
+// Plan is the compiled form of a State: the nftables rule set and the
+// traffic-control configuration, as plain data.
+type Plan struct {
+	RuleSet RuleSet   `json:"ruleset"`
+	Shaping []Shaping `json:"shaping"`
+}
+
+// RuleSet describes the content of the partition table. An empty RuleSet
+// (no chains) means the table must not exist.
+type RuleSet struct {
+	Family string  `json:"family"`
+	Table  string  `json:"table"`
+	Sets   []Set   `json:"sets"`
+	Chains []Chain `json:"chains"`
+}
+
+// Empty reports whether the rule set has nothing to enforce.
+func (rs RuleSet) Empty() bool { return len(rs.Chains) == 0 }
+
+// Set is a named set of IPv4 address pairs.
+type Set struct {
+	Name     string     `json:"name"`
+	Elements []AddrPair `json:"elements"`
+}
+
+// AddrPair is one "src . dst" set element.
+type AddrPair struct {
+	Src netip.Addr `json:"src"`
+	Dst netip.Addr `json:"dst"`
+}
+
+// Chain is a base chain (Hook set) or a regular chain (Hook empty).
+type Chain struct {
+	Name     string `json:"name"`
+	Hook     string `json:"hook,omitempty"` // "ingress" or "egress"
+	Device   string `json:"device,omitempty"`
+	Priority int32  `json:"priority,omitempty"`
+	Rules    []Rule `json:"rules"`
+}
+
+// Action is what a rule does when it matches.
+type Action string
+
+// Rule actions.
+const (
+	ActionDrop           Action = "drop"
+	ActionRejectTCPReset Action = "reject with tcp reset"
+	ActionRejectAdmin    Action = "reject with icmpx admin-prohibited"
+	ActionJump           Action = "jump"
+	ActionSetPriority    Action = "meta priority set"
+)
+
+// Rule is one rule: every set match must hold, then Action is taken.
+type Rule struct {
+	IPv4    bool       `json:"ipv4,omitempty"`     // meta protocol ip
+	Saddr   netip.Addr `json:"saddr,omitzero"`     // ip saddr ADDR
+	Daddr   netip.Addr `json:"daddr,omitzero"`     // ip daddr ADDR
+	PairSet string     `json:"pair_set,omitempty"` // ip saddr . ip daddr @SET
+	TCP     bool       `json:"tcp,omitempty"`      // meta l4proto tcp
+	NoSYN   bool       `json:"no_syn,omitempty"`   // tcp flags & syn == 0
+	// Chance, when not 0, matches with probability Chance/10000
+	// (numgen random mod 10000 < Chance).
+	Chance   uint32 `json:"chance,omitempty"`
+	Action   Action `json:"action"`
+	Jump     string `json:"jump,omitempty"`     // for ActionJump
+	Priority uint32 `json:"priority,omitempty"` // tc classid for ActionSetPriority
+}
+
+// LossScale is the modulus of the random number loss rules draw: loss is
+// applied with a resolution of 0.01%.
+const LossScale = 10000
+
+// String renders the rule in nft syntax.
+func (r Rule) String() string {
+	var b []string
+	if r.IPv4 {
+		b = append(b, "meta protocol ip")
+	}
+	if r.Saddr.IsValid() {
+		b = append(b, "ip saddr "+r.Saddr.String())
+	}
+	if r.Daddr.IsValid() {
+		b = append(b, "ip daddr "+r.Daddr.String())
+	}
+	if r.PairSet != "" {
+		b = append(b, "ip saddr . ip daddr @"+r.PairSet)
+	}
+	if r.TCP {
+		b = append(b, "meta l4proto tcp")
+	}
+	if r.NoSYN {
+		b = append(b, "tcp flags & syn == 0")
+	}
+	if r.Chance != 0 {
+		b = append(b, fmt.Sprintf("numgen random mod %d < %d", LossScale, r.Chance))
+	}
+	switch r.Action {
+	case ActionJump:
+		b = append(b, "jump "+r.Jump)
+	case ActionSetPriority:
+		b = append(b, fmt.Sprintf("meta priority set %x:%x", r.Priority>>16, r.Priority&0xffff))
+	default:
+		b = append(b, string(r.Action))
+	}
+	return strings.Join(b, " ")
+}
+
+// String renders the rule set as an nft script (what `nft -f` would load).
+func (rs RuleSet) String() string {
+	if rs.Empty() {
+		return fmt.Sprintf("# table %s %s: absent\n", rs.Family, rs.Table)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "table %s %s {\n", rs.Family, rs.Table)
+	for _, s := range rs.Sets {
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr . ipv4_addr\n", s.Name)
+		if len(s.Elements) > 0 {
+			els := make([]string, len(s.Elements))
+			for i, e := range s.Elements {
+				els[i] = e.Src.String() + " . " + e.Dst.String()
+			}
+			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(els, ", "))
+		}
+		b.WriteString("\t}\n")
+	}
+	for _, c := range rs.Chains {
+		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
+		if c.Hook != "" {
+			fmt.Fprintf(&b, "\t\ttype filter hook %s device %q priority %d;\n", c.Hook, c.Device, c.Priority)
+		}
+		for _, r := range c.Rules {
+			fmt.Fprintf(&b, "\t\t%s\n", r)
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+// Shaping is the traffic-control tree of one device: an HTB qdisc (handle
+// QdiscMajor:) with a top class of Rate, a default class and one class per
+// impaired source pair, each class optionally with a netem leaf.
+type Shaping struct {
+	// Device is the port (traffic delivered to Guest) or an IFB device.
+	Device string `json:"device"`
+	// Redirect, when set, names the port whose incoming traffic (what Guest
+	// sends) is redirected into Device, an IFB.
+	Redirect string `json:"redirect,omitempty"`
+	// Guest is whose link this shapes.
+	Guest string `json:"guest"`
+	// Rate of the top class; 0 means MaxRate.
+	Rate Rate `json:"rate,omitempty"`
+	// Classes; the first is the default class.
+	Classes []Class `json:"classes"`
+}
+
+// Class is one HTB leaf class.
+type Class struct {
+	Minor uint16 `json:"minor"`
+	// From is the source guest of a pair class; empty for the default class.
+	From  string `json:"from,omitempty"`
+	Rate  Rate   `json:"rate,omitempty"` // 0 means MaxRate
+	Netem *Netem `json:"netem,omitempty"`
+}
+
+// Netem holds the netem settings of a class.
+type Netem struct {
+	Delay     time.Duration `json:"delay,omitempty"`
+	Jitter    time.Duration `json:"jitter,omitempty"`
+	Duplicate float64       `json:"duplicate,omitempty"`
+	Corrupt   float64       `json:"corrupt,omitempty"`
+	Reorder   float64       `json:"reorder,omitempty"`
+}
+
+func netemOf(im *Impairment) *Netem {
+	if im == nil || !im.needsNetem() {
+		return nil
+	}
+	return &Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}
+}
+
+// mergeNetem lets the pair's settings override the guest's field by field.
+func mergeNetem(guest, pair *Netem) *Netem {
+	if guest == nil {
+		return pair
+	}
+	if pair == nil {
+		return guest
+	}
+	m := *guest
+	if pair.Delay > 0 {
+		m.Delay = pair.Delay
+	}
+	if pair.Jitter > 0 {
+		m.Jitter = pair.Jitter
+	}
+	if pair.Duplicate > 0 {
+		m.Duplicate = pair.Duplicate
+	}
+	if pair.Corrupt > 0 {
+		m.Corrupt = pair.Corrupt
+	}
+	if pair.Reorder > 0 {
+		m.Reorder = pair.Reorder
+	}
+	return &m
+}
+
+// ClassID returns the tc class id (major:minor) of a minor in the HTB tree.
+func ClassID(minor uint16) uint32 { return QdiscMajor<<16 | uint32(minor) }
+
+// IFBName returns the IFB device that shapes what the guest behind port sends.
+func IFBName(port string) string {
+	if len(IFBPrefix)+len(port) <= 15 {
+		return IFBPrefix + port
+	}
+	h := fnv.New32a()
+	h.Write([]byte(port))
+	return fmt.Sprintf("%s%08x", IFBPrefix, h.Sum32())
+}
+
+func lossChance(pct float64) uint32 {
+	return uint32(math.Round(pct * LossScale / 100))
+}
+
+// resolved is a State checked against the run's guests, with every name in
+// canonical form.
+type resolved struct {
+	gs      *guestSet
+	mode    Mode
+	cut     bool
+	blocked []Pair
+	imps    []Impairment // sorted by target
+	desc    string
+	kind    string
+}
+
+func resolveState(s State, guests []Guest) (*resolved, error) {
+	gs, err := newGuestSet(guests)
+	if err != nil {
+		return nil, err
+	}
+	r := &resolved{gs: gs, cut: s.Cut, desc: s.Partition.Description, kind: s.Partition.Kind}
+	if r.mode, err = ParseMode(string(s.Mode)); err != nil {
+		return nil, err
+	}
+	for _, p := range s.Partition.Blocked {
+		a, err := gs.resolve(p.Src)
+		if err != nil {
+			return nil, fmt.Errorf("blocked pair %s: %w", p, err)
+		}
+		b, err := gs.resolve(p.Dst)
+		if err != nil {
+			return nil, fmt.Errorf("blocked pair %s: %w", p, err)
+		}
+		if a.Name == b.Name {
+			return nil, fmt.Errorf("blocked pair %s: a guest cannot be cut from itself", p)
+		}
+		r.blocked = append(r.blocked, Pair{a.Name, b.Name})
+	}
+	r.blocked = normPairs(r.blocked)
+	seen := map[string]bool{}
+	for _, im := range s.Impairments {
+		if err := im.validate(); err != nil {
+			return nil, err
+		}
+		for _, ref := range []*string{&im.Guest, &im.Src, &im.Dst} {
+			if *ref == "" {
+				continue
+			}
+			g, err := gs.resolve(*ref)
+			if err != nil {
+				return nil, fmt.Errorf("impairment of %s: %w", im.Target(), err)
+			}
+			*ref = g.Name
+		}
+		if im.Src != "" && im.Src == im.Dst {
+			return nil, fmt.Errorf("impairment of %s: source and destination are the same guest", im.Target())
+		}
+		if seen[im.Target()] {
+			return nil, fmt.Errorf("impairment of %s is given twice; merge the settings into one", im.Target())
+		}
+		seen[im.Target()] = true
+		r.imps = append(r.imps, im)
+	}
+	slices.SortFunc(r.imps, func(a, b Impairment) int { return strings.Compare(impKey(a), impKey(b)) })
+	return r, nil
+}
+
+// impKey orders guest impairments before pair impairments.
+func impKey(im Impairment) string {
+	if im.Guest != "" {
+		return "0" + im.Guest
+	}
+	return "1" + im.Src + "\x00" + im.Dst
+}
+
+// Compile turns a State into a Plan for the given guests without touching the
+// kernel. It rejects unknown guests, bad modes and out-of-range impairments
+// with an error naming the field.
+func Compile(s State, guests []Guest) (Plan, error) {
+	r, err := resolveState(s, guests)
+	if err != nil {
+		return Plan{}, err
+	}
+	return r.plan(), nil
+}
+
+func (r *resolved) guest(name string) Guest { return r.gs.list[r.gs.byName[name]] }
+
+func (r *resolved) plan() Plan {
+	rs := RuleSet{Family: TableFamily, Table: TableName}
+	var filter []Rule
+	needTable := len(r.blocked) > 0
+
+	set := Set{Name: BlockedSet, Elements: []AddrPair{}}
+	for _, p := range r.blocked {
+		set.Elements = append(set.Elements, AddrPair{r.guest(p.Src).IP, r.guest(p.Dst).IP})
+	}
+	rs.Sets = []Set{set}
+	blocked := Rule{IPv4: true, PairSet: BlockedSet}
+	switch {
+	case r.mode == ModeReject:
+		// Reject runs at the sender's port: nft_reject_netdev builds the reset
+		// or ICMP error and transmits it back out of that port, so it reaches
+		// the sender as if the destination had answered.
+		tcp := blocked
+		tcp.TCP, tcp.Action = true, ActionRejectTCPReset
+		other := blocked
+		other.Action = ActionRejectAdmin
+		filter = append(filter, tcp, other)
+	case r.cut:
+		// Drop mode with Cut: a segment without SYN belongs to a connection
+		// that was open before the cut, so it gets a reset; new connections
+		// (SYN, SYN-ACK) and everything else still time out.
+		est := blocked
+		est.TCP, est.NoSYN, est.Action = true, true, ActionRejectTCPReset
+		drop := blocked
+		drop.Action = ActionDrop
+		filter = append(filter, est, drop)
+	default:
+		drop := blocked
+		drop.Action = ActionDrop
+		filter = append(filter, drop)
+	}
+
+	guestLoss := map[string]uint32{}
+	guestImp := map[string]*Impairment{}
+	for i := range r.imps {
+		im := &r.imps[i]
+		if im.Guest != "" {
+			guestImp[im.Guest] = im
+			if c := lossChance(im.Loss); c > 0 {
+				guestLoss[im.Guest] = c
+				needTable = true
+			}
+			continue
+		}
+		if c := lossChance(im.Loss); c > 0 {
+			needTable = true
+			filter = append(filter, lossRule(Rule{Saddr: r.guest(im.Src).IP, Daddr: r.guest(im.Dst).IP}, c))
+		}
+	}
+
+	shaping := r.shaping(guestImp)
+	for _, sh := range shaping {
+		for _, c := range sh.Classes {
+			if c.From == "" || sh.Redirect != "" {
+				continue
+			}
+			// HTB puts a packet straight into the class whose id equals
+			// skb->priority, so marking here classifies without tc filters and
+			// the marking changes in the same transaction as the partition.
+			needTable = true
+			filter = append(filter, Rule{IPv4: true, Saddr: r.guest(c.From).IP, Daddr: r.guest(sh.Guest).IP,
+				Action: ActionSetPriority, Priority: ClassID(c.Minor)})
+		}
+	}
+
+	if !needTable {
+		return Plan{RuleSet: RuleSet{Family: TableFamily, Table: TableName}, Shaping: shaping}
+	}
+	rs.Chains = append(rs.Chains, Chain{Name: FilterChain, Rules: filter})
+	for _, g := range r.gs.list {
+		in := Chain{Name: "in_" + g.Port, Hook: "ingress", Device: g.Port, Priority: ChainPriority,
+			Rules: []Rule{{Action: ActionJump, Jump: FilterChain}}}
+		if c, ok := guestLoss[g.Name]; ok {
+			in.Rules = append(in.Rules, lossRule(Rule{}, c))
+		}
+		rs.Chains = append(rs.Chains, in)
+	}
+	for _, g := range r.gs.list {
+		// Loss towards a guest is taken where packets leave the bridge for it,
+		// so it also hits traffic from outside the run, not only from guests.
+		if c, ok := guestLoss[g.Name]; ok {
+			rs.Chains = append(rs.Chains, Chain{Name: "out_" + g.Port, Hook: "egress", Device: g.Port,
+				Priority: ChainPriority, Rules: []Rule{lossRule(Rule{}, c)}})
+		}
+	}
+	return Plan{RuleSet: rs, Shaping: shaping}
+}
+
+func lossRule(match Rule, chance uint32) Rule {
+	match.IPv4 = true
+	match.Action = ActionDrop
+	if chance < LossScale {
+		match.Chance = chance
+	}
+	return match
+}
+
+func (r *resolved) shaping(guestImp map[string]*Impairment) []Shaping {
+	var out []Shaping
+	shapes := func(im *Impairment) bool { return im != nil && (im.Rate > 0 || im.needsNetem()) }
+	for _, g := range r.gs.list {
+		gimp := guestImp[g.Name]
+		if !shapes(gimp) {
+			gimp = nil
+		}
+		var pairs []Class
+		top := MaxRate
+		if gimp != nil && gimp.Rate > 0 {
+			top = gimp.Rate
+		}
+		for i := range r.imps {
+			im := &r.imps[i]
+			if im.Dst != g.Name || !shapes(im) {
+				continue
+			}
+			rate := top
+			if im.Rate > 0 && im.Rate < top {
+				rate = im.Rate
+			}
+			src := r.gs.byName[im.Src]
+			pairs = append(pairs, Class{Minor: uint16(classPairs + src), From: im.Src, Rate: rate,
+				Netem: mergeNetem(netemOf(gimp), netemOf(im))})
+		}
+		if gimp == nil && len(pairs) == 0 {
+			continue
+		}
+		def := Class{Minor: classDefault, Rate: top, Netem: netemOf(gimp)}
+		out = append(out, Shaping{Device: g.Port, Guest: g.Name, Rate: top, Classes: append([]Class{def}, pairs...)})
+		if gimp != nil {
+			out = append(out, Shaping{Device: IFBName(g.Port), Redirect: g.Port, Guest: g.Name, Rate: top,
+				Classes: []Class{{Minor: classDefault, Rate: top, Netem: netemOf(gimp)}}})
+		}
+	}
+	return out
+}
+
+// needsNetem reports whether any class of the plan uses netem.
+func (p Plan) needsNetem() (string, bool) {
+	for _, sh := range p.Shaping {
+		for _, c := range sh.Classes {
+			if c.Netem != nil {
+				return "guest " + sh.Guest, true
+			}
+		}
+	}
+	return "", false
+}

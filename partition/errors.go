@@ -1,0 +1,69 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+)
+
+// FeatureError reports that the running kernel lacks something an impairment
+// or a partition needs. Callers branch on it with errors.Is against one of the
+// Err* sentinels below (or errors.As to read the feature name) to tell the user
+// plainly what is missing instead of showing a raw netlink errno.
+type FeatureError struct {
+	// Feature is the kernel feature's usual name, e.g. "sch_netem".
+	Feature string
+	// Need says what asked for the feature, e.g. "delay on guest a".
+	Need string
+	// Err is the kernel's answer when the feature was probed.
+	Err error
+}
+
+// Error names the missing feature, what needed it and how to get it.
+func (e *FeatureError) Error() string {
+	msg := fmt.Sprintf("kernel feature %s is not available", e.Feature)
+	if e.Need != "" {
+		msg += " (needed for " + e.Need + ")"
+	}
+	if hint := featureHints[e.Feature]; hint != "" {
+		msg += "; " + hint
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns the kernel error the probe got.
+func (e *FeatureError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrNetemUnavailable) (and the other sentinels) true
+// for a FeatureError naming the same feature, whatever its Need and Err.
+func (e *FeatureError) Is(target error) bool {
+	t, ok := target.(*FeatureError)
+	return ok && t.Feature == e.Feature && t.Need == "" && t.Err == nil
+}
+
+var featureHints = map[string]string{
+	"sch_netem":         "delay, jitter, duplicate, corrupt and reorder need a kernel with CONFIG_NET_SCH_NETEM (loss and rate work without it)",
+	"sch_htb":           "rate limits need a kernel with CONFIG_NET_SCH_HTB",
+	"ifb":               "a rate limit or netem on a whole guest needs CONFIG_IFB to shape the guest's outgoing traffic",
+	"inet_diag_destroy": "closing open connections at once needs CONFIG_INET_DIAG_DESTROY (they are still reset on their next segment)",
+}
+
+// Sentinels for errors.Is. They carry only the feature name.
+var (
+	// ErrNetemUnavailable: the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM).
+	ErrNetemUnavailable = &FeatureError{Feature: "sch_netem"}
+	// ErrHTBUnavailable: the kernel has no HTB qdisc (CONFIG_NET_SCH_HTB).
+	ErrHTBUnavailable = &FeatureError{Feature: "sch_htb"}
+	// ErrIFBUnavailable: the kernel cannot create IFB devices (CONFIG_IFB).
+	ErrIFBUnavailable = &FeatureError{Feature: "ifb"}
+	// ErrSockDestroyUnavailable: the kernel cannot close sockets through
+	// sock_diag (CONFIG_INET_DIAG_DESTROY).
+	ErrSockDestroyUnavailable = &FeatureError{Feature: "inet_diag_destroy"}
+)
+
+// ErrSuperseded is returned by ApplyFor when, at the end of its duration, the
+// applied state is no longer the one it applied (someone applied or healed in
+// between); it then leaves the newer state alone instead of restoring.
+var ErrSuperseded = errors.New("partition state was changed by another apply before the duration ended; not restoring")

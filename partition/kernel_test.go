@@ -1,0 +1,628 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+const failTimeout = 300 * time.Millisecond
+
+// expectRoundTrip is what a round-trip probe from src to dst must see.
+func expectRoundTrip(p Partition, mode Mode, proto, src, dst string) string {
+	fwd, back := p.Blocks(src, dst), p.Blocks(dst, src)
+	switch {
+	case !fwd && !back:
+		return "ok"
+	case fwd && mode == ModeReject && proto == "tcp":
+		return "refused"
+	case fwd && mode == ModeReject:
+		return "unreachable"
+	}
+	// Dropped outright, or the request passes and the answer is lost.
+	return "timeout"
+}
+
+// checkMatrix probes every ordered pair and compares with the partition: the
+// round trips with expectRoundTrip, and the one-way sink datagrams with
+// p.Blocks.
+func checkMatrix(t *testing.T, s *scene, tag string, p Partition, mode Mode) {
+	t.Helper()
+	got := s.probeAll(t, tag, failTimeout)
+	for _, a := range s.guests {
+		for _, b := range s.guests {
+			if a.Name == b.Name {
+				continue
+			}
+			for _, proto := range []string{"tcp", "udp", "icmp"} {
+				want := expectRoundTrip(p, mode, proto, a.Name, b.Name)
+				if r := got[[3]string{a.Name, b.Name, proto}]; r != want {
+					t.Errorf("%s %s->%s: %s, want %s", proto, a.Name, b.Name, r, want)
+				}
+			}
+		}
+	}
+	// One way: datagrams of open pairs arrive; those of blocked pairs were
+	// sent before every probe timed out, so by now they are lost for good.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, a := range s.guests {
+		for _, b := range s.guests {
+			if a.Name == b.Name || p.Blocks(a.Name, b.Name) {
+				continue
+			}
+			tok := fmt.Sprintf("%s %s %s", tag, a.Name, b.Name)
+			for !s.sunk(tok) && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !s.sunk(tok) {
+				t.Errorf("udp one-way %s->%s: lost, want delivered", a.Name, b.Name)
+			}
+		}
+	}
+	for _, a := range s.guests {
+		for _, b := range s.guests {
+			if a.Name != b.Name && p.Blocks(a.Name, b.Name) && s.sunk(fmt.Sprintf("%s %s %s", tag, a.Name, b.Name)) {
+				t.Errorf("udp one-way %s->%s: delivered, want lost", a.Name, b.Name)
+			}
+		}
+	}
+}
+
+func TestPartitionMatrix(t *testing.T) {
+	s := newScene(t, 5, false)
+	s.startServers(t)
+	tgt := s.target()
+	specs := []string{
+		"fullmesh",
+		"isolate a",
+		"isolate a b",
+		"disjoint a b -- c d e",
+		"split a b c -- c d e",
+		"block a -- b",
+		"block a b -- c",
+		"random-halves 1",
+		"random-node 2",
+		"bridge 3",
+		"majorities-ring 4",
+		"majorities-ring 7",
+	}
+	n := 0
+	for _, mode := range []Mode{ModeDrop, ModeReject} {
+		for _, spec := range specs {
+			t.Run(string(mode)+"/"+spec, func(t *testing.T) {
+				p, err := ParseSpec(strings.Fields(spec), tgt.Guests)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := Apply(tgt, State{Partition: p, Mode: mode}); err != nil {
+					t.Fatal(err)
+				}
+				n++
+				checkMatrix(t, s, fmt.Sprintf("m%d", n), p, mode)
+				st, err := Status(tgt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Kernel == nil || !st.Kernel.InEffect {
+					t.Errorf("status kernel check: %+v", st.Kernel)
+				}
+				if len(st.Blocked) != len(p.Blocked) || st.Mode != mode || st.Description != p.Description {
+					t.Errorf("status = %d pairs, mode %s, %q; applied %d pairs, mode %s, %q",
+						len(st.Blocked), st.Mode, st.Description, len(p.Blocked), mode, p.Description)
+				}
+				for i, b := range st.Blocked {
+					if (Pair{b.Src, b.Dst}) != p.Blocked[i] {
+						t.Errorf("status pair %d = %s->%s, applied %s", i, b.Src, b.Dst, p.Blocked[i])
+					}
+				}
+			})
+		}
+	}
+	t.Run("heal", func(t *testing.T) {
+		if err := Heal(tgt); err != nil {
+			t.Fatal(err)
+		}
+		checkMatrix(t, s, "healed", Fullmesh(), ModeDrop)
+		if out := nftList(t, s.bridgeNS); strings.Contains(out, TableName) {
+			t.Errorf("table still present after heal:\n%s", out)
+		}
+	})
+}
+
+func TestCut(t *testing.T) {
+	isolateA := func(t *testing.T, g []Guest) Partition {
+		p, err := Isolate(g, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Run("drop without cut stalls", func(t *testing.T) {
+		s := newScene(t, 2, false)
+		s.startServers(t)
+		st := s.openStream(t, "a", "b")
+		if r := st.do(t, "send"); r != "ok" {
+			t.Fatalf("before partition: %s", r)
+		}
+		if err := Apply(s.target(), State{Partition: isolateA(t, s.guests)}); err != nil {
+			t.Fatal(err)
+		}
+		if r := st.do(t, "send"); r != "timeout" {
+			t.Errorf("after partition without cut: %s, want timeout", r)
+		}
+	})
+	t.Run("drop with cut resets on next segment", func(t *testing.T) {
+		s := newScene(t, 2, false)
+		s.startServers(t)
+		st := s.openStream(t, "a", "b")
+		if r := st.do(t, "send"); r != "ok" {
+			t.Fatalf("before partition: %s", r)
+		}
+		p := isolateA(t, s.guests)
+		if err := Apply(s.target(), State{Partition: p, Cut: true}); err != nil {
+			t.Fatal(err)
+		}
+		if r := st.do(t, "send"); r != "reset" {
+			t.Errorf("after partition with cut: %s, want reset", r)
+		}
+		// New connections are still dropped (timeouts), not refused.
+		got := s.probeAll(t, "cutnew", failTimeout)
+		if r := got[[3]string{"a", "b", "tcp"}]; r != "timeout" {
+			t.Errorf("new tcp a->b under drop+cut: %s, want timeout", r)
+		}
+	})
+	t.Run("reject resets open connections", func(t *testing.T) {
+		s := newScene(t, 2, false)
+		s.startServers(t)
+		st := s.openStream(t, "a", "b")
+		if r := st.do(t, "send"); r != "ok" {
+			t.Fatalf("before partition: %s", r)
+		}
+		if err := Apply(s.target(), State{Partition: isolateA(t, s.guests), Mode: ModeReject}); err != nil {
+			t.Fatal(err)
+		}
+		if r := st.do(t, "send"); r != "reset" {
+			t.Errorf("after reject partition: %s, want reset", r)
+		}
+	})
+	t.Run("active cut aborts an idle reader", func(t *testing.T) {
+		s := newScene(t, 2, true)
+		s.startServers(t)
+		st := s.openStream(t, "a", "b")
+		if r := st.do(t, "send"); r != "ok" {
+			t.Fatalf("before partition: %s", r)
+		}
+		fmt.Fprintln(st.in, "wait") // blocks in read; never sends
+		if err := Apply(s.target(), State{Partition: isolateA(t, s.guests), Cut: true}); err != nil {
+			t.Fatal(err)
+		}
+		if r := st.line(t); r != "aborted" {
+			t.Errorf("idle reader after active cut: %s, want aborted", r)
+		}
+		rec, err := Status(s.target())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both ends: the client in a and the accepted socket in b.
+		if rec.ClosedConnections != 2 || rec.CutError != "" {
+			t.Errorf("closed %d connections (error %q), want 2", rec.ClosedConnections, rec.CutError)
+		}
+	})
+}
+
+func TestLoss(t *testing.T) {
+	s := newScene(t, 3, false)
+	s.startServers(t)
+	tgt := s.target()
+	cases := []struct {
+		name string
+		imp  Impairment
+		want Partition // loss 100% behaves like this partition in drop mode
+	}{
+		{"guest 100%", Impairment{Guest: "a", Loss: 100}, mustIsolate(t, tgt.Guests, "a")},
+		{"guest 0%", Impairment{Guest: "a", Loss: 0}, Fullmesh()},
+		{"pair 100%", Impairment{Src: "a", Dst: "b", Loss: 100}, mustBlock(t, tgt.Guests, "a", "b")},
+		{"pair 0%", Impairment{Src: "a", Dst: "b", Loss: 0}, Fullmesh()},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := Apply(tgt, State{Partition: Fullmesh(), Impairments: []Impairment{c.imp}}); err != nil {
+				t.Fatal(err)
+			}
+			checkMatrix(t, s, fmt.Sprintf("loss%d", i), c.want, ModeDrop)
+			st, err := Status(tgt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Impairments) != 1 || st.Impairments[0].Loss != c.imp.Loss || st.Impairments[0].Since.IsZero() {
+				t.Errorf("status impairments = %+v", st.Impairments)
+			}
+		})
+	}
+	t.Run("50% loses some and passes some", func(t *testing.T) {
+		if err := Apply(tgt, State{Partition: Fullmesh(), Impairments: []Impairment{{Src: "a", Dst: "b", Loss: 50}}}); err != nil {
+			t.Fatal(err)
+		}
+		// 200 datagrams a->b: with p=0.5 all-or-nothing has odds 2^-199.
+		run(t, "", "ip", "netns", "exec", s.nsOf["a"], "bash", "-c",
+			`for i in $(seq 1 200); do printf "half $i" > /dev/udp/172.18.0.2/9; done`)
+		time.Sleep(200 * time.Millisecond)
+		got := 0
+		for i := 1; i <= 200; i++ {
+			if s.sunk(fmt.Sprintf("half %d", i)) {
+				got++
+			}
+		}
+		if got == 0 || got == 200 {
+			t.Errorf("50%% loss delivered %d of 200", got)
+		}
+		t.Logf("50%% loss delivered %d of 200", got)
+	})
+}
+
+func mustIsolate(t *testing.T, g []Guest, n string) Partition {
+	p, err := Isolate(g, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustBlock(t *testing.T, g []Guest, a, b string) Partition {
+	p, err := Block(g, []string{a}, []string{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestOthersUntouched: a guest's own rules and other tables in the bridge
+// namespace survive apply and heal.
+func TestOthersUntouched(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	guestRules := "table inet guestfw {\n chain out {\n type filter hook output priority 0;\n ip daddr 10.9.9.9 drop\n }\n}\n"
+	bridgeRules := "table inet pontoon {\n chain post {\n type nat hook postrouting priority 100;\n oifname \"up0\" masquerade\n }\n}\n" +
+		"table netdev other {\n chain in_g1 {\n type filter hook ingress device \"g1\" priority 10;\n counter\n }\n}\n"
+	run(t, guestRules, "ip", "netns", "exec", s.nsOf["a"], "nft", "-f", "-")
+	run(t, bridgeRules, "ip", "netns", "exec", s.bridgeNS, "nft", "-f", "-")
+	guestBefore := nftList(t, s.nsOf["a"])
+	bridgeBefore := nftList(t, s.bridgeNS)
+
+	p := mustIsolate(t, tgt.Guests, "a")
+	if err := Apply(tgt, State{Partition: p, Mode: ModeReject, Impairments: []Impairment{{Guest: "b", Loss: 10}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nftList(t, s.nsOf["a"]); got != guestBefore {
+		t.Errorf("guest ruleset changed by apply:\n%s\nwas\n%s", got, guestBefore)
+	}
+	bridgeNow := nftList(t, s.bridgeNS)
+	if !strings.Contains(bridgeNow, "table netdev "+TableName) {
+		t.Errorf("partition table missing after apply:\n%s", bridgeNow)
+	}
+	for _, tbl := range []string{"table inet pontoon {", "table netdev other {", "oifname \"up0\" masquerade"} {
+		if !strings.Contains(bridgeNow, tbl) {
+			t.Errorf("%q missing from bridge ruleset after apply:\n%s", tbl, bridgeNow)
+		}
+	}
+	if err := Heal(tgt); err != nil {
+		t.Fatal(err)
+	}
+	if got := nftList(t, s.nsOf["a"]); got != guestBefore {
+		t.Errorf("guest ruleset changed by heal:\n%s", got)
+	}
+	// Counters may have moved; compare without them.
+	if got := stripCounters(nftList(t, s.bridgeNS)); got != stripCounters(bridgeBefore) {
+		t.Errorf("bridge ruleset after heal:\n%s\nwant\n%s", got, bridgeBefore)
+	}
+}
+
+func stripCounters(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if i := strings.Index(l, "counter packets"); i >= 0 {
+			l = l[:i] + "counter"
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestBadSpecChangesNothing: every rejected Apply leaves kernel and record
+// as they were.
+func TestBadSpecChangesNothing(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	good := State{Partition: mustBlock(t, tgt.Guests, "a", "b"), Mode: ModeReject, Impairments: []Impairment{{Guest: "c", Loss: 5}}}
+	if err := Apply(tgt, good); err != nil {
+		t.Fatal(err)
+	}
+	rulesBefore := nftList(t, s.bridgeNS)
+	recBefore, err := os.ReadFile(tgt.StateDir + "/" + StateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []struct {
+		name  string
+		state State
+		is    error
+	}{
+		{"unknown guest", State{Partition: Partition{Blocked: []Pair{{"a", "zz"}}}}, nil},
+		{"loss out of range", State{Impairments: []Impairment{{Guest: "a", Loss: 150}}}, nil},
+		{"bad mode", State{Mode: "explode"}, nil},
+		{"duplicate impairment", State{Impairments: []Impairment{{Guest: "a", Loss: 1}, {Guest: "a", Rate: 1e6}}}, nil},
+		{"netem", State{Impairments: []Impairment{{Guest: "a", Delay: 100 * time.Millisecond}}}, ErrNetemUnavailable},
+	}
+	for _, b := range bad {
+		t.Run(b.name, func(t *testing.T) {
+			err := Apply(tgt, b.state)
+			if err == nil {
+				if b.is == ErrNetemUnavailable {
+					t.Skip("this kernel has netem; the missing-feature path cannot be exercised here")
+				}
+				t.Fatal("bad state applied")
+			}
+			if b.is != nil {
+				if !errors.Is(err, b.is) {
+					t.Fatalf("error %v does not match %v", err, b.is)
+				}
+				t.Logf("error: %v", err)
+			}
+			if got := nftList(t, s.bridgeNS); got != rulesBefore {
+				t.Errorf("ruleset changed:\n%s\nwas\n%s", got, rulesBefore)
+			}
+			if rec, _ := os.ReadFile(tgt.StateDir + "/" + StateFile); string(rec) != string(recBefore) {
+				t.Errorf("record changed")
+			}
+			if out := run(t, "", "ip", "-n", s.bridgeNS, "-o", "link"); strings.Contains(out, IFBPrefix) {
+				t.Errorf("IFB left behind:\n%s", out)
+			}
+		})
+	}
+	t.Run("status sees a table removed behind its back", func(t *testing.T) {
+		run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "delete", "table", "netdev", TableName)
+		st, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Kernel == nil || st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, "missing") {
+			t.Errorf("kernel check = %+v, want not in effect, table missing", st.Kernel)
+		}
+	})
+}
+
+func TestRateLimit(t *testing.T) {
+	s := newScene(t, 3, false)
+	s.startServers(t)
+	tgt := s.target()
+	state := State{Partition: Fullmesh(), Impairments: []Impairment{
+		{Guest: "b", Rate: 50_000_000},
+		{Src: "a", Dst: "c", Rate: 20_000_000},
+	}}
+	if err := Apply(tgt, state); err != nil {
+		var fe *FeatureError
+		if errors.As(err, &fe) {
+			t.Skipf("kernel lacks %s: %v", fe.Feature, err)
+		}
+		t.Fatal(err)
+	}
+	h, done, err := rtHandle(tgt.NetnsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	classRate := func(dev string, minor uint16) (uint64, uint64) {
+		t.Helper()
+		l, err := h.LinkByName(dev)
+		if err != nil {
+			t.Fatalf("link %s: %v", dev, err)
+		}
+		cs, err := h.ClassList(l, netlink.MakeHandle(QdiscMajor, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if hc, ok := c.(*netlink.HtbClass); ok && c.Attrs().Handle == netlink.MakeHandle(QdiscMajor, minor) {
+				var bytes uint64
+				if c.Attrs().Statistics != nil && c.Attrs().Statistics.Basic != nil {
+					bytes = c.Attrs().Statistics.Basic.Bytes
+				}
+				return hc.Rate * 8, bytes
+			}
+		}
+		t.Fatalf("no class %x:%x on %s", QdiscMajor, minor, dev)
+		return 0, 0
+	}
+	// Everything still flows.
+	checkMatrix(t, s, "rate", Fullmesh(), ModeDrop)
+	if r, _ := classRate("g2", classDefault); r != 50_000_000 {
+		t.Errorf("g2 default class rate %d, want 50mbit", r)
+	}
+	if r, _ := classRate("pti-g2", classDefault); r != 50_000_000 {
+		t.Errorf("pti-g2 default class rate %d, want 50mbit", r)
+	}
+	// The pair class exists and the probes a->c went through it: nftables
+	// marked them with the class id.
+	r, bytes := classRate("g3", classPairs+0)
+	if r != 20_000_000 || bytes == 0 {
+		t.Errorf("g3 pair class from a: rate %d bytes %d, want 20mbit and traffic", r, bytes)
+	}
+	// Changing only one impairment keeps the other device's tree.
+	state.Impairments = state.Impairments[:1]
+	if err := Apply(tgt, state); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "", "ip", "netns", "exec", s.bridgeNS, "tc", "qdisc", "show", "dev", "g3"); strings.Contains(out, "7074:") {
+		t.Errorf("g3 still shaped after its impairment was removed:\n%s", out)
+	}
+	if err := Heal(tgt); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, "", "ip", "netns", "exec", s.bridgeNS, "tc", "qdisc", "show")
+	if strings.Contains(out, "7074:") || strings.Contains(out, "ingress") {
+		t.Errorf("qdiscs left after heal:\n%s", out)
+	}
+	if out := run(t, "", "ip", "-n", s.bridgeNS, "-o", "link"); strings.Contains(out, IFBPrefix) {
+		t.Errorf("IFB left after heal:\n%s", out)
+	}
+	checkMatrix(t, s, "rate-healed", Fullmesh(), ModeDrop)
+}
+
+func TestApplyFor(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	base := State{Partition: mustIsolate(t, tgt.Guests, "a")}
+	tmp := State{Partition: mustBlock(t, tgt.Guests, "b", "c"), Mode: ModeReject}
+	if err := Apply(tgt, base); err != nil {
+		t.Fatal(err)
+	}
+	kind := func() string {
+		st, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Kernel == nil || !st.Kernel.InEffect {
+			t.Errorf("kernel check: %+v", st.Kernel)
+		}
+		return st.Kind
+	}
+	t.Run("restores after the duration", func(t *testing.T) {
+		if err := ApplyFor(context.Background(), tgt, tmp, 100*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if k := kind(); k != "isolate" {
+			t.Errorf("after ApplyFor: %s, want isolate", k)
+		}
+	})
+	t.Run("restores when cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- ApplyFor(ctx, tgt, tmp, time.Hour) }()
+		waitKind(t, tgt, "block")
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Errorf("ApplyFor cancelled: %v, want context.Canceled", err)
+		}
+		if k := kind(); k != "isolate" {
+			t.Errorf("after cancel: %s, want isolate", k)
+		}
+	})
+	t.Run("leaves a newer state alone", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- ApplyFor(ctx, tgt, tmp, time.Hour) }()
+		waitKind(t, tgt, "block")
+		if err := Apply(tgt, State{Partition: Fullmesh()}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-errc; !errors.Is(err, ErrSuperseded) {
+			t.Errorf("ApplyFor superseded: %v, want ErrSuperseded", err)
+		}
+		if k := kind(); k != "fullmesh" {
+			t.Errorf("after superseded ApplyFor: %s, want fullmesh", k)
+		}
+	})
+	t.Run("RestoreExpired finishes a dead ApplyFor", func(t *testing.T) {
+		if err := Apply(tgt, base); err != nil {
+			t.Fatal(err)
+		}
+		restore := base
+		if _, err := applyWith(tgt, tmp, applyOpts{expires: time.Now().Add(-time.Second), restore: &restore}); err != nil {
+			t.Fatal(err)
+		}
+		ok, err := RestoreExpired(tgt)
+		if err != nil || !ok {
+			t.Fatalf("RestoreExpired = %v, %v", ok, err)
+		}
+		if k := kind(); k != "isolate" {
+			t.Errorf("after RestoreExpired: %s, want isolate", k)
+		}
+	})
+}
+
+func waitKind(t *testing.T, tgt Target, kind string) {
+	t.Helper()
+	for range 500 {
+		if st, err := Status(tgt); err == nil && st.Kind == kind {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("state never became %s", kind)
+}
+
+// TestMissingPort: a guest whose port is gone does not stop the partition
+// from applying to the others.
+func TestMissingPort(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	tgt.Guests = append(tgt.Guests, Guest{Name: "ghost", IP: tgt.Guests[0].IP.Next().Next().Next(), Port: "g99"})
+	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("ip", "netns", "exec", s.bridgeNS, "nft", "list", "table", "netdev", TableName).Run(); err != nil {
+		t.Errorf("table missing: %v", err)
+	}
+}
+
+// TestAtomicReplace: replacing the rule set is one transaction. While a
+// guest floods a blocked peer, the partition is re-applied (each time the
+// old table is deleted and a new one created) a hundred times; if there were
+// a moment without rules, some datagrams would get through.
+func TestAtomicReplace(t *testing.T) {
+	s := newScene(t, 3, false)
+	s.startServers(t)
+	tgt := s.target()
+	states := []State{
+		{Partition: mustIsolate(t, tgt.Guests, "a")},
+		{Partition: mustIsolate(t, tgt.Guests, "a"), Mode: ModeReject},
+		{Partition: mustBlock(t, tgt.Guests, "a", "b"), Impairments: []Impairment{{Guest: "c", Loss: 1}}},
+	}
+	if err := Apply(tgt, states[0]); err != nil {
+		t.Fatal(err)
+	}
+	flood := exec.Command("ip", "netns", "exec", s.nsOf["a"], "bash", "-c",
+		`i=0; while [ -e /proc/$PPID ]; do i=$((i+1)); printf "flood $i" > /dev/udp/172.18.0.2/9 2>/dev/null; done`)
+	if err := flood.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = flood.Process.Kill(); _ = flood.Wait() })
+	for i := range 100 {
+		if err := Apply(tgt, states[i%len(states)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flooded := func() []string {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out []string
+		for tok := range s.sink {
+			if strings.HasPrefix(tok, "flood") {
+				out = append(out, tok)
+			}
+		}
+		return out
+	}
+	if got := flooded(); len(got) > 0 {
+		t.Fatalf("%d datagrams crossed the partition during replaces, e.g. %q", len(got), got[0])
+	}
+	// The flood was running all along: once healed, it gets through.
+	if err := Heal(tgt); err != nil {
+		t.Fatal(err)
+	}
+	for range 500 {
+		if len(flooded()) > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no flood datagram arrived after heal; the flood did not run")
+}
