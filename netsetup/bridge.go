@@ -265,6 +265,9 @@ func destroyBridge(env Env, b *BridgeState) error {
 		gwH.Close()
 	}
 	errs = append(errs, ns.Remove(env.BridgeNetns(b.Name)))
+	if err := os.RemoveAll(env.BridgeDataDir(b.Name)); err != nil {
+		errs = append(errs, fmt.Errorf("remove data of bridge %q: %w", b.Name, err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy bridge %q: %w", b.Name, err)
 	}

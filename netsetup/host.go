@@ -93,6 +93,12 @@ func (e Env) GuestNetns(bridge, guest string) string {
 	return filepath.Join(e.netnsDir(), "pontoon-g-"+bridge+"-"+guest)
 }
 
+// BridgeDataDir is a directory for data that belongs to one bridge (partition state, a run's
+// generated files); it is removed with the bridge.
+func (e Env) BridgeDataDir(bridge string) string {
+	return filepath.Join(e.stateDir(), "run", bridge)
+}
+
 // guestUTS is the pinned UTS namespace of a guest pontoon created (kept out of NetnsDir so
 // `ip netns list` shows only network namespaces).
 func (e Env) guestUTS(bridge, guest string) string {

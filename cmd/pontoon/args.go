@@ -41,9 +41,15 @@ func interspersed(app *cli.App, argv []string) []string {
 			break
 		}
 	}
+	// In partition specs "--" separates groups; everywhere else it ends pontoon's flags.
+	groups := len(out) > 1 && out[1] == "partition"
 	var fl, pos []string
 	for ; i < len(argv); i++ {
 		a := argv[i]
+		if a == "--" && groups {
+			pos = append(pos, a)
+			continue
+		}
 		if a == "--" {
 			pos = append(pos, argv[i:]...)
 			break

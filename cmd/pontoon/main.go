@@ -80,5 +80,6 @@ func args(c *cli.Context, names ...string) ([]string, error) {
 func commands() []*cli.Command {
 	var cmds []*cli.Command
 	cmds = append(cmds, chainCommands()...)
+	cmds = append(cmds, partitionCommands())
 	return cmds
 }
