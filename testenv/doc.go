@@ -1,0 +1,62 @@
+// Package testenv gives Go integration tests of distributed systems a private pontoon network:
+// guests with their own addresses, hostnames and /etc/hosts, processes started inside them,
+// reachability checks, and every partition and impairment of package partition.
+//
+// A test calls New and gets an Env: a whole chain (stand-in host, gateway, one bridge) built
+// inside a throwaway sandbox (package netsetup/sandbox), so it never touches the real host's
+// links, routes or firewall, and tests may run in parallel. Everything the Env created --
+// processes, probe servers, namespaces, state files -- is removed through t.Cleanup, also
+// when the test fails or panics.
+//
+//	func TestQuorum(t *testing.T) {
+//		t.Parallel()
+//		env := testenv.New(t) // skips when not root
+//		for i, name := range []string{"n1", "n2", "n3"} {
+//			g := env.Guest(name, fmt.Sprintf("172.18.0.%d", i+1))
+//			g.Start(ctx, nodeBinary, "--id", fmt.Sprint(i+1), ...)
+//		}
+//		env.Isolate("n1")
+//		env.MustNotReach("n1", "n2")
+//		env.Heal()
+//		env.MustReach("n1", "n2")
+//	}
+//
+// # Who sees what
+//
+// A guest is a network namespace with one interface (eth0) on the bridge, plus a UTS namespace
+// whose hostname is the guest's name. A process started by Guest.Start or Guest.Run runs in
+// those namespaces and in a private mount namespace in which /etc/hosts names every guest of
+// the Env and /etc/resolv.conf is the one pontoon gives guests; the host's files stay as they
+// are. Guests added later appear in the /etc/hosts of processes already running.
+//
+// The test process itself stays in the real host's namespaces. It reaches guests through
+// Env.DialContext and Env.HTTPClient, which dial from the bridge namespace: an observer
+// that sees every guest and that partitions do not cut (only loss and rate limits on a guest's
+// own link affect it). Guest.DialContext and Guest.HTTPClient dial as the guest, subject to
+// partitions.
+//
+// # Partitions and impairments
+//
+// Env.Isolate, Disjoint, Split, Block, the random constructors and Heal apply partitions of
+// package partition to the Env's bridge in one atomic nftables transaction; they fail the test
+// on bad input and skip it when the kernel lacks a feature. Loss, Rate, Delay and Impair
+// return their error instead, because what they need depends on the kernel: delay and the
+// other netem settings fail with an error matching partition.ErrNetemUnavailable on kernels
+// without netem. Env.RequireNetem skips a test up front on such kernels.
+//
+// A partition covers the guests that exist when it is applied: a guest added afterwards talks
+// to every guest until the next partition. Env.MustMatch checks every ordered pair of guests
+// at once against the expected connectivity, one direction at a time.
+//
+// # Failure modes
+//
+// Methods that fail the test (New, Guest, Start, MustReach, Isolate, ...) must be called from
+// the test's goroutine, like t.Fatal. Methods that return an error (Probe, Reachable,
+// CanConnect, Run, Loss, ...) may be called from any goroutine. At the end of the test the
+// output of every process the Env started is logged with t.Log, which go test shows when the
+// test fails (or with -v).
+//
+// A test binary killed by SIGKILL cannot run its cleanups: its processes and its sandbox (a
+// directory under the test's temporary directory holding pinned namespaces) stay behind and
+// can be removed by unmounting the pins and deleting the directory.
+package testenv
