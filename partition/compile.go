@@ -2,7 +2,6 @@ package partition
 
 import (
 	"fmt"
-	"hash/fnv"
 	"math"
 	"net/netip"
 	"slices"
@@ -67,11 +66,9 @@ const (
 	BlockedSet = "blocked"
 	// FilterChain is the regular chain every port's ingress chain jumps to.
 	FilterChain = "filter"
-	// QdiscMajor is the handle major of every qdisc partition adds ("pt"), by
-	// which it recognises its own qdiscs when healing.
+	// QdiscMajor is the handle major of every root qdisc partition adds
+	// ("pt"), by which it recognises its own qdiscs when healing.
 	QdiscMajor = 0x7074
-	// IFBPrefix starts the name of every IFB device partition creates.
-	IFBPrefix = "pti-"
 	// ChainPriority orders the port chains before any other netdev chain a
 	// user might add, so a blocked packet never reaches them.
 	ChainPriority = -300
@@ -133,7 +130,6 @@ const (
 	ActionRejectTCPReset Action = "reject with tcp reset"
 	ActionRejectAdmin    Action = "reject with icmpx admin-prohibited"
 	ActionJump           Action = "jump"
-	ActionSetPriority    Action = "meta priority set"
 )
 
 // Rule is one rule: every set match must hold, then Action is taken.
@@ -146,10 +142,9 @@ type Rule struct {
 	NoSYN   bool       `json:"no_syn,omitempty"`   // tcp flags & syn == 0
 	// Chance, when not 0, matches with probability Chance/10000
 	// (numgen random mod 10000 < Chance).
-	Chance   uint32 `json:"chance,omitempty"`
-	Action   Action `json:"action"`
-	Jump     string `json:"jump,omitempty"`     // for ActionJump
-	Priority uint32 `json:"priority,omitempty"` // tc classid for ActionSetPriority
+	Chance uint32 `json:"chance,omitempty"`
+	Action Action `json:"action"`
+	Jump   string `json:"jump,omitempty"` // for ActionJump
 }
 
 // LossScale is the modulus of the random number loss rules draw: loss is
@@ -183,8 +178,6 @@ func (r Rule) String() string {
 	switch r.Action {
 	case ActionJump:
 		b = append(b, "jump "+r.Jump)
-	case ActionSetPriority:
-		b = append(b, fmt.Sprintf("meta priority set %x:%x", r.Priority>>16, r.Priority&0xffff))
 	default:
 		b = append(b, string(r.Action))
 	}
@@ -223,15 +216,17 @@ func (rs RuleSet) String() string {
 	return b.String()
 }
 
-// Shaping is the traffic-control tree of one device: an HTB qdisc (handle
-// QdiscMajor:) with a top class of Rate, a default class and one class per
-// impaired source pair, each class optionally with a netem leaf.
+// Shaping is the traffic-control tree on the egress of one device: an HTB
+// qdisc (handle QdiscMajor:) with a top class of Rate, a default class and
+// one class per impaired source pair, each class optionally with a netem
+// leaf.
 type Shaping struct {
-	// Device is the port (traffic delivered to Guest) or an IFB device.
+	// Netns is empty for a port in the bridge namespace, which carries what
+	// is delivered to Guest. Otherwise it is the guest's namespace, and
+	// Device (GuestIface) carries what Guest sends.
+	Netns string `json:"netns,omitempty"`
+	// Device is the shaped device: the guest's port, or its GuestIface.
 	Device string `json:"device"`
-	// Redirect, when set, names the port whose incoming traffic (what Guest
-	// sends) is redirected into Device, an IFB.
-	Redirect string `json:"redirect,omitempty"`
 	// Guest is whose link this shapes.
 	Guest string `json:"guest"`
 	// Rate of the top class; 0 means MaxRate.
@@ -244,9 +239,12 @@ type Shaping struct {
 type Class struct {
 	Minor uint16 `json:"minor"`
 	// From is the source guest of a pair class; empty for the default class.
-	From  string `json:"from,omitempty"`
-	Rate  Rate   `json:"rate,omitempty"` // 0 means MaxRate
-	Netem *Netem `json:"netem,omitempty"`
+	From string `json:"from,omitempty"`
+	// Src is From's address, which a u32 filter matches (ip saddr) to put
+	// the pair's packets into this class.
+	Src   netip.Addr `json:"src,omitzero"`
+	Rate  Rate       `json:"rate,omitempty"` // 0 means MaxRate
+	Netem *Netem     `json:"netem,omitempty"`
 }
 
 // Netem holds the netem settings of a class.
@@ -294,16 +292,6 @@ func mergeNetem(guest, pair *Netem) *Netem {
 
 // ClassID returns the tc class id (major:minor) of a minor in the HTB tree.
 func ClassID(minor uint16) uint32 { return QdiscMajor<<16 | uint32(minor) }
-
-// IFBName returns the IFB device that shapes what the guest behind port sends.
-func IFBName(port string) string {
-	if len(IFBPrefix)+len(port) <= 15 {
-		return IFBPrefix + port
-	}
-	h := fnv.New32a()
-	h.Write([]byte(port))
-	return fmt.Sprintf("%s%08x", IFBPrefix, h.Sum32())
-}
 
 func lossChance(pct float64) uint32 {
 	return uint32(math.Round(pct * LossScale / 100))
@@ -365,6 +353,11 @@ func resolveState(s State, guests []Guest) (*resolved, error) {
 		}
 		if seen[im.Target()] {
 			return nil, fmt.Errorf("impairment of %s is given twice; merge the settings into one", im.Target())
+		}
+		if im.Guest != "" && (im.Rate > 0 || im.needsNetem()) && gs.list[gs.byName[im.Guest]].NetnsPath == "" {
+			return nil, fmt.Errorf("impairment of %s (%s): what the guest sends is shaped on its %s inside its network namespace, "+
+				"but guest %s has no NetnsPath; set Guest.NetnsPath (partition.ForBridge does), or impair the pairs towards the guest instead (SRC->%s is shaped on the bridge side)",
+				im.Target(), shapedFields(im), GuestIface, im.Guest, im.Guest)
 		}
 		seen[im.Target()] = true
 		r.imps = append(r.imps, im)
@@ -449,20 +442,6 @@ func (r *resolved) plan() Plan {
 	}
 
 	shaping := r.shaping(guestImp)
-	for _, sh := range shaping {
-		for _, c := range sh.Classes {
-			if c.From == "" || sh.Redirect != "" {
-				continue
-			}
-			// HTB puts a packet straight into the class whose id equals
-			// skb->priority, so marking here classifies without tc filters and
-			// the marking changes in the same transaction as the partition.
-			needTable = true
-			filter = append(filter, Rule{IPv4: true, Saddr: r.guest(c.From).IP, Daddr: r.guest(sh.Guest).IP,
-				Action: ActionSetPriority, Priority: ClassID(c.Minor)})
-		}
-	}
-
 	if !needTable {
 		return Plan{RuleSet: RuleSet{Family: TableFamily, Table: TableName}, Shaping: shaping}
 	}
@@ -518,7 +497,7 @@ func (r *resolved) shaping(guestImp map[string]*Impairment) []Shaping {
 				rate = im.Rate
 			}
 			src := r.gs.byName[im.Src]
-			pairs = append(pairs, Class{Minor: uint16(classPairs + src), From: im.Src, Rate: rate,
+			pairs = append(pairs, Class{Minor: uint16(classPairs + src), From: im.Src, Src: r.guest(im.Src).IP, Rate: rate,
 				Netem: mergeNetem(netemOf(gimp), netemOf(im))})
 		}
 		if gimp == nil && len(pairs) == 0 {
@@ -527,7 +506,8 @@ func (r *resolved) shaping(guestImp map[string]*Impairment) []Shaping {
 		def := Class{Minor: classDefault, Rate: top, Netem: netemOf(gimp)}
 		out = append(out, Shaping{Device: g.Port, Guest: g.Name, Rate: top, Classes: append([]Class{def}, pairs...)})
 		if gimp != nil {
-			out = append(out, Shaping{Device: IFBName(g.Port), Redirect: g.Port, Guest: g.Name, Rate: top,
+			// resolveState made sure the guest has a namespace.
+			out = append(out, Shaping{Netns: g.NetnsPath, Device: GuestIface, Guest: g.Name, Rate: top,
 				Classes: []Class{{Minor: classDefault, Rate: top, Netem: netemOf(gimp)}}})
 		}
 	}
@@ -544,4 +524,21 @@ func (p Plan) needsNetem() (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// shapedFields names the settings of im that need traffic control.
+func shapedFields(im Impairment) string {
+	var f []string
+	if im.Rate > 0 {
+		f = append(f, "rate")
+	}
+	for _, x := range []struct {
+		name string
+		on   bool
+	}{{"delay", im.Delay > 0}, {"jitter", im.Jitter > 0}, {"duplicate", im.Duplicate > 0}, {"corrupt", im.Corrupt > 0}, {"reorder", im.Reorder > 0}} {
+		if x.on {
+			f = append(f, x.name)
+		}
+	}
+	return strings.Join(f, ", ")
 }

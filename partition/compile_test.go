@@ -26,6 +26,9 @@ func portChains(ports ...string) []Chain {
 
 func TestCompile(t *testing.T) {
 	g := testGuests(3)
+	for i := range g {
+		g[i].NetnsPath = "/run/netns/guest-" + g[i].Name
+	}
 	blockAB := Partition{Kind: "block", Blocked: []Pair{{"a", "b"}}}
 	blockedSet := []Set{{Name: BlockedSet, Elements: []AddrPair{{ipA, ipB}}}}
 	inSet := Rule{IPv4: true, PairSet: BlockedSet}
@@ -99,30 +102,48 @@ func TestCompile(t *testing.T) {
 				RuleSet: RuleSet{Family: "netdev", Table: TableName},
 				Shaping: []Shaping{
 					{Device: "g2", Guest: "b", Rate: 1_000_000, Classes: []Class{{Minor: 2, Rate: 1_000_000}}},
-					{Device: "pti-g2", Redirect: "g2", Guest: "b", Rate: 1_000_000, Classes: []Class{{Minor: 2, Rate: 1_000_000}}},
+					{Netns: "/run/netns/guest-b", Device: "eth0", Guest: "b", Rate: 1_000_000, Classes: []Class{{Minor: 2, Rate: 1_000_000}}},
 				},
 			},
 		},
 		{
+			// Pair classes are chosen by u32 filters on the source address, so
+			// shaping alone needs no nftables table.
 			name: "pair rate under a guest rate, pair netem over guest netem",
 			state: State{Partition: Fullmesh(), Impairments: []Impairment{
 				{Guest: "c", Rate: 1_000_000, Delay: 10 * time.Millisecond, Jitter: time.Millisecond},
 				{Src: "a", Dst: "c", Rate: 5_000_000, Delay: 50 * time.Millisecond},
 			}},
 			want: Plan{
-				RuleSet: RuleSet{Family: "netdev", Table: TableName,
-					Sets: []Set{{Name: BlockedSet, Elements: []AddrPair{}}},
-					Chains: append([]Chain{{Name: FilterChain, Rules: []Rule{
-						{IPv4: true, PairSet: BlockedSet, Action: ActionDrop},
-						{IPv4: true, Saddr: ipA, Daddr: ipC, Action: ActionSetPriority, Priority: 0x7074_0100},
-					}}}, portChains("g1", "g2", "g3")...)},
+				RuleSet: RuleSet{Family: "netdev", Table: TableName},
 				Shaping: []Shaping{
 					{Device: "g3", Guest: "c", Rate: 1_000_000, Classes: []Class{
 						{Minor: 2, Rate: 1_000_000, Netem: &Netem{Delay: 10 * time.Millisecond, Jitter: time.Millisecond}},
-						{Minor: 0x100, From: "a", Rate: 1_000_000, Netem: &Netem{Delay: 50 * time.Millisecond, Jitter: time.Millisecond}},
+						{Minor: 0x100, From: "a", Src: ipA, Rate: 1_000_000, Netem: &Netem{Delay: 50 * time.Millisecond, Jitter: time.Millisecond}},
 					}},
-					{Device: "pti-g3", Redirect: "g3", Guest: "c", Rate: 1_000_000, Classes: []Class{
+					{Netns: "/run/netns/guest-c", Device: "eth0", Guest: "c", Rate: 1_000_000, Classes: []Class{
 						{Minor: 2, Rate: 1_000_000, Netem: &Netem{Delay: 10 * time.Millisecond, Jitter: time.Millisecond}},
+					}},
+				},
+			},
+		},
+		{
+			// A pair impairment is shaped at the destination's port only: it
+			// needs no guest namespace and leaves the source's eth0 alone.
+			name: "pair impairment alone shapes the destination port",
+			state: State{Partition: blockAB, Impairments: []Impairment{
+				{Src: "b", Dst: "a", Delay: 20 * time.Millisecond, Loss: 100},
+			}},
+			want: Plan{
+				RuleSet: RuleSet{Family: "netdev", Table: TableName, Sets: blockedSet,
+					Chains: append([]Chain{{Name: FilterChain, Rules: []Rule{
+						with(inSet, func(r *Rule) { r.Action = ActionDrop }),
+						{IPv4: true, Saddr: ipB, Daddr: ipA, Action: ActionDrop},
+					}}}, portChains("g1", "g2", "g3")...)},
+				Shaping: []Shaping{
+					{Device: "g1", Guest: "a", Rate: MaxRate, Classes: []Class{
+						{Minor: 2, Rate: MaxRate},
+						{Minor: 0x101, From: "b", Src: ipB, Rate: MaxRate, Netem: &Netem{Delay: 20 * time.Millisecond}},
 					}},
 				},
 			},
@@ -158,6 +179,10 @@ func TestCompileErrors(t *testing.T) {
 		{"impairment with guest and pair", State{Impairments: []Impairment{{Guest: "a", Src: "b", Dst: "c"}}}, "not both"},
 		{"impairment half a pair", State{Impairments: []Impairment{{Src: "b"}}}, "set guest, or both src and dst"},
 		{"loss out of range", State{Impairments: []Impairment{{Guest: "a", Loss: 101}}}, "loss 101% is out of range"},
+		// Outgoing shaping happens in the guest's namespace; without one the
+		// impairment is refused, never half applied.
+		{"guest rate without netns", State{Impairments: []Impairment{{Guest: "a", Rate: 1_000_000}}}, "impairment of guest a (rate): what the guest sends is shaped on its eth0 inside its network namespace, but guest a has no NetnsPath"},
+		{"guest netem without netns", State{Impairments: []Impairment{{Guest: "b", Delay: time.Millisecond, Duplicate: 1}}}, "impairment of guest b (delay, duplicate): what the guest sends"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,16 +226,6 @@ func TestRuleSetString(t *testing.T) {
 `
 	if got := plan.RuleSet.String(); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
-}
-
-func TestIFBName(t *testing.T) {
-	if got := IFBName("g12"); got != "pti-g12" {
-		t.Errorf("IFBName(g12) = %q", got)
-	}
-	long := IFBName("averyverylongport")
-	if len(long) > 15 || !strings.HasPrefix(long, IFBPrefix) || long == IFBName("averyverylongpor2") {
-		t.Errorf("IFBName(long) = %q", long)
 	}
 }
 

@@ -8,8 +8,12 @@
 // "pontoon_partition") that is replaced in a single netlink transaction, so
 // every guest switches from the old connectivity to the new one at the same
 // instant. Rate limits and netem impairments are traffic-control qdiscs on the
-// same ports. Nothing inside a guest's namespace is touched, and no other
-// table of the bridge namespace is read or changed.
+// egress side of the link they shape: the ports for traffic delivered to a
+// guest, and the guest's own eth0 for traffic it sends, so that every packet
+// meets the partition table before it can reach another guest (see tc.go).
+// Inside a guest's namespace partition touches only its own root qdisc on
+// eth0 (handle QdiscMajor) and, with Cut, sockets crossing the partition; no
+// other table of the bridge namespace is read or changed.
 //
 // The package is layered like the rest of pontoon:
 //

@@ -46,7 +46,6 @@ func (e *FeatureError) Is(target error) bool {
 var featureHints = map[string]string{
 	"sch_netem":         "delay, jitter, duplicate, corrupt and reorder need a kernel with CONFIG_NET_SCH_NETEM (loss and rate work without it)",
 	"sch_htb":           "rate limits need a kernel with CONFIG_NET_SCH_HTB",
-	"ifb":               "a rate limit or netem on a whole guest needs CONFIG_IFB to shape the guest's outgoing traffic",
 	"inet_diag_destroy": "closing open connections at once needs CONFIG_INET_DIAG_DESTROY (they are still reset on their next segment)",
 }
 
@@ -56,8 +55,6 @@ var (
 	ErrNetemUnavailable = &FeatureError{Feature: "sch_netem"}
 	// ErrHTBUnavailable: the kernel has no HTB qdisc (CONFIG_NET_SCH_HTB).
 	ErrHTBUnavailable = &FeatureError{Feature: "sch_htb"}
-	// ErrIFBUnavailable: the kernel cannot create IFB devices (CONFIG_IFB).
-	ErrIFBUnavailable = &FeatureError{Feature: "ifb"}
 	// ErrSockDestroyUnavailable: the kernel cannot close sockets through
 	// sock_diag (CONFIG_INET_DIAG_DESTROY).
 	ErrSockDestroyUnavailable = &FeatureError{Feature: "inet_diag_destroy"}

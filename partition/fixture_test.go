@@ -109,6 +109,9 @@ func newScene(tb testing.TB, n int, withNetns bool) *scene {
 	return s
 }
 
+// guestNetns returns the path of a guest's network namespace.
+func (s *scene) guestNetns(guest string) string { return "/run/netns/" + s.nsOf[guest] }
+
 func (s *scene) target() Target {
 	return Target{NetnsPath: "/run/netns/" + s.bridgeNS, Bridge: "br0", StateDir: s.stateDir, Guests: s.guests}
 }

@@ -19,10 +19,13 @@ import (
 // draws are made); a pair's rate and netem settings override the destination
 // guest's for that pair's packets.
 //
-// Loss is enforced by nftables (numgen) and needs no netem. Rate needs HTB
-// (and IFB for a guest's outgoing side). Delay, Jitter, Duplicate, Corrupt and
-// Reorder need the netem qdisc; without it Apply fails with an error matching
-// ErrNetemUnavailable and changes nothing.
+// Loss is enforced by nftables (numgen) on the bridge side and needs no
+// netem. Rate needs HTB. Delay, Jitter, Duplicate, Corrupt and Reorder need
+// the netem qdisc; without it Apply fails with an error matching
+// ErrNetemUnavailable and changes nothing. What a guest receives and every
+// pair impairment are shaped on the guest's port in the bridge namespace;
+// what a guest sends is shaped on its own GuestIface, so a guest impairment
+// with a rate or netem settings needs Guest.NetnsPath.
 type Impairment struct {
 	Guest string `json:"guest,omitempty"`
 	Src   string `json:"src,omitempty"`

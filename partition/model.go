@@ -20,9 +20,11 @@ type Guest struct {
 	// kernels keep its rules and apply them when the port appears.
 	Port string `json:"port"`
 	// NetnsPath, when set, is a path to the guest's network namespace (e.g.
-	// /proc/PID/ns/net or /run/netns/NAME). It is only used by the Cut option
-	// to close already-open TCP connections actively; without it Cut still
-	// resets them on their next segment.
+	// /proc/PID/ns/net or /run/netns/NAME). A rate limit or netem setting on
+	// the guest shapes what the guest sends on its GuestIface in there, so
+	// such an impairment needs it. The Cut option also uses it to close
+	// already-open TCP connections actively; without it Cut still resets them
+	// on their next segment.
 	NetnsPath string `json:"netns_path,omitempty"`
 }
 

@@ -339,10 +339,6 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 		e = append(e, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED})
 	case ActionJump:
 		e = append(e, &expr.Verdict{Kind: expr.VerdictJump, Chain: r.Jump})
-	case ActionSetPriority:
-		e = append(e,
-			&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint32(r.Priority)},
-			&expr.Meta{Key: expr.MetaKeyPRIORITY, SourceRegister: true, Register: reg1})
 	default:
 		return nil, fmt.Errorf("unknown action %q", r.Action)
 	}

@@ -109,14 +109,6 @@ func (t Target) check() error {
 	return nil
 }
 
-func (t Target) ports() []string {
-	out := make([]string, 0, len(t.Guests))
-	for _, g := range t.Guests {
-		out = append(out, g.Port)
-	}
-	return out
-}
-
 // Apply makes s the bridge's state: the partition, its mode and every
 // impairment, replacing whatever was applied before (impairments not in s are
 // removed). The partition switches in one nftables transaction. If s is
@@ -143,7 +135,7 @@ func applyWith(t Target, s State, o applyOpts) (Record, error) {
 	}
 	plan := r.plan()
 	if need, ok := plan.needsNetem(); ok {
-		if err := probeNetem(t.NetnsPath, need); err != nil {
+		if err := checkNetem(need); err != nil {
 			return Record{}, err
 		}
 	}
@@ -227,8 +219,9 @@ func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
 }
 
 // Heal removes every partition and impairment from the bridge: the partition
-// table, partition's qdiscs and its IFB devices. Heal succeeds when there is
-// nothing to remove, including when the bridge namespace is already gone.
+// table and partition's qdiscs on the ports and on the guests' eth0. Heal
+// succeeds when there is nothing to remove, including when the bridge
+// namespace or a guest's namespace is already gone.
 func Heal(t Target) error {
 	if err := t.check(); err != nil {
 		return err
@@ -253,7 +246,7 @@ func Heal(t Target) error {
 	// Without a record, or with shaping recorded, look for leftovers in the
 	// kernel rather than trusting the record.
 	if !known || len(prev.Shaping) > 0 {
-		if err := clearShaping(t.NetnsPath, t.ports()); err != nil {
+		if err := clearShaping(t.NetnsPath, t.Guests, prev.Shaping); err != nil {
 			return fmt.Errorf("heal: %w", err)
 		}
 	}

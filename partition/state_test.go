@@ -47,6 +47,7 @@ func TestNewStatusKeepsSince(t *testing.T) {
 
 func TestRecordJSONRoundTrip(t *testing.T) {
 	g := testGuests(3)
+	g[2].NetnsPath = "/run/netns/guest-c" // the shaping record names it
 	r, err := resolveState(State{Partition: Partition{Kind: "block", Description: "block a -> b", Blocked: []Pair{{"a", "b"}}},
 		Mode: ModeReject, Cut: true,
 		Impairments: []Impairment{{Guest: "c", Rate: 2_000_000, Delay: 150 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 1.5}}}, g)

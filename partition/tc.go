@@ -1,51 +1,112 @@
 package partition
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"reflect"
-	"strings"
+	"sync"
 
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
-// Traffic shaping: a port's egress carries what is delivered to its guest,
-// so the guest's download and pair limits are an HTB tree on the port. What
-// the guest sends enters the bridge on the port's ingress, where no qdisc can
-// queue; it is redirected (u32 match-all + mirred) into an IFB device whose
-// egress carries the same HTB tree. Pair classes are chosen by skb->priority,
-// which the nftables filter chain sets (see compile.go).
+// Traffic shaping is placed where no packet can reach a guest without
+// passing the partition table first:
+//
+//   - What is delivered to a guest leaves the bridge on the guest's port, so
+//     the guest's incoming rate and netem, and the classes of pair impairments
+//     towards it, are an HTB tree on the port's egress in the bridge
+//     namespace. Pair classes are chosen by u32 filters on the source address.
+//   - What a guest sends is shaped where it is sent: on the egress of the
+//     guest's own eth0 inside its namespace (where container tools shape
+//     too). The packets then enter the bridge through the port's ingress and
+//     meet the partition table like any other.
+//
+// Nothing is ever attached to a port's tc ingress. tc ingress runs before the
+// netdev ingress hook that holds the partition table, and a packet that tc
+// redirects (to an IFB device, to shape it there) comes back flagged to skip
+// classification, which skips that hook as well: a shaped guest would cross
+// every partition and every loss rule.
 
-// applyShaping moves the bridge's traffic control from have to want,
-// touching only devices whose configuration differs.
-func applyShaping(nsPath string, have, want []Shaping) error {
+// GuestIface is the guest's end of its port inside the guest's namespace,
+// where what the guest sends is shaped.
+const GuestIface = netsetup.GuestIfName
+
+// shapingKey identifies the device a Shaping configures.
+type shapingKey struct{ netns, device string }
+
+func keyOf(sh Shaping) shapingKey { return shapingKey{sh.Netns, sh.Device} }
+
+// handles opens one rtnetlink handle per namespace on demand. The empty
+// namespace path means the bridge namespace.
+type handles struct {
+	bridge string
+	m      map[string]*handleEntry
+}
+
+type handleEntry struct {
+	h    *netlink.Handle
+	done func()
+	err  error
+}
+
+func newHandles(bridgeNS string) *handles {
+	return &handles{bridge: bridgeNS, m: map[string]*handleEntry{}}
+}
+
+func (hs *handles) get(nsPath string) (*netlink.Handle, error) {
+	if nsPath == "" {
+		nsPath = hs.bridge
+	}
+	e, ok := hs.m[nsPath]
+	if !ok {
+		e = &handleEntry{}
+		e.h, e.done, e.err = rtHandle(nsPath)
+		hs.m[nsPath] = e
+	}
+	return e.h, e.err
+}
+
+func (hs *handles) close() {
+	for _, e := range hs.m {
+		if e.done != nil {
+			e.done()
+		}
+	}
+}
+
+// applyShaping moves traffic control from have to want, touching only
+// devices whose configuration differs.
+func applyShaping(bridgeNS string, have, want []Shaping) error {
 	if len(have) == 0 && len(want) == 0 {
 		return nil
 	}
-	h, done, err := rtHandle(nsPath)
-	if err != nil {
-		return err
-	}
-	defer done()
-	wantBy := map[string]Shaping{}
+	hs := newHandles(bridgeNS)
+	defer hs.close()
+	wantBy := map[shapingKey]Shaping{}
 	for _, sh := range want {
-		wantBy[sh.Device] = sh
+		wantBy[keyOf(sh)] = sh
 	}
-	haveBy := map[string]Shaping{}
+	haveBy := map[shapingKey]Shaping{}
 	for _, sh := range have {
-		haveBy[sh.Device] = sh
-		if w, ok := wantBy[sh.Device]; !ok || !reflect.DeepEqual(w, sh) {
-			if err := removeShaping(h, sh); err != nil {
+		haveBy[keyOf(sh)] = sh
+		if w, ok := wantBy[keyOf(sh)]; !ok || !reflect.DeepEqual(w, sh) {
+			if err := removeShaping(hs, sh); err != nil {
 				return err
 			}
 		}
 	}
 	for _, sh := range want {
-		if old, ok := haveBy[sh.Device]; ok && reflect.DeepEqual(old, sh) {
+		if old, ok := haveBy[keyOf(sh)]; ok && reflect.DeepEqual(old, sh) {
 			continue
+		}
+		h, err := hs.get(sh.Netns)
+		if err != nil {
+			return fmt.Errorf("shape guest %s: %w", sh.Guest, err)
 		}
 		if err := addShaping(h, sh); err != nil {
 			return err
@@ -54,25 +115,28 @@ func applyShaping(nsPath string, have, want []Shaping) error {
 	return nil
 }
 
-func removeShaping(h *netlink.Handle, sh Shaping) error {
-	if sh.Redirect != "" {
-		if port, err := h.LinkByName(sh.Redirect); err == nil {
-			if err := delIngress(h, port); err != nil {
-				return err
-			}
+// removeShaping deletes the tree sh describes. A guest whose namespace or
+// device is gone has nothing left to undo.
+func removeShaping(hs *handles, sh Shaping) error {
+	h, err := hs.get(sh.Netns)
+	if err != nil {
+		if sh.Netns != "" && nsGone(err) {
+			return nil
 		}
-		if ifb, err := h.LinkByName(sh.Device); err == nil {
-			if err := h.LinkDel(ifb); err != nil && !isGone(err) {
-				return fmt.Errorf("delete IFB %q: %w", sh.Device, err)
-			}
-		}
-		return nil
+		return fmt.Errorf("unshape guest %s: %w", sh.Guest, err)
 	}
 	link, err := h.LinkByName(sh.Device)
 	if err != nil {
-		return nil // port gone: nothing left to undo
+		return nil
 	}
 	return delOwnRoot(h, link)
+}
+
+// nsGone reports an error from opening a namespace that no longer exists:
+// a removed pin or a dead process (ENOENT, ESRCH), or a pin file whose
+// namespace was unmounted (setns answers EINVAL for a plain file).
+func nsGone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.EINVAL)
 }
 
 func isGone(err error) bool {
@@ -83,6 +147,9 @@ func isGone(err error) bool {
 func delOwnRoot(h *netlink.Handle, link netlink.Link) error {
 	qs, err := h.QdiscList(link)
 	if err != nil {
+		if isGone(err) {
+			return nil
+		}
 		return fmt.Errorf("list qdiscs of %q: %w", link.Attrs().Name, err)
 	}
 	for _, q := range qs {
@@ -96,14 +163,6 @@ func delOwnRoot(h *netlink.Handle, link netlink.Link) error {
 	return nil
 }
 
-func delIngress(h *netlink.Handle, port netlink.Link) error {
-	q := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: port.Attrs().Index, Parent: netlink.HANDLE_INGRESS, Handle: netlink.MakeHandle(0xffff, 0)}}
-	if err := h.QdiscDel(q); err != nil && !isGone(err) {
-		return fmt.Errorf("delete ingress qdisc of %q: %w", port.Attrs().Name, err)
-	}
-	return nil
-}
-
 // qdiscErr turns "unknown qdisc kind" into a FeatureError.
 func qdiscErr(kind, need string, err error) error {
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
@@ -112,16 +171,19 @@ func qdiscErr(kind, need string, err error) error {
 	return err
 }
 
+// where names the device of sh for messages.
+func where(sh Shaping) string {
+	if sh.Netns == "" {
+		return fmt.Sprintf("port %q", sh.Device)
+	}
+	return fmt.Sprintf("%q in netns %s", sh.Device, sh.Netns)
+}
+
 func addShaping(h *netlink.Handle, sh Shaping) error {
 	need := "rate limit of guest " + sh.Guest
-	var link netlink.Link
-	var err error
-	if sh.Redirect != "" {
-		if link, err = ensureIFB(h, sh.Device); err != nil {
-			return &FeatureError{Feature: "ifb", Need: need, Err: err}
-		}
-	} else if link, err = h.LinkByName(sh.Device); err != nil {
-		return fmt.Errorf("shape guest %s: port %q: %w", sh.Guest, sh.Device, err)
+	link, err := h.LinkByName(sh.Device)
+	if err != nil {
+		return fmt.Errorf("shape guest %s: find %s: %w", sh.Guest, where(sh), err)
 	}
 	if err := delOwnRoot(h, link); err != nil {
 		return err
@@ -130,7 +192,13 @@ func addShaping(h *netlink.Handle, sh Shaping) error {
 	root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(QdiscMajor, 0)})
 	root.Defcls = classDefault
 	if err := h.QdiscAdd(root); err != nil {
-		return fmt.Errorf("add htb qdisc to %q: %w", sh.Device, qdiscErr("htb", need, err))
+		if errors.Is(err, unix.EEXIST) {
+			// Only a root qdisc someone else added refuses an exclusive add;
+			// pontoon does not replace what it does not own.
+			return fmt.Errorf("shape guest %s: %s already has a root qdisc that pontoon did not add; remove it (tc qdisc del dev %s root) to let pontoon shape this guest: %w",
+				sh.Guest, where(sh), sh.Device, err)
+		}
+		return fmt.Errorf("add htb qdisc to %s: %w", where(sh), qdiscErr("htb", need, err))
 	}
 	rate := func(r Rate) uint64 {
 		if r == 0 {
@@ -141,43 +209,35 @@ func addShaping(h *netlink.Handle, sh Shaping) error {
 	top := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Handle: netlink.MakeHandle(QdiscMajor, classTop)},
 		netlink.HtbClassAttrs{Rate: rate(sh.Rate), Ceil: rate(sh.Rate)})
 	if err := h.ClassAdd(top); err != nil {
-		return fmt.Errorf("add htb class %x:%x to %q: %w", QdiscMajor, classTop, sh.Device, err)
+		return fmt.Errorf("add htb class %x:%x to %s: %w", QdiscMajor, classTop, where(sh), err)
 	}
 	for _, c := range sh.Classes {
 		cl := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, classTop), Handle: netlink.MakeHandle(QdiscMajor, c.Minor)},
 			netlink.HtbClassAttrs{Rate: rate(c.Rate), Ceil: rate(c.Rate)})
 		if err := h.ClassAdd(cl); err != nil {
-			return fmt.Errorf("add htb class %x:%x to %q: %w", QdiscMajor, c.Minor, sh.Device, err)
+			return fmt.Errorf("add htb class %x:%x to %s: %w", QdiscMajor, c.Minor, where(sh), err)
 		}
-		if c.Netem == nil {
+		if c.Netem != nil {
+			ne := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, c.Minor), Handle: netlink.MakeHandle(0x7000+c.Minor, 0)}, netemAttrs(c.Netem))
+			if err := h.QdiscAdd(ne); err != nil {
+				return fmt.Errorf("add netem under class %x:%x of %s: %w", QdiscMajor, c.Minor, where(sh), qdiscErr("netem", "netem settings of guest "+sh.Guest, err))
+			}
+		}
+		if !c.Src.IsValid() {
 			continue
 		}
-		ne := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, c.Minor), Handle: netlink.MakeHandle(0x7000+c.Minor, 0)}, netemAttrs(c.Netem))
-		if err := h.QdiscAdd(ne); err != nil {
-			return fmt.Errorf("add netem under class %x:%x of %q: %w", QdiscMajor, c.Minor, sh.Device, qdiscErr("netem", "netem settings of guest "+sh.Guest, err))
+		src := c.Src.As4()
+		f := &netlink.U32{
+			FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Priority: 1, Protocol: unix.ETH_P_IP},
+			ClassId:     ClassID(c.Minor),
+			Sel: &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: []netlink.TcU32Key{
+				// ip saddr: offset 12 of the IPv4 header.
+				{Mask: 0xffffffff, Val: binary.BigEndian.Uint32(src[:]), Off: 12},
+			}},
 		}
-	}
-	if sh.Redirect == "" {
-		return nil
-	}
-	port, err := h.LinkByName(sh.Redirect)
-	if err != nil {
-		return fmt.Errorf("shape guest %s: port %q: %w", sh.Guest, sh.Redirect, err)
-	}
-	if err := delIngress(h, port); err != nil {
-		return err
-	}
-	ing := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: port.Attrs().Index, Parent: netlink.HANDLE_INGRESS, Handle: netlink.MakeHandle(0xffff, 0)}}
-	if err := h.QdiscAdd(ing); err != nil {
-		return fmt.Errorf("add ingress qdisc to %q: %w", sh.Redirect, err)
-	}
-	redirect := &netlink.U32{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: port.Attrs().Index, Parent: netlink.MakeHandle(0xffff, 0), Priority: 1, Protocol: unix.ETH_P_ALL},
-		Sel:         &netlink.TcU32Sel{Flags: nl.TC_U32_TERMINAL, Keys: []netlink.TcU32Key{{Mask: 0, Val: 0}}},
-		Actions:     []netlink.Action{netlink.NewMirredAction(idx)},
-	}
-	if err := h.FilterAdd(redirect); err != nil {
-		return fmt.Errorf("redirect ingress of %q to %q: %w", sh.Redirect, sh.Device, err)
+		if err := h.FilterAdd(f); err != nil {
+			return fmt.Errorf("add u32 filter ip src %s -> class %x:%x on %s: %w", c.Src, QdiscMajor, c.Minor, where(sh), err)
+		}
 	}
 	return nil
 }
@@ -197,51 +257,18 @@ func netemAttrs(n *Netem) netlink.NetemQdiscAttrs {
 	return a
 }
 
-func ensureIFB(h *netlink.Handle, name string) (netlink.Link, error) {
-	if l, err := h.LinkByName(name); err == nil {
-		return l, h.LinkSetUp(l)
-	}
-	la := netlink.NewLinkAttrs()
-	la.Name = name
-	if err := h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
-		return nil, fmt.Errorf("create IFB %q: %w", name, err)
-	}
-	l, err := h.LinkByName(name)
-	if err != nil {
-		return nil, fmt.Errorf("find IFB %q: %w", name, err)
-	}
-	if err := h.LinkSetUp(l); err != nil {
-		return nil, fmt.Errorf("set IFB %q up: %w", name, err)
-	}
-	return l, nil
-}
-
-// clearShaping removes every qdisc and IFB partition may have left in the
-// bridge namespace, whatever the recorded state says: every root qdisc with
-// handle QdiscMajor, the ingress qdisc of every port that feeds an IFB of
-// ours, and those IFBs.
-func clearShaping(nsPath string, ports []string) error {
-	h, done, err := rtHandle(nsPath)
+// clearShaping removes every qdisc partition may have left, whatever the
+// recorded state says: every root qdisc with handle QdiscMajor in the bridge
+// namespace, and the one on the guest-side device of every guest namespace
+// named by guests or recorded. Guest namespaces that are gone are skipped.
+func clearShaping(bridgeNS string, guests []Guest, recorded []Shaping) error {
+	hs := newHandles(bridgeNS)
+	defer hs.close()
+	h, err := hs.get("")
 	if err != nil {
 		return err
-	}
-	defer done()
-	links, err := listLinks(h)
-	if err != nil {
-		return err
-	}
-	byName := map[string]netlink.Link{}
-	for _, l := range links {
-		byName[l.Attrs().Name] = l
 	}
 	var errs []error
-	for _, p := range ports {
-		if _, ours := byName[IFBName(p)]; ours {
-			if port, ok := byName[p]; ok {
-				errs = append(errs, delIngress(h, port))
-			}
-		}
-	}
 	qs, err := h.QdiscList(nil)
 	if err != nil {
 		return fmt.Errorf("list qdiscs: %w", err)
@@ -254,42 +281,91 @@ func clearShaping(nsPath string, ports []string) error {
 			}
 		}
 	}
-	for _, l := range links {
-		if _, ok := l.(*netlink.Ifb); ok && strings.HasPrefix(l.Attrs().Name, IFBPrefix) {
-			if err := h.LinkDel(l); err != nil && !isGone(err) {
-				errs = append(errs, fmt.Errorf("delete IFB %q: %w", l.Attrs().Name, err))
-			}
+	seen := map[shapingKey]bool{}
+	var inGuests []Shaping
+	for _, g := range guests {
+		if g.NetnsPath != "" {
+			inGuests = append(inGuests, Shaping{Netns: g.NetnsPath, Device: GuestIface, Guest: g.Name})
 		}
+	}
+	for _, sh := range recorded {
+		if sh.Netns != "" {
+			inGuests = append(inGuests, sh)
+		}
+	}
+	for _, sh := range inGuests {
+		if seen[keyOf(sh)] {
+			continue
+		}
+		seen[keyOf(sh)] = true
+		errs = append(errs, removeShaping(hs, sh))
 	}
 	return errors.Join(errs...)
 }
 
-// probeNetem checks, without touching any existing device, whether the kernel
-// can create a netem qdisc: it adds one to a throwaway IFB device.
-func probeNetem(nsPath, need string) error {
-	h, done, err := rtHandle(nsPath)
-	if err != nil {
-		return err
+// Whether the kernel has netem does not change while a process runs once it
+// has said yes (a module, once loaded, stays); a no is asked again, since a
+// module may be installed meanwhile.
+var netemOK struct {
+	sync.Mutex
+	yes bool
+}
+
+// CheckNetem reports whether the running kernel can emulate delay, jitter,
+// duplication, corruption and reordering. It returns nil when it can add a
+// netem qdisc, a *FeatureError matching ErrNetemUnavailable when the kernel
+// lacks netem, and another error when the check itself could not run (e.g.
+// without the privileges to create a network namespace). The check adds the
+// qdisc to the loopback device of a scratch network namespace that it removes
+// again, so it changes nothing that exists.
+func CheckNetem() error {
+	return checkNetem("")
+}
+
+func checkNetem(need string) error {
+	netemOK.Lock()
+	defer netemOK.Unlock()
+	if netemOK.yes {
+		return nil
 	}
-	defer done()
-	name := fmt.Sprintf("%sprobe%d", IFBPrefix, os.Getpid()%100000)
-	la := netlink.NewLinkAttrs()
-	la.Name = name
-	if err := h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
-		return &FeatureError{Feature: "ifb", Need: need, Err: err}
+	err := probeNetem()
+	var fe *FeatureError
+	if errors.As(err, &fe) {
+		return &FeatureError{Feature: fe.Feature, Need: need, Err: fe.Err}
+	}
+	if err == nil {
+		netemOK.yes = true
+	}
+	return err
+}
+
+func probeNetem() (err error) {
+	dir, err := os.MkdirTemp("", "pontoon-netem-check-")
+	if err != nil {
+		return fmt.Errorf("check for netem: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	path := dir + "/net"
+	if err := ns.New(ns.Spec{Net: path}); err != nil {
+		return fmt.Errorf("check for netem: %w", err)
 	}
 	defer func() {
-		if l, err := h.LinkByName(name); err == nil {
-			_ = h.LinkDel(l)
+		if rerr := ns.Remove(path); rerr != nil && err == nil {
+			err = fmt.Errorf("check for netem: %w", rerr)
 		}
 	}()
-	l, err := h.LinkByName(name)
+	h, done, err := rtHandle(path)
 	if err != nil {
-		return fmt.Errorf("find probe device %q: %w", name, err)
+		return fmt.Errorf("check for netem: %w", err)
 	}
-	ne := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(1, 0)}, netlink.NetemQdiscAttrs{Latency: 1000})
+	defer done()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("check for netem: find lo in a scratch netns: %w", err)
+	}
+	ne := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: lo.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(1, 0)}, netlink.NetemQdiscAttrs{Latency: 1000})
 	if err := h.QdiscAdd(ne); err != nil {
-		return &FeatureError{Feature: "sch_netem", Need: need, Err: unknownQdisc("netem", err)}
+		return fmt.Errorf("check for netem: add a netem qdisc to lo in a scratch netns: %w", qdiscErr("netem", "", err))
 	}
 	return nil
 }

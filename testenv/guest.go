@@ -58,11 +58,6 @@ func (e *Env) Guest(name, ip string, opts ...GuestOption) *Guest {
 		uts:      ng.UTS,
 		port:     ng.PortName(),
 	}
-	for _, l := range []struct{ ns, name string }{{e.BridgeNetns(), g.port}, {g.netns, netsetup.GuestIfName}} {
-		if err := waitLinkUp(l.ns, l.name); err != nil {
-			e.t.Fatalf("testenv: guest %s: %v", name, err)
-		}
-	}
 	line := g.ip.String() + "\t" + g.hostname
 	if g.hostname != g.name {
 		line += " " + g.name

@@ -12,9 +12,6 @@ import (
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // WithMode sets how blocked packets are treated by the Env's partitions: partition.ModeDrop
@@ -281,8 +278,8 @@ func (e *Env) PartitionFor(ctx context.Context, p partition.Partition, d time.Du
 }
 
 // Impairments. They return their error rather than failing the test: what they need depends on
-// the kernel (errors match partition.ErrNetemUnavailable, ErrHTBUnavailable or
-// ErrIFBUnavailable), and a test may prefer to fall back. On error nothing changes.
+// the kernel (errors match partition.ErrNetemUnavailable or ErrHTBUnavailable), and a test may
+// prefer to fall back. On error nothing changes.
 
 // Loss drops percent (0-100) of the IPv4 packets each named guest sends and receives, keeping
 // the guests' other impairments and the partition.
@@ -292,7 +289,7 @@ func (e *Env) Loss(percent float64, guests ...string) error {
 }
 
 // Rate limits each named guest's bandwidth, each direction separately, to rate written as tc
-// does ("1mbit", "512kbit", "10mbps"); "0bit" removes the limit. It needs HTB and IFB.
+// does ("1mbit", "512kbit", "10mbps"); "0bit" removes the limit. It needs HTB.
 func (e *Env) Rate(rate string, guests ...string) error {
 	e.t.Helper()
 	r, err := partition.ParseRate(rate)
@@ -380,55 +377,11 @@ func (e *Env) ClearImpairments() error {
 // impairment with such settings when the test cannot do without them.
 func (e *Env) RequireNetem() {
 	e.t.Helper()
-	if err := e.netemAvailable(); err != nil {
+	if err := partition.CheckNetem(); err != nil {
 		var fe *partition.FeatureError
 		if errors.As(err, &fe) {
 			e.t.Skipf("testenv: %v", err)
 		}
 		e.t.Fatalf("testenv: check for netem: %v", err)
 	}
-}
-
-// netemAvailable adds a netem qdisc to a throwaway IFB device in the bridge namespace.
-// The answer is the kernel's, so it holds for every Env of the process.
-func (e *Env) netemAvailable() error {
-	netemOnce.Do(func() { netemErr = probeNetem(e.BridgeNetns()) })
-	return netemErr
-}
-
-var (
-	netemOnce sync.Once
-	netemErr  error
-)
-
-func probeNetem(nsPath string) error {
-	n, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	h, err := netlink.NewHandleAt(n, unix.NETLINK_ROUTE)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	la := netlink.NewLinkAttrs()
-	la.Name = "tenv-netem"
-	if err := h.LinkAdd(&netlink.Ifb{LinkAttrs: la}); err != nil {
-		return fmt.Errorf("create device for the netem check: %w", err)
-	}
-	defer func() {
-		if l, err := h.LinkByName(la.Name); err == nil {
-			h.LinkDel(l)
-		}
-	}()
-	l, err := h.LinkByName(la.Name)
-	if err != nil {
-		return err
-	}
-	q := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT, Handle: netlink.MakeHandle(1, 0)}, netlink.NetemQdiscAttrs{Latency: 1000})
-	if err := h.QdiscAdd(q); err != nil {
-		return &partition.FeatureError{Feature: "sch_netem", Need: "testenv.RequireNetem", Err: err}
-	}
-	return nil
 }

@@ -211,7 +211,15 @@ func TestImpairments(t *testing.T) {
 		skipIfMissing(t, err)
 		t.Fatal(err)
 	}
-	env.MustReach("n1", "n2")
+	// The loss on n2->n1 still holds for the rate-limited n2, and n1->n2 flows. (A round trip
+	// between them needs n2->n1, so it must stay lost.)
+	if err := env.Delivers("n1", "n2"); err != nil {
+		t.Errorf("n1->n2 under rate limits: %v", err)
+	}
+	if err := env.Delivers("n2", "n1"); err == nil {
+		t.Error("a datagram from the rate-limited n2 reached n1 despite 100% loss on n2->n1")
+	}
+	env.MustNotReach("n1", "n2")
 	if s := env.State(); len(s.Impairments) != 3 {
 		t.Errorf("impairments after Rate: %+v", s.Impairments)
 	}
