@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/nftables"
@@ -33,6 +34,10 @@ type GatewayOptions struct {
 func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 	if !opt.Plan.Subnet.IsValid() {
 		opt.Plan = DefaultPlan()
+	}
+	// A Plan built by hand has not been through ParsePlan's checks.
+	if _, err := ParsePlan(opt.Plan.String()); err != nil {
+		return false, err
 	}
 	st := env.store()
 	err = st.locked(func() error {
@@ -138,8 +143,20 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 		step{
 			show: "sysctl -w net.ipv4.ip_forward=1",
 			do: func() error {
-				old, err := ns.Sysctl(env.hostNetns(), "net.ipv4.ip_forward", "1")
-				state.HostForwarding = old
+				// The old value is recorded before the change, so that gc can restore it
+				// even when this process is killed right after changing it.
+				err := ns.Do(env.hostNetns(), func() error {
+					b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+					state.HostForwarding = strings.TrimSpace(string(b))
+					return err
+				})
+				if err != nil {
+					return fmt.Errorf("read sysctl net.ipv4.ip_forward: %w", err)
+				}
+				if err := writeJSON(st.gatewayFile(), state); err != nil {
+					return err
+				}
+				_, err = ns.Sysctl(env.hostNetns(), "net.ipv4.ip_forward", "1")
 				return err
 			},
 			undo: func() error { return restoreForwarding(env, state.HostForwarding) },
@@ -248,6 +265,16 @@ func GatewayDown(env Env, force bool) error {
 			return fmt.Errorf("bridges still use the gateway: %v; destroy them (`pontoon bridge destroy NAME`) or use `pontoon gateway down --force`", names)
 		}
 		for _, b := range bridges {
+			if env.DryRun != nil {
+				// destroyBridge knows no dry run: only say what it would remove.
+				for _, g := range b.Guests {
+					if g.Owned {
+						fmt.Fprintf(env.DryRun, "ip netns del %s\n", filepath.Base(g.Netns))
+					}
+				}
+				fmt.Fprintf(env.DryRun, "ip -n %s link del %s\nip netns del %s\n", filepath.Base(env.GatewayNetns()), slotLink(b.Slot), filepath.Base(env.BridgeNetns(b.Name)))
+				continue
+			}
 			if err := destroyBridge(env, b); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
 )
 
 // GCReport lists what gc removed.
@@ -85,6 +86,18 @@ func GC(env Env) (GCReport, error) {
 func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState) ([]string, error) {
 	var out []string
 	var errs []error
+	// Every state write happens under the lock gc holds, so a temporary file of writeJSON
+	// seen now was left by a process killed between writing and renaming it.
+	for _, dir := range []string{env.stateDir(), filepath.Join(env.stateDir(), "bridges")} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+		for _, p := range tmps {
+			if err := os.Remove(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, p)
+		}
+	}
 	owned := map[string]bool{}
 	slots := map[string]bool{}
 	for _, b := range live {
@@ -130,7 +143,11 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState) ([]str
 		return out, errors.Join(append(errs, err)...)
 	}
 	defer h.Close()
+	// Bridges being created meanwhile add uplinks, which interrupts the dump: retry.
 	links, err := h.LinkList()
+	for i := 0; i < 20 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
+		links, err = h.LinkList()
+	}
 	if err != nil {
 		return out, errors.Join(append(errs, fmt.Errorf("list gateway links: %w", err))...)
 	}

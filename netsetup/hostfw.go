@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
 )
 
 // A packet accepted by pontoon's own chain still meets every other forward chain of the
@@ -22,10 +24,23 @@ func commentUserData(s string) []byte {
 
 var pontoonComment = commentUserData("pontoon")
 
-func hostForwardRules() []rule {
+// hostForwardRules are the exceptions for chain ch. iptables-nft cannot read a native
+// "ct state" expression and then refuses to list, check or save the whole chain (breaking
+// Docker and iptables-save), so its FORWARD chain gets the xtables conntrack match that
+// iptables itself writes for -m conntrack --ctstate.
+func hostForwardRules(ch *nftables.Chain) []rule {
+	est := ctEstablished()
+	if ch.Table.Family == nftables.TableFamilyIPv4 && ch.Table.Name == "filter" && ch.Name == "FORWARD" {
+		est = match{text: est.text, exprs: []expr.Any{&expr.Match{Name: "conntrack", Rev: 3, Info: &xt.ConntrackMtinfo3{
+			ConntrackMtinfo2: xt.ConntrackMtinfo2{
+				ConntrackMtinfoBase: xt.ConntrackMtinfoBase{MatchFlags: uint16(xt.ConntrackState)},
+				StateMask:           uint16(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+			},
+		}}}}
+	}
 	return []rule{
 		{iif(HostLinkName), accept()},
-		{oif(HostLinkName), ctEstablished(), accept()},
+		{oif(HostLinkName), est, accept()},
 	}
 }
 
@@ -89,7 +104,7 @@ func ensureHostForward(env Env) error {
 		if len(own) > 0 {
 			continue
 		}
-		rules := hostForwardRules()
+		rules := hostForwardRules(ch)
 		// InsertRule prepends: insert in reverse so they end up in order at the top.
 		for i := len(rules) - 1; i >= 0; i-- {
 			c.InsertRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: rules[i].exprs(), UserData: pontoonComment})

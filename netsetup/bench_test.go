@@ -1,0 +1,49 @@
+package netsetup_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/probe"
+)
+
+// benchBridge measures one bridge with n guests: create it, attach the guests with fixed
+// addresses, ping from the first guest to the last, destroy it; the gateway stays, as in
+// shell_chain.sh of the shared baselines.
+func benchBridge(b *testing.B, n int) {
+	s := newChain(b, netsetup.GatewayOptions{})
+	last := addr(fmt.Sprintf("172.18.0.%d", n))
+	for b.Loop() {
+		mustBridge(b, s.Env, "bench", netsetup.BridgeOptions{})
+		var first *netsetup.Guest
+		for i := 1; i <= n; i++ {
+			g := mustGuest(b, s.Env, "bench", fmt.Sprintf("g%d", i), fmt.Sprintf("172.18.0.%d", i))
+			if first == nil {
+				first = g
+			}
+		}
+		if err := probe.Ping(first.Netns, last, okTimeout); err != nil {
+			b.Fatal(err)
+		}
+		if err := netsetup.DestroyBridge(s.Env, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkBridge3Guests(b *testing.B)  { benchBridge(b, 3) }
+func BenchmarkBridge10Guests(b *testing.B) { benchBridge(b, 10) }
+
+// BenchmarkGuestAttachDetach measures one guest (a namespace pontoon creates) attached to an
+// existing bridge and detached again, as cni_bridge.sh does with the CNI bridge plugin.
+func BenchmarkGuestAttachDetach(b *testing.B) {
+	s := newChain(b, netsetup.GatewayOptions{})
+	mustBridge(b, s.Env, "bench", netsetup.BridgeOptions{})
+	for b.Loop() {
+		mustGuest(b, s.Env, "bench", "g", "172.18.0.1")
+		if err := netsetup.DelGuest(s.Env, "bench", "g"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,227 @@
+package netsetup_test
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
+	"github.com/vishvananda/netlink"
+)
+
+func TestGatewayUpTwice(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	if already, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil || already {
+		t.Fatalf("first up: already=%v, %v", already, err)
+	}
+	before := snapshot(t, s)
+	if already, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: netsetup.DefaultPlan()}); err != nil || !already {
+		t.Fatalf("second up, same plan: already=%v, %v; want already=true", already, err)
+	}
+	moved, _ := netsetup.ParsePlan("10.77.0.0/16")
+	_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: moved})
+	wantErr(t, "up with another plan", err, "172.18.0.0/16", "10.77.0.0/16", "gateway down")
+	if after := snapshot(t, s); after != before {
+		t.Errorf("repeated up changed the chain:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	st, err := netsetup.Status(s.Env)
+	if err != nil || !st.Up || st.Gateway.Plan != "172.18.0.0/16" || len(st.Bridges) != 0 {
+		t.Errorf("Status = %+v, %v", st, err)
+	}
+}
+
+// A plan that collides with a route or address of the host is refused before anything is
+// created, naming the culprit and the --subnet fix.
+func TestGatewayCollision(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		linkUp bool
+		want   []string
+	}{
+		// An address on an up link brings its /16 route: the route is reported.
+		{"route", true, []string{"172.18.0.0/16", "route 172.18.0.0/16 dev dock0", "--subnet 10.77.0.0/16"}},
+		// On a down link there is no route, only the address.
+		{"address", false, []string{"address 172.18.0.1/16 on dock0", "--subnet 10.77.0.0/16"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			h := handleAt(t, s.Host)
+			// A Linux bridge holding 172.18.0.1/16, as Docker's user-defined networks do.
+			d := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+			d.Name = "dock0"
+			if err := h.LinkAdd(d); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.AddrAdd(d, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(172, 18, 0, 1), Mask: net.CIDRMask(16, 32)}}); err != nil {
+				t.Fatal(err)
+			}
+			if c.linkUp {
+				if err := h.LinkSetUp(d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := snapshot(t, s)
+			_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{})
+			wantErr(t, "colliding up", err, c.want...)
+			if after := snapshot(t, s); after != before {
+				t.Errorf("refused up changed the host:\nbefore\n%s\nafter\n%s", before, after)
+			}
+			if _, err := netsetup.CurrentPlan(s.Env); !errors.Is(err, netsetup.ErrNoGateway) {
+				t.Errorf("CurrentPlan after refusal: %v, want ErrNoGateway", err)
+			}
+			// The suggested fix works.
+			moved, _ := netsetup.ParsePlan("10.77.0.0/16")
+			if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: moved}); err != nil {
+				t.Fatalf("up with the suggested subnet: %v", err)
+			}
+			mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+			g := mustGuest(t, s.Env, "b1", "g", "10.77.0.1")
+			serveWhoAmI(t, s, 7000)
+			mustAnswer(t, g.Netns, sandbox.UpstreamAddr.Addr(), 7000, wanAddr)
+		})
+	}
+}
+
+// An invalid plan built by hand (not through ParsePlan) is refused like a bad --subnet.
+func TestGatewayBadPlan(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	before := snapshot(t, s)
+	for _, p := range []string{"10.77.0.0/24", "10.77.1.0/16", "127.0.0.0/16"} {
+		_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: netsetup.Plan{Subnet: netip.MustParsePrefix(p)}})
+		wantErr(t, "up with "+p, err, p)
+	}
+	if after := snapshot(t, s); after != before {
+		t.Errorf("refused up changed the host:\nbefore\n%s\nafter\n%s", before, after)
+	}
+}
+
+// --dry-run prints every change as an ip/nft/sysctl command and makes none.
+func TestDryRun(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	var out bytes.Buffer
+	dry := s.Env
+	dry.DryRun = &out
+	before := snapshot(t, s)
+	if _, err := netsetup.GatewayUp(dry, netsetup.GatewayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"ip netns add pontoon-gw\n",
+		"ip link add pontoon0 type veth peer name uplink netns pontoon-gw\n",
+		"ip addr add 172.18.255.1/30 dev pontoon0",
+		"ip -n pontoon-gw route add default via 172.18.255.1\n",
+		"ip netns exec pontoon-gw sysctl -w net.ipv4.ip_forward=1\n",
+		"\nsysctl -w net.ipv4.ip_forward=1\n",
+		"ip netns exec pontoon-gw nft -f - <<'EOF'\n",
+		"\nnft -f - <<'EOF'\n",
+		"masquerade",
+	} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("dry-run gateway up does not print %q:\n%s", w, out.String())
+		}
+	}
+	if after := snapshot(t, s); after != before {
+		t.Errorf("dry-run gateway up changed the host:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	if _, err := netsetup.CreateBridge(dry, "b1", netsetup.BridgeOptions{}); !errors.Is(err, netsetup.ErrNoGateway) {
+		t.Errorf("dry-run bridge create without a gateway: %v, want ErrNoGateway", err)
+	}
+
+	// With a real gateway and bridge, dry runs of bridge create and gateway down.
+	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustBridge(t, s.Env, "real", netsetup.BridgeOptions{})
+	g := mustGuest(t, s.Env, "real", "g", "172.18.0.1")
+	before = snapshot(t, s)
+	out.Reset()
+	if _, err := netsetup.CreateBridge(dry, "b1", netsetup.BridgeOptions{Ports: mustPorts(t, "8080:web:80")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"ip netns add pontoon-br-b1\n",
+		"ip -n pontoon-gw link add s1 type veth peer name uplink netns pontoon-br-b1\n",
+		"ip -n pontoon-gw addr add 172.18.192.5/30 dev s1",
+		"ip -n pontoon-br-b1 addr add 172.18.192.6/30 dev uplink",
+		"ip -n pontoon-br-b1 link add br0 type bridge",
+		"ip netns exec pontoon-br-b1 sysctl -w net.ipv4.ip_forward=1",
+		"ip netns exec pontoon-br-b1 nft -f - <<'EOF'\n",
+	} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("dry-run bridge create does not print %q:\n%s", w, out.String())
+		}
+	}
+	out.Reset()
+	if err := netsetup.GatewayDown(dry, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"ip netns del pontoon-g-real-g\n", "ip -n pontoon-gw link del s0\n", "ip netns del pontoon-br-real\n", "ip link del pontoon0\n", "ip netns del pontoon-gw\n"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("dry-run gateway down does not print %q:\n%s", w, out.String())
+		}
+	}
+	if after := snapshot(t, s); after != before {
+		t.Errorf("dry runs changed the chain:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	serve(t, s.Upstream, sandbox.UpstreamAddr.Addr())
+	mustReach(t, g.Netns, sandbox.UpstreamAddr.Addr())
+}
+
+// gateway down refuses while bridges exist unless forced, and then removes everything,
+// restoring the host's forwarding setting.
+func TestGatewayDown(t *testing.T) {
+	t.Parallel()
+	for _, fwd := range []string{"0", "1"} {
+		t.Run("ip_forward="+fwd, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			if _, err := ns.Sysctl(s.Host, "net.ipv4.ip_forward", fwd); err != nil {
+				t.Fatal(err)
+			}
+			pristine := snapshot(t, s)
+			up(t, s)
+			if got := ipForward(t, s.Host); got != "1" {
+				t.Errorf("host ip_forward after up = %s, want 1", got)
+			}
+			mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{Ports: mustPorts(t, "8080:g:80")})
+			mustBridge(t, s.Env, "b2", netsetup.BridgeOptions{})
+			g := mustGuest(t, s.Env, "b1", "g", "172.18.0.1")
+			before := snapshot(t, s)
+			err := netsetup.GatewayDown(s.Env, false)
+			wantErr(t, "down with bridges", err, "b1", "b2", "--force")
+			if after := snapshot(t, s); after != before {
+				t.Errorf("refused down changed the chain:\nbefore\n%s\nafter\n%s", before, after)
+			}
+			serve(t, s.Upstream, sandbox.UpstreamAddr.Addr())
+			mustReach(t, g.Netns, sandbox.UpstreamAddr.Addr())
+
+			if err := netsetup.GatewayDown(s.Env, true); err != nil {
+				t.Fatal(err)
+			}
+			if after := snapshot(t, s); after != pristine {
+				t.Errorf("down did not restore the host:\nbefore up\n%s\nafter down\n%s", pristine, after)
+			}
+			if left := files(t, s.Env.NetnsDir); len(left) > 0 {
+				t.Errorf("pinned namespaces left: %v", left)
+			}
+			if _, err := os.Stat(g.Netns); err == nil {
+				t.Errorf("guest namespace %s left", g.Netns)
+			}
+			// Down again: nothing there, still success.
+			if err := netsetup.GatewayDown(s.Env, false); err != nil {
+				t.Errorf("second down: %v", err)
+			}
+		})
+	}
+}

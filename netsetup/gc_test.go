@@ -1,0 +1,274 @@
+package netsetup_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
+)
+
+// 32 pontoon processes creating bridges at once get 32 distinct slots, and a gc running
+// meanwhile removes none of the bridges being created (their creators are alive).
+func TestConcurrentBridgeCreateProcesses(t *testing.T) {
+	t.Parallel()
+	const n = 32
+	s := newChain(t, netsetup.GatewayOptions{})
+	type result struct {
+		slot int
+		err  error
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := child(t, s.Env, "create-bridge", fmt.Sprintf("c%d", i))
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				results[i].err = fmt.Errorf("process %d: %v: %s", i, err, stderr.String())
+				return
+			}
+			results[i].err = json.Unmarshal(out, &results[i].slot)
+		}()
+	}
+	created := make(chan struct{})
+	go func() { wg.Wait(); close(created) }()
+	var gcErr error
+	var removed []string
+	for running := true; running; {
+		select {
+		case <-created:
+			running = false
+		case <-time.After(5 * time.Millisecond):
+		}
+		rep, err := netsetup.GC(s.Env)
+		if err != nil {
+			gcErr = err
+		}
+		removed = append(removed, rep.Bridges...)
+		removed = append(removed, rep.Orphans...)
+		removed = append(removed, rep.Guests...)
+	}
+	if gcErr != nil || len(removed) > 0 {
+		t.Errorf("gc during creation: removed %v, error %v", removed, gcErr)
+	}
+	var slots []int
+	for _, r := range results {
+		if r.err != nil {
+			t.Error(r.err)
+			continue
+		}
+		slots = append(slots, r.slot)
+	}
+	slices.Sort(slots)
+	want := make([]int, n)
+	for i := range want {
+		want[i] = i
+	}
+	if !slices.Equal(slots, want) {
+		t.Errorf("slots %v, want each of 0-%d once", slots, n-1)
+	}
+	plan := netsetup.DefaultPlan()
+	gwLinks := strings.Join(links(t, s.Env.GatewayNetns()), "\n")
+	bridges, err := netsetup.Bridges(s.Env)
+	if err != nil || len(bridges) != n {
+		t.Fatalf("Bridges: %d, %v", len(bridges), err)
+	}
+	for _, b := range bridges {
+		if b.Phase != netsetup.PhaseReady {
+			t.Errorf("bridge %s is %s", b.Name, b.Phase)
+		}
+		if want := fmt.Sprintf("s%d %s", b.Slot, plan.UplinkGateway(b.Slot)); !strings.Contains(gwLinks, want+"\n") && !strings.HasSuffix(gwLinks, want) {
+			t.Errorf("gateway has no %q", want)
+		}
+		if got := fmt.Sprint(links(t, b.Netns(s.Env))); !strings.Contains(got, "uplink "+plan.UplinkBridge(b.Slot).String()) {
+			t.Errorf("bridge %s (slot %d) links: %s", b.Name, b.Slot, got)
+		}
+	}
+	// Tear them all down at once.
+	for _, b := range bridges {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := netsetup.DestroyBridge(s.Env, b.Name); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	assertOnlyGateway(t, s)
+}
+
+// assertOnlyGateway checks that a sandbox holds a gateway and nothing of any bridge: no
+// state record, no pinned namespace, no uplink in the gateway, no forward in its table.
+func assertOnlyGateway(t *testing.T, s *sandbox.Sandbox) {
+	t.Helper()
+	if f := files(t, s.Env.StateDir); !slices.Equal(f, []string{"gateway.json"}) {
+		t.Errorf("state files: %v, want only gateway.json", f)
+	}
+	if f := files(t, s.Env.NetnsDir); !slices.Equal(f, []string{"pontoon-gw"}) {
+		t.Errorf("pinned namespaces: %v, want only pontoon-gw", f)
+	}
+	if got := linkNames(t, s.Env.GatewayNetns()); !slices.Equal(got, []string{"lo", "uplink"}) {
+		t.Errorf("gateway links: %v, want lo and uplink", got)
+	}
+	if out := inNetns(t, s.Env.GatewayNetns(), "nft", "list", "chain", "ip", "pontoon", "prerouting"); strings.Contains(out, "dnat") {
+		t.Errorf("port forwards left in the gateway:\n%s", out)
+	}
+}
+
+// A pontoon process killed with SIGKILL at an arbitrary point of creating bridges and guests
+// leaves garbage that gc removes completely; the chain keeps working afterwards.
+func TestGCAfterKill(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	const rounds = 10
+	for i := range rounds {
+		cmd := child(t, s.Env, "churn", fmt.Sprintf("k%d", i))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		started, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until the child runs pontoon code, then let it go for up to about two of its
+		// create-and-destroy rounds.
+		if _, err := started.Read(make([]byte, 1)); err != nil {
+			t.Fatalf("round %d: churn process did not start: %v\n%s", i, err, stderr.String())
+		}
+		time.Sleep(time.Duration(rand.IntN(250)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		err = cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("round %d: churn process ended by itself: %v\n%s", i, err, stderr.String())
+		}
+		rep, err := netsetup.GC(s.Env)
+		if err != nil {
+			t.Fatalf("round %d: gc: %v", i, err)
+		}
+		t.Logf("round %d: gc removed %+v", i, rep)
+		assertOnlyGateway(t, s)
+		if t.Failed() {
+			t.FailNow()
+		}
+		// gc once more: nothing left to do.
+		if rep, err := netsetup.GC(s.Env); err != nil || len(rep.Bridges)+len(rep.Guests)+len(rep.Orphans) > 0 || rep.Gateway {
+			t.Errorf("round %d: second gc: %+v, %v", i, rep, err)
+		}
+	}
+	mustBridge(t, s.Env, "after", netsetup.BridgeOptions{Ports: mustPorts(t, "20000:g1:7000")})
+	g := mustGuest(t, s.Env, "after", "g1", "172.18.0.1")
+	serveIdentity(t, g.Netns, addr(g.IP), 7000, "after")
+	if got, err := ask(s.Host, addr("172.18.255.2"), 20000, "tcp", okTimeout); err != nil || got != "after" {
+		t.Errorf("forward after gc: %q, %v", got, err)
+	}
+}
+
+// gc removes exactly the bridges whose owner is gone and guests whose process is gone; a
+// bridge with a live owner or none, and its guests, stay and keep working.
+func TestGCKeepsLiveBridges(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	self := netsetup.Self()
+	dead := deadProcess(t)
+	mustBridge(t, s.Env, "live", netsetup.BridgeOptions{Owner: &self})
+	mustBridge(t, s.Env, "forever", netsetup.BridgeOptions{})
+	mustBridge(t, s.Env, "orphan", netsetup.BridgeOptions{Owner: &dead, Ports: mustPorts(t, "8080:x:80")})
+	mustGuest(t, s.Env, "orphan", "x", "172.18.0.1")
+	a := mustGuest(t, s.Env, "live", "a", "172.18.0.1")
+	b := mustGuest(t, s.Env, "live", "b", "172.18.0.2")
+	c := mustGuest(t, s.Env, "forever", "c", "172.18.0.1")
+	proc := startIn(t, newNetns(t, "proc"))
+	if _, err := netsetup.AddGuest(s.Env, "live", "proc", netsetup.GuestOptions{IP: "172.18.0.3", PID: proc.Process.Pid}); err != nil {
+		t.Fatal(err)
+	}
+	proc.Process.Kill()
+	proc.Wait()
+
+	rep, err := netsetup.GC(s.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Bridges, []string{"orphan"}) || !slices.Equal(rep.Guests, []string{"live/proc"}) || len(rep.Orphans) > 0 || rep.Gateway {
+		t.Errorf("gc report %+v, want bridge orphan and guest live/proc only", rep)
+	}
+	bridges, _ := netsetup.Bridges(s.Env)
+	var names []string
+	for _, br := range bridges {
+		names = append(names, br.Name)
+	}
+	if !slices.Equal(names, []string{"live", "forever"}) {
+		t.Errorf("bridges after gc: %v", names)
+	}
+	if _, err := os.Stat(filepath.Join(s.Env.NetnsDir, "pontoon-br-orphan")); err == nil {
+		t.Error("orphan's namespace still pinned")
+	}
+	serve(t, b.Netns, addr(b.IP))
+	mustReach(t, a.Netns, addr(b.IP))
+	serve(t, s.Upstream, sandbox.UpstreamAddr.Addr())
+	mustReach(t, c.Netns, sandbox.UpstreamAddr.Addr())
+	if out := inNetns(t, s.Env.GatewayNetns(), "nft", "list", "chain", "ip", "pontoon", "prerouting"); strings.Contains(out, "8080") {
+		t.Errorf("orphan's port forward left:\n%s", out)
+	}
+}
+
+// A `gateway up` killed at an arbitrary point leaves either a working gateway or, after gc,
+// a host exactly as it was (forwarding setting included).
+func TestGCAfterKilledGatewayUp(t *testing.T) {
+	t.Parallel()
+	for i := range 8 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			pristine := snapshot(t, s)
+			cmd := child(t, s.Env, "gateway-up", "")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			started, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := started.Read(make([]byte, 1)); err != nil {
+				t.Fatalf("child did not start: %v\n%s", err, stderr.String())
+			}
+			time.Sleep(time.Duration(rand.IntN(60)) * time.Millisecond)
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			rep, err := netsetup.GC(s.Env)
+			if err != nil {
+				t.Fatalf("gc: %v", err)
+			}
+			if st, _ := netsetup.Status(s.Env); st.Up {
+				t.Logf("killed after the gateway was up; gc: %+v", rep)
+				if err := netsetup.GatewayDown(s.Env, false); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				t.Logf("killed while creating; gc: %+v", rep)
+			}
+			if after := snapshot(t, s); after != pristine {
+				t.Errorf("host not restored:\nbefore\n%s\nafter\n%s", pristine, after)
+			}
+		})
+	}
+}

@@ -1,0 +1,315 @@
+package netsetup_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/pontoon-dev/pontoon/netsetup/probe"
+	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
+)
+
+// An existing namespace joins a bridge by path: it gets eth0 and reaches the other guests;
+// leaving removes eth0 and nothing else (the namespace is not pontoon's).
+func TestAttachByNetnsPath(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	peer := mustGuest(t, s.Env, "b1", "peer", "172.18.0.1")
+	own := newNetns(t, "own")
+	g, err := netsetup.AddGuest(s.Env, "b1", "ext", netsetup.GuestOptions{IP: "172.18.0.5", Netns: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Owned || g.Netns != own || g.PortName() != "g5" {
+		t.Errorf("guest %+v: want not owned, netns %s, port g5", g, own)
+	}
+	if _, found, err := netsetup.FindGuest(s.Env, "b1", "172.18.0.5"); err != nil || found.Name != "ext" {
+		t.Errorf("FindGuest by IP: %+v, %v", found, err)
+	}
+	serve(t, own, addr("172.18.0.5"))
+	serve(t, peer.Netns, addr(peer.IP))
+	mustReach(t, peer.Netns, addr("172.18.0.5"))
+	mustReach(t, own, addr(peer.IP))
+	serve(t, s.Upstream, sandbox.UpstreamAddr.Addr())
+	mustReach(t, own, sandbox.UpstreamAddr.Addr())
+
+	for range 2 { // the second time there is nothing to delete: still success
+		if err := netsetup.DelGuest(s.Env, "b1", "ext"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !ns.IsPinned(own) {
+		t.Error("DelGuest removed a namespace pontoon did not create")
+	}
+	if got := linkNames(t, own); fmt.Sprint(got) != "[lo]" {
+		t.Errorf("links left in the detached namespace: %v", got)
+	}
+	if got := linkNames(t, peer.Netns); fmt.Sprint(got) != "[eth0 lo]" {
+		t.Errorf("peer links: %v", got)
+	}
+	if _, _, err := netsetup.FindGuest(s.Env, "b1", "ext"); err == nil {
+		t.Error("FindGuest still finds the deleted guest")
+	}
+	// The address is free again.
+	if _, err := netsetup.AddGuest(s.Env, "b1", "ext", netsetup.GuestOptions{IP: "172.18.0.5", Netns: own}); err != nil {
+		t.Errorf("re-attach: %v", err)
+	}
+}
+
+// A running process's namespace joins by pid, as the OCI hook does for a container; the key
+// removes it again.
+func TestAttachByPID(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	peer := mustGuest(t, s.Env, "b1", "peer", "172.18.0.1")
+	proc := startIn(t, newNetns(t, "proc"))
+	pid := proc.Process.Pid
+	g, err := netsetup.AddGuest(s.Env, "b1", "ctr", netsetup.GuestOptions{IP: "172.18.0.7", PID: pid, Key: "container-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Owned || g.Process == nil || g.Process.PID != pid || g.Netns != fmt.Sprintf("/proc/%d/ns/net", pid) {
+		t.Errorf("guest %+v: want the namespace of pid %d, not owned", g, pid)
+	}
+	serve(t, g.Netns, addr(g.IP))
+	serve(t, peer.Netns, addr(peer.IP))
+	mustReach(t, peer.Netns, addr(g.IP))
+	mustReach(t, g.Netns, addr(peer.IP))
+	// What the process itself sees.
+	out, err := exec.Command("nsenter", "--net", "-t", fmt.Sprint(pid), "ip", "-4", "-o", "addr", "show", "eth0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "172.18.0.7/24") {
+		t.Errorf("eth0 of pid %d: %s %v", pid, out, err)
+	}
+	for range 2 {
+		if err := netsetup.DelGuestByKey(s.Env, "container-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := netsetup.GetBridge(s.Env, "b1"); len(b.Guests) != 1 || b.Guests[0].Name != "peer" {
+		t.Errorf("guests after DelGuestByKey: %+v", b.Guests)
+	}
+	if got := linkNames(t, g.Netns); fmt.Sprint(got) != "[lo]" {
+		t.Errorf("links left in the process's namespace: %v", got)
+	}
+	if _, err := netsetup.ProcessOf(pid); err != nil {
+		t.Errorf("detaching affected the process: %v", err)
+	}
+}
+
+// Destroy and delete succeed when there is nothing (left) to remove.
+func TestDestroyIdempotent(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{Ports: mustPorts(t, "8080:g:80")})
+	g := mustGuest(t, s.Env, "b1", "g", "172.18.0.1")
+	for range 2 {
+		if err := netsetup.DestroyBridge(s.Env, "b1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := netsetup.DestroyBridge(s.Env, "never-was"); err != nil {
+		t.Errorf("destroy of an unknown bridge: %v", err)
+	}
+	if err := netsetup.DelGuest(s.Env, "b1", "g"); err != nil {
+		t.Errorf("delete guest of a destroyed bridge: %v", err)
+	}
+	if _, err := os.Stat(g.Netns); err == nil {
+		t.Errorf("guest namespace %s left", g.Netns)
+	}
+	if _, err := netsetup.GetBridge(s.Env, "b1"); !errors.Is(err, netsetup.ErrNoBridge) {
+		t.Errorf("GetBridge after destroy: %v", err)
+	}
+	assertOnlyGateway(t, s)
+	// The name and slot are free again.
+	if b := mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{Ports: mustPorts(t, "8080:g:80")}); b.Slot != 0 {
+		t.Errorf("slot %d, want 0 again", b.Slot)
+	}
+}
+
+// Bad input is refused with a message naming the value and the fix, and changes nothing.
+func TestBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{Ports: mustPorts(t, "8080:a:80")})
+	mustGuest(t, s.Env, "b", "a", "172.18.0.1")
+	withEth0 := newNetns(t, "with-eth0")
+	inNetns(t, withEth0, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+	const rng = "172.18.0.1-172.18.0.253"
+	add := func(name, ip string) func() error {
+		return func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", name, netsetup.GuestOptions{IP: ip})
+			return err
+		}
+	}
+	for _, c := range []struct {
+		what string
+		do   func() error
+		want []string
+	}{
+		{"guest IP outside the /24", add("x", "172.18.1.1"), []string{"172.18.1.1", rng}},
+		{"guest IP of the bridge", add("x", "172.18.0.254"), []string{"172.18.0.254", rng}},
+		{"guest IP .0", add("x", "172.18.0.0"), []string{"172.18.0.0", rng}},
+		{"guest IP not IPv4", add("x", "fd00::1"), []string{`"fd00::1"`, rng}},
+		{"guest IP missing", add("x", ""), []string{`""`, rng}},
+		{"duplicate IP", add("x", "172.18.0.1"), []string{"172.18.0.1", `"a"`, "another address"}},
+		{"duplicate name", add("a", "172.18.0.2"), []string{`"a"`, "already exists", "another name"}},
+		{"bad guest name", add("-x", "172.18.0.2"), []string{`"-x"`, "guest name", "letters, digits"}},
+		{"bad hostname", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Hostname: "a b"})
+			return err
+		}, []string{`"a b"`, "hostname"}},
+		{"unknown bridge", func() error {
+			_, err := netsetup.AddGuest(s.Env, "nope", "x", netsetup.GuestOptions{IP: "172.18.0.2"})
+			if !errors.Is(err, netsetup.ErrNoBridge) {
+				return fmt.Errorf("not ErrNoBridge: %w", err)
+			}
+			return err
+		}, []string{`"nope"`, "no such bridge", "pontoon bridge create nope"}},
+		{"netns and pid", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Netns: withEth0, PID: os.Getpid()})
+			return err
+		}, []string{"either"}},
+		{"missing netns", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Netns: "/nonexistent/ns"})
+			return err
+		}, []string{"/nonexistent/ns", "does not exist"}},
+		{"dead pid", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", PID: deadProcess(t).PID})
+			return err
+		}, []string{"no such process"}},
+		// Refused only once pontoon looks inside the namespace: the record must be rolled back.
+		{"netns already has eth0", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Netns: withEth0})
+			return err
+		}, []string{withEth0, "eth0"}},
+		{"bad bridge name", func() error {
+			_, err := netsetup.CreateBridge(s.Env, "a/b", netsetup.BridgeOptions{})
+			return err
+		}, []string{`"a/b"`, "bridge name", "letters, digits"}},
+		{"empty bridge name", func() error {
+			_, err := netsetup.CreateBridge(s.Env, "", netsetup.BridgeOptions{})
+			return err
+		}, []string{`""`, "bridge name"}},
+		{"long bridge name", func() error {
+			_, err := netsetup.CreateBridge(s.Env, strings.Repeat("b", 64), netsetup.BridgeOptions{})
+			return err
+		}, []string{"bridge name", "1-63"}},
+		{"duplicate bridge", func() error {
+			_, err := netsetup.CreateBridge(s.Env, "b", netsetup.BridgeOptions{})
+			return err
+		}, []string{`"b"`, "already exists", "pontoon bridge destroy b"}},
+		{"port forwarded twice", func() error {
+			_, err := netsetup.CreateBridge(s.Env, "c", netsetup.BridgeOptions{Ports: mustPorts(t, "9000:a:80", "9000:b:81")})
+			return err
+		}, []string{"9000/tcp", "twice"}},
+		{"port of another bridge", func() error {
+			_, err := netsetup.CreateBridge(s.Env, "c", netsetup.BridgeOptions{Ports: mustPorts(t, "8080:a:80")})
+			return err
+		}, []string{"8080/tcp", `"b"`}},
+		{"bad subnet", func() error {
+			_, err := netsetup.ParsePlan("10.77.0.0/24")
+			return err
+		}, []string{"10.77.0.0/24", "/16"}},
+		{"another subnet while up", func() error {
+			moved, _ := netsetup.ParsePlan("10.77.0.0/16")
+			_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: moved})
+			return err
+		}, []string{"10.77.0.0/16", "172.18.0.0/16", "gateway down"}},
+		{"bad bridge name on destroy", func() error { return netsetup.DestroyBridge(s.Env, "../b") }, []string{`"../b"`, "bridge name"}},
+		{"bad guest name on delete", func() error { return netsetup.DelGuest(s.Env, "b", "a/../a") }, []string{"guest name"}},
+	} {
+		before := snapshot(t, s)
+		wantErr(t, c.what, c.do(), c.want...)
+		if after := snapshot(t, s); after != before {
+			t.Errorf("%s changed the chain:\nbefore\n%s\nafter\n%s", c.what, before, after)
+		}
+	}
+	// Everything still works.
+	g := mustGuest(t, s.Env, "b", "x", "172.18.0.2")
+	serve(t, g.Netns, addr(g.IP))
+	b, _ := netsetup.GetBridge(s.Env, "b")
+	mustReach(t, b.Guests[0].Netns, addr(g.IP))
+}
+
+// Without a gateway, bridges and guests are refused with the way to fix it.
+func TestNoGateway(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	before := snapshot(t, s)
+	_, err := netsetup.CreateBridge(s.Env, "b", netsetup.BridgeOptions{})
+	if !errors.Is(err, netsetup.ErrNoGateway) {
+		t.Errorf("CreateBridge: %v, want ErrNoGateway", err)
+	}
+	wantErr(t, "create bridge", err, `"b"`, "pontoon gateway up")
+	_, err = netsetup.AddGuest(s.Env, "b", "g", netsetup.GuestOptions{IP: "172.18.0.1"})
+	if !errors.Is(err, netsetup.ErrNoGateway) {
+		t.Errorf("AddGuest: %v, want ErrNoGateway", err)
+	}
+	if _, err := netsetup.GuestResolvConf(s.Env); !errors.Is(err, netsetup.ErrNoGateway) {
+		t.Errorf("GuestResolvConf: %v, want ErrNoGateway", err)
+	}
+	if after := snapshot(t, s); after != before {
+		t.Errorf("refusals changed the host:\nbefore\n%s\nafter\n%s", before, after)
+	}
+}
+
+// A guest is reachable as soon as AddGuest returns: its bridge port already forwards (the
+// kernel enables a new port asynchronously) and a single packet, with no ARP retry to hide a
+// loss, gets through.
+func TestGuestReachableAtOnce(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	b := mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	peer := mustGuest(t, s.Env, "b1", "peer", "172.18.0.1")
+	// Namespaces and links coming and going keep the kernel's routing netlink lock busy,
+	// which delays the port's enabling: the case a caller must not notice.
+	stop := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				churned <- nil
+				return
+			default:
+			}
+			if _, err := netsetup.CreateBridge(s.Env, "churn", netsetup.BridgeOptions{}); err != nil {
+				churned <- err
+				return
+			}
+			if _, err := netsetup.AddGuest(s.Env, "churn", "c", netsetup.GuestOptions{IP: "172.18.0.1"}); err != nil {
+				churned <- err
+				return
+			}
+			if err := netsetup.DestroyBridge(s.Env, "churn"); err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-churned; err != nil {
+			t.Errorf("churn: %v", err)
+		}
+	}()
+	for i := range 40 {
+		ip := fmt.Sprintf("172.18.0.%d", 10+i)
+		g := mustGuest(t, s.Env, "b1", "g", ip)
+		// Shorter than the 1s ARP retransmission: one lost ARP request fails the ping.
+		if err := probe.Ping(peer.Netns, addr(ip), 500*time.Millisecond); err != nil {
+			t.Fatalf("round %d: %v\n%s", i, err, inNetns(t, b.Netns(s.Env), "ip", "-d", "link", "show", "dev", g.PortName()))
+		}
+		if err := netsetup.DelGuest(s.Env, "b1", "g"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
