@@ -9,6 +9,7 @@ import (
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // BridgeOptions configures a new bridge.
@@ -59,10 +60,14 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 				return fmt.Errorf("host port %d/%s is already forwarded by bridge %q; choose another host port or destroy that bridge", p.HostPort, p.Proto, other)
 			}
 		}
+		// Slots are handed out round-robin from a hint: a destroyed bridge's uplink is
+		// removed asynchronously with its namespace, and rotating keeps its name from being
+		// wanted again before it is gone. Any free slot is still found.
+		hint := st.nextSlot()
 		b.Slot = -1
-		for i, u := range used {
-			if !u {
-				b.Slot = i
+		for i := range Slots {
+			if s := (hint + i) % Slots; !used[s] {
+				b.Slot = s
 				break
 			}
 		}
@@ -71,6 +76,9 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		}
 		if env.DryRun != nil {
 			return nil
+		}
+		if err := st.setNextSlot((b.Slot + 1) % Slots); err != nil {
+			return err
 		}
 		// The record exists before any kernel object: a kill at any later point leaves
 		// something gc can find.
@@ -154,7 +162,15 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 				if brH, err = openHandle(brPath); err != nil {
 					return err
 				}
-				return addVeth(gwH, sl, UplinkName, brH)
+				err = addVeth(gwH, sl, UplinkName, brH)
+				if errors.Is(err, unix.EEXIST) {
+					// The uplink of an earlier bridge on this slot is still being removed.
+					if err := delLink(gwH, sl); err != nil {
+						return err
+					}
+					err = addVeth(gwH, sl, UplinkName, brH)
+				}
+				return err
 			},
 			// Deleted explicitly rather than left to the namespace's asynchronous cleanup,
 			// so the slot's name is free again at once.
@@ -260,8 +276,11 @@ func destroyBridge(env Env, b *BridgeState) error {
 			errs = append(errs, ns.Remove(g.Netns), ns.Remove(g.UTS))
 		}
 	}
+	// Releasing the namespaces removes their links asynchronously, without the synchronous
+	// delete's wait for an RCU grace period; setting the uplink down cuts the bridge off at
+	// once even if a process keeps its namespace alive (gc removes such an uplink later).
 	if gwH, err := openHandle(env.GatewayNetns()); err == nil {
-		errs = append(errs, delLink(gwH, slotLink(b.Slot)))
+		errs = append(errs, setDown(gwH, slotLink(b.Slot)))
 		gwH.Close()
 	}
 	errs = append(errs, ns.Remove(env.BridgeNetns(b.Name)))

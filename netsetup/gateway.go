@@ -315,8 +315,10 @@ func gatewayDown(env Env, cur *GatewayState) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove gateway: %w", err)
 	}
-	if err := os.Remove(env.store().gatewayFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove gateway state: %w", err)
+	for _, f := range []string{env.store().gatewayFile(), filepath.Join(env.stateDir(), "next-slot")} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove gateway state: %w", err)
+		}
 	}
 	return nil
 }

@@ -54,6 +54,7 @@ func GC(env Env) (GCReport, error) {
 			return err
 		}
 		live := map[string]*BridgeState{}
+		released := map[string]bool{} // uplinks of bridges destroyed now, vanishing on their own
 		for _, b := range bridges {
 			dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive())
 			if dead {
@@ -61,6 +62,7 @@ func GC(env Env) (GCReport, error) {
 					return err
 				}
 				rep.Bridges = append(rep.Bridges, b.Name)
+				released[slotLink(b.Slot)] = true
 				continue
 			}
 			live[b.Name] = b
@@ -73,7 +75,7 @@ func GC(env Env) (GCReport, error) {
 				}
 			}
 		}
-		orphans, err := sweepOrphans(env, g, live)
+		orphans, err := sweepOrphans(env, g, live, released)
 		rep.Orphans = orphans
 		return err
 	})
@@ -83,7 +85,7 @@ func GC(env Env) (GCReport, error) {
 // sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a
 // record is written before its objects, so these can only be left by a record removed while
 // its objects could not be (or by a hand-edited state directory).
-func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState) ([]string, error) {
+func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, released map[string]bool) ([]string, error) {
 	var out []string
 	var errs []error
 	// Every state write happens under the lock gc holds, so a temporary file of writeJSON
@@ -127,6 +129,15 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState) ([]str
 			out = append(out, p)
 		}
 	}
+	// Ports of deleted guests whose namespace a process kept alive: set down at delete time,
+	// removed here.
+	for _, b := range live {
+		n, err := sweepPorts(env, b)
+		out = append(out, n...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if g == nil {
 		// No gateway record: a pinned gateway or host link is left over from a lost record.
 		if ns.IsPinned(env.GatewayNetns()) || exists(env.GatewayNetns()) {
@@ -143,17 +154,13 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState) ([]str
 		return out, errors.Join(append(errs, err)...)
 	}
 	defer h.Close()
-	// Bridges being created meanwhile add uplinks, which interrupts the dump: retry.
-	links, err := h.LinkList()
-	for i := 0; i < 20 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
-		links, err = h.LinkList()
-	}
+	links, err := listLinks(h)
 	if err != nil {
-		return out, errors.Join(append(errs, fmt.Errorf("list gateway links: %w", err))...)
+		return out, errors.Join(append(errs, err)...)
 	}
 	for _, l := range links {
 		name := l.Attrs().Name
-		if n, ok := strings.CutPrefix(name, "s"); ok && !slots[name] {
+		if n, ok := strings.CutPrefix(name, "s"); ok && !slots[name] && !released[name] {
 			if _, err := strconv.Atoi(n); err != nil {
 				continue
 			}
@@ -165,4 +172,47 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState) ([]str
 		}
 	}
 	return out, errors.Join(errs...)
+}
+
+func sweepPorts(env Env, b *BridgeState) ([]string, error) {
+	h, err := openHandle(env.BridgeNetns(b.Name))
+	if err != nil {
+		return nil, nil // a bridge still being created may have no namespace yet
+	}
+	defer h.Close()
+	links, err := listLinks(h)
+	if err != nil {
+		return nil, err
+	}
+	inUse := map[string]bool{}
+	for _, g := range b.Guests {
+		inUse[g.PortName()] = true
+	}
+	var out []string
+	var errs []error
+	for _, l := range links {
+		name := l.Attrs().Name
+		if len(name) < 2 || name[0] != 'g' || name[1] < '0' || name[1] > '9' || inUse[name] {
+			continue
+		}
+		if err := delLink(h, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, fmt.Sprintf("bridge %s port %s", b.Name, name))
+	}
+	return out, errors.Join(errs...)
+}
+
+// listLinks lists a namespace's links; links added or removed meanwhile interrupt the dump,
+// which is retried.
+func listLinks(h *handle) ([]netlink.Link, error) {
+	links, err := h.LinkList()
+	for i := 0; i < 20 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
+		links, err = h.LinkList()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	return links, nil
 }

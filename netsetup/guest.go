@@ -33,8 +33,33 @@ func portName(ip netip.Addr) string { return fmt.Sprintf("g%d", ip.As4()[3]) }
 
 // PortName returns the name of the guest's port in the bridge namespace.
 func (g Guest) PortName() string {
+	if g.Port != "" {
+		return g.Port
+	}
 	ip, _ := netip.ParseAddr(g.IP)
 	return portName(ip)
+}
+
+// freePortName picks the port name for a guest: g<octet>, or g<octet>-N while the port of an
+// earlier guest with that address is still on its way out (a namespace's links are removed
+// asynchronously after it is released). The caller holds the state lock, so no other attach
+// can pick the same name.
+func freePortName(brH *handle, ip netip.Addr) (string, error) {
+	base := portName(ip)
+	for i := 0; i < 100; i++ {
+		name := base
+		if i > 0 {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		if _, err := brH.LinkByName(name); err != nil {
+			var nf netlink.LinkNotFoundError
+			if errors.As(err, &nf) {
+				return name, nil
+			}
+			return "", fmt.Errorf("look up port %s: %w", name, err)
+		}
+	}
+	return "", fmt.Errorf("no free port name for %s: 100 earlier ports are still being removed; run `pontoon gc`", ip)
 }
 
 // AddGuest attaches a network namespace to a bridge as a guest with a fixed IP: a veth port
@@ -106,6 +131,14 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		if b.Phase != PhaseReady {
 			return fmt.Errorf("bridge is still being created; retry once `pontoon bridge create` has finished")
 		}
+		brH, err := openHandle(env.BridgeNetns(bridge))
+		if err != nil {
+			return err
+		}
+		defer brH.Close()
+		if g.Port, err = freePortName(brH, ip); err != nil {
+			return err
+		}
 		for _, o := range b.Guests {
 			if o.Name == name {
 				return fmt.Errorf("a guest named %q already exists on this bridge (IP %s); pick another name", name, o.IP)
@@ -171,7 +204,7 @@ func syncBridgePorts(env Env, plan Plan, b *BridgeState, name, ip string) error 
 
 func attach(env Env, plan Plan, b *BridgeState, g *Guest) error {
 	ip, _ := netip.ParseAddr(g.IP)
-	port := portName(ip)
+	port := g.Port
 	if g.Owned {
 		if err := ns.New(ns.Spec{Net: g.Netns, UTS: g.UTS, Hostname: g.Hostname}); err != nil {
 			return err
@@ -370,7 +403,15 @@ func dropGuest(env Env, bridge, name string) error {
 	}
 	g := b.Guests[idx]
 	if h, err := openHandle(env.BridgeNetns(bridge)); err == nil {
-		err := delLink(h, g.PortName())
+		// A namespace pontoon created dies with its pin and takes the port along, without
+		// the synchronous delete's wait for an RCU grace period (tens of ms); setting the port
+		// down detaches the guest at once even if a process keeps the namespace alive, and gc
+		// removes such a port later. Another's namespace may live on: delete its port.
+		if g.Owned {
+			err = setDown(h, g.PortName())
+		} else {
+			err = delLink(h, g.PortName())
+		}
 		h.Close()
 		if err != nil {
 			return err

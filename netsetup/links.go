@@ -42,6 +42,22 @@ func delLink(h *handle, name string) error {
 	return nil
 }
 
+// setDown sets a link down; one that is already gone is not an error.
+func setDown(h *handle, name string) error {
+	l, err := h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("find link %s: %w", name, err)
+	}
+	if err := h.LinkSetDown(l); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("set %s down: %w", name, err)
+	}
+	return nil
+}
+
 func linkUp(h *handle, name string) error {
 	l, err := h.linkByName(name)
 	if err != nil {

@@ -102,6 +102,8 @@ type Guest struct {
 	Netns string `json:"netns"`
 	UTS   string `json:"uts,omitempty"`
 	Owned bool   `json:"owned,omitempty"`
+	// Port is the guest's veth port in the bridge namespace.
+	Port string `json:"port,omitempty"`
 	// Key identifies who attached the guest (a container id for the OCI hook).
 	Key string `json:"key,omitempty"`
 	// Process is the process whose namespace was attached by pid; gc drops the guest once it is gone.
@@ -211,6 +213,26 @@ func (s store) bridges() ([]*BridgeState, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
 	return out, nil
+}
+
+// nextSlot returns where the next slot search starts; the caller holds the lock.
+func (s store) nextSlot() int {
+	b, err := os.ReadFile(filepath.Join(s.dir, "next-slot"))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 0 || n >= Slots {
+		return 0
+	}
+	return n
+}
+
+func (s store) setNextSlot(n int) error {
+	if err := os.WriteFile(filepath.Join(s.dir, "next-slot"), []byte(strconv.Itoa(n)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write slot hint: %w", err)
+	}
+	return nil
 }
 
 func (s store) removeBridge(name string) error {
