@@ -19,6 +19,7 @@ check-go:
 
 build: check-go
 	$(GO) build -o $(BIN) ./cmd/pontoon
+	$(GO) build -o bin/pontoon-containerd ./runtime/containerd/pontoon-containerd
 
 vet: check-go
 	$(GO) vet ./...

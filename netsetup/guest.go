@@ -406,8 +406,9 @@ func dropGuest(env Env, bridge, name string) error {
 		// A namespace pontoon created dies with its pin and takes the port along, without
 		// the synchronous delete's wait for an RCU grace period (tens of ms); setting the port
 		// down detaches the guest at once even if a process keeps the namespace alive, and gc
-		// removes such a port later. Another's namespace may live on: delete its port.
-		if g.Owned {
+		// removes such a port later. The same holds for an attached process that has exited
+		// (a container at poststop). Any other namespace may live on: delete its port.
+		if g.Owned || (g.Process != nil && !g.Process.Alive()) {
 			err = setDown(h, g.PortName())
 		} else {
 			err = delLink(h, g.PortName())

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/urfave/cli/v2"
 )
@@ -26,6 +27,11 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func main() {
+	// Engines run the hook once per container and wait for it: it bypasses the CLI framework
+	// so its start-up stays as short as possible.
+	if len(os.Args) > 2 && os.Args[1] == "hook" && hooks.IsStage(os.Args[2]) {
+		os.Exit(hooks.Main(os.Args[2:], os.Stdin, os.Stderr))
+	}
 	app := &cli.App{
 		Name:                 "pontoon",
 		Usage:                "isolated container networks for project commands, and network faults for tests",
@@ -60,12 +66,12 @@ func main() {
 
 // env builds the chain's environment from the global flags.
 func env(c *cli.Context) netsetup.Env {
-	root := c.Lineage()[len(c.Lineage())-1]
+	// Context.String looks the global flags up through the parent contexts.
 	return netsetup.Env{
-		HostNetns:  root.String("host-netns"),
-		StateDir:   root.String("state-dir"),
-		NetnsDir:   root.String("netns-dir"),
-		ResolvConf: root.String("resolv-conf"),
+		HostNetns:  c.String("host-netns"),
+		StateDir:   c.String("state-dir"),
+		NetnsDir:   c.String("netns-dir"),
+		ResolvConf: c.String("resolv-conf"),
 	}
 }
 
@@ -81,5 +87,6 @@ func commands() []*cli.Command {
 	var cmds []*cli.Command
 	cmds = append(cmds, chainCommands()...)
 	cmds = append(cmds, partitionCommands())
+	cmds = append(cmds, projectCommands()...)
 	return cmds
 }

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/pontoon-dev/pontoon/hooks"
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/runtime"
+	"github.com/pontoon-dev/pontoon/runtime/config"
+	"github.com/urfave/cli/v2"
+)
+
+var projectFlag = &cli.StringFlag{Name: "project", Aliases: []string{"C"}, Usage: "the project directory (default: the nearest directory with a pontoon.toml, upwards from here)"}
+
+func projectCommands() []*cli.Command {
+	return []*cli.Command{
+		{
+			Name:      "run",
+			Usage:     "run a command of the project's pontoon.toml on its own bridge",
+			ArgsUsage: "COMMAND [-- ARGS...]",
+			Flags: []cli.Flag{
+				projectFlag,
+				&cli.StringSliceFlag{Name: "only", Usage: "start only these children (repeatable or comma-separated)"},
+				&cli.StringSliceFlag{Name: "exclude", Usage: "start all children but these"},
+				&cli.StringFlag{Name: "runtime", Usage: "runc, crun or containerd (overrides pontoon.toml)"},
+				&cli.DurationFlag{Name: "stop-timeout", Usage: "how long children get between SIGTERM and SIGKILL", Value: runtime.DefaultStopTimeout},
+				&cli.StringFlag{Name: "subnet", Usage: "the /16 of the gateway, if run has to bring it up", Value: netsetup.DefaultSubnet},
+				&cli.StringFlag{Name: "runtime-root", Usage: "state directory of runc/crun"},
+				&cli.StringFlag{Name: "containerd-address", Usage: "containerd's socket", EnvVars: []string{"CONTAINERD_ADDRESS"}},
+				&cli.StringFlag{Name: "containerd-namespace", Usage: "containerd namespace for pontoon's containers", EnvVars: []string{"CONTAINERD_NAMESPACE"}},
+			},
+			Action: run,
+		},
+		{
+			Name:   "list",
+			Usage:  "list the project's commands",
+			Flags:  []cli.Flag{projectFlag},
+			Action: list,
+		},
+		{
+			Name:  "hook",
+			Usage: "the OCI hook container engines call (create-runtime, prestart, poststop, auto)",
+			Description: "Engines run `pontoon hook create-runtime` and `pontoon hook poststop` with the container's state on stdin.\n" +
+				"The container's annotations pontoon.bridge, pontoon.guest and pontoon.ip (optional pontoon.hostname,\n" +
+				"pontoon.ports) say where it joins.",
+			Subcommands: []*cli.Command{
+				{
+					Name:  "install",
+					Usage: "install the hook for podman (a hooks.d file selected by the pontoon.bridge annotation)",
+					Flags: []cli.Flag{
+						&cli.BoolFlag{Name: "podman", Usage: "write podman's hooks.d JSON", Required: true},
+						&cli.StringFlag{Name: "dir", Usage: "the hooks.d directory (default /etc/containers/oci/hooks.d)"},
+					},
+					Action: hookInstall,
+				},
+			},
+		},
+	}
+}
+
+func loadProject(c *cli.Context) (*config.Project, error) {
+	dir := c.String("project")
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		dir = wd
+	}
+	path, err := runtime.FindProject(dir)
+	if err != nil {
+		return nil, err
+	}
+	return runtime.LoadProject(path, env(c))
+}
+
+func run(c *cli.Context) error {
+	all := c.Args().Slice()
+	if len(all) == 0 {
+		return usagef("run needs a command name; `pontoon list` shows the project's commands")
+	}
+	name, rest := all[0], all[1:]
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	} else if len(rest) > 0 {
+		return usagef("run: put the command's own arguments after --, e.g. `pontoon run %s -- %s`", name, strings.Join(rest, " "))
+	}
+	p, err := loadProject(c)
+	if err != nil {
+		return err
+	}
+	plan, err := netsetup.ParsePlan(c.String("subnet"))
+	if err != nil {
+		return usagef("--subnet: %v", err)
+	}
+	rt := config.Runtime(c.String("runtime"))
+	switch rt {
+	case "", config.RuntimeRunc, config.RuntimeCrun, config.RuntimeContainerd:
+	default:
+		return usagef("--runtime: %q is not a runtime; use runc, crun or containerd", rt)
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	opt := runtime.Options{
+		Env:         env(c),
+		Only:        splitList(c.StringSlice("only")),
+		Exclude:     splitList(c.StringSlice("exclude")),
+		Runtime:     rt,
+		Args:        rest,
+		StopTimeout: c.Duration("stop-timeout"),
+		Gateway:     netsetup.GatewayOptions{Plan: plan},
+		Signals:     sig,
+	}
+	opt.Engine.RuntimeRoot = c.String("runtime-root")
+	opt.Engine.ContainerdAddress = c.String("containerd-address")
+	opt.Engine.ContainerdNamespace = c.String("containerd-namespace")
+	code, err := runtime.Run(context.Background(), p, name, opt)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+func splitList(v []string) []string {
+	var out []string
+	for _, s := range v {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+func list(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	p, err := loadProject(c)
+	if err != nil {
+		return err
+	}
+	return runtime.List(os.Stdout, p)
+}
+
+func hookInstall(c *cli.Context) error {
+	if _, err := args(c); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the pontoon binary: %w", err)
+	}
+	path, err := hooks.InstallPodman(c.String("dir"), self, env(c))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("podman hook installed at %s; run containers with --annotation pontoon.bridge=BRIDGE --annotation pontoon.guest=NAME --annotation pontoon.ip=ADDR\n", path)
+	return nil
+}

@@ -1,0 +1,85 @@
+package hooks
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/pontoon-dev/pontoon/netsetup"
+)
+
+// PodmanHooksDir is where podman (and CRI-O) read administrator hooks by default.
+const PodmanHooksDir = "/etc/containers/oci/hooks.d"
+
+// PodmanHookFile is the name of pontoon's file in a hooks.d directory.
+const PodmanHookFile = "pontoon.json"
+
+// podmanHook is the hooks.d file format, version 1.0.0 (containers/common
+// pkg/hooks/docs/oci-hooks.5.md).
+type podmanHook struct {
+	Version string     `json:"version"`
+	Hook    specs.Hook `json:"hook"`
+	When    struct {
+		Annotations map[string]string `json:"annotations"`
+	} `json:"when"`
+	Stages []string `json:"stages"`
+}
+
+// PodmanHook returns the hooks.d entry that runs pontoon (at the absolute path pontoonPath)
+// for every container annotated with pontoon.bridge, at createRuntime and poststop. One
+// entry runs one command for both stages, so it runs the auto stage, which tells them apart
+// by the container state.
+func PodmanHook(pontoonPath string, env netsetup.Env) ([]byte, error) {
+	if !filepath.IsAbs(pontoonPath) {
+		return nil, fmt.Errorf("hook path %q is not absolute; podman runs hooks by absolute path", pontoonPath)
+	}
+	h := podmanHook{
+		Version: "1.0.0",
+		Hook: specs.Hook{
+			Path: pontoonPath,
+			Args: append([]string{filepath.Base(pontoonPath)}, Args(StageAuto, env)...),
+		},
+		Stages: []string{"createRuntime", "poststop"},
+	}
+	h.When.Annotations = map[string]string{AnnotationBridge: ".+"}
+	b, err := json.MarshalIndent(h, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// InstallPodman writes pontoon's hooks.d entry (see PodmanHook) into dir (PodmanHooksDir
+// when empty), creating dir if needed, and returns the file's path. Writing it again
+// replaces it; the file is replaced atomically, so podman never reads half of it.
+func InstallPodman(dir, pontoonPath string, env netsetup.Env) (string, error) {
+	if dir == "" {
+		dir = PodmanHooksDir
+	}
+	abs, err := filepath.Abs(pontoonPath)
+	if err != nil {
+		return "", fmt.Errorf("install podman hook: resolve %s: %w", pontoonPath, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("install podman hook: %s is not an executable file; pass the path of the pontoon binary", abs)
+	}
+	data, err := PodmanHook(abs, env)
+	if err != nil {
+		return "", fmt.Errorf("install podman hook: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("install podman hook: create %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, PodmanHookFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return "", fmt.Errorf("install podman hook: write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("install podman hook: %w", err)
+	}
+	return path, nil
+}

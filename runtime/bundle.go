@@ -1,0 +1,370 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/pontoon-dev/pontoon/hooks"
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/runtime/config"
+)
+
+// NetMode says which network namespace a container gets.
+type NetMode string
+
+// The network modes of a container.
+const (
+	NetHost   NetMode = "host"   // the host's namespace
+	NetNone   NetMode = "none"   // a namespace of its own with only loopback
+	NetGuest  NetMode = "guest"  // a namespace of its own that the hook attaches to a bridge
+	NetBridge NetMode = "bridge" // the namespace of a bridge, shared with it
+)
+
+// Guest is the network a guest container asks the hook for.
+type Guest struct {
+	Bridge string
+	Name   string
+	IP     netip.Addr
+	Ports  []hooks.Port
+}
+
+// Container is everything pontoon needs to write an OCI bundle for one container.
+type Container struct {
+	// ID is the engine's container id; Name is the command's or child's name.
+	ID, Name string
+	Args     []string
+	Env      []string // NAME=value, in addition to PATH, HOME and TERM
+	Workdir  string   // inside the container; empty: /work with a ProjectDir, else /
+	// Root is the root filesystem; ProjectDir is mounted read-write at /work and resolves a
+	// rootfs path.
+	Root       config.Root
+	ProjectDir string
+	Net        NetMode
+	Hostname   string // empty: no UTS namespace of its own (host network)
+	Guest      *Guest // for NetGuest
+	// BridgeNetns is the bridge's namespace path, for NetBridge.
+	BridgeNetns string
+	// Hosts and ResolvConf, when set, are written into the bundle and bind-mounted on
+	// /etc/hosts and /etc/resolv.conf.
+	Hosts, ResolvConf []byte
+	// Privileged gives the container every capability pontoon itself holds and no masked
+	// paths: bridge children manage the bridge's firewall and enter its namespaces.
+	Privileged bool
+	// Pontoon is the pontoon binary: the hook of guests, and available to privileged
+	// containers on their PATH as `pontoon`.
+	Pontoon string
+	// ChainEnv is where the chain lives, for the hook's flags and privileged containers'
+	// mounts.
+	ChainEnv netsetup.Env
+}
+
+// Paths inside a container.
+const (
+	// PontoonBinDir holds the pontoon binary in privileged containers; it is on their PATH.
+	PontoonBinDir = "/run/pontoon-bin"
+	defaultPath   = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+// hostSystemDirs are the host directories a "host" root shares read-only. Top-level
+// symlinks among them (merged /usr) are recreated as symlinks instead.
+var hostSystemDirs = []string{"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/etc", "/opt"}
+
+// ociVersion is the spec version pontoon's bundles declare: it uses nothing newer, and
+// crun 1.8 refuses versions it does not know.
+const ociVersion = "1.0.2"
+
+// Bundle files.
+const (
+	bundleConfig = "config.json"
+	bundleRootfs = "rootfs"
+	bundleHosts  = "hosts"
+	bundleResolv = "resolv.conf"
+)
+
+// WriteBundle writes c's bundle into dir (created if needed): config.json, the empty root
+// of a "host" root, and the hosts and resolv.conf files it mounts.
+func WriteBundle(dir string, c *Container) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create bundle of %s: %w", c.Name, err)
+	}
+	if c.Root.Kind == config.RootHost || c.Root.Kind == "" {
+		if err := hostRootfs(filepath.Join(dir, bundleRootfs)); err != nil {
+			return fmt.Errorf("create bundle of %s: %w", c.Name, err)
+		}
+	}
+	for name, data := range map[string][]byte{bundleHosts: c.Hosts, bundleResolv: c.ResolvConf} {
+		if data == nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return fmt.Errorf("create bundle of %s: %w", c.Name, err)
+		}
+	}
+	spec, err := c.Spec(dir)
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("create bundle of %s: %w", c.Name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, bundleConfig), data, 0o600); err != nil {
+		return fmt.Errorf("create bundle of %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// hostRootfs creates the root of a "host" root: an empty directory holding the host's
+// top-level symlinks (/bin -> usr/bin on merged-/usr systems); the directories are mounted.
+func hostRootfs(root string) error {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	for _, d := range hostSystemDirs {
+		if target, err := os.Readlink(d); err == nil {
+			if err := os.Symlink(target, filepath.Join(root, d)); err != nil && !errors.Is(err, os.ErrExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Spec returns c's OCI runtime spec, for a bundle in dir.
+func (c *Container) Spec(dir string) (*specs.Spec, error) {
+	if len(c.Args) == 0 {
+		return nil, fmt.Errorf("container %s: no command to run", c.Name)
+	}
+	workdir := c.Workdir
+	if workdir == "" {
+		// /work is the project directory; without one there is nothing there.
+		workdir = "/"
+		if c.ProjectDir != "" {
+			workdir = config.DefaultWorkdir
+		}
+	}
+	s := &specs.Spec{
+		Version:  ociVersion,
+		Hostname: c.Hostname,
+		Process: &specs.Process{
+			Args: c.Args,
+			Env:  c.env(),
+			Cwd:  workdir,
+			User: specs.User{UID: 0, GID: 0},
+			// Kept at the value runc's own default spec uses: raising a limit above the
+			// caller's hard limit fails without CAP_SYS_RESOURCE.
+			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
+		},
+		Annotations: map[string]string{"pontoon.name": c.Name},
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.MountNamespace}},
+		},
+	}
+	caps, err := c.capabilities()
+	if err != nil {
+		return nil, err
+	}
+	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	if c.Hostname != "" {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UTSNamespace})
+	}
+	switch c.Net {
+	case NetHost:
+		if c.Hostname != "" {
+			return nil, fmt.Errorf("container %s: a hostname needs a network other than the host's", c.Name)
+		}
+	case NetNone, NetGuest:
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	case NetBridge:
+		if c.BridgeNetns == "" {
+			return nil, fmt.Errorf("container %s: no bridge namespace given", c.Name)
+		}
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: c.BridgeNetns})
+	default:
+		return nil, fmt.Errorf("container %s: unknown network mode %q", c.Name, c.Net)
+	}
+	if c.Net == NetGuest {
+		if c.Guest == nil {
+			return nil, fmt.Errorf("container %s: guest network without a guest", c.Name)
+		}
+		if c.Pontoon == "" {
+			return nil, fmt.Errorf("container %s: no pontoon binary to run as the hook", c.Name)
+		}
+		req := hooks.Request{Bridge: c.Guest.Bridge, Guest: c.Guest.Name, IP: c.Guest.IP, Hostname: c.Hostname, Ports: c.Guest.Ports}
+		for k, v := range req.Annotations() {
+			s.Annotations[k] = v
+		}
+		// crun drops a hook's stderr unless told where to send it; the hook's one-line
+		// reason for refusing a container must reach the user.
+		s.Annotations["run.oci.hooks.stderr"] = "/dev/stderr"
+		base := filepath.Base(c.Pontoon)
+		s.Hooks = &specs.Hooks{
+			CreateRuntime: []specs.Hook{{Path: c.Pontoon, Args: append([]string{base}, hooks.Args(hooks.StageCreateRuntime, c.ChainEnv)...)}},
+			Poststop:      []specs.Hook{{Path: c.Pontoon, Args: append([]string{base}, hooks.Args(hooks.StagePoststop, c.ChainEnv)...)}},
+		}
+	}
+	if !c.Privileged {
+		s.Linux.MaskedPaths = []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+			"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"}
+		s.Linux.ReadonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+		s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	}
+	switch c.Root.Kind {
+	case config.RootHost, "":
+		s.Root = &specs.Root{Path: bundleRootfs, Readonly: true}
+	case config.RootRootfs:
+		path := c.Root.Path
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(c.ProjectDir, path)
+		}
+		s.Root = &specs.Root{Path: path}
+	case config.RootImage:
+		// The engine mounts the image's snapshot here.
+		s.Root = &specs.Root{Path: bundleRootfs}
+	default:
+		return nil, fmt.Errorf("container %s: unknown root kind %q", c.Name, c.Root.Kind)
+	}
+	s.Mounts = c.mounts(dir)
+	return s, nil
+}
+
+func (c *Container) env() []string {
+	path := defaultPath
+	if c.Privileged {
+		path = PontoonBinDir + ":" + path
+	}
+	out := []string{"PATH=" + path, "HOME=/root"}
+	if t := os.Getenv("TERM"); t != "" {
+		out = append(out, "TERM="+t)
+	}
+	return append(out, c.Env...)
+}
+
+func (c *Container) mounts(dir string) []specs.Mount {
+	ms := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+	}
+	if c.Net == NetHost {
+		// sysfs shows the network devices of the mounting namespace; sharing the host's
+		// network, the container shares its /sys.
+		ms = append(ms, specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}})
+	} else {
+		ms = append(ms, specs.Mount{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}})
+	}
+	if c.Root.Kind == config.RootHost || c.Root.Kind == "" {
+		for _, d := range hostSystemDirs {
+			fi, err := os.Lstat(d)
+			if err != nil || !fi.IsDir() {
+				continue // missing, or a symlink recreated in the root
+			}
+			ms = append(ms, specs.Mount{Destination: d, Type: "bind", Source: d, Options: []string{"rbind", "ro", "nosuid", "nodev"}})
+		}
+	}
+	tmpfs := func(dst, mode string) specs.Mount {
+		return specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=" + mode}}
+	}
+	ms = append(ms, tmpfs("/tmp", "1777"), tmpfs("/run", "755"))
+	if c.Root.Kind == config.RootHost || c.Root.Kind == "" {
+		ms = append(ms, tmpfs("/root", "700"))
+	}
+	if c.ProjectDir != "" {
+		ms = append(ms, specs.Mount{Destination: config.DefaultWorkdir, Type: "bind", Source: c.ProjectDir, Options: []string{"rbind", "rw"}})
+	}
+	if c.Hosts != nil {
+		ms = append(ms, specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(dir, bundleHosts), Options: []string{"bind", "ro"}})
+	}
+	if c.ResolvConf != nil {
+		ms = append(ms, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(dir, bundleResolv), Options: []string{"bind", "ro"}})
+	}
+	if c.Privileged {
+		// `pontoon partition` and friends inside a bridge child see the same chain as the
+		// host: state and pinned namespaces at the same paths, and the same binary.
+		if c.Pontoon != "" {
+			ms = append(ms, specs.Mount{Destination: PontoonBinDir + "/pontoon", Type: "bind", Source: c.Pontoon, Options: []string{"bind", "ro"}})
+		}
+		for _, d := range []string{stateDir(c.ChainEnv), netnsDir(c.ChainEnv)} {
+			ms = append(ms, specs.Mount{Destination: d, Type: "bind", Source: d, Options: []string{"rbind", "rw"}})
+		}
+	}
+	return ms
+}
+
+func stateDir(env netsetup.Env) string {
+	if env.StateDir != "" {
+		return env.StateDir
+	}
+	return "/run/pontoon"
+}
+
+func netnsDir(env netsetup.Env) string {
+	if env.NetnsDir != "" {
+		return env.NetnsDir
+	}
+	return "/run/netns"
+}
+
+// defaultCaps is the capability set of an unprivileged container: Docker's default.
+var defaultCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+
+// capNames are the kernel's capabilities by number.
+var capNames = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+	"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+	"CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+	"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
+	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"}
+
+// capabilities returns the container's capability set. A privileged container gets what
+// pontoon's own bounding set holds: asking for more (CAP_SYS_RESOURCE in a restricted
+// sandbox) makes the runtime fail.
+func (c *Container) capabilities() ([]string, error) {
+	own, err := boundingSet()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if c.Privileged {
+		for i, name := range capNames {
+			if own&(1<<uint(i)) != 0 {
+				out = append(out, name)
+			}
+		}
+		return out, nil
+	}
+	for _, name := range defaultCaps {
+		for i, n := range capNames {
+			if n == name && own&(1<<uint(i)) != 0 {
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func boundingSet() (uint64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read own capabilities: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	return 0, errors.New("read own capabilities: no CapBnd in /proc/self/status")
+}

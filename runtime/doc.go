@@ -1,0 +1,51 @@
+// Package runtime runs the commands of a project's pontoon.toml in containers on pontoon
+// bridges: `pontoon run NAME`.
+//
+// A supervise command gets a bridge of its own for the length of the run. Each guest child
+// is a container with a network namespace of its own, which pontoon's OCI hook (package
+// hooks) attaches to the bridge with the child's fixed address before the child's process
+// starts; each bridge child is a container that shares the bridge's namespace and reaches
+// every guest. A plain command is one container on the host's network, on none, or as a
+// guest of a bridge of its own.
+//
+// # Containers
+//
+// Every container is described by an OCI bundle (Container, WriteBundle) and run by an
+// Engine in the foreground, the way `runc run` works:
+//
+//   - root "host" (the default): the host's system directories (/usr, /etc, /bin, /lib...,
+//     /opt) read-only, the project directory read-write at /work, and a private /tmp,
+//     /root (HOME) and /run. A { rootfs = "dir" } root uses the directory instead; an
+//     { image = "ref" } root (runtime containerd only) an image already in containerd's
+//     store, never pulled. The project directory is at /work in every case.
+//   - /etc/hosts names every guest of the run (its hostname and child name), every bridge
+//     child at the bridge's address, and the container's own hostname; /etc/resolv.conf is
+//     netsetup.GuestResolvConf. pontoon writes both into the bundle and bind-mounts them:
+//     the hook only does networking.
+//   - Environment: PATH, HOME=/root, TERM, PONTOON_BRIDGE (the run's bridge), and for
+//     guests PONTOON_GUEST and PONTOON_IP; then the command's env.
+//   - Bridge children are privileged: every capability pontoon holds, pontoon's state and
+//     namespace directories at their host paths, the running pontoon binary on PATH (in
+//     PontoonBinDir), and PONTOON_STATE_DIR, PONTOON_NETNS_DIR, PONTOON_HOST_NETNS and
+//     PONTOON_RESOLV_CONF when the chain is not the real host's; bridge children also get
+//     PONTOON_IP, the bridge's address. So `pontoon partition isolate n3` works inside one.
+//
+// # Engines
+//
+// runc (the default) and crun are driven through their command lines (crun on a cgroup v1
+// or hybrid host runs inside a private mount namespace with a plain cgroup2 mount and
+// --cgroup-manager=disabled, the only way it accepts such a host). containerd is driven
+// through the pontoon-containerd helper (package runtime/containerd), which keeps
+// containerd's client out of the pontoon binary that engines start for every hook. Podman
+// is not an engine of `pontoon run`; it uses the hook directly (`pontoon hook install
+// --podman`).
+//
+// # Supervision
+//
+// Guests start first, then bridge children. Output of children is streamed line by line, each prefixed with the child's name. The
+// first SIGINT or SIGTERM goes to every container; containers still running after
+// Options.StopTimeout, or at a second signal, are killed. Pontoon owns the bridge
+// (netsetup.BridgeOptions.Owner), so if pontoon itself dies `pontoon gc` removes it, and its
+// engines get SIGTERM (Pdeathsig) and stop their containers; the next Run removes bundle
+// directories whose pontoon died.
+package runtime
