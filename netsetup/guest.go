@@ -51,12 +51,8 @@ func freePortName(brH *handle, ip netip.Addr) (string, error) {
 		if i > 0 {
 			name = fmt.Sprintf("%s-%d", base, i)
 		}
-		if _, err := brH.LinkByName(name); err != nil {
-			var nf netlink.LinkNotFoundError
-			if errors.As(err, &nf) {
-				return name, nil
-			}
-			return "", fmt.Errorf("look up port %s: %w", name, err)
+		if _, taken, err := existing(brH, name); err != nil || !taken {
+			return name, err
 		}
 	}
 	return "", fmt.Errorf("no free port name for %s: 100 earlier ports are still being removed; run `pontoon gc`", ip)

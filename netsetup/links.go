@@ -23,18 +23,27 @@ func addVeth(h *handle, name, peer string, peerH *handle) error {
 	return nil
 }
 
+// existing looks a link up; ok is false when there is no such link.
+func existing(h *handle, name string) (l netlink.Link, ok bool, err error) {
+	l, err = h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("find link %s: %w", name, err)
+	}
+	return l, true, nil
+}
+
 // delLink removes a link; one that is already gone is not an error.
 func delLink(h *handle, name string) error {
 	if h == nil {
 		return nil
 	}
-	l, err := h.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("find link %s: %w", name, err)
+	l, ok, err := existing(h, name)
+	if !ok {
+		return err
 	}
 	if err := h.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete link %s: %w", name, err)
@@ -44,13 +53,9 @@ func delLink(h *handle, name string) error {
 
 // setDown sets a link down; one that is already gone is not an error.
 func setDown(h *handle, name string) error {
-	l, err := h.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("find link %s: %w", name, err)
+	l, ok, err := existing(h, name)
+	if !ok {
+		return err
 	}
 	if err := h.LinkSetDown(l); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("set %s down: %w", name, err)
