@@ -3,6 +3,7 @@ package netsetup
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -30,6 +31,14 @@ type GuestOptions struct {
 // portName is the bridge-side end of a guest's veth: g<last octet>, unique in a bridge
 // because guest IPs are.
 func portName(ip netip.Addr) string { return fmt.Sprintf("g%d", ip.As4()[3]) }
+
+// GuestMAC is the MAC address of a guest's eth0, derived from its IP (as Docker does): a guest
+// that leaves and comes back with the same address keeps its MAC, so the ARP caches of the
+// bridge and of the other guests stay right and traffic to it resumes at once.
+func GuestMAC(ip netip.Addr) net.HardwareAddr {
+	a := ip.As4()
+	return net.HardwareAddr{0x02, 0x70, a[0], a[1], a[2], a[3]} // locally administered, unicast
+}
 
 // PortName returns the name of the guest's port in the bridge namespace.
 func (g Guest) PortName() string {
@@ -226,6 +235,7 @@ func attach(env Env, plan Plan, b *BridgeState, g *Guest) error {
 	v := netlink.NewVeth(netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index})
 	v.PeerName = GuestIfName
 	v.PeerNamespace = netlink.NsFd(gH.fd())
+	v.PeerHardwareAddr = GuestMAC(ip)
 	if err := brH.LinkAdd(v); err != nil {
 		return fmt.Errorf("create port %s: %w", port, err)
 	}

@@ -311,3 +311,41 @@ func TestGuestReachableAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A guest's MAC follows from its address, so a guest that comes back with the same address is
+// the same host to every ARP cache.
+func TestGuestMACFollowsIP(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	peer := mustGuest(t, s.Env, "b1", "peer", "172.18.0.1")
+	g := mustGuest(t, s.Env, "b1", "g", "172.18.0.7")
+	serve(t, g.Netns, addr(g.IP))
+	mustReach(t, peer.Netns, addr(g.IP)) // peer and bridge now cache g's MAC
+	want := netsetup.GuestMAC(addr(g.IP)).String()
+	if got := macOf(t, g.Netns); got != want {
+		t.Errorf("eth0 MAC %s, want %s", got, want)
+	}
+	if err := netsetup.DelGuest(s.Env, "b1", "g"); err != nil {
+		t.Fatal(err)
+	}
+	again := mustGuest(t, s.Env, "b1", "g", "172.18.0.7")
+	if got := macOf(t, again.Netns); got != want {
+		t.Errorf("re-added guest's MAC %s, want %s", got, want)
+	}
+	serve(t, again.Netns, addr(again.IP))
+	mustReach(t, peer.Netns, addr(again.IP))
+}
+
+func macOf(t *testing.T, nsPath string) string {
+	t.Helper()
+	out := inNetns(t, nsPath, "ip", "-o", "link", "show", "eth0")
+	f := strings.Fields(out)
+	for i, w := range f {
+		if w == "link/ether" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	t.Fatalf("no MAC in %q", out)
+	return ""
+}
