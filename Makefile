@@ -9,6 +9,10 @@ DEBS    := iproute2 iptables nftables runc crun containerd podman busybox-static
            containernetworking-plugins iputils-ping
 BENCH_DEBS := hyperfine containernetworking-plugins
 TEST_TIMEOUT ?= 40m
+# The privileged suites that need nothing but the kernel also run on Debian's stock kernel in
+# the VM lane, where netem exists (vmtest/README.md).
+VM_TEST_PKGS ?= ./vmtest/selftest ./netsetup ./partition ./testenv
+VM_TEST_ARGS ?= -test.count=1
 
 .PHONY: all build test unit vet deps bench demo clean gc check-go
 
@@ -37,14 +41,19 @@ unit: check-go
 	$(GO) test -count=1 -short ./...
 
 # test runs everything: unit tests and the privileged integration tests (real namespaces,
-# nftables, runc, crun, containerd, podman), then the stock-kernel VM lane.
+# nftables, runc, crun, containerd, podman), the stock-kernel VM lane, and a check of the
+# developer VM's definition.
 test: check-go deps vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory test-vm
+	$(MAKE) --no-print-directory vagrant-validate
 
+# bench times pontoon against the baseline scripts in $(BASELINES) (relative to this directory)
+# and runs the Go benchmarks, all in one private network namespace; prints one summary table.
+BASELINES ?= ../shared/bench
 bench: check-go build
 	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(BENCH_DEBS)"
-	bash bench/compare.sh
+	BASELINES="$(BASELINES)" bash bench/compare.sh
 
 demo: check-go deps build
 	bash examples/demo.sh

@@ -22,6 +22,10 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null ||
 	echo "vmtest: cgroup2 not mounted (tests needing cgroups will fail)"
+# Files every Debian system has, which guests' private mounts cover with their own.
+[ -e /etc/hosts ] || printf '127.0.0.1\tlocalhost\n' >/etc/hosts
+[ -e /etc/resolv.conf ] || : >/etc/resolv.conf
+[ -e /etc/hostname ] || echo vmtest >/etc/hostname
 mkdir -p /run/netns
 
 # Kernel chatter (link state, module taint) would interleave with test output on

@@ -21,11 +21,11 @@ test-vm:
 	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/pontoon-vmtest.XXXXXX"); \
 	trap 'rm -rf "$$dir"' EXIT; \
 	mod=$$($(GO) list -m); \
-	pkgs=$$(GOFLAGS=-mod=mod $(GO) list $(VM_TEST_PKGS)); \
+	pkgs=$$($(GO) list $(VM_TEST_PKGS)); \
 	for pkg in $$pkgs; do \
 		name=$$(echo "$${pkg#$$mod/}" | tr / _); \
 		echo "vmtest: building $$pkg"; \
-		CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) test -c -o "$$dir/$$name.test" "$$pkg"; \
+		CGO_ENABLED=0 $(GO) test -c -o "$$dir/$$name.test" "$$pkg"; \
 	done; \
 	printf '%s\n' '$(VM_TEST_ARGS)' >"$$dir/args"; \
 	$(VMTEST_DIR)/run.sh "$$dir"
