@@ -185,6 +185,14 @@ func TestPartitionCommands(t *testing.T) {
 	if out := c.ok("partition", "status", "--bridge", "p"); !strings.Contains(out, "fullmesh") {
 		t.Errorf("status after heal: %q", out)
 	}
+	// --for applies, waits and restores the state before it (here: a one-way block).
+	c.ok("partition", "block", "n1", "--", "n2", "--bridge", "p")
+	if out := c.ok("partition", "isolate", "n3", "--for", "300ms", "--bridge", "p"); !strings.Contains(out, "restored") {
+		t.Errorf("isolate --for printed %q", out)
+	}
+	if err := json.Unmarshal([]byte(c.ok("partition", "status", "--json", "--bridge", "p")), &rec); err != nil || len(rec.Blocked) != 1 || rec.Blocked[0].Src != "n1" || rec.Blocked[0].Dst != "n2" {
+		t.Errorf("after --for: %+v, %v; want the block n1->n2 back", rec, err)
+	}
 	c.ok("gateway", "down", "--force")
 }
 
