@@ -26,6 +26,7 @@ const (
 	NetNone   NetMode = "none"   // a namespace of its own with only loopback
 	NetGuest  NetMode = "guest"  // a namespace of its own that the hook attaches to a bridge
 	NetBridge NetMode = "bridge" // the namespace of a bridge, shared with it
+	NetJoin   NetMode = "join"   // an existing namespace given by path (a guest's), shared with it
 )
 
 // Guest is the network a guest container asks the hook for.
@@ -52,9 +53,18 @@ type Container struct {
 	Guest      *Guest // for NetGuest
 	// BridgeNetns is the bridge's namespace path, for NetBridge.
 	BridgeNetns string
+	// Netns is the path of the network namespace a NetJoin container joins.
+	Netns string
+	// UTS, when set, is the path of an existing UTS namespace the container joins, sharing
+	// its hostname; Hostname must then be empty.
+	UTS string
 	// Hosts and ResolvConf, when set, are written into the bundle and bind-mounted on
 	// /etc/hosts and /etc/resolv.conf.
 	Hosts, ResolvConf []byte
+	// HostsFile and ResolvConfFile, when set, are host files bind-mounted read-only on
+	// /etc/hosts and /etc/resolv.conf instead: the container sees later changes made to
+	// them in place (same inode).
+	HostsFile, ResolvConfFile string
 	// Privileged gives the container every capability pontoon itself holds and no masked
 	// paths: bridge children manage the bridge's firewall and enter its namespaces.
 	Privileged bool
@@ -173,13 +183,20 @@ func (c *Container) Spec(dir string) (*specs.Spec, error) {
 		return nil, err
 	}
 	s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
-	if c.Hostname != "" {
+	switch {
+	case c.UTS != "" && c.Hostname != "":
+		// The engine would set the hostname inside the joined namespace, renaming it for
+		// everything else that shares it.
+		return nil, fmt.Errorf("container %s: hostname %q given with the existing UTS namespace %s; give one or the other", c.Name, c.Hostname, c.UTS)
+	case c.UTS != "":
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UTSNamespace, Path: c.UTS})
+	case c.Hostname != "":
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UTSNamespace})
 	}
 	switch c.Net {
 	case NetHost:
-		if c.Hostname != "" {
-			return nil, fmt.Errorf("container %s: a hostname needs a network other than the host's", c.Name)
+		if c.Hostname != "" || c.UTS != "" {
+			return nil, fmt.Errorf("container %s: a hostname or UTS namespace needs a network other than the host's", c.Name)
 		}
 	case NetNone, NetGuest:
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
@@ -188,6 +205,11 @@ func (c *Container) Spec(dir string) (*specs.Spec, error) {
 			return nil, fmt.Errorf("container %s: no bridge namespace given", c.Name)
 		}
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: c.BridgeNetns})
+	case NetJoin:
+		if c.Netns == "" {
+			return nil, fmt.Errorf("container %s: no network namespace to join given", c.Name)
+		}
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: c.Netns})
 	default:
 		return nil, fmt.Errorf("container %s: unknown network mode %q", c.Name, c.Net)
 	}
@@ -282,11 +304,17 @@ func (c *Container) mounts(dir string) []specs.Mount {
 	if c.ProjectDir != "" {
 		ms = append(ms, specs.Mount{Destination: config.DefaultWorkdir, Type: "bind", Source: c.ProjectDir, Options: []string{"rbind", "rw"}})
 	}
-	if c.Hosts != nil {
-		ms = append(ms, specs.Mount{Destination: "/etc/hosts", Type: "bind", Source: filepath.Join(dir, bundleHosts), Options: []string{"bind", "ro"}})
-	}
-	if c.ResolvConf != nil {
-		ms = append(ms, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(dir, bundleResolv), Options: []string{"bind", "ro"}})
+	for _, f := range []struct {
+		dst, file, inBundle string
+		data                []byte
+	}{{"/etc/hosts", c.HostsFile, bundleHosts, c.Hosts}, {"/etc/resolv.conf", c.ResolvConfFile, bundleResolv, c.ResolvConf}} {
+		src := f.file
+		if src == "" && f.data != nil {
+			src = filepath.Join(dir, f.inBundle)
+		}
+		if src != "" {
+			ms = append(ms, specs.Mount{Destination: f.dst, Type: "bind", Source: src, Options: []string{"bind", "ro"}})
+		}
 	}
 	if c.Privileged {
 		// `pontoon partition` and friends inside a bridge child see the same chain as the

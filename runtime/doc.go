@@ -30,6 +30,27 @@
 //     PONTOON_RESOLV_CONF when the chain is not the real host's; bridge children also get
 //     PONTOON_IP, the bridge's address. So `pontoon partition isolate n3` works inside one.
 //
+// # Containers in existing namespaces
+//
+// StartContainer runs one container, in the background, that joins a network namespace
+// that already exists -- typically a guest's, attached by netsetup.AddGuest -- and, when
+// given, its UTS namespace; so no hook runs. It takes the same roots as pontoon.toml (host,
+// rootfs, image), the argv, environment, working directory and hostname, /etc/hosts and
+// /etc/resolv.conf as contents or as host files bind-mounted read-only, and writers for the
+// output. The RunningContainer it returns has Wait (the exit status), Signal, Kill and
+// Delete (idempotent: the engine's state and the bundle directory go). It uses the same
+// bundles and engines as Run; package testenv builds Guest.StartContainer on it.
+//
+//	c, err := runtime.StartContainer(ctx, runtime.ContainerSpec{
+//		Args:  []string{"/bin/mynode"},
+//		Netns: guest.Netns, UTS: guest.UTS,
+//		Root:  config.Root{Kind: config.RootRootfs, Path: "/srv/rootfs"},
+//		Stdout: os.Stdout, Stderr: os.Stderr,
+//	}, runtime.EngineOptions{})
+//	...
+//	defer c.Delete()
+//	code := c.Wait()
+//
 // # Engines
 //
 // runc (the default) and crun are driven through their command lines (crun on a cgroup v1

@@ -234,21 +234,32 @@ func (r *run) createBridge(ports []netsetup.Port) error {
 const ownerFile = "owner.json"
 
 func (r *run) bundleDir() (string, error) {
-	if err := os.MkdirAll(r.opt.BundleDir, 0o700); err != nil {
-		return "", fmt.Errorf("create bundle directory: %w", err)
-	}
-	sweepBundles(r.opt.BundleDir)
 	prefix := r.bridge
 	if prefix == "" {
 		prefix = fmt.Sprintf("%s-%d", r.cmd.Name, os.Getpid())
 	}
-	dir, err := os.MkdirTemp(r.opt.BundleDir, prefix+"-")
+	dir, err := newBundleDir(r.opt.BundleDir, prefix)
+	if err != nil {
+		return "", err
+	}
+	r.dir = dir
+	return dir, nil
+}
+
+// newBundleDir creates a fresh directory for bundles under parent, named after prefix and
+// owned by this process, after removing those of dead owners.
+func newBundleDir(parent, prefix string) (string, error) {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", fmt.Errorf("create bundle directory: %w", err)
+	}
+	sweepBundles(parent)
+	dir, err := os.MkdirTemp(parent, prefix+"-")
 	if err != nil {
 		return "", fmt.Errorf("create bundle directory: %w", err)
 	}
-	r.dir = dir
 	owner, _ := json.Marshal(netsetup.Self())
 	if err := os.WriteFile(filepath.Join(dir, ownerFile), owner, 0o600); err != nil {
+		os.RemoveAll(dir)
 		return "", fmt.Errorf("create bundle directory: %w", err)
 	}
 	return dir, nil

@@ -35,6 +35,30 @@
 // own link affect it). Guest.DialContext and Guest.HTTPClient dial as the guest, subject to
 // partitions.
 //
+// # Containers
+//
+// Guest.StartContainer runs a container in a guest instead of a plain process, through
+// package runtime and a container engine: runc by default, crun, or containerd (which needs
+// its daemon and the pontoon-containerd helper; testenv itself never links containerd's
+// client). The container joins the guest's network and UTS namespaces, so it has the guest's
+// address and hostname and every partition and impairment of the Env applies to it; the
+// guests' /etc/hosts and /etc/resolv.conf are bind-mounted read-only. Its root is, as in
+// pontoon.toml, the host's system directories read-only with a private /tmp by default
+// (ContainerOptions.ProjectDir adds a read-write /work), a root filesystem directory
+// (Rootfs), or an image already in containerd's store (Image). Its output is captured and
+// logged like a process's, and it is killed and deleted -- engine state and bundle -- when
+// the test ends, also on failure or panic. Guest.RunContainer runs one to completion. A
+// test using containers is skipped when the engine is not installed.
+//
+//	srv := env.Lookup("n1").StartContainer(ctx, testenv.ContainerOptions{
+//		Argv:   []string{"/bin/mynode", "--listen", ":7000"},
+//		Rootfs: "testdata/rootfs",
+//	})
+//	out, err := env.Lookup("n2").RunContainer(ctx, testenv.ContainerOptions{
+//		Argv: []string{"sh", "-c", "wget -q -O- http://n1:7000/health"},
+//	})
+//	env.Isolate("n1") // cuts srv off like any process of n1
+//
 // # Partitions and impairments
 //
 // Env.Isolate, Disjoint, Split, Block, the random constructors and Heal apply partitions of
@@ -50,13 +74,16 @@
 //
 // # Failure modes
 //
-// Methods that fail the test (New, Guest, Start, MustReach, Isolate, ...) must be called from
-// the test's goroutine, like t.Fatal. Methods that return an error (Probe, Reachable,
-// CanConnect, Run, Loss, ...) may be called from any goroutine. At the end of the test the
-// output of every process the Env started is logged with t.Log, which go test shows when the
-// test fails (or with -v).
+// Methods that fail the test (New, Guest, Start, StartContainer, MustReach, Isolate, ...) must
+// be called from the test's goroutine, like t.Fatal. Methods that return an error (Probe,
+// Reachable, CanConnect, Run, RunContainer, Loss, ...) may be called from any goroutine. At
+// the end of the test the output of every process and container the Env started is logged
+// with t.Log, which go test shows when the test fails (or with -v).
 //
 // A test binary killed by SIGKILL cannot run its cleanups: its processes and its sandbox (a
 // directory under the test's temporary directory holding pinned namespaces) stay behind and
-// can be removed by unmounting the pins and deleting the directory.
+// can be removed by unmounting the pins and deleting the directory. Its containers' engines
+// get SIGTERM and pass it on; containers that ignore it stay too, listed by
+// `runc --root SANDBOX/containers/engine list` (unless ContainerOptions.Engine named another
+// state directory).
 package testenv
