@@ -261,6 +261,7 @@ func checkNoContainers(t *testing.T, l containerLeftovers) {
 
 func TestContainerCleanupAfterPassingTest(t *testing.T) {
 	hooktest.NeedRoot(t)
+	hooktest.NeedCommand(t, "runc", "runc")
 	t.Parallel()
 	root := t.TempDir()
 	var l containerLeftovers

@@ -1,10 +1,14 @@
-// Command chainbench times pontoon's chain operations through the netsetup library, inside a
-// throwaway sandbox (netsetup/sandbox) so that it never touches the host's own network. It
-// is the pontoon side of bench/compare.sh.
+// Command chainbench times pontoon's chain and partition operations through the library,
+// inside a throwaway sandbox (netsetup/sandbox) so that it never touches the host's own
+// network, and prepares the scenes that bench/compare.sh times pontoon's command line and
+// runc against. It is the pontoon side of bench/compare.sh.
 //
 //	chainbench -op bridge3 -n 30            own sandbox; prints the per-op median
-//	chainbench -setup -dir DIR              create a sandbox with its gateway in DIR
+//	chainbench -op apply -guests 16 -n 30   the same for a partition of a 16-guest bridge
+//	chainbench -setup -dir DIR [-setup-guests 5,16,64] [-bundles -pontoon BIN -cni-netns PATH]
+//	                                        create a sandbox with its gateway in DIR
 //	chainbench -dir DIR -op attach -n 1     one op against it (a process per op, for hyperfine)
+//	chainbench -dir DIR -print-env          the PONTOON_* variables that point pontoon at it
 //	chainbench -teardown -dir DIR           remove that sandbox and DIR
 //
 // Operations, each the counterpart of a baseline in ../shared/bench:
@@ -14,110 +18,206 @@
 //	                   (shell_chain.sh 3 / 10)
 //	attach             attach one guest (a namespace pontoon creates) to an existing bridge
 //	                   and detach it (cni_bridge.sh)
+//	apply              isolate guest g1 of the bridge p<N> (N = -guests) from a healed state:
+//	                   look the bridge up, build the partition, apply it; the heal before
+//	                   each run is not timed (iptables_per_guest.sh apply N)
+//	heal               heal that bridge from the isolated state; the apply before each run is
+//	                   not timed (iptables_per_guest.sh heal N)
+//
+// -setup-guests N,.. creates a bridge p<N> with guests g1..gN (172.18.0.1..N) per size, for
+// apply and heal and for `pontoon partition ... --bridge p<N>`. -bundles writes OCI bundles of
+// a busybox `true` container under DIR/bundles: "none" (a network namespace of its own, no
+// networking), "hook" (attached to the bridge "ctr" by the pontoon binary -pontoon as its
+// hook, detached at poststop) and, with -cni-netns, "cni" (joins that namespace, which the
+// caller sets up with the CNI bridge plugin).
 package main
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
+	"github.com/pontoon-dev/pontoon/partition"
+	"github.com/pontoon-dev/pontoon/runtime"
+	"github.com/pontoon-dev/pontoon/runtime/config"
 )
 
-// attachBridge is the bridge the attach operation attaches its guest to.
-const attachBridge = "attach"
+const (
+	// attachBridge is the bridge the attach operation attaches its guest to.
+	attachBridge = "attach"
+	// containerBridge is the bridge the hook bundle's container joins.
+	containerBridge = "ctr"
+)
+
+type options struct {
+	op             string
+	n, warmup      int
+	guests         int
+	dir            string
+	setup          bool
+	teardown       bool
+	printEnv       bool
+	quiet          bool
+	setupGuests    string
+	bundles        bool
+	pontoon        string
+	cniNetns       string
+	partitionSizes []int
+}
 
 func main() {
-	op := flag.String("op", "", "operation: bridge3, bridge10 or attach")
-	n := flag.Int("n", 20, "timed iterations")
-	warmup := flag.Int("warmup", 3, "untimed iterations first (own sandbox only)")
-	dir := flag.String("dir", "", "directory of a sandbox made with -setup (default: a sandbox of its own)")
-	setup := flag.Bool("setup", false, "create a sandbox with its gateway in -dir and exit")
-	teardown := flag.Bool("teardown", false, "remove the sandbox in -dir and exit")
-	quiet := flag.Bool("quiet", false, "print nothing on success")
+	var o options
+	flag.StringVar(&o.op, "op", "", "operation: bridge3, bridge10, attach, apply or heal")
+	flag.IntVar(&o.n, "n", 20, "timed iterations")
+	flag.IntVar(&o.warmup, "warmup", 3, "untimed iterations first (own sandbox only)")
+	flag.IntVar(&o.guests, "guests", 16, "guests of the bridge that apply and heal act on")
+	flag.StringVar(&o.dir, "dir", "", "directory of a sandbox made with -setup (default: a sandbox of its own)")
+	flag.BoolVar(&o.setup, "setup", false, "create a sandbox with its gateway in -dir and exit")
+	flag.BoolVar(&o.teardown, "teardown", false, "remove the sandbox in -dir and exit")
+	flag.BoolVar(&o.printEnv, "print-env", false, "print shell exports that point pontoon at the sandbox in -dir and exit")
+	flag.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
+	flag.StringVar(&o.setupGuests, "setup-guests", "", "with -setup: comma-separated sizes N; a bridge p<N> with guests g1..gN each")
+	flag.BoolVar(&o.bundles, "bundles", false, "with -setup: write the container bundles under DIR/bundles (needs -pontoon)")
+	flag.StringVar(&o.pontoon, "pontoon", "", "with -bundles: the pontoon binary the hook bundle runs as its hook")
+	flag.StringVar(&o.cniNetns, "cni-netns", "", "with -bundles: the network namespace path the cni bundle joins")
 	flag.Parse()
-	if err := run(*op, *n, *warmup, *dir, *setup, *teardown, *quiet); err != nil {
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "chainbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(op string, n, warmup int, dir string, setup, teardown, quiet bool) error {
+func run(o options) error {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: builds network namespaces")
 	}
 	switch {
-	case setup:
-		if dir == "" {
+	case o.setup:
+		if o.dir == "" {
 			return errors.New("-setup needs -dir")
 		}
-		_, err := newSandbox(dir)
+		sizes, err := parseSizes(o.setupGuests)
+		if err != nil {
+			return err
+		}
+		o.partitionSizes = sizes
+		if o.bundles && o.pontoon == "" {
+			return errors.New("-bundles needs -pontoon, the pontoon binary to run as the hook")
+		}
+		_, err = newSandbox(o.dir, o)
 		return err
-	case teardown:
-		if dir == "" {
+	case o.teardown:
+		if o.dir == "" {
 			return errors.New("-teardown needs -dir")
 		}
-		s, err := openSandbox(dir)
+		s, err := openSandbox(o.dir)
 		if err != nil {
 			return err
 		}
 		if err := s.Close(); err != nil {
 			return err
 		}
-		return os.RemoveAll(dir)
+		return os.RemoveAll(o.dir)
+	case o.printEnv:
+		if o.dir == "" {
+			return errors.New("-print-env needs -dir")
+		}
+		s, err := openSandbox(o.dir)
+		if err != nil {
+			return err
+		}
+		for _, kv := range [][2]string{
+			{"PONTOON_HOST_NETNS", s.Env.HostNetns}, {"PONTOON_STATE_DIR", s.Env.StateDir},
+			{"PONTOON_NETNS_DIR", s.Env.NetnsDir}, {"PONTOON_RESOLV_CONF", s.Env.ResolvConf},
+		} {
+			fmt.Printf("export %s='%s'\n", kv[0], strings.ReplaceAll(kv[1], "'", `'\''`))
+		}
+		return nil
 	}
-	step, err := operation(op)
+	step, err := operation(o.op, o.guests)
 	if err != nil {
 		return err
 	}
-	if n < 1 {
-		return fmt.Errorf("-n %d: give at least 1 iteration", n)
+	if o.n < 1 {
+		return fmt.Errorf("-n %d: give at least 1 iteration", o.n)
 	}
 	var s *sandbox.Sandbox
-	if dir != "" {
-		if s, err = openSandbox(dir); err != nil {
+	if o.dir != "" {
+		if s, err = openSandbox(o.dir); err != nil {
 			return err
 		}
-		warmup = 0
+		o.warmup = 0
 	} else {
 		tmp, err := os.MkdirTemp("", "chainbench-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		if s, err = newSandbox(tmp); err != nil {
+		if o.op == "apply" || o.op == "heal" {
+			o.partitionSizes = []int{o.guests}
+		}
+		if s, err = newSandbox(tmp, o); err != nil {
 			return err
 		}
 		defer s.Close()
 	}
-	times := make([]time.Duration, 0, n)
-	for i := 0; i < warmup+n; i++ {
-		start := time.Now()
-		if err := step(s.Env); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
+	times := make([]time.Duration, 0, o.n)
+	for i := 0; i < o.warmup+o.n; i++ {
+		if step.prepare != nil {
+			if err := step.prepare(s.Env); err != nil {
+				return fmt.Errorf("%s: prepare: %w", o.op, err)
+			}
 		}
-		if i >= warmup {
+		start := time.Now()
+		if err := step.run(s.Env); err != nil {
+			return fmt.Errorf("%s: %w", o.op, err)
+		}
+		if i >= o.warmup {
 			times = append(times, time.Since(start))
 		}
 	}
-	if !quiet {
+	if !o.quiet {
 		slices.Sort(times)
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		fmt.Printf("%s: n=%d median_ms=%.3f min_ms=%.3f max_ms=%.3f\n", op, n, ms(times[len(times)/2]), ms(times[0]), ms(times[len(times)-1]))
+		fmt.Printf("%s: n=%d median_ms=%.3f min_ms=%.3f max_ms=%.3f\n", o.op, o.n, ms(times[len(times)/2]), ms(times[0]), ms(times[len(times)-1]))
 	}
 	return nil
 }
 
-// newSandbox creates a sandbox with its gateway up and the attach bridge, and records it in
-// dir so that later invocations can find it.
-func newSandbox(dir string) (*sandbox.Sandbox, error) {
+// parseSizes reads the -setup-guests list.
+func parseSizes(list string) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 2 || n > 250 {
+			return nil, fmt.Errorf("-setup-guests %q: %q is not a guest count from 2 to 250; give e.g. 5,16,64", list, f)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}
+
+// partitionBridge names the bridge of n guests that apply and heal act on.
+func partitionBridge(n int) string { return fmt.Sprintf("p%d", n) }
+
+// newSandbox creates a sandbox with its gateway up, the attach bridge and whatever o asks
+// for, and records it in dir so that later invocations can find it.
+func newSandbox(dir string, o options) (_ *sandbox.Sandbox, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -125,20 +225,41 @@ func newSandbox(dir string) (*sandbox.Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
 	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
-		s.Close()
 		return nil, err
 	}
 	if _, err := netsetup.CreateBridge(s.Env, attachBridge, netsetup.BridgeOptions{}); err != nil {
-		s.Close()
 		return nil, err
+	}
+	for _, n := range o.partitionSizes {
+		name := partitionBridge(n)
+		if _, err := netsetup.CreateBridge(s.Env, name, netsetup.BridgeOptions{}); err != nil {
+			return nil, err
+		}
+		for i := 1; i <= n; i++ {
+			if _, err := netsetup.AddGuest(s.Env, name, fmt.Sprintf("g%d", i), netsetup.GuestOptions{IP: fmt.Sprintf("172.18.0.%d", i)}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o.bundles {
+		if _, err := netsetup.CreateBridge(s.Env, containerBridge, netsetup.BridgeOptions{}); err != nil {
+			return nil, err
+		}
+		if err := writeBundles(filepath.Join(dir, "bundles"), s.Env, o.pontoon, o.cniNetns); err != nil {
+			return nil, err
+		}
 	}
 	b, err := json.Marshal(s)
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, "sandbox.json"), b, 0o600)
 	}
 	if err != nil {
-		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -156,16 +277,33 @@ func openSandbox(dir string) (*sandbox.Sandbox, error) {
 	return &s, nil
 }
 
-func operation(op string) (func(netsetup.Env) error, error) {
+// step is one timed operation; prepare, when set, runs untimed before each run.
+type step struct {
+	prepare func(netsetup.Env) error
+	run     func(netsetup.Env) error
+}
+
+func operation(op string, guests int) (step, error) {
 	switch op {
 	case "bridge3":
-		return func(env netsetup.Env) error { return bridgeWithGuests(env, 3) }, nil
+		return step{run: func(env netsetup.Env) error { return bridgeWithGuests(env, 3) }}, nil
 	case "bridge10":
-		return func(env netsetup.Env) error { return bridgeWithGuests(env, 10) }, nil
+		return step{run: func(env netsetup.Env) error { return bridgeWithGuests(env, 10) }}, nil
 	case "attach":
-		return attachDetach, nil
+		return step{run: attachDetach}, nil
+	case "apply", "heal":
+		if guests < 2 || guests > 250 {
+			return step{}, fmt.Errorf("-guests %d: give 2 to 250", guests)
+		}
+		br := partitionBridge(guests)
+		apply := func(env netsetup.Env) error { return isolateFirst(env, br) }
+		heal := func(env netsetup.Env) error { return healBridge(env, br) }
+		if op == "apply" {
+			return step{prepare: heal, run: apply}, nil
+		}
+		return step{prepare: apply, run: heal}, nil
 	}
-	return nil, fmt.Errorf("-op %q: use bridge3, bridge10 or attach", op)
+	return step{}, fmt.Errorf("-op %q: use bridge3, bridge10, attach, apply or heal", op)
 }
 
 func bridgeWithGuests(env netsetup.Env, n int) (err error) {
@@ -200,4 +338,90 @@ func attachDetach(env netsetup.Env) error {
 		return err
 	}
 	return netsetup.DelGuest(env, attachBridge, "g")
+}
+
+// isolateFirst does what `pontoon partition isolate g1 --bridge BR` does in the library:
+// look the bridge up, build the partition, apply it.
+func isolateFirst(env netsetup.Env, bridge string) error {
+	t, err := partition.ForBridge(env, bridge)
+	if err != nil {
+		return err
+	}
+	p, err := partition.Isolate(t.Guests, "g1")
+	if err != nil {
+		return err
+	}
+	return partition.Apply(t, partition.State{Partition: p})
+}
+
+func healBridge(env netsetup.Env, bridge string) error {
+	t, err := partition.ForBridge(env, bridge)
+	if err != nil {
+		return err
+	}
+	return partition.Heal(t)
+}
+
+// writeBundles writes the none, hook and (with cniNetns) cni bundles of a busybox `true`
+// container below dir, sharing one root filesystem.
+func writeBundles(dir string, env netsetup.Env, pontoon, cniNetns string) error {
+	pontoon, err := filepath.Abs(pontoon)
+	if err != nil {
+		return err
+	}
+	rootfs, err := busyboxRootfs(filepath.Join(dir, "rootfs"))
+	if err != nil {
+		return err
+	}
+	root := config.Root{Kind: config.RootRootfs, Path: rootfs}
+	bundles := map[string]*runtime.Container{
+		"none": {Net: runtime.NetNone},
+		"hook": {Net: runtime.NetGuest, Guest: &runtime.Guest{Bridge: containerBridge, Name: "c", IP: netip.MustParseAddr("172.18.0.1")}},
+	}
+	if cniNetns != "" {
+		bundles["cni"] = &runtime.Container{Net: runtime.NetBridge, BridgeNetns: cniNetns}
+	}
+	for name, c := range bundles {
+		c.ID, c.Name, c.Args, c.Root, c.Hostname = "bench-"+name, "bench", []string{"true"}, root, "bench"
+		c.Pontoon, c.ChainEnv = pontoon, env
+		if err := runtime.WriteBundle(filepath.Join(dir, name), c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// busyboxRootfs builds a root filesystem of a static busybox and the applets the bundles
+// run, and returns its path.
+func busyboxRootfs(root string) (string, error) {
+	const bb = "/bin/busybox"
+	f, err := elf.Open(bb)
+	if err != nil {
+		return "", fmt.Errorf("container root: open %s: %w (install the Debian package busybox-static)", bb, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		// A dynamic busybox cannot run without its libraries in a root of its own.
+		if p.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("container root: %s is dynamically linked; install the Debian package busybox-static", bb)
+		}
+	}
+	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
+		return "", err
+	}
+	for _, a := range []string{"sh", "true", "echo"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+	}
+	return root, nil
 }
