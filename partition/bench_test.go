@@ -128,3 +128,46 @@ func BenchmarkHeal(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyBackends compares the backends on the same drop-mode
+// partitions (reject may be missing from one of them): isolating one guest
+// alternates with two random halves.
+func BenchmarkApplyBackends(b *testing.B) {
+	sup := probedSupport(b)
+	for _, be := range backends {
+		for _, n := range []int{16, 64} {
+			b.Run(fmt.Sprintf("backend=%s/guests=%d", be, n), func(b *testing.B) {
+				if !sup.tables[be] {
+					b.Skipf("kernel has no %s family tables", be.Family())
+				}
+				forcedBackend = be
+				defer func() { forcedBackend = "" }()
+				s := benchScene(b, n)
+				tgt := s.target()
+				iso, err := Isolate(tgt.Guests, tgt.Guests[0].Name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				halves, err := RandomHalves(tgt.Guests, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				states := []State{{Partition: iso}, {Partition: halves}}
+				times := make([]time.Duration, 0, b.N)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					start := time.Now()
+					if err := Apply(tgt, states[i%2]); err != nil {
+						b.Fatal(err)
+					}
+					times = append(times, time.Since(start))
+				}
+				b.StopTimer()
+				reportMedian(b, times)
+				if err := Heal(tgt); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+}

@@ -56,21 +56,27 @@ func (s State) WithImpairments(imps ...Impairment) State {
 
 // Names of what partition owns in the bridge namespace.
 const (
-	// TableName is pontoon's partition table (netdev family) in the bridge
-	// namespace. Other tables, including other "pontoon*" tables, are never
-	// touched.
+	// TableName is pontoon's partition table in the bridge namespace, in the
+	// family of the backend (Backend.Family): netdev or bridge. Other tables,
+	// including other "pontoon*" tables, are never touched.
 	TableName = "pontoon_partition"
-	// TableFamily is the nftables family of TableName.
-	TableFamily = "netdev"
 	// BlockedSet holds the blocked (src . dst) IPv4 pairs.
 	BlockedSet = "blocked"
-	// FilterChain is the regular chain every port's ingress chain jumps to.
+	// FilterChain is the regular chain that every packet a guest sends is
+	// sent to: from each port's ingress chain (netdev backend) or from
+	// PreroutingChain (bridge backend).
 	FilterChain = "filter"
+	// PreroutingChain and PostroutingChain are the base chains of the bridge
+	// backend; they pick the guests' packets by port name.
+	PreroutingChain  = "prerouting"
+	PostroutingChain = "postrouting"
 	// QdiscMajor is the handle major of every root qdisc partition adds
 	// ("pt"), by which it recognises its own qdiscs when healing.
 	QdiscMajor = 0x7074
-	// ChainPriority orders the port chains before any other netdev chain a
-	// user might add, so a blocked packet never reaches them.
+	// ChainPriority orders partition's base chains before any other chain a
+	// user might add on the same hook (netdev ingress and egress, bridge
+	// prerouting and postrouting, whose filter priority is -200), so a
+	// blocked packet never reaches them.
 	ChainPriority = -300
 )
 
@@ -89,12 +95,15 @@ type Plan struct {
 }
 
 // RuleSet describes the content of the partition table. An empty RuleSet
-// (no chains) means the table must not exist.
+// (no chains) means the table must not exist, in any family.
 type RuleSet struct {
-	Family string  `json:"family"`
-	Table  string  `json:"table"`
-	Sets   []Set   `json:"sets"`
-	Chains []Chain `json:"chains"`
+	// Backend is the kind of table the rule set is for; Family is its
+	// nftables family (the same word).
+	Backend Backend `json:"backend"`
+	Family  string  `json:"family"`
+	Table   string  `json:"table"`
+	Sets    []Set   `json:"sets"`
+	Chains  []Chain `json:"chains"`
 }
 
 // Empty reports whether the rule set has nothing to enforce.
@@ -114,8 +123,10 @@ type AddrPair struct {
 
 // Chain is a base chain (Hook set) or a regular chain (Hook empty).
 type Chain struct {
-	Name     string `json:"name"`
-	Hook     string `json:"hook,omitempty"` // "ingress" or "egress"
+	Name string `json:"name"`
+	// Hook is "ingress" or "egress" of Device (netdev backend), or
+	// "prerouting" or "postrouting" (bridge backend, no Device).
+	Hook     string `json:"hook,omitempty"`
 	Device   string `json:"device,omitempty"`
 	Priority int32  `json:"priority,omitempty"`
 	Rules    []Rule `json:"rules"`
@@ -134,6 +145,8 @@ const (
 
 // Rule is one rule: every set match must hold, then Action is taken.
 type Rule struct {
+	Iifname string     `json:"iifname,omitempty"`  // iifname NAME (bridge port it came in on)
+	Oifname string     `json:"oifname,omitempty"`  // oifname NAME (bridge port it goes out of)
 	IPv4    bool       `json:"ipv4,omitempty"`     // meta protocol ip
 	Saddr   netip.Addr `json:"saddr,omitzero"`     // ip saddr ADDR
 	Daddr   netip.Addr `json:"daddr,omitzero"`     // ip daddr ADDR
@@ -154,6 +167,12 @@ const LossScale = 10000
 // String renders the rule in nft syntax.
 func (r Rule) String() string {
 	var b []string
+	if r.Iifname != "" {
+		b = append(b, fmt.Sprintf("iifname %q", r.Iifname))
+	}
+	if r.Oifname != "" {
+		b = append(b, fmt.Sprintf("oifname %q", r.Oifname))
+	}
 	if r.IPv4 {
 		b = append(b, "meta protocol ip")
 	}
@@ -184,12 +203,17 @@ func (r Rule) String() string {
 	return strings.Join(b, " ")
 }
 
-// String renders the rule set as an nft script (what `nft -f` would load).
+// String renders the rule set as an nft script (what `nft -f` would load),
+// headed by a comment naming the backend.
 func (rs RuleSet) String() string {
 	if rs.Empty() {
-		return fmt.Sprintf("# table %s %s: absent\n", rs.Family, rs.Table)
+		if rs.Family == "" {
+			return fmt.Sprintf("# table %s: absent in every family\n", rs.Table)
+		}
+		return fmt.Sprintf("# backend %s: table %s %s absent\n", rs.Backend, rs.Family, rs.Table)
 	}
 	var b strings.Builder
+	fmt.Fprintf(&b, "# backend %s: %s\n", rs.Backend, rs.Backend.describe())
 	fmt.Fprintf(&b, "table %s %s {\n", rs.Family, rs.Table)
 	for _, s := range rs.Sets {
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr . ipv4_addr\n", s.Name)
@@ -204,8 +228,11 @@ func (rs RuleSet) String() string {
 	}
 	for _, c := range rs.Chains {
 		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
-		if c.Hook != "" {
+		switch {
+		case c.Hook != "" && c.Device != "":
 			fmt.Fprintf(&b, "\t\ttype filter hook %s device %q priority %d;\n", c.Hook, c.Device, c.Priority)
+		case c.Hook != "":
+			fmt.Fprintf(&b, "\t\ttype filter hook %s priority %d;\n", c.Hook, c.Priority)
 		}
 		for _, r := range c.Rules {
 			fmt.Fprintf(&b, "\t\t%s\n", r)
@@ -374,21 +401,27 @@ func impKey(im Impairment) string {
 	return "1" + im.Src + "\x00" + im.Dst
 }
 
-// Compile turns a State into a Plan for the given guests without touching the
-// kernel. It rejects unknown guests, bad modes and out-of-range impairments
-// with an error naming the field.
-func Compile(s State, guests []Guest) (Plan, error) {
+// Compile turns a State into a Plan for the given guests and backend (see
+// DetectBackend for the one Apply uses) without touching the kernel. It
+// rejects unknown guests, bad modes, out-of-range impairments and unknown
+// backends with an error naming the field. Whether the kernel can reject in
+// the backend's family is checked by Apply, not here.
+func Compile(s State, guests []Guest, backend Backend) (Plan, error) {
+	if !backend.valid() {
+		return Plan{}, fmt.Errorf("backend %q: want %q or %q", backend, BackendNetdev, BackendBridge)
+	}
 	r, err := resolveState(s, guests)
 	if err != nil {
 		return Plan{}, err
 	}
-	return r.plan(), nil
+	return r.plan(backend), nil
 }
 
 func (r *resolved) guest(name string) Guest { return r.gs.list[r.gs.byName[name]] }
 
-func (r *resolved) plan() Plan {
-	rs := RuleSet{Family: TableFamily, Table: TableName}
+func (r *resolved) plan(backend Backend) Plan {
+	empty := RuleSet{Backend: backend, Family: backend.Family(), Table: TableName}
+	rs := empty
 	var filter []Rule
 	needTable := len(r.blocked) > 0
 
@@ -400,9 +433,10 @@ func (r *resolved) plan() Plan {
 	blocked := Rule{IPv4: true, PairSet: BlockedSet}
 	switch {
 	case r.mode == ModeReject:
-		// Reject runs at the sender's port: nft_reject_netdev builds the reset
-		// or ICMP error and transmits it back out of that port, so it reaches
-		// the sender as if the destination had answered.
+		// Reject runs where the sender's packet enters the bridge: the reset
+		// or ICMP error (nft_reject_netdev or nft_reject_bridge) is built from
+		// the offending packet and sent back out of the sender's port, so it
+		// reaches the sender as if the destination had answered.
 		tcp := blocked
 		tcp.TCP, tcp.Action = true, ActionRejectTCPReset
 		other := blocked
@@ -443,9 +477,13 @@ func (r *resolved) plan() Plan {
 
 	shaping := r.shaping(guestImp)
 	if !needTable {
-		return Plan{RuleSet: RuleSet{Family: TableFamily, Table: TableName}, Shaping: shaping}
+		return Plan{RuleSet: empty, Shaping: shaping}
 	}
 	rs.Chains = append(rs.Chains, Chain{Name: FilterChain, Rules: filter})
+	if backend == BackendBridge {
+		rs.Chains = append(rs.Chains, r.bridgeChains(guestLoss)...)
+		return Plan{RuleSet: rs, Shaping: shaping}
+	}
 	for _, g := range r.gs.list {
 		in := Chain{Name: "in_" + g.Port, Hook: "ingress", Device: g.Port, Priority: ChainPriority,
 			Rules: []Rule{{Action: ActionJump, Jump: FilterChain}}}
@@ -463,6 +501,40 @@ func (r *resolved) plan() Plan {
 		}
 	}
 	return Plan{RuleSet: rs, Shaping: shaping}
+}
+
+// bridgeChains hooks the filter chain and the guests' loss into the bridge:
+// prerouting sees every frame a port receives (before the bridge forwards it
+// or passes it up to br0), postrouting every frame it sends out of a port
+// (forwarded or from br0), so they stand where the netdev backend's ingress
+// and egress chains are. Ports are told apart by name, so a port that does
+// not exist (yet) only matches nothing.
+func (r *resolved) bridgeChains(guestLoss map[string]uint32) []Chain {
+	in := Chain{Name: PreroutingChain, Hook: "prerouting", Priority: ChainPriority}
+	out := Chain{Name: PostroutingChain, Hook: "postrouting", Priority: ChainPriority}
+	for _, g := range r.gs.list {
+		in.Rules = append(in.Rules, Rule{Iifname: g.Port, Action: ActionJump, Jump: FilterChain})
+		if c, ok := guestLoss[g.Name]; ok {
+			in.Rules = append(in.Rules, lossRule(Rule{Iifname: g.Port}, c))
+			out.Rules = append(out.Rules, lossRule(Rule{Oifname: g.Port}, c))
+		}
+	}
+	if len(out.Rules) == 0 {
+		return []Chain{in}
+	}
+	return []Chain{in, out}
+}
+
+// needsReject reports whether any rule rejects.
+func (rs RuleSet) needsReject() bool {
+	for _, c := range rs.Chains {
+		for _, r := range c.Rules {
+			if r.Action == ActionRejectTCPReset || r.Action == ActionRejectAdmin {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func lossRule(match Rule, chance uint32) Rule {

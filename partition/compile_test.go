@@ -2,11 +2,15 @@ package partition
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -24,6 +28,16 @@ func portChains(ports ...string) []Chain {
 	return out
 }
 
+// bridgeIn is the bridge backend's prerouting chain sending the ports'
+// frames to the filter chain.
+func bridgeIn(ports ...string) Chain {
+	c := Chain{Name: PreroutingChain, Hook: "prerouting", Priority: ChainPriority}
+	for _, p := range ports {
+		c.Rules = append(c.Rules, Rule{Iifname: p, Action: ActionJump, Jump: FilterChain})
+	}
+	return c
+}
+
 func TestCompile(t *testing.T) {
 	g := testGuests(3)
 	for i := range g {
@@ -31,44 +45,55 @@ func TestCompile(t *testing.T) {
 	}
 	blockAB := Partition{Kind: "block", Blocked: []Pair{{"a", "b"}}}
 	blockedSet := []Set{{Name: BlockedSet, Elements: []AddrPair{{ipA, ipB}}}}
+	noneBlocked := []Set{{Name: BlockedSet, Elements: []AddrPair{}}}
 	inSet := Rule{IPv4: true, PairSet: BlockedSet}
 	with := func(r Rule, f func(*Rule)) Rule { f(&r); return r }
+	lossA := Rule{IPv4: true, Chance: 1250, Action: ActionDrop}
 
+	// Each case gives the filter chain (nil: no table) and the chains that
+	// hook it, per backend; sets and shaping do not depend on the backend.
 	tests := []struct {
-		name  string
-		state State
-		want  Plan
+		name    string
+		state   State
+		sets    []Set
+		filter  []Rule
+		netdev  []Chain
+		bridge  []Chain
+		shaping []Shaping
 	}{
 		{
 			name:  "fullmesh needs no table",
 			state: State{Partition: Fullmesh()},
-			want:  Plan{RuleSet: RuleSet{Family: "netdev", Table: TableName}},
 		},
 		{
-			name:  "drop",
-			state: State{Partition: blockAB},
-			want: Plan{RuleSet: RuleSet{Family: "netdev", Table: TableName, Sets: blockedSet,
-				Chains: append([]Chain{{Name: FilterChain, Rules: []Rule{
-					with(inSet, func(r *Rule) { r.Action = ActionDrop }),
-				}}}, portChains("g1", "g2", "g3")...)}},
+			name:   "drop",
+			state:  State{Partition: blockAB},
+			sets:   blockedSet,
+			filter: []Rule{with(inSet, func(r *Rule) { r.Action = ActionDrop })},
+			netdev: portChains("g1", "g2", "g3"),
+			bridge: []Chain{bridgeIn("g1", "g2", "g3")},
 		},
 		{
 			name:  "reject",
 			state: State{Partition: blockAB, Mode: ModeReject},
-			want: Plan{RuleSet: RuleSet{Family: "netdev", Table: TableName, Sets: blockedSet,
-				Chains: append([]Chain{{Name: FilterChain, Rules: []Rule{
-					with(inSet, func(r *Rule) { r.TCP, r.Action = true, ActionRejectTCPReset }),
-					with(inSet, func(r *Rule) { r.Action = ActionRejectAdmin }),
-				}}}, portChains("g1", "g2", "g3")...)}},
+			sets:  blockedSet,
+			filter: []Rule{
+				with(inSet, func(r *Rule) { r.TCP, r.Action = true, ActionRejectTCPReset }),
+				with(inSet, func(r *Rule) { r.Action = ActionRejectAdmin }),
+			},
+			netdev: portChains("g1", "g2", "g3"),
+			bridge: []Chain{bridgeIn("g1", "g2", "g3")},
 		},
 		{
 			name:  "drop with cut resets established segments",
 			state: State{Partition: blockAB, Cut: true},
-			want: Plan{RuleSet: RuleSet{Family: "netdev", Table: TableName, Sets: blockedSet,
-				Chains: append([]Chain{{Name: FilterChain, Rules: []Rule{
-					with(inSet, func(r *Rule) { r.TCP, r.NoSYN, r.Action = true, true, ActionRejectTCPReset }),
-					with(inSet, func(r *Rule) { r.Action = ActionDrop }),
-				}}}, portChains("g1", "g2", "g3")...)}},
+			sets:  blockedSet,
+			filter: []Rule{
+				with(inSet, func(r *Rule) { r.TCP, r.NoSYN, r.Action = true, true, ActionRejectTCPReset }),
+				with(inSet, func(r *Rule) { r.Action = ActionDrop }),
+			},
+			netdev: portChains("g1", "g2", "g3"),
+			bridge: []Chain{bridgeIn("g1", "g2", "g3")},
 		},
 		{
 			name: "loss on a guest and a pair",
@@ -76,34 +101,38 @@ func TestCompile(t *testing.T) {
 				{Src: "b", Dst: "c", Loss: 100},
 				{Guest: "a", Loss: 12.5},
 			}},
-			want: Plan{RuleSet: RuleSet{Family: "netdev", Table: TableName,
-				Sets: []Set{{Name: BlockedSet, Elements: []AddrPair{}}},
-				Chains: []Chain{
-					{Name: FilterChain, Rules: []Rule{
-						{IPv4: true, PairSet: BlockedSet, Action: ActionDrop},
-						{IPv4: true, Saddr: ipB, Daddr: ipC, Action: ActionDrop}, // 100%: no draw
-					}},
-					{Name: "in_g1", Hook: "ingress", Device: "g1", Priority: ChainPriority, Rules: []Rule{
-						{Action: ActionJump, Jump: FilterChain},
-						{IPv4: true, Chance: 1250, Action: ActionDrop},
-					}},
-					portChains("g2")[0], portChains("g3")[0],
-					{Name: "out_g1", Hook: "egress", Device: "g1", Priority: ChainPriority, Rules: []Rule{
-						{IPv4: true, Chance: 1250, Action: ActionDrop},
-					}},
-				}}},
+			sets: noneBlocked,
+			filter: []Rule{
+				{IPv4: true, PairSet: BlockedSet, Action: ActionDrop},
+				{IPv4: true, Saddr: ipB, Daddr: ipC, Action: ActionDrop}, // 100%: no draw
+			},
+			netdev: []Chain{
+				{Name: "in_g1", Hook: "ingress", Device: "g1", Priority: ChainPriority, Rules: []Rule{
+					{Action: ActionJump, Jump: FilterChain}, lossA,
+				}},
+				portChains("g2")[0], portChains("g3")[0],
+				{Name: "out_g1", Hook: "egress", Device: "g1", Priority: ChainPriority, Rules: []Rule{lossA}},
+			},
+			bridge: []Chain{
+				{Name: PreroutingChain, Hook: "prerouting", Priority: ChainPriority, Rules: []Rule{
+					{Iifname: "g1", Action: ActionJump, Jump: FilterChain},
+					with(lossA, func(r *Rule) { r.Iifname = "g1" }),
+					{Iifname: "g2", Action: ActionJump, Jump: FilterChain},
+					{Iifname: "g3", Action: ActionJump, Jump: FilterChain},
+				}},
+				{Name: PostroutingChain, Hook: "postrouting", Priority: ChainPriority, Rules: []Rule{
+					with(lossA, func(r *Rule) { r.Oifname = "g1" }),
+				}},
+			},
 		},
 		{
 			name: "guest rate alone needs tc only",
 			state: State{Partition: Fullmesh(), Impairments: []Impairment{
 				{Guest: "b", Rate: 1_000_000},
 			}},
-			want: Plan{
-				RuleSet: RuleSet{Family: "netdev", Table: TableName},
-				Shaping: []Shaping{
-					{Device: "g2", Guest: "b", Rate: 1_000_000, Classes: []Class{{Minor: 2, Rate: 1_000_000}}},
-					{Netns: "/run/netns/guest-b", Device: "eth0", Guest: "b", Rate: 1_000_000, Classes: []Class{{Minor: 2, Rate: 1_000_000}}},
-				},
+			shaping: []Shaping{
+				{Device: "g2", Guest: "b", Rate: 1_000_000, Classes: []Class{{Minor: 2, Rate: 1_000_000}}},
+				{Netns: "/run/netns/guest-b", Device: "eth0", Guest: "b", Rate: 1_000_000, Classes: []Class{{Minor: 2, Rate: 1_000_000}}},
 			},
 		},
 		{
@@ -114,17 +143,14 @@ func TestCompile(t *testing.T) {
 				{Guest: "c", Rate: 1_000_000, Delay: 10 * time.Millisecond, Jitter: time.Millisecond},
 				{Src: "a", Dst: "c", Rate: 5_000_000, Delay: 50 * time.Millisecond},
 			}},
-			want: Plan{
-				RuleSet: RuleSet{Family: "netdev", Table: TableName},
-				Shaping: []Shaping{
-					{Device: "g3", Guest: "c", Rate: 1_000_000, Classes: []Class{
-						{Minor: 2, Rate: 1_000_000, Netem: &Netem{Delay: 10 * time.Millisecond, Jitter: time.Millisecond}},
-						{Minor: 0x100, From: "a", Src: ipA, Rate: 1_000_000, Netem: &Netem{Delay: 50 * time.Millisecond, Jitter: time.Millisecond}},
-					}},
-					{Netns: "/run/netns/guest-c", Device: "eth0", Guest: "c", Rate: 1_000_000, Classes: []Class{
-						{Minor: 2, Rate: 1_000_000, Netem: &Netem{Delay: 10 * time.Millisecond, Jitter: time.Millisecond}},
-					}},
-				},
+			shaping: []Shaping{
+				{Device: "g3", Guest: "c", Rate: 1_000_000, Classes: []Class{
+					{Minor: 2, Rate: 1_000_000, Netem: &Netem{Delay: 10 * time.Millisecond, Jitter: time.Millisecond}},
+					{Minor: 0x100, From: "a", Src: ipA, Rate: 1_000_000, Netem: &Netem{Delay: 50 * time.Millisecond, Jitter: time.Millisecond}},
+				}},
+				{Netns: "/run/netns/guest-c", Device: "eth0", Guest: "c", Rate: 1_000_000, Classes: []Class{
+					{Minor: 2, Rate: 1_000_000, Netem: &Netem{Delay: 10 * time.Millisecond, Jitter: time.Millisecond}},
+				}},
 			},
 		},
 		{
@@ -134,33 +160,45 @@ func TestCompile(t *testing.T) {
 			state: State{Partition: blockAB, Impairments: []Impairment{
 				{Src: "b", Dst: "a", Delay: 20 * time.Millisecond, Loss: 100},
 			}},
-			want: Plan{
-				RuleSet: RuleSet{Family: "netdev", Table: TableName, Sets: blockedSet,
-					Chains: append([]Chain{{Name: FilterChain, Rules: []Rule{
-						with(inSet, func(r *Rule) { r.Action = ActionDrop }),
-						{IPv4: true, Saddr: ipB, Daddr: ipA, Action: ActionDrop},
-					}}}, portChains("g1", "g2", "g3")...)},
-				Shaping: []Shaping{
-					{Device: "g1", Guest: "a", Rate: MaxRate, Classes: []Class{
-						{Minor: 2, Rate: MaxRate},
-						{Minor: 0x101, From: "b", Src: ipB, Rate: MaxRate, Netem: &Netem{Delay: 20 * time.Millisecond}},
-					}},
-				},
+			sets: blockedSet,
+			filter: []Rule{
+				with(inSet, func(r *Rule) { r.Action = ActionDrop }),
+				{IPv4: true, Saddr: ipB, Daddr: ipA, Action: ActionDrop},
+			},
+			netdev: portChains("g1", "g2", "g3"),
+			bridge: []Chain{bridgeIn("g1", "g2", "g3")},
+			shaping: []Shaping{
+				{Device: "g1", Guest: "a", Rate: MaxRate, Classes: []Class{
+					{Minor: 2, Rate: MaxRate},
+					{Minor: 0x101, From: "b", Src: ipB, Rate: MaxRate, Netem: &Netem{Delay: 20 * time.Millisecond}},
+				}},
 			},
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Compile(tt.state, g)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				gj, _ := json.MarshalIndent(got, "", " ")
-				wj, _ := json.MarshalIndent(tt.want, "", " ")
-				t.Errorf("plan differs\ngot  %s\nwant %s", gj, wj)
-			}
-		})
+		for _, b := range backends {
+			t.Run(string(b)+"/"+tt.name, func(t *testing.T) {
+				want := Plan{RuleSet: RuleSet{Backend: b, Family: string(b), Table: TableName}, Shaping: tt.shaping}
+				if tt.filter != nil {
+					want.RuleSet.Sets = tt.sets
+					want.RuleSet.Chains = []Chain{{Name: FilterChain, Rules: tt.filter}}
+					hooks := map[Backend][]Chain{BackendNetdev: tt.netdev, BackendBridge: tt.bridge}[b]
+					want.RuleSet.Chains = append(want.RuleSet.Chains, hooks...)
+				}
+				got, err := Compile(tt.state, g, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					gj, _ := json.MarshalIndent(got, "", " ")
+					wj, _ := json.MarshalIndent(want, "", " ")
+					t.Errorf("plan differs\ngot  %s\nwant %s", gj, wj)
+				}
+				if rej := tt.state.Mode == ModeReject || tt.state.Cut; got.RuleSet.needsReject() != rej {
+					t.Errorf("needsReject = %v, want %v", !rej, rej)
+				}
+			})
+		}
 	}
 }
 
@@ -186,22 +224,24 @@ func TestCompileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Compile(tt.state, g)
+			_, err := Compile(tt.state, g, BackendNetdev)
 			if err == nil || !strings.Contains(err.Error(), tt.errHas) {
 				t.Fatalf("error = %v, want one containing %q", err, tt.errHas)
 			}
 		})
 	}
+	t.Run("unknown backend", func(t *testing.T) {
+		_, err := Compile(State{}, g, "iptables")
+		if want := `backend "iptables": want "netdev" or "bridge"`; err == nil || err.Error() != want {
+			t.Fatalf("error = %v, want %q", err, want)
+		}
+	})
 }
 
 func TestRuleSetString(t *testing.T) {
-	plan, err := Compile(State{Partition: Partition{Blocked: []Pair{{"a", "b"}}}, Mode: ModeReject,
-		Impairments: []Impairment{{Guest: "a", Loss: 5}}}, testGuests(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := `table netdev pontoon_partition {
-	set blocked {
+	state := State{Partition: Partition{Blocked: []Pair{{"a", "b"}}}, Mode: ModeReject,
+		Impairments: []Impairment{{Guest: "a", Loss: 5}}}
+	const sets = `	set blocked {
 		type ipv4_addr . ipv4_addr
 		elements = { 172.18.0.1 . 172.18.0.2 }
 	}
@@ -209,7 +249,15 @@ func TestRuleSetString(t *testing.T) {
 		meta protocol ip ip saddr . ip daddr @blocked meta l4proto tcp reject with tcp reset
 		meta protocol ip ip saddr . ip daddr @blocked reject with icmpx admin-prohibited
 	}
-	chain in_g1 {
+`
+	tests := []struct {
+		backend Backend
+		state   State
+		want    string
+	}{
+		{BackendNetdev, state, `# backend netdev: ingress chain on each guest port (egress for loss towards a guest), reject by nft_reject_netdev
+table netdev pontoon_partition {
+` + sets + `	chain in_g1 {
 		type filter hook ingress device "g1" priority -300;
 		jump filter
 		meta protocol ip numgen random mod 10000 < 500 drop
@@ -223,9 +271,108 @@ func TestRuleSetString(t *testing.T) {
 		meta protocol ip numgen random mod 10000 < 500 drop
 	}
 }
-`
-	if got := plan.RuleSet.String(); got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
+`},
+		{BackendBridge, state, `# backend bridge: bridge prerouting and postrouting chains matching guest ports by name, reject by nft_reject_bridge
+table bridge pontoon_partition {
+` + sets + `	chain prerouting {
+		type filter hook prerouting priority -300;
+		iifname "g1" jump filter
+		iifname "g1" meta protocol ip numgen random mod 10000 < 500 drop
+		iifname "g2" jump filter
+	}
+	chain postrouting {
+		type filter hook postrouting priority -300;
+		oifname "g1" meta protocol ip numgen random mod 10000 < 500 drop
+	}
+}
+`},
+		{BackendBridge, State{}, "# backend bridge: table bridge pontoon_partition absent\n"},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.backend), func(t *testing.T) {
+			plan, err := Compile(tt.state, testGuests(2), tt.backend)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := plan.RuleSet.String(); got != tt.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tt.want)
+			}
+		})
+	}
+	if got, want := (RuleSet{Table: TableName}).String(), "# table pontoon_partition: absent in every family\n"; got != want {
+		t.Errorf("rule set of Heal: %q, want %q", got, want)
+	}
+}
+
+// TestBackendChoice: which backend the probed kernel support leads to, and
+// what Apply reports when that backend cannot reject.
+func TestBackendChoice(t *testing.T) {
+	enoent := fmt.Errorf("conn.Receive: %w", unix.ENOENT)
+	both := map[Backend]bool{BackendNetdev: true, BackendBridge: true}
+	tests := []struct {
+		name     string
+		sup      support
+		force    Backend
+		want     Backend
+		families []Backend
+		// rejectFeature is the Feature of the error for reject rules on the
+		// chosen backend; empty when it can reject.
+		rejectFeature string
+		errHas        []string
+	}{
+		{name: "netdev reject (Linux 6.18)", sup: support{tables: both, reject: map[Backend]error{BackendBridge: enoent}},
+			want: BackendNetdev, families: backends},
+		{name: "bridge reject only (Debian 12, Linux 6.1)", sup: support{tables: both, reject: map[Backend]error{BackendNetdev: enoent}},
+			want: BackendBridge, families: backends},
+		{name: "both rejects prefer netdev", sup: support{tables: both, reject: map[Backend]error{}},
+			want: BackendNetdev, families: backends},
+		{name: "no reject at all: netdev, drop only", sup: support{tables: both, reject: map[Backend]error{BackendNetdev: enoent, BackendBridge: enoent}},
+			want: BackendNetdev, families: backends, rejectFeature: "nft_reject_netdev",
+			errHas: []string{"kernel feature nft_reject_netdev is not available (needed for reject mode)", "CONFIG_NFT_REJECT_NETDEV",
+				"CONFIG_NFT_BRIDGE_REJECT", "drop mode without Cut works", "refused reject in the netdev family (nft_reject_netdev)",
+				"refused reject in the bridge family (nft_reject_bridge)"}},
+		{name: "no bridge family", sup: support{tables: map[Backend]bool{BackendNetdev: true}, reject: map[Backend]error{BackendNetdev: enoent, BackendBridge: enoent}},
+			want: BackendNetdev, families: []Backend{BackendNetdev}, rejectFeature: "nft_reject_netdev",
+			errHas: []string{"refused bridge family tables (nft_reject_bridge)"}},
+		{name: "forced bridge without bridge reject", sup: support{tables: both, reject: map[Backend]error{BackendBridge: enoent}},
+			force: BackendBridge, want: BackendBridge, families: backends, rejectFeature: "nft_reject_bridge",
+			errHas: []string{"kernel feature nft_reject_bridge is not available (needed for reject mode)", "CONFIG_NFT_BRIDGE_REJECT"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			forcedBackend = tt.force
+			defer func() { forcedBackend = "" }()
+			b := tt.sup.backend()
+			if b != tt.want {
+				t.Errorf("backend = %s, want %s", b, tt.want)
+			}
+			if got := tt.sup.families(); !reflect.DeepEqual(got, tt.families) {
+				t.Errorf("families = %v, want %v", got, tt.families)
+			}
+			err := tt.sup.rejectErr(b, "reject mode")
+			if tt.rejectFeature == "" {
+				if err != nil {
+					t.Errorf("reject on %s: %v, want no error", b, err)
+				}
+				return
+			}
+			var fe *FeatureError
+			if !errors.As(err, &fe) || fe.Feature != tt.rejectFeature {
+				t.Fatalf("reject on %s: %v, want a FeatureError for %s", b, err, tt.rejectFeature)
+			}
+			if !errors.Is(err, ErrRejectUnavailable) || errors.Is(err, ErrNetemUnavailable) {
+				t.Errorf("errors.Is(ErrRejectUnavailable) = %v, errors.Is(ErrNetemUnavailable) = %v; want true, false",
+					errors.Is(err, ErrRejectUnavailable), errors.Is(err, ErrNetemUnavailable))
+			}
+			if !errors.Is(err, unix.ENOENT) {
+				t.Errorf("%v does not wrap the kernel's answer", err)
+			}
+			for _, s := range tt.errHas {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("message %q lacks %q", err, s)
+				}
+			}
+		})
 	}
 }
 

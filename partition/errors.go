@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // FeatureError reports that the running kernel lacks something an impairment
@@ -38,14 +39,22 @@ func (e *FeatureError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrNetemUnavailable) (and the other sentinels) true
 // for a FeatureError naming the same feature, whatever its Need and Err.
+// ErrRejectUnavailable matches both nft_reject_netdev and nft_reject_bridge.
 func (e *FeatureError) Is(target error) bool {
 	t, ok := target.(*FeatureError)
-	return ok && t.Feature == e.Feature && t.Need == "" && t.Err == nil
+	if !ok || t.Need != "" || t.Err != nil {
+		return false
+	}
+	return t.Feature == e.Feature || t.Feature == rejectAny && strings.HasPrefix(e.Feature, rejectAny+"_")
 }
 
 var featureHints = map[string]string{
-	"sch_netem":         "delay, jitter, duplicate, corrupt and reorder need a kernel with CONFIG_NET_SCH_NETEM (loss and rate work without it)",
-	"sch_htb":           "rate limits need a kernel with CONFIG_NET_SCH_HTB",
+	"sch_netem": "delay, jitter, duplicate, corrupt and reorder need a kernel with CONFIG_NET_SCH_NETEM (loss and rate work without it)",
+	"sch_htb":   "rate limits need a kernel with CONFIG_NET_SCH_HTB",
+	"nft_reject_netdev": "rejecting blocked packets (reject mode, and the resets of Cut) on the netdev table needs CONFIG_NFT_REJECT_NETDEV; " +
+		"on a kernel with CONFIG_NFT_BRIDGE_REJECT instead (Debian 12's) pontoon uses a bridge table by itself; drop mode without Cut works without either",
+	"nft_reject_bridge": "rejecting blocked packets (reject mode, and the resets of Cut) on the bridge table needs CONFIG_NFT_BRIDGE_REJECT; " +
+		"drop mode without Cut works without it",
 	"inet_diag_destroy": "closing open connections at once needs CONFIG_INET_DIAG_DESTROY (they are still reset on their next segment)",
 }
 
@@ -58,7 +67,15 @@ var (
 	// ErrSockDestroyUnavailable: the kernel cannot close sockets through
 	// sock_diag (CONFIG_INET_DIAG_DESTROY).
 	ErrSockDestroyUnavailable = &FeatureError{Feature: "inet_diag_destroy"}
+	// ErrRejectUnavailable: the kernel cannot reject in the family of the
+	// partition table's backend (nft_reject_netdev or nft_reject_bridge), so
+	// reject mode and Cut are refused; drop mode works.
+	ErrRejectUnavailable = &FeatureError{Feature: rejectAny}
 )
+
+// rejectAny is the Feature of ErrRejectUnavailable; a FeatureError names the
+// module of its backend's family, rejectAny + "_" + family.
+const rejectAny = "nft_reject"
 
 // ErrSuperseded is returned by ApplyFor when, at the end of its duration, the
 // applied state is no longer the one it applied (someone applied or healed in

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -303,4 +304,80 @@ func (st *stream) do(tb testing.TB, command string) string {
 func nftList(tb testing.TB, ns string) string {
 	tb.Helper()
 	return run(tb, "", "ip", "netns", "exec", ns, "nft", "list", "ruleset")
+}
+
+// probedSupport returns what the kernel offers each backend, probing it in a
+// scratch namespace if no test has applied anything yet.
+func probedSupport(tb testing.TB) support {
+	tb.Helper()
+	needRoot(tb)
+	kernelSupport.Lock()
+	known, sup := kernelSupport.known, kernelSupport.s
+	kernelSupport.Unlock()
+	if known {
+		return sup
+	}
+	name := randomPrefix() + "-probe"
+	run(tb, "", "ip", "netns", "add", name)
+	defer func() {
+		Release()
+		_ = exec.Command("ip", "netns", "del", name).Run()
+	}()
+	sup, err := probeSupport("/run/netns/" + name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sup
+}
+
+// defaultBackend is the backend Apply picks on this kernel.
+func defaultBackend(tb testing.TB) Backend {
+	tb.Helper()
+	return probedSupport(tb).backend()
+}
+
+// forEachBackend runs f in a subtest per backend whose tables this kernel
+// can hold, with Apply and Heal forced to that backend. Reject on a backend
+// that cannot reject here fails with a FeatureError (see skipMissing).
+func forEachBackend(t *testing.T, f func(t *testing.T, b Backend)) {
+	t.Helper()
+	sup := probedSupport(t)
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) {
+			if !sup.tables[b] {
+				t.Skipf("kernel has no %s family tables: %v", b.Family(), sup.reject[b])
+			}
+			forcedBackend = b
+			t.Cleanup(func() { forcedBackend = "" })
+			f(t, b)
+		})
+	}
+}
+
+// skipMissing skips the test when err says the kernel lacks a feature, and
+// fails it on any other error.
+func skipMissing(tb testing.TB, err error) {
+	tb.Helper()
+	if err == nil {
+		return
+	}
+	var fe *FeatureError
+	if errors.As(err, &fe) {
+		tb.Skipf("kernel lacks %s: %v", fe.Feature, err)
+	}
+	tb.Fatal(err)
+}
+
+// partitionTables lists the families in which the namespace holds the
+// partition table, as nft sees them.
+func partitionTables(tb testing.TB, ns string) []string {
+	tb.Helper()
+	var out []string
+	for _, l := range strings.Split(run(tb, "", "ip", "netns", "exec", ns, "nft", "list", "tables"), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 && f[0] == "table" && f[2] == TableName {
+			out = append(out, f[1])
+		}
+	}
+	return out
 }

@@ -16,8 +16,9 @@ type Guest struct {
 	// IP is the guest's IPv4 address on the bridge.
 	IP netip.Addr `json:"ip"`
 	// Port is the name of the guest's veth port inside the bridge namespace.
-	// On kernels before 6.16 a port that does not exist is skipped; newer
-	// kernels keep its rules and apply them when the port appears.
+	// A port that does not exist does not stop Apply: the bridge backend
+	// matches ports by name, and the netdev backend skips it on kernels
+	// before 6.16 (newer ones keep its chain until the port appears).
 	Port string `json:"port"`
 	// NetnsPath, when set, is a path to the guest's network namespace (e.g.
 	// /proc/PID/ns/net or /run/netns/NAME). A rate limit or netem setting on

@@ -1,27 +1,30 @@
 package partition
 
-// Why a netdev table on the ports, and not the bridge family:
+// Where the partition table sits, and why there are two kinds.
 //
-// Reject mode must answer a blocked TCP packet with a reset. This kernel has
-// no bridge-family reject (nft_reject_bridge) and no bridge meta
-// (nft_meta_bridge), so bridged packets cannot be rejected where the bridge
-// sees them. Two ways were tried in scratch namespaces:
+// Reject mode must answer a blocked TCP packet with a reset, built from the
+// offending packet and sent back out of the sender's port so the sender sees
+// the destination answer (no MAC, sysctl or routing of the bridge namespace
+// involved). The kernel can do that in two families, and kernels differ in
+// which one they build:
 //
-//  1. bridge prerouting rewrites "ether daddr set <br0 MAC> meta pkttype set
-//     host" for blocked pairs, so the bridge hands them to br0's IP stack,
-//     where an inet forward chain rejects them. It works, but depends on br0's
-//     MAC (which changes when ports come and go unless it was set
-//     explicitly), on ip_forward and on send_redirects=0 in the bridge
-//     namespace, and the ICMP errors come from the bridge address.
-//  2. netdev ingress chains on each guest port with nft_reject_netdev (built
-//     here: CONFIG_NFT_REJECT_NETDEV). The reset or ICMP error is built from
-//     the offending packet and transmitted back out of the same port, so the
-//     sender sees the destination answer. No MAC, sysctl or routing involved.
+//   - netdev (BackendNetdev): base chains on the ingress hook of each guest's
+//     port, reject by nft_reject_netdev (CONFIG_NFT_REJECT_NETDEV). Loss
+//     towards a guest sits on the port's egress hook. google/nftables cannot
+//     attach one netdev chain to several devices (NFTA_HOOK_DEVS), hence one
+//     small base chain per port jumping to the shared "filter" chain.
+//   - bridge (BackendBridge): one base chain on the bridge's prerouting hook
+//     (the only hooks, with input, where nft_reject_bridge may run) that
+//     sends each guest port's frames (meta iifname) to the same "filter"
+//     chain, and one on postrouting (meta oifname) for loss towards a guest.
+//     Only generic meta keys are used, so nft_meta_bridge is not needed.
 //
-// Pontoon uses (2). Drop mode, loss and class marking live in the same table,
-// so one transaction switches everything. google/nftables cannot attach one
-// netdev chain to several devices (NFTA_HOOK_DEVS), hence one small base chain
-// per port jumping to the shared "filter" chain.
+// Debian 12's stock kernel (6.1) has bridge reject but not netdev reject;
+// others have the opposite. Apply probes the kernel once per process
+// (backend.go) and uses netdev when it can reject there, else bridge. Drop
+// mode, loss and class marking live in the same table, so one transaction
+// switches everything, and every transaction also deletes the table of the
+// other family, so a change of backend never leaves one behind.
 
 import (
 	"errors"
@@ -43,10 +46,6 @@ import (
 // batch stays well inside the socket buffer; all chunks are still one
 // transaction.
 const elemChunk = 512
-
-func nftTable() *nftables.Table {
-	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyNetdev}
-}
 
 // Connections to nf_tables are kept open between calls, per namespace.
 //
@@ -155,11 +154,16 @@ func Release() {
 }
 
 // commitRuleSet replaces the partition table by rs in one transaction: the
-// old table is deleted and the new one created in the same batch, so packets
-// see either the old rules or the new ones, never a mix and never none.
-func commitRuleSet(nsPath string, rs RuleSet) error {
+// old table (of every family in families) is deleted and the new one created
+// in the same batch, so packets see either the old rules or the new ones,
+// never a mix and never none. An empty rs removes the table in every family.
+func commitRuleSet(nsPath string, rs RuleSet, families []Backend) error {
+	what := "table " + TableName
+	if !rs.Empty() {
+		what = fmt.Sprintf("table %s %s", rs.Family, TableName)
+	}
 	return withNft(nsPath, func(c *nftables.Conn) error {
-		if err := queueRuleSet(c, rs); err != nil {
+		if err := queueRuleSet(c, rs, families); err != nil {
 			return err
 		}
 		err := c.Flush()
@@ -168,16 +172,16 @@ func commitRuleSet(nsPath string, rs RuleSet) error {
 			// not exist (a guest that is gone). Keep the chains of present ports.
 			present, lerr := presentLinks(nsPath)
 			if lerr != nil {
-				return fmt.Errorf("commit nftables table %s %s: %w (listing ports: %v)", TableFamily, TableName, err, lerr)
+				return fmt.Errorf("commit nftables %s: %w (listing ports: %v)", what, err, lerr)
 			}
 			rs.Chains = slices.DeleteFunc(slices.Clone(rs.Chains), func(ch Chain) bool { return ch.Device != "" && !present[ch.Device] })
-			if err = queueRuleSet(c, rs); err != nil {
+			if err = queueRuleSet(c, rs, families); err != nil {
 				return err
 			}
 			err = c.Flush()
 		}
 		if err != nil {
-			return fmt.Errorf("commit nftables table %s %s in %q: %w", TableFamily, TableName, nsPath, err)
+			return fmt.Errorf("commit nftables %s in %q: %w", what, nsPath, err)
 		}
 		return nil
 	})
@@ -209,16 +213,28 @@ func presentLinks(nsPath string) (map[string]bool, error) {
 	return out, nil
 }
 
-// queueRuleSet adds the replacement of the partition table to c's batch.
-func queueRuleSet(c *nftables.Conn, rs RuleSet) error {
-	t := nftTable()
-	// "add" never fails on an existing table, so the following delete always
-	// has something to delete: together they mean "delete if present".
-	c.AddTable(t)
-	c.DelTable(t)
+// queueRuleSet adds the replacement of the partition table to c's batch:
+// the table is deleted in every family of families and in rs's, then rs is
+// created.
+func queueRuleSet(c *nftables.Conn, rs RuleSet, families []Backend) error {
+	if !rs.Empty() && !rs.Backend.valid() {
+		return fmt.Errorf("rule set for backend %q: want %q or %q", rs.Backend, BackendNetdev, BackendBridge)
+	}
+	if !rs.Empty() && !slices.Contains(families, rs.Backend) {
+		families = append(slices.Clone(families), rs.Backend)
+	}
+	for _, b := range families {
+		// "add" never fails on an existing table, so the following delete
+		// always has something to delete: together they mean "delete if
+		// present".
+		t := nftTable(b)
+		c.AddTable(t)
+		c.DelTable(t)
+	}
 	if rs.Empty() {
 		return nil
 	}
+	t := nftTable(rs.Backend)
 	c.AddTable(t)
 	sets := map[string]*nftables.Set{}
 	for _, s := range rs.Sets {
@@ -249,9 +265,9 @@ func queueRuleSet(c *nftables.Conn, rs RuleSet) error {
 	for _, ch := range rs.Chains {
 		nc := &nftables.Chain{Name: ch.Name, Table: t}
 		if ch.Hook != "" {
-			hook := nftables.ChainHookIngress
-			if ch.Hook == "egress" {
-				hook = nftables.ChainHookEgress
+			hook, ok := chainHooks[ch.Hook]
+			if !ok {
+				return fmt.Errorf("chain %s: unknown hook %q", ch.Name, ch.Hook)
 			}
 			nc.Hooknum = hook
 			nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(ch.Priority))
@@ -272,6 +288,13 @@ func queueRuleSet(c *nftables.Conn, rs RuleSet) error {
 	return nil
 }
 
+var chainHooks = map[string]*nftables.ChainHook{
+	"ingress":     nftables.ChainHookIngress,
+	"egress":      nftables.ChainHookEgress,
+	"prerouting":  nftables.ChainHookPrerouting, // NF_BR_PRE_ROUTING == NF_INET_PRE_ROUTING
+	"postrouting": nftables.ChainHookPostrouting,
+}
+
 // Registers as nft uses them: reg 1 is the first 16-byte register, whose
 // second 32-bit word is reg 9; a concatenation of two IPv4 addresses is
 // loaded into 1 and 9 and looked up as one 8-byte key from 1.
@@ -282,6 +305,21 @@ const (
 
 func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	var e []expr.Any
+	ifMatch := func(key expr.MetaKey, name string) {
+		// The kernel loads the whole IFNAMSIZ buffer; compare it with the
+		// name padded with NULs, as nft does for an exact name.
+		data := make([]byte, unix.IFNAMSIZ)
+		copy(data, name)
+		e = append(e,
+			&expr.Meta{Key: key, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: data})
+	}
+	if r.Iifname != "" {
+		ifMatch(expr.MetaKeyIIFNAME, r.Iifname)
+	}
+	if r.Oifname != "" {
+		ifMatch(expr.MetaKeyOIFNAME, r.Oifname)
+	}
 	if r.IPv4 {
 		e = append(e,
 			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: reg1},
@@ -345,21 +383,26 @@ func ruleExprs(r Rule, sets map[string]*nftables.Set) ([]expr.Any, error) {
 	return e, nil
 }
 
-// kernelBlocked reads the blocked set back from the kernel. present is false
-// when the partition table does not exist.
-func kernelBlocked(nsPath string) (pairs []AddrPair, present bool, err error) {
+// kernelBlocked reads the blocked set back from the kernel. present lists
+// the backends whose family holds the partition table (normally at most
+// one); the pairs are those of the first.
+func kernelBlocked(nsPath string) (pairs []AddrPair, present []Backend, err error) {
 	err = withNft(nsPath, func(c *nftables.Conn) error {
-		tables, err := c.ListTablesOfFamily(nftables.TableFamilyNetdev)
+		tables, err := c.ListTables()
 		if err != nil {
-			return fmt.Errorf("list netdev tables in %q: %w", nsPath, err)
+			return fmt.Errorf("list nftables tables in %q: %w", nsPath, err)
 		}
-		if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName }) {
+		for _, b := range backends {
+			if slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName && t.Family == b.nftFamily() }) {
+				present = append(present, b)
+			}
+		}
+		if len(present) == 0 {
 			return nil
 		}
-		present = true
-		set, err := c.GetSetByName(nftTable(), BlockedSet)
+		set, err := c.GetSetByName(nftTable(present[0]), BlockedSet)
 		if err != nil {
-			return fmt.Errorf("read set %s of table %s %s: %w", BlockedSet, TableFamily, TableName, err)
+			return fmt.Errorf("read set %s of table %s %s: %w", BlockedSet, present[0].Family(), TableName, err)
 		}
 		els, err := c.GetSetElements(set)
 		if err != nil {

@@ -133,7 +133,21 @@ func applyWith(t Target, s State, o applyOpts) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	plan := r.plan()
+	sup, err := probeSupport(t.NetnsPath)
+	if err != nil {
+		return Record{}, fmt.Errorf("apply partition: %w", err)
+	}
+	backend := sup.backend()
+	plan := r.plan(backend)
+	if plan.RuleSet.needsReject() {
+		need := "reject mode"
+		if r.mode != ModeReject {
+			need = "the resets of Cut"
+		}
+		if err := sup.rejectErr(backend, need); err != nil {
+			return Record{}, err
+		}
+	}
 	if need, ok := plan.needsNetem(); ok {
 		if err := checkNetem(need); err != nil {
 			return Record{}, err
@@ -156,7 +170,7 @@ func applyWith(t Target, s State, o applyOpts) (Record, error) {
 		return Record{}, fmt.Errorf("apply partition: %w", err)
 	}
 	start := time.Now()
-	if err := commitRuleSet(t.NetnsPath, plan.RuleSet); err != nil {
+	if err := commitRuleSet(t.NetnsPath, plan.RuleSet, sup.families()); err != nil {
 		_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
 		return Record{}, fmt.Errorf("apply partition: %w", err)
 	}
@@ -219,7 +233,8 @@ func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
 }
 
 // Heal removes every partition and impairment from the bridge: the partition
-// table and partition's qdiscs on the ports and on the guests' eth0. Heal
+// table (of either backend) and partition's qdiscs on the ports and on the
+// guests' eth0. Heal
 // succeeds when there is nothing to remove, including when the bridge
 // namespace or a guest's namespace is already gone.
 func Heal(t Target) error {
@@ -238,8 +253,12 @@ func Heal(t Target) error {
 	if err != nil {
 		return err
 	}
+	sup, err := probeSupport(t.NetnsPath)
+	if err != nil {
+		return fmt.Errorf("heal: %w", err)
+	}
 	start := time.Now()
-	if err := commitRuleSet(t.NetnsPath, RuleSet{}); err != nil {
+	if err := commitRuleSet(t.NetnsPath, RuleSet{}, sup.families()); err != nil {
 		return fmt.Errorf("heal: %w", err)
 	}
 	took := time.Since(start)
@@ -298,10 +317,13 @@ func verify(nsPath string, st Record) *KernelCheck {
 		return &KernelCheck{Detail: err.Error()}
 	}
 	switch {
-	case present && !st.Table:
-		return &KernelCheck{Detail: fmt.Sprintf("table %s %s exists but the recorded state needs none", TableFamily, TableName)}
-	case !present && st.Table:
-		return &KernelCheck{Detail: fmt.Sprintf("table %s %s is missing", TableFamily, TableName)}
+	case len(present) > 1:
+		return &KernelCheck{Detail: fmt.Sprintf("table %s exists in both the %s and the %s family; apply or heal again to keep one",
+			TableName, present[0].Family(), present[1].Family())}
+	case len(present) > 0 && !st.Table:
+		return &KernelCheck{Detail: fmt.Sprintf("table %s %s exists but the recorded state needs none", present[0].Family(), TableName)}
+	case len(present) == 0 && st.Table:
+		return &KernelCheck{Detail: fmt.Sprintf("table %s is missing (in both the netdev and the bridge family)", TableName)}
 	}
 	want := map[AddrPair]bool{}
 	for _, b := range st.Blocked {

@@ -23,13 +23,13 @@ func TestNewStatusKeepsSince(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st0 := newStatus(first, first.plan(), fullmeshStatus(), t0)
+	st0 := newStatus(first, first.plan(BackendNetdev), fullmeshStatus(), t0)
 	second, err := resolveState(State{Partition: Partition{Blocked: []Pair{{"a", "b"}, {"b", "c"}}},
 		Impairments: []Impairment{{Guest: "a", Loss: 5}, {Guest: "b", Loss: 6}}}, g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st1 := newStatus(second, second.plan(), st0, t1)
+	st1 := newStatus(second, second.plan(BackendNetdev), st0, t1)
 	want := map[Pair]time.Time{{"a", "b"}: t0, {"b", "c"}: t1}
 	for _, b := range st1.Blocked {
 		if b.Since != want[Pair{b.Src, b.Dst}] {
@@ -54,7 +54,7 @@ func TestRecordJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newStatus(r, r.plan(), fullmeshStatus(), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := newStatus(r, r.plan(BackendNetdev), fullmeshStatus(), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
