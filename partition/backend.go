@@ -135,6 +135,33 @@ var kernelSupport struct {
 	s     support
 }
 
+// supportFor returns the kernel's support as probed in this process, or else a guess, with
+// probed telling which. The guess is that both families take tables and that the backend
+// last used on this bridge (netdev when none) can reject. A right guess costs nothing; a
+// wrong one makes the kernel refuse the batch, which changes nothing, and the caller then
+// probes and retries. Probing up front would cost every command-line call ~10 ms: asked
+// for an expression it lacks, the kernel first tries to load a module for it.
+func supportFor(last Backend) (support, bool) {
+	kernelSupport.Lock()
+	defer kernelSupport.Unlock()
+	if kernelSupport.known {
+		return kernelSupport.s, true
+	}
+	s := support{tables: map[Backend]bool{}, reject: map[Backend]error{}}
+	if !last.valid() {
+		last = BackendNetdev
+	}
+	for _, b := range backends {
+		s.tables[b] = true
+		if b != last {
+			s.reject[b] = errNotProbed
+		}
+	}
+	return s, false
+}
+
+var errNotProbed = errors.New("not probed")
+
 // probeTable is the throwaway table of a probe; it is created and deleted in
 // the same transaction, so it never becomes visible.
 const probeTable = "pontoon_partition_probe"

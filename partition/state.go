@@ -59,6 +59,9 @@ type Record struct {
 	// (the passive resets are in effect regardless).
 	ClosedConnections int    `json:"closed_connections,omitempty"`
 	CutError          string `json:"cut_error,omitempty"`
+	// Backend is the family of the partition table (netdev or bridge), tried first at the
+	// next change.
+	Backend Backend `json:"backend,omitempty"`
 	// Table tells whether the partition table should exist in the kernel.
 	Table bool `json:"table"`
 	// Shaping is the traffic control that was set up.
@@ -133,26 +136,6 @@ func applyWith(t Target, s State, o applyOpts) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	sup, err := probeSupport(t.NetnsPath)
-	if err != nil {
-		return Record{}, fmt.Errorf("apply partition: %w", err)
-	}
-	backend := sup.backend()
-	plan := r.plan(backend)
-	if plan.RuleSet.needsReject() {
-		need := "reject mode"
-		if r.mode != ModeReject {
-			need = "the resets of Cut"
-		}
-		if err := sup.rejectErr(backend, need); err != nil {
-			return Record{}, err
-		}
-	}
-	if need, ok := plan.needsNetem(); ok {
-		if err := checkNetem(need); err != nil {
-			return Record{}, err
-		}
-	}
 	unlock, err := lockState(t.StateDir)
 	if err != nil {
 		return Record{}, err
@@ -165,30 +148,67 @@ func applyWith(t Target, s State, o applyOpts) (Record, error) {
 	if o.ifGeneration != nil && prev.Generation != *o.ifGeneration {
 		return prev, ErrSuperseded
 	}
-	if err := applyShaping(t.NetnsPath, prev.Shaping, plan.Shaping); err != nil {
-		_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
-		return Record{}, fmt.Errorf("apply partition: %w", err)
-	}
-	start := time.Now()
-	if err := commitRuleSet(t.NetnsPath, plan.RuleSet, sup.families()); err != nil {
-		_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
-		return Record{}, fmt.Errorf("apply partition: %w", err)
-	}
-	now := time.Now()
-	st := newStatus(r, plan, prev, now)
-	st.CommitMicros = now.Sub(start).Microseconds()
-	st.Expires, st.Restore = o.expires, o.restore
-	if s.Cut {
-		n, err := closeCrossing(r)
-		st.ClosedConnections = n
-		if err != nil {
-			st.CutError = err.Error()
+	sup, probed := supportFor(prev.Backend)
+	for {
+		backend := sup.backend()
+		plan := r.plan(backend)
+		if plan.RuleSet.needsReject() {
+			need := "reject mode"
+			if r.mode != ModeReject {
+				need = "the resets of Cut"
+			}
+			if err := sup.rejectErr(backend, need); err != nil {
+				if probed {
+					return Record{}, err
+				}
+				if sup, err = probeSupport(t.NetnsPath); err != nil {
+					return Record{}, fmt.Errorf("apply partition: %w", err)
+				}
+				probed = true
+				continue
+			}
 		}
+		if need, ok := plan.needsNetem(); ok {
+			if err := checkNetem(need); err != nil {
+				return Record{}, err
+			}
+		}
+		if err := applyShaping(t.NetnsPath, prev.Shaping, plan.Shaping); err != nil {
+			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
+			return Record{}, fmt.Errorf("apply partition: %w", err)
+		}
+		start := time.Now()
+		err := commitRuleSet(t.NetnsPath, plan.RuleSet, sup.families())
+		if err != nil {
+			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
+			if !probed && missingFeature(err) {
+				// The guess about the kernel was wrong and the batch changed nothing:
+				// ask the kernel, then build the rules for what it has.
+				if sup, err = probeSupport(t.NetnsPath); err != nil {
+					return Record{}, fmt.Errorf("apply partition: %w", err)
+				}
+				probed = true
+				continue
+			}
+			return Record{}, fmt.Errorf("apply partition: %w", err)
+		}
+		now := time.Now()
+		st := newStatus(r, plan, prev, now)
+		st.Backend = backend
+		st.CommitMicros = now.Sub(start).Microseconds()
+		st.Expires, st.Restore = o.expires, o.restore
+		if s.Cut {
+			n, err := closeCrossing(r)
+			st.ClosedConnections = n
+			if err != nil {
+				st.CutError = err.Error()
+			}
+		}
+		if err := writeStatus(t.StateDir, st); err != nil {
+			return st, err
+		}
+		return st, nil
 	}
-	if err := writeStatus(t.StateDir, st); err != nil {
-		return st, err
-	}
-	return st, nil
 }
 
 // newStatus records r as applied at now, keeping the Since of every blocked
@@ -253,12 +273,16 @@ func Heal(t Target) error {
 	if err != nil {
 		return err
 	}
-	sup, err := probeSupport(t.NetnsPath)
-	if err != nil {
-		return fmt.Errorf("heal: %w", err)
-	}
+	sup, probed := supportFor(prev.Backend)
 	start := time.Now()
-	if err := commitRuleSet(t.NetnsPath, RuleSet{}, sup.families()); err != nil {
+	err = commitRuleSet(t.NetnsPath, RuleSet{}, sup.families())
+	if err != nil && !probed && missingFeature(err) {
+		if sup, err = probeSupport(t.NetnsPath); err != nil {
+			return fmt.Errorf("heal: %w", err)
+		}
+		err = commitRuleSet(t.NetnsPath, RuleSet{}, sup.families())
+	}
+	if err != nil {
 		return fmt.Errorf("heal: %w", err)
 	}
 	took := time.Since(start)
