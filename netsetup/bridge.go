@@ -221,6 +221,10 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 			show: bridgeTable(plan, b).show(brName),
 			do:   func() error { return replaceTable(brH.fd(), bridgeTable(plan, b)) },
 		},
+		step{
+			show: bridgeL2Table().show(brName),
+			do:   func() error { return replaceTable(brH.fd(), bridgeL2Table()) },
+		},
 	)
 }
 

@@ -3,8 +3,11 @@ package netsetup_test
 import (
 	"fmt"
 	"net/netip"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
@@ -159,5 +162,35 @@ func TestMovedPlanEndToEnd(t *testing.T) {
 		if got := fmt.Sprint(links(t, nsPath)); got != want {
 			t.Errorf("links in %s: got %s, want %s", nsPath, got, want)
 		}
+	}
+}
+
+// Partitions are IPv4 rules, so guests must not reach each other over IPv6 (their link-local
+// addresses come up on their own): the bridge drops IPv6 between its ports.
+func TestNoIPv6BetweenGuests(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	a := mustGuest(t, s.Env, "b1", "a", "172.18.0.1")
+	b := mustGuest(t, s.Env, "b1", "b", "172.18.0.2")
+	ll := func(nsPath string) string {
+		// Wait out duplicate address detection, after which the address is usable.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			out := inNetns(t, nsPath, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
+			if f := strings.Fields(out); len(f) > 3 && !strings.Contains(out, "tentative") {
+				return strings.Split(f[3], "/")[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no usable link-local address in %s: %q", nsPath, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	la, lb := ll(a.Netns), ll(b.Netns)
+	// Each guest's IPv6 works locally, so a failure below is the bridge's doing.
+	inNetns(t, a.Netns, "ping", "-6", "-c1", "-W1", la+"%eth0")
+	if out, err := exec.Command("nsenter", "--net="+a.Netns, "ping", "-6", "-c1", "-W1", lb+"%eth0").CombinedOutput(); err == nil {
+		t.Errorf("guest a reached guest b over IPv6:\n%s", out)
 	}
 }

@@ -118,6 +118,8 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	}
 	g.Key = opt.Key
 	g.Process = proc
+	var brH *handle // the bridge namespace, opened once for naming the port and attaching
+	defer func() { brH.Close() }()
 	err := st.locked(func() (err error) {
 		if plan, _, err = readyGateway(st); err != nil {
 			return err
@@ -136,11 +138,9 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		if b.Phase != PhaseReady {
 			return fmt.Errorf("bridge is still being created; retry once `pontoon bridge create` has finished")
 		}
-		brH, err := openHandle(env.BridgeNetns(bridge))
-		if err != nil {
+		if brH, err = openHandle(env.BridgeNetns(bridge)); err != nil {
 			return err
 		}
-		defer brH.Close()
 		if g.Port, err = freePortName(brH, ip); err != nil {
 			return err
 		}
@@ -158,7 +158,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := attach(env, plan, b, &g); err != nil {
+	if err := attach(brH, plan, &g); err != nil {
 		st.locked(func() error { return dropGuest(env, bridge, name) })
 		return nil, err
 	}
@@ -207,7 +207,7 @@ func syncBridgePorts(env Env, plan Plan, b *BridgeState, name, ip string) error 
 	return nil
 }
 
-func attach(env Env, plan Plan, b *BridgeState, g *Guest) error {
+func attach(brH *handle, plan Plan, g *Guest) error {
 	ip, _ := netip.ParseAddr(g.IP)
 	port := g.Port
 	if g.Owned {
@@ -215,11 +215,6 @@ func attach(env Env, plan Plan, b *BridgeState, g *Guest) error {
 			return err
 		}
 	}
-	brH, err := openHandle(env.BridgeNetns(b.Name))
-	if err != nil {
-		return err
-	}
-	defer brH.Close()
 	gH, err := openHandle(g.Netns)
 	if err != nil {
 		return err
@@ -243,7 +238,7 @@ func attach(env Env, plan Plan, b *BridgeState, g *Guest) error {
 		delLink(brH, port)
 		return err
 	}
-	if err := waitForwarding(env.BridgeNetns(b.Name), port); err != nil {
+	if err := waitForwarding(brH.path, port); err != nil {
 		delLink(brH, port)
 		return err
 	}
@@ -320,10 +315,6 @@ func setupGuestSide(brH, gH *handle, g *Guest, port string, plan Plan, ip netip.
 		return err
 	}
 	if err := defaultRoute(gH, plan.BridgeAddr().Addr()); err != nil {
-		return err
-	}
-	// Partitions are IPv4 rules: a guest's IPv6 link-local traffic would slip past them.
-	if err := sysctls(g.Netns, "net.ipv6.conf."+GuestIfName+".disable_ipv6", "1"); err != nil {
 		return err
 	}
 	// The guest's eth0 transmits only once the kernel's link-watch work has activated its

@@ -108,7 +108,8 @@ func (e Env) guestUTS(bridge, guest string) string {
 // handle is an open netlink handle bound to one network namespace.
 type handle struct {
 	*netlink.Handle
-	ns netns.NsHandle
+	ns   netns.NsHandle
+	path string
 }
 
 func openHandle(path string) (*handle, error) {
@@ -121,7 +122,7 @@ func openHandle(path string) (*handle, error) {
 		n.Close()
 		return nil, fmt.Errorf("open netlink in %s: %w", path, err)
 	}
-	return &handle{Handle: h, ns: n}, nil
+	return &handle{Handle: h, ns: n, path: path}, nil
 }
 
 func (h *handle) Close() {

@@ -114,6 +114,17 @@ func ctEstablished() match {
 	}
 }
 
+// protocol matches the packet's ethertype (meta protocol), e.g. ip6.
+func protocol(name string, ethertype uint16) match {
+	return match{
+		text: "meta protocol " + name,
+		exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, ethertype)},
+		},
+	}
+}
+
 func masquerade() match { return match{text: "masquerade", exprs: []expr.Any{&expr.Masq{}}} }
 
 func verdict(k expr.VerdictKind, text string) match {
@@ -147,13 +158,29 @@ type chainSpec struct {
 // tableSpec is pontoon's whole table in one namespace. It is always replaced as a whole in a
 // single transaction, so the namespace never holds half a rule set.
 type tableSpec struct {
+	family nftables.TableFamily // zero: ip
 	chains []chainSpec
+}
+
+func (t tableSpec) nftFamily() nftables.TableFamily {
+	if t.family == 0 {
+		return nftables.TableFamilyIPv4
+	}
+	return t.family
+}
+
+// familyName is the family as nft(8) spells it.
+func (t tableSpec) familyName() string {
+	if t.nftFamily() == nftables.TableFamilyBridge {
+		return "bridge"
+	}
+	return "ip"
 }
 
 // text renders the table as an nft script, as `nft -f` would take it.
 func (t tableSpec) text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "table ip %s {\n", TableName)
+	fmt.Fprintf(&b, "table %s %s {\n", t.familyName(), TableName)
 	for _, c := range t.chains {
 		fmt.Fprintf(&b, "  chain %s { type %s hook %s priority %d;", c.name, c.typ, hookName(*c.hook), *c.priority)
 		for _, r := range c.rules {
@@ -187,7 +214,8 @@ func (t tableSpec) show(nsName string) string {
 	if nsName != "" {
 		prefix = "ip netns exec " + nsName + " "
 	}
-	return fmt.Sprintf("%snft -f - <<'EOF'\ntable ip %s\nflush table ip %s\n%s\nEOF", prefix, TableName, TableName, t.text())
+	f := t.familyName()
+	return fmt.Sprintf("%snft -f - <<'EOF'\ntable %s %s\nflush table %s %s\n%s\nEOF", prefix, f, TableName, f, TableName, t.text())
 }
 
 // replaceTable installs t as pontoon's table in the namespace whose fd is given, replacing
@@ -202,7 +230,7 @@ func replaceTable(nsfd int, t tableSpec) error {
 	if err != nil {
 		return fmt.Errorf("open nftables: %w", err)
 	}
-	tbl := c.AddTable(&nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4})
+	tbl := c.AddTable(&nftables.Table{Name: TableName, Family: t.nftFamily()})
 	c.FlushTable(tbl)
 	for _, cs := range t.chains {
 		ch := c.AddChain(&nftables.Chain{Name: cs.name, Table: tbl, Type: cs.typ, Hooknum: cs.hook, Priority: cs.priority})

@@ -31,6 +31,9 @@ func testTables() map[string]struct {
 		spec tableSpec
 		want string
 	}{
+		"bridge l2": {bridgeL2Table(), `table bridge pontoon {
+  chain forward { type filter hook forward priority 0; meta protocol ip6 drop; }
+}`},
 		"gateway": {gatewayTable(plan, nil), `table ip pontoon {
   chain postrouting { type nat hook postrouting priority 100; oifname "uplink" masquerade; }
   chain prerouting { type nat hook prerouting priority -100; }
@@ -153,7 +156,7 @@ func TestTableTextMatchesKernel(t *testing.T) {
 			if err := replaceTable(int(f.Fd()), c.spec); err != nil {
 				t.Fatal(err)
 			}
-			a, b := listTable(t, viaText), listTable(t, viaExprs)
+			a, b := listTable(t, viaText, c.spec.familyName()), listTable(t, viaExprs, c.spec.familyName())
 			if a != b {
 				t.Errorf("kernel rule sets differ\nfrom text:\n%s\nfrom expressions:\n%s", a, b)
 			}
@@ -175,9 +178,9 @@ func scratchNetns(t *testing.T, dir, name string) string {
 // a payload match it does not print. Both mean "this is TCP/UDP".
 var l4proto = regexp.MustCompile(`meta l4proto (tcp|udp) `)
 
-func listTable(t *testing.T, nsPath string) string {
+func listTable(t *testing.T, nsPath, family string) string {
 	t.Helper()
-	out, err := exec.Command("nsenter", "--net="+nsPath, "nft", "list", "table", "ip", TableName).CombinedOutput()
+	out, err := exec.Command("nsenter", "--net="+nsPath, "nft", "list", "table", family, TableName).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nft list table: %v\n%s", err, out)
 	}

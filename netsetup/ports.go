@@ -135,6 +135,15 @@ func bridgeTable(plan Plan, b *BridgeState) tableSpec {
 	}}
 }
 
+// bridgeL2Table is pontoon's bridge-family table in a bridge namespace: it drops IPv6 between
+// the bridge's ports. Partitions are IPv4 rules; a guest's IPv6 (link-local at least) would
+// slip past them. One rule here spares a namespace switch per guest.
+func bridgeL2Table() tableSpec {
+	return tableSpec{family: nftables.TableFamilyBridge, chains: []chainSpec{
+		filterChain("forward", nftables.ChainHookForward, rule{protocol("ip6", 0x86dd), drop()}),
+	}}
+}
+
 // syncGatewayTable rewrites the gateway's table from the current bridges; the caller holds
 // the state lock.
 func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
