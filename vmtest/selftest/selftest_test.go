@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -34,7 +35,8 @@ func TestNetemDelaysUDPEcho(t *testing.T) {
 		t.Skip("needs root to create network namespaces")
 	}
 
-	nsA, nsB := newNetNS(t), newNetNS(t)
+	pathA, nsA := newNetNS(t)
+	pathB, nsB := newNetNS(t)
 	hA, hB := handleAt(t, nsA), handleAt(t, nsB)
 
 	attrs := netlink.NewLinkAttrs()
@@ -59,9 +61,9 @@ func TestNetemDelaysUDPEcho(t *testing.T) {
 		t.Fatalf("add netem qdisc to vmst-a: %v", err)
 	}
 
-	server := listenUDPIn(t, nsB, "10.231.0.2:7007")
+	server := listenUDPIn(t, pathB, "10.231.0.2:7007")
 	go echo(server)
-	client := listenUDPIn(t, nsA, "10.231.0.1:0")
+	client := listenUDPIn(t, pathA, "10.231.0.1:0")
 
 	rtt, err := roundTrip(client, server.LocalAddr())
 	if err != nil {
@@ -73,33 +75,21 @@ func TestNetemDelaysUDPEcho(t *testing.T) {
 	t.Logf("UDP echo round trip with %v netem delay: %v", netemDelay, rtt)
 }
 
-// onOwnThread runs fn on a fresh OS thread and waits for it. The thread stays
-// locked and is never unlocked: fn may switch its network namespace, and the Go
-// runtime discards a thread that is still locked when its goroutine ends, so no
-// other goroutine can ever run in that namespace by accident.
-func onOwnThread(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		errc <- fn()
-	}()
-	return <-errc
-}
-
-// newNetNS creates an unnamed network namespace that disappears once the
-// handle is closed at the end of the test.
-func newNetNS(t *testing.T) netns.NsHandle {
+// newNetNS creates a network namespace pinned in the test's temporary directory, removed at
+// the end of the test, and returns its path and an open handle on it.
+func newNetNS(t *testing.T) (string, netns.NsHandle) {
 	t.Helper()
-	var ns netns.NsHandle
-	err := onOwnThread(func() (err error) {
-		ns, err = netns.New()
-		return err
-	})
-	if err != nil {
+	path := filepath.Join(t.TempDir(), "net")
+	if err := ns.New(ns.Spec{Net: path}); err != nil {
 		t.Fatalf("create network namespace: %v", err)
 	}
-	t.Cleanup(func() { ns.Close() })
-	return ns
+	t.Cleanup(func() { ns.Remove(path) })
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatalf("open network namespace %s: %v", path, err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return path, h
 }
 
 func handleAt(t *testing.T, ns netns.NsHandle) *netlink.Handle {
@@ -133,19 +123,16 @@ func configure(t *testing.T, h *netlink.Handle, name, cidr string) netlink.Link 
 	return link
 }
 
-// listenUDPIn opens a UDP socket inside ns. A socket belongs to the namespace
+// listenUDPIn opens a UDP socket inside the namespace at nsPath. A socket belongs to the namespace
 // it was created in, so it can be used from any goroutine afterwards.
-func listenUDPIn(t *testing.T, ns netns.NsHandle, addr string) *net.UDPConn {
+func listenUDPIn(t *testing.T, nsPath string, addr string) *net.UDPConn {
 	t.Helper()
 	laddr, err := net.ResolveUDPAddr("udp4", addr)
 	if err != nil {
 		t.Fatalf("parse UDP address %q: %v", addr, err)
 	}
 	var conn *net.UDPConn
-	err = onOwnThread(func() error {
-		if err := netns.Set(ns); err != nil {
-			return fmt.Errorf("enter namespace %v: %w", ns, err)
-		}
+	err = ns.Do(nsPath, func() error {
 		c, err := net.ListenUDP("udp4", laddr)
 		conn = c
 		return err
