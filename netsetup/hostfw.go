@@ -79,18 +79,28 @@ func ownRules(c *nftables.Conn, ch *nftables.Chain) ([]*nftables.Rule, error) {
 	return own, nil
 }
 
+// hostNft opens nftables in the host namespace; done releases it.
+func hostNft(env Env) (*nftables.Conn, func(), error) {
+	h, err := openHandle(env.hostNetns())
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(h.fd()))
+	if err != nil {
+		h.Close()
+		return nil, nil, fmt.Errorf("open nftables: %w", err)
+	}
+	return c, h.Close, nil
+}
+
 // ensureHostForward adds pontoon's exceptions to every foreign forward chain with policy drop
 // that does not have them yet.
 func ensureHostForward(env Env) error {
-	h, err := openHandle(env.hostNetns())
+	c, done, err := hostNft(env)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(h.fd()))
-	if err != nil {
-		return fmt.Errorf("open nftables: %w", err)
-	}
+	defer done()
 	chains, err := foreignDropChains(c)
 	if err != nil {
 		return err
@@ -122,15 +132,11 @@ func ensureHostForward(env Env) error {
 
 // removeHostForward deletes the rules ensureHostForward added, wherever they are.
 func removeHostForward(env Env) error {
-	h, err := openHandle(env.hostNetns())
+	c, done, err := hostNft(env)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(h.fd()))
-	if err != nil {
-		return fmt.Errorf("open nftables: %w", err)
-	}
+	defer done()
 	chains, err := c.ListChains()
 	if err != nil {
 		return fmt.Errorf("list host nftables chains: %w", err)

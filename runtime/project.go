@@ -28,28 +28,20 @@ func FindProject(dir string) (string, error) {
 			break
 		}
 	}
-	return "", fmt.Errorf("no %s in %s or any directory above it; create one (see `pontoon help run`) or change into your project", config.FileName, abs)
+	return "", fmt.Errorf("no %s in %s or any directory above it; create one (its format is in pontoon's README, \"Project commands\") or change into your project", config.FileName, abs)
 }
 
 // LoadProject reads and validates the project file at path. Guest addresses are checked
 // against the bridge network of the running gateway's plan, or the default plan's when the
 // gateway is not up.
 func LoadProject(path string, env netsetup.Env) (*config.Project, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read project file: %w", err)
-	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("resolve project file %s: %w", path, err)
-	}
-	opts := config.Options{Dir: filepath.Dir(abs)}
+	var opts config.Options
 	if plan, err := netsetup.CurrentPlan(env); err == nil {
 		opts.BridgeNet = plan.GuestNet()
 	} else if !errors.Is(err, netsetup.ErrNoGateway) {
 		return nil, err
 	}
-	return config.ParseOptions(path, data, opts)
+	return config.LoadOptions(path, opts)
 }
 
 // List writes `pontoon list`: one line per command with its description, a supervise

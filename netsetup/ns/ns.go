@@ -70,6 +70,19 @@ func setns(path string, kind int) error {
 	return nil
 }
 
+// enter moves the calling (locked) thread into the network and UTS namespaces of s.
+func enter(s Spec) error {
+	if s.Net != "" {
+		if err := setns(s.Net, unix.CLONE_NEWNET); err != nil {
+			return err
+		}
+	}
+	if s.UTS != "" {
+		return setns(s.UTS, unix.CLONE_NEWUTS)
+	}
+	return nil
+}
+
 // Do runs fn inside the network namespace at path, on a thread of its own.
 //
 // fn must not start goroutines that expect to be in that namespace: they run on other
@@ -190,15 +203,8 @@ func Start(s Spec, binds []Bind, cmd *exec.Cmd) error {
 				}
 			}
 		}
-		if s.Net != "" {
-			if err := setns(s.Net, unix.CLONE_NEWNET); err != nil {
-				return err
-			}
-		}
-		if s.UTS != "" {
-			if err := setns(s.UTS, unix.CLONE_NEWUTS); err != nil {
-				return err
-			}
+		if err := enter(s); err != nil {
+			return err
 		}
 		// fork happens on this thread, so the child inherits its namespaces.
 		return cmd.Start()
@@ -216,15 +222,8 @@ func Exec(s Spec, argv []string, env []string) error {
 		return fmt.Errorf("exec %s: %w", argv[0], err)
 	}
 	return onLockedThread(func() error {
-		if s.Net != "" {
-			if err := setns(s.Net, unix.CLONE_NEWNET); err != nil {
-				return err
-			}
-		}
-		if s.UTS != "" {
-			if err := setns(s.UTS, unix.CLONE_NEWUTS); err != nil {
-				return err
-			}
+		if err := enter(s); err != nil {
+			return err
 		}
 		// execve from any thread replaces the whole process and keeps this thread's namespaces.
 		return fmt.Errorf("exec %s: %w", strings.Join(argv, " "), unix.Exec(path, argv, env))

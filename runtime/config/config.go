@@ -179,16 +179,22 @@ type Options struct {
 // Load reads and validates the project file at path, with the file's
 // directory as the project directory, so rootfs paths are checked too.
 // On invalid content the error is an ErrorList naming every problem.
-func Load(path string) (*Project, error) {
+func Load(path string) (*Project, error) { return LoadOptions(path, Options{}) }
+
+// LoadOptions is Load with options; an empty opts.Dir means the file's directory.
+func LoadOptions(path string, opts Options) (*Project, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read project file: %w", err)
 	}
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, fmt.Errorf("resolve project file %s: %w", path, err)
+	if opts.Dir == "" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("resolve project file %s: %w", path, err)
+		}
+		opts.Dir = filepath.Dir(abs)
 	}
-	return ParseOptions(path, data, Options{Dir: filepath.Dir(abs)})
+	return ParseOptions(path, data, opts)
 }
 
 // Parse validates a project file's content without touching the file
