@@ -56,10 +56,14 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 			return ensureHostForward(env)
 		}
 		if cur != nil && cur.Creator.Alive() && cur.Creator != Self() {
-			return fmt.Errorf("another pontoon process (pid %d) is creating the gateway; wait for it or run `pontoon gc` once it is gone", cur.Creator.PID)
+			what := "creating"
+			if cur.Phase == PhaseRemoving {
+				what = "removing"
+			}
+			return fmt.Errorf("another pontoon process (pid %d) is %s the gateway; wait for it or run `pontoon gc` once it is gone", cur.Creator.PID, what)
 		}
 		if cur != nil {
-			// A creation that died halfway: clear it away first.
+			// A creation or removal that died halfway: clear it away first.
 			if err := gatewayDown(env, cur); err != nil {
 				return err
 			}
@@ -298,6 +302,14 @@ func gatewayDown(env Env, cur *GatewayState) error {
 			fmt.Fprintf(w, "sysctl -w net.ipv4.ip_forward=%s\n", cur.HostForwarding)
 		}
 		return nil
+	}
+	if cur.Phase != "" {
+		// Recorded first, so that a removal killed halfway is finished by gc (or the next
+		// up) instead of leaving a record that claims a working gateway.
+		cur.Phase, cur.Creator = PhaseRemoving, Self()
+		if err := writeJSON(env.store().gatewayFile(), cur); err != nil {
+			return err
+		}
 	}
 	hostH, err := openHandle(env.hostNetns())
 	if err != nil {

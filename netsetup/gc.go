@@ -21,7 +21,8 @@ type GCReport struct {
 }
 
 // GC removes whatever belongs to dead owners: bridges whose owner process is gone, bridges
-// and a gateway whose creator died halfway through creating them, guests whose attached
+// and a gateway whose creator died halfway through creating them, a gateway whose removal
+// was killed halfway, guests whose attached
 // process is gone, and kernel objects or pins no state record accounts for. It never touches a
 // bridge whose owner or creator is alive, and is safe to run at any time.
 func GC(env Env) (GCReport, error) {
@@ -32,7 +33,7 @@ func GC(env Env) (GCReport, error) {
 		if err != nil {
 			return err
 		}
-		if g != nil && g.Phase == PhaseCreating && !g.Creator.Alive() {
+		if g != nil && g.Phase != PhaseReady && !g.Creator.Alive() {
 			bridges, err := st.bridges()
 			if err != nil {
 				return err

@@ -279,3 +279,38 @@ func TestGCAfterKilledGatewayUp(t *testing.T) {
 		})
 	}
 }
+
+// A `gateway down` killed halfway (here: after removing the host link, before the rest) is
+// finished by gc, which leaves the host exactly as it was before up.
+func TestGCAfterKilledGatewayDown(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	pristine := snapshot(t, s)
+	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// What a down killed at that point leaves: its "removing" record, owned by a process that
+	// is gone, and the objects it had not removed yet.
+	file := filepath.Join(s.Env.StateDir, "gateway.json")
+	var g netsetup.GatewayState
+	b, err := os.ReadFile(file)
+	if err != nil || json.Unmarshal(b, &g) != nil {
+		t.Fatalf("read gateway state: %v", err)
+	}
+	g.Phase, g.Creator = netsetup.PhaseRemoving, deadProcess(t)
+	b, _ = json.Marshal(g)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inNetns(t, s.Host, "ip", "link", "del", netsetup.HostLinkName)
+	if st, _ := netsetup.Status(s.Env); st.Up {
+		t.Errorf("status says up during a removal")
+	}
+	rep, err := netsetup.GC(s.Env)
+	if err != nil || !rep.Gateway {
+		t.Fatalf("gc: %+v, %v; want the gateway removed", rep, err)
+	}
+	if after := snapshot(t, s); after != pristine {
+		t.Errorf("host not restored:\nbefore\n%s\nafter\n%s", pristine, after)
+	}
+}

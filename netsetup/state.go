@@ -22,6 +22,7 @@ type Phase string
 const (
 	PhaseCreating Phase = "creating"
 	PhaseReady    Phase = "ready"
+	PhaseRemoving Phase = "removing"
 )
 
 // Process identifies a process across pid reuse by its pid and its start time in clock ticks
