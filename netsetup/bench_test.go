@@ -6,13 +6,14 @@ import (
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
+	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 )
 
 // benchBridge measures one bridge with n guests: create it, attach the guests with fixed
 // addresses, ping from the first guest to the last, destroy it; the gateway stays, as in
 // shell_chain.sh of the shared baselines.
 func benchBridge(b *testing.B, n int) {
-	s := newChain(b, netsetup.GatewayOptions{})
+	s := benchChain(b)
 	last := addr(fmt.Sprintf("172.18.0.%d", n))
 	for b.Loop() {
 		mustBridge(b, s.Env, "bench", netsetup.BridgeOptions{})
@@ -38,7 +39,7 @@ func BenchmarkBridge10Guests(b *testing.B) { benchBridge(b, 10) }
 // BenchmarkGuestAttachDetach measures one guest (a namespace pontoon creates) attached to an
 // existing bridge and detached again, as cni_bridge.sh does with the CNI bridge plugin.
 func BenchmarkGuestAttachDetach(b *testing.B) {
-	s := newChain(b, netsetup.GatewayOptions{})
+	s := benchChain(b)
 	mustBridge(b, s.Env, "bench", netsetup.BridgeOptions{})
 	for b.Loop() {
 		mustGuest(b, s.Env, "bench", "g", "172.18.0.1")
@@ -46,4 +47,14 @@ func BenchmarkGuestAttachDetach(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchChain is a chain whose state lives on tmpfs, as /run/pontoon does on a standard system.
+func benchChain(b *testing.B) *sandbox.Sandbox {
+	needRoot(b)
+	s := sandbox.ForTest(b, sandbox.TmpfsDir(b))
+	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }

@@ -126,16 +126,7 @@ func needRoot(t testing.TB) {
 func newSandbox(t testing.TB) *sandbox.Sandbox {
 	t.Helper()
 	needRoot(t)
-	s, err := sandbox.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("sandbox cleanup: %v", err)
-		}
-	})
-	return s
+	return sandbox.ForTest(t, "")
 }
 
 // newChain returns a sandbox with its gateway up.

@@ -16,6 +16,7 @@ import (
 	"github.com/pontoon-dev/pontoon/hooks/hooktest"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/pontoon-dev/pontoon/runtime/config"
 )
@@ -42,7 +43,7 @@ func median(b *testing.B, ds []time.Duration, unit string) {
 func BenchmarkContainerStart(b *testing.B) {
 	hooktest.NeedRoot(b)
 	hooktest.NeedCommand(b, "runc", "runc")
-	s := hooktest.Chain(b)
+	s := hooktest.ChainIn(b, sandbox.TmpfsDir(b)) // state on tmpfs, as /run is
 	if _, err := netsetup.CreateBridge(s.Env, "bench", netsetup.BridgeOptions{}); err != nil {
 		b.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func BenchmarkRunReachable(b *testing.B) {
 	hooktest.NeedRoot(b)
 	hooktest.NeedCommand(b, "runc", "runc")
 	hooktest.NeedCommand(b, "busybox", "busybox-static")
-	s := hooktest.Chain(b)
+	s := hooktest.ChainIn(b, sandbox.TmpfsDir(b)) // state on tmpfs, as /run is
 	dir := b.TempDir()
 	var toml strings.Builder
 	toml.WriteString("[commands.trio]\nsupervise = true\n")

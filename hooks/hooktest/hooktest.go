@@ -54,18 +54,13 @@ func NeedCommand(t testing.TB, name, pkg string) string {
 
 // Chain returns a sandbox with its gateway up; everything in it is removed when the test
 // ends, also on failure.
-func Chain(t testing.TB) *sandbox.Sandbox {
+func Chain(t testing.TB) *sandbox.Sandbox { return ChainIn(t, "") }
+
+// ChainIn is Chain with the sandbox under dir (a fresh temporary directory when empty).
+func ChainIn(t testing.TB, dir string) *sandbox.Sandbox {
 	t.Helper()
 	NeedRoot(t)
-	s, err := sandbox.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("sandbox cleanup: %v", err)
-		}
-	})
+	s := sandbox.ForTest(t, dir)
 	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
 		t.Fatal(err)
 	}
