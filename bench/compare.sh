@@ -53,7 +53,10 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	id=$PONTOON_BENCH_ID
 	cb=$work/chainbench
 	pontoon=$work/pontoon
-	sb=$work/sandbox
+	# pontoon keeps its state under /run, tmpfs on a standard system: so does the sandbox
+	# here (the mount is private to this run's mount namespace and goes with it).
+	mkdir -p "$work/tmpfs" && mount -t tmpfs -o mode=0700 tmpfs "$work/tmpfs"
+	sb=$work/tmpfs/sandbox
 	results=$work/results # lines "KEY MILLISECONDS"
 	: >"$results"
 	# Stop at Ctrl-C (once the running command has ended) instead of going on with the next
@@ -301,7 +304,6 @@ trap 'exit 130' INT TERM
 start=$(date +%s)
 (
 	cd "$ROOT"
-	export GOFLAGS=-mod=mod
 	go build -o "$work/chainbench" ./bench/cmd/chainbench
 	go build -o "$work/pontoon" ./cmd/pontoon
 	if [ "$GO_BENCH" != 0 ]; then
