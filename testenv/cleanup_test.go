@@ -92,31 +92,47 @@ func TestCleanupAfterFailingTest(t *testing.T) {
 	for _, how := range []string{"fail", "panic"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
-			report := filepath.Join(t.TempDir(), "leftovers.json")
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperEndsBadly$", "-test.v")
-			cmd.Env = append(os.Environ(), "TESTENV_HELPER="+how, "TESTENV_REPORT="+report)
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("the helper test passed; want it to %s:\n%s", how, out)
-			}
-			b, rerr := os.ReadFile(report)
-			if rerr != nil {
-				t.Fatalf("helper wrote no report (%v):\n%s", rerr, out)
-			}
 			var l leftovers
-			if err := json.Unmarshal(b, &l); err != nil {
-				t.Fatal(err)
-			}
+			out := endBadly(t, "TestHelperEndsBadly", "TESTENV_HELPER", how, &l)
 			checkNothingLeft(t, l)
-			for _, want := range []string{"marker-output-from-n1", "marker-output-from-n3", "deliberate " + how} {
-				if !strings.Contains(string(out), want) {
-					t.Errorf("helper output lacks %q:\n%s", want, out)
-				}
-			}
-			if strings.Contains(string(out), "testenv: cleanup") {
-				t.Errorf("cleanup reported errors:\n%s", out)
-			}
+			wantInOutput(t, out, "marker-output-from-n1", "marker-output-from-n3", "deliberate "+how)
 		})
+	}
+}
+
+// endBadly runs the test helper in a child process of this test binary, telling it through
+// the environment variable envVar to end by how ("fail" or "panic"), decodes the report of
+// leftovers it wrote into report, and returns its output. Cleanup must not have complained.
+func endBadly(t *testing.T, helper, envVar, how string, report any, env ...string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "leftovers.json")
+	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.v")
+	cmd.Env = append(append(os.Environ(), envVar+"="+how, "TESTENV_REPORT="+file), env...)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the helper test passed; want it to %s:\n%s", how, out)
+	}
+	b, rerr := os.ReadFile(file)
+	if rerr != nil {
+		t.Fatalf("helper wrote no report (%v):\n%s", rerr, out)
+	}
+	if err := json.Unmarshal(b, report); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "testenv: cleanup") {
+		t.Errorf("cleanup reported errors:\n%s", out)
+	}
+	return string(out)
+}
+
+// wantInOutput checks that the helper's output (the logged output of its processes) holds
+// every marker.
+func wantInOutput(t *testing.T, out string, markers ...string) {
+	t.Helper()
+	for _, want := range markers {
+		if !strings.Contains(out, want) {
+			t.Errorf("helper output lacks %q:\n%s", want, out)
+		}
 	}
 }
 

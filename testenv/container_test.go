@@ -282,30 +282,11 @@ func TestContainerCleanupAfterFailingTest(t *testing.T) {
 	for _, how := range []string{"fail", "panic"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
-			report := filepath.Join(t.TempDir(), "leftovers.json")
-			cmd := exec.Command(os.Args[0], "-test.run=^TestContainerHelperEndsBadly$", "-test.v")
-			cmd.Env = append(os.Environ(), "TESTENV_CONTAINER_HELPER="+how, "TESTENV_REPORT="+report, "TESTENV_ENGINE_ROOT="+t.TempDir(), "TESTENV_MARKER="+newMarker())
-			out, err := cmd.CombinedOutput()
-			if err == nil {
-				t.Fatalf("the helper test passed; want it to %s:\n%s", how, out)
-			}
-			b, rerr := os.ReadFile(report)
-			if rerr != nil {
-				t.Fatalf("helper wrote no report (%v):\n%s", rerr, out)
-			}
 			var l containerLeftovers
-			if err := json.Unmarshal(b, &l); err != nil {
-				t.Fatal(err)
-			}
+			out := endBadly(t, "TestContainerHelperEndsBadly", "TESTENV_CONTAINER_HELPER", how, &l,
+				"TESTENV_ENGINE_ROOT="+t.TempDir(), "TESTENV_MARKER="+newMarker())
 			checkNoContainers(t, l)
-			for _, want := range []string{"container-marker-from-n1", "container-marker-from-n3", "deliberate " + how} {
-				if !strings.Contains(string(out), want) {
-					t.Errorf("helper output lacks %q:\n%s", want, out)
-				}
-			}
-			if strings.Contains(string(out), "testenv: cleanup") {
-				t.Errorf("cleanup reported errors:\n%s", out)
-			}
+			wantInOutput(t, out, "container-marker-from-n1", "container-marker-from-n3", "deliberate "+how)
 		})
 	}
 }
