@@ -172,11 +172,12 @@ func qdiscErr(kind, need string, err error) error {
 }
 
 // where names the device of sh for messages.
+// where names the shaped device and whose link it is, for errors.
 func where(sh Shaping) string {
 	if sh.Netns == "" {
-		return fmt.Sprintf("port %q", sh.Device)
+		return fmt.Sprintf("port %q of guest %s", sh.Device, sh.Guest)
 	}
-	return fmt.Sprintf("%q in netns %s", sh.Device, sh.Netns)
+	return fmt.Sprintf("%q of guest %s in netns %s", sh.Device, sh.Guest, sh.Netns)
 }
 
 func addShaping(h *netlink.Handle, sh Shaping) error {
