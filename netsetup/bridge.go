@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -294,21 +295,21 @@ func destroyBridge(env Env, b *BridgeState) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("destroy bridge %q: %w", b.Name, err)
 	}
-	if err := st.removeBridge(b.Name); err != nil {
-		return err
-	}
+	// The forwards go before the record: a process killed in between leaves a record gc
+	// finishes, never a forward no record accounts for.
 	if len(b.Ports) > 0 {
 		if plan, _, err := readyGateway(st); err == nil {
 			bridges, err := st.bridges()
 			if err != nil {
 				return err
 			}
-			if err := syncGatewayTable(env, plan, bridges); err != nil {
+			others := slices.DeleteFunc(bridges, func(o *BridgeState) bool { return o.Name == b.Name })
+			if err := syncGatewayTable(env, plan, others); err != nil {
 				return fmt.Errorf("destroy bridge %q: remove its port forwards: %w", b.Name, err)
 			}
 		}
 	}
-	return nil
+	return st.removeBridge(b.Name)
 }
 
 // Bridges lists every bridge, in slot order.

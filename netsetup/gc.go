@@ -78,7 +78,23 @@ func GC(env Env) (GCReport, error) {
 		}
 		orphans, err := sweepOrphans(env, g, live, released)
 		rep.Orphans = orphans
-		return err
+		if err != nil {
+			return err
+		}
+		if g != nil && g.Phase == PhaseReady {
+			// The gateway's forwards are rebuilt from the records, whatever a killed
+			// process left in its table.
+			plan, _, err := readyGateway(st)
+			if err != nil {
+				return err
+			}
+			left, err := st.bridges()
+			if err != nil {
+				return err
+			}
+			return syncGatewayTable(env, plan, left)
+		}
+		return nil
 	})
 	return rep, err
 }

@@ -314,3 +314,22 @@ func TestGCAfterKilledGatewayDown(t *testing.T) {
 		t.Errorf("host not restored:\nbefore\n%s\nafter\n%s", pristine, after)
 	}
 }
+
+// Whatever a killed process left in the gateway's table, gc rebuilds its port forwards from
+// the records: here a bridge's record is gone while its forward and objects remain.
+func TestGCRebuildsForwards(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "kept", netsetup.BridgeOptions{Ports: mustPorts(t, "7100:a:80/tcp")})
+	mustBridge(t, s.Env, "lost", netsetup.BridgeOptions{Ports: mustPorts(t, "7200:a:80/tcp")})
+	if err := os.Remove(filepath.Join(s.Env.StateDir, "bridges", "lost.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netsetup.GC(s.Env); err != nil {
+		t.Fatal(err)
+	}
+	out := inNetns(t, s.Env.GatewayNetns(), "nft", "list", "chain", "ip", "pontoon", "prerouting")
+	if strings.Contains(out, "7200") || !strings.Contains(out, "7100") {
+		t.Errorf("gateway forwards after gc, want 7100 only:\n%s", out)
+	}
+}
