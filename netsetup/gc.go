@@ -82,8 +82,8 @@ func GC(env Env) (GCReport, error) {
 			return err
 		}
 		if g != nil && g.Phase == PhaseReady {
-			// The gateway's forwards are rebuilt from the records, whatever a killed
-			// process left in its table.
+			// Port forwards are rebuilt from the records, whatever a killed process left
+			// in the gateway's and the bridges' tables.
 			plan, _, err := readyGateway(st)
 			if err != nil {
 				return err
@@ -91,6 +91,20 @@ func GC(env Env) (GCReport, error) {
 			left, err := st.bridges()
 			if err != nil {
 				return err
+			}
+			for _, b := range left {
+				if b.Phase != PhaseReady || len(b.Ports) == 0 {
+					continue
+				}
+				h, err := openHandle(env.BridgeNetns(b.Name))
+				if err != nil {
+					return err
+				}
+				err = replaceTable(h.fd(), bridgeTable(plan, b))
+				h.Close()
+				if err != nil {
+					return fmt.Errorf("rebuild the forwards of bridge %q: %w", b.Name, err)
+				}
 			}
 			return syncGatewayTable(env, plan, left)
 		}
