@@ -3,6 +3,7 @@ package netsetup
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,6 +58,11 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 			}
 		}
 		for _, p := range opt.Ports {
+			if _, err := netip.ParseAddr(p.Guest); err == nil {
+				if _, err := plan.ParseGuestIP(p.Guest); err != nil {
+					return fmt.Errorf("port %s: %w", p, err)
+				}
+			}
 			if other, clash := portConflict(bridges, name, p); clash {
 				return fmt.Errorf("host port %d/%s is already forwarded by bridge %q; choose another host port or destroy that bridge", p.HostPort, p.Proto, other)
 			}

@@ -96,14 +96,8 @@ func GC(env Env) (GCReport, error) {
 				if b.Phase != PhaseReady || len(b.Ports) == 0 {
 					continue
 				}
-				h, err := openHandle(env.BridgeNetns(b.Name))
-				if err != nil {
+				if err := rebuildBridgeTable(env, plan, b); err != nil {
 					return err
-				}
-				err = replaceTable(h.fd(), bridgeTable(plan, b))
-				h.Close()
-				if err != nil {
-					return fmt.Errorf("rebuild the forwards of bridge %q: %w", b.Name, err)
 				}
 			}
 			return syncGatewayTable(env, plan, left)

@@ -138,12 +138,6 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		if b.Phase != PhaseReady {
 			return fmt.Errorf("bridge is still being created; retry once `pontoon bridge create` has finished")
 		}
-		if brH, err = openHandle(env.BridgeNetns(bridge)); err != nil {
-			return err
-		}
-		if g.Port, err = freePortName(brH, ip); err != nil {
-			return err
-		}
 		for _, o := range b.Guests {
 			if o.Name == name {
 				return fmt.Errorf("a guest named %q already exists on this bridge (IP %s); pick another name", name, o.IP)
@@ -151,6 +145,12 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			if o.IP == g.IP {
 				return fmt.Errorf("IP %s is already used by guest %q on this bridge; pick another address", g.IP, o.Name)
 			}
+		}
+		if brH, err = openHandle(env.BridgeNetns(bridge)); err != nil {
+			return err
+		}
+		if g.Port, err = freePortName(brH, ip); err != nil {
+			return err
 		}
 		b.Guests = append(b.Guests, g)
 		return writeJSON(st.bridgeFile(bridge), b)
@@ -164,8 +164,11 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	}
 	err = st.locked(func() error {
 		cur, err := st.bridge(bridge)
-		if err != nil || cur == nil {
-			return fmt.Errorf("bridge vanished while attaching the guest: %v", err)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return fmt.Errorf("the bridge was destroyed while the guest was being attached")
 		}
 		g.Phase = PhaseReady
 		for i := range cur.Guests {
@@ -196,12 +199,7 @@ func checkHostname(h string) error {
 func syncBridgePorts(env Env, plan Plan, b *BridgeState, name, ip string) error {
 	for _, p := range b.Ports {
 		if p.Guest == name || p.Guest == ip {
-			h, err := openHandle(env.BridgeNetns(b.Name))
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			return replaceTable(h.fd(), bridgeTable(plan, b))
+			return rebuildBridgeTable(env, plan, b)
 		}
 	}
 	return nil
@@ -220,7 +218,10 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		return err
 	}
 	defer gH.Close()
-	if _, err := gH.LinkByName(GuestIfName); err == nil {
+	if _, taken, err := existing(gH, GuestIfName); err != nil || taken {
+		if err != nil {
+			return err
+		}
 		return fmt.Errorf("namespace %s already has an %s; attach a namespace without one", g.Netns, GuestIfName)
 	}
 	br, err := brH.linkByName(BridgeDev)

@@ -212,6 +212,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 			_, err := netsetup.CreateBridge(s.Env, "c", netsetup.BridgeOptions{Ports: mustPorts(t, "8080:a:80")})
 			return err
 		}, []string{"8080/tcp", `"b"`}},
+		{"port to an address outside the guest range", func() error {
+			_, err := netsetup.CreateBridge(s.Env, "c", netsetup.BridgeOptions{Ports: mustPorts(t, "9001:10.0.0.5:80")})
+			return err
+		}, []string{"10.0.0.5", "172.18.0.1-172.18.0.253"}},
 		{"bad subnet", func() error {
 			_, err := netsetup.ParsePlan("10.77.0.0/24")
 			return err

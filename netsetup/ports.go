@@ -135,6 +135,19 @@ func bridgeTable(plan Plan, b *BridgeState) tableSpec {
 	}}
 }
 
+// rebuildBridgeTable writes the bridge's table from its record.
+func rebuildBridgeTable(env Env, plan Plan, b *BridgeState) error {
+	h, err := openHandle(env.BridgeNetns(b.Name))
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if err := replaceTable(h.fd(), bridgeTable(plan, b)); err != nil {
+		return fmt.Errorf("rewrite the forwards of bridge %q: %w", b.Name, err)
+	}
+	return nil
+}
+
 // bridgeL2Table is pontoon's bridge-family table in a bridge namespace: it drops IPv6 between
 // the bridge's ports. Partitions are IPv4 rules; a guest's IPv6 (link-local at least) would
 // slip past them. One rule here spares a namespace switch per guest.
