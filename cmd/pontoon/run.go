@@ -98,11 +98,11 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return usagef("--subnet: %v", err)
 	}
-	rt := config.Runtime(c.String("runtime"))
-	switch rt {
-	case "", config.RuntimeRunc, config.RuntimeCrun, config.RuntimeContainerd:
-	default:
-		return usagef("--runtime: %q is not a runtime; use runc, crun or containerd", rt)
+	var rt config.Runtime
+	if c.IsSet("runtime") {
+		if rt, err = config.ParseRuntime(c.String("runtime")); err != nil {
+			return usagef("--runtime: %v", err)
+		}
 	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

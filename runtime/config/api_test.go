@@ -164,3 +164,14 @@ func TestGuestRange(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRuntime(t *testing.T) {
+	for _, ok := range []string{"runc", "crun", "containerd"} {
+		if r, err := ParseRuntime(ok); err != nil || string(r) != ok {
+			t.Errorf("ParseRuntime(%q) = %q, %v", ok, r, err)
+		}
+	}
+	if _, err := ParseRuntime("docker"); err == nil || !strings.Contains(err.Error(), `"docker"`) || !strings.Contains(err.Error(), "runc, crun, containerd") {
+		t.Errorf("ParseRuntime(docker) error %v, want it to name the value and the choices", err)
+	}
+}

@@ -29,6 +29,14 @@ const (
 
 var runtimes = []string{string(RuntimeRunc), string(RuntimeCrun), string(RuntimeContainerd)}
 
+// ParseRuntime checks a runtime name given outside a project file (a command-line override).
+func ParseRuntime(s string) (Runtime, error) {
+	if slices.Contains(runtimes, s) {
+		return Runtime(s), nil
+	}
+	return "", fmt.Errorf("%q is not a runtime; use one of %s", s, strings.Join(runtimes, ", "))
+}
+
 // Network says where a plain command's container is attached.
 type Network string
 
