@@ -12,7 +12,6 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/pontoon-dev/pontoon/netsetup"
-	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/sys/unix"
 )
 
@@ -171,16 +170,11 @@ func checkNetns(env netsetup.Env, pid int) error {
 		}
 		return fmt.Errorf("open its network namespace %s: %w", path, err)
 	}
-	// The hook runs in the engine's namespace, which is normally the host's; a sandboxed
-	// chain names its stand-in host in env.
-	for _, other := range []string{ns.Original(), env.HostNetns, "/proc/1/ns/net"} {
-		if other == "" {
-			continue
-		}
-		var st unix.Stat_t
-		if unix.Stat(other, &st) == nil && st.Dev == own.Dev && st.Ino == own.Ino {
+	if err := netsetup.CheckNotHost(env, path); err != nil {
+		if errors.Is(err, netsetup.ErrHostNamespace) {
 			return errors.New("it shares the host's network namespace; give it a network namespace of its own (podman --network none, or a namespace entry without a path in config.json)")
 		}
+		return err
 	}
 	// /proc/<pid>/net/dev lists the devices of the process's network namespace.
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))

@@ -116,6 +116,11 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			return nil, err
 		}
 	}
+	if !g.Owned {
+		if err := CheckNotHost(env, g.Netns); err != nil {
+			return nil, err
+		}
+	}
 	g.Key = opt.Key
 	g.Process = proc
 	var brH *handle // the bridge namespace, opened once for naming the port and attaching
@@ -186,6 +191,28 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		return nil, err
 	}
 	return &g, nil
+}
+
+// ErrHostNamespace is wrapped by the error for attaching the host's own network namespace.
+var ErrHostNamespace = errors.New("it is the host's network namespace")
+
+// CheckNotHost refuses the network namespace at path when it is the host's: attaching it
+// would put a veth and a guest address on the host itself. AddGuest checks it for every
+// namespace it does not create.
+func CheckNotHost(env Env, path string) error {
+	var own unix.Stat_t
+	if err := unix.Stat(path, &own); err != nil {
+		return fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	// The host is the Env's; pontoon's own namespace and init's stand for it too, so that a
+	// sandboxed Env still refuses the real host.
+	for _, host := range []string{env.hostNetns(), ns.Original(), "/proc/1/ns/net"} {
+		var st unix.Stat_t
+		if unix.Stat(host, &st) == nil && st.Dev == own.Dev && st.Ino == own.Ino {
+			return fmt.Errorf("network namespace %s: %w; attach a network namespace of its own", path, ErrHostNamespace)
+		}
+	}
+	return nil
 }
 
 func checkHostname(h string) error {

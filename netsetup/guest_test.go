@@ -147,6 +147,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			return err
 		}
 	}
+	hostProc := startIn(t, s.Host) // a process in the host's network namespace
 	for _, c := range []struct {
 		what string
 		do   func() error
@@ -227,6 +228,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}, []string{"10.77.0.0/16", "172.18.0.0/16", "gateway down"}},
 		{"bad bridge name on destroy", func() error { return netsetup.DestroyBridge(s.Env, "../b") }, []string{`"../b"`, "bridge name"}},
 		{"bad guest name on delete", func() error { return netsetup.DelGuest(s.Env, "b", "a/../a") }, []string{"guest name"}},
+		{"the host's namespace by path", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "h", netsetup.GuestOptions{IP: "172.18.0.9", Netns: s.Host})
+			return err
+		}, []string{s.Host, "host's network namespace", "of its own"}},
+		{"the host's namespace by pid", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "h", netsetup.GuestOptions{IP: "172.18.0.9", PID: hostProc.Process.Pid})
+			return err
+		}, []string{fmt.Sprintf("/proc/%d/ns/net", hostProc.Process.Pid), "host's network namespace"}},
 	} {
 		before := snapshot(t, s)
 		wantErr(t, c.what, c.do(), c.want...)
