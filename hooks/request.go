@@ -3,7 +3,6 @@ package hooks
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -39,9 +38,6 @@ type Request struct {
 	Hostname string
 	Ports    []Port
 }
-
-// namePattern matches what netsetup accepts for bridge and guest names and hostnames.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 // HasRequest reports whether annotations ask for a pontoon network at all.
 func HasRequest(annotations map[string]string) bool {
@@ -86,10 +82,8 @@ func ParseRequest(annotations map[string]string) (Request, error) {
 	if r.Hostname, err = get(AnnotationHostname, false, ""); err != nil {
 		return r, err
 	}
-	if r.Hostname != "" {
-		if err := checkName(AnnotationHostname, r.Hostname, "a hostname"); err != nil {
-			return r, err
-		}
+	if r.Hostname != "" && !netsetup.ValidHostname(r.Hostname) {
+		return r, fmt.Errorf("annotation %s=%q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.'", AnnotationHostname, r.Hostname)
 	}
 	ports, _ := get(AnnotationPorts, false, "")
 	if r.Ports, err = ParsePorts(ports); err != nil {
@@ -99,7 +93,7 @@ func ParseRequest(annotations map[string]string) (Request, error) {
 }
 
 func checkName(key, v, what string) error {
-	if !namePattern.MatchString(v) {
+	if !netsetup.ValidName(v) {
 		return fmt.Errorf("annotation %s=%q is invalid; use %s of 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", key, v, what)
 	}
 	return nil

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"encoding/json"
+	"github.com/pontoon-dev/pontoon/runtime/config"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -205,3 +206,18 @@ func TestPodmanHook(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// A hostname a project file accepts is accepted by the hook too: both use netsetup's rule.
+func TestHostnameRuleMatchesProjectFile(t *testing.T) {
+	for _, h := range []string{"_db", "node-1.example", "n1"} {
+		if _, err := config.Parse("pontoon.toml", []byte("[commands.c]\nrun = [\"true\"]\nnetwork = \"guest\"\nip = \"172.18.0.1\"\nhostname = \""+h+"\"\n")); err != nil {
+			t.Fatalf("project file refused hostname %q: %v", h, err)
+		}
+		if _, err := ParseRequest(map[string]string{AnnotationBridge: "b", AnnotationGuest: "g", AnnotationIP: "172.18.0.1", AnnotationHostname: h}); err != nil {
+			t.Errorf("hook refused hostname %q that a project file accepts: %v", h, err)
+		}
+	}
+	if _, err := ParseRequest(map[string]string{AnnotationBridge: "b", AnnotationGuest: "g", AnnotationIP: "172.18.0.1", AnnotationHostname: "-bad"}); err == nil {
+		t.Error("hook accepted hostname -bad")
+	}
+}

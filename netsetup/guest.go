@@ -121,6 +121,13 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			return nil, err
 		}
 	}
+	if !g.Owned && opt.Hostname != "" {
+		// Not set in a namespace pontoon does not own; recorded for listings.
+		if err := checkHostname(opt.Hostname); err != nil {
+			return nil, err
+		}
+		g.Hostname = opt.Hostname
+	}
 	g.Key = opt.Key
 	g.Process = proc
 	var brH *handle // the bridge namespace, opened once for naming the port and attaching
@@ -216,8 +223,8 @@ func CheckNotHost(env Env, path string) error {
 }
 
 func checkHostname(h string) error {
-	if len(h) > 63 || !namePattern.MatchString(h) {
-		return fmt.Errorf("hostname %q is invalid; use 1-63 letters, digits, '.', '_' or '-'", h)
+	if !ValidHostname(h) {
+		return fmt.Errorf("hostname %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", h)
 	}
 	return nil
 }

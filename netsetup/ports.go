@@ -65,6 +65,30 @@ func parsePortNumber(s string) (uint16, error) {
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
+// ValidName reports whether s is a valid bridge or guest name.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
+// ValidHostname accepts what sethostname(2) and /etc/hosts take in practice: at most 64
+// bytes of dot-separated labels of letters, digits, '-' and '_', no label starting or ending
+// with '-'. '_' is allowed because names, the default hostnames, may contain it.
+func ValidHostname(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			ch := label[i]
+			if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // checkName validates a bridge or guest name: it ends up in file names and state.
 func checkName(what, name string) error {
 	if !namePattern.MatchString(name) {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/netsetup"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -727,34 +728,12 @@ func (c *checker) ip(path []string, v any) netip.Addr {
 	return netip.Addr{}
 }
 
-// validHostname accepts what sethostname(2) and /etc/hosts take in
-// practice: at most 64 bytes of dot-separated labels of letters, digits, '-'
-// and '_', no label starting or ending with '-'. '_' is allowed because
-// command and child names, the default hostnames, may contain it.
-func validHostname(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			ch := label[i]
-			if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 func (c *checker) hostname(path []string, v any) (string, bool) {
 	s, ok := c.str(path, v, `"node1"`)
 	if !ok {
 		return "", false
 	}
-	if !validHostname(s) {
+	if !netsetup.ValidHostname(s) {
 		c.errf(path, "%q is not a valid hostname; use letters, digits, '-' and '_' (labels separated by '.', at most 64 characters), e.g. %q",
 			s, fixName(s, "node1"))
 		return "", false
