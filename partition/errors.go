@@ -64,9 +64,6 @@ var (
 	ErrNetemUnavailable = &FeatureError{Feature: "sch_netem"}
 	// ErrHTBUnavailable: the kernel has no HTB qdisc (CONFIG_NET_SCH_HTB).
 	ErrHTBUnavailable = &FeatureError{Feature: "sch_htb"}
-	// ErrSockDestroyUnavailable: the kernel cannot close sockets through
-	// sock_diag (CONFIG_INET_DIAG_DESTROY).
-	ErrSockDestroyUnavailable = &FeatureError{Feature: "inet_diag_destroy"}
 	// ErrRejectUnavailable: the kernel cannot reject in the family of the
 	// partition table's backend (nft_reject_netdev or nft_reject_bridge), so
 	// reject mode and Cut are refused; drop mode works.

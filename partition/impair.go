@@ -169,6 +169,9 @@ func (im Impairment) validate() error {
 			return fmt.Errorf("%s: %s %v%% is out of range; use a percentage from 0 to 100", what, f.name, f.v)
 		}
 	}
+	if im.Loss > 0 && lossChance(im.Loss) == 0 {
+		return fmt.Errorf("%s: loss %v%% is below the resolution of %v%%; use 0 or at least %v%%", what, im.Loss, 100.0/LossScale, 100.0/LossScale)
+	}
 	if im.Rate != 0 && (im.Rate < MinRate || im.Rate > MaxRate) {
 		return fmt.Errorf("%s: rate %s is out of range; use %s to %s, or 0 for unlimited", what, im.Rate, MinRate, MaxRate)
 	}

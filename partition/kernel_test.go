@@ -757,8 +757,8 @@ func TestApplyFor(t *testing.T) {
 		if err := Apply(tgt, base); err != nil {
 			t.Fatal(err)
 		}
-		restore := base
-		if _, err := applyWith(tgt, tmp, applyOpts{expires: time.Now().Add(-time.Second), restore: &restore}); err != nil {
+		// The state replaced (base) is what must come back.
+		if _, err := applyWith(tgt, tmp, applyOpts{expires: time.Now().Add(-time.Second), restorePrev: true}); err != nil {
 			t.Fatal(err)
 		}
 		ok, err := RestoreExpired(tgt)

@@ -123,6 +123,9 @@ func withNft(nsPath string, f func(c *nftables.Conn) error) error {
 func closeConn(e *nftConn) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.timer != nil {
+		e.timer.Stop() // under e.mu, which guards the timer too
+	}
 	nftPool.Lock()
 	if nftPool.m[e.key] == e {
 		delete(nftPool.m, e.key)
@@ -146,9 +149,6 @@ func Release() {
 	}
 	nftPool.Unlock()
 	for _, e := range conns {
-		if e.timer != nil {
-			e.timer.Stop()
-		}
 		closeConn(e)
 	}
 }

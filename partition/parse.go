@@ -3,6 +3,7 @@ package partition
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ func ParseSpec(words []string, guests []Guest) (Partition, error) {
 		}
 		return Fullmesh(), nil
 	case "isolate":
-		if containsSep(args) {
+		if slices.Contains(args, GroupSeparator) {
 			return Partition{}, fmt.Errorf("isolate takes a plain list of guests, without %q", GroupSeparator)
 		}
 		return Isolate(guests, args...)
@@ -70,15 +71,6 @@ func ParseSpec(words []string, guests []Guest) (Partition, error) {
 		}
 	}
 	return Partition{}, fmt.Errorf("unknown partition kind %q; use one of fullmesh, isolate, disjoint, split, block, random-halves, random-node, bridge, majorities-ring", kind)
-}
-
-func containsSep(words []string) bool {
-	for _, w := range words {
-		if w == GroupSeparator {
-			return true
-		}
-	}
-	return false
 }
 
 func parseSeed(kind string, args []string) (int64, error) {
@@ -142,6 +134,14 @@ func ParseImpairments(words []string, guests []Guest) ([]Impairment, error) {
 		return nil, fmt.Errorf("impairment: no setting given; start with e.g. loss=10%% or rate=1mbit")
 	}
 	groups := SplitGroups(words[i:])
+	if len(groups) > 2 {
+		return nil, fmt.Errorf("impairment: at most two groups, SRC.. -- DST.., got %d; known guests: %s", len(groups), gs.known())
+	}
+	for _, g := range groups {
+		if len(groups) == 2 && len(g) == 0 {
+			return nil, fmt.Errorf("impairment: an empty group around %q; name sources before it and destinations after it (SRC.. -- DST..)", GroupSeparator)
+		}
+	}
 	var out []Impairment
 	switch len(groups) {
 	case 1:

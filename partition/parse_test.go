@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -174,5 +175,19 @@ func TestParseMode(t *testing.T) {
 	}
 	if _, err := ParseMode("refuse"); err == nil || !strings.Contains(err.Error(), "use drop") {
 		t.Errorf("ParseMode(refuse) error = %v", err)
+	}
+}
+
+func TestParseImpairmentsGroupErrors(t *testing.T) {
+	guests := []Guest{{Name: "a", IP: netip.MustParseAddr("172.18.0.1"), Port: "g1"}, {Name: "b", IP: netip.MustParseAddr("172.18.0.2"), Port: "g2"}}
+	for words, want := range map[string]string{
+		"loss=10 a -- b -- a": "at most two groups",
+		"loss=10 -- b":        "empty group",
+		"loss=0.001 a":        "below the resolution",
+	} {
+		_, err := ParseImpairments(strings.Fields(words), guests)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseImpairments(%q) = %v, want an error mentioning %q", words, err, want)
+		}
 	}
 }

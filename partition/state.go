@@ -123,8 +123,10 @@ func Apply(t Target, s State) error {
 }
 
 type applyOpts struct {
-	expires      time.Time
-	restore      *State
+	expires time.Time
+	// restorePrev records the state being replaced as the one to restore at expires; it
+	// is read under the same lock as the apply, so a concurrent change cannot slip between.
+	restorePrev  bool
 	ifGeneration *uint64 // apply only if the recorded generation still is this
 }
 
@@ -196,7 +198,10 @@ func applyWith(t Target, s State, o applyOpts) (Record, error) {
 		st := newStatus(r, plan, prev, now)
 		st.Backend = backend
 		st.CommitMicros = now.Sub(start).Microseconds()
-		st.Expires, st.Restore = o.expires, o.restore
+		if o.restorePrev {
+			restore := prev.State()
+			st.Expires, st.Restore = o.expires, &restore
+		}
 		if s.Cut {
 			n, err := closeCrossing(r)
 			st.ClosedConnections = n
@@ -335,6 +340,19 @@ func Status(t Target) (Record, error) {
 	return st, nil
 }
 
+// Recorded returns the bridge's recorded state without asking the kernel whether it is in
+// effect (Status does): what a change that keeps part of the state starts from.
+func Recorded(t Target) (State, error) {
+	if err := t.check(); err != nil {
+		return State{}, err
+	}
+	st, _, err := readStatus(t.StateDir)
+	if err != nil {
+		return State{}, err
+	}
+	return st.State(), nil
+}
+
 func verify(nsPath string, st Record) *KernelCheck {
 	pairs, present, err := kernelBlocked(nsPath)
 	if err != nil {
@@ -376,15 +394,11 @@ func ApplyFor(ctx context.Context, t Target, s State, d time.Duration) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	prev, _, err := readStatus(t.StateDir)
+	st, err := applyWith(t, s, applyOpts{expires: time.Now().Add(d), restorePrev: true})
 	if err != nil {
 		return err
 	}
-	restore := prev.State()
-	st, err := applyWith(t, s, applyOpts{expires: time.Now().Add(d), restore: &restore})
-	if err != nil {
-		return err
-	}
+	restore := *st.Restore
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
 )
 
@@ -51,30 +48,8 @@ func (e *Env) Target() partition.Target {
 }
 
 func (e *Env) target() (partition.Target, error) {
-	b, err := netsetup.GetBridge(e.sb.Env, e.cfg.bridge)
-	if err != nil {
-		return partition.Target{}, err
-	}
-	return targetOf(e.sb.Env, b, e.partitionDir())
+	return partition.ForBridge(e.sb.Env, e.cfg.bridge)
 }
-
-// targetOf converts a bridge's netsetup record to partition's view of it.
-func targetOf(env netsetup.Env, b *netsetup.BridgeState, stateDir string) (partition.Target, error) {
-	t := partition.Target{NetnsPath: b.Netns(env), Bridge: netsetup.BridgeDev, StateDir: stateDir}
-	for _, g := range b.Guests {
-		if g.Phase != netsetup.PhaseReady {
-			continue
-		}
-		ip, err := netip.ParseAddr(g.IP)
-		if err != nil {
-			return partition.Target{}, fmt.Errorf("guest %q of bridge %q: bad address %q in its record", g.Name, b.Name, g.IP)
-		}
-		t.Guests = append(t.Guests, partition.Guest{Name: g.Name, IP: ip, Port: g.PortName(), NetnsPath: g.Netns})
-	}
-	return t, nil
-}
-
-func (e *Env) partitionDir() string { return filepath.Join(e.sb.Dir, "partition") }
 
 // State returns the partition, mode, cut setting and impairments the Env last applied.
 func (e *Env) State() partition.State {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
@@ -54,8 +55,8 @@ func newCLI(t *testing.T) *runner {
 	return &runner{t: t, sb: sb}
 }
 
-func (c *runner) run(args ...string) (stdout, stderr string, code int) {
-	c.t.Helper()
+// command is pontoon with args, set up to act on the sandbox.
+func (c *runner) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(),
 		"PONTOON_HOST_NETNS="+c.sb.Env.HostNetns,
@@ -64,6 +65,12 @@ func (c *runner) run(args ...string) (stdout, stderr string, code int) {
 		"PONTOON_RESOLV_CONF="+c.sb.Env.ResolvConf,
 		"PONTOON_BRIDGE=",
 	)
+	return cmd
+}
+
+func (c *runner) run(args ...string) (stdout, stderr string, code int) {
+	c.t.Helper()
+	cmd := c.command(args...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
@@ -193,7 +200,35 @@ func TestPartitionCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("partition", "status", "--json", "--bridge", "p")), &rec); err != nil || len(rec.Blocked) != 1 || rec.Blocked[0].Src != "n1" || rec.Blocked[0].Dst != "n2" {
 		t.Errorf("after --for: %+v, %v; want the block n1->n2 back", rec, err)
 	}
+	// A --for whose process is killed is finished by the next command once it has expired.
+	cmd := c.command("partition", "isolate", "n2", "--for", "400ms", "--bridge", "p")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool {
+		out, _, _ := c.run("partition", "status", "--bridge", "p")
+		return strings.Contains(out, "isolate n2")
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	time.Sleep(500 * time.Millisecond)
+	_, errOut, _ := c.run("partition", "status", "--bridge", "p")
+	if !strings.Contains(errOut, "restored") {
+		t.Errorf("status after an expired, killed --for did not restore: %q", errOut)
+	}
+	if err := json.Unmarshal([]byte(c.ok("partition", "status", "--json", "--bridge", "p")), &rec); err != nil || len(rec.Blocked) != 1 || rec.Blocked[0].Src != "n1" {
+		t.Errorf("after the restore: %+v, %v; want the block n1->n2 back", rec, err)
+	}
 	c.ok("gateway", "down", "--force")
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

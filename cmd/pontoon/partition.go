@@ -65,7 +65,17 @@ func target(c *cli.Context) (partition.Target, error) {
 	if name == "" {
 		return partition.Target{}, usagef("no bridge given: pass --bridge NAME (inside a bridge child PONTOON_BRIDGE is set for you)")
 	}
-	return partition.ForBridge(env(c), name)
+	t, err := partition.ForBridge(env(c), name)
+	if err != nil {
+		return t, err
+	}
+	// A `--for` whose process died before restoring is finished by the next command.
+	if restored, err := partition.RestoreExpired(t); err != nil {
+		return t, err
+	} else if restored {
+		fmt.Fprintln(os.Stderr, "pontoon: restored the state an earlier --for had replaced (its process had gone)")
+	}
+	return t, nil
 }
 
 func mode(c *cli.Context) (partition.Mode, error) {
@@ -76,15 +86,9 @@ func mode(c *cli.Context) (partition.Mode, error) {
 	return m, nil
 }
 
-// current returns the bridge's applied state, so a new partition keeps the impairments and an
-// impairment keeps the partition.
-func current(t partition.Target) (partition.State, error) {
-	rec, err := partition.Status(t)
-	if err != nil {
-		return partition.State{}, err
-	}
-	return rec.State(), nil
-}
+// current returns the bridge's recorded state, so a new partition keeps the impairments and
+// an impairment keeps the partition.
+func current(t partition.Target) (partition.State, error) { return partition.Recorded(t) }
 
 func applySpec(kind string) cli.ActionFunc {
 	return func(c *cli.Context) error {
