@@ -26,6 +26,9 @@ type BridgeOptions struct {
 // ErrNoBridge is wrapped by errors about a bridge that does not exist.
 var ErrNoBridge = errors.New("no such bridge")
 
+// ErrBridgeExists is wrapped by CreateBridge's error for a name already taken.
+var ErrBridgeExists = errors.New("bridge already exists")
+
 // CreateBridge allocates a free uplink slot (race-free across processes) and builds the
 // bridge namespace, its uplink, the Linux bridge, forwarding, masquerade and port forwards.
 // A failure at any step undoes the steps before it.
@@ -51,7 +54,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		used := make([]bool, Slots)
 		for _, o := range bridges {
 			if o.Name == name {
-				return fmt.Errorf("bridge %q already exists (slot %d); pick another name or run `pontoon bridge destroy %s`", name, o.Slot, name)
+				return fmt.Errorf("%w: %q (slot %d); pick another name or run `pontoon bridge destroy %s`", ErrBridgeExists, name, o.Slot, name)
 			}
 			if o.Slot >= 0 && o.Slot < Slots {
 				used[o.Slot] = true

@@ -80,6 +80,10 @@ func (e Env) resolvConf() string {
 	return "/etc/resolv.conf"
 }
 
+// Dirs returns the state and namespace directories, defaults applied: what a container that
+// runs pontoon itself (a bridge child) must see.
+func (e Env) Dirs() (state, netns string) { return e.stateDir(), e.netnsDir() }
+
 // GatewayNetns is the path of the pinned gateway namespace.
 func (e Env) GatewayNetns() string { return filepath.Join(e.netnsDir(), "pontoon-gw") }
 

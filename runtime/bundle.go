@@ -322,25 +322,12 @@ func (c *Container) mounts(dir string) []specs.Mount {
 		if c.Pontoon != "" {
 			ms = append(ms, specs.Mount{Destination: PontoonBinDir + "/pontoon", Type: "bind", Source: c.Pontoon, Options: []string{"bind", "ro"}})
 		}
-		for _, d := range []string{stateDir(c.ChainEnv), netnsDir(c.ChainEnv)} {
+		state, netns := c.ChainEnv.Dirs()
+		for _, d := range []string{state, netns} {
 			ms = append(ms, specs.Mount{Destination: d, Type: "bind", Source: d, Options: []string{"rbind", "rw"}})
 		}
 	}
 	return ms
-}
-
-func stateDir(env netsetup.Env) string {
-	if env.StateDir != "" {
-		return env.StateDir
-	}
-	return "/run/pontoon"
-}
-
-func netnsDir(env netsetup.Env) string {
-	if env.NetnsDir != "" {
-		return env.NetnsDir
-	}
-	return "/run/netns"
 }
 
 // defaultCaps is the capability set of an unprivileged container: Docker's default.

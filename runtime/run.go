@@ -105,7 +105,8 @@ func (o *Options) defaults() error {
 		o.Pontoon = self
 	}
 	if o.BundleDir == "" {
-		o.BundleDir = filepath.Join(stateDir(o.Env), "runs")
+		state, _ := o.Env.Dirs()
+		o.BundleDir = filepath.Join(state, "runs")
 	}
 	return nil
 }
@@ -212,22 +213,20 @@ func (r *run) checkIP(who string, ip netip.Addr) error {
 }
 
 func (r *run) createBridge(ports []netsetup.Port) error {
-	name := bridgeName(r.cmd.Name)
-	// Only this process makes names with its pid, but a dead process with the same pid may
-	// have left one behind for gc.
-	for i := 0; i < 100; i++ {
-		if _, err := netsetup.GetBridge(r.opt.Env, name); !errors.Is(err, netsetup.ErrNoBridge) {
-			name = bridgeName(r.cmd.Name)
-			continue
-		}
-		break
-	}
 	self := netsetup.Self()
-	if _, err := netsetup.CreateBridge(r.opt.Env, name, netsetup.BridgeOptions{Ports: ports, Owner: &self}); err != nil {
-		return err
+	// Only this process makes names with its pid, but a dead process with the same pid may
+	// have left one behind for gc: then the next name is tried.
+	for i := 0; ; i++ {
+		name := bridgeName(r.cmd.Name)
+		_, err := netsetup.CreateBridge(r.opt.Env, name, netsetup.BridgeOptions{Ports: ports, Owner: &self})
+		if err == nil {
+			r.bridge = name
+			return nil
+		}
+		if !errors.Is(err, netsetup.ErrBridgeExists) || i == 99 {
+			return err
+		}
 	}
-	r.bridge = name
-	return nil
 }
 
 // ownerFile names the process that created a run's bundle directory.
