@@ -54,6 +54,66 @@ func (s State) WithImpairments(imps ...Impairment) State {
 	return out
 }
 
+// Impair returns s with the settings that words give (as ParseImpairments reads them)
+// changed on each named guest or pair, and their other settings kept: "delay=100ms a" after
+// "loss=10% a" leaves a with both. An impairment left without effect (every setting zero) is
+// removed. It also returns the changed impairments, for reporting.
+func (s State) Impair(words []string, guests []Guest) (State, []Impairment, error) {
+	targets, err := ParseImpairments(words, guests) // checks the targets and the settings alone
+	if err != nil {
+		return s, nil, err
+	}
+	var settings [][2]string
+	given := map[string]bool{}
+	for _, w := range words {
+		key, val, ok := strings.Cut(w, "=")
+		if !ok {
+			break
+		}
+		settings = append(settings, [2]string{key, val})
+		given[key] = true
+	}
+	out := s
+	out.Impairments = slices.Clone(s.Impairments)
+	changed := make([]Impairment, 0, len(targets))
+	for _, t := range targets {
+		im := Impairment{Guest: t.Guest, Src: t.Src, Dst: t.Dst}
+		if i := slices.IndexFunc(out.Impairments, func(x Impairment) bool { return x.Target() == t.Target() }); i >= 0 {
+			im = out.Impairments[i]
+			out.Impairments = slices.Delete(out.Impairments, i, i+1)
+		}
+		for _, kv := range settings {
+			if err := setField(&im, kv[0], kv[1]); err != nil {
+				return s, nil, err
+			}
+		}
+		if im.Delay == 0 && given["delay"] {
+			// Without a delay, jitter and reorder mean nothing (and are refused): removing
+			// the delay removes them unless they are given too.
+			if !given["jitter"] {
+				im.Jitter = 0
+			}
+			if !given["reorder"] {
+				im.Reorder = 0
+			}
+		}
+		if err := im.validate(); err != nil {
+			return s, nil, err
+		}
+		if !im.Empty() {
+			out.Impairments = append(out.Impairments, im)
+		}
+		changed = append(changed, im)
+	}
+	return out, changed, nil
+}
+
+// Empty reports an impairment whose every setting is zero: it has no effect.
+func (im Impairment) Empty() bool {
+	im.Guest, im.Src, im.Dst, im.Since = "", "", "", time.Time{}
+	return im == Impairment{}
+}
+
 // Names of what partition owns in the bridge namespace.
 const (
 	// TableName is pontoon's partition table in the bridge namespace, in the

@@ -388,3 +388,35 @@ func TestFeatureErrorIs(t *testing.T) {
 		t.Error("a netem error matches ErrHTBUnavailable")
 	}
 }
+
+func TestStateImpairMergesSettings(t *testing.T) {
+	guests := []Guest{{Name: "a", IP: netip.MustParseAddr("172.18.0.1"), Port: "g1"}, {Name: "b", IP: netip.MustParseAddr("172.18.0.2"), Port: "g2"}}
+	step := func(s State, words string) State {
+		t.Helper()
+		next, _, err := s.Impair(strings.Fields(words), guests)
+		if err != nil {
+			t.Fatalf("Impair(%q): %v", words, err)
+		}
+		return next
+	}
+	s := step(State{}, "loss=10% a")
+	s = step(s, "rate=1mbit a")
+	s = step(s, "delay=50ms jitter=10ms a")
+	if len(s.Impairments) != 1 {
+		t.Fatalf("impairments %v, want one for a", s.Impairments)
+	}
+	if im := s.Impairments[0]; im.Loss != 10 || im.Rate != 1_000_000 || im.Delay != 50*time.Millisecond || im.Jitter != 10*time.Millisecond {
+		t.Errorf("merged impairment %+v, want loss 10, rate 1mbit, delay 50ms, jitter 10ms", im)
+	}
+	s = step(s, "delay=0 a") // takes the jitter along
+	if im := s.Impairments[0]; im.Delay != 0 || im.Jitter != 0 || im.Loss != 10 {
+		t.Errorf("after delay=0: %+v, want loss 10 kept, no delay or jitter", im)
+	}
+	s = step(s, "loss=0 rate=0bit a")
+	if len(s.Impairments) != 0 {
+		t.Errorf("an impairment without effect is kept: %v", s.Impairments)
+	}
+	if _, _, err := (State{}).Impair(strings.Fields("loss=10% c"), guests); err == nil {
+		t.Error("Impair accepted an unknown guest")
+	}
+}

@@ -318,7 +318,7 @@ func (e *Env) Impair(ims ...partition.Impairment) error {
 		for _, im := range ims {
 			im.Since = time.Time{}
 			s.Impairments = slices.DeleteFunc(s.Impairments, func(c partition.Impairment) bool { return c.Target() == im.Target() })
-			if !noEffect(im) {
+			if !im.Empty() {
 				s.Impairments = append(s.Impairments, im)
 			}
 		}
@@ -331,12 +331,6 @@ func (e *Env) Impair(ims ...partition.Impairment) error {
 		e.t.Logf("testenv: impairment: %s", im)
 	}
 	return nil
-}
-
-// noEffect reports an impairment whose every setting is zero: it is dropped, not applied.
-func noEffect(im partition.Impairment) bool {
-	im.Guest, im.Src, im.Dst, im.Since = "", "", "", time.Time{}
-	return im == (partition.Impairment{})
 }
 
 // ClearImpairments removes every impairment and keeps the partition.

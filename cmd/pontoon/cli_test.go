@@ -192,6 +192,20 @@ func TestPartitionCommands(t *testing.T) {
 	if out := c.ok("partition", "status", "--bridge", "p"); !strings.Contains(out, "fullmesh") {
 		t.Errorf("status after heal: %q", out)
 	}
+	// Impairment verbs change the settings they name and keep the others.
+	c.ok("partition", "loss", "10%", "n3", "--bridge", "p")
+	c.ok("partition", "rate", "1mbit", "n3", "--bridge", "p")
+	var imp struct {
+		Impairments []struct {
+			Guest string
+			Loss  float64
+			Rate  string
+		}
+	}
+	if err := json.Unmarshal([]byte(c.ok("partition", "status", "--json", "--bridge", "p")), &imp); err != nil || len(imp.Impairments) != 1 || imp.Impairments[0].Loss != 10 || imp.Impairments[0].Rate == "" {
+		t.Errorf("loss then rate on n3: %+v, %v; want one impairment with both", imp, err)
+	}
+	c.ok("partition", "heal", "--bridge", "p")
 	// --for applies, waits and restores the state before it (here: a one-way block).
 	c.ok("partition", "block", "n1", "--", "n2", "--bridge", "p")
 	if out := c.ok("partition", "isolate", "n3", "--for", "300ms", "--bridge", "p"); !strings.Contains(out, "restored") {

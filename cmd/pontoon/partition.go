@@ -130,19 +130,19 @@ func applyImpairment(setting string) cli.ActionFunc {
 			}
 			words = append([]string{setting + "=" + words[0]}, words[1:]...)
 		}
-		imps, err := partition.ParseImpairments(words, t.Guests)
-		if err != nil {
-			return usagef("%v", err)
-		}
 		st, err := current(t)
 		if err != nil {
 			return err
 		}
-		desc := make([]string, len(imps))
-		for i, im := range imps {
+		next, changed, err := st.Impair(words, t.Guests)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		desc := make([]string, len(changed))
+		for i, im := range changed {
 			desc[i] = im.String()
 		}
-		return apply(c, t, st.WithImpairments(imps...), strings.Join(desc, "; "))
+		return apply(c, t, next, strings.Join(desc, "; "))
 	}
 }
 
