@@ -113,7 +113,7 @@ func Attach(env netsetup.Env, st specs.State) error {
 		case g.Key == st.ID:
 			// The same container restarted with a new process, or re-attached with other
 			// annotations: the old attachment is stale.
-			if err := netsetup.DelGuestByKey(env, st.ID); err != nil {
+			if err := netsetup.DelGuestByKey(env, st.ID, req.Bridge); err != nil {
 				return fmt.Errorf("detach the stale guest of container %s: %w", st.ID, err)
 			}
 		case (g.Name == req.Guest || g.IP == req.IP.String()) && g.Process != nil && !g.Process.Alive():
@@ -153,7 +153,13 @@ func keyText(key string) string {
 // Detach removes whatever was attached for the container of st. Detaching a container
 // that is not attached succeeds.
 func Detach(env netsetup.Env, st specs.State) error {
-	if err := netsetup.DelGuestByKey(env, st.ID); err != nil {
+	// The bridge the annotations name is where the container was attached; without them
+	// (or with a bad name) every bridge is searched.
+	var bridges []string
+	if ann, err := Annotations(st); err == nil && netsetup.ValidName(ann[AnnotationBridge]) {
+		bridges = []string{ann[AnnotationBridge]}
+	}
+	if err := netsetup.DelGuestByKey(env, st.ID, bridges...); err != nil {
 		return fmt.Errorf("detach container %s: %w", st.ID, err)
 	}
 	return nil

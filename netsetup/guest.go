@@ -392,18 +392,31 @@ func DelGuest(env Env, bridge, name string) error {
 	return nil
 }
 
-// DelGuestByKey detaches every guest attached with key (e.g. a container id) on any bridge.
-func DelGuestByKey(env Env, key string) error {
+// DelGuestByKey detaches every guest attached with key (e.g. a container id): on the named
+// bridges, or on every bridge when none is named.
+func DelGuestByKey(env Env, key string, bridges ...string) error {
 	if key == "" {
 		return errors.New("delete guest: empty key")
 	}
 	st := env.store()
 	return st.locked(func() error {
-		bridges, err := st.bridges()
-		if err != nil {
-			return err
+		var all []*BridgeState
+		if len(bridges) == 0 {
+			var err error
+			if all, err = st.bridges(); err != nil {
+				return err
+			}
 		}
-		for _, b := range bridges {
+		for _, name := range bridges {
+			b, err := st.bridge(name)
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				all = append(all, b)
+			}
+		}
+		for _, b := range all {
 			for _, g := range b.Guests {
 				if g.Key == key {
 					if err := dropGuest(env, b.Name, g.Name); err != nil {
