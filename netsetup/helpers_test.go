@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
@@ -114,12 +115,7 @@ func child(t testing.TB, env netsetup.Env, mode, arg string) *exec.Cmd {
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("privileged test: skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testkit.NeedRoot(t, "creates network namespaces")
 }
 
 // newSandbox returns a hermetic stand-in host, removed when the test ends (also on failure).

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )
 
@@ -125,12 +126,7 @@ func TestCommentUserData(t *testing.T) {
 // dry-run script through nft(8) and once from its expressions through netlink, and compares what
 // the kernel lists: the dry-run text and the applied rules must be the same rule set.
 func TestTableTextMatchesKernel(t *testing.T) {
-	if testing.Short() {
-		t.Skip("privileged test: skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testkit.NeedRoot(t, "creates network namespaces")
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft(8) to load the text form")
 	}

@@ -24,13 +24,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 )
 
 func needRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root to create network namespaces")
-	}
+	testkit.NeedRoot(tb, "creates network namespaces")
 	if _, err := exec.LookPath("ip"); err != nil {
 		tb.Skip("needs iproute2 (ip)")
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/testenv"
 )
 
@@ -70,9 +71,7 @@ func checkNothingLeft(t *testing.T, l leftovers) {
 }
 
 func TestCleanupAfterPassingTest(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testkit.NeedRoot(t, "creates network namespaces")
 	t.Parallel()
 	var l leftovers
 	t.Run("inner", func(t *testing.T) {
@@ -85,9 +84,7 @@ func TestCleanupAfterPassingTest(t *testing.T) {
 // process, then checks that its Env left nothing behind and that the output of its processes
 // was logged.
 func TestCleanupAfterFailingTest(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testkit.NeedRoot(t, "creates network namespaces")
 	t.Parallel()
 	for _, how := range []string{"fail", "panic"} {
 		t.Run(how, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
@@ -120,9 +121,7 @@ type Env struct {
 // chain cannot be built.
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("testenv: needs root to create network namespaces; run the test as root, e.g. go test -exec sudo")
-	}
+	testkit.NeedRoot(t, "testenv creates network namespaces; run the test as root, e.g. go test -exec sudo")
 	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
 		t.Skipf("testenv: the kernel has no network namespaces: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 )
@@ -40,9 +41,7 @@ type runner struct {
 
 func newCLI(t *testing.T) *runner {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
+	testkit.NeedRoot(t, "creates network namespaces")
 	sb, err := sandbox.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	"github.com/pontoon-dev/pontoon/hooks"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 )
@@ -36,9 +37,7 @@ func Dispatch() {
 // NeedRoot skips the test unless it runs as root.
 func NeedRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and runs containers")
-	}
+	testkit.NeedRoot(t, "creates network namespaces and runs containers")
 }
 
 // NeedCommand returns the path of an engine binary, or skips the test naming the Debian

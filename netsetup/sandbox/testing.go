@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -11,9 +12,7 @@ import (
 // closed when the test ends, also when it fails. It skips the test when not run as root.
 func ForTest(tb testing.TB, dir string) *Sandbox {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root: creates network namespaces")
-	}
+	testkit.NeedRoot(tb, "creates network namespaces")
 	if dir == "" {
 		dir = tb.TempDir()
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -31,9 +32,7 @@ func TestNetemDelaysUDPEcho(t *testing.T) {
 	if os.Getenv("PONTOON_VM") != "1" {
 		t.Skip("runs only inside the stock-kernel VM (vmtest/run.sh sets PONTOON_VM=1): this machine's kernel may lack netem")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	testkit.NeedRoot(t, "creates network namespaces")
 
 	pathA, nsA := newNetNS(t)
 	pathB, nsB := newNetNS(t)
