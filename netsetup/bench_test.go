@@ -58,3 +58,24 @@ func benchChain(b *testing.B) *sandbox.Sandbox {
 	}
 	return s
 }
+
+// BenchmarkAttachAt measures attaching one more guest (a namespace pontoon creates) to a
+// bridge that already has n guests, and detaching it again: what a guest costs as the
+// bridge fills.
+func BenchmarkAttachAt(b *testing.B) {
+	for _, n := range []int{10, 50, 200} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := benchChain(b)
+			mustBridge(b, s.Env, "bench", netsetup.BridgeOptions{})
+			for i := 1; i <= n; i++ {
+				mustGuest(b, s.Env, "bench", fmt.Sprintf("g%d", i), fmt.Sprintf("172.18.0.%d", i))
+			}
+			for b.Loop() {
+				mustGuest(b, s.Env, "bench", "extra", "172.18.0.250")
+				if err := netsetup.DelGuest(s.Env, "bench", "extra"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

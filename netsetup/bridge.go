@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -29,6 +30,9 @@ var ErrNoBridge = errors.New("no such bridge")
 // ErrBridgeExists is wrapped by CreateBridge's error for a name already taken.
 var ErrBridgeExists = errors.New("bridge already exists")
 
+// ErrNoSlot is returned when all of the gateway's bridge slots are taken.
+var ErrNoSlot = errors.New("all bridge slots are in use")
+
 // CreateBridge allocates a free uplink slot (race-free across processes) and builds the
 // bridge namespace, its uplink, the Linux bridge, forwarding, masquerade and port forwards.
 // A failure at any step undoes the steps before it.
@@ -42,7 +46,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 	st := env.store()
 	var plan Plan
 	var gw *GatewayState
-	b := &BridgeState{Name: name, Phase: PhaseCreating, Creator: Self(), Created: time.Now().UTC(), Ports: opt.Ports}
+	b := &BridgeState{Name: name, Phase: PhaseCreating, Creator: Self(), Created: time.Now().UTC(), Ports: opt.Ports, MountNS: ns.MountNS()}
 	err := st.locked(func() (err error) {
 		if plan, gw, err = readyGateway(st); err != nil {
 			return err
@@ -54,7 +58,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		used := make([]bool, Slots)
 		for _, o := range bridges {
 			if o.Name == name {
-				return fmt.Errorf("%w: %q (slot %d); pick another name or run `pontoon bridge destroy %s`", ErrBridgeExists, name, o.Slot, name)
+				return fmt.Errorf("%w: %q (slot %d)", ErrBridgeExists, name, o.Slot)
 			}
 			if o.Slot >= 0 && o.Slot < Slots {
 				used[o.Slot] = true
@@ -82,7 +86,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 			}
 		}
 		if b.Slot < 0 {
-			return fmt.Errorf("all %d bridge slots are in use; destroy unused bridges or run `pontoon gc`", Slots)
+			return fmt.Errorf("%w (%d)", ErrNoSlot, Slots)
 		}
 		if env.DryRun != nil {
 			return nil
@@ -92,7 +96,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		}
 		// The record exists before any kernel object: a kill at any later point leaves
 		// something gc can find.
-		return writeJSON(st.bridgeFile(name), b)
+		return statefile.WriteJSON(st.bridgeFile(name), b)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create bridge %q: %w", name, err)
@@ -111,7 +115,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 	err = st.locked(func() error {
 		b.Phase = PhaseReady
 		b.Owner = opt.Owner
-		if err := writeJSON(st.bridgeFile(name), b); err != nil {
+		if err := statefile.WriteJSON(st.bridgeFile(name), b); err != nil {
 			return err
 		}
 		if len(b.Ports) > 0 {
@@ -125,7 +129,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		}
 		if !gw.NoFirewall {
 			// Another firewall (Docker) may have set a drop policy since the gateway came up.
-			return ensureHostForward(env)
+			return withHostNft(env, ensureHostForward)
 		}
 		return nil
 	})
@@ -223,42 +227,19 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 			// Redirects would tell guests to bypass the bridge namespace's IP layer, where
 			// partitions are enforced. IPv6 stays off so no guest traffic escapes IPv4 rules.
 			do: func() error {
-				return sysctls(brPath, "net.ipv4.ip_forward", "1", "net.ipv4.conf."+BridgeDev+".send_redirects", "0",
+				return brH.Sysctls("net.ipv4.ip_forward", "1", "net.ipv4.conf."+BridgeDev+".send_redirects", "0",
 					"net.ipv4.conf.all.send_redirects", "0", "net.ipv6.conf.all.disable_ipv6", "1", "net.ipv6.conf.default.disable_ipv6", "1")
 			},
 		},
 		step{
 			show: bridgeTable(plan, b).show(brName),
-			do:   func() error { return replaceTable(brH.fd(), bridgeTable(plan, b)) },
+			do:   func() error { return replaceTable(brH.NS, bridgeTable(plan, b)) },
 		},
 		step{
-			show: bridgeL2Table().show(brName),
-			do:   func() error { return replaceTable(brH.fd(), bridgeL2Table()) },
+			show: bridgeL2Table(plan).show(brName),
+			do:   func() error { return replaceTable(brH.NS, bridgeL2Table(plan)) },
 		},
 	)
-}
-
-// sysctls sets name/value pairs inside a network namespace in one switch.
-func sysctls(nsPath string, kv ...string) error {
-	return ns.Do(nsPath, func() error {
-		for i := 0; i+1 < len(kv); i += 2 {
-			file := "/proc/sys/" + filepathFromSysctl(kv[i])
-			if err := os.WriteFile(file, []byte(kv[i+1]), 0o644); err != nil {
-				return fmt.Errorf("set sysctl %s=%s: %w", kv[i], kv[i+1], err)
-			}
-		}
-		return nil
-	})
-}
-
-func filepathFromSysctl(name string) string {
-	out := []byte(name)
-	for i, c := range out {
-		if c == '.' {
-			out[i] = '/'
-		}
-	}
-	return string(out)
 }
 
 // DestroyBridge removes a bridge's namespace, uplink, rules, forwards, guests pontoon created
@@ -329,6 +310,9 @@ func Bridges(env Env) ([]*BridgeState, error) {
 		out, err = st.bridges()
 		return err
 	})
+	for _, b := range out {
+		b.Problem = env.bridgeProblem(b)
+	}
 	return out, err
 }
 
@@ -344,7 +328,10 @@ func GetBridge(env Env, name string) (*BridgeState, error) {
 		return err
 	})
 	if err == nil && b == nil {
-		err = fmt.Errorf("bridge %q: %w; `pontoon bridge list` shows the existing ones", name, ErrNoBridge)
+		err = fmt.Errorf("bridge %q: %w", name, ErrNoBridge)
+	}
+	if b != nil {
+		b.Problem = env.bridgeProblem(b)
 	}
 	return b, err
 }

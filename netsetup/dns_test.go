@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 )
 
 func TestParseResolvConf(t *testing.T) {
@@ -105,7 +107,7 @@ func TestGuestResolvConf(t *testing.T) {
 			if err := os.MkdirAll(env.StateDir, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if err := writeJSON(env.store().gatewayFile(), &GatewayState{Plan: c.plan, Phase: PhaseReady, DNS: c.dns}); err != nil {
+			if err := statefile.WriteJSON(env.store().gatewayFile(), &GatewayState{Plan: netip.MustParsePrefix(c.plan), Phase: PhaseReady, DNS: c.dns}); err != nil {
 				t.Fatal(err)
 			}
 			got, err := GuestResolvConf(env)

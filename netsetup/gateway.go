@@ -7,17 +7,28 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
 // ErrNoGateway is returned when an operation needs the gateway and it is not up.
-var ErrNoGateway = errors.New("the pontoon gateway is not up; run `pontoon gateway up` as root")
+var ErrNoGateway = errors.New("the pontoon gateway is not up")
+
+// ErrGatewayPlan is returned by GatewayUp when the gateway is up with another subnet.
+var ErrGatewayPlan = errors.New("the gateway is up with another subnet")
+
+// ErrBusy is returned when another pontoon process is creating or removing what a command
+// needs, or left it halfway.
+var ErrBusy = errors.New("another pontoon process is changing it")
+
+// ErrGatewayInUse is returned by GatewayDown without force while bridges use the gateway.
+var ErrGatewayInUse = errors.New("bridges still use the gateway")
 
 // GatewayOptions configures `gateway up`.
 type GatewayOptions struct {
@@ -46,21 +57,21 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 			return err
 		}
 		if cur != nil && cur.Phase == PhaseReady {
-			if cur.Plan != opt.Plan.String() {
-				return fmt.Errorf("the gateway is already up with subnet %s, not %s; run `pontoon gateway down` first, or drop --subnet to use %s", cur.Plan, opt.Plan, cur.Plan)
+			if cur.Plan != opt.Plan.Subnet {
+				return fmt.Errorf("%w: it has %s, not %s", ErrGatewayPlan, cur.Plan, opt.Plan)
 			}
 			already = true
 			if env.DryRun != nil || cur.NoFirewall {
 				return nil
 			}
-			return ensureHostForward(env)
+			return withHostNft(env, ensureHostForward)
 		}
 		if cur != nil && cur.Creator.Alive() && cur.Creator != Self() {
 			what := "creating"
 			if cur.Phase == PhaseRemoving {
 				what = "removing"
 			}
-			return fmt.Errorf("another pontoon process (pid %d) is %s the gateway; wait for it or run `pontoon gc` once it is gone", cur.Creator.PID, what)
+			return fmt.Errorf("pid %d is %s the gateway: %w", cur.Creator.PID, what, ErrBusy)
 		}
 		if cur != nil {
 			// A creation or removal that died halfway: clear it away first.
@@ -79,11 +90,11 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 func gatewayUp(env Env, opt GatewayOptions) error {
 	st := env.store()
 	plan := opt.Plan
-	state := &GatewayState{Plan: plan.String(), Phase: PhaseCreating, Creator: Self(), Created: time.Now().UTC(), NoFirewall: opt.NoFirewall}
+	state := &GatewayState{Plan: plan.Subnet, Phase: PhaseCreating, Creator: Self(), Created: time.Now().UTC(), NoFirewall: opt.NoFirewall}
 	if env.DryRun == nil {
 		// Recorded before any kernel object exists, so a kill at any later point leaves a
 		// record gc can act on.
-		if err := writeJSON(st.gatewayFile(), state); err != nil {
+		if err := statefile.WriteJSON(st.gatewayFile(), state); err != nil {
 			return err
 		}
 	}
@@ -142,28 +153,24 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 		},
 		step{
 			show: fmt.Sprintf("ip netns exec %s sysctl -w net.ipv4.ip_forward=1", gwName),
-			do:   func() error { _, err := ns.Sysctl(gwPath, "net.ipv4.ip_forward", "1"); return err },
+			do:   func() error { _, err := gwH.Sysctl("net.ipv4.ip_forward", "1"); return err },
 		},
 		step{
 			show: "sysctl -w net.ipv4.ip_forward=1",
 			do: func() error {
 				// The old value is recorded before the change, so that gc can restore it
 				// even when this process is killed right after changing it.
-				err := ns.Do(env.hostNetns(), func() error {
-					b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-					state.HostForwarding = strings.TrimSpace(string(b))
-					return err
-				})
-				if err != nil {
-					return fmt.Errorf("read sysctl net.ipv4.ip_forward: %w", err)
-				}
-				if err := writeJSON(st.gatewayFile(), state); err != nil {
+				var err error
+				if state.HostForwarding, err = hostH.ReadSysctl("net.ipv4.ip_forward"); err != nil {
 					return err
 				}
-				_, err = ns.Sysctl(env.hostNetns(), "net.ipv4.ip_forward", "1")
+				if err := statefile.WriteJSON(st.gatewayFile(), state); err != nil {
+					return err
+				}
+				_, err = hostH.Sysctl("net.ipv4.ip_forward", "1")
 				return err
 			},
-			undo: func() error { return restoreForwarding(env, state.HostForwarding) },
+			undo: func() error { return restoreForwarding(hostH, state.HostForwarding) },
 		},
 	)
 	if err != nil {
@@ -172,7 +179,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 	gwTable := gatewayTable(plan, nil)
 	err = r.run(step{
 		show: gwTable.show(gwName),
-		do:   func() error { return replaceTable(gwH.fd(), gwTable) },
+		do:   func() error { return replaceTable(gwH.NS, gwTable) },
 	})
 	if err != nil {
 		return fail(err)
@@ -186,8 +193,8 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 		hostTable := hostTable(plan, dns)
 		steps := []step{{
 			show: hostTable.show(""),
-			do:   func() error { return replaceTable(hostH.fd(), hostTable) },
-			undo: func() error { return deleteTable(hostH.fd()) },
+			do:   func() error { return replaceTable(hostH.NS, hostTable) },
+			undo: func() error { return deleteTable(hostH.NS) },
 		}}
 		if dns.IsValid() {
 			// DNAT to a loopback address is only routed when the receiving interface allows
@@ -195,15 +202,15 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 			steps = append(steps, step{
 				show: fmt.Sprintf("sysctl -w net.ipv4.conf.%s.route_localnet=1", HostLinkName),
 				do: func() error {
-					_, err := ns.Sysctl(env.hostNetns(), "net.ipv4.conf."+HostLinkName+".route_localnet", "1")
+					_, err := hostH.Sysctl("net.ipv4.conf."+HostLinkName+".route_localnet", "1")
 					return err
 				},
 			})
 		}
 		steps = append(steps, step{
 			show: fmt.Sprintf("# for every forward chain with policy drop: nft insert rule ... iifname %q accept; ... oifname %q ct state established,related accept", HostLinkName, HostLinkName),
-			do:   func() error { return ensureHostForward(env) },
-			undo: func() error { return removeHostForward(env) },
+			do:   func() error { return ensureHostForward(hostH) },
+			undo: func() error { return removeHostForward(hostH) },
 		})
 		if err := r.run(steps...); err != nil {
 			return fail(err)
@@ -213,7 +220,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 		return nil
 	}
 	state.Phase = PhaseReady
-	if err := writeJSON(st.gatewayFile(), state); err != nil {
+	if err := statefile.WriteJSON(st.gatewayFile(), state); err != nil {
 		return fail(err)
 	}
 	return nil
@@ -223,11 +230,12 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 // through another interface than the host link, and the DNS redirect to a loopback resolver.
 func hostTable(plan Plan, dns netip.Addr) tableSpec {
 	post := natChain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource,
-		rule{saddr(plan.HostLink()), notOif(HostLinkName), masquerade()})
+		nftrule.Rule{nftrule.Saddr(plan.HostLink()), nftrule.NotOifname(HostLinkName), nftrule.Masquerade()})
 	pre := natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	if dns.IsValid() {
 		for _, proto := range []string{"udp", "tcp"} {
-			pre.rules = append(pre.rules, rule{iif(HostLinkName), daddr(host(plan.HostAddr().Addr())), dport(proto, 53), dnat(dns, 53)})
+			pre.rules = append(pre.rules, nftrule.Rule{nftrule.Iifname(HostLinkName), nftrule.Daddr(nftrule.Host(plan.HostAddr().Addr())),
+				nftrule.Dport(proto, 53), nftrule.DNAT(dns, 53)})
 		}
 	}
 	return tableSpec{chains: []chainSpec{post, pre}}
@@ -235,15 +243,15 @@ func hostTable(plan Plan, dns netip.Addr) tableSpec {
 
 // gatewayTable is pontoon's table in the gateway: masquerade towards the host, bridges cut
 // off from each other and from the gateway's uplink addresses, and the port forwards.
-func gatewayTable(plan Plan, forwards []rule) tableSpec {
+func gatewayTable(plan Plan, forwards []nftrule.Rule) tableSpec {
 	return tableSpec{chains: []chainSpec{
 		natChain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource,
-			rule{oif(UplinkName), masquerade()}),
+			nftrule.Rule{nftrule.Oifname(UplinkName), nftrule.Masquerade()}),
 		natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, forwards...),
 		filterChain("forward", nftables.ChainHookForward,
-			rule{iif("s*"), oif("s*"), drop()}),
+			nftrule.Rule{nftrule.Iifname("s*"), nftrule.Oifname("s*"), nftrule.Drop()}),
 		filterChain("input", nftables.ChainHookInput,
-			rule{iif("s*"), daddr(plan.Uplinks()), drop()}),
+			nftrule.Rule{nftrule.Iifname("s*"), nftrule.Daddr(plan.Uplinks()), nftrule.Drop()}),
 	}}
 }
 
@@ -266,7 +274,7 @@ func GatewayDown(env Env, force bool) error {
 			for i, b := range bridges {
 				names[i] = b.Name
 			}
-			return fmt.Errorf("bridges still use the gateway: %v; destroy them (`pontoon bridge destroy NAME`) or use `pontoon gateway down --force`", names)
+			return fmt.Errorf("%w: %v", ErrGatewayInUse, names)
 		}
 		for _, b := range bridges {
 			if env.DryRun != nil {
@@ -307,7 +315,7 @@ func gatewayDown(env Env, cur *GatewayState) error {
 		// Recorded first, so that a removal killed halfway is finished by gc (or the next
 		// up) instead of leaving a record that claims a working gateway.
 		cur.Phase, cur.Creator = PhaseRemoving, Self()
-		if err := writeJSON(env.store().gatewayFile(), cur); err != nil {
+		if err := statefile.WriteJSON(env.store().gatewayFile(), cur); err != nil {
 			return err
 		}
 	}
@@ -318,11 +326,11 @@ func gatewayDown(env Env, cur *GatewayState) error {
 	defer hostH.Close()
 	var errs []error
 	if !cur.NoFirewall {
-		errs = append(errs, removeHostForward(env), deleteTable(hostH.fd()))
+		errs = append(errs, removeHostForward(hostH), deleteTable(hostH.NS))
 	}
 	errs = append(errs, delLink(hostH, HostLinkName), ns.Remove(gwPath))
 	if cur.HostForwarding != "" {
-		errs = append(errs, restoreForwarding(env, cur.HostForwarding))
+		errs = append(errs, restoreForwarding(hostH, cur.HostForwarding))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove gateway: %w", err)
@@ -335,11 +343,11 @@ func gatewayDown(env Env, cur *GatewayState) error {
 	return nil
 }
 
-func restoreForwarding(env Env, old string) error {
+func restoreForwarding(hostH *handle, old string) error {
 	if old == "" || old == "1" {
 		return nil
 	}
-	_, err := ns.Sysctl(env.hostNetns(), "net.ipv4.ip_forward", old)
+	_, err := hostH.Sysctl("net.ipv4.ip_forward", old)
 	return err
 }
 
@@ -362,6 +370,9 @@ func Status(env Env) (GatewayStatus, error) {
 		out.Bridges, err = st.bridges()
 		return err
 	})
+	for _, b := range out.Bridges {
+		b.Problem = env.bridgeProblem(b)
+	}
 	if out.Bridges == nil {
 		out.Bridges = []*BridgeState{}
 	}
@@ -377,7 +388,7 @@ func readyGateway(st store) (Plan, *GatewayState, error) {
 	if g == nil || g.Phase != PhaseReady {
 		return Plan{}, nil, ErrNoGateway
 	}
-	p, err := ParsePlan(g.Plan)
+	p, err := ParsePlan(g.Plan.String())
 	if err != nil {
 		return Plan{}, nil, fmt.Errorf("gateway state has a bad plan: %w", err)
 	}

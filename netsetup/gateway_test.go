@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
-	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 	"github.com/vishvananda/netlink"
 )
@@ -27,12 +26,12 @@ func TestGatewayUpTwice(t *testing.T) {
 	}
 	moved, _ := netsetup.ParsePlan("10.77.0.0/16")
 	_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: moved})
-	wantErr(t, "up with another plan", err, "172.18.0.0/16", "10.77.0.0/16", "gateway down")
+	wantErr(t, "up with another plan", withAdvice(err), "172.18.0.0/16", "10.77.0.0/16", "gateway down")
 	if after := snapshot(t, s); after != before {
 		t.Errorf("repeated up changed the chain:\nbefore\n%s\nafter\n%s", before, after)
 	}
 	st, err := netsetup.Status(s.Env)
-	if err != nil || !st.Up || st.Gateway.Plan != "172.18.0.0/16" || len(st.Bridges) != 0 {
+	if err != nil || !st.Up || st.Gateway.Plan.String() != "172.18.0.0/16" || len(st.Bridges) != 0 {
 		t.Errorf("Status = %+v, %v", st, err)
 	}
 }
@@ -166,7 +165,7 @@ func TestDryRun(t *testing.T) {
 	if err := netsetup.GatewayDown(dry, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"ip netns del pontoon-g-real-g\n", "ip -n pontoon-gw link del s0\n", "ip netns del pontoon-br-real\n", "ip link del pontoon0\n", "ip netns del pontoon-gw\n"} {
+	for _, w := range []string{"ip netns del pontoon-g-g@real\n", "ip -n pontoon-gw link del s0\n", "ip netns del pontoon-br-real\n", "ip link del pontoon0\n", "ip netns del pontoon-gw\n"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("dry-run gateway down does not print %q:\n%s", w, out.String())
 		}
@@ -186,9 +185,7 @@ func TestGatewayDown(t *testing.T) {
 		t.Run("ip_forward="+fwd, func(t *testing.T) {
 			t.Parallel()
 			s := newSandbox(t)
-			if _, err := ns.Sysctl(s.Host, "net.ipv4.ip_forward", fwd); err != nil {
-				t.Fatal(err)
-			}
+			inNetns(t, s.Host, "sysctl", "-qw", "net.ipv4.ip_forward="+fwd)
 			pristine := snapshot(t, s)
 			up(t, s)
 			if got := ipForward(t, s.Host); got != "1" {
@@ -199,7 +196,7 @@ func TestGatewayDown(t *testing.T) {
 			g := mustGuest(t, s.Env, "b1", "g", "172.18.0.1")
 			before := snapshot(t, s)
 			err := netsetup.GatewayDown(s.Env, false)
-			wantErr(t, "down with bridges", err, "b1", "b2", "--force")
+			wantErr(t, "down with bridges", withAdvice(err), "b1", "b2", "--force")
 			if after := snapshot(t, s); after != before {
 				t.Errorf("refused down changed the chain:\nbefore\n%s\nafter\n%s", before, after)
 			}

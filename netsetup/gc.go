@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 )
@@ -18,13 +19,69 @@ type GCReport struct {
 	Bridges []string `json:"bridges,omitempty"`
 	Guests  []string `json:"guests,omitempty"`
 	Orphans []string `json:"orphans,omitempty"`
+	// Broken lists bridges removed because their namespace was gone (deleted by hand).
+	Broken []string `json:"broken,omitempty"`
+	// Repaired lists what gc put right instead of removing: namespace pins that another
+	// tool had hidden, pinned again.
+	Repaired []string `json:"repaired,omitempty"`
+}
+
+// bridgeProblem says what is wrong with a ready bridge's namespace, or "" when nothing is.
+func (e Env) bridgeProblem(b *BridgeState) string {
+	if b.Phase != PhaseReady {
+		return ""
+	}
+	p := e.BridgeNetns(b.Name)
+	switch {
+	case ns.IsPinned(p):
+		return ""
+	case exists(p) && b.MountNS != 0 && b.MountNS != ns.MountNS():
+		// Pinned in another mount namespace (a bridge child's view of a directory whose
+		// pins do not propagate): from here, a pin file without its mount proves nothing.
+		return ""
+	case ns.HiddenPin(p):
+		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool", p, filepath.Dir(p))
+	default:
+		return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon)", p)
+	}
+}
+
+// repairBridge handles a ready bridge whose namespace has a problem: a hidden pin is pinned
+// again; a bridge whose namespace is gone is destroyed (its guests and uplink went with the
+// namespace). It reports whether the bridge was destroyed. The caller holds the state lock.
+func repairBridge(env Env, b *BridgeState, rep *GCReport) (destroyed bool, err error) {
+	p := env.BridgeNetns(b.Name)
+	if ns.HiddenPin(p) {
+		if err := ns.Recover(p); err != nil {
+			return false, fmt.Errorf("bridge %q: %w", b.Name, err)
+		}
+		rep.Repaired = append(rep.Repaired, fmt.Sprintf("bridge %s: namespace %s pinned again", b.Name, p))
+		return false, nil
+	}
+	if err := destroyBridge(env, b); err != nil {
+		return false, err
+	}
+	// Whatever keeps the lost namespace alive (or its slow release) must not keep the
+	// uplink's name taken: it is deleted now rather than left to the namespace's end.
+	if gwH, err := openHandle(env.GatewayNetns()); err == nil {
+		err = delLink(gwH, slotLink(b.Slot))
+		gwH.Close()
+		if err != nil {
+			return true, err
+		}
+	}
+	rep.Broken = append(rep.Broken, b.Name)
+	return true, nil
 }
 
 // GC removes whatever belongs to dead owners: bridges whose owner process is gone, bridges
 // and a gateway whose creator died halfway through creating them, a gateway whose removal
-// was killed halfway, guests whose attached
-// process is gone, and kernel objects or pins no state record accounts for. It never touches a
-// bridge whose owner or creator is alive, and is safe to run at any time.
+// was killed halfway, guests whose attached process is gone or whose `guest add` was killed
+// halfway, and kernel objects or pins no state record accounts for. It also puts right what
+// was done outside pontoon: a gateway or bridge pin hidden by another tool's bind mount is
+// pinned again, and a bridge whose namespace was deleted is removed (GCReport.Repaired and
+// Broken). A bridge whose owner or creator is alive is left alone unless its namespace is
+// gone, when nothing of it is left to use; GC is safe to run at any time.
 func GC(env Env) (GCReport, error) {
 	var rep GCReport
 	st := env.store()
@@ -50,6 +107,12 @@ func GC(env Env) (GCReport, error) {
 			rep.Gateway = true
 			g = nil
 		}
+		if g != nil && g.Phase == PhaseReady && ns.HiddenPin(env.GatewayNetns()) {
+			if err := ns.Recover(env.GatewayNetns()); err != nil {
+				return err
+			}
+			rep.Repaired = append(rep.Repaired, "gateway: namespace "+env.GatewayNetns()+" pinned again")
+		}
 		bridges, err := st.bridges()
 		if err != nil {
 			return err
@@ -66,9 +129,21 @@ func GC(env Env) (GCReport, error) {
 				released[slotLink(b.Slot)] = true
 				continue
 			}
+			if env.bridgeProblem(b) != "" {
+				destroyed, err := repairBridge(env, b, &rep)
+				if err != nil {
+					return err
+				}
+				if destroyed {
+					continue
+				}
+			}
 			live[b.Name] = b
 			for _, gu := range b.Guests {
-				if gu.Process != nil && !gu.Process.Alive() {
+				// A guest add killed halfway stays in phase creating; its creator is gone.
+				// Records of older versions carry no creator: such a guest is as dead.
+				killed := gu.Phase == PhaseCreating && (gu.Creator == nil || !gu.Creator.Alive())
+				if killed || (gu.Process != nil && !gu.Process.Alive()) {
 					if err := dropGuest(env, b.Name, gu.Name); err != nil {
 						return err
 					}
@@ -113,10 +188,10 @@ func GC(env Env) (GCReport, error) {
 func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, released map[string]bool) ([]string, error) {
 	var out []string
 	var errs []error
-	// Every state write happens under the lock gc holds, so a temporary file of writeJSON
+	// Every state write happens under the lock gc holds, so a temporary file of a write
 	// seen now was left by a process killed between writing and renaming it.
 	for _, dir := range []string{env.stateDir(), filepath.Join(env.stateDir(), "bridges")} {
-		tmps, _ := filepath.Glob(filepath.Join(dir, "*.tmp"))
+		tmps, _ := filepath.Glob(filepath.Join(dir, "*"+statefile.TempSuffix))
 		for _, p := range tmps {
 			if err := os.Remove(p); err != nil {
 				errs = append(errs, err)
@@ -229,13 +304,9 @@ func sweepPorts(env Env, b *BridgeState) ([]string, error) {
 	return out, errors.Join(errs...)
 }
 
-// listLinks lists a namespace's links; links added or removed meanwhile interrupt the dump,
-// which is retried.
+// listLinks lists a namespace's links (the handle retries an interrupted dump).
 func listLinks(h *handle) ([]netlink.Link, error) {
 	links, err := h.LinkList()
-	for i := 0; i < 20 && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
-		links, err = h.LinkList()
-	}
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}

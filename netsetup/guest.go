@@ -25,8 +25,27 @@ type GuestOptions struct {
 	// PID attaches the network namespace of a running process (e.g. a container's).
 	PID int
 	// Key records who attached the guest, e.g. a container id, so it can be removed by it.
+	// At most MaxKeyLen bytes.
 	Key string
+	// ReplaceStale lets the guest take the place of stale attachments instead of failing:
+	// guests attached with the same Key (the same container, restarted or re-attached with
+	// other settings) and guests holding the name or the address whose attached process is
+	// gone (a container that died without detaching). When a guest with the same Key, name,
+	// address and process is attached already, AddGuest returns it and changes nothing, so
+	// attaching twice is harmless.
+	ReplaceStale bool
+	// Admit, when set, is called under the state lock with the gateway's plan and the
+	// bridge's record (nil when there is no such bridge), before AddGuest checks or changes
+	// anything else (the process of PID included), so that a caller's own checks see the
+	// records the attach uses without reading them again. Its error aborts the attach and is
+	// returned as it is, as is an error reading the gateway.
+	Admit func(plan Plan, b *BridgeState) error
 }
+
+// verbatim marks an error AddGuest returns without naming the guest and bridge.
+type verbatim struct{ err error }
+
+func (v verbatim) Error() string { return v.err.Error() }
 
 // portName is the bridge-side end of a guest's veth: g<last octet>, unique in a bridge
 // because guest IPs are.
@@ -45,8 +64,7 @@ func (g Guest) PortName() string {
 	if g.Port != "" {
 		return g.Port
 	}
-	ip, _ := netip.ParseAddr(g.IP)
-	return portName(ip)
+	return portName(g.IP)
 }
 
 // freePortName picks the port name for a guest: g<octet>, or g<octet>-N while the port of an
@@ -64,7 +82,7 @@ func freePortName(brH *handle, ip netip.Addr) (string, error) {
 			return name, err
 		}
 	}
-	return "", fmt.Errorf("no free port name for %s: 100 earlier ports are still being removed; run `pontoon gc`", ip)
+	return "", fmt.Errorf("no free port name for %s: 100 earlier ports are still being removed: %w", ip, ErrBusy)
 }
 
 // AddGuest attaches a network namespace to a bridge as a guest with a fixed IP: a veth port
@@ -73,6 +91,10 @@ func freePortName(brH *handle, ip netip.Addr) (string, error) {
 // pins it. On failure nothing stays attached.
 func AddGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	g, err := addGuest(env, bridge, name, opt)
+	var v verbatim
+	if errors.As(err, &v) {
+		return nil, v.err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("add guest %q to bridge %q: %w", name, bridge, err)
 	}
@@ -80,25 +102,38 @@ func AddGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 }
 
 func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
-	if err := checkName("guest", name); err != nil {
+	if err := checkNames(bridge, name); err != nil {
 		return nil, err
 	}
 	if opt.Netns != "" && opt.PID != 0 {
 		return nil, errors.New("give either a namespace path or a pid, not both")
 	}
+	if len(opt.Key) > MaxKeyLen {
+		return nil, fmt.Errorf("key is %d bytes long; use at most %d", len(opt.Key), MaxKeyLen)
+	}
 	st := env.store()
 	var plan Plan
 	var b *BridgeState
 	g := Guest{Name: name, Phase: PhaseCreating}
+	// The namespace to attach is checked before anything else, or with Admit set right
+	// after it, so that the caller's checks of the same namespace speak first.
 	var proc *Process
-	switch {
-	case opt.PID != 0:
+	checkProcess := func() error {
 		p, err := ProcessOf(opt.PID)
 		if err != nil {
-			return nil, fmt.Errorf("pid %d: no such process; pass the pid of a running process", opt.PID)
+			return fmt.Errorf("pid %d: no such process; pass the pid of a running process", opt.PID)
 		}
 		proc = &p
+		return CheckNotHost(env, g.Netns)
+	}
+	switch {
+	case opt.PID != 0:
 		g.Netns = fmt.Sprintf("/proc/%d/ns/net", opt.PID)
+		if opt.Admit == nil {
+			if err := checkProcess(); err != nil {
+				return nil, err
+			}
+		}
 	case opt.Netns != "":
 		if !exists(opt.Netns) {
 			return nil, fmt.Errorf("network namespace %s does not exist; pass the path of a namespace file", opt.Netns)
@@ -116,7 +151,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			return nil, err
 		}
 	}
-	if !g.Owned {
+	if opt.Netns != "" && opt.PID == 0 {
 		if err := CheckNotHost(env, g.Netns); err != nil {
 			return nil, err
 		}
@@ -129,33 +164,56 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		g.Hostname = opt.Hostname
 	}
 	g.Key = opt.Key
-	g.Process = proc
+	// A guest add killed halfway leaves its record in phase creating: gc recognises it by
+	// its dead creator.
+	self := Self()
+	g.Creator = &self
+	var already *Guest
 	var brH *handle // the bridge namespace, opened once for naming the port and attaching
 	defer func() { brH.Close() }()
 	err := st.locked(func() (err error) {
 		if plan, _, err = readyGateway(st); err != nil {
+			if opt.Admit != nil {
+				return verbatim{err}
+			}
 			return err
 		}
+		if b, err = st.bridge(bridge); err != nil {
+			return err
+		}
+		if opt.Admit != nil {
+			if err := opt.Admit(plan, b); err != nil {
+				return verbatim{err}
+			}
+			if opt.PID != 0 {
+				if err := checkProcess(); err != nil {
+					return err
+				}
+			}
+		}
+		g.Process = proc
 		ip, err := plan.ParseGuestIP(opt.IP)
 		if err != nil {
 			return err
 		}
-		g.IP = ip.String()
-		if b, err = st.bridge(bridge); err != nil {
-			return err
-		}
+		g.IP = ip
 		if b == nil {
-			return fmt.Errorf("%w; create it with `pontoon bridge create %s`", ErrNoBridge, bridge)
+			return fmt.Errorf("bridge %q: %w", bridge, ErrNoBridge)
 		}
 		if b.Phase != PhaseReady {
-			return fmt.Errorf("bridge is still being created; retry once `pontoon bridge create` has finished")
+			return fmt.Errorf("bridge %q is still being created: %w", bridge, ErrBusy)
+		}
+		if opt.ReplaceStale {
+			if b, already, err = replaceStale(env, b, g); err != nil || already != nil {
+				return err
+			}
 		}
 		for _, o := range b.Guests {
 			if o.Name == name {
-				return fmt.Errorf("a guest named %q already exists on this bridge (IP %s); pick another name", name, o.IP)
+				return &TakenError{Field: "name", Other: o}
 			}
 			if o.IP == g.IP {
-				return fmt.Errorf("IP %s is already used by guest %q on this bridge; pick another address", g.IP, o.Name)
+				return &TakenError{Field: "ip", Other: o}
 			}
 		}
 		if brH, err = openHandle(env.BridgeNetns(bridge)); err != nil {
@@ -165,16 +223,20 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			return err
 		}
 		b.Guests = append(b.Guests, g)
-		return writeJSON(st.bridgeFile(bridge), b)
+		return st.writeBridge(bridge, b)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if already != nil {
+		return already, nil
 	}
 	if err := attach(brH, plan, &g); err != nil {
 		st.locked(func() error { return dropGuest(env, bridge, name) })
 		return nil, err
 	}
 	err = st.locked(func() error {
+		// Decoded again only if another process changed the record meanwhile.
 		cur, err := st.bridge(bridge)
 		if err != nil {
 			return err
@@ -182,13 +244,13 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		if cur == nil {
 			return fmt.Errorf("the bridge was destroyed while the guest was being attached")
 		}
-		g.Phase = PhaseReady
+		g.Phase, g.Creator = PhaseReady, nil
 		for i := range cur.Guests {
 			if cur.Guests[i].Name == name {
 				cur.Guests[i] = g
 			}
 		}
-		if err := writeJSON(st.bridgeFile(bridge), cur); err != nil {
+		if err := st.writeBridge(bridge, cur); err != nil {
 			return err
 		}
 		return syncBridgePorts(env, plan, cur, name, g.IP)
@@ -200,28 +262,6 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	return &g, nil
 }
 
-// ErrHostNamespace is wrapped by the error for attaching the host's own network namespace.
-var ErrHostNamespace = errors.New("it is the host's network namespace")
-
-// CheckNotHost refuses the network namespace at path when it is the host's: attaching it
-// would put a veth and a guest address on the host itself. AddGuest checks it for every
-// namespace it does not create.
-func CheckNotHost(env Env, path string) error {
-	var own unix.Stat_t
-	if err := unix.Stat(path, &own); err != nil {
-		return fmt.Errorf("network namespace %s: %w", path, err)
-	}
-	// The host is the Env's; pontoon's own namespace and init's stand for it too, so that a
-	// sandboxed Env still refuses the real host.
-	for _, host := range []string{env.hostNetns(), ns.Original(), "/proc/1/ns/net"} {
-		var st unix.Stat_t
-		if unix.Stat(host, &st) == nil && st.Dev == own.Dev && st.Ino == own.Ino {
-			return fmt.Errorf("network namespace %s: %w; attach a network namespace of its own", path, ErrHostNamespace)
-		}
-	}
-	return nil
-}
-
 func checkHostname(h string) error {
 	if !ValidHostname(h) {
 		return fmt.Errorf("hostname %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", h)
@@ -230,17 +270,25 @@ func checkHostname(h string) error {
 }
 
 // syncBridgePorts rewrites the bridge's table when a port forward names this guest.
-func syncBridgePorts(env Env, plan Plan, b *BridgeState, name, ip string) error {
-	for _, p := range b.Ports {
-		if p.Guest == name || p.Guest == ip {
-			return rebuildBridgeTable(env, plan, b)
-		}
+func syncBridgePorts(env Env, plan Plan, b *BridgeState, name string, ip netip.Addr) error {
+	if forwardsTo(b, name, ip) {
+		return rebuildBridgeTable(env, plan, b)
 	}
 	return nil
 }
 
+// forwardsTo reports whether one of the bridge's port forwards names the guest.
+func forwardsTo(b *BridgeState, name string, ip netip.Addr) bool {
+	for _, p := range b.Ports {
+		if p.Guest == name || p.Guest == ip.String() {
+			return true
+		}
+	}
+	return false
+}
+
 func attach(brH *handle, plan Plan, g *Guest) error {
-	ip, _ := netip.ParseAddr(g.IP)
+	ip := g.IP
 	port := g.Port
 	if g.Owned {
 		if err := ns.New(ns.Spec{Net: g.Netns, UTS: g.UTS, Hostname: g.Hostname}); err != nil {
@@ -268,6 +316,12 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 	v.PeerHardwareAddr = GuestMAC(ip)
 	if err := brH.LinkAdd(v); err != nil {
 		return fmt.Errorf("create port %s: %w", port, err)
+	}
+	// Before the port comes up, so that nothing it sends is learned and the guest's first
+	// frames pass.
+	if err := securePort(brH, v, ip); err != nil {
+		delLink(brH, port)
+		return err
 	}
 	if err := setupGuestSide(brH, gH, g, port, plan, ip); err != nil {
 		delLink(brH, port)
@@ -381,7 +435,7 @@ func waitOperUp(h *handle, name string) error {
 // DelGuest detaches a guest from its bridge and removes a namespace pontoon created for it.
 // Deleting a guest that is not there succeeds.
 func DelGuest(env Env, bridge, name string) error {
-	if err := checkName("guest", name); err != nil {
+	if err := checkNames(bridge, name); err != nil {
 		return err
 	}
 	st := env.store()
@@ -398,6 +452,11 @@ func DelGuestByKey(env Env, key string, bridges ...string) error {
 	if key == "" {
 		return errors.New("delete guest: empty key")
 	}
+	for _, b := range bridges {
+		if err := checkName("bridge", b); err != nil {
+			return err
+		}
+	}
 	st := env.store()
 	return st.locked(func() error {
 		var all []*BridgeState
@@ -407,21 +466,39 @@ func DelGuestByKey(env Env, key string, bridges ...string) error {
 				return err
 			}
 		}
+		// A bridge asked for by name is read once: each drop updates that record.
+		named := map[*BridgeState]string{}
+		seen := map[string]bool{}
 		for _, name := range bridges {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
 			b, err := st.bridge(name)
 			if err != nil {
 				return err
 			}
 			if b != nil {
 				all = append(all, b)
+				named[b] = name
 			}
 		}
 		for _, b := range all {
+			var names []string
 			for _, g := range b.Guests {
 				if g.Key == key {
-					if err := dropGuest(env, b.Name, g.Name); err != nil {
-						return err
-					}
+					names = append(names, g.Name)
+				}
+			}
+			for _, name := range names {
+				var err error
+				if file, ok := named[b]; ok && file == b.Name {
+					err = dropGuestFrom(env, file, b, name)
+				} else {
+					err = dropGuest(env, b.Name, name)
+				}
+				if err != nil {
+					return err
 				}
 			}
 		}
@@ -432,11 +509,17 @@ func DelGuestByKey(env Env, key string, bridges ...string) error {
 // dropGuest removes a guest's port, namespace (when owned) and record; the caller holds the
 // state lock.
 func dropGuest(env Env, bridge, name string) error {
-	st := env.store()
-	b, err := st.bridge(bridge)
+	b, err := env.store().bridge(bridge)
 	if err != nil || b == nil {
 		return err
 	}
+	return dropGuestFrom(env, bridge, b, name)
+}
+
+// dropGuestFrom is dropGuest on b, the record of the bridge read under the lock the caller
+// holds; b is updated to what is written.
+func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
+	st := env.store()
 	idx := -1
 	for i, g := range b.Guests {
 		if g.Name == name {
@@ -469,8 +552,11 @@ func dropGuest(env Env, bridge, name string) error {
 		}
 	}
 	b.Guests = append(b.Guests[:idx], b.Guests[idx+1:]...)
-	if err := writeJSON(st.bridgeFile(bridge), b); err != nil {
+	if err := st.writeBridge(bridge, b); err != nil {
 		return err
+	}
+	if !forwardsTo(b, g.Name, g.IP) {
+		return nil
 	}
 	if plan, _, err := readyGateway(st); err == nil {
 		return syncBridgePorts(env, plan, b, g.Name, g.IP)
@@ -488,7 +574,7 @@ func FindGuest(env Env, bridge, ref string) (*BridgeState, *Guest, error) {
 		return nil, nil, err
 	}
 	for i, g := range b.Guests {
-		if g.Name == ref || g.IP == ref {
+		if g.Name == ref || g.IP.String() == ref {
 			return b, &b.Guests[i], nil
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/advice"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
@@ -170,8 +171,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 			if !errors.Is(err, netsetup.ErrNoBridge) {
 				return fmt.Errorf("not ErrNoBridge: %w", err)
 			}
-			return err
-		}, []string{`"nope"`, "no such bridge", "pontoon bridge create nope"}},
+			return withAdvice(err)
+		}, []string{`"nope"`, "no such bridge", "pontoon bridge create"}},
 		{"netns and pid", func() error {
 			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Netns: withEth0, PID: os.Getpid()})
 			return err
@@ -180,6 +181,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Netns: "/nonexistent/ns"})
 			return err
 		}, []string{"/nonexistent/ns", "does not exist"}},
+		{"key too long", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Key: strings.Repeat("k", 1<<20)})
+			return err
+		}, []string{"key is 1048576 bytes", "at most 256"}},
 		{"dead pid", func() error {
 			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", PID: deadProcess(t).PID})
 			return err
@@ -203,8 +208,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}, []string{"bridge name", "1-63"}},
 		{"duplicate bridge", func() error {
 			_, err := netsetup.CreateBridge(s.Env, "b", netsetup.BridgeOptions{})
-			return err
-		}, []string{`"b"`, "already exists", "pontoon bridge destroy b"}},
+			return withAdvice(err)
+		}, []string{`"b"`, "already exists", "pontoon bridge destroy"}},
 		{"port forwarded twice", func() error {
 			_, err := netsetup.CreateBridge(s.Env, "c", netsetup.BridgeOptions{Ports: mustPorts(t, "9000:a:80", "9000:b:81")})
 			return err
@@ -224,7 +229,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"another subnet while up", func() error {
 			moved, _ := netsetup.ParsePlan("10.77.0.0/16")
 			_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: moved})
-			return err
+			return withAdvice(err)
 		}, []string{"10.77.0.0/16", "172.18.0.0/16", "gateway down"}},
 		{"bad bridge name on destroy", func() error { return netsetup.DestroyBridge(s.Env, "../b") }, []string{`"../b"`, "bridge name"}},
 		{"bad guest name on delete", func() error { return netsetup.DelGuest(s.Env, "b", "a/../a") }, []string{"guest name"}},
@@ -250,7 +255,16 @@ func TestBadInputChangesNothing(t *testing.T) {
 	mustReach(t, b.Guests[0].Netns, addr(g.IP))
 }
 
-// Without a gateway, bridges and guests are refused with the way to fix it.
+// withAdvice is err as the pontoon command shows it: followed by its advice.
+func withAdvice(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w; %s", err, advice.For(err))
+}
+
+// Without a gateway, bridges and guests are refused with the way to fix it (the error says
+// what is wrong, the advice the command line adds says what to do).
 func TestNoGateway(t *testing.T) {
 	t.Parallel()
 	s := newSandbox(t)
@@ -259,7 +273,7 @@ func TestNoGateway(t *testing.T) {
 	if !errors.Is(err, netsetup.ErrNoGateway) {
 		t.Errorf("CreateBridge: %v, want ErrNoGateway", err)
 	}
-	wantErr(t, "create bridge", err, `"b"`, "pontoon gateway up")
+	wantErr(t, "create bridge", withAdvice(err), `"b"`, "pontoon gateway up")
 	_, err = netsetup.AddGuest(s.Env, "b", "g", netsetup.GuestOptions{IP: "172.18.0.1"})
 	if !errors.Is(err, netsetup.ErrNoGateway) {
 		t.Errorf("AddGuest: %v, want ErrNoGateway", err)

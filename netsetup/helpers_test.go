@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -66,6 +67,10 @@ func runChild(mode string) error {
 	case "gateway-up":
 		os.Stdout.WriteString("started\n")
 		_, err := netsetup.GatewayUp(env, netsetup.GatewayOptions{})
+		return err
+	case "guest-add-netns":
+		// Attaches the namespace file named by arg as guest g of bridge b at 172.18.0.7.
+		_, err := netsetup.AddGuest(env, "b", "g", netsetup.GuestOptions{IP: "172.18.0.7", Netns: arg})
 		return err
 	case "churn":
 		// Builds and tears down owned bridges with guests and a port forward until killed,
@@ -166,7 +171,13 @@ func mustPorts(t testing.TB, specs ...string) []netsetup.Port {
 	return out
 }
 
-func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
+// addr takes an address as a literal or as a Guest's IP.
+func addr[T string | netip.Addr](v T) netip.Addr {
+	if a, ok := any(v).(netip.Addr); ok {
+		return a
+	}
+	return netip.MustParseAddr(any(v).(string))
+}
 
 func serve(t testing.TB, nsPath string, ip netip.Addr) {
 	t.Helper()
@@ -317,14 +328,11 @@ func inNetns(t testing.TB, nsPath string, argv ...string) string {
 	return string(out)
 }
 
-func handleAt(t testing.TB, nsPath string) *netlink.Handle {
+func handleAt(t testing.TB, nsPath string) *kernel.NS {
 	t.Helper()
-	n, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	h, err := netlink.NewHandleAt(n, unix.NETLINK_ROUTE)
+	// Dumps retry when interrupted: tests list links and neighbours while the kernel is
+	// still releasing what they removed.
+	h, err := kernel.OpenNS(nsPath)
 	if err != nil {
 		t.Fatal(err)
 	}

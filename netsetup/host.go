@@ -18,10 +18,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // Interface and namespace names. Guest ports are named g<last octet of the guest IP>, gateway
@@ -92,10 +92,15 @@ func (e Env) BridgeNetns(bridge string) string {
 	return filepath.Join(e.netnsDir(), "pontoon-br-"+bridge)
 }
 
-// GuestNetns is the path where pontoon pins a guest namespace it created itself.
+// GuestNetns is the path where pontoon pins a guest namespace it created itself:
+// pontoon-g-GUEST@BRIDGE. Names cannot contain '@', so no two guests share a path (with '-'
+// between them, bridge "a" with guest "b-c" and bridge "a-b" with guest "c" did).
 func (e Env) GuestNetns(bridge, guest string) string {
-	return filepath.Join(e.netnsDir(), "pontoon-g-"+bridge+"-"+guest)
+	return filepath.Join(e.netnsDir(), "pontoon-g-"+guestKey(bridge, guest))
 }
+
+// guestKey names a guest uniquely across bridges, for file names.
+func guestKey(bridge, guest string) string { return guest + "@" + bridge }
 
 // BridgeDataDir is a directory for data that belongs to one bridge (partition state, a run's
 // generated files); it is removed with the bridge.
@@ -106,38 +111,31 @@ func (e Env) BridgeDataDir(bridge string) string {
 // guestUTS is the pinned UTS namespace of a guest pontoon created (kept out of NetnsDir so
 // `ip netns list` shows only network namespaces).
 func (e Env) guestUTS(bridge, guest string) string {
-	return filepath.Join(e.stateDir(), "uts", bridge+"-"+guest)
+	return filepath.Join(e.stateDir(), "uts", guestKey(bridge, guest))
 }
 
-// handle is an open netlink handle bound to one network namespace.
+// handle is an open network namespace with its netlink handle (interrupted dumps retried).
 type handle struct {
-	*netlink.Handle
-	ns   netns.NsHandle
+	*kernel.NS
 	path string
+	ns   netns.NsHandle // the namespace's fd, owned by NS
 }
 
 func openHandle(path string) (*handle, error) {
-	n, err := netns.GetFromPath(path)
+	n, err := kernel.OpenNS(path)
 	if err != nil {
-		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+		return nil, err
 	}
-	h, err := netlink.NewHandleAt(n, unix.NETLINK_ROUTE)
-	if err != nil {
-		n.Close()
-		return nil, fmt.Errorf("open netlink in %s: %w", path, err)
-	}
-	return &handle{Handle: h, ns: n, path: path}, nil
+	return &handle{NS: n, path: path, ns: netns.NsHandle(n.Fd())}, nil
 }
 
 func (h *handle) Close() {
-	if h == nil {
-		return
+	if h != nil {
+		h.NS.Close()
 	}
-	h.Handle.Close()
-	h.ns.Close()
 }
 
-func (h *handle) fd() int { return int(h.ns) }
+func (h *handle) fd() int { return h.Fd() }
 
 // linkByName wraps LinkByName so that errors name the interface.
 func (h *handle) linkByName(name string) (netlink.Link, error) {

@@ -5,8 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
-	"github.com/google/nftables/xt"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
 )
 
 // A packet accepted by pontoon's own chain still meets every other forward chain of the
@@ -24,23 +23,17 @@ func commentUserData(s string) []byte {
 
 var pontoonComment = commentUserData("pontoon")
 
-// hostForwardRules are the exceptions for chain ch. iptables-nft cannot read a native
-// "ct state" expression and then refuses to list, check or save the whole chain (breaking
-// Docker and iptables-save), so its FORWARD chain gets the xtables conntrack match that
-// iptables itself writes for -m conntrack --ctstate.
-func hostForwardRules(ch *nftables.Chain) []rule {
-	est := ctEstablished()
+// hostForwardRules are the exceptions for chain ch. The FORWARD chain of iptables-nft gets
+// the xtables form of the conntrack match, which iptables-nft (so Docker and iptables-save)
+// can read.
+func hostForwardRules(ch *nftables.Chain) []nftrule.Rule {
+	est := nftrule.CtEstablished()
 	if ch.Table.Family == nftables.TableFamilyIPv4 && ch.Table.Name == "filter" && ch.Name == "FORWARD" {
-		est = match{text: est.text, exprs: []expr.Any{&expr.Match{Name: "conntrack", Rev: 3, Info: &xt.ConntrackMtinfo3{
-			ConntrackMtinfo2: xt.ConntrackMtinfo2{
-				ConntrackMtinfoBase: xt.ConntrackMtinfoBase{MatchFlags: uint16(xt.ConntrackState)},
-				StateMask:           uint16(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
-			},
-		}}}}
+		est = nftrule.CtEstablishedXtables()
 	}
-	return []rule{
-		{iif(HostLinkName), accept()},
-		{oif(HostLinkName), est, accept()},
+	return []nftrule.Rule{
+		{nftrule.Iifname(HostLinkName), nftrule.Accept()},
+		{nftrule.Oifname(HostLinkName), est, nftrule.Accept()},
 	}
 }
 
@@ -79,28 +72,23 @@ func ownRules(c *nftables.Conn, ch *nftables.Chain) ([]*nftables.Rule, error) {
 	return own, nil
 }
 
-// hostNft opens nftables in the host namespace; done releases it.
-func hostNft(env Env) (*nftables.Conn, func(), error) {
+// withHostNft runs fn with an nftables connection in the host namespace, opened for it.
+func withHostNft(env Env, fn func(h *handle) error) error {
 	h, err := openHandle(env.hostNetns())
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(h.fd()))
-	if err != nil {
-		h.Close()
-		return nil, nil, fmt.Errorf("open nftables: %w", err)
-	}
-	return c, h.Close, nil
+	defer h.Close()
+	return fn(h)
 }
 
 // ensureHostForward adds pontoon's exceptions to every foreign forward chain with policy drop
 // that does not have them yet.
-func ensureHostForward(env Env) error {
-	c, done, err := hostNft(env)
+func ensureHostForward(host *handle) error {
+	c, err := host.Nftables()
 	if err != nil {
 		return err
 	}
-	defer done()
 	chains, err := foreignDropChains(c)
 	if err != nil {
 		return err
@@ -117,7 +105,7 @@ func ensureHostForward(env Env) error {
 		rules := hostForwardRules(ch)
 		// InsertRule prepends: insert in reverse so they end up in order at the top.
 		for i := len(rules) - 1; i >= 0; i-- {
-			c.InsertRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: rules[i].exprs(), UserData: pontoonComment})
+			c.InsertRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: rules[i].Exprs(), UserData: pontoonComment})
 		}
 		changed = true
 	}
@@ -131,12 +119,11 @@ func ensureHostForward(env Env) error {
 }
 
 // removeHostForward deletes the rules ensureHostForward added, wherever they are.
-func removeHostForward(env Env) error {
-	c, done, err := hostNft(env)
+func removeHostForward(host *handle) error {
+	c, err := host.Nftables()
 	if err != nil {
 		return err
 	}
-	defer done()
 	chains, err := c.ListChains()
 	if err != nil {
 		return fmt.Errorf("list host nftables chains: %w", err)

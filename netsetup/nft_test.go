@@ -2,8 +2,8 @@ package netsetup
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )
@@ -25,14 +26,21 @@ func testTables() map[string]struct {
 	moved, _ := ParsePlan("10.77.0.0/16")
 	withPorts := &BridgeState{Name: "web", Slot: 3, Phase: PhaseReady,
 		Ports:  []Port{{8080, "front", 80, "tcp"}, {5353, "172.18.0.9", 53, "udp"}, {9000, "later", 90, "tcp"}},
-		Guests: []Guest{{Name: "front", IP: "172.18.0.7"}}}
+		Guests: []Guest{{Name: "front", IP: netip.MustParseAddr("172.18.0.7")}}}
 	other := &BridgeState{Name: "api", Slot: 2047, Phase: PhaseReady, Ports: []Port{{8443, "a", 443, "tcp"}}}
 	creating := &BridgeState{Name: "new", Slot: 5, Phase: PhaseCreating, Ports: []Port{{7000, "a", 70, "tcp"}}}
 	return map[string]struct {
 		spec tableSpec
 		want string
 	}{
-		"bridge l2": {bridgeL2Table(), `table bridge pontoon {
+		"bridge l2": {bridgeL2Table(plan), `table bridge pontoon {
+  set guests { type ether_addr . ipv4_addr; elements = { ` + planPairs("02:70:ac:12:00:%02x . 172.18.0.%d") + ` } }
+  chain prerouting { type filter hook prerouting priority -300; meta protocol ip ether saddr . ip saddr @guests accept; meta protocol arp ether saddr . arp saddr ip @guests arp saddr ether . arp saddr ip @guests accept; iifname "g*" drop; }
+  chain forward { type filter hook forward priority 0; meta protocol ip6 drop; }
+}`},
+		"moved bridge l2": {bridgeL2Table(moved), `table bridge pontoon {
+  set guests { type ether_addr . ipv4_addr; elements = { ` + planPairs("02:70:0a:4d:00:%02x . 10.77.0.%d") + ` } }
+  chain prerouting { type filter hook prerouting priority -300; meta protocol ip ether saddr . ip saddr @guests accept; meta protocol arp ether saddr . arp saddr ip @guests arp saddr ether . arp saddr ip @guests accept; iifname "g*" drop; }
   chain forward { type filter hook forward priority 0; meta protocol ip6 drop; }
 }`},
 		"gateway": {gatewayTable(plan, nil), `table ip pontoon {
@@ -73,6 +81,15 @@ func testTables() map[string]struct {
 	}
 }
 
+// planPairs lists the MAC . IP pairs of guests 1-253 in the given format (octet twice).
+func planPairs(format string) string {
+	pairs := make([]string, 253)
+	for i := range pairs {
+		pairs[i] = fmt.Sprintf(format, i+1, i+1)
+	}
+	return strings.Join(pairs, ", ")
+}
+
 func TestTableText(t *testing.T) {
 	for name, c := range testTables() {
 		if got := c.spec.text(); got != c.want {
@@ -106,7 +123,7 @@ func TestHostForwardRulesText(t *testing.T) {
 	} {
 		var got []string
 		for _, r := range hostForwardRules(ch) {
-			got = append(got, r.text())
+			got = append(got, r.Text())
 		}
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("%s %s: got %q, want %q", ch.Table.Name, ch.Name, got, want)
@@ -144,12 +161,12 @@ func TestTableTextMatchesKernel(t *testing.T) {
 					t.Fatalf("nft -f rejected the dry-run script: %v\n%s\n%s", err, out, c.spec.show(""))
 				}
 			}
-			f, err := os.Open(viaExprs)
+			n, err := kernel.OpenNS(viaExprs)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer f.Close()
-			if err := replaceTable(int(f.Fd()), c.spec); err != nil {
+			defer n.Close()
+			if err := replaceTable(n, c.spec); err != nil {
 				t.Fatal(err)
 			}
 			a, b := listTable(t, viaText, c.spec.familyName()), listTable(t, viaExprs, c.spec.familyName())
@@ -181,4 +198,40 @@ func listTable(t *testing.T, nsPath, family string) string {
 		t.Fatalf("nft list table: %v\n%s", err, out)
 	}
 	return l4proto.ReplaceAllString(string(out), "")
+}
+
+// TestReplaceTableReplacesSetElements replaces a bridge table of one plan by the table of
+// another, through netlink and through the dry-run script: flushing a table keeps its sets'
+// elements, so a replacement must drop them itself.
+func TestReplaceTableReplacesSetElements(t *testing.T) {
+	testkit.NeedRoot(t, "creates network namespaces")
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nft(8) to load the text form")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	moved, _ := ParsePlan("10.77.0.0/16")
+	viaText, viaExprs := scratchNetns(t, dir, "text"), scratchNetns(t, dir, "exprs")
+	for _, spec := range []tableSpec{bridgeL2Table(DefaultPlan()), bridgeL2Table(moved)} {
+		cmd := exec.Command("nsenter", "--net="+viaText, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(heredoc(spec.show("")))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nft -f rejected the dry-run script: %v\n%s", err, out)
+		}
+		n, err := kernel.OpenNS(viaExprs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = replaceTable(n, spec)
+		n.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for how, nsPath := range map[string]string{"text": viaText, "expressions": viaExprs} {
+		got := listTable(t, nsPath, "bridge")
+		if strings.Contains(got, "172.18.0.") || !strings.Contains(got, "02:70:0a:4d:00:fd . 10.77.0.253") {
+			t.Errorf("replaced via %s, the set does not hold exactly the new plan's pairs:\n%s", how, got)
+		}
+	}
 }

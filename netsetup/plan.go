@@ -83,7 +83,10 @@ func (p Plan) UplinkBridge(slot int) netip.Prefix { return p.uplink(slot, 2) }
 func (p Plan) GuestNet() netip.Prefix { return netip.PrefixFrom(p.addr(0, 0), 24) }
 
 // BridgeAddr returns the bridge's own address on its guest network (x.y.0.254/24).
-func (p Plan) BridgeAddr() netip.Prefix { return netip.PrefixFrom(p.addr(0, 254), 24) }
+func (p Plan) BridgeAddr() netip.Prefix {
+	_, _, bridge, _ := GuestRange(p.GuestNet())
+	return netip.PrefixFrom(bridge, p.GuestNet().Bits())
+}
 
 // GuestAddr returns the /24 address of a guest IP.
 func (p Plan) GuestAddr(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, 24) }
@@ -104,7 +107,7 @@ func CheckSlot(slot int) error {
 // ParseGuestIP parses and validates a guest address against the plan: it must lie in
 // x.y.0.1 - x.y.0.253.
 func (p Plan) ParseGuestIP(s string) (netip.Addr, error) {
-	first, last := p.addr(0, 1), p.addr(0, 253)
+	first, last, _, _ := GuestRange(p.GuestNet())
 	ip, err := netip.ParseAddr(s)
 	if err != nil || !ip.Is4() {
 		return netip.Addr{}, fmt.Errorf("guest IP %q is not an IPv4 address; use one of %s-%s", s, first, last)

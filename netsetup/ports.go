@@ -3,70 +3,28 @@ package netsetup
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
 )
 
-// Port forwards HostPort (on the gateway's host-link address) to GuestPort of a guest of one
-// bridge. The host connects to x.y.255.2:HostPort; the gateway DNATs it to the bridge's
-// uplink and the bridge DNATs it to the guest. Both rules match only traffic arriving from the
-// host side, so guests' own outbound connections to that port are never captured.
-type Port struct {
-	HostPort  uint16 `json:"host_port"`
-	Guest     string `json:"guest"` // guest name or IP
-	GuestPort uint16 `json:"guest_port"`
-	Proto     string `json:"proto"` // "tcp" or "udp"
-}
-
-func (p Port) String() string {
-	return fmt.Sprintf("%d:%s:%d/%s", p.HostPort, p.Guest, p.GuestPort, p.Proto)
-}
-
-// ParsePort parses HOSTPORT:GUEST:GUESTPORT[/tcp|/udp]; GUEST is a guest name or IP.
-func ParsePort(s string) (Port, error) {
-	const form = "use HOSTPORT:GUEST:GUESTPORT[/tcp|/udp], e.g. 8080:web:80/tcp"
-	spec, proto, hasProto := strings.Cut(s, "/")
-	if !hasProto {
-		proto = "tcp"
+// ValidName reports whether s is a valid bridge or guest name: 1-63 letters, digits, '.', '_'
+// or '-', starting with a letter or digit. (Checked by hand: every command checks names, and
+// compiling the equivalent regular expression at start-up cost more than the check ever does.)
+func ValidName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
 	}
-	if proto != "tcp" && proto != "udp" {
-		return Port{}, fmt.Errorf("port %q: protocol %q is not tcp or udp; %s", s, proto, form)
-	}
-	f := strings.Split(spec, ":")
-	if len(f) != 3 || f[1] == "" {
-		return Port{}, fmt.Errorf("port %q: %s", s, form)
-	}
-	hp, err := parsePortNumber(f[0])
-	if err != nil {
-		return Port{}, fmt.Errorf("port %q: host port %w; %s", s, err, form)
-	}
-	gp, err := parsePortNumber(f[2])
-	if err != nil {
-		return Port{}, fmt.Errorf("port %q: guest port %w; %s", s, err, form)
-	}
-	if err := checkName("port guest", f[1]); err != nil {
-		if _, ipErr := netip.ParseAddr(f[1]); ipErr != nil {
-			return Port{}, fmt.Errorf("port %q: %w", s, err)
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		alnum := ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9'
+		if !alnum && (i == 0 || ch != '_' && ch != '.' && ch != '-') {
+			return false
 		}
 	}
-	return Port{HostPort: hp, Guest: f[1], GuestPort: gp, Proto: proto}, nil
+	return true
 }
-
-func parsePortNumber(s string) (uint16, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("%q is not a port number in 1-65535", s)
-	}
-	return uint16(n), nil
-}
-
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-
-// ValidName reports whether s is a valid bridge or guest name.
-func ValidName(s string) bool { return namePattern.MatchString(s) }
 
 // ValidHostname accepts what sethostname(2) and /etc/hosts take in practice: at most 64
 // bytes of dot-separated labels of letters, digits, '-' and '_', no label starting or ending
@@ -91,10 +49,18 @@ func ValidHostname(s string) bool {
 
 // checkName validates a bridge or guest name: it ends up in file names and state.
 func checkName(what, name string) error {
-	if !namePattern.MatchString(name) {
+	if !ValidName(name) {
 		return fmt.Errorf("%s name %q is invalid; use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
 	}
 	return nil
+}
+
+// checkNames validates a bridge name and a guest name.
+func checkNames(bridge, guest string) error {
+	if err := checkName("bridge", bridge); err != nil {
+		return err
+	}
+	return checkName("guest", guest)
 }
 
 // portConflict returns the bridge already forwarding host port p, if any.
@@ -114,14 +80,15 @@ func portConflict(bridges []*BridgeState, self string, p Port) (string, bool) {
 
 // gatewayForwards is the gateway half of every ready bridge's port forwards: host port to
 // the same port on the bridge's uplink address.
-func gatewayForwards(plan Plan, bridges []*BridgeState) []rule {
-	var out []rule
+func gatewayForwards(plan Plan, bridges []*BridgeState) []nftrule.Rule {
+	var out []nftrule.Rule
 	for _, b := range bridges {
 		if b.Phase != PhaseReady {
 			continue
 		}
 		for _, p := range b.Ports {
-			out = append(out, rule{iif(UplinkName), daddr(host(plan.GatewayAddr().Addr())), dport(p.Proto, p.HostPort), dnat(plan.UplinkBridge(b.Slot).Addr(), p.HostPort)})
+			out = append(out, nftrule.Rule{nftrule.Iifname(UplinkName), nftrule.Daddr(nftrule.Host(plan.GatewayAddr().Addr())),
+				nftrule.Dport(p.Proto, p.HostPort), nftrule.DNAT(plan.UplinkBridge(b.Slot).Addr(), p.HostPort)})
 		}
 	}
 	return out
@@ -134,8 +101,7 @@ func (b *BridgeState) guestIP(ref string) (netip.Addr, bool) {
 	}
 	for _, g := range b.Guests {
 		if g.Name == ref {
-			ip, err := netip.ParseAddr(g.IP)
-			return ip, err == nil
+			return g.IP, g.IP.IsValid()
 		}
 	}
 	return netip.Addr{}, false
@@ -145,16 +111,17 @@ func (b *BridgeState) guestIP(ref string) (netip.Addr, bool) {
 // towards the gateway and the bridge half of its port forwards. A forward whose guest is
 // not attached yet gets its rule when the guest arrives.
 func bridgeTable(plan Plan, b *BridgeState) tableSpec {
-	uplinkAddr := host(plan.UplinkBridge(b.Slot).Addr())
+	uplinkAddr := nftrule.Host(plan.UplinkBridge(b.Slot).Addr())
 	pre := natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	for _, p := range b.Ports {
 		if ip, ok := b.guestIP(p.Guest); ok {
-			pre.rules = append(pre.rules, rule{iif(UplinkName), daddr(uplinkAddr), dport(p.Proto, p.HostPort), dnat(ip, p.GuestPort)})
+			pre.rules = append(pre.rules, nftrule.Rule{nftrule.Iifname(UplinkName), nftrule.Daddr(uplinkAddr),
+				nftrule.Dport(p.Proto, p.HostPort), nftrule.DNAT(ip, p.GuestPort)})
 		}
 	}
 	return tableSpec{chains: []chainSpec{
 		natChain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource,
-			rule{saddr(plan.GuestNet()), oif(UplinkName), masquerade()}),
+			nftrule.Rule{nftrule.Saddr(plan.GuestNet()), nftrule.Oifname(UplinkName), nftrule.Masquerade()}),
 		pre,
 	}}
 }
@@ -166,19 +133,10 @@ func rebuildBridgeTable(env Env, plan Plan, b *BridgeState) error {
 		return err
 	}
 	defer h.Close()
-	if err := replaceTable(h.fd(), bridgeTable(plan, b)); err != nil {
+	if err := replaceTable(h.NS, bridgeTable(plan, b)); err != nil {
 		return fmt.Errorf("rewrite the forwards of bridge %q: %w", b.Name, err)
 	}
 	return nil
-}
-
-// bridgeL2Table is pontoon's bridge-family table in a bridge namespace: it drops IPv6 between
-// the bridge's ports. Partitions are IPv4 rules; a guest's IPv6 (link-local at least) would
-// slip past them. One rule here spares a namespace switch per guest.
-func bridgeL2Table() tableSpec {
-	return tableSpec{family: nftables.TableFamilyBridge, chains: []chainSpec{
-		filterChain("forward", nftables.ChainHookForward, rule{protocol("ip6", 0x86dd), drop()}),
-	}}
 }
 
 // syncGatewayTable rewrites the gateway's table from the current bridges; the caller holds
@@ -189,5 +147,5 @@ func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
 		return err
 	}
 	defer h.Close()
-	return replaceTable(h.fd(), gatewayTable(plan, gatewayForwards(plan, bridges)))
+	return replaceTable(h.NS, gatewayTable(plan, gatewayForwards(plan, bridges)))
 }

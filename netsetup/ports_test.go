@@ -1,6 +1,7 @@
 package netsetup
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -44,11 +45,11 @@ func TestParsePortErrors(t *testing.T) {
 		{"8080:web:80/sctp", []string{`"sctp"`, "tcp or udp"}},
 		{"8080:web:80/", []string{`""`, "tcp or udp"}},
 		{"8080:web:80/TCP", []string{`"TCP"`}},
-		{"0:web:80", []string{"host port", `"0"`, "1-65535"}},
-		{"65536:web:80", []string{"host port", `"65536"`, "1-65535"}},
+		{"0:web:80", []string{"host port 0", "1-65535"}},
+		{"65536:web:80", []string{"host port 65536", "1-65535"}},
 		{"x:web:80", []string{"host port", `"x"`}},
 		{"-1:web:80", []string{"host port"}},
-		{"8080:web:0", []string{"guest port", `"0"`, "1-65535"}},
+		{"8080:web:0", []string{"guest port 0", "1-65535"}},
 		{"8080:web:99999", []string{"guest port", "1-65535"}},
 		{"8080:web: 80", []string{"guest port"}},
 		{"8080:-web:80", []string{`"-web"`, "letters, digits"}},
@@ -129,7 +130,7 @@ func TestPortConflict(t *testing.T) {
 
 func TestGuestPortName(t *testing.T) {
 	for ip, want := range map[string]string{"172.18.0.1": "g1", "172.18.0.253": "g253", "10.77.0.42": "g42"} {
-		if got := (Guest{IP: ip}).PortName(); got != want {
+		if got := (Guest{IP: netip.MustParseAddr(ip)}).PortName(); got != want {
 			t.Errorf("PortName(%s) = %s, want %s", ip, got, want)
 		}
 	}

@@ -1,9 +1,9 @@
 package netsetup
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 )
 
 // Phase says how far a gateway, bridge or guest got: a "creating" record whose creator is
@@ -37,26 +37,48 @@ func Self() Process { p, _ := ProcessOf(os.Getpid()); return p }
 
 // ProcessOf returns pid's identity, or an error when no such process exists.
 func ProcessOf(pid int) (Process, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
-		return Process{}, fmt.Errorf("process %d: %w", pid, err)
-	}
-	// The command name (field 2) may contain spaces and parentheses: fields are counted after
-	// the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return Process{}, fmt.Errorf("process %d: malformed stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return Process{}, fmt.Errorf("process %d: malformed stat", pid)
+		return Process{}, err
 	}
 	start, err := strconv.ParseUint(f[19], 10, 64) // field 22: starttime
 	if err != nil {
 		return Process{}, fmt.Errorf("process %d: malformed start time: %w", pid, err)
 	}
 	return Process{PID: pid, Start: start}, nil
+}
+
+// ProcessGroupOf returns the process group of pid, or an error when no such process exists.
+func ProcessGroupOf(pid int) (int, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	pgrp, err := strconv.Atoi(f[2]) // field 5: pgrp
+	if err != nil {
+		return 0, fmt.Errorf("process %d: malformed process group: %w", pid, err)
+	}
+	return pgrp, nil
+}
+
+// statFields returns the fields of /proc/PID/stat from the third (the state) on, at least 20.
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, fmt.Errorf("process %d: %w", pid, err)
+	}
+	// The command name (field 2) may contain spaces and parentheses: fields are counted after
+	// the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return nil, fmt.Errorf("process %d: malformed stat", pid)
+	}
+	return f, nil
 }
 
 // Alive reports whether the process still runs (and is the same process, not a reuse of its pid).
@@ -68,14 +90,24 @@ func (p Process) Alive() bool {
 	return err == nil && q.Start == p.Start
 }
 
+// Running reports whether the process is alive and not a zombie: an orphan may wait a while
+// for an init to reap it.
+func (p Process) Running() bool {
+	if !p.Alive() {
+		return false
+	}
+	f, err := statFields(p.PID)
+	return err == nil && f[0] != "Z" && f[0] != "X"
+}
+
 // GatewayState is what `gateway up` created, recorded so that every later command uses the
 // same plan and `gateway down` removes exactly that.
 type GatewayState struct {
-	Plan       string    `json:"plan"`
-	Phase      Phase     `json:"phase"`
-	Creator    Process   `json:"creator"`
-	Created    time.Time `json:"created"`
-	NoFirewall bool      `json:"no_firewall,omitempty"`
+	Plan       netip.Prefix `json:"plan"` // the plan's /16
+	Phase      Phase        `json:"phase"`
+	Creator    Process      `json:"creator"`
+	Created    time.Time    `json:"created"`
+	NoFirewall bool         `json:"no_firewall,omitempty"`
 	// HostForwarding is the host's net.ipv4.ip_forward before up; down restores it.
 	HostForwarding string `json:"host_forwarding,omitempty"`
 	// DNS is the loopback resolver guests' DNS is redirected to, if any.
@@ -92,13 +124,20 @@ type BridgeState struct {
 	Created time.Time `json:"created"`
 	Ports   []Port    `json:"ports,omitempty"`
 	Guests  []Guest   `json:"guests,omitempty"`
+	// MountNS is the mount namespace (its inode) the bridge's namespace was pinned in: only
+	// there does a pin file without its mount mean the namespace is gone.
+	MountNS uint64 `json:"mount_ns,omitempty"`
+	// Problem says what is wrong with a ready bridge's namespace (deleted or unpinned by
+	// hand, or its pin hidden by another tool); empty when nothing is. It is found out when
+	// the bridge is listed, never stored.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Guest is one guest of a bridge.
 type Guest struct {
-	Name     string `json:"name"`
-	IP       string `json:"ip"`
-	Hostname string `json:"hostname,omitempty"`
+	Name     string     `json:"name"`
+	IP       netip.Addr `json:"ip"`
+	Hostname string     `json:"hostname,omitempty"`
 	// Netns is the guest's network namespace; Owned says pontoon created (and pinned) it.
 	Netns string `json:"netns"`
 	UTS   string `json:"uts,omitempty"`
@@ -110,9 +149,11 @@ type Guest struct {
 	// Process is the process whose namespace was attached by pid; gc drops the guest once it is gone.
 	Process *Process `json:"process,omitempty"`
 	Phase   Phase    `json:"phase"`
+	// Creator is the process adding the guest, while the phase is creating.
+	Creator *Process `json:"creator,omitempty"`
 }
 
-// store reads and writes state files under one directory, serialized by an flock so that
+// store reads and writes state files under one directory, serialized by its lock so that
 // concurrent pontoon processes never allocate the same slot, name, address or port.
 type store struct {
 	dir string
@@ -123,54 +164,17 @@ func (e Env) store() store { return store{dir: e.stateDir()} }
 func (s store) gatewayFile() string           { return filepath.Join(s.dir, "gateway.json") }
 func (s store) bridgeFile(name string) string { return filepath.Join(s.dir, "bridges", name+".json") }
 
-// locked runs fn while holding the state lock. The lock dies with its holder, so a killed
-// process never wedges the others.
+// locked runs fn while holding the state lock.
 func (s store) locked(fn func() error) error {
 	if err := os.MkdirAll(filepath.Join(s.dir, "bridges"), 0o700); err != nil {
 		return fmt.Errorf("create state directory %s: %w", s.dir, err)
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return fmt.Errorf("open state lock: %w", err)
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("lock state: %w", err)
-	}
-	defer unix.Flock(int(f.Fd()), unix.LOCK_UN)
-	return fn()
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("read state %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeJSON replaces path atomically so a reader never sees half a file.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write state %s: %w", path, err)
-	}
-	return nil
+	return statefile.Locked(filepath.Join(s.dir, "lock"), fn)
 }
 
 func (s store) gateway() (*GatewayState, error) {
 	var g GatewayState
-	if err := readJSON(s.gatewayFile(), &g); err != nil {
+	if err := statefile.ReadJSON(s.gatewayFile(), &g); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
@@ -180,13 +184,24 @@ func (s store) gateway() (*GatewayState, error) {
 }
 
 func (s store) bridge(name string) (*BridgeState, error) {
+	// Every entry point checks names first; this guard keeps a name that slipped through
+	// from naming a file outside the state directory.
+	if err := checkName("bridge", name); err != nil {
+		return nil, err
+	}
+	path := s.bridgeFile(name)
+	if b := cachedBridgeAt(path); b != nil {
+		return b, nil
+	}
 	var b BridgeState
-	if err := readJSON(s.bridgeFile(name), &b); err != nil {
+	v, err := statefile.ReadJSONPinned(path, &b)
+	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
 	}
+	cacheBridge(path, v, &b)
 	return &b, nil
 }
 
@@ -237,6 +252,10 @@ func (s store) setNextSlot(n int) error {
 }
 
 func (s store) removeBridge(name string) error {
+	if err := checkName("bridge", name); err != nil {
+		return err
+	}
+	forgetBridge(s.bridgeFile(name))
 	if err := os.Remove(s.bridgeFile(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove state of bridge %q: %w", name, err)
 	}

@@ -25,7 +25,7 @@
 #                         of reusing the one cached for VMTEST_KERNEL_PKG
 #   VMTEST_MODULES_EXTRA  more module names to load in the guest
 #   VMTEST_TOOLS          host commands copied in with their libraries
-#                         (default "ip tc nft iptables bash dash"; busybox covers the rest)
+#                         (default "ip tc bridge nft iptables bash dash"; busybox covers the rest)
 #   VMTEST_KEEP           if set, keep the work directory (initramfs, console log)
 
 set -euo pipefail
@@ -39,7 +39,7 @@ mem=${VMTEST_MEM:-1536}
 cpus=${VMTEST_CPUS:-2}
 cache=${VMTEST_CACHE:-$here/.cache}
 kernel_pkg=${VMTEST_KERNEL_PKG:-linux-image-amd64}
-tools=${VMTEST_TOOLS-ip tc nft iptables bash dash}
+tools=${VMTEST_TOOLS-ip tc bridge nft iptables bash dash}
 
 # What the project's tests need from the kernel. Built-in ones (sch_fq_codel in
 # Debian's config) are skipped; dependencies are added from modules.dep. The
@@ -103,7 +103,7 @@ installed busybox-static || need+=(busybox-static)
 for t in $tools; do
 	command -v "$t" >/dev/null && continue
 	case $t in
-	ip | tc) need+=(iproute2) ;;
+	ip | tc | bridge) need+=(iproute2) ;;
 	nft) need+=(nftables) ;;
 	iptables | ip6tables) need+=(iptables) ;;
 	*) die "VMTEST_TOOLS: $t is not installed on the host and has no known package; install it or drop it" ;;

@@ -23,22 +23,23 @@ import (
 
 // origNet keeps the network namespace the process started in open for its whole life, so
 // Original can name it even after some thread has moved elsewhere.
-var origNet *os.File
+var origNet = -1
 
 func init() {
-	// At init no goroutine can have switched namespaces yet.
-	f, err := os.Open("/proc/thread-self/ns/net")
-	if err == nil {
-		origNet = f
+	// At init no goroutine can have switched namespaces yet. A bare descriptor, not an
+	// os.File: opening one starts the runtime's poller, which commands that open nothing
+	// else (help, the listings) would otherwise pay for at start.
+	if fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+		origNet = fd
 	}
 }
 
 // Original returns a path that names the network namespace the process started in.
 func Original() string {
-	if origNet == nil {
+	if origNet < 0 {
 		return "/proc/self/ns/net"
 	}
-	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), origNet.Fd())
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), origNet)
 }
 
 // onLockedThread runs fn on a dedicated OS thread that is discarded afterwards.
@@ -110,6 +111,11 @@ func New(s Spec) (err error) {
 	if s.Net == "" {
 		return errors.New("create namespace: no path given for the network namespace")
 	}
+	if dir := filepath.Dir(s.Net); isSharedDir(dir) {
+		if err := prepareShared(dir); err != nil {
+			return fmt.Errorf("create namespace %s: %w", s.Net, err)
+		}
+	}
 	flags := unix.CLONE_NEWNET
 	if s.UTS != "" {
 		flags |= unix.CLONE_NEWUTS
@@ -161,7 +167,13 @@ func Remove(path string) error {
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("unpin namespace %s: %w", path, err)
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	err := unix.Unlink(path)
+	if errors.Is(err, unix.EBUSY) {
+		// Still a mount point after the unmount: a pin hidden under a bind mount of its
+		// directory (see SharedDir).
+		return removeHidden(path)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove namespace file %s: %w", path, err)
 	}
 	return nil
@@ -228,26 +240,4 @@ func Exec(s Spec, argv []string, env []string) error {
 		// execve from any thread replaces the whole process and keeps this thread's namespaces.
 		return fmt.Errorf("exec %s: %w", strings.Join(argv, " "), unix.Exec(path, argv, env))
 	})
-}
-
-// Sysctl sets a sysctl (dotted name, e.g. net.ipv4.ip_forward) inside the network namespace
-// at path and returns its previous value. /proc/sys/net shows the namespace of the thread
-// that opens it, hence the switch.
-func Sysctl(path, name, value string) (old string, err error) {
-	file := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
-	err = Do(path, func() error {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("read sysctl %s: %w", name, err)
-		}
-		old = strings.TrimSpace(string(b))
-		if old == value {
-			return nil
-		}
-		if err := os.WriteFile(file, []byte(value), 0o644); err != nil {
-			return fmt.Errorf("set sysctl %s=%s: %w", name, value, err)
-		}
-		return nil
-	})
-	return old, err
 }

@@ -1,0 +1,57 @@
+// Package advice turns the errors of pontoon's packages into what a person at a shell can
+// do about them. The packages' errors say what went wrong; the pontoon command and the OCI
+// hook, which know they talk to a person, add the next step from here.
+package advice
+
+import (
+	"errors"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/partition"
+)
+
+var table = []struct {
+	err    error
+	advice string
+}{
+	{netsetup.ErrNoGateway, "run `pontoon gateway up` (as root) first"},
+	{netsetup.ErrNoBridge, "`pontoon bridge list` shows the bridges there are; `pontoon bridge create NAME` makes one"},
+	{netsetup.ErrBridgeExists, "pick another name, or remove the old bridge with `pontoon bridge destroy NAME`"},
+	{netsetup.ErrNoSlot, "destroy unused bridges, or run `pontoon gc` to remove those of runs that are gone"},
+	{netsetup.ErrBusy, "wait for the other pontoon command to finish; if it was killed, `pontoon gc` finishes or removes what it left"},
+	{netsetup.ErrGatewayPlan, "run `pontoon gateway down` first, or drop --subnet to use the gateway's subnet"},
+	{netsetup.ErrGatewayInUse, "destroy them (`pontoon bridge destroy NAME`), or use `pontoon gateway down --force`"},
+	{partition.ErrTableMixed, "run `pontoon partition heal` to reset the partition table"},
+}
+
+// For returns the advice for err, or "" when there is none.
+func For(err error) string {
+	for _, a := range table {
+		if errors.Is(err, a.err) {
+			return a.advice
+		}
+	}
+	var fe *partition.FeatureError
+	if errors.As(err, &fe) {
+		return featureAdvice(fe.Feature)
+	}
+	return ""
+}
+
+// stockFeatures are the features a partition.FeatureError may name that Debian 12's stock
+// kernel (linux-image-amd64, 6.1) has, built in or as modules. It lacks nft_reject_netdev.
+var stockFeatures = map[string]bool{"sch_netem": true, "sch_htb": true, "nft_reject_bridge": true, "inet_diag_destroy": true}
+
+func featureAdvice(feature string) string {
+	switch {
+	case feature == "nft_reject_netdev":
+		// pontoon asks for netdev reject only when the bridge family cannot reject either.
+		return "this kernel can reject neither in the netdev nor in the bridge family; on a kernel that can in the bridge family, " +
+			"such as Debian's stock kernel (`make test-vm` runs the suite on one), pontoon uses a bridge table by itself; " +
+			"drop mode without cut needs neither"
+	case stockFeatures[feature]:
+		return "this kernel cannot do that; use a kernel that has it (Debian's stock kernel does; `make test-vm` runs the suite on one)"
+	default:
+		return "this kernel cannot do that; use a kernel built with it"
+	}
+}

@@ -1,0 +1,40 @@
+package advice
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/partition"
+)
+
+func TestFor(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("create bridge b1: %w", netsetup.ErrNoGateway), "`pontoon gateway up`"},
+		{fmt.Errorf("bridge %q: %w", "b9", netsetup.ErrNoBridge), "`pontoon bridge list`"},
+		{fmt.Errorf("%w: %q (slot 3)", netsetup.ErrBridgeExists, "b1"), "`pontoon bridge destroy NAME`"},
+		{fmt.Errorf("apply: %w", &partition.FeatureError{Feature: "sch_netem", Need: "delay on a"}), "Debian's stock kernel does"},
+		{&partition.FeatureError{Feature: "nft_reject_bridge", Need: "reject mode"}, "Debian's stock kernel does"},
+		{&partition.FeatureError{Feature: "nft_reject_netdev", Need: "reject mode"}, "uses a bridge table by itself"},
+		{&partition.FeatureError{Feature: "sch_cake"}, "use a kernel built with it"},
+	}
+	for _, tt := range tests {
+		if got := For(tt.err); !strings.Contains(got, tt.want) {
+			t.Errorf("For(%v) = %q, want it to mention %s", tt.err, got, tt.want)
+		}
+	}
+	// Debian's stock kernel has no netdev reject, and of an unknown feature nothing is known.
+	for _, f := range []string{"nft_reject_netdev", "sch_cake"} {
+		if got := For(&partition.FeatureError{Feature: f}); strings.Contains(got, "stock kernel does") {
+			t.Errorf("For(a FeatureError for %s) = %q, which claims Debian's stock kernel has it", f, got)
+		}
+	}
+	if got := For(errors.New("something else")); got != "" {
+		t.Errorf("For(an error with no advice) = %q", got)
+	}
+}

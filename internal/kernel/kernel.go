@@ -1,0 +1,194 @@
+// Package kernel is pontoon's one way to talk to the kernel about a network namespace: an
+// open namespace with a netlink handle bound to it (NS), whose dumps are retried when the
+// kernel interrupts them, and the sysctls and nftables connection of that namespace.
+//
+// A namespace is opened once, by path, and the handle is passed around; nothing reopens the
+// path, so a namespace removed or replaced meanwhile cannot be confused with the one opened.
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// DumpAttempts bounds how often a netlink dump is tried. The kernel interrupts a dump
+// (netlink.ErrDumpInterrupted) when the table changes while it is read, which happens under
+// churn (links of other namespaces coming and going); a handful of tries is plenty, and a
+// bound keeps a namespace that never settles from hanging its caller.
+const DumpAttempts = 10
+
+// Retry runs dump until it is not interrupted, at most DumpAttempts times, and returns the
+// last result.
+func Retry[T any](dump func() (T, error)) (T, error) {
+	v, err := dump()
+	for i := 1; i < DumpAttempts && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
+		v, err = dump()
+	}
+	return v, err
+}
+
+// NS is an open network namespace with a netlink handle bound to it. The embedded handle's
+// dumps (LinkList, AddrList, RouteList, RouteListFiltered, NeighList, QdiscList, ClassList,
+// FilterList) and LinkByName are replaced by versions that retry interrupted dumps.
+type NS struct {
+	*netlink.Handle
+	fd   netns.NsHandle
+	path string
+}
+
+// OpenNS opens the network namespace at path (a pinned namespace, /proc/PID/ns/net, ...).
+func OpenNS(path string) (*NS, error) {
+	fd, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	if err != nil {
+		fd.Close()
+		return nil, fmt.Errorf("open netlink in %s: %w", path, err)
+	}
+	return &NS{Handle: h, fd: fd, path: path}, nil
+}
+
+// Close releases the handle; closing nil does nothing.
+func (n *NS) Close() {
+	if n == nil {
+		return
+	}
+	n.Handle.Close()
+	n.fd.Close()
+}
+
+// Fd returns the namespace's file descriptor, valid until Close.
+func (n *NS) Fd() int { return int(n.fd) }
+
+// Path returns the path the namespace was opened from, for messages.
+func (n *NS) Path() string { return n.path }
+
+// Nftables opens an nftables connection bound to the namespace.
+func (n *NS) Nftables() (*nftables.Conn, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(n.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("open nftables in %s: %w", n.path, err)
+	}
+	return c, nil
+}
+
+// LinkByName looks a link up by name.
+func (n *NS) LinkByName(name string) (netlink.Link, error) {
+	return Retry(func() (netlink.Link, error) { return n.Handle.LinkByName(name) })
+}
+
+// LinkList lists the namespace's links.
+func (n *NS) LinkList() ([]netlink.Link, error) {
+	return Retry(n.Handle.LinkList)
+}
+
+// AddrList lists addresses of link (every link when nil) of family.
+func (n *NS) AddrList(link netlink.Link, family int) ([]netlink.Addr, error) {
+	return Retry(func() ([]netlink.Addr, error) { return n.Handle.AddrList(link, family) })
+}
+
+// RouteList lists routes of link (every link when nil) of family.
+func (n *NS) RouteList(link netlink.Link, family int) ([]netlink.Route, error) {
+	return Retry(func() ([]netlink.Route, error) { return n.Handle.RouteList(link, family) })
+}
+
+// RouteListFiltered lists the routes matching filter on the fields of mask.
+func (n *NS) RouteListFiltered(family int, filter *netlink.Route, mask uint64) ([]netlink.Route, error) {
+	return Retry(func() ([]netlink.Route, error) { return n.Handle.RouteListFiltered(family, filter, mask) })
+}
+
+// NeighList lists the neighbour entries of a link index (0: all) of family.
+func (n *NS) NeighList(linkIndex, family int) ([]netlink.Neigh, error) {
+	return Retry(func() ([]netlink.Neigh, error) { return n.Handle.NeighList(linkIndex, family) })
+}
+
+// QdiscList lists the qdiscs of link (every link when nil).
+func (n *NS) QdiscList(link netlink.Link) ([]netlink.Qdisc, error) {
+	return Retry(func() ([]netlink.Qdisc, error) { return n.Handle.QdiscList(link) })
+}
+
+// ClassList lists the classes of link under parent.
+func (n *NS) ClassList(link netlink.Link, parent uint32) ([]netlink.Class, error) {
+	return Retry(func() ([]netlink.Class, error) { return n.Handle.ClassList(link, parent) })
+}
+
+// FilterList lists the filters of link under parent.
+func (n *NS) FilterList(link netlink.Link, parent uint32) ([]netlink.Filter, error) {
+	return Retry(func() ([]netlink.Filter, error) { return n.Handle.FilterList(link, parent) })
+}
+
+// fdPath names the open namespace for code that needs a path (ns.Do): it stays this
+// namespace as long as the handle is open, whatever happens to the path it was opened from.
+func (n *NS) fdPath() string { return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), n.Fd()) }
+
+// Sysctl sets a sysctl (dotted name, e.g. net.ipv4.ip_forward) in the namespace and returns
+// its previous value; a value that is already set is not written again.
+func (n *NS) Sysctl(name, value string) (old string, err error) {
+	olds, err := n.sysctls(true, name, value)
+	if len(olds) > 0 {
+		old = olds[0]
+	}
+	return old, err
+}
+
+// Sysctls sets name/value pairs in the namespace, in order, with one namespace switch.
+func (n *NS) Sysctls(kv ...string) error {
+	if len(kv)%2 != 0 {
+		return fmt.Errorf("set sysctls in %s: %d words are no name/value pairs", n.path, len(kv))
+	}
+	_, err := n.sysctls(false, kv...)
+	return err
+}
+
+// ReadSysctl reads a sysctl in the namespace.
+func (n *NS) ReadSysctl(name string) (string, error) {
+	var v string
+	err := ns.Do(n.fdPath(), func() error {
+		b, err := os.ReadFile(sysctlFile(name))
+		v = strings.TrimSpace(string(b))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read sysctl %s in %s: %w", name, n.path, err)
+	}
+	return v, nil
+}
+
+// sysctls writes pairs; /proc/sys/net shows the namespace of the thread that opens it, hence
+// the switch. With read, each old value is read first and an unchanged one not written.
+func (n *NS) sysctls(read bool, kv ...string) (olds []string, err error) {
+	err = ns.Do(n.fdPath(), func() error {
+		for i := 0; i+1 < len(kv); i += 2 {
+			name, value := kv[i], kv[i+1]
+			file := sysctlFile(name)
+			if read {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return fmt.Errorf("read sysctl %s in %s: %w", name, n.path, err)
+				}
+				old := strings.TrimSpace(string(b))
+				olds = append(olds, old)
+				if old == value {
+					continue
+				}
+			}
+			if err := os.WriteFile(file, []byte(value), 0o644); err != nil {
+				return fmt.Errorf("set sysctl %s=%s in %s: %w", name, value, n.path, err)
+			}
+		}
+		return nil
+	})
+	return olds, err
+}
+
+func sysctlFile(name string) string { return "/proc/sys/" + strings.ReplaceAll(name, ".", "/") }

@@ -1,0 +1,63 @@
+package kernel_test
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/pontoon-dev/pontoon/internal/kernel"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
+)
+
+func TestRetry(t *testing.T) {
+	for _, c := range []struct {
+		interrupted int
+		want        error
+	}{{0, nil}, {kernel.DumpAttempts - 1, nil}, {kernel.DumpAttempts, netlink.ErrDumpInterrupted}} {
+		calls := 0
+		v, err := kernel.Retry(func() (int, error) {
+			calls++
+			if calls <= c.interrupted {
+				return calls, netlink.ErrDumpInterrupted
+			}
+			return calls, nil
+		})
+		if !errors.Is(err, c.want) || (c.want == nil && v != c.interrupted+1) || calls > kernel.DumpAttempts {
+			t.Errorf("%d interruptions: %d calls, result %d, %v; want error %v", c.interrupted, calls, v, err, c.want)
+		}
+	}
+}
+
+func TestNSSysctlsAndDumps(t *testing.T) {
+	testkit.NeedRoot(t, "creates a network namespace")
+	p := filepath.Join(t.TempDir(), "n")
+	if err := ns.New(ns.Spec{Net: p}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(p) })
+	n, err := kernel.OpenNS(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if old, err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil || old != "0" {
+		t.Fatalf("Sysctl: old %q, %v; want 0 in a fresh namespace", old, err)
+	}
+	if err := n.Sysctls("net.ipv4.conf.all.send_redirects", "0", "net.ipv4.ip_forward", "0"); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.send_redirects": "0"} {
+		if got, err := n.ReadSysctl(name); err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if err := n.Sysctls("net.ipv4.ip_forward"); err == nil {
+		t.Error("Sysctls with an odd number of words succeeded")
+	}
+	links, err := n.LinkList()
+	if err != nil || len(links) != 1 || links[0].Attrs().Name != "lo" {
+		t.Errorf("LinkList in a fresh namespace: %v, %v; want only lo", links, err)
+	}
+}

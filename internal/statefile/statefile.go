@@ -1,0 +1,159 @@
+// Package statefile is pontoon's store for state files: an exclusive lock that serialises
+// every read-modify-write across processes, and JSON files replaced atomically, so that a
+// reader never sees half a file and a writer killed at any point leaves the old file intact
+// (plus, at worst, a temporary file that the next holder of the lock may remove).
+package statefile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// TempSuffix ends the name of the temporary file Write renames into place. One seen by a
+// holder of the lock was left by a writer that was killed.
+const TempSuffix = ".tmp"
+
+// Lock takes an exclusive flock on the file at path (created when missing, its directory
+// too) and returns the function that releases it. The lock dies with its holder, so a killed
+// process never wedges the others.
+func Lock(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory %s: %w", filepath.Dir(path), err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open state lock %s: %w", path, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock state %s: %w", path, err)
+	}
+	// Closing the file releases the lock.
+	return func() { f.Close() }, nil
+}
+
+// Locked runs fn while holding Lock(path).
+func Locked(path string, fn func() error) error {
+	unlock, err := Lock(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn()
+}
+
+// ReadJSON decodes the file at path into v. A missing file gives an error for which
+// errors.Is(err, os.ErrNotExist) holds.
+func ReadJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("read state %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteJSON replaces the file at path atomically with v as JSON on one line, readable by its
+// owner only. (Not indented: records are rewritten on every change and indenting took longer
+// than encoding; `jq . FILE` shows one indented.)
+func WriteJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return Write(path, append(b, '\n'), 0o600)
+}
+
+// Write replaces the file at path atomically with data: written to a temporary file next to
+// it, then renamed over it.
+func Write(path string, data []byte, perm os.FileMode) error {
+	tmp := path + TempSuffix
+	if err := os.WriteFile(tmp, data, perm); err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	return nil
+}
+
+// Version pins the version of a state file present when it was taken, so that a process
+// that read or wrote a file can tell later whether it is still that version and skip
+// decoding it again.
+type Version struct {
+	f  *os.File // kept open: the inode cannot be reused while it is
+	st unix.Stat_t
+}
+
+// Pin returns the version of the file at path now.
+func Pin(path string) (*Version, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	v := &Version{f: f}
+	if err := unix.Fstat(int(f.Fd()), &v.st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return v, nil
+}
+
+// ReadJSONPinned is ReadJSON that also returns the version it decoded, read through the
+// same open file, so that the two always agree.
+func ReadJSONPinned(path string, v any) (*Version, error) {
+	ver, err := Pin(path)
+	if err != nil {
+		return nil, err
+	}
+	// One byte more than the size: a whole read ends short of it, with EOF.
+	b := make([]byte, ver.st.Size+1)
+	n, err := io.ReadFull(ver.f, b)
+	switch {
+	case err == nil:
+		// Longer than when pinned: changed in place meanwhile, so no version to vouch for it.
+		ver.Close()
+		return nil, ReadJSON(path, v)
+	case err != io.EOF && err != io.ErrUnexpectedEOF:
+		ver.Close()
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	if err := json.Unmarshal(b[:n], v); err != nil {
+		ver.Close()
+		return nil, fmt.Errorf("read state %s: %w", path, err)
+	}
+	return ver, nil
+}
+
+// Current reports whether the file at path is still the pinned version: Write replaces a file
+// by another inode, and changes in place move its change time or its size.
+func (v *Version) Current(path string) bool {
+	if v == nil {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Stat(path, &st) == nil && st.Dev == v.st.Dev && st.Ino == v.st.Ino && st.Size == v.st.Size &&
+		st.Ctim == v.st.Ctim && st.Mtim == v.st.Mtim
+}
+
+// Close releases the pin; a nil Version may be closed.
+func (v *Version) Close() {
+	if v != nil {
+		v.f.Close()
+	}
+}

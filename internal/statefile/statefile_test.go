@@ -1,0 +1,130 @@
+package statefile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestWriteReadJSON(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.json")
+	var v map[string]int
+	if err := ReadJSON(path, &v); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v, want ErrNotExist", err)
+	}
+	if err := WriteJSON(path, map[string]int{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReadJSON(path, &v); err != nil || v["a"] != 1 {
+		t.Fatalf("read back %v, %v", v, err)
+	}
+	if _, err := os.Stat(path + TempSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left: %v", err)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", st.Mode().Perm())
+	}
+	os.WriteFile(path, []byte("{"), 0o600)
+	if err := ReadJSON(path, &v); err == nil || errors.Is(err, os.ErrNotExist) {
+		t.Errorf("corrupt file: %v", err)
+	}
+}
+
+// Read-modify-write cycles under Locked never lose an update.
+func TestLockedSerialises(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "n.json")
+	lock := filepath.Join(dir, "sub", "lock")
+	const n = 50
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := Locked(lock, func() error {
+				var c int
+				if err := ReadJSON(path, &c); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+				return WriteJSON(path, c+1)
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	var c int
+	if err := ReadJSON(path, &c); err != nil || c != n {
+		t.Errorf("counter %d, %v; want %d", c, err, n)
+	}
+}
+
+// A pinned version is current until the file is replaced or changed in place.
+func TestVersion(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.json")
+	if err := WriteJSON(path, 1); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Pin(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if !v.Current(path) {
+		t.Fatal("not current right after pinning")
+	}
+	// The same content written again is another version.
+	if err := WriteJSON(path, 1); err != nil {
+		t.Fatal(err)
+	}
+	if v.Current(path) {
+		t.Error("current after the file was replaced")
+	}
+	w, err := Pin(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := os.WriteFile(path, []byte("22"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if w.Current(path) {
+		t.Error("current after the file was changed in place")
+	}
+	os.Remove(path)
+	if w.Current(path) {
+		t.Error("current after the file was removed")
+	}
+	var none *Version
+	if none.Current(path) {
+		t.Error("a nil version is current")
+	}
+	none.Close()
+}
+
+// ReadJSONPinned returns the content and the version it came from; a missing file is
+// ErrNotExist as for ReadJSON.
+func TestReadJSONPinned(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.json")
+	var v map[string]int
+	if _, err := ReadJSONPinned(path, &v); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v, want ErrNotExist", err)
+	}
+	if err := WriteJSON(path, map[string]int{"a": 1}); err != nil {
+		t.Fatal(err)
+	}
+	ver, err := ReadJSONPinned(path, &v)
+	if err != nil || v["a"] != 1 || !ver.Current(path) {
+		t.Fatalf("read %v, %v, current %v", v, err, ver.Current(path))
+	}
+	ver.Close()
+	os.WriteFile(path, []byte("{"), 0o600)
+	if _, err := ReadJSONPinned(path, &v); err == nil || errors.Is(err, os.ErrNotExist) {
+		t.Errorf("corrupt file: %v", err)
+	}
+}

@@ -1,0 +1,105 @@
+package netsetup
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/pontoon-dev/pontoon/internal/statefile"
+)
+
+// bridgeCache keeps the bridge records this process last read or wrote, each with the
+// version of its file, so that a record read again under the state lock is decoded only
+// when another process replaced the file meanwhile. Guests come and go one at a time, and
+// decoding the whole record for each made the 200th guest of a bridge cost more than the
+// 10th.
+var bridgeCache = struct {
+	sync.Mutex
+	m map[string]cachedBridge
+}{m: map[string]cachedBridge{}}
+
+type cachedBridge struct {
+	v *statefile.Version
+	b *BridgeState
+}
+
+// cachedBridgeAt returns a copy of the record at path when the file is still the version
+// this process read or wrote last, else nil.
+func cachedBridgeAt(path string) *BridgeState {
+	bridgeCache.Lock()
+	defer bridgeCache.Unlock()
+	c, ok := bridgeCache.m[path]
+	if !ok {
+		return nil
+	}
+	if !c.v.Current(path) {
+		forgetLocked(path)
+		return nil
+	}
+	return c.b.clone()
+}
+
+// cacheBridge records b as the content of version v of the file at path (nil v: none
+// known) and takes over v.
+func cacheBridge(path string, v *statefile.Version, b *BridgeState) {
+	bridgeCache.Lock()
+	defer bridgeCache.Unlock()
+	forgetLocked(path)
+	if v != nil {
+		bridgeCache.m[path] = cachedBridge{v: v, b: b.clone()}
+	}
+}
+
+// forgetBridge drops what is cached for path.
+func forgetBridge(path string) {
+	bridgeCache.Lock()
+	defer bridgeCache.Unlock()
+	forgetLocked(path)
+}
+
+func forgetLocked(path string) {
+	if c, ok := bridgeCache.m[path]; ok {
+		c.v.Close()
+		delete(bridgeCache.m, path)
+	}
+}
+
+// writeBridge replaces the record of the bridge name with b; the caller holds the lock.
+func (s store) writeBridge(name string, b *BridgeState) error {
+	path := s.bridgeFile(name)
+	if err := statefile.WriteJSON(path, b); err != nil {
+		forgetBridge(path)
+		return err
+	}
+	// Writers hold the lock: the file pinned now is the one just written.
+	v, _ := statefile.Pin(path)
+	cacheBridge(path, v, b)
+	return nil
+}
+
+// clone returns a deep copy of b, with empty lists nil as a decoded record has them.
+func (b *BridgeState) clone() *BridgeState {
+	c := *b
+	if b.Owner != nil {
+		o := *b.Owner
+		c.Owner = &o
+	}
+	c.Ports, c.Guests = nil, nil
+	if len(b.Ports) > 0 {
+		c.Ports = slices.Clone(b.Ports)
+	}
+	if len(b.Guests) > 0 {
+		c.Guests = slices.Clone(b.Guests)
+		for i := range c.Guests {
+			g := &c.Guests[i]
+			if g.Process != nil {
+				p := *g.Process
+				g.Process = &p
+			}
+			if g.Creator != nil {
+				p := *g.Creator
+				g.Creator = &p
+			}
+		}
+	}
+	return &c
+}

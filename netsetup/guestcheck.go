@@ -1,0 +1,101 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"golang.org/x/sys/unix"
+)
+
+// MaxKeyLen bounds GuestOptions.Key: it is stored in the bridge's record.
+const MaxKeyLen = 256
+
+// TakenError is wrapped by AddGuest's error when another guest holds the name or the address.
+type TakenError struct {
+	Field string // "name" or "ip"
+	Other Guest  // the guest that holds it
+}
+
+func (e *TakenError) Error() string {
+	if e.Field == "name" {
+		return fmt.Sprintf("a guest named %q already exists on this bridge (IP %s); pick another name", e.Other.Name, e.Other.IP)
+	}
+	return fmt.Sprintf("IP %s is already used by guest %q on this bridge; pick another address", e.Other.IP, e.Other.Name)
+}
+
+// replaceStale applies GuestOptions.ReplaceStale for the new guest g (phase creating) on
+// bridge b; the caller holds the state lock. It returns the bridge as it is afterwards, or
+// the guest that is attached already.
+func replaceStale(env Env, b *BridgeState, g Guest) (*BridgeState, *Guest, error) {
+	for _, o := range b.Guests {
+		if g.Key != "" && o.Key == g.Key && o.Name == g.Name && o.IP == g.IP && o.Phase == PhaseReady &&
+			o.Process != nil && g.Process != nil && *o.Process == *g.Process && o.Process.Alive() {
+			return b, &o, nil
+		}
+	}
+	dropped := false
+	for _, o := range b.Guests {
+		sameKey := g.Key != "" && o.Key == g.Key
+		deadHolder := (o.Name == g.Name || o.IP == g.IP) && o.Process != nil && !o.Process.Alive()
+		if !sameKey && !deadHolder {
+			continue
+		}
+		if err := dropGuest(env, b.Name, o.Name); err != nil {
+			return nil, nil, fmt.Errorf("detach the stale guest %q: %w", o.Name, err)
+		}
+		dropped = true
+	}
+	if !dropped {
+		return b, nil, nil
+	}
+	cur, err := env.store().bridge(b.Name)
+	if err == nil && cur == nil {
+		err = ErrNoBridge
+	}
+	return cur, nil, err
+}
+
+// ErrHostNamespace is wrapped by the error for attaching the host's own network namespace.
+var ErrHostNamespace = errors.New("it is the host's network namespace")
+
+// CheckNotHost refuses the network namespace at path when it is the host's (attaching it
+// would put a veth and a guest address on the host itself), the gateway's or a bridge's.
+// AddGuest checks it for every namespace it does not create.
+func CheckNotHost(env Env, path string) error {
+	var own unix.Stat_t
+	if err := unix.Stat(path, &own); err != nil {
+		return fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	// The host is the Env's; pontoon's own namespace and init's stand for it too, so that a
+	// sandboxed Env still refuses the real host.
+	same := func(p string) bool {
+		var st unix.Stat_t
+		return unix.Stat(p, &st) == nil && st.Dev == own.Dev && st.Ino == own.Ino
+	}
+	for _, host := range []string{env.hostNetns(), ns.Original(), "/proc/1/ns/net"} {
+		if same(host) {
+			return fmt.Errorf("network namespace %s: %w; attach a network namespace of its own", path, ErrHostNamespace)
+		}
+	}
+	// The gateway and the bridges are pontoon's own: a guest port in one would route the
+	// chain through a guest. Their pins are compared by identity, so any path to them
+	// (a /proc/PID/ns/net of a process inside) is caught.
+	if same(env.GatewayNetns()) {
+		return fmt.Errorf("network namespace %s: %w (the gateway's); attach a network namespace of its own", path, ErrPontoonNamespace)
+	}
+	brs, _ := filepath.Glob(filepath.Join(env.netnsDir(), "pontoon-br-*"))
+	for _, br := range brs {
+		if same(br) {
+			name := strings.TrimPrefix(filepath.Base(br), "pontoon-br-")
+			return fmt.Errorf("network namespace %s: %w (bridge %q's); attach a network namespace of its own", path, ErrPontoonNamespace, name)
+		}
+	}
+	return nil
+}
+
+// ErrPontoonNamespace is wrapped by the error for attaching the gateway's or a bridge's
+// namespace as a guest.
+var ErrPontoonNamespace = errors.New("it is one of pontoon's own network namespaces")
