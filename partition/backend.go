@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"golang.org/x/sys/unix"
 )
 
@@ -203,7 +203,7 @@ func probeFamily(c *nftables.Conn, b Backend) (tables bool, reject error, err er
 	t := &nftables.Table{Name: probeTable, Family: b.nftFamily()}
 	c.AddTable(t)
 	ch := c.AddChain(&nftables.Chain{Name: "probe", Table: t})
-	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}})
+	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: nftrule.RejectTCPReset().Exprs})
 	c.DelTable(t)
 	rerr := c.Flush()
 	if rerr == nil {

@@ -1,8 +1,8 @@
 package partition
 
 import (
+	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
@@ -19,11 +19,28 @@ func ForBridge(env netsetup.Env, bridge string) (Target, error) {
 		if g.Phase != netsetup.PhaseReady {
 			continue
 		}
-		ip, err := netip.ParseAddr(g.IP)
-		if err != nil {
+		ip := g.IP
+		if !ip.Is4() {
 			return Target{}, fmt.Errorf("bridge %q: guest %q has a bad address %q in its state", bridge, g.Name, g.IP)
 		}
 		t.Guests = append(t.Guests, Guest{Name: g.Name, IP: ip, Port: g.PortName(), NetnsPath: g.Netns})
 	}
 	return t, nil
+}
+
+// Refresh applies the bridge's recorded state again, for the guests it has now. The kernel
+// knows a guest by its bridge port, so a guest that attaches, or attaches again with a new
+// port after a restart, is outside the partition in force until the table names its port:
+// whatever attaches a guest calls Refresh afterwards. With nothing applied it changes
+// nothing.
+func Refresh(env netsetup.Env, bridge string) error {
+	t, err := ForBridge(env, bridge)
+	if err != nil {
+		return err
+	}
+	_, err = applyWith(t, func(s State) (State, error) { return s, nil }, applyOpts{onlyIfApplied: true})
+	if errors.Is(err, errNothingApplied) {
+		return nil
+	}
+	return err
 }

@@ -2,387 +2,9 @@ package partition
 
 import (
 	"fmt"
-	"math"
-	"net/netip"
 	"slices"
 	"strings"
-	"time"
 )
-
-// Mode says what a blocked packet's sender experiences.
-type Mode string
-
-const (
-	// ModeDrop loses blocked packets silently: peers see timeouts.
-	ModeDrop Mode = "drop"
-	// ModeReject answers blocked TCP packets with a reset and other blocked
-	// packets with an ICMP "administratively prohibited" unreachable, so
-	// clients fail fast ("connection refused", "no route to host").
-	ModeReject Mode = "reject"
-)
-
-// State is what Apply makes true on a bridge: a partition, how blocked
-// packets are treated, and impairments.
-type State struct {
-	Partition Partition `json:"partition"`
-	// Mode is drop (default when empty) or reject.
-	Mode Mode `json:"mode"`
-	// Cut resets TCP connections that are already open across the partition
-	// instead of leaving them stalled: every segment of an established flow
-	// crossing a blocked pair is answered with a TCP reset (in drop mode too;
-	// new connections are still dropped there). When guests carry NetnsPath,
-	// Apply also closes such sockets inside the guests at once (sock_diag
-	// SOCK_DESTROY), so even an idle reader sees the cut.
-	Cut         bool         `json:"cut"`
-	Impairments []Impairment `json:"impairments"`
-}
-
-// WithImpairments returns a copy of s in which each of imps replaces the
-// impairment of the same guest or pair, or is added. It is what an
-// "impair" command applies on top of the current state (Status(t).State()).
-func (s State) WithImpairments(imps ...Impairment) State {
-	out := s
-	out.Impairments = slices.Clone(s.Impairments)
-	for _, im := range imps {
-		i := slices.IndexFunc(out.Impairments, func(x Impairment) bool { return x.Target() == im.Target() })
-		if i >= 0 {
-			out.Impairments[i] = im
-		} else {
-			out.Impairments = append(out.Impairments, im)
-		}
-	}
-	return out
-}
-
-// Impair returns s with the settings that words give (as ParseImpairments reads them)
-// changed on each named guest or pair, and their other settings kept: "delay=100ms a" after
-// "loss=10% a" leaves a with both. An impairment left without effect (every setting zero) is
-// removed. It also returns the changed impairments, for reporting.
-func (s State) Impair(words []string, guests []Guest) (State, []Impairment, error) {
-	targets, err := ParseImpairments(words, guests) // checks the targets and the settings alone
-	if err != nil {
-		return s, nil, err
-	}
-	var settings [][2]string
-	given := map[string]bool{}
-	for _, w := range words {
-		key, val, ok := strings.Cut(w, "=")
-		if !ok {
-			break
-		}
-		settings = append(settings, [2]string{key, val})
-		given[key] = true
-	}
-	out := s
-	out.Impairments = slices.Clone(s.Impairments)
-	changed := make([]Impairment, 0, len(targets))
-	for _, t := range targets {
-		im := Impairment{Guest: t.Guest, Src: t.Src, Dst: t.Dst}
-		if i := slices.IndexFunc(out.Impairments, func(x Impairment) bool { return x.Target() == t.Target() }); i >= 0 {
-			im = out.Impairments[i]
-			out.Impairments = slices.Delete(out.Impairments, i, i+1)
-		}
-		for _, kv := range settings {
-			if err := setField(&im, kv[0], kv[1]); err != nil {
-				return s, nil, err
-			}
-		}
-		if im.Delay == 0 && given["delay"] {
-			// Without a delay, jitter and reorder mean nothing (and are refused): removing
-			// the delay removes them unless they are given too.
-			if !given["jitter"] {
-				im.Jitter = 0
-			}
-			if !given["reorder"] {
-				im.Reorder = 0
-			}
-		}
-		if err := im.validate(); err != nil {
-			return s, nil, err
-		}
-		if !im.Empty() {
-			out.Impairments = append(out.Impairments, im)
-		}
-		changed = append(changed, im)
-	}
-	return out, changed, nil
-}
-
-// Empty reports an impairment whose every setting is zero: it has no effect.
-func (im Impairment) Empty() bool {
-	im.Guest, im.Src, im.Dst, im.Since = "", "", "", time.Time{}
-	return im == Impairment{}
-}
-
-// Names of what partition owns in the bridge namespace.
-const (
-	// TableName is pontoon's partition table in the bridge namespace, in the
-	// family of the backend (Backend.Family): netdev or bridge. Other tables,
-	// including other "pontoon*" tables, are never touched.
-	TableName = "pontoon_partition"
-	// BlockedSet holds the blocked (src . dst) IPv4 pairs.
-	BlockedSet = "blocked"
-	// FilterChain is the regular chain that every packet a guest sends is
-	// sent to: from each port's ingress chain (netdev backend) or from
-	// PreroutingChain (bridge backend).
-	FilterChain = "filter"
-	// PreroutingChain and PostroutingChain are the base chains of the bridge
-	// backend; they pick the guests' packets by port name.
-	PreroutingChain  = "prerouting"
-	PostroutingChain = "postrouting"
-	// QdiscMajor is the handle major of every root qdisc partition adds
-	// ("pt"), by which it recognises its own qdiscs when healing.
-	QdiscMajor = 0x7074
-	// ChainPriority orders partition's base chains before any other chain a
-	// user might add on the same hook (netdev ingress and egress, bridge
-	// prerouting and postrouting, whose filter priority is -200), so a
-	// blocked packet never reaches them.
-	ChainPriority = -300
-)
-
-// Class minors inside the QdiscMajor HTB tree.
-const (
-	classTop     = 1
-	classDefault = 2
-	classPairs   = 0x100 // + index of the source guest
-)
-
-// Plan is the compiled form of a State: the nftables rule set and the
-// traffic-control configuration, as plain data.
-type Plan struct {
-	RuleSet RuleSet   `json:"ruleset"`
-	Shaping []Shaping `json:"shaping"`
-}
-
-// RuleSet describes the content of the partition table. An empty RuleSet
-// (no chains) means the table must not exist, in any family.
-type RuleSet struct {
-	// Backend is the kind of table the rule set is for; Family is its
-	// nftables family (the same word).
-	Backend Backend `json:"backend"`
-	Family  string  `json:"family"`
-	Table   string  `json:"table"`
-	Sets    []Set   `json:"sets"`
-	Chains  []Chain `json:"chains"`
-}
-
-// Empty reports whether the rule set has nothing to enforce.
-func (rs RuleSet) Empty() bool { return len(rs.Chains) == 0 }
-
-// Set is a named set of IPv4 address pairs.
-type Set struct {
-	Name     string     `json:"name"`
-	Elements []AddrPair `json:"elements"`
-}
-
-// AddrPair is one "src . dst" set element.
-type AddrPair struct {
-	Src netip.Addr `json:"src"`
-	Dst netip.Addr `json:"dst"`
-}
-
-// Chain is a base chain (Hook set) or a regular chain (Hook empty).
-type Chain struct {
-	Name string `json:"name"`
-	// Hook is "ingress" or "egress" of Device (netdev backend), or
-	// "prerouting" or "postrouting" (bridge backend, no Device).
-	Hook     string `json:"hook,omitempty"`
-	Device   string `json:"device,omitempty"`
-	Priority int32  `json:"priority,omitempty"`
-	Rules    []Rule `json:"rules"`
-}
-
-// Action is what a rule does when it matches.
-type Action string
-
-// Rule actions.
-const (
-	ActionDrop           Action = "drop"
-	ActionRejectTCPReset Action = "reject with tcp reset"
-	ActionRejectAdmin    Action = "reject with icmpx admin-prohibited"
-	ActionJump           Action = "jump"
-)
-
-// Rule is one rule: every set match must hold, then Action is taken.
-type Rule struct {
-	Iifname string     `json:"iifname,omitempty"`  // iifname NAME (bridge port it came in on)
-	Oifname string     `json:"oifname,omitempty"`  // oifname NAME (bridge port it goes out of)
-	IPv4    bool       `json:"ipv4,omitempty"`     // meta protocol ip
-	Saddr   netip.Addr `json:"saddr,omitzero"`     // ip saddr ADDR
-	Daddr   netip.Addr `json:"daddr,omitzero"`     // ip daddr ADDR
-	PairSet string     `json:"pair_set,omitempty"` // ip saddr . ip daddr @SET
-	TCP     bool       `json:"tcp,omitempty"`      // meta l4proto tcp
-	NoSYN   bool       `json:"no_syn,omitempty"`   // tcp flags & syn == 0
-	// Chance, when not 0, matches with probability Chance/10000
-	// (numgen random mod 10000 < Chance).
-	Chance uint32 `json:"chance,omitempty"`
-	Action Action `json:"action"`
-	Jump   string `json:"jump,omitempty"` // for ActionJump
-}
-
-// LossScale is the modulus of the random number loss rules draw: loss is
-// applied with a resolution of 0.01%.
-const LossScale = 10000
-
-// String renders the rule in nft syntax.
-func (r Rule) String() string {
-	var b []string
-	if r.Iifname != "" {
-		b = append(b, fmt.Sprintf("iifname %q", r.Iifname))
-	}
-	if r.Oifname != "" {
-		b = append(b, fmt.Sprintf("oifname %q", r.Oifname))
-	}
-	if r.IPv4 {
-		b = append(b, "meta protocol ip")
-	}
-	if r.Saddr.IsValid() {
-		b = append(b, "ip saddr "+r.Saddr.String())
-	}
-	if r.Daddr.IsValid() {
-		b = append(b, "ip daddr "+r.Daddr.String())
-	}
-	if r.PairSet != "" {
-		b = append(b, "ip saddr . ip daddr @"+r.PairSet)
-	}
-	if r.TCP {
-		b = append(b, "meta l4proto tcp")
-	}
-	if r.NoSYN {
-		b = append(b, "tcp flags & syn == 0")
-	}
-	if r.Chance != 0 {
-		b = append(b, fmt.Sprintf("numgen random mod %d < %d", LossScale, r.Chance))
-	}
-	switch r.Action {
-	case ActionJump:
-		b = append(b, "jump "+r.Jump)
-	default:
-		b = append(b, string(r.Action))
-	}
-	return strings.Join(b, " ")
-}
-
-// String renders the rule set as an nft script (what `nft -f` would load),
-// headed by a comment naming the backend.
-func (rs RuleSet) String() string {
-	if rs.Empty() {
-		if rs.Family == "" {
-			return fmt.Sprintf("# table %s: absent in every family\n", rs.Table)
-		}
-		return fmt.Sprintf("# backend %s: table %s %s absent\n", rs.Backend, rs.Family, rs.Table)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "# backend %s: %s\n", rs.Backend, rs.Backend.describe())
-	fmt.Fprintf(&b, "table %s %s {\n", rs.Family, rs.Table)
-	for _, s := range rs.Sets {
-		fmt.Fprintf(&b, "\tset %s {\n\t\ttype ipv4_addr . ipv4_addr\n", s.Name)
-		if len(s.Elements) > 0 {
-			els := make([]string, len(s.Elements))
-			for i, e := range s.Elements {
-				els[i] = e.Src.String() + " . " + e.Dst.String()
-			}
-			fmt.Fprintf(&b, "\t\telements = { %s }\n", strings.Join(els, ", "))
-		}
-		b.WriteString("\t}\n")
-	}
-	for _, c := range rs.Chains {
-		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
-		switch {
-		case c.Hook != "" && c.Device != "":
-			fmt.Fprintf(&b, "\t\ttype filter hook %s device %q priority %d;\n", c.Hook, c.Device, c.Priority)
-		case c.Hook != "":
-			fmt.Fprintf(&b, "\t\ttype filter hook %s priority %d;\n", c.Hook, c.Priority)
-		}
-		for _, r := range c.Rules {
-			fmt.Fprintf(&b, "\t\t%s\n", r)
-		}
-		b.WriteString("\t}\n")
-	}
-	b.WriteString("}\n")
-	return b.String()
-}
-
-// Shaping is the traffic-control tree on the egress of one device: an HTB
-// qdisc (handle QdiscMajor:) with a top class of Rate, a default class and
-// one class per impaired source pair, each class optionally with a netem
-// leaf.
-type Shaping struct {
-	// Netns is empty for a port in the bridge namespace, which carries what
-	// is delivered to Guest. Otherwise it is the guest's namespace, and
-	// Device (GuestIface) carries what Guest sends.
-	Netns string `json:"netns,omitempty"`
-	// Device is the shaped device: the guest's port, or its GuestIface.
-	Device string `json:"device"`
-	// Guest is whose link this shapes.
-	Guest string `json:"guest"`
-	// Rate of the top class; 0 means MaxRate.
-	Rate Rate `json:"rate,omitempty"`
-	// Classes; the first is the default class.
-	Classes []Class `json:"classes"`
-}
-
-// Class is one HTB leaf class.
-type Class struct {
-	Minor uint16 `json:"minor"`
-	// From is the source guest of a pair class; empty for the default class.
-	From string `json:"from,omitempty"`
-	// Src is From's address, which a u32 filter matches (ip saddr) to put
-	// the pair's packets into this class.
-	Src   netip.Addr `json:"src,omitzero"`
-	Rate  Rate       `json:"rate,omitempty"` // 0 means MaxRate
-	Netem *Netem     `json:"netem,omitempty"`
-}
-
-// Netem holds the netem settings of a class.
-type Netem struct {
-	Delay     time.Duration `json:"delay,omitempty"`
-	Jitter    time.Duration `json:"jitter,omitempty"`
-	Duplicate float64       `json:"duplicate,omitempty"`
-	Corrupt   float64       `json:"corrupt,omitempty"`
-	Reorder   float64       `json:"reorder,omitempty"`
-}
-
-func netemOf(im *Impairment) *Netem {
-	if im == nil || !im.needsNetem() {
-		return nil
-	}
-	return &Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}
-}
-
-// mergeNetem lets the pair's settings override the guest's field by field.
-func mergeNetem(guest, pair *Netem) *Netem {
-	if guest == nil {
-		return pair
-	}
-	if pair == nil {
-		return guest
-	}
-	m := *guest
-	if pair.Delay > 0 {
-		m.Delay = pair.Delay
-	}
-	if pair.Jitter > 0 {
-		m.Jitter = pair.Jitter
-	}
-	if pair.Duplicate > 0 {
-		m.Duplicate = pair.Duplicate
-	}
-	if pair.Corrupt > 0 {
-		m.Corrupt = pair.Corrupt
-	}
-	if pair.Reorder > 0 {
-		m.Reorder = pair.Reorder
-	}
-	return &m
-}
-
-// ClassID returns the tc class id (major:minor) of a minor in the HTB tree.
-func ClassID(minor uint16) uint32 { return QdiscMajor<<16 | uint32(minor) }
-
-func lossChance(pct float64) uint32 {
-	return uint32(math.Round(pct * LossScale / 100))
-}
 
 // resolved is a State checked against the run's guests, with every name in
 // canonical form.
@@ -391,6 +13,7 @@ type resolved struct {
 	mode    Mode
 	cut     bool
 	blocked []Pair
+	order   []string     // column order hint (Partition.Order)
 	imps    []Impairment // sorted by target
 	desc    string
 	kind    string
@@ -401,7 +24,10 @@ func resolveState(s State, guests []Guest) (*resolved, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &resolved{gs: gs, cut: s.Cut, desc: s.Partition.Description, kind: s.Partition.Kind}
+	if len(gs.list) > maxGuests {
+		return nil, fmt.Errorf("%d guests: a bridge has at most %d", len(gs.list), maxGuests)
+	}
+	r := &resolved{gs: gs, cut: s.Cut, desc: s.Partition.Description, kind: s.Partition.Kind, order: s.Partition.Order}
 	if r.mode, err = ParseMode(string(s.Mode)); err != nil {
 		return nil, err
 	}
@@ -484,37 +110,10 @@ func (r *resolved) plan(backend Backend) Plan {
 	rs := empty
 	var filter []Rule
 	needTable := len(r.blocked) > 0
+	rs.Classes = r.classes()
 
-	set := Set{Name: BlockedSet, Elements: []AddrPair{}}
-	for _, p := range r.blocked {
-		set.Elements = append(set.Elements, AddrPair{r.guest(p.Src).IP, r.guest(p.Dst).IP})
-	}
-	rs.Sets = []Set{set}
-	blocked := Rule{IPv4: true, PairSet: BlockedSet}
-	switch {
-	case r.mode == ModeReject:
-		// Reject runs where the sender's packet enters the bridge: the reset
-		// or ICMP error (nft_reject_netdev or nft_reject_bridge) is built from
-		// the offending packet and sent back out of the sender's port, so it
-		// reaches the sender as if the destination had answered.
-		tcp := blocked
-		tcp.TCP, tcp.Action = true, ActionRejectTCPReset
-		other := blocked
-		other.Action = ActionRejectAdmin
-		filter = append(filter, tcp, other)
-	case r.cut:
-		// Drop mode with Cut: a segment without SYN belongs to a connection
-		// that was open before the cut, so it gets a reset; new connections
-		// (SYN, SYN-ACK) and everything else still time out.
-		est := blocked
-		est.TCP, est.NoSYN, est.Action = true, true, ActionRejectTCPReset
-		drop := blocked
-		drop.Action = ActionDrop
-		filter = append(filter, est, drop)
-	default:
-		drop := blocked
-		drop.Action = ActionDrop
-		filter = append(filter, drop)
+	if needTable {
+		filter = r.blockRules()
 	}
 
 	guestLoss := map[string]uint32{}
@@ -531,7 +130,7 @@ func (r *resolved) plan(backend Backend) Plan {
 		}
 		if c := lossChance(im.Loss); c > 0 {
 			needTable = true
-			filter = append(filter, lossRule(Rule{Saddr: r.guest(im.Src).IP, Daddr: r.guest(im.Dst).IP}, c))
+			filter = append(filter, lossRule(Rule{Iifname: r.guest(im.Src).Port, Daddr: r.guest(im.Dst).IP}, c))
 		}
 	}
 
@@ -544,6 +143,10 @@ func (r *resolved) plan(backend Backend) Plan {
 		rs.Chains = append(rs.Chains, r.bridgeChains(guestLoss)...)
 		return Plan{RuleSet: rs, Shaping: shaping}
 	}
+	blockedTo := r.blockedTo()
+	if len(blockedTo) > 0 {
+		rs.Chains = append(rs.Chains, Chain{Name: EgressChain, Rules: egressRules()})
+	}
 	for _, g := range r.gs.list {
 		in := Chain{Name: "in_" + g.Port, Hook: "ingress", Device: g.Port, Priority: ChainPriority,
 			Rules: []Rule{{Action: ActionJump, Jump: FilterChain}}}
@@ -555,10 +158,18 @@ func (r *resolved) plan(backend Backend) Plan {
 	for _, g := range r.gs.list {
 		// Loss towards a guest is taken where packets leave the bridge for it,
 		// so it also hits traffic from outside the run, not only from guests.
-		if c, ok := guestLoss[g.Name]; ok {
-			rs.Chains = append(rs.Chains, Chain{Name: "out_" + g.Port, Hook: "egress", Device: g.Port,
-				Priority: ChainPriority, Rules: []Rule{lossRule(Rule{}, c)}})
+		c, loss := guestLoss[g.Name]
+		if !loss && !blockedTo[g.Name] {
+			continue
 		}
+		out := Chain{Name: "out_" + g.Port, Hook: "egress", Device: g.Port, Priority: ChainPriority}
+		if blockedTo[g.Name] {
+			out.Rules = []Rule{{Action: ActionJump, Jump: EgressChain}}
+		}
+		if loss {
+			out.Rules = append(out.Rules, lossRule(Rule{}, c))
+		}
+		rs.Chains = append(rs.Chains, out)
 	}
 	return Plan{RuleSet: rs, Shaping: shaping}
 }
@@ -572,8 +183,13 @@ func (r *resolved) plan(backend Backend) Plan {
 func (r *resolved) bridgeChains(guestLoss map[string]uint32) []Chain {
 	in := Chain{Name: PreroutingChain, Hook: "prerouting", Priority: ChainPriority}
 	out := Chain{Name: PostroutingChain, Hook: "postrouting", Priority: ChainPriority}
+	// Frames of ports that are not guests' (br0's own, the uplink's) find no
+	// row class and pass the filter chain untouched: one jump serves all.
+	in.Rules = append(in.Rules, Rule{Action: ActionJump, Jump: FilterChain})
+	if len(r.blocked) > 0 {
+		out.Rules = egressRules()
+	}
 	for _, g := range r.gs.list {
-		in.Rules = append(in.Rules, Rule{Iifname: g.Port, Action: ActionJump, Jump: FilterChain})
 		if c, ok := guestLoss[g.Name]; ok {
 			in.Rules = append(in.Rules, lossRule(Rule{Iifname: g.Port}, c))
 			out.Rules = append(out.Rules, lossRule(Rule{Oifname: g.Port}, c))
@@ -673,4 +289,101 @@ func shapedFields(im Impairment) string {
 		}
 	}
 	return strings.Join(f, ", ")
+}
+
+// blockRules look the packet's classes up and act on blocked ones.
+func (r *resolved) blockRules() []Rule {
+	byIP := Rule{IPv4: true, Blocked: true}
+	rules := []Rule{
+		{Classify: ClassifyReset},
+		{Classify: ClassifyRow},
+		{IPv4: true, Classify: ClassifyColumnByIP},
+	}
+	switch {
+	case r.mode == ModeReject:
+		// Reject runs where the sender's packet enters the bridge: the reset
+		// or ICMP error (nft_reject_netdev or nft_reject_bridge) is built from
+		// the offending packet and sent back out of the sender's port, so it
+		// reaches the sender as if the destination had answered.
+		tcp := byIP
+		tcp.TCP, tcp.Action = true, ActionRejectTCPReset
+		other := byIP
+		other.Action = ActionRejectAdmin
+		rules = append(rules, tcp, other)
+	case r.cut:
+		// Drop mode with Cut: a segment without SYN belongs to a connection
+		// that was open before the cut, so it gets a reset; new connections
+		// (SYN, SYN-ACK) and everything else still time out.
+		est := byIP
+		est.TCP, est.NoSYN, est.Action = true, true, ActionRejectTCPReset
+		drop := byIP
+		drop.Action = ActionDrop
+		rules = append(rules, est, drop)
+	default:
+		drop := byIP
+		drop.Action = ActionDrop
+		rules = append(rules, drop)
+	}
+	// The row stays in the mark for the check where the frame leaves.
+	return append(rules, Rule{Classify: ClassifyClearColumn})
+}
+
+// egressRules drop what leaves through a guest's port from a guest the
+// partition blocks from it: frames to the guest's MAC whatever address they
+// carry, broadcasts and multicasts, and packets routed through the bridge's
+// own address. ARP passes, so that a one-way block does not also stop the
+// answers of the open direction's address resolution. The priority is
+// cleared first: the bridge's IP stack sets it from the TOS of what it
+// routes.
+func egressRules() []Rule {
+	return []Rule{
+		{Classify: ClassifyClearColumn},
+		{NotARP: true, Classify: ClassifyColumnByPort},
+		{NotARP: true, Blocked: true, Action: ActionDrop},
+		{Classify: ClassifyReset},
+	}
+}
+
+// blockedTo tells the guests somebody is blocked from reaching: their ports
+// need the check where frames leave.
+func (r *resolved) blockedTo() map[string]bool {
+	out := map[string]bool{}
+	for _, p := range r.blocked {
+		out[p.Dst] = true
+	}
+	return out
+}
+
+// classes encodes the blocked pairs as the class matrix the kernel holds, the
+// column classes following the partition's order.
+func (r *resolved) classes() Classes {
+	var c Classes
+	if len(r.blocked) == 0 {
+		return c
+	}
+	pairs := make([][2]int, len(r.blocked))
+	for i, p := range r.blocked {
+		pairs[i] = [2]int{r.gs.byName[p.Src], r.gs.byName[p.Dst]}
+	}
+	var order []int
+	for _, name := range r.order {
+		if i, ok := r.gs.byName[name]; ok {
+			order = append(order, i)
+		}
+	}
+	// resolveState has checked the guest count against maxGuests.
+	m, _ := newClassMatrix(len(r.gs.list), pairs, order)
+	for i, g := range r.gs.list {
+		if m.Row[i] != 0 {
+			c.Sources = append(c.Sources, PortClass{Port: g.Port, Row: m.Row[i]})
+		}
+		if m.Col[i] != 0 {
+			c.Dests = append(c.Dests, DestClass{IP: g.IP, Port: g.Port, Col: m.Col[i]})
+		}
+	}
+	c.Runs = make([]ClassRun, len(m.Runs))
+	for i, run := range m.Runs {
+		c.Runs[i] = ClassRun(run)
+	}
+	return c
 }

@@ -28,14 +28,11 @@ func portChains(ports ...string) []Chain {
 	return out
 }
 
-// bridgeIn is the bridge backend's prerouting chain sending the ports'
-// frames to the filter chain.
-func bridgeIn(ports ...string) Chain {
-	c := Chain{Name: PreroutingChain, Hook: "prerouting", Priority: ChainPriority}
-	for _, p := range ports {
-		c.Rules = append(c.Rules, Rule{Iifname: p, Action: ActionJump, Jump: FilterChain})
-	}
-	return c
+// bridgeIn is the bridge backend's prerouting chain sending every frame to
+// the filter chain, where only guest ports find a row class.
+func bridgeIn() Chain {
+	return Chain{Name: PreroutingChain, Hook: "prerouting", Priority: ChainPriority,
+		Rules: []Rule{{Action: ActionJump, Jump: FilterChain}}}
 }
 
 func TestCompile(t *testing.T) {
@@ -44,9 +41,21 @@ func TestCompile(t *testing.T) {
 		g[i].NetnsPath = "/run/netns/guest-" + g[i].Name
 	}
 	blockAB := Partition{Kind: "block", Blocked: []Pair{{"a", "b"}}}
-	blockedSet := []Set{{Name: BlockedSet, Elements: []AddrPair{{ipA, ipB}}}}
-	noneBlocked := []Set{{Name: BlockedSet, Elements: []AddrPair{}}}
-	inSet := Rule{IPv4: true, PairSet: BlockedSet}
+	// a (port g1) is row class 1, b (172.18.0.2, port g2) column class 1.
+	blockedSet := Classes{Sources: []PortClass{{"g1", 1}}, Dests: []DestClass{{IP: ipB, Port: "g2", Col: 1}}, Runs: []ClassRun{{1, 1, 1}}}
+	noneBlocked := Classes{}
+	inSet := Rule{IPv4: true, Blocked: true}
+	// blocking surrounds the rules acting on blocked IPv4 packets with the
+	// class lookup.
+	blocking := func(act ...Rule) []Rule {
+		out := []Rule{{Classify: ClassifyReset}, {Classify: ClassifyRow}, {IPv4: true, Classify: ClassifyColumnByIP}}
+		out = append(out, act...)
+		return append(out, Rule{Classify: ClassifyClearColumn})
+	}
+	// b is blocked from a: what leaves through b's port is checked.
+	netdevBlockB := append(append([]Chain{{Name: EgressChain, Rules: egressRules()}}, portChains("g1", "g2", "g3")...),
+		Chain{Name: "out_g2", Hook: "egress", Device: "g2", Priority: ChainPriority, Rules: []Rule{{Action: ActionJump, Jump: EgressChain}}})
+	bridgeBlock := []Chain{bridgeIn(), {Name: PostroutingChain, Hook: "postrouting", Priority: ChainPriority, Rules: egressRules()}}
 	with := func(r Rule, f func(*Rule)) Rule { f(&r); return r }
 	lossA := Rule{IPv4: true, Chance: 1250, Action: ActionDrop}
 
@@ -55,7 +64,7 @@ func TestCompile(t *testing.T) {
 	tests := []struct {
 		name    string
 		state   State
-		sets    []Set
+		sets    Classes
 		filter  []Rule
 		netdev  []Chain
 		bridge  []Chain
@@ -69,31 +78,31 @@ func TestCompile(t *testing.T) {
 			name:   "drop",
 			state:  State{Partition: blockAB},
 			sets:   blockedSet,
-			filter: []Rule{with(inSet, func(r *Rule) { r.Action = ActionDrop })},
-			netdev: portChains("g1", "g2", "g3"),
-			bridge: []Chain{bridgeIn("g1", "g2", "g3")},
+			filter: blocking(with(inSet, func(r *Rule) { r.Action = ActionDrop })),
+			netdev: netdevBlockB,
+			bridge: bridgeBlock,
 		},
 		{
 			name:  "reject",
 			state: State{Partition: blockAB, Mode: ModeReject},
 			sets:  blockedSet,
-			filter: []Rule{
+			filter: blocking(
 				with(inSet, func(r *Rule) { r.TCP, r.Action = true, ActionRejectTCPReset }),
 				with(inSet, func(r *Rule) { r.Action = ActionRejectAdmin }),
-			},
-			netdev: portChains("g1", "g2", "g3"),
-			bridge: []Chain{bridgeIn("g1", "g2", "g3")},
+			),
+			netdev: netdevBlockB,
+			bridge: bridgeBlock,
 		},
 		{
 			name:  "drop with cut resets established segments",
 			state: State{Partition: blockAB, Cut: true},
 			sets:  blockedSet,
-			filter: []Rule{
+			filter: blocking(
 				with(inSet, func(r *Rule) { r.TCP, r.NoSYN, r.Action = true, true, ActionRejectTCPReset }),
 				with(inSet, func(r *Rule) { r.Action = ActionDrop }),
-			},
-			netdev: portChains("g1", "g2", "g3"),
-			bridge: []Chain{bridgeIn("g1", "g2", "g3")},
+			),
+			netdev: netdevBlockB,
+			bridge: bridgeBlock,
 		},
 		{
 			name: "loss on a guest and a pair",
@@ -103,8 +112,7 @@ func TestCompile(t *testing.T) {
 			}},
 			sets: noneBlocked,
 			filter: []Rule{
-				{IPv4: true, PairSet: BlockedSet, Action: ActionDrop},
-				{IPv4: true, Saddr: ipB, Daddr: ipC, Action: ActionDrop}, // 100%: no draw
+				{Iifname: "g2", IPv4: true, Daddr: ipC, Action: ActionDrop}, // 100%: no draw
 			},
 			netdev: []Chain{
 				{Name: "in_g1", Hook: "ingress", Device: "g1", Priority: ChainPriority, Rules: []Rule{
@@ -115,10 +123,8 @@ func TestCompile(t *testing.T) {
 			},
 			bridge: []Chain{
 				{Name: PreroutingChain, Hook: "prerouting", Priority: ChainPriority, Rules: []Rule{
-					{Iifname: "g1", Action: ActionJump, Jump: FilterChain},
+					{Action: ActionJump, Jump: FilterChain},
 					with(lossA, func(r *Rule) { r.Iifname = "g1" }),
-					{Iifname: "g2", Action: ActionJump, Jump: FilterChain},
-					{Iifname: "g3", Action: ActionJump, Jump: FilterChain},
 				}},
 				{Name: PostroutingChain, Hook: "postrouting", Priority: ChainPriority, Rules: []Rule{
 					with(lossA, func(r *Rule) { r.Oifname = "g1" }),
@@ -161,12 +167,10 @@ func TestCompile(t *testing.T) {
 				{Src: "b", Dst: "a", Delay: 20 * time.Millisecond, Loss: 100},
 			}},
 			sets: blockedSet,
-			filter: []Rule{
-				with(inSet, func(r *Rule) { r.Action = ActionDrop }),
-				{IPv4: true, Saddr: ipB, Daddr: ipA, Action: ActionDrop},
-			},
-			netdev: portChains("g1", "g2", "g3"),
-			bridge: []Chain{bridgeIn("g1", "g2", "g3")},
+			filter: append(blocking(with(inSet, func(r *Rule) { r.Action = ActionDrop })),
+				Rule{Iifname: "g2", IPv4: true, Daddr: ipA, Action: ActionDrop}),
+			netdev: netdevBlockB,
+			bridge: bridgeBlock,
 			shaping: []Shaping{
 				{Device: "g1", Guest: "a", Rate: MaxRate, Classes: []Class{
 					{Minor: 2, Rate: MaxRate},
@@ -180,7 +184,7 @@ func TestCompile(t *testing.T) {
 			t.Run(string(b)+"/"+tt.name, func(t *testing.T) {
 				want := Plan{RuleSet: RuleSet{Backend: b, Family: string(b), Table: TableName}, Shaping: tt.shaping}
 				if tt.filter != nil {
-					want.RuleSet.Sets = tt.sets
+					want.RuleSet.Classes = tt.sets
 					want.RuleSet.Chains = []Chain{{Name: FilterChain, Rules: tt.filter}}
 					hooks := map[Backend][]Chain{BackendNetdev: tt.netdev, BackendBridge: tt.bridge}[b]
 					want.RuleSet.Chains = append(want.RuleSet.Chains, hooks...)
@@ -241,14 +245,36 @@ func TestCompileErrors(t *testing.T) {
 func TestRuleSetString(t *testing.T) {
 	state := State{Partition: Partition{Blocked: []Pair{{"a", "b"}}}, Mode: ModeReject,
 		Impairments: []Impairment{{Guest: "a", Loss: 5}}}
-	const sets = `	set blocked {
-		type ipv4_addr . ipv4_addr
-		elements = { 172.18.0.1 . 172.18.0.2 }
+	const sets = `	map src {
+		type ifname : mark
+		elements = { "g1" : 1 }
+	}
+	map dst {
+		type ipv4_addr : classid
+		elements = { 172.18.0.2 : 1 }
+	}
+	map dstport {
+		type ifname : classid
+		elements = { "g2" : 1 }
+	}
+	set blocked {
+		type mark . classid
+		flags interval
+		elements = { 1 . 1 }
 	}
 	chain filter {
-		meta protocol ip ip saddr . ip daddr @blocked meta l4proto tcp reject with tcp reset
-		meta protocol ip ip saddr . ip daddr @blocked reject with icmpx admin-prohibited
+		meta mark set 0 meta priority set none
+		meta mark set iifname map @src
+		meta protocol ip meta priority set ip daddr map @dst
+		meta protocol ip meta mark . meta priority @blocked meta l4proto tcp reject with tcp reset
+		meta protocol ip meta mark . meta priority @blocked reject with icmpx admin-prohibited
+		meta priority set none
 	}
+`
+	const egress = `		meta priority set none
+		meta protocol != arp meta priority set oifname map @dstport
+		meta protocol != arp meta mark . meta priority @blocked drop
+		meta mark set 0 meta priority set none
 `
 	tests := []struct {
 		backend Backend
@@ -257,7 +283,9 @@ func TestRuleSetString(t *testing.T) {
 	}{
 		{BackendNetdev, state, `# backend netdev: ingress chain on each guest port (egress for loss towards a guest), reject by nft_reject_netdev
 table netdev pontoon_partition {
-` + sets + `	chain in_g1 {
+` + sets + `	chain egress {
+` + egress + `	}
+	chain in_g1 {
 		type filter hook ingress device "g1" priority -300;
 		jump filter
 		meta protocol ip numgen random mod 10000 < 500 drop
@@ -270,19 +298,22 @@ table netdev pontoon_partition {
 		type filter hook egress device "g1" priority -300;
 		meta protocol ip numgen random mod 10000 < 500 drop
 	}
+	chain out_g2 {
+		type filter hook egress device "g2" priority -300;
+		jump egress
+	}
 }
 `},
 		{BackendBridge, state, `# backend bridge: bridge prerouting and postrouting chains matching guest ports by name, reject by nft_reject_bridge
 table bridge pontoon_partition {
 ` + sets + `	chain prerouting {
 		type filter hook prerouting priority -300;
-		iifname "g1" jump filter
+		jump filter
 		iifname "g1" meta protocol ip numgen random mod 10000 < 500 drop
-		iifname "g2" jump filter
 	}
 	chain postrouting {
 		type filter hook postrouting priority -300;
-		oifname "g1" meta protocol ip numgen random mod 10000 < 500 drop
+` + egress + `		oifname "g1" meta protocol ip numgen random mod 10000 < 500 drop
 	}
 }
 `},

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/testkit"
+	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 func needRoot(tb testing.TB) {
@@ -40,7 +42,8 @@ type scene struct {
 	prefix   string
 	bridgeNS string
 	guests   []Guest
-	nsOf     map[string]string // guest name -> netns name
+	nsOf     map[string]string           // guest name -> netns name
+	macOf    map[string]net.HardwareAddr // guest name -> MAC of its eth0
 	stateDir string
 
 	mu      sync.Mutex
@@ -74,7 +77,7 @@ func randomPrefix() string {
 func newScene(tb testing.TB, n int, withNetns bool) *scene {
 	tb.Helper()
 	needRoot(tb)
-	s := &scene{prefix: randomPrefix(), nsOf: map[string]string{}, sink: map[string]bool{}}
+	s := &scene{prefix: randomPrefix(), nsOf: map[string]string{}, macOf: map[string]net.HardwareAddr{}, sink: map[string]bool{}}
 	s.bridgeNS = s.prefix + "-br"
 	tb.Cleanup(s.close)
 	dir, err := os.MkdirTemp("", s.prefix+"-state")
@@ -95,12 +98,14 @@ func newScene(tb testing.TB, n int, withNetns bool) *scene {
 		ns := fmt.Sprintf("%s-%s", s.prefix, name)
 		run(tb, "", "ip", "netns", "add", ns)
 		s.nsOf[name] = ns
-		g := Guest{Name: name, IP: netip.AddrFrom4([4]byte{172, 18, 0, byte(i)}), Port: fmt.Sprintf("g%d", i)}
+		ip := netip.AddrFrom4([4]byte{172, 18, 0, byte(i)})
+		g := Guest{Name: name, IP: ip, Port: fmt.Sprintf("g%d", i)}
+		s.macOf[name] = netsetup.GuestMAC(ip)
 		if withNetns {
 			g.NetnsPath = "/run/netns/" + ns
 		}
 		s.guests = append(s.guests, g)
-		fmt.Fprintf(&br, "link add %s type veth peer name eth0 netns %s\nlink set %s master br0 up\n", g.Port, ns, g.Port)
+		fmt.Fprintf(&br, "link add %s type veth peer name eth0 netns %s address %s\nlink set %s master br0 up\n", g.Port, ns, s.macOf[name], g.Port)
 	}
 	run(tb, br.String(), "ip", "-n", s.bridgeNS, "-batch", "-")
 	for _, g := range s.guests {
@@ -210,21 +215,45 @@ type probeResult struct {
 	Result string `json:"result"`
 }
 
+// probePairs probes the given ordered pairs (guest names) like probeAll.
+func (s *scene) probePairs(tb testing.TB, pairs [][2]string, tag string, timeout time.Duration) map[[3]string]string {
+	tb.Helper()
+	ip := map[string]string{}
+	for _, g := range s.guests {
+		ip[g.Name] = g.IP.String()
+	}
+	targets := map[string][]string{}
+	for _, p := range pairs {
+		targets[p[0]] = append(targets[p[0]], p[1]+"="+ip[p[1]])
+	}
+	return s.probe(tb, targets, tag, timeout)
+}
+
 // probeAll probes every ordered pair with TCP, UDP and ICMP round trips and
 // sends one sink datagram per pair tagged with tag. All sources probe in
 // parallel; every failing probe gives up after timeout.
 func (s *scene) probeAll(tb testing.TB, tag string, timeout time.Duration) map[[3]string]string {
 	tb.Helper()
+	targets := map[string][]string{}
+	for _, src := range s.guests {
+		for _, dst := range s.guests {
+			if dst.Name != src.Name {
+				targets[src.Name] = append(targets[src.Name], dst.Name+"="+dst.IP.String())
+			}
+		}
+	}
+	return s.probe(tb, targets, tag, timeout)
+}
+
+// probe runs one probe helper per source guest, towards its targets
+// ("name=ip").
+func (s *scene) probe(tb testing.TB, targets map[string][]string, tag string, timeout time.Duration) map[[3]string]string {
+	tb.Helper()
 	var mu sync.Mutex
 	out := map[[3]string]string{}
 	var wg sync.WaitGroup
-	for _, src := range s.guests {
-		var targets []string
-		for _, dst := range s.guests {
-			if dst.Name != src.Name {
-				targets = append(targets, dst.Name+"="+dst.IP.String())
-			}
-		}
+	for srcName, targets := range targets {
+		src := Guest{Name: srcName}
 		cmd := s.helperCmd(tb, src.Name, "probe", "PT_SRC="+src.Name, "PT_TARGETS="+strings.Join(targets, ","),
 			"PT_TAG="+tag, fmt.Sprintf("PT_TIMEOUT_MS=%d", timeout.Milliseconds()))
 		wg.Add(1)

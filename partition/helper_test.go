@@ -281,3 +281,8 @@ func holdStream() error {
 	}
 	return nil
 }
+
+// constant is a state change that ignores the recorded state.
+func constant(s State) func(State) (State, error) {
+	return func(State) (State, error) { return s, nil }
+}

@@ -66,6 +66,11 @@ type Partition struct {
 	Description string `json:"description"`
 	// Blocked lists the ordered pairs whose packets are lost.
 	Blocked []Pair `json:"blocked"`
+	// Order, when set, lists guests in the order that makes the partition's
+	// structure plain (the ring of a majorities ring, one half then the
+	// other): the kernel's encoding follows it and stays small. It never
+	// changes which pairs are blocked.
+	Order []string `json:"order,omitempty"`
 }
 
 // Blocks reports whether packets from src to dst are lost.
@@ -82,7 +87,7 @@ func (p Partition) IsFullmesh() bool { return len(p.Blocked) == 0 }
 func (p Partition) Union(q Partition) Partition {
 	all := append(slices.Clone(p.Blocked), q.Blocked...)
 	desc := strings.TrimSpace(strings.Join(nonEmpty(p.Description, q.Description), " + "))
-	return Partition{Kind: "custom", Description: desc, Blocked: normPairs(all)}
+	return Partition{Kind: "custom", Description: desc, Blocked: normPairs(all), Order: dedupe(append(slices.Clone(p.Order), q.Order...))}
 }
 
 func nonEmpty(s ...string) []string {
@@ -236,7 +241,7 @@ func isolate(gs *guestSet, iso []string, desc string) Partition {
 			}
 		}
 	}
-	return Partition{Kind: "isolate", Description: desc, Blocked: normPairs(blocked)}
+	return Partition{Kind: "isolate", Description: desc, Blocked: normPairs(blocked), Order: iso}
 }
 
 // Disjoint splits the guests into groups that share no guest: guests talk
@@ -324,6 +329,7 @@ func Block(guests []Guest, from, to []string) (Partition, error) {
 		Kind:        "block",
 		Description: fmt.Sprintf("block %s -> %s", strings.Join(src, " "), strings.Join(dst, " ")),
 		Blocked:     normPairs(blocked),
+		Order:       dedupe(append(slices.Clone(src), dst...)),
 	}, nil
 }
 
@@ -370,7 +376,20 @@ func connectGroups(gs *guestSet, groups [][]string) Partition {
 			}
 		}
 	}
-	return Partition{Blocked: normPairs(blocked)}
+	return Partition{Blocked: normPairs(blocked), Order: dedupe(slices.Concat(groups...))}
+}
+
+// dedupe keeps the first occurrence of every name.
+func dedupe(names []string) []string {
+	seen := make(map[string]bool, len(names))
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func groupsString(groups [][]string) string {

@@ -175,7 +175,7 @@ func TestRandomConstructors(t *testing.T) {
 
 				// Bridge: one guest talks to all; the others split into two
 				// halves that cannot talk to each other.
-				br, err := Bridge(guests, seed)
+				br, err := BridgedHalves(guests, seed)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -230,7 +230,7 @@ func TestRandomConstructors(t *testing.T) {
 			})
 		}
 	}
-	if _, err := Bridge(testGuests(2), 1); !errors.Is(err, ErrNoGuests) {
+	if _, err := BridgedHalves(testGuests(2), 1); !errors.Is(err, ErrNoGuests) {
 		t.Errorf("bridge with 2 guests: error %v, want ErrNoGuests", err)
 	}
 	if _, err := RandomHalves(testGuests(1), 1); !errors.Is(err, ErrNoGuests) {

@@ -65,7 +65,7 @@ func ParseSpec(words []string, guests []Guest) (Partition, error) {
 		case "random-node":
 			return RandomNode(guests, seed)
 		case "bridge":
-			return Bridge(guests, seed)
+			return BridgedHalves(guests, seed)
 		default:
 			return MajoritiesRing(guests, seed)
 		}

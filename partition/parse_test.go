@@ -63,7 +63,7 @@ func TestParseSpec(t *testing.T) {
 		case "random-node":
 			q, _ = RandomNode(g, 42)
 		case "bridge":
-			q, _ = Bridge(g, 42)
+			q, _ = BridgedHalves(g, 42)
 		default:
 			q, _ = MajoritiesRing(g, 42)
 		}

@@ -66,9 +66,10 @@ func RandomNode(guests []Guest, seed int64) (Partition, error) {
 	return p, nil
 }
 
-// Bridge cuts the guests into two random halves that share one guest, the
-// bridge: it talks to both halves, while the halves cannot talk to each other.
-func Bridge(guests []Guest, seed int64) (Partition, error) {
+// BridgedHalves cuts the guests into two random halves that share one guest,
+// the bridge: it talks to both halves, while the halves cannot talk to each
+// other (Jepsen's "bridge" partition, the `bridge` verb of the CLI).
+func BridgedHalves(guests []Guest, seed int64) (Partition, error) {
 	gs, err := newGuestSet(guests)
 	if err != nil {
 		return Partition{}, err
@@ -81,6 +82,7 @@ func Bridge(guests []Guest, seed int64) (Partition, error) {
 	half := len(rest) / 2
 	groups := [][]string{sorted(append([]string{bridge}, rest[:half]...)), sorted(append([]string{bridge}, rest[half:]...))}
 	p := connectGroups(gs, groups)
+	p.Order = dedupe(slices.Concat(rest[:half], []string{bridge}, rest[half:]))
 	p.Kind = "bridge"
 	p.Description = fmt.Sprintf("bridge seed %d: %s (bridge %s)", seed, groupsString(groups), bridge)
 	return p, nil
@@ -123,6 +125,7 @@ func MajoritiesRing(guests []Guest, seed int64) (Partition, error) {
 		Kind:        "majorities-ring",
 		Description: fmt.Sprintf("majorities-ring seed %d: ring %s; %s", seed, strings.Join(ring, " "), strings.Join(views, "; ")),
 		Blocked:     normPairs(blocked),
+		Order:       ring,
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
@@ -49,23 +50,22 @@ type handles struct {
 }
 
 type handleEntry struct {
-	h    *netlink.Handle
-	done func()
-	err  error
+	h   *kernel.NS
+	err error
 }
 
 func newHandles(bridgeNS string) *handles {
 	return &handles{bridge: bridgeNS, m: map[string]*handleEntry{}}
 }
 
-func (hs *handles) get(nsPath string) (*netlink.Handle, error) {
+func (hs *handles) get(nsPath string) (*kernel.NS, error) {
 	if nsPath == "" {
 		nsPath = hs.bridge
 	}
 	e, ok := hs.m[nsPath]
 	if !ok {
 		e = &handleEntry{}
-		e.h, e.done, e.err = rtHandle(nsPath)
+		e.h, e.err = kernel.OpenNS(nsPath)
 		hs.m[nsPath] = e
 	}
 	return e.h, e.err
@@ -73,9 +73,7 @@ func (hs *handles) get(nsPath string) (*netlink.Handle, error) {
 
 func (hs *handles) close() {
 	for _, e := range hs.m {
-		if e.done != nil {
-			e.done()
-		}
+		e.h.Close()
 	}
 }
 
@@ -144,7 +142,7 @@ func isGone(err error) bool {
 }
 
 // delOwnRoot deletes the root qdisc of link if partition added it.
-func delOwnRoot(h *netlink.Handle, link netlink.Link) error {
+func delOwnRoot(h *kernel.NS, link netlink.Link) error {
 	qs, err := h.QdiscList(link)
 	if err != nil {
 		if isGone(err) {
@@ -180,7 +178,7 @@ func where(sh Shaping) string {
 	return fmt.Sprintf("%q of guest %s in netns %s", sh.Device, sh.Guest, sh.Netns)
 }
 
-func addShaping(h *netlink.Handle, sh Shaping) error {
+func addShaping(h *kernel.NS, sh Shaping) error {
 	need := "rate limit of guest " + sh.Guest
 	link, err := h.LinkByName(sh.Device)
 	if err != nil {
@@ -355,11 +353,11 @@ func probeNetem() (err error) {
 			err = fmt.Errorf("check for netem: %w", rerr)
 		}
 	}()
-	h, done, err := rtHandle(path)
+	h, err := kernel.OpenNS(path)
 	if err != nil {
 		return fmt.Errorf("check for netem: %w", err)
 	}
-	defer done()
+	defer h.Close()
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		return fmt.Errorf("check for netem: find lo in a scratch netns: %w", err)
@@ -377,4 +375,42 @@ func unknownQdisc(kind string, err error) error {
 		return fmt.Errorf("the kernel does not know qdisc kind %q: %w", kind, err)
 	}
 	return err
+}
+
+// missingShaping names the recorded shapings whose root qdisc is no longer
+// on their device (a guest's namespace that is gone counts as missing too).
+func missingShaping(bridgeNS string, recorded []Shaping) []string {
+	if len(recorded) == 0 {
+		return nil
+	}
+	hs := newHandles(bridgeNS)
+	defer hs.close()
+	var missing []string
+	for _, sh := range recorded {
+		if !hasOwnRoot(hs, sh) {
+			missing = append(missing, where(sh))
+		}
+	}
+	return missing
+}
+
+func hasOwnRoot(hs *handles, sh Shaping) bool {
+	h, err := hs.get(sh.Netns)
+	if err != nil {
+		return false
+	}
+	link, err := h.LinkByName(sh.Device)
+	if err != nil {
+		return false
+	}
+	qs, err := h.QdiscList(link)
+	if err != nil {
+		return false
+	}
+	for _, q := range qs {
+		if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT && a.Handle>>16 == QdiscMajor {
+			return true
+		}
+	}
+	return false
 }

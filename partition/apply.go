@@ -1,0 +1,496 @@
+package partition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/google/nftables"
+)
+
+func (t Target) check() error {
+	if t.NetnsPath == "" {
+		return errors.New("target: NetnsPath of the bridge namespace is empty")
+	}
+	if t.StateDir == "" {
+		return errors.New("target: StateDir is empty; pass the run's state directory")
+	}
+	return nil
+}
+
+// Apply makes s the bridge's state: the partition, its mode and every
+// impairment, replacing whatever was applied before (impairments not in s are
+// removed). The partition switches in one nftables transaction. If s is
+// invalid, or the kernel lacks a feature s needs (see FeatureError), nothing
+// is changed. The applied state is recorded in t.StateDir for Status.
+func Apply(t Target, s State) error {
+	_, err := Update(t, func(State) (State, error) { return s, nil })
+	return err
+}
+
+// Update applies the state change derives from the bridge's recorded one, as
+// Apply does, reading the record and applying under the bridge's lock: two
+// changes at once (a CLI call, a bridge child, a test) both take effect, the
+// second on top of the first, instead of one silently undoing the other. An
+// error from change is returned as it is and changes nothing.
+func Update(t Target, change func(State) (State, error)) (Record, error) {
+	return applyWith(t, change, applyOpts{})
+}
+
+type applyOpts struct {
+	expires time.Time
+	// restorePrev records the state being replaced as the one to restore at expires; it
+	// is read under the same lock as the apply, so a concurrent change cannot slip between.
+	restorePrev  bool
+	ifGeneration *uint64 // apply only if the recorded generation still is this
+	// onlyIfApplied returns errNothingApplied instead of applying when the
+	// record holds no partition and no impairment.
+	onlyIfApplied bool
+}
+
+var errNothingApplied = errors.New("nothing applied")
+
+func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record, error) {
+	if err := t.check(); err != nil {
+		return Record{}, err
+	}
+	unlock, err := lockState(t.StateDir)
+	if err != nil {
+		return Record{}, err
+	}
+	defer unlock()
+	prev, _, err := readStatus(t.StateDir)
+	if err != nil {
+		return Record{}, err
+	}
+	if o.ifGeneration != nil && prev.Generation != *o.ifGeneration {
+		return prev, ErrSuperseded
+	}
+	if o.onlyIfApplied && len(prev.Blocked) == 0 && len(prev.Impairments) == 0 {
+		return prev, errNothingApplied
+	}
+	// A guest that left the bridge leaves the recorded state with its pairs
+	// and impairments; the names could not be resolved any more.
+	s, err := change(prev.State().For(t.Guests))
+	if err != nil {
+		return Record{}, err
+	}
+	r, err := resolveState(s, t.Guests)
+	if err != nil {
+		return Record{}, err
+	}
+	sup, probed := supportFor(prev.Backend)
+	for {
+		backend := sup.backend()
+		plan := r.plan(backend)
+		if plan.RuleSet.needsReject() {
+			need := "reject mode"
+			if r.mode != ModeReject {
+				need = "the resets of Cut"
+			}
+			if err := sup.rejectErr(backend, need); err != nil {
+				if probed {
+					return Record{}, err
+				}
+				if sup, err = probeSupport(t.NetnsPath); err != nil {
+					return Record{}, fmt.Errorf("apply partition: %w", err)
+				}
+				probed = true
+				continue
+			}
+		}
+		if need, ok := plan.needsNetem(); ok {
+			if err := checkNetem(need); err != nil {
+				return Record{}, err
+			}
+		}
+		if err := applyShaping(t.NetnsPath, prev.Shaping, plan.Shaping); err != nil {
+			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
+			return Record{}, fmt.Errorf("apply partition: %w", err)
+		}
+		if !plan.RuleSet.Empty() {
+			plan.RuleSet.Marker = marker(prev.Generation+1, plan.RuleSet)
+		}
+		start := time.Now()
+		err := commitVerified(t.NetnsPath, plan.RuleSet, sup.families(), committed{prev.Marker, prev.Chains})
+		if err != nil {
+			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
+			if !probed && missingFeature(err) {
+				// The guess about the kernel was wrong and the batch changed nothing:
+				// ask the kernel, then build the rules for what it has.
+				if sup, err = probeSupport(t.NetnsPath); err != nil {
+					return Record{}, fmt.Errorf("apply partition: %w", err)
+				}
+				probed = true
+				continue
+			}
+			return Record{}, fmt.Errorf("apply partition: %w", err)
+		}
+		now := time.Now()
+		st := newStatus(r, plan, prev, now)
+		st.Backend = backend
+		st.CommitMicros = now.Sub(start).Microseconds()
+		if o.restorePrev {
+			restore := prev.State().For(t.Guests)
+			st.Expires, st.Restore = o.expires, &restore
+		}
+		if s.Cut {
+			n, err := closeCrossing(r)
+			st.ClosedConnections = n
+			if err != nil {
+				st.CutError = err.Error()
+			}
+		}
+		if err := writeStatus(t.StateDir, st); err != nil {
+			return st, err
+		}
+		return st, nil
+	}
+}
+
+// commitVerified commits rs and, when the kernel's answer is an error, reads
+// the table back: a batch is all or nothing in the kernel, but its answer can
+// be lost after the kernel committed (a receive buffer overflowing with the
+// acknowledgements of a large batch). Only a batch that really changed
+// nothing is reported as an error; one whose marker is in force succeeded.
+func commitVerified(nsPath string, rs RuleSet, families []Backend, prev committed) error {
+	err := commitRuleSet(nsPath, rs, families, prev)
+	if err == nil || missingFeature(err) {
+		return err
+	}
+	if rs.Empty() {
+		kt, rerr := readKernel(nsPath)
+		if rerr != nil {
+			return errors.Join(err, fmt.Errorf("and reading the table back failed: %w", rerr))
+		}
+		if len(kt.Present) == 0 {
+			answersLost.Add(1)
+			return nil
+		}
+		return err
+	}
+	var now tableNow
+	rerr := withNft(nsPath, func(c *nftables.Conn) (err error) { now, err = readTableNow(c, rs.Backend); return err })
+	if rerr != nil {
+		return errors.Join(err, fmt.Errorf("and reading the table back failed: %w", rerr))
+	}
+	if now.marker != rs.Marker {
+		return err
+	}
+	// The rules are in force; only the answer, or what comes after the
+	// switch (step 3), went missing. Finish step 3.
+	answersLost.Add(1)
+	old := -1
+	if now.inUse >= 0 {
+		old = 1 - now.inUse
+	}
+	return clearOld(nsPath, rs.Backend, families, old, now.inUse)
+}
+
+// newStatus records r as applied at now, keeping the Since of every blocked
+// pair and impairment that prev already had.
+func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
+	st := Record{
+		Kind: r.kind, Description: r.desc, Order: r.order, Mode: r.mode, Cut: r.cut,
+		Blocked: make([]BlockedPair, 0, len(r.blocked)), Impairments: make([]Impairment, 0, len(r.imps)),
+		AppliedAt: now, Generation: prev.Generation + 1,
+		Table: !plan.RuleSet.Empty(), Marker: plan.RuleSet.Marker, Chains: plan.RuleSet.chainSums(), Shaping: plan.Shaping,
+	}
+	if st.Kind == "" {
+		st.Kind = "custom"
+	}
+	// Both lists are sorted by pair (normPairs, fromFile): one merge walk finds
+	// the pairs that stay blocked, without hashing tens of thousands of them.
+	ip := make(map[string]netip.Addr, len(r.gs.list))
+	for _, g := range r.gs.list {
+		ip[g.Name] = g.IP
+	}
+	j := 0
+	for _, p := range r.blocked {
+		b := BlockedPair{Src: p.Src, Dst: p.Dst, SrcIP: ip[p.Src], DstIP: ip[p.Dst], Since: now}
+		for j < len(prev.Blocked) && comparePairs(Pair{prev.Blocked[j].Src, prev.Blocked[j].Dst}, p) < 0 {
+			j++
+		}
+		if j < len(prev.Blocked) && prev.Blocked[j].Src == p.Src && prev.Blocked[j].Dst == p.Dst {
+			b.Since = prev.Blocked[j].Since
+		}
+		st.Blocked = append(st.Blocked, b)
+	}
+	prevImp := map[string]Impairment{}
+	for _, im := range prev.Impairments {
+		prevImp[im.Target()] = im
+	}
+	for _, im := range r.imps {
+		im.Since = now
+		if old, ok := prevImp[im.Target()]; ok {
+			o := old
+			o.Since = now
+			if reflect.DeepEqual(o, im) {
+				im.Since = old.Since
+			}
+		}
+		st.Impairments = append(st.Impairments, im)
+	}
+	return st
+}
+
+// Heal removes every partition and impairment from the bridge: the partition
+// table (of either backend) and partition's qdiscs on the ports and on the
+// guests' eth0. Heal
+// succeeds when there is nothing to remove, including when the bridge
+// namespace or a guest's namespace is already gone.
+func Heal(t Target) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(t.NetnsPath); errors.Is(err, os.ErrNotExist) {
+		return healRecord(t)
+	}
+	unlock, err := lockState(t.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	prev, known, err := readStatus(t.StateDir)
+	if err != nil {
+		return err
+	}
+	sup, probed := supportFor(prev.Backend)
+	start := time.Now()
+	err = commitVerified(t.NetnsPath, RuleSet{}, sup.families(), committed{})
+	if err != nil && !probed && missingFeature(err) {
+		if sup, err = probeSupport(t.NetnsPath); err != nil {
+			return fmt.Errorf("heal: %w", err)
+		}
+		err = commitVerified(t.NetnsPath, RuleSet{}, sup.families(), committed{})
+	}
+	if err != nil {
+		return fmt.Errorf("heal: %w", err)
+	}
+	took := time.Since(start)
+	// Without a record, or with shaping recorded, look for leftovers in the
+	// kernel rather than trusting the record.
+	if !known || len(prev.Shaping) > 0 {
+		if err := clearShaping(t.NetnsPath, t.Guests, prev.Shaping); err != nil {
+			return fmt.Errorf("heal: %w", err)
+		}
+	}
+	st := fullmeshStatus()
+	st.AppliedAt = time.Now()
+	st.CommitMicros = took.Microseconds()
+	st.Generation = prev.Generation + 1
+	return writeStatus(t.StateDir, st)
+}
+
+// healRecord records fullmesh for a bridge whose namespace no longer exists.
+func healRecord(t Target) error {
+	unlock, err := lockState(t.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	prev, _, err := readStatus(t.StateDir)
+	if err != nil {
+		return err
+	}
+	st := fullmeshStatus()
+	st.AppliedAt = time.Now()
+	st.Generation = prev.Generation + 1
+	return writeStatus(t.StateDir, st)
+}
+
+// Status returns the bridge's state as the kernel enforces it: the blocked
+// pairs are read back from the kernel's table (with Since from the record),
+// and Record.Kernel says whether they, the mode and the table's marker match
+// what was recorded as applied. Without a reachable bridge namespace it
+// returns the record with Record.Kernel saying why it could not check.
+// Nothing applied ever is fullmesh.
+func Status(t Target) (Record, error) {
+	if t.StateDir == "" {
+		return Record{}, errors.New("target: StateDir is empty; pass the run's state directory")
+	}
+	st, _, err := readStatus(t.StateDir)
+	if err != nil {
+		return Record{}, err
+	}
+	st = st.clone()
+	if t.NetnsPath == "" {
+		return st, nil
+	}
+	kt, err := readKernel(t.NetnsPath)
+	if err != nil {
+		st.Kernel = &KernelCheck{Detail: err.Error()}
+		return st, nil
+	}
+	st.Kernel = compareKernel(kt, &st, t.Guests)
+	if missing := missingShaping(t.NetnsPath, st.Shaping); len(missing) > 0 {
+		detail := "the shaping of " + strings.Join(missing, ", ") + " is gone"
+		if st.Kernel.InEffect {
+			st.Kernel = &KernelCheck{Detail: detail}
+		} else {
+			st.Kernel.Detail += "; " + detail
+		}
+	}
+	return st, nil
+}
+
+// compareKernel replaces st's blocked pairs and mode by the kernel's and says
+// whether the kernel holds what st records.
+func compareKernel(kt kernelTable, st *Record, guests []Guest) *KernelCheck {
+	recorded := st.Blocked
+	since := make(map[Pair]time.Time, len(recorded))
+	for _, b := range recorded {
+		since[Pair{b.Src, b.Dst}] = b.Since
+	}
+	st.Blocked = kt.blockedPairs(guests)
+	if st.Blocked == nil {
+		st.Blocked = []BlockedPair{}
+	}
+	for i, b := range st.Blocked {
+		st.Blocked[i].Since = since[Pair{b.Src, b.Dst}]
+	}
+	var problems []string
+	switch {
+	case len(kt.Present) > 1:
+		problems = append(problems, fmt.Sprintf("table %s exists in both the %s and the %s family; apply or heal again to keep one",
+			TableName, kt.Present[0].Family(), kt.Present[1].Family()))
+	case len(kt.Present) > 0 && !st.Table:
+		problems = append(problems, fmt.Sprintf("table %s %s exists but the recorded state needs none", kt.Present[0].Family(), TableName))
+	case len(kt.Present) == 0 && st.Table:
+		problems = append(problems, fmt.Sprintf("table %s is missing (in both the netdev and the bridge family)", TableName))
+	case len(kt.Present) == 1 && st.Marker != "" && kt.Marker != st.Marker:
+		problems = append(problems, fmt.Sprintf("the table is not the one last applied (kernel: %q, record: %q)", kt.Marker, st.Marker))
+	}
+	if !samePairs(recorded, st.Blocked) {
+		problems = append(problems, fmt.Sprintf("the kernel blocks %d pairs, the record %d", len(st.Blocked), len(recorded)))
+	}
+	if len(kt.Present) > 0 {
+		mode := ModeDrop
+		if kt.Reject {
+			mode = ModeReject
+		}
+		if len(st.Blocked) > 0 && (mode != st.Mode || kt.Cut != (st.Cut && st.Mode != ModeReject)) {
+			problems = append(problems, fmt.Sprintf("the kernel's mode is %s (cut %t), the record's %s (cut %t)", mode, kt.Cut, st.Mode, st.Cut))
+			st.Mode, st.Cut = mode, kt.Cut
+		}
+	}
+	if len(problems) > 0 {
+		return &KernelCheck{Detail: strings.Join(problems, "; ")}
+	}
+	return &KernelCheck{InEffect: true}
+}
+
+func samePairs(a, b []BlockedPair) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	set := make(map[Pair]bool, len(a))
+	for _, p := range a {
+		set[Pair{p.Src, p.Dst}] = true
+	}
+	for _, p := range b {
+		if !set[Pair{p.Src, p.Dst}] {
+			return false
+		}
+	}
+	return true
+}
+
+// Recorded returns the bridge's recorded state without asking the kernel whether it is in
+// effect (Status does).
+func Recorded(t Target) (State, error) {
+	if err := t.check(); err != nil {
+		return State{}, err
+	}
+	st, _, err := readStatus(t.StateDir)
+	if err != nil {
+		return State{}, err
+	}
+	return st.State(), nil
+}
+
+// UpdateUntil applies change's state like Update and records the state it
+// replaced, to be restored at d from now: by Restore with the returned
+// record's Generation, or by RestoreExpired from any process once d has
+// passed (so a restore survives the death of the process that asked for it).
+func UpdateUntil(t Target, change func(State) (State, error), d time.Duration) (Record, error) {
+	if d <= 0 {
+		return Record{}, fmt.Errorf("apply for %s: the duration must be positive", d)
+	}
+	return applyWith(t, change, applyOpts{expires: time.Now().Add(d), restorePrev: true})
+}
+
+// Restore applies the state that UpdateUntil recorded with generation gen,
+// unless something was applied since (then it returns ErrSuperseded and
+// leaves that alone).
+func Restore(t Target, gen uint64) error {
+	st, _, err := readStatus(t.StateDir)
+	if err != nil {
+		return err
+	}
+	if st.Generation != gen || st.Restore == nil {
+		return ErrSuperseded
+	}
+	restore := *st.Restore
+	_, err = applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen})
+	return err
+}
+
+// ApplyFor applies s, waits for d or until ctx is done, then restores the
+// state that was applied before. If someone applied or healed in between, it
+// leaves their state alone and returns ErrSuperseded. When ctx ends early it
+// still restores and returns ctx.Err() (joined with any restore error). The
+// record carries Expires and the state to restore, so RestoreExpired can
+// finish the job if this process dies.
+func ApplyFor(ctx context.Context, t Target, s State, d time.Duration) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	st, err := UpdateUntil(t, func(State) (State, error) { return s, nil }, d)
+	if err != nil {
+		return err
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	rerr := Restore(t, st.Generation)
+	if rerr != nil && !errors.Is(rerr, ErrSuperseded) {
+		rerr = fmt.Errorf("restore state after %s: %w", d, rerr)
+	}
+	if ctx.Err() != nil {
+		return errors.Join(ctx.Err(), rerr)
+	}
+	return rerr
+}
+
+// RestoreExpired applies the state an ApplyFor recorded for restoring when
+// its duration has passed and nothing else was applied since. It reports
+// whether it restored. Callers can run it at any time (e.g. from status).
+func RestoreExpired(t Target) (bool, error) {
+	if err := t.check(); err != nil {
+		return false, err
+	}
+	st, _, err := readStatus(t.StateDir)
+	if err != nil {
+		return false, err
+	}
+	if st.Restore == nil || st.Expires.IsZero() || time.Now().Before(st.Expires) {
+		return false, nil
+	}
+	gen, restore := st.Generation, *st.Restore
+	if _, err := applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen}); err != nil {
+		if errors.Is(err, ErrSuperseded) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}

@@ -1,0 +1,485 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync/atomic"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/pontoon-dev/pontoon/internal/kernel"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"golang.org/x/sys/unix"
+)
+
+// How a change reaches the kernel, atomically.
+//
+// The kernel makes a batch's rules and hash-set elements visible at once, when
+// it switches generation. An interval set with concatenated keys (pipapo, the
+// blocked set) is different: its new content is swapped in after the switch,
+// so for a moment new rules would meet the set's old content (or, for a set
+// created in the same batch, an empty one) and packets would cross a
+// partition. Hence two buffers of every set the class lookup uses, and two
+// transactions:
+//
+//  1. fill the buffer no rule uses (flush it, add the new elements): nothing
+//     packets see changes;
+//  2. replace the rules, now pointing at that buffer, the per-port chains
+//     and the marker: a pure generation switch;
+//  3. empty the buffer the old rules used.
+//
+// The table itself stays, so no change waits for the kernel to destroy the
+// previous one. A change of backend creates the new family's table in step 1
+// and deletes the old one in step 3; Heal (an empty rule set) deletes the
+// table in one transaction.
+
+// buffers of the class sets; a set's name in the kernel is its logical name
+// followed by the buffer's digit.
+const buffers = 2
+
+func bufferName(set string, buf int) string { return fmt.Sprintf("%s%d", set, buf) }
+
+// classSets are the logical sets of the class matrix, in the order step 1
+// writes them.
+var classSets = []string{SourceMap, DestMap, DestPortMap, BlockedSet}
+
+// tableNow is what step 1 and step 2 need to know of the table in the kernel.
+type tableNow struct {
+	exists bool
+	chains []string // names of the table's chains
+	inUse  int      // the buffer the rules use; -1 when none
+	marker string   // the marker of the rules in force; "" when none
+}
+
+// committed is what the record says the kernel holds: the marker of the last
+// commit and a fingerprint of each of its chains. While the kernel holds that
+// marker, a chain whose fingerprint is unchanged is left alone: on a full
+// bridge most of the per-port chains are, and rewriting them cost most of a
+// change.
+type committed struct {
+	marker string
+	chains map[string]uint64
+}
+
+// commitRuleSet makes rs the content of the partition table (see above). An
+// empty rs removes the table in every family.
+func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed) error {
+	what := "table " + TableName
+	if rs.Empty() {
+		return withNft(nsPath, func(c *nftables.Conn) error {
+			deleteTables(c, families, "")
+			if err := c.Flush(); err != nil {
+				return fmt.Errorf("commit nftables %s in %q: %w", what, nsPath, err)
+			}
+			return nil
+		})
+	}
+	what = fmt.Sprintf("table %s %s", rs.Family, TableName)
+	if !rs.Backend.valid() {
+		return fmt.Errorf("rule set for backend %q: want %q or %q", rs.Backend, BackendNetdev, BackendBridge)
+	}
+	t := nftTable(rs.Backend)
+	// Step 1. After an error the connection is replaced (withNft): answers to
+	// the failed batch may still be queued on it.
+	var now tableNow
+	spare := 0
+	var flushErr error
+	err := withNft(nsPath, func(c *nftables.Conn) error {
+		var err error
+		if now, err = readTableNow(c, rs.Backend); err != nil {
+			return err
+		}
+		if now.inUse == 0 {
+			spare = 1
+		}
+		if err := queueBuffer(c, t, rs, spare, !now.exists); err != nil {
+			return err
+		}
+		flushErr = c.Flush()
+		return flushErr
+	})
+	switch {
+	case err == nil:
+	case flushErr == nil:
+		return err // reading the table or building the batch failed: nothing was sent
+	default:
+		written := false
+		_ = withNft(nsPath, func(c *nftables.Conn) error { written = bufferWritten(c, t, spare, rs); return nil })
+		if !written {
+			return fmt.Errorf("commit nftables %s in %q (filling set buffer %d): %w", what, nsPath, spare, err)
+		}
+		answersLost.Add(1)
+	}
+	// Step 2.
+	unchanged := map[string]bool{}
+	if now.marker != "" && now.marker == prev.marker {
+		for _, ch := range rs.Chains {
+			// A chain that looks sets up is rewritten every time: it must point
+			// at the buffer just written.
+			if sum, ok := prev.chains[ch.Name]; ok && sum == ch.sum() && !ch.usesSets() && slices.Contains(now.chains, ch.Name) {
+				unchanged[ch.Name] = true
+			}
+		}
+	}
+	rules := func(rs RuleSet) error {
+		return withNft(nsPath, func(c *nftables.Conn) error {
+			if err := queueRules(c, t, rs, spare, now, unchanged); err != nil {
+				return err
+			}
+			return c.Flush()
+		})
+	}
+	err = rules(rs)
+	if err != nil && errors.Is(err, unix.ENOENT) && hasDevices(rs) {
+		// Kernels before 6.16 refuse a netdev chain for a device that does
+		// not exist (a guest that is gone). Keep the chains of present ports.
+		present, lerr := presentLinks(nsPath)
+		if lerr != nil {
+			return fmt.Errorf("commit nftables %s: %w (listing ports: %v)", what, err, lerr)
+		}
+		rs.Chains = slices.DeleteFunc(slices.Clone(rs.Chains), func(ch Chain) bool { return ch.Device != "" && !present[ch.Device] })
+		err = rules(rs)
+	}
+	if err != nil {
+		return fmt.Errorf("commit nftables %s in %q: %w", what, nsPath, err)
+	}
+	return clearOld(nsPath, rs.Backend, families, now.inUse, spare)
+}
+
+// clearOld is step 3: what the old rules used goes once no rule uses it. The
+// buffer is emptied only now: emptying it with the switch could take effect
+// before the switch does. After a change of backend the other family's table
+// goes too; between steps 2 and 3 both tables are in force, so a packet that
+// passed one family's hook under the old rules and reaches the other's under
+// the new is judged by at least one of them.
+func clearOld(nsPath string, b Backend, families []Backend, old, current int) error {
+	t := nftTable(b)
+	return withNft(nsPath, func(c *nftables.Conn) error {
+		others := otherTables(c, b, families)
+		if len(others) == 0 && (old < 0 || old == current) {
+			return nil
+		}
+		deleteTables(c, others, "")
+		if old >= 0 && old != current {
+			for _, name := range classSets {
+				c.FlushSet(classSet(t, name, old))
+			}
+		}
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("commit nftables table %s %s in %q (clearing what the old rules used): %w", b.Family(), TableName, nsPath, err)
+		}
+		return nil
+	})
+}
+
+// otherTables lists the families of families, other than keep's, that hold a
+// partition table.
+func otherTables(c *nftables.Conn, keep Backend, families []Backend) []Backend {
+	tables, err := c.ListTables()
+	if err != nil {
+		return slices.DeleteFunc(slices.Clone(families), func(b Backend) bool { return b == keep })
+	}
+	var out []Backend
+	for _, b := range families {
+		if b != keep && slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName && t.Family == b.nftFamily() }) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// deleteTables queues the deletion of the partition table in each family of
+// families except keep's.
+func deleteTables(c *nftables.Conn, families []Backend, keep Backend) {
+	for _, b := range families {
+		if b == keep {
+			continue
+		}
+		// "add" never fails on an existing table, so the following delete
+		// always has something to delete: together they mean "delete if
+		// present".
+		t := nftTable(b)
+		c.AddTable(t)
+		c.DelTable(t)
+	}
+}
+
+// readTableNow lists the table's chains and finds the buffer its rules use.
+func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
+	now := tableNow{inUse: -1}
+	chains, err := c.ListChainsOfTableFamily(b.nftFamily())
+	if err != nil {
+		return now, fmt.Errorf("list chains of family %s: %w", b.Family(), err)
+	}
+	tables, err := c.ListTablesOfFamily(b.nftFamily())
+	if err != nil {
+		return now, fmt.Errorf("list tables of family %s: %w", b.Family(), err)
+	}
+	now.exists = slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName })
+	for _, ch := range chains {
+		if ch.Table.Name == TableName {
+			now.chains = append(now.chains, ch.Name)
+		}
+	}
+	t := nftTable(b)
+	if now.exists {
+		// A table of an older layout, or edited by hand, may lack the set.
+		if els, err := c.GetSetElements(markerSet(t)); err == nil {
+			for _, el := range els {
+				if be(el.Key) == markerKey {
+					now.marker = el.Comment
+				}
+			}
+		}
+	}
+	if !slices.Contains(now.chains, FilterChain) {
+		return now, nil
+	}
+	rules, err := c.GetRules(t, &nftables.Chain{Name: FilterChain, Table: t})
+	if err != nil {
+		return now, fmt.Errorf("read chain %s of table %s %s: %w", FilterChain, b.Family(), TableName, err)
+	}
+	used := map[int]bool{}
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if l, ok := e.(*expr.Lookup); ok {
+				for buf := range buffers {
+					for _, set := range classSets {
+						if l.SetName == bufferName(set, buf) {
+							used[buf] = true
+						}
+					}
+				}
+			}
+		}
+	}
+	switch len(used) {
+	case 0:
+	case 1:
+		for buf := range used {
+			now.inUse = buf
+		}
+	default:
+		return now, fmt.Errorf("table %s %s: %w", b.Family(), TableName, ErrTableMixed)
+	}
+	return now, nil
+}
+
+// queueBuffer queues step 1: the table and both buffers of every set (when
+// fresh), and the class matrix written into buffer buf.
+func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh bool) error {
+	if fresh {
+		c.AddTable(t)
+	}
+	cl := rs.Classes
+	var srcEls, dstEls, portEls, runEls []nftables.SetElement
+	for _, p := range cl.Sources {
+		srcEls = append(srcEls, nftables.SetElement{Key: nftrule.IfnameBytes(p.Port), Val: be32(p.Row)})
+	}
+	for _, d := range cl.Dests {
+		ip := d.IP.As4()
+		dstEls = append(dstEls, nftables.SetElement{Key: ip[:], Val: be32(d.Col)})
+		if d.Port != "" {
+			portEls = append(portEls, nftables.SetElement{Key: nftrule.IfnameBytes(d.Port), Val: be32(d.Col)})
+		}
+	}
+	for _, r := range cl.Runs {
+		runEls = append(runEls, nftables.SetElement{
+			Key:    nftrule.ConcatKey(be32(r.Row), be32(r.From)),
+			KeyEnd: nftrule.ConcatKey(be32(r.Row), be32(r.To)),
+		})
+	}
+	elements := map[string][]nftables.SetElement{SourceMap: srcEls, DestMap: dstEls, DestPortMap: portEls, BlockedSet: runEls}
+	for b := range buffers {
+		for _, name := range classSets {
+			set := classSet(t, name, b)
+			if fresh || b == buf {
+				// Adding an existing set with the same properties changes nothing.
+				if err := c.AddSet(set, nil); err != nil {
+					return fmt.Errorf("queue set %s: %w", set.Name, err)
+				}
+			}
+			if b != buf {
+				continue
+			}
+			if !fresh {
+				c.FlushSet(set)
+			}
+			for chunk := range slices.Chunk(elements[name], elemChunk) {
+				if err := c.SetAddElements(set, chunk); err != nil {
+					return fmt.Errorf("queue elements of set %s: %w", set.Name, err)
+				}
+			}
+		}
+	}
+	// Adding an existing set changes nothing; a table of an older layout gets it.
+	if err := c.AddSet(markerSet(t), nil); err != nil {
+		return fmt.Errorf("queue set %s: %w", MarkerSet, err)
+	}
+	return nil
+}
+
+// ErrTableMixed is returned when the partition table's rules use both set
+// buffers: someone else edited it. Heal removes it.
+var ErrTableMixed = errors.New("its rules use both set buffers")
+
+// answersLost counts commits whose answer was lost but which took effect (for
+// tests, which provoke it).
+var answersLost atomic.Int64
+
+// markerKey is the key of the rule set's marker in MarkerSet.
+const markerKey = 1
+
+// bufferWritten reports whether buffer buf holds exactly rs's classes: the
+// batch that wrote it was committed although its answer was lost.
+func bufferWritten(c *nftables.Conn, t *nftables.Table, buf int, rs RuleSet) bool {
+	var kt kernelTable
+	err := kt.readClasses(func(name string) ([]nftables.SetElement, error) {
+		return c.GetSetElements(classSet(t, name, buf))
+	})
+	return err == nil && sameClasses(kt.Classes, rs.Classes)
+}
+
+func classSet(t *nftables.Table, name string, buf int) *nftables.Set {
+	s := &nftables.Set{Table: t, Name: bufferName(name, buf)}
+	switch name {
+	case SourceMap:
+		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIFName, nftables.TypeMark
+	case DestMap:
+		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIPAddr, nftables.TypeClassID
+	case DestPortMap:
+		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIFName, nftables.TypeClassID
+	case BlockedSet:
+		s.Interval, s.Concatenation = true, true
+		s.KeyType = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeClassID)
+	}
+	return s
+}
+
+func markerSet(t *nftables.Table) *nftables.Set {
+	return &nftables.Set{Table: t, Name: MarkerSet, KeyType: nftables.TypeInteger}
+}
+
+// queueRules queues step 2: every chain of rs with its rules replaced, rules
+// using the sets of the buffer just written, chains rs no longer has deleted,
+// and the marker.
+func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now tableNow, unchanged map[string]bool) error {
+	sets := map[string]*nftables.Set{MarkerSet: markerSet(t)}
+	for _, name := range classSets {
+		sets[name] = classSet(t, name, buf)
+	}
+	chains := map[string]*nftables.Chain{}
+	// Chains first, rules after: a jump must name a chain that already exists
+	// in the batch.
+	for _, ch := range rs.Chains {
+		if unchanged[ch.Name] {
+			continue
+		}
+		nc := &nftables.Chain{Name: ch.Name, Table: t}
+		if ch.Hook != "" {
+			hook, ok := chainHooks[ch.Hook]
+			if !ok {
+				return fmt.Errorf("chain %s: unknown hook %q", ch.Name, ch.Hook)
+			}
+			nc.Hooknum = hook
+			nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(ch.Priority))
+			nc.Type = nftables.ChainTypeFilter
+			nc.Device = ch.Device
+		}
+		chains[ch.Name] = c.AddChain(nc)
+		if slices.Contains(now.chains, ch.Name) {
+			c.FlushChain(nc)
+		}
+	}
+	for _, ch := range rs.Chains {
+		if unchanged[ch.Name] {
+			continue
+		}
+		for i, r := range ch.Rules {
+			m, err := r.matches(func(name string) *nftables.Set { return sets[name] })
+			if err != nil {
+				return fmt.Errorf("chain %s rule %d (%s): %w", ch.Name, i, r, err)
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: chains[ch.Name], Exprs: m.Exprs()})
+		}
+	}
+	// A chain rs no longer has goes with its rules (the port of a guest that
+	// left, the postrouting chain of a loss that ended); the regular chains
+	// last, once no rule of this batch jumps to them any more.
+	stale := func(name string) bool { return chains[name] == nil && !unchanged[name] }
+	for _, name := range now.chains {
+		if stale(name) && name != FilterChain && name != EgressChain {
+			c.DelChain(&nftables.Chain{Name: name, Table: t})
+		}
+	}
+	for _, name := range []string{EgressChain, FilterChain} {
+		if stale(name) && slices.Contains(now.chains, name) {
+			c.DelChain(&nftables.Chain{Name: name, Table: t})
+		}
+	}
+	marker := sets[MarkerSet]
+	key := []nftables.SetElement{{Key: be32(markerKey)}}
+	if now.marker != "" {
+		// The marker of the rules in force goes.
+		if err := c.SetDeleteElements(marker, key); err != nil {
+			return fmt.Errorf("queue the marker: %w", err)
+		}
+	}
+	key[0].Comment = rs.Marker
+	if err := c.SetAddElements(marker, key); err != nil {
+		return fmt.Errorf("queue the marker: %w", err)
+	}
+	return nil
+}
+
+// sum is a fingerprint of the chain: its hook and its rules.
+func (ch Chain) sum() uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s %s %s %d\n", ch.Name, ch.Hook, ch.Device, ch.Priority)
+	for _, r := range ch.Rules {
+		fmt.Fprintf(h, "%s\n", r)
+	}
+	return h.Sum64()
+}
+
+// usesSets reports whether a rule of the chain looks the class sets up.
+func (ch Chain) usesSets() bool {
+	return slices.ContainsFunc(ch.Rules, func(r Rule) bool { return r.Classify != "" || r.Blocked })
+}
+
+// chainSums fingerprints every chain of rs, for the record (see committed).
+func (rs RuleSet) chainSums() map[string]uint64 {
+	out := make(map[string]uint64, len(rs.Chains))
+	for _, ch := range rs.Chains {
+		out[ch.Name] = ch.sum()
+	}
+	return out
+}
+
+func hasDevices(rs RuleSet) bool {
+	for _, ch := range rs.Chains {
+		if ch.Device != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func presentLinks(nsPath string) (map[string]bool, error) {
+	h, err := kernel.OpenNS(nsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links in %s: %w", nsPath, err)
+	}
+	out := map[string]bool{}
+	for _, l := range links {
+		out[l.Attrs().Name] = true
+	}
+	return out, nil
+}

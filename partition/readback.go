@@ -1,0 +1,250 @@
+package partition
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// What the kernel holds is read back rather than assumed: a commit whose
+// answer was lost (a full socket buffer, a killed process) may or may not
+// have happened, and someone may have changed or removed the table since.
+
+// kernelTable is the partition table as the kernel has it.
+type kernelTable struct {
+	// Present lists the backends whose family holds the table (normally at
+	// most one); the rest describes the first.
+	Present []Backend
+	Marker  string
+	Classes Classes
+	// Reject and Cut say whether the filter chain answers blocked packets
+	// (reject mode) or resets open connections (Cut in drop mode).
+	Reject, Cut bool
+}
+
+// marker names a rule set in the kernel: the record's generation and a hash
+// of the rule set, so neither an old table nor a different one passes for it.
+func marker(generation uint64, rs RuleSet) string {
+	rs.Marker = ""
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\n", rs.Backend)
+	for _, p := range rs.Classes.Sources {
+		fmt.Fprintf(h, "s %s %d\n", p.Port, p.Row)
+	}
+	for _, d := range rs.Classes.Dests {
+		fmt.Fprintf(h, "d %s %s %d\n", d.IP, d.Port, d.Col)
+	}
+	for _, r := range rs.Classes.Runs {
+		fmt.Fprintf(h, "r %d %d %d\n", r.Row, r.From, r.To)
+	}
+	for _, c := range rs.Chains {
+		fmt.Fprintf(h, "c %s %s %s %d\n", c.Name, c.Hook, c.Device, c.Priority)
+		for _, r := range c.Rules {
+			fmt.Fprintf(h, "  %s\n", r)
+		}
+	}
+	return fmt.Sprintf("pontoon generation %d plan %016x", generation, h.Sum64())
+}
+
+// readKernel reads the partition table of the namespace at nsPath.
+func readKernel(nsPath string) (kernelTable, error) {
+	var kt kernelTable
+	err := withNft(nsPath, func(c *nftables.Conn) error {
+		tables, err := c.ListTables()
+		if err != nil {
+			return fmt.Errorf("list nftables tables in %q: %w", nsPath, err)
+		}
+		for _, b := range backends {
+			if slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName && t.Family == b.nftFamily() }) {
+				kt.Present = append(kt.Present, b)
+			}
+		}
+		if len(kt.Present) == 0 {
+			return nil
+		}
+		b := kt.Present[0]
+		t := nftTable(b)
+		now, err := readTableNow(c, b)
+		if err != nil {
+			return err
+		}
+		elements := func(name string) ([]nftables.SetElement, error) {
+			set, err := c.GetSetByName(t, name)
+			if err != nil {
+				return nil, fmt.Errorf("read set %s of table %s %s: %w", name, b.Family(), TableName, err)
+			}
+			els, err := c.GetSetElements(set)
+			if err != nil {
+				return nil, fmt.Errorf("read elements of set %s: %w", name, err)
+			}
+			return els, nil
+		}
+		applied, err := elements(MarkerSet)
+		if err != nil {
+			return err
+		}
+		for _, el := range applied {
+			if be(el.Key) == markerKey {
+				kt.Marker = el.Comment
+			}
+		}
+		if now.inUse >= 0 {
+			if err := kt.readClasses(func(name string) ([]nftables.SetElement, error) {
+				return elements(bufferName(name, now.inUse))
+			}); err != nil {
+				return err
+			}
+		}
+		if !slices.Contains(now.chains, FilterChain) {
+			return nil
+		}
+		rules, err := c.GetRules(t, &nftables.Chain{Name: FilterChain, Table: t})
+		if err != nil {
+			return fmt.Errorf("read chain %s of table %s %s: %w", FilterChain, b.Family(), TableName, err)
+		}
+		for _, r := range rules {
+			for _, e := range r.Exprs {
+				if rj, ok := e.(*expr.Reject); ok {
+					if rj.Type == unix.NFT_REJECT_ICMPX_UNREACH {
+						kt.Reject = true
+					} else {
+						kt.Cut = true
+					}
+				}
+			}
+		}
+		kt.Cut = kt.Cut && !kt.Reject
+		sortRunsOf(kt.Classes.Runs)
+		return nil
+	})
+	return kt, err
+}
+
+// readClasses reads the class matrix from the sets elements returns.
+func (kt *kernelTable) readClasses(elements func(name string) ([]nftables.SetElement, error)) error {
+	runs, err := elements(BlockedSet)
+	if err != nil {
+		return err
+	}
+	for _, el := range runs {
+		if len(el.Key) == 8 && len(el.KeyEnd) == 8 {
+			kt.Classes.Runs = append(kt.Classes.Runs, ClassRun{Row: be(el.Key[:4]), From: be(el.Key[4:]), To: be(el.KeyEnd[4:])})
+		}
+	}
+	src, err := elements(SourceMap)
+	if err != nil {
+		return err
+	}
+	for _, el := range src {
+		kt.Classes.Sources = append(kt.Classes.Sources, PortClass{Port: string(bytes.TrimRight(el.Key, "\x00")), Row: be(el.Val)})
+	}
+	dst, err := elements(DestMap)
+	if err != nil {
+		return err
+	}
+	for _, el := range dst {
+		if len(el.Key) == 4 {
+			kt.Classes.Dests = append(kt.Classes.Dests, DestClass{IP: netip.AddrFrom4([4]byte(el.Key)), Col: be(el.Val)})
+		}
+	}
+	ports, err := elements(DestPortMap)
+	if err != nil {
+		return err
+	}
+	for _, el := range ports {
+		kt.Classes.Dests = append(kt.Classes.Dests, DestClass{Port: string(bytes.TrimRight(el.Key, "\x00")), Col: be(el.Val)})
+	}
+	return nil
+}
+
+func be(b []byte) uint32 {
+	if len(b) < 4 {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
+}
+
+func sortRunsOf(runs []ClassRun) {
+	slices.SortFunc(runs, func(a, b ClassRun) int {
+		if a.Row != b.Row {
+			return int(a.Row) - int(b.Row)
+		}
+		return int(a.From) - int(b.From)
+	})
+}
+
+// blockedPairs lists the guest pairs the kernel's class matrix blocks, with
+// guests known by their port (sources) and their address (destinations), as
+// the kernel knows them. Ports and addresses of no guest are named as such.
+func (kt kernelTable) blockedPairs(guests []Guest) []BlockedPair {
+	byPort := map[string]Guest{}
+	byIP := map[netip.Addr]Guest{}
+	for _, g := range guests {
+		byPort[g.Port] = g
+		byIP[g.IP] = g
+	}
+	var out []BlockedPair
+	for _, s := range kt.Classes.Sources {
+		src, ok := byPort[s.Port]
+		if !ok {
+			src = Guest{Name: "port " + s.Port}
+		}
+		for _, d := range kt.Classes.Dests {
+			if !d.IP.IsValid() || !kt.Classes.blocks(s.Row, d.Col) {
+				continue
+			}
+			dst, ok := byIP[d.IP]
+			if !ok {
+				dst = Guest{Name: d.IP.String(), IP: d.IP}
+			}
+			if src.Name == dst.Name {
+				continue
+			}
+			out = append(out, BlockedPair{Src: src.Name, Dst: dst.Name, SrcIP: src.IP, DstIP: d.IP})
+		}
+	}
+	slices.SortFunc(out, func(a, b BlockedPair) int { return comparePairs(Pair{a.Src, a.Dst}, Pair{b.Src, b.Dst}) })
+	return out
+}
+
+// blocks reports whether a run blocks row class row from column class col.
+func (c Classes) blocks(row, col uint32) bool {
+	for _, r := range c.Runs {
+		if r.Row == row && r.From <= col && col <= r.To {
+			return true
+		}
+	}
+	return false
+}
+
+// sameClasses compares two class matrices as sets of elements. Destinations
+// are compared by address and by port separately, as the kernel keeps them.
+func sameClasses(a, b Classes) bool {
+	key := func(c Classes) map[string]int {
+		m := map[string]int{}
+		for _, s := range c.Sources {
+			m[fmt.Sprintf("s %s %d", s.Port, s.Row)]++
+		}
+		for _, d := range c.Dests {
+			if d.IP.IsValid() {
+				m[fmt.Sprintf("d %s %d", d.IP, d.Col)]++
+			}
+			if d.Port != "" {
+				m[fmt.Sprintf("p %s %d", d.Port, d.Col)]++
+			}
+		}
+		for _, r := range c.Runs {
+			m[fmt.Sprintf("r %d %d %d", r.Row, r.From, r.To)]++
+		}
+		return m
+	}
+	return maps.Equal(key(a), key(b))
+}

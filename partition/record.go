@@ -1,0 +1,248 @@
+package partition
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/statefile"
+)
+
+// Files partition keeps in Target.StateDir.
+const (
+	StateFile = "partition.json"
+	LockFile  = "partition.lock"
+)
+
+// BlockedPair is one blocked ordered pair as recorded in the status.
+type BlockedPair struct {
+	Src   string     `json:"src"`
+	Dst   string     `json:"dst"`
+	SrcIP netip.Addr `json:"src_ip"`
+	DstIP netip.Addr `json:"dst_ip"`
+	// Since is when packets from Src to Dst started being lost (kept across
+	// applies that keep the pair blocked).
+	Since time.Time `json:"since"`
+}
+
+// Record is the applied state of a bridge, as persisted in StateFile and
+// returned by Status.
+type Record struct {
+	Kind        string `json:"kind"`
+	Description string `json:"description"`
+	// Order is the partition's Order, kept so that a change on top of it
+	// encodes it the same way.
+	Order       []string      `json:"order,omitempty"`
+	Mode        Mode          `json:"mode"`
+	Cut         bool          `json:"cut"`
+	Blocked     []BlockedPair `json:"blocked"`
+	Impairments []Impairment  `json:"impairments"`
+	// AppliedAt is when the last Apply or Heal committed.
+	AppliedAt time.Time `json:"applied_at,omitzero"`
+	// CommitMicros is how long the nftables transaction took, in
+	// microseconds: the time from "old rules" to "new rules".
+	CommitMicros int64 `json:"commit_us,omitempty"`
+	// Expires and Restore are set by ApplyFor: at Expires, Restore is applied
+	// again (by ApplyFor, or by RestoreExpired if that process died).
+	Expires time.Time `json:"expires,omitzero"`
+	Restore *State    `json:"restore,omitempty"`
+	// Generation increases with every Apply and Heal.
+	Generation uint64 `json:"generation"`
+	// ClosedConnections is how many TCP sockets Cut closed actively inside
+	// guests at the last apply; CutError says why that failed, if it did
+	// (the passive resets are in effect regardless).
+	ClosedConnections int    `json:"closed_connections,omitempty"`
+	CutError          string `json:"cut_error,omitempty"`
+	// Backend is the family of the partition table (netdev or bridge), tried first at the
+	// next change.
+	Backend Backend `json:"backend,omitempty"`
+	// Table tells whether the partition table should exist in the kernel,
+	// and Marker is the marker it was committed with (see RuleSet.Marker).
+	Table  bool   `json:"table"`
+	Marker string `json:"marker,omitempty"`
+	// Chains fingerprints the chains committed with Marker (see committed).
+	Chains map[string]uint64 `json:"chains,omitempty"`
+	// Shaping is the traffic control that was set up.
+	Shaping []Shaping `json:"shaping,omitempty"`
+	// Kernel is filled by the Status function (not persisted): whether the
+	// kernel holds what was applied. Status reports Blocked, Mode and Cut as
+	// the kernel has them.
+	Kernel *KernelCheck `json:"kernel,omitempty"`
+}
+
+// KernelCheck is the result of comparing the kernel with the recorded state.
+type KernelCheck struct {
+	InEffect bool   `json:"in_effect"`
+	Detail   string `json:"detail,omitempty"`
+}
+
+// State returns what Apply would need to recreate this status.
+func (st Record) State() State {
+	p := Partition{Kind: st.Kind, Description: st.Description, Blocked: make([]Pair, len(st.Blocked)), Order: slices.Clone(st.Order)}
+	for i, b := range st.Blocked {
+		p.Blocked[i] = Pair{b.Src, b.Dst}
+	}
+	return State{Partition: p, Mode: st.Mode, Cut: st.Cut, Impairments: slices.Clone(st.Impairments)}
+}
+
+// clone returns a copy that shares no slice with st.
+func (st Record) clone() Record {
+	st.Blocked = slices.Clone(st.Blocked)
+	st.Impairments = slices.Clone(st.Impairments)
+	st.Shaping = slices.Clone(st.Shaping)
+	if st.Restore != nil {
+		r := *st.Restore
+		st.Restore = &r
+	}
+	return st
+}
+
+func fullmeshStatus() Record {
+	return Record{Kind: "fullmesh", Description: "fullmesh", Mode: ModeDrop, Blocked: []BlockedPair{}, Impairments: []Impairment{}}
+}
+
+// recordFile is the on-disk form of a Record. Blocked pairs are grouped by
+// Since, then by source guests that are blocked from the same destinations,
+// and addresses are stored once per guest: random halves of 253 guests are
+// 32,000 pairs but two rows.
+type recordFile struct {
+	Record
+	Blocked []blockedGroup        `json:"blocked"`
+	IPs     map[string]netip.Addr `json:"ips,omitempty"`
+}
+
+type blockedGroup struct {
+	Since time.Time  `json:"since"`
+	Rows  []blockRow `json:"rows"`
+}
+
+// blockRow blocks every guest of Srcs from every guest of Dsts.
+type blockRow struct {
+	Srcs []string `json:"srcs"`
+	Dsts []string `json:"dsts"`
+}
+
+func toFile(st Record) recordFile {
+	f := recordFile{Record: st, IPs: map[string]netip.Addr{}}
+	f.Record.Blocked = nil
+	f.Record.Kernel = nil
+	type srcKey struct {
+		since time.Time
+		src   string
+	}
+	dsts := map[srcKey][]string{}
+	var keys []srcKey
+	for _, b := range st.Blocked {
+		k := srcKey{b.Since, b.Src}
+		if _, ok := dsts[k]; !ok {
+			keys = append(keys, k)
+		}
+		dsts[k] = append(dsts[k], b.Dst)
+		f.IPs[b.Src], f.IPs[b.Dst] = b.SrcIP, b.DstIP
+	}
+	group := map[time.Time]int{}
+	row := map[string]int{} // since + destinations -> row index in its group
+	for _, k := range keys {
+		gi, ok := group[k.since]
+		if !ok {
+			gi = len(f.Blocked)
+			group[k.since] = gi
+			f.Blocked = append(f.Blocked, blockedGroup{Since: k.since})
+		}
+		id := k.since.String() + "\x00" + strings.Join(dsts[k], "\x00")
+		ri, ok := row[id]
+		if !ok {
+			ri = len(f.Blocked[gi].Rows)
+			row[id] = ri
+			f.Blocked[gi].Rows = append(f.Blocked[gi].Rows, blockRow{Dsts: dsts[k]})
+		}
+		f.Blocked[gi].Rows[ri].Srcs = append(f.Blocked[gi].Rows[ri].Srcs, k.src)
+	}
+	return f
+}
+
+func fromFile(f recordFile) Record {
+	st := f.Record
+	st.Blocked = []BlockedPair{}
+	for _, g := range f.Blocked {
+		for _, r := range g.Rows {
+			for _, src := range r.Srcs {
+				for _, dst := range r.Dsts {
+					st.Blocked = append(st.Blocked, BlockedPair{Src: src, Dst: dst, SrcIP: f.IPs[src], DstIP: f.IPs[dst], Since: g.Since})
+				}
+			}
+		}
+	}
+	slices.SortFunc(st.Blocked, func(a, b BlockedPair) int { return comparePairs(Pair{a.Src, a.Dst}, Pair{b.Src, b.Dst}) })
+	if st.Impairments == nil {
+		st.Impairments = []Impairment{}
+	}
+	return st
+}
+
+// lastWritten remembers the record this process wrote last, so that a
+// process applying again and again (a nemesis loop) need not parse its own
+// output: when the file still holds exactly those bytes, the parsed record
+// is reused.
+var lastWritten struct {
+	sync.Mutex
+	path string
+	data []byte
+	rec  Record
+}
+
+// readStatus reads the record; known is false when there is none yet. The
+// result may share memory with a cached copy and must not be modified.
+func readStatus(dir string) (st Record, known bool, err error) {
+	path := filepath.Join(dir, StateFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fullmeshStatus(), false, nil
+	}
+	if err != nil {
+		return Record{}, false, fmt.Errorf("read partition state: %w", err)
+	}
+	lastWritten.Lock()
+	hit := lastWritten.path == path && bytes.Equal(lastWritten.data, b)
+	rec := lastWritten.rec
+	lastWritten.Unlock()
+	if hit {
+		return rec, true, nil
+	}
+	var f recordFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return Record{}, false, fmt.Errorf("parse partition state %s: %w", path, err)
+	}
+	return fromFile(f), true, nil
+}
+
+// writeStatus replaces the record atomically (write to a temporary file, then
+// rename), so a reader never sees half of it.
+func writeStatus(dir string, st Record) error {
+	st.Kernel = nil
+	b, err := json.Marshal(toFile(st))
+	if err != nil {
+		return fmt.Errorf("encode partition state: %w", err)
+	}
+	path := filepath.Join(dir, StateFile)
+	if err := statefile.Write(path, b, 0o600); err != nil {
+		return fmt.Errorf("write partition state: %w", err)
+	}
+	lastWritten.Lock()
+	lastWritten.path, lastWritten.data, lastWritten.rec = path, b, st
+	lastWritten.Unlock()
+	return nil
+}
+
+// lockState serialises Apply and Heal on one bridge across processes.
+func lockState(dir string) (func(), error) {
+	return statefile.Lock(filepath.Join(dir, LockFile))
+}
