@@ -22,23 +22,32 @@ import (
 // container whose engine created its namespaces, and kills it when the test ends.
 func netnsProcess(t *testing.T) int {
 	t.Helper()
+	cmd := startNetnsProcess(t)
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// startNetnsProcess starts `sleep` in a new network namespace and returns once the process
+// is in it; the caller ends it.
+func startNetnsProcess(t *testing.T) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command("unshare", "--net", "sleep", "600")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	// unshare execs sleep once the namespace exists; wait for that. The reference is the
 	// namespace the test started in: /proc/self names the main thread, which a namespace
 	// switch may have parked in another namespace.
 	self, _ := os.Readlink(ns.Original())
-	for i := 0; i < 200; i++ {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if n, err := os.Readlink("/proc/" + itoa(cmd.Process.Pid) + "/ns/net"); err == nil && n != self {
-			return cmd.Process.Pid
+			return cmd
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatal("unshare did not enter a new network namespace")
-	return 0
+	cmd.Process.Kill()
+	cmd.Wait()
+	t.Fatal("unshare did not enter a new network namespace within 5s")
+	return nil
 }
 
 // hostProcess starts a process in the namespace the test started in, standing in for a
@@ -169,7 +178,7 @@ func TestAttachRefuses(t *testing.T) {
 		{"bad address", pid, annotations("hk", "x", "172.18.0.999"), "is not an IPv4 address"},
 		{"address outside the plan", pid, annotations("hk", "x", "10.0.0.1"), "outside the guest range"},
 		{"the bridge's own address", pid, annotations("hk", "x", "172.18.0.254"), "outside the guest range"},
-		{"unknown bridge", pid, annotations("nosuch", "x", "172.18.0.3"), `bridge "nosuch": no such bridge`},
+		{"unknown bridge", pid, annotations("nosuch", "x", "172.18.0.3"), "no such bridge; `pontoon bridge list` shows the bridges"},
 		{"address in use", pid, annotations("hk", "x", "172.18.0.9"), "address 172.18.0.9 is already used by guest \"taken\""},
 		{"name in use", pid, annotations("hk", "taken", "172.18.0.3"), "already has a guest \"taken\""},
 		{"port not forwarded", pid, withPorts, "does not forward host port 9090/tcp"},
@@ -205,11 +214,7 @@ func TestAttachStaleHolder(t *testing.T) {
 	if _, err := netsetup.CreateBridge(s.Env, "hk", netsetup.BridgeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("unshare", "--net", "sleep", "600")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
+	cmd := startNetnsProcess(t)
 	if err := hooks.Attach(s.Env, state("dead", cmd.Process.Pid, annotations("hk", "one", "172.18.0.1"))); err != nil {
 		t.Fatal(err)
 	}

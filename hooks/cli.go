@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/pontoon-dev/pontoon/internal/advice"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
@@ -29,27 +30,11 @@ func IsStage(name string) bool {
 }
 
 // Args returns the arguments, after the pontoon binary's own name, that run the hook for
-// stage against env: "hook STAGE [--state-dir D] [--netns-dir N] [--host-netns P]
-// [--resolv-conf R]". Engines run hooks with their own environment, so env travels in the
-// arguments.
+// stage against env: "hook STAGE" followed by env.Args() (--state-dir, --netns-dir, ...,
+// each only when it differs from its default). Engines run hooks with their own
+// environment, so env travels in the arguments.
 func Args(stage string, env netsetup.Env) []string {
-	return append([]string{"hook", stage}, EnvFlags(env)...)
-}
-
-// EnvFlags returns the flags that select env, omitting the fields left at their defaults.
-func EnvFlags(env netsetup.Env) []string {
-	var out []string
-	for _, f := range []struct{ name, value string }{
-		{"--state-dir", env.StateDir},
-		{"--netns-dir", env.NetnsDir},
-		{"--host-netns", env.HostNetns},
-		{"--resolv-conf", env.ResolvConf},
-	} {
-		if f.value != "" {
-			out = append(out, f.name, f.value)
-		}
-	}
-	return out
+	return append([]string{"hook", stage}, env.Args()...)
 }
 
 // ParseArgs parses "STAGE [flags]" (the arguments after "hook") into the stage and the Env
@@ -64,12 +49,13 @@ func ParseArgs(args []string) (stage string, env netsetup.Env, err error) {
 	}
 	fs := flag.NewFlagSet("pontoon hook "+stage, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&env.StateDir, "state-dir", "", "pontoon's state directory (default /run/pontoon)")
-	fs.StringVar(&env.NetnsDir, "netns-dir", "", "where namespaces are pinned (default /run/netns)")
-	fs.StringVar(&env.HostNetns, "host-netns", "", "the network namespace that plays the host (default the hook's own)")
-	fs.StringVar(&env.ResolvConf, "resolv-conf", "", "the host's resolver configuration (default /etc/resolv.conf)")
+	var names []string
+	for _, s := range netsetup.EnvSettings() {
+		fs.Func(s.Flag, s.Usage, func(v string) error { s.Set(&env, v); return nil })
+		names = append(names, "--"+s.Flag)
+	}
 	if err := fs.Parse(args[1:]); err != nil {
-		return "", env, fmt.Errorf("%v; the flags are --state-dir, --netns-dir, --host-netns and --resolv-conf", err)
+		return "", env, fmt.Errorf("%w; the flags are %s", err, strings.Join(names, ", "))
 	}
 	if fs.NArg() > 0 {
 		return "", env, fmt.Errorf("unexpected arguments %q; the hook reads the container state on stdin", fs.Args())
@@ -93,7 +79,7 @@ func Run(stage string, env netsetup.Env, stdin io.Reader) error {
 // Main is `pontoon hook STAGE [flags]`, given the arguments after "hook". It returns the
 // exit status: 0 on success, 1 with a single line on stderr saying what is wrong and how to
 // fix it (engines show a hook's stderr; one line keeps it readable in their error), 2 for
-// bad arguments.
+// bad arguments. The line is the error and, where there is one, what to run about it.
 func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 	stage, env, err := ParseArgs(args)
 	if err != nil {
@@ -101,7 +87,11 @@ func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 		return 2
 	}
 	if err := Run(stage, env, stdin); err != nil {
-		fmt.Fprintf(stderr, "pontoon hook %s: %s\n", stage, OneLine(err))
+		msg := OneLine(err)
+		if a := advice.For(err); a != "" {
+			msg += "; " + a
+		}
+		fmt.Fprintf(stderr, "pontoon hook %s: %s\n", stage, msg)
 		return 1
 	}
 	return 0

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/partition"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,6 +85,9 @@ func Annotations(st specs.State) (map[string]string, error) {
 // it is; one attached under its id with another pid (a restart) is re-attached. On error
 // nothing of this container is attached.
 func Attach(env netsetup.Env, st specs.State) error {
+	if err := checkID(st.ID); err != nil {
+		return err
+	}
 	if st.Pid <= 0 {
 		return fmt.Errorf("container %s: the state has no pid; run the hook at createRuntime (or prestart), when the container's process exists", st.ID)
 	}
@@ -95,51 +99,57 @@ func Attach(env netsetup.Env, st specs.State) error {
 	if err != nil {
 		return err
 	}
-	plan, err := netsetup.CurrentPlan(env)
-	if err != nil {
-		return err
-	}
-	if _, err := plan.ParseGuestIP(req.IP.String()); err != nil {
-		return fmt.Errorf("annotation %s: %w", AnnotationIP, err)
-	}
-	b, err := netsetup.GetBridge(env, req.Bridge)
-	if err != nil {
-		return fmt.Errorf("annotation %s: %w", AnnotationBridge, err)
-	}
-	for _, g := range b.Guests {
-		switch {
-		case g.Key == st.ID && g.Name == req.Guest && g.IP == req.IP.String() && g.Process != nil && g.Process.PID == st.Pid && g.Process.Alive() && g.Phase == netsetup.PhaseReady:
-			return nil // attached already by an earlier run of this hook
-		case g.Key == st.ID:
-			// The same container restarted with a new process, or re-attached with other
-			// annotations: the old attachment is stale.
-			if err := netsetup.DelGuestByKey(env, st.ID, req.Bridge); err != nil {
-				return fmt.Errorf("detach the stale guest of container %s: %w", st.ID, err)
-			}
-		case (g.Name == req.Guest || g.IP == req.IP.String()) && g.Process != nil && !g.Process.Alive():
-			// A container that died without its poststop hook left its guest behind.
-			if err := netsetup.DelGuest(env, req.Bridge, g.Name); err != nil {
-				return fmt.Errorf("detach the stale guest %q: %w", g.Name, err)
-			}
-		case g.Name == req.Guest:
-			return fmt.Errorf("annotation %s: bridge %q already has a guest %q (IP %s%s); choose another guest name", AnnotationGuest, req.Bridge, g.Name, g.IP, keyText(g.Key))
-		case g.IP == req.IP.String():
-			return fmt.Errorf("annotation %s: address %s is already used by guest %q on bridge %q%s; choose another address", AnnotationIP, g.IP, g.Name, req.Bridge, keyText(g.Key))
+	// The checks run under the state lock of the attach itself, on the records it reads: one
+	// lock and one read of the records for the whole hook call.
+	admit := func(plan netsetup.Plan, b *netsetup.BridgeState) error {
+		if _, err := plan.ParseGuestIP(req.IP.String()); err != nil {
+			return fmt.Errorf("annotation %s: %w", AnnotationIP, err)
 		}
+		if b == nil {
+			return fmt.Errorf("annotation %s: bridge %q: %w", AnnotationBridge, req.Bridge, netsetup.ErrNoBridge)
+		}
+		for _, g := range b.Guests {
+			if g.Key == st.ID && g.Name == req.Guest && g.IP == req.IP && g.Process != nil && g.Process.PID == st.Pid && g.Process.Alive() && g.Phase == netsetup.PhaseReady {
+				// Attached already by an earlier run of this hook (AddGuest returns it as it
+				// is): its namespace has its eth0 now, which checkNetns would take for the
+				// engine's own networking.
+				return nil
+			}
+		}
+		if p, missing := missingPort(b, req); missing {
+			return fmt.Errorf("annotation %s: bridge %q does not forward host port %d/%s to guest %q; create the bridge with the forward %d:%s:%d/%s, or drop it from the annotation",
+				AnnotationPorts, req.Bridge, p.HostPort, p.Proto, req.Guest, p.HostPort, req.Guest, p.GuestPort, p.Proto)
+		}
+		if err := checkNetns(env, st.Pid); err != nil {
+			return fmt.Errorf("container %s: %w", st.ID, err)
+		}
+		return nil
 	}
-	if p, missing := missingPort(b, req); missing {
-		return fmt.Errorf("annotation %s: bridge %q does not forward host port %d/%s to guest %q; create the bridge with the forward %d:%s:%d/%s, or drop it from the annotation",
-			AnnotationPorts, req.Bridge, p.HostPort, p.Proto, req.Guest, p.HostPort, req.Guest, p.GuestPort, p.Proto)
-	}
-	if err := checkNetns(env, st.Pid); err != nil {
-		return fmt.Errorf("container %s: %w", st.ID, err)
-	}
+	// Stale attachments (this container's from before a restart, or a dead container's
+	// holding the name or address) are replaced under the same lock as the attach.
 	_, err = netsetup.AddGuest(env, req.Bridge, req.Guest, netsetup.GuestOptions{
-		IP:       req.IP.String(),
-		Hostname: req.Hostname,
-		PID:      st.Pid,
-		Key:      st.ID,
+		IP:           req.IP.String(),
+		Hostname:     req.Hostname,
+		PID:          st.Pid,
+		Key:          st.ID,
+		ReplaceStale: true,
+		Admit:        admit,
 	})
+	if err == nil {
+		// The partition in force must cover the guest's new port.
+		if err := partition.Refresh(env, req.Bridge); err != nil {
+			return fmt.Errorf("container %s attached to bridge %q, but applying the bridge's partition to its port failed: %w", st.ID, req.Bridge, err)
+		}
+		return nil
+	}
+	var taken *netsetup.TakenError
+	if errors.As(err, &taken) {
+		g := taken.Other
+		if taken.Field == "name" {
+			return fmt.Errorf("annotation %s: bridge %q already has a guest %q (IP %s%s); choose another guest name", AnnotationGuest, req.Bridge, g.Name, g.IP, keyText(g.Key))
+		}
+		return fmt.Errorf("annotation %s: address %s is already used by guest %q on bridge %q%s; choose another address", AnnotationIP, g.IP, g.Name, req.Bridge, keyText(g.Key))
+	}
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
@@ -73,12 +74,7 @@ func InstallPodman(dir, pontoonPath string, env netsetup.Env) (string, error) {
 		return "", fmt.Errorf("install podman hook: create %s: %w", dir, err)
 	}
 	path := filepath.Join(dir, PodmanHookFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return "", fmt.Errorf("install podman hook: write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := statefile.Write(path, data, 0o644); err != nil {
 		return "", fmt.Errorf("install podman hook: %w", err)
 	}
 	return path, nil

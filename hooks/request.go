@@ -3,7 +3,6 @@ package hooks
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -18,16 +17,20 @@ const (
 	AnnotationPorts    = "pontoon.ports"
 )
 
-// Port is a forward a container expects from its bridge: HostPort on the gateway to
-// GuestPort of this container.
-type Port struct {
-	HostPort  uint16
-	GuestPort uint16
-	Proto     string // "tcp" or "udp"
-}
+// Bounds on what the hook accepts: the container id is stored in the bridge's record as the
+// guest's key, and annotations end up in records and messages.
+const (
+	MaxIDLen         = netsetup.MaxKeyLen
+	MaxAnnotationLen = 4096
+)
 
-// String formats p as in the pontoon.ports annotation.
-func (p Port) String() string { return fmt.Sprintf("%d:%d/%s", p.HostPort, p.GuestPort, p.Proto) }
+// checkID refuses a container id too long to record; the message does not repeat it.
+func checkID(id string) error {
+	if len(id) > MaxIDLen {
+		return fmt.Errorf("the container id is %d bytes long; pontoon accepts ids of up to %d bytes", len(id), MaxIDLen)
+	}
+	return nil
+}
 
 // Request is what a container's annotations ask for, validated for shape. Whether the bridge
 // exists and the address is free is checked against the state when the guest is attached.
@@ -36,7 +39,7 @@ type Request struct {
 	Guest    string
 	IP       netip.Addr
 	Hostname string
-	Ports    []Port
+	Ports    []netsetup.Port // Guest empty: this container
 }
 
 // HasRequest reports whether annotations ask for a pontoon network at all.
@@ -49,6 +52,11 @@ func HasRequest(annotations map[string]string) bool {
 // value and how to fix it, on one line.
 func ParseRequest(annotations map[string]string) (Request, error) {
 	var r Request
+	for _, key := range []string{AnnotationBridge, AnnotationGuest, AnnotationIP, AnnotationHostname, AnnotationPorts} {
+		if v := annotations[key]; len(v) > MaxAnnotationLen {
+			return r, fmt.Errorf("annotation %s is %d bytes long; pontoon accepts up to %d", key, len(v), MaxAnnotationLen)
+		}
+	}
 	get := func(key string, required bool, example string) (string, error) {
 		v, ok := annotations[key]
 		if !ok || v == "" {
@@ -99,35 +107,20 @@ func checkName(key, v, what string) error {
 	return nil
 }
 
-// ParsePorts parses the pontoon.ports annotation: "HOSTPORT:GUESTPORT[/tcp|/udp]" items
-// separated by commas (spaces around items are ignored). The empty string is no ports.
-func ParsePorts(s string) ([]Port, error) {
+// ParsePorts parses the pontoon.ports annotation: netsetup.GuestPortForm items separated by
+// commas (spaces around items are ignored). The empty string is no ports.
+func ParsePorts(s string) ([]netsetup.Port, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
-	const form = "use HOSTPORT:GUESTPORT[/tcp|/udp] separated by commas, e.g. 8080:80,5353:53/udp"
-	var out []Port
+	var out []netsetup.Port
 	seen := map[string]bool{}
 	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		spec, proto, hasProto := strings.Cut(item, "/")
-		if !hasProto {
-			proto = "tcp"
+		p, err := netsetup.ParseGuestPort(strings.TrimSpace(item))
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s: %w (forwards are separated by commas, e.g. 8080:80,5353:53/udp)", AnnotationPorts, err)
 		}
-		if proto != "tcp" && proto != "udp" {
-			return nil, fmt.Errorf("annotation %s: %q has protocol %q; %s", AnnotationPorts, item, proto, form)
-		}
-		h, g, ok := strings.Cut(spec, ":")
-		if !ok {
-			return nil, fmt.Errorf("annotation %s: %q is not HOSTPORT:GUESTPORT; %s", AnnotationPorts, item, form)
-		}
-		hp, err1 := portNumber(h)
-		gp, err2 := portNumber(g)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("annotation %s: %q needs port numbers in 1-65535; %s", AnnotationPorts, item, form)
-		}
-		p := Port{HostPort: hp, GuestPort: gp, Proto: proto}
-		key := fmt.Sprintf("%d/%s", hp, proto)
+		key := fmt.Sprintf("%d/%s", p.HostPort, p.Proto)
 		if seen[key] {
 			return nil, fmt.Errorf("annotation %s: host port %s appears twice; give each forward its own host port", AnnotationPorts, key)
 		}
@@ -137,16 +130,8 @@ func ParsePorts(s string) ([]Port, error) {
 	return out, nil
 }
 
-func portNumber(s string) (uint16, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("%q is not a port number", s)
-	}
-	return uint16(n), nil
-}
-
 // FormatPorts is the inverse of ParsePorts.
-func FormatPorts(ports []Port) string {
+func FormatPorts(ports []netsetup.Port) string {
 	s := make([]string, len(ports))
 	for i, p := range ports {
 		s[i] = p.String()
@@ -171,7 +156,7 @@ func (r Request) Annotations() map[string]string {
 }
 
 // missingPort returns the first requested port the bridge does not forward to this guest.
-func missingPort(b *netsetup.BridgeState, r Request) (Port, bool) {
+func missingPort(b *netsetup.BridgeState, r Request) (netsetup.Port, bool) {
 	for _, want := range r.Ports {
 		found := false
 		for _, have := range b.Ports {
@@ -185,5 +170,5 @@ func missingPort(b *netsetup.BridgeState, r Request) (Port, bool) {
 			return want, true
 		}
 	}
-	return Port{}, false
+	return netsetup.Port{}, false
 }

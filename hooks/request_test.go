@@ -36,7 +36,7 @@ func TestParseRequest(t *testing.T) {
 	}{
 		{name: "minimal", ann: ok, want: Request{Bridge: "br", Guest: "n1", IP: mustAddr("172.18.0.1")}},
 		{name: "hostname and ports", ann: with(AnnotationPorts, "8080:80, 5353:53/udp"),
-			want: Request{Bridge: "br", Guest: "n1", IP: mustAddr("172.18.0.1"), Ports: []Port{{8080, 80, "tcp"}, {5353, 53, "udp"}}}},
+			want: Request{Bridge: "br", Guest: "n1", IP: mustAddr("172.18.0.1"), Ports: []netsetup.Port{{HostPort: 8080, GuestPort: 80, Proto: "tcp"}, {HostPort: 5353, GuestPort: 53, Proto: "udp"}}}},
 		{name: "no bridge", ann: with(AnnotationBridge, "<delete>"), err: "annotation pontoon.bridge is missing; add pontoon.bridge="},
 		{name: "empty bridge", ann: with(AnnotationBridge, ""), err: "annotation pontoon.bridge is missing"},
 		{name: "bad bridge", ann: with(AnnotationBridge, "a b"), err: `annotation pontoon.bridge="a b" is invalid`},
@@ -47,8 +47,8 @@ func TestParseRequest(t *testing.T) {
 		{name: "bad ip", ann: with(AnnotationIP, "172.18.0.300"), err: `annotation pontoon.ip="172.18.0.300" is not an IPv4 address`},
 		{name: "ipv6", ann: with(AnnotationIP, "fd00::1"), err: "is not an IPv4 address"},
 		{name: "bad hostname", ann: with(AnnotationHostname, "a/b"), err: "annotation pontoon.hostname"},
-		{name: "bad port", ann: with(AnnotationPorts, "80"), err: `"80" is not HOSTPORT:GUESTPORT`},
-		{name: "port zero", ann: with(AnnotationPorts, "0:80"), err: "needs port numbers in 1-65535"},
+		{name: "bad port", ann: with(AnnotationPorts, "80"), err: `port "80" has no guest port; write "80:80"`},
+		{name: "port zero", ann: with(AnnotationPorts, "0:80"), err: "host port 0 is out of range; use 1-65535"},
 		{name: "bad proto", ann: with(AnnotationPorts, "80:80/sctp"), err: `protocol "sctp"`},
 		{name: "dup port", ann: with(AnnotationPorts, "80:80,80:81"), err: "host port 80/tcp appears twice"},
 	}
@@ -78,7 +78,7 @@ func TestParseRequest(t *testing.T) {
 }
 
 func TestPortsRoundTrip(t *testing.T) {
-	in := []Port{{8080, 80, "tcp"}, {5353, 53, "udp"}}
+	in := []netsetup.Port{{HostPort: 8080, GuestPort: 80, Proto: "tcp"}, {HostPort: 5353, GuestPort: 53, Proto: "udp"}}
 	out, err := ParsePorts(FormatPorts(in))
 	if err != nil || !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip: %v %v", out, err)
@@ -97,15 +97,15 @@ func TestMissingPort(t *testing.T) {
 	}}
 	tests := []struct {
 		guest, ip string
-		ports     []Port
+		ports     []netsetup.Port
 		missing   bool
 	}{
 		{"web", "172.18.0.1", nil, false},
-		{"web", "172.18.0.1", []Port{{8080, 80, "tcp"}}, false},
-		{"dns", "172.18.0.2", []Port{{5353, 53, "udp"}}, false},
-		{"other", "172.18.0.3", []Port{{8080, 80, "tcp"}}, true},
-		{"web", "172.18.0.1", []Port{{8080, 81, "tcp"}}, true},
-		{"web", "172.18.0.1", []Port{{8080, 80, "udp"}}, true},
+		{"web", "172.18.0.1", []netsetup.Port{{HostPort: 8080, GuestPort: 80, Proto: "tcp"}}, false},
+		{"dns", "172.18.0.2", []netsetup.Port{{HostPort: 5353, GuestPort: 53, Proto: "udp"}}, false},
+		{"other", "172.18.0.3", []netsetup.Port{{HostPort: 8080, GuestPort: 80, Proto: "tcp"}}, true},
+		{"web", "172.18.0.1", []netsetup.Port{{HostPort: 8080, GuestPort: 81, Proto: "tcp"}}, true},
+		{"web", "172.18.0.1", []netsetup.Port{{HostPort: 8080, GuestPort: 80, Proto: "udp"}}, true},
 	}
 	for _, tt := range tests {
 		_, got := missingPort(b, Request{Guest: tt.guest, IP: mustAddr(tt.ip), Ports: tt.ports})

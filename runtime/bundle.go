@@ -7,10 +7,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
-	"strconv"
-	"strings"
 
+	"github.com/containerd/containerd/v2/pkg/cap"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -34,7 +34,7 @@ type Guest struct {
 	Bridge string
 	Name   string
 	IP     netip.Addr
-	Ports  []hooks.Port
+	Ports  []netsetup.Port
 }
 
 // Container is everything pontoon needs to write an OCI bundle for one container.
@@ -65,6 +65,10 @@ type Container struct {
 	// /etc/hosts and /etc/resolv.conf instead: the container sees later changes made to
 	// them in place (same inode).
 	HostsFile, ResolvConfFile string
+	// Init runs the command under pontoon's container init (see Init), which forwards
+	// signals and reaps zombies as PID 1; it needs Pontoon, which is bind-mounted read-only
+	// into the container for it.
+	Init bool
 	// Privileged gives the container every capability pontoon itself holds and no masked
 	// paths: bridge children manage the bridge's firewall and enter its namespaces.
 	Privileged bool
@@ -78,9 +82,11 @@ type Container struct {
 
 // Paths inside a container.
 const (
-	// PontoonBinDir holds the pontoon binary in privileged containers; it is on their PATH.
-	PontoonBinDir = "/run/pontoon-bin"
-	defaultPath   = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// PontoonBinDir holds the pontoon binary in privileged containers, where it is on
+	// PATH, and in containers with init on, which run it as PID 1.
+	PontoonBinDir      = "/run/pontoon-bin"
+	pontoonInContainer = PontoonBinDir + "/pontoon"
+	defaultPath        = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // hostSystemDirs are the host directories a "host" root shares read-only. Top-level
@@ -161,11 +167,18 @@ func (c *Container) Spec(dir string) (*specs.Spec, error) {
 			workdir = config.DefaultWorkdir
 		}
 	}
+	args := c.Args
+	if c.Init {
+		if c.Pontoon == "" {
+			return nil, fmt.Errorf("container %s: init needs the pontoon binary; set Container.Pontoon or turn init off", c.Name)
+		}
+		args = append([]string{pontoonInContainer, InitCommand, "--"}, c.Args...)
+	}
 	s := &specs.Spec{
 		Version:  ociVersion,
 		Hostname: c.Hostname,
 		Process: &specs.Process{
-			Args: c.Args,
+			Args: args,
 			Env:  c.env(),
 			Cwd:  workdir,
 			User: specs.User{UID: 0, GID: 0},
@@ -316,12 +329,12 @@ func (c *Container) mounts(dir string) []specs.Mount {
 			ms = append(ms, specs.Mount{Destination: f.dst, Type: "bind", Source: src, Options: []string{"bind", "ro"}})
 		}
 	}
+	if c.Pontoon != "" && (c.Privileged || c.Init) {
+		ms = append(ms, specs.Mount{Destination: pontoonInContainer, Type: "bind", Source: c.Pontoon, Options: []string{"bind", "ro"}})
+	}
 	if c.Privileged {
 		// `pontoon partition` and friends inside a bridge child see the same chain as the
 		// host: state and pinned namespaces at the same paths, and the same binary.
-		if c.Pontoon != "" {
-			ms = append(ms, specs.Mount{Destination: PontoonBinDir + "/pontoon", Type: "bind", Source: c.Pontoon, Options: []string{"bind", "ro"}})
-		}
 		state, netns := c.ChainEnv.Dirs()
 		for _, d := range []string{state, netns} {
 			ms = append(ms, specs.Mount{Destination: d, Type: "bind", Source: d, Options: []string{"rbind", "rw"}})
@@ -334,15 +347,6 @@ func (c *Container) mounts(dir string) []specs.Mount {
 var defaultCaps = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
 	"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
 
-// capNames are the kernel's capabilities by number.
-var capNames = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-	"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-	"CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-	"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
-	"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"}
-
 // capabilities returns the container's capability set. A privileged container gets what
 // pontoon's own bounding set holds: asking for more (CAP_SYS_RESOURCE in a restricted
 // sandbox) makes the runtime fail.
@@ -351,20 +355,16 @@ func (c *Container) capabilities() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	// Capabilities newer than containerd's table are left out: the runtime may not know
+	// their names either.
+	held, _ := cap.FromBitmap(own)
 	if c.Privileged {
-		for i, name := range capNames {
-			if own&(1<<uint(i)) != 0 {
-				out = append(out, name)
-			}
-		}
-		return out, nil
+		return held, nil
 	}
+	var out []string
 	for _, name := range defaultCaps {
-		for i, n := range capNames {
-			if n == name && own&(1<<uint(i)) != 0 {
-				out = append(out, name)
-			}
+		if slices.Contains(held, name) {
+			out = append(out, name)
 		}
 	}
 	sort.Strings(out)
@@ -372,14 +372,18 @@ func (c *Container) capabilities() ([]string, error) {
 }
 
 func boundingSet() (uint64, error) {
-	data, err := os.ReadFile("/proc/self/status")
+	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0, fmt.Errorf("read own capabilities: %w", err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
-			return strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		}
+	defer f.Close()
+	caps, err := cap.ParseProcPIDStatus(f)
+	if err != nil {
+		return 0, fmt.Errorf("read own capabilities from /proc/self/status: %w", err)
 	}
-	return 0, errors.New("read own capabilities: no CapBnd in /proc/self/status")
+	bnd, ok := caps[cap.Bounding]
+	if !ok {
+		return 0, errors.New("read own capabilities: no CapBnd in /proc/self/status")
+	}
+	return bnd, nil
 }

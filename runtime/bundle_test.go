@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -39,7 +40,7 @@ func TestSpec(t *testing.T) {
 	env := netsetup.Env{StateDir: "/tmp/st", NetnsDir: "/tmp/nn"}
 	guest := &Container{
 		ID: "c1", Name: "n1", Args: []string{"kvnode"}, Net: NetGuest, Hostname: "n1", ProjectDir: "/src/p",
-		Guest:   &Guest{Bridge: "br", Name: "n1", IP: netip.MustParseAddr("172.18.0.1"), Ports: []hooks.Port{{HostPort: 7001, GuestPort: 7000, Proto: "tcp"}}},
+		Guest:   &Guest{Bridge: "br", Name: "n1", IP: netip.MustParseAddr("172.18.0.1"), Ports: []netsetup.Port{{HostPort: 7001, GuestPort: 7000, Proto: "tcp"}}},
 		Pontoon: "/usr/bin/pontoon", ChainEnv: env, Hosts: []byte("h"), ResolvConf: []byte("r"),
 	}
 	s, err := guest.Spec("/b")
@@ -178,6 +179,8 @@ func TestBridgeName(t *testing.T) {
 	}
 }
 
+// TestSweepBundles: bundle directories of dead runs go, those of live runs and whatever is
+// not a run's stay.
 func TestSweepBundles(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command("true")
@@ -190,12 +193,20 @@ func TestSweepBundles(t *testing.T) {
 		if err := os.MkdirAll(filepath.Join(dir, name, "bundle"), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		data, _ := json.Marshal(owner)
-		os.WriteFile(filepath.Join(dir, name, ownerFile), data, 0o600)
+		data, _ := json.Marshal(runRecord{Owner: owner})
+		os.WriteFile(filepath.Join(dir, name, recordFile), data, 0o600)
 	}
 	os.MkdirAll(filepath.Join(dir, "unknown"), 0o700) // not a run's: left alone
-	sweepBundles(dir)
-	for name, want := range map[string]bool{"dead": false, "alive": true, "unknown": true} {
+	// Directories still being created, by a dead and by a live process.
+	os.MkdirAll(filepath.Join(dir, fmt.Sprintf(".new-%d-%d-1", dead.PID, dead.Start)), 0o700)
+	self := netsetup.Self()
+	os.MkdirAll(filepath.Join(dir, fmt.Sprintf(".new-%d-%d-2", self.PID, self.Start)), 0o700)
+	var rep GCReport
+	if err := collectDir(dir, &rep); err != nil || len(rep.Containers) != 0 {
+		t.Fatalf("collectDir = %v, %v; want no containers", rep, err)
+	}
+	for name, want := range map[string]bool{"dead": false, "alive": true, "unknown": true,
+		fmt.Sprintf(".new-%d-%d-1", dead.PID, dead.Start): false, fmt.Sprintf(".new-%d-%d-2", self.PID, self.Start): true} {
 		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
 			t.Errorf("%s: exists=%v, want %v", name, err == nil, want)
 		}

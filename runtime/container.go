@@ -142,12 +142,13 @@ func StartContainer(ctx context.Context, spec ContainerSpec, opt EngineOptions) 
 	}
 	parent := spec.BundleDir
 	if parent == "" {
-		parent = filepath.Join(os.TempDir(), "pontoon-containers")
+		parent = defaultContainerDir()
 	}
-	dir, err := newBundleDir(parent, id)
+	bd, err := newBundleDir(parent, id, opt)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
+	dir := bd.path
 	c := &Container{
 		ID: id, Name: name, Args: spec.Args, Env: spec.Env, Workdir: spec.Workdir,
 		Root: root, ProjectDir: spec.ProjectDir,
@@ -158,6 +159,10 @@ func StartContainer(ctx context.Context, spec ContainerSpec, opt EngineOptions) 
 	if err := WriteBundle(bundle, c); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
+	}
+	if err := bd.addContainer(id, config.Runtime(eng.Name())); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("container %s: %w", name, err)
 	}
 	cmd := eng.Command(id, bundle, root.Image, spec.Stdin != nil)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = spec.Stdin, spec.Stdout, spec.Stderr
@@ -171,6 +176,8 @@ func StartContainer(ctx context.Context, spec ContainerSpec, opt EngineOptions) 
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start container %s with %s: %w", name, eng.Name(), err)
 	}
+	// Failing to record the engine only narrows what GC can do should this process die.
+	bd.started(id, cmd.Process.Pid)
 	r := &RunningContainer{id: id, name: name, dir: dir, eng: eng, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()

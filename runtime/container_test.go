@@ -326,10 +326,9 @@ func TestStartContainerHostRoot(t *testing.T) {
 
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
-	for i := 0; !cond(); i++ {
-		if i > 300 {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
 			t.Fatal("condition not met within 30s")
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

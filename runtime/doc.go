@@ -63,10 +63,25 @@
 //
 // # Supervision
 //
-// Guests start first, then bridge children. Output of children is streamed line by line, each prefixed with the child's name. The
-// first SIGINT or SIGTERM goes to every container; containers still running after
-// Options.StopTimeout, or at a second signal, are killed. Pontoon owns the bridge
-// (netsetup.BridgeOptions.Owner), so if pontoon itself dies `pontoon gc` removes it, and its
-// engines get SIGTERM (Pdeathsig) and stop their containers; the next Run removes bundle
-// directories whose pontoon died.
+// Guests start first, then bridge children. Output of children is streamed line by line,
+// each prefixed with the child's name. The first SIGINT or SIGTERM goes to every container;
+// containers still running after the stop timeout (Options.StopTimeout, else the command's
+// stop_timeout, else 10s), or at a second signal, are killed, and pontoon names them.
+//
+// A child with init on (the default) runs under pontoon's own minimal init as PID 1 (Init,
+// the hidden `pontoon container-init`, bind-mounted read-only from the pontoon binary): it
+// forwards signals to the child's command and reaps orphaned processes, so a `sleep` or a
+// program without signal handlers stops at SIGTERM and no zombies pile up.
+//
+// Pontoon owns the bridge (netsetup.BridgeOptions.Owner), and records every container in
+// its bundle directory before starting it. Should pontoon die, its engines get SIGTERM
+// (Pdeathsig), which init passes on; GC (`pontoon gc`) kills the engines and deletes the
+// containers that are left, whatever their runtime, then netsetup.GC removes the bridge.
+//
+// # Exec
+//
+// Exec (`pontoon exec BRIDGE GUEST -- CMD`) enters every namespace of a guest's container,
+// as `docker exec` does. From a bridge child, whose pid namespace hides the container's
+// process, the run that owns the bridge executes the command on its behalf through a unix
+// socket in the bridge's data directory, passing stdio, signals and the exit status.
 package runtime

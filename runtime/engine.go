@@ -138,7 +138,7 @@ func (e *ociEngine) run(args ...string) error {
 		if strings.Contains(msg, "does not exist") || strings.Contains(msg, "not found") || strings.Contains(msg, "No such file") {
 			return nil
 		}
-		return fmt.Errorf("%s %s: %v: %s", e.name, strings.Join(args, " "), err, msg)
+		return fmt.Errorf("%s %s: %w: %s", e.name, strings.Join(args, " "), err, msg)
 	}
 	return nil
 }
@@ -188,7 +188,7 @@ func newContainerdEngine(opt EngineOptions) (Engine, error) {
 		e.helper = []string{p}
 	}
 	if _, err := os.Stat(e.address); err != nil {
-		return nil, fmt.Errorf("containerd socket %s: %v; start containerd, or point CONTAINERD_ADDRESS at its socket", e.address, err)
+		return nil, fmt.Errorf("containerd socket %s: %w; start containerd, or point CONTAINERD_ADDRESS at its socket", e.address, err)
 	}
 	return e, nil
 }
@@ -218,7 +218,7 @@ func (e *containerdEngine) Command(id, bundle, image string, stdin bool) *exec.C
 func (e *containerdEngine) Kill(id string, sig syscall.Signal) error {
 	argv := e.argv("kill", "--signal", strings.TrimPrefix(unix.SignalName(sig), "SIG"), id)
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		return fmt.Errorf("containerd kill %s: %v: %s", id, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("containerd kill %s: %w: %s", id, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }
@@ -226,7 +226,7 @@ func (e *containerdEngine) Kill(id string, sig syscall.Signal) error {
 func (e *containerdEngine) Delete(id string) error {
 	argv := e.argv("delete", id)
 	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		return fmt.Errorf("containerd delete %s: %v: %s", id, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("containerd delete %s: %w: %s", id, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

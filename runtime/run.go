@@ -2,26 +2,19 @@ package runtime
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/runtime/config"
-	"golang.org/x/sys/unix"
 )
 
 // Options tune Run.
@@ -52,7 +45,8 @@ type Options struct {
 	// container directly. Nil: no forwarding; cancelling ctx stops the run like a first
 	// SIGTERM.
 	Signals <-chan os.Signal
-	// StopTimeout is how long containers get to exit after the stop signal; 0: 10s.
+	// StopTimeout is how long containers get to exit after the stop signal; 0: the
+	// command's stop_timeout, else DefaultStopTimeout.
 	StopTimeout time.Duration
 	// Pontoon is the pontoon binary the hooks run; empty: the running executable.
 	Pontoon string
@@ -74,8 +68,9 @@ type Started struct {
 	Guests map[string]netip.Addr
 }
 
-// DefaultStopTimeout is how long containers get between the stop signal and SIGKILL.
-const DefaultStopTimeout = 10 * time.Second
+// DefaultStopTimeout is how long containers get between the stop signal and SIGKILL when
+// neither Options nor the command say.
+const DefaultStopTimeout = config.DefaultStopTimeout
 
 // ExitSetupFailed is the exit status Run returns with an error: pontoon could not run the
 // command at all (as docker and podman use 125).
@@ -93,9 +88,6 @@ func (o *Options) defaults() error {
 	}
 	if o.Log == nil {
 		o.Log = o.Stderr
-	}
-	if o.StopTimeout <= 0 {
-		o.StopTimeout = DefaultStopTimeout
 	}
 	if o.Pontoon == "" {
 		self, err := os.Executable()
@@ -132,7 +124,13 @@ func Run(ctx context.Context, p *config.Project, name string, opt Options) (int,
 	if err != nil {
 		return ExitSetupFailed, err
 	}
-	r := &run{p: p, cmd: cmd, opt: opt, engines: map[config.Runtime]Engine{}}
+	r := &run{p: p, cmd: cmd, opt: opt, engines: map[config.Runtime]Engine{}, stopTimeout: opt.StopTimeout}
+	if r.stopTimeout <= 0 {
+		r.stopTimeout = cmd.StopTimeout
+	}
+	if r.stopTimeout <= 0 {
+		r.stopTimeout = DefaultStopTimeout
+	}
 	defer r.teardown()
 	if cmd.Supervise {
 		return r.supervise(ctx)
@@ -147,9 +145,12 @@ type run struct {
 	opt     Options
 	plan    netsetup.Plan
 	engines map[config.Runtime]Engine
-	bridge  string // the run's bridge once created
-	dir     string // the run's bundle directory once created
+	bridge  string     // the run's bridge once created
+	dir     *bundleDir // the run's bundle directory once created
 	forker  *forker
+	exec    *execServer // serves `pontoon exec` for bridge children
+	// stopTimeout is how long containers get between the stop signal and SIGKILL.
+	stopTimeout time.Duration
 }
 
 var runCounter atomic.Int64
@@ -191,7 +192,7 @@ func (r *run) ensureGateway() error {
 	plan, err := netsetup.CurrentPlan(r.opt.Env)
 	if errors.Is(err, netsetup.ErrNoGateway) {
 		if _, upErr := netsetup.GatewayUp(r.opt.Env, r.opt.Gateway); upErr != nil {
-			return fmt.Errorf("the pontoon gateway is not up and bringing it up failed: %v; fix that and run `pontoon gateway up` (as root)", upErr)
+			return fmt.Errorf("the pontoon gateway is not up and bringing it up failed: %w; fix that and run `pontoon gateway up` (as root)", upErr)
 		}
 		plan, err = netsetup.CurrentPlan(r.opt.Env)
 		if err == nil {
@@ -207,7 +208,7 @@ func (r *run) ensureGateway() error {
 
 func (r *run) checkIP(who string, ip netip.Addr) error {
 	if _, err := r.plan.ParseGuestIP(ip.String()); err != nil {
-		return fmt.Errorf("%s has ip %s, which the gateway's plan %s does not allow: %v; change the address, or bring the gateway up with a subnet that holds it", who, ip, r.plan, err)
+		return fmt.Errorf("%s has ip %s, which the gateway's plan %s does not allow: %w; change the address, or bring the gateway up with a subnet that holds it", who, ip, r.plan, err)
 	}
 	return nil
 }
@@ -229,59 +230,28 @@ func (r *run) createBridge(ports []netsetup.Port) error {
 	}
 }
 
-// ownerFile names the process that created a run's bundle directory.
-const ownerFile = "owner.json"
-
 func (r *run) bundleDir() (string, error) {
 	prefix := r.bridge
 	if prefix == "" {
 		prefix = fmt.Sprintf("%s-%d", r.cmd.Name, os.Getpid())
 	}
-	dir, err := newBundleDir(r.opt.BundleDir, prefix)
+	dir, err := newBundleDir(r.opt.BundleDir, prefix, r.opt.Engine)
 	if err != nil {
 		return "", err
 	}
 	r.dir = dir
-	return dir, nil
-}
-
-// newBundleDir creates a fresh directory for bundles under parent, named after prefix and
-// owned by this process, after removing those of dead owners.
-func newBundleDir(parent, prefix string) (string, error) {
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return "", fmt.Errorf("create bundle directory: %w", err)
-	}
-	sweepBundles(parent)
-	dir, err := os.MkdirTemp(parent, prefix+"-")
-	if err != nil {
-		return "", fmt.Errorf("create bundle directory: %w", err)
-	}
-	owner, _ := json.Marshal(netsetup.Self())
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), owner, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return "", fmt.Errorf("create bundle directory: %w", err)
-	}
-	return dir, nil
-}
-
-// sweepBundles removes the bundle directories of runs whose pontoon died without cleaning
-// up (its bridge is gc's business; its bundles are this package's).
-func sweepBundles(dir string) {
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		var owner netsetup.Process
-		data, err := os.ReadFile(filepath.Join(dir, e.Name(), ownerFile))
-		if err != nil || json.Unmarshal(data, &owner) != nil || owner.Alive() {
-			continue
-		}
-		os.RemoveAll(filepath.Join(dir, e.Name()))
-	}
+	return dir.path, nil
 }
 
 // teardown removes the run's bundles and bridge; it runs however Run ends.
 func (r *run) teardown() {
-	if r.dir != "" {
-		os.RemoveAll(r.dir)
+	if r.exec != nil {
+		r.exec.Close()
+	}
+	if r.dir != nil {
+		if err := r.dir.remove(); err != nil {
+			r.logf("%v", err)
+		}
 	}
 	if r.bridge != "" {
 		if err := netsetup.DestroyBridge(r.opt.Env, r.bridge); err != nil {
@@ -310,14 +280,14 @@ func envList(own [][2]string, env map[string]string) []string {
 }
 
 // chainEnvVars tells pontoon commands inside privileged containers where the chain lives
-// when it is not the real host's.
+// when it is not the real host's, in the encoding netsetup.EnvFromEnviron reads back.
 func chainEnvVars(env netsetup.Env) [][2]string {
-	return [][2]string{
-		{"PONTOON_STATE_DIR", env.StateDir},
-		{"PONTOON_NETNS_DIR", env.NetnsDir},
-		{"PONTOON_HOST_NETNS", env.HostNetns},
-		{"PONTOON_RESOLV_CONF", env.ResolvConf},
+	var out [][2]string
+	for _, kv := range env.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		out = append(out, [2]string{k, v})
 	}
+	return out
 }
 
 // supervise runs a supervise command.
@@ -353,15 +323,21 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			names = append(names, ch.Name)
 		}
 		entries = append(entries, HostEntry{IP: ch.Guest.IP, Names: names})
-		for _, pt := range ch.Guest.Ports {
-			ports = append(ports, netsetup.Port{HostPort: pt.Host, Guest: ch.Name, GuestPort: pt.Guest, Proto: string(pt.Proto)})
-		}
+		ports = append(ports, ch.Guest.Forwards(ch.Name)...)
 	}
 	if len(bridgeNames) > 0 {
 		entries = append(entries, HostEntry{IP: r.plan.BridgeAddr().Addr(), Names: bridgeNames})
 	}
 	if err := r.createBridge(ports); err != nil {
 		return ExitSetupFailed, err
+	}
+	if len(bridgeNames) > 0 {
+		// Without it only `pontoon exec` from the bridge children fails, saying why.
+		if srv, err := serveExec(r.opt.Env, r.bridge); err != nil {
+			r.logf("%v", err)
+		} else {
+			r.exec = srv
+		}
 	}
 	resolv, err := netsetup.GuestResolvConf(r.opt.Env)
 	if err != nil {
@@ -402,6 +378,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			ResolvConf: resolv,
 			Pontoon:    r.opt.Pontoon,
 			ChainEnv:   r.opt.Env,
+			Init:       r.initFor(ch),
 		}
 		own := [][2]string{{"PONTOON_BRIDGE", r.bridge}}
 		if ch.Bridge {
@@ -410,10 +387,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			own = append(own, chainEnvVars(r.opt.Env)...)
 		} else {
 			c.Net, c.Hostname = NetGuest, ch.Guest.Hostname
-			c.Guest = &Guest{Bridge: r.bridge, Name: ch.Name, IP: ch.Guest.IP}
-			for _, pt := range ch.Guest.Ports {
-				c.Guest.Ports = append(c.Guest.Ports, hooks.Port{HostPort: pt.Host, GuestPort: pt.Guest, Proto: string(pt.Proto)})
-			}
+			c.Guest = &Guest{Bridge: r.bridge, Name: ch.Name, IP: ch.Guest.IP, Ports: ch.Guest.Ports}
 			own = append(own, [2]string{"PONTOON_GUEST", ch.Name}, [2]string{"PONTOON_IP", ch.Guest.IP.String()})
 		}
 		c.Env = envList(own, ch.Env)
@@ -480,13 +454,8 @@ func (r *run) plain(ctx context.Context) (int, error) {
 		if err := r.checkIP("command "+r.cmd.Name, g.IP); err != nil {
 			return ExitSetupFailed, err
 		}
-		var ports []netsetup.Port
-		c.Guest = &Guest{Name: r.cmd.Name, IP: g.IP}
-		for _, pt := range g.Ports {
-			ports = append(ports, netsetup.Port{HostPort: pt.Host, Guest: r.cmd.Name, GuestPort: pt.Guest, Proto: string(pt.Proto)})
-			c.Guest.Ports = append(c.Guest.Ports, hooks.Port{HostPort: pt.Host, GuestPort: pt.Guest, Proto: string(pt.Proto)})
-		}
-		if err := r.createBridge(ports); err != nil {
+		c.Guest = &Guest{Name: r.cmd.Name, IP: g.IP, Ports: g.Ports}
+		if err := r.createBridge(g.Forwards(r.cmd.Name)); err != nil {
 			return ExitSetupFailed, err
 		}
 		c.Guest.Bridge = r.bridge
@@ -517,284 +486,4 @@ func (r *run) plain(ctx context.Context) (int, error) {
 	}
 	p := &proc{name: r.cmd.Name, id: c.ID, eng: eng, bundle: bundle, image: r.cmd.Root.Image, plain: true}
 	return r.supervisor(ctx, []*proc{p}, config.ExitAny, started)
-}
-
-// proc is one container's foreground engine process.
-type proc struct {
-	name, id, bundle, image string
-	eng                     Engine
-	prefix                  string
-	plain                   bool // the caller's stdio, no prefixes
-
-	cmd         *exec.Cmd
-	copying     sync.WaitGroup
-	code        int
-	done        bool
-	killed      bool // hard-killed: the engine may not have cleaned up
-	interactive bool
-}
-
-func (p *proc) start(r *run, lw *lineWriter) error {
-	cmd := p.eng.Command(p.id, p.bundle, p.image, p.plain)
-	// Pdeathsig: should pontoon die, the engine gets SIGTERM and passes it to the
-	// container, instead of leaving it running on a bridge gc will remove.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if p.plain {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = r.opt.Stdin, r.opt.Stdout, r.opt.Stderr
-		if f, ok := r.opt.Stdin.(*os.File); ok && isTerminal(f) {
-			// A terminal's Ctrl-C reaches the whole foreground process group, engine
-			// included; pontoon must not forward it a second time.
-			p.interactive = true
-		} else {
-			cmd.SysProcAttr.Setpgid = true
-		}
-	} else {
-		// Children get signals from pontoon only, never twice from a terminal.
-		cmd.SysProcAttr.Setpgid = true
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		errR, errW, err := os.Pipe()
-		if err != nil {
-			outR.Close()
-			outW.Close()
-			return err
-		}
-		cmd.Stdout, cmd.Stderr = outW, errW
-		defer outW.Close()
-		defer errW.Close()
-		p.copying.Add(2)
-		go func() { defer p.copying.Done(); defer outR.Close(); lw.copyPrefixed(r.opt.Stdout, outR, p.prefix) }()
-		go func() { defer p.copying.Done(); defer errR.Close(); lw.copyPrefixed(r.opt.Stderr, errR, p.prefix) }()
-	}
-	p.cmd = cmd
-	if err := r.forker.start(cmd); err != nil {
-		if !p.plain {
-			cmd.Stdout.(*os.File).Close()
-			cmd.Stderr.(*os.File).Close()
-			p.copying.Wait()
-		}
-		return fmt.Errorf("start %s with %s: %w", p.name, p.eng.Name(), err)
-	}
-	return nil
-}
-
-// forker starts processes from one OS thread that stays alive for the whole run. The
-// kernel sends Pdeathsig when the thread that forked a child exits, not the process; Go
-// ends a thread whenever a goroutine locked to it returns, which is how netsetup/ns
-// discards threads it moved between namespaces, so a child forked from an arbitrary thread
-// would get its death signal at a random moment.
-type forker struct {
-	reqs chan func()
-}
-
-func newForker() *forker {
-	f := &forker{reqs: make(chan func())}
-	go func() {
-		goruntime.LockOSThread()
-		for fn := range f.reqs {
-			fn()
-		}
-		// Back to the pool only once every child is gone.
-		goruntime.UnlockOSThread()
-	}()
-	return f
-}
-
-func (f *forker) start(cmd *exec.Cmd) error {
-	errc := make(chan error, 1)
-	f.reqs <- func() { errc <- cmd.Start() }
-	return <-errc
-}
-
-func (f *forker) close() { close(f.reqs) }
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
-
-// wait waits for the engine process and its output, and records the exit status.
-func (p *proc) wait() {
-	err := p.cmd.Wait()
-	p.code = exitCode(p.cmd.ProcessState, err)
-	// Output ends when the container's last process is gone; a daemon that escaped the
-	// container's pid namespace must not hold the run open.
-	done := make(chan struct{})
-	go func() { p.copying.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-	}
-}
-
-func exitCode(ps *os.ProcessState, err error) int {
-	if ps == nil {
-		return ExitSetupFailed
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
-}
-
-// supervisor starts procs, forwards signals, applies the exit policy and returns the
-// run's status once every proc has exited.
-func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit, started Started) (int, error) {
-	lw := &lineWriter{}
-	r.forker = newForker()
-	defer r.forker.close()
-	exits := make(chan *proc, len(procs))
-	running := 0
-	for i, p := range procs {
-		if err := p.start(r, lw); err != nil {
-			// Killing an engine midway can leave its container behind; Delete removes it.
-			for _, q := range procs[:i] {
-				q.cmd.Process.Kill()
-			}
-			for j := 0; j < running; j++ {
-				<-exits
-			}
-			for _, q := range procs[:i] {
-				q.eng.Delete(q.id)
-			}
-			return ExitSetupFailed, err
-		}
-		running++
-		go func(p *proc) { p.wait(); exits <- p }(p)
-	}
-	if r.opt.Started != nil {
-		// On its own goroutine: a callback that waits for services must not hold up
-		// signals and exits.
-		go r.opt.Started(started)
-	}
-	// A plain command's status is always its container's own, signals or not.
-	plain := len(procs) == 1 && procs[0].plain
-	interactive := plain && procs[0].interactive
-	var (
-		code      int
-		decided   bool
-		stopping  bool
-		stopTimer <-chan time.Time
-		killTimer <-chan time.Time
-		ctxDone   = ctx.Done()
-	)
-	stop := func(sig syscall.Signal, why string) {
-		stopping = true
-		if why != "" {
-			r.logf("%s", why)
-		}
-		r.signalAll(procs, sig)
-		stopTimer = time.After(r.opt.StopTimeout)
-	}
-	hardKill := func(why string) {
-		r.logf("%s", why)
-		r.stopAll(procs, syscall.SIGKILL)
-		stopTimer = nil
-		killTimer = time.After(5 * time.Second)
-	}
-	for running > 0 {
-		select {
-		case p := <-exits:
-			running--
-			p.done = true
-			if plain {
-				code, decided = p.code, true
-				continue
-			}
-			if stopping {
-				continue
-			}
-			switch {
-			case policy == config.ExitAll:
-				if p.code != 0 && !decided {
-					code, decided = p.code, true
-				}
-			case running > 0:
-				code, decided = p.code, true
-				stop(syscall.SIGTERM, fmt.Sprintf("%s exited with status %d; stopping the others", p.name, p.code))
-			default:
-				code, decided = p.code, true
-			}
-		case s := <-r.opt.Signals:
-			sig, ok := s.(syscall.Signal)
-			if !ok {
-				continue
-			}
-			if sig == syscall.SIGINT && interactive {
-				// The terminal delivered Ctrl-C to the container itself, which decides
-				// what it means (an interactive shell just abandons its line).
-				continue
-			}
-			if sig != syscall.SIGINT && sig != syscall.SIGTERM {
-				r.signalAll(procs, sig)
-				continue
-			}
-			if !stopping {
-				if !decided && !plain {
-					code, decided = 128+int(sig), true
-				}
-				stop(sig, fmt.Sprintf("got %s; stopping (again to kill at once)", unix.SignalName(sig)))
-			} else {
-				hardKill(fmt.Sprintf("got %s again; killing every container", unix.SignalName(sig)))
-			}
-		case <-ctxDone:
-			ctxDone = nil
-			if !stopping {
-				if !decided && !plain {
-					code, decided = 128+int(syscall.SIGTERM), true
-				}
-				stop(syscall.SIGTERM, "cancelled; stopping")
-			}
-		case <-stopTimer:
-			hardKill(fmt.Sprintf("containers still running %v after the stop signal; killing them", r.opt.StopTimeout))
-		case <-killTimer:
-			// The engine itself does not react: end it and clean up after it.
-			killTimer = nil
-			for _, p := range procs {
-				if !p.done && p.cmd.Process != nil {
-					p.cmd.Process.Kill()
-				}
-			}
-		}
-	}
-	for _, p := range procs {
-		if p.killed {
-			if err := p.eng.Delete(p.id); err != nil {
-				r.logf("%v", err)
-			}
-		}
-	}
-	return code, nil
-}
-
-// signalAll sends sig to every running engine process, which passes it to its container.
-func (r *run) signalAll(procs []*proc, sig syscall.Signal) {
-	for _, p := range procs {
-		if p.done || p.cmd == nil || p.cmd.Process == nil {
-			continue
-		}
-		p.cmd.Process.Signal(sig)
-	}
-}
-
-// stopAll kills every running container through its engine (killing the engine process
-// would leave the container running).
-func (r *run) stopAll(procs []*proc, sig syscall.Signal) {
-	var wg sync.WaitGroup
-	for _, p := range procs {
-		if p.done || p.cmd == nil || p.cmd.Process == nil {
-			continue
-		}
-		p.killed = true
-		wg.Add(1)
-		go func(p *proc) {
-			defer wg.Done()
-			if err := p.eng.Kill(p.id, sig); err != nil {
-				r.logf("%v", err)
-			}
-		}(p)
-	}
-	wg.Wait()
 }

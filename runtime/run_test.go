@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -58,6 +58,7 @@ type runner struct {
 	t       *testing.T
 	s       *sandbox.Sandbox
 	runcDir string
+	runtime config.Runtime // the engine whose state runcList lists; empty: runc
 	out     *syncBuffer
 	log     *syncBuffer
 }
@@ -99,9 +100,8 @@ func (r *runner) clean() {
 	if err := hooktest.NoBridges(r.s.Env); err != nil {
 		r.t.Error(err)
 	}
-	out, err := exec.Command("runc", "--root", r.runcDir, "list", "-q").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "" {
-		r.t.Errorf("runc containers left: %q %v", out, err)
+	if left := r.runcList(); len(left) != 0 {
+		r.t.Errorf("containers left: %v", left)
 	}
 	ents, _ := os.ReadDir(filepath.Join(r.s.Env.StateDir, "runs"))
 	if len(ents) != 0 {
@@ -165,7 +165,7 @@ func TestRunSupervise(t *testing.T) {
 }
 
 // TestRunExitAll: with exit "all" every child runs to its end and the first non-zero
-// status is the run's.
+// status is the run's. c ends only once b's container is gone, so b's status comes first.
 func TestRunExitAll(t *testing.T) {
 	r := newRunner(t)
 	p := project(t, `
@@ -176,13 +176,22 @@ exit = "all"
 run = ["sh", "-c", "echo a done"]
 ip = "172.18.0.1"
 [commands.batch.children.b]
-run = ["sh", "-c", "sleep 0.3; echo b failing; exit 5"]
+run = ["sh", "-c", "echo b failing; exit 5"]
 ip = "172.18.0.2"
 [commands.batch.children.c]
-run = ["sh", "-c", "sleep 0.6; echo c done; exit 6"]
+run = ["sh", "-c", "until test -e /work/release; do sleep 0.05; done; echo c done; exit 6"]
 bridge = true
 `)
-	if code := r.run(context.Background(), p, "batch", r.options()); code != 5 {
+	opt := r.options()
+	opt.Started = func(s runtime.Started) {
+		poll(t, "b's container to go", func() bool {
+			return strings.Contains(r.out.String(), "b failing") && !slices.Contains(r.runcList(), s.Bridge+"-b")
+		})
+		if err := os.WriteFile(filepath.Join(p.Dir, "release"), nil, 0o644); err != nil {
+			t.Error(err)
+		}
+	}
+	if code := r.run(context.Background(), p, "batch", opt); code != 5 {
 		t.Fatalf("status %d, want b's 5", code)
 	}
 	for _, want := range []string{"a | a done", "b | b failing", "c | c done"} {
@@ -201,10 +210,10 @@ func TestRunSignals(t *testing.T) {
 [commands.polite]
 supervise = true
 [commands.polite.children.a]
-run = ["sh", "-c", "trap 'echo a got TERM; exit 0' TERM; while :; do sleep 0.1; done"]
+run = ["sh", "-c", "trap 'echo a got TERM; exit 0' TERM; echo a ready; while :; do sleep 0.1; done"]
 ip = "172.18.0.1"
 [commands.polite.children.b]
-run = ["sh", "-c", "trap 'echo b got TERM; exit 0' TERM; while :; do sleep 0.1; done"]
+run = ["sh", "-c", "trap 'echo b got TERM; exit 0' TERM; echo b ready; while :; do sleep 0.1; done"]
 bridge = true
 
 [commands.stubborn]
@@ -217,7 +226,9 @@ ip = "172.18.0.1"
 	opt := r.options()
 	opt.Signals = sigs
 	opt.Started = func(runtime.Started) {
-		time.Sleep(300 * time.Millisecond) // let the shells install their traps
+		poll(t, "the shells to install their traps", func() bool {
+			return strings.Contains(r.out.String(), "a ready") && strings.Contains(r.out.String(), "b ready")
+		})
 		sigs <- syscall.SIGTERM
 	}
 	if code := r.run(context.Background(), p, "polite", opt); code != 128+int(syscall.SIGTERM) {
@@ -233,11 +244,9 @@ ip = "172.18.0.1"
 	// Without the second signal this run would wait out a stop timeout of an hour.
 	opt.StopTimeout = time.Hour
 	opt.Started = func(runtime.Started) {
-		for !strings.Contains(r.out.String(), "ignoring") {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll(t, "the shell to ignore signals", func() bool { return strings.Contains(r.out.String(), "ignoring") })
 		sigs <- syscall.SIGINT
-		time.Sleep(200 * time.Millisecond)
+		poll(t, "pontoon to pass the first signal on", func() bool { return strings.Contains(r.log.String(), "stopping (again to kill at once)") })
 		sigs <- syscall.SIGINT
 	}
 	if code := r.run(context.Background(), p, "stubborn", opt); code != 128+int(syscall.SIGINT) {
@@ -256,12 +265,15 @@ func TestRunCancel(t *testing.T) {
 [commands.forever]
 supervise = true
 [commands.forever.children.a]
-run = ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"]
+run = ["sh", "-c", "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done"]
 ip = "172.18.0.1"
 `)
 	ctx, cancel := context.WithCancel(context.Background())
 	opt := r.options()
-	opt.Started = func(runtime.Started) { time.Sleep(300 * time.Millisecond); cancel() }
+	opt.Started = func(runtime.Started) {
+		poll(t, "the shell to install its trap", func() bool { return strings.Contains(r.out.String(), "ready") })
+		cancel()
+	}
 	if code := r.run(ctx, p, "forever", opt); code != 128+int(syscall.SIGTERM) {
 		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGTERM))
 	}
@@ -284,10 +296,10 @@ func TestRunSelect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		for !strings.Contains(r.out.String(), "hello from n3") || !strings.Contains(r.out.String(), "hello from n1") {
-			time.Sleep(20 * time.Millisecond)
-		}
-		cancel()
+		defer cancel()
+		poll(t, "n1 and n3 to say hello", func() bool {
+			return strings.Contains(r.out.String(), "hello from n3") && strings.Contains(r.out.String(), "hello from n1")
+		})
 	}()
 	r.run(ctx, p, "cluster", opt)
 	if len(guests) != 2 || strings.Contains(r.out.String(), "hello from n2") {
@@ -399,9 +411,7 @@ run = ["sh", "-c", "trap 'echo bye; exit 3' TERM; echo ready; while :; do sleep 
 	opt := r.options()
 	opt.Signals = sigs
 	opt.Started = func(runtime.Started) {
-		for !strings.Contains(r.out.String(), "ready") {
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll(t, "the command to start", func() bool { return strings.Contains(r.out.String(), "ready") })
 		sigs <- syscall.SIGTERM
 	}
 	if code := r.run(context.Background(), p, "graceful", opt); code != 3 {

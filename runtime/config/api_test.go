@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 const clusterSrc = `[commands.test]
@@ -127,7 +129,7 @@ func TestRunArgs(t *testing.T) {
 	if got := (Run{Shell: "a | b"}).Args(); !reflect.DeepEqual(got, []string{"/bin/sh", "-c", "a | b"}) {
 		t.Errorf("shell Args = %q", got)
 	}
-	if got := (Port{8080, 80, UDP}).String(); got != "8080:80/udp" {
+	if got := (netsetup.Port{HostPort: 8080, GuestPort: 80, Proto: netsetup.UDP}).String(); got != "8080:80/udp" {
 		t.Errorf("Port.String = %q", got)
 	}
 }
@@ -173,5 +175,22 @@ func TestParseRuntime(t *testing.T) {
 	}
 	if _, err := ParseRuntime("docker"); err == nil || !strings.Contains(err.Error(), `"docker"`) || !strings.Contains(err.Error(), "runc, crun, containerd") {
 		t.Errorf("ParseRuntime(docker) error %v, want it to name the value and the choices", err)
+	}
+}
+
+// TestGuestForwards: a guest's ports are written without a guest; its bridge forwards them
+// to the guest by name, and the guest's own list is left as written.
+func TestGuestForwards(t *testing.T) {
+	p := mustParse(t, "[commands.web]\nrun = [\"a\"]\nnetwork = \"guest\"\nip = \"172.18.0.5\"\nports = [\"8080:80\", \"5353:53/udp\"]\n")
+	g := p.Commands[0].Guest
+	var got []string
+	for _, f := range g.Forwards("web") {
+		got = append(got, f.String())
+	}
+	if want := []string{"8080:web:80/tcp", "5353:web:53/udp"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Forwards = %q, want %q", got, want)
+	}
+	if g.Ports[0].Guest != "" || g.Ports[0].String() != "8080:80/tcp" {
+		t.Errorf("Forwards changed the guest's own ports: %+v", g.Ports)
 	}
 }

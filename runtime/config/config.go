@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 // FileName is the name of the project file in a project's root directory.
@@ -50,6 +53,12 @@ const (
 
 var networks = []string{string(NetworkNone), string(NetworkHost), string(NetworkGuest)}
 
+// The bounds of a command's stop_timeout.
+const (
+	DefaultStopTimeout = 10 * time.Second
+	MaxStopTimeout     = 10 * time.Minute
+)
+
 // Exit says when a supervise command's run ends.
 type Exit string
 
@@ -60,15 +69,6 @@ const (
 )
 
 var exits = []string{string(ExitAny), string(ExitAll)}
-
-// Proto is the transport protocol of a forwarded port.
-type Proto string
-
-// The protocols a port forward may name.
-const (
-	TCP Proto = "tcp" // the default
-	UDP Proto = "udp"
-)
 
 // RootKind says what a container's root filesystem is made of.
 type RootKind string
@@ -105,21 +105,11 @@ func (r Run) Args() []string {
 	return append([]string(nil), r.Argv...)
 }
 
-// Port is one forward from a host port to a guest port.
-type Port struct {
-	Host  uint16
-	Guest uint16
-	Proto Proto
-}
-
-// String formats p as in the project file: "HOST:GUEST/PROTO".
-func (p Port) String() string { return fmt.Sprintf("%d:%d/%s", p.Host, p.Guest, p.Proto) }
-
 // Guest is a container with its own address on the run's bridge.
 type Guest struct {
-	IP       netip.Addr // within GuestRange of the bridge network
-	Hostname string     // defaults to the command's or child's name
-	Ports    []Port     // forwards from the host, in file order
+	IP       netip.Addr      // within GuestRange of the bridge network
+	Hostname string          // defaults to the command's or child's name
+	Ports    []netsetup.Port // forwards from the host, in file order; Guest empty (this guest)
 }
 
 // Command is one entry of [commands]: either a plain command (Run set,
@@ -141,6 +131,10 @@ type Command struct {
 	Supervise bool
 	Exit      Exit    // ExitAny unless set; empty for plain commands
 	Children  []Child // in file order
+	// StopTimeout is how long the containers get between the stop signal and
+	// SIGKILL when the run stops (stop_timeout): DefaultStopTimeout unless set,
+	// always in (0, MaxStopTimeout].
+	StopTimeout time.Duration
 }
 
 // Child is one container of a supervise command: a guest (Guest set) or a
@@ -156,6 +150,9 @@ type Child struct {
 	Runtime     Runtime           // the child's, else the command's
 	Bridge      bool
 	Guest       *Guest // set exactly when Bridge is false
+	// Init runs a minimal init as the container's PID 1 that forwards signals to the
+	// child's command and reaps zombies (init); nil when not written, which means true.
+	Init *bool
 }
 
 // Settings are the project-wide defaults from [settings].
@@ -306,4 +303,15 @@ func (c *Command) SelectChildren(only, exclude []string) ([]Child, error) {
 			strings.Join(only, ","), strings.Join(exclude, ","), c.Name, strings.Join(names, ", "))
 	}
 	return out, nil
+}
+
+// Forwards returns g's ports as its bridge forwards them: to the guest
+// called name (the command's or child's name).
+func (g *Guest) Forwards(name string) []netsetup.Port {
+	out := make([]netsetup.Port, len(g.Ports))
+	for i, p := range g.Ports {
+		p.Guest = name
+		out[i] = p
+	}
+	return out
 }

@@ -13,6 +13,10 @@
 //
 //	pontoon.toml:12: commands.cluster.children.n2.ip: "172.18.0.300" is not an IPv4 address; use 172.18.0.1-172.18.0.253
 //
+// Each table's keys are declared once, in schema.go, with the kind of value
+// they take, an example and the handler that reads them; command.go holds the
+// rules that tie keys together.
+//
 // Commands and children keep their file order.
 //
 // # Schema
@@ -35,6 +39,9 @@
 //	                              # | { rootfs = "rootfs/alpine" }: a directory relative to the project, must exist
 //	                              # | { image = "docker.io/library/alpine:3" }: needs runtime "containerd"
 //	runtime = "crun"              # optional: overrides [settings] runtime
+//	stop_timeout = "3s"           # optional, plain and supervise commands: how long the containers
+//	                              #   get between the stop signal and SIGKILL when the run stops;
+//	                              #   a Go duration ("500ms", "3s", "2m"), default "10s", at most "10m"
 //
 //	[commands.cluster]            # a supervise command: children, no run of its own
 //	description = "three kv nodes"
@@ -49,6 +56,9 @@
 //	ip = "172.18.0.1"             # required for a guest
 //	hostname = "n1"               # optional: defaults to the child's name
 //	ports = ["7001:7000"]         # optional
+//	init = false                  # optional, guest and bridge children: true (default) runs the
+//	                              #   program under a minimal init as PID 1 that forwards signals
+//	                              #   and reaps zombies; false runs the program as PID 1 itself
 //
 //	[commands.cluster.children.n2]
 //	run = ["kvnode", "--id", "2"]
@@ -65,6 +75,8 @@
 //   - ip, hostname and ports need network = "guest" on a plain command, and
 //     network = "guest" needs ip.
 //   - A child is a guest (ip) or a bridge child (bridge = true), exactly one.
+//   - init is a key of children only; stop_timeout of commands only (a
+//     supervise command's applies to all its children).
 //   - Within one command no two guests share an address or a hostname
 //     (compared case-insensitively), and no two forwards share a host port
 //     and protocol. Different commands never run on the same bridge, so they

@@ -16,6 +16,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("[commands.a]\nrun = { shell = \"x\" }\nroot = { image = \"i\" }\nports = [\"1:1\"]\n"))
 	f.Add([]byte("commands.a.run = [\"a\",\n 1]\n[[commands.b]]\n'x.y' = \"\"\"\n]\"\"\"\n"))
 	f.Add([]byte("a = { b = [ { c = '}' } ], d.e = 1979-05-27 07:32:00 }\n"))
+	f.Add([]byte("[commands.c]\nsupervise = true\nstop_timeout = \"3s\"\n[commands.c.children.b]\nrun = [\"a\"]\nbridge = true\ninit = false\n"))
 	f.Add([]byte("[commands.c]\nsupervise = true\n[commands.c.children.n1]\nrun = [\"a\"]\nip = \"172.18.0.1\"\n[commands.c.children.n2]\nrun = [\"a\"]\nip = \"172.18.0.1\"\n"))
 	if seeds, _ := filepath.Glob("testdata/*.toml"); len(seeds) > 0 {
 		for _, s := range seeds {
@@ -72,6 +73,9 @@ func checkCommand(t *testing.T, c Command) {
 		if ch.Guest != nil && !ch.Guest.IP.IsValid() {
 			t.Fatalf("guest child without address %+v", ch)
 		}
+	}
+	if c.StopTimeout <= 0 || c.StopTimeout > MaxStopTimeout {
+		t.Fatalf("stop timeout %v out of bounds", c.StopTimeout)
 	}
 	if c.Root.Kind == RootImage && c.Runtime != RuntimeContainerd {
 		t.Fatalf("image root with %s", c.Runtime)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -60,8 +62,8 @@ runtime = "crun"
 				Name: "test", Description: "unit tests", Run: Run{Argv: []string{"go", "test", "./..."}},
 				Env:     map[string]string{"GOFLAGS": "-mod=mod", "_X1": ""},
 				Workdir: "/work/app", Network: NetworkGuest,
-				Guest: &Guest{IP: ip("172.18.0.10"), Hostname: "tester", Ports: []Port{
-					{8080, 80, TCP}, {5353, 53, UDP}, {8443, 443, TCP}, {8080, 80, UDP}}},
+				Guest: &Guest{IP: ip("172.18.0.10"), Hostname: "tester", Ports: []netsetup.Port{
+					{HostPort: 8080, GuestPort: 80, Proto: netsetup.TCP}, {HostPort: 5353, GuestPort: 53, Proto: netsetup.UDP}, {HostPort: 8443, GuestPort: 443, Proto: netsetup.TCP}, {HostPort: 8080, GuestPort: 80, Proto: netsetup.UDP}}},
 				Root: Root{Kind: RootHost}, Runtime: RuntimeCrun,
 			}},
 		},
@@ -217,10 +219,10 @@ bridge = true
 				Children: []Child{
 					{Name: "n1", Description: "first", Run: Run{Argv: []string{"kvnode", "--id", "1"}}, Workdir: DefaultWorkdir,
 						Root: Root{Kind: RootHost}, Runtime: RuntimeRunc,
-						Guest: &Guest{IP: ip("172.18.0.1"), Hostname: "n1", Ports: []Port{{7001, 7000, TCP}}}},
+						Guest: &Guest{IP: ip("172.18.0.1"), Hostname: "n1", Ports: []netsetup.Port{{HostPort: 7001, GuestPort: 7000, Proto: netsetup.TCP}}}},
 					{Name: "n2", Run: Run{Argv: []string{"kvnode", "--id", "2"}}, Workdir: DefaultWorkdir,
 						Root: Root{Kind: RootHost}, Runtime: RuntimeRunc,
-						Guest: &Guest{IP: ip("172.18.0.2"), Hostname: "second", Ports: []Port{{7002, 7000, TCP}, {7001, 7000, UDP}}}},
+						Guest: &Guest{IP: ip("172.18.0.2"), Hostname: "second", Ports: []netsetup.Port{{HostPort: 7002, GuestPort: 7000, Proto: netsetup.TCP}, {HostPort: 7001, GuestPort: 7000, Proto: netsetup.UDP}}}},
 					{Name: "chaos", Run: Run{Shell: "sleep 1; pontoon partition isolate n1"}, Workdir: DefaultWorkdir,
 						Root: Root{Kind: RootHost}, Runtime: RuntimeRunc, Bridge: true},
 				},
@@ -305,6 +307,11 @@ run = ["m"]
 			p, err := ParseOptions("pontoon.toml", []byte(tc.src), tc.opts)
 			if err != nil {
 				t.Fatalf("ParseOptions: %v", err)
+			}
+			for i := range tc.want {
+				if tc.want[i].StopTimeout == 0 { // not written: the default
+					tc.want[i].StopTimeout = DefaultStopTimeout
+				}
 			}
 			if !reflect.DeepEqual(p.Commands, tc.want) {
 				t.Errorf("commands:\n got %#v\nwant %#v", p.Commands, tc.want)

@@ -25,9 +25,12 @@ import (
 	"github.com/pontoon-dev/pontoon/runtime/internal/enginetest"
 )
 
-// This test binary is both pontoon's hook and the pontoon-containerd helper.
+// This test binary is pontoon's hook, containers' init, the pontoon-containerd helper, and
+// a `pontoon run` that tests kill.
 func TestMain(m *testing.M) {
 	hooktest.Dispatch()
+	runtime.DispatchInit()
+	enginetest.DispatchRun()
 	if len(os.Args) > 1 && os.Args[1] == runtime.ContainerdHelperName {
 		os.Exit(containerd.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
