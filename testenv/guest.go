@@ -13,6 +13,7 @@ import (
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/pontoon-dev/pontoon/partition"
 )
 
 // Guest is one guest of an Env: a network namespace on the bridge with a fixed address, and a
@@ -49,10 +50,13 @@ func (e *Env) Guest(name, ip string, opts ...GuestOption) *Guest {
 	if err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
+	if err := partition.Refresh(e.sb.Env, e.cfg.bridge); err != nil {
+		e.t.Fatalf("testenv: guest %s: apply the partition to its port: %v", name, err)
+	}
 	g := &Guest{
 		env:      e,
 		name:     ng.Name,
-		ip:       netip.MustParseAddr(ng.IP),
+		ip:       ng.IP,
 		hostname: ng.Hostname,
 		netns:    ng.Netns,
 		uts:      ng.UTS,

@@ -30,8 +30,7 @@ func WithCut() Option {
 	return func(c *config) error { c.cut = true; return nil }
 }
 
-// pstate is the partition state the Env last applied, so that a partition verb keeps the
-// impairments and an impairment verb keeps the partition (partition.Apply replaces both).
+// pstate is the partition state the Env last applied.
 type pstate struct {
 	mu sync.Mutex // serializes applies, so the recorded state is the kernel's
 	s  partition.State
@@ -71,24 +70,25 @@ func (e *Env) Status() partition.Record {
 	return r
 }
 
-// apply makes change's result the bridge's state; on failure nothing changes.
+// apply makes change's result the bridge's state, read and applied under the bridge's lock
+// (partition.Update), so a change made meanwhile by a process inside the run is kept; on
+// failure nothing changes.
 func (e *Env) apply(change func(s *partition.State) error) error {
 	e.ps.mu.Lock()
 	defer e.ps.mu.Unlock()
-	s := e.ps.s
-	s.Impairments = slices.Clone(s.Impairments)
-	s.Mode, s.Cut = e.cfg.mode, e.cfg.cut
-	if err := change(&s); err != nil {
-		return err
-	}
 	t, err := e.target()
 	if err != nil {
 		return err
 	}
-	if err := partition.Apply(t, s); err != nil {
+	rec, err := partition.Update(t, func(s partition.State) (partition.State, error) {
+		s.Mode, s.Cut = e.cfg.mode, e.cfg.cut
+		err := change(&s)
+		return s, err
+	})
+	if err != nil {
 		return err
 	}
-	e.ps.s = s
+	e.ps.s = rec.State()
 	return nil
 }
 
@@ -177,10 +177,10 @@ func (e *Env) RandomNode(seed int64) partition.Partition {
 }
 
 // RandomBridge cuts the guests into two random halves that share one guest, which talks to
-// both (partition.Bridge).
+// both (partition.BridgedHalves).
 func (e *Env) RandomBridge(seed int64) partition.Partition {
 	e.t.Helper()
-	return e.build("bridge", func(gs []partition.Guest) (partition.Partition, error) { return partition.Bridge(gs, seed) })
+	return e.build("bridge", func(gs []partition.Guest) (partition.Partition, error) { return partition.BridgedHalves(gs, seed) })
 }
 
 // MajoritiesRing lets each guest hear only a different majority of the guests, placed on a

@@ -1,22 +1,38 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
-	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/pontoon-dev/pontoon/partition"
+	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func printJSON(v any) error {
-	e := json.NewEncoder(os.Stdout)
-	e.SetIndent("", "  ")
-	return e.Encode(v)
+	return buffered(func(w io.Writer) error {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(v)
+	})
+}
+
+// buffered runs fn with a writer whose output reaches stdout when fn returns, in one write
+// for anything up to 64 KiB: a listing costs one system call rather than one per line or
+// per table cell. Only for output that is complete when fn returns.
+func buffered(fn func(w io.Writer) error) error {
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	err := fn(w)
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON"}
@@ -71,7 +87,16 @@ func chainCommands() []*cli.Command {
 					Action: bridgeCreate,
 				},
 				{Name: "destroy", Usage: "destroy a bridge and everything on it", ArgsUsage: "NAME", Action: bridgeDestroy},
-				{Name: "list", Usage: "list bridges", Flags: []cli.Flag{jsonFlag}, Action: bridgeList},
+				{
+					Name:  "list",
+					Usage: "list bridges, one line each (guest count and address ranges)",
+					Flags: []cli.Flag{
+						&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "also list every guest of every bridge"},
+						jsonFlag,
+					},
+					Action: bridgeList,
+				},
+				{Name: "show", Usage: "show one bridge and every guest on it", ArgsUsage: "NAME", Flags: []cli.Flag{jsonFlag}, Action: bridgeShow},
 			},
 		},
 		{
@@ -83,10 +108,10 @@ func chainCommands() []*cli.Command {
 					Usage:     "add a guest (creates its namespace unless --netns or --pid is given)",
 					ArgsUsage: "BRIDGE NAME",
 					Flags: []cli.Flag{
-						&cli.StringFlag{Name: "ip", Usage: "the guest's address, x.y.0.1-x.y.0.253", Required: true},
+						&cli.StringFlag{Name: "ip", Usage: "the guest's address, x.y.0.1-x.y.0.253 (required)"},
 						&cli.StringFlag{Name: "hostname", Usage: "hostname of a namespace pontoon creates (default NAME)"},
-						&cli.StringFlag{Name: "netns", Usage: "attach this existing network namespace (a path)"},
-						&cli.IntFlag{Name: "pid", Usage: "attach the network namespace of this process"},
+						&cli.StringFlag{Name: "netns", Usage: "attach this existing network namespace (a path such as /run/netns/NAME or /proc/PID/ns/net)"},
+						&cli.IntFlag{Name: "pid", Usage: "attach the network namespace of this running process"},
 						jsonFlag,
 					},
 					Action: guestAdd,
@@ -116,7 +141,7 @@ func gatewayUp(c *cli.Context) error {
 	}
 	plan, err := netsetup.ParsePlan(c.String("subnet"))
 	if err != nil {
-		return usagef("--subnet: %v", err)
+		return usagef("--subnet: %w", err)
 	}
 	e := env(c)
 	if c.Bool("dry-run") {
@@ -158,47 +183,18 @@ func gatewayStatus(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(st)
 	}
-	if !st.Up {
-		fmt.Println("gateway: down (run `pontoon gateway up`)")
-	} else {
-		fw := "host firewall managed by pontoon"
-		if st.Gateway.NoFirewall {
-			fw = "host firewall left alone"
+	return buffered(func(w io.Writer) error {
+		if !st.Up {
+			fmt.Fprintln(w, "gateway: down (run `pontoon gateway up`)")
+		} else {
+			fw := "host firewall managed by pontoon"
+			if st.Gateway.NoFirewall {
+				fw = "host firewall left alone"
+			}
+			fmt.Fprintf(w, "gateway: up since %s, subnet %s, %s\n", st.Gateway.Created.Local().Format("2006-01-02 15:04:05"), st.Gateway.Plan, fw)
 		}
-		fmt.Printf("gateway: up since %s, subnet %s, %s\n", st.Gateway.Created.Local().Format("2006-01-02 15:04:05"), st.Gateway.Plan, fw)
-	}
-	return printBridges(st.Bridges)
-}
-
-func printBridges(bs []*netsetup.BridgeState) error {
-	if len(bs) == 0 {
-		fmt.Println("no bridges")
-		return nil
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "BRIDGE\tSLOT\tSTATE\tOWNER\tGUESTS\tPORTS")
-	for _, b := range bs {
-		owner := "-"
-		if b.Owner != nil {
-			owner = strconv.Itoa(b.Owner.PID)
-		}
-		var guests, ports []string
-		for _, g := range b.Guests {
-			guests = append(guests, g.Name+"="+g.IP)
-		}
-		for _, p := range b.Ports {
-			ports = append(ports, p.String())
-		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", b.Name, b.Slot, b.Phase, owner, orDash(guests), orDash(ports))
-	}
-	return w.Flush()
-}
-
-func orDash(s []string) string {
-	if len(s) == 0 {
-		return "-"
-	}
-	return strings.Join(s, ",")
+		return printBridges(w, st.Bridges)
+	})
 }
 
 func bridgeCreate(c *cli.Context) error {
@@ -210,11 +206,15 @@ func bridgeCreate(c *cli.Context) error {
 	for _, s := range c.StringSlice("port") {
 		p, err := netsetup.ParsePort(s)
 		if err != nil {
-			return usagef("--port: %v", err)
+			return usagef("--port: %w", err)
 		}
 		opt.Ports = append(opt.Ports, p)
 	}
-	if pid := c.Int("owner"); pid != 0 {
+	if c.IsSet("owner") {
+		pid := c.Int("owner")
+		if pid <= 0 {
+			return usagef("--owner: %d is not a process id; pass the pid of the process whose exit makes the bridge garbage (e.g. $$, the shell's), or leave --owner out to keep the bridge until `pontoon bridge destroy`", pid)
+		}
 		p, err := netsetup.ProcessOf(pid)
 		if err != nil {
 			return usagef("--owner: no process with pid %d; pass the pid of a running process", pid)
@@ -244,36 +244,34 @@ func bridgeDestroy(c *cli.Context) error {
 	return netsetup.DestroyBridge(env(c), a[0])
 }
 
-func bridgeList(c *cli.Context) error {
-	if _, err := args(c); err != nil {
-		return err
-	}
-	bs, err := netsetup.Bridges(env(c))
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		if bs == nil {
-			bs = []*netsetup.BridgeState{}
-		}
-		return printJSON(bs)
-	}
-	return printBridges(bs)
-}
-
 func guestAdd(c *cli.Context) error {
 	a, err := args(c, "BRIDGE", "NAME")
 	if err != nil {
 		return err
 	}
+	if err := required(c, "ip", "172.18.0.1"); err != nil {
+		return err
+	}
 	if c.IsSet("netns") && c.IsSet("pid") {
 		return usagef("--netns and --pid both name a namespace; give one of them")
+	}
+	if pid := c.Int("pid"); c.IsSet("pid") && pid <= 0 {
+		return usagef("--pid: %d is not a process id; pass the pid of a running process whose network namespace the guest gets (e.g. from `pgrep`), or leave --pid out to have pontoon create a namespace", pid)
+	}
+	if c.IsSet("netns") {
+		if err := checkNetns(c.String("netns")); err != nil {
+			return usagef("--netns: %w", err)
+		}
 	}
 	g, err := netsetup.AddGuest(env(c), a[0], a[1], netsetup.GuestOptions{
 		IP: c.String("ip"), Hostname: c.String("hostname"), Netns: c.String("netns"), PID: c.Int("pid"),
 	})
 	if err != nil {
 		return err
+	}
+	// The partition in force must cover the guest's port (a guest added again gets a new one).
+	if err := partition.Refresh(env(c), a[0]); err != nil {
+		return fmt.Errorf("guest %s added, but applying the bridge's partition to its port failed: %w", a[1], err)
 	}
 	if c.Bool("json") {
 		return printJSON(g)
@@ -302,41 +300,83 @@ func execGuest(c *cli.Context) error {
 	if len(cmd) == 0 {
 		return usagef("exec: no command given after --")
 	}
-	_, g, err := netsetup.FindGuest(env(c), all[0], all[1])
+	code, err := runtime.Exec(env(c), all[0], all[1], cmd)
 	if err != nil {
 		return err
 	}
-	environ := append(os.Environ(), "PONTOON_BRIDGE="+all[0], "PONTOON_GUEST="+g.Name, "PONTOON_IP="+g.IP)
-	return ns.Exec(g.Namespaces(), cmd, environ)
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
 }
 
 func gc(c *cli.Context) error {
 	if _, err := args(c); err != nil {
 		return err
 	}
-	rep, err := netsetup.GC(env(c))
-	if err != nil {
+	// Containers first: they stop before the bridges they are attached to go. A run that
+	// cannot be collected does not keep any bridge from being collected: both run, and the
+	// report says what each did before the errors.
+	crep, cerr := runtime.GC(env(c))
+	rep, nerr := netsetup.GC(env(c))
+	err := errors.Join(cerr, nerr)
+	if c.Bool("json") {
+		if perr := printJSON(struct {
+			netsetup.GCReport
+			Containers []string `json:"containers,omitempty"`
+		}{rep, crep.Containers}); perr != nil {
+			return errors.Join(err, perr)
+		}
 		return err
 	}
-	if c.Bool("json") {
-		return printJSON(rep)
+	n := len(rep.Bridges) + len(rep.Guests) + len(rep.Orphans) + len(crep.Containers) + len(rep.Broken) + len(rep.Repaired)
+	return buffered(func(w io.Writer) error {
+		for _, ct := range crep.Containers {
+			fmt.Fprintln(w, "removed container", ct)
+		}
+		if rep.Gateway {
+			n++
+			fmt.Fprintln(w, "removed a half-created gateway")
+		}
+		for _, b := range rep.Bridges {
+			fmt.Fprintln(w, "removed bridge", b)
+		}
+		for _, g := range rep.Guests {
+			fmt.Fprintln(w, "removed guest", g)
+		}
+		for _, o := range rep.Orphans {
+			fmt.Fprintln(w, "removed orphan", o)
+		}
+		for _, b := range rep.Broken {
+			fmt.Fprintln(w, "removed bridge", b, "(its namespace was gone)")
+		}
+		for _, r := range rep.Repaired {
+			fmt.Fprintln(w, "repaired", r)
+		}
+		if n == 0 && err == nil {
+			fmt.Fprintln(w, "nothing to collect")
+		}
+		return err
+	})
+}
+
+// checkNetns makes sure path is a network namespace before anything is created for it, so a
+// wrong path changes nothing.
+func checkNetns(path string) error {
+	if path == "" {
+		return fmt.Errorf("empty path; pass a pinned network namespace such as /run/netns/NAME or /proc/PID/ns/net")
 	}
-	n := len(rep.Bridges) + len(rep.Guests) + len(rep.Orphans)
-	if rep.Gateway {
-		n++
-		fmt.Println("removed a half-created gateway")
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w; pass a pinned network namespace such as /run/netns/NAME or /proc/PID/ns/net", path, err)
 	}
-	for _, b := range rep.Bridges {
-		fmt.Println("removed bridge", b)
+	defer f.Close()
+	kind, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)
+	if err != nil {
+		return fmt.Errorf("%s is not a namespace file (%w); pass a pinned network namespace such as /run/netns/NAME or /proc/PID/ns/net", path, err)
 	}
-	for _, g := range rep.Guests {
-		fmt.Println("removed guest", g)
-	}
-	for _, o := range rep.Orphans {
-		fmt.Println("removed orphan", o)
-	}
-	if n == 0 {
-		fmt.Println("nothing to collect")
+	if kind != unix.CLONE_NEWNET {
+		return fmt.Errorf("%s is a namespace, but not a network namespace; pass a network namespace such as /proc/PID/ns/net", path)
 	}
 	return nil
 }

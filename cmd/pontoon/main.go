@@ -4,22 +4,26 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/pontoon-dev/pontoon/hooks"
+	"github.com/pontoon-dev/pontoon/internal/advice"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/urfave/cli/v2"
 )
 
 // usageError marks mistakes in the command line itself, which exit with status 2.
-type usageError struct{ msg string }
+type usageError struct{ err error }
 
-func (e usageError) Error() string { return e.msg }
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
 
-func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+// usagef formats a usage error; %w keeps the cause visible to errors.Is and errors.As.
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 // exitCode carries a child's exit status out of `pontoon run` and `pontoon exec`.
 type exitCode int
@@ -27,28 +31,19 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func main() {
+	// PID 1 of containers with init on: before anything else, as cheap as the hook.
+	runtime.DispatchInit()
 	// Engines run the hook once per container and wait for it: it bypasses the CLI framework
 	// so its start-up stays as short as possible.
 	if len(os.Args) > 2 && os.Args[1] == "hook" && hooks.IsStage(os.Args[2]) {
 		os.Exit(hooks.Main(os.Args[2:], os.Stdin, os.Stderr))
 	}
-	app := &cli.App{
-		Name:                 "pontoon",
-		Usage:                "isolated container networks for project commands, and network faults for tests",
-		HideHelpCommand:      true,
-		EnableBashCompletion: true,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state-dir", Usage: "where pontoon keeps its state", Value: "/run/pontoon", EnvVars: []string{"PONTOON_STATE_DIR"}},
-			&cli.StringFlag{Name: "netns-dir", Usage: "where pontoon pins the namespaces it creates", Value: "/run/netns", EnvVars: []string{"PONTOON_NETNS_DIR"}},
-			&cli.StringFlag{Name: "host-netns", Usage: "network namespace that plays the host (default: the current one)", EnvVars: []string{"PONTOON_HOST_NETNS"}, Hidden: true},
-			&cli.StringFlag{Name: "resolv-conf", Usage: "the host's resolver configuration", Value: "/etc/resolv.conf", EnvVars: []string{"PONTOON_RESOLV_CONF"}, Hidden: true},
-		},
-		Commands: commands(),
-		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
-			return usageError{err.Error()}
-		},
-	}
+	app := newApp()
+	// Help goes out in one write, not one per template fragment.
+	help := bufio.NewWriterSize(os.Stdout, 16<<10)
+	app.Writer = help
 	err := app.Run(interspersed(app, os.Args))
+	help.Flush()
 	if err == nil {
 		return
 	}
@@ -57,30 +52,69 @@ func main() {
 		os.Exit(int(code))
 	}
 	fmt.Fprintf(os.Stderr, "pontoon: %v\n", err)
+	if a := advice.For(err); a != "" {
+		fmt.Fprintf(os.Stderr, "pontoon: %s\n", a)
+	}
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "Required flag") {
+	if errors.As(err, &ue) {
 		os.Exit(2)
 	}
 	os.Exit(1)
 }
 
+func newApp() *cli.App {
+	var global []cli.Flag
+	for _, s := range netsetup.EnvSettings() {
+		global = append(global, &cli.StringFlag{Name: s.Flag, Usage: s.Usage, DefaultText: s.Default, EnvVars: []string{s.Var}, Hidden: s.Hidden})
+	}
+	app := &cli.App{
+		Name:                 "pontoon",
+		Usage:                "isolated container networks for project commands, and network faults for tests",
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		Flags:                global,
+		Commands:             commands(),
+		Action:               unknownCommand,
+		OnUsageError:         onUsageError,
+	}
+	return app
+}
+
 // env builds the chain's environment from the global flags.
 func env(c *cli.Context) netsetup.Env {
 	// Context.String looks the global flags up through the parent contexts.
-	return netsetup.Env{
-		HostNetns:  c.String("host-netns"),
-		StateDir:   c.String("state-dir"),
-		NetnsDir:   c.String("netns-dir"),
-		ResolvConf: c.String("resolv-conf"),
+	var e netsetup.Env
+	for _, s := range netsetup.EnvSettings() {
+		s.Set(&e, c.String(s.Flag))
 	}
+	return e
 }
 
 // args checks the number of positional arguments.
 func args(c *cli.Context, names ...string) ([]string, error) {
 	if c.NArg() != len(names) {
-		return nil, usagef("%s takes %d argument(s): %v; got %d (see `pontoon %s --help`)", c.Command.HelpName, len(names), names, c.NArg(), c.Command.HelpName)
+		return nil, usagef("%s takes %d argument(s): %v; got %d (see `%s --help`)", c.Command.HelpName, len(names), names, c.NArg(), c.Command.HelpName)
 	}
 	return c.Args().Slice(), nil
+}
+
+// onUsageError makes a flag the parser rejects a usage error (exit status 2) that points to
+// the command's help, instead of printing the whole help text.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	name := "pontoon"
+	if c.Command != nil && c.Command.HelpName != "" {
+		name = c.Command.HelpName
+	}
+	return usagef("%w (see `%s --help`)", err, name)
+}
+
+// required checks that a flag the command cannot do without was given. (urfave/cli's own
+// Required reports a missing flag with an error of a type no caller can recognise.)
+func required(c *cli.Context, flag, example string) error {
+	if !c.IsSet(flag) {
+		return usagef("%s needs --%s, e.g. `%s %s --%s %s`", c.Command.HelpName, flag, c.Command.HelpName, c.Command.ArgsUsage, flag, example)
+	}
+	return nil
 }
 
 func commands() []*cli.Command {
@@ -88,5 +122,33 @@ func commands() []*cli.Command {
 	cmds = append(cmds, chainCommands()...)
 	cmds = append(cmds, partitionCommands())
 	cmds = append(cmds, projectCommands()...)
+	for _, c := range cmds {
+		setup(c, "pontoon "+c.Name)
+	}
 	return cmds
+}
+
+// unprivileged are the commands that touch no namespace and no state of the chain.
+var unprivileged = map[string]bool{
+	"pontoon list":         true, // reads pontoon.toml
+	"pontoon hook install": true, // writes a file where --dir says
+}
+
+// setup makes every command group answer an unknown subcommand plainly, and makes every
+// command that works on the chain say up front that it needs root.
+func setup(c *cli.Command, path string) {
+	c.OnUsageError = onUsageError
+	c.HideHelpCommand = true // --help is enough; a "help" subcommand would read as a verb
+	if len(c.Subcommands) > 0 {
+		if c.Action == nil {
+			c.Action = unknownCommand
+		}
+		for _, sub := range c.Subcommands {
+			setup(sub, path+" "+sub.Name)
+		}
+		return
+	}
+	if !unprivileged[path] && c.Before == nil {
+		c.Before = needRoot
+	}
 }

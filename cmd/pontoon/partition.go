@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
-	"errors"
+	"bufio"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -15,29 +13,83 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// Every partition subcommand takes the same flags, so they can be written after the groups
-// too (`pontoon partition disjoint a b -- c --mode reject`).
-func partitionFlags() []cli.Flag {
+// The flags of the partition verbs. Flags may be written before the verb or after its
+// arguments (`pontoon partition --bridge B disjoint a b -- c --mode reject`): see interspersed.
+func bridgeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "bridge", Usage: "the `NAME` of the bridge to act on (default: $PONTOON_BRIDGE, set inside bridge children)", EnvVars: []string{"PONTOON_BRIDGE"}}
+}
+
+func forFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "for", Usage: "restore the previous state after this `DURATION` (and on Ctrl-C)"}
+}
+
+// specFlags are the flags of the verbs that replace the partition.
+func specFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "bridge", Usage: "the bridge to act on (default: $PONTOON_BRIDGE, set inside bridge children)", EnvVars: []string{"PONTOON_BRIDGE"}},
-		&cli.StringFlag{Name: "mode", Usage: "drop (peers see timeouts) or reject (TCP reset / ICMP unreachable: clients fail fast)", Value: "drop"},
-		&cli.BoolFlag{Name: "cut", Usage: "reset TCP connections already open across the new partition instead of leaving them stalled"},
-		&cli.DurationFlag{Name: "for", Usage: "restore the previous state after this long (and on Ctrl-C)"},
+		bridgeFlag(),
+		&cli.StringFlag{Name: "mode", Usage: "`MODE`: drop (peers see timeouts) or reject (TCP reset / ICMP unreachable: clients fail fast)", Value: "drop"},
+		&cli.BoolFlag{Name: "cut", Usage: cutUsage},
+		forFlag(),
 	}
 }
 
+// cutUsage says what the guests on either side of a new partition see with --cut, as
+// partition.Apply does it: it commits the partition, then destroys the crossing sockets
+// inside both guests (sock_diag SOCK_DESTROY, which aborts them with ECONNABORTED; the reset
+// the kernel sends for them is stopped by the partition), and the rule set answers a segment
+// that still crosses with a reset.
+const cutUsage = "break TCP connections already open across the new partition: pontoon destroys their sockets inside both guests " +
+	"(SOCK_DESTROY), so a program blocked on one fails at once with ECONNABORTED (\"software caused connection abort\"), a local abort, " +
+	"not a reset from the peer; a segment that still crosses the partition is answered with a TCP reset (ECONNRESET). " +
+	"Without --cut, open connections stall (drop) or are reset on their next segment (reject)"
+
+// impairFlags are the flags of the impairment verbs, which leave the partition, its mode and
+// open connections alone.
+func impairFlags() []cli.Flag { return []cli.Flag{bridgeFlag(), forFlag()} }
+
+// partitionHelp lists the verbs with their arguments, grouped by what they change.
+var partitionHelp = `NAME:
+   {{.HelpName}} - {{.Usage}}
+
+USAGE:
+   {{.HelpName}} [--bridge NAME] VERB [ARGUMENTS] [FLAGS]
+   {{.HelpName}} VERB --help      shows a verb's flags
+
+   Guests are named by name or IP; "--" separates groups (A B -- C). Flags may come before
+   the verb or after the arguments.
+   Partition verbs replace the partition and keep the impairments; they take --mode drop|reject,
+   --cut and --for DURATION. Impairment verbs change only the settings given, per guest (A B)
+   or per pair (SRC.. -- DST..), and keep the rest; they take --for DURATION.
+{{$cat := ""}}{{range .VisibleCommands}}{{if ne .Category $cat}}{{$cat = .Category}}
+{{.Category}}:
+{{end}}   {{.Name}} {{.ArgsUsage}}{{"\t"}}{{.Usage}}
+{{end}}
+OPTIONS:
+   --bridge NAME  the bridge to act on (default: $PONTOON_BRIDGE, set inside bridge children)
+`
+
+const (
+	catSpec   = "PARTITION VERBS"
+	catImpair = "IMPAIRMENT VERBS"
+	catOther  = "STATE"
+)
+
 func partitionCommands() *cli.Command {
 	spec := func(name, args, usage string) *cli.Command {
-		return &cli.Command{Name: name, ArgsUsage: args, Usage: usage, Flags: partitionFlags(), Action: applySpec(name)}
+		return &cli.Command{Name: name, Category: catSpec, ArgsUsage: args, Usage: usage, Flags: specFlags(), Action: applySpec(name)}
 	}
 	impair := func(name, setting, args, usage string) *cli.Command {
-		return &cli.Command{Name: name, ArgsUsage: args, Usage: usage, Flags: partitionFlags(), Action: applyImpairment(setting)}
+		return &cli.Command{Name: name, Category: catImpair, ArgsUsage: args, Usage: usage, Flags: impairFlags(), Action: applyImpairment(setting)}
 	}
 	return &cli.Command{
-		Name:  "partition",
-		Usage: "split, cut and degrade the network between the guests of a bridge (atomically)",
-		Description: "Partitions (guests by name or IP; groups separated by --):\n" + indent(partition.SpecUsage) +
-			"\n\nImpairments:\n" + indent(partition.ImpairUsage),
+		Name:               "partition",
+		Usage:              "split, cut and degrade the network between the guests of a bridge (atomically)",
+		ArgsUsage:          "VERB [ARGUMENTS]",
+		CustomHelpTemplate: partitionHelp,
+		// Defined here too so that `pontoon partition --bridge B VERB` parses when VERB is
+		// unknown and the answer can name the verbs that exist; for a known verb the flag is
+		// handed to the verb (interspersed).
+		Flags: []cli.Flag{bridgeFlag()},
 		Subcommands: []*cli.Command{
 			spec("isolate", "GUEST [GUEST..]", "cut each listed guest off from all others, each other included"),
 			spec("disjoint", "A B -- C D [-- ..]", "groups sharing no guest; every guest exactly once"),
@@ -45,20 +97,19 @@ func partitionCommands() *cli.Command {
 			spec("block", "A [B..] -- C [D..]", "one way: packets from the first group to the second are lost"),
 			spec("random-halves", "[SEED]", "two random halves"),
 			spec("random-node", "[SEED]", "isolate one random guest"),
-			spec("bridge", "[SEED]", "two random halves sharing one guest"),
-			spec("ring", "[SEED]", "each guest sees a different majority"),
+			spec("bridge", "[SEED]", "two random halves sharing one guest (Jepsen's bridge)"),
+			spec("ring", "[SEED]", "each guest sees a different majority (Jepsen's majorities-ring)"),
 			spec("fullmesh", "", "every guest reaches every other one (keeps impairments)"),
-			{Name: "heal", Usage: "remove every partition and impairment of the bridge", Flags: partitionFlags()[:1], Action: healBridge},
 			impair("loss", "loss", "PCT GUEST..|SRC.. -- DST..", "lose PCT% of packets (works without netem)"),
-			impair("rate", "rate", "RATE GUEST..|SRC.. -- DST..", "limit bandwidth, e.g. 1mbit"),
-			impair("delay", "delay", "DURATION GUEST..|SRC.. -- DST..", "add latency (needs netem in the kernel)"),
-			impair("impair", "", "SETTING=VALUE.. GUEST..|SRC.. -- DST..", "several impairments at once, e.g. loss=5% delay=50ms jitter=10ms"),
-			{Name: "status", Usage: "show blocked pairs, impairments and since when", Flags: append(partitionFlags()[:1], jsonFlag), Action: partitionStatus},
+			impair("rate", "rate", "RATE GUEST..|SRC.. -- DST..", "limit bandwidth: bit, kbit, mbit, gbit (bits/s) or bps, kbps, mbps (bytes/s), e.g. 1mbit"),
+			impair("delay", "delay", "DURATION GUEST..|SRC.. -- DST..", "add latency, e.g. 50ms (needs netem in the kernel)"),
+			impair("impair", "", "SETTING=VALUE.. GUEST..|SRC.. -- DST..", "several at once: loss=PCT rate=RATE delay=DUR jitter=DUR duplicate=PCT corrupt=PCT reorder=PCT"),
+			{Name: "heal", Category: catOther, Usage: "remove every partition and impairment of the bridge", Flags: []cli.Flag{bridgeFlag()}, Action: healBridge},
+			{Name: "status", Category: catOther, Usage: "show blocked pairs, impairments and since when", Flags: []cli.Flag{bridgeFlag(), jsonFlag}, Action: partitionStatus},
+			restoreCommand(),
 		},
 	}
 }
-
-func indent(s string) string { return "   " + strings.ReplaceAll(s, "\n", "\n   ") }
 
 func target(c *cli.Context) (partition.Target, error) {
 	name := c.String("bridge")
@@ -81,7 +132,7 @@ func target(c *cli.Context) (partition.Target, error) {
 func mode(c *cli.Context) (partition.Mode, error) {
 	m, err := partition.ParseMode(c.String("mode"))
 	if err != nil {
-		return "", usagef("--mode: %v", err)
+		return "", usagef("--mode: %w", err)
 	}
 	return m, nil
 }
@@ -102,18 +153,18 @@ func applySpec(kind string) cli.ActionFunc {
 		}
 		p, err := partition.ParseSpec(words, t.Guests)
 		if err != nil {
-			return usagef("%v", err)
+			return usagef("%w", err)
 		}
 		m, err := mode(c)
 		if err != nil {
 			return err
 		}
-		st, err := current(t)
-		if err != nil {
-			return err
-		}
-		st.Partition, st.Mode, st.Cut = p, m, c.Bool("cut")
-		return apply(c, t, st, p.Description)
+		cut := c.Bool("cut")
+		describe := func() string { return p.Description }
+		return apply(c, t, describe, func(st partition.State) (partition.State, error) {
+			st.Partition, st.Mode, st.Cut = p, m, cut
+			return st, nil
+		})
 	}
 }
 
@@ -130,53 +181,42 @@ func applyImpairment(setting string) cli.ActionFunc {
 			}
 			words = append([]string{setting + "=" + words[0]}, words[1:]...)
 		}
-		st, err := current(t)
-		if err != nil {
-			return err
+		// Check the words alone first, so a typo is a usage error before anything is locked.
+		if _, err := partition.ParseImpairments(words, t.Guests); err != nil {
+			return usagef("%w", err)
 		}
-		next, changed, err := st.Impair(words, t.Guests)
-		if err != nil {
-			return usagef("%v", err)
-		}
-		desc := make([]string, len(changed))
-		for i, im := range changed {
-			desc[i] = im.String()
-		}
-		return apply(c, t, next, strings.Join(desc, "; "))
+		var desc []string
+		describe := func() string { return strings.Join(desc, "; ") }
+		return apply(c, t, describe, func(st partition.State) (partition.State, error) {
+			// The settings are merged with the impairments in force when the lock is held.
+			next, changed, err := st.Impair(words, t.Guests)
+			if err != nil {
+				return st, usageError{err}
+			}
+			desc = desc[:0]
+			for _, im := range changed {
+				desc = append(desc, im.String())
+			}
+			return next, nil
+		})
 	}
 }
 
-func apply(c *cli.Context, t partition.Target, st partition.State, desc string) error {
+// apply makes change's state the bridge's, read-modify-write under the bridge's lock, for
+// ever or (--for) until the state it replaced is restored. describe says what changed once
+// change has run.
+func apply(c *cli.Context, t partition.Target, describe func() string, change func(partition.State) (partition.State, error)) error {
 	d := c.Duration("for")
 	if d < 0 {
 		return usagef("--for: %s is negative; give a positive duration such as 30s", d)
 	}
 	if d == 0 {
-		if err := partition.Apply(t, st); err != nil {
-			return explain(err)
+		if _, err := partition.Update(t, change); err != nil {
+			return err
 		}
-		return report(t, desc)
+		return report(t, describe())
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- partition.ApplyFor(ctx, t, st, d) }()
-	fmt.Printf("%s for %s (Ctrl-C restores now)\n", desc, d)
-	err := <-done
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return explain(err)
-	}
-	fmt.Println("previous state restored")
-	return nil
-}
-
-// explain turns a missing kernel feature into a plain statement.
-func explain(err error) error {
-	var fe *partition.FeatureError
-	if errors.As(err, &fe) {
-		return fmt.Errorf("%v\nthis kernel cannot do that; use a kernel that has it (Debian's stock kernel does; `make test-vm` runs the suite on one)", err)
-	}
-	return err
+	return applyFor(c, t, change, d, describe)
 }
 
 func report(t partition.Target, desc string) error {
@@ -188,8 +228,9 @@ func report(t partition.Target, desc string) error {
 	if rec.Kernel != nil && !rec.Kernel.InEffect {
 		verified = "NOT in effect: " + rec.Kernel.Detail
 	}
-	fmt.Printf("%s: %d blocked pair(s), %d impairment(s), committed in %d µs, %s\n", desc, len(rec.Blocked), len(rec.Impairments), rec.CommitMicros, verified)
-	return nil
+	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintf(out, "%s: %d blocked pair(s), %d impairment(s), committed in %d µs, %s\n", desc, len(rec.Blocked), len(rec.Impairments), rec.CommitMicros, verified)
+	return out.Flush()
 }
 
 func healBridge(c *cli.Context) error {
@@ -216,26 +257,40 @@ func partitionStatus(c *cli.Context) error {
 	if c.Bool("json") {
 		return printJSON(rec)
 	}
-	if len(rec.Blocked) == 0 && len(rec.Impairments) == 0 {
-		fmt.Println("fullmesh: every guest reaches every other one, no impairments")
-		return nil
-	}
-	fmt.Printf("%s (mode %s", rec.Description, rec.Mode)
-	if rec.Cut {
-		fmt.Print(", cut")
-	}
-	fmt.Printf(", applied %s)\n", rec.AppliedAt.Local().Format(time.TimeOnly))
-	if !rec.Expires.IsZero() {
-		fmt.Printf("restores at %s\n", rec.Expires.Local().Format(time.TimeOnly))
-	}
+	return buffered(func(out io.Writer) error {
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		printStatus(w, &rec)
+		return w.Flush()
+	})
+}
+
+// printStatus writes a partition record for people.
+func printStatus(w io.Writer, rec *partition.Record) {
 	if rec.Kernel != nil && !rec.Kernel.InEffect {
-		fmt.Printf("WARNING: not in effect in the kernel: %s\n", rec.Kernel.Detail)
+		fmt.Fprintf(w, "WARNING: the kernel does not hold what was last applied: %s\n", rec.Kernel.Detail)
+		fmt.Fprintln(w, "(below: the blocked pairs the kernel enforces now; `pontoon partition heal` or a new partition sets a known state)")
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	if len(rec.Blocked) == 0 && len(rec.Impairments) == 0 {
+		fmt.Fprintln(w, "fullmesh: every guest reaches every other one, no impairments")
+		return
+	}
+	fmt.Fprintf(w, "%s (mode %s", rec.Description, rec.Mode)
+	if rec.Cut {
+		fmt.Fprint(w, ", cut")
+	}
+	fmt.Fprintf(w, ", applied %s)\n", rec.AppliedAt.Local().Format(time.TimeOnly))
+	if !rec.Expires.IsZero() {
+		fmt.Fprintf(w, "restores at %s\n", rec.Expires.Local().Format(time.TimeOnly))
+	}
 	if len(rec.Blocked) > 0 {
+		fmt.Fprintf(w, "%d blocked pair(s):\n", len(rec.Blocked))
 		fmt.Fprintln(w, "BLOCKED\tFROM\tTO\tSINCE")
 		for _, b := range rec.Blocked {
-			fmt.Fprintf(w, "\t%s (%s)\t%s (%s)\t%s\n", b.Src, b.SrcIP, b.Dst, b.DstIP, b.Since.Local().Format(time.TimeOnly))
+			since := "-"
+			if !b.Since.IsZero() {
+				since = b.Since.Local().Format(time.TimeOnly)
+			}
+			fmt.Fprintf(w, "\t%s (%s)\t%s (%s)\t%s\n", b.Src, b.SrcIP, b.Dst, b.DstIP, since)
 		}
 	}
 	if len(rec.Impairments) > 0 {
@@ -244,5 +299,4 @@ func partitionStatus(c *cli.Context) error {
 			fmt.Fprintf(w, "\t%s\t%s\t%s\n", im.Target(), im.String(), im.Since.Local().Format(time.TimeOnly))
 		}
 	}
-	return w.Flush()
 }

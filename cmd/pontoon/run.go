@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -28,7 +29,7 @@ func projectCommands() []*cli.Command {
 				&cli.StringSliceFlag{Name: "only", Usage: "start only these children (repeatable or comma-separated)"},
 				&cli.StringSliceFlag{Name: "exclude", Usage: "start all children but these"},
 				&cli.StringFlag{Name: "runtime", Usage: "runc, crun or containerd (overrides pontoon.toml)"},
-				&cli.DurationFlag{Name: "stop-timeout", Usage: "how long children get between SIGTERM and SIGKILL", Value: runtime.DefaultStopTimeout},
+				&cli.DurationFlag{Name: "stop-timeout", Usage: "how long children get between SIGTERM and SIGKILL (default: the command's stop_timeout, else 10s)"},
 				&cli.StringFlag{Name: "subnet", Usage: "the /16 of the gateway, if run has to bring it up", Value: netsetup.DefaultSubnet},
 				&cli.StringFlag{Name: "runtime-root", Usage: "state directory of runc/crun"},
 				&cli.StringFlag{Name: "containerd-address", Usage: "containerd's socket", EnvVars: []string{"CONTAINERD_ADDRESS"}},
@@ -53,7 +54,7 @@ func projectCommands() []*cli.Command {
 					Name:  "install",
 					Usage: "install the hook for podman (a hooks.d file selected by the pontoon.bridge annotation)",
 					Flags: []cli.Flag{
-						&cli.BoolFlag{Name: "podman", Usage: "write podman's hooks.d JSON", Required: true},
+						&cli.BoolFlag{Name: "podman", Usage: "write podman's hooks.d JSON (required: podman is the one engine with a hooks directory)"},
 						&cli.StringFlag{Name: "dir", Usage: "the hooks.d directory (default /etc/containers/oci/hooks.d)"},
 					},
 					Action: hookInstall,
@@ -90,18 +91,21 @@ func run(c *cli.Context) error {
 	} else if len(rest) > 0 {
 		return usagef("run: put the command's own arguments after --, e.g. `pontoon run %s -- %s`", name, strings.Join(rest, " "))
 	}
+	if d := c.Duration("stop-timeout"); d < 0 {
+		return usagef("--stop-timeout: %s is negative; give how long children get between SIGTERM and SIGKILL, e.g. 10s", d)
+	}
 	p, err := loadProject(c)
 	if err != nil {
 		return err
 	}
 	plan, err := netsetup.ParsePlan(c.String("subnet"))
 	if err != nil {
-		return usagef("--subnet: %v", err)
+		return usagef("--subnet: %w", err)
 	}
 	var rt config.Runtime
 	if c.IsSet("runtime") {
 		if rt, err = config.ParseRuntime(c.String("runtime")); err != nil {
-			return usagef("--runtime: %v", err)
+			return usagef("--runtime: %w", err)
 		}
 	}
 	sig := make(chan os.Signal, 2)
@@ -149,12 +153,15 @@ func list(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return runtime.List(os.Stdout, p)
+	return buffered(func(w io.Writer) error { return runtime.List(w, p) })
 }
 
 func hookInstall(c *cli.Context) error {
 	if _, err := args(c); err != nil {
 		return err
+	}
+	if !c.Bool("podman") {
+		return usagef("%s needs --podman, e.g. `%s --podman`", c.Command.HelpName, c.Command.HelpName)
 	}
 	self, err := os.Executable()
 	if err != nil {

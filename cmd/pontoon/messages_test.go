@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestNeedsRoot reproduces running pontoon as an ordinary user, which failed with whatever
+// the first step met ("mkdir /run/pontoon: permission denied"): every command that works on
+// the chain says that it needs root and touches nothing, while help and `pontoon list`
+// (which reads only pontoon.toml) still work.
+func TestNeedsRoot(t *testing.T) {
+	c := newCLI(t)
+	// A state directory that does not exist yet: any attempt to use it would create it.
+	state := filepath.Join(t.TempDir(), "state")
+	asNobody := func(args ...string) (string, int) {
+		cmd := c.command(args...)
+		cmd.Env = append(cmd.Env, "PONTOON_STATE_DIR="+state)
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("run pontoon as nobody: %v", err)
+		}
+		return out.String(), cmd.ProcessState.ExitCode()
+	}
+	netnsBefore := dirNames(t, c.sb.Env.NetnsDir)
+	for _, args := range [][]string{
+		{"gateway", "up"},
+		{"gateway", "status"},
+		{"bridge", "list"},
+		{"bridge", "create", "b1"},
+		{"guest", "add", "b1", "g", "--ip", "172.18.0.1"},
+		{"exec", "b1", "g", "--", "true"},
+		{"partition", "--bridge", "b1", "isolate", "g"},
+		{"gc"},
+	} {
+		out, code := asNobody(args...)
+		if code != 1 || !strings.Contains(out, "needs root") || strings.Contains(out, "permission denied") {
+			t.Errorf("pontoon %s as nobody: exit %d, %q; want exit 1 saying it needs root", strings.Join(args, " "), code, out)
+		}
+	}
+	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused command touched the state directory: %v", err)
+	}
+	if after := dirNames(t, c.sb.Env.NetnsDir); !slices.Equal(netnsBefore, after) {
+		t.Errorf("namespaces before %v, after %v", netnsBefore, after)
+	}
+	if out, code := asNobody("bridge", "list", "--help"); code != 0 || !strings.Contains(out, "USAGE") {
+		t.Errorf("bridge list --help as nobody: exit %d, %q", code, out)
+	}
+	if out, code := asNobody("list", "-C", "/nonexistent"); code != 1 || strings.Contains(out, "needs root") {
+		t.Errorf("list as nobody: exit %d, %q; want it to look for pontoon.toml", code, out)
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// snapshot is what a refused command must leave as it was: every state file with its
+// content, the pinned namespaces, and the partition as pontoon reports it.
+func (c *runner) snapshot() string {
+	c.t.Helper()
+	var b strings.Builder
+	filepath.Walk(c.sb.Env.StateDir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() && info.Name() != "lock" {
+			data, _ := os.ReadFile(p)
+			b.WriteString(p + "\n" + string(data) + "\n")
+		}
+		return nil
+	})
+	b.WriteString(strings.Join(dirNames(c.t, c.sb.Env.NetnsDir), " ") + "\n")
+	b.WriteString(c.ok("partition", "status", "--json", "--bridge", "b"))
+	return b.String()
+}
+
+// TestBadValuesChangeNothing reproduces bad values that were taken for something else or
+// failed late: `guest add --pid 0` created a fresh namespace as if --pid were not given,
+// `bridge create --owner 0` made a bridge that lives for ever, `--netns` of a plain file,
+// negative loss, rate, delay and durations. Each is a usage error (exit 2) that names the
+// flag or value and the fix, and nothing changes.
+func TestBadValuesChangeNothing(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "b")
+	c.ok("guest", "add", "b", "n1", "--ip", "172.18.0.1")
+	c.ok("guest", "add", "b", "n2", "--ip", "172.18.0.2")
+	c.ok("partition", "loss", "10", "n1", "--bridge", "b")
+	plain := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(plain, []byte("not a namespace\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := c.snapshot()
+	for _, tt := range []struct {
+		msg  []string
+		args []string
+	}{
+		{[]string{"--pid: 0 is not a process id", "leave --pid out"}, []string{"guest", "add", "b", "g", "--ip", "172.18.0.3", "--pid", "0"}},
+		{[]string{"--pid: -5 is not a process id"}, []string{"guest", "add", "b", "g", "--ip", "172.18.0.3", "--pid", "-5"}},
+		{[]string{"--owner: 0 is not a process id", "leave --owner out"}, []string{"bridge", "create", "b2", "--owner", "0"}},
+		{[]string{"--netns: " + plain + " is not a namespace file", "/run/netns/NAME"}, []string{"guest", "add", "b", "g", "--ip", "172.18.0.3", "--netns", plain}},
+		{[]string{"not a network namespace"}, []string{"guest", "add", "b", "g", "--ip", "172.18.0.3", "--netns", "/proc/self/ns/uts"}},
+		{[]string{"--netns: open /nonexistent"}, []string{"guest", "add", "b", "g", "--ip", "172.18.0.3", "--netns", "/nonexistent"}},
+		{[]string{"guest add needs --ip"}, []string{"guest", "add", "b", "g"}},
+		{[]string{"loss -1% is out of range", "0 to 100"}, []string{"partition", "loss", "--", "-1", "n1", "--bridge", "b"}},
+		{[]string{"loss -1% is out of range"}, []string{"partition", "--bridge", "b", "loss", "-1", "n2"}},
+		{[]string{"-1", "not a non-negative number"}, []string{"partition", "rate", "-1mbit", "n1", "--bridge", "b"}},
+		{[]string{"delay -10ms is out of range"}, []string{"partition", "delay", "-10ms", "n1", "--bridge", "b"}},
+		{[]string{"--for: -1s is negative"}, []string{"partition", "isolate", "n1", "--for", "-1s", "--bridge", "b"}},
+		{[]string{"--for: -1s is negative"}, []string{"partition", "loss", "5", "n2", "--for", "-1s", "--bridge", "b"}},
+		{[]string{"--stop-timeout: -1s is negative"}, []string{"run", "x", "--stop-timeout", "-1s"}},
+		{[]string{`unknown verb "isolat"`, `did you mean "isolate"`}, []string{"partition", "isolat", "n1", "--bridge", "b"}},
+		{[]string{"flag provided but not defined: -cut"}, []string{"partition", "loss", "5", "n1", "--cut", "--bridge", "b"}},
+	} {
+		out, errOut, code := c.run(tt.args...)
+		ok := code == 2
+		for _, m := range tt.msg {
+			ok = ok && strings.Contains(errOut, m)
+		}
+		if !ok {
+			t.Errorf("pontoon %s: exit %d, stderr %q (stdout %q); want exit 2 saying %q", strings.Join(tt.args, " "), code, errOut, out, tt.msg)
+		}
+	}
+	if after := c.snapshot(); after != before {
+		t.Errorf("refused commands changed something:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/partition"
+	"github.com/urfave/cli/v2"
+)
+
+// A `--for` must restore on time even when the command that set it is killed (kill -9, a
+// closed terminal, a test runner's timeout). So the command leaves a restorer behind: a
+// pontoon process in a session of its own that sleeps until the deadline and restores the
+// recorded state unless something else was applied meanwhile. The command itself waits in
+// the foreground (Ctrl-C restores at once) and, when it restores first, ends the restorer.
+
+// restoreVerb is the hidden partition verb the restorer runs.
+const restoreVerb = "restore-at"
+
+func restoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:   restoreVerb,
+		Hidden: true,
+		Usage:  "restore the state a --for replaced, at its deadline (run by --for itself)",
+		Flags: []cli.Flag{
+			bridgeFlag(),
+			&cli.Uint64Flag{Name: "generation", Usage: "the generation the --for recorded"},
+			&cli.Int64Flag{Name: "at", Usage: "the deadline, in Unix nanoseconds"},
+		},
+		Action: func(c *cli.Context) error {
+			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
+			signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
+			time.Sleep(time.Until(time.Unix(0, c.Int64("at"))))
+			t, err := target(c)
+			if err != nil {
+				return err
+			}
+			if err := partition.Restore(t, c.Uint64("generation")); err != nil && !errors.Is(err, partition.ErrSuperseded) {
+				return err
+			}
+			return nil
+		},
+	}
+}
+
+// applyFor applies change until d has passed or Ctrl-C, then restores what it replaced.
+func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (partition.State, error), d time.Duration, describe func() string) error {
+	rec, err := partition.UpdateUntil(t, change, d)
+	if err != nil {
+		return err
+	}
+	restorer, err := startRestorer(c, rec)
+	if err != nil {
+		// The partition is in force and nobody would lift it: lift it now.
+		return errors.Join(err, restoreNow(t, rec.Generation))
+	}
+	stopRestorer := func() {
+		_ = restorer.Process.Kill()
+		_ = restorer.Wait()
+	}
+	defer stopRestorer()
+	fmt.Printf("%s for %s (Ctrl-C restores now)\n", describe(), d)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	timer := time.NewTimer(time.Until(rec.Expires))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	// One restorer at a time: otherwise the restorer's restore could make this
+	// one report that something else was applied.
+	stopRestorer()
+	if err := restoreNow(t, rec.Generation); err != nil {
+		return err
+	}
+	fmt.Println("previous state restored")
+	return nil
+}
+
+func restoreNow(t partition.Target, gen uint64) error {
+	err := partition.Restore(t, gen)
+	if errors.Is(err, partition.ErrSuperseded) {
+		fmt.Println("something else was applied meanwhile: left in force")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("restore the state --for replaced: %w", err)
+	}
+	return nil
+}
+
+// startRestorer starts the process that restores rec's replaced state at rec.Expires.
+func startRestorer(c *cli.Context, rec partition.Record) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find pontoon's executable for the --for restorer: %w", err)
+	}
+	args := append(env(c).Args(), "partition", restoreVerb, "--bridge", c.String("bridge"),
+		"--generation", strconv.FormatUint(rec.Generation, 10), "--at", strconv.FormatInt(rec.Expires.UnixNano(), 10))
+	cmd := exec.Command(exe, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// It outlives the terminal: what it has to say goes next to the bridge's partition state.
+	if log, err := os.OpenFile(filepath.Join(env(c).BridgeDataDir(c.String("bridge")), "restore.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err == nil {
+		cmd.Stderr = log
+		defer log.Close()
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the --for restorer: %w", err)
+	}
+	return cmd, nil
+}
