@@ -7,7 +7,7 @@ BIN     := bin/pontoon
 # What the privileged tests and the demo drive for real.
 DEBS    := iproute2 iptables nftables runc crun containerd podman busybox-static \
            containernetworking-plugins iputils-ping
-BENCH_DEBS := hyperfine containernetworking-plugins
+BENCH_DEBS := hyperfine containernetworking-plugins netavark
 TEST_TIMEOUT ?= 40m
 # The privileged suites that need nothing but the kernel also run on Debian's stock kernel in
 # the VM lane, where netem exists (vmtest/README.md).
@@ -21,8 +21,11 @@ all: build
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go is not installed; pontoon needs Go >= $$(sed -n 's/^go //p' go.mod)"; exit 1; }
 
+# The pontoon binary is static (it runs as the init of containers whose root is not the
+# host's) and leaves out urfave/cli's man-page generator, which it never uses.
+BUILD_FLAGS := -trimpath -tags urfave_cli_no_docs
 build: check-go
-	$(GO) build -o $(BIN) ./cmd/pontoon
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/pontoon
 	$(GO) build -o bin/pontoon-containerd ./runtime/containerd/pontoon-containerd
 
 vet: check-go
@@ -48,12 +51,14 @@ test: check-go deps vet
 	$(MAKE) --no-print-directory test-vm
 	$(MAKE) --no-print-directory vagrant-validate
 
-# bench times pontoon against the baseline scripts in $(BASELINES) (relative to this directory)
-# and runs the Go benchmarks, all in one private network namespace; prints one summary table.
-BASELINES ?= ../shared/bench
+# bench times pontoon against the project's baselines in bench/baselines (shell chain, CNI,
+# per-guest iptables, runc + CNI, podman on netavark) and runs the Go benchmarks, all in private
+# network and mount namespaces; prints one summary table and writes it as JSON to
+# bench/results/DATE.json (BENCH_JSON=path to choose). BASELINES=dir uses other baselines;
+# RUNS, WARMUP, GO_BENCH=0, NO_PODMAN=1 and the rest are described in bench/compare.sh.
 bench: check-go build
 	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(BENCH_DEBS)"
-	BASELINES="$(BASELINES)" bash bench/compare.sh
+	PONTOON_BIN=$(BIN) bash bench/compare.sh
 
 demo: check-go deps build
 	bash examples/demo.sh

@@ -1,41 +1,54 @@
 #!/bin/bash
-# Times pontoon side by side with the baselines in ../shared/bench (the same work done with
-# iproute2/iptables, the CNI bridge plugin and plain runc), in one run, then runs the Go
-# benchmarks of netsetup, partition and runtime, and prints one table of medians, ratios
-# (baseline / pontoon) and targets. Machines are noisy: compare the ratios, not absolute times.
+# Times pontoon side by side with what users would do instead, in one run: the baselines in
+# bench/baselines (the same work done with iproute2/iptables, the CNI bridge plugin, runc and
+# podman with its own network, netavark), then runs the Go benchmarks of netsetup, partition
+# and runtime, and prints one table of medians, min-max, ratios (baseline / pontoon) and
+# targets, and how pontoon's cost grows with size. Writes the same data as JSON. Machines are
+# noisy: compare the ratios, not absolute times.
 #
 #   bridge + 3 / 10 guests + ping + destroy  vs  shell_chain.sh 3 / 10           (>= 10x)
 #   guest attach + detach                    vs  cni_bridge.sh                   (>= 20x)
 #   partition apply / heal, 5 16 64 guests   vs  iptables_per_guest.sh apply/heal N
 #                                                (apply, 16 guests: < 2 ms, library)
+#   random-halves on a full bridge (253 guests), command line and library
 #   container start with pontoon's hook      vs  runc run of the same bundle, no network
 #                                                (the hook adds < 5 ms)
 #   container with bridge networking         vs  runc run + CNI bridge plugin (cni_runc.sh)
+#   pontoon run of 3 children until all      vs  podman network create, 3 containers with
+#   reach each other                             fixed IPs, ping, remove (podman.sh trio; >= 10x)
+#   podman container: --network none, on netavark, with pontoon's hook (podman.sh run)
 #   pontoon run of 3 supervised children until all are reachable (Go benchmark)
+#   growth: attach of the 10th/50th/200th guest of a bridge, creation of the 10th/100th
+#   bridge, partition apply on 10/50/253 guests (library)
 #
 # pontoon is measured twice: a process per operation (bench/cmd/chainbench or the pontoon
-# command line against a sandbox, the cost a command-line user pays; runc with the pontoon
-# binary as its hook) and in-process (the library alone: chainbench's own loop; for
-# containers the runtime package's Go benchmark, whose hook is the test binary).
-# Partition apply is timed from a healed state and heal from an applied one, on both sides;
-# that preparation is not timed. Container runs are spaced by an untimed pause in which the
-# kernel finishes removing the previous container's namespace.
+# command line against a sandbox, the cost a command-line user pays; runc and podman with the
+# pontoon binary as their hook; pontoon run) and in-process (the library alone: chainbench's
+# own loop; for containers the runtime package's Go benchmark, whose hook is the test binary).
+# The 3-children and podman rows run one of each of their commands in turn, round after round,
+# so that a change of load on the machine hits both sides alike. Partition apply is timed from
+# a healed state and heal from an applied one, on both sides; that preparation is not timed.
+# Container runs are spaced by an untimed pause in which the kernel finishes removing the
+# previous container's namespace.
 #
 # Everything runs inside a private network namespace and a private mount namespace (with its
 # own /run/netns), so neither the baselines (which add links, iptables rules and sysctls to
 # the namespace they run in, and pin namespaces under fixed names) nor pontoon (which works in
-# a netsetup/sandbox) touch the host's network, and nothing outlives the run. Needs root.
+# a netsetup/sandbox) nor podman (whose configuration, storage and networks live in the run's
+# work directory) touch the host's network, and nothing outlives the run. Needs root.
 #
 # Environment: RUNS (timed runs per command, default 20), WARMUP (default 3), RUNS_LARGE and
-# WARMUP_LARGE (for the 64-guest partitions, whose baseline takes ~1 s a run; default 10, 1),
-# BASELINES (default ../shared/bench relative to the repository root), NO_HYPERFINE=1 (time
-# with a shell loop even when hyperfine is installed), GO_BENCH=0 (skip the Go benchmarks),
-# NETSETUP_BENCHTIME, PARTITION_BENCHTIME, RUNTIME_BENCHTIME (go test -benchtime of each
-# package; defaults 20x, 200x, 20x).
+# WARMUP_LARGE (for the 64-guest partitions, whose baseline takes ~1 s a run, and the 253-guest
+# ones; default 10, 1), BASELINES (default bench/baselines), BENCH_JSON (where the JSON goes;
+# default bench/results/DATE.json; "none" writes none), NO_HYPERFINE=1 (time with a shell loop
+# even when hyperfine is installed), NO_PODMAN=1 (skip podman), PONTOON_BIN (the pontoon binary
+# to measure; default: built here as the Makefile builds it), GO_BENCH=0 (skip the Go
+# benchmarks), NETSETUP_BENCHTIME, PARTITION_BENCHTIME, RUNTIME_BENCHTIME (go test -benchtime
+# of each package; defaults 20x, 200x, 20x).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BASELINES=${BASELINES:-$ROOT/../shared/bench}
+BASELINES=${BASELINES:-$ROOT/bench/baselines}
 RUNS=${RUNS:-20}
 WARMUP=${WARMUP:-3}
 RUNS_LARGE=${RUNS_LARGE:-10}
@@ -45,6 +58,9 @@ NETSETUP_BENCHTIME=${NETSETUP_BENCHTIME:-20x}
 PARTITION_BENCHTIME=${PARTITION_BENCHTIME:-200x}
 RUNTIME_BENCHTIME=${RUNTIME_BENCHTIME:-20x}
 PARTITION_SIZES="5 16 64"
+GROW_GUESTS="10 50 200"
+GROW_BRIDGES="10 100"
+GROW_APPLY="10 50 253"
 export PATH=$PATH:/usr/local/go/bin
 
 # --- inside the private network namespace -------------------------------------------------
@@ -57,7 +73,7 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	# here (the mount is private to this run's mount namespace and goes with it).
 	mkdir -p "$work/tmpfs" && mount -t tmpfs -o mode=0700 tmpfs "$work/tmpfs"
 	sb=$work/tmpfs/sandbox
-	results=$work/results # lines "KEY MILLISECONDS"
+	results=$work/results # lines "KEY MEDIAN [MIN MAX]", milliseconds
 	: >"$results"
 	# Stop at Ctrl-C (once the running command has ended) instead of going on with the next
 	# one; the outer part cleans up.
@@ -67,15 +83,16 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	ip link set lo up
 
 	# bench NAME RUNS WARMUP [-p PREPARE] -n LABEL CMD [-p PREPARE] -n LABEL CMD ..: times the
-	# commands (PREPARE before each run, not timed) and records each median as NAME.LABEL.
+	# commands (PREPARE before each run, not timed) and records each median (and min, max) as
+	# NAME.LABEL.
 	bench() {
 		local name=$1 runs=$2 warm=$3 csv=$work/$1.csv
 		shift 3
 		echo "-- $name" >&2
 		if [ -n "${HYPERFINE:-}" ]; then
 			hyperfine -N --style basic -w "$warm" -r "$runs" --export-csv "$csv" "$@" >&2
-			# hyperfine's CSV: command,mean,stddev,median,...
-			awk -F, -v n="$name" 'NR>1 { printf "%s.%s %.4f\n", n, $1, $4*1000 }' "$csv" >>"$results"
+			# hyperfine's CSV: command,mean,stddev,median,user,system,min,max
+			awk -F, -v n="$name" 'NR>1 { printf "%s.%s %.4f %.4f %.4f\n", n, $1, $4*1000, $7*1000, $8*1000 }' "$csv" >>"$results"
 			return
 		fi
 		echo "$name: timing with a shell loop (no hyperfine)" >&2
@@ -85,15 +102,16 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 			-p) prep=$2; shift 2 ;;
 			-n) label=$2; shift 2 ;;
 			*)
-				echo "$name.$label $(loop_median "$runs" "$warm" "$prep" "$1")" >>"$results"
+				echo "$name.$label $(loop_stats "$runs" "$warm" "$prep" "$1")" >>"$results"
 				prep="" label=""
 				shift
 				;;
 			esac
 		done
 	}
-	# loop_median RUNS WARMUP PREPARE CMD: median of the timed runs of CMD in milliseconds.
-	loop_median() {
+	# loop_stats RUNS WARMUP PREPARE CMD: median, min and max of the timed runs of CMD in
+	# milliseconds.
+	loop_stats() {
 		local i t0 t1
 		for ((i = 0; i < $1 + $2; i++)); do
 			[ -n "$3" ] && $3 >/dev/null
@@ -101,20 +119,61 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 			$4 >/dev/null
 			t1=$(date +%s%N)
 			[ "$i" -ge "$2" ] && echo $(((t1 - t0) / 1000))
-		done | sort -n | awk '{ v[NR]=$1 } END { printf "%.4f\n", v[int((NR+1)/2)]/1000 }'
+		done | sort -n | awk '{ v[NR]=$1 } END { printf "%.4f %.4f %.4f\n", v[int((NR+1)/2)]/1000, v[1]/1000, v[NR]/1000 }'
 	}
-	# in_process KEY ARGS..: chainbench's own median of RUNS runs (after WARMUP), in ms.
+	# interleaved NAME RUNS WARMUP [-p PREPARE] -n LABEL CMD ..: like bench, but one run of each
+	# command in turn, so that a change of load in the middle of the row (other work on the
+	# machine) hits all its commands alike rather than the ones that happen to run then.
+	interleaved() {
+		local name=$1 runs=$2 warm=$3 i j t0 t1 n=0 prep="" label=""
+		local -a preps=() labels=() cmds=()
+		shift 3
+		echo "-- $name (interleaved, $runs runs)" >&2
+		while [ $# -gt 0 ]; do
+			case $1 in
+			-p) prep=$2; shift 2 ;;
+			-n) label=$2; shift 2 ;;
+			*) preps[n]=$prep labels[n]=$label cmds[n]=$1 n=$((n + 1)) prep="" label=""; shift ;;
+			esac
+		done
+		for ((j = 0; j < n; j++)); do : >"$work/$name.${labels[j]}.us"; done
+		for ((i = 0; i < runs + warm; i++)); do
+			for ((j = 0; j < n; j++)); do
+				[ -n "${preps[j]}" ] && ${preps[j]} >/dev/null
+				t0=$(date +%s%N)
+				${cmds[j]} >/dev/null 2>"$work/$name.err" || {
+					echo "$name: ${cmds[j]} failed:" >&2
+					cat "$work/$name.err" >&2
+					return 1
+				}
+				t1=$(date +%s%N)
+				[ "$i" -ge "$warm" ] && echo $(((t1 - t0) / 1000)) >>"$work/$name.${labels[j]}.us"
+			done
+		done
+		for ((j = 0; j < n; j++)); do
+			sort -n "$work/$name.${labels[j]}.us" |
+				awk -v k="$name.${labels[j]}" '{ v[NR]=$1 } END { printf "%s %.4f %.4f %.4f\n", k, v[int((NR+1)/2)]/1000, v[1]/1000, v[NR]/1000 }' >>"$results"
+		done
+	}
+	# in_process KEY ARGS..: chainbench's own median, min and max of RUNS runs (after WARMUP),
+	# in ms.
 	in_process() {
 		local key=$1
 		shift
-		"$cb" -n "$RUNS" -warmup "$WARMUP" "$@" | sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' | awk -v k="$key" '{ print k, $1 }' >>"$results"
+		"$cb" -n "$RUNS" -warmup "$WARMUP" "$@" |
+			sed -n 's/.*median_ms=\([0-9.]*\) min_ms=\([0-9.]*\) max_ms=\([0-9.]*\).*/\1 \2 \3/p' |
+			awk -v k="$key" '{ print k, $1, $2, $3 }' >>"$results"
 	}
+	runc_root=$work/runc
+	bundles=$sb/bundles
+	have_podman=
+	[ -z "${NO_PODMAN:-}" ] && command -v podman >/dev/null && [ -x /usr/lib/podman/netavark ] && have_podman=1
 	have_cni=
 	[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && have_cni=1
 
 	cni_netns=
 	[ -n "$have_cni" ] && cni_netns=/run/netns/cnictr$id
-	"$cb" -setup -dir "$sb" -setup-guests "${PARTITION_SIZES// /,}" -bundles -pontoon "$pontoon" -cni-netns "$cni_netns"
+	"$cb" -setup -dir "$sb" -setup-guests "5,10,16,50,64,253" -bundles -pontoon "$pontoon" -cni-netns "$cni_netns"
 	# The pontoon command line acts on the sandbox's chain.
 	eval "$("$cb" -print-env -dir "$sb")"
 
@@ -146,15 +205,48 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		in_process "heal$n.lib" -dir "$sb" -op heal -guests "$n"
 	done
 	$ipg teardown 64
+	# A full bridge: the per-pair baseline would take seconds a run, so pontoon alone.
+	bench halves253 "$RUNS_LARGE" "$WARMUP_LARGE" \
+		-p "$pontoon partition heal --bridge p253" -n proc "$pontoon partition random-halves 7 --bridge p253"
+	in_process "halves253.lib" -dir "$sb" -op halves -guests 253
 
 	echo "== containers" >&2
-	runc_root=$work/runc
-	bundles=$sb/bundles
 	# The cni bundle joins cnictr$id, which cni_runc.sh creates around each run.
 	ctr=(-p "sleep 0.1" -n none "runc --root $runc_root run --bundle $bundles/none pb-none-$id"
 		-p "sleep 0.1" -n hook "runc --root $runc_root run --bundle $bundles/hook pb-hook-$id")
-	[ -n "$have_cni" ] && ctr+=(-p "sleep 0.1" -n cni "bash $ROOT/bench/cni_runc.sh $id $bundles/cni $runc_root")
+	[ -n "$have_cni" ] && ctr+=(-p "sleep 0.1" -n cni "bash $BASELINES/cni_runc.sh $id $bundles/cni $runc_root")
 	bench ctr "$RUNS" "$WARMUP" "${ctr[@]}"
+
+	if [ -n "$have_podman" ]; then
+		echo "== podman" >&2
+		pd=$work/podman
+		podman_sh="bash $BASELINES/podman.sh"
+		"$pontoon" hook install --podman --dir "$work/hooks.d" >/dev/null
+		$podman_sh setup "$pd" "$bundles/rootfs" "$work/hooks.d"
+		# The three children's project: the same child script and root as podman's.
+		trio=$work/trio
+		mkdir -p "$trio"
+		cp "$ROOT/bench/trio/child.sh" "$trio/child.sh"
+		{
+			printf '[commands.trio]\nsupervise = true\nexit = "all"\nroot = { rootfs = "%s" }\n' "$bundles/rootfs"
+			for i in 1 2 3; do
+				printf '[commands.trio.children.n%d]\nip = "172.18.0.%d"\n' "$i" "$i"
+				printf 'run = ["sh", "/work/child.sh", "n%d", "172.18.0.1", "172.18.0.2", "172.18.0.3"]\n' "$i"
+			done
+		} >"$trio/pontoon.toml"
+		printf '#!/bin/sh\nrm -rf %s/sync && mkdir %s/sync\n' "$trio" "$trio" >"$trio/reset"
+		chmod +x "$trio/reset"
+		interleaved trio "$RUNS" "$WARMUP" -p "$trio/reset" -n base "$podman_sh trio $pd $trio $id" \
+			-p "$trio/reset" -n proc "$pontoon run --project $trio --runtime-root $runc_root trio"
+		interleaved pctr "$RUNS" "$WARMUP" -p "sleep 0.1" -n none "$podman_sh run $pd none" \
+			-p "sleep 0.1" -n net "$podman_sh run $pd net" -p "sleep 0.1" -n hook "$podman_sh run $pd hook"
+		$podman_sh teardown "$pd"
+	fi
+
+	echo "== growth" >&2
+	for n in $GROW_GUESTS; do in_process "grow.attach$n" -op grow-attach -guests "$n"; done
+	for n in $GROW_BRIDGES; do in_process "grow.bridges$n" -op grow-bridges -bridges "$n"; done
+	for n in $GROW_APPLY; do in_process "grow.apply$n" -dir "$sb" -op apply -guests "$n"; done
 
 	if [ "$GO_BENCH" != 0 ]; then
 		gobench() { # PACKAGE BENCHTIME PATTERN: the package's test binary, run in its directory
@@ -184,65 +276,11 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		cat "$work/gobench.txt"
 		echo
 	fi
-	awk -v runs="$RUNS" -v large="$RUNS_LARGE" -v sizes="$PARTITION_SIZES" '
-	{ v[$1] = $2 }
-	function has(k) { return (k in v) && v[k] != "" }
-	function ms(k) { return has(k) ? fmt(v[k]) : "-" }
-	function fmt(x) { return (x < 10 && x > -10) ? sprintf("%.2fms", x) : sprintf("%.1fms", x) }
-	function ratio(b, p) { return (has(b) && has(p) && v[p] > 0) ? sprintf("%.1fx", v[b] / v[p]) : "-" }
-	function line(op, bl, b, p, rp, l, rl, t, res) {
-		printf "%-34s %-32s %10s %12s %8s %12s %8s  %-14s %s\n", op, bl, b, p, rp, l, rl, t, res
-	}
-	# judge(WHO, OK): "WHO met" / "WHO not met", joined with ", " onto result.
-	function judge(who, ok) { result = result (result == "" ? "" : ", ") who (ok ? " met" : " not met") }
-	# A row whose target is a minimum speed-up (baseline / pontoon).
-	function speedup(op, bl, key, t) {
-		result = ""
-		if (has(key ".base") && has(key ".proc")) judge("proc", v[key ".base"] / v[key ".proc"] >= t)
-		if (has(key ".base") && has(key ".lib")) judge("lib", v[key ".base"] / v[key ".lib"] >= t)
-		line(op, bl, ms(key ".base"), ms(key ".proc"), ratio(key ".base", key ".proc"), ms(key ".lib"), ratio(key ".base", key ".lib"), ">= " t "x", result)
-	}
-	# A row without a target, or with a maximum for the library median (maxlib > 0).
-	function plain(op, bl, key, maxlib) {
-		result = "-"
-		if (maxlib > 0 && has(key ".lib")) { result = ""; judge("lib", v[key ".lib"] < maxlib) }
-		line(op, bl, ms(key ".base"), ms(key ".proc"), ratio(key ".base", key ".proc"), ms(key ".lib"), ratio(key ".base", key ".lib"), maxlib > 0 ? "< " maxlib "ms (lib)" : "-", result)
-	}
-	END {
-		line("operation", "baseline", "baseline", "pontoon/proc", "ratio", "pontoon/lib", "ratio", "target", "result")
-		speedup("bridge + 3 guests + ping", "shell_chain.sh 3", "bridge3", 10)
-		plain("bridge + 10 guests + ping", "shell_chain.sh 10", "bridge10", 0)
-		if (has("attach.base")) speedup("guest attach + detach", "cni_bridge.sh", "attach", 20)
-		n = split(sizes, sz, " ")
-		for (i = 1; i <= n; i++) plain("partition apply, " sz[i] " guests", "iptables_per_guest.sh apply " sz[i], "apply" sz[i], sz[i] == 16 ? 2 : 0)
-		for (i = 1; i <= n; i++) plain("partition heal, " sz[i] " guests", "iptables_per_guest.sh heal " sz[i], "heal" sz[i], 0)
-		# The hook rows: the pontoon columns are what the hook adds to the same container.
-		if (has("ctr.gostartadded")) {
-			result = ""
-			judge("lib", v["ctr.gostartadded"] < 5)
-			line("container start to first output", "runc run, no network", ms("ctr.gostart"), "-", "-", "+" fmt(v["ctr.gostartadded"]), "-", "< 5ms added", result)
-		}
-		result = ""
-		added = has("ctr.hook") && has("ctr.none") ? v["ctr.hook"] - v["ctr.none"] : ""
-		if (added != "") judge("proc", added < 5)
-		if (has("ctr.goadded")) judge("lib", v["ctr.goadded"] < 5)
-		line("container run, start to exit", "runc run, no network", ms("ctr.none"),
-			added != "" ? "+" fmt(added) : "-", "-", has("ctr.goadded") ? "+" fmt(v["ctr.goadded"]) : "-", "-", "< 5ms added", result)
-		if (has("ctr.cni")) {
-			line("container with bridge network", "runc run + CNI bridge plugin", ms("ctr.cni"), ms("ctr.hook"), ratio("ctr.cni", "ctr.hook"), "-", "-", "-", "-")
-			if (added != "" && added > 0)
-				r = sprintf("%.1fx", (v["ctr.cni"] - v["ctr.none"]) / added)
-			else
-				r = "-"
-			line("  of which networking", "CNI bridge plugin", "+" fmt(v["ctr.cni"] - v["ctr.none"]), added != "" ? "+" fmt(added) : "-", r, "-", "-", "-", "-")
-		}
-		if (has("run3.lib")) line("pontoon run: 3 children reachable", "-", "-", "-", "-", ms("run3.lib"), "-", "-", "-")
-		printf "\nmedians of %d runs (%d for 64 guests); ratio = baseline / pontoon.\n", runs, large
-		print "pontoon/proc: a process per operation (chainbench, the pontoon command line, runc with the pontoon binary as hook)."
-		print "pontoon/lib: in-process library calls (chainbench); for containers the runtime Go benchmark"
-		print "  (runc driven in-process, hook = the test binary, runs alternated and spaced; added = over the same container"
-		print "  without network). Container baseline and proc columns: runc run of a busybox true."
-	}' "$results"
+	awk -v runs="$RUNS" -v large="$RUNS_LARGE" -v sizes="$PARTITION_SIZES" -v json="$BENCH_JSON" \
+		-v date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" -v host="$(uname -n)" -v kernel="$(uname -r)" \
+		-v commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+		-f "$ROOT/bench/summary.awk" "$results"
+	[ -n "$BENCH_JSON" ] && echo "JSON: $BENCH_JSON"
 	exit 0
 fi
 
@@ -251,7 +289,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "bench/compare.sh: needs root (builds network namespaces)" >&2
 	exit 1
 fi
-for f in shell_chain.sh cni_bridge.sh iptables_per_guest.sh; do
+for f in shell_chain.sh cni_bridge.sh iptables_per_guest.sh cni_runc.sh podman.sh; do
 	[ -f "$BASELINES/$f" ] || { echo "bench/compare.sh: baseline $BASELINES/$f not found; set BASELINES" >&2; exit 1; }
 done
 BASELINES=$(cd "$BASELINES" && pwd)
@@ -265,12 +303,23 @@ command -v hyperfine >/dev/null || install_missing hyperfine || true
 command -v runc >/dev/null || install_missing runc || true
 command -v iptables-restore >/dev/null || install_missing iptables || true
 dpkg -s busybox-static >/dev/null 2>&1 || install_missing busybox-static || true
+if [ -z "${NO_PODMAN:-}" ]; then
+	command -v podman >/dev/null || install_missing podman || true
+	[ -x /usr/lib/podman/netavark ] || install_missing netavark || true
+	[ -x /usr/lib/podman/netavark ] || echo "bench/compare.sh: netavark is missing; the podman rows are skipped" >&2
+fi
 for c in runc iptables-restore; do
 	command -v $c >/dev/null || { echo "bench/compare.sh: $c is missing and could not be installed" >&2; exit 1; }
 done
 HYPERFINE=
 [ -z "${NO_HYPERFINE:-}" ] && command -v hyperfine >/dev/null && HYPERFINE=1
 
+BENCH_JSON=${BENCH_JSON-$ROOT/bench/results/$(date -u +%Y-%m-%dT%H%M%SZ).json}
+[ "$BENCH_JSON" = none ] && BENCH_JSON=
+if [ -n "$BENCH_JSON" ]; then
+	mkdir -p "$(dirname "$BENCH_JSON")"
+	BENCH_JSON=$(cd "$(dirname "$BENCH_JSON")" && pwd)/$(basename "$BENCH_JSON")
+fi
 work=$(mktemp -d /tmp/pontoon-bench.XXXXXX)
 id=$$
 # left_behind prints whatever outlived the private namespaces: processes still in them (which
@@ -305,7 +354,12 @@ start=$(date +%s)
 (
 	cd "$ROOT"
 	go build -o "$work/chainbench" ./bench/cmd/chainbench
-	go build -o "$work/pontoon" ./cmd/pontoon
+	# The pontoon binary users get (the Makefile's build), unless PONTOON_BIN names one.
+	if [ -n "${PONTOON_BIN:-}" ]; then
+		cp "$PONTOON_BIN" "$work/pontoon"
+	else
+		CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -o "$work/pontoon" ./cmd/pontoon
+	fi
 	if [ "$GO_BENCH" != 0 ]; then
 		for p in netsetup partition runtime; do go test -c -o "$work/$p.test" "./$p/"; done
 	fi
@@ -318,6 +372,7 @@ start=$(date +%s)
 mkdir -p /run/netns
 PONTOON_BENCH_ID=$id TMPDIR=$work HYPERFINE=$HYPERFINE PONTOON_BENCH_WORK=$work RUNS=$RUNS WARMUP=$WARMUP \
 	RUNS_LARGE=$RUNS_LARGE WARMUP_LARGE=$WARMUP_LARGE BASELINES=$BASELINES GO_BENCH=$GO_BENCH \
+	BENCH_JSON=$BENCH_JSON NO_PODMAN=${NO_PODMAN:-} \
 	NETSETUP_BENCHTIME=$NETSETUP_BENCHTIME PARTITION_BENCHTIME=$PARTITION_BENCHTIME RUNTIME_BENCHTIME=$RUNTIME_BENCHTIME \
 	unshare --net --mount --propagation private -- bash "${BASH_SOURCE[0]}"
 cleanup

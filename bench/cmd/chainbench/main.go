@@ -11,7 +11,7 @@
 //	chainbench -dir DIR -print-env          the PONTOON_* variables that point pontoon at it
 //	chainbench -teardown -dir DIR           remove that sandbox and DIR
 //
-// Operations, each the counterpart of a baseline in ../shared/bench:
+// Operations, each the counterpart of a baseline in bench/baselines:
 //
 //	bridge3, bridge10  create a bridge, attach 3 (10) guests with fixed IPs, ping from the
 //	                   first guest to the last, destroy the bridge; the gateway stays
@@ -23,10 +23,17 @@
 //	                   each run is not timed (iptables_per_guest.sh apply N)
 //	heal               heal that bridge from the isolated state; the apply before each run is
 //	                   not timed (iptables_per_guest.sh heal N)
+//	halves             random-halves (seed 7) of that bridge from a healed state
+//
+// and, for how cost grows with size (own sandbox only; the filling is not timed):
+//
+//	grow-attach        attach the N-th guest (N = -guests) to a bridge holding N-1
+//	grow-bridges       create the N-th bridge (N = -bridges) beside N-1 others
 //
 // -setup-guests N,.. creates a bridge p<N> with guests g1..gN (172.18.0.1..N) per size, for
 // apply and heal and for `pontoon partition ... --bridge p<N>`. -bundles writes OCI bundles of
-// a busybox `true` container under DIR/bundles: "none" (a network namespace of its own, no
+// a busybox `true` container under DIR/bundles (its root, DIR/bundles/rootfs, also has the
+// ping, touch and usleep the three-children comparison runs): "none" (a network namespace of its own, no
 // networking), "hook" (attached to the bridge "ctr" by the pontoon binary -pontoon as its
 // hook, detached at poststop) and, with -cni-netns, "cni" (joins that namespace, which the
 // caller sets up with the CNI bridge plugin).
@@ -65,6 +72,7 @@ type options struct {
 	op             string
 	n, warmup      int
 	guests         int
+	bridges        int
 	dir            string
 	setup          bool
 	teardown       bool
@@ -79,10 +87,11 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.op, "op", "", "operation: bridge3, bridge10, attach, apply or heal")
+	flag.StringVar(&o.op, "op", "", "operation: bridge3, bridge10, attach, apply, heal, halves, grow-attach or grow-bridges")
 	flag.IntVar(&o.n, "n", 20, "timed iterations")
 	flag.IntVar(&o.warmup, "warmup", 3, "untimed iterations first (own sandbox only)")
-	flag.IntVar(&o.guests, "guests", 16, "guests of the bridge that apply and heal act on")
+	flag.IntVar(&o.guests, "guests", 16, "guests of the bridge that apply, heal and halves act on; grow-attach times the attach of guest N")
+	flag.IntVar(&o.bridges, "bridges", 10, "grow-bridges times the creation of bridge N")
 	flag.StringVar(&o.dir, "dir", "", "directory of a sandbox made with -setup (default: a sandbox of its own)")
 	flag.BoolVar(&o.setup, "setup", false, "create a sandbox with its gateway in -dir and exit")
 	flag.BoolVar(&o.teardown, "teardown", false, "remove the sandbox in -dir and exit")
@@ -138,17 +147,18 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		for _, kv := range [][2]string{
-			{"PONTOON_HOST_NETNS", s.Env.HostNetns}, {"PONTOON_STATE_DIR", s.Env.StateDir},
-			{"PONTOON_NETNS_DIR", s.Env.NetnsDir}, {"PONTOON_RESOLV_CONF", s.Env.ResolvConf},
-		} {
-			fmt.Printf("export %s='%s'\n", kv[0], strings.ReplaceAll(kv[1], "'", `'\''`))
+		for _, kv := range s.Env.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			fmt.Printf("export %s='%s'\n", k, strings.ReplaceAll(v, "'", `'\''`))
 		}
 		return nil
 	}
-	step, err := operation(o.op, o.guests)
+	step, err := operation(o.op, o.guests, o.bridges)
 	if err != nil {
 		return err
+	}
+	if o.dir != "" && strings.HasPrefix(o.op, "grow-") {
+		return errGrowDir
 	}
 	if o.n < 1 {
 		return fmt.Errorf("-n %d: give at least 1 iteration", o.n)
@@ -165,7 +175,7 @@ func run(o options) error {
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		if o.op == "apply" || o.op == "heal" {
+		if o.op == "apply" || o.op == "heal" || o.op == "halves" {
 			o.partitionSizes = []int{o.guests}
 		}
 		if s, err = newSandbox(tmp, o); err != nil {
@@ -204,8 +214,8 @@ func parseSizes(list string) ([]int, error) {
 			continue
 		}
 		n, err := strconv.Atoi(f)
-		if err != nil || n < 2 || n > 250 {
-			return nil, fmt.Errorf("-setup-guests %q: %q is not a guest count from 2 to 250; give e.g. 5,16,64", list, f)
+		if err != nil || n < 2 || n > 253 {
+			return nil, fmt.Errorf("-setup-guests %q: %q is not a guest count from 2 to 253; give e.g. 5,16,64", list, f)
 		}
 		sizes = append(sizes, n)
 	}
@@ -283,27 +293,35 @@ type step struct {
 	run     func(netsetup.Env) error
 }
 
-func operation(op string, guests int) (step, error) {
+func operation(op string, guests, bridges int) (step, error) {
 	switch op {
+	case "grow-attach":
+		return growAttach(guests)
+	case "grow-bridges":
+		return growBridges(bridges)
 	case "bridge3":
 		return step{run: func(env netsetup.Env) error { return bridgeWithGuests(env, 3) }}, nil
 	case "bridge10":
 		return step{run: func(env netsetup.Env) error { return bridgeWithGuests(env, 10) }}, nil
 	case "attach":
 		return step{run: attachDetach}, nil
-	case "apply", "heal":
-		if guests < 2 || guests > 250 {
-			return step{}, fmt.Errorf("-guests %d: give 2 to 250", guests)
+	case "apply", "heal", "halves":
+		if guests < 2 || guests > 253 {
+			return step{}, fmt.Errorf("-guests %d: give 2 to 253", guests)
 		}
 		br := partitionBridge(guests)
 		apply := func(env netsetup.Env) error { return isolateFirst(env, br) }
+		if op == "halves" {
+			return step{prepare: func(env netsetup.Env) error { return healBridge(env, br) },
+				run: func(env netsetup.Env) error { return randomHalves(env, br) }}, nil
+		}
 		heal := func(env netsetup.Env) error { return healBridge(env, br) }
 		if op == "apply" {
 			return step{prepare: heal, run: apply}, nil
 		}
 		return step{prepare: apply, run: heal}, nil
 	}
-	return step{}, fmt.Errorf("-op %q: use bridge3, bridge10, attach, apply or heal", op)
+	return step{}, fmt.Errorf("-op %q: use bridge3, bridge10, attach, apply, heal, halves, grow-attach or grow-bridges", op)
 }
 
 func bridgeWithGuests(env netsetup.Env, n int) (err error) {
@@ -348,6 +366,19 @@ func isolateFirst(env netsetup.Env, bridge string) error {
 		return err
 	}
 	p, err := partition.Isolate(t.Guests, "g1")
+	if err != nil {
+		return err
+	}
+	return partition.Apply(t, partition.State{Partition: p})
+}
+
+// randomHalves does what `pontoon partition random-halves 7 --bridge BR` does in the library.
+func randomHalves(env netsetup.Env, bridge string) error {
+	t, err := partition.ForBridge(env, bridge)
+	if err != nil {
+		return err
+	}
+	p, err := partition.RandomHalves(t.Guests, 7)
 	if err != nil {
 		return err
 	}
@@ -406,7 +437,7 @@ func busyboxRootfs(root string) (string, error) {
 			return "", fmt.Errorf("container root: %s is dynamically linked; install the Debian package busybox-static", bb)
 		}
 	}
-	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev"} {
+	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev", "work"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return "", err
 		}
@@ -418,7 +449,7 @@ func busyboxRootfs(root string) (string, error) {
 	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
 		return "", err
 	}
-	for _, a := range []string{"sh", "true", "echo"} {
+	for _, a := range []string{"sh", "true", "echo", "ping", "touch", "usleep"} {
 		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil && !errors.Is(err, os.ErrExist) {
 			return "", err
 		}

@@ -1,0 +1,123 @@
+# Prints bench/compare.sh's summary table from its results file (lines "KEY MEDIAN [MIN MAX]",
+# milliseconds) and, when json is set, writes the same data there as JSON.
+# Variables: runs, large (runs of the large cases), sizes (partition sizes), json (path or
+# empty), date, kernel, host, commit.
+{ v[$1] = $2; if (NF >= 4) { lo[$1] = $3; hi[$1] = $4 }; order[++nkeys] = $1 }
+function has(k) { return (k in v) && v[k] != "" }
+function ms(k) { return has(k) ? fmt(v[k]) : "-" }
+function fmt(x) { return (x < 10 && x > -10) ? sprintf("%.2fms", x) : sprintf("%.1fms", x) }
+function signed(x) { return (x < 0 ? "" : "+") fmt(x) }
+function num(x) { return sprintf("%.3f", x) }
+function span(k) { return (k in lo) ? sprintf("%s-%s", num1(lo[k]), num1(hi[k])) : "" }
+function num1(x) { return (x < 10) ? sprintf("%.2f", x) : sprintf("%.1f", x) }
+function ratio(b, p) { return (has(b) && has(p) && v[p] > 0) ? sprintf("%.1fx", v[b] / v[p]) : "-" }
+function jstr(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return "\"" s "\"" }
+function line(op, bl, b, p, rp, l, rl, t, res) {
+	printf "%-36s %-30s %10s %12s %8s %12s %8s  %-14s %s\n", op, bl, b, p, rp, l, rl, t, res
+	if (op == "operation") return
+	rows = rows (rows == "" ? "" : ",\n") sprintf("    {\"operation\": %s, \"baseline\": %s, \"baseline_ms\": %s, \"proc_ms\": %s, \"proc_ratio\": %s, \"lib_ms\": %s, \"lib_ratio\": %s, \"target\": %s, \"result\": %s}",
+		jstr(op), jstr(bl), jstr(b), jstr(p), jstr(rp), jstr(l), jstr(rl), jstr(t), jstr(res))
+}
+# spans(B, P, L): the min-max line under a row whose cells are the keys B, P and L.
+function spans(b, p, l) {
+	if (span(b) span(p) span(l) == "") return
+	printf "%-36s %-30s %10s %12s %8s %12s %8s\n", "", "  min-max", span(b), span(p), "", span(l), ""
+}
+# judge(WHO, OK): "WHO met" / "WHO not met", joined with ", " onto result.
+function judge(who, ok) { result = result (result == "" ? "" : ", ") who (ok ? " met" : " not met") }
+# A row whose target is a minimum speed-up (baseline / pontoon).
+function speedup(op, bl, key, t) {
+	result = ""
+	if (has(key ".base") && has(key ".proc")) judge("proc", v[key ".base"] / v[key ".proc"] >= t)
+	if (has(key ".base") && has(key ".lib")) judge("lib", v[key ".base"] / v[key ".lib"] >= t)
+	line(op, bl, ms(key ".base"), ms(key ".proc"), ratio(key ".base", key ".proc"), ms(key ".lib"), ratio(key ".base", key ".lib"), ">= " t "x", result)
+	spans(key ".base", key ".proc", key ".lib")
+}
+# A row without a target, or with a maximum for the library median (maxlib > 0).
+function plain(op, bl, key, maxlib) {
+	result = "-"
+	if (maxlib > 0 && has(key ".lib")) { result = ""; judge("lib", v[key ".lib"] < maxlib) }
+	line(op, bl, ms(key ".base"), ms(key ".proc"), ratio(key ".base", key ".proc"), ms(key ".lib"), ratio(key ".base", key ".lib"), maxlib > 0 ? "< " maxlib "ms (lib)" : "-", result)
+	spans(key ".base", key ".proc", key ".lib")
+}
+# growth(TITLE, PREFIX, LIST): one row per size in LIST of the in-process medians PREFIX<size>,
+# with the ratio to the smallest size.
+function growth(title, prefix, list,   n, sz, i, k, first, r) {
+	n = split(list, sz, " ")
+	first = prefix sz[1]
+	for (i = 1; i <= n; i++) {
+		k = prefix sz[i]
+		if (!has(k)) continue
+		r = (has(first) && v[first] > 0) ? sprintf("%.2fx", v[k] / v[first]) : "-"
+		printf "%-36s %8s %12s %18s %10s\n", (i == 1 ? title : ""), sz[i], fmt(v[k]), span(k), r
+		grows = grows (grows == "" ? "" : ",\n") sprintf("    {\"series\": %s, \"size\": %d, \"median_ms\": %s, \"min_ms\": %s, \"max_ms\": %s, \"ratio_to_smallest\": %s}",
+			jstr(title), sz[i], num(v[k]), (k in lo) ? num(lo[k]) : "null", (k in hi) ? num(hi[k]) : "null", (r == "-") ? "null" : sprintf("%.3f", v[k] / v[first]))
+	}
+}
+END {
+	line("operation", "baseline", "baseline", "pontoon/proc", "ratio", "pontoon/lib", "ratio", "target", "result")
+	speedup("bridge + 3 guests + ping", "shell_chain.sh 3", "bridge3", 10)
+	plain("bridge + 10 guests + ping", "shell_chain.sh 10", "bridge10", 0)
+	if (has("attach.base")) speedup("guest attach + detach", "cni_bridge.sh", "attach", 20)
+	n = split(sizes, sz, " ")
+	for (i = 1; i <= n; i++) plain("partition apply, " sz[i] " guests", "iptables_per_guest.sh apply " sz[i], "apply" sz[i], sz[i] == 16 ? 2 : 0)
+	for (i = 1; i <= n; i++) plain("partition heal, " sz[i] " guests", "iptables_per_guest.sh heal " sz[i], "heal" sz[i], 0)
+	plain("random-halves, 253 guests", "-", "halves253", 0)
+	# The hook rows: the pontoon columns are what the hook adds to the same container.
+	if (has("ctr.gostartadded")) {
+		result = ""
+		judge("lib", v["ctr.gostartadded"] < 5)
+		line("container start to first output", "runc run, no network", ms("ctr.gostart"), "-", "-", signed(v["ctr.gostartadded"]), "-", "< 5ms added", result)
+	}
+	result = ""
+	added = has("ctr.hook") && has("ctr.none") ? v["ctr.hook"] - v["ctr.none"] : ""
+	if (added != "") judge("proc", added < 5)
+	if (has("ctr.goadded")) judge("lib", v["ctr.goadded"] < 5)
+	line("container run, start to exit", "runc run, no network", ms("ctr.none"),
+		added != "" ? signed(added) : "-", "-", has("ctr.goadded") ? signed(v["ctr.goadded"]) : "-", "-", "< 5ms added", result)
+	spans("ctr.none", "ctr.hook", "")
+	if (has("ctr.cni")) {
+		line("container with bridge network", "runc run + CNI bridge plugin", ms("ctr.cni"), ms("ctr.hook"), ratio("ctr.cni", "ctr.hook"), "-", "-", "-", "-")
+		spans("ctr.cni", "ctr.hook", "")
+		r = (added != "" && added > 0) ? sprintf("%.1fx", (v["ctr.cni"] - v["ctr.none"]) / added) : "-"
+		line("  of which networking", "CNI bridge plugin", signed(v["ctr.cni"] - v["ctr.none"]), added != "" ? signed(added) : "-", r, "-", "-", "-", "-")
+	}
+	if (has("trio.base")) {
+		speedup("run 3 children until all reach", "podman + netavark", "trio", 10)
+	}
+	if (has("pctr.none")) {
+		line("podman run, no network", "podman --network none", ms("pctr.none"), "-", "-", "-", "-", "-", "-")
+		spans("pctr.none", "", "")
+		line("podman run with a network", "podman on netavark", ms("pctr.net"), ms("pctr.hook"), ratio("pctr.net", "pctr.hook"), "-", "-", "-", "-")
+		spans("pctr.net", "pctr.hook", "")
+		if (has("pctr.net") && has("pctr.hook")) {
+			pn = v["pctr.net"] - v["pctr.none"]; ph = v["pctr.hook"] - v["pctr.none"]
+			line("  of which networking", "netavark", signed(pn), signed(ph), (ph > 0) ? sprintf("%.1fx", pn / ph) : "-", "-", "-", "-", "-")
+		}
+	}
+	if (has("run3.lib")) line("pontoon run: 3 children reachable", "-", "-", "-", "-", ms("run3.lib"), "-", "-", "-")
+	printf "\nmedians of %d runs (%d for 64 and 253 guests); ratio = baseline / pontoon; min-max under each row.\n", runs, large
+	print "pontoon/proc: a process per operation (chainbench, the pontoon command line, runc or podman with the pontoon"
+	print "  binary as hook, pontoon run). pontoon/lib: in-process library calls (chainbench); for containers the runtime"
+	print "  Go benchmark (runc driven in-process, hook = the test binary, runs alternated and spaced; added = over the"
+	print "  same container without network). Container rows: runc run / podman run --rm of a busybox true."
+	print "  3 children: pontoon run of a pontoon.toml vs podman network create + 3 podman run -d with fixed IPs +"
+	print "  podman wait + rm + network rm; each child pings all three, then waits until all have (bench/trio/child.sh)."
+	print "  The 3-children and podman rows run their commands in turn (one run of each, then the next round)."
+	print ""
+	printf "%-36s %8s %12s %18s %10s\n", "growth (pontoon/lib, in-process)", "size", "median", "min-max", "ratio"
+	growth("attach of the Nth guest of a bridge", "grow.attach", "10 50 200")
+	growth("creation of the Nth bridge", "grow.bridges", "10 100")
+	growth("partition apply (isolate), N guests", "grow.apply", "10 50 253")
+	print "ratio = median / median of the smallest size (1.00x: flat)."
+	if (json == "") exit
+	printf "{\n  \"date\": %s,\n  \"host\": %s,\n  \"kernel\": %s,\n  \"commit\": %s,\n  \"runs\": %d,\n  \"runs_large\": %d,\n", jstr(date), jstr(host), jstr(kernel), jstr(commit), runs, large >json
+	printf "  \"measurements_ms\": {\n" >json
+	for (i = 1; i <= nkeys; i++) {
+		k = order[i]
+		if (seen[k]++) continue
+		printf "%s    %s: {\"median\": %s, \"min\": %s, \"max\": %s}", (i == 1 ? "" : ",\n"), jstr(k), num(v[k]), (k in lo) ? num(lo[k]) : "null", (k in hi) ? num(hi[k]) : "null" >json
+	}
+	printf "\n  },\n  \"table\": [\n%s\n  ],\n  \"growth\": [\n%s\n  ]\n}\n", rows, grows >json
+	close(json)
+}
