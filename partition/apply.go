@@ -183,13 +183,9 @@ func commitVerified(nsPath string, rs RuleSet, families []Backend, prev committe
 		return err
 	}
 	// The rules are in force; only the answer, or what comes after the
-	// switch (step 3), went missing. Finish step 3.
+	// switch (removing another family's table), went missing: finish that.
 	answersLost.Add(1)
-	old := -1
-	if now.inUse >= 0 {
-		old = 1 - now.inUse
-	}
-	return clearOld(nsPath, rs.Backend, families, old, now.inUse)
+	return dropOthers(nsPath, now.others)
 }
 
 // newStatus records r as applied at now, keeping the Since of every blocked

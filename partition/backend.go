@@ -50,6 +50,16 @@ func (b Backend) describe() string {
 
 func (b Backend) valid() bool { return b == BackendNetdev || b == BackendBridge }
 
+// backendOf returns the backend whose table family is f.
+func backendOf(f nftables.TableFamily) (Backend, bool) {
+	for _, b := range backends {
+		if b.nftFamily() == f {
+			return b, true
+		}
+	}
+	return "", false
+}
+
 func (b Backend) nftFamily() nftables.TableFamily {
 	if b == BackendBridge {
 		return nftables.TableFamilyBridge

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/google/nftables"
@@ -27,13 +28,15 @@ import (
 //  1. fill the buffer no rule uses (flush it, add the new elements): nothing
 //     packets see changes;
 //  2. replace the rules, now pointing at that buffer, the per-port chains
-//     and the marker: a pure generation switch;
-//  3. empty the buffer the old rules used.
+//     and the marker: a pure generation switch.
+//
+// The buffer the old rules used keeps its content, unused, until the next
+// change fills it.
 //
 // The table itself stays, so no change waits for the kernel to destroy the
 // previous one. A change of backend creates the new family's table in step 1
-// and deletes the old one in step 3; Heal (an empty rule set) deletes the
-// table in one transaction.
+// and deletes the old one in a third step; Heal (an empty rule set) deletes
+// the table in one transaction.
 
 // buffers of the class sets; a set's name in the kernel is its logical name
 // followed by the buffer's digit.
@@ -48,9 +51,10 @@ var classSets = []string{SourceMap, DestMap, DestPortMap, BlockedSet}
 // tableNow is what step 1 and step 2 need to know of the table in the kernel.
 type tableNow struct {
 	exists bool
-	chains []string // names of the table's chains
-	inUse  int      // the buffer the rules use; -1 when none
-	marker string   // the marker of the rules in force; "" when none
+	chains []string  // names of the table's chains
+	inUse  int       // the buffer the rules use; -1 when none
+	marker string    // the marker of the rules in force; "" when none
+	others []Backend // other families that hold a partition table
 }
 
 // committed is what the record says the kernel holds: the marker of the last
@@ -145,49 +149,25 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 	if err != nil {
 		return fmt.Errorf("commit nftables %s in %q: %w", what, nsPath, err)
 	}
-	return clearOld(nsPath, rs.Backend, families, now.inUse, spare)
+	return dropOthers(nsPath, now.others)
 }
 
-// clearOld is step 3: what the old rules used goes once no rule uses it. The
-// buffer is emptied only now: emptying it with the switch could take effect
-// before the switch does. After a change of backend the other family's table
-// goes too; between steps 2 and 3 both tables are in force, so a packet that
+// dropOthers is step 3, after a change of backend: the other family's table
+// goes last. Between steps 2 and 3 both tables are in force, so a packet that
 // passed one family's hook under the old rules and reaches the other's under
-// the new is judged by at least one of them.
-func clearOld(nsPath string, b Backend, families []Backend, old, current int) error {
-	t := nftTable(b)
+// the new is judged by at least one of them. The buffer the old rules used
+// keeps its content, unused, until the next change fills it.
+func dropOthers(nsPath string, others []Backend) error {
+	if len(others) == 0 {
+		return nil
+	}
 	return withNft(nsPath, func(c *nftables.Conn) error {
-		others := otherTables(c, b, families)
-		if len(others) == 0 && (old < 0 || old == current) {
-			return nil
-		}
 		deleteTables(c, others, "")
-		if old >= 0 && old != current {
-			for _, name := range classSets {
-				c.FlushSet(classSet(t, name, old))
-			}
-		}
 		if err := c.Flush(); err != nil {
-			return fmt.Errorf("commit nftables table %s %s in %q (clearing what the old rules used): %w", b.Family(), TableName, nsPath, err)
+			return fmt.Errorf("remove the partition table of family %s in %q: %w", others[0].Family(), nsPath, err)
 		}
 		return nil
 	})
-}
-
-// otherTables lists the families of families, other than keep's, that hold a
-// partition table.
-func otherTables(c *nftables.Conn, keep Backend, families []Backend) []Backend {
-	tables, err := c.ListTables()
-	if err != nil {
-		return slices.DeleteFunc(slices.Clone(families), func(b Backend) bool { return b == keep })
-	}
-	var out []Backend
-	for _, b := range families {
-		if b != keep && slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName && t.Family == b.nftFamily() }) {
-			out = append(out, b)
-		}
-	}
-	return out
 }
 
 // deleteTables queues the deletion of the partition table in each family of
@@ -209,32 +189,49 @@ func deleteTables(c *nftables.Conn, families []Backend, keep Backend) {
 // readTableNow lists the table's chains and finds the buffer its rules use.
 func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
 	now := tableNow{inUse: -1}
+	tables, err := c.ListTables()
+	if err != nil {
+		return now, fmt.Errorf("list nftables tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name != TableName {
+			continue
+		}
+		if t.Family == b.nftFamily() {
+			now.exists = true
+		} else if other, ok := backendOf(t.Family); ok {
+			now.others = append(now.others, other)
+		}
+	}
+	if !now.exists {
+		return now, nil
+	}
 	chains, err := c.ListChainsOfTableFamily(b.nftFamily())
 	if err != nil {
 		return now, fmt.Errorf("list chains of family %s: %w", b.Family(), err)
 	}
-	tables, err := c.ListTablesOfFamily(b.nftFamily())
-	if err != nil {
-		return now, fmt.Errorf("list tables of family %s: %w", b.Family(), err)
-	}
-	now.exists = slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName })
 	for _, ch := range chains {
 		if ch.Table.Name == TableName {
 			now.chains = append(now.chains, ch.Name)
 		}
 	}
 	t := nftTable(b)
-	if now.exists {
-		// A table of an older layout, or edited by hand, may lack the set.
-		if els, err := c.GetSetElements(markerSet(t)); err == nil {
-			for _, el := range els {
-				if be(el.Key) == markerKey {
-					now.marker = el.Comment
+	// A table of an older layout, or edited by hand, may lack the set or the
+	// buffer element; then the rules say which buffer they use.
+	bufferKnown := false
+	if els, err := c.GetSetElements(markerSet(t)); err == nil {
+		for _, el := range els {
+			switch be(el.Key) {
+			case markerKey:
+				now.marker = el.Comment
+			case bufferKey:
+				if n, err := strconv.Atoi(el.Comment); err == nil && n >= 0 && n < buffers {
+					now.inUse, bufferKnown = n, true
 				}
 			}
 		}
 	}
-	if !slices.Contains(now.chains, FilterChain) {
+	if bufferKnown || !slices.Contains(now.chains, FilterChain) {
 		return now, nil
 	}
 	rules, err := c.GetRules(t, &nftables.Chain{Name: FilterChain, Table: t})
@@ -329,8 +326,12 @@ var ErrTableMixed = errors.New("its rules use both set buffers")
 // tests, which provoke it).
 var answersLost atomic.Int64
 
-// markerKey is the key of the rule set's marker in MarkerSet.
-const markerKey = 1
+// Keys in MarkerSet: the rule set's marker, and the buffer its rules use
+// (written with the rules, so read together they are never out of step).
+const (
+	markerKey = 1
+	bufferKey = 2
+)
 
 // bufferWritten reports whether buffer buf holds exactly rs's classes: the
 // batch that wrote it was committed although its answer was lost.
@@ -420,15 +421,21 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 		}
 	}
 	marker := sets[MarkerSet]
-	key := []nftables.SetElement{{Key: be32(markerKey)}}
 	if now.marker != "" {
-		// The marker of the rules in force goes.
-		if err := c.SetDeleteElements(marker, key); err != nil {
+		// The marker and buffer of the rules in force go. Adding both first
+		// makes the delete safe where a table of an older layout lacks one.
+		old := []nftables.SetElement{{Key: be32(markerKey)}, {Key: be32(bufferKey)}}
+		if err := c.SetAddElements(marker, old); err != nil {
+			return fmt.Errorf("queue the marker: %w", err)
+		}
+		if err := c.SetDeleteElements(marker, old); err != nil {
 			return fmt.Errorf("queue the marker: %w", err)
 		}
 	}
-	key[0].Comment = rs.Marker
-	if err := c.SetAddElements(marker, key); err != nil {
+	if err := c.SetAddElements(marker, []nftables.SetElement{
+		{Key: be32(markerKey), Comment: rs.Marker},
+		{Key: be32(bufferKey), Comment: strconv.Itoa(buf)},
+	}); err != nil {
 		return fmt.Errorf("queue the marker: %w", err)
 	}
 	return nil
