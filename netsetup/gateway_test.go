@@ -27,9 +27,7 @@ func TestGatewayUpTwice(t *testing.T) {
 	moved, _ := netsetup.ParsePlan("10.77.0.0/16")
 	_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: moved})
 	wantErr(t, "up with another plan", withAdvice(err), "172.18.0.0/16", "10.77.0.0/16", "gateway down")
-	if after := snapshot(t, s); after != before {
-		t.Errorf("repeated up changed the chain:\nbefore\n%s\nafter\n%s", before, after)
-	}
+	unchanged(t, s, before, "repeated up", "chain")
 	st, err := netsetup.Status(s.Env)
 	if err != nil || !st.Up || st.Gateway.Plan.String() != "172.18.0.0/16" || len(st.Bridges) != 0 {
 		t.Errorf("Status = %+v, %v", st, err)
@@ -71,9 +69,7 @@ func TestGatewayCollision(t *testing.T) {
 			before := snapshot(t, s)
 			_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{})
 			wantErr(t, "colliding up", err, c.want...)
-			if after := snapshot(t, s); after != before {
-				t.Errorf("refused up changed the host:\nbefore\n%s\nafter\n%s", before, after)
-			}
+			unchanged(t, s, before, "refused up", "host")
 			if _, err := netsetup.CurrentPlan(s.Env); !errors.Is(err, netsetup.ErrNoGateway) {
 				t.Errorf("CurrentPlan after refusal: %v, want ErrNoGateway", err)
 			}
@@ -99,9 +95,7 @@ func TestGatewayBadPlan(t *testing.T) {
 		_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: netsetup.Plan{Subnet: netip.MustParsePrefix(p)}})
 		wantErr(t, "up with "+p, err, p)
 	}
-	if after := snapshot(t, s); after != before {
-		t.Errorf("refused up changed the host:\nbefore\n%s\nafter\n%s", before, after)
-	}
+	unchanged(t, s, before, "refused up", "host")
 }
 
 // --dry-run prints every change as an ip/nft/sysctl command and makes none.
@@ -130,9 +124,7 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("dry-run gateway up does not print %q:\n%s", w, out.String())
 		}
 	}
-	if after := snapshot(t, s); after != before {
-		t.Errorf("dry-run gateway up changed the host:\nbefore\n%s\nafter\n%s", before, after)
-	}
+	unchanged(t, s, before, "dry-run gateway up", "host")
 	if _, err := netsetup.CreateBridge(dry, "b1", netsetup.BridgeOptions{}); !errors.Is(err, netsetup.ErrNoGateway) {
 		t.Errorf("dry-run bridge create without a gateway: %v, want ErrNoGateway", err)
 	}
@@ -170,9 +162,7 @@ func TestDryRun(t *testing.T) {
 			t.Errorf("dry-run gateway down does not print %q:\n%s", w, out.String())
 		}
 	}
-	if after := snapshot(t, s); after != before {
-		t.Errorf("dry runs changed the chain:\nbefore\n%s\nafter\n%s", before, after)
-	}
+	unchanged(t, s, before, "dry runs", "chain")
 	serve(t, s.Upstream, sandbox.UpstreamAddr.Addr())
 	mustReach(t, g.Netns, sandbox.UpstreamAddr.Addr())
 }
@@ -197,9 +187,7 @@ func TestGatewayDown(t *testing.T) {
 			before := snapshot(t, s)
 			err := netsetup.GatewayDown(s.Env, false)
 			wantErr(t, "down with bridges", withAdvice(err), "b1", "b2", "--force")
-			if after := snapshot(t, s); after != before {
-				t.Errorf("refused down changed the chain:\nbefore\n%s\nafter\n%s", before, after)
-			}
+			unchanged(t, s, before, "refused down", "chain")
 			serve(t, s.Upstream, sandbox.UpstreamAddr.Addr())
 			mustReach(t, g.Netns, sandbox.UpstreamAddr.Addr())
 

@@ -244,9 +244,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	} {
 		before := snapshot(t, s)
 		wantErr(t, c.what, c.do(), c.want...)
-		if after := snapshot(t, s); after != before {
-			t.Errorf("%s changed the chain:\nbefore\n%s\nafter\n%s", c.what, before, after)
-		}
+		unchanged(t, s, before, c.what, "chain")
 	}
 	// Everything still works.
 	g := mustGuest(t, s.Env, "b", "x", "172.18.0.2")
@@ -281,9 +279,7 @@ func TestNoGateway(t *testing.T) {
 	if _, err := netsetup.GuestResolvConf(s.Env); !errors.Is(err, netsetup.ErrNoGateway) {
 		t.Errorf("GuestResolvConf: %v, want ErrNoGateway", err)
 	}
-	if after := snapshot(t, s); after != before {
-		t.Errorf("refusals changed the host:\nbefore\n%s\nafter\n%s", before, after)
-	}
+	unchanged(t, s, before, "refusals", "host")
 }
 
 // A guest is reachable as soon as AddGuest returns: its bridge port already forwards (the

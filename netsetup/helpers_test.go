@@ -398,6 +398,15 @@ func files(t testing.TB, dir string) []string {
 	return out
 }
 
+// unchanged fails the test when the chain's snapshot differs from before: what did something
+// that must change nothing, and whether the chain or the host is what it must leave alone.
+func unchanged(t testing.TB, s *sandbox.Sandbox, before, what, where string) {
+	t.Helper()
+	if after := snapshot(t, s); after != before {
+		t.Errorf("%s changed the %s:\nbefore\n%s\nafter\n%s", what, where, before, after)
+	}
+}
+
 // snapshot describes everything a chain consists of in a sandbox: state files with their
 // contents, pinned namespaces, host and gateway links with addresses, and the host's and
 // gateway's nftables rule sets. Equal snapshots mean nothing changed.

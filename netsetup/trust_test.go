@@ -86,9 +86,7 @@ func TestBridgeNameNeverNamesAFile(t *testing.T) {
 	if _, err := os.Stat(victim); err != nil {
 		t.Errorf("a path named by the foreign file was removed: %v", err)
 	}
-	if after := snapshot(t, s); after != before {
-		t.Errorf("refused calls changed the chain:\nbefore\n%s\nafter\n%s", before, after)
-	}
+	unchanged(t, s, before, "refused calls", "chain")
 }
 
 // The gateway's and the bridges' own namespaces are refused as guests, by path and by the
@@ -120,9 +118,7 @@ func TestOwnNamespacesRefusedAsGuests(t *testing.T) {
 			t.Errorf("%s: %v is not ErrPontoonNamespace", c.what, err)
 		}
 	}
-	if after := snapshot(t, s); after != before {
-		t.Errorf("refused attaches changed the chain:\nbefore\n%s\nafter\n%s", before, after)
-	}
+	unchanged(t, s, before, "refused attaches", "chain")
 	if got := linkNames(t, s.Env.GatewayNetns()); slices.Contains(got, "eth0") {
 		t.Errorf("gateway got an eth0: %v", got)
 	}

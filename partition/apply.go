@@ -74,6 +74,11 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if o.onlyIfApplied && len(prev.Blocked) == 0 && len(prev.Impairments) == 0 {
 		return prev, errNothingApplied
 	}
+	if t.guests != nil {
+		if t.Guests, err = t.guests(); err != nil {
+			return Record{}, err
+		}
+	}
 	// A guest that left the bridge leaves the recorded state with its pairs
 	// and impairments; the names could not be resolved any more.
 	s, err := change(prev.State().For(t.Guests))

@@ -3,42 +3,58 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 // ForBridge returns the Target for a bridge of the chain: its namespace, its guests and the
-// bridge's data directory for the partition record (removed with the bridge).
+// bridge's data directory for the partition record (removed with the bridge). A change
+// applied to it reads the guests again under the bridge's lock.
 func ForBridge(env netsetup.Env, bridge string) (Target, error) {
+	t := bridgeTarget(env, bridge)
+	var err error
+	t.Guests, err = t.guests()
+	return t, err
+}
+
+// bridgeTarget is ForBridge's Target before its guests are read.
+func bridgeTarget(env netsetup.Env, bridge string) Target {
+	return Target{NetnsPath: env.BridgeNetns(bridge), Bridge: netsetup.BridgeDev, StateDir: env.BridgeDataDir(bridge),
+		guests: func() ([]Guest, error) { return bridgeGuests(env, bridge) }}
+}
+
+func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, error) {
 	b, err := netsetup.GetBridge(env, bridge)
 	if err != nil {
-		return Target{}, err
+		return nil, err
 	}
-	t := Target{NetnsPath: b.Netns(env), Bridge: netsetup.BridgeDev, StateDir: env.BridgeDataDir(bridge)}
+	var out []Guest
 	for _, g := range b.Guests {
 		if g.Phase != netsetup.PhaseReady {
 			continue
 		}
-		ip := g.IP
-		if !ip.Is4() {
-			return Target{}, fmt.Errorf("bridge %q: guest %q has a bad address %q in its state", bridge, g.Name, g.IP)
+		if !g.IP.Is4() {
+			return nil, fmt.Errorf("bridge %q: guest %q has a bad address %q in its state", bridge, g.Name, g.IP)
 		}
-		t.Guests = append(t.Guests, Guest{Name: g.Name, IP: ip, Port: g.PortName(), NetnsPath: g.Netns})
+		out = append(out, Guest{Name: g.Name, IP: g.IP, Port: g.PortName(), NetnsPath: g.Netns})
 	}
-	return t, nil
+	return out, nil
 }
 
 // Refresh applies the bridge's recorded state again, for the guests it has now. The kernel
 // knows a guest by its bridge port, so a guest that attaches, or attaches again with a new
 // port after a restart, is outside the partition in force until the table names its port:
 // whatever attaches a guest calls Refresh afterwards. With nothing applied it changes
-// nothing.
+// nothing and costs a stat: a change applied later reads the guests, this one included,
+// under the lock.
 func Refresh(env netsetup.Env, bridge string) error {
-	t, err := ForBridge(env, bridge)
-	if err != nil {
-		return err
+	t := bridgeTarget(env, bridge)
+	if _, err := os.Stat(filepath.Join(t.StateDir, StateFile)); errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	_, err = applyWith(t, func(s State) (State, error) { return s, nil }, applyOpts{onlyIfApplied: true})
+	_, err := applyWith(t, func(s State) (State, error) { return s, nil }, applyOpts{onlyIfApplied: true})
 	if errors.Is(err, errNothingApplied) {
 		return nil
 	}

@@ -42,6 +42,9 @@ type Target struct {
 	StateDir string
 	// Guests are the guests attached to the bridge.
 	Guests []Guest
+	// guests, set by ForBridge, reads the guests again once a change holds
+	// the bridge's lock, so that a guest attached meanwhile is not left out.
+	guests func() ([]Guest, error)
 }
 
 // Pair is one ordered pair of guests, by name: packets from Src to Dst.

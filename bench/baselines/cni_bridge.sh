@@ -10,15 +10,10 @@ set -euo pipefail
 
 id=${1:?usage: cni_bridge.sh ID}
 ns=cniguest$id
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cni-bridge.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cat >"$tmp/net.json" <<JSON
-{"cniVersion": "1.0.0", "name": "bench", "type": "bridge", "bridge": "cnibr0",
- "isGateway": true, "ipMasq": true,
- "ipam": {"type": "host-local", "subnet": "10.250.0.0/24", "dataDir": "$tmp/ipam"}}
-JSON
-export CNI_PATH=/usr/lib/cni CNI_IFNAME=eth0 CNI_NETNS=/run/netns/$ns CNI_CONTAINERID=guest$id
+# shellcheck source=bench/baselines/cni.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cni.sh"
+cni_setup "$ns" "guest$id"
 ip netns add "$ns"
-CNI_COMMAND=ADD /usr/lib/cni/bridge <"$tmp/net.json" >/dev/null
-CNI_COMMAND=DEL /usr/lib/cni/bridge <"$tmp/net.json" >/dev/null
+cni ADD
+cni DEL
 ip netns del "$ns"

@@ -13,16 +13,11 @@ id=${1:?usage: cni_runc.sh ID BUNDLE RUNC_ROOT}
 bundle=${2:?usage: cni_runc.sh ID BUNDLE RUNC_ROOT}
 runc_root=${3:?usage: cni_runc.sh ID BUNDLE RUNC_ROOT}
 ns=cnictr$id
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/cni-runc.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-cat >"$tmp/net.json" <<JSON
-{"cniVersion": "1.0.0", "name": "bench", "type": "bridge", "bridge": "cnibr0",
- "isGateway": true, "ipMasq": true,
- "ipam": {"type": "host-local", "subnet": "10.250.0.0/24", "dataDir": "$tmp/ipam"}}
-JSON
-export CNI_PATH=/usr/lib/cni CNI_IFNAME=eth0 CNI_NETNS=/run/netns/$ns CNI_CONTAINERID=ctr$id
+# shellcheck source=bench/baselines/cni.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cni.sh"
+cni_setup "$ns" "ctr$id"
 ip netns add "$ns"
-CNI_COMMAND=ADD /usr/lib/cni/bridge <"$tmp/net.json" >/dev/null
+cni ADD
 runc --root "$runc_root" run --bundle "$bundle" "$ns"
-CNI_COMMAND=DEL /usr/lib/cni/bridge <"$tmp/net.json" >/dev/null
+cni DEL
 ip netns del "$ns"
