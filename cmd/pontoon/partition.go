@@ -137,10 +137,6 @@ func mode(c *cli.Context) (partition.Mode, error) {
 	return m, nil
 }
 
-// current returns the bridge's recorded state, so a new partition keeps the impairments and
-// an impairment keeps the partition.
-func current(t partition.Target) (partition.State, error) { return partition.Recorded(t) }
-
 func applySpec(kind string) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		t, err := target(c)
