@@ -26,8 +26,8 @@ import (
 // `docker exec` enters a container: every namespace of its process (mount, UTS, IPC, PID,
 // network, cgroup, user where they differ), its root and working directory, and its
 // environment; so the command sees the container's hostname, /etc/hosts, resolv.conf and
-// mounts. When that process is visible here, Exec replaces the calling process with
-// nsenter(1) and returns only on failure. When it is not -- the caller runs in a pid
+// mounts. When that process is visible here, Exec runs nsenter(1) and passes signals only
+// the caller receives (kill) on to the command. When it is not -- the caller runs in a pid
 // namespace of its own, as a bridge child of `pontoon run` does -- the run that owns the
 // bridge executes the command on the caller's behalf (see serveExec): the caller's stdio is
 // handed over, signals it receives (SIGINT, SIGTERM, SIGHUP, SIGQUIT) are passed on, and
@@ -49,17 +49,11 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 		return ExitSetupFailed, ns.Exec(g.Namespaces(), argv, environ)
 	}
 	if g.Process.Alive() {
-		nsenter, err := lookPath("nsenter", "util-linux")
+		code, err := execVisible(g.Process.PID, argv)
 		if err != nil {
-			return ExitSetupFailed, err
+			err = fmt.Errorf("exec in guest %s of bridge %s: %w", g.Name, bridge, err)
 		}
-		environ, err := processEnv(g.Process.PID)
-		if err != nil {
-			return ExitSetupFailed, fmt.Errorf("exec in guest %s of bridge %s: %w", g.Name, bridge, err)
-		}
-		args := append([]string{"nsenter"}, nsenterArgs(g.Process.PID, argv)...)
-		err = syscall.Exec(nsenter, args, withTerm(environ))
-		return ExitSetupFailed, fmt.Errorf("exec in guest %s of bridge %s: %w", g.Name, bridge, err)
+		return code, err
 	}
 	sock := execSocket(env, bridge)
 	if _, err := os.Stat(sock); err != nil {

@@ -110,7 +110,7 @@ run = ["sh", "-c", %q]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opt := r.options()
-	opt.Started = func(runtime.Started) {
+	opt.Started = func(s runtime.Started) {
 		defer cancel()
 		for _, c := range []struct {
 			arg    string
@@ -134,9 +134,39 @@ run = ["sh", "-c", %q]
 				t.Errorf("%v to the exec caller left its command (process %d) running in the container", c.sig, cmd.PID)
 			}
 		}
+		hostExecTerm(t, r, s.Bridge)
 	}
 	r.run(ctx, p, "pair", opt)
 	r.clean()
+}
+
+// hostExecTerm sends SIGTERM to a `pontoon exec` run from the host, whose command runs in
+// the container through nsenter: the command ends and its status comes back, as from a
+// bridge child.
+func hostExecTerm(t *testing.T, r *runner, bridge string) {
+	self, _ := os.Executable()
+	caller := exec.Command(self, "exec", bridge, "web", "--", "sleep", "8640524")
+	caller.Env = append(os.Environ(), "PONTOON_STATE_DIR="+r.s.Env.StateDir, "PONTOON_NETNS_DIR="+r.s.Env.NetnsDir,
+		"PONTOON_HOST_NETNS="+r.s.Env.HostNetns, "PONTOON_RESOLV_CONF="+r.s.Env.ResolvConf)
+	if err := caller.Start(); err != nil {
+		t.Fatalf("start exec from the host: %v", err)
+	}
+	var cmd netsetup.Process
+	if !poll(t, "the host exec's sleep", func() bool { cmd, _ = execProcesses("8640524"); return cmd.PID != 0 }) {
+		caller.Process.Kill()
+		caller.Wait()
+		return
+	}
+	if err := caller.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("signal the host exec: %v", err)
+	}
+	err := caller.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
+		t.Errorf("SIGTERM to exec from the host: %v, want exit status 143", err)
+	}
+	if !poll(t, "the end of the host exec's sleep", func() bool { return !cmd.Running() }) {
+		t.Errorf("SIGTERM to exec from the host left its command (process %d) running in the container", cmd.PID)
+	}
 }
 
 // execProcesses finds, by its argument, the sleep an exec runs in a container and the
