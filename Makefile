@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin/pontoon
 # What the privileged tests and the demo drive for real.
 DEBS    := iproute2 iptables nftables runc crun containerd podman busybox-static \
-           containernetworking-plugins iputils-ping
+           containernetworking-plugins iputils-ping docker.io docker-compose tcpdump
 BENCH_DEBS := hyperfine containernetworking-plugins netavark
 TEST_TIMEOUT ?= 40m
 # The privileged suites that need nothing but the kernel also run on Debian's stock kernel in
@@ -27,6 +27,11 @@ BUILD_FLAGS := -trimpath -tags urfave_cli_no_docs
 build: check-go
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/pontoon
 	$(GO) build -o bin/pontoon-containerd ./runtime/containerd/pontoon-containerd
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o bin/pontoon-cni ./cmd/pontoon-cni
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o bin/pontoon-capture ./cmd/pontoon-capture
+
+# The CNI tests drive the plugin that `build` made (without it they build their own).
+test: export PONTOON_CNI := $(CURDIR)/bin/pontoon-cni
 
 vet: check-go
 	$(GO) vet ./...
@@ -44,10 +49,12 @@ unit: check-go
 	$(GO) test -count=1 -short ./...
 
 # test runs everything: unit tests and the privileged integration tests (real namespaces,
-# nftables, runc, crun, containerd, podman), the stock-kernel VM lane, and a check of the
-# developer VM's definition.
-test: check-go deps vet
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+# nftables, runc, crun, containerd, podman, docker), the stock-kernel VM lane, and a check of
+# the developer VM's definition. The Go tests run while a dockerd runs: .ci/with-dockerd
+# starts one with pontoon's runtime when none is running, and afterwards stops it and puts
+# back what it changed on the host.
+test: check-go deps vet build
+	.ci/with-dockerd $(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory test-vm
 	$(MAKE) --no-print-directory vagrant-validate
 

@@ -20,6 +20,11 @@
 #   pontoon run of 3 supervised children until all are reachable (Go benchmark)
 #   growth: attach of the 10th/50th/200th guest of a bridge, creation of the 10th/100th
 #   bridge, partition apply on 10/50/253 guests (library)
+#   command-line start, no kernel work       vs  a trivial static Go binary       (<= 1.5x)
+#     (pontoon --help, pontoon bridge list of      (bench/cmd/trivial)
+#     no bridge)
+#   partition change, 16 guests, end to end  vs  the trivial binary               (<= 3x)
+#     (isolate after heal, isolate after another isolate, heal)
 #
 # pontoon is measured twice: a process per operation (bench/cmd/chainbench or the pontoon
 # command line against a sandbox, the cost a command-line user pays; runc and podman with the
@@ -44,7 +49,9 @@
 # even when hyperfine is installed), NO_PODMAN=1 (skip podman), PONTOON_BIN (the pontoon binary
 # to measure; default: built here as the Makefile builds it), GO_BENCH=0 (skip the Go
 # benchmarks), NETSETUP_BENCHTIME, PARTITION_BENCHTIME, RUNTIME_BENCHTIME (go test -benchtime
-# of each package; defaults 20x, 200x, 20x).
+# of each package; defaults 20x, 200x, 20x), ONLY (the groups to run, of start chain
+# partitions containers podman growth; default all), e.g.
+#   ONLY="start partitions" GO_BENCH=0 bash bench/compare.sh
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -61,6 +68,9 @@ PARTITION_SIZES="5 16 64"
 GROW_GUESTS="10 50 200"
 GROW_BRIDGES="10 100"
 GROW_APPLY="10 50 253"
+ONLY=${ONLY:-start chain partitions containers podman growth}
+# want GROUP: whether ONLY selects the group.
+want() { [[ " $ONLY " == *" $1 "* ]]; }
 export PATH=$PATH:/usr/local/go/bin
 
 # --- inside the private network namespace -------------------------------------------------
@@ -177,18 +187,29 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	# The pontoon command line acts on the sandbox's chain.
 	eval "$("$cb" -print-env -dir "$sb")"
 
-	echo "== chain" >&2
-	for n in 3 10; do
+	if want start; then
+		echo "== start" >&2
+		# bridge list on a state directory of its own, with no bridge: the command, not the
+		# decoding of the sandbox's hundreds of guests.
+		bench start "$RUNS" "$WARMUP" -n base "$work/trivial" -n proc "$pontoon --help" \
+			-n list "$pontoon --state-dir $work/tmpfs/empty-state bridge list"
+	fi
+
+	want chain && echo "== chain" >&2
+	want chain && for n in 3 10; do
 		bench "bridge$n" "$RUNS" "$WARMUP" -n base "bash $BASELINES/shell_chain.sh $n 1" -n proc "$cb -dir $sb -op bridge$n -n 1 -quiet"
 		in_process "bridge$n.lib" -op "bridge$n"
 	done
-	if [ -n "$have_cni" ]; then
+	if ! want chain; then
+		:
+	elif [ -n "$have_cni" ]; then
 		bench attach "$RUNS" "$WARMUP" -n base "bash $BASELINES/cni_bridge.sh $id" -n proc "$cb -dir $sb -op attach -n 1 -quiet"
 		in_process attach.lib -op attach
 	else
 		echo "attach: /usr/lib/cni/bridge missing (Debian package containernetworking-plugins); skipped" >&2
 	fi
 
+	want partitions && {
 	echo "== partitions" >&2
 	ipg="bash $BASELINES/iptables_per_guest.sh"
 	$ipg setup 64
@@ -209,15 +230,23 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	bench halves253 "$RUNS_LARGE" "$WARMUP_LARGE" \
 		-p "$pontoon partition heal --bridge p253" -n proc "$pontoon partition random-halves 7 --bridge p253"
 	in_process "halves253.lib" -dir "$sb" -op halves -guests 253
+	# One change after another, as a script of commands makes them: the second replaces
+	# what the first applied (the isolate rows start from a healed bridge).
+	bench reapply16 "$RUNS" "$WARMUP" \
+		-p "$pontoon partition isolate g3 --bridge p16" -n proc "$pontoon partition isolate g2 --bridge p16"
+	$pontoon partition heal --bridge p16 >/dev/null
+	}
 
+	want containers && {
 	echo "== containers" >&2
 	# The cni bundle joins cnictr$id, which cni_runc.sh creates around each run.
 	ctr=(-p "sleep 0.1" -n none "runc --root $runc_root run --bundle $bundles/none pb-none-$id"
 		-p "sleep 0.1" -n hook "runc --root $runc_root run --bundle $bundles/hook pb-hook-$id")
 	[ -n "$have_cni" ] && ctr+=(-p "sleep 0.1" -n cni "bash $BASELINES/cni_runc.sh $id $bundles/cni $runc_root")
 	bench ctr "$RUNS" "$WARMUP" "${ctr[@]}"
+	}
 
-	if [ -n "$have_podman" ]; then
+	if want podman && [ -n "$have_podman" ]; then
 		echo "== podman" >&2
 		pd=$work/podman
 		podman_sh="bash $BASELINES/podman.sh"
@@ -243,10 +272,12 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		$podman_sh teardown "$pd"
 	fi
 
-	echo "== growth" >&2
-	for n in $GROW_GUESTS; do in_process "grow.attach$n" -op grow-attach -guests "$n"; done
-	for n in $GROW_BRIDGES; do in_process "grow.bridges$n" -op grow-bridges -bridges "$n"; done
-	for n in $GROW_APPLY; do in_process "grow.apply$n" -dir "$sb" -op apply -guests "$n"; done
+	if want growth; then
+		echo "== growth" >&2
+		for n in $GROW_GUESTS; do in_process "grow.attach$n" -op grow-attach -guests "$n"; done
+		for n in $GROW_BRIDGES; do in_process "grow.bridges$n" -op grow-bridges -bridges "$n"; done
+		for n in $GROW_APPLY; do in_process "grow.apply$n" -dir "$sb" -op apply -guests "$n"; done
+	fi
 
 	if [ "$GO_BENCH" != 0 ]; then
 		gobench() { # PACKAGE BENCHTIME PATTERN: the package's test binary, run in its directory
@@ -354,6 +385,7 @@ start=$(date +%s)
 (
 	cd "$ROOT"
 	go build -o "$work/chainbench" ./bench/cmd/chainbench
+	CGO_ENABLED=0 go build -trimpath -o "$work/trivial" ./bench/cmd/trivial
 	# The pontoon binary users get (the Makefile's build), unless PONTOON_BIN names one.
 	if [ -n "${PONTOON_BIN:-}" ]; then
 		cp "$PONTOON_BIN" "$work/pontoon"
@@ -372,7 +404,7 @@ start=$(date +%s)
 mkdir -p /run/netns
 PONTOON_BENCH_ID=$id TMPDIR=$work HYPERFINE=$HYPERFINE PONTOON_BENCH_WORK=$work RUNS=$RUNS WARMUP=$WARMUP \
 	RUNS_LARGE=$RUNS_LARGE WARMUP_LARGE=$WARMUP_LARGE BASELINES=$BASELINES GO_BENCH=$GO_BENCH \
-	BENCH_JSON=$BENCH_JSON NO_PODMAN=${NO_PODMAN:-} \
+	BENCH_JSON=$BENCH_JSON NO_PODMAN=${NO_PODMAN:-} ONLY=$ONLY \
 	NETSETUP_BENCHTIME=$NETSETUP_BENCHTIME PARTITION_BENCHTIME=$PARTITION_BENCHTIME RUNTIME_BENCHTIME=$RUNTIME_BENCHTIME \
 	unshare --net --mount --propagation private -- bash "${BASH_SOURCE[0]}"
 cleanup

@@ -25,8 +25,11 @@ function spans(b, p, l) {
 }
 # judge(WHO, OK): "WHO met" / "WHO not met", joined with ", " onto result.
 function judge(who, ok) { result = result (result == "" ? "" : ", ") who (ok ? " met" : " not met") }
+# measured(KEY): whether the run has any cell of the row KEY (ONLY may have left it out).
+function measured(key) { return has(key ".base") || has(key ".proc") || has(key ".lib") }
 # A row whose target is a minimum speed-up (baseline / pontoon).
 function speedup(op, bl, key, t) {
+	if (!measured(key)) return
 	result = ""
 	if (has(key ".base") && has(key ".proc")) judge("proc", v[key ".base"] / v[key ".proc"] >= t)
 	if (has(key ".base") && has(key ".lib")) judge("lib", v[key ".base"] / v[key ".lib"] >= t)
@@ -35,10 +38,19 @@ function speedup(op, bl, key, t) {
 }
 # A row without a target, or with a maximum for the library median (maxlib > 0).
 function plain(op, bl, key, maxlib) {
+	if (!measured(key)) return
 	result = "-"
 	if (maxlib > 0 && has(key ".lib")) { result = ""; judge("lib", v[key ".lib"] < maxlib) }
 	line(op, bl, ms(key ".base"), ms(key ".proc"), ratio(key ".base", key ".proc"), ms(key ".lib"), ratio(key ".base", key ".lib"), maxlib > 0 ? "< " maxlib "ms (lib)" : "-", result)
 	spans(key ".base", key ".proc", key ".lib")
+}
+# A row whose target is a maximum slow-down against a trivial binary (bench/cmd/trivial): the
+# ratio is pontoon / trivial, unlike the other rows.
+function times(op, bl, b, p, t) {
+	result = "-"
+	if (has(b) && has(p) && v[b] > 0) { result = ""; judge("proc", v[p] / v[b] <= t) }
+	line(op, bl, ms(b), ms(p), (has(b) && has(p) && v[b] > 0) ? sprintf("%.1fx", v[p] / v[b]) : "-", "-", "-", "<= " t "x trivial", result)
+	spans(b, p, "")
 }
 # growth(TITLE, PREFIX, LIST): one row per size in LIST of the in-process medians PREFIX<size>,
 # with the ratio to the smallest size.
@@ -56,6 +68,10 @@ function growth(title, prefix, list,   n, sz, i, k, first, r) {
 }
 END {
 	line("operation", "baseline", "baseline", "pontoon/proc", "ratio", "pontoon/lib", "ratio", "target", "result")
+	if (has("start.base")) {
+		times("command-line start: --help", "trivial static Go binary", "start.base", "start.proc", 1.5)
+		times("command-line start: bridge list", "trivial static Go binary", "start.base", "start.list", 1.5)
+	}
 	speedup("bridge + 3 guests + ping", "shell_chain.sh 3", "bridge3", 10)
 	plain("bridge + 10 guests + ping", "shell_chain.sh 10", "bridge10", 0)
 	if (has("attach.base")) speedup("guest attach + detach", "cni_bridge.sh", "attach", 20)
@@ -63,6 +79,11 @@ END {
 	for (i = 1; i <= n; i++) plain("partition apply, " sz[i] " guests", "iptables_per_guest.sh apply " sz[i], "apply" sz[i], sz[i] == 16 ? 2 : 0)
 	for (i = 1; i <= n; i++) plain("partition heal, " sz[i] " guests", "iptables_per_guest.sh heal " sz[i], "heal" sz[i], 0)
 	plain("random-halves, 253 guests", "-", "halves253", 0)
+	if (has("start.base")) {
+		times("partition isolate, 16 guests", "trivial static Go binary", "start.base", "apply16.proc", 3)
+		times("partition heal, 16 guests", "trivial static Go binary", "start.base", "heal16.proc", 3)
+		times("isolate after isolate, 16 guests", "trivial static Go binary", "start.base", "reapply16.proc", 3)
+	}
 	# The hook rows: the pontoon columns are what the hook adds to the same container.
 	if (has("ctr.gostartadded")) {
 		result = ""
@@ -73,7 +94,7 @@ END {
 	added = has("ctr.hook") && has("ctr.none") ? v["ctr.hook"] - v["ctr.none"] : ""
 	if (added != "") judge("proc", added < 5)
 	if (has("ctr.goadded")) judge("lib", v["ctr.goadded"] < 5)
-	line("container run, start to exit", "runc run, no network", ms("ctr.none"),
+	if (has("ctr.none") || has("ctr.goadded")) line("container run, start to exit", "runc run, no network", ms("ctr.none"),
 		added != "" ? signed(added) : "-", "-", has("ctr.goadded") ? signed(v["ctr.goadded"]) : "-", "-", "< 5ms added", result)
 	spans("ctr.none", "ctr.hook", "")
 	if (has("ctr.cni")) {
@@ -96,7 +117,8 @@ END {
 		}
 	}
 	if (has("run3.lib")) line("pontoon run: 3 children reachable", "-", "-", "-", "-", ms("run3.lib"), "-", "-", "-")
-	printf "\nmedians of %d runs (%d for 64 and 253 guests); ratio = baseline / pontoon; min-max under each row.\n", runs, large
+	printf "\nmedians of %d runs (%d for 64 and 253 guests); ratio = baseline / pontoon (rows against the trivial binary:\n", runs, large
+	print "  pontoon / trivial); min-max under each row."
 	print "pontoon/proc: a process per operation (chainbench, the pontoon command line, runc or podman with the pontoon"
 	print "  binary as hook, pontoon run). pontoon/lib: in-process library calls (chainbench); for containers the runtime"
 	print "  Go benchmark (runc driven in-process, hook = the test binary, runs alternated and spaced; added = over the"

@@ -13,6 +13,8 @@
 //	pontoon.hostname  optional  recorded for the bridge's listing; the container's own hostname is the engine's business
 //	pontoon.ports     optional  "HOSTPORT:GUESTPORT[/tcp|/udp]" separated by commas; each must be a
 //	                            forward the bridge already has to this guest (ports are set when a bridge is created)
+//	pontoon.aliases   optional  further names the bridge's name server answers for the container,
+//	                            separated by spaces or commas
 //
 // The annotations are read from the state the engine passes on stdin and, when the state
 // carries none (older runc versions pass none), from the bundle's config.json. Values are
@@ -39,12 +41,36 @@
 //
 // # /etc/hosts and resolv.conf
 //
-// The hook configures links, addresses and routes only; it does not write files into the
-// container. `pontoon run` generates /etc/hosts (every guest of the run, plus the
-// container's own hostname) and /etc/resolv.conf (netsetup.GuestResolvConf) into the bundle
-// and bind-mounts them, which needs no access to the container's mount namespace and leaves
-// nothing to clean up. With another engine, give the names and resolvers the engine's way
-// (podman --add-host and --dns).
+// The createRuntime hook configures links, addresses and routes only; it does not write
+// files into the container. `pontoon run` generates /etc/hosts (every guest of the run, plus
+// the container's own hostname) and /etc/resolv.conf (netsetup.GuestResolvConf) into the
+// bundle and bind-mounts them, which needs no access to the container's mount namespace and
+// leaves nothing to clean up. The bridge's name server (package names) answers for every
+// guest the hook attaches as soon as the attach is recorded.
+//
+// Podman runs the hooks.d entry at precreate as well, with the container's config.json
+// instead of its state (Auto tells them apart): PrepareSpec adds the guest's line to the
+// hosts file podman mounts from the container's directory and mounts a resolv.conf naming
+// the name server, written into that directory, so podman removes both with the container.
+// Editing the configuration before the runtime sees it works alike for runc and crun. A
+// resolv.conf or /etc/hosts the user mounts is kept; a container whose configuration does
+// not come with podman's files (Docker's, prepared by the runtime wrapper below, or one run
+// by runc directly) is not changed. Podman shows neither the message nor the stderr of a
+// failed precreate hook, so the failure travels in the annotation AnnotationNamesError to
+// createRuntime, which refuses the container with it before attaching anything.
+//
+// # Docker
+//
+// Docker runs no hooks of its own choosing, so pontoon is also an OCI runtime for it
+// (RuntimeMain, under the name RuntimeName, registered by InstallDocker). For create of a
+// container whose config.json asks for a bridge, by pontoon.* annotations or, since Docker
+// 20.10 has no --annotation, by PONTOON_BRIDGE, PONTOON_GUEST, PONTOON_IP... in its
+// environment (EnvVar), it validates the settings with ParseRequest, records them as
+// annotations, adds this binary's create-runtime and poststop hooks, and bind-mounts
+// pontoon's /etc/hosts and /etc/resolv.conf from the bundle over Docker's (the resolv.conf
+// names the bridge's name server, names.ResolvConf, when one serves the bridge, else
+// netsetup.GuestResolvConf's resolvers); then it execs runc with its arguments unchanged.
+// Every other runc call goes straight to runc.
 //
 // # Where the chain lives
 //

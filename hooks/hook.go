@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,9 +48,20 @@ func Poststop(env netsetup.Env, stdin io.Reader) error {
 }
 
 // Auto reads the state on stdin and detaches a stopped container (or one without a pid)
-// and attaches any other, for engines that run one hook command for several stages.
-func Auto(env netsetup.Env, stdin io.Reader) error {
-	st, err := ReadState(stdin)
+// and attaches any other, for engines that run one hook command for several stages. Given
+// a config.json instead (podman's precreate stage), it writes it back to os.Stdout, with
+// the container's names when it asks for them (see PrepareSpec).
+func Auto(env netsetup.Env, stdin io.Reader) error { return autoTo(env, stdin, os.Stdout) }
+
+func autoTo(env netsetup.Env, stdin io.Reader, stdout io.Writer) error {
+	data, err := io.ReadAll(stdin)
+	if err != nil {
+		return fmt.Errorf("read the container state from stdin: %w", err)
+	}
+	if isSpec(data) {
+		return precreate(env, data, stdout)
+	}
+	st, err := ReadState(bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
@@ -99,11 +111,19 @@ func Attach(env netsetup.Env, st specs.State) error {
 	if err != nil {
 		return err
 	}
+	if msg := ann[AnnotationNamesError]; msg != "" {
+		return fmt.Errorf("container %s: give it its names: %s", st.ID, msg)
+	}
 	// The checks run under the state lock of the attach itself, on the records it reads: one
 	// lock and one read of the records for the whole hook call.
 	admit := func(plan netsetup.Plan, b *netsetup.BridgeState) error {
 		if _, err := plan.ParseGuestIP(req.IP.String()); err != nil {
 			return fmt.Errorf("annotation %s: %w", AnnotationIP, err)
+		}
+		if req.IP6.IsValid() {
+			if _, err := plan.ParseGuestIP6(req.IP6.String(), req.IP); err != nil {
+				return fmt.Errorf("annotation %s: %w", AnnotationIP6, err)
+			}
 		}
 		if b == nil {
 			return fmt.Errorf("annotation %s: bridge %q: %w", AnnotationBridge, req.Bridge, netsetup.ErrNoBridge)
@@ -129,7 +149,9 @@ func Attach(env netsetup.Env, st specs.State) error {
 	// holding the name or address) are replaced under the same lock as the attach.
 	_, err = netsetup.AddGuest(env, req.Bridge, req.Guest, netsetup.GuestOptions{
 		IP:           req.IP.String(),
+		IP6:          ip6Text(req.IP6),
 		Hostname:     req.Hostname,
+		Aliases:      req.Aliases,
 		PID:          st.Pid,
 		Key:          st.ID,
 		ReplaceStale: true,
@@ -147,6 +169,9 @@ func Attach(env netsetup.Env, st specs.State) error {
 		g := taken.Other
 		if taken.Field == "name" {
 			return fmt.Errorf("annotation %s: bridge %q already has a guest %q (IP %s%s); choose another guest name", AnnotationGuest, req.Bridge, g.Name, g.IP, keyText(g.Key))
+		}
+		if taken.Field == "ip6" {
+			return fmt.Errorf("annotation %s: address %s is already used by guest %q on bridge %q%s; choose another address", AnnotationIP6, g.IP6, g.Name, req.Bridge, keyText(g.Key))
 		}
 		return fmt.Errorf("annotation %s: address %s is already used by guest %q on bridge %q%s; choose another address", AnnotationIP, g.IP, g.Name, req.Bridge, keyText(g.Key))
 	}
@@ -188,7 +213,7 @@ func checkNetns(env netsetup.Env, pid int) error {
 	}
 	if err := netsetup.CheckNotHost(env, path); err != nil {
 		if errors.Is(err, netsetup.ErrHostNamespace) {
-			return errors.New("it shares the host's network namespace; give it a network namespace of its own (podman --network none, or a namespace entry without a path in config.json)")
+			return errors.New("it shares the host's network namespace; give it a network namespace of its own (podman or docker run --network none, or a namespace entry without a path in config.json)")
 		}
 		return err
 	}
@@ -200,7 +225,7 @@ func checkNetns(env netsetup.Env, pid int) error {
 	for _, line := range strings.Split(string(data), "\n") {
 		name, _, ok := strings.Cut(line, ":")
 		if ok && strings.TrimSpace(name) == netsetup.GuestIfName {
-			return fmt.Errorf("its network namespace already has %s, set up by the engine's own networking; run it without one (podman --network none) so pontoon provides the network", netsetup.GuestIfName)
+			return fmt.Errorf("its network namespace already has %s, set up by the engine's own networking; run it without one (podman or docker run --network none) so pontoon provides the network", netsetup.GuestIfName)
 		}
 	}
 	return nil

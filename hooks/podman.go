@@ -29,9 +29,9 @@ type podmanHook struct {
 }
 
 // PodmanHook returns the hooks.d entry that runs pontoon (at the absolute path pontoonPath)
-// for every container annotated with pontoon.bridge, at createRuntime and poststop. One
-// entry runs one command for both stages, so it runs the auto stage, which tells them apart
-// by the container state.
+// for every container annotated with pontoon.bridge, at precreate (the container's names:
+// see PrepareSpec), createRuntime and poststop. One entry runs one command for every stage,
+// so it runs the auto stage, which tells them apart by what it reads on stdin.
 func PodmanHook(pontoonPath string, env netsetup.Env) ([]byte, error) {
 	if !filepath.IsAbs(pontoonPath) {
 		return nil, fmt.Errorf("hook path %q is not absolute; podman runs hooks by absolute path", pontoonPath)
@@ -42,7 +42,7 @@ func PodmanHook(pontoonPath string, env netsetup.Env) ([]byte, error) {
 			Path: pontoonPath,
 			Args: append([]string{filepath.Base(pontoonPath)}, Args(StageAuto, env)...),
 		},
-		Stages: []string{"createRuntime", "poststop"},
+		Stages: []string{"precreate", "createRuntime", "poststop"},
 	}
 	h.When.Annotations = map[string]string{AnnotationBridge: ".+"}
 	b, err := json.MarshalIndent(h, "", "  ")

@@ -22,6 +22,9 @@ type podman struct {
 	dir  string
 	root string // the busybox root filesystem
 	hook string // the hooks.d directory
+	// crun runs the containers instead of runc, from a mount namespace of podman's own whose
+	// /sys/fs/cgroup is a plain cgroup2 mount: crun refuses this machine's hybrid layout.
+	crun bool
 }
 
 func (p *podman) global() []string {
@@ -31,7 +34,12 @@ func (p *podman) global() []string {
 
 // run starts a container with the pontoon annotations and returns its combined output.
 func (p *podman) run(opts []string, ann map[string]string, argv ...string) (string, error) {
-	args := append(p.global(), "run", "--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+	runtime := []string{"--runtime", "runc"}
+	if p.crun {
+		runtime = []string{"--runtime", "crun", "--cgroups", "disabled"}
+	}
+	args := append(append(p.global(), "run"), runtime...)
+	args = append(args, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
 		"--network", "none", "--tmpfs", "/tmp", "--hooks-dir", p.hook)
 	args = append(args, opts...)
 	for k, v := range ann {
@@ -39,7 +47,12 @@ func (p *podman) run(opts []string, ann map[string]string, argv ...string) (stri
 	}
 	args = append(args, "--rootfs", p.root)
 	args = append(args, argv...)
-	out, err := exec.Command(p.bin, args...).CombinedOutput()
+	cmd := exec.Command(p.bin, args...)
+	if p.crun {
+		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c",
+			`mount -t tmpfs none /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec "$@"`, "sh", p.bin}, args...)...)
+	}
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 

@@ -13,8 +13,10 @@ const (
 	AnnotationBridge   = "pontoon.bridge"
 	AnnotationGuest    = "pontoon.guest"
 	AnnotationIP       = "pontoon.ip"
+	AnnotationIP6      = "pontoon.ip6"
 	AnnotationHostname = "pontoon.hostname"
 	AnnotationPorts    = "pontoon.ports"
+	AnnotationAliases  = "pontoon.aliases"
 )
 
 // Bounds on what the hook accepts: the container id is stored in the bridge's record as the
@@ -38,8 +40,10 @@ type Request struct {
 	Bridge   string
 	Guest    string
 	IP       netip.Addr
+	IP6      netip.Addr // unset: the address derived from IP (none on an IPv4-only gateway)
 	Hostname string
 	Ports    []netsetup.Port // Guest empty: this container
+	Aliases  []string        // further names the bridge's name server answers
 }
 
 // HasRequest reports whether annotations ask for a pontoon network at all.
@@ -52,7 +56,7 @@ func HasRequest(annotations map[string]string) bool {
 // value and how to fix it, on one line.
 func ParseRequest(annotations map[string]string) (Request, error) {
 	var r Request
-	for _, key := range []string{AnnotationBridge, AnnotationGuest, AnnotationIP, AnnotationHostname, AnnotationPorts} {
+	for _, key := range []string{AnnotationBridge, AnnotationGuest, AnnotationIP, AnnotationIP6, AnnotationHostname, AnnotationPorts, AnnotationAliases} {
 		if v := annotations[key]; len(v) > MaxAnnotationLen {
 			return r, fmt.Errorf("annotation %s is %d bytes long; pontoon accepts up to %d", key, len(v), MaxAnnotationLen)
 		}
@@ -87,6 +91,12 @@ func ParseRequest(annotations map[string]string) (Request, error) {
 	if r.IP, err = netip.ParseAddr(ip); err != nil || !r.IP.Is4() {
 		return r, fmt.Errorf("annotation %s=%q is not an IPv4 address; use the guest's fixed address, e.g. 172.18.0.10", AnnotationIP, ip)
 	}
+	if ip6, _ := get(AnnotationIP6, false, ""); ip6 != "" {
+		// Whether it lies in the plan is checked against the gateway's plan when attaching.
+		if r.IP6, err = netip.ParseAddr(ip6); err != nil || !r.IP6.Is6() || r.IP6.Is4In6() || r.IP6.Zone() != "" {
+			return r, fmt.Errorf("annotation %s=%q is not an IPv6 address; use the guest's IPv6 address in the plan's guest network, e.g. fd70:6f6e::10, or leave it out for the one derived from %s", AnnotationIP6, ip6, AnnotationIP)
+		}
+	}
 	if r.Hostname, err = get(AnnotationHostname, false, ""); err != nil {
 		return r, err
 	}
@@ -95,6 +105,10 @@ func ParseRequest(annotations map[string]string) (Request, error) {
 	}
 	ports, _ := get(AnnotationPorts, false, "")
 	if r.Ports, err = ParsePorts(ports); err != nil {
+		return r, err
+	}
+	aliases, _ := get(AnnotationAliases, false, "")
+	if r.Aliases, err = ParseAliases(aliases); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -146,11 +160,17 @@ func (r Request) Annotations() map[string]string {
 		AnnotationGuest:  r.Guest,
 		AnnotationIP:     r.IP.String(),
 	}
+	if r.IP6.IsValid() {
+		a[AnnotationIP6] = r.IP6.String()
+	}
 	if r.Hostname != "" {
 		a[AnnotationHostname] = r.Hostname
 	}
 	if len(r.Ports) > 0 {
 		a[AnnotationPorts] = FormatPorts(r.Ports)
+	}
+	if len(r.Aliases) > 0 {
+		a[AnnotationAliases] = strings.Join(r.Aliases, " ")
 	}
 	return a
 }
@@ -171,4 +191,26 @@ func missingPort(b *netsetup.BridgeState, r Request) (netsetup.Port, bool) {
 		}
 	}
 	return netsetup.Port{}, false
+}
+
+// ParseAliases parses the pontoon.aliases annotation: names separated by commas or spaces
+// (podman's --annotation splits its argument at commas, so there spaces separate). The
+// empty string is no aliases.
+func ParseAliases(s string) ([]string, error) {
+	out := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
+	if len(out) == 0 {
+		return nil, nil
+	}
+	if err := netsetup.CheckAliases("annotation "+AnnotationAliases+": alias", out); err != nil {
+		return nil, fmt.Errorf("%w (aliases are separated by spaces or commas, e.g. \"db primary\")", err)
+	}
+	return out, nil
+}
+
+// ip6Text is an IPv6 address as GuestOptions takes it: empty for the derived one.
+func ip6Text(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

@@ -2,13 +2,14 @@ package hooks
 
 import (
 	"encoding/json"
-	"github.com/pontoon-dev/pontoon/runtime/config"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/pontoon-dev/pontoon/runtime/config"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -44,6 +45,8 @@ func TestParseRequest(t *testing.T) {
 		{name: "no guest", ann: with(AnnotationGuest, "<delete>"), err: "annotation pontoon.guest is missing"},
 		{name: "bad guest", ann: with(AnnotationGuest, "-x"), err: `annotation pontoon.guest="-x" is invalid`},
 		{name: "no ip", ann: with(AnnotationIP, "<delete>"), err: "annotation pontoon.ip is missing"},
+		{name: "ip6", ann: with(AnnotationIP6, "fd70:6f6e::beef"), want: Request{Bridge: "br", Guest: "n1", IP: mustAddr("172.18.0.1"), IP6: mustAddr("fd70:6f6e::beef")}},
+		{name: "bad ip6", ann: with(AnnotationIP6, "172.18.0.9"), err: `annotation pontoon.ip6="172.18.0.9" is not an IPv6 address`},
 		{name: "bad ip", ann: with(AnnotationIP, "172.18.0.300"), err: `annotation pontoon.ip="172.18.0.300" is not an IPv4 address`},
 		{name: "ipv6", ann: with(AnnotationIP, "fd00::1"), err: "is not an IPv4 address"},
 		{name: "bad hostname", ann: with(AnnotationHostname, "a/b"), err: "annotation pontoon.hostname"},
@@ -192,7 +195,7 @@ func TestPodmanHook(t *testing.T) {
 		"version": "1.0.0",
 		"hook":    map[string]any{"path": "/usr/local/bin/pontoon", "args": []any{"pontoon", "hook", "auto", "--state-dir", "/tmp/s"}},
 		"when":    map[string]any{"annotations": map[string]any{"pontoon.bridge": ".+"}},
-		"stages":  []any{"createRuntime", "poststop"},
+		"stages":  []any{"precreate", "createRuntime", "poststop"},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("hooks.d entry:\n%s", data)

@@ -212,10 +212,15 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 			},
 		},
 		step{
-			show: fmt.Sprintf("ip -n %s link add %s type bridge && ip -n %s addr add %s dev %s && ip -n %s link set %s up", brName, BridgeDev, brName, plan.BridgeAddr(), BridgeDev, brName, BridgeDev),
+			show: fmt.Sprintf("ip -n %s link add %s type bridge && ip -n %s link set %s address %s && ip -n %s addr add %s dev %s && ip -n %s link set %s up",
+				brName, BridgeDev, brName, BridgeDev, GuestMAC(plan.BridgeAddr().Addr()), brName, plan.BridgeAddr(), BridgeDev, brName, BridgeDev),
 			do: func() error {
 				br := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
 				br.Name = BridgeDev
+				// A bridge without an address of its own takes the lowest of its ports' and
+				// changes it when that port goes: guests would keep sending to the old one (their
+				// ARP entry stays reachable) and lose the gateway and name server for ~30s.
+				br.HardwareAddr = GuestMAC(plan.BridgeAddr().Addr())
 				if err := brH.LinkAdd(br); err != nil {
 					return fmt.Errorf("create bridge device %s: %w", BridgeDev, err)
 				}
@@ -225,16 +230,20 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 		step{
 			show: fmt.Sprintf("ip netns exec %s sysctl -w net.ipv4.ip_forward=1 net.ipv4.conf.%s.send_redirects=0 net.ipv6.conf.all.disable_ipv6=1", brName, BridgeDev),
 			// Redirects would tell guests to bypass the bridge namespace's IP layer, where
-			// partitions are enforced. IPv6 stays off so no guest traffic escapes IPv4 rules.
+			// partitions are enforced. IPv6 stays off on every link but those that carry the
+			// plan's IPv6 addresses (bridgeIPv6Step).
 			do: func() error {
 				return brH.Sysctls("net.ipv4.ip_forward", "1", "net.ipv4.conf."+BridgeDev+".send_redirects", "0",
 					"net.ipv4.conf.all.send_redirects", "0", "net.ipv6.conf.all.disable_ipv6", "1", "net.ipv6.conf.default.disable_ipv6", "1")
 			},
 		},
+		bridgeIPv6Step(plan, &brH, brName),
+		bridgeUplinkIPv6Step(plan, b.Slot, &gwH, &brH, gwName, brName),
 		step{
 			show: bridgeTable(plan, b).show(brName),
 			do:   func() error { return replaceTable(brH.NS, bridgeTable(plan, b)) },
 		},
+		bridgeTable6Step(plan, b, &brH, brName),
 		step{
 			show: bridgeL2Table(plan).show(brName),
 			do:   func() error { return replaceTable(brH.NS, bridgeL2Table(plan)) },

@@ -137,8 +137,9 @@ func TestMovedPlanEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newChain(t, netsetup.GatewayOptions{Plan: plan})
-	if cur, err := netsetup.CurrentPlan(s.Env); err != nil || cur != plan {
-		t.Fatalf("CurrentPlan = %v, %v; want %v", cur, err, plan)
+	// The IPv6 prefix, not given, is the default one.
+	if cur, err := netsetup.CurrentPlan(s.Env); err != nil || cur.Subnet != plan.Subnet || cur.Subnet6 != netsetup.DefaultPlan6() {
+		t.Fatalf("CurrentPlan = %v %v, %v; want %v %v", cur, cur.Subnet6, err, plan, netsetup.DefaultPlan6())
 	}
 	b := mustBridge(t, s.Env, "moved", netsetup.BridgeOptions{Ports: mustPorts(t, "8080:web:7000/tcp", "8080:web:7000/udp")})
 	web := mustGuest(t, s.Env, "moved", "web", "10.77.0.1")
@@ -165,11 +166,12 @@ func TestMovedPlanEndToEnd(t *testing.T) {
 	}
 }
 
-// Partitions are IPv4 rules, so guests must not reach each other over IPv6 (their link-local
-// addresses come up on their own): the bridge drops IPv6 between its ports.
+// On an IPv4-only chain partitions hold IPv4 alone, so guests must not reach each other over
+// IPv6 (their link-local addresses come up on their own): the bridge drops IPv6 between its
+// ports.
 func TestNoIPv6BetweenGuests(t *testing.T) {
 	t.Parallel()
-	s := newChain(t, netsetup.GatewayOptions{})
+	s := newChain(t, netsetup.GatewayOptions{IPv4Only: true})
 	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
 	a := mustGuest(t, s.Env, "b1", "a", "172.18.0.1")
 	b := mustGuest(t, s.Env, "b1", "b", "172.18.0.2")

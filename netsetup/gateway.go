@@ -32,8 +32,12 @@ var ErrGatewayInUse = errors.New("bridges still use the gateway")
 
 // GatewayOptions configures `gateway up`.
 type GatewayOptions struct {
-	// Plan is the address plan; the zero value means DefaultPlan.
+	// Plan is the address plan; the zero value means DefaultPlan. Without Subnet6 the plan
+	// gets DefaultSubnet6, unless IPv4Only.
 	Plan Plan
+	// IPv4Only gives the chain and its guests no IPv6 addresses, and keeps IPv6 dropped
+	// between guests, for hosts without IPv6.
+	IPv4Only bool
 	// NoFirewall skips every change to the host's firewall (masquerade, FORWARD exceptions,
 	// DNS redirect) for hosts that manage their own.
 	NoFirewall bool
@@ -50,6 +54,17 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 	if _, err := ParsePlan(opt.Plan.String()); err != nil {
 		return false, err
 	}
+	switch {
+	case opt.IPv4Only && opt.Plan.IPv6():
+		return false, fmt.Errorf("subnet6 %s given with IPv4 only; drop one of them", opt.Plan.Subnet6)
+	case opt.IPv4Only:
+	case !opt.Plan.IPv6():
+		opt.Plan.Subnet6 = DefaultPlan6()
+	default:
+		if _, err := ParsePlan6(opt.Plan.Subnet6.String()); err != nil {
+			return false, err
+		}
+	}
 	st := env.store()
 	err = st.locked(func() error {
 		cur, err := st.gateway()
@@ -59,6 +74,9 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 		if cur != nil && cur.Phase == PhaseReady {
 			if cur.Plan != opt.Plan.Subnet {
 				return fmt.Errorf("%w: it has %s, not %s", ErrGatewayPlan, cur.Plan, opt.Plan)
+			}
+			if cur.Plan6 != opt.Plan.Subnet6 {
+				return fmt.Errorf("%w: it has IPv6 %s, not %s; ask for what it has (--subnet6, --ipv4-only), or take it down first", ErrGatewayPlan, plan6Text(cur.Plan6), plan6Text(opt.Plan.Subnet6))
 			}
 			already = true
 			if env.DryRun != nil || cur.NoFirewall {
@@ -90,7 +108,7 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 func gatewayUp(env Env, opt GatewayOptions) error {
 	st := env.store()
 	plan := opt.Plan
-	state := &GatewayState{Plan: plan.Subnet, Phase: PhaseCreating, Creator: Self(), Created: time.Now().UTC(), NoFirewall: opt.NoFirewall}
+	state := &GatewayState{Plan: plan.Subnet, Plan6: plan.Subnet6, Phase: PhaseCreating, Creator: Self(), Created: time.Now().UTC(), NoFirewall: opt.NoFirewall}
 	if env.DryRun == nil {
 		// Recorded before any kernel object exists, so a kill at any later point leaves a
 		// record gc can act on.
@@ -151,6 +169,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 			show: fmt.Sprintf("ip -n %s route add default via %s", gwName, plan.HostAddr().Addr()),
 			do:   func() error { return defaultRoute(gwH, plan.HostAddr().Addr()) },
 		},
+		gatewayIPv6Step(plan, &hostH, &gwH, gwName),
 		step{
 			show: fmt.Sprintf("ip netns exec %s sysctl -w net.ipv4.ip_forward=1", gwName),
 			do:   func() error { _, err := gwH.Sysctl("net.ipv4.ip_forward", "1"); return err },
@@ -180,7 +199,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 	err = r.run(step{
 		show: gwTable.show(gwName),
 		do:   func() error { return replaceTable(gwH.NS, gwTable) },
-	})
+	}, table6Step(plan, gatewayTable6(plan, nil), &gwH, gwName))
 	if err != nil {
 		return fail(err)
 	}
@@ -195,7 +214,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 			show: hostTable.show(""),
 			do:   func() error { return replaceTable(hostH.NS, hostTable) },
 			undo: func() error { return deleteTable(hostH.NS) },
-		}}
+		}, table6Step(plan, hostTable6(plan), &hostH, "")}
 		if dns.IsValid() {
 			// DNAT to a loopback address is only routed when the receiving interface allows
 			// it; the setting is scoped to pontoon's own link and vanishes with it.
@@ -304,6 +323,9 @@ func gatewayDown(env Env, cur *GatewayState) error {
 		w := env.DryRun
 		if !cur.NoFirewall {
 			fmt.Fprintf(w, "# delete every rule commented \"pontoon\" from forward chains\nnft delete table ip %s\n", TableName)
+			if cur.Plan6.IsValid() {
+				fmt.Fprintf(w, "nft delete table ip6 %s\n", TableName)
+			}
 		}
 		fmt.Fprintf(w, "ip link del %s\nip netns del %s\n", HostLinkName, filepath.Base(gwPath))
 		if cur.HostForwarding != "" && cur.HostForwarding != "1" {
@@ -391,6 +413,11 @@ func readyGateway(st store) (Plan, *GatewayState, error) {
 	p, err := ParsePlan(g.Plan.String())
 	if err != nil {
 		return Plan{}, nil, fmt.Errorf("gateway state has a bad plan: %w", err)
+	}
+	if g.Plan6.IsValid() {
+		if p.Subnet6, err = ParsePlan6(g.Plan6.String()); err != nil {
+			return Plan{}, nil, fmt.Errorf("gateway state has a bad plan: %w", err)
+		}
 	}
 	return p, g, nil
 }

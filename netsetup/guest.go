@@ -5,25 +5,27 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // GuestOptions says how a guest joins a bridge.
 type GuestOptions struct {
 	// IP is the guest's fixed address, in x.y.0.1-x.y.0.253 of the plan.
 	IP string
+	// IP6 is the guest's IPv6 address, in the plan's guest /64; empty means the one derived
+	// from IP (Plan.GuestIP6). An IPv4-only gateway gives none and refuses one.
+	IP6 string
 	// Hostname of a namespace pontoon creates; default the guest's name.
 	Hostname string
 	// Netns attaches an existing network namespace (a path) instead of creating one.
 	Netns string
 	// PID attaches the network namespace of a running process (e.g. a container's).
 	PID int
+	// Aliases are further names the bridge's name server answers for the guest (see
+	// CheckAliases).
+	Aliases []string
 	// Key records who attached the guest, e.g. a container id, so it can be removed by it.
 	// At most MaxKeyLen bytes.
 	Key string
@@ -163,6 +165,10 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		}
 		g.Hostname = opt.Hostname
 	}
+	if err := CheckAliases("alias", opt.Aliases); err != nil {
+		return nil, err
+	}
+	g.Aliases = opt.Aliases
 	g.Key = opt.Key
 	// A guest add killed halfway leaves its record in phase creating: gc recognises it by
 	// its dead creator.
@@ -197,6 +203,9 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			return err
 		}
 		g.IP = ip
+		if g.IP6, err = guestIP6(plan, opt.IP6, ip); err != nil {
+			return err
+		}
 		if b == nil {
 			return fmt.Errorf("bridge %q: %w", bridge, ErrNoBridge)
 		}
@@ -208,12 +217,18 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 				return err
 			}
 		}
+		if msg := aliasClash(b, g); msg != "" {
+			return errors.New(msg)
+		}
 		for _, o := range b.Guests {
 			if o.Name == name {
 				return &TakenError{Field: "name", Other: o}
 			}
 			if o.IP == g.IP {
 				return &TakenError{Field: "ip", Other: o}
+			}
+			if g.IP6.IsValid() && o.IP6 == g.IP6 {
+				return &TakenError{Field: "ip6", Other: o}
 			}
 		}
 		if brH, err = openHandle(env.BridgeNetns(bridge)); err != nil {
@@ -323,6 +338,10 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		delLink(brH, port)
 		return err
 	}
+	if err := bindIP6(brH, plan, *g, false); err != nil {
+		delLink(brH, port)
+		return err
+	}
 	if err := setupGuestSide(brH, gH, g, port, plan, ip); err != nil {
 		delLink(brH, port)
 		return err
@@ -334,70 +353,14 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 	return nil
 }
 
-// waitForwarding returns once the bridge forwards through port. The kernel enables a bridge
-// port only after it has processed the port's carrier change, asynchronously and later still
-// when the routing netlink lock is busy: until then the bridge drops what it should flood to
-// the new guest (an ARP request for it), so a guest just attached would miss its first
-// packets.
-func waitForwarding(brPath, port string) error {
-	var s *nl.NetlinkSocket
-	err := ns.Do(brPath, func() (err error) {
-		s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("open netlink in %s: %w", brPath, err)
-	}
-	defer s.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
-		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(port)))
-		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
-		msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
-		if err != nil {
-			return fmt.Errorf("read state of bridge port %s: %w", port, err)
-		}
-		if len(msgs) == 1 && brportState(msgs[0]) == 3 /* BR_STATE_FORWARDING */ {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bridge port %s did not start forwarding within 10s", port)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// brportState digs IFLA_LINKINFO / IFLA_INFO_SLAVE_DATA / IFLA_BRPORT_STATE out of a link
-// message; -1 when absent.
-func brportState(m []byte) int {
-	nested := func(b []byte, typ uint16) []byte {
-		attrs, err := nl.ParseRouteAttr(b)
-		if err != nil {
-			return nil
-		}
-		for _, a := range attrs {
-			if a.Attr.Type&^unix.NLA_F_NESTED == typ {
-				return a.Value
-			}
-		}
-		return nil
-	}
-	info := nested(m[unix.SizeofIfInfomsg:], unix.IFLA_LINKINFO)
-	slave := nested(info, unix.IFLA_INFO_SLAVE_DATA)
-	state := nested(slave, unix.IFLA_BRPORT_STATE)
-	if len(state) < 1 {
-		return -1
-	}
-	return int(state[0])
-}
-
 func setupGuestSide(brH, gH *handle, g *Guest, port string, plan Plan, ip netip.Addr) error {
 	if err := linkUp(brH, port); err != nil {
 		return err
 	}
 	if err := linkUp(gH, "lo"); err != nil {
+		return err
+	}
+	if err := guestIPv6(gH, plan, g); err != nil {
 		return err
 	}
 	if err := addrUp(gH, GuestIfName, plan.GuestAddr(ip)); err != nil {
@@ -406,30 +369,17 @@ func setupGuestSide(brH, gH *handle, g *Guest, port string, plan Plan, ip netip.
 	if err := defaultRoute(gH, plan.BridgeAddr().Addr()); err != nil {
 		return err
 	}
+	if err := defaultRoute6(gH, plan, g); err != nil {
+		return err
+	}
+	// Written while the kernel activates eth0's queue below, which it does asynchronously.
+	if err := gH.Sysctls("net.ipv4.ping_group_range", PingGroupRange); err != nil {
+		return err
+	}
 	// The guest's eth0 transmits only once the kernel's link-watch work has activated its
 	// queue, which is deferred while links change often; the bridge side is waited for by
 	// waitForwarding.
 	return waitOperUp(gH, GuestIfName)
-}
-
-// linkUpWait bounds how long a new link may take to come up.
-const linkUpWait = 10 * time.Second
-
-func waitOperUp(h *handle, name string) error {
-	deadline := time.Now().Add(linkUpWait)
-	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
-		l, err := h.linkByName(name)
-		if err != nil {
-			return err
-		}
-		if l.Attrs().OperState == netlink.OperUp {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("link %s is still %s after %s", name, l.Attrs().OperState, linkUpWait)
-		}
-		time.Sleep(pause)
-	}
 }
 
 // DelGuest detaches a guest from its bridge and removes a namespace pontoon created for it.
@@ -541,6 +491,9 @@ func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
 		} else {
 			err = delLink(h, g.PortName())
 		}
+		if plan, _, perr := readyGateway(st); err == nil && perr == nil {
+			err = bindIP6(h, plan, g, true)
+		}
 		h.Close()
 		if err != nil {
 			return err
@@ -567,14 +520,14 @@ func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
 // GuestNamespaces returns the namespaces to enter to run a command as the guest.
 func (g Guest) Namespaces() ns.Spec { return ns.Spec{Net: g.Netns, UTS: g.UTS} }
 
-// FindGuest returns a guest of a bridge by name or IP.
+// FindGuest returns a guest of a bridge by name, IP or IPv6 address.
 func FindGuest(env Env, bridge, ref string) (*BridgeState, *Guest, error) {
 	b, err := GetBridge(env, bridge)
 	if err != nil {
 		return nil, nil, err
 	}
 	for i, g := range b.Guests {
-		if g.Name == ref || g.IP.String() == ref {
+		if g.Name == ref || g.IP.String() == ref || (g.IP6.IsValid() && g.IP6.String() == ref) {
 			return b, &b.Guests[i], nil
 		}
 	}

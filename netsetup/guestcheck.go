@@ -15,13 +15,16 @@ const MaxKeyLen = 256
 
 // TakenError is wrapped by AddGuest's error when another guest holds the name or the address.
 type TakenError struct {
-	Field string // "name" or "ip"
+	Field string // "name", "ip" or "ip6"
 	Other Guest  // the guest that holds it
 }
 
 func (e *TakenError) Error() string {
 	if e.Field == "name" {
 		return fmt.Sprintf("a guest named %q already exists on this bridge (IP %s); pick another name", e.Other.Name, e.Other.IP)
+	}
+	if e.Field == "ip6" {
+		return fmt.Sprintf("IPv6 address %s is already used by guest %q on this bridge; pick another address", e.Other.IP6, e.Other.Name)
 	}
 	return fmt.Sprintf("IP %s is already used by guest %q on this bridge; pick another address", e.Other.IP, e.Other.Name)
 }
@@ -39,7 +42,7 @@ func replaceStale(env Env, b *BridgeState, g Guest) (*BridgeState, *Guest, error
 	dropped := false
 	for _, o := range b.Guests {
 		sameKey := g.Key != "" && o.Key == g.Key
-		deadHolder := (o.Name == g.Name || o.IP == g.IP) && o.Process != nil && !o.Process.Alive()
+		deadHolder := (o.Name == g.Name || o.IP == g.IP || (g.IP6.IsValid() && o.IP6 == g.IP6)) && o.Process != nil && !o.Process.Alive()
 		if !sameKey && !deadHolder {
 			continue
 		}

@@ -22,7 +22,11 @@ type chainSpec struct {
 type setSpec struct {
 	name  string
 	types []nftables.SetDatatype // one per field of a concatenation
-	elems []setElem
+	// typeOf, when set, declares the set in the text form by the expressions of its key
+	// (nft's typeof): a key with a raw payload field has no type nft(8) would compare it
+	// with. The kernel sees the same key bytes either way.
+	typeOf string
+	elems  []setElem
 }
 
 // setElem is one element of a set: its nft syntax and its key as the kernel stores it.
@@ -49,15 +53,23 @@ func (s setSpec) nftSet(tbl *nftables.Table) *nftables.Set {
 	return set
 }
 
+// decl is the set's key declaration in nft syntax.
+func (s setSpec) decl() string {
+	if s.typeOf != "" {
+		return "typeof " + s.typeOf
+	}
+	return "type " + s.typeText()
+}
+
 func (s setSpec) text() string {
 	if len(s.elems) == 0 {
-		return fmt.Sprintf("set %s { type %s; }", s.name, s.typeText())
+		return fmt.Sprintf("set %s { %s; }", s.name, s.decl())
 	}
 	texts := make([]string, len(s.elems))
 	for i, e := range s.elems {
 		texts[i] = e.text
 	}
-	return fmt.Sprintf("set %s { type %s; elements = { %s } }", s.name, s.typeText(), strings.Join(texts, ", "))
+	return fmt.Sprintf("set %s { %s; elements = { %s } }", s.name, s.decl(), strings.Join(texts, ", "))
 }
 
 func nftElems(es []setElem) []nftables.SetElement {
@@ -85,8 +97,11 @@ func (t tableSpec) nftFamily() nftables.TableFamily {
 
 // familyName is the family as nft(8) spells it.
 func (t tableSpec) familyName() string {
-	if t.nftFamily() == nftables.TableFamilyBridge {
+	switch t.nftFamily() {
+	case nftables.TableFamilyBridge:
 		return "bridge"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
 	}
 	return "ip"
 }
@@ -136,7 +151,7 @@ func (t tableSpec) show(nsName string) string {
 	// (so that it exists) and flushed before the table brings its elements back.
 	var sets strings.Builder
 	for _, s := range t.sets {
-		fmt.Fprintf(&sets, "add set %s %s %s { type %s; }\nflush set %s %s %s\n", f, TableName, s.name, s.typeText(), f, TableName, s.name)
+		fmt.Fprintf(&sets, "add set %s %s %s { %s; }\nflush set %s %s %s\n", f, TableName, s.name, s.decl(), f, TableName, s.name)
 	}
 	return fmt.Sprintf("%snft -f - <<'EOF'\ntable %s %s\nflush table %s %s\n%s%s\nEOF", prefix, f, TableName, f, TableName, sets.String(), t.text())
 }
@@ -180,15 +195,18 @@ func replaceTable(n *kernel.NS, t tableSpec) error {
 	return nil
 }
 
-// deleteTable removes pontoon's table from a namespace; a missing table is not an error.
+// deleteTable removes pontoon's tables (ip and ip6) from a namespace; a missing table is
+// not an error.
 func deleteTable(n *kernel.NS) error {
 	c, err := n.Nftables()
 	if err != nil {
 		return err
 	}
-	tbl := &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4}
-	c.AddTable(tbl)
-	c.DelTable(tbl)
+	for _, f := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+		tbl := &nftables.Table{Name: TableName, Family: f}
+		c.AddTable(tbl)
+		c.DelTable(tbl)
+	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("delete nftables table %s: %w", TableName, err)
 	}

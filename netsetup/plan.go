@@ -17,8 +17,12 @@ const DefaultSubnet = "172.18.0.0/16"
 //	x.y.192.0/19                 bridge uplinks: slot N uses .4N+1 (gateway) and .4N+2 (bridge)
 //	x.y.0.0/24                   every bridge's private guest network, bridge at x.y.0.254
 //	x.y.0.1 - x.y.0.253          guest addresses
+//
+// Subnet6, when set, adds IPv6 addresses to the chain (see DefaultSubnet6); unset means IPv4
+// only.
 type Plan struct {
-	Subnet netip.Prefix
+	Subnet  netip.Prefix
+	Subnet6 netip.Prefix
 }
 
 // DefaultPlan returns the plan for 172.18.0.0/16.

@@ -136,6 +136,11 @@ func rebuildBridgeTable(env Env, plan Plan, b *BridgeState) error {
 	if err := replaceTable(h.NS, bridgeTable(plan, b)); err != nil {
 		return fmt.Errorf("rewrite the forwards of bridge %q: %w", b.Name, err)
 	}
+	if plan.IPv6() {
+		if err := replaceTable(h.NS, bridgeTable6(plan, b)); err != nil {
+			return fmt.Errorf("rewrite the IPv6 forwards of bridge %q: %w", b.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -147,5 +152,11 @@ func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
 		return err
 	}
 	defer h.Close()
-	return replaceTable(h.NS, gatewayTable(plan, gatewayForwards(plan, bridges)))
+	if err := replaceTable(h.NS, gatewayTable(plan, gatewayForwards(plan, bridges))); err != nil {
+		return err
+	}
+	if plan.IPv6() {
+		return replaceTable(h.NS, gatewayTable6(plan, gatewayForwards6(plan, bridges)))
+	}
+	return nil
 }

@@ -58,31 +58,40 @@ func guestSetSpec(plan Plan) setSpec {
 // Prerouting lets IPv4 from a guest port through only when its source address is the one
 // that goes with its source MAC, and ARP only when the sender fields name such a pair and
 // the Ethernet source is the sender's MAC; the bridge then drops what came with a MAC that
-// is not the port's. Everything else from a guest port is dropped: pontoon gives guests
-// IPv4 only, and any other ethertype (IPv6, VLAN stacks, PPPoE, MPLS...) would carry
-// traffic, or an address, that these checks and the partitions' rules never look at; no
-// guest needs one to talk over its bridge.
+// is not the port's. With an IPv6 plan, IPv6 and neighbour discovery get the same checks
+// (portsec6.go). Everything else from a guest port is dropped: any other ethertype (IPv6 on
+// an IPv4-only chain, VLAN stacks, PPPoE, MPLS...) would carry traffic, or an address, that
+// these checks and the partitions' rules never look at; no guest needs one to talk over its
+// bridge.
 //
-// Forward drops IPv6 between the bridge's ports whatever port it comes from: partitions
-// are IPv4 rules, and a guest's IPv6 (link-local at least) would slip past them.
+// On an IPv4-only chain, forward drops IPv6 between the bridge's ports whatever port it
+// comes from: a guest's IPv6 (link-local at least) would slip past these checks and the
+// partitions. With an IPv6 plan, both cover IPv6 (partition binds each guest's IPv6
+// address to its column class as its IPv4 one), and it passes like IPv4.
 func bridgeL2Table(plan Plan) tableSpec {
 	guests := &nftables.Set{Name: guestSet}
+	sets := []setSpec{guestSetSpec(plan)}
+	var rules6 []nftrule.Rule
+	forward := []nftrule.Rule{{nftrule.Protocol("ip6", unix.ETH_P_IPV6), nftrule.Drop()}}
+	if plan.IPv6() {
+		sets = append(sets, guest6Sets(plan)...)
+		rules6, forward = portRules6(), nil
+	}
 	return tableSpec{
 		family: nftables.TableFamilyBridge,
-		sets:   []setSpec{guestSetSpec(plan)},
+		sets:   sets,
 		chains: []chainSpec{
 			{
 				name: "prerouting", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookPrerouting,
 				// Before any other bridge-family chain, so none sees a forged packet.
 				priority: nftables.ChainPriorityRef(-300),
-				rules: []nftrule.Rule{
+				rules: append([]nftrule.Rule{
 					{nftrule.Protocol("ip", unix.ETH_P_IP), nftrule.InSet(guests, nftrule.KeyEtherSaddr, nftrule.KeyIPSaddr), nftrule.Accept()},
 					{nftrule.Protocol("arp", unix.ETH_P_ARP), nftrule.InSet(guests, nftrule.KeyEtherSaddr, nftrule.KeyARPSenderIP),
 						nftrule.InSet(guests, nftrule.KeyARPSenderMAC, nftrule.KeyARPSenderIP), nftrule.Accept()},
-					{nftrule.Iifname(guestPorts), nftrule.Drop()},
-				},
+				}, append(rules6, nftrule.Rule{nftrule.Iifname(guestPorts), nftrule.Drop()})...),
 			},
-			filterChain("forward", nftables.ChainHookForward, nftrule.Rule{nftrule.Protocol("ip6", unix.ETH_P_IPV6), nftrule.Drop()}),
+			filterChain("forward", nftables.ChainHookForward, forward...),
 		},
 	}
 }

@@ -103,7 +103,9 @@ func (p Process) Running() bool {
 // GatewayState is what `gateway up` created, recorded so that every later command uses the
 // same plan and `gateway down` removes exactly that.
 type GatewayState struct {
-	Plan       netip.Prefix `json:"plan"` // the plan's /16
+	Plan netip.Prefix `json:"plan"` // the plan's /16
+	// Plan6 is the plan's IPv6 /48; unset when the gateway is IPv4 only.
+	Plan6      netip.Prefix `json:"plan6,omitzero"`
 	Phase      Phase        `json:"phase"`
 	Creator    Process      `json:"creator"`
 	Created    time.Time    `json:"created"`
@@ -135,9 +137,13 @@ type BridgeState struct {
 
 // Guest is one guest of a bridge.
 type Guest struct {
-	Name     string     `json:"name"`
-	IP       netip.Addr `json:"ip"`
+	Name string     `json:"name"`
+	IP   netip.Addr `json:"ip"`
+	// IP6 is the guest's IPv6 address; unset when the gateway is IPv4 only.
+	IP6      netip.Addr `json:"ip6,omitzero"`
 	Hostname string     `json:"hostname,omitempty"`
+	// Aliases are further names the bridge's name server answers for the guest.
+	Aliases []string `json:"aliases,omitempty"`
 	// Netns is the guest's network namespace; Owned says pontoon created (and pinned) it.
 	Netns string `json:"netns"`
 	UTS   string `json:"uts,omitempty"`

@@ -22,6 +22,9 @@ type runner struct {
 
 func (r *runner) run(steps ...step) error {
 	for _, s := range steps {
+		if s.do == nil {
+			continue // a step the configuration leaves out
+		}
 		if r.dry != nil {
 			fmt.Fprintln(r.dry, s.show)
 			continue

@@ -51,6 +51,8 @@ type applyOpts struct {
 	// onlyIfApplied returns errNothingApplied instead of applying when the
 	// record holds no partition and no impairment.
 	onlyIfApplied bool
+	kind          string        // for the event log; derived from the change when empty
+	lasts         time.Duration // the --for duration asked for, for the event log
 }
 
 var errNothingApplied = errors.New("nothing applied")
@@ -116,7 +118,9 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		}
 		if err := applyShaping(t.NetnsPath, prev.Shaping, plan.Shaping); err != nil {
 			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
-			return Record{}, fmt.Errorf("apply partition: %w", err)
+			err = fmt.Errorf("apply partition: %w", err)
+			t.logChange(o.kind, prev, Record{}, o, err, nil)
+			return Record{}, err
 		}
 		if !plan.RuleSet.Empty() {
 			plan.RuleSet.Marker = marker(prev.Generation+1, plan.RuleSet)
@@ -134,7 +138,9 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 				probed = true
 				continue
 			}
-			return Record{}, fmt.Errorf("apply partition: %w", err)
+			err = fmt.Errorf("apply partition: %w", err)
+			t.logChange(o.kind, prev, Record{}, o, err, nil)
+			return Record{}, err
 		}
 		now := time.Now()
 		st := newStatus(r, plan, prev, now)
@@ -151,10 +157,11 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 				st.CutError = err.Error()
 			}
 		}
-		if err := writeStatus(t.StateDir, st); err != nil {
-			return st, err
-		}
-		return st, nil
+		// Stale counters only misreport; the change is in force either way.
+		pruneErr := pruneCounters(t.NetnsPath, prev, &st, plan.RuleSet, t.Guests)
+		err = writeStatus(t.StateDir, st)
+		t.logChange(o.kind, prev, st, o, err, pruneErr)
+		return st, err
 	}
 }
 
@@ -208,12 +215,13 @@ func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
 	// Both lists are sorted by pair (normPairs, fromFile): one merge walk finds
 	// the pairs that stay blocked, without hashing tens of thousands of them.
 	ip := make(map[string]netip.Addr, len(r.gs.list))
+	ip6 := make(map[string]netip.Addr, len(r.gs.list))
 	for _, g := range r.gs.list {
-		ip[g.Name] = g.IP
+		ip[g.Name], ip6[g.Name] = g.IP, g.IP6
 	}
 	j := 0
 	for _, p := range r.blocked {
-		b := BlockedPair{Src: p.Src, Dst: p.Dst, SrcIP: ip[p.Src], DstIP: ip[p.Dst], Since: now}
+		b := BlockedPair{Src: p.Src, Dst: p.Dst, SrcIP: ip[p.Src], DstIP: ip[p.Dst], SrcIP6: ip6[p.Src], DstIP6: ip6[p.Dst], Since: now}
 		for j < len(prev.Blocked) && comparePairs(Pair{prev.Blocked[j].Src, prev.Blocked[j].Dst}, p) < 0 {
 			j++
 		}
@@ -271,7 +279,9 @@ func Heal(t Target) error {
 		err = commitVerified(t.NetnsPath, RuleSet{}, sup.families(), committed{})
 	}
 	if err != nil {
-		return fmt.Errorf("heal: %w", err)
+		err = fmt.Errorf("heal: %w", err)
+		t.logChange(EventHeal, prev, Record{}, applyOpts{}, err, nil)
+		return err
 	}
 	took := time.Since(start)
 	// Without a record, or with shaping recorded, look for leftovers in the
@@ -285,7 +295,9 @@ func Heal(t Target) error {
 	st.AppliedAt = time.Now()
 	st.CommitMicros = took.Microseconds()
 	st.Generation = prev.Generation + 1
-	return writeStatus(t.StateDir, st)
+	err = writeStatus(t.StateDir, st)
+	t.logChange(EventHeal, prev, st, applyOpts{}, err, nil)
+	return err
 }
 
 // healRecord records fullmesh for a bridge whose namespace no longer exists.
@@ -302,7 +314,9 @@ func healRecord(t Target) error {
 	st := fullmeshStatus()
 	st.AppliedAt = time.Now()
 	st.Generation = prev.Generation + 1
-	return writeStatus(t.StateDir, st)
+	err = writeStatus(t.StateDir, st)
+	t.logChange(EventHeal, prev, st, applyOpts{}, err, nil)
+	return err
 }
 
 // Status returns the bridge's state as the kernel enforces it: the blocked
@@ -423,7 +437,7 @@ func UpdateUntil(t Target, change func(State) (State, error), d time.Duration) (
 	if d <= 0 {
 		return Record{}, fmt.Errorf("apply for %s: the duration must be positive", d)
 	}
-	return applyWith(t, change, applyOpts{expires: time.Now().Add(d), restorePrev: true})
+	return applyWith(t, change, applyOpts{expires: time.Now().Add(d), restorePrev: true, lasts: d})
 }
 
 // Restore applies the state that UpdateUntil recorded with generation gen,
@@ -438,7 +452,11 @@ func Restore(t Target, gen uint64) error {
 		return ErrSuperseded
 	}
 	restore := *st.Restore
-	_, err = applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen})
+	kind := EventRestore
+	if !time.Now().Before(st.Expires) {
+		kind = EventExpire
+	}
+	_, err = applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen, kind: kind})
 	return err
 }
 
@@ -487,7 +505,7 @@ func RestoreExpired(t Target) (bool, error) {
 		return false, nil
 	}
 	gen, restore := st.Generation, *st.Restore
-	if _, err := applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen}); err != nil {
+	if _, err := applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen, kind: EventExpire}); err != nil {
 		if errors.Is(err, ErrSuperseded) {
 			return false, nil
 		}

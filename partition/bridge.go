@@ -38,7 +38,7 @@ func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, error) {
 		if !g.IP.Is4() {
 			return nil, fmt.Errorf("bridge %q: guest %q has a bad address %q in its state", bridge, g.Name, g.IP)
 		}
-		out = append(out, Guest{Name: g.Name, IP: g.IP, Port: g.PortName(), NetnsPath: g.Netns})
+		out = append(out, Guest{Name: g.Name, IP: g.IP, IP6: g.IP6, Port: g.PortName(), NetnsPath: g.Netns})
 	}
 	return out, nil
 }
@@ -54,7 +54,7 @@ func Refresh(env netsetup.Env, bridge string) error {
 	if _, err := os.Stat(filepath.Join(t.StateDir, StateFile)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	_, err := applyWith(t, func(s State) (State, error) { return s, nil }, applyOpts{onlyIfApplied: true})
+	_, err := applyWith(t, func(s State) (State, error) { return s, nil }, applyOpts{onlyIfApplied: true, kind: EventRefresh})
 	if errors.Is(err, errNothingApplied) {
 		return nil
 	}

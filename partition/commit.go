@@ -46,7 +46,7 @@ func bufferName(set string, buf int) string { return fmt.Sprintf("%s%d", set, bu
 
 // classSets are the logical sets of the class matrix, in the order step 1
 // writes them.
-var classSets = []string{SourceMap, DestMap, DestPortMap, BlockedSet}
+var classSets = []string{SourceMap, DestMap, DestMap6, DestPortMap, BlockedSet}
 
 // tableNow is what step 1 and step 2 need to know of the table in the kernel.
 type tableNow struct {
@@ -72,6 +72,7 @@ type committed struct {
 func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed) error {
 	what := "table " + TableName
 	if rs.Empty() {
+		removed.Store(true)
 		return withNft(nsPath, func(c *nftables.Conn) error {
 			deleteTables(c, families, "")
 			if err := c.Flush(); err != nil {
@@ -97,6 +98,11 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		}
 		if now.inUse == 0 {
 			spare = 1
+		}
+		// Both steps replace something in a table that exists: set elements,
+		// rules, the marker.
+		if now.exists {
+			removed.Store(true)
 		}
 		if err := queueBuffer(c, t, rs, spare, !now.exists); err != nil {
 			return err
@@ -161,6 +167,7 @@ func dropOthers(nsPath string, others []Backend) error {
 	if len(others) == 0 {
 		return nil
 	}
+	removed.Store(true)
 	return withNft(nsPath, func(c *nftables.Conn) error {
 		deleteTables(c, others, "")
 		if err := c.Flush(); err != nil {
@@ -271,13 +278,17 @@ func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh
 		c.AddTable(t)
 	}
 	cl := rs.Classes
-	var srcEls, dstEls, portEls, runEls []nftables.SetElement
+	var srcEls, dstEls, dst6Els, portEls, runEls []nftables.SetElement
 	for _, p := range cl.Sources {
 		srcEls = append(srcEls, nftables.SetElement{Key: nftrule.IfnameBytes(p.Port), Val: be32(p.Row)})
 	}
 	for _, d := range cl.Dests {
 		ip := d.IP.As4()
 		dstEls = append(dstEls, nftables.SetElement{Key: ip[:], Val: be32(d.Col)})
+		if d.IP6.IsValid() {
+			ip6 := d.IP6.As16()
+			dst6Els = append(dst6Els, nftables.SetElement{Key: ip6[:], Val: be32(d.Col)})
+		}
 		if d.Port != "" {
 			portEls = append(portEls, nftables.SetElement{Key: nftrule.IfnameBytes(d.Port), Val: be32(d.Col)})
 		}
@@ -288,7 +299,7 @@ func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh
 			KeyEnd: nftrule.ConcatKey(be32(r.Row), be32(r.To)),
 		})
 	}
-	elements := map[string][]nftables.SetElement{SourceMap: srcEls, DestMap: dstEls, DestPortMap: portEls, BlockedSet: runEls}
+	elements := map[string][]nftables.SetElement{SourceMap: srcEls, DestMap: dstEls, DestMap6: dst6Els, DestPortMap: portEls, BlockedSet: runEls}
 	for b := range buffers {
 		for _, name := range classSets {
 			set := classSet(t, name, b)
@@ -315,7 +326,7 @@ func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh
 	if err := c.AddSet(markerSet(t), nil); err != nil {
 		return fmt.Errorf("queue set %s: %w", MarkerSet, err)
 	}
-	return nil
+	return queueCounterSets(c, t, rs)
 }
 
 // ErrTableMixed is returned when the partition table's rules use both set
@@ -350,6 +361,8 @@ func classSet(t *nftables.Table, name string, buf int) *nftables.Set {
 		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIFName, nftables.TypeMark
 	case DestMap:
 		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIPAddr, nftables.TypeClassID
+	case DestMap6:
+		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIP6Addr, nftables.TypeClassID
 	case DestPortMap:
 		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIFName, nftables.TypeClassID
 	case BlockedSet:
@@ -370,6 +383,9 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 	sets := map[string]*nftables.Set{MarkerSet: markerSet(t)}
 	for _, name := range classSets {
 		sets[name] = classSet(t, name, buf)
+	}
+	for _, name := range counterSets {
+		sets[name] = counterSet(t, name)
 	}
 	chains := map[string]*nftables.Chain{}
 	// Chains first, rules after: a jump must name a chain that already exists
@@ -411,12 +427,18 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 	// last, once no rule of this batch jumps to them any more.
 	stale := func(name string) bool { return chains[name] == nil && !unchanged[name] }
 	for _, name := range now.chains {
-		if stale(name) && name != FilterChain && name != EgressChain {
+		if stale(name) && name != FilterChain && name != EgressChain && !isCountingChain(name) {
 			c.DelChain(&nftables.Chain{Name: name, Table: t})
 		}
 	}
 	for _, name := range []string{EgressChain, FilterChain} {
 		if stale(name) && slices.Contains(now.chains, name) {
+			c.DelChain(&nftables.Chain{Name: name, Table: t})
+		}
+	}
+	// The counting chains after every chain whose rules could jump to them.
+	for _, name := range now.chains {
+		if stale(name) && isCountingChain(name) {
 			c.DelChain(&nftables.Chain{Name: name, Table: t})
 		}
 	}

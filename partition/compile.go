@@ -106,6 +106,13 @@ func Compile(s State, guests []Guest, backend Backend) (Plan, error) {
 func (r *resolved) guest(name string) Guest { return r.gs.list[r.gs.byName[name]] }
 
 func (r *resolved) plan(backend Backend) Plan {
+	p := r.planRules(backend)
+	p.RuleSet = countVia(p.RuleSet)
+	return p
+}
+
+// planRules is plan before the counting rules move into their chains (countVia).
+func (r *resolved) planRules(backend Backend) Plan {
 	empty := RuleSet{Backend: backend, Family: backend.Family(), Table: TableName}
 	rs := empty
 	var filter []Rule
@@ -130,7 +137,7 @@ func (r *resolved) plan(backend Backend) Plan {
 		}
 		if c := lossChance(im.Loss); c > 0 {
 			needTable = true
-			filter = append(filter, lossRule(Rule{Iifname: r.guest(im.Src).Port, Daddr: r.guest(im.Dst).IP}, c))
+			filter = append(filter, counting(lossRule(Rule{Iifname: r.guest(im.Src).Port, Daddr: r.guest(im.Dst).IP}, c), CountLostPair))
 		}
 	}
 
@@ -138,7 +145,7 @@ func (r *resolved) plan(backend Backend) Plan {
 	if !needTable {
 		return Plan{RuleSet: empty, Shaping: shaping}
 	}
-	rs.Chains = append(rs.Chains, Chain{Name: FilterChain, Rules: filter})
+	rs.Chains = append(rs.Chains, Chain{Name: FilterChain, Rules: r.with6(r.ndFirst(filter))})
 	if backend == BackendBridge {
 		rs.Chains = append(rs.Chains, r.bridgeChains(guestLoss)...)
 		return Plan{RuleSet: rs, Shaping: shaping}
@@ -151,8 +158,9 @@ func (r *resolved) plan(backend Backend) Plan {
 		in := Chain{Name: "in_" + g.Port, Hook: "ingress", Device: g.Port, Priority: ChainPriority,
 			Rules: []Rule{{Action: ActionJump, Jump: FilterChain}}}
 		if c, ok := guestLoss[g.Name]; ok {
-			in.Rules = append(in.Rules, lossRule(Rule{}, c))
+			in.Rules = append(in.Rules, counting(lossRule(Rule{}, c), CountLostFrom))
 		}
+		in.Rules = r.with6(in.Rules)
 		rs.Chains = append(rs.Chains, in)
 	}
 	for _, g := range r.gs.list {
@@ -167,8 +175,9 @@ func (r *resolved) plan(backend Backend) Plan {
 			out.Rules = []Rule{{Action: ActionJump, Jump: EgressChain}}
 		}
 		if loss {
-			out.Rules = append(out.Rules, lossRule(Rule{}, c))
+			out.Rules = append(out.Rules, counting(lossRule(Rule{}, c), CountLostTo))
 		}
+		out.Rules = r.with6(out.Rules)
 		rs.Chains = append(rs.Chains, out)
 	}
 	return Plan{RuleSet: rs, Shaping: shaping}
@@ -191,10 +200,11 @@ func (r *resolved) bridgeChains(guestLoss map[string]uint32) []Chain {
 	}
 	for _, g := range r.gs.list {
 		if c, ok := guestLoss[g.Name]; ok {
-			in.Rules = append(in.Rules, lossRule(Rule{Iifname: g.Port}, c))
-			out.Rules = append(out.Rules, lossRule(Rule{Oifname: g.Port}, c))
+			in.Rules = append(in.Rules, counting(lossRule(Rule{Iifname: g.Port}, c), CountLostFrom))
+			out.Rules = append(out.Rules, counting(lossRule(Rule{Oifname: g.Port}, c), CountLostTo))
 		}
 	}
+	in.Rules, out.Rules = r.with6(in.Rules), r.with6(out.Rules)
 	if len(out.Rules) == 0 {
 		return []Chain{in}
 	}
@@ -245,7 +255,7 @@ func (r *resolved) shaping(guestImp map[string]*Impairment) []Shaping {
 				rate = im.Rate
 			}
 			src := r.gs.byName[im.Src]
-			pairs = append(pairs, Class{Minor: uint16(classPairs + src), From: im.Src, Src: r.guest(im.Src).IP, Rate: rate,
+			pairs = append(pairs, Class{Minor: uint16(classPairs + src), From: im.Src, Src: r.guest(im.Src).IP, Src6: r.guest(im.Src).IP6, Rate: rate,
 				Netem: mergeNetem(netemOf(gimp), netemOf(im))})
 		}
 		if gimp == nil && len(pairs) == 0 {
@@ -309,7 +319,7 @@ func (r *resolved) blockRules() []Rule {
 		tcp.TCP, tcp.Action = true, ActionRejectTCPReset
 		other := byIP
 		other.Action = ActionRejectAdmin
-		rules = append(rules, tcp, other)
+		rules = append(rules, counting(tcp, CountRejected), counting(other, CountRejected))
 	case r.cut:
 		// Drop mode with Cut: a segment without SYN belongs to a connection
 		// that was open before the cut, so it gets a reset; new connections
@@ -318,11 +328,11 @@ func (r *resolved) blockRules() []Rule {
 		est.TCP, est.NoSYN, est.Action = true, true, ActionRejectTCPReset
 		drop := byIP
 		drop.Action = ActionDrop
-		rules = append(rules, est, drop)
+		rules = append(rules, counting(est, CountRejected), counting(drop, CountDropped))
 	default:
 		drop := byIP
 		drop.Action = ActionDrop
-		rules = append(rules, drop)
+		rules = append(rules, counting(drop, CountDropped))
 	}
 	// The row stays in the mark for the check where the frame leaves.
 	return append(rules, Rule{Classify: ClassifyClearColumn})
@@ -339,7 +349,7 @@ func egressRules() []Rule {
 	return []Rule{
 		{Classify: ClassifyClearColumn},
 		{NotARP: true, Classify: ClassifyColumnByPort},
-		{NotARP: true, Blocked: true, Action: ActionDrop},
+		counting(Rule{NotARP: true, Blocked: true, Action: ActionDrop}, CountDroppedOut),
 		{Classify: ClassifyReset},
 	}
 }
@@ -378,7 +388,7 @@ func (r *resolved) classes() Classes {
 			c.Sources = append(c.Sources, PortClass{Port: g.Port, Row: m.Row[i]})
 		}
 		if m.Col[i] != 0 {
-			c.Dests = append(c.Dests, DestClass{IP: g.IP, Port: g.Port, Col: m.Col[i]})
+			c.Dests = append(c.Dests, DestClass{IP: g.IP, IP6: g.IP6, Port: g.Port, Col: m.Col[i]})
 		}
 	}
 	c.Runs = make([]ClassRun, len(m.Runs))

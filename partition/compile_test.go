@@ -78,7 +78,7 @@ func TestCompile(t *testing.T) {
 			name:   "drop",
 			state:  State{Partition: blockAB},
 			sets:   blockedSet,
-			filter: blocking(with(inSet, func(r *Rule) { r.Action = ActionDrop })),
+			filter: blocking(with(inSet, func(r *Rule) { r.Action, r.Count = ActionDrop, CountDropped })),
 			netdev: netdevBlockB,
 			bridge: bridgeBlock,
 		},
@@ -87,8 +87,8 @@ func TestCompile(t *testing.T) {
 			state: State{Partition: blockAB, Mode: ModeReject},
 			sets:  blockedSet,
 			filter: blocking(
-				with(inSet, func(r *Rule) { r.TCP, r.Action = true, ActionRejectTCPReset }),
-				with(inSet, func(r *Rule) { r.Action = ActionRejectAdmin }),
+				with(inSet, func(r *Rule) { r.TCP, r.Action, r.Count = true, ActionRejectTCPReset, CountRejected }),
+				with(inSet, func(r *Rule) { r.Action, r.Count = ActionRejectAdmin, CountRejected }),
 			),
 			netdev: netdevBlockB,
 			bridge: bridgeBlock,
@@ -98,8 +98,8 @@ func TestCompile(t *testing.T) {
 			state: State{Partition: blockAB, Cut: true},
 			sets:  blockedSet,
 			filter: blocking(
-				with(inSet, func(r *Rule) { r.TCP, r.NoSYN, r.Action = true, true, ActionRejectTCPReset }),
-				with(inSet, func(r *Rule) { r.Action = ActionDrop }),
+				with(inSet, func(r *Rule) { r.TCP, r.NoSYN, r.Action, r.Count = true, true, ActionRejectTCPReset, CountRejected }),
+				with(inSet, func(r *Rule) { r.Action, r.Count = ActionDrop, CountDropped }),
 			),
 			netdev: netdevBlockB,
 			bridge: bridgeBlock,
@@ -112,22 +112,22 @@ func TestCompile(t *testing.T) {
 			}},
 			sets: noneBlocked,
 			filter: []Rule{
-				{Iifname: "g2", IPv4: true, Daddr: ipC, Action: ActionDrop}, // 100%: no draw
+				{Iifname: "g2", IPv4: true, Daddr: ipC, Action: ActionDrop, Count: CountLostPair}, // 100%: no draw
 			},
 			netdev: []Chain{
 				{Name: "in_g1", Hook: "ingress", Device: "g1", Priority: ChainPriority, Rules: []Rule{
-					{Action: ActionJump, Jump: FilterChain}, lossA,
+					{Action: ActionJump, Jump: FilterChain}, with(lossA, func(r *Rule) { r.Count = CountLostFrom }),
 				}},
 				portChains("g2")[0], portChains("g3")[0],
-				{Name: "out_g1", Hook: "egress", Device: "g1", Priority: ChainPriority, Rules: []Rule{lossA}},
+				{Name: "out_g1", Hook: "egress", Device: "g1", Priority: ChainPriority, Rules: []Rule{with(lossA, func(r *Rule) { r.Count = CountLostTo })}},
 			},
 			bridge: []Chain{
 				{Name: PreroutingChain, Hook: "prerouting", Priority: ChainPriority, Rules: []Rule{
 					{Action: ActionJump, Jump: FilterChain},
-					with(lossA, func(r *Rule) { r.Iifname = "g1" }),
+					with(lossA, func(r *Rule) { r.Iifname, r.Count = "g1", CountLostFrom }),
 				}},
 				{Name: PostroutingChain, Hook: "postrouting", Priority: ChainPriority, Rules: []Rule{
-					with(lossA, func(r *Rule) { r.Oifname = "g1" }),
+					with(lossA, func(r *Rule) { r.Oifname, r.Count = "g1", CountLostTo }),
 				}},
 			},
 		},
@@ -167,8 +167,8 @@ func TestCompile(t *testing.T) {
 				{Src: "b", Dst: "a", Delay: 20 * time.Millisecond, Loss: 100},
 			}},
 			sets: blockedSet,
-			filter: append(blocking(with(inSet, func(r *Rule) { r.Action = ActionDrop })),
-				Rule{Iifname: "g2", IPv4: true, Daddr: ipA, Action: ActionDrop}),
+			filter: append(blocking(with(inSet, func(r *Rule) { r.Action, r.Count = ActionDrop, CountDropped })),
+				Rule{Iifname: "g2", IPv4: true, Daddr: ipA, Action: ActionDrop, Count: CountLostPair}),
 			netdev: netdevBlockB,
 			bridge: bridgeBlock,
 			shaping: []Shaping{
@@ -189,6 +189,8 @@ func TestCompile(t *testing.T) {
 					hooks := map[Backend][]Chain{BackendNetdev: tt.netdev, BackendBridge: tt.bridge}[b]
 					want.RuleSet.Chains = append(want.RuleSet.Chains, hooks...)
 				}
+				// Counting rules jump to their counting chains (TestCountVia).
+				want.RuleSet = countVia(want.RuleSet)
 				got, err := Compile(tt.state, g, b)
 				if err != nil {
 					t.Fatal(err)
@@ -243,9 +245,12 @@ func TestCompileErrors(t *testing.T) {
 }
 
 func TestRuleSetString(t *testing.T) {
+	counterSet := func(name, typ string) string {
+		return "\tset " + name + " {\n\t\ttype " + typ + "\n\t\tsize 65536\n\t\tflags dynamic\n\t}\n"
+	}
 	state := State{Partition: Partition{Blocked: []Pair{{"a", "b"}}}, Mode: ModeReject,
 		Impairments: []Impairment{{Guest: "a", Loss: 5}}}
-	const sets = `	map src {
+	sets := `	map src {
 		type ifname : mark
 		elements = { "g1" : 1 }
 	}
@@ -262,19 +267,42 @@ func TestRuleSetString(t *testing.T) {
 		flags interval
 		elements = { 1 . 1 }
 	}
-	chain filter {
+` + counterSet("count_reject", "ifname . ipv4_addr") + counterSet("count_out", "ether_addr . ifname") +
+		counterSet("count_loss_from", "ifname") + counterSet("count_loss_to", "ifname") + `	chain filter {
 		meta mark set 0 meta priority set none
 		meta mark set iifname map @src
 		meta protocol ip meta priority set ip daddr map @dst
-		meta protocol ip meta mark . meta priority @blocked meta l4proto tcp reject with tcp reset
-		meta protocol ip meta mark . meta priority @blocked reject with icmpx admin-prohibited
+		meta protocol ip meta mark . meta priority @blocked meta l4proto tcp jump count_reset
+		meta protocol ip meta mark . meta priority @blocked jump count_reject
 		meta priority set none
 	}
 `
 	const egress = `		meta priority set none
 		meta protocol != arp meta priority set oifname map @dstport
-		meta protocol != arp meta mark . meta priority @blocked drop
+		meta protocol != arp meta mark . meta priority @blocked jump count_drop_out
 		meta mark set 0 meta priority set none
+`
+	// The counting chains, which the counting rules jump to.
+	const counting = `	chain count_reset {
+		update @count_reject { iifname . ip daddr counter }
+		reject with tcp reset
+	}
+	chain count_reject {
+		update @count_reject { iifname . ip daddr counter }
+		reject with icmpx admin-prohibited
+	}
+	chain count_drop_out {
+		update @count_out { ether saddr . oifname counter }
+		drop
+	}
+	chain count_loss_from {
+		update @count_loss_from { iifname counter }
+		drop
+	}
+	chain count_loss_to {
+		update @count_loss_to { oifname counter }
+		drop
+	}
 `
 	tests := []struct {
 		backend Backend
@@ -288,7 +316,7 @@ table netdev pontoon_partition {
 	chain in_g1 {
 		type filter hook ingress device "g1" priority -300;
 		jump filter
-		meta protocol ip numgen random mod 10000 < 500 drop
+		meta protocol ip numgen random mod 10000 < 500 jump count_loss_from
 	}
 	chain in_g2 {
 		type filter hook ingress device "g2" priority -300;
@@ -296,26 +324,26 @@ table netdev pontoon_partition {
 	}
 	chain out_g1 {
 		type filter hook egress device "g1" priority -300;
-		meta protocol ip numgen random mod 10000 < 500 drop
+		meta protocol ip numgen random mod 10000 < 500 jump count_loss_to
 	}
 	chain out_g2 {
 		type filter hook egress device "g2" priority -300;
 		jump egress
 	}
-}
+` + counting + `}
 `},
 		{BackendBridge, state, `# backend bridge: bridge prerouting and postrouting chains matching guest ports by name, reject by nft_reject_bridge
 table bridge pontoon_partition {
 ` + sets + `	chain prerouting {
 		type filter hook prerouting priority -300;
 		jump filter
-		iifname "g1" meta protocol ip numgen random mod 10000 < 500 drop
+		iifname "g1" meta protocol ip numgen random mod 10000 < 500 jump count_loss_from
 	}
 	chain postrouting {
 		type filter hook postrouting priority -300;
-` + egress + `		oifname "g1" meta protocol ip numgen random mod 10000 < 500 drop
+` + egress + `		oifname "g1" meta protocol ip numgen random mod 10000 < 500 jump count_loss_to
 	}
-}
+` + counting + `}
 `},
 		{BackendBridge, State{}, "# backend bridge: table bridge pontoon_partition absent\n"},
 	}

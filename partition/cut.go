@@ -39,8 +39,13 @@ func cutPeers(r *resolved) map[string][]netip.Addr {
 		set[g][peer] = true
 	}
 	for _, p := range r.blocked {
-		add(p.Src, r.guest(p.Dst).IP)
-		add(p.Dst, r.guest(p.Src).IP)
+		for _, pair := range [][2]string{{p.Src, p.Dst}, {p.Dst, p.Src}} {
+			peer := r.guest(pair[1])
+			add(pair[0], peer.IP)
+			if peer.IP6.IsValid() {
+				add(pair[0], peer.IP6)
+			}
+		}
 	}
 	out := map[string][]netip.Addr{}
 	for g, peers := range set {
@@ -95,27 +100,35 @@ func DestroyTCP(nsPath string, peers []netip.Addr) (int, error) {
 	}
 	defer h.Close()
 	var socks []*netlink.Socket
-	for range 5 {
-		socks, err = h.SocketDiagTCP(unix.AF_INET)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		var fs []*netlink.Socket
+		for range 5 {
+			fs, err = h.SocketDiagTCP(family)
+			if !errors.Is(err, netlink.ErrDumpInterrupted) {
+				break
+			}
 		}
-	}
-	if err != nil {
-		return 0, fmt.Errorf("list TCP sockets in netns %q: %w", nsPath, err)
+		if err != nil {
+			return 0, fmt.Errorf("list TCP sockets in netns %q: %w", nsPath, err)
+		}
+		socks = append(socks, fs...)
 	}
 	closed := 0
 	for _, s := range socks {
 		if s.State == tcpListen || s.State == tcpTimeWait || s.State == tcpClose {
 			continue
 		}
-		remote, ok := netip.AddrFromSlice(s.ID.Destination.To4())
-		if !ok || !want[remote] {
+		remote, ok := netip.AddrFromSlice(s.ID.Destination)
+		if !ok || !want[remote.Unmap()] {
 			continue
 		}
 		local := &net.TCPAddr{IP: s.ID.Source, Port: int(s.ID.SourcePort)}
 		peer := &net.TCPAddr{IP: s.ID.Destination, Port: int(s.ID.DestinationPort)}
-		if err := h.SocketDestroy(local, peer); err != nil {
+		destroy := func() error { return h.SocketDestroy(local, peer) }
+		if s.Family == unix.AF_INET6 {
+			destroy = func() error { return destroyTCP6(nsh, s.ID) }
+		}
+		if err := destroy(); err != nil {
 			switch {
 			case errors.Is(err, unix.ENOENT):
 				continue // closed meanwhile

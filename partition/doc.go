@@ -38,6 +38,10 @@
 //	commit    RuleSet -> the partition table, atomically; tc (kernel)
 //	apply     Update, Apply, Heal, Status, ApplyFor, Refresh under the
 //	          bridge's lock; the record in the run's state dir
+//	stats     Stats: what each blocked pair and impairment stopped, counted
+//	          by the table (stats_rules.go) and by tc (kernel)
+//	events    every change in the bridge's event log (package eventlog),
+//	          with who asked (Target.Source) and the commit time
 //
 // Partitions apply to all traffic between guests (the bridge's port security
 // lets guests send IPv4 and ARP only). ARP always passes so that a dropped

@@ -45,6 +45,8 @@ type scene struct {
 	nsOf     map[string]string           // guest name -> netns name
 	macOf    map[string]net.HardwareAddr // guest name -> MAC of its eth0
 	stateDir string
+	// use6 makes probes and streams go to the guests' IPv6 addresses (addIPv6).
+	use6 bool
 
 	mu      sync.Mutex
 	servers []*exec.Cmd
@@ -220,7 +222,7 @@ func (s *scene) probePairs(tb testing.TB, pairs [][2]string, tag string, timeout
 	tb.Helper()
 	ip := map[string]string{}
 	for _, g := range s.guests {
-		ip[g.Name] = g.IP.String()
+		ip[g.Name] = s.addr(g)
 	}
 	targets := map[string][]string{}
 	for _, p := range pairs {
@@ -238,7 +240,7 @@ func (s *scene) probeAll(tb testing.TB, tag string, timeout time.Duration) map[[
 	for _, src := range s.guests {
 		for _, dst := range s.guests {
 			if dst.Name != src.Name {
-				targets[src.Name] = append(targets[src.Name], dst.Name+"="+dst.IP.String())
+				targets[src.Name] = append(targets[src.Name], dst.Name+"="+s.addr(dst))
 			}
 		}
 	}
@@ -297,7 +299,7 @@ func (s *scene) openStream(tb testing.TB, src, dst string) *stream {
 	var ip string
 	for _, g := range s.guests {
 		if g.Name == dst {
-			ip = g.IP.String()
+			ip = s.addr(g)
 		}
 	}
 	cmd := s.helperCmd(tb, src, "stream", "PT_DST="+ip)

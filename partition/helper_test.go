@@ -16,6 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	DispatchLinger() // the test binary is Linger's child in TestLinger
 	if mode := os.Getenv("PONTOON_PT_HELPER"); mode != "" {
 		os.Exit(helperMain(mode))
 	}
@@ -47,15 +48,16 @@ func helperMain(mode string) int {
 // serve: TCP and UDP echo on port 7, UDP sink on port 9 printing
 // "sink <payload>" lines. Ends when stdin closes or the process is killed.
 func serve() error {
-	tl, err := net.Listen("tcp4", ":7")
+	// Dual-stack sockets: a scene with IPv6 addresses is probed over both families.
+	tl, err := net.Listen("tcp", ":7")
 	if err != nil {
 		return err
 	}
-	ue, err := net.ListenPacket("udp4", ":7")
+	ue, err := net.ListenPacket("udp", ":7")
 	if err != nil {
 		return err
 	}
-	us, err := net.ListenPacket("udp4", ":9")
+	us, err := net.ListenPacket("udp", ":9")
 	if err != nil {
 		return err
 	}
@@ -114,7 +116,8 @@ func classify(err error) string {
 		return "ok"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "refused"
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
+		errors.Is(err, syscall.EACCES): // what an ICMPv6 "administratively prohibited" becomes
 		return "unreachable"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return "reset"
@@ -133,7 +136,12 @@ func probe() error {
 	src, tag := os.Getenv("PT_SRC"), os.Getenv("PT_TAG")
 	ms, _ := strconv.Atoi(os.Getenv("PT_TIMEOUT_MS"))
 	timeout := time.Duration(ms) * time.Millisecond
-	icmp, err := net.ListenPacket("ip4:icmp", "0.0.0.0")
+	v6 := strings.Contains(os.Getenv("PT_TARGETS"), ":")
+	network, udp, tcp, echoReq, echoReply, unreach, innerLen, innerProto := "ip4:icmp", "udp4", "tcp4", byte(8), byte(0), byte(3), 20, byte(1)
+	if v6 {
+		network, udp, tcp, echoReq, echoReply, unreach, innerLen, innerProto = "ip6:ipv6-icmp", "udp6", "tcp6", 128, 129, 1, 40, 58
+	}
+	icmp, err := net.ListenPacket(network, "")
 	if err != nil {
 		return err
 	}
@@ -150,12 +158,15 @@ func probe() error {
 			var id uint16
 			var res string
 			switch {
-			case n >= 8 && buf[0] == 0: // echo reply
+			case n >= 8 && buf[0] == echoReply:
 				id, res = uint16(buf[4])<<8|uint16(buf[5]), "ok"
-			case n >= 8+20+8 && buf[0] == 3: // destination unreachable: IP header + 8 bytes of ours
+			case n >= 8+innerLen+8 && buf[0] == unreach: // destination unreachable: IP header + 8 bytes of ours
 				inner := buf[8:n]
-				ihl := int(inner[0]&0x0f) * 4
-				if len(inner) < ihl+8 || inner[9] != 1 {
+				ihl, proto := innerLen, inner[6]
+				if !v6 {
+					ihl, proto = int(inner[0]&0x0f)*4, inner[9]
+				}
+				if len(inner) < ihl+8 || proto != innerProto {
 					continue
 				}
 				id, res = uint16(inner[ihl+4])<<8|uint16(inner[ihl+5]), "unreachable"
@@ -183,14 +194,15 @@ func probe() error {
 	var wg sync.WaitGroup
 	for i, t := range strings.Split(os.Getenv("PT_TARGETS"), ",") {
 		name, ip, _ := strings.Cut(t, "=")
-		if c, err := net.Dial("udp4", ip+":9"); err == nil {
+		hostPort := net.JoinHostPort(ip, "7")
+		if c, err := net.Dial(udp, net.JoinHostPort(ip, "9")); err == nil {
 			_, _ = fmt.Fprintf(c, "%s %s %s", tag, src, name)
 			c.Close()
 		}
 		wg.Add(3)
 		go func() {
 			defer wg.Done()
-			c, err := net.DialTimeout("tcp4", ip+":7", timeout)
+			c, err := net.DialTimeout(tcp, hostPort, timeout)
 			if err == nil {
 				_ = c.SetDeadline(time.Now().Add(timeout))
 				_, err = c.Write([]byte("x"))
@@ -203,7 +215,7 @@ func probe() error {
 		}()
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("udp4", ip+":7")
+			c, err := net.Dial(udp, hostPort)
 			if err == nil {
 				_ = c.SetDeadline(time.Now().Add(timeout))
 				_, err = c.Write([]byte("x"))
@@ -221,9 +233,11 @@ func probe() error {
 			mu.Lock()
 			icmpWait[id] = ch
 			mu.Unlock()
-			msg := []byte{8, 0, 0, 0, byte(id >> 8), byte(id), 0, 1, 'p', 't'}
-			cs := checksum(msg)
-			msg[2], msg[3] = byte(cs>>8), byte(cs)
+			msg := []byte{echoReq, 0, 0, 0, byte(id >> 8), byte(id), 0, 1, 'p', 't'}
+			if !v6 { // the kernel sums ICMPv6 itself
+				cs := checksum(msg)
+				msg[2], msg[3] = byte(cs>>8), byte(cs)
+			}
 			if _, err := icmp.WriteTo(msg, &net.IPAddr{IP: net.ParseIP(ip)}); err != nil {
 				emit(name, "icmp", classify(err))
 				return
@@ -258,7 +272,7 @@ func checksum(b []byte) uint16 {
 // line: "send" writes a byte and waits 300 ms for the echo; "wait" reads
 // with a 5 s deadline, without sending. Each prints the classified result.
 func holdStream() error {
-	c, err := net.DialTimeout("tcp4", os.Getenv("PT_DST")+":7", 2*time.Second)
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(os.Getenv("PT_DST"), "7"), 2*time.Second)
 	if err != nil {
 		fmt.Println("connect: " + classify(err))
 		return nil

@@ -15,6 +15,9 @@ type Guest struct {
 	Name string `json:"name"`
 	// IP is the guest's IPv4 address on the bridge.
 	IP netip.Addr `json:"ip"`
+	// IP6 is the guest's IPv6 address on the bridge, if it has one: partitions and
+	// impairments then hold for its IPv6 traffic exactly as for its IPv4 traffic.
+	IP6 netip.Addr `json:"ip6,omitzero"`
 	// Port is the name of the guest's veth port inside the bridge namespace.
 	// A port that does not exist does not stop Apply: the bridge backend
 	// matches ports by name, and the netdev backend skips it on kernels
@@ -42,6 +45,11 @@ type Target struct {
 	StateDir string
 	// Guests are the guests attached to the bridge.
 	Guests []Guest
+	// Source and What are logged with every change made through this Target, in the
+	// bridge's event log (package eventlog, in StateDir): who asked (SourceCLI, SourceTestenv,
+	// ...; DefaultSource when empty) and what, in the asker's words (when empty, the change
+	// is described in CLI words).
+	Source, What string
 	// guests, set by ForBridge, reads the guests again once a change holds
 	// the bridge's lock, so that a guest attached meanwhile is not left out.
 	guests func() ([]Guest, error)
@@ -134,6 +142,9 @@ func newGuestSet(guests []Guest) (*guestSet, error) {
 		if !g.IP.Is4() {
 			return nil, fmt.Errorf("guest %d (%q): IP %q is not an IPv4 address", i, g.Name, g.IP)
 		}
+		if g.IP6.IsValid() && (!g.IP6.Is6() || g.IP6.Is4In6()) {
+			return nil, fmt.Errorf("guest %d (%q): IP6 %q is not an IPv6 address", i, g.Name, g.IP6)
+		}
 		if g.Name == "" {
 			g.Name = g.IP.String()
 		}
@@ -151,7 +162,11 @@ func newGuestSet(guests []Guest) (*guestSet, error) {
 			return nil, fmt.Errorf("guest name %q is used twice; guest names must be unique", g.Name)
 		}
 		gs.byName[g.Name] = i
-		for _, ref := range []string{g.IP.String(), g.Port} {
+		refs := []string{g.IP.String(), g.Port}
+		if g.IP6.IsValid() {
+			refs = append(refs, g.IP6.String())
+		}
+		for _, ref := range refs {
 			if j, dup := gs.byRef[ref]; dup && list[j].Name != g.Name {
 				return nil, fmt.Errorf("guests %q and %q share %q; IPs and ports must be unique", list[j].Name, g.Name, ref)
 			}

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,7 +53,8 @@ const elemChunk = 512
 // previous transaction, i.e. an RCU grace period (~12 ms measured here, ~200
 // times the commit itself). Closing after every apply would therefore make
 // the next apply (and every other nftables user of that namespace) wait. A
-// connection is closed after nftIdle without use, or by Release.
+// connection is closed after nftIdle without use, or by Release; a command
+// about to exit hands it to Linger instead (linger.go).
 //
 // Connections are keyed by the namespace's inode, not its path, so a
 // namespace re-created under the same path never gets a stale socket.
@@ -62,6 +64,7 @@ type nftConn struct {
 	mu    sync.Mutex
 	key   nsKey
 	c     *nftables.Conn
+	raw   *mnl.Conn // c's socket, for Linger
 	timer *time.Timer
 }
 
@@ -106,19 +109,21 @@ func withNft(nsPath string, f func(c *nftables.Conn) error) error {
 		if err != nil {
 			return fmt.Errorf("open bridge netns %q: %w", nsPath, err)
 		}
-		c, err := nftables.New(nftables.WithNetNSFd(int(fd.Fd())), nftables.AsLasting(), nftables.WithSockOptions(nftSockOptions...))
+		var raw *mnl.Conn
+		keep := func(c *mnl.Conn) error { raw = c; return nil }
+		c, err := nftables.New(nftables.WithNetNSFd(int(fd.Fd())), nftables.AsLasting(), nftables.WithSockOptions(append(slices.Clip(nftSockOptions), keep)...))
 		fd.Close() // the socket stays bound to the namespace once dialled
 		if err != nil {
 			return fmt.Errorf("open nftables in bridge netns %q: %w", nsPath, err)
 		}
-		e.c = c
+		e.c, e.raw = c, raw
 	}
 	err = f(e.c)
 	if err != nil {
 		// Answers to a failed batch may still be queued on the socket, where
 		// the next request would read them as its own: start afresh.
 		_ = e.c.CloseLasting()
-		e.c = nil
+		e.c, e.raw = nil, nil
 	}
 	e.timer = time.AfterFunc(nftIdle, func() { closeConn(e) })
 	return err
@@ -162,7 +167,7 @@ func closeConn(e *nftConn) {
 	nftPool.Unlock()
 	if e.c != nil {
 		_ = e.c.CloseLasting()
-		e.c = nil
+		e.c, e.raw = nil, nil
 	}
 }
 
@@ -211,11 +216,20 @@ func (r Rule) matches(set func(name string) *nftables.Set) (nftrule.Rule, error)
 	if r.IPv4 {
 		m = append(m, nftrule.Protocol("ip", unix.ETH_P_IP))
 	}
+	if r.IPv6 {
+		m = append(m, nftrule.Protocol("ip6", unix.ETH_P_IPV6))
+	}
+	if r.ND {
+		m = append(m, nftrule.ND())
+	}
 	if r.NotARP {
 		m = append(m, nftrule.NotProtocol("arp", unix.ETH_P_ARP))
 	}
-	if r.Daddr.IsValid() {
+	switch {
+	case r.Daddr.Is4():
 		m = append(m, nftrule.Daddr(nftrule.Host(r.Daddr)))
+	case r.Daddr.IsValid():
+		m = append(m, nftrule.Daddr6(r.Daddr))
 	}
 	lookup := func(name string) (*nftables.Set, error) {
 		s := set(name)
@@ -242,6 +256,8 @@ func (r Rule) matches(set func(name string) *nftables.Set) (nftrule.Rule, error)
 		err = classify(nftrule.MetaMark, SourceMap, nftrule.KeyIifname)
 	case ClassifyColumnByIP:
 		err = classify(nftrule.MetaPriority, DestMap, nftrule.KeyIPDaddr)
+	case ClassifyColumnByIP6:
+		err = classify(nftrule.MetaPriority, DestMap6, nftrule.KeyIP6Daddr)
 	case ClassifyColumnByPort:
 		err = classify(nftrule.MetaPriority, DestPortMap, nftrule.KeyOifname)
 	default:
@@ -269,6 +285,13 @@ func (r Rule) matches(set func(name string) *nftables.Set) (nftrule.Rule, error)
 	if r.Chance != 0 {
 		m = append(m, nftrule.RandomBelow(LossScale, r.Chance))
 	}
+	if r.Count != "" {
+		s, err := lookup(r.Count)
+		if err != nil {
+			return m, err
+		}
+		m = append(m, nftrule.UpdateCounter(s, counterKeys[r.Count]...))
+	}
 	switch r.Action {
 	case ActionDrop:
 		m = append(m, nftrule.Drop())
@@ -278,6 +301,8 @@ func (r Rule) matches(set func(name string) *nftables.Set) (nftrule.Rule, error)
 		m = append(m, nftrule.RejectAdminProhibited())
 	case ActionJump:
 		m = append(m, nftrule.Jump(r.Jump))
+	case ActionAccept:
+		m = append(m, nftrule.Accept())
 	case "":
 		// A classification step: no verdict, the packet goes on.
 	default:

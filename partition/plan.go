@@ -22,6 +22,7 @@ const (
 	// one element whose comment is the rule set's marker.
 	SourceMap   = "src"
 	DestMap     = "dst"
+	DestMap6    = "dst6" // DestMap for IPv6 addresses
 	DestPortMap = "dstport"
 	BlockedSet  = "blocked"
 	MarkerSet   = "applied"
@@ -96,6 +97,7 @@ type PortClass struct {
 // DestClass gives the column class of a guest, by its address and its port.
 type DestClass struct {
 	IP   netip.Addr `json:"ip"`
+	IP6  netip.Addr `json:"ip6,omitzero"`
 	Port string     `json:"port,omitempty"`
 	Col  uint32     `json:"col"`
 }
@@ -127,6 +129,10 @@ const (
 	ActionRejectTCPReset Action = "reject with tcp reset"
 	ActionRejectAdmin    Action = "reject with icmpx admin-prohibited"
 	ActionJump           Action = "jump"
+	// ActionAccept ends the base chain's judgement of the packet: neighbour
+	// discovery leaves the partition's rules this way, as ARP does by its
+	// ethertype.
+	ActionAccept Action = "accept"
 )
 
 // Rule is one rule: every set match must hold, then Action is taken.
@@ -134,8 +140,10 @@ type Rule struct {
 	Iifname string     `json:"iifname,omitempty"` // iifname NAME (bridge port it came in on)
 	Oifname string     `json:"oifname,omitempty"` // oifname NAME (bridge port it goes out of)
 	IPv4    bool       `json:"ipv4,omitempty"`    // meta protocol ip
+	IPv6    bool       `json:"ipv6,omitempty"`    // meta protocol ip6
+	ND      bool       `json:"nd,omitempty"`      // icmpv6 type 135-136 (neighbour solicitation, advertisement)
 	NotARP  bool       `json:"not_arp,omitempty"` // meta protocol != arp
-	Daddr   netip.Addr `json:"daddr,omitzero"`    // ip daddr ADDR
+	Daddr   netip.Addr `json:"daddr,omitzero"`    // ip daddr ADDR, or ip6 daddr ADDR
 	// Classify, when set, is a rule that stores a class instead of
 	// matching: see Classify. Blocked matches a packet whose stored (row,
 	// column) classes the blocked set holds.
@@ -146,6 +154,9 @@ type Rule struct {
 	// Chance, when not 0, matches with probability Chance/10000
 	// (numgen random mod 10000 < Chance).
 	Chance uint32 `json:"chance,omitempty"`
+	// Count, when set, names the counter set (stats.go) that counts the packets this
+	// rule's action takes, by the key that set is for.
+	Count  string `json:"count,omitempty"`
 	Action Action `json:"action"`
 	Jump   string `json:"jump,omitempty"` // for ActionJump
 }
@@ -170,6 +181,8 @@ const (
 	ClassifyRow Classify = "row"
 	// ClassifyColumnByIP stores the column class of the IPv4 destination.
 	ClassifyColumnByIP Classify = "column-by-ip"
+	// ClassifyColumnByIP6 stores the column class of the IPv6 destination.
+	ClassifyColumnByIP6 Classify = "column-by-ip6"
 	// ClassifyColumnByPort stores the column class of the guest behind the
 	// port the frame leaves through.
 	ClassifyColumnByPort Classify = "column-by-port"
@@ -206,6 +219,7 @@ func (rs RuleSet) String() string {
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype integer\n\t\telements = { 1 comment %q }\n\t}\n", MarkerSet, rs.Marker)
 	}
 	rs.Classes.render(&b)
+	rs.renderCounterSets(&b)
 	for _, c := range rs.Chains {
 		fmt.Fprintf(&b, "\tchain %s {\n", c.Name)
 		switch {
@@ -234,8 +248,14 @@ func (c Classes) render(b *strings.Builder) {
 	for _, p := range c.Sources {
 		src = append(src, fmt.Sprintf("%q : %d", p.Port, p.Row))
 	}
+	var dst6 []string
 	for _, d := range c.Dests {
-		dst = append(dst, fmt.Sprintf("%s : %d", d.IP, d.Col))
+		if d.IP6.IsValid() {
+			dst6 = append(dst6, fmt.Sprintf("%s : %d", d.IP6, d.Col))
+		}
+		if d.IP.IsValid() {
+			dst = append(dst, fmt.Sprintf("%s : %d", d.IP, d.Col))
+		}
 		if d.Port != "" {
 			port = append(port, fmt.Sprintf("%q : %d", d.Port, d.Col))
 		}
@@ -251,6 +271,10 @@ func (c Classes) render(b *strings.Builder) {
 	elements(src)
 	fmt.Fprintf(b, "\t}\n\tmap %s {\n\t\ttype ipv4_addr : classid\n", DestMap)
 	elements(dst)
+	if len(dst6) > 0 {
+		fmt.Fprintf(b, "\t}\n\tmap %s {\n\t\ttype ipv6_addr : classid\n", DestMap6)
+		elements(dst6)
+	}
 	fmt.Fprintf(b, "\t}\n\tmap %s {\n\t\ttype ifname : classid\n", DestPortMap)
 	elements(port)
 	fmt.Fprintf(b, "\t}\n\tset %s {\n\t\ttype mark . classid\n\t\tflags interval\n", BlockedSet)
@@ -284,7 +308,9 @@ type Class struct {
 	From string `json:"from,omitempty"`
 	// Src is From's address, which a u32 filter matches (ip saddr) to put
 	// the pair's packets into this class.
-	Src   netip.Addr `json:"src,omitzero"`
+	Src netip.Addr `json:"src,omitzero"`
+	// Src6 is From's IPv6 address, matched the same way (ip6 saddr) when From has one.
+	Src6  netip.Addr `json:"src6,omitzero"`
 	Rate  Rate       `json:"rate,omitempty"` // 0 means MaxRate
 	Netem *Netem     `json:"netem,omitempty"`
 }

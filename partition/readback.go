@@ -3,6 +3,7 @@ package partition
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -119,6 +120,15 @@ func readKernel(nsPath string) (kernelTable, error) {
 						kt.Cut = true
 					}
 				}
+				// A counting rule rejects in its counting chain (stats.go).
+				if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictJump {
+					switch countingAction(v.Chain) {
+					case ActionRejectAdmin:
+						kt.Reject = true
+					case ActionRejectTCPReset:
+						kt.Cut = true
+					}
+				}
 			}
 		}
 		kt.Cut = kt.Cut && !kt.Reject
@@ -153,6 +163,17 @@ func (kt *kernelTable) readClasses(elements func(name string) ([]nftables.SetEle
 	for _, el := range dst {
 		if len(el.Key) == 4 {
 			kt.Classes.Dests = append(kt.Classes.Dests, DestClass{IP: netip.AddrFrom4([4]byte(el.Key)), Col: be(el.Val)})
+		}
+	}
+	// A table written before IPv6 was covered has no such map: nothing is blocked by IPv6
+	// address then.
+	dst6, err := elements(DestMap6)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	for _, el := range dst6 {
+		if len(el.Key) == 16 {
+			kt.Classes.Dests = append(kt.Classes.Dests, DestClass{IP6: netip.AddrFrom16([16]byte(el.Key)), Col: be(el.Val)})
 		}
 	}
 	ports, err := elements(DestPortMap)
@@ -208,7 +229,7 @@ func (kt kernelTable) blockedPairs(guests []Guest) []BlockedPair {
 			if src.Name == dst.Name {
 				continue
 			}
-			out = append(out, BlockedPair{Src: src.Name, Dst: dst.Name, SrcIP: src.IP, DstIP: d.IP})
+			out = append(out, BlockedPair{Src: src.Name, Dst: dst.Name, SrcIP: src.IP, DstIP: d.IP, SrcIP6: src.IP6, DstIP6: kt.ip6Col(dst.IP6, s.Row)})
 		}
 	}
 	slices.SortFunc(out, func(a, b BlockedPair) int { return comparePairs(Pair{a.Src, a.Dst}, Pair{b.Src, b.Dst}) })
@@ -236,6 +257,9 @@ func sameClasses(a, b Classes) bool {
 		for _, d := range c.Dests {
 			if d.IP.IsValid() {
 				m[fmt.Sprintf("d %s %d", d.IP, d.Col)]++
+			}
+			if d.IP6.IsValid() {
+				m[fmt.Sprintf("d6 %s %d", d.IP6, d.Col)]++
 			}
 			if d.Port != "" {
 				m[fmt.Sprintf("p %s %d", d.Port, d.Col)]++

@@ -28,6 +28,10 @@ type BlockedPair struct {
 	Dst   string     `json:"dst"`
 	SrcIP netip.Addr `json:"src_ip"`
 	DstIP netip.Addr `json:"dst_ip"`
+	// SrcIP6 and DstIP6 are the guests' IPv6 addresses, for guests that have one: the pair
+	// is blocked on both families.
+	SrcIP6 netip.Addr `json:"src_ip6,omitzero"`
+	DstIP6 netip.Addr `json:"dst_ip6,omitzero"`
 	// Since is when packets from Src to Dst started being lost (kept across
 	// applies that keep the pair blocked).
 	Since time.Time `json:"since"`
@@ -70,8 +74,15 @@ type Record struct {
 	Marker string `json:"marker,omitempty"`
 	// Chains fingerprints the chains committed with Marker (see committed).
 	Chains map[string]uint64 `json:"chains,omitempty"`
+	// CounterSets are the counter sets the table holds (stats.go), so that a change
+	// reads only those that can hold counters it ends.
+	CounterSets []string `json:"counter_sets,omitempty"`
 	// Shaping is the traffic control that was set up.
 	Shaping []Shaping `json:"shaping,omitempty"`
+	// Counters, when set (pontoon partition status sets it from Stats; not
+	// persisted), is what the partition and the impairments did, per pair and
+	// per impairment, as the kernel counts it.
+	Counters *Counters `json:"counters,omitempty"`
 	// Kernel is filled by the Status function (not persisted): whether the
 	// kernel holds what was applied. Status reports Blocked, Mode and Cut as
 	// the kernel has them.
@@ -117,6 +128,7 @@ type recordFile struct {
 	Record
 	Blocked []blockedGroup        `json:"blocked"`
 	IPs     map[string]netip.Addr `json:"ips,omitempty"`
+	IP6s    map[string]netip.Addr `json:"ip6s,omitempty"`
 }
 
 type blockedGroup struct {
@@ -131,7 +143,7 @@ type blockRow struct {
 }
 
 func toFile(st Record) recordFile {
-	f := recordFile{Record: st, IPs: map[string]netip.Addr{}}
+	f := recordFile{Record: st, IPs: map[string]netip.Addr{}, IP6s: map[string]netip.Addr{}}
 	f.Record.Blocked = nil
 	f.Record.Kernel = nil
 	type srcKey struct {
@@ -147,6 +159,12 @@ func toFile(st Record) recordFile {
 		}
 		dsts[k] = append(dsts[k], b.Dst)
 		f.IPs[b.Src], f.IPs[b.Dst] = b.SrcIP, b.DstIP
+		if b.SrcIP6.IsValid() {
+			f.IP6s[b.Src] = b.SrcIP6
+		}
+		if b.DstIP6.IsValid() {
+			f.IP6s[b.Dst] = b.DstIP6
+		}
 	}
 	group := map[time.Time]int{}
 	row := map[string]int{} // since + destinations -> row index in its group
@@ -176,7 +194,8 @@ func fromFile(f recordFile) Record {
 		for _, r := range g.Rows {
 			for _, src := range r.Srcs {
 				for _, dst := range r.Dsts {
-					st.Blocked = append(st.Blocked, BlockedPair{Src: src, Dst: dst, SrcIP: f.IPs[src], DstIP: f.IPs[dst], Since: g.Since})
+					st.Blocked = append(st.Blocked, BlockedPair{Src: src, Dst: dst, SrcIP: f.IPs[src], DstIP: f.IPs[dst],
+						SrcIP6: f.IP6s[src], DstIP6: f.IP6s[dst], Since: g.Since})
 				}
 			}
 		}

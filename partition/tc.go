@@ -237,6 +237,9 @@ func addShaping(h *kernel.NS, sh Shaping) error {
 		if err := h.FilterAdd(f); err != nil {
 			return fmt.Errorf("add u32 filter ip src %s -> class %x:%x on %s: %w", c.Src, QdiscMajor, c.Minor, where(sh), err)
 		}
+		if err := addFilter6(h, idx, c); err != nil {
+			return fmt.Errorf("add u32 filter ip6 src %s -> class %x:%x on %s: %w", c.Src6, QdiscMajor, c.Minor, where(sh), err)
+		}
 	}
 	return nil
 }

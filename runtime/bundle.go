@@ -34,7 +34,10 @@ type Guest struct {
 	Bridge string
 	Name   string
 	IP     netip.Addr
+	IP6    netip.Addr // unset: the one derived from IP
 	Ports  []netsetup.Port
+	// Aliases are further names the bridge's name server answers for the guest.
+	Aliases []string
 }
 
 // Container is everything pontoon needs to write an OCI bundle for one container.
@@ -233,7 +236,7 @@ func (c *Container) Spec(dir string) (*specs.Spec, error) {
 		if c.Pontoon == "" {
 			return nil, fmt.Errorf("container %s: no pontoon binary to run as the hook", c.Name)
 		}
-		req := hooks.Request{Bridge: c.Guest.Bridge, Guest: c.Guest.Name, IP: c.Guest.IP, Hostname: c.Hostname, Ports: c.Guest.Ports}
+		req := hooks.Request{Bridge: c.Guest.Bridge, Guest: c.Guest.Name, IP: c.Guest.IP, IP6: c.Guest.IP6, Hostname: c.Hostname, Ports: c.Guest.Ports, Aliases: c.Guest.Aliases}
 		for k, v := range req.Annotations() {
 			s.Annotations[k] = v
 		}

@@ -212,3 +212,14 @@ func TestSweepBundles(t *testing.T) {
 		}
 	}
 }
+
+// A dual-stack guest is listed under both of its addresses.
+func TestHostsFileBothFamilies(t *testing.T) {
+	got := string(HostsFile("n1", []HostEntry{
+		{IP: netip.MustParseAddr("172.18.0.1"), Names: []string{"n1"}},
+		{IP: netip.MustParseAddr("fd70:6f6e::1"), Names: []string{"n1"}},
+	}))
+	if !strings.HasSuffix(got, "172.18.0.1\tn1\nfd70:6f6e::1\tn1\n") {
+		t.Errorf("HostsFile =\n%s\nwant both addresses of n1 listed", got)
+	}
+}

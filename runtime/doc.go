@@ -19,11 +19,12 @@
 //     { image = "ref" } root (runtime containerd only) an image already in containerd's
 //     store, never pulled. The project directory is at /work in every case.
 //   - /etc/hosts names every guest of the run (its hostname and child name), every bridge
-//     child at the bridge's address, and the container's own hostname; /etc/resolv.conf is
-//     netsetup.GuestResolvConf. pontoon writes both into the bundle and bind-mounts them:
-//     the hook only does networking.
+//     child at the bridge's address, and the container's own hostname; /etc/resolv.conf
+//     names the bridge's name server (names.ResolvConf), which the run serves from its own
+//     process and which also knows aliases and guests that join later. pontoon writes both
+//     into the bundle and bind-mounts them: the hook only does networking.
 //   - Environment: PATH, HOME=/root, TERM, PONTOON_BRIDGE (the run's bridge), and for
-//     guests PONTOON_GUEST and PONTOON_IP; then the command's env.
+//     guests PONTOON_GUEST, PONTOON_IP and (dual stack) PONTOON_IP6; then the command's env.
 //   - Bridge children are privileged: every capability pontoon holds, pontoon's state and
 //     namespace directories at their host paths, the running pontoon binary on PATH (in
 //     PontoonBinDir), and PONTOON_STATE_DIR, PONTOON_NETNS_DIR, PONTOON_HOST_NETNS and

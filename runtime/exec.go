@@ -35,7 +35,8 @@ import (
 //
 // Any other guest (a namespace pontoon created, or one attached by path) is entered in its
 // network and UTS namespaces only, with the caller's environment and PONTOON_BRIDGE,
-// PONTOON_GUEST and PONTOON_IP added; Exec then replaces the calling process too.
+// PONTOON_GUEST and PONTOON_IP added, and, while the bridge's name server runs, a private
+// /etc/resolv.conf naming it; Exec then replaces the calling process too.
 func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 	if len(argv) == 0 {
 		return ExitSetupFailed, errors.New("exec: no command given")
@@ -46,7 +47,7 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 	}
 	if g.Process == nil {
 		environ := append(os.Environ(), "PONTOON_BRIDGE="+bridge, "PONTOON_GUEST="+g.Name, fmt.Sprintf("PONTOON_IP=%v", g.IP))
-		return ExitSetupFailed, ns.Exec(g.Namespaces(), argv, environ)
+		return ExitSetupFailed, ns.ExecWithBinds(g.Namespaces(), execBinds(env, bridge), argv, environ)
 	}
 	if g.Process.Alive() {
 		code, err := execVisible(g.Process.PID, argv)

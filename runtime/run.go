@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/runtime/config"
 )
@@ -149,6 +150,7 @@ type run struct {
 	dir     *bundleDir // the run's bundle directory once created
 	forker  *forker
 	exec    *execServer // serves `pontoon exec` for bridge children
+	names   *names.Server
 	// stopTimeout is how long containers get between the stop signal and SIGKILL.
 	stopTimeout time.Duration
 }
@@ -191,7 +193,9 @@ func (r *run) engine(rt config.Runtime) (Engine, error) {
 func (r *run) ensureGateway() error {
 	plan, err := netsetup.CurrentPlan(r.opt.Env)
 	if errors.Is(err, netsetup.ErrNoGateway) {
-		if _, upErr := netsetup.GatewayUp(r.opt.Env, r.opt.Gateway); upErr != nil {
+		gw := r.opt.Gateway
+		gw.IPv4Only = gw.IPv4Only || r.p.Settings.IPv4Only
+		if _, upErr := netsetup.GatewayUp(r.opt.Env, gw); upErr != nil {
 			return fmt.Errorf("the pontoon gateway is not up and bringing it up failed: %w; fix that and run `pontoon gateway up` (as root)", upErr)
 		}
 		plan, err = netsetup.CurrentPlan(r.opt.Env)
@@ -204,6 +208,18 @@ func (r *run) ensureGateway() error {
 	}
 	r.plan = plan
 	return nil
+}
+
+// guestIP6 is the IPv6 address a guest of the run gets: its own, or the one derived from its
+// IPv4 address; none when the gateway is IPv4 only.
+func (r *run) guestIP6(g config.Guest) netip.Addr {
+	switch {
+	case !r.plan.IPv6():
+		return netip.Addr{}
+	case g.IP6.IsValid():
+		return g.IP6
+	}
+	return r.plan.GuestIP6(g.IP)
 }
 
 func (r *run) checkIP(who string, ip netip.Addr) error {
@@ -253,6 +269,7 @@ func (r *run) teardown() {
 			r.logf("%v", err)
 		}
 	}
+	r.stopNames()
 	if r.bridge != "" {
 		if err := netsetup.DestroyBridge(r.opt.Env, r.bridge); err != nil {
 			r.logf("could not remove bridge %s: %v; `pontoon gc` removes it", r.bridge, err)
@@ -323,10 +340,16 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			names = append(names, ch.Name)
 		}
 		entries = append(entries, HostEntry{IP: ch.Guest.IP, Names: names})
+		if ip6 := r.guestIP6(*ch.Guest); ip6.IsValid() {
+			entries = append(entries, HostEntry{IP: ip6, Names: names})
+		}
 		ports = append(ports, ch.Guest.Forwards(ch.Name)...)
 	}
 	if len(bridgeNames) > 0 {
 		entries = append(entries, HostEntry{IP: r.plan.BridgeAddr().Addr(), Names: bridgeNames})
+		if r.plan.IPv6() {
+			entries = append(entries, HostEntry{IP: r.plan.BridgeAddr6().Addr(), Names: bridgeNames})
+		}
 	}
 	if err := r.createBridge(ports); err != nil {
 		return ExitSetupFailed, err
@@ -339,7 +362,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			r.exec = srv
 		}
 	}
-	resolv, err := netsetup.GuestResolvConf(r.opt.Env)
+	resolv, err := r.serveNames()
 	if err != nil {
 		return ExitSetupFailed, err
 	}
@@ -387,8 +410,11 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			own = append(own, chainEnvVars(r.opt.Env)...)
 		} else {
 			c.Net, c.Hostname = NetGuest, ch.Guest.Hostname
-			c.Guest = &Guest{Bridge: r.bridge, Name: ch.Name, IP: ch.Guest.IP, Ports: ch.Guest.Ports}
+			c.Guest = &Guest{Bridge: r.bridge, Name: ch.Name, IP: ch.Guest.IP, IP6: ch.Guest.IP6, Ports: ch.Guest.Ports, Aliases: ch.Guest.Aliases}
 			own = append(own, [2]string{"PONTOON_GUEST", ch.Name}, [2]string{"PONTOON_IP", ch.Guest.IP.String()})
+			if ip6 := r.guestIP6(*ch.Guest); ip6.IsValid() {
+				own = append(own, [2]string{"PONTOON_IP6", ip6.String()})
+			}
 		}
 		c.Env = envList(own, ch.Env)
 		c.Hosts = HostsFile(c.Hostname, entries)
@@ -454,7 +480,7 @@ func (r *run) plain(ctx context.Context) (int, error) {
 		if err := r.checkIP("command "+r.cmd.Name, g.IP); err != nil {
 			return ExitSetupFailed, err
 		}
-		c.Guest = &Guest{Name: r.cmd.Name, IP: g.IP, Ports: g.Ports}
+		c.Guest = &Guest{Name: r.cmd.Name, IP: g.IP, IP6: g.IP6, Ports: g.Ports, Aliases: g.Aliases}
 		if err := r.createBridge(g.Forwards(r.cmd.Name)); err != nil {
 			return ExitSetupFailed, err
 		}
@@ -464,11 +490,18 @@ func (r *run) plain(ctx context.Context) (int, error) {
 		if !strings.EqualFold(g.Hostname, r.cmd.Name) {
 			names = append(names, r.cmd.Name)
 		}
-		c.Hosts = HostsFile(c.Hostname, []HostEntry{{IP: g.IP, Names: names}})
-		if c.ResolvConf, err = netsetup.GuestResolvConf(r.opt.Env); err != nil {
+		hosts := []HostEntry{{IP: g.IP, Names: names}}
+		if ip6 := r.guestIP6(*g); ip6.IsValid() {
+			hosts = append(hosts, HostEntry{IP: ip6, Names: names})
+		}
+		c.Hosts = HostsFile(c.Hostname, hosts)
+		if c.ResolvConf, err = r.serveNames(); err != nil {
 			return ExitSetupFailed, err
 		}
 		own = [][2]string{{"PONTOON_BRIDGE", r.bridge}, {"PONTOON_GUEST", r.cmd.Name}, {"PONTOON_IP", g.IP.String()}}
+		if ip6 := r.guestIP6(*g); ip6.IsValid() {
+			own = append(own, [2]string{"PONTOON_IP6", ip6.String()})
+		}
 		started.Bridge, started.BridgeNetns = r.bridge, r.opt.Env.BridgeNetns(r.bridge)
 		started.Guests = map[string]netip.Addr{r.cmd.Name: g.IP}
 	default:

@@ -178,6 +178,8 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 		// signals and exits.
 		go r.opt.Started(started)
 	}
+	// The schedule ends, and heals, before the run's bridge goes (see the end).
+	stopSchedule := r.startSchedule(started)
 	// A plain command's status is always its container's own, signals or not.
 	plain := len(procs) == 1 && procs[0].plain
 	interactive := plain && procs[0].interactive
@@ -270,6 +272,11 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 				}
 			}
 		}
+	}
+	// A run whose faults did not happen as written must not pass for one that survived them.
+	if err := stopSchedule(); err != nil && code == 0 {
+		r.logf("exit status %d: the fault schedule did not run as written", ExitSetupFailed)
+		code = ExitSetupFailed
 	}
 	for _, p := range procs {
 		if p.killed {

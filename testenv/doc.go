@@ -26,8 +26,17 @@
 // A guest is a network namespace with one interface (eth0) on the bridge, plus a UTS namespace
 // whose hostname is the guest's name. A process started by Guest.Start or Guest.Run runs in
 // those namespaces and in a private mount namespace in which /etc/hosts names every guest of
-// the Env and /etc/resolv.conf is the one pontoon gives guests; the host's files stay as they
+// the Env and /etc/resolv.conf names the bridge's name server; the host's files stay as they
 // are. Guests added later appear in the /etc/hosts of processes already running.
+//
+// # Names and DNS faults
+//
+// The bridge's name server (package names) runs in the test's process from New on. It
+// answers for every guest by name, hostname and alias (WithAliases), and forwards other names
+// to the sandbox's upstream resolver. DNSFault makes it answer some queries wrongly (NXDOMAIN,
+// SERVFAIL, a wrong address, late, or not at all; per queried name or asking guest) until
+// Heal. Resolvers read /etc/hosts first: WithDNSNames leaves the guests out of it, so that
+// every name is asked of the name server and its faults.
 //
 // The test process itself stays in the real host's namespaces. It reaches guests through
 // Env.DialContext and Env.HTTPClient, which dial from the bridge namespace: an observer
@@ -71,6 +80,21 @@
 // A partition covers the guests that exist when it is applied: a guest added afterwards talks
 // to every guest until the next partition. Env.MustMatch checks every ordered pair of guests
 // at once against the expected connectivity, one direction at a time.
+//
+// # Captures and schedules
+//
+// Env.Capture records the guests' traffic into a pcapng file, one interface per guest, with
+// the frames the partition dropped on their sender's interface (package capture). Env.Schedule
+// runs a fault schedule (package schedule): steps, a seeded nemesis or a flapping fault, each
+// step in the bridge's event log with source "schedule", the bridge healed at its end.
+//
+//	c := env.Capture(filepath.Join(t.TempDir(), "n1.pcapng"), capture.Options{Guests: []string{"n1"}})
+//	r := env.Schedule(schedule.Spec{Seed: 7, Nemesis: &schedule.Nemesis{
+//		Faults: []schedule.Fault{{Partition: "random-halves"}, {Impair: "loss=20% n2"}},
+//		Fault:  time.Second, Recovery: time.Second, Duration: 20 * time.Second, Healed: 5 * time.Second}})
+//	// ... the workload ...
+//	err := r.Wait()
+//	res, err := c.Stop()
 //
 // # Failure modes
 //

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/testkit"
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
@@ -48,6 +49,15 @@ type config struct {
 	unreachTimeout time.Duration
 	mode           partition.Mode
 	cut            bool
+	dnsNames       bool // guests are left out of /etc/hosts (WithDNSNames)
+	ipv4Only       bool // no IPv6 (WithIPv4Only)
+}
+
+// WithIPv4Only builds the chain without IPv6: guests get IPv4 addresses only, and IPv6
+// between them stays dropped. By default guests have both (Guest.IP6), and partitions and
+// impairments hold on both families.
+func WithIPv4Only() Option {
+	return func(c *config) error { c.ipv4Only = true; return nil }
 }
 
 // WithSubnet sets the /16 the chain's address plan is derived from (default 172.18.0.0/16);
@@ -103,12 +113,13 @@ type Env struct {
 	sb     *sandbox.Sandbox
 	bridge *netsetup.BridgeState
 	files  string // hosts and resolv.conf handed to guest processes
+	names  *names.Server
 
 	mu        sync.Mutex
 	guests    []*Guest
 	procs     []*Process
-	servers   map[string]*probe.Server // echo servers by guest name
-	sinks     map[string]*sink         // one-way delivery receivers by guest name
+	servers   map[string]*probe.Server // echo servers by guest name and address
+	sinks     map[string]*sink         // one-way delivery receivers by guest name and address
 	hostsFile string
 	resolv    string
 
@@ -141,11 +152,17 @@ func New(t testing.TB, opts ...Option) *Env {
 	e := &Env{t: t, cfg: cfg, sb: sb, files: filepath.Join(dir, "files"), servers: map[string]*probe.Server{}, sinks: map[string]*sink{}}
 	e.ps.s = partition.State{Partition: partition.Fullmesh()}
 	t.Cleanup(e.cleanup)
-	if _, err := netsetup.GatewayUp(sb.Env, netsetup.GatewayOptions{Plan: cfg.plan}); err != nil {
+	if _, err := netsetup.GatewayUp(sb.Env, netsetup.GatewayOptions{Plan: cfg.plan, IPv4Only: cfg.ipv4Only}); err != nil {
 		t.Fatalf("testenv: gateway up: %v", err)
+	}
+	if e.cfg.plan, err = netsetup.CurrentPlan(sb.Env); err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
 	self := netsetup.Self()
 	if e.bridge, err = netsetup.CreateBridge(sb.Env, cfg.bridge, netsetup.BridgeOptions{Owner: &self}); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if e.names, err = names.Listen(sb.Env, cfg.bridge); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	if err := e.writeFiles(); err != nil {
@@ -159,7 +176,7 @@ func (e *Env) writeFiles() error {
 	if err := os.MkdirAll(e.files, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", e.files, err)
 	}
-	rc, err := netsetup.GuestResolvConf(e.sb.Env)
+	rc, err := names.ResolvConf(e.sb.Env)
 	if err != nil {
 		return fmt.Errorf("guest resolv.conf: %w", err)
 	}
@@ -198,6 +215,9 @@ func (e *Env) cleanup() {
 		s.Close()
 	}
 	var errs []error
+	if e.names != nil {
+		e.names.Close()
+	}
 	if e.bridge != nil {
 		errs = append(errs, netsetup.DestroyBridge(e.sb.Env, e.bridge.Name))
 	}

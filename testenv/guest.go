@@ -22,6 +22,7 @@ type Guest struct {
 	env      *Env
 	name     string
 	ip       netip.Addr
+	ip6      netip.Addr // none on an IPv4-only Env
 	hostname string
 	netns    string
 	uts      string
@@ -31,7 +32,10 @@ type Guest struct {
 // GuestOption configures Env.Guest.
 type GuestOption func(*guestConfig)
 
-type guestConfig struct{ hostname string }
+type guestConfig struct {
+	hostname string
+	aliases  []string
+}
 
 // WithHostname gives the guest a hostname other than its name. /etc/hosts of guest processes
 // names the guest by both.
@@ -46,7 +50,7 @@ func (e *Env) Guest(name, ip string, opts ...GuestOption) *Guest {
 	for _, o := range opts {
 		o(&c)
 	}
-	ng, err := netsetup.AddGuest(e.sb.Env, e.cfg.bridge, name, netsetup.GuestOptions{IP: ip, Hostname: c.hostname})
+	ng, err := netsetup.AddGuest(e.sb.Env, e.cfg.bridge, name, netsetup.GuestOptions{IP: ip, Hostname: c.hostname, Aliases: c.aliases})
 	if err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
@@ -57,17 +61,26 @@ func (e *Env) Guest(name, ip string, opts ...GuestOption) *Guest {
 		env:      e,
 		name:     ng.Name,
 		ip:       ng.IP,
+		ip6:      ng.IP6,
 		hostname: ng.Hostname,
 		netns:    ng.Netns,
 		uts:      ng.UTS,
 		port:     ng.PortName(),
 	}
-	line := g.ip.String() + "\t" + g.hostname
+	names := g.hostname
 	if g.hostname != g.name {
-		line += " " + g.name
+		names += " " + g.name
+	}
+	line := g.ip.String() + "\t" + names
+	if g.ip6.IsValid() {
+		line += "\n" + g.ip6.String() + "\t" + names
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.cfg.dnsNames {
+		e.guests = append(e.guests, g)
+		return g
+	}
 	// Appended in place (same inode): processes already running see it through their bind
 	// mount, and a reader never sees the file shorter than before.
 	f, err := os.OpenFile(e.hostsFile, os.O_WRONLY|os.O_APPEND, 0)
@@ -111,7 +124,7 @@ func (e *Env) find(ref string) (*Guest, error) {
 		}
 	}
 	for _, g := range e.guests {
-		if g.ip.String() == ref || g.hostname == ref {
+		if g.ip.String() == ref || g.hostname == ref || (g.ip6.IsValid() && g.ip6.String() == ref) {
 			return g, nil
 		}
 	}
@@ -127,6 +140,14 @@ func (g *Guest) Name() string { return g.name }
 
 // IP returns the guest's address.
 func (g *Guest) IP() netip.Addr { return g.ip }
+
+// IP6 returns the guest's IPv6 address; none when the Env is IPv4 only (WithIPv4Only).
+func (g *Guest) IP6() netip.Addr { return g.ip6 }
+
+// Addr6 returns "[ip6]:port", the address of a service the guest runs on port over IPv6.
+func (g *Guest) Addr6(port int) string {
+	return netip.AddrPortFrom(g.ip6, uint16(port)).String()
+}
 
 // Addr returns "ip:port", the address of a service the guest runs on port.
 func (g *Guest) Addr(port int) string {

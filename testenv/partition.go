@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/partition"
 )
 
@@ -47,7 +48,9 @@ func (e *Env) Target() partition.Target {
 }
 
 func (e *Env) target() (partition.Target, error) {
-	return partition.ForBridge(e.sb.Env, e.cfg.bridge)
+	t, err := partition.ForBridge(e.sb.Env, e.cfg.bridge)
+	t.Source = partition.SourceTestenv
+	return t, err
 }
 
 // State returns the partition, mode, cut setting and impairments the Env last applied.
@@ -200,6 +203,9 @@ func (e *Env) Heal() {
 	t, err := e.target()
 	if err == nil {
 		err = partition.Heal(t)
+	}
+	if err == nil {
+		err = names.ClearFaults(e.sb.Env, e.cfg.bridge)
 	}
 	if err != nil {
 		e.fatalOrSkip("heal", err)

@@ -63,7 +63,7 @@ func (r Reach) String() string {
 }
 
 // Probe sends a TCP, a UDP and an ICMP round trip from guest a to guest b (names, addresses or
-// hostnames) at once, each bounded by the reach timeout, against echo servers the Env starts
+// hostnames; b named by its IPv6 address is probed over IPv6, else over IPv4) at once, each bounded by the reach timeout, against echo servers the Env starts
 // in b on EchoPort. A round trip needs both directions: a one-way block loses it either way
 // (see Delivers for one-way checks).
 func (e *Env) Probe(a, b string) Reach {
@@ -73,8 +73,9 @@ func (e *Env) Probe(a, b string) Reach {
 func (e *Env) probe(a, b string, timeout time.Duration) Reach {
 	r := Reach{From: a, To: b}
 	from, to, err := e.pair(a, b)
+	dst := to.dest(b)
 	if err == nil {
-		err = e.echoServer(to)
+		err = e.echoServer(to, dst)
 	}
 	if err != nil {
 		r.TCP, r.UDP, r.ICMP = err, err, err
@@ -82,9 +83,9 @@ func (e *Env) probe(a, b string, timeout time.Duration) Reach {
 	}
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); r.TCP = probe.TCP(from.netns, to.ip, EchoPort, timeout) }()
-	go func() { defer wg.Done(); r.UDP = probe.UDP(from.netns, to.ip, EchoPort, timeout) }()
-	go func() { defer wg.Done(); r.ICMP = probe.Ping(from.netns, to.ip, timeout) }()
+	go func() { defer wg.Done(); r.TCP = probe.TCP(from.netns, dst, EchoPort, timeout) }()
+	go func() { defer wg.Done(); r.UDP = probe.UDP(from.netns, dst, EchoPort, timeout) }()
+	go func() { defer wg.Done(); r.ICMP = probe.Ping(from.netns, dst, timeout) }()
 	wg.Wait()
 	return r
 }
@@ -100,10 +101,11 @@ func (e *Env) CanConnect(a, b string, port int) error {
 	if err != nil {
 		return err
 	}
-	addr := to.Addr(port)
+	dst := to.dest(b)
+	addr := netip.AddrPortFrom(dst, uint16(port)).String()
 	var c net.Conn
 	err = ns.Do(from.netns, func() (err error) {
-		c, err = net.DialTimeout("tcp4", addr, e.cfg.reachTimeout)
+		c, err = net.DialTimeout(network("tcp", dst), addr, e.cfg.reachTimeout)
 		return err
 	})
 	if err != nil {
@@ -122,7 +124,8 @@ func (e *Env) delivers(a, b string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	s, err := e.sink(to)
+	dst := to.dest(b)
+	s, err := e.sink(to, dst)
 	if err != nil {
 		return err
 	}
@@ -131,10 +134,10 @@ func (e *Env) delivers(a, b string, timeout time.Duration) error {
 	token := "pontoon-sink " + hex.EncodeToString(tok[:])
 	got := s.expect(token)
 	defer s.forget(token)
-	addr := to.Addr(SinkPort)
+	addr := netip.AddrPortFrom(dst, SinkPort).String()
 	var c net.Conn
 	if err := ns.Do(from.netns, func() (err error) {
-		c, err = net.Dial("udp4", addr)
+		c, err = net.Dial(network("udp", dst), addr)
 		return err
 	}); err != nil {
 		return fmt.Errorf("testenv: udp from %s to %s: %w", from.name, addr, err)
@@ -172,9 +175,9 @@ func (e *Env) MustNotReach(a, b string) {
 	}
 }
 
-// MustMatch checks every ordered pair of distinct guests at once with Delivers and fails the
-// test, listing every mismatch, unless packets from src arrive at dst exactly when
-// delivered(src, dst) is true. Pass a partition's rule to check that it is in effect:
+// MustMatch checks every ordered pair of distinct guests at once with Delivers, to each
+// address of dst (IPv4, and IPv6 where it has one), and fails the test, listing every
+// mismatch, unless packets from src arrive at dst exactly when delivered(src, dst) is true. Pass a partition's rule to check that it is in effect:
 //
 //	p := env.Isolate("n1")
 //	env.MustMatch(func(src, dst string) bool { return !p.Blocks(src, dst) })
@@ -182,9 +185,17 @@ func (e *Env) MustMatch(delivered func(src, dst string) bool) {
 	e.t.Helper()
 	guests := e.Guests()
 	// Receivers first, so that a failure to start one is not mistaken for a lost datagram.
+	dests := func(g *Guest) []string {
+		if g.ip6.IsValid() {
+			return []string{g.name, g.ip6.String()}
+		}
+		return []string{g.name}
+	}
 	for _, g := range guests {
-		if _, err := e.sink(g); err != nil {
-			e.t.Fatal(err)
+		for _, d := range dests(g) {
+			if _, err := e.sink(g, g.dest(d)); err != nil {
+				e.t.Fatal(err)
+			}
 		}
 	}
 	var mu sync.Mutex
@@ -200,20 +211,26 @@ func (e *Env) MustMatch(delivered func(src, dst string) bool) {
 			if !want {
 				timeout = e.cfg.unreachTimeout
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				err := e.delivers(a.name, b.name, timeout)
-				if got := err == nil; got != want {
-					mu.Lock()
-					defer mu.Unlock()
-					if want {
-						bad = append(bad, fmt.Sprintf("%s -> %s: expected delivery: %v", a.name, b.name, err))
-					} else {
-						bad = append(bad, fmt.Sprintf("%s -> %s: expected loss, but the datagram arrived", a.name, b.name))
+			for _, d := range dests(b) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := e.delivers(a.name, d, timeout)
+					if got := err == nil; got != want {
+						mu.Lock()
+						defer mu.Unlock()
+						to := b.name
+						if d != b.name {
+							to += " (" + d + ")"
+						}
+						if want {
+							bad = append(bad, fmt.Sprintf("%s -> %s: expected delivery: %v", a.name, to, err))
+						} else {
+							bad = append(bad, fmt.Sprintf("%s -> %s: expected loss, but the datagram arrived", a.name, to))
+						}
 					}
-				}
-			}()
+				}()
+			}
 		}
 	}
 	wg.Wait()
@@ -235,22 +252,43 @@ func (e *Env) pair(a, b string) (*Guest, *Guest, error) {
 	return from, to, nil
 }
 
-// echoServer starts the echo servers in g once.
-func (e *Env) echoServer(g *Guest) error {
+// echoServer starts the echo servers in g on its address at once.
+func (e *Env) echoServer(g *Guest, at netip.Addr) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.servers == nil {
 		return errors.New("testenv: the environment has been cleaned up")
 	}
-	if _, ok := e.servers[g.name]; ok {
+	key := g.name + " " + at.String()
+	if _, ok := e.servers[key]; ok {
 		return nil
 	}
-	s, err := probe.Serve(g.netns, g.ip, EchoPort)
+	s, err := probe.Serve(g.netns, at, EchoPort)
 	if err != nil {
 		return fmt.Errorf("testenv: start echo server in guest %s: %w", g.name, err)
 	}
-	e.servers[g.name] = s
+	e.servers[key] = s
 	return nil
+}
+
+// dest is the address of g that ref names: its IPv6 address when ref is that, else its IPv4
+// address.
+func (g *Guest) dest(ref string) netip.Addr {
+	if g == nil {
+		return netip.Addr{}
+	}
+	if g.ip6.IsValid() && g.ip6.String() == ref {
+		return g.ip6
+	}
+	return g.ip
+}
+
+// network is proto ("tcp", "udp") in the family of a.
+func network(proto string, a netip.Addr) string {
+	if a.Is4() {
+		return proto + "4"
+	}
+	return proto + "6"
 }
 
 // sink is a UDP receiver that records the tokens it was told to expect.
@@ -261,25 +299,26 @@ type sink struct {
 	done chan struct{}
 }
 
-func (e *Env) sink(g *Guest) (*sink, error) {
+func (e *Env) sink(g *Guest, at netip.Addr) (*sink, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.sinks == nil {
 		return nil, errors.New("testenv: the environment has been cleaned up")
 	}
-	if s, ok := e.sinks[g.name]; ok {
+	key := g.name + " " + at.String()
+	if s, ok := e.sinks[key]; ok {
 		return s, nil
 	}
 	s := &sink{want: map[string]chan struct{}{}, done: make(chan struct{})}
-	ap := netip.AddrPortFrom(g.ip, SinkPort).String()
+	ap := netip.AddrPortFrom(at, SinkPort).String()
 	if err := ns.Do(g.netns, func() (err error) {
-		s.conn, err = net.ListenPacket("udp4", ap)
+		s.conn, err = net.ListenPacket(network("udp", at), ap)
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("testenv: start udp receiver in guest %s: %w", g.name, err)
 	}
 	go s.serve()
-	e.sinks[g.name] = s
+	e.sinks[key] = s
 	return s, nil
 }
 

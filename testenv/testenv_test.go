@@ -115,8 +115,8 @@ func TestGuestProcessSeesHostnameHostsAndResolvConf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "nameserver 198.51.100.1") {
-		t.Errorf("guest resolv.conf = %q, want the sandbox's upstream nameserver 198.51.100.1", out)
+	if !strings.Contains(out, "nameserver 172.18.0.254") {
+		t.Errorf("guest resolv.conf = %q, want the bridge's name server 172.18.0.254", out)
 	}
 
 	if hostAfter, _ := os.ReadFile("/etc/hosts"); !bytes.Equal(hostBefore, hostAfter) {

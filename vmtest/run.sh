@@ -17,7 +17,7 @@
 #   VMTEST_BOOT_TIMEOUT   seconds for the guest's init to start (default 120)
 #   VMTEST_ACCEL          kvm, tcg or auto (default auto: hardware KVM if usable,
 #                         else TCG; a KVM guest that does not boot is retried on TCG)
-#   VMTEST_MEM            guest memory in MiB (default 1536)
+#   VMTEST_MEM            guest memory in MiB (default 3072: 253 dual-stack guests of a full bridge need it)
 #   VMTEST_CPUS           guest vCPUs (default 2)
 #   VMTEST_CACHE          kernel cache directory (default vmtest/.cache)
 #   VMTEST_KERNEL_PKG     kernel package or meta-package (default linux-image-amd64)
@@ -35,7 +35,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 timeout_s=${VMTEST_TIMEOUT:-900}
 boot_timeout=${VMTEST_BOOT_TIMEOUT:-120}
 accel=${VMTEST_ACCEL:-auto}
-mem=${VMTEST_MEM:-1536}
+mem=${VMTEST_MEM:-3072}
 cpus=${VMTEST_CPUS:-2}
 cache=${VMTEST_CACHE:-$here/.cache}
 kernel_pkg=${VMTEST_KERNEL_PKG:-linux-image-amd64}

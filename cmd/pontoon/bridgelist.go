@@ -120,9 +120,13 @@ func showBridge(out io.Writer, e netsetup.Env, b *netsetup.BridgeState) error {
 		return nil
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "GUEST\tIP\tHOSTNAME\tSTATE\tNAMESPACE")
+	fmt.Fprintln(w, "GUEST\tIP\tIPV6\tHOSTNAME\tALIASES\tSTATE\tNAMESPACE")
 	for _, g := range b.Guests {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", g.Name, g.IP, orDash(g.Hostname), g.Phase, g.Netns)
+		ip6 := ""
+		if g.IP6.IsValid() {
+			ip6 = g.IP6.String()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, g.IP, orDash(ip6), orDash(g.Hostname), orDash(strings.Join(g.Aliases, ",")), g.Phase, g.Netns)
 	}
 	return w.Flush()
 }

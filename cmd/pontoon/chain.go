@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/pontoon-dev/pontoon/runtime"
@@ -46,11 +47,11 @@ func chainCommands() []*cli.Command {
 				{
 					Name:  "up",
 					Usage: "create the gateway (as root, once per host)",
-					Flags: []cli.Flag{
+					Flags: append([]cli.Flag{
 						&cli.StringFlag{Name: "subnet", Usage: "the /16 the whole address plan is taken from", Value: netsetup.DefaultSubnet},
 						&cli.BoolFlag{Name: "dry-run", Usage: "print each step as the equivalent ip/nft/sysctl command; change nothing"},
 						&cli.BoolFlag{Name: "no-firewall", Usage: "leave the host firewall alone (masquerade, FORWARD exceptions, DNS redirect)"},
-					},
+					}, ipv6Flags("the IPv6 plan is taken from")...),
 					Action: gatewayUp,
 				},
 				{
@@ -109,9 +110,11 @@ func chainCommands() []*cli.Command {
 					ArgsUsage: "BRIDGE NAME",
 					Flags: []cli.Flag{
 						&cli.StringFlag{Name: "ip", Usage: "the guest's address, x.y.0.1-x.y.0.253 (required)"},
+						&cli.StringFlag{Name: "ip6", Usage: "the guest's IPv6 address in the plan's guest /64 (default: derived from --ip)"},
 						&cli.StringFlag{Name: "hostname", Usage: "hostname of a namespace pontoon creates (default NAME)"},
 						&cli.StringFlag{Name: "netns", Usage: "attach this existing network namespace (a path such as /run/netns/NAME or /proc/PID/ns/net)"},
 						&cli.IntFlag{Name: "pid", Usage: "attach the network namespace of this running process"},
+						&cli.StringSliceFlag{Name: "alias", Usage: "a further `NAME` the bridge's name server answers for the guest (repeatable)"},
 						jsonFlag,
 					},
 					Action: guestAdd,
@@ -139,15 +142,17 @@ func gatewayUp(c *cli.Context) error {
 	if _, err := args(c); err != nil {
 		return err
 	}
-	plan, err := netsetup.ParsePlan(c.String("subnet"))
+	opt, err := gatewayOptions(c)
 	if err != nil {
-		return usagef("--subnet: %w", err)
+		return err
 	}
+	plan := opt.Plan
+	opt.NoFirewall = c.Bool("no-firewall")
 	e := env(c)
 	if c.Bool("dry-run") {
 		e.DryRun = os.Stdout
 	}
-	already, err := netsetup.GatewayUp(e, netsetup.GatewayOptions{Plan: plan, NoFirewall: c.Bool("no-firewall")})
+	already, err := netsetup.GatewayUp(e, opt)
 	if err != nil {
 		return err
 	}
@@ -156,7 +161,13 @@ func gatewayUp(c *cli.Context) error {
 	case already:
 		fmt.Printf("gateway already up (subnet %s)\n", plan)
 	default:
-		fmt.Printf("gateway up (subnet %s, host %s, gateway %s)\n", plan, plan.HostAddr().Addr(), plan.GatewayAddr().Addr())
+		if opt.IPv4Only {
+			fmt.Printf("gateway up (subnet %s, host %s, gateway %s, IPv4 only)\n", plan, plan.HostAddr().Addr(), plan.GatewayAddr().Addr())
+			break
+		}
+		p6, _ := netsetup.CurrentPlan(e)
+		fmt.Printf("gateway up (subnet %s, host %s, gateway %s; IPv6 %s, host %s, gateway %s)\n", plan, plan.HostAddr().Addr(), plan.GatewayAddr().Addr(),
+			p6.Subnet6, p6.HostAddr6().Addr(), p6.GatewayAddr6().Addr())
 	}
 	return nil
 }
@@ -191,7 +202,11 @@ func gatewayStatus(c *cli.Context) error {
 			if st.Gateway.NoFirewall {
 				fw = "host firewall left alone"
 			}
-			fmt.Fprintf(w, "gateway: up since %s, subnet %s, %s\n", st.Gateway.Created.Local().Format("2006-01-02 15:04:05"), st.Gateway.Plan, fw)
+			v6 := "IPv4 only"
+			if st.Gateway.Plan6.IsValid() {
+				v6 = "IPv6 " + st.Gateway.Plan6.String()
+			}
+			fmt.Fprintf(w, "gateway: up since %s, subnet %s, %s, %s\n", st.Gateway.Created.Local().Format("2006-01-02 15:04:05"), st.Gateway.Plan, v6, fw)
 		}
 		return printBridges(w, st.Bridges)
 	})
@@ -229,6 +244,9 @@ func bridgeCreate(c *cli.Context) error {
 	if err != nil || e.DryRun != nil {
 		return err
 	}
+	if err := startNames(e, b.Name); err != nil {
+		return errors.Join(err, netsetup.DestroyBridge(e, b.Name))
+	}
 	if c.Bool("json") {
 		return printJSON(b)
 	}
@@ -239,6 +257,10 @@ func bridgeCreate(c *cli.Context) error {
 func bridgeDestroy(c *cli.Context) error {
 	a, err := args(c, "NAME")
 	if err != nil {
+		return err
+	}
+	// The name server first: its sockets would keep the bridge's namespace alive.
+	if err := names.Stop(env(c), a[0]); err != nil {
 		return err
 	}
 	return netsetup.DestroyBridge(env(c), a[0])
@@ -264,10 +286,14 @@ func guestAdd(c *cli.Context) error {
 		}
 	}
 	g, err := netsetup.AddGuest(env(c), a[0], a[1], netsetup.GuestOptions{
-		IP: c.String("ip"), Hostname: c.String("hostname"), Netns: c.String("netns"), PID: c.Int("pid"),
+		IP: c.String("ip"), IP6: c.String("ip6"), Hostname: c.String("hostname"), Netns: c.String("netns"), PID: c.Int("pid"),
+		Aliases: c.StringSlice("alias"),
 	})
 	if err != nil {
 		return err
+	}
+	if err := ensureNames(env(c), a[0]); err != nil {
+		return fmt.Errorf("guest %s added, but its bridge's name server could not be started: %w", a[1], err)
 	}
 	// The partition in force must cover the guest's port (a guest added again gets a new one).
 	if err := partition.Refresh(env(c), a[0]); err != nil {
@@ -275,6 +301,10 @@ func guestAdd(c *cli.Context) error {
 	}
 	if c.Bool("json") {
 		return printJSON(g)
+	}
+	if g.IP6.IsValid() {
+		fmt.Printf("guest %s added to %s with IP %s and %s (namespace %s)\n", g.Name, a[0], g.IP, g.IP6, g.Netns)
+		return nil
 	}
 	fmt.Printf("guest %s added to %s with IP %s (namespace %s)\n", g.Name, a[0], g.IP, g.Netns)
 	return nil
@@ -319,17 +349,20 @@ func gc(c *cli.Context) error {
 	// report says what each did before the errors.
 	crep, cerr := runtime.GC(env(c))
 	rep, nerr := netsetup.GC(env(c))
-	err := errors.Join(cerr, nerr)
+	nrep, serr := collectNames(env(c))
+	err := errors.Join(cerr, nerr, serr)
 	if c.Bool("json") {
 		if perr := printJSON(struct {
 			netsetup.GCReport
-			Containers []string `json:"containers,omitempty"`
-		}{rep, crep.Containers}); perr != nil {
+			Containers  []string `json:"containers,omitempty"`
+			NameServers []string `json:"name_servers_stopped,omitempty"`
+			Restarted   []string `json:"name_servers_started,omitempty"`
+		}{rep, crep.Containers, nrep.Stopped, nrep.Restarted}); perr != nil {
 			return errors.Join(err, perr)
 		}
 		return err
 	}
-	n := len(rep.Bridges) + len(rep.Guests) + len(rep.Orphans) + len(crep.Containers) + len(rep.Broken) + len(rep.Repaired)
+	n := len(rep.Bridges) + len(rep.Guests) + len(rep.Orphans) + len(crep.Containers) + len(rep.Broken) + len(rep.Repaired) + len(nrep.Stopped) + len(nrep.Restarted)
 	return buffered(func(w io.Writer) error {
 		for _, ct := range crep.Containers {
 			fmt.Fprintln(w, "removed container", ct)
@@ -352,6 +385,12 @@ func gc(c *cli.Context) error {
 		}
 		for _, r := range rep.Repaired {
 			fmt.Fprintln(w, "repaired", r)
+		}
+		for _, b := range nrep.Stopped {
+			fmt.Fprintln(w, "stopped the name server of removed bridge", b)
+		}
+		for _, b := range nrep.Restarted {
+			fmt.Fprintln(w, "started the name server of bridge", b, "(it was not running)")
 		}
 		if n == 0 && err == nil {
 			fmt.Fprintln(w, "nothing to collect")

@@ -33,9 +33,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "pontoon")
-	if out, err := buildCmd(binary).CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		panic(err)
+	for _, cmd := range []*exec.Cmd{buildCmd(binary), buildCmd(filepath.Join(dir, "pontoon-capture"), "../pontoon-capture")} {
+		if out, err := cmd.CombinedOutput(); err != nil {
+			os.Stderr.Write(out)
+			panic(err)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -384,9 +386,13 @@ func TestConcurrentChangesKeepEachOther(t *testing.T) {
 	}
 }
 
-// buildCmd builds the pontoon binary as `make build` does: static, without urfave/cli's docs.
-func buildCmd(binary string) *exec.Cmd {
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", "urfave_cli_no_docs", "-o", binary, ".")
+// buildCmd builds pontoon, or the package at pkg, as `make build` does: static, without
+// urfave/cli's docs.
+func buildCmd(binary string, pkg ...string) *exec.Cmd {
+	if len(pkg) == 0 {
+		pkg = []string{"."}
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "urfave_cli_no_docs", "-o", binary, pkg[0])
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	return cmd
 }

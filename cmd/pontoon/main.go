@@ -12,6 +12,7 @@ import (
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/internal/advice"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/urfave/cli/v2"
 )
@@ -31,12 +32,23 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func main() {
+	// The child of partition.Linger: holds nftables sockets until this command has exited.
+	partition.DispatchLinger()
+	// Docker's runtime (a symlink named pontoon-runc): runs for every runc call of every
+	// container, so it skips all the rest.
+	if hooks.IsRuntime(os.Args[0]) {
+		os.Exit(hooks.RuntimeMain(os.Args[1:], os.Environ(), os.Stderr))
+	}
 	// PID 1 of containers with init on: before anything else, as cheap as the hook.
 	runtime.DispatchInit()
 	// Engines run the hook once per container and wait for it: it bypasses the CLI framework
 	// so its start-up stays as short as possible.
 	if len(os.Args) > 2 && os.Args[1] == "hook" && hooks.IsStage(os.Args[2]) {
-		os.Exit(hooks.Main(os.Args[2:], os.Stdin, os.Stderr))
+		code := hooks.Main(os.Args[2:], os.Stdin, os.Stderr)
+		// The engine waits for the hook: not for the kernel's clean-up after the partition's
+		// refresh (see below).
+		_ = partition.Linger()
+		os.Exit(code)
 	}
 	app := newApp()
 	// Help goes out in one write, not one per template fragment.
@@ -44,6 +56,9 @@ func main() {
 	app.Writer = help
 	err := app.Run(interspersed(app, os.Args))
 	help.Flush()
+	// The kernel's clean-up after a partition change would otherwise hold up the exit; if
+	// the hand-off fails, the exit just waits for it.
+	_ = partition.Linger()
 	if err == nil {
 		return
 	}
@@ -121,6 +136,8 @@ func commands() []*cli.Command {
 	var cmds []*cli.Command
 	cmds = append(cmds, chainCommands()...)
 	cmds = append(cmds, partitionCommands())
+	cmds = append(cmds, captureCommand())
+	cmds = append(cmds, namesCommands())
 	cmds = append(cmds, projectCommands()...)
 	for _, c := range cmds {
 		setup(c, "pontoon "+c.Name)

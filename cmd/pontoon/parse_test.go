@@ -201,7 +201,11 @@ func TestREADMECommands(t *testing.T) {
 		quoted = append(quoted, m[1])
 	}
 	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
-		for _, cmd := range strings.FieldsFunc(m[1], func(r rune) bool { return r == '\n' || r == '&' }) {
+		// Shell lines: commands end at a newline, & or a pipe (" | "; a|b without spaces is a
+		// choice), and comments are not arguments.
+		sh := strings.ReplaceAll(m[1], " | ", "\n")
+		for _, cmd := range strings.FieldsFunc(sh, func(r rune) bool { return r == '\n' || r == '&' }) {
+			cmd, _, _ = strings.Cut(cmd, " #")
 			if c, ok := strings.CutPrefix(strings.TrimSpace(cmd), "pontoon "); ok {
 				quoted = append(quoted, c)
 			}
@@ -281,7 +285,7 @@ func readmeCLILines(t *testing.T, readme string) []string {
 }
 
 // Sample values for the README's placeholders of typed flags.
-var samples = map[string]string{"PID": "1", "DURATION": "5s", "CIDR": "10.77.0.0/16"}
+var samples = map[string]string{"PID": "1", "DURATION": "5s", "CIDR": "10.77.0.0/16", "N": "10"}
 
 // expand turns a README synopsis into command lines: brackets and "..." go, a word with
 // alternatives (a|b|c) in a command's place gives one line per alternative, and a flag's

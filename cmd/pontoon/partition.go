@@ -7,8 +7,8 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/urfave/cli/v2"
 )
@@ -104,14 +104,29 @@ func partitionCommands() *cli.Command {
 			impair("rate", "rate", "RATE GUEST..|SRC.. -- DST..", "limit bandwidth: bit, kbit, mbit, gbit (bits/s) or bps, kbps, mbps (bytes/s), e.g. 1mbit"),
 			impair("delay", "delay", "DURATION GUEST..|SRC.. -- DST..", "add latency, e.g. 50ms (needs netem in the kernel)"),
 			impair("impair", "", "SETTING=VALUE.. GUEST..|SRC.. -- DST..", "several at once: loss=PCT rate=RATE delay=DUR jitter=DUR duplicate=PCT corrupt=PCT reorder=PCT"),
-			{Name: "heal", Category: catOther, Usage: "remove every partition and impairment of the bridge", Flags: []cli.Flag{bridgeFlag()}, Action: healBridge},
-			{Name: "status", Category: catOther, Usage: "show blocked pairs, impairments and since when", Flags: []cli.Flag{bridgeFlag(), jsonFlag}, Action: partitionStatus},
+			dnsFaultCommand(),
+			{Name: "heal", Category: catOther, Usage: "remove every partition, impairment and DNS fault of the bridge", Flags: []cli.Flag{bridgeFlag()}, Action: healBridge},
+			{Name: "status", Category: catOther, Usage: "show who reaches whom, blocked pairs and impairments, since when, and what they stopped", Flags: []cli.Flag{bridgeFlag(), jsonFlag, dotFlag}, Action: partitionStatus},
+			partitionLogCommand(),
 			restoreCommand(),
 		},
 	}
 }
 
 func target(c *cli.Context) (partition.Target, error) {
+	return targetAs(c, cliSource())
+}
+
+// cliSource names who runs this command in the bridge's event log.
+func cliSource() string {
+	if os.Getenv("PONTOON_BRIDGE") != "" {
+		return partition.SourceChild
+	}
+	return partition.SourceCLI
+}
+
+// targetAs is target for changes the event log attributes to source.
+func targetAs(c *cli.Context, source string) (partition.Target, error) {
 	name := c.String("bridge")
 	if name == "" {
 		return partition.Target{}, usagef("no bridge given: pass --bridge NAME (inside a bridge child PONTOON_BRIDGE is set for you)")
@@ -120,6 +135,7 @@ func target(c *cli.Context) (partition.Target, error) {
 	if err != nil {
 		return t, err
 	}
+	t.Source = source
 	// A `--for` whose process died before restoring is finished by the next command.
 	if restored, err := partition.RestoreExpired(t); err != nil {
 		return t, err
@@ -156,6 +172,7 @@ func applySpec(kind string) cli.ActionFunc {
 			return err
 		}
 		cut := c.Bool("cut")
+		t.What = commandWords(c)
 		describe := func() string { return p.Description }
 		return apply(c, t, describe, func(st partition.State) (partition.State, error) {
 			st.Partition, st.Mode, st.Cut = p, m, cut
@@ -181,6 +198,7 @@ func applyImpairment(setting string) cli.ActionFunc {
 		if _, err := partition.ParseImpairments(words, t.Guests); err != nil {
 			return usagef("%w", err)
 		}
+		t.What = commandWords(c)
 		var desc []string
 		describe := func() string { return strings.Join(desc, "; ") }
 		return apply(c, t, describe, func(st partition.State) (partition.State, error) {
@@ -207,25 +225,43 @@ func apply(c *cli.Context, t partition.Target, describe func() string, change fu
 		return usagef("--for: %s is negative; give a positive duration such as 30s", d)
 	}
 	if d == 0 {
-		if _, err := partition.Update(t, change); err != nil {
+		rec, err := partition.Update(t, change)
+		if err != nil {
 			return err
 		}
-		return report(t, describe())
+		return report(rec, describe())
 	}
 	return applyFor(c, t, change, d, describe)
 }
 
-func report(t partition.Target, desc string) error {
-	rec, err := partition.Status(t)
-	if err != nil {
-		return err
+// commandWords is the command as the user gave it, from the verb on, without --bridge.
+func commandWords(c *cli.Context) string {
+	w := append([]string{c.Command.Name}, c.Args().Slice()...)
+	for _, f := range []string{"mode", "cut", "for"} {
+		if !c.IsSet(f) {
+			continue
+		}
+		switch f {
+		case "cut":
+			if c.Bool(f) {
+				w = append(w, "--cut")
+			}
+		case "for":
+			w = append(w, "--for", c.Duration(f).String())
+		default:
+			w = append(w, "--"+f, c.String(f))
+		}
 	}
-	verified := "in effect"
-	if rec.Kernel != nil && !rec.Kernel.InEffect {
-		verified = "NOT in effect: " + rec.Kernel.Detail
-	}
+	return strings.Join(w, " ")
+}
+
+// report says what an apply did. It reads nothing back: Update returns only once the kernel
+// has acknowledged every message of the transaction, or, when an answer was lost, once the
+// marker read back shows the rules in force; a read-back of the whole table would add a
+// millisecond and tell no more. `partition status` is the full check.
+func report(rec partition.Record, desc string) error {
 	out := bufio.NewWriter(os.Stdout)
-	fmt.Fprintf(out, "%s: %d blocked pair(s), %d impairment(s), committed in %d µs, %s\n", desc, len(rec.Blocked), len(rec.Impairments), rec.CommitMicros, verified)
+	fmt.Fprintf(out, "%s: %d blocked pair(s), %d impairment(s), committed in %d µs, in effect\n", desc, len(rec.Blocked), len(rec.Impairments), rec.CommitMicros)
 	return out.Flush()
 }
 
@@ -235,6 +271,9 @@ func healBridge(c *cli.Context) error {
 		return err
 	}
 	if err := partition.Heal(t); err != nil {
+		return err
+	}
+	if err := names.ClearFaults(env(c), c.String("bridge")); err != nil {
 		return err
 	}
 	fmt.Println("healed: every guest reaches every other one, no impairments")
@@ -250,49 +289,28 @@ func partitionStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	counters, err := partition.Stats(t)
+	if err != nil {
+		counters = partition.Counters{Detail: err.Error()}
+	}
+	rec.Counters = &counters
+	if c.Bool("dot") {
+		return buffered(func(out io.Writer) error { writeDot(out, &rec, newView(&rec, t.Guests)); return nil })
+	}
+	faults, err := names.Faults(env(c), c.String("bridge"))
+	if err != nil {
+		return err
+	}
 	if c.Bool("json") {
-		return printJSON(rec)
+		return printJSON(struct {
+			partition.Record
+			DNSFaults []names.Fault `json:"dns_faults,omitempty"`
+		}{rec, faults})
 	}
 	return buffered(func(out io.Writer) error {
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		printStatus(w, &rec)
+		printStatus(w, &rec, t.Guests)
+		printDNSFaults(w, faults)
 		return w.Flush()
 	})
-}
-
-// printStatus writes a partition record for people.
-func printStatus(w io.Writer, rec *partition.Record) {
-	if rec.Kernel != nil && !rec.Kernel.InEffect {
-		fmt.Fprintf(w, "WARNING: the kernel does not hold what was last applied: %s\n", rec.Kernel.Detail)
-		fmt.Fprintln(w, "(below: the blocked pairs the kernel enforces now; `pontoon partition heal` or a new partition sets a known state)")
-	}
-	if len(rec.Blocked) == 0 && len(rec.Impairments) == 0 {
-		fmt.Fprintln(w, "fullmesh: every guest reaches every other one, no impairments")
-		return
-	}
-	fmt.Fprintf(w, "%s (mode %s", rec.Description, rec.Mode)
-	if rec.Cut {
-		fmt.Fprint(w, ", cut")
-	}
-	fmt.Fprintf(w, ", applied %s)\n", rec.AppliedAt.Local().Format(time.TimeOnly))
-	if !rec.Expires.IsZero() {
-		fmt.Fprintf(w, "restores at %s\n", rec.Expires.Local().Format(time.TimeOnly))
-	}
-	if len(rec.Blocked) > 0 {
-		fmt.Fprintf(w, "%d blocked pair(s):\n", len(rec.Blocked))
-		fmt.Fprintln(w, "BLOCKED\tFROM\tTO\tSINCE")
-		for _, b := range rec.Blocked {
-			since := "-"
-			if !b.Since.IsZero() {
-				since = b.Since.Local().Format(time.TimeOnly)
-			}
-			fmt.Fprintf(w, "\t%s (%s)\t%s (%s)\t%s\n", b.Src, b.SrcIP, b.Dst, b.DstIP, since)
-		}
-	}
-	if len(rec.Impairments) > 0 {
-		fmt.Fprintln(w, "IMPAIRED\tWHERE\tWHAT\tSINCE")
-		for _, im := range rec.Impairments {
-			fmt.Fprintf(w, "\t%s\t%s\t%s\n", im.Target(), im.String(), im.Since.Local().Format(time.TimeOnly))
-		}
-	}
 }

@@ -39,7 +39,7 @@ func restoreCommand() *cli.Command {
 			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
 			signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
 			time.Sleep(time.Until(time.Unix(0, c.Int64("at"))))
-			t, err := target(c)
+			t, err := targetAs(c, partition.SourceRestorer)
 			if err != nil {
 				return err
 			}

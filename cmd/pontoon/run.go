@@ -24,17 +24,17 @@ func projectCommands() []*cli.Command {
 			Name:      "run",
 			Usage:     "run a command of the project's pontoon.toml on its own bridge",
 			ArgsUsage: "COMMAND [-- ARGS...]",
-			Flags: []cli.Flag{
+			Flags: append([]cli.Flag{
 				projectFlag,
+				&cli.StringFlag{Name: "subnet", Usage: "the /16 of the gateway, if run has to bring it up", Value: netsetup.DefaultSubnet},
 				&cli.StringSliceFlag{Name: "only", Usage: "start only these children (repeatable or comma-separated)"},
 				&cli.StringSliceFlag{Name: "exclude", Usage: "start all children but these"},
 				&cli.StringFlag{Name: "runtime", Usage: "runc, crun or containerd (overrides pontoon.toml)"},
 				&cli.DurationFlag{Name: "stop-timeout", Usage: "how long children get between SIGTERM and SIGKILL (default: the command's stop_timeout, else 10s)"},
-				&cli.StringFlag{Name: "subnet", Usage: "the /16 of the gateway, if run has to bring it up", Value: netsetup.DefaultSubnet},
 				&cli.StringFlag{Name: "runtime-root", Usage: "state directory of runc/crun"},
 				&cli.StringFlag{Name: "containerd-address", Usage: "containerd's socket", EnvVars: []string{"CONTAINERD_ADDRESS"}},
 				&cli.StringFlag{Name: "containerd-namespace", Usage: "containerd namespace for pontoon's containers", EnvVars: []string{"CONTAINERD_NAMESPACE"}},
-			},
+			}, ipv6Flags("of the gateway, if run has to bring it up")...),
 			Action: run,
 		},
 		{
@@ -52,10 +52,12 @@ func projectCommands() []*cli.Command {
 			Subcommands: []*cli.Command{
 				{
 					Name:  "install",
-					Usage: "install the hook for podman (a hooks.d file selected by the pontoon.bridge annotation)",
+					Usage: "install the hook for podman (a hooks.d file selected by the pontoon.bridge annotation), or pontoon's runtime for Docker",
 					Flags: []cli.Flag{
-						&cli.BoolFlag{Name: "podman", Usage: "write podman's hooks.d JSON (required: podman is the one engine with a hooks directory)"},
+						&cli.BoolFlag{Name: "podman", Usage: "write podman's hooks.d JSON"},
 						&cli.StringFlag{Name: "dir", Usage: "the hooks.d directory (default /etc/containers/oci/hooks.d)"},
+						&cli.BoolFlag{Name: "docker", Usage: "add the runtime \"pontoon\" to dockerd's daemon.json (Docker has no hooks directory)"},
+						&cli.StringFlag{Name: "config", Usage: "dockerd's configuration file (default /etc/docker/daemon.json)"},
 					},
 					Action: hookInstall,
 				},
@@ -98,9 +100,9 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	plan, err := netsetup.ParsePlan(c.String("subnet"))
+	gw, err := gatewayOptions(c)
 	if err != nil {
-		return usagef("--subnet: %w", err)
+		return err
 	}
 	var rt config.Runtime
 	if c.IsSet("runtime") {
@@ -117,7 +119,7 @@ func run(c *cli.Context) error {
 		Runtime:     rt,
 		Args:        rest,
 		StopTimeout: c.Duration("stop-timeout"),
-		Gateway:     netsetup.GatewayOptions{Plan: plan},
+		Gateway:     gw,
 		Signals:     sig,
 	}
 	opt.Engine.RuntimeRoot = c.String("runtime-root")
@@ -160,8 +162,11 @@ func hookInstall(c *cli.Context) error {
 	if _, err := args(c); err != nil {
 		return err
 	}
-	if !c.Bool("podman") {
-		return usagef("%s needs --podman, e.g. `%s --podman`", c.Command.HelpName, c.Command.HelpName)
+	if c.Bool("docker") == c.Bool("podman") {
+		return usagef("%s needs one of --podman or --docker, e.g. `%s --podman`", c.Command.HelpName, c.Command.HelpName)
+	}
+	if c.Bool("docker") {
+		return hookInstallDocker(c)
 	}
 	self, err := os.Executable()
 	if err != nil {

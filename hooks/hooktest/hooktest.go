@@ -26,9 +26,13 @@ import (
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 )
 
-// Dispatch runs the hook and exits when the process was started as "BINARY hook ...";
-// otherwise it returns at once.
+// Dispatch runs the hook and exits when the process was started as "BINARY hook ...", and
+// runs Docker's runtime when it was started under the name hooks.RuntimeName; otherwise it
+// returns at once.
 func Dispatch() {
+	if hooks.IsRuntime(os.Args[0]) {
+		os.Exit(hooks.RuntimeMain(os.Args[1:], os.Environ(), os.Stderr))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "hook" {
 		os.Exit(hooks.Main(os.Args[2:], os.Stdin, os.Stderr))
 	}
@@ -67,7 +71,7 @@ func ChainIn(t testing.TB, dir string) *sandbox.Sandbox {
 }
 
 // Applets are the busybox commands Rootfs links into bin/.
-var Applets = []string{"sh", "cat", "echo", "sleep", "ip", "ping", "nc", "wget", "httpd", "hostname", "true", "false", "ls", "mkdir", "grep", "kill", "ps"}
+var Applets = []string{"sh", "cat", "echo", "sleep", "ip", "ping", "nc", "wget", "httpd", "hostname", "true", "false", "ls", "mkdir", "grep", "kill", "ps", "timeout", "seq"}
 
 // Rootfs builds a root filesystem holding only a static busybox (Debian package
 // busybox-static) and its applet links under dir/rootfs, and returns its path.

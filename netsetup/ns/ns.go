@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -199,21 +198,8 @@ type Bind struct {
 // not changed.
 func Start(s Spec, binds []Bind, cmd *exec.Cmd) error {
 	return onLockedThread(func() error {
-		if len(binds) > 0 {
-			// CLONE_FS detaches this thread's root and cwd from the other threads; the
-			// kernel requires it for a thread of a multi-threaded process to get a private
-			// mount namespace.
-			if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
-				return fmt.Errorf("unshare mount namespace: %w", err)
-			}
-			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-				return fmt.Errorf("make mounts private: %w", err)
-			}
-			for _, b := range binds {
-				if err := unix.Mount(b.Source, b.Target, "", unix.MS_BIND, ""); err != nil {
-					return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
-				}
-			}
+		if err := privateBinds(binds); err != nil {
+			return err
 		}
 		if err := enter(s); err != nil {
 			return err
@@ -225,19 +211,4 @@ func Start(s Spec, binds []Bind, cmd *exec.Cmd) error {
 
 // Exec replaces the current process with argv inside the namespaces of s. It returns only
 // on failure.
-func Exec(s Spec, argv []string, env []string) error {
-	if len(argv) == 0 {
-		return errors.New("exec: no command given")
-	}
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return fmt.Errorf("exec %s: %w", argv[0], err)
-	}
-	return onLockedThread(func() error {
-		if err := enter(s); err != nil {
-			return err
-		}
-		// execve from any thread replaces the whole process and keeps this thread's namespaces.
-		return fmt.Errorf("exec %s: %w", strings.Join(argv, " "), unix.Exec(path, argv, env))
-	})
-}
+func Exec(s Spec, argv []string, env []string) error { return ExecWithBinds(s, nil, argv, env) }

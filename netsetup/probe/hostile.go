@@ -28,13 +28,17 @@ type Recorder struct {
 
 // Record listens on every address of the namespace at nsPath, on UDP port port, until Close.
 func Record(nsPath string, port int) (*Recorder, error) {
+	return record(nsPath, "udp4", fmt.Sprintf("0.0.0.0:%d", port))
+}
+
+func record(nsPath, network, addr string) (*Recorder, error) {
 	r := &Recorder{got: map[string]netip.Addr{}, done: make(chan struct{})}
 	err := ns.Do(nsPath, func() (err error) {
-		r.pc, err = net.ListenPacket("udp4", fmt.Sprintf("0.0.0.0:%d", port))
+		r.pc, err = net.ListenPacket(network, addr)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listen on UDP port %d in %s: %w", port, nsPath, err)
+		return nil, fmt.Errorf("listen on %s %s in %s: %w", network, addr, nsPath, err)
 	}
 	go func() {
 		defer close(r.done)

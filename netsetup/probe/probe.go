@@ -17,7 +17,17 @@ import (
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
+
+// network names the Go network of proto ("tcp", "udp") in addr's family, so that an IPv4
+// probe never goes out as IPv6 or the other way round.
+func network(proto string, addr netip.Addr) string {
+	if addr.Is4() {
+		return proto + "4"
+	}
+	return proto + "6"
+}
 
 // Port is where echo servers listen unless told otherwise.
 const Port = 7357
@@ -30,15 +40,16 @@ type Server struct {
 	once sync.Once
 }
 
-// Serve starts TCP and UDP echo servers on addr:port inside the namespace at nsPath.
+// Serve starts TCP and UDP echo servers on addr:port (IPv4 or IPv6) inside the namespace at
+// nsPath.
 func Serve(nsPath string, addr netip.Addr, port int) (*Server, error) {
 	s := &Server{}
 	ap := netip.AddrPortFrom(addr, uint16(port)).String()
 	err := ns.Do(nsPath, func() (err error) {
-		if s.tcp, err = net.Listen("tcp4", ap); err != nil {
+		if s.tcp, err = net.Listen(network("tcp", addr), ap); err != nil {
 			return err
 		}
-		s.udp, err = net.ListenPacket("udp4", ap)
+		s.udp, err = net.ListenPacket(network("udp", addr), ap)
 		return err
 	})
 	if err != nil {
@@ -98,7 +109,7 @@ func TCP(nsPath string, addr netip.Addr, port int, timeout time.Duration) error 
 	ap := netip.AddrPortFrom(addr, uint16(port)).String()
 	err := ns.Do(nsPath, func() (err error) {
 		d := net.Dialer{Timeout: timeout}
-		c, err = d.Dial("tcp4", ap)
+		c, err = d.Dial(network("tcp", addr), ap)
 		return err
 	})
 	if err != nil {
@@ -113,7 +124,7 @@ func UDP(nsPath string, addr netip.Addr, port int, timeout time.Duration) error 
 	var c net.Conn
 	ap := netip.AddrPortFrom(addr, uint16(port)).String()
 	err := ns.Do(nsPath, func() (err error) {
-		c, err = net.Dial("udp4", ap)
+		c, err = net.Dial(network("udp", addr), ap)
 		return err
 	})
 	if err != nil {
@@ -138,11 +149,18 @@ func echo(c net.Conn, timeout time.Duration) error {
 	return nil
 }
 
-// Ping sends one ICMP echo request from the namespace at nsPath and waits for the reply.
+// Ping sends one ICMP (or ICMPv6) echo request from the namespace at nsPath and waits for the
+// reply.
 func Ping(nsPath string, addr netip.Addr, timeout time.Duration) error {
+	listen, from0, proto := "ip4:icmp", "0.0.0.0", 1
+	var echoReq, echoReply, unreach icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply, ipv4.ICMPTypeDestinationUnreachable
+	if !addr.Is4() {
+		listen, from0, proto = "ip6:ipv6-icmp", "::", 58
+		echoReq, echoReply, unreach = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, ipv6.ICMPTypeDestinationUnreachable
+	}
 	var c *icmp.PacketConn
 	err := ns.Do(nsPath, func() (err error) {
-		c, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		c, err = icmp.ListenPacket(listen, from0)
 		return err
 	})
 	if err != nil {
@@ -151,7 +169,8 @@ func Ping(nsPath string, addr netip.Addr, timeout time.Duration) error {
 	defer c.Close()
 	id := os.Getpid() & 0xffff
 	seq := int(time.Now().UnixNano() & 0x7fff)
-	msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
+	msg := icmp.Message{Type: echoReq, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
+	// The kernel computes the ICMPv6 checksum of a raw socket's message itself.
 	b, _ := msg.Marshal(nil)
 	dst := &net.IPAddr{IP: addr.AsSlice()}
 	if _, err := c.WriteTo(b, dst); err != nil {
@@ -165,14 +184,14 @@ func Ping(nsPath string, addr netip.Addr, timeout time.Duration) error {
 		if err != nil {
 			return fmt.Errorf("icmp %s: no reply: %w", addr, err)
 		}
-		m, err := icmp.ParseMessage(1, buf[:n])
+		m, err := icmp.ParseMessage(proto, buf[:n])
 		if err != nil {
 			continue
 		}
-		if e, ok := m.Body.(*icmp.Echo); ok && m.Type == ipv4.ICMPTypeEchoReply && e.Seq == seq && from.String() == addr.String() {
+		if e, ok := m.Body.(*icmp.Echo); ok && m.Type == echoReply && e.Seq == seq && from.String() == addr.String() {
 			return nil
 		}
-		if m.Type == ipv4.ICMPTypeDestinationUnreachable && from != nil {
+		if m.Type == unreach && from != nil {
 			return fmt.Errorf("icmp %s: destination unreachable (from %s)", addr, from)
 		}
 	}

@@ -91,7 +91,7 @@ func (c *checker) checkEntity(path []string, e entity, what string) {
 	}
 }
 
-func (c *checker) command(path []string, name string, t map[string]any, s Settings) Command {
+func (c *checker) command(path []string, name string, t map[string]any, s Settings) (cmd Command) {
 	d := newDecl(t, name, false, entity{workdir: DefaultWorkdir, root: Root{Kind: RootHost}, runtime: s.Runtime})
 	// A supervise that is not a boolean is reported; the rest is judged by
 	// the command's shape.
@@ -100,7 +100,7 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 	d.exit, d.stopTimeout = ExitAny, DefaultStopTimeout
 	decode(c, path, t, &commandSchema, d)
 	c.checkEntity(path, d.entity, "command")
-	cmd := Command{
+	cmd = Command{
 		Name:        name,
 		Description: d.description,
 		Env:         d.env,
@@ -110,6 +110,12 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 		Supervise:   d.supervise,
 		StopTimeout: d.stopTimeout,
 	}
+	// Read last: the schedule names the guests of the whole command.
+	defer func() {
+		if d.schedule != nil {
+			cmd.Schedule = c.schedule(d.schedPath, d.schedule, scheduleGuests(cmd))
+		}
+	}()
 	if d.supervise {
 		cmd.Exit = d.exit
 		c.children(path, d, &cmd)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/schedule"
 )
 
 // FileName is the name of the project file in a project's root directory.
@@ -108,7 +109,9 @@ func (r Run) Args() []string {
 // Guest is a container with its own address on the run's bridge.
 type Guest struct {
 	IP       netip.Addr      // within GuestRange of the bridge network
+	IP6      netip.Addr      // unset: the one derived from IP, or none on an IPv4-only gateway
 	Hostname string          // defaults to the command's or child's name
+	Aliases  []string        // further names the bridge's name server answers for the guest
 	Ports    []netsetup.Port // forwards from the host, in file order; Guest empty (this guest)
 }
 
@@ -135,6 +138,9 @@ type Command struct {
 	// SIGKILL when the run stops (stop_timeout): DefaultStopTimeout unless set,
 	// always in (0, MaxStopTimeout].
 	StopTimeout time.Duration
+	// Schedule, when set, is the fault schedule `pontoon run` executes on the
+	// run's bridge once the guests are up ([commands.NAME.schedule]).
+	Schedule *schedule.Spec
 }
 
 // Child is one container of a supervise command: a guest (Guest set) or a
@@ -158,6 +164,9 @@ type Child struct {
 // Settings are the project-wide defaults from [settings].
 type Settings struct {
 	Runtime Runtime // runc unless set
+	// IPv4Only brings the gateway up without IPv6 when a run has to (see
+	// netsetup.GatewayOptions.IPv4Only).
+	IPv4Only bool
 }
 
 // Project is a validated project file.

@@ -33,6 +33,7 @@
 //	network = "guest"             # "host" (default) | "none" | "guest"
 //	ip = "172.18.0.10"            # guest only, required there: 172.18.0.1-172.18.0.253
 //	hostname = "tester"           # guest only, optional: defaults to the command's name
+//	aliases = ["db", "pg.svc"]    # guest only, optional: more names the bridge's name server answers
 //	ports = ["8080:80", "5353:53/udp"]  # guest only, optional: "HOSTPORT:GUESTPORT[/tcp|/udp]", ports 1-65535, tcp by default
 //	root = "host"                 # "host" (default): host system directories read-only,
 //	                              #   the project directory read-write at /work, a private /tmp
@@ -55,6 +56,7 @@
 //	run = ["kvnode", "--id", "1"] # required, as for plain commands
 //	ip = "172.18.0.1"             # required for a guest
 //	hostname = "n1"               # optional: defaults to the child's name
+//	aliases = ["leader"]          # optional: more names the bridge's name server answers
 //	ports = ["7001:7000"]         # optional
 //	init = false                  # optional, guest and bridge children: true (default) runs the
 //	                              #   program under a minimal init as PID 1 that forwards signals
@@ -68,6 +70,22 @@
 //	[commands.cluster.children.chaos]  # a bridge child: runs in the run's bridge
 //	run = { shell = "sleep 1; pontoon partition isolate n1" }  # namespace, reaches every guest
 //	bridge = true                 # no ip, hostname or ports of its own
+//
+//	[commands.cluster.schedule]   # optional, on a command with guests: faults run on its bridge
+//	start = "2s"                  # optional: wait before the first step
+//	seed = 7                      # optional integer: the nemesis's draws and seedless random
+//	                              #   partitions; left out, one is drawn and logged
+//	steps = [                     # exactly one of steps, nemesis and flap; each step replaces the last
+//	  { partition = "isolate n1", mode = "reject", for = "5s" },  # the words of the partition verbs
+//	  { impair = "loss=30% n2", dns = "nxdomain --name db", for = "5s" },  # impair / dns verbs' words
+//	  { heal = true, for = "3s" },
+//	]
+//	# instead of steps, [commands.cluster.schedule.nemesis]: faults drawn at random, each held
+//	#   for fault, then healed for recovery, for duration, of which the last healed are healed:
+//	#   faults = [{ partition = "random-halves" }, { impair = "loss=20% n2" }]
+//	#   fault = "5s", recovery = "3s", duration = "60s", healed = "10s" (recovery, healed optional)
+//	# or [commands.cluster.schedule.flap]: one fault (partition, impair, dns, mode) on for on,
+//	#   off for off, count times: partition = "isolate n1", on = "1s", off = "2s", count = 5
 //
 // Rules beyond the shapes above:
 //   - A plain command has run and no children or exit; a supervise command

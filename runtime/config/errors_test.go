@@ -78,7 +78,7 @@ func TestParseErrors(t *testing.T) {
 			[]wantErr{{2, "settings.runtime", `must be a string, not a boolean; use "runc", "crun" or "containerd"`}}},
 		{"settings holds a command key", "[settings]\nworkdir = \"/x\"\nruntim = \"runc\"\n[commands.a]\nrun = [\"a\"]\n", Options{},
 			[]wantErr{
-				{2, "settings.workdir", "[settings] holds only runtime; set workdir on each command instead"},
+				{2, "settings.workdir", "[settings] holds only runtime and ipv4_only; set workdir on each command instead"},
 				{3, "settings.runtim", `unknown key; did you mean "runtime"?`},
 			}},
 
@@ -106,7 +106,7 @@ zzz = 1
 				{3, "commands.a.descripton", `unknown key; did you mean "description"?`},
 				{4, "commands.a.cmd", `unknown key; did you mean "run"?`},
 				{5, "commands.a.image", `unknown key; did you mean root = { image = "..." }?`},
-				{6, "commands.a.zzz", "unknown key; allowed here: description, run, env, workdir, network, ip, hostname, ports, root, runtime, supervise, exit, children"},
+				{6, "commands.a.zzz", "unknown key; allowed here: description, run, env, workdir, network, ip, ip6, hostname, aliases, ports, root, runtime, supervise, exit, children"},
 			}},
 		{"description not a string", "[commands.a]\nrun = [\"a\"]\ndescription = 5\n", Options{},
 			[]wantErr{{3, "commands.a.description", `must be a string, not an integer; write description = "what it does"`}}},

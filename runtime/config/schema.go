@@ -43,6 +43,8 @@ type decl struct {
 	exit        Exit
 	children    map[string]any // nil unless a table
 	stopTimeout time.Duration
+	schedule    any      // the schedule table as written, read once the guests are known
+	schedPath   []string // where it is written
 
 	// Children only.
 	bridge    bool
@@ -79,6 +81,8 @@ var (
 		read: func(c *checker, p []string, v any, d *decl) { d.runtime, d.runtimeSet = Runtime(v.(string)), true }}
 	ipField = field[decl]{key: "ip", refuse: guestOnly,
 		read: func(c *checker, p []string, v any, d *decl) { d.hasIP, d.guest.IP = true, c.ip(p, v) }}
+	ip6Field = field[decl]{key: "ip6", refuse: guestOnly,
+		read: func(c *checker, p []string, v any, d *decl) { d.guest.IP6 = c.ip6(p, v) }}
 	hostnameField = field[decl]{key: "hostname", kind: text, example: `"node1"`, refuse: guestOnly,
 		read: func(c *checker, p []string, v any, d *decl) {
 			if h, ok := c.hostname(p, v.(string)); ok {
@@ -113,7 +117,7 @@ var commandSchema = schema[decl]{
 		{key: "network", kind: choice, choices: networks, what: "network mode", refuse: notOnSupervise,
 			aliases: map[string]string{"bridge": "guest", "bridged": "guest", "private": "guest", "isolated": "none", "off": "none"},
 			read:    func(c *checker, p []string, v any, d *decl) { d.network, d.netBad = Network(v.(string)), false }},
-		ipField, hostnameField, portsField, rootField, runtimeField,
+		ipField, ip6Field, hostnameField, aliasesField, portsField, rootField, runtimeField,
 		{key: "supervise", kind: flag, example: "true", first: true,
 			read: func(c *checker, p []string, v any, d *decl) { d.supervise = v.(bool) }},
 		{key: "exit", kind: choice, choices: exits, what: "exit policy", refuse: onlySupervise,
@@ -128,6 +132,7 @@ var commandSchema = schema[decl]{
 					d.stopTimeout = t
 				}
 			}},
+		{key: "schedule", read: func(c *checker, p []string, v any, d *decl) { d.schedule, d.schedPath = v, p }},
 	},
 	aliases: entityAliases,
 	misplaced: func(c *checker, path []string, key string) string {
@@ -142,7 +147,7 @@ var commandSchema = schema[decl]{
 var childSchema = schema[decl]{
 	fields: []field[decl]{
 		descriptionField, runField, envField, workdirField, rootField, runtimeField,
-		ipField, hostnameField, portsField,
+		ipField, ip6Field, hostnameField, aliasesField, portsField,
 		{key: "bridge", kind: flag, example: "true", first: true,
 			read: func(c *checker, p []string, v any, d *decl) { d.bridge, d.bridgeBad = v.(bool), false }},
 		{key: "init", kind: flag, example: "false",
@@ -242,10 +247,12 @@ var settingsSchema = schema[Settings]{
 	fields: []field[Settings]{
 		{key: "runtime", kind: choice, choices: runtimes, what: "runtime",
 			read: func(c *checker, p []string, v any, s *Settings) { s.Runtime = Runtime(v.(string)) }},
+		{key: "ipv4_only", kind: flag, example: "true",
+			read: func(c *checker, p []string, v any, s *Settings) { s.IPv4Only = v.(bool) }},
 	},
 	misplaced: func(c *checker, path []string, key string) string {
 		if commandSchema.has(key) {
-			return fmt.Sprintf("[settings] holds only runtime; set %s on each command instead", key)
+			return fmt.Sprintf("[settings] holds only runtime and ipv4_only; set %s on each command instead", key)
 		}
 		return ""
 	},

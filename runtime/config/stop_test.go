@@ -96,7 +96,7 @@ run = ["a"]
 bridge = true
 stop_timeout = "3s"
 `, []wantErr{
-			{2, "settings.stop_timeout", "[settings] holds only runtime; set stop_timeout on each command instead"},
+			{2, "settings.stop_timeout", "[settings] holds only runtime and ipv4_only; set stop_timeout on each command instead"},
 			{8, "commands.c.children.x.stop_timeout", "stop_timeout applies to all children of a run; set it in [commands.c]"},
 		}},
 		{"typo and other tools' names", "[commands.c]\nrun = [\"a\"]\nstop_timout = \"1s\"\nstop_grace_period = \"1s\"\n", []wantErr{

@@ -268,6 +268,22 @@ func (c *checker) ip(path []string, v any) netip.Addr {
 	return netip.Addr{}
 }
 
+// ip6 reads a guest's own IPv6 address; whether it lies in the gateway's plan is checked
+// when the guest is attached, against the plan the gateway runs.
+func (c *checker) ip6(path []string, v any) netip.Addr {
+	s, ok := v.(string)
+	if !ok {
+		c.errf(path, "must be a string, not %s; write ip6 = \"fd70:6f6e::10\" (an address in the plan's guest /64), or leave it out for the one derived from ip", typeName(v))
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is6() || a.Is4In6() || a.Zone() != "" {
+		c.errf(path, "%q is not an IPv6 address; write one in the plan's guest /64, e.g. \"fd70:6f6e::10\", or leave ip6 out for the one derived from ip", s)
+		return netip.Addr{}
+	}
+	return a
+}
+
 func (c *checker) hostname(path []string, s string) (string, bool) {
 	if !netsetup.ValidHostname(s) {
 		c.errf(path, "%q is not a valid hostname; use letters, digits, '-' and '_' (labels separated by '.', at most 64 characters), e.g. %q",

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func captureCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "capture",
+		Usage:     "record the guests' traffic into a pcapng file, one interface per guest, what the partition dropped included",
+		ArgsUsage: "BRIDGE [GUEST..]",
+		Description: "Captures on each guest's bridge port until Ctrl-C, --duration or --count. A frame the partition\n" +
+			"drops is on its sender's interface only; one that passed is on the sender's and the receiver's.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "write", Aliases: []string{"w"}, Usage: "write pcapng to `FILE` (tcpdump -r and Wireshark read it; - for standard output)"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after `DURATION` (e.g. 30s)"},
+			&cli.IntFlag{Name: "count", Usage: "stop after `N` packets in all"},
+		},
+		Action: runCapture,
+	}
+}
+
+func runCapture(c *cli.Context) error {
+	if c.NArg() < 1 {
+		return usagef("capture needs a bridge: `pontoon capture BRIDGE [GUEST..] -w FILE.pcapng`")
+	}
+	if err := required(c, "write", "out.pcapng"); err != nil {
+		return err
+	}
+	duration, count := c.Duration("duration"), c.Int("count")
+	if duration < 0 {
+		return usagef("--duration %s: give a positive duration", duration)
+	}
+	if count < 0 {
+		return usagef("--count %d: give a positive number of packets", count)
+	}
+	// The capture itself is pontoon-capture's (see there why).
+	bin, err := companion("pontoon-capture")
+	if err != nil {
+		return err
+	}
+	argv := []string{"pontoon capture", "-w", c.String("write"), "--duration", duration.String(), "--count", strconv.Itoa(count), "--"}
+	argv = append(argv, c.Args().Slice()...)
+	environ := append(os.Environ(), env(c).Environ()...)
+	return fmt.Errorf("run %s: %w", bin, syscall.Exec(bin, argv, environ))
+}
+
+// companion finds one of pontoon's other binaries: beside this one (where `make build`
+// puts them), else on the PATH.
+func companion(name string) (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s is neither beside %s nor on the PATH: build it with `make build`", name, os.Args[0])
+	}
+	return p, nil
+}

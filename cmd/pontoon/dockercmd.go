@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/pontoon-dev/pontoon/hooks"
+	"github.com/urfave/cli/v2"
+)
+
+// hookInstallDocker is `pontoon hook install --docker [--config PATH]`.
+func hookInstallDocker(c *cli.Context) error {
+	if c.IsSet("dir") {
+		return usagef("--dir is podman's hooks.d directory; for Docker give --config PATH (daemon.json)")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the pontoon binary: %w", err)
+	}
+	res, err := hooks.InstallDocker(c.String("config"), self)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if res.Changed {
+		fmt.Fprintf(&b, "docker runtime %q added to %s (runtime %s)", hooks.DockerRuntime, res.Config, res.Runtime)
+		if res.Backup != "" {
+			fmt.Fprintf(&b, "; the previous file is %s", res.Backup)
+		}
+		b.WriteString("\nreload dockerd to pick it up: kill -HUP $(pidof dockerd)\n")
+	} else {
+		fmt.Fprintf(&b, "docker runtime %q is already in %s (runtime %s); nothing changed\n", hooks.DockerRuntime, res.Config, res.Runtime)
+	}
+	if e := env(c).Environ(); len(e) > 0 {
+		fmt.Fprintf(&b, "the runtime reads where pontoon's state is from dockerd's environment: start dockerd with %s\n", strings.Join(e, " "))
+	}
+	fmt.Fprintf(&b, "run containers with --runtime %s --network none -e PONTOON_BRIDGE=BRIDGE -e PONTOON_GUEST=NAME -e PONTOON_IP=ADDR\n", hooks.DockerRuntime)
+	fmt.Print(b.String())
+	return nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/names"
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/urfave/cli/v2"
+)
+
+func namesCommands() *cli.Command {
+	return &cli.Command{
+		Name:  "names",
+		Usage: "the bridges' name servers: guests find each other by name and alias",
+		Subcommands: []*cli.Command{
+			{Name: "status", Usage: "show which process serves each bridge's names, and which server is gone", ArgsUsage: "[BRIDGE]", Flags: []cli.Flag{jsonFlag}, Action: namesStatus},
+			{
+				Name: names.ServeVerb[1], Hidden: true, Usage: "serve a bridge's names (started by bridge create, gc and guest add)",
+				Flags: []cli.Flag{&cli.StringFlag{Name: "bridge"}},
+				Action: func(c *cli.Context) error {
+					// It outlives the terminal on purpose; SIGTERM (Stop) ends it.
+					signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+					term := make(chan os.Signal, 1)
+					signal.Notify(term, syscall.SIGTERM)
+					return names.Serve(env(c), c.String("bridge"), os.Stdout, term)
+				},
+			},
+		},
+	}
+}
+
+func namesStatus(c *cli.Context) error {
+	if c.NArg() > 1 {
+		return usagef("names status takes at most one bridge name; got %d words", c.NArg())
+	}
+	e := env(c)
+	var bridges []string
+	if c.NArg() == 1 {
+		if _, err := netsetup.GetBridge(e, c.Args().First()); err != nil {
+			return err
+		}
+		bridges = []string{c.Args().First()}
+	} else {
+		all, err := netsetup.Bridges(e)
+		if err != nil {
+			return err
+		}
+		for _, b := range all {
+			bridges = append(bridges, b.Name)
+		}
+	}
+	states := make([]names.State, 0, len(bridges))
+	for _, b := range bridges {
+		st, err := names.Status(e, b)
+		if err != nil {
+			return err
+		}
+		states = append(states, st)
+	}
+	if c.Bool("json") {
+		return printJSON(states)
+	}
+	return buffered(func(out io.Writer) error {
+		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "BRIDGE\tSERVER\tPID\tADDRESS")
+		for _, st := range states {
+			switch {
+			case st.Running:
+				kind := "detached"
+				if !st.Record.Detached {
+					kind = "in its owner's process"
+				}
+				fmt.Fprintf(w, "%s\trunning (%s)\t%d\t%s\n", st.Bridge, kind, st.Record.Process.PID, st.Record.Addr)
+			default:
+				fmt.Fprintf(w, "%s\tNOT RUNNING: %s\t-\t-\n", st.Bridge, st.Problem)
+			}
+		}
+		return w.Flush()
+	})
+}
+
+func pontoonExe() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find pontoon's executable for the name server: %w", err)
+	}
+	return exe, nil
+}
+
+// startNames starts a new bridge's name server.
+func startNames(e netsetup.Env, bridge string) error {
+	exe, err := pontoonExe()
+	if err != nil {
+		return err
+	}
+	return names.Start(e, bridge, exe)
+}
+
+// ensureNames restarts a bridge's name server that was killed, and says so.
+func ensureNames(e netsetup.Env, bridge string) error {
+	exe, err := pontoonExe()
+	if err != nil {
+		return err
+	}
+	started, err := names.Ensure(e, bridge, exe)
+	if started {
+		fmt.Fprintf(os.Stderr, "pontoon: started the name server of bridge %s (it was not running)\n", bridge)
+	}
+	return err
+}
+
+// collectNames is gc's part for name servers.
+func collectNames(e netsetup.Env) (names.Report, error) {
+	exe, err := pontoonExe()
+	if err != nil {
+		return names.Report{}, err
+	}
+	return names.Collect(e, exe)
+}
+
+func dnsFaultCommand() *cli.Command {
+	return &cli.Command{
+		Name: "dns", Category: catImpair, ArgsUsage: "nxdomain|servfail|drop|wrong ADDRESS|delay DURATION [--name NAME].. [--from GUEST]..",
+		Usage: "make the bridge's name server answer wrongly, per queried name and/or asking guest",
+		Flags: []cli.Flag{
+			bridgeFlag(),
+			&cli.StringSliceFlag{Name: "name", Usage: "a queried `NAME` the fault applies to (repeatable; default every name)"},
+			&cli.StringSliceFlag{Name: "from", Usage: "an asking `GUEST` (name or IP) the fault applies to (repeatable; default every guest)"},
+			forFlag(),
+		},
+		Action: dnsFault,
+	}
+}
+
+func dnsFault(c *cli.Context) error {
+	name := c.String("bridge")
+	if name == "" {
+		return usagef("no bridge given: pass --bridge NAME (inside a bridge child PONTOON_BRIDGE is set for you)")
+	}
+	f, err := names.ParseFault(c.Args().Slice())
+	if err != nil {
+		return usagef("%w", err)
+	}
+	d := c.Duration("for")
+	if d < 0 {
+		return usagef("--for: %s is negative; give a positive duration such as 30s", d)
+	}
+	f.Names, f.From = c.StringSlice("name"), c.StringSlice("from")
+	if d > 0 {
+		// The server ignores the fault from then on, even if this command is killed.
+		f.Expires = time.Now().Add(d).UTC()
+	}
+	e := env(c)
+	f, err = names.AddFault(e, name, f)
+	if err != nil {
+		return err
+	}
+	if err := ensureNames(e, name); err != nil {
+		return err
+	}
+	if d == 0 {
+		fmt.Printf("DNS fault %d: %s\n", f.ID, f)
+		return nil
+	}
+	fmt.Printf("DNS fault %d: %s, for %s (Ctrl-C removes it now)\n", f.ID, f, d)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	timer := time.NewTimer(time.Until(f.Expires))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	if err := names.RemoveFault(e, name, f.ID); err != nil {
+		return err
+	}
+	fmt.Println("DNS fault removed")
+	return nil
+}
+
+// printDNSFaults writes the DNS faults in force for people.
+func printDNSFaults(w io.Writer, faults []names.Fault) {
+	if len(faults) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "DNS FAULT\tWHAT\tSINCE\tUNTIL")
+	for _, f := range faults {
+		until := "-"
+		if !f.Expires.IsZero() {
+			until = f.Expires.Local().Format(time.TimeOnly)
+		}
+		fmt.Fprintf(w, "\t%d: %s\t%s\t%s\n", f.ID, f, f.Since.Local().Format(time.TimeOnly), until)
+	}
+}

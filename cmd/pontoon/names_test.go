@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/names"
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"golang.org/x/sys/unix"
+)
+
+// lookupFrom resolves a rooted name to IPv4 addresses with Go's resolver from inside the
+// network namespace at netnsPath, asking the bridge's name server at 172.18.0.254.
+func lookupFrom(netnsPath, name string, timeout time.Duration) ([]string, error) {
+	r := &net.Resolver{PreferGo: true, StrictErrors: true, Dial: func(ctx context.Context, network, _ string) (c net.Conn, err error) {
+		err = ns.Do(netnsPath, func() error {
+			c, err = (&net.Dialer{}).DialContext(ctx, network, "172.18.0.254:53")
+			return err
+		})
+		return c, err
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	ips, err := r.LookupNetIP(ctx, "ip4", name+".")
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out, err
+}
+
+func (c *runner) namesState(bridge string) names.State {
+	c.t.Helper()
+	var st []names.State
+	if err := json.Unmarshal([]byte(c.ok("names", "status", bridge, "--json")), &st); err != nil || len(st) != 1 {
+		c.t.Fatalf("names status --json: %v, %v", st, err)
+	}
+	return st[0]
+}
+
+// waitGone waits until p has exited, failing the test after a deadline.
+func waitGone(t *testing.T, p netsetup.Process, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Running() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (pid %d) is still running", what, p.PID)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The name server's whole life through the CLI: started by bridge create in a session of
+// its own, answering for guests and aliases added later, DNS faults set, listed and healed,
+// restarted by gc and guest add after kill -9, and gone after destroy and after the bridge
+// is removed behind its back.
+func TestNamesServerLifetime(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	c.ok("bridge", "create", "b1")
+	st := c.namesState("b1")
+	if !st.Running || !st.Record.Detached {
+		t.Fatalf("after bridge create: %+v; want a detached server running", st)
+	}
+	if sid, _ := unix.Getsid(st.Record.Process.PID); sid != st.Record.Process.PID {
+		t.Errorf("the server (pid %d) is in session %d, not a session of its own", st.Record.Process.PID, sid)
+	}
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1", "--alias", "db", "--alias", "primary")
+	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
+	n2 := c.sb.Env.GuestNetns("b1", "n2")
+	for _, name := range []string{"n1", "db", "primary"} {
+		if got, err := lookupFrom(n2, name, 5*time.Second); err != nil || !slices.Equal(got, []string{"172.18.0.1"}) {
+			t.Errorf("%s from n2: %v, %v; want 172.18.0.1", name, got, err)
+		}
+	}
+	// A command run in a guest pontoon created gets a resolv.conf naming the name server.
+	if out := c.ok("exec", "b1", "n2", "--", "getent", "ahostsv4", "primary"); !strings.HasPrefix(out, "172.18.0.1 ") {
+		t.Errorf("getent primary in n2 through pontoon exec: %q", out)
+	}
+	c.fails(1, `alias "bad alias" is invalid`, "guest", "add", "b1", "n4", "--ip", "172.18.0.4", "--alias", "bad alias")
+	c.fails(1, `alias "db" is already a name of guest "n1"`, "guest", "add", "b1", "n4", "--ip", "172.18.0.4", "--alias", "db")
+	if out := c.ok("bridge", "show", "b1"); strings.Contains(out, "n4") || !strings.Contains(out, "db,primary") {
+		t.Errorf("bridge show lists a refused guest, or not n1's aliases:\n%s", out)
+	}
+
+	// Faults: set, listed, observed, healed.
+	c.ok("partition", "dns", "nxdomain", "--name", "db", "--bridge", "b1")
+	var de *net.DNSError
+	if _, err := lookupFrom(n2, "db", 5*time.Second); !errors.As(err, &de) || !de.IsNotFound {
+		t.Errorf("db from n2 under nxdomain: %v; want not found", err)
+	}
+	if out := c.ok("partition", "status", "--bridge", "b1"); !strings.Contains(out, "nxdomain for db") {
+		t.Errorf("partition status does not list the DNS fault:\n%s", out)
+	}
+	var rec struct {
+		DNSFaults []names.Fault `json:"dns_faults"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("partition", "status", "--json", "--bridge", "b1")), &rec); err != nil || len(rec.DNSFaults) != 1 || rec.DNSFaults[0].Kind != names.NXDomain {
+		t.Errorf("partition status --json: %+v, %v; want the nxdomain fault", rec, err)
+	}
+	c.ok("partition", "heal", "--bridge", "b1")
+	if got, err := lookupFrom(n2, "db", 5*time.Second); err != nil || !slices.Equal(got, []string{"172.18.0.1"}) {
+		t.Errorf("db from n2 after heal: %v, %v", got, err)
+	}
+	if out := c.ok("partition", "status", "--bridge", "b1"); strings.Contains(out, "DNS") {
+		t.Errorf("partition status after heal still lists DNS faults:\n%s", out)
+	}
+	for _, k := range []struct {
+		words []string
+		check func(got []string, err error) bool
+	}{
+		{[]string{"servfail"}, func(_ []string, err error) bool { return errors.As(err, &de) && !de.IsNotFound && !de.IsTimeout }},
+		{[]string{"drop"}, func(_ []string, err error) bool { return errors.As(err, &de) && de.IsTimeout }},
+		{[]string{"delay", "50ms"}, func(got []string, err error) bool { return err == nil && slices.Equal(got, []string{"172.18.0.1"}) }},
+	} {
+		c.ok(append(append([]string{"partition", "dns"}, k.words...), "--name", "primary", "--from", "172.18.0.2", "--bridge", "b1")...)
+		if got, err := lookupFrom(n2, "primary", time.Second); !k.check(got, err) {
+			t.Errorf("primary from n2 under %v: %v, %v", k.words, got, err)
+		}
+		if out := c.ok("partition", "status", "--bridge", "b1"); !strings.Contains(out, k.words[0]+" ") || !strings.Contains(out, "asked by n2") {
+			t.Errorf("partition status under %v:\n%s", k.words, out)
+		}
+		c.ok("partition", "heal", "--bridge", "b1")
+	}
+	c.fails(2, "unknown DNS fault", "partition", "dns", "slow", "--bridge", "b1")
+	c.fails(1, `from "n9"`, "partition", "dns", "drop", "--from", "n9", "--bridge", "b1")
+
+	// --for: in force while the command waits, gone when it returns.
+	cmd := c.command("partition", "dns", "wrong", "10.9.9.9", "--name", "db", "--from", "n2", "--for", "2s", "--bridge", "b1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := lookupFrom(n2, "db", 5*time.Second)
+		if slices.Equal(got, []string{"10.9.9.9"}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the --for fault never showed: db is %v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("partition dns --for: %v", err)
+	}
+	if got, err := lookupFrom(n2, "db", 5*time.Second); err != nil || !slices.Equal(got, []string{"172.18.0.1"}) {
+		t.Errorf("db after the --for ended: %v, %v", got, err)
+	}
+
+	// kill -9: status says so, gc starts a new server.
+	first := st.Record.Process
+	if err := syscall.Kill(first.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, first, "the killed server")
+	if st := c.namesState("b1"); st.Running || !strings.Contains(st.Problem, "killed") {
+		t.Errorf("names status after kill -9: %+v; want not running, killed", st)
+	}
+	if out := c.ok("names", "status"); !strings.Contains(out, "NOT RUNNING") {
+		t.Errorf("names status after kill -9:\n%s", out)
+	}
+	if out := c.ok("gc"); !strings.Contains(out, "started the name server of bridge b1") {
+		t.Errorf("gc after kill -9 printed %q", out)
+	}
+	st = c.namesState("b1")
+	if !st.Running || st.Record.Process == first {
+		t.Fatalf("after gc: %+v; want a new server", st)
+	}
+	if got, err := lookupFrom(n2, "primary", 5*time.Second); err != nil || !slices.Equal(got, []string{"172.18.0.1"}) {
+		t.Errorf("primary after the restart: %v, %v", got, err)
+	}
+	// ... and so does the next guest add.
+	second := st.Record.Process
+	syscall.Kill(second.PID, syscall.SIGKILL)
+	waitGone(t, second, "the killed server")
+	if _, errOut, code := c.run("guest", "add", "b1", "n3", "--ip", "172.18.0.3"); code != 0 || !strings.Contains(errOut, "started the name server") {
+		t.Errorf("guest add after kill -9: exit %d, %q", code, errOut)
+	}
+	third := c.namesState("b1").Record.Process
+	if got, err := lookupFrom(n2, "n3", 5*time.Second); err != nil || !slices.Equal(got, []string{"172.18.0.3"}) {
+		t.Errorf("n3 after guest add restarted the server: %v, %v", got, err)
+	}
+
+	// destroy stops it before it returns.
+	c.ok("bridge", "destroy", "b1")
+	if third.Running() {
+		t.Errorf("bridge destroy left the name server (pid %d) running", third.PID)
+	}
+	if f := stateFiles(t, c.sb.Env.StateDir+"/names"); len(f) > 0 {
+		t.Errorf("bridge destroy left %v", f)
+	}
+
+	// gc removes a bridge whose owner died, and its server with it.
+	owner := exec.Command("sleep", "8640531")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { owner.Process.Kill(); owner.Wait() })
+	c.ok("bridge", "create", "b3", "--owner", strconv.Itoa(owner.Process.Pid))
+	owned := c.namesState("b3").Record.Process
+	owner.Process.Kill()
+	owner.Wait()
+	if out := c.ok("gc"); !strings.Contains(out, "removed bridge b3") {
+		t.Errorf("gc after the owner died printed %q", out)
+	}
+	waitGone(t, owned, "the server of a bridge gc removed")
+
+	// A bridge removed without the CLI knowing of its server (here by gateway down): the
+	// server sees its record go and leaves by itself.
+	c.ok("bridge", "create", "b2")
+	srv := c.namesState("b2").Record.Process
+	c.ok("gateway", "down", "--force")
+	waitGone(t, srv, "the server of a bridge removed by gateway down")
+	c.ok("gc")
+	if f := stateFiles(t, c.sb.Env.StateDir+"/names"); len(f) > 0 {
+		t.Errorf("gc left %v", f)
+	}
+	for _, p := range []netsetup.Process{first, second, third, owned, srv} {
+		if p.Running() {
+			t.Errorf("name server %d still runs", p.PID)
+		}
+	}
+}

@@ -1,0 +1,170 @@
+// Package cni is pontoon as a CNI plugin: a container runtime (containerd's CRI, CRI-O,
+// nerdctl, a kubelet) attaches a pod's network namespace to a pontoon bridge as a guest, so
+// partitions, impairments and status work for it as for any other guest. The plugin binary
+// is cmd/pontoon-cni; everything it does lives here so that it can be tested without it.
+package cni
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/cni/pkg/version"
+	"github.com/pontoon-dev/pontoon/netsetup"
+)
+
+// Config is the plugin's network configuration.
+type Config struct {
+	types.PluginConf
+	// Bridge is the pontoon bridge the containers join.
+	Bridge string `json:"bridge"`
+	// CreateBridge creates the bridge (and the gateway, when it is down) on the first ADD
+	// that finds it missing; if that ADD fails, it removes them again unless they are in use
+	// by then. Without it a missing bridge is an error.
+	CreateBridge bool `json:"createBridge,omitempty"`
+	// Plan is the /16 of pontoon's address plan. Empty: whatever the gateway has, or the
+	// default plan when the plugin brings the gateway up.
+	Plan string `json:"plan,omitempty"`
+	// RuntimeConfig carries the "ips" capability: a static address for this attachment.
+	RuntimeConfig struct {
+		IPs []string `json:"ips,omitempty"`
+	} `json:"runtimeConfig,omitempty"`
+	// Args carries static addresses the conventional way ("args": {"cni": {"ips": [...]}}).
+	Args struct {
+		CNI struct {
+			IPs []string `json:"ips,omitempty"`
+		} `json:"cni,omitempty"`
+	} `json:"args,omitempty"`
+
+	plan netsetup.Plan // parsed Plan, when given
+}
+
+// knownKeys are the top-level keys a configuration may carry: pontoon's own and those the
+// CNI specification defines or runtimes inject. Anything else is most likely a misspelling.
+var knownKeys = map[string]bool{
+	"cniVersion": true, "cniVersions": true, "name": true, "type": true, "capabilities": true,
+	"ipam": true, "dns": true, "prevResult": true, "runtimeConfig": true, "args": true,
+	"bridge": true, "createBridge": true, "plan": true,
+}
+
+// ConfigError is bad input: Field names what to fix, a configuration key or a CNI_*
+// environment variable.
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string {
+	if e.envVar() {
+		return fmt.Sprintf("environment variable %q: %s", e.Field, e.Msg)
+	}
+	return fmt.Sprintf("config field %q: %s", e.Field, e.Msg)
+}
+
+// envVar says the bad input is one of the runtime's CNI_* variables, not the configuration.
+func (e *ConfigError) envVar() bool { return strings.HasPrefix(e.Field, "CNI_") }
+
+func configErr(field, format string, a ...any) error {
+	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, a...)}
+}
+
+// ParseConfig decodes and checks a network configuration. Its errors are one line naming
+// the field to fix.
+func ParseConfig(data []byte) (*Config, error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return nil, configErr("(whole)", "not a JSON object: %v", err)
+	}
+	for k := range keys {
+		if !knownKeys[k] && !strings.HasPrefix(k, "cni.dev/") {
+			return nil, configErr(k, "unknown key; pontoon-cni takes bridge, createBridge, plan, dns and the keys of the CNI specification")
+		}
+	}
+	var c Config
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&c); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, configErr(te.Field, "is %s, must be %s", te.Value, jsonKind(te.Type.String()))
+		}
+		return nil, configErr("(whole)", "%v", err)
+	}
+	if c.Name == "" {
+		return nil, configErr("name", "missing; give the network a name")
+	}
+	if c.Bridge == "" {
+		return nil, configErr("bridge", "missing; name the pontoon bridge to attach to, e.g. \"bridge\": \"pods\"")
+	}
+	if !netsetup.ValidName(c.Bridge) {
+		return nil, configErr("bridge", "%q is not a bridge name; use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Bridge)
+	}
+	if c.Plan != "" {
+		p, err := netsetup.ParsePlan(c.Plan)
+		if err != nil {
+			return nil, configErr("plan", "%v", err)
+		}
+		c.plan = p
+	}
+	if c.IPAM.Type != "" {
+		return nil, configErr("ipam", "pontoon-cni allocates from pontoon's plan and takes no IPAM plugin; remove ipam, or give a static address with the ips capability")
+	}
+	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
+		return nil, configErr("prevResult", "%v", err)
+	}
+	return &c, nil
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "map") || strings.HasPrefix(goType, "struct"):
+		return "an object"
+	}
+	return "a " + goType
+}
+
+// staticIP returns the address asked for by the ips capability, the config's args or CNI_ARGS
+// (IP=...), checked against plan; the zero Addr when none was asked for.
+func (c *Config) staticIP(plan netsetup.Plan, cniArgs string) (netip.Addr, error) {
+	type source struct{ field, value string }
+	var asked []source
+	for _, s := range c.RuntimeConfig.IPs {
+		asked = append(asked, source{"runtimeConfig.ips", s})
+	}
+	for _, s := range c.Args.CNI.IPs {
+		asked = append(asked, source{"args.cni.ips", s})
+	}
+	for _, kv := range strings.Split(cniArgs, ";") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == "IP" {
+			asked = append(asked, source{"CNI_ARGS IP", v})
+		}
+	}
+	var ip netip.Addr
+	for _, s := range asked {
+		// The capability passes prefixes ("10.0.0.5/24"); CNI_ARGS passes bare addresses.
+		a := s.value
+		if p, err := netip.ParsePrefix(a); err == nil {
+			if p.Bits() != plan.GuestNet().Bits() {
+				return netip.Addr{}, configErr(s.field, "%s: the guest network is a /%d; give %s/%d or the bare address", a, plan.GuestNet().Bits(), p.Addr(), plan.GuestNet().Bits())
+			}
+			a = p.Addr().String()
+		}
+		got, err := plan.ParseGuestIP(a)
+		if err != nil {
+			return netip.Addr{}, configErr(s.field, "%v", err)
+		}
+		if ip.IsValid() && got != ip {
+			return netip.Addr{}, configErr(s.field, "asks for %s but %s was asked for already; a pontoon guest has one address", got, ip)
+		}
+		ip = got
+	}
+	return ip, nil
+}

@@ -1,0 +1,299 @@
+package hooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/pontoon-dev/pontoon/names"
+	"github.com/pontoon-dev/pontoon/netsetup"
+)
+
+// EnvAnnotations are the annotations a container may also give as environment variables
+// (`docker run -e PONTOON_BRIDGE=...`): Docker before 24 has no --annotation.
+var EnvAnnotations = []string{AnnotationBridge, AnnotationGuest, AnnotationIP, AnnotationIP6, AnnotationHostname, AnnotationPorts, AnnotationAliases}
+
+// EnvVar is the environment variable that stands for annotation key: pontoon.ip is PONTOON_IP.
+func EnvVar(key string) string {
+	return "PONTOON_" + strings.ToUpper(strings.TrimPrefix(key, "pontoon."))
+}
+
+// SettingsFromEnv returns the pontoon annotations the variables of env (KEY=VALUE, as in a
+// config.json's process.env) stand for, or nil when env has no PONTOON_BRIDGE.
+func SettingsFromEnv(env []string) map[string]string {
+	vars := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "PONTOON_") {
+			vars[k] = v
+		}
+	}
+	if _, ok := vars[EnvVar(AnnotationBridge)]; !ok {
+		return nil
+	}
+	ann := map[string]string{}
+	for _, key := range EnvAnnotations {
+		if v, ok := vars[EnvVar(key)]; ok {
+			ann[key] = v
+		}
+	}
+	return ann
+}
+
+// EnvMessage rewords a message of ParseRequest about annotations for a container whose
+// settings came from its environment: "annotation pontoon.ip" becomes "PONTOON_IP", and the
+// suggested fix becomes a `-e` option.
+func EnvMessage(msg string) string {
+	for _, key := range EnvAnnotations {
+		v := EnvVar(key)
+		msg = strings.ReplaceAll(msg, "add "+key+"=", "add -e "+v+"=")
+		msg = strings.ReplaceAll(msg, "annotation "+key, v)
+	}
+	return msg
+}
+
+// bundleSpec is a bundle's config.json as raw fields, so that rewriting it keeps every field
+// pontoon does not touch exactly as the engine wrote it.
+type bundleSpec map[string]json.RawMessage
+
+// request finds what the bundle's container asks for: its pontoon.* annotations (Docker
+// >= 24 passes --annotation into config.json) or else its PONTOON_* variables. fromEnv says
+// which; ann is nil when it asks for nothing.
+func (s bundleSpec) request() (ann map[string]string, fromEnv bool, err error) {
+	if raw, ok := s["annotations"]; ok {
+		if err := json.Unmarshal(raw, &ann); err != nil {
+			return nil, false, fmt.Errorf("read the annotations: %w", err)
+		}
+		if HasRequest(ann) {
+			return ann, false, nil
+		}
+	}
+	var proc struct {
+		Env []string `json:"env"`
+	}
+	if raw, ok := s["process"]; ok {
+		if err := json.Unmarshal(raw, &proc); err != nil {
+			return nil, false, fmt.Errorf("read the process: %w", err)
+		}
+	}
+	env := SettingsFromEnv(proc.Env)
+	if env == nil {
+		return nil, false, nil
+	}
+	for k, v := range env {
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[k] = v
+	}
+	return ann, true, nil
+}
+
+// asksPontoon is the cheap first look at a config.json: only a file that mentions pontoon's
+// settings at all is decoded.
+func asksPontoon(data []byte) bool {
+	return bytes.Contains(data, []byte(`"`+EnvVar(AnnotationBridge)+"=")) || bytes.Contains(data, []byte(`"`+AnnotationBridge+`"`))
+}
+
+// PrepareBundle makes the container of the OCI bundle in dir join a pontoon bridge, if its
+// config.json asks for one (see SettingsFromEnv): it validates the settings with
+// ParseRequest, records them as annotations, adds pontoon's createRuntime and poststop hooks
+// (hookPath run with Args(stage, env)), and bind-mounts pontoon's /etc/hosts and
+// /etc/resolv.conf over the engine's. It reports whether the bundle asked for pontoon. On
+// error config.json is unchanged; the error is one line, in the words the container's settings
+// were given in.
+func PrepareBundle(dir, hookPath string, env netsetup.Env) (bool, error) {
+	path := filepath.Join(dir, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, fmt.Errorf("read the bundle's %s: %w", path, err)
+	}
+	if !asksPontoon(data) {
+		return false, nil
+	}
+	var spec bundleSpec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return false, fmt.Errorf("read the bundle's %s: %w", path, err)
+	}
+	ann, fromEnv, err := spec.request()
+	if err != nil {
+		return false, fmt.Errorf("read the bundle's %s: %w", path, err)
+	}
+	if ann == nil {
+		return false, nil
+	}
+	req, err := ParseRequest(ann)
+	if err != nil {
+		if fromEnv {
+			return true, fmt.Errorf("%s", EnvMessage(err.Error()))
+		}
+		return true, err
+	}
+	if hasPontoonHook(spec, hookPath) {
+		// Prepared already: an engine that retries create hands the same bundle again.
+		return true, nil
+	}
+	files, err := guestFiles(dir, spec, req, env)
+	if err != nil {
+		return true, err
+	}
+	if err := spec.set("annotations", ann); err != nil {
+		return true, err
+	}
+	if err := spec.addHooks(hookPath, env); err != nil {
+		return true, err
+	}
+	if err := spec.mountFiles(files); err != nil {
+		return true, err
+	}
+	out, err := json.Marshal(spec)
+	if err != nil {
+		return true, fmt.Errorf("write the bundle's %s: %w", path, err)
+	}
+	perm := os.FileMode(0o600)
+	if fi, err := os.Stat(path); err == nil {
+		perm = fi.Mode().Perm()
+	}
+	if err := statefile.Write(path, out, perm); err != nil {
+		return true, fmt.Errorf("write the bundle's %s: %w", path, err)
+	}
+	return true, nil
+}
+
+func (s bundleSpec) set(key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	s[key] = raw
+	return nil
+}
+
+// hasPontoonHook reports whether the spec already runs hookPath as a createRuntime hook.
+func hasPontoonHook(s bundleSpec, hookPath string) bool {
+	var h specs.Hooks
+	if raw, ok := s["hooks"]; !ok || json.Unmarshal(raw, &h) != nil {
+		return false
+	}
+	for _, x := range h.CreateRuntime {
+		if x.Path == hookPath && len(x.Args) > 1 && x.Args[1] == "hook" {
+			return true
+		}
+	}
+	return false
+}
+
+// addHooks appends pontoon's hooks to the engine's own (Docker's network key hook among
+// them), leaving every other stage and field of "hooks" as it was.
+func (s bundleSpec) addHooks(hookPath string, env netsetup.Env) error {
+	hooks := map[string]json.RawMessage{}
+	if raw, ok := s["hooks"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &hooks); err != nil {
+			return fmt.Errorf("read the bundle's hooks: %w", err)
+		}
+	}
+	argv0 := filepath.Base(hookPath)
+	for _, st := range []struct{ field, stage string }{{"createRuntime", StageCreateRuntime}, {"poststop", StagePoststop}} {
+		var list []json.RawMessage
+		if raw, ok := hooks[st.field]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &list); err != nil {
+				return fmt.Errorf("read the bundle's %s hooks: %w", st.field, err)
+			}
+		}
+		h, err := json.Marshal(specs.Hook{Path: hookPath, Args: append([]string{argv0}, Args(st.stage, env)...)})
+		if err != nil {
+			return err
+		}
+		list = append(list, h)
+		raw, err := json.Marshal(list)
+		if err != nil {
+			return err
+		}
+		hooks[st.field] = raw
+	}
+	return s.set("hooks", hooks)
+}
+
+// guestFiles writes the guest's /etc/hosts and /etc/resolv.conf into the bundle directory,
+// which the engine removes with the container, and returns them by destination.
+func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[string]string, error) {
+	resolv, err := guestResolvConf(env, req.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("write the container's resolv.conf: %w", err)
+	}
+	var hostname string
+	if raw, ok := s["hostname"]; ok {
+		json.Unmarshal(raw, &hostname)
+	}
+	names := []string{}
+	for _, n := range append([]string{req.Hostname, hostname, req.Guest}, req.Aliases...) {
+		if n != "" && !contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	hosts := fmt.Sprintf("# written by pontoon\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", req.IP, strings.Join(names, " "))
+	files := map[string]string{
+		"/etc/hosts":       filepath.Join(dir, "pontoon-hosts"),
+		"/etc/resolv.conf": filepath.Join(dir, "pontoon-resolv.conf"),
+	}
+	for dest, data := range map[string][]byte{"/etc/hosts": []byte(hosts), "/etc/resolv.conf": resolv} {
+		if err := os.WriteFile(files[dest], data, 0o644); err != nil {
+			return nil, fmt.Errorf("write the container's %s: %w", dest, err)
+		}
+	}
+	return files, nil
+}
+
+// guestResolvConf is the resolv.conf of a guest of bridge: its name server's when one
+// serves the bridge, else the resolvers guests use without one.
+func guestResolvConf(env netsetup.Env, bridge string) ([]byte, error) {
+	if st, err := names.Status(env, bridge); err == nil && st.Running {
+		return names.ResolvConf(env)
+	}
+	return netsetup.GuestResolvConf(env)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// mountFiles points the engine's bind mounts of the files' destinations at pontoon's files,
+// and adds read-only bind mounts where the engine has none.
+func (s bundleSpec) mountFiles(files map[string]string) error {
+	var mounts []map[string]json.RawMessage
+	if raw, ok := s["mounts"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &mounts); err != nil {
+			return fmt.Errorf("read the bundle's mounts: %w", err)
+		}
+	}
+	done := map[string]bool{}
+	for _, m := range mounts {
+		var dest string
+		json.Unmarshal(m["destination"], &dest)
+		if src, ok := files[dest]; ok {
+			m["source"], _ = json.Marshal(src)
+			done[dest] = true
+		}
+	}
+	for _, dest := range []string{"/etc/hosts", "/etc/resolv.conf"} {
+		if _, ok := files[dest]; !ok || done[dest] {
+			continue
+		}
+		m := map[string]json.RawMessage{}
+		m["destination"], _ = json.Marshal(dest)
+		m["type"], _ = json.Marshal("bind")
+		m["source"], _ = json.Marshal(files[dest])
+		m["options"], _ = json.Marshal([]string{"rbind", "ro"})
+		mounts = append(mounts, m)
+	}
+	return s.set("mounts", mounts)
+}

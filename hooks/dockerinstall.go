@@ -1,0 +1,142 @@
+package hooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/pontoon-dev/pontoon/internal/statefile"
+)
+
+// DockerConfig is dockerd's configuration file.
+const DockerConfig = "/etc/docker/daemon.json"
+
+// DockerRuntime is the name pontoon's runtime has in daemon.json: `docker run --runtime pontoon`.
+const DockerRuntime = "pontoon"
+
+// DockerInstall is what InstallDocker did.
+type DockerInstall struct {
+	Config  string // the daemon.json written (or already up to date)
+	Backup  string // where the file's previous content was saved; "" when nothing was changed or there was no file
+	Runtime string // the runtime's path: the RuntimeName symlink to pontoon
+	Changed bool   // false: daemon.json already had the runtime
+}
+
+// InstallDocker registers pontoon as the Docker runtime DockerRuntime: it makes the
+// RuntimeName symlink to pontoonPath in the same directory, and sets
+// "runtimes": {"pontoon": {"path": SYMLINK}} in the daemon.json at config (DockerConfig when
+// empty), keeping every other key and runtime. The previous file is saved as
+// config+".pontoon-backup". A file that is not a JSON object, or whose "runtimes" is not
+// one, is refused and nothing is changed. Installing again changes nothing. dockerd reads
+// the new runtime when it reloads its configuration (SIGHUP).
+func InstallDocker(config, pontoonPath string) (DockerInstall, error) {
+	if config == "" {
+		config = DockerConfig
+	}
+	res := DockerInstall{Config: config}
+	abs, err := filepath.Abs(pontoonPath)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return res, fmt.Errorf("install the docker runtime: resolve %s: %w", pontoonPath, err)
+	}
+	if fi, err := os.Stat(abs); err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return res, fmt.Errorf("install the docker runtime: %s is not an executable file; pass the path of the pontoon binary", abs)
+	}
+	old, err := os.ReadFile(config)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("install the docker runtime: read %s: %w", config, err)
+	}
+	exists := err == nil
+	res.Runtime = filepath.Join(filepath.Dir(abs), RuntimeName)
+	updated, changed, err := addRuntime(old, res.Runtime)
+	if err != nil {
+		return res, fmt.Errorf("install the docker runtime: %s: %w; fix the file (dockerd would refuse it too) and run this again", config, err)
+	}
+	if err := linkRuntime(res.Runtime, abs); err != nil {
+		return res, fmt.Errorf("install the docker runtime: %w", err)
+	}
+	if !changed {
+		return res, nil
+	}
+	perm := os.FileMode(0o644)
+	if exists {
+		if fi, err := os.Stat(config); err == nil {
+			perm = fi.Mode().Perm()
+		}
+		res.Backup = config + ".pontoon-backup"
+		if err := statefile.Write(res.Backup, old, perm); err != nil {
+			return res, fmt.Errorf("install the docker runtime: back up %s: %w", config, err)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(config), 0o755); err != nil {
+		return res, fmt.Errorf("install the docker runtime: %w", err)
+	}
+	if err := statefile.Write(config, updated, perm); err != nil {
+		return res, fmt.Errorf("install the docker runtime: write %s: %w", config, err)
+	}
+	res.Changed = true
+	return res, nil
+}
+
+// addRuntime returns daemon.json data with pontoon's runtime set to path, and whether that
+// changed anything. Empty data is an empty configuration.
+func addRuntime(data []byte, path string) ([]byte, bool, error) {
+	top := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &top); err != nil {
+			return nil, false, fmt.Errorf("not a JSON object: %w", err)
+		}
+	}
+	runtimes := map[string]json.RawMessage{}
+	if raw, ok := top["runtimes"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &runtimes); err != nil {
+			return nil, false, fmt.Errorf(`"runtimes" is not an object: %w`, err)
+		}
+	}
+	want, _ := json.Marshal(map[string]string{"path": path})
+	if have, ok := runtimes[DockerRuntime]; ok {
+		var cur struct {
+			Path string   `json:"path"`
+			Args []string `json:"runtimeArgs"`
+		}
+		if json.Unmarshal(have, &cur) == nil && cur.Path == path && len(cur.Args) == 0 {
+			return data, false, nil
+		}
+	}
+	runtimes[DockerRuntime] = want
+	raw, err := json.Marshal(runtimes)
+	if err != nil {
+		return nil, false, err
+	}
+	top["runtimes"] = raw
+	out, err := json.MarshalIndent(top, "", "  ")
+	if err != nil {
+		return nil, false, err
+	}
+	return append(out, '\n'), true, nil
+}
+
+// linkRuntime makes link a symlink to target, replacing an older symlink but nothing else.
+func linkRuntime(link, target string) error {
+	if cur, err := os.Readlink(link); err == nil {
+		if cur == target {
+			return nil
+		}
+	} else if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink == 0 {
+		return fmt.Errorf("%s exists and is not a symlink; remove it or install pontoon elsewhere", link)
+	}
+	tmp := link + ".tmp"
+	os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("link %s to %s: %w", link, target, err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("link %s to %s: %w", link, target, err)
+	}
+	return nil
+}

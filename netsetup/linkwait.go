@@ -1,0 +1,94 @@
+package netsetup
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Waiting for a new guest's links: the kernel brings bridge ports and veth queues into
+// service asynchronously, and a guest must be usable when AddGuest returns.
+
+// waitForwarding returns once the bridge forwards through port. The kernel enables a bridge
+// port only after it has processed the port's carrier change, asynchronously and later still
+// when the routing netlink lock is busy: until then the bridge drops what it should flood to
+// the new guest (an ARP request for it), so a guest just attached would miss its first
+// packets.
+func waitForwarding(brPath, port string) error {
+	var s *nl.NetlinkSocket
+	err := ns.Do(brPath, func() (err error) {
+		s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("open netlink in %s: %w", brPath, err)
+	}
+	defer s.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(port)))
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
+		msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+		if err != nil {
+			return fmt.Errorf("read state of bridge port %s: %w", port, err)
+		}
+		if len(msgs) == 1 && brportState(msgs[0]) == 3 /* BR_STATE_FORWARDING */ {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bridge port %s did not start forwarding within 10s", port)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// brportState digs IFLA_LINKINFO / IFLA_INFO_SLAVE_DATA / IFLA_BRPORT_STATE out of a link
+// message; -1 when absent.
+func brportState(m []byte) int {
+	nested := func(b []byte, typ uint16) []byte {
+		attrs, err := nl.ParseRouteAttr(b)
+		if err != nil {
+			return nil
+		}
+		for _, a := range attrs {
+			if a.Attr.Type&^unix.NLA_F_NESTED == typ {
+				return a.Value
+			}
+		}
+		return nil
+	}
+	info := nested(m[unix.SizeofIfInfomsg:], unix.IFLA_LINKINFO)
+	slave := nested(info, unix.IFLA_INFO_SLAVE_DATA)
+	state := nested(slave, unix.IFLA_BRPORT_STATE)
+	if len(state) < 1 {
+		return -1
+	}
+	return int(state[0])
+}
+
+// linkUpWait bounds how long a new link may take to come up.
+const linkUpWait = 10 * time.Second
+
+func waitOperUp(h *handle, name string) error {
+	deadline := time.Now().Add(linkUpWait)
+	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
+		l, err := h.linkByName(name)
+		if err != nil {
+			return err
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("link %s is still %s after %s", name, l.Attrs().OperState, linkUpWait)
+		}
+		time.Sleep(pause)
+	}
+}

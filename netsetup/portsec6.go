@@ -1,0 +1,146 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"golang.org/x/sys/unix"
+)
+
+// IPv6 port security extends the MAC-to-IP binding to IPv6 and to neighbour discovery, the
+// IPv6 counterpart of ARP. A guest's IPv6 addresses are bound to its MAC like its IPv4 one:
+// the set guests6 pairs each MAC of the plan with the IPv6 address derived from its IPv4
+// address and with its EUI-64 link-local address (static, like guests), and a guest given an
+// address of its own gets that pair added when it is attached (and removed when it leaves).
+//
+// From a guest port, then:
+//   - IPv6 passes only from a source address bound to the Ethernet source (the link-local
+//     address of a MAC is bound to it, and the unspecified address to none: there is no
+//     duplicate address detection to send from it);
+//   - a neighbour advertisement passes only for a target bound to the Ethernet source (a
+//     guest announces only its own addresses), and a solicitation only from a bound source;
+//     either may carry only the one link-layer address option, naming the Ethernet source
+//     (Linux keeps the first of duplicated options, so a second one could name another MAC:
+//     none is allowed);
+//   - router solicitations, advertisements and redirects never pass: routes are static, and
+//     a guest must not become anyone's router.
+
+// The sets of IPv6 port security. guests6 pairs each MAC with the IPv6 addresses its guest
+// may send from; ndTargets6 holds the same pairs keyed for a neighbour message's target, and
+// ndMACs6 each MAC with itself, keyed for a link-layer address option: nft(8) compares a raw
+// payload field (an ND target or option) only with a set declared by the same raw key.
+const (
+	guest6Set   = "guests6"
+	ndTarget6   = "ndtargets6"
+	ndMAC6Set   = "ndmacs6"
+	ndTargetKey = "ether saddr . @th,64,128"
+	ndMACKey    = "ether saddr . @th,208,48"
+)
+
+func guest6Elem(mac []byte, ip netip.Addr) setElem {
+	a := ip.As16()
+	return setElem{text: fmt.Sprintf("%s . %s", macText(mac), ip), key: nftrule.ConcatKey(mac, a[:])}
+}
+
+func ndTarget6Elem(mac []byte, ip netip.Addr) setElem {
+	a := ip.As16()
+	return setElem{text: fmt.Sprintf("%s . 0x%x", macText(mac), a[:]), key: nftrule.ConcatKey(mac, a[:])}
+}
+
+func macText(mac []byte) string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
+}
+
+// guest6Sets are the static sets: for every guest address of the plan, its MAC with its
+// derived and its link-local IPv6 address, and with itself.
+func guest6Sets(plan Plan) []setSpec {
+	pairs := setSpec{name: guest6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeIP6Addr}}
+	targets := setSpec{name: ndTarget6, types: pairs.types, typeOf: ndTargetKey}
+	macs := setSpec{name: ndMAC6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeEtherAddr}, typeOf: ndMACKey}
+	first, last, _, _ := GuestRange(plan.GuestNet())
+	for ip := first; !last.Less(ip); ip = ip.Next() {
+		mac := GuestMAC(ip)
+		for _, a := range []netip.Addr{plan.GuestIP6(ip), LinkLocal6(mac)} {
+			pairs.elems = append(pairs.elems, guest6Elem(mac, a))
+			targets.elems = append(targets.elems, ndTarget6Elem(mac, a))
+		}
+		macs.elems = append(macs.elems, setElem{text: fmt.Sprintf("%s . 0x%x", macText(mac), []byte(mac)), key: nftrule.ConcatKey(mac, mac)})
+	}
+	return []setSpec{pairs, targets, macs}
+}
+
+// portRules6 are the prerouting rules for IPv6 from guest ports (see above); anything they
+// do not accept meets the chain's final drop.
+func portRules6() []nftrule.Rule {
+	g6 := &nftables.Set{Name: guest6Set}
+	ip6 := nftrule.Protocol("ip6", unix.ETH_P_IPV6)
+	fromBound := nftrule.InSet(g6, nftrule.KeyEtherSaddr, nftrule.KeyIP6Saddr)
+	na, ns := nftrule.ICMPv6Type(nftrule.ICMPv6NeighborAdvert), nftrule.ICMPv6Type(nftrule.ICMPv6NeighborSolicit)
+	ownTarget := nftrule.InSet(&nftables.Set{Name: ndTarget6}, nftrule.KeyEtherSaddr, nftrule.KeyNDTarget)
+	ownOption := nftrule.InSet(&nftables.Set{Name: ndMAC6Set}, nftrule.KeyEtherSaddr, nftrule.KeyNDOptMAC)
+	var rules []nftrule.Rule
+	for _, t := range []byte{nftrule.ICMPv6RouterSolicit, nftrule.ICMPv6RouterAdvert, nftrule.ICMPv6Redirect} {
+		rules = append(rules, nftrule.Rule{ip6, nftrule.ICMPv6Type(t), nftrule.Drop()})
+	}
+	return append(rules,
+		nftrule.Rule{ip6, na, fromBound, ownTarget, nftrule.NDBare(), nftrule.Accept()},
+		nftrule.Rule{ip6, na, fromBound, ownTarget, nftrule.NDOneLinkAddr(nftrule.NDOptTargetLinkAddr), ownOption, nftrule.Accept()},
+		nftrule.Rule{ip6, na, nftrule.Drop()},
+		nftrule.Rule{ip6, ns, fromBound, nftrule.NDBare(), nftrule.Accept()},
+		nftrule.Rule{ip6, ns, fromBound, nftrule.NDOneLinkAddr(nftrule.NDOptSourceLinkAddr), ownOption, nftrule.Accept()},
+		nftrule.Rule{ip6, ns, nftrule.Drop()},
+		nftrule.Rule{ip6, fromBound, nftrule.Accept()},
+	)
+}
+
+// ownIP6 reports whether a guest's IPv6 address is one it was given rather than the one
+// derived from its IPv4 address: only those have an element of their own in guests6.
+func ownIP6(plan Plan, g Guest) bool {
+	return g.IP6.IsValid() && plan.IPv6() && g.IP6 != plan.GuestIP6(g.IP)
+}
+
+// bindIP6 adds the pair of a guest's own IPv6 address to guests6 in the bridge namespace of
+// brH (unbind removes it). An element that is there already, or gone already, is fine:
+// gc and a retried attach may repeat either.
+func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
+	if !ownIP6(plan, g) {
+		return nil
+	}
+	c, err := brH.Nftables()
+	if err != nil {
+		return err
+	}
+	tbl := &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName}
+	what := "add"
+	if unbind {
+		what = "remove"
+	}
+	mac := GuestMAC(g.IP)
+	for _, e := range []struct {
+		set  string
+		elem setElem
+	}{{guest6Set, guest6Elem(mac, g.IP6)}, {ndTarget6, ndTarget6Elem(mac, g.IP6)}} {
+		set, gerr := c.GetSetByName(tbl, e.set)
+		if gerr != nil {
+			return fmt.Errorf("find set %s in %s: %w", e.set, brH.path, gerr)
+		}
+		if unbind {
+			err = c.SetDeleteElements(set, nftElems([]setElem{e.elem}))
+		} else {
+			err = c.SetAddElements(set, nftElems([]setElem{e.elem}))
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = c.Flush()
+	}
+	if err != nil && !(unbind && errors.Is(err, unix.ENOENT)) {
+		return fmt.Errorf("%s %s . %s in sets %s and %s: %w", what, mac, g.IP6, guest6Set, ndTarget6, err)
+	}
+	return nil
+}

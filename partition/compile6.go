@@ -1,0 +1,81 @@
+package partition
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// IPv6. A guest with an IPv6 address is partitioned and impaired on both families alike:
+// its row class comes from its port whatever it sends, the column class of what it is sent
+// from its IPv6 address (DestMap6) as from its IPv4 one, and the check where a frame leaves
+// judges by port, which is family-agnostic already. Every rule that names the IPv4 family
+// gets a twin for IPv6 right after it, in the same chain, so both are switched in the same
+// transaction.
+//
+// Neighbour solicitations and advertisements pass the way ARP does: they leave the
+// partition's judgement (accept) before the class lookup and before any loss, and carry no
+// row class to where they leave. Port security lets a guest send only those about its own
+// addresses, so nothing else crosses this way; router advertisements and redirects from
+// guests never reach the bridge.
+
+// dualStack reports whether any guest of the run has an IPv6 address.
+func (r *resolved) dualStack() bool {
+	return slices.ContainsFunc(r.gs.list, func(g Guest) bool { return g.IP6.IsValid() })
+}
+
+// ndAccept lets neighbour discovery leave the partition's rules.
+var ndAccept = Rule{IPv6: true, ND: true, Action: ActionAccept}
+
+// with6 returns rules with an IPv6 twin after each rule that names IPv4, when the run has
+// IPv6 (rules unchanged otherwise). A twin of a rule for one destination address is for the
+// same guest's IPv6 address, and is left out for a guest without one. A loss rule's twin is
+// preceded by ndAccept (once), so neighbour discovery is never lost. A twin counts into the
+// IPv6 twin of a counter set keyed by an IPv4 address (counterSet6), into the same set
+// otherwise.
+func (r *resolved) with6(rules []Rule) []Rule {
+	if !r.dualStack() {
+		return rules
+	}
+	ip6 := map[netip.Addr]netip.Addr{}
+	for _, g := range r.gs.list {
+		ip6[g.IP] = g.IP6
+	}
+	out := make([]Rule, 0, 2*len(rules)+1)
+	nd := false
+	for _, x := range rules {
+		out = append(out, x)
+		if !x.IPv4 {
+			continue
+		}
+		t := x
+		t.IPv4, t.IPv6 = false, true
+		if t.Classify == ClassifyColumnByIP {
+			t.Classify = ClassifyColumnByIP6
+		}
+		if x.Daddr.IsValid() {
+			if t.Daddr = ip6[x.Daddr]; !t.Daddr.IsValid() {
+				continue
+			}
+		}
+		if c6, ok := counterSet6[t.Count]; ok {
+			t.Count = c6
+		}
+		if isLoss(t) && !nd {
+			out, nd = append(out, ndAccept), true
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// isLoss tells a loss rule: a drop that no class lookup decides.
+func isLoss(r Rule) bool { return r.Action == ActionDrop && !r.Blocked && r.Classify == "" }
+
+// ndFirst puts ndAccept at the head of the class lookup, right after the reset, when the
+// run has IPv6.
+func (r *resolved) ndFirst(rules []Rule) []Rule {
+	if !r.dualStack() || len(rules) == 0 || rules[0].Classify != ClassifyReset {
+		return rules
+	}
+	return slices.Insert(rules, 1, ndAccept)
+}

@@ -1,0 +1,156 @@
+package partition
+
+import (
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/eventlog"
+)
+
+// Who asks for a change, as the bridge's event log names it (Target.Source).
+const (
+	SourceCLI      = "cli"
+	SourceChild    = "child" // a pontoon command run inside a bridge child
+	SourceTestenv  = "testenv"
+	SourceRestorer = "restorer" // the process --for leaves behind to restore on time
+	SourceSchedule = "schedule"
+	SourceHook     = "hook"
+	SourceLibrary  = "library"
+)
+
+// Kinds of event partition logs.
+const (
+	EventApply   = "apply"   // the partition, its mode or cut changed
+	EventImpair  = "impair"  // only impairments changed
+	EventHeal    = "heal"    // everything removed
+	EventRestore = "restore" // a --for's replaced state put back before its deadline (Ctrl-C, a context ended)
+	EventExpire  = "expire"  // a --for's replaced state put back because its duration passed
+	EventRefresh = "refresh" // the state applied again for a guest that (re)attached
+)
+
+// DefaultSource is the Source of a Target that names none: SourceChild inside a bridge child
+// (PONTOON_BRIDGE is set there), SourceLibrary otherwise.
+func DefaultSource() string {
+	if os.Getenv("PONTOON_BRIDGE") != "" {
+		return SourceChild
+	}
+	return SourceLibrary
+}
+
+// logChange records a change that reached the kernel (err says if it then failed) in the
+// bridge's event log. It runs under the bridge's lock, so events are in generation order. A
+// log that cannot be written does not fail the change: the change is in force either way, and
+// reporting it as failed would be false.
+// countersErr says why the counters of what the change ended could not be cleared.
+func (t Target) logChange(kind string, prev, st Record, o applyOpts, err, countersErr error) {
+	if kind == "" {
+		kind = changeKind(prev, st)
+	}
+	e := eventlog.Event{Kind: kind, Source: t.Source, What: t.What, CommitUS: st.CommitMicros,
+		Fields: map[string]string{}}
+	if e.Source == "" {
+		e.Source = DefaultSource()
+	}
+	if e.What == "" || kind == EventRestore || kind == EventExpire || kind == EventRefresh {
+		e.What = describeChange(kind, prev, st)
+	}
+	if err != nil {
+		e.Error = err.Error()
+	} else {
+		e.Time = st.AppliedAt
+		e.Fields["generation"] = strconv.FormatUint(st.Generation, 10)
+		e.Fields["blocked"] = strconv.Itoa(len(st.Blocked))
+		e.Fields["impairments"] = strconv.Itoa(len(st.Impairments))
+		if st.Kind != "" {
+			e.Fields["partition"] = st.Kind
+		}
+		if o.restorePrev {
+			e.Fields["for"] = o.lasts.String()
+			e.Fields["expires"] = o.expires.UTC().Format(time.RFC3339Nano)
+		}
+		if st.Cut {
+			e.Fields["closed_connections"] = strconv.Itoa(st.ClosedConnections)
+		}
+		if st.CutError != "" {
+			e.Fields["cut_error"] = st.CutError
+		}
+		if countersErr != nil {
+			e.Fields["counters_error"] = countersErr.Error()
+		}
+	}
+	_ = eventlog.Append(t.StateDir, e)
+}
+
+// changeKind tells a change of the partition from one of impairments alone.
+func changeKind(prev, st Record) string {
+	if prev.Kind == st.Kind && prev.Description == st.Description && prev.Mode == st.Mode && prev.Cut == st.Cut &&
+		len(prev.Blocked) == len(st.Blocked) && subsetPairs(prev.Blocked, st.Blocked) && !reflect.DeepEqual(impStrings(prev.Impairments), impStrings(st.Impairments)) {
+		return EventImpair
+	}
+	return EventApply
+}
+
+// describeChange says in CLI words what a change did, for events whose asker gave no words.
+func describeChange(kind string, prev, st Record) string {
+	switch kind {
+	case EventHeal:
+		return "heal"
+	case EventImpair:
+		return describeImpairments(prev.Impairments, st.Impairments)
+	}
+	w := []string{describePartition(st)}
+	if kind == EventRestore || kind == EventExpire || kind == EventRefresh {
+		w = append([]string{kind}, w...)
+		if len(st.Impairments) > 0 {
+			w = append(w, "with", strings.Join(impStrings(st.Impairments), ", "))
+		}
+	}
+	return strings.Join(w, " ")
+}
+
+func describePartition(st Record) string {
+	d := st.Description
+	if d == "" {
+		d = st.Kind
+	}
+	if len(st.Blocked) > 0 && st.Mode == ModeReject {
+		d += " --mode reject"
+	}
+	if len(st.Blocked) > 0 && st.Cut {
+		d += " --cut"
+	}
+	return d
+}
+
+// describeImpairments lists the impairments that are new or changed, and those removed.
+func describeImpairments(prev, now []Impairment) string {
+	before := map[string]string{}
+	for _, im := range prev {
+		before[im.Target()] = im.String()
+	}
+	var w []string
+	for _, im := range now {
+		s := im.String()
+		if before[im.Target()] != s {
+			w = append(w, s)
+		}
+		delete(before, im.Target())
+	}
+	for _, im := range prev {
+		if _, gone := before[im.Target()]; gone {
+			w = append(w, "no impairment of "+im.Target())
+		}
+	}
+	return strings.Join(w, "; ")
+}
+
+func impStrings(ims []Impairment) []string {
+	out := make([]string, len(ims))
+	for i, im := range ims {
+		out[i] = im.String()
+	}
+	return out
+}
