@@ -28,7 +28,7 @@ func TestChainedWithPortmap(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ADD through the chain: %v", err)
 	}
-	if len(res.IPs) != 1 || res.IPs[0].Address.String() != "172.18.0.1/24" || res.Interfaces[0].Sandbox != a.NetNS {
+	if len(res.IPs) != 2 || res.IPs[0].Address.String() != "172.18.0.1/24" || res.Interfaces[0].Sandbox != a.NetNS {
 		t.Fatalf("chain result %v: want pontoon's address and interfaces passed on", res)
 	}
 	nat := func() string {

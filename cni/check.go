@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -26,8 +27,8 @@ func (e *DriftError) Error() string {
 }
 
 // Check compares the attachment of args with what ADD set up and with the result it
-// returned (prevResult): the guest's record, its namespace, eth0's address and MAC, the
-// default route, and its port on the bridge.
+// returned (prevResult): the guest's record, its namespace, eth0's addresses (IPv6 too on a
+// dual-stack gateway) and MAC, the default routes, and its port on the bridge.
 func Check(env netsetup.Env, args *skel.CmdArgs) error {
 	conf, err := ParseConfig(args.StdinData)
 	if err != nil {
@@ -90,6 +91,8 @@ func Check(env netsetup.Env, args *skel.CmdArgs) error {
 	if !found {
 		add("prevResult does not list %s, the address of guest %q", want, g.Name)
 	}
+	// The IPv6 address is not required of prevResult: an ADD of an earlier pontoon-cni
+	// listed only the IPv4 one, and its pods must not turn into drift on an upgrade.
 	for _, itf := range prev.Interfaces {
 		if itf.Name == args.IfName && itf.Mac != "" && sameFile(itf.Sandbox, args.Netns) {
 			exp.mac = itf.Mac
@@ -138,16 +141,33 @@ func checkGuestSide(nsPath string, g *netsetup.Guest, plan netsetup.Plan, exp ex
 	if !strings.EqualFold(l.Attrs().HardwareAddr.String(), exp.mac) {
 		add("%s has MAC %s, not %s", netsetup.GuestIfName, l.Attrs().HardwareAddr, exp.mac)
 	}
-	want := plan.GuestAddr(g.IP).String()
-	addrs, err := h.AddrList(l, unix.AF_INET)
+	drift = append(drift, checkFamily(h, l, unix.AF_INET, plan.GuestAddr(g.IP), plan.BridgeAddr().Addr(), exp)...)
+	if g.IP6.IsValid() {
+		drift = append(drift, checkFamily(h, l, unix.AF_INET6, guestAddr6(plan, g), plan.BridgeAddr6().Addr(), exp)...)
+	}
+	return drift
+}
+
+// guestAddr6 is the guest's IPv6 address with the length of its network.
+func guestAddr6(plan netsetup.Plan, g *netsetup.Guest) netip.Prefix {
+	return netip.PrefixFrom(g.IP6, plan.GuestNet6().Bits())
+}
+
+// checkFamily checks eth0's addresses of one family and its default route of that family.
+func checkFamily(h *kernel.NS, l netlink.Link, family int, want netip.Prefix, gw netip.Addr, exp expected) (drift []string) {
+	add := func(format string, a ...any) { drift = append(drift, fmt.Sprintf(format, a...)) }
+	addrs, err := h.AddrList(l, family)
 	if err != nil {
 		add("list the addresses of %s: %v", netsetup.GuestIfName, err)
 	}
 	has := false
 	for _, a := range addrs {
-		if a.IPNet.String() == want {
+		switch {
+		case a.IPNet.String() == want.String():
 			has = true
-		} else if !exp.addrs[a.IPNet.String()] {
+		case a.IP.IsLinkLocalUnicast():
+			// The kernel's own, not given by anyone's result.
+		case !exp.addrs[a.IPNet.String()]:
 			add("%s has an address neither pontoon nor the chain's result gave it: %s", netsetup.GuestIfName, a.IPNet)
 		}
 	}
@@ -156,21 +176,25 @@ func checkGuestSide(nsPath string, g *netsetup.Guest, plan netsetup.Plan, exp ex
 	}
 	// In any table: a later plugin of the chain may move it (sbr puts it in a table of its own
 	// and routes by source).
-	routes, err := h.RouteListFiltered(unix.AF_INET, &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+	routes, err := h.RouteListFiltered(family, &netlink.Route{LinkIndex: l.Attrs().Index, Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
 	if err != nil {
 		add("list the routes of %s: %v", netsetup.GuestIfName, err)
 	}
-	gw := plan.BridgeAddr().Addr().AsSlice()
 	def := false
 	for _, r := range routes {
-		if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && net.IP(gw).Equal(r.Gw) {
+		if (r.Dst == nil || r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask)) && net.IP(gw.AsSlice()).Equal(r.Gw) {
 			def = true
 		}
 	}
 	if !def {
-		add("the default route via %s is missing", plan.BridgeAddr().Addr())
+		add("the default route via %s is missing", gw)
 	}
 	return drift
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
 }
 
 func checkPort(brNetns string, g *netsetup.Guest) (drift []string) {

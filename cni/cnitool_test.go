@@ -251,15 +251,22 @@ func TestCnitool(t *testing.T) {
 			res.Interfaces[1].Sandbox != r.sb.Env.BridgeNetns("pods") || res.Interfaces[1].Mac == "" {
 			t.Fatalf("result interfaces %s: want eth0 in %s, then the port in the bridge's namespace", keys["interfaces"], nsPath)
 		}
-		if len(res.IPs) != 1 || res.IPs[0].Interface == nil || *res.IPs[0].Interface != 0 || res.IPs[0].Gateway.String() != gw {
-			t.Fatalf("result ips %s: want one address on interface 0 via %s", keys["ips"], gw)
+		plan6 := r.plan() // the IPv6 prefix the gateway came up with
+		gw6 := plan6.BridgeAddr6().Addr().String()
+		if len(res.IPs) != 2 || res.IPs[0].Interface == nil || *res.IPs[0].Interface != 0 || res.IPs[0].Gateway.String() != gw ||
+			res.IPs[1].Interface == nil || *res.IPs[1].Interface != 0 || res.IPs[1].Gateway.String() != gw6 {
+			t.Fatalf("result ips %s: want an IPv4 address via %s and an IPv6 one via %s, both on interface 0", keys["ips"], gw, gw6)
 		}
 		p := netip.MustParsePrefix(res.IPs[0].Address.String())
 		if !plan.GuestNet().Contains(p.Addr()) || p.Bits() != plan.GuestNet().Bits() || res.Interfaces[0].Mac != netsetup.GuestMAC(p.Addr()).String() {
 			t.Errorf("result address %s MAC %s: want one of %s with its MAC", p, res.Interfaces[0].Mac, plan.GuestNet())
 		}
-		if len(res.Routes) != 1 || res.Routes[0].Dst.String() != "0.0.0.0/0" || res.Routes[0].GW.String() != gw {
-			t.Errorf("result routes %s: want default via %s", keys["routes"], gw)
+		if len(res.Routes) != 2 || res.Routes[0].Dst.String() != "0.0.0.0/0" || res.Routes[0].GW.String() != gw ||
+			res.Routes[1].Dst.String() != "::/0" || res.Routes[1].GW.String() != gw6 {
+			t.Errorf("result routes %s: want default via %s and ::/0 via %s", keys["routes"], gw, gw6)
+		}
+		if want6 := netip.PrefixFrom(plan6.GuestIP6(p.Addr()), 64).String(); res.IPs[1].Address.String() != want6 {
+			t.Errorf("result IPv6 address %s, want %s", res.IPs[1].Address.String(), want6)
 		}
 		if !slices.Equal(res.DNS.Nameservers, []string{"198.51.100.1"}) {
 			t.Errorf("result dns %s: want the node's resolver 198.51.100.1", keys["dns"])

@@ -151,6 +151,9 @@ func (c *Config) staticIP(plan netsetup.Plan, cniArgs string) (netip.Addr, error
 	for _, s := range asked {
 		// The capability passes prefixes ("10.0.0.5/24"); CNI_ARGS passes bare addresses.
 		a := s.value
+		if strings.Contains(a, ":") {
+			return netip.Addr{}, configErr(s.field, "%s is an IPv6 address; give the guest's IPv4 address only, its IPv6 address is derived from it", a)
+		}
 		if p, err := netip.ParsePrefix(a); err == nil {
 			if p.Bits() != plan.GuestNet().Bits() {
 				return netip.Addr{}, configErr(s.field, "%s: the guest network is a /%d; give %s/%d or the bare address", a, plan.GuestNet().Bits(), p.Addr(), plan.GuestNet().Bits())

@@ -247,11 +247,12 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static net
 }
 
 // lowestFree returns the lowest guest address of plan that no guest of b holds, counting
-// the guests AddGuest would replace as free; the zero Addr when there is none.
+// the guests AddGuest would replace as free (key "": only those whose process is gone); the
+// zero Addr when there is none.
 func lowestFree(plan netsetup.Plan, b *netsetup.BridgeState, key string) netip.Addr {
 	used := map[netip.Addr]bool{}
 	for _, o := range b.Guests {
-		if o.Key != key && (o.Process == nil || o.Process.Alive()) {
+		if (key == "" || o.Key != key) && (o.Process == nil || o.Process.Alive()) {
 			used[o.IP] = true
 		}
 	}
@@ -396,6 +397,9 @@ func Status(env netsetup.Env, args *skel.CmdArgs) error {
 		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("pontoon bridge %q is not available", conf.Bridge), err.Error())
 	case b.Problem != "":
 		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("pontoon bridge %q is broken: %s", conf.Bridge, b.Problem), "run `pontoon gc`")
+	case !lowestFree(plan, b, "").IsValid():
+		return types.NewError(types.ErrPluginNotAvailable, fmt.Sprintf("pontoon bridge %q has no free address", conf.Bridge),
+			fmt.Sprintf("all of %s is in use; remove a pod, or attach to another bridge", plan.GuestNet()))
 	}
 	return nil
 }

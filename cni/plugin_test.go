@@ -41,8 +41,9 @@ func TestAddCheckDelGC(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ADD b: %v", err)
 	}
-	plan := netsetup.DefaultPlan()
+	plan := r.plan()
 	gw := plan.BridgeAddr().Addr().String()
+	gw6 := plan.BridgeAddr6().Addr().String()
 	for _, c := range []struct {
 		rt   *libcni.RuntimeConf
 		res  *current.Result
@@ -59,11 +60,14 @@ func TestAddCheckDelGC(t *testing.T) {
 		if r.Interfaces[1].Name != fmt.Sprintf("g%d", ip.As4()[3]) || r.Interfaces[1].Mac == "" {
 			t.Errorf("port interface %+v", r.Interfaces[1])
 		}
-		if len(r.IPs) != 1 || r.IPs[0].Address.String() != res.want || r.IPs[0].Gateway.String() != gw || *r.IPs[0].Interface != 0 {
-			t.Errorf("result IPs %v: want %s via %s on interface 0", r.IPs, res.want, gw)
+		want6 := netip.PrefixFrom(plan.GuestIP6(ip), 64).String()
+		if len(r.IPs) != 2 || r.IPs[0].Address.String() != res.want || r.IPs[0].Gateway.String() != gw || *r.IPs[0].Interface != 0 ||
+			r.IPs[1].Address.String() != want6 || r.IPs[1].Gateway.String() != gw6 || *r.IPs[1].Interface != 0 {
+			t.Errorf("result IPs %v: want %s via %s and %s via %s, both on interface 0", r.IPs, res.want, gw, want6, gw6)
 		}
-		if len(r.Routes) != 1 || r.Routes[0].Dst.String() != "0.0.0.0/0" || r.Routes[0].GW.String() != gw {
-			t.Errorf("result routes %v: want default via %s", r.Routes, gw)
+		if len(r.Routes) != 2 || r.Routes[0].Dst.String() != "0.0.0.0/0" || r.Routes[0].GW.String() != gw ||
+			r.Routes[1].Dst.String() != "::/0" || r.Routes[1].GW.String() != gw6 {
+			t.Errorf("result routes %v: want default via %s and ::/0 via %s", r.Routes, gw, gw6)
 		}
 		// The sandbox's resolv.conf names the upstream's address.
 		if !slices.Equal(r.DNS.Nameservers, []string{"198.51.100.1"}) {
@@ -316,7 +320,7 @@ func TestOlderCNIVersions(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ADD with cniVersion %s: %v", v, err)
 		}
-		if len(res.IPs) != 1 || !strings.HasPrefix(res.IPs[0].Address.String(), "172.18.0.") {
+		if len(res.IPs) != 2 || !strings.HasPrefix(res.IPs[0].Address.String(), "172.18.0.") || res.IPs[1].Address.IP.To4() != nil {
 			t.Fatalf("cniVersion %s: result %v", v, res)
 		}
 		if err := r.del(l, rt); err != nil {

@@ -31,6 +31,16 @@ func result(env netsetup.Env, conf *Config, plan netsetup.Plan, g *netsetup.Gues
 		Routes: []*types.Route{{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw.AsSlice()}},
 		DNS:    conf.DNS,
 	}
+	// A dual-stack gateway gives the guest an IPv6 address too; an IPv4-only one gives none.
+	if g.IP6.IsValid() {
+		gw6 := plan.BridgeAddr6().Addr()
+		res.IPs = append(res.IPs, &current.IPConfig{
+			Interface: current.Int(0),
+			Address:   net.IPNet{IP: g.IP6.AsSlice(), Mask: net.CIDRMask(plan.GuestNet6().Bits(), 128)},
+			Gateway:   gw6.AsSlice(),
+		})
+		res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}, GW: gw6.AsSlice()})
+	}
 	brNetns := env.BridgeNetns(conf.Bridge)
 	port := current.Interface{Name: g.PortName(), Sandbox: brNetns}
 	if mac, err := linkMAC(brNetns, port.Name); err == nil {

@@ -7,12 +7,19 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/eventlog"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/partition"
 )
+
+// EventDNS is the kind of the bridge's event-log entries for DNS faults added, removed,
+// cleared and expired.
+const EventDNS = "dns"
 
 // Kind is what a DNS fault does to the queries it matches.
 type Kind string
@@ -135,6 +142,19 @@ func (f *Fault) check(b *netsetup.BridgeState) error {
 	return nil
 }
 
+// Words gives the fault in the words of `pontoon partition dns`, e.g.
+// "nxdomain --name db --from n2".
+func (f Fault) Words() string {
+	w := f.words()
+	for _, n := range f.Names {
+		w = append(w, "--name", n)
+	}
+	for _, g := range f.From {
+		w = append(w, "--from", g)
+	}
+	return strings.Join(w, " ")
+}
+
 func (f Fault) words() []string {
 	switch f.Kind {
 	case Wrong:
@@ -178,6 +198,9 @@ func guestByRef(b *netsetup.BridgeState, ref string) *netsetup.Guest {
 type faultSet struct {
 	NextID int     `json:"next_id"`
 	Faults []Fault `json:"faults,omitempty"`
+	// expired are the faults updateFaults dropped because their time was up, so that the
+	// --for that set one can still tell what ended.
+	expired []Fault
 }
 
 func faultFile(env netsetup.Env, bridge string) string {
@@ -185,8 +208,11 @@ func faultFile(env netsetup.Env, bridge string) string {
 }
 
 // updateFaults changes a bridge's faults under the bridge data directory's lock; expired
-// faults are dropped on the way.
-func updateFaults(env netsetup.Env, bridge string, change func(b *netsetup.BridgeState, fs *faultSet) error) error {
+// faults are dropped on the way. The event change returns, if any, is logged as done by
+// source (partition.DefaultSource when empty) once the change is written, under the lock so
+// that events are in the order of the changes. A log that cannot be written does not fail
+// the change: the change is in force either way.
+func updateFaults(env netsetup.Env, bridge, source string, change func(b *netsetup.BridgeState, fs *faultSet) (*eventlog.Event, error)) error {
 	if !netsetup.ValidName(bridge) {
 		return fmt.Errorf("bridge %q: not a bridge name", bridge)
 	}
@@ -204,11 +230,28 @@ func updateFaults(env netsetup.Env, bridge string, change func(b *netsetup.Bridg
 			return err
 		}
 		now := time.Now()
-		fs.Faults = slices.DeleteFunc(fs.Faults, func(f Fault) bool { return f.expired(now) })
-		if err := change(b, &fs); err != nil {
+		fs.Faults = slices.DeleteFunc(fs.Faults, func(f Fault) bool {
+			if f.expired(now) {
+				fs.expired = append(fs.expired, f)
+			}
+			return f.expired(now)
+		})
+		e, err := change(b, &fs)
+		if err != nil {
 			return err
 		}
-		return statefile.WriteJSON(faultFile(env, bridge), &fs)
+		start := time.Now()
+		if err := statefile.WriteJSON(faultFile(env, bridge), &fs); err != nil {
+			return err
+		}
+		if e != nil {
+			e.Kind, e.Source, e.CommitUS = EventDNS, source, time.Since(start).Microseconds()
+			if e.Source == "" {
+				e.Source = partition.DefaultSource()
+			}
+			_ = eventlog.Append(dir, *e)
+		}
+		return nil
 	})
 }
 
@@ -216,13 +259,14 @@ func (f Fault) expired(now time.Time) bool { return !f.Expires.IsZero() && !now.
 
 // AddFault puts a DNS fault in force on a bridge's name server, on top of those already
 // there (the newest matching fault decides), and returns it with its ID. The server sees
-// it at its next query. Bad input changes nothing.
-func AddFault(env netsetup.Env, bridge string, f Fault) (Fault, error) {
+// it at its next query. Bad input changes nothing. The bridge's event log names source
+// (partition.Source*; empty: partition.DefaultSource) as the asker.
+func AddFault(env netsetup.Env, bridge string, f Fault, source string) (Fault, error) {
 	f.Names = slices.Clone(f.Names)
 	f.From = slices.Clone(f.From)
-	err := updateFaults(env, bridge, func(b *netsetup.BridgeState, fs *faultSet) error {
+	err := updateFaults(env, bridge, source, func(b *netsetup.BridgeState, fs *faultSet) (*eventlog.Event, error) {
 		if err := f.check(b); err != nil {
-			return err
+			return nil, err
 		}
 		fs.NextID++
 		f.ID = fs.NextID
@@ -230,7 +274,11 @@ func AddFault(env netsetup.Env, bridge string, f Fault) (Fault, error) {
 			f.Since = time.Now().UTC()
 		}
 		fs.Faults = append(fs.Faults, f)
-		return nil
+		e := &eventlog.Event{What: "dns " + f.Words(), Fields: map[string]string{"id": strconv.Itoa(f.ID)}}
+		if !f.Expires.IsZero() {
+			e.Fields["expires"] = f.Expires.UTC().Format(time.RFC3339Nano)
+		}
+		return e, nil
 	})
 	if err != nil {
 		return f, fmt.Errorf("add DNS fault to bridge %q: %w", bridge, err)
@@ -238,26 +286,61 @@ func AddFault(env netsetup.Env, bridge string, f Fault) (Fault, error) {
 	return f, nil
 }
 
-// RemoveFault removes one fault by ID; removing one that is gone succeeds.
-func RemoveFault(env netsetup.Env, bridge string, id int) error {
-	err := updateFaults(env, bridge, func(_ *netsetup.BridgeState, fs *faultSet) error {
-		fs.Faults = slices.DeleteFunc(fs.Faults, func(f Fault) bool { return f.ID == id })
-		return nil
-	})
-	if err != nil {
+// RemoveFault removes one fault by ID; removing one that is gone succeeds (and logs nothing).
+func RemoveFault(env netsetup.Env, bridge string, id int, source string) error {
+	if err := removeFault(env, bridge, id, source, false); err != nil {
 		return fmt.Errorf("remove DNS fault %d of bridge %q: %w", id, bridge, err)
 	}
 	return nil
 }
 
-// ClearFaults removes every DNS fault of a bridge.
-func ClearFaults(env netsetup.Env, bridge string) error {
+// ExpireFault is RemoveFault for a fault whose duration passed: the event log says it
+// expired. It logs the fault even when its Expires already dropped it.
+func ExpireFault(env netsetup.Env, bridge string, id int, source string) error {
+	if err := removeFault(env, bridge, id, source, true); err != nil {
+		return fmt.Errorf("end expired DNS fault %d of bridge %q: %w", id, bridge, err)
+	}
+	return nil
+}
+
+func removeFault(env netsetup.Env, bridge string, id int, source string, expire bool) error {
+	return updateFaults(env, bridge, source, func(_ *netsetup.BridgeState, fs *faultSet) (*eventlog.Event, error) {
+		is := func(f Fault) bool { return f.ID == id }
+		i := slices.IndexFunc(fs.Faults, is)
+		var gone Fault
+		switch {
+		case i >= 0:
+			gone = fs.Faults[i]
+			fs.Faults = slices.Delete(fs.Faults, i, i+1)
+		case expire && slices.ContainsFunc(fs.expired, is):
+			gone = fs.expired[slices.IndexFunc(fs.expired, is)]
+		default:
+			return nil, nil
+		}
+		what := "dns remove " + gone.Words()
+		if expire {
+			what = "expire dns " + gone.Words()
+		}
+		return &eventlog.Event{What: what, Fields: map[string]string{"id": strconv.Itoa(id)}}, nil
+	})
+}
+
+// ClearFaults removes every DNS fault of a bridge; the event log hears of it only when there
+// were faults to remove.
+func ClearFaults(env netsetup.Env, bridge, source string) error {
 	if _, err := os.Stat(faultFile(env, bridge)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	err := updateFaults(env, bridge, func(_ *netsetup.BridgeState, fs *faultSet) error {
+	err := updateFaults(env, bridge, source, func(_ *netsetup.BridgeState, fs *faultSet) (*eventlog.Event, error) {
+		if len(fs.Faults) == 0 {
+			return nil, nil
+		}
+		removed := make([]string, len(fs.Faults))
+		for i, f := range fs.Faults {
+			removed[i] = f.Words()
+		}
 		fs.Faults = nil
-		return nil
+		return &eventlog.Event{What: "dns clear", Fields: map[string]string{"removed": strings.Join(removed, "; ")}}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("remove DNS faults of bridge %q: %w", bridge, err)

@@ -278,7 +278,7 @@ func TestBadFaults(t *testing.T) {
 		{names.Fault{Kind: names.NXDomain, From: []string{"n9"}}, `from "n9"`},
 		{names.Fault{Kind: names.NXDomain, Names: []string{"bad name"}}, `name "bad name"`},
 	} {
-		if _, err := names.AddFault(env.Sandbox().Env, env.Bridge().Name, c.f); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := names.AddFault(env.Sandbox().Env, env.Bridge().Name, c.f, ""); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("AddFault(%+v) = %v; want an error saying %q", c.f, err, c.want)
 		}
 	}

@@ -194,7 +194,7 @@ func (b *target) setDNS(words string) error {
 	if !b.dns {
 		return nil
 	}
-	if err := names.ClearFaults(b.env, b.bridge); err != nil {
+	if err := names.ClearFaults(b.env, b.bridge, partition.SourceSchedule); err != nil {
 		return err
 	}
 	if strings.TrimSpace(words) == "" {
@@ -202,7 +202,7 @@ func (b *target) setDNS(words string) error {
 	}
 	f, err := parseDNS(words)
 	if err == nil {
-		_, err = names.AddFault(b.env, b.bridge, f)
+		_, err = names.AddFault(b.env, b.bridge, f, partition.SourceSchedule)
 	}
 	return err
 }

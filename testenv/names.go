@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"github.com/pontoon-dev/pontoon/names"
+	"github.com/pontoon-dev/pontoon/partition"
 )
 
 // WithDNSNames leaves the guests out of the /etc/hosts guest processes see, so that every
@@ -31,7 +32,7 @@ func (e *Env) NameServer() *names.Server { return e.names }
 // when the fault is invalid.
 func (e *Env) DNSFault(f names.Fault) names.Fault {
 	e.t.Helper()
-	f, err := names.AddFault(e.sb.Env, e.cfg.bridge, f)
+	f, err := names.AddFault(e.sb.Env, e.cfg.bridge, f, partition.SourceTestenv)
 	if err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
@@ -42,7 +43,7 @@ func (e *Env) DNSFault(f names.Fault) names.Fault {
 // RemoveDNSFault removes one DNS fault by its ID.
 func (e *Env) RemoveDNSFault(id int) {
 	e.t.Helper()
-	if err := names.RemoveFault(e.sb.Env, e.cfg.bridge, id); err != nil {
+	if err := names.RemoveFault(e.sb.Env, e.cfg.bridge, id, partition.SourceTestenv); err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
 }
@@ -50,7 +51,7 @@ func (e *Env) RemoveDNSFault(id int) {
 // ClearDNSFaults removes every DNS fault; Heal does too.
 func (e *Env) ClearDNSFaults() {
 	e.t.Helper()
-	if err := names.ClearFaults(e.sb.Env, e.cfg.bridge); err != nil {
+	if err := names.ClearFaults(e.sb.Env, e.cfg.bridge, partition.SourceTestenv); err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
 }

@@ -205,7 +205,7 @@ func (e *Env) Heal() {
 		err = partition.Heal(t)
 	}
 	if err == nil {
-		err = names.ClearFaults(e.sb.Env, e.cfg.bridge)
+		err = names.ClearFaults(e.sb.Env, e.cfg.bridge, partition.SourceTestenv)
 	}
 	if err != nil {
 		e.fatalOrSkip("heal", err)

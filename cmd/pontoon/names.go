@@ -158,7 +158,7 @@ func dnsFault(c *cli.Context) error {
 		f.Expires = time.Now().Add(d).UTC()
 	}
 	e := env(c)
-	f, err = names.AddFault(e, name, f)
+	f, err = names.AddFault(e, name, f, cliSource())
 	if err != nil {
 		return err
 	}
@@ -174,11 +174,13 @@ func dnsFault(c *cli.Context) error {
 	defer stop()
 	timer := time.NewTimer(time.Until(f.Expires))
 	defer timer.Stop()
+	end := names.ExpireFault
 	select {
 	case <-timer.C:
 	case <-ctx.Done():
+		end = names.RemoveFault
 	}
-	if err := names.RemoveFault(e, name, f.ID); err != nil {
+	if err := end(e, name, f.ID, cliSource()); err != nil {
 		return err
 	}
 	fmt.Println("DNS fault removed")

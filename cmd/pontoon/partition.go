@@ -273,7 +273,7 @@ func healBridge(c *cli.Context) error {
 	if err := partition.Heal(t); err != nil {
 		return err
 	}
-	if err := names.ClearFaults(env(c), c.String("bridge")); err != nil {
+	if err := names.ClearFaults(env(c), c.String("bridge"), cliSource()); err != nil {
 		return err
 	}
 	fmt.Println("healed: every guest reaches every other one, no impairments")

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/eventlog"
+	"github.com/pontoon-dev/pontoon/names"
+)
+
+// dnsEvents returns the DNS fault events of `partition log --json` as "source: what".
+func (c *runner) dnsEvents(bridge string) []string {
+	c.t.Helper()
+	var out []string
+	lines := bufio.NewScanner(strings.NewReader(c.ok("partition", "log", "--json", "--bridge", bridge)))
+	for lines.Scan() {
+		var e eventlog.Event
+		if err := json.Unmarshal(lines.Bytes(), &e); err != nil {
+			c.t.Fatalf("log --json line %q: %v", lines.Text(), err)
+		}
+		if e.Kind == names.EventDNS {
+			out = append(out, e.Source+": "+e.What)
+		}
+	}
+	return out
+}
+
+// Every DNS fault change the CLI makes is in the bridge's event log, in the user's words,
+// with who asked: added from the host and from a bridge child, cleared by heal, ended by
+// --for's expiry and by Ctrl-C before it.
+func TestDNSFaultsAreLogged(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	c.ok("bridge", "create", "b1")
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1", "--alias", "db")
+	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
+
+	c.ok("partition", "dns", "nxdomain", "--name", "db", "--from", "172.18.0.2", "--bridge", "b1")
+	child := c.command("partition", "dns", "wrong", "10.9.9.9", "--bridge", "b1")
+	child.Env = append(child.Env, "PONTOON_BRIDGE=b1")
+	if out, err := child.CombinedOutput(); err != nil {
+		t.Fatalf("partition dns in a bridge child: %v\n%s", err, out)
+	}
+	c.ok("partition", "heal", "--bridge", "b1")
+	c.ok("partition", "heal", "--bridge", "b1") // nothing left to clear: no event
+	c.ok("partition", "dns", "drop", "--name", "db", "--for", "300ms", "--bridge", "b1")
+
+	long := c.command("partition", "dns", "delay", "2s", "--name", "db", "--for", "1h", "--bridge", "b1")
+	if err := long.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { long.Process.Kill(); long.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if f, err := names.Faults(c.sb.Env, "b1"); err == nil && len(f) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the --for 1h fault never came into force")
+		}
+	}
+	if err := long.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := long.Wait(); err != nil {
+		t.Fatalf("partition dns --for 1h after Ctrl-C: %v", err)
+	}
+
+	want := []string{
+		"cli: dns nxdomain --name db --from n2",
+		"child: dns wrong 10.9.9.9",
+		"cli: dns clear",
+		"cli: dns drop --name db",
+		"cli: expire dns drop --name db",
+		"cli: dns delay 2s --name db",
+		"cli: dns remove delay 2s --name db",
+	}
+	if got := c.dnsEvents("b1"); !slices.Equal(got, want) {
+		t.Errorf("DNS events in the log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
