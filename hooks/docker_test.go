@@ -157,7 +157,7 @@ func TestDocker(t *testing.T) {
 		}
 	}
 	for _, ns := range netns {
-		if held := netnsHeld(ns); len(held) > 0 {
+		if held := netnsHeld(ns, d.dir, s.Env.NetnsDir); len(held) > 0 {
 			t.Errorf("a removed server's network namespace %s is still held by %v", ns, held)
 		}
 	}

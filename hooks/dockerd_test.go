@@ -194,23 +194,58 @@ func (d *dockerd) netnsOf(id string) string {
 	return ns
 }
 
-// netnsHeld reports who still holds network namespace ns ("net:[INODE]"): processes in it,
-// and bind mounts of it (nsfs mounts show the namespace as their root).
-func netnsHeld(ns string) []string {
+// netnsHeld reports who still holds network namespace ns ("net:[INODE]"): processes of
+// Docker's in it (the daemon, containerd, a shim or what they started), and bind mounts of
+// it under dirs (nsfs mounts show the namespace as their root). Once a namespace is gone its
+// inode number may name a new one made by anyone, hence only Docker's processes and this
+// test's directories.
+func netnsHeld(ns string, dirs ...string) []string {
 	var held []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/ns/net")
 	for _, p := range procs {
-		if l, err := os.Readlink(p); err == nil && l == ns {
+		if l, err := os.Readlink(p); err == nil && l == ns && dockers(filepath.Dir(filepath.Dir(p))) {
 			held = append(held, p)
 		}
 	}
 	data, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[3] == ns {
-			held = append(held, f[4])
+		f := strings.Fields(line)
+		if len(f) <= 4 || f[3] != ns {
+			continue
+		}
+		for _, d := range dirs {
+			if strings.HasPrefix(f[4], d+"/") {
+				held = append(held, f[4])
+				break
+			}
 		}
 	}
 	return held
+}
+
+// dockers tells whether the process at /proc/PID or one of its ancestors is Docker's.
+func dockers(proc string) bool {
+	for range 64 {
+		comm, err := os.ReadFile(proc + "/comm")
+		if err != nil {
+			return false
+		}
+		switch c := strings.TrimSpace(string(comm)); {
+		case c == "dockerd", c == "containerd", strings.HasPrefix(c, "containerd-shim"), c == "runc", c == "docker-init":
+			return true
+		}
+		stat, err := os.ReadFile(proc + "/stat")
+		if err != nil {
+			return false
+		}
+		i := strings.LastIndexByte(string(stat), ')')
+		f := strings.Fields(string(stat)[i+1:])
+		if len(f) < 2 || f[1] == "0" || f[1] == "1" {
+			return false
+		}
+		proc = "/proc/" + f[1]
+	}
+	return false
 }
 
 // bridgePorts lists the ports of bridge: each attached guest has one, and it goes when the
