@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
@@ -48,8 +49,8 @@ func result(env netsetup.Env, conf *Config, plan netsetup.Plan, g *netsetup.Gues
 	}
 	res.Interfaces = append(res.Interfaces, &port)
 	if res.DNS.IsEmpty() {
-		// The resolvers pontoon gives every guest of this node.
-		rc, err := netsetup.GuestResolvConf(env)
+		// What pontoon gives every guest of the bridge: its name server when one runs.
+		rc, err := names.GuestResolvConf(env, conf.Bridge)
 		if err != nil {
 			return nil, fmt.Errorf("read the resolvers for the result: %w", err)
 		}

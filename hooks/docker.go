@@ -221,7 +221,7 @@ func (s bundleSpec) addHooks(hookPath string, env netsetup.Env) error {
 // guestFiles writes the guest's /etc/hosts and /etc/resolv.conf into the bundle directory,
 // which the engine removes with the container, and returns them by destination.
 func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[string]string, error) {
-	resolv, err := guestResolvConf(env, req.Bridge)
+	resolv, err := names.GuestResolvConf(env, req.Bridge)
 	if err != nil {
 		return nil, fmt.Errorf("write the container's resolv.conf: %w", err)
 	}
@@ -246,15 +246,6 @@ func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[st
 		}
 	}
 	return files, nil
-}
-
-// guestResolvConf is the resolv.conf of a guest of bridge: its name server's when one
-// serves the bridge, else the resolvers guests use without one.
-func guestResolvConf(env netsetup.Env, bridge string) ([]byte, error) {
-	if st, err := names.Status(env, bridge); err == nil && st.Running {
-		return names.ResolvConf(env)
-	}
-	return netsetup.GuestResolvConf(env)
 }
 
 func contains(list []string, s string) bool {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
@@ -99,7 +100,7 @@ func PrepareSpec(env netsetup.Env, data []byte) ([]byte, error) {
 	}
 	// resolv.conf first: its failure (the likelier one) leaves the hosts file as it was.
 	if _, ok := sources["/etc/resolv.conf"]; !ok {
-		resolv, err := guestResolvConf(env, req.Bridge)
+		resolv, err := names.GuestResolvConf(env, req.Bridge)
 		if err != nil {
 			return nil, fmt.Errorf("write the container's resolv.conf: %w", err)
 		}

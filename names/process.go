@@ -294,6 +294,15 @@ func Collect(env netsetup.Env, exe string) (Report, error) {
 	return rep, errors.Join(errs...)
 }
 
+// GuestResolvConf is the resolv.conf a guest of bridge should have: one naming the bridge's
+// name server when it runs, else the resolvers guests use without one.
+func GuestResolvConf(env netsetup.Env, bridge string) ([]byte, error) {
+	if st, err := Status(env, bridge); err == nil && st.Running {
+		return ResolvConf(env)
+	}
+	return netsetup.GuestResolvConf(env)
+}
+
 // ResolvConfFile writes ResolvConf into the bridge's data directory and returns its path, for a
 // command entering a guest that has no files of its own (`pontoon exec` into a namespace
 // pontoon created); "" when the bridge's name server is not running, so that the command

@@ -21,6 +21,11 @@ import (
 // pontoon process in a session of its own that sleeps until the deadline and restores the
 // recorded state unless something else was applied meanwhile. The command itself waits in
 // the foreground (Ctrl-C restores at once) and, when it restores first, ends the restorer.
+// The restorer acts restorerGrace after the deadline: a command alive at the deadline has
+// ended it by then, and cannot kill it halfway through a restore (whose event would be lost).
+
+// restorerGrace is how late the restorer restores when its command was killed.
+const restorerGrace = 500 * time.Millisecond
 
 // restoreVerb is the hidden partition verb the restorer runs.
 const restoreVerb = "restore-at"
@@ -38,7 +43,7 @@ func restoreCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
 			signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
-			time.Sleep(time.Until(time.Unix(0, c.Int64("at"))))
+			time.Sleep(time.Until(time.Unix(0, c.Int64("at")).Add(restorerGrace)))
 			t, err := targetAs(c, partition.SourceRestorer)
 			if err != nil {
 				return err
