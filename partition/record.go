@@ -58,8 +58,12 @@ type Record struct {
 	// again (by ApplyFor, or by RestoreExpired if that process died).
 	Expires time.Time `json:"expires,omitzero"`
 	Restore *State    `json:"restore,omitempty"`
-	// Generation increases with every Apply and Heal.
+	// Generation increases with every commit: Apply, Heal, and a refresh for new ports.
 	Generation uint64 `json:"generation"`
+	// Change is the generation of the apply, heal or restore this state comes from. A
+	// refresh re-applies the same state to ports that joined: a commit, not a change, so a
+	// --for still restores the state it set after a guest joined.
+	Change uint64 `json:"change,omitempty"`
 	// ClosedConnections is how many TCP sockets Cut closed actively inside
 	// guests at the last apply; CutError says why that failed, if it did
 	// (the passive resets are in effect regardless).
@@ -264,4 +268,13 @@ func writeStatus(dir string, st Record) error {
 // lockState serialises Apply and Heal on one bridge across processes.
 func lockState(dir string) (func(), error) {
 	return statefile.Lock(filepath.Join(dir, LockFile))
+}
+
+// change is the generation of the change in force; records written before Change existed
+// had one commit per change.
+func (r Record) change() uint64 {
+	if r.Change != 0 {
+		return r.Change
+	}
+	return r.Generation
 }
