@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -225,17 +226,7 @@ func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("write the container's resolv.conf: %w", err)
 	}
-	var hostname string
-	if raw, ok := s["hostname"]; ok {
-		json.Unmarshal(raw, &hostname)
-	}
-	names := []string{}
-	for _, n := range append([]string{req.Hostname, hostname, req.Guest}, req.Aliases...) {
-		if n != "" && !contains(names, n) {
-			names = append(names, n)
-		}
-	}
-	hosts := fmt.Sprintf("# written by pontoon\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", req.IP, strings.Join(names, " "))
+	hosts := fmt.Sprintf("# written by pontoon\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\n", guestHostsLine(s, req))
 	files := map[string]string{
 		"/etc/hosts":       filepath.Join(dir, "pontoon-hosts"),
 		"/etc/resolv.conf": filepath.Join(dir, "pontoon-resolv.conf"),
@@ -248,23 +239,38 @@ func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[st
 	return files, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+// guestHostsLine is the guest's /etc/hosts line, without its newline: its address, then
+// its names once each (annotated hostname, the configuration's hostname, guest name, aliases).
+func guestHostsLine(s bundleSpec, req Request) string {
+	var hostname string
+	if raw, ok := s["hostname"]; ok {
+		json.Unmarshal(raw, &hostname)
+	}
+	var names []string
+	for _, n := range append([]string{req.Hostname, hostname, req.Guest}, req.Aliases...) {
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
 		}
 	}
-	return false
+	return req.IP.String() + "\t" + strings.Join(names, " ")
+}
+
+func (s bundleSpec) mounts() ([]map[string]json.RawMessage, error) {
+	var mounts []map[string]json.RawMessage
+	if raw, ok := s["mounts"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &mounts); err != nil {
+			return nil, fmt.Errorf("read the container's mounts: %w", err)
+		}
+	}
+	return mounts, nil
 }
 
 // mountFiles points the engine's bind mounts of the files' destinations at pontoon's files,
 // and adds read-only bind mounts where the engine has none.
 func (s bundleSpec) mountFiles(files map[string]string) error {
-	var mounts []map[string]json.RawMessage
-	if raw, ok := s["mounts"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &mounts); err != nil {
-			return fmt.Errorf("read the bundle's mounts: %w", err)
-		}
+	mounts, err := s.mounts()
+	if err != nil {
+		return err
 	}
 	done := map[string]bool{}
 	for _, m := range mounts {

@@ -3,7 +3,6 @@ package hooks_test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,20 +20,7 @@ func TestDockerNames(t *testing.T) {
 	bin := hooktest.NeedCommand(t, "podman", "podman")
 	s := hooktest.Chain(t)
 	d := startDockerd(t, s)
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &podman{t: t, bin: bin, dir: dir, root: hooktest.Rootfs(t, dir), hook: filepath.Join(dir, "hooks.d")}
-	if _, err := hooks.InstallPodman(p.hook, self, s.Env); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if out, err := p.cmd("rm", "--all", "--force", "--time", "0"); err != nil {
-			t.Errorf("podman rm: %v\n%s", err, out)
-		}
-	})
+	p := newPodman(t, bin, s)
 	if _, err := netsetup.CreateBridge(s.Env, "nb", netsetup.BridgeOptions{}); err != nil {
 		t.Fatal(err)
 	}

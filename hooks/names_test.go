@@ -50,23 +50,15 @@ func TestNamesAcrossEngines(t *testing.T) {
 		t.Skip("getent (libc-bin) is not installed")
 	}
 	s := hooktest.Chain(t)
-	dir := t.TempDir()
+	p := newPodman(t, bin, s)
+	dir := p.dir
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &podman{t: t, bin: bin, dir: dir, root: hooktest.Rootfs(t, dir), hook: filepath.Join(dir, "hooks.d")}
 	if err := os.Symlink("busybox", filepath.Join(p.root, "bin", "nslookup")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hooks.InstallPodman(p.hook, self, s.Env); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if out, err := p.cmd("rm", "--all", "--force", "--time", "0"); err != nil {
-			t.Errorf("podman rm: %v\n%s", err, out)
-		}
-	})
 	if _, err := netsetup.CreateBridge(s.Env, "nb", netsetup.BridgeOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/hooks/hooktest"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 )
 
 // podman runs podman against a private store under dir, so the test touches none of the
@@ -25,6 +26,26 @@ type podman struct {
 	// crun runs the containers instead of runc, from a mount namespace of podman's own whose
 	// /sys/fs/cgroup is a plain cgroup2 mount: crun refuses this machine's hybrid layout.
 	crun bool
+}
+
+// newPodman is a private podman under a temporary directory that runs pontoon's hooks.d
+// entry for the chain s; every container it ran is removed when the test ends.
+func newPodman(t *testing.T, bin string, s *sandbox.Sandbox) *podman {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &podman{t: t, bin: bin, dir: dir, root: hooktest.Rootfs(t, dir), hook: filepath.Join(dir, "hooks.d")}
+	if _, err := hooks.InstallPodman(p.hook, self, s.Env); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if out, err := p.cmd("rm", "--all", "--force", "--time", "0"); err != nil {
+			t.Errorf("podman rm: %v\n%s", err, out)
+		}
+	})
+	return p
 }
 
 func (p *podman) global() []string {
@@ -80,20 +101,7 @@ func TestPodman(t *testing.T) {
 	bin := hooktest.NeedCommand(t, "podman", "podman")
 	hooktest.NeedCommand(t, "runc", "runc")
 	s := hooktest.Chain(t)
-	dir := t.TempDir()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &podman{t: t, bin: bin, dir: dir, root: hooktest.Rootfs(t, dir), hook: filepath.Join(dir, "hooks.d")}
-	if _, err := hooks.InstallPodman(p.hook, self, s.Env); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if out, err := p.cmd("rm", "--all", "--force", "--time", "0"); err != nil {
-			t.Errorf("podman rm: %v\n%s", err, out)
-		}
-	})
+	p := newPodman(t, bin, s)
 	for _, b := range []string{"pa", "pb"} {
 		if _, err := netsetup.CreateBridge(s.Env, b, netsetup.BridgeOptions{}); err != nil {
 			t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -81,11 +80,9 @@ func PrepareSpec(env netsetup.Env, data []byte) ([]byte, error) {
 	if err != nil {
 		return data, nil
 	}
-	var mounts []map[string]json.RawMessage
-	if raw, ok := spec["mounts"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &mounts); err != nil {
-			return nil, fmt.Errorf("read the container's mounts: %w", err)
-		}
+	mounts, err := spec.mounts()
+	if err != nil {
+		return nil, err
 	}
 	sources := map[string]string{}
 	for _, m := range mounts {
@@ -113,11 +110,7 @@ func PrepareSpec(env netsetup.Env, data []byte) ([]byte, error) {
 		}
 	}
 	if src := sources["/etc/hosts"]; src == filepath.Join(dir, "hosts") {
-		var hostname string
-		if raw, ok := spec["hostname"]; ok {
-			json.Unmarshal(raw, &hostname)
-		}
-		if err := addHostsLine(src, req, hostname); err != nil {
+		if err := addHostsLine(src, guestHostsLine(spec, req)+"\n"); err != nil {
 			return nil, err
 		}
 	}
@@ -138,18 +131,11 @@ func containerDir(sources map[string]string) string {
 
 // addHostsLine appends the guest's line to the engine's hosts file, once: the engine runs
 // precreate again each time the container starts.
-func addHostsLine(path string, req Request, hostname string) error {
+func addHostsLine(path, line string) error {
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("add the guest's line to the container's hosts file: %w", err)
 	}
-	var names []string
-	for _, n := range append([]string{req.Hostname, hostname, req.Guest}, req.Aliases...) {
-		if n != "" && !contains(names, n) {
-			names = append(names, n)
-		}
-	}
-	line := req.IP.String() + "\t" + strings.Join(names, " ") + "\n"
 	if bytes.Contains(old, []byte("\n"+line)) || bytes.HasPrefix(old, []byte(line)) {
 		return nil
 	}

@@ -86,26 +86,22 @@ func parseRuncArgs(args []string) runcArgs {
 // the --log file, where containerd's shim reads the reason it shows (`docker run` prints it).
 func RuntimeMain(args, environ []string, stderr io.Writer) int {
 	r := parseRuncArgs(args)
-	if r.command == "create" || r.command == "run" {
-		if err := prepare(r, environ); err != nil {
-			msg := "pontoon: " + OneLine(err)
-			fmt.Fprintln(stderr, msg)
-			logError(r, msg)
-			return 1
-		}
-	}
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		msg := "pontoon: runc not found in PATH; install runc (Debian package runc)"
+	fail := func(msg string) int {
 		fmt.Fprintln(stderr, msg)
 		logError(r, msg)
 		return 1
 	}
+	if r.command == "create" || r.command == "run" {
+		if err := prepare(r, environ); err != nil {
+			return fail("pontoon: " + OneLine(err))
+		}
+	}
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		return fail("pontoon: runc not found in PATH; install runc (Debian package runc)")
+	}
 	err = syscall.Exec(runc, append([]string{"runc"}, args...), environ)
-	msg := fmt.Sprintf("pontoon: run %s: %v", runc, err)
-	fmt.Fprintln(stderr, msg)
-	logError(r, msg)
-	return 1
+	return fail(fmt.Sprintf("pontoon: run %s: %v", runc, err))
 }
 
 func prepare(r runcArgs, environ []string) error {

@@ -213,8 +213,8 @@ func faultFile(env netsetup.Env, bridge string) string {
 // that events are in the order of the changes. A log that cannot be written does not fail
 // the change: the change is in force either way.
 func updateFaults(env netsetup.Env, bridge, source string, change func(b *netsetup.BridgeState, fs *faultSet) (*eventlog.Event, error)) error {
-	if !netsetup.ValidName(bridge) {
-		return fmt.Errorf("bridge %q: not a bridge name", bridge)
+	if err := checkBridge(bridge); err != nil {
+		return err
 	}
 	b, err := netsetup.GetBridge(env, bridge)
 	if err != nil {
@@ -350,8 +350,8 @@ func ClearFaults(env netsetup.Env, bridge, source string) error {
 
 // Faults lists the DNS faults in force on a bridge, oldest first.
 func Faults(env netsetup.Env, bridge string) ([]Fault, error) {
-	if !netsetup.ValidName(bridge) {
-		return nil, fmt.Errorf("bridge %q: not a bridge name", bridge)
+	if err := checkBridge(bridge); err != nil {
+		return nil, err
 	}
 	var fs faultSet
 	if err := statefile.ReadJSON(faultFile(env, bridge), &fs); err != nil {

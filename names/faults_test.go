@@ -69,7 +69,7 @@ func TestLookupOnlyAttachedGuests(t *testing.T) {
 		{Name: "n2", IP: netip.MustParseAddr("172.18.0.2"), Phase: netsetup.PhaseCreating},
 	}}
 	for name, want := range map[string]string{"n1": "172.18.0.1", "ALPHA": "172.18.0.1", "db": "172.18.0.1", "n2": "", "n3": ""} {
-		ip, ok := lookup(b, normalize(name))
+		ip, _, ok := lookup(b, normalize(name))
 		if got := ip.String(); (want == "" && ok) || (want != "" && got != want) {
 			t.Errorf("lookup(%s) = %v, %v; want %q", name, ip, ok, want)
 		}

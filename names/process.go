@@ -43,6 +43,14 @@ type State struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// checkBridge refuses a bridge name before it is used in a file name.
+func checkBridge(bridge string) error {
+	if !netsetup.ValidName(bridge) {
+		return fmt.Errorf("bridge name %q is invalid; use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", bridge)
+	}
+	return nil
+}
+
 func recordDir(env netsetup.Env) string {
 	state, _ := env.Dirs()
 	return filepath.Join(state, "names")
@@ -79,8 +87,8 @@ func removeRecordOf(env netsetup.Env, bridge string, p netsetup.Process) {
 
 // Status says whether a bridge's names are served, and by whom.
 func Status(env netsetup.Env, bridge string) (State, error) {
-	if !netsetup.ValidName(bridge) {
-		return State{}, fmt.Errorf("bridge %q: not a bridge name", bridge)
+	if err := checkBridge(bridge); err != nil {
+		return State{}, err
 	}
 	st := State{Bridge: bridge}
 	r, err := readRecord(env, bridge)
@@ -102,12 +110,12 @@ func Status(env netsetup.Env, bridge string) (State, error) {
 // Start starts a detached server for a bridge, exe being pontoon's executable, and returns
 // once it answers; a bridge whose server runs already keeps it.
 func Start(env netsetup.Env, bridge, exe string) error {
-	if !netsetup.ValidName(bridge) {
-		return fmt.Errorf("bridge %q: not a bridge name", bridge)
+	if err := checkBridge(bridge); err != nil {
+		return err
 	}
 	// One start at a time per bridge: two commands that both find the server gone (two
 	// `guest add` after a kill) must not both start one.
-	return statefile.Locked(filepath.Join(recordDir(env), bridge+".lock"), func() error {
+	return statefile.Locked(lockFile(env, bridge), func() error {
 		if st, err := Status(env, bridge); err != nil {
 			return err
 		} else if st.Running {
@@ -163,7 +171,7 @@ func Serve(env netsetup.Env, bridge string, ready io.WriteCloser, term <-chan os
 	if s.bridgeGone() {
 		// Nothing worth keeping: the bridge is gone.
 		os.Remove(logFile(env, bridge))
-		os.Remove(filepath.Join(recordDir(env), bridge+".lock"))
+		os.Remove(lockFile(env, bridge))
 	}
 	return nil
 }
@@ -188,8 +196,12 @@ func Stop(env netsetup.Env, bridge string) error {
 		return fmt.Errorf("stop name server of bridge %q: %w", bridge, err)
 	}
 	os.Remove(logFile(env, bridge))
-	os.Remove(filepath.Join(recordDir(env), bridge+".lock"))
+	os.Remove(lockFile(env, bridge))
 	return nil
+}
+
+func lockFile(env netsetup.Env, bridge string) string {
+	return filepath.Join(recordDir(env), bridge+".lock")
 }
 
 func logFile(env netsetup.Env, bridge string) string {

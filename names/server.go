@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -280,8 +279,8 @@ func (s *Server) answer(w dns.ResponseWriter, q *dns.Msg, proto string) {
 			}
 		}
 	}
-	if ip, ok := lookup(b, name); ok {
-		reply(w, addressAnswer(q, ip, lookup6(b, name)))
+	if ip, ip6, ok := lookup(b, name); ok {
+		reply(w, addressAnswer(q, ip, ip6))
 		return
 	}
 	reply(w, s.forward(q, proto))
@@ -310,31 +309,22 @@ func addressAnswer(q *dns.Msg, ip, ip6 netip.Addr) *dns.Msg {
 	return m
 }
 
-// lookup6 is the IPv6 address of the guest that answers to name; none on an IPv4-only chain.
-func lookup6(b *netsetup.BridgeState, name string) netip.Addr {
-	for _, g := range b.Guests {
-		if g.Phase == netsetup.PhaseReady && slices.ContainsFunc(g.Names(), func(n string) bool { return strings.EqualFold(n, name) }) {
-			return g.IP6
-		}
-	}
-	return netip.Addr{}
-}
-
 func reply(w dns.ResponseWriter, m *dns.Msg) { _ = w.WriteMsg(m) }
 
-// lookup finds the guest that answers to name; only guests attached to the end count.
-func lookup(b *netsetup.BridgeState, name string) (netip.Addr, bool) {
+// lookup finds the guest that answers to name, and its addresses (no IPv6 one on an
+// IPv4-only chain); only guests attached to the end count.
+func lookup(b *netsetup.BridgeState, name string) (ip, ip6 netip.Addr, ok bool) {
 	for _, g := range b.Guests {
 		if g.Phase != netsetup.PhaseReady {
 			continue
 		}
 		for _, n := range g.Names() {
 			if strings.EqualFold(n, name) {
-				return g.IP, true
+				return g.IP, g.IP6, true
 			}
 		}
 	}
-	return netip.Addr{}, false
+	return netip.Addr{}, netip.Addr{}, false
 }
 
 // forward asks the upstream resolvers in turn and returns the first answer, or SERVFAIL.

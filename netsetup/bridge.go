@@ -193,6 +193,8 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 	); err != nil {
 		return err
 	}
+	// Built once: with IPv6, its port-security sets hold every guest address of the plan.
+	l2 := bridgeL2Table(plan)
 	return r.run(
 		step{
 			show: fmt.Sprintf("ip -n %s addr add %s dev %s && ip -n %s link set %s up", gwName, plan.UplinkGateway(b.Slot), sl, gwName, sl),
@@ -243,10 +245,10 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 			show: bridgeTable(plan, b).show(brName),
 			do:   func() error { return replaceTable(brH.NS, bridgeTable(plan, b)) },
 		},
-		bridgeTable6Step(plan, b, &brH, brName),
+		table6Step(plan, bridgeTable6(plan, b), &brH, brName),
 		step{
-			show: bridgeL2Table(plan).show(brName),
-			do:   func() error { return replaceTable(brH.NS, bridgeL2Table(plan)) },
+			show: l2.show(brName),
+			do:   func() error { return replaceTable(brH.NS, l2) },
 		},
 	)
 }

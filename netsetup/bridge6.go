@@ -57,5 +57,3 @@ func addAddr6(h *handle, dev string, p netip.Prefix) error {
 	}
 	return nil
 }
-
-func isExist(err error) bool { return errors.Is(err, unix.EEXIST) }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
-	"github.com/vishvananda/netlink"
 )
 
 // The chain's IPv6, when the plan has it, mirrors its IPv4: the host link and every uplink
@@ -19,30 +18,15 @@ import (
 
 // gatewayTable6 is the gateway's ip6 table: gatewayTable for IPv6.
 func gatewayTable6(plan Plan, forwards []nftrule.Rule) tableSpec {
-	return tableSpec{family: nftables.TableFamilyIPv6, chains: []chainSpec{
-		natChain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource,
-			nftrule.Rule{nftrule.Oifname(UplinkName), nftrule.Masquerade()}),
-		natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, forwards...),
-		filterChain("forward", nftables.ChainHookForward,
-			nftrule.Rule{nftrule.Iifname("s*"), nftrule.Oifname("s*"), nftrule.Drop()}),
-		filterChain("input", nftables.ChainHookInput,
-			nftrule.Rule{nftrule.Iifname("s*"), nftrule.Daddr6Prefix(plan.Uplinks6()), nftrule.Drop()}),
-	}}
+	return gatewayTableOf(nftables.TableFamilyIPv6, nftrule.Daddr6Prefix(plan.Uplinks6()), forwards)
 }
 
 // gatewayForwards6 is gatewayForwards for the gateway's IPv6 address.
 func gatewayForwards6(plan Plan, bridges []*BridgeState) []nftrule.Rule {
-	var out []nftrule.Rule
-	for _, b := range bridges {
-		if b.Phase != PhaseReady {
-			continue
-		}
-		for _, p := range b.Ports {
-			out = append(out, nftrule.Rule{nftrule.Iifname(UplinkName), nftrule.Daddr6(plan.GatewayAddr6().Addr()),
-				nftrule.Dport(p.Proto, p.HostPort), nftrule.DNAT6(plan.UplinkBridge6(b.Slot).Addr(), p.HostPort)})
-		}
-	}
-	return out
+	return readyForwards(bridges, func(slot int, proto string, port uint16) nftrule.Rule {
+		return nftrule.Rule{nftrule.Iifname(UplinkName), nftrule.Daddr6(plan.GatewayAddr6().Addr()),
+			nftrule.Dport(proto, port), nftrule.DNAT6(plan.UplinkBridge6(slot).Addr(), port)}
+	})
 }
 
 // bridgeTable6 is a bridge's ip6 table: bridgeTable for IPv6.
@@ -84,15 +68,6 @@ func hostTable6(plan Plan) tableSpec {
 	}}
 }
 
-// route6 adds an IPv6 default route via a neighbour on a link.
-func route6(h *handle, via netip.Addr) error {
-	r := &netlink.Route{Dst: ipNet(netip.PrefixFrom(netip.IPv6Unspecified(), 0)), Gw: via.AsSlice()}
-	if err := h.RouteAdd(r); err != nil && !isExist(err) {
-		return fmt.Errorf("add IPv6 default route via %s: %w", via, err)
-	}
-	return nil
-}
-
 // linkIPv6 turns IPv6 on for a link and gives it an address, usable at once.
 func linkIPv6(h *handle, dev string, p netip.Prefix) error {
 	if err := enableIPv6(h, dev); err != nil {
@@ -116,7 +91,7 @@ func gatewayIPv6Step(plan Plan, hostH, gwH **handle, gwName string) step {
 			if err := linkIPv6(*gwH, UplinkName, plan.GatewayAddr6()); err != nil {
 				return err
 			}
-			if err := route6(*gwH, plan.HostAddr6().Addr()); err != nil {
+			if err := defaultRoute(*gwH, plan.HostAddr6().Addr()); err != nil {
 				return err
 			}
 			return (*gwH).Sysctls("net.ipv6.conf.all.forwarding", "1")
@@ -141,7 +116,7 @@ func bridgeUplinkIPv6Step(plan Plan, slot int, gwH, brH **handle, gwName, brName
 			if err := linkIPv6(*brH, UplinkName, plan.UplinkBridge6(slot)); err != nil {
 				return err
 			}
-			if err := route6(*brH, plan.UplinkGateway6(slot).Addr()); err != nil {
+			if err := defaultRoute(*brH, plan.UplinkGateway6(slot).Addr()); err != nil {
 				return err
 			}
 			return (*brH).Sysctls("net.ipv6.conf.all.forwarding", "1")
@@ -155,9 +130,4 @@ func table6Step(plan Plan, t tableSpec, h **handle, nsName string) step {
 		return step{}
 	}
 	return step{show: t.show(nsName), do: func() error { return replaceTable((*h).NS, t) }}
-}
-
-// bridgeTable6Step installs a bridge's ip6 table.
-func bridgeTable6Step(plan Plan, b *BridgeState, brH **handle, brName string) step {
-	return table6Step(plan, bridgeTable6(plan, b), brH, brName)
 }

@@ -263,14 +263,20 @@ func hostTable(plan Plan, dns netip.Addr) tableSpec {
 // gatewayTable is pontoon's table in the gateway: masquerade towards the host, bridges cut
 // off from each other and from the gateway's uplink addresses, and the port forwards.
 func gatewayTable(plan Plan, forwards []nftrule.Rule) tableSpec {
-	return tableSpec{chains: []chainSpec{
+	return gatewayTableOf(0, nftrule.Daddr(plan.Uplinks()), forwards)
+}
+
+// gatewayTableOf is the gateway's table in one family, uplinks matching the gateway's
+// uplink addresses in it.
+func gatewayTableOf(family nftables.TableFamily, uplinks nftrule.Match, forwards []nftrule.Rule) tableSpec {
+	return tableSpec{family: family, chains: []chainSpec{
 		natChain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource,
 			nftrule.Rule{nftrule.Oifname(UplinkName), nftrule.Masquerade()}),
 		natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, forwards...),
 		filterChain("forward", nftables.ChainHookForward,
 			nftrule.Rule{nftrule.Iifname("s*"), nftrule.Oifname("s*"), nftrule.Drop()}),
 		filterChain("input", nftables.ChainHookInput,
-			nftrule.Rule{nftrule.Iifname("s*"), nftrule.Daddr(plan.Uplinks()), nftrule.Drop()}),
+			nftrule.Rule{nftrule.Iifname("s*"), uplinks, nftrule.Drop()}),
 	}}
 }
 

@@ -1,12 +1,8 @@
 package netsetup
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
-
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // guestIP6 is the IPv6 address a guest with IPv4 address ip gets: the one asked for, or the
@@ -46,10 +42,5 @@ func defaultRoute6(gH *handle, plan Plan, g *Guest) error {
 	if !g.IP6.IsValid() {
 		return nil
 	}
-	via := plan.BridgeAddr6().Addr()
-	r := &netlink.Route{Dst: ipNet(netip.PrefixFrom(netip.IPv6Unspecified(), 0)), Gw: via.AsSlice()}
-	if err := gH.RouteAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("add IPv6 default route via %s: %w", via, err)
-	}
-	return nil
+	return defaultRoute(gH, plan.BridgeAddr6().Addr())
 }

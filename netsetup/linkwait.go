@@ -29,7 +29,7 @@ func waitForwarding(brPath, port string) error {
 		return fmt.Errorf("open netlink in %s: %w", brPath, err)
 	}
 	defer s.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(linkUpWait)
 	for {
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
@@ -43,7 +43,7 @@ func waitForwarding(brPath, port string) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("bridge port %s did not start forwarding within 10s", port)
+			return fmt.Errorf("bridge port %s did not start forwarding within %s", port, linkUpWait)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -81,14 +81,21 @@ func portConflict(bridges []*BridgeState, self string, p Port) (string, bool) {
 // gatewayForwards is the gateway half of every ready bridge's port forwards: host port to
 // the same port on the bridge's uplink address.
 func gatewayForwards(plan Plan, bridges []*BridgeState) []nftrule.Rule {
+	return readyForwards(bridges, func(slot int, proto string, port uint16) nftrule.Rule {
+		return nftrule.Rule{nftrule.Iifname(UplinkName), nftrule.Daddr(nftrule.Host(plan.GatewayAddr().Addr())),
+			nftrule.Dport(proto, port), nftrule.DNAT(plan.UplinkBridge(slot).Addr(), port)}
+	})
+}
+
+// readyForwards is one gateway rule per port forward of every ready bridge.
+func readyForwards(bridges []*BridgeState, rule func(slot int, proto string, hostPort uint16) nftrule.Rule) []nftrule.Rule {
 	var out []nftrule.Rule
 	for _, b := range bridges {
 		if b.Phase != PhaseReady {
 			continue
 		}
 		for _, p := range b.Ports {
-			out = append(out, nftrule.Rule{nftrule.Iifname(UplinkName), nftrule.Daddr(nftrule.Host(plan.GatewayAddr().Addr())),
-				nftrule.Dport(p.Proto, p.HostPort), nftrule.DNAT(plan.UplinkBridge(b.Slot).Addr(), p.HostPort)})
+			out = append(out, rule(b.Slot, p.Proto, p.HostPort))
 		}
 	}
 	return out

@@ -3,6 +3,7 @@ package netsetup
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"github.com/google/nftables"
@@ -40,18 +41,14 @@ const (
 	ndMACKey    = "ether saddr . @th,208,48"
 )
 
-func guest6Elem(mac []byte, ip netip.Addr) setElem {
+func guest6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 	a := ip.As16()
-	return setElem{text: fmt.Sprintf("%s . %s", macText(mac), ip), key: nftrule.ConcatKey(mac, a[:])}
+	return setElem{text: fmt.Sprintf("%s . %s", mac, ip), key: nftrule.ConcatKey(mac, a[:])}
 }
 
-func ndTarget6Elem(mac []byte, ip netip.Addr) setElem {
+func ndTarget6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 	a := ip.As16()
-	return setElem{text: fmt.Sprintf("%s . 0x%x", macText(mac), a[:]), key: nftrule.ConcatKey(mac, a[:])}
-}
-
-func macText(mac []byte) string {
-	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5])
+	return setElem{text: fmt.Sprintf("%s . 0x%x", mac, a[:]), key: nftrule.ConcatKey(mac, a[:])}
 }
 
 // guest6Sets are the static sets: for every guest address of the plan, its MAC with its
@@ -67,7 +64,7 @@ func guest6Sets(plan Plan) []setSpec {
 			pairs.elems = append(pairs.elems, guest6Elem(mac, a))
 			targets.elems = append(targets.elems, ndTarget6Elem(mac, a))
 		}
-		macs.elems = append(macs.elems, setElem{text: fmt.Sprintf("%s . 0x%x", macText(mac), []byte(mac)), key: nftrule.ConcatKey(mac, mac)})
+		macs.elems = append(macs.elems, setElem{text: fmt.Sprintf("%s . 0x%x", mac, []byte(mac)), key: nftrule.ConcatKey(mac, mac)})
 	}
 	return []setSpec{pairs, targets, macs}
 }

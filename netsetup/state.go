@@ -92,12 +92,14 @@ func (p Process) Alive() bool {
 
 // Running reports whether the process is alive and not a zombie: an orphan may wait a while
 // for an init to reap it.
+// One read of /proc/PID/stat gives both the start time (that it is this process) and the
+// state, as polling loops call it often.
 func (p Process) Running() bool {
-	if !p.Alive() {
+	if p.PID <= 0 {
 		return false
 	}
 	f, err := statFields(p.PID)
-	return err == nil && f[0] != "Z" && f[0] != "X"
+	return err == nil && f[19] == strconv.FormatUint(p.Start, 10) && f[0] != "Z" && f[0] != "X"
 }
 
 // GatewayState is what `gateway up` created, recorded so that every later command uses the

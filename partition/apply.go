@@ -70,7 +70,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if err != nil {
 		return Record{}, err
 	}
-	if o.ifGeneration != nil && prev.Generation != *o.ifGeneration {
+	if o.ifGeneration != nil && prev.change() != *o.ifGeneration {
 		return prev, ErrSuperseded
 	}
 	if o.onlyIfApplied && len(prev.Blocked) == 0 && len(prev.Impairments) == 0 {
@@ -146,9 +146,13 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		st := newStatus(r, plan, prev, now)
 		st.Backend = backend
 		st.CommitMicros = now.Sub(start).Microseconds()
-		if o.restorePrev {
+		st.Change = st.Generation
+		switch {
+		case o.restorePrev:
 			restore := prev.State().For(t.Guests)
 			st.Expires, st.Restore = o.expires, &restore
+		case o.kind == EventRefresh:
+			st.Change, st.Expires, st.Restore = prev.change(), prev.Expires, prev.Restore
 		}
 		if s.Cut {
 			n, err := closeCrossing(r)
@@ -291,13 +295,7 @@ func Heal(t Target) error {
 			return fmt.Errorf("heal: %w", err)
 		}
 	}
-	st := fullmeshStatus()
-	st.AppliedAt = time.Now()
-	st.CommitMicros = took.Microseconds()
-	st.Generation = prev.Generation + 1
-	err = writeStatus(t.StateDir, st)
-	t.logChange(EventHeal, prev, st, applyOpts{}, err, nil)
-	return err
+	return t.recordHeal(prev, took)
 }
 
 // healRecord records fullmesh for a bridge whose namespace no longer exists.
@@ -311,10 +309,17 @@ func healRecord(t Target) error {
 	if err != nil {
 		return err
 	}
+	return t.recordHeal(prev, 0)
+}
+
+// recordHeal records fullmesh after prev, whose removal took took, and logs the heal.
+func (t Target) recordHeal(prev Record, took time.Duration) error {
 	st := fullmeshStatus()
 	st.AppliedAt = time.Now()
+	st.CommitMicros = took.Microseconds()
 	st.Generation = prev.Generation + 1
-	err = writeStatus(t.StateDir, st)
+	st.Change = st.Generation
+	err := writeStatus(t.StateDir, st)
 	t.logChange(EventHeal, prev, st, applyOpts{}, err, nil)
 	return err
 }
@@ -448,7 +453,7 @@ func Restore(t Target, gen uint64) error {
 	if err != nil {
 		return err
 	}
-	if st.Generation != gen || st.Restore == nil {
+	if st.change() != gen || st.Restore == nil {
 		return ErrSuperseded
 	}
 	restore := *st.Restore
@@ -504,7 +509,7 @@ func RestoreExpired(t Target) (bool, error) {
 	if st.Restore == nil || st.Expires.IsZero() || time.Now().Before(st.Expires) {
 		return false, nil
 	}
-	gen, restore := st.Generation, *st.Restore
+	gen, restore := st.change(), *st.Restore
 	if _, err := applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen, kind: EventExpire}); err != nil {
 		if errors.Is(err, ErrSuperseded) {
 			return false, nil

@@ -391,9 +391,6 @@ func (r *resolved) classes() Classes {
 			c.Dests = append(c.Dests, DestClass{IP: g.IP, IP6: g.IP6, Port: g.Port, Col: m.Col[i]})
 		}
 	}
-	c.Runs = make([]ClassRun, len(m.Runs))
-	for i, run := range m.Runs {
-		c.Runs[i] = ClassRun(run)
-	}
+	c.Runs = m.Runs
 	return c
 }

@@ -2,7 +2,7 @@ package partition
 
 import (
 	"os"
-	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +87,7 @@ func (t Target) logChange(kind string, prev, st Record, o applyOpts, err, counte
 // changeKind tells a change of the partition from one of impairments alone.
 func changeKind(prev, st Record) string {
 	if prev.Kind == st.Kind && prev.Description == st.Description && prev.Mode == st.Mode && prev.Cut == st.Cut &&
-		len(prev.Blocked) == len(st.Blocked) && subsetPairs(prev.Blocked, st.Blocked) && !reflect.DeepEqual(impStrings(prev.Impairments), impStrings(st.Impairments)) {
+		samePairs(prev.Blocked, st.Blocked) && !slices.Equal(impStrings(prev.Impairments), impStrings(st.Impairments)) {
 		return EventImpair
 	}
 	return EventApply

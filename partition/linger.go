@@ -84,13 +84,7 @@ func startLinger() (*os.Process, *os.File, error) {
 			f.Close()
 		}
 	}()
-	nftPool.Lock()
-	conns := make([]*nftConn, 0, len(nftPool.m))
-	for _, e := range nftPool.m {
-		conns = append(conns, e)
-	}
-	nftPool.Unlock()
-	for _, e := range conns {
+	for _, e := range pooledConns() {
 		e.mu.Lock() // after nftPool's lock, never under it: closeConn takes them the other way
 		if e.raw != nil {
 			if f := dupSocket(e.raw); f != nil {

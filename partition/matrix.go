@@ -3,7 +3,6 @@ package partition
 import (
 	"fmt"
 	"math/bits"
-	"slices"
 	"strings"
 )
 
@@ -38,18 +37,12 @@ func (b bitset) count() (n int) {
 // maxGuests bounds a bridge's guests: a /24 has 253 guest addresses.
 const maxGuests = 256
 
-// classRun blocks every packet from a guest of row class Row to a guest of a column class in
-// [From, To]; it is ClassRun without the JSON names.
-type classRun struct {
-	Row, From, To uint32
-}
-
 // classMatrix is the kernel's form of a set of blocked pairs, by guest index.
 type classMatrix struct {
 	// Row and Col are each guest's row and column class; 0 means none (the guest blocks
 	// nothing, or nobody is blocked from reaching it), so it is left out of the maps.
 	Row, Col []uint32
-	Runs     []classRun
+	Runs     []ClassRun
 }
 
 // newClassMatrix encodes the blocked pairs of n guests. order lists guest indices in the
@@ -121,8 +114,8 @@ func newClassMatrix(n int, blocked [][2]int, order []int) (classMatrix, error) {
 }
 
 // runsOf returns the maximal runs of consecutive column classes (1-based) in key.
-func runsOf(row uint32, key bitset, classes int) []classRun {
-	var out []classRun
+func runsOf(row uint32, key bitset, classes int) []ClassRun {
+	var out []ClassRun
 	for c := 0; c < classes; c++ {
 		if !key.has(c) {
 			continue
@@ -131,7 +124,7 @@ func runsOf(row uint32, key bitset, classes int) []classRun {
 		for c+1 < classes && key.has(c+1) {
 			c++
 		}
-		out = append(out, classRun{Row: row, From: uint32(start + 1), To: uint32(c + 1)})
+		out = append(out, ClassRun{Row: row, From: uint32(start + 1), To: uint32(c + 1)})
 	}
 	return out
 }
@@ -160,14 +153,4 @@ func (m classMatrix) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d row classes, %d column classes, %d runs", rows, cols, len(m.Runs))
 	return b.String()
-}
-
-// sortRuns orders runs so that rendering and comparison are stable.
-func sortRuns(runs []classRun) {
-	slices.SortFunc(runs, func(a, b classRun) int {
-		if a.Row != b.Row {
-			return int(a.Row) - int(b.Row)
-		}
-		return int(a.From) - int(b.From)
-	})
 }

@@ -176,15 +176,21 @@ func closeConn(e *nftConn) {
 // reference to its namespace, so call Release before relying on a bridge
 // namespace disappearing at once. It waits for the kernel (see nftIdle).
 func Release() {
+	for _, e := range pooledConns() {
+		closeConn(e)
+	}
+}
+
+// pooledConns snapshots the pool so callers can take each connection's lock
+// without holding nftPool's (closeConn takes them the other way round).
+func pooledConns() []*nftConn {
 	nftPool.Lock()
+	defer nftPool.Unlock()
 	conns := make([]*nftConn, 0, len(nftPool.m))
 	for _, e := range nftPool.m {
 		conns = append(conns, e)
 	}
-	nftPool.Unlock()
-	for _, e := range conns {
-		closeConn(e)
-	}
+	return conns
 }
 
 var chainHooks = map[string]*nftables.ChainHook{

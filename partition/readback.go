@@ -1,7 +1,6 @@
 package partition
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -154,7 +153,7 @@ func (kt *kernelTable) readClasses(elements func(name string) ([]nftables.SetEle
 		return err
 	}
 	for _, el := range src {
-		kt.Classes.Sources = append(kt.Classes.Sources, PortClass{Port: string(bytes.TrimRight(el.Key, "\x00")), Row: be(el.Val)})
+		kt.Classes.Sources = append(kt.Classes.Sources, PortClass{Port: ifnameOf(el.Key), Row: be(el.Val)})
 	}
 	dst, err := elements(DestMap)
 	if err != nil {
@@ -181,7 +180,7 @@ func (kt *kernelTable) readClasses(elements func(name string) ([]nftables.SetEle
 		return err
 	}
 	for _, el := range ports {
-		kt.Classes.Dests = append(kt.Classes.Dests, DestClass{Port: string(bytes.TrimRight(el.Key, "\x00")), Col: be(el.Val)})
+		kt.Classes.Dests = append(kt.Classes.Dests, DestClass{Port: ifnameOf(el.Key), Col: be(el.Val)})
 	}
 	return nil
 }

@@ -141,6 +141,12 @@ func isGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL)
 }
 
+// isOwnRoot reports whether q is a root qdisc partition added.
+func isOwnRoot(q netlink.Qdisc) bool {
+	a := q.Attrs()
+	return a.Parent == netlink.HANDLE_ROOT && a.Handle>>16 == QdiscMajor
+}
+
 // delOwnRoot deletes the root qdisc of link if partition added it.
 func delOwnRoot(h *kernel.NS, link netlink.Link) error {
 	qs, err := h.QdiscList(link)
@@ -151,8 +157,7 @@ func delOwnRoot(h *kernel.NS, link netlink.Link) error {
 		return fmt.Errorf("list qdiscs of %q: %w", link.Attrs().Name, err)
 	}
 	for _, q := range qs {
-		a := q.Attrs()
-		if a.Parent == netlink.HANDLE_ROOT && a.Handle>>16 == QdiscMajor {
+		if isOwnRoot(q) {
 			if err := h.QdiscDel(q); err != nil && !isGone(err) {
 				return fmt.Errorf("delete qdisc %x: of %q: %w", QdiscMajor, link.Attrs().Name, err)
 			}
@@ -169,7 +174,6 @@ func qdiscErr(kind, need string, err error) error {
 	return err
 }
 
-// where names the device of sh for messages.
 // where names the shaped device and whose link it is, for errors.
 func where(sh Shaping) string {
 	if sh.Netns == "" {
@@ -276,10 +280,9 @@ func clearShaping(bridgeNS string, guests []Guest, recorded []Shaping) error {
 		return fmt.Errorf("list qdiscs: %w", err)
 	}
 	for _, q := range qs {
-		a := q.Attrs()
-		if a.Parent == netlink.HANDLE_ROOT && a.Handle>>16 == QdiscMajor {
+		if isOwnRoot(q) {
 			if err := h.QdiscDel(q); err != nil && !isGone(err) {
-				errs = append(errs, fmt.Errorf("delete qdisc %x: on link %d: %w", QdiscMajor, a.LinkIndex, err))
+				errs = append(errs, fmt.Errorf("delete qdisc %x: on link %d: %w", QdiscMajor, q.Attrs().LinkIndex, err))
 			}
 		}
 	}
@@ -411,7 +414,7 @@ func hasOwnRoot(hs *handles, sh Shaping) bool {
 		return false
 	}
 	for _, q := range qs {
-		if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT && a.Handle>>16 == QdiscMajor {
+		if isOwnRoot(q) {
 			return true
 		}
 	}

@@ -63,10 +63,21 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 	return relayExec(sock, execRequest{Guest: g.Name, Argv: argv, Term: os.Getenv("TERM")})
 }
 
-// nsenterArgs enters every namespace, the root and the working directory of pid, then runs
-// argv, looked up on the PATH of the environment nsenter gets.
-func nsenterArgs(pid int, argv []string) []string {
-	return append([]string{"--target", strconv.Itoa(pid), "--all", "--root", "--wd", "--"}, argv...)
+// nsenterCommand prepares argv to run in every namespace, the root and the working
+// directory of the container process pid, with that process's environment and TERM set to
+// term (when not empty); argv[0] is looked up on the container's PATH.
+func nsenterCommand(pid int, argv []string, term string) (*exec.Cmd, error) {
+	nsenter, err := lookPath("nsenter", "util-linux")
+	if err != nil {
+		return nil, err
+	}
+	environ, err := processEnv(pid)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(nsenter, append([]string{"--target", strconv.Itoa(pid), "--all", "--root", "--wd", "--"}, argv...)...)
+	cmd.Env = setTerm(environ, term)
+	return cmd, nil
 }
 
 // processEnv returns the environment pid started with: a container's own.
@@ -83,9 +94,6 @@ func processEnv(pid int) ([]string, error) {
 	}
 	return env, nil
 }
-
-// withTerm sets TERM to the caller's, which describes the terminal the command will use.
-func withTerm(env []string) []string { return setTerm(env, os.Getenv("TERM")) }
 
 func setTerm(env []string, term string) []string {
 	if term == "" {
@@ -252,18 +260,11 @@ func (s *execServer) handle(conn *net.UnixConn) {
 		fail("guest %s of bridge %s has no running container", g.Name, s.bridge)
 		return
 	}
-	nsenter, err := lookPath("nsenter", "util-linux")
+	cmd, err := nsenterCommand(g.Process.PID, req.Argv, req.Term)
 	if err != nil {
 		fail("%v", err)
 		return
 	}
-	environ, err := processEnv(g.Process.PID)
-	if err != nil {
-		fail("%v", err)
-		return
-	}
-	cmd := exec.Command(nsenter, nsenterArgs(g.Process.PID, req.Argv)...)
-	cmd.Env = setTerm(environ, req.Term)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
 	// nsenter forks to enter the pid namespace and passes no signal on to the command, so
 	// its process group is what holds the command; see signalCommand.
@@ -300,7 +301,7 @@ func (s *execServer) handle(conn *net.UnixConn) {
 				select {
 				case <-exited:
 				default:
-					signalCommand(cmd.Process.Pid, nsenter, syscall.Signal(m.Signal))
+					signalCommand(cmd.Process.Pid, cmd.Path, syscall.Signal(m.Signal))
 				}
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"syscall"
@@ -18,16 +17,10 @@ import (
 // the command running in the container. The caller relays what only it receives to the
 // command and returns the command's status.
 func execVisible(pid int, argv []string) (int, error) {
-	nsenter, err := lookPath("nsenter", "util-linux")
+	cmd, err := nsenterCommand(pid, argv, os.Getenv("TERM"))
 	if err != nil {
 		return ExitSetupFailed, err
 	}
-	environ, err := processEnv(pid)
-	if err != nil {
-		return ExitSetupFailed, err
-	}
-	cmd := exec.Command(nsenter, nsenterArgs(pid, argv)...)
-	cmd.Env = withTerm(environ)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// Caught, not ignored: an ignored signal would stay ignored in the command.
 	sigs := make(chan os.Signal, 4)

@@ -30,17 +30,11 @@ func (r *run) startSchedule(started Started) (stop func() error) {
 		defer close(done)
 		bridge := func() (partition.Target, error) { return partition.ForBridge(r.opt.Env, r.bridge) }
 		t, err := waitGuests(ctx, bridge, started)
+		var plan schedule.Plan
 		if err == nil {
 			// Checked again on the guests that are really there: --only and --exclude may
 			// have left out one the schedule names.
-			err = spec.Check(t.Guests)
-		}
-		var plan schedule.Plan
-		if err == nil {
-			plan, err = spec.Plan()
-		}
-		if err == nil {
-			err = plan.CheckKernel(t.Guests)
+			plan, err = spec.PlanFor(t.Guests)
 		}
 		if err != nil {
 			if ctx.Err() == nil {

@@ -68,24 +68,27 @@ func (p *proc) start(r *run, lw *lineWriter) error {
 	}
 	p.cmd = cmd
 	if err := r.dir.addContainer(p.id, config.Runtime(p.eng.Name())); err != nil {
-		if !p.plain {
-			cmd.Stdout.(*os.File).Close()
-			cmd.Stderr.(*os.File).Close()
-			p.copying.Wait()
-		}
+		p.dropOutput()
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
 	if err := r.forker.start(cmd); err != nil {
-		if !p.plain {
-			cmd.Stdout.(*os.File).Close()
-			cmd.Stderr.(*os.File).Close()
-			p.copying.Wait()
-		}
+		p.dropOutput()
 		return fmt.Errorf("start %s with %s: %w", p.name, p.eng.Name(), err)
 	}
 	// Failing to record the engine only narrows what GC can do should pontoon die.
 	r.dir.started(p.id, cmd.Process.Pid)
 	return nil
+}
+
+// dropOutput ends the copying of an engine process that did not start: its output pipes'
+// write ends are closed, so the copies read to the end.
+func (p *proc) dropOutput() {
+	if p.plain {
+		return
+	}
+	p.cmd.Stdout.(*os.File).Close()
+	p.cmd.Stderr.(*os.File).Close()
+	p.copying.Wait()
 }
 
 // forker starts processes from one OS thread that stays alive for the whole run. The

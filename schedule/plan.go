@@ -404,6 +404,20 @@ func (s Spec) Check(guests []partition.Guest) error {
 	return nil
 }
 
+// PlanFor is what comes before Start: it checks the spec against the guests it will run on
+// (Check), lays out its plan (Plan) and checks that the kernel can do every step
+// (Plan.CheckKernel).
+func (s Spec) PlanFor(guests []partition.Guest) (Plan, error) {
+	if err := s.Check(guests); err != nil {
+		return Plan{}, err
+	}
+	p, err := s.Plan()
+	if err == nil {
+		err = p.CheckKernel(guests)
+	}
+	return p, err
+}
+
 // Planned is one step of a plan: the fault to put in force At after the schedule starts.
 type Planned struct {
 	At    time.Duration `json:"at"`

@@ -201,3 +201,20 @@ func TestBadSpecNamesTheField(t *testing.T) {
 		t.Errorf("a good nemesis is refused: %v", err)
 	}
 }
+
+func TestPlanForChecksTheGuests(t *testing.T) {
+	gs := guests("n1", "n2", "n3")
+	bad := Spec{Steps: []Step{{Fault: Fault{Partition: "isolate n9"}, For: time.Second}}}
+	var fe *FieldError
+	if _, err := bad.PlanFor(gs); !errors.As(err, &fe) || fe.Field() != "steps[1].partition" {
+		t.Errorf("a spec naming a missing guest: error %v; want a FieldError on steps[1].partition", err)
+	}
+	p, err := nemesis(7).PlanFor(gs)
+	if err != nil {
+		t.Fatalf("a good nemesis is refused: %v", err)
+	}
+	want, _ := nemesis(7).Plan()
+	if p.Seed != 7 || len(p.Steps) != len(want.Steps) || p.End != want.End {
+		t.Errorf("plan %+v; want the one Plan lays out, %+v", p, want)
+	}
+}

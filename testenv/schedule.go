@@ -16,13 +16,7 @@ import (
 func (e *Env) Schedule(spec schedule.Spec) *schedule.Running {
 	e.t.Helper()
 	t := e.Target()
-	if err := spec.Check(t.Guests); err != nil {
-		e.t.Fatalf("testenv: %v", err)
-	}
-	plan, err := spec.Plan()
-	if err == nil {
-		err = plan.CheckKernel(t.Guests)
-	}
+	plan, err := spec.PlanFor(t.Guests)
 	if err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}

@@ -31,15 +31,8 @@ func main() {
 	if err == nil {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "pontoon: %v\n", err)
-	if a := advice.For(err); a != "" {
-		fmt.Fprintf(os.Stderr, "pontoon: %s\n", a)
-	}
 	var ue usageError
-	if errors.As(err, &ue) {
-		os.Exit(2)
-	}
-	os.Exit(1)
+	advice.Exit(err, errors.As(err, &ue))
 }
 
 // run takes `-w FILE [--duration D] [--count N] [--] BRIDGE [GUEST..]`, the chain from the

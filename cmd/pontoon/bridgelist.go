@@ -83,15 +83,11 @@ func printBridges(out io.Writer, bs []*netsetup.BridgeState) error {
 		for i, g := range b.Guests {
 			addrs[i] = g.IP.String()
 		}
-		ports := make([]string, len(b.Ports))
-		for i, p := range b.Ports {
-			ports[i] = p.String()
-		}
 		state := string(b.Phase)
 		if b.Problem != "" {
 			state = "broken"
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", b.Name, b.Slot, state, owner(b), len(b.Guests), addressRanges(addrs), abbreviate(ports, maxPorts))
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%d\t%s\t%s\n", b.Name, b.Slot, state, owner(b), len(b.Guests), addressRanges(addrs), abbreviate(portStrings(b), maxPorts))
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -109,11 +105,7 @@ func showBridge(out io.Writer, e netsetup.Env, b *netsetup.BridgeState) error {
 	fmt.Fprintf(out, "bridge %s: slot %d, %s, owner %s, created %s, namespace %s\n",
 		b.Name, b.Slot, b.Phase, owner(b), b.Created.Local().Format(time.DateTime), b.Netns(e))
 	if len(b.Ports) > 0 {
-		ports := make([]string, len(b.Ports))
-		for i, p := range b.Ports {
-			ports[i] = p.String()
-		}
-		fmt.Fprintf(out, "ports: %s\n", strings.Join(ports, ", "))
+		fmt.Fprintf(out, "ports: %s\n", strings.Join(portStrings(b), ", "))
 	}
 	if len(b.Guests) == 0 {
 		fmt.Fprintln(out, "no guests")
@@ -129,6 +121,14 @@ func showBridge(out io.Writer, e netsetup.Env, b *netsetup.BridgeState) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, g.IP, orDash(ip6), orDash(g.Hostname), orDash(strings.Join(g.Aliases, ",")), g.Phase, g.Netns)
 	}
 	return w.Flush()
+}
+
+func portStrings(b *netsetup.BridgeState) []string {
+	ports := make([]string, len(b.Ports))
+	for i, p := range b.Ports {
+		ports[i] = p.String()
+	}
+	return ports
 }
 
 func owner(b *netsetup.BridgeState) string {

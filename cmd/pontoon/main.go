@@ -66,15 +66,8 @@ func main() {
 	if errors.As(err, &code) {
 		os.Exit(int(code))
 	}
-	fmt.Fprintf(os.Stderr, "pontoon: %v\n", err)
-	if a := advice.For(err); a != "" {
-		fmt.Fprintf(os.Stderr, "pontoon: %s\n", a)
-	}
 	var ue usageError
-	if errors.As(err, &ue) {
-		os.Exit(2)
-	}
-	os.Exit(1)
+	advice.Exit(err, errors.As(err, &ue))
 }
 
 func newApp() *cli.App {

@@ -140,9 +140,9 @@ func dnsFaultCommand() *cli.Command {
 }
 
 func dnsFault(c *cli.Context) error {
-	name := c.String("bridge")
-	if name == "" {
-		return usagef("no bridge given: pass --bridge NAME (inside a bridge child PONTOON_BRIDGE is set for you)")
+	name, err := bridgeName(c)
+	if err != nil {
+		return err
 	}
 	f, err := names.ParseFault(c.Args().Slice())
 	if err != nil {

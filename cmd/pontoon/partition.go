@@ -125,11 +125,20 @@ func cliSource() string {
 	return partition.SourceCLI
 }
 
-// targetAs is target for changes the event log attributes to source.
-func targetAs(c *cli.Context, source string) (partition.Target, error) {
+// bridgeName is the --bridge a command acts on; it is required.
+func bridgeName(c *cli.Context) (string, error) {
 	name := c.String("bridge")
 	if name == "" {
-		return partition.Target{}, usagef("no bridge given: pass --bridge NAME (inside a bridge child PONTOON_BRIDGE is set for you)")
+		return "", usagef("no bridge given: pass --bridge NAME (inside a bridge child PONTOON_BRIDGE is set for you)")
+	}
+	return name, nil
+}
+
+// targetAs is target for changes the event log attributes to source.
+func targetAs(c *cli.Context, source string) (partition.Target, error) {
+	name, err := bridgeName(c)
+	if err != nil {
+		return partition.Target{}, err
 	}
 	t, err := partition.ForBridge(env(c), name)
 	if err != nil {

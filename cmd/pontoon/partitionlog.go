@@ -32,9 +32,9 @@ func partitionLogCommand() *cli.Command {
 }
 
 func partitionLog(c *cli.Context) error {
-	name := c.String("bridge")
-	if name == "" {
-		return usagef("no bridge given: pass --bridge NAME (inside a bridge child PONTOON_BRIDGE is set for you)")
+	name, err := bridgeName(c)
+	if err != nil {
+		return err
 	}
 	dir := env(c).BridgeDataDir(name)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {

@@ -5,6 +5,8 @@ package advice
 
 import (
 	"errors"
+	"fmt"
+	"os"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
@@ -22,6 +24,19 @@ var table = []struct {
 	{netsetup.ErrGatewayPlan, "run `pontoon gateway down` first, or drop --subnet to use the gateway's subnet"},
 	{netsetup.ErrGatewayInUse, "destroy them (`pontoon bridge destroy NAME`), or use `pontoon gateway down --force`"},
 	{partition.ErrTableMixed, "run `pontoon partition heal` to reset the partition table"},
+}
+
+// Exit ends a pontoon command that failed with err: it prints err and its advice to standard
+// error and exits with status 2 for refused input (usage) and 1 otherwise.
+func Exit(err error, usage bool) {
+	fmt.Fprintf(os.Stderr, "pontoon: %v\n", err)
+	if a := For(err); a != "" {
+		fmt.Fprintf(os.Stderr, "pontoon: %s\n", a)
+	}
+	if usage {
+		os.Exit(2)
+	}
+	os.Exit(1)
 }
 
 // For returns the advice for err, or "" when there is none.
