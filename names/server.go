@@ -89,12 +89,26 @@ func listen(env netsetup.Env, bridge string, detached bool) (*Server, error) {
 	notify := func() { started <- struct{}{} }
 	s.udp = &dns.Server{PacketConn: pc, Handler: s.handler("udp"), NotifyStartedFunc: notify}
 	s.tcp = &dns.Server{Listener: ln, Handler: s.handler("tcp"), NotifyStartedFunc: notify}
+	ended := make(chan error, 2)
 	for _, srv := range []*dns.Server{s.udp, s.tcp} {
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); _ = srv.ActivateAndServe() }()
+		go func() { defer s.wg.Done(); ended <- srv.ActivateAndServe() }()
 	}
-	<-started
-	<-started
+	// A server that ends before it says it started would leave this wait hanging forever.
+	timeout := time.NewTimer(startWait)
+	defer timeout.Stop()
+	for up := 0; up < 2; {
+		select {
+		case <-started:
+			up++
+		case err := <-ended:
+			s.abort(pc, ln)
+			return nil, fmt.Errorf("serve names of bridge %q: server ended at start: %v", bridge, err)
+		case <-timeout.C:
+			s.abort(pc, ln)
+			return nil, fmt.Errorf("serve names of bridge %q: server did not start within %s", bridge, startWait)
+		}
+	}
 	rec := Record{Bridge: bridge, Process: netsetup.Self(), Detached: detached, Addr: ap.String(), Started: time.Now().UTC()}
 	if err := writeRecord(env, rec); err != nil {
 		s.Close()
@@ -103,6 +117,17 @@ func listen(env netsetup.Env, bridge string, detached bool) (*Server, error) {
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.watchLoop() }()
 	return s, nil
+}
+
+// startWait bounds how long listen waits for both servers to report that they serve.
+const startWait = 5 * time.Second
+
+// abort stops a server that failed to start; a server that never started does not close
+// its socket on Shutdown, so the sockets are closed here.
+func (s *Server) abort(pc net.PacketConn, ln net.Listener) {
+	pc.Close()
+	ln.Close()
+	s.Close()
 }
 
 // bindWait bounds how long bind waits for a predecessor's sockets to go.

@@ -13,14 +13,14 @@ const MaxAliases = 16
 // `--alias` flag, the pontoon.aliases annotation, a pontoon.toml key) for the message.
 func CheckAliases(field string, aliases []string) error {
 	if len(aliases) > MaxAliases {
-		return fmt.Errorf("%s: %d aliases; give a guest at most %d", field, len(aliases), MaxAliases)
+		return invalidf("%s: %d aliases; give a guest at most %d", field, len(aliases), MaxAliases)
 	}
 	for i, a := range aliases {
 		if !ValidHostname(a) {
-			return fmt.Errorf("%s %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", field, a)
+			return invalidf("%s %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", field, a)
 		}
 		if slices.ContainsFunc(aliases[:i], func(o string) bool { return strings.EqualFold(o, a) }) {
-			return fmt.Errorf("%s %q is given twice; give each alias once", field, a)
+			return invalidf("%s %q is given twice; give each alias once", field, a)
 		}
 	}
 	return nil

@@ -279,7 +279,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 
 func checkHostname(h string) error {
 	if !ValidHostname(h) {
-		return fmt.Errorf("hostname %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", h)
+		return invalidf("hostname %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", h)
 	}
 	return nil
 }
@@ -535,5 +535,5 @@ func FindGuest(env Env, bridge, ref string) (*BridgeState, *Guest, error) {
 	for i, g := range b.Guests {
 		names[i] = g.Name
 	}
-	return nil, nil, fmt.Errorf("bridge %q has no guest %q; its guests are %v", bridge, ref, names)
+	return nil, nil, invalidf("bridge %q has no guest %q; its guests are %v", bridge, ref, names)
 }

@@ -19,6 +19,9 @@ type TakenError struct {
 	Other Guest  // the guest that holds it
 }
 
+// Is makes a taken name or address refused input (ErrInvalid).
+func (e *TakenError) Is(target error) bool { return target == ErrInvalid }
+
 func (e *TakenError) Error() string {
 	if e.Field == "name" {
 		return fmt.Sprintf("a guest named %q already exists on this bridge (IP %s); pick another name", e.Other.Name, e.Other.IP)

@@ -35,19 +35,19 @@ func DefaultPlan() Plan {
 func ParsePlan(cidr string) (Plan, error) {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil {
-		return Plan{}, fmt.Errorf("subnet %q is not a CIDR prefix; use an IPv4 /16 such as 10.77.0.0/16", cidr)
+		return Plan{}, invalidf("subnet %q is not a CIDR prefix; use an IPv4 /16 such as 10.77.0.0/16", cidr)
 	}
 	if !p.Addr().Is4() {
-		return Plan{}, fmt.Errorf("subnet %q is not IPv4; use an IPv4 /16 such as 10.77.0.0/16", cidr)
+		return Plan{}, invalidf("subnet %q is not IPv4; use an IPv4 /16 such as 10.77.0.0/16", cidr)
 	}
 	if p.Bits() != 16 {
-		return Plan{}, fmt.Errorf("subnet %q is a /%d; the plan needs exactly a /16, such as %s", cidr, p.Bits(), netip.PrefixFrom(p.Addr(), 16).Masked())
+		return Plan{}, invalidf("subnet %q is a /%d; the plan needs exactly a /16, such as %s", cidr, p.Bits(), netip.PrefixFrom(p.Addr(), 16).Masked())
 	}
 	if p.Masked() != p {
-		return Plan{}, fmt.Errorf("subnet %q has host bits set; use %s", cidr, p.Masked())
+		return Plan{}, invalidf("subnet %q has host bits set; use %s", cidr, p.Masked())
 	}
 	if a := p.Addr().As4(); a[0] == 0 || a[0] == 127 || a[0] >= 224 {
-		return Plan{}, fmt.Errorf("subnet %q is not usable for a network (zero, loopback or multicast); use a private /16 such as 10.77.0.0/16", cidr)
+		return Plan{}, invalidf("subnet %q is not usable for a network (zero, loopback or multicast); use a private /16 such as 10.77.0.0/16", cidr)
 	}
 	return Plan{Subnet: p}, nil
 }
@@ -114,10 +114,10 @@ func (p Plan) ParseGuestIP(s string) (netip.Addr, error) {
 	first, last, _, _ := GuestRange(p.GuestNet())
 	ip, err := netip.ParseAddr(s)
 	if err != nil || !ip.Is4() {
-		return netip.Addr{}, fmt.Errorf("guest IP %q is not an IPv4 address; use one of %s-%s", s, first, last)
+		return netip.Addr{}, invalidf("guest IP %q is not an IPv4 address; use one of %s-%s", s, first, last)
 	}
 	if !p.GuestNet().Contains(ip) || ip.Less(first) || last.Less(ip) {
-		return netip.Addr{}, fmt.Errorf("guest IP %s is outside the guest range; use one of %s-%s", ip, first, last)
+		return netip.Addr{}, invalidf("guest IP %s is outside the guest range; use one of %s-%s", ip, first, last)
 	}
 	return ip, nil
 }

@@ -1,7 +1,6 @@
 package netsetup
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -31,16 +30,16 @@ const (
 func ParsePlan6(cidr string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(cidr)
 	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() {
-		return netip.Prefix{}, fmt.Errorf("subnet6 %q is not an IPv6 prefix; use a unique local /48 such as %s", cidr, DefaultSubnet6)
+		return netip.Prefix{}, invalidf("subnet6 %q is not an IPv6 prefix; use a unique local /48 such as %s", cidr, DefaultSubnet6)
 	}
 	if p.Bits() != 48 {
-		return netip.Prefix{}, fmt.Errorf("subnet6 %q is a /%d; the plan needs exactly a /48, such as %s", cidr, p.Bits(), netip.PrefixFrom(p.Addr(), 48).Masked())
+		return netip.Prefix{}, invalidf("subnet6 %q is a /%d; the plan needs exactly a /48, such as %s", cidr, p.Bits(), netip.PrefixFrom(p.Addr(), 48).Masked())
 	}
 	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Errorf("subnet6 %q has host bits set; use %s", cidr, p.Masked())
+		return netip.Prefix{}, invalidf("subnet6 %q has host bits set; use %s", cidr, p.Masked())
 	}
 	if !ula.Contains(p.Addr()) {
-		return netip.Prefix{}, fmt.Errorf("subnet6 %q is not a unique local prefix (fc00::/7); pontoon's networks are private, use one such as %s", cidr, DefaultSubnet6)
+		return netip.Prefix{}, invalidf("subnet6 %q is not a unique local prefix (fc00::/7); pontoon's networks are private, use one such as %s", cidr, DefaultSubnet6)
 	}
 	return p, nil
 }
@@ -110,20 +109,20 @@ func (p Plan) Ranges6() []netip.Prefix {
 // address of any other IPv4 address, the subnet-router anycast address).
 func (p Plan) ParseGuestIP6(s string, ip4 netip.Addr) (netip.Addr, error) {
 	if !p.IPv6() {
-		return netip.Addr{}, fmt.Errorf("guest IPv6 address %q given, but the gateway is IPv4 only; drop ip6, or bring the gateway up without --ipv4-only", s)
+		return netip.Addr{}, invalidf("guest IPv6 address %q given, but the gateway is IPv4 only; drop ip6, or bring the gateway up without --ipv4-only", s)
 	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil || !ip.Is6() || ip.Is4In6() || ip.Zone() != "" {
-		return netip.Addr{}, fmt.Errorf("guest IPv6 address %q is not an IPv6 address; use one in %s, e.g. %s", s, p.GuestNet6(), p.GuestIP6(ip4))
+		return netip.Addr{}, invalidf("guest IPv6 address %q is not an IPv6 address; use one in %s, e.g. %s", s, p.GuestNet6(), p.GuestIP6(ip4))
 	}
 	if !p.GuestNet6().Contains(ip) {
-		return netip.Addr{}, fmt.Errorf("guest IPv6 address %s is outside the guest network %s; use one in it, e.g. %s", ip, p.GuestNet6(), p.GuestIP6(ip4))
+		return netip.Addr{}, invalidf("guest IPv6 address %s is outside the guest network %s; use one in it, e.g. %s", ip, p.GuestNet6(), p.GuestIP6(ip4))
 	}
 	if ip == p.GuestNet6().Addr() || ip == p.BridgeAddr6().Addr() {
-		return netip.Addr{}, fmt.Errorf("guest IPv6 address %s is reserved (subnet-router anycast or the bridge's); use another, e.g. %s", ip, p.GuestIP6(ip4))
+		return netip.Addr{}, invalidf("guest IPv6 address %s is reserved (subnet-router anycast or the bridge's); use another, e.g. %s", ip, p.GuestIP6(ip4))
 	}
 	if o, derived := p.derivedOwner(ip); derived && o != ip4 {
-		return netip.Addr{}, fmt.Errorf("guest IPv6 address %s is the one derived for %s; use it only with that IPv4 address, or another, e.g. %s", ip, o, p.GuestIP6(ip4))
+		return netip.Addr{}, invalidf("guest IPv6 address %s is the one derived for %s; use it only with that IPv4 address, or another, e.g. %s", ip, o, p.GuestIP6(ip4))
 	}
 	return ip, nil
 }

@@ -67,7 +67,7 @@ func parsePort(s string, withGuest bool) (Port, error) {
 		if l := strings.ToLower(proto); l == TCP || l == UDP {
 			fix = strconv.Quote(spec + "/" + l)
 		}
-		return Port{}, fmt.Errorf("port %q: protocol %q is not tcp or udp; write %s", s, proto, fix)
+		return Port{}, invalidf("port %q: protocol %q is not tcp or udp; write %s", s, proto, fix)
 	}
 	f := strings.Split(spec, ":")
 	switch {
@@ -77,13 +77,13 @@ func parsePort(s string, withGuest bool) (Port, error) {
 			if proto != TCP {
 				suffix = "/" + proto
 			}
-			return Port{}, fmt.Errorf("port %q has no guest port; write %q (%s)", s, spec+":"+spec+suffix, form)
+			return Port{}, invalidf("port %q has no guest port; write %q (%s)", s, spec+":"+spec+suffix, form)
 		}
-		return Port{}, fmt.Errorf("port %q is not %s; write e.g. %q", s, form, example)
+		return Port{}, invalidf("port %q is not %s; write e.g. %q", s, form, example)
 	case !withGuest && len(f) > 2:
-		return Port{}, fmt.Errorf("port %q: only %s is supported (ports are forwarded on every host address); write e.g. %q", s, form, example)
+		return Port{}, invalidf("port %q: only %s is supported (ports are forwarded on every host address); write e.g. %q", s, form, example)
 	case len(f) != fields || withGuest && f[1] == "":
-		return Port{}, fmt.Errorf("port %q is not %s; write e.g. %q", s, form, example)
+		return Port{}, invalidf("port %q is not %s; write e.g. %q", s, form, example)
 	}
 	host, err := portNumber(s, "host port", f[0], form, example)
 	if err != nil {
@@ -98,7 +98,7 @@ func parsePort(s string, withGuest bool) (Port, error) {
 		p.Guest = f[1]
 		if err := checkName("port guest", p.Guest); err != nil {
 			if _, ipErr := netip.ParseAddr(p.Guest); ipErr != nil {
-				return Port{}, fmt.Errorf("port %q: %w", s, err)
+				return Port{}, invalidf("port %q: %w", s, err)
 			}
 		}
 	}
@@ -108,11 +108,11 @@ func parsePort(s string, withGuest bool) (Port, error) {
 // portNumber parses one port field of the forward s; what names the field.
 func portNumber(s, what, field, form, example string) (uint16, error) {
 	if field == "" || strings.TrimLeft(field, "0123456789") != "" {
-		return 0, fmt.Errorf("port %q: %s %q is not a number; write %s, e.g. %q", s, what, field, form, example)
+		return 0, invalidf("port %q: %s %q is not a number; write %s, e.g. %q", s, what, field, form, example)
 	}
 	n, err := strconv.ParseUint(field, 10, 32)
 	if err != nil || n < 1 || n > 65535 {
-		return 0, fmt.Errorf("port %q: %s %s is out of range; use 1-65535", s, what, field)
+		return 0, invalidf("port %q: %s %s is out of range; use 1-65535", s, what, field)
 	}
 	return uint16(n), nil
 }

@@ -50,7 +50,7 @@ func ValidHostname(s string) bool {
 // checkName validates a bridge or guest name: it ends up in file names and state.
 func checkName(what, name string) error {
 	if !ValidName(name) {
-		return fmt.Errorf("%s name %q is invalid; use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
+		return invalidf("%s name %q is invalid; use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
 	}
 	return nil
 }

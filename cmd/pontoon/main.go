@@ -67,7 +67,7 @@ func main() {
 		os.Exit(int(code))
 	}
 	var ue usageError
-	advice.Exit(err, errors.As(err, &ue))
+	advice.Exit(err, errors.As(err, &ue) || errors.Is(err, netsetup.ErrInvalid))
 }
 
 func newApp() *cli.App {
