@@ -131,9 +131,11 @@ func jsonKind(goType string) string {
 	return "a " + goType
 }
 
-// staticIP returns the address asked for by the ips capability, the config's args or CNI_ARGS
-// (IP=...), checked against plan; the zero Addr when none was asked for.
-func (c *Config) staticIP(plan netsetup.Plan, cniArgs string) (netip.Addr, error) {
+// staticIPs returns the addresses asked for by the ips capability, the config's args or
+// CNI_ARGS (IP=...), checked against plan; a zero Addr for a family not asked for. An IPv6
+// address that is the one pontoon derives for a guest IPv4 address brings that IPv4 address
+// with it, so that asking for either of a guest's usual pair gives the pair.
+func (c *Config) staticIPs(plan netsetup.Plan, cniArgs string) (ip4, ip6 netip.Addr, err error) {
 	type source struct{ field, value string }
 	var asked []source
 	for _, s := range c.RuntimeConfig.IPs {
@@ -144,30 +146,59 @@ func (c *Config) staticIP(plan netsetup.Plan, cniArgs string) (netip.Addr, error
 	}
 	for _, kv := range strings.Split(cniArgs, ";") {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == "IP" {
-			asked = append(asked, source{"CNI_ARGS IP", v})
+			for _, a := range strings.Split(v, ",") {
+				asked = append(asked, source{"CNI_ARGS IP", a})
+			}
 		}
 	}
-	var ip netip.Addr
+	field6 := ""
 	for _, s := range asked {
 		// The capability passes prefixes ("10.0.0.5/24"); CNI_ARGS passes bare addresses.
 		a := s.value
-		if strings.Contains(a, ":") {
-			return netip.Addr{}, configErr(s.field, "%s is an IPv6 address; give the guest's IPv4 address only, its IPv6 address is derived from it", a)
+		v6 := strings.Contains(a, ":")
+		net := plan.GuestNet()
+		if v6 {
+			net = plan.GuestNet6()
 		}
 		if p, err := netip.ParsePrefix(a); err == nil {
-			if p.Bits() != plan.GuestNet().Bits() {
-				return netip.Addr{}, configErr(s.field, "%s: the guest network is a /%d; give %s/%d or the bare address", a, plan.GuestNet().Bits(), p.Addr(), plan.GuestNet().Bits())
+			if p.Bits() != net.Bits() {
+				return ip4, ip6, configErr(s.field, "%s: the guest network is a /%d; give %s/%d or the bare address", a, net.Bits(), p.Addr(), net.Bits())
 			}
 			a = p.Addr().String()
 		}
+		if v6 {
+			got, err := netip.ParseAddr(a)
+			if err != nil {
+				return ip4, ip6, configErr(s.field, "%q is not an IPv6 address; give one in %s", a, net)
+			}
+			if ip6.IsValid() && got != ip6 {
+				return ip4, ip6, configErr(s.field, "asks for %s but %s was asked for already; a pontoon guest has one IPv6 address", got, ip6)
+			}
+			ip6, field6 = got, s.field
+			continue
+		}
 		got, err := plan.ParseGuestIP(a)
 		if err != nil {
-			return netip.Addr{}, configErr(s.field, "%v", err)
+			return ip4, ip6, configErr(s.field, "%v", err)
 		}
-		if ip.IsValid() && got != ip {
-			return netip.Addr{}, configErr(s.field, "asks for %s but %s was asked for already; a pontoon guest has one address", got, ip)
+		if ip4.IsValid() && got != ip4 {
+			return ip4, ip6, configErr(s.field, "asks for %s but %s was asked for already; a pontoon guest has one address", got, ip4)
 		}
-		ip = got
+		ip4 = got
 	}
-	return ip, nil
+	if !ip6.IsValid() {
+		return ip4, ip6, nil
+	}
+	if !ip4.IsValid() {
+		first, last, _, _ := netsetup.GuestRange(plan.GuestNet())
+		for a := first; !last.Less(a) && plan.IPv6(); a = a.Next() {
+			if plan.GuestIP6(a) == ip6 {
+				ip4 = a
+			}
+		}
+	}
+	if _, err := plan.ParseGuestIP6(ip6.String(), ip4); err != nil {
+		return ip4, ip6, configErr(field6, "%v", err)
+	}
+	return ip4, ip6, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/pontoon-dev/pontoon/cni"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
 )
@@ -96,16 +97,71 @@ func TestIPv4OnlyGateway(t *testing.T) {
 	}
 }
 
-// TestStaticIPv6Refused: a guest's IPv6 address follows from its IPv4 one, so an IPv6 entry
-// in ips is refused by name before anything is created.
-func TestStaticIPv6Refused(t *testing.T) {
+// TestStaticIPv6 asks for IPv6 addresses through the ips capability and CNI_ARGS: one of the
+// guest /64 of the guest's own choosing, a derived one alone (which brings its IPv4 twin),
+// and ones that are taken, outside the plan or on an IPv4-only gateway, which are refused by
+// name before anything is created.
+func TestStaticIPv6(t *testing.T) {
 	r := newRig(t)
 	l := r.list(map[string]any{"capabilities": map[string]bool{"ips": true}})
+	plan := netsetup.DefaultPlan() // the gateway the first ADD brings up
+	plan.Subnet6 = netsetup.DefaultPlan6()
+	b16 := plan.GuestNet6().Addr().As16()
+	b16[13], b16[15] = 1, 3
+	own := netip.AddrFrom16(b16) // P::1:3, no guest's derived address
+	a := rtConf("static6-a", r.netns("a"))
+	a.CapabilityArgs = map[string]any{"ips": []string{"172.18.0.9/24", netip.PrefixFrom(own, 64).String()}}
+	res, err := r.add(l, a)
+	if err != nil || len(res.IPs) != 2 || res.IPs[0].Address.String() != "172.18.0.9/24" || res.IPs[1].Address.IP.String() != own.String() {
+		t.Fatalf("ADD with a static pair: %v %v; want 172.18.0.9/24 and %s/64", res, err, own)
+	}
+	derived := plan.GuestIP6(netip.MustParseAddr("172.18.0.12"))
+	b := rtConf("static6-b", r.netns("b"))
+	b.Args = [][2]string{{"IgnoreUnknown", "1"}, {"IP", derived.String()}}
+	if res, err = r.add(l, b); err != nil || len(res.IPs) != 2 || res.IPs[0].Address.String() != "172.18.0.12/24" || res.IPs[1].Address.IP.String() != derived.String() {
+		t.Fatalf("ADD with CNI_ARGS IP=%s alone: %v %v; want 172.18.0.12/24 and %s", derived, res, err, derived)
+	}
+	if err := probe.Ping(b.NetNS, own, 5*time.Second); err != nil {
+		t.Fatalf("b cannot reach a at its own IPv6 address: %v", err)
+	}
+	if err := r.check(l, a); err != nil {
+		t.Fatalf("CHECK of a static IPv6 attachment: %v", err)
+	}
+
+	c := rtConf("static6-c", r.netns("c"))
+	for _, tc := range []struct{ ip, field, msg string }{
+		{netip.PrefixFrom(own, 64).String(), `config field "ips"`, "static6-a"},
+		{"fd00:18::9/64", `config field "runtimeConfig.ips"`, "outside the guest network"},
+		{netip.PrefixFrom(own, 48).String(), `config field "runtimeConfig.ips"`, "/64"},
+		{plan.BridgeAddr6().String(), `config field "runtimeConfig.ips"`, "reserved"},
+	} {
+		c.CapabilityArgs = map[string]any{"ips": []string{tc.ip}}
+		_, err := r.add(l, c)
+		if err == nil || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.msg) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("ADD with ips %s: %v; want one line naming %s and %q", tc.ip, err, tc.field, tc.msg)
+		}
+		if got := links(t, c.NetNS); len(got) != 1 {
+			t.Fatalf("a refused ADD changed the namespace: %v", got)
+		}
+	}
+	if _, ok := r.guests("pods")[cni.Key("pontoon-test", "static6-c", "eth0")]; ok {
+		t.Fatal("a refused ADD left a guest")
+	}
+}
+
+// TestStaticIPv6OnIPv4OnlyGateway: an IPv6 address asked for on an IPv4-only gateway is
+// refused by name, and nothing is created.
+func TestStaticIPv6OnIPv4OnlyGateway(t *testing.T) {
+	r := newRig(t)
+	if _, err := netsetup.GatewayUp(r.sb.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
+		t.Fatal(err)
+	}
+	l := r.list(map[string]any{"capabilities": map[string]bool{"ips": true}})
 	a := rtConf("static6", r.netns("a"))
-	a.CapabilityArgs = map[string]any{"ips": []string{"172.18.0.9/24", "fd00:18::9/64"}}
+	a.CapabilityArgs = map[string]any{"ips": []string{"172.18.0.9/24", "fd70:6f6e::9/64"}}
 	_, err := r.add(l, a)
-	if err == nil || !strings.Contains(err.Error(), `config field "runtimeConfig.ips"`) || !strings.Contains(err.Error(), "IPv6") || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("ADD with an IPv6 entry in ips: %v; want one line naming runtimeConfig.ips", err)
+	if err == nil || !strings.Contains(err.Error(), `config field "runtimeConfig.ips"`) || !strings.Contains(err.Error(), "IPv4 only") {
+		t.Fatalf("ADD with an IPv6 entry on an IPv4-only gateway: %v; want an error naming runtimeConfig.ips", err)
 	}
 	if got := links(t, a.NetNS); len(got) != 1 {
 		t.Fatalf("a refused ADD changed the namespace: %v", got)

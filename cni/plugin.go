@@ -88,7 +88,7 @@ func Add(env netsetup.Env, args *skel.CmdArgs) (types.Result, *Config, error) {
 	}
 	// A static address and the namespace are checked before anything is created: bad
 	// input changes nothing.
-	static, err := conf.staticIP(expectedPlan(env, conf), args.Args)
+	static, static6, err := conf.staticIPs(expectedPlan(env, conf), args.Args)
 	if err != nil {
 		return nil, conf, err
 	}
@@ -114,7 +114,7 @@ func Add(env netsetup.Env, args *skel.CmdArgs) (types.Result, *Config, error) {
 	if err := sweepGone(env, conf); err != nil {
 		return fail(err)
 	}
-	g, err := attach(env, conf.Bridge, key, args, static)
+	g, err := attach(env, conf.Bridge, key, args, static, static6)
 	if err != nil {
 		return fail(err)
 	}
@@ -133,13 +133,17 @@ func Add(env netsetup.Env, args *skel.CmdArgs) (types.Result, *Config, error) {
 // expectedPlan is the plan an ADD will use: the configured one, else the gateway's, else
 // the default one the gateway would be brought up with.
 func expectedPlan(env netsetup.Env, conf *Config) netsetup.Plan {
-	if conf.Plan != "" {
-		return conf.plan
+	p, err := netsetup.CurrentPlan(env)
+	switch {
+	case conf.Plan != "":
+		p = conf.plan
+	case err != nil:
+		p = netsetup.DefaultPlan()
 	}
-	if p, err := netsetup.CurrentPlan(env); err == nil {
-		return p
+	if err != nil && !p.IPv6() {
+		p.Subnet6 = netsetup.DefaultPlan6() // as GatewayUp gives a new gateway
 	}
-	return netsetup.DefaultPlan()
+	return p
 }
 
 // ensureNetwork returns the gateway's plan once the gateway and the bridge exist, creating
@@ -190,7 +194,7 @@ func ensureNetwork(env netsetup.Env, conf *Config) (netsetup.Plan, made, error) 
 // attach adds the guest, choosing its address under the state lock AddGuest holds: the
 // admit check sees every attachment recorded so far, so concurrent ADDs never pick the same
 // address, and one that loses a race retries with the lowest address still free.
-func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static netip.Addr) (*netsetup.Guest, error) {
+func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static, static6 netip.Addr) (*netsetup.Guest, error) {
 	name := GuestName(args.ContainerID, args.IfName)
 	ip := static
 	if !ip.IsValid() {
@@ -214,6 +218,9 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static net
 					next = ip
 					return errRetry
 				}
+				if static6.IsValid() && o.IP6 == static6 {
+					return configErr("ips", "%s is used by guest %q on bridge %q; ask for another address or none", static6, o.Name, bridge)
+				}
 				if o.IP != ip {
 					continue
 				}
@@ -228,7 +235,7 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static net
 			return nil
 		}
 		g, err := netsetup.AddGuest(env, bridge, name, netsetup.GuestOptions{
-			IP: ip.String(), Netns: args.Netns, Key: key, ReplaceStale: true, Admit: admit,
+			IP: ip.String(), IP6: addrString(static6), Netns: args.Netns, Key: key, ReplaceStale: true, Admit: admit,
 		})
 		switch {
 		case err == nil:
@@ -402,4 +409,12 @@ func Status(env netsetup.Env, args *skel.CmdArgs) error {
 			fmt.Sprintf("all of %s is in use; remove a pod, or attach to another bridge", plan.GuestNet()))
 	}
 	return nil
+}
+
+// addrString is a's text, or "" for the zero Addr (which means "the default").
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

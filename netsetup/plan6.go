@@ -111,18 +111,22 @@ func (p Plan) ParseGuestIP6(s string, ip4 netip.Addr) (netip.Addr, error) {
 	if !p.IPv6() {
 		return netip.Addr{}, invalidf("guest IPv6 address %q given, but the gateway is IPv4 only; drop ip6, or bring the gateway up without --ipv4-only", s)
 	}
+	example := p.GuestIP6(p.GuestNet().Addr().Next()) // ip4 may be unknown yet
+	if ip4.Is4() {
+		example = p.GuestIP6(ip4)
+	}
 	ip, err := netip.ParseAddr(s)
 	if err != nil || !ip.Is6() || ip.Is4In6() || ip.Zone() != "" {
-		return netip.Addr{}, invalidf("guest IPv6 address %q is not an IPv6 address; use one in %s, e.g. %s", s, p.GuestNet6(), p.GuestIP6(ip4))
+		return netip.Addr{}, invalidf("guest IPv6 address %q is not an IPv6 address; use one in %s, e.g. %s", s, p.GuestNet6(), example)
 	}
 	if !p.GuestNet6().Contains(ip) {
-		return netip.Addr{}, invalidf("guest IPv6 address %s is outside the guest network %s; use one in it, e.g. %s", ip, p.GuestNet6(), p.GuestIP6(ip4))
+		return netip.Addr{}, invalidf("guest IPv6 address %s is outside the guest network %s; use one in it, e.g. %s", ip, p.GuestNet6(), example)
 	}
 	if ip == p.GuestNet6().Addr() || ip == p.BridgeAddr6().Addr() {
-		return netip.Addr{}, invalidf("guest IPv6 address %s is reserved (subnet-router anycast or the bridge's); use another, e.g. %s", ip, p.GuestIP6(ip4))
+		return netip.Addr{}, invalidf("guest IPv6 address %s is reserved (subnet-router anycast or the bridge's); use another, e.g. %s", ip, example)
 	}
 	if o, derived := p.derivedOwner(ip); derived && o != ip4 {
-		return netip.Addr{}, invalidf("guest IPv6 address %s is the one derived for %s; use it only with that IPv4 address, or another, e.g. %s", ip, o, p.GuestIP6(ip4))
+		return netip.Addr{}, invalidf("guest IPv6 address %s is the one derived for %s; use it only with that IPv4 address, or another, e.g. %s", ip, o, example)
 	}
 	return ip, nil
 }
