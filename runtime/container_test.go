@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pontoon-dev/pontoon/hooks/hooktest"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/pontoon-dev/pontoon/runtime/config"
@@ -136,7 +137,7 @@ func newGuestScene(t *testing.T, rt config.Runtime) *guestScene {
 }
 
 // spec describes a busybox container in guest g running args.
-func (g *guestScene) spec(guest *netsetup.Guest, out *syncBuffer, args ...string) runtime.ContainerSpec {
+func (g *guestScene) spec(guest *netsetup.Guest, out *testkit.Buffer, args ...string) runtime.ContainerSpec {
 	return runtime.ContainerSpec{
 		Name: guest.Name, Args: args,
 		Root:  config.Root{Kind: config.RootRootfs, Path: g.rootfs},
@@ -176,7 +177,7 @@ func (g *guestScene) checkClean() {
 // deleted containers leave nothing, and deleting twice succeeds.
 func (g *guestScene) scenario() {
 	t := g.t
-	srvOut, cliOut := &syncBuffer{}, &syncBuffer{}
+	srvOut, cliOut := &testkit.Buffer{}, &testkit.Buffer{}
 	srv := g.start(g.spec(g.ga, srvOut, "/bin/sh", "-c", "mkdir -p /tmp/w && hostname > /tmp/w/index.html && echo serving && exec httpd -f -p 7000 -h /tmp/w"))
 	cli := g.start(g.spec(g.gb, cliOut, "/bin/sh", "-c", `
 		for i in $(seq 300); do wget -q -O- http://172.18.0.1:7000/ 2>/dev/null && break; sleep 0.1; done
@@ -228,7 +229,7 @@ func TestStartContainerCrun(t *testing.T) {
 // and leave nothing.
 func TestStartContainerLifecycle(t *testing.T) {
 	g := newGuestScene(t, config.RuntimeRunc)
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	c := g.start(g.spec(g.ga, out, "/bin/sh", "-c", "trap 'exit 7' TERM; echo ready; while true; do sleep 0.1; done"))
 	waitUntil(t, func() bool { return strings.Contains(out.String(), "ready") || c.Exited() })
 	if err := c.Signal(syscall.SIGTERM); err != nil {
@@ -241,7 +242,7 @@ func TestStartContainerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		c := g.start(g.spec(g.ga, &syncBuffer{}, "sleep", "600"))
+		c := g.start(g.spec(g.ga, &testkit.Buffer{}, "sleep", "600"))
 		c.Kill()
 		if !c.Exited() {
 			t.Fatal("Kill returned before the container exited")
@@ -251,7 +252,7 @@ func TestStartContainerLifecycle(t *testing.T) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	spec := g.spec(g.gb, &syncBuffer{}, "sleep", "600")
+	spec := g.spec(g.gb, &testkit.Buffer{}, "sleep", "600")
 	c, err := runtime.StartContainer(ctx, spec, runtime.EngineOptions{RuntimeRoot: g.engineRoot})
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +283,7 @@ func TestStartContainerHostRoot(t *testing.T) {
 	marker := filepath.Join(os.TempDir(), "pontoon-container-test-marker")
 	os.WriteFile(marker, nil, 0o644)
 	defer os.Remove(marker)
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	spec := runtime.ContainerSpec{
 		Args: []string{"/bin/sh", "-c", `cat in; echo written > out; pwd; busybox hostname; echo "$GREETING"
 			touch /usr/pontoon-x 2>/dev/null && echo usr-writable

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pontoon-dev/pontoon/hooks/hooktest"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/pontoon-dev/pontoon/runtime/config"
@@ -79,7 +80,7 @@ func TestRunKilledLeavesNothing(t *testing.T) {
 // once ready says so, runs gc and checks that nothing of the run is left.
 func killRun(t *testing.T, r *runner, token string, ready func(r *runner) bool) {
 	r.t = t
-	r.out = &syncBuffer{}
+	r.out = &testkit.Buffer{}
 	dir := t.TempDir()
 	path := filepath.Join(dir, config.FileName)
 	if err := os.WriteFile(path, []byte(enginetest.Sleepers(token, "")), 0o644); err != nil {

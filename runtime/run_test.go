@@ -1,42 +1,23 @@
 package runtime_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/hooks/hooktest"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/pontoon-dev/pontoon/runtime/config"
 )
-
-// syncBuffer is a bytes.Buffer safe for the supervisor's concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // project writes pontoon.toml into a fresh project directory and loads it.
 func project(t *testing.T, toml string) *config.Project {
@@ -59,8 +40,8 @@ type runner struct {
 	s       *sandbox.Sandbox
 	runcDir string
 	runtime config.Runtime // the engine whose state runcList lists; empty: runc
-	out     *syncBuffer
-	log     *syncBuffer
+	out     *testkit.Buffer
+	log     *testkit.Buffer
 }
 
 func newRunner(t *testing.T) *runner {
@@ -68,7 +49,7 @@ func newRunner(t *testing.T) *runner {
 	hooktest.NeedRoot(t)
 	hooktest.NeedCommand(t, "runc", "runc")
 	hooktest.NeedCommand(t, "busybox", "busybox-static")
-	return &runner{t: t, s: hooktest.Chain(t), runcDir: t.TempDir(), out: &syncBuffer{}, log: &syncBuffer{}}
+	return &runner{t: t, s: hooktest.Chain(t), runcDir: t.TempDir(), out: &testkit.Buffer{}, log: &testkit.Buffer{}}
 }
 
 func (r *runner) options() runtime.Options {
@@ -336,7 +317,7 @@ run = ["sh", "-c", "test -d /work && test -w /tmp && ! test -w /usr && echo host
 	if out := r.out.String(); !strings.HasPrefix(out, "isolated\n1\n") {
 		t.Fatalf("output %q, want the hostname and a single (loopback) link", out)
 	}
-	r.out = &syncBuffer{}
+	r.out = &testkit.Buffer{}
 	opt := r.options()
 	opt.Args = []string{"x", "y z"}
 	if code := r.run(context.Background(), p, "guest", opt); code != 0 {
@@ -347,7 +328,7 @@ run = ["sh", "-c", "test -d /work && test -w /tmp && ! test -w /usr && echo host
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	r.out = &syncBuffer{}
+	r.out = &testkit.Buffer{}
 	if code := r.run(context.Background(), p, "host", r.options()); code != 0 || !strings.Contains(r.out.String(), "host root ok") {
 		t.Fatalf("status %d", code)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/runtime"
 	rtconfig "github.com/pontoon-dev/pontoon/runtime/config"
 )
@@ -50,7 +51,7 @@ type Container struct {
 	guest *Guest
 	argv  []string
 	rc    *runtime.RunningContainer
-	out   syncBuffer
+	out   testkit.Buffer
 	// returned is set once RunContainer handed the output to its caller: the cleanup then
 	// does not log it again.
 	returned atomic.Bool

@@ -1,16 +1,16 @@
 package testenv
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 )
 
 // killWait bounds how long Wait waits for output pipes after the process exited, when a
@@ -21,7 +21,7 @@ const killWait = 5 * time.Second
 type Process struct {
 	guest *Guest
 	cmd   *exec.Cmd
-	out   syncBuffer
+	out   testkit.Buffer
 	done  chan struct{}
 	err   error // valid once done is closed
 }
@@ -137,24 +137,6 @@ func (p *Process) String() string {
 	default:
 		return s + ": running"
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the process's output copiers and readers may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func indent(s string) string {

@@ -7,31 +7,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket/pcapgo"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 )
-
-// lockedBuffer collects a process's stderr while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // pcapng reads a capture file back: its interfaces' names and its number of packets.
 func pcapng(t *testing.T, path string) ([]string, int) {
@@ -83,7 +65,7 @@ func TestCaptureCommand(t *testing.T) {
 	start := func(args ...string) (wait func() (string, int), signal func(os.Signal)) {
 		t.Helper()
 		cmd := c.command(append([]string{"capture"}, args...)...)
-		var stderr lockedBuffer
+		var stderr testkit.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

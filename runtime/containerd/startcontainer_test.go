@@ -1,40 +1,21 @@
 package containerd_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/pontoon-dev/pontoon/hooks/hooktest"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/pontoon-dev/pontoon/runtime/config"
 	"github.com/pontoon-dev/pontoon/runtime/internal/enginetest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for an engine's concurrent output copiers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestStartContainerContainerd runs containers that join guests' namespaces through
 // containerd: one from an image in containerd's store, one from a root directory. They
@@ -67,7 +48,7 @@ func TestStartContainerContainerd(t *testing.T) {
 	opt := runtime.EngineOptions{ContainerdAddress: d.Address, ContainerdNamespace: d.Namespace,
 		ContainerdHelper: []string{self, runtime.ContainerdHelperName}, RuntimeRoot: t.TempDir()}
 	bundles := t.TempDir()
-	start := func(g *netsetup.Guest, root config.Root, out *lockedBuffer, args ...string) *runtime.RunningContainer {
+	start := func(g *netsetup.Guest, root config.Root, out *testkit.Buffer, args ...string) *runtime.RunningContainer {
 		c, err := runtime.StartContainer(context.Background(), runtime.ContainerSpec{
 			Args: args, Root: root, Netns: g.Netns, UTS: g.UTS, Runtime: config.RuntimeContainerd,
 			Hosts: []byte("172.18.0.1 ga\n172.18.0.2 gb\n"), Stdout: out, Stderr: out, BundleDir: bundles,
@@ -78,7 +59,7 @@ func TestStartContainerContainerd(t *testing.T) {
 		t.Cleanup(func() { c.Delete() })
 		return c
 	}
-	srvOut, cliOut := &lockedBuffer{}, &lockedBuffer{}
+	srvOut, cliOut := &testkit.Buffer{}, &testkit.Buffer{}
 	srv := start(guests[0], config.Root{Kind: config.RootImage, Image: ref}, srvOut, enginetest.Serve("from-image")...)
 	cli := start(guests[1], config.Root{Kind: config.RootRootfs, Path: rootfs}, cliOut, "/bin/sh", "-c",
 		"for i in $(seq 300); do wget -q -O- http://ga:7000/ 2>/dev/null && break; sleep 0.1; done; hostname")
