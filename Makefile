@@ -55,6 +55,7 @@ unit: check-go
 # back what it changed on the host.
 test: check-go deps vet build
 	.ci/with-dockerd $(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory test-rootless
 	$(MAKE) --no-print-directory test-vm
 	$(MAKE) --no-print-directory vagrant-validate
 
@@ -77,4 +78,5 @@ clean:
 	rm -rf bin
 
 -include vmtest/vmtest.mk
+-include testenv/rootless.mk
 -include vagrant/vagrant.mk

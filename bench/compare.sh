@@ -47,7 +47,9 @@
 # ones; default 10, 1), BASELINES (default bench/baselines), BENCH_JSON (where the JSON goes;
 # default bench/results/DATE.json; "none" writes none), NO_HYPERFINE=1 (time with a shell loop
 # even when hyperfine is installed), NO_PODMAN=1 (skip podman), PONTOON_BIN (the pontoon binary
-# to measure; default: built here as the Makefile builds it), GO_BENCH=0 (skip the Go
+# to measure; default: built here as the Makefile builds it), PONTOON_BEFORE (another pontoon
+# binary, e.g. built from an earlier commit, timed in the same run beside it in the start and
+# partition rows, for a before/after table), GO_BENCH=0 (skip the Go
 # benchmarks), NETSETUP_BENCHTIME, PARTITION_BENCHTIME, RUNTIME_BENCHTIME (go test -benchtime
 # of each package; defaults 20x, 200x, 20x), ONLY (the groups to run, of start chain
 # partitions containers podman growth; default all), e.g.
@@ -79,6 +81,8 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	id=$PONTOON_BENCH_ID
 	cb=$work/chainbench
 	pontoon=$work/pontoon
+	before= # PONTOON_BEFORE's copy, when given
+	[ -x "$work/before" ] && before=$work/before
 	# pontoon keeps its state under /run, tmpfs on a standard system: so does the sandbox
 	# here (the mount is private to this run's mount namespace and goes with it).
 	mkdir -p "$work/tmpfs" && mount -t tmpfs -o mode=0700 tmpfs "$work/tmpfs"
@@ -192,7 +196,8 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		# bridge list on a state directory of its own, with no bridge: the command, not the
 		# decoding of the sandbox's hundreds of guests.
 		bench start "$RUNS" "$WARMUP" -n base "$work/trivial" -n proc "$pontoon --help" \
-			-n list "$pontoon --state-dir $work/tmpfs/empty-state bridge list"
+			-n list "$pontoon --state-dir $work/tmpfs/empty-state bridge list" \
+			${before:+-n before "$before --help" -n beforelist "$before --state-dir $work/tmpfs/empty-state bridge list"}
 	fi
 
 	want chain && echo "== chain" >&2
@@ -216,12 +221,18 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	for n in $PARTITION_SIZES; do
 		runs=$RUNS warm=$WARMUP
 		[ "$n" -gt 16 ] && runs=$RUNS_LARGE warm=$WARMUP_LARGE
+		# PONTOON_BEFORE's rows for 16 guests, the size the targets name.
+		ba=() bh=()
+		if [ -n "$before" ] && [ "$n" = 16 ]; then
+			ba=(-p "$before partition heal --bridge p$n" -n before "$before partition isolate g1 --bridge p$n")
+			bh=(-p "$before partition isolate g1 --bridge p$n" -n before "$before partition heal --bridge p$n")
+		fi
 		bench "apply$n" "$runs" "$warm" \
 			-p "$ipg heal $n" -n base "$ipg apply $n" \
-			-p "$pontoon partition heal --bridge p$n" -n proc "$pontoon partition isolate g1 --bridge p$n"
+			-p "$pontoon partition heal --bridge p$n" -n proc "$pontoon partition isolate g1 --bridge p$n" "${ba[@]}"
 		bench "heal$n" "$runs" "$warm" \
 			-p "$ipg apply $n" -n base "$ipg heal $n" \
-			-p "$pontoon partition isolate g1 --bridge p$n" -n proc "$pontoon partition heal --bridge p$n"
+			-p "$pontoon partition isolate g1 --bridge p$n" -n proc "$pontoon partition heal --bridge p$n" "${bh[@]}"
 		in_process "apply$n.lib" -dir "$sb" -op apply -guests "$n"
 		in_process "heal$n.lib" -dir "$sb" -op heal -guests "$n"
 	done
@@ -233,7 +244,8 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	# One change after another, as a script of commands makes them: the second replaces
 	# what the first applied (the isolate rows start from a healed bridge).
 	bench reapply16 "$RUNS" "$WARMUP" \
-		-p "$pontoon partition isolate g3 --bridge p16" -n proc "$pontoon partition isolate g2 --bridge p16"
+		-p "$pontoon partition isolate g3 --bridge p16" -n proc "$pontoon partition isolate g2 --bridge p16" \
+		${before:+-p "$before partition isolate g3 --bridge p16" -n before "$before partition isolate g2 --bridge p16"}
 	$pontoon partition heal --bridge p16 >/dev/null
 	}
 
@@ -387,6 +399,7 @@ start=$(date +%s)
 	go build -o "$work/chainbench" ./bench/cmd/chainbench
 	CGO_ENABLED=0 go build -trimpath -o "$work/trivial" ./bench/cmd/trivial
 	# The pontoon binary users get (the Makefile's build), unless PONTOON_BIN names one.
+	[ -n "${PONTOON_BEFORE:-}" ] && cp "$PONTOON_BEFORE" "$work/before"
 	if [ -n "${PONTOON_BIN:-}" ]; then
 		cp "$PONTOON_BIN" "$work/pontoon"
 	else

@@ -117,6 +117,16 @@ END {
 		}
 	}
 	if (has("run3.lib")) line("pontoon run: 3 children reachable", "-", "-", "-", "-", ms("run3.lib"), "-", "-", "-")
+	# PONTOON_BEFORE: the same commands with the other binary, timed in the same run.
+	nb = split("--help|bridge list|partition isolate, 16 guests|partition heal, 16 guests|isolate after isolate, 16 guests", bname, "|")
+	split("start.before|start.beforelist|apply16.before|heal16.before|reapply16.before", bkey, "|")
+	split("start.proc|start.list|apply16.proc|heal16.proc|reapply16.proc", akey, "|")
+	header = 0
+	for (i = 1; i <= nb; i++) {
+		if (!has(bkey[i]) || !has(akey[i]) || v[akey[i]] <= 0) continue
+		if (!header++) printf "\n%-36s %12s %12s %10s\n", "PONTOON_BEFORE vs this pontoon", "before", "after", "before/after"
+		printf "%-36s %12s %12s %9.2fx\n", bname[i], fmt(v[bkey[i]]), fmt(v[akey[i]]), v[bkey[i]] / v[akey[i]]
+	}
 	printf "\nmedians of %d runs (%d for 64 and 253 guests); ratio = baseline / pontoon (rows against the trivial binary:\n", runs, large
 	print "  pontoon / trivial); min-max under each row."
 	print "pontoon/proc: a process per operation (chainbench, the pontoon command line, runc or podman with the pontoon"

@@ -123,19 +123,19 @@ func kindList() string {
 // check validates a fault against the bridge: askers are turned into guest names.
 func (f *Fault) check(b *netsetup.BridgeState) error {
 	if _, err := ParseFault(f.words()); err != nil {
-		return err
+		return netsetup.Invalid(err)
 	}
 	for i, n := range f.Names {
 		n = normalize(n)
 		if !validQueryName(n) {
-			return fmt.Errorf("name %q: not a DNS name; use labels of letters, digits, '-' and '_' separated by '.'", f.Names[i])
+			return netsetup.Invalid(fmt.Errorf("name %q: not a DNS name; use labels of letters, digits, '-' and '_' separated by '.'", f.Names[i]))
 		}
 		f.Names[i] = n
 	}
 	for i, ref := range f.From {
 		g := guestByRef(b, ref)
 		if g == nil {
-			return fmt.Errorf("from %q: bridge %q has no such guest; name an asking guest by name or address", ref, b.Name)
+			return netsetup.Invalid(fmt.Errorf("from %q: bridge %q has no such guest; name an asking guest by name or address", ref, b.Name))
 		}
 		f.From[i] = g.Name
 	}

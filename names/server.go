@@ -336,8 +336,8 @@ func addressAnswer(q *dns.Msg, ip, ip6 netip.Addr) *dns.Msg {
 
 func reply(w dns.ResponseWriter, m *dns.Msg) { _ = w.WriteMsg(m) }
 
-// lookup finds the guest that answers to name, and its addresses (no IPv6 one on an
-// IPv4-only chain); only guests attached to the end count.
+// lookup finds the guest or service that answers to name, and its addresses (no IPv6 one on
+// an IPv4-only chain); only guests attached to the end count.
 func lookup(b *netsetup.BridgeState, name string) (ip, ip6 netip.Addr, ok bool) {
 	for _, g := range b.Guests {
 		if g.Phase != netsetup.PhaseReady {
@@ -347,6 +347,12 @@ func lookup(b *netsetup.BridgeState, name string) (ip, ip6 netip.Addr, ok bool) 
 			if strings.EqualFold(n, name) {
 				return g.IP, g.IP6, true
 			}
+		}
+	}
+	// A service's name is its service address.
+	for _, sv := range b.Services {
+		if strings.EqualFold(sv.Name, name) {
+			return sv.IP, sv.IP6, true
 		}
 	}
 	return netip.Addr{}, netip.Addr{}, false

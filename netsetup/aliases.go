@@ -2,8 +2,11 @@ package netsetup
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 )
 
 // MaxAliases bounds the aliases of one guest: they are stored in the bridge's record.
@@ -58,6 +61,26 @@ func aliasClash(b *BridgeState, g Guest) string {
 // PingGroupRange is what guests' net.ipv4.ping_group_range is set to, as Docker does: every
 // group may open ICMP echo sockets, so unprivileged processes can ping without CAP_NET_RAW.
 const PingGroupRange = "0 2147483647"
+
+// pingGroupRange is PingGroupRange cut down to the groups this process's user namespace maps:
+// the kernel refuses a range naming unmapped groups (EINVAL), and in a user namespace that maps
+// one group, "every group" is group 0.
+var pingGroupRange = sync.OnceValue(func() string {
+	b, err := os.ReadFile("/proc/self/gid_map")
+	if err != nil {
+		return PingGroupRange
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "0" {
+			continue
+		}
+		if n, err := strconv.ParseUint(f[2], 10, 64); err == nil && n > 0 && n-1 < 2147483647 {
+			return "0 " + strconv.FormatUint(n-1, 10)
+		}
+	}
+	return PingGroupRange
+})
 
 // BridgeRecordFile is the file holding a bridge's record. It is only ever replaced whole
 // (renamed into place) or removed, so a reader that does not take the state lock, such as

@@ -242,12 +242,12 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 		bridgeIPv6Step(plan, &brH, brName),
 		bridgeUplinkIPv6Step(plan, b.Slot, &gwH, &brH, gwName, brName),
 		step{
-			show: bridgeTable(plan, b).show(brName),
+			text: func() string { return bridgeTable(plan, b).show(brName) },
 			do:   func() error { return replaceTable(brH.NS, bridgeTable(plan, b)) },
 		},
 		table6Step(plan, bridgeTable6(plan, b), &brH, brName),
 		step{
-			show: l2.show(brName),
+			text: func() string { return l2.show(brName) },
 			do:   func() error { return replaceTable(brH.NS, l2) },
 		},
 	)

@@ -66,7 +66,11 @@ func forgetLocked(path string) {
 // writeBridge replaces the record of the bridge name with b; the caller holds the lock.
 func (s store) writeBridge(name string, b *BridgeState) error {
 	path := s.bridgeFile(name)
-	if err := statefile.WriteJSON(path, b); err != nil {
+	data, err := bridgeJSON(b)
+	if err == nil {
+		err = statefile.Write(path, append(data, '\n'), 0o600)
+	}
+	if err != nil {
 		forgetBridge(path)
 		return err
 	}

@@ -129,5 +129,5 @@ func table6Step(plan Plan, t tableSpec, h **handle, nsName string) step {
 	if !plan.IPv6() {
 		return step{}
 	}
-	return step{show: t.show(nsName), do: func() error { return replaceTable((*h).NS, t) }}
+	return step{text: func() string { return t.show(nsName) }, do: func() error { return replaceTable((*h).NS, t) }}
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // ErrNoGateway is returned when an operation needs the gateway and it is not up.
@@ -357,7 +355,8 @@ func gatewayDown(env Env, cur *GatewayState) error {
 		errs = append(errs, removeHostForward(hostH), deleteTable(hostH.NS))
 	}
 	errs = append(errs, delLink(hostH, HostLinkName), ns.Remove(gwPath))
-	if cur.HostForwarding != "" {
+	// User links forward through the host too: the setting stays until the last of them goes.
+	if links, _ := env.store().userLinks(); cur.HostForwarding != "" && len(links) == 0 {
 		errs = append(errs, restoreForwarding(hostH, cur.HostForwarding))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -432,52 +431,6 @@ func readyGateway(st store) (Plan, *GatewayState, error) {
 func CurrentPlan(env Env) (Plan, error) {
 	p, _, err := readyGateway(env.store())
 	return p, err
-}
-
-// checkHostCollisions refuses a plan whose ranges are already routed or addressed in the host
-// namespace (Docker's 172.17/172.18 networks being the common case).
-func checkHostCollisions(env Env, plan Plan) error {
-	h, err := openHandle(env.hostNetns())
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	routes, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return fmt.Errorf("list host routes: %w", err)
-	}
-	ifname := func(idx int) string {
-		if l, err := h.LinkByIndex(idx); err == nil {
-			return l.Attrs().Name
-		}
-		return fmt.Sprint(idx)
-	}
-	for _, r := range routes {
-		if r.Dst == nil {
-			continue // default route
-		}
-		p, ok := prefixOf(r.Dst)
-		if !ok || p.Bits() == 0 || ifname(r.LinkIndex) == HostLinkName {
-			continue
-		}
-		if used, hit := plan.Overlaps(p); hit {
-			return fmt.Errorf("subnet %s collides with the host route %s dev %s (the plan uses %s); choose a free /16 with --subnet, e.g. --subnet %s", plan, p, ifname(r.LinkIndex), used, suggestSubnet(plan))
-		}
-	}
-	addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return fmt.Errorf("list host addresses: %w", err)
-	}
-	for _, a := range addrs {
-		p, ok := prefixOf(a.IPNet)
-		if !ok || ifname(a.LinkIndex) == HostLinkName || p.Addr().IsLoopback() {
-			continue
-		}
-		if used, hit := plan.Overlaps(p); hit {
-			return fmt.Errorf("subnet %s collides with the host address %s on %s (the plan uses %s); choose a free /16 with --subnet, e.g. --subnet %s", plan, p, ifname(a.LinkIndex), used, suggestSubnet(plan))
-		}
-	}
-	return nil
 }
 
 func suggestSubnet(p Plan) string {

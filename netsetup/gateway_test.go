@@ -12,6 +12,7 @@ import (
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 func TestGatewayUpTwice(t *testing.T) {
@@ -206,6 +207,63 @@ func TestGatewayDown(t *testing.T) {
 			// Down again: nothing there, still success.
 			if err := netsetup.GatewayDown(s.Env, false); err != nil {
 				t.Errorf("second down: %v", err)
+			}
+		})
+	}
+}
+
+// The plan's IPv6 ranges are checked against the host's IPv6 routes and addresses as its
+// IPv4 ones are: a unique local /48 the host already uses is refused before anything is
+// created, naming the culprit and the --subnet6 fix, and the fix works.
+func TestGatewayCollision6(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name   string
+		linkUp bool
+		want   []string
+	}{
+		{"route", true, []string{"subnet6 fd70:6f6e::/48", "route fd70:6f6e::/64 dev vpn0", "--subnet6 fd70:6f6f::/48"}},
+		{"address", false, []string{"address fd70:6f6e::1/64 on vpn0", "--subnet6 fd70:6f6f::/48"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSandbox(t)
+			h := handleAt(t, s.Host)
+			d := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+			d.Name = "vpn0"
+			if err := h.LinkAdd(d); err != nil {
+				t.Fatal(err)
+			}
+			addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("fd70:6f6e::1"), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+			if err := h.AddrAdd(d, addr); err != nil {
+				t.Fatal(err)
+			}
+			if c.linkUp {
+				if err := h.LinkSetUp(d); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := snapshot(t, s)
+			_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{})
+			wantErr(t, "colliding up", err, c.want...)
+			unchanged(t, s, before, "refused up", "host")
+			// IPv4 alone does not collide.
+			if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
+				t.Fatalf("up with --ipv4-only: %v", err)
+			}
+			if err := netsetup.GatewayDown(s.Env, false); err != nil {
+				t.Fatal(err)
+			}
+			// The suggested fix works.
+			p := netsetup.DefaultPlan()
+			p.Subnet6 = netip.MustParsePrefix("fd70:6f6f::/48")
+			if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: p}); err != nil {
+				t.Fatalf("up with the suggested subnet6: %v", err)
+			}
+			mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+			g := mustGuest(t, s.Env, "b1", "g", "172.18.0.1")
+			if !p.GuestNet6().Contains(g.IP6) {
+				t.Errorf("guest IPv6 address %s; want one in %s", g.IP6, p.GuestNet6())
 			}
 		})
 	}

@@ -179,7 +179,7 @@ func GC(env Env) (GCReport, error) {
 		}
 		return nil
 	})
-	return rep, err
+	return rep, errors.Join(err, syncServices(env))
 }
 
 // sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a

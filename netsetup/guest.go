@@ -218,7 +218,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			}
 		}
 		if msg := aliasClash(b, g); msg != "" {
-			return errors.New(msg)
+			return invalidf("%s", msg)
 		}
 		for _, o := range b.Guests {
 			if o.Name == name {
@@ -373,7 +373,7 @@ func setupGuestSide(brH, gH *handle, g *Guest, port string, plan Plan, ip netip.
 		return err
 	}
 	// Written while the kernel activates eth0's queue below, which it does asynchronously.
-	if err := gH.Sysctls("net.ipv4.ping_group_range", PingGroupRange); err != nil {
+	if err := gH.Sysctls("net.ipv4.ping_group_range", pingGroupRange()); err != nil {
 		return err
 	}
 	// The guest's eth0 transmits only once the kernel's link-watch work has activated its
@@ -391,9 +391,9 @@ func DelGuest(env Env, bridge, name string) error {
 	st := env.store()
 	err := st.locked(func() error { return dropGuest(env, bridge, name) })
 	if err != nil {
-		return fmt.Errorf("delete guest %q from bridge %q: %w", name, bridge, err)
+		return errors.Join(fmt.Errorf("delete guest %q from bridge %q: %w", name, bridge, err), syncServices(env))
 	}
-	return nil
+	return syncServices(env)
 }
 
 // DelGuestByKey detaches every guest attached with key (e.g. a container id): on the named
@@ -408,7 +408,7 @@ func DelGuestByKey(env Env, key string, bridges ...string) error {
 		}
 	}
 	st := env.store()
-	return st.locked(func() error {
+	err := st.locked(func() error {
 		var all []*BridgeState
 		if len(bridges) == 0 {
 			var err error
@@ -454,6 +454,7 @@ func DelGuestByKey(env Env, key string, bridges ...string) error {
 		}
 		return nil
 	})
+	return errors.Join(err, syncServices(env))
 }
 
 // dropGuest removes a guest's port, namespace (when owned) and record; the caller holds the
@@ -505,6 +506,9 @@ func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
 		}
 	}
 	b.Guests = append(b.Guests[:idx], b.Guests[idx+1:]...)
+	if dropMember(b, name) {
+		noteMemberLeft(env, bridge)
+	}
 	if err := st.writeBridge(bridge, b); err != nil {
 		return err
 	}

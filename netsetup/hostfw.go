@@ -26,14 +26,18 @@ var pontoonComment = commentUserData("pontoon")
 // hostForwardRules are the exceptions for chain ch. The FORWARD chain of iptables-nft gets
 // the xtables form of the conntrack match, which iptables-nft (so Docker and iptables-save)
 // can read.
-func hostForwardRules(ch *nftables.Chain) []nftrule.Rule {
+func hostForwardRules(ch *nftables.Chain) []nftrule.Rule { return forwardExceptions(ch, HostLinkName) }
+
+// forwardExceptions are the exceptions for chain ch that let traffic in from ifname, and
+// replies back out to it.
+func forwardExceptions(ch *nftables.Chain, ifname string) []nftrule.Rule {
 	est := nftrule.CtEstablished()
 	if ch.Table.Family == nftables.TableFamilyIPv4 && ch.Table.Name == "filter" && ch.Name == "FORWARD" {
 		est = nftrule.CtEstablishedXtables()
 	}
 	return []nftrule.Rule{
-		{nftrule.Iifname(HostLinkName), nftrule.Accept()},
-		{nftrule.Oifname(HostLinkName), est, nftrule.Accept()},
+		{nftrule.Iifname(ifname), nftrule.Accept()},
+		{nftrule.Oifname(ifname), est, nftrule.Accept()},
 	}
 }
 

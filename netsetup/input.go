@@ -18,3 +18,7 @@ func (e inputError) Is(target error) bool { return target == ErrInvalid }
 
 // invalidf is fmt.Errorf for refused input.
 func invalidf(format string, a ...any) error { return inputError{fmt.Errorf(format, a...)} }
+
+// Invalid marks err as refused input (ErrInvalid), for packages above netsetup that check
+// values against a bridge's records.
+func Invalid(err error) error { return inputError{err} }

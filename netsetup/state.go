@@ -63,7 +63,7 @@ func ProcessGroupOf(pid int) (int, error) {
 
 // statFields returns the fields of /proc/PID/stat from the third (the state) on, at least 20.
 func statFields(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	b, err := statefile.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return nil, fmt.Errorf("process %d: %w", pid, err)
 	}
@@ -128,6 +128,8 @@ type BridgeState struct {
 	Created time.Time `json:"created"`
 	Ports   []Port    `json:"ports,omitempty"`
 	Guests  []Guest   `json:"guests,omitempty"`
+	// Services are the bridge's service addresses (see Service).
+	Services []Service `json:"services,omitempty"`
 	// MountNS is the mount namespace (its inode) the bridge's namespace was pinned in: only
 	// there does a pin file without its mount mean the namespace is gone.
 	MountNS uint64 `json:"mount_ns,omitempty"`
@@ -241,7 +243,7 @@ func (s store) bridges() ([]*BridgeState, error) {
 
 // nextSlot returns where the next slot search starts; the caller holds the lock.
 func (s store) nextSlot() int {
-	b, err := os.ReadFile(filepath.Join(s.dir, "next-slot"))
+	b, err := statefile.ReadFile(filepath.Join(s.dir, "next-slot"))
 	if err != nil {
 		return 0
 	}

@@ -6,11 +6,22 @@ import (
 )
 
 // step is one change to the kernel, described by the equivalent shell command so that
-// --dry-run can print it and errors can say which change failed.
+// --dry-run can print it and errors can say which change failed. A description that is costly
+// to build (a whole nftables table as text) is given as text instead of show, and built only
+// when it is printed.
 type step struct {
 	show string
+	text func() string
 	do   func() error
 	undo func() error
+}
+
+// describe returns the step's shell command.
+func (s step) describe() string {
+	if s.show == "" && s.text != nil {
+		return s.text()
+	}
+	return s.show
 }
 
 // runner applies steps in order and can undo the ones that succeeded, so a failure halfway
@@ -26,11 +37,11 @@ func (r *runner) run(steps ...step) error {
 			continue // a step the configuration leaves out
 		}
 		if r.dry != nil {
-			fmt.Fprintln(r.dry, s.show)
+			fmt.Fprintln(r.dry, s.describe())
 			continue
 		}
 		if err := s.do(); err != nil {
-			return fmt.Errorf("%s: %w", s.show, err)
+			return fmt.Errorf("%s: %w", s.describe(), err)
 		}
 		r.done = append(r.done, s)
 	}

@@ -70,6 +70,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if err != nil {
 		return Record{}, err
 	}
+	noteChange(prev.AppliedAt)
 	if o.ifGeneration != nil && prev.change() != *o.ifGeneration {
 		return prev, ErrSuperseded
 	}
@@ -91,10 +92,15 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if err != nil {
 		return Record{}, err
 	}
+	svc, err := t.serviceSpec()
+	if err != nil {
+		return Record{}, err
+	}
 	sup, probed := supportFor(prev.Backend)
 	for {
 		backend := sup.backend()
 		plan := r.plan(backend)
+		plan.RuleSet.services = compileServices(svc, t.Guests, r.blocked, r.mode, r.cut)
 		if plan.RuleSet.needsReject() {
 			need := "reject mode"
 			if r.mode != ModeReject {
@@ -273,14 +279,19 @@ func Heal(t Target) error {
 	if err != nil {
 		return err
 	}
+	noteChange(prev.AppliedAt)
 	sup, probed := supportFor(prev.Backend)
+	healed, err := t.healedServices()
+	if err != nil {
+		return fmt.Errorf("heal: %w", err)
+	}
 	start := time.Now()
-	err = commitVerified(t.NetnsPath, RuleSet{}, sup.families(), committed{})
+	err = commitVerified(t.NetnsPath, healed, sup.families(), committed{})
 	if err != nil && !probed && missingFeature(err) {
 		if sup, err = probeSupport(t.NetnsPath); err != nil {
 			return fmt.Errorf("heal: %w", err)
 		}
-		err = commitVerified(t.NetnsPath, RuleSet{}, sup.families(), committed{})
+		err = commitVerified(t.NetnsPath, healed, sup.families(), committed{})
 	}
 	if err != nil {
 		err = fmt.Errorf("heal: %w", err)
@@ -338,6 +349,7 @@ func Status(t Target) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	noteChange(st.AppliedAt)
 	st = st.clone()
 	if t.NetnsPath == "" {
 		return st, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
@@ -21,14 +22,21 @@ func ForBridge(env netsetup.Env, bridge string) (Target, error) {
 
 // bridgeTarget is ForBridge's Target before its guests are read.
 func bridgeTarget(env netsetup.Env, bridge string) Target {
+	// The services come from the record the guests were read from, under the same lock.
+	var rec atomic.Pointer[netsetup.BridgeState]
 	return Target{NetnsPath: env.BridgeNetns(bridge), Bridge: netsetup.BridgeDev, StateDir: env.BridgeDataDir(bridge),
-		guests: func() ([]Guest, error) { return bridgeGuests(env, bridge) }}
+		guests: func() ([]Guest, error) {
+			g, b, err := bridgeGuests(env, bridge)
+			rec.Store(b)
+			return g, err
+		},
+		services: func() (*serviceSpec, error) { return bridgeServices(env, bridge, rec.Load()) }}
 }
 
-func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, error) {
+func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, *netsetup.BridgeState, error) {
 	b, err := netsetup.GetBridge(env, bridge)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []Guest
 	for _, g := range b.Guests {
@@ -36,11 +44,11 @@ func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, error) {
 			continue
 		}
 		if !g.IP.Is4() {
-			return nil, fmt.Errorf("bridge %q: guest %q has a bad address %q in its state", bridge, g.Name, g.IP)
+			return nil, nil, fmt.Errorf("bridge %q: guest %q has a bad address %q in its state", bridge, g.Name, g.IP)
 		}
 		out = append(out, Guest{Name: g.Name, IP: g.IP, IP6: g.IP6, Port: g.PortName(), NetnsPath: g.Netns})
 	}
-	return out, nil
+	return out, b, nil
 }
 
 // Refresh applies the bridge's recorded state again, for the guests it has now. The kernel
@@ -51,10 +59,12 @@ func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, error) {
 // under the lock.
 func Refresh(env netsetup.Env, bridge string) error {
 	t := bridgeTarget(env, bridge)
+	// Adding a service writes the record too, so without one there is nothing to refresh.
 	if _, err := os.Stat(filepath.Join(t.StateDir, StateFile)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	_, err := applyWith(t, func(s State) (State, error) { return s, nil }, applyOpts{onlyIfApplied: true, kind: EventRefresh})
+	services := hasServices(env, bridge)
+	_, err := applyWith(t, func(s State) (State, error) { return s, nil }, applyOpts{onlyIfApplied: !services, kind: EventRefresh})
 	if errors.Is(err, errNothingApplied) {
 		return nil
 	}

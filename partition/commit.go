@@ -75,6 +75,9 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		removed.Store(true)
 		return withNft(nsPath, func(c *nftables.Conn) error {
 			deleteTables(c, families, "")
+			if err := queueServices(c, rs.services); err != nil {
+				return err
+			}
 			if err := c.Flush(); err != nil {
 				return fmt.Errorf("commit nftables %s in %q: %w", what, nsPath, err)
 			}
@@ -136,6 +139,9 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 	rules := func(rs RuleSet) error {
 		return withNft(nsPath, func(c *nftables.Conn) error {
 			if err := queueRules(c, t, rs, spare, now, unchanged); err != nil {
+				return err
+			}
+			if err := queueServices(c, rs.services); err != nil {
 				return err
 			}
 			return c.Flush()

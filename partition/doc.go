@@ -42,6 +42,9 @@
 //	          by the table (stats_rules.go) and by tc (kernel)
 //	events    every change in the bridge's event log (package eventlog),
 //	          with who asked (Target.Source) and the commit time
+//	services  service addresses (AddService, RemoveService, Services): NAT
+//	          rules compiled with the partition and committed in its
+//	          transaction (service*.go)
 //
 // Partitions apply to all traffic between guests (the bridge's port security
 // lets guests send IPv4 and ARP only). ARP always passes so that a dropped

@@ -16,7 +16,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	DispatchLinger() // the test binary is Linger's child in TestLinger
 	if mode := os.Getenv("PONTOON_PT_HELPER"); mode != "" {
 		os.Exit(helperMain(mode))
 	}

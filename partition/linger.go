@@ -2,12 +2,14 @@ package partition
 
 import (
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
+	"runtime"
+	"slices"
 	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
 
-	mnl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,106 +24,285 @@ import (
 // that exits right after its change pays it on the user's time.
 //
 // Linger moves that wait off it: a child inherits the sockets and holds them
-// until this process has exited (its standard input is a pipe whose only
-// writer is this process), then exits and waits for the kernel unobserved.
-// The bridge namespace, which the sockets reference, lives that much longer,
-// as it would while the kernel finished any namespace removal.
+// until this process has exited (it reads a pipe whose only writer is this
+// process), then exits and waits for the kernel unobserved. The child is a
+// bare fork(2) that runs a few raw system calls and never execs: starting a
+// Go program for it cost this process ~0.5 ms and the next command the
+// child's start-up on a shared CPU. The bridge namespace, which the sockets
+// reference, lives that much longer, as it would while the kernel finished
+// any namespace removal.
 
-// lingerArg0 is the child's argv[0]: DispatchLinger recognises it.
-const lingerArg0 = "pontoon (nftables linger)"
-
-// removed records that this process committed a batch that removes something
-// (see above); only then is a lingering child worth its start.
+// removed records that this process committed a batch that removes something,
+// or saw a change that may still be on the kernel's destroy list (see above);
+// only then is a lingering child worth its start.
 var removed atomic.Bool
 
-// DispatchLinger runs the child Linger starts, when this process is it, and
-// never returns then. Call it first thing in main.
-func DispatchLinger() {
-	if len(os.Args) == 0 || os.Args[0] != lingerArg0 {
-		return
+// recentChange is how long after a change that removed something the close of
+// any nftables socket may still wait for it: a grace period, with margin.
+const recentChange = time.Second
+
+// noteChange records that the bridge's last change was made at when: a command
+// right after another one (a script of changes, a heal then a partition) would
+// otherwise wait at its exit for the destroy work of the change before it,
+// although it removes nothing itself.
+func noteChange(when time.Time) {
+	if !when.IsZero() && time.Since(when) < recentChange {
+		removed.Store(true)
 	}
-	// The descriptors inherited (3 and up) stay open until exit. EOF on stdin:
-	// the parent has exited.
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	// Closing while the kernel's destroy work is still in its grace period
-	// would wait for it holding the namespace's commit mutex, and so hold up
-	// the next change of any process. A grace period of our own (membarrier's
-	// global command is synchronize_rcu) without that mutex lets the work
-	// finish first; where membarrier is missing, the close just waits.
-	_, _, _ = unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0)
-	os.Exit(0)
 }
 
 // membarrierCmdGlobal is MEMBARRIER_CMD_GLOBAL of linux/membarrier.h.
 const membarrierCmdGlobal = 1
 
+// maxLingerFds bounds the descriptors the child keeps: the pipe and one socket
+// per bridge namespace this process changed.
+const maxLingerFds = 64
+
 // Linger hands the nftables sockets this process keeps open (see withNft) to
 // a child that closes them once this process has exited, when a batch that
-// removes something was committed; else it does nothing. The process must
-// not use partition afterwards: call it just before exiting. The child is the
-// running executable (/proc/self/exe), which must call DispatchLinger.
+// removes something was committed or a change came shortly before (see
+// removed); else it does nothing. The process must
+// not use partition afterwards: call it just before exiting.
 func Linger() error {
-	child, w, err := startLinger()
-	if child == nil {
+	pid, w, err := startLinger()
+	if pid == 0 {
 		return err
 	}
 	// The write end stays open, unreferenced, until this process exits: that
 	// EOF is the child's signal. Nobody waits for the child; it is re-parented
 	// when this process exits.
 	lingerPipe = w
-	return child.Release()
+	return nil
 }
 
-// startLinger starts Linger's child and returns it with the write end of its
-// standard input; nil when there is nothing to hand over.
-func startLinger() (*os.Process, *os.File, error) {
+// startLinger starts Linger's child and returns its pid with the write end of
+// the pipe it waits on; pid 0 when there is nothing to hand over.
+func startLinger() (int, *os.File, error) {
 	if !removed.Load() {
-		return nil, nil, nil
+		return 0, nil, nil
 	}
-	var files []*os.File
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	var keep lingerFds
+	// Every connection stays locked until the child has its copies, so none is
+	// closed (after nftIdle) and its number reused in between.
 	for _, e := range pooledConns() {
 		e.mu.Lock() // after nftPool's lock, never under it: closeConn takes them the other way
-		if e.raw != nil {
-			if f := dupSocket(e.raw); f != nil {
-				files = append(files, f)
+		defer e.mu.Unlock()
+		if e.raw != nil && keep.n < maxLingerFds-1 {
+			if rc, err := e.raw.SyscallConn(); err == nil {
+				_ = rc.Control(func(fd uintptr) { keep.add(int32(fd)) })
 			}
 		}
-		e.mu.Unlock()
 	}
-	if len(files) == 0 {
-		return nil, nil, nil
+	if keep.n == 0 {
+		return 0, nil, nil
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("linger nftables sockets: %w", err)
+		return 0, nil, fmt.Errorf("linger nftables sockets: %w", err)
 	}
 	defer r.Close()
-	cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{lingerArg0}, Stdin: r, ExtraFiles: files}
-	if err := cmd.Start(); err != nil {
+	keep.add(int32(r.Fd()))
+	keep.sort()
+	pid, errno := forkLinger(int(r.Fd()), &keep)
+	if errno != 0 {
 		w.Close()
-		return nil, nil, fmt.Errorf("linger nftables sockets: %w", err)
+		return 0, nil, fmt.Errorf("linger nftables sockets: fork: %w", errno)
 	}
-	return cmd.Process, w, nil
+	return pid, w, nil
+}
+
+// lingerFds are the descriptors the child keeps, ascending.
+type lingerFds struct {
+	fd [maxLingerFds]int32
+	n  int
+}
+
+func (k *lingerFds) add(fd int32) { k.fd[k.n] = fd; k.n++ }
+
+func (k *lingerFds) sort() { slices.Sort(k.fd[:k.n]) }
+
+// forkLinger forks the child, which runs lingerChild and never returns; the
+// parent gets its pid. Signals are blocked around the fork, so the child,
+// which has Go's handlers but none of its runtime, starts with all of them
+// blocked (SIGKILL still ends it).
+func forkLinger(r int, keep *lingerFds) (int, syscall.Errno) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	all := ^uint64(0)
+	var old uint64
+	if _, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0); errno != 0 {
+		return 0, errno
+	}
+	pid, errno := rawFork(r, keep)
+	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
+	return pid, errno
+}
+
+// rawFork is fork(2). In the child, which is a copy of this thread alone, no
+// Go runtime runs: it may only call nosplit functions that make raw system
+// calls, allocate nothing and write no pointer.
+//
+//go:norace
+//go:nosplit
+func rawFork(r int, keep *lingerFds) (int, syscall.Errno) {
+	pid, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if errno != 0 || pid != 0 {
+		return int(pid), errno
+	}
+	lingerChild(r, keep)
+	return 0, 0
+}
+
+// lingerChild closes every descriptor but keep's (the standard streams too:
+// whoever reads this command's output must see its end when it exits), waits
+// for EOF on r, which comes when the parent has exited, then closes each
+// socket once its namespace is quiet (see quietGen) and exits.
+//
+//go:norace
+//go:nosplit
+func lingerChild(r int, keep *lingerFds) {
+	lo := uintptr(0)
+	for i := 0; i < keep.n; i++ {
+		fd := uintptr(keep.fd[i])
+		if fd > lo {
+			closeRange(lo, fd-1)
+		}
+		lo = fd + 1
+	}
+	closeRange(lo, ^uintptr(0)>>33) // up to the largest descriptor number (INT_MAX)
+	for {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(r), uintptr(unsafe.Pointer(&lingerBuf[0])), uintptr(len(lingerBuf)))
+		if errno == syscall.EINTR || (errno == 0 && n > 0) {
+			continue
+		}
+		break
+	}
+	for i := 0; i < keep.n; i++ {
+		if fd := int(keep.fd[i]); fd != r {
+			quietGen(fd)
+			syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
+		}
+	}
+	for {
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
+	}
+}
+
+// quietGen waits until closing the nftables socket fd will not hold up
+// anyone: until a grace period has passed in which no transaction committed
+// in its namespace, so that the kernel's destroy list is empty and the close
+// does not wait on it holding the commit mutex, which the next change of any
+// process needs. A change that came right after this command's (a script of
+// changes) would otherwise wait for that grace period mid-way. Each round is
+// a grace period of its own (membarrier's global command is synchronize_rcu,
+// taken without the mutex), bracketed by the namespace's generation; it gives
+// up after lingerRounds and closes anyway, as it does when a generation
+// cannot be read (then the close just waits).
+//
+//go:norace
+//go:nosplit
+func quietGen(fd int) {
+	// The parent is gone; the socket's answers need no poller any more.
+	fl, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
+	if errno == 0 {
+		syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_SETFL, fl&^syscall.O_NONBLOCK)
+	}
+	// An answer that never comes ends the wait, not the child.
+	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), syscall.SOL_SOCKET, syscall.SO_RCVTIMEO,
+		uintptr(unsafe.Pointer(&lingerTimeout)), unsafe.Sizeof(lingerTimeout), 0)
+	for round := 0; round < lingerRounds; round++ {
+		before, ok := readGen(fd)
+		if _, _, errno := syscall.RawSyscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); errno != 0 || !ok {
+			return
+		}
+		if after, ok := readGen(fd); !ok || after == before {
+			return
+		}
+	}
+}
+
+// lingerRounds bounds quietGen (a grace period is ~10 ms here): under a steady stream of
+// changes the namespace is never quiet, and children that waited longer would pile up.
+const lingerRounds = 5
+
+// readGen asks the kernel for the nftables generation of fd's namespace
+// (NFT_MSG_GETGEN), with lingerBuf as the only memory it writes.
+//
+//go:norace
+//go:nosplit
+func readGen(fd int) (uint32, bool) {
+	b := &lingerBuf
+	// nlmsghdr (host order) and nfgenmsg: a request, no acknowledgement.
+	for i := 0; i < 20; i++ {
+		b[i] = 0
+	}
+	b[0] = 20
+	b[4], b[5] = unix.NFT_MSG_GETGEN, unix.NFNL_SUBSYS_NFTABLES
+	b[6] = unix.NLM_F_REQUEST
+	b[8] = 0x70 // sequence number
+	if _, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 20, 0,
+		uintptr(unsafe.Pointer(&lingerKernel)), unsafe.Sizeof(lingerKernel)); errno != 0 {
+		return 0, false
+	}
+	for {
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 || n < 20 {
+			return 0, false
+		}
+		// The answer is one NEWGEN message, or an error; anything else still
+		// queued is skipped.
+		if b[8] != 0x70 {
+			continue
+		}
+		if b[4] != unix.NFT_MSG_NEWGEN || b[5] != unix.NFNL_SUBSYS_NFTABLES {
+			return 0, false
+		}
+		end := int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24
+		if end > int(n) {
+			end = int(n)
+		}
+		// Attributes after the 20 bytes of headers: NFTA_GEN_ID, big-endian.
+		for off := 20; off+8 <= end; {
+			alen := int(b[off]) | int(b[off+1])<<8
+			if alen < 4 {
+				break
+			}
+			if int(b[off+2])|int(b[off+3])<<8&0x3fff == unix.NFTA_GEN_ID && alen >= 8 {
+				return uint32(b[off+4])<<24 | uint32(b[off+5])<<16 | uint32(b[off+6])<<8 | uint32(b[off+7]), true
+			}
+			off += (alen + 3) &^ 3
+		}
+		return 0, false
+	}
+}
+
+// lingerBuf and lingerKernel are the child's memory for its system calls:
+// globals, since its stack must stay small (nosplit).
+var (
+	lingerBuf     [512]byte
+	lingerKernel  = unix.RawSockaddrNetlink{Family: unix.AF_NETLINK}
+	lingerTimeout = syscall.Timeval{Sec: 1}
+)
+
+// closeRange closes the descriptors lo..hi: close_range(2), or one by one up
+// to the highest one open where that is missing (Linux before 5.9).
+//
+//go:norace
+//go:nosplit
+func closeRange(lo, hi uintptr) {
+	if _, _, errno := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, lo, hi, 0); errno == 0 {
+		return
+	}
+	if hi > 1<<16 {
+		hi = 1 << 16
+	}
+	for fd := lo; fd <= hi; fd++ {
+		syscall.RawSyscall(syscall.SYS_CLOSE, fd, 0, 0)
+	}
 }
 
 // lingerPipe keeps the write end reachable, so no finalizer closes it early.
 var lingerPipe *os.File
-
-func dupSocket(c *mnl.Conn) *os.File {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	var f *os.File
-	_ = rc.Control(func(fd uintptr) {
-		if nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); err == nil {
-			f = os.NewFile(uintptr(nfd), "nftables")
-		}
-	})
-	return f
-}

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	mnl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,16 +24,20 @@ func TestLinger(t *testing.T) {
 	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}); err != nil {
 		t.Fatal(err)
 	}
-	if child, _, err := startLinger(); child != nil || err != nil {
-		t.Fatalf("after a change that replaced nothing: child %v, error %v; want neither", child, err)
+	if pid, _, err := startLinger(); pid != 0 || err != nil {
+		t.Fatalf("after a change that replaced nothing: child %d, error %v; want neither", pid, err)
 	}
 	// The next change replaces the rules and set elements of the first.
 	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "b")}); err != nil {
 		t.Fatal(err)
 	}
-	child, w, err := startLinger()
-	if err != nil || child == nil {
-		t.Fatalf("after a change that replaced rules: child %v, error %v; want a child", child, err)
+	pid, w, err := startLinger()
+	if err != nil || pid == 0 {
+		t.Fatalf("after a change that replaced rules: child %d, error %v; want a child", pid, err)
+	}
+	child, err := os.FindProcess(pid)
+	if err != nil {
+		t.Fatal(err)
 	}
 	exited := false
 	t.Cleanup(func() {
@@ -44,6 +50,19 @@ func TestLinger(t *testing.T) {
 	if !holdsSocket(t, child.Pid, own) {
 		t.Fatalf("child %d does not hold this process's nftables socket (inode %d)", child.Pid, own)
 	}
+	// Nothing else: a child holding this process's standard output would keep whoever reads
+	// it (`out=$(pontoon partition ...)`) waiting for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fds := openFds(t, child.Pid)
+		if len(fds) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("child %d holds %v; want only its pipe and the socket", child.Pid, fds)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	// This process going away: the only writer of the child's stdin closes.
 	w.Close()
 	st, err := child.Wait()
@@ -54,6 +73,28 @@ func TestLinger(t *testing.T) {
 	// The socket is still this process's: the next change uses it.
 	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "c")}); err != nil {
 		t.Fatalf("change after the child's exit: %v", err)
+	}
+
+	// A change right after another one (a heal, which removed the table) starts a child
+	// although it only adds: its exit would wait for the kernel to destroy what the heal
+	// removed.
+	if err := Heal(tgt); err != nil {
+		t.Fatal(err)
+	}
+	removed.Store(false)
+	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}); err != nil {
+		t.Fatal(err)
+	}
+	pid, w, err = startLinger()
+	if err != nil || pid == 0 {
+		t.Fatalf("after a change that followed a heal at once: child %d, error %v; want a child", pid, err)
+	}
+	w.Close()
+	if child, err = os.FindProcess(pid); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := child.Wait(); err != nil || !st.Success() {
+		t.Fatalf("second child after its parent's end: %v, %v; want exit status 0", st, err)
 	}
 }
 
@@ -83,6 +124,22 @@ func socketInode(t *testing.T, nsPath string) uint64 {
 	return st.Ino
 }
 
+// openFds returns what the descriptors of process pid refer to.
+func openFds(t *testing.T, pid int) []string {
+	t.Helper()
+	fds, err := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, fd := range fds {
+		if l, err := os.Readlink(fd); err == nil {
+			out = append(out, filepath.Base(fd)+" -> "+l)
+		}
+	}
+	return out
+}
+
 // holdsSocket reports whether process pid has the socket with inode ino open.
 func holdsSocket(t *testing.T, pid int, ino uint64) bool {
 	t.Helper()
@@ -96,4 +153,18 @@ func holdsSocket(t *testing.T, pid int, ino uint64) bool {
 		}
 	}
 	return false
+}
+
+func dupSocket(c *mnl.Conn) *os.File {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var f *os.File
+	_ = rc.Control(func(fd uintptr) {
+		if nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			f = os.NewFile(uintptr(nfd), "nftables")
+		}
+	})
+	return f
 }

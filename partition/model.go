@@ -53,6 +53,9 @@ type Target struct {
 	// guests, set by ForBridge, reads the guests again once a change holds
 	// the bridge's lock, so that a guest attached meanwhile is not left out.
 	guests func() ([]Guest, error)
+	// services, set by ForBridge, reads the bridge's services for their rules (service.go);
+	// without it a change leaves the service table alone.
+	services func() (*serviceSpec, error)
 }
 
 // Pair is one ordered pair of guests, by name: packets from Src to Dst.

@@ -142,13 +142,23 @@ var nftSockOptions = []nftables.SockOption{
 	func(c *mnl.Conn) error { return forceBuffer(c, unix.SO_SNDBUFFORCE, 4<<20) },
 }
 
+// plainBuffer is the option forceBuffer falls back to: the FORCE options need CAP_NET_ADMIN
+// over the initial user namespace, which root of a user namespace lacks even where it may
+// change nftables; the plain ones are capped at net.core.rmem_max and wmem_max.
+var plainBuffer = map[int]int{unix.SO_RCVBUFFORCE: unix.SO_RCVBUF, unix.SO_SNDBUFFORCE: unix.SO_SNDBUF}
+
 func forceBuffer(c *mnl.Conn, opt, size int) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size) }); err != nil {
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size)
+		if errors.Is(serr, unix.EPERM) && plainBuffer[opt] != 0 {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, plainBuffer[opt], size)
+		}
+	}); err != nil {
 		return err
 	}
 	return serr

@@ -76,6 +76,8 @@ type RuleSet struct {
 	// that what is in force can be told apart from what was meant to be:
 	// after a commit whose answer was lost, and by Status.
 	Marker string `json:"marker,omitempty"`
+	// services is the service table, committed with the rules (nil: left alone).
+	services *serviceRules
 }
 
 // Empty reports whether the rule set has nothing to enforce.

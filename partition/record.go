@@ -211,10 +211,11 @@ func fromFile(f recordFile) Record {
 	return st
 }
 
-// lastWritten remembers the record this process wrote last, so that a
-// process applying again and again (a nemesis loop) need not parse its own
-// output: when the file still holds exactly those bytes, the parsed record
-// is reused.
+// lastWritten remembers the record this process wrote or read last, so that
+// a process applying again and again (a nemesis loop) need not parse its own
+// output, nor a command the record it read a moment before (the check for an
+// expired --for, then the change under the lock): when the file still holds
+// exactly those bytes, the parsed record is reused.
 var lastWritten struct {
 	sync.Mutex
 	path string
@@ -226,7 +227,7 @@ var lastWritten struct {
 // result may share memory with a cached copy and must not be modified.
 func readStatus(dir string) (st Record, known bool, err error) {
 	path := filepath.Join(dir, StateFile)
-	b, err := os.ReadFile(path)
+	b, err := statefile.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fullmeshStatus(), false, nil
 	}
@@ -244,7 +245,11 @@ func readStatus(dir string) (st Record, known bool, err error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return Record{}, false, fmt.Errorf("parse partition state %s: %w", path, err)
 	}
-	return fromFile(f), true, nil
+	rec = fromFile(f)
+	lastWritten.Lock()
+	lastWritten.path, lastWritten.data, lastWritten.rec = path, b, rec
+	lastWritten.Unlock()
+	return rec, true, nil
 }
 
 // writeStatus replaces the record atomically (write to a temporary file, then

@@ -271,6 +271,7 @@ func (c *Container) Spec(dir string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("container %s: unknown root kind %q", c.Name, c.Root.Kind)
 	}
 	s.Mounts = c.mounts(dir)
+	rootlessSpec(s)
 	return s, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -48,6 +49,9 @@ type EngineOptions struct {
 
 // NewEngine returns the engine for runtime name, or an error saying what to install.
 func NewEngine(name config.Runtime, opt EngineOptions) (Engine, error) {
+	if err := rootlessEngine(name); err != nil && Rootless() {
+		return nil, err
+	}
 	switch name {
 	case config.RuntimeRunc, "":
 		bin, err := lookPath("runc", "runc")
@@ -72,6 +76,10 @@ func NewEngine(name config.Runtime, opt EngineOptions) (Engine, error) {
 			}
 			e.wrap = []string{unshare, "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
 				`mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"`, "crun", bin}
+			if Rootless() {
+				// Root of a user namespace may mount cgroup2 only in a cgroup namespace it owns.
+				e.wrap = slices.Insert(e.wrap, 2, "--cgroup")
+			}
 			e.global = []string{"--cgroup-manager=disabled"}
 		}
 		return e, nil
@@ -81,10 +89,20 @@ func NewEngine(name config.Runtime, opt EngineOptions) (Engine, error) {
 	return nil, fmt.Errorf("unknown runtime %q; use runc, crun or containerd", name)
 }
 
+// lookPath finds a runtime's program; another runtime is a way out.
 func lookPath(bin, pkg string) (string, error) {
+	p, err := lookTool(bin, pkg)
+	if err != nil {
+		return "", fmt.Errorf("%w or choose another runtime in pontoon.toml", err)
+	}
+	return p, nil
+}
+
+// lookTool finds a program pontoon needs whatever the runtime.
+func lookTool(bin, pkg string) (string, error) {
 	p, err := exec.LookPath(bin)
 	if err != nil {
-		return "", fmt.Errorf("%s is not installed; install it (Debian package %s) or choose another runtime in pontoon.toml", bin, pkg)
+		return "", fmt.Errorf("%s is not installed; install it (Debian package %s)", bin, pkg)
 	}
 	return p, nil
 }

@@ -67,7 +67,7 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 // directory of the container process pid, with that process's environment and TERM set to
 // term (when not empty); argv[0] is looked up on the container's PATH.
 func nsenterCommand(pid int, argv []string, term string) (*exec.Cmd, error) {
-	nsenter, err := lookPath("nsenter", "util-linux")
+	nsenter, err := lookTool("nsenter", "util-linux")
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,9 @@ func nsenterCommand(pid int, argv []string, term string) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(nsenter, append([]string{"--target", strconv.Itoa(pid), "--all", "--root", "--wd", "--"}, argv...)...)
+	args := append([]string{"--target", strconv.Itoa(pid)}, nsenterAll(pid)...)
+	args = append(args, "--root", "--wd", "--")
+	cmd := exec.Command(nsenter, append(args, argv...)...)
 	cmd.Env = setTerm(environ, term)
 	return cmd, nil
 }

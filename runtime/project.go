@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -36,9 +37,11 @@ func FindProject(dir string) (string, error) {
 // gateway is not up.
 func LoadProject(path string, env netsetup.Env) (*config.Project, error) {
 	var opts config.Options
+	// A user outside their space may not read the chain's state: the default plan is what a
+	// run of theirs would get.
 	if plan, err := netsetup.CurrentPlan(env); err == nil {
 		opts.BridgeNet = plan.GuestNet()
-	} else if !errors.Is(err, netsetup.ErrNoGateway) {
+	} else if !errors.Is(err, netsetup.ErrNoGateway) && !errors.Is(err, fs.ErrPermission) {
 		return nil, err
 	}
 	return config.LoadOptions(path, opts)

@@ -101,6 +101,8 @@ func (o *Options) defaults() error {
 		state, _ := o.Env.Dirs()
 		o.BundleDir = filepath.Join(state, "runs")
 	}
+	state, _ := o.Env.Dirs()
+	rootlessRuntimeRoot(state, &o.Engine)
 	return nil
 }
 
@@ -351,6 +353,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			entries = append(entries, HostEntry{IP: r.plan.BridgeAddr6().Addr(), Names: bridgeNames})
 		}
 	}
+	entries = append(entries, r.serviceHosts()...)
 	if err := r.createBridge(ports); err != nil {
 		return ExitSetupFailed, err
 	}

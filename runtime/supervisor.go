@@ -183,6 +183,7 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 	}
 	// The schedule ends, and heals, before the run's bridge goes (see the end).
 	stopSchedule := r.startSchedule(started)
+	r.startServices(started)
 	// A plain command's status is always its container's own, signals or not.
 	plain := len(procs) == 1 && procs[0].plain
 	interactive := plain && procs[0].interactive

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/pontoon-dev/pontoon/internal/testkit"
+	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/runtime"
 	rtconfig "github.com/pontoon-dev/pontoon/runtime/config"
 )
@@ -79,12 +80,12 @@ var containerCount atomic.Int64
 // captured (Container.Output) and logged at the end of the test. It is killed when ctx is
 // done, and killed and deleted -- runtime state and bundle -- when the test ends, also on
 // failure or panic. The test fails when the container cannot be set up; it skips when the
-// engine is not installed.
+// engine is not installed, and for containerd when the test runs in a user namespace.
 func (g *Guest) StartContainer(ctx context.Context, opt ContainerOptions) *Container {
 	t := g.env.t
 	t.Helper()
 	c, err := g.startContainer(ctx, opt)
-	if errors.Is(err, errNoEngine) {
+	if errors.Is(err, errNoEngine) || errors.Is(err, errRootlessEngine) {
 		t.Skipf("testenv: %v", err)
 	}
 	if err != nil {
@@ -117,6 +118,10 @@ func (g *Guest) RunContainer(ctx context.Context, opt ContainerOptions) (string,
 // errNoEngine marks a container engine that is not installed, for StartContainer to skip.
 var errNoEngine = errors.New("container engine not installed")
 
+// errRootlessEngine marks an engine that cannot run containers in a user namespace, for
+// StartContainer to skip.
+var errRootlessEngine = errors.New("needs the host's root")
+
 func (g *Guest) startContainer(ctx context.Context, opt ContainerOptions) (*Container, error) {
 	e := g.env
 	if len(opt.Argv) == 0 {
@@ -146,6 +151,10 @@ func (g *Guest) startContainer(ctx context.Context, opt ContainerOptions) (*Cont
 		if _, err := exec.LookPath(bin); err != nil {
 			return nil, fmt.Errorf("%w: %s is not installed (Debian package %s)", errNoEngine, bin, bin)
 		}
+	}
+	if rt == rtconfig.RuntimeContainerd && userns.Inside() {
+		// runc and crun run rootless in the user namespace; containerd's daemon is the host's.
+		return nil, fmt.Errorf("%w: containerd's daemon runs as the host's root and cannot create containers in a user namespace; use runc or crun", errRootlessEngine)
 	}
 	dir := filepath.Join(e.sb.Dir, "containers")
 	eng := opt.Engine

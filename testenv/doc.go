@@ -10,7 +10,7 @@
 //
 //	func TestQuorum(t *testing.T) {
 //		t.Parallel()
-//		env := testenv.New(t) // skips when not root
+//		env := testenv.New(t) // skips without root or user namespaces
 //		for i, name := range []string{"n1", "n2", "n3"} {
 //			g := env.Guest(name, fmt.Sprintf("172.18.0.%d", i+1))
 //			g.Start(ctx, nodeBinary, "--id", fmt.Sprint(i+1), ...)
@@ -95,6 +95,22 @@
 //	// ... the workload ...
 //	err := r.Wait()
 //	res, err := c.Stop()
+//
+// # Without root
+//
+// A test binary that links testenv and runs as a normal user does not run its tests in the
+// user's own namespaces: at start (package init) it runs itself again, whole and with the same
+// flags, as uid 0 of a user namespace of its own (package internal/userns: the user's uid and
+// gid map to 0, with new mount, network and UTS namespaces), passes signals on, and exits as
+// that run did. There New builds the same chain as for root, and everything above works:
+// guests, processes, probes, partitions, impairments, names, captures, schedules, counters,
+// and containers through runc and crun in their rootless mode. Differences: only one uid and
+// gid exist inside (a process cannot switch to another user, and files of other users show
+// as nobody), the test process's own network is a fresh one with loopback alone (no host
+// interfaces), containerd is refused (its daemon is the host's root), and nftables
+// transactions are bounded by the host's net.core.rmem_max. Without user namespaces
+// (user.max_user_namespaces=0, an AppArmor restriction, ...) New skips, saying which
+// setting is in the way; PONTOON_TESTENV_USERNS=0 keeps the binary out of a user namespace.
 //
 // # Failure modes
 //

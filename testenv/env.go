@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -127,12 +126,13 @@ type Env struct {
 }
 
 // New builds a private chain for the calling test: a sandboxed stand-in host, the gateway and
-// one bridge, all removed by t.Cleanup (also when the test fails or panics). It skips the test
-// when it does not run as root or the kernel lacks network namespaces, and fails it when the
-// chain cannot be built.
+// one bridge, all removed by t.Cleanup (also when the test fails or panics). A test binary run
+// by a normal user runs in a user namespace of its own (see the package documentation); New
+// skips the test when neither root nor user namespaces are at hand, or the kernel lacks
+// network namespaces, and fails it when the chain cannot be built.
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	testkit.NeedRoot(t, "testenv creates network namespaces; run the test as root, e.g. go test -exec sudo")
+	needPrivilege(t)
 	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
 		t.Skipf("testenv: the kernel has no network namespaces: %v", err)
 	}

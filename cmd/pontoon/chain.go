@@ -51,7 +51,7 @@ func chainCommands() []*cli.Command {
 						&cli.StringFlag{Name: "subnet", Usage: "the /16 the whole address plan is taken from", Value: netsetup.DefaultSubnet},
 						&cli.BoolFlag{Name: "dry-run", Usage: "print each step as the equivalent ip/nft/sysctl command; change nothing"},
 						&cli.BoolFlag{Name: "no-firewall", Usage: "leave the host firewall alone (masquerade, FORWARD exceptions, DNS redirect)"},
-					}, ipv6Flags("the IPv6 plan is taken from")...),
+					}, append(ipv6Flags("the IPv6 plan is taken from"), userFlag, linkFlag)...),
 					Action: gatewayUp,
 				},
 				{
@@ -60,6 +60,7 @@ func chainCommands() []*cli.Command {
 					Flags: []cli.Flag{
 						&cli.BoolFlag{Name: "dry-run", Usage: "print each step; change nothing"},
 						&cli.BoolFlag{Name: "force", Usage: "destroy bridges still in use"},
+						userFlag,
 					},
 					Action: gatewayDown,
 				},
@@ -139,6 +140,9 @@ func chainCommands() []*cli.Command {
 }
 
 func gatewayUp(c *cli.Context) error {
+	if c.IsSet("user") {
+		return userGatewayUp(c)
+	}
 	if _, err := args(c); err != nil {
 		return err
 	}
@@ -173,6 +177,9 @@ func gatewayUp(c *cli.Context) error {
 }
 
 func gatewayDown(c *cli.Context) error {
+	if c.IsSet("user") {
+		return userGatewayDown(c)
+	}
 	if _, err := args(c); err != nil {
 		return err
 	}
@@ -350,22 +357,27 @@ func gc(c *cli.Context) error {
 	crep, cerr := runtime.GC(env(c))
 	rep, nerr := netsetup.GC(env(c))
 	nrep, serr := collectNames(env(c))
-	err := errors.Join(cerr, nerr, serr)
+	users, uerr := netsetup.GCUserLinks(env(c))
+	err := errors.Join(cerr, nerr, serr, uerr)
 	if c.Bool("json") {
 		if perr := printJSON(struct {
 			netsetup.GCReport
 			Containers  []string `json:"containers,omitempty"`
 			NameServers []string `json:"name_servers_stopped,omitempty"`
 			Restarted   []string `json:"name_servers_started,omitempty"`
-		}{rep, crep.Containers, nrep.Stopped, nrep.Restarted}); perr != nil {
+			UserLinks   []string `json:"user_links,omitempty"`
+		}{rep, crep.Containers, nrep.Stopped, nrep.Restarted, users}); perr != nil {
 			return errors.Join(err, perr)
 		}
 		return err
 	}
-	n := len(rep.Bridges) + len(rep.Guests) + len(rep.Orphans) + len(crep.Containers) + len(rep.Broken) + len(rep.Repaired) + len(nrep.Stopped) + len(nrep.Restarted)
+	n := len(rep.Bridges) + len(rep.Guests) + len(rep.Orphans) + len(crep.Containers) + len(rep.Broken) + len(rep.Repaired) + len(nrep.Stopped) + len(nrep.Restarted) + len(users)
 	return buffered(func(w io.Writer) error {
 		for _, ct := range crep.Containers {
 			fmt.Fprintln(w, "removed container", ct)
+		}
+		for _, u := range users {
+			fmt.Fprintf(w, "removed the link of user %s (the space it led to has ended)\n", u)
 		}
 		if rep.Gateway {
 			n++

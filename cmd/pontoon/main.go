@@ -11,6 +11,7 @@ import (
 
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/internal/advice"
+	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/pontoon-dev/pontoon/runtime"
@@ -32,8 +33,8 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func main() {
-	// The child of partition.Linger: holds nftables sockets until this command has exited.
-	partition.DispatchLinger()
+	// The holder of a user's pontoon space, or a command that just joined it (see enterSpace).
+	userns.DispatchHold()
 	// Docker's runtime (a symlink named pontoon-runc): runs for every runc call of every
 	// container, so it skips all the rest.
 	if hooks.IsRuntime(os.Args[0]) {
@@ -131,7 +132,9 @@ func commands() []*cli.Command {
 	cmds = append(cmds, partitionCommands())
 	cmds = append(cmds, captureCommand())
 	cmds = append(cmds, namesCommands())
+	cmds = append(cmds, serviceCommand())
 	cmds = append(cmds, projectCommands()...)
+	cmds = append(cmds, spaceCommand())
 	for _, c := range cmds {
 		setup(c, "pontoon "+c.Name)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -19,6 +20,10 @@ var errNeedsRoot = errors.New("needs root")
 func needRoot(c *cli.Context) error {
 	if privileged() {
 		return nil
+	}
+	if os.Geteuid() != 0 && os.Getenv(spaceOffEnv) != "off" {
+		// A user without root works in a space of namespaces of their own.
+		return enterSpace(c)
 	}
 	return fmt.Errorf("`%s` %w: it works on network namespaces and on pontoon's state in /run/pontoon; run it as root, e.g. `sudo %s`",
 		c.Command.HelpName, errNeedsRoot, c.Command.HelpName)

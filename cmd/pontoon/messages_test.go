@@ -23,7 +23,8 @@ func TestNeedsRoot(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	asNobody := func(args ...string) (string, int) {
 		cmd := c.command(args...)
-		cmd.Env = append(cmd.Env, "PONTOON_STATE_DIR="+state)
+		// Without a space of its own (rootless_test.go covers that).
+		cmd.Env = append(cmd.Env, "PONTOON_STATE_DIR="+state, spaceOffEnv+"=off")
 		cmd.Dir = "/"
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		var out bytes.Buffer

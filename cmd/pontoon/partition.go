@@ -310,16 +310,20 @@ func partitionStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Services are shown as far as they can be read: their counters are not the partition's.
+	services, _ := partition.Services(env(c), c.String("bridge"))
 	if c.Bool("json") {
 		return printJSON(struct {
 			partition.Record
-			DNSFaults []names.Fault `json:"dns_faults,omitempty"`
-		}{rec, faults})
+			DNSFaults []names.Fault             `json:"dns_faults,omitempty"`
+			Services  []partition.ServiceStatus `json:"services,omitempty"`
+		}{rec, faults, services})
 	}
 	return buffered(func(out io.Writer) error {
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		printStatus(w, &rec, t.Guests)
 		printDNSFaults(w, faults)
+		printServices(w, services)
 		return w.Flush()
 	})
 }

@@ -41,6 +41,7 @@ func projectCommands() []*cli.Command {
 			Name:   "list",
 			Usage:  "list the project's commands",
 			Flags:  []cli.Flag{projectFlag},
+			Before: joinRunningSpace,
 			Action: list,
 		},
 		{
@@ -100,6 +101,7 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	noteUnlinked(os.Stderr)
 	gw, err := gatewayOptions(c)
 	if err != nil {
 		return err

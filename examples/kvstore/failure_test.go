@@ -4,9 +4,10 @@ package kvstore_test
 // written with pontoon's testenv package. It is meant to be copied: replace kvnode with your
 // service and the assertions with your system's promises.
 //
-// It needs root (network namespaces); without root it skips. Run it as root, or with
+// It needs root or, as a normal user, user namespaces (testenv then runs the test binary in
+// one of its own); without either it skips. Run it with
 //
-//	go test -exec sudo -run TestPartition -count=3 ./examples/kvstore/
+//	go test -run TestPartition -count=3 ./examples/kvstore/
 
 import (
 	"context"
@@ -153,9 +154,19 @@ func TestPartitionMinorityRefusesWritesMajorityLosesNone(t *testing.T) {
 }
 
 // buildCommands builds kvnode and kvctl into a directory of the test and returns it. Building
-// from the test keeps it self-contained: `go test` is all a user runs.
+// from the test keeps it self-contained: `go test` is all a user runs. KVSTORE_BIN names a
+// directory where they are built already, for an account that has no Go build cache of its
+// own (the rootless run of `make test`).
 func buildCommands(t *testing.T) string {
 	t.Helper()
+	if dir := os.Getenv("KVSTORE_BIN"); dir != "" {
+		for _, c := range []string{"kvnode", "kvctl"} {
+			if _, err := os.Stat(filepath.Join(dir, c)); err != nil {
+				t.Fatalf("KVSTORE_BIN: %v; build them with go build -o %s ./examples/kvstore/cmd/...", err, dir)
+			}
+		}
+		return dir
+	}
 	dir := t.TempDir()
 	// go test puts the go command on PATH; `go test -exec sudo` may lose it, so fall back to
 	// the toolchain the test was built with.

@@ -26,7 +26,7 @@ func Lock(path string) (unlock func(), err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory %s: %w", filepath.Dir(path), err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := openFile(path, unix.O_CREAT|unix.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open state lock %s: %w", path, err)
 	}
@@ -54,10 +54,57 @@ func Locked(path string, fn func() error) error {
 	return fn()
 }
 
+// openFile opens a file as os.OpenFile does, but never registers it with the runtime's
+// poller, which cannot wait on regular files anyway: os.OpenFile tries, at four system calls
+// per file, and its first call starts the poller (an epoll instance, an eventfd and a thread
+// woken to watch them), which commands that touch only state files then pay at start.
+func openFile(path string, flag int, perm uint32) (*os.File, error) {
+	for {
+		fd, err := unix.Open(path, flag|unix.O_CLOEXEC, perm)
+		if err == nil {
+			return os.NewFile(uintptr(fd), path), nil
+		}
+		if err != unix.EINTR {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+	}
+}
+
+// ReadFile returns the content of the file at path, as os.ReadFile does (a missing file gives
+// an error for which errors.Is(err, os.ErrNotExist) holds), in three system calls after the
+// open.
+func ReadFile(path string) ([]byte, error) {
+	f, err := openFile(path, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	// One byte more than the size, so that a whole read ends with EOF at once; files that
+	// report no size (/proc) get room for a typical one.
+	b := make([]byte, 0, max(st.Size+1, 512))
+	for {
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grown meanwhile
+		}
+	}
+}
+
 // ReadJSON decodes the file at path into v. A missing file gives an error for which
 // errors.Is(err, os.ErrNotExist) holds.
 func ReadJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return err
 	}
@@ -82,7 +129,16 @@ func WriteJSON(path string, v any) error {
 // it, then renamed over it.
 func Write(path string, data []byte, perm os.FileMode) error {
 	tmp := path + TempSuffix
-	if err := os.WriteFile(tmp, data, perm); err != nil {
+	f, err := openFile(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, uint32(perm.Perm()))
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write state %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -102,7 +158,7 @@ type Version struct {
 
 // Pin returns the version of the file at path now.
 func Pin(path string) (*Version, error) {
-	f, err := os.Open(path)
+	f, err := openFile(path, unix.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -128,3 +128,34 @@ func TestReadJSONPinned(t *testing.T) {
 		t.Errorf("corrupt file: %v", err)
 	}
 }
+
+// ReadFile reads what os.ReadFile reads: files whose size stat reports, files that report
+// none (/proc), and a missing file as ErrNotExist.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	if _, err := ReadFile(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v, want ErrNotExist", err)
+	}
+	for _, size := range []int{0, 1, 4095, 4096, 70000} {
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte('a' + i%26)
+		}
+		if err := Write(path, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadFile(path)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("%d bytes: read %d bytes (%v)", size, len(got), err)
+		}
+	}
+	want, err := os.ReadFile("/proc/self/mountinfo") // stat says 0 bytes
+	if err != nil {
+		t.Skip(err)
+	}
+	got, err := ReadFile("/proc/self/mountinfo")
+	if err != nil || len(got) == 0 || len(got) < len(want)/2 {
+		t.Fatalf("/proc/self/mountinfo: read %d bytes (%v), os.ReadFile %d", len(got), err, len(want))
+	}
+}

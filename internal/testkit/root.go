@@ -4,6 +4,8 @@ package testkit
 import (
 	"os"
 	"testing"
+
+	"github.com/pontoon-dev/pontoon/internal/userns"
 )
 
 // NeedRoot skips the test when it cannot or should not touch the kernel: under -short (make
@@ -16,5 +18,17 @@ func NeedRoot(tb testing.TB, why string) {
 	}
 	if os.Geteuid() != 0 {
 		tb.Skip("needs root: " + why)
+	}
+}
+
+// NeedHostRoot is NeedRoot for tests that need root of the host itself, not root of a user
+// namespace (where a test binary of a normal user may run, see package testenv): to run
+// something as another account, to change the host's own network. Its skip says "needs the
+// host's root", which the rootless lane (make test-rootless) accepts as a reason.
+func NeedHostRoot(tb testing.TB, why string) {
+	tb.Helper()
+	NeedRoot(tb, why)
+	if userns.Inside() {
+		tb.Skip("needs the host's root, not a user namespace's: " + why)
 	}
 }

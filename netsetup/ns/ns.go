@@ -16,33 +16,46 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
 // origNet keeps the network namespace the process started in open for its whole life, so
-// Original can name it even after some thread has moved elsewhere.
-var origNet = -1
+// Original can name it even after some thread has moved elsewhere. It is opened at the first
+// call of Original or of a function that switches namespaces, not at start: commands that
+// never switch (help, the listings) skip the open. Until the first switch, which only this
+// package makes, every thread is still in the namespace the process started in. (Libraries
+// that switch a thread for a moment to open a socket switch it back before anything else
+// runs on it.)
+var origNet struct {
+	once sync.Once
+	fd   int
+}
 
-func init() {
-	// At init no goroutine can have switched namespaces yet. A bare descriptor, not an
-	// os.File: opening one starts the runtime's poller, which commands that open nothing
-	// else (help, the listings) would otherwise pay for at start.
-	if fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
-		origNet = fd
-	}
+func openOriginal() int {
+	origNet.once.Do(func() {
+		// A bare descriptor, not an os.File: opening one starts the runtime's poller.
+		origNet.fd = -1
+		if fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			origNet.fd = fd
+		}
+	})
+	return origNet.fd
 }
 
 // Original returns a path that names the network namespace the process started in.
 func Original() string {
-	if origNet < 0 {
+	fd := openOriginal()
+	if fd < 0 {
 		return "/proc/self/ns/net"
 	}
-	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), origNet)
+	return fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), fd)
 }
 
 // onLockedThread runs fn on a dedicated OS thread that is discarded afterwards.
 func onLockedThread(fn func() error) error {
+	openOriginal() // before the first switch (see origNet)
 	errc := make(chan error, 1)
 	go func() {
 		// Never unlocked on purpose: the runtime terminates a locked thread whose goroutine

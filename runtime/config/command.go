@@ -115,6 +115,9 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 		if d.schedule != nil {
 			cmd.Schedule = c.schedule(d.schedPath, d.schedule, scheduleGuests(cmd))
 		}
+		if d.services != nil {
+			cmd.Services = c.services(d.svcPath, d.services, cmd)
+		}
 	}()
 	if d.supervise {
 		cmd.Exit = d.exit

@@ -141,6 +141,9 @@ type Command struct {
 	// Schedule, when set, is the fault schedule `pontoon run` executes on the
 	// run's bridge once the guests are up ([commands.NAME.schedule]).
 	Schedule *schedule.Spec
+	// Services are the run's service addresses ([commands.NAME.services.SERVICE]), in file
+	// order; `pontoon run` adds them once their members are attached.
+	Services []Service
 }
 
 // Child is one container of a supervise command: a guest (Guest set) or a

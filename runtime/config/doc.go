@@ -87,6 +87,14 @@
 //	# or [commands.cluster.schedule.flap]: one fault (partition, impair, dns, mode) on for on,
 //	#   off for off, count times: partition = "isolate n1", on = "1s", off = "2s", count = 5
 //
+//	[commands.cluster.services.kv]  # optional: one address for several guests of the command
+//	members = ["n1", "n2"]          # guests of the command; new connections go round them
+//	ports = ["7000", "7001/udp"]    # optional: the ports served (default: every port)
+//	mode = "random"                 # optional: "round-robin" (default) or "random"
+//	skip_unreachable = true         # optional: only members the client can reach now
+//	ip = "172.18.1.5"               # optional: x.y.1.1-x.y.1.254 (default: the lowest free)
+//	ipv4_only = true                # optional: no IPv6 address on a dual-stack chain
+//
 // Rules beyond the shapes above:
 //   - A plain command has run and no children or exit; a supervise command
 //     has at least one child and no run, network, ip, hostname or ports.

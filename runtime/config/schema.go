@@ -45,6 +45,8 @@ type decl struct {
 	stopTimeout time.Duration
 	schedule    any      // the schedule table as written, read once the guests are known
 	schedPath   []string // where it is written
+	services    any      // the services table as written, read once the guests are known
+	svcPath     []string
 
 	// Children only.
 	bridge    bool
@@ -133,6 +135,7 @@ var commandSchema = schema[decl]{
 				}
 			}},
 		{key: "schedule", read: func(c *checker, p []string, v any, d *decl) { d.schedule, d.schedPath = v, p }},
+		{key: "services", read: func(c *checker, p []string, v any, d *decl) { d.services, d.svcPath = v, p }},
 	},
 	aliases: entityAliases,
 	misplaced: func(c *checker, path []string, key string) string {

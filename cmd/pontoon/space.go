@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pontoon-dev/pontoon/internal/userns"
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+// spaceOffEnv set to "off" keeps a user without root out of their space: commands that
+// need root then say so instead.
+const spaceOffEnv = "PONTOON_SPACE"
+
+// enterSpace runs the command again inside the calling user's pontoon space (started on
+// first use) and does not return when that works: the user's bridges, guests and state
+// live there, out of reach of other users and of the host's root state. It returns an
+// error when the command cannot run there.
+func enterSpace(c *cli.Context) error {
+	if c.IsSet("user") {
+		return fmt.Errorf("`%s --user` %w: it links a user's space to the host; run it as root, e.g. `sudo %s --user %s`",
+			c.Command.HelpName, errNeedsRoot, c.Command.HelpName, c.String("user"))
+	}
+	if userns.Inside() {
+		return fmt.Errorf("`%s` lacks CAP_SYS_ADMIN and CAP_NET_ADMIN inside the user's pontoon space", c.Command.HelpName)
+	}
+	space, created, err := ensureSpace()
+	if err != nil {
+		return fmt.Errorf("`%s` %w, or user namespaces to run in a space of your own: %w", c.Command.HelpName, errNeedsRoot, err)
+	}
+	if created {
+		fmt.Fprintf(os.Stderr, "pontoon: started your pontoon space (pid %d; state in %s)\n", space.PID, space.Dir)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the pontoon binary to run in your space: %w", err)
+	}
+	wd, _ := os.Getwd()
+	argv, err := space.JoinArgv(append([]string{self}, os.Args[1:]...)...)
+	if err != nil {
+		return err
+	}
+	err = unix.Exec(argv[0], argv, append(spaceEnviron(space, os.Environ()), userns.JoinEnviron(wd)...))
+	return fmt.Errorf("join your pontoon space: exec %s: %w", argv[0], err)
+}
+
+// joinRunningSpace runs a command that needs no privilege (list) in the caller's space
+// when one runs, so that it sees the user's own chain; otherwise it runs here.
+func joinRunningSpace(c *cli.Context) error {
+	if os.Geteuid() == 0 || os.Getenv(spaceOffEnv) == "off" || userns.Inside() {
+		return nil
+	}
+	dir, err := userns.Dir(os.Getuid())
+	if err != nil {
+		return nil
+	}
+	if _, ok, _ := userns.Find(dir); !ok {
+		return nil
+	}
+	return enterSpace(c)
+}
+
+// ensureSpace returns the calling user's space, starting it when none runs.
+func ensureSpace() (userns.Space, bool, error) {
+	dir, err := userns.Dir(os.Getuid())
+	if err != nil {
+		return userns.Space{}, false, err
+	}
+	return userns.Ensure(dir)
+}
+
+// spaceEnviron is environ with the chain's locations inside the space: its private tmpfs,
+// which the host's root and other users never see.
+func spaceEnviron(s userns.Space, environ []string) []string {
+	var e netsetup.Env
+	e.StateDir = filepath.Join(s.Run(), "state")
+	e.NetnsDir = filepath.Join(s.Run(), "netns")
+	return append(environ, e.Environ()...)
+}
+
+// userName is the calling user's login name, or the uid when it has none.
+func userName() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return fmt.Sprint(os.Getuid())
+}
+
+// spaceCommand shows (and starts when missing) the caller's space; the host's root runs it
+// as the user to set a user up.
+func spaceCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "space",
+		Usage:  "show your pontoon space (namespaces of your own, for use without root), starting it if needed",
+		Flags:  []cli.Flag{jsonFlag, &cli.BoolFlag{Name: "stop", Usage: "end the space and everything in it"}},
+		Before: func(*cli.Context) error { return nil },
+		Action: func(c *cli.Context) error {
+			if _, err := args(c); err != nil {
+				return err
+			}
+			if os.Geteuid() == 0 && !userns.Inside() {
+				return usagef("pontoon space is for users without root; as root, name the user: `pontoon gateway up --user NAME`")
+			}
+			if c.Bool("stop") {
+				dir, err := userns.Dir(os.Getuid())
+				if err != nil {
+					return err
+				}
+				s, ok, err := userns.Find(dir)
+				if err != nil || !ok {
+					return err
+				}
+				return s.Stop()
+			}
+			s, _, err := ensureSpace()
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(struct {
+					PID int    `json:"pid"`
+					Dir string `json:"dir"`
+				}{s.PID, s.Dir})
+			}
+			fmt.Printf("pid %d, state in %s\n", s.PID, s.Dir)
+			return nil
+		},
+	}
+}
+
+// userLinkName is the space's end of the link `gateway up --user` makes.
+const userLinkName = "pontoon-up"
+
+// noteUnlinked says, in a user's space that the host's root has not linked to the host,
+// how guests get beyond it.
+func noteUnlinked(w io.Writer) {
+	if !userns.Inside() {
+		return
+	}
+	// /proc/self/net shows this process's network namespace: the space's.
+	if b, err := os.ReadFile("/proc/self/net/dev"); err != nil || strings.Contains(string(b), " "+netsetup.UserLinkName+":") {
+		return
+	}
+	fmt.Fprintf(w, "pontoon: guests reach each other and your space only; for the outside, ask root for `sudo pontoon gateway up --user %s`\n", userName())
+}
