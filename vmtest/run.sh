@@ -7,7 +7,9 @@
 #
 # DIR holds *.test binaries (CGO_ENABLED=0 go test -c -o DIR/x.test ./pkg) and
 # optionally DIR/args: extra words for every binary, e.g. "-test.v -test.run Netem"
-# (whitespace-separated, no quoting). Each binary runs as root with env
+# (whitespace-separated, no quoting), and optionally DIR/rootless: names of
+# binaries (one per line) to run a second time as the unprivileged uid 65534
+# (through util-linux's setpriv). Each binary runs as root with env
 # PONTOON_VM=1 and cwd a fresh directory on tmpfs. Output is streamed; the last
 # line is a summary. Exit status: 0 every binary exited 0; 1 a binary failed, the
 # VM crashed or timed out; 2 bad usage or the lane could not be prepared.
@@ -25,7 +27,7 @@
 #                         of reusing the one cached for VMTEST_KERNEL_PKG
 #   VMTEST_MODULES_EXTRA  more module names to load in the guest
 #   VMTEST_TOOLS          host commands copied in with their libraries
-#                         (default "ip tc bridge nft iptables bash dash"; busybox covers the rest)
+#                         (default "ip tc bridge nft iptables bash dash getent"; busybox covers the rest)
 #   VMTEST_KEEP           if set, keep the work directory (initramfs, console log)
 
 set -euo pipefail
@@ -39,7 +41,7 @@ mem=${VMTEST_MEM:-3072}
 cpus=${VMTEST_CPUS:-2}
 cache=${VMTEST_CACHE:-$here/.cache}
 kernel_pkg=${VMTEST_KERNEL_PKG:-linux-image-amd64}
-tools=${VMTEST_TOOLS-ip tc bridge nft iptables bash dash}
+tools=${VMTEST_TOOLS-ip tc bridge nft iptables bash dash getent}
 
 # What the project's tests need from the kernel. Built-in ones (sch_fq_codel in
 # Debian's config) are skipped; dependencies are added from modules.dep. The
@@ -74,6 +76,17 @@ testdir=$(cd "$1" && pwd)
 shopt -s nullglob
 binaries=("$testdir"/*.test)
 shopt -u nullglob
+rootless=()
+if [ -f "$testdir/rootless" ]; then
+	while read -r r; do
+		[ -n "$r" ] || continue
+		[ -x "$testdir/$r" ] || die "$testdir/rootless names $r, which is not among the binaries"
+		rootless+=("$r")
+	done <"$testdir/rootless"
+fi
+if [ ${#rootless[@]} -gt 0 ]; then
+	case " $tools " in *" setpriv "*) ;; *) tools="$tools setpriv" ;; esac
+fi
 [ ${#binaries[@]} -gt 0 ] || die "no *.test binaries in $testdir: build them with CGO_ENABLED=0 go test -c -o $testdir/NAME.test ./pkg"
 case $timeout_s in '' | *[!0-9]*) die "VMTEST_TIMEOUT=$timeout_s: want whole seconds, e.g. 900" ;; esac
 case $boot_timeout in '' | *[!0-9]*) die "VMTEST_BOOT_TIMEOUT=$boot_timeout: want whole seconds, e.g. 120" ;; esac
@@ -106,6 +119,8 @@ for t in $tools; do
 	ip | tc | bridge) need+=(iproute2) ;;
 	nft) need+=(nftables) ;;
 	iptables | ip6tables) need+=(iptables) ;;
+	setpriv) need+=(util-linux) ;;
+	getent) need+=(libc-bin) ;;
 	*) die "VMTEST_TOOLS: $t is not installed on the host and has no known package; install it or drop it" ;;
 	esac
 done
@@ -403,6 +418,7 @@ chmod 0755 "$root/init"
 nonce=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 echo "$nonce" >"$root/etc/vmtest/nonce"
 if [ -f "$testdir/args" ]; then cp "$testdir/args" "$root/etc/vmtest/args"; else : >"$root/etc/vmtest/args"; fi
+printf '%s\n' "${rootless[@]}" | grep . >"$root/etc/vmtest/rootless" || :
 for b in "${binaries[@]}"; do
 	if ldd "$b" >/dev/null 2>&1; then
 		log "warning: ${b##*/} is dynamically linked; build it with CGO_ENABLED=0"
@@ -524,8 +540,8 @@ elif [ -z "$booted" ]; then
 elif [ -z "$done_seen" ]; then
 	echo "vmtest: FAIL the VM stopped before reporting all results (qemu exit $qemu_rc; kernel panic or crash?); $pass passed, $fail failed; $timing"
 	status=1
-elif [ "$fail" -gt 0 ] || [ "$pass" -ne ${#binaries[@]} ]; then
-	echo "vmtest: FAIL ${failed[*]:-missing results}; $pass of ${#binaries[@]} passed; $timing"
+elif [ "$fail" -gt 0 ] || [ "$pass" -ne $((${#binaries[@]} + ${#rootless[@]})) ]; then
+	echo "vmtest: FAIL ${failed[*]:-missing results}; $pass of $((${#binaries[@]} + ${#rootless[@]})) runs passed; $timing"
 	status=1
 else
 	echo "vmtest: PASS $pass of ${#binaries[@]} test binaries; $timing"
