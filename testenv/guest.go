@@ -77,24 +77,29 @@ func (e *Env) Guest(name, ip string, opts ...GuestOption) *Guest {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.cfg.dnsNames {
-		e.guests = append(e.guests, g)
-		return g
-	}
-	// Appended in place (same inode): processes already running see it through their bind
-	// mount, and a reader never sees the file shorter than before.
-	f, err := os.OpenFile(e.hostsFile, os.O_WRONLY|os.O_APPEND, 0)
-	if err == nil {
-		_, err = f.WriteString(line + "\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	if err := e.addHostsLocked(line); err != nil {
 		e.t.Fatalf("testenv: add guest %q to the guests' hosts file: %v", name, err)
 	}
 	e.guests = append(e.guests, g)
 	return g
+}
+
+// addHostsLocked appends line to the guests' /etc/hosts, unless names are left to DNS
+// (WithDNSNames); e.mu is held. Appended in place (same inode): processes already running
+// see it through their bind mount, and a reader never sees the file shorter than before.
+func (e *Env) addHostsLocked(line string) error {
+	if e.cfg.dnsNames {
+		return nil
+	}
+	f, err := os.OpenFile(e.hostsFile, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(line + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Guests returns the Env's guests in the order they were created.

@@ -44,7 +44,8 @@ type Service struct {
 }
 
 // AddService adds a service address whose connections are spread over members (guest
-// names), and returns it. The test fails on bad input.
+// names), and returns it. The test fails on bad input. Guests' /etc/hosts names it (unless
+// WithDNSNames), and the bridge's name server answers for it while it exists.
 func (e *Env) AddService(name string, members []string, opts ...ServiceOption) *Service {
 	e.t.Helper()
 	o := netsetup.ServiceOptions{Members: members}
@@ -55,7 +56,17 @@ func (e *Env) AddService(name string, members []string, opts ...ServiceOption) *
 	if err != nil {
 		e.t.Fatalf("testenv: %v", err)
 	}
-	e.t.Logf("testenv: service %s at %s %s: %v", name, s.IP, s.IP6, s.Members)
+	e.t.Logf("testenv: service %s at %s: %v", name, serviceAddrs(*s), s.Members)
+	line := s.IP.String() + "\t" + name
+	if s.IP6.IsValid() {
+		line += "\n" + s.IP6.String() + "\t" + name
+	}
+	e.mu.Lock()
+	err = e.addHostsLocked(line)
+	e.mu.Unlock()
+	if err != nil {
+		e.t.Fatalf("testenv: add service %q to the guests' hosts file: %v", name, err)
+	}
 	return &Service{env: e, s: *s}
 }
 
@@ -115,4 +126,12 @@ func (s *Service) Addr6(port int) string {
 // ClientAlias is the address a member sees connections of client come from.
 func (s *Service) ClientAlias(client *Guest) netip.Addr {
 	return s.env.cfg.plan.ClientAlias(client.IP())
+}
+
+// serviceAddrs is a service's address, and its IPv6 one when it has one.
+func serviceAddrs(s netsetup.Service) string {
+	if s.IP6.IsValid() {
+		return s.IP.String() + " " + s.IP6.String()
+	}
+	return s.IP.String()
 }

@@ -221,10 +221,17 @@ func TestServiceSpreadsAndSticks(t *testing.T) {
 	if out, err := c.Run(ctx, "ping", "-c", "1", "-W", "5", svc.IP().String()); err != nil {
 		t.Errorf("ping %s: %v\n%s", svc.IP(), err, out)
 	}
-	// The bridge's name server answers for the service's name with both its addresses.
+	// Guests' /etc/hosts names the service with both its addresses, and the bridge's name
+	// server answers for the name (busybox's nslookup asks it, bypassing /etc/hosts).
 	out, err := c.Run(ctx, "getent", "ahosts", "kv")
 	if err != nil || !strings.Contains(out, svc.IP().String()) || !strings.Contains(out, svc.IP6().String()) {
 		t.Errorf("getent ahosts kv in a guest: %q (%v), want %s and %s", out, err, svc.IP(), svc.IP6())
+	}
+	if out, err := c.Run(ctx, "cat", "/etc/hosts"); err != nil || !strings.Contains(out, svc.IP().String()+"\tkv\n") || !strings.Contains(out, svc.IP6().String()+"\tkv\n") {
+		t.Errorf("/etc/hosts of a guest: %q (%v), want kv at %s and %s", out, err, svc.IP(), svc.IP6())
+	}
+	if out, err := c.Run(ctx, "busybox", "nslookup", "kv"); err != nil || !strings.Contains(out, svc.IP().String()) {
+		t.Errorf("nslookup kv in a guest: %q (%v), want %s from the bridge's name server", out, err, svc.IP())
 	}
 	if st := env.Services(); len(st) != 2 || st[0].Flows[0].Connections == 0 || st[0].Flows[2].Connections == 0 || st[1].Flows[1].Connections == 0 {
 		t.Errorf("service counters %+v", st)
