@@ -177,8 +177,11 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 			do: func() error {
 				// The old value is recorded before the change, so that gc can restore it
 				// even when this process is killed right after changing it.
+				// User links may have changed it already; the setting before them is theirs.
 				var err error
-				if state.HostForwarding, err = hostH.ReadSysctl("net.ipv4.ip_forward"); err != nil {
+				if links, _ := st.userLinks(); len(links) > 0 && links[0].HostForwarding != "" {
+					state.HostForwarding = links[0].HostForwarding
+				} else if state.HostForwarding, err = hostH.ReadSysctl("net.ipv4.ip_forward"); err != nil {
 					return err
 				}
 				if err := statefile.WriteJSON(st.gatewayFile(), state); err != nil {

@@ -84,6 +84,7 @@ func repairBridge(env Env, b *BridgeState, rep *GCReport) (destroyed bool, err e
 // gone, when nothing of it is left to use; GC is safe to run at any time.
 func GC(env Env) (GCReport, error) {
 	var rep GCReport
+	var kept []string // bridges left, whose service rules are checked once the lock is released
 	st := env.store()
 	err := st.locked(func() error {
 		g, err := st.gateway()
@@ -120,7 +121,9 @@ func GC(env Env) (GCReport, error) {
 		live := map[string]*BridgeState{}
 		released := map[string]bool{} // uplinks of bridges destroyed now, vanishing on their own
 		for _, b := range bridges {
-			dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive())
+			// Running, not Alive: a run killed with kill -9 whose parent has not reaped it yet
+			// (a busy shell, an init that reaps late) holds nothing.
+			dead := (b.Phase == PhaseCreating && !b.Creator.Running()) || (b.Owner != nil && !b.Owner.Running())
 			if dead {
 				if err := destroyBridge(env, b); err != nil {
 					return err
@@ -139,6 +142,16 @@ func GC(env Env) (GCReport, error) {
 				}
 			}
 			live[b.Name] = b
+			if b.Phase == PhaseReady {
+				kept = append(kept, b.Name)
+			}
+			if done := dropInterrupted(b); len(done) > 0 {
+				if err := st.writeBridge(b.Name, b); err != nil {
+					return err
+				}
+				noteMemberLeft(env, b.Name)
+				rep.Repaired = append(rep.Repaired, done...)
+			}
 			for _, gu := range b.Guests {
 				// A guest add killed halfway stays in phase creating; its creator is gone.
 				// Records of older versions carry no creator: such a guest is as dead.
@@ -179,7 +192,18 @@ func GC(env Env) (GCReport, error) {
 		}
 		return nil
 	})
-	return rep, errors.Join(err, syncServices(env))
+	if err != nil {
+		return rep, errors.Join(err, syncServices(env))
+	}
+	errs := []error{syncServices(env)}
+	if ServicesDrifted != nil {
+		for _, b := range kept {
+			if err := ServicesDrifted(env, b); err != nil {
+				errs = append(errs, fmt.Errorf("bridge %q: service rules: %w", b, err))
+			}
+		}
+	}
+	return rep, errors.Join(errs...)
 }
 
 // sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a

@@ -220,6 +220,9 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		if msg := aliasClash(b, g); msg != "" {
 			return invalidf("%s", msg)
 		}
+		if msg := serviceClash(b, g); msg != "" {
+			return invalidf("%s", msg)
+		}
 		for _, o := range b.Guests {
 			if o.Name == name {
 				return &TakenError{Field: "name", Other: o}
@@ -350,6 +353,7 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		delLink(brH, port)
 		return err
 	}
+	announce(gH, g)
 	return nil
 }
 

@@ -21,7 +21,7 @@ import (
 // packets.
 func waitForwarding(brPath, port string) error {
 	var s *nl.NetlinkSocket
-	err := ns.Do(brPath, func() (err error) {
+	err := ns.Visit(brPath, func() (err error) {
 		s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
 		return err
 	})

@@ -47,6 +47,12 @@ type Service struct {
 	// force lets it reach; otherwise a cut-off member gets its share and the client sees what
 	// the partition does to it.
 	SkipUnreachable bool `json:"skip_unreachable,omitempty"`
+	// Changing is the process adding or removing the service until its rules are in force
+	// or gone; pontoon gc finishes what a killed one left: it takes out a half-added
+	// service and completes a half-done removal, rules and record alike.
+	Changing *Process `json:"changing,omitempty"`
+	// Removing marks a service on its way out: its rules go first, then the record.
+	Removing bool `json:"removing,omitempty"`
 }
 
 // ServicePort is one served port.
@@ -116,7 +122,7 @@ func ParseServicePort(s string) (ServicePort, error) {
 // input changes nothing. The rules follow the record when package partition applies it
 // (partition.AddService does both).
 func AddService(env Env, bridge, name string, opt ServiceOptions) (*Service, error) {
-	if err := checkNames(bridge, name); err != nil {
+	if err := errors.Join(checkName("bridge", bridge), checkName("service", name)); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	st := env.store()
@@ -137,6 +143,8 @@ func AddService(env Env, bridge, name string, opt ServiceOptions) (*Service, err
 		if err != nil {
 			return err
 		}
+		self := Self()
+		s.Changing = &self
 		b.Services = append(b.Services, s)
 		out = s
 		return st.writeBridge(bridge, b)
@@ -151,7 +159,10 @@ func AddService(env Env, bridge, name string, opt ServiceOptions) (*Service, err
 func newService(plan Plan, b *BridgeState, name string, opt ServiceOptions) (Service, error) {
 	s := Service{Name: name, Mode: opt.Mode, SkipUnreachable: opt.SkipUnreachable}
 	for _, o := range b.Services {
-		if o.Name == name {
+		if strings.EqualFold(o.Name, name) && o.Changing != nil && !o.Changing.Alive() {
+			return s, invalidf("name: bridge %q has a service %q whose add or removal was killed halfway; run `pontoon gc` first", b.Name, o.Name)
+		}
+		if strings.EqualFold(o.Name, name) {
 			return s, invalidf("name: bridge %q already has a service %q (%s); choose another name, or remove it first with `pontoon service rm %s %s`", b.Name, name, o.IP, b.Name, name)
 		}
 	}
@@ -239,10 +250,10 @@ func serviceIP(plan Plan, b *BridgeState, given string) (netip.Addr, error) {
 	return a, nil
 }
 
-// RemoveService removes a service from a bridge's record; an unknown service wraps
-// ErrNoService and changes nothing.
+// RemoveService marks a service of a bridge's record as on its way out (its rules go, then
+// ServiceDone removes the record); an unknown service wraps ErrNoService and changes nothing.
 func RemoveService(env Env, bridge, name string) (*Service, error) {
-	if err := checkNames(bridge, name); err != nil {
+	if err := errors.Join(checkName("bridge", bridge), checkName("service", name)); err != nil {
 		return nil, fmt.Errorf("service: %w", err)
 	}
 	st := env.store()
@@ -255,18 +266,63 @@ func RemoveService(env Env, bridge, name string) (*Service, error) {
 		if b == nil {
 			return fmt.Errorf("bridge %q: %w", bridge, ErrNoBridge)
 		}
+		// A removal killed halfway is taken over.
 		i := slices.IndexFunc(b.Services, func(s Service) bool { return s.Name == name })
 		if i < 0 {
 			return invalidf("bridge %q has no service %q (%w); its services are %v", bridge, name, ErrNoService, serviceNames(b))
 		}
 		out = b.Services[i]
-		b.Services = slices.Delete(slices.Clone(b.Services), i, i+1)
+		out.Removing, out.Changing = false, nil // as it is put back when the rules cannot follow
+		self := Self()
+		b.Services = slices.Clone(b.Services)
+		b.Services[i].Removing, b.Services[i].Changing = true, &self
 		return st.writeBridge(bridge, b)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("remove service %q from bridge %q: %w", name, bridge, err)
 	}
 	return &out, nil
+}
+
+// ServiceDone ends an add or a removal of a service once its rules are in force or gone:
+// the added service loses its Changing mark, the removed one its record.
+func ServiceDone(env Env, bridge, name string) error {
+	st := env.store()
+	return st.locked(func() error {
+		b, err := st.bridge(bridge)
+		if err != nil || b == nil {
+			return err
+		}
+		i := slices.IndexFunc(b.Services, func(s Service) bool { return s.Name == name })
+		if i < 0 {
+			return nil
+		}
+		b.Services = slices.Clone(b.Services)
+		if b.Services[i].Removing {
+			b.Services = slices.Delete(b.Services, i, i+1)
+		} else {
+			b.Services[i].Changing = nil
+		}
+		return st.writeBridge(bridge, b)
+	})
+}
+
+// dropInterrupted takes out of b the services whose add or removal was killed halfway, and
+// says what it did; their rules must then follow the record.
+func dropInterrupted(b *BridgeState) []string {
+	var done []string
+	b.Services = slices.DeleteFunc(slices.Clone(b.Services), func(s Service) bool {
+		if s.Changing == nil || s.Changing.Alive() {
+			return false
+		}
+		what := "add undone"
+		if s.Removing {
+			what = "removal completed"
+		}
+		done = append(done, fmt.Sprintf("bridge %s: service %s (%s: its command was killed halfway)", b.Name, s.Name, what))
+		return true
+	})
+	return done
 }
 
 // PutService puts a removed service back as it was (undoing RemoveService or AddService
@@ -284,6 +340,19 @@ func PutService(env Env, bridge string, s Service, present bool) error {
 		}
 		return st.writeBridge(bridge, b)
 	})
+}
+
+// serviceClash says which service of the bridge already answers to a name of guest g (the
+// name server answers one address per name); "" when none does.
+func serviceClash(b *BridgeState, g Guest) string {
+	for _, s := range b.Services {
+		for _, n := range g.Names() {
+			if strings.EqualFold(n, s.Name) {
+				return fmt.Sprintf("%q is already the name of service %q at %s; choose another name, or remove the service first with `pontoon service rm %s %s`", n, s.Name, s.IP, b.Name, s.Name)
+			}
+		}
+	}
+	return ""
 }
 
 func serviceNames(b *BridgeState) []string {
@@ -311,6 +380,11 @@ func dropMember(b *BridgeState, guest string) bool {
 // bridge's services left it (the record already lacks the member), without the state lock:
 // package partition sets it to rewrite the service rules, which netsetup cannot import.
 var ServicesChanged func(env Env, bridge string) error
+
+// ServicesDrifted, when set, is called by gc for each bridge, without the state lock:
+// package partition sets it to write the service rules again where the kernel's differ from
+// the record.
+var ServicesDrifted func(env Env, bridge string) error
 
 // servicesChanged calls ServicesChanged for each bridge in changed.
 func servicesChanged(env Env, changed map[string]bool) error {

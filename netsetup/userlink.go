@@ -123,10 +123,19 @@ func UserLinkUp(env Env, req UserLinkRequest) (link UserLink, already bool, err 
 	if !req.Block.Addr().Is4() || req.Block.Bits() > 30 {
 		return UserLink{}, false, fmt.Errorf("user link block %s: give an IPv4 prefix of /30 or wider, e.g. --link %s", req.Block, DefaultUserLinks)
 	}
+	if req.UID <= 0 {
+		return UserLink{}, false, fmt.Errorf("user link for uid %d: root's chain has the host link already; name a user without root", req.UID)
+	}
 	space, err := ProcessOf(req.SpacePID)
 	if err != nil {
 		return UserLink{}, false, fmt.Errorf("the pontoon space of user %s: %w", req.User, err)
 	}
+	// Before anything changes: a refused request leaves even the user's old link alone.
+	h, err := openSpace(UserLink{User: req.User, UID: req.UID, Space: space})
+	if err != nil {
+		return UserLink{}, false, err
+	}
+	h.Close()
 	st := env.store()
 	err = st.locked(func() error {
 		links, err := st.userLinks()
@@ -139,7 +148,7 @@ func UserLinkUp(env Env, req UserLinkRequest) (link UserLink, already bool, err 
 				others = append(others, l)
 				continue
 			}
-			if l.Space == space && l.Gateway == req.Gateway && exists(spaceNetns(space)) {
+			if l.Space == space && l.Gateway == req.Gateway && userLinkIntact(env, l) {
 				link, already = l, true
 			} else if err := userLinkDown(env, l, others); err != nil {
 				return err
@@ -165,9 +174,9 @@ func userLinkUp(env Env, l *UserLink, others []UserLink) error {
 		return err
 	}
 	defer hostH.Close()
-	spaceH, err := openHandle(spaceNetns(l.Space))
+	spaceH, err := openSpace(*l)
 	if err != nil {
-		return fmt.Errorf("open the network namespace of user %s's space: %w", l.User, err)
+		return err
 	}
 	defer spaceH.Close()
 	// The setting before pontoon changed it: another link's record, or the host gateway's.
@@ -193,8 +202,15 @@ func userLinkUp(env Env, l *UserLink, others []UserLink) error {
 			undo: func() error { return delLink(hostH, l.HostIf()) },
 		},
 		step{
-			show: fmt.Sprintf("ip addr add %s dev %s && ip link set %s up", l.HostAddr(), l.HostIf(), l.HostIf()),
-			do:   func() error { return addrUp(hostH, l.HostIf(), l.HostAddr()) },
+			// IPv4 only: the host's end takes no IPv6, which the user could send from any
+			// source (see hostUserTable).
+			show: fmt.Sprintf("sysctl -w net.ipv6.conf.%s.disable_ipv6=1 && ip addr add %s dev %s && ip link set %s up", l.HostIf(), l.HostAddr(), l.HostIf(), l.HostIf()),
+			do: func() error {
+				if _, err := hostH.Sysctl("net.ipv6.conf."+l.HostIf()+".disable_ipv6", "1"); err != nil {
+					return err
+				}
+				return addrUp(hostH, l.HostIf(), l.HostAddr())
+			},
 		},
 		step{
 			show: fmt.Sprintf("nsenter --net=/proc/%d/ns/net ip addr add %s dev %s && ip route add default via %s", l.Space.PID, l.SpaceAddr(), UserLinkName, l.HostAddr().Addr()),
@@ -232,9 +248,82 @@ func userLinkUp(env Env, l *UserLink, others []UserLink) error {
 // installUserTables writes the host's table for all links and the space's for l.
 func installUserTables(env Env, l UserLink, all []UserLink) error {
 	return errors.Join(withHostNft(env, func(h *handle) error { return hostUserRules(h, all) }),
-		withNS(spaceNetns(l.Space), func(n *kernel.NS) error {
+		withSpace(l, func(n *kernel.NS) error {
 			return replaceUserTable(n, []chainSpec{natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, userLinkDNAT(l))})
 		}))
+}
+
+// openSpace opens the network namespace of l's space, and checks that it is the user's:
+// owned by a user namespace whose owner is l.UID, and still the holder's. The holder's pid
+// comes from the user (their record, their command's output), who could name any process
+// in its place -- root's, another user's -- to have root link and route that one.
+func openSpace(l UserLink) (*handle, error) {
+	h, err := openHandle(spaceNetns(l.Space))
+	if err != nil {
+		return nil, fmt.Errorf("open the network namespace of user %s's space: %w", l.User, err)
+	}
+	err = checkSpaceOwner(h.Fd(), l)
+	// The namespace opened is the holder's only if the holder still runs: pids are reused.
+	if err == nil && !l.Space.Alive() {
+		err = fmt.Errorf("the pontoon space of user %s (pid %d) has ended", l.User, l.Space.PID)
+	}
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func checkSpaceOwner(netnsFd int, l UserLink) error {
+	userFd, err := unix.IoctlRetInt(netnsFd, unix.NS_GET_USERNS)
+	if err != nil {
+		return fmt.Errorf("the owner of user %s's space (pid %d): %w", l.User, l.Space.PID, err)
+	}
+	defer unix.Close(userFd)
+	uid, err := unix.IoctlGetUint32(userFd, unix.NS_GET_OWNER_UID)
+	if err != nil {
+		return fmt.Errorf("the owner of user %s's space (pid %d): %w", l.User, l.Space.PID, err)
+	}
+	if int(uid) != l.UID {
+		return fmt.Errorf("the network namespace of pid %d, named as user %s's pontoon space, is not owned by uid %d (its user namespace's owner is uid %d); start the space as the user (`pontoon space`)", l.Space.PID, l.User, l.UID, uid)
+	}
+	return nil
+}
+
+func withSpace(l UserLink, fn func(n *kernel.NS) error) error {
+	h, err := openSpace(l)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(h.NS)
+}
+
+// userLinkIntact reports whether l's veth is still there with the host's address: a
+// record written just before pontoon was killed may have none.
+func userLinkIntact(env Env, l UserLink) bool {
+	if !exists(spaceNetns(l.Space)) {
+		return false
+	}
+	h, err := openHandle(env.hostNetns())
+	if err != nil {
+		return false
+	}
+	defer h.Close()
+	link, err := h.LinkByName(l.HostIf())
+	if err != nil {
+		return false
+	}
+	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, ok := prefixOf(a.IPNet); ok && p == l.HostAddr() {
+			return true
+		}
+	}
+	return false
 }
 
 // hostUserRules makes the host's table and forward exceptions those of links.
@@ -256,7 +345,11 @@ func hostUserTable(links []UserLink) []chainSpec {
 	}
 	post := natChain("postrouting", nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
 	fwd := filterChain("forward", nftables.ChainHookForward)
+	// The user is root of the space and may send from any address; as a plain user of the
+	// host they could not forge a source, so the host takes only the link's own.
+	pre := chainSpec{name: "prerouting", typ: nftables.ChainTypeFilter, hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityRaw}
 	for _, l := range links {
+		pre.rules = append(pre.rules, nftrule.Rule{nftrule.Iifname(l.HostIf()), nftrule.NotSaddr(l.Link), nftrule.Drop()})
 		post.rules = append(post.rules, nftrule.Rule{nftrule.Saddr(l.Link), nftrule.NotOifname(l.HostIf()), nftrule.Masquerade()})
 		fwd.rules = append(fwd.rules,
 			nftrule.Rule{nftrule.Iifname(l.HostIf()), nftrule.Oifname(HostLinkName), nftrule.Drop()},
@@ -267,16 +360,7 @@ func hostUserTable(links []UserLink) []chainSpec {
 			}
 		}
 	}
-	return []chainSpec{post, fwd}
-}
-
-func withNS(path string, fn func(n *kernel.NS) error) error {
-	n, err := kernel.OpenNS(path)
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	return fn(n)
+	return []chainSpec{pre, post, fwd}
 }
 
 // replaceUserTable replaces the user-link table of n with chains in one transaction; no
@@ -396,7 +480,7 @@ func userLinkDown(env Env, l UserLink, others []UserLink) error {
 	if l.spaceAlive() {
 		// The space's own end went with the veth; its table is the user's to keep or not,
 		// but it names an address that no longer exists.
-		_ = withNS(spaceNetns(l.Space), func(n *kernel.NS) error { return replaceUserTable(n, nil) })
+		_ = withSpace(l, func(n *kernel.NS) error { return replaceUserTable(n, nil) })
 	}
 	if err := os.Remove(env.store().userFile(l.UID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

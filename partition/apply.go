@@ -100,7 +100,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	for {
 		backend := sup.backend()
 		plan := r.plan(backend)
-		plan.RuleSet.services = compileServices(svc, t.Guests, r.blocked, r.mode, r.cut)
+		plan.RuleSet.services = compileServices(svc, t.Guests, r.blocked, r.mode, r.cut, r.imps)
 		if plan.RuleSet.needsReject() {
 			need := "reject mode"
 			if r.mode != ModeReject {

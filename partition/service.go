@@ -75,28 +75,34 @@ func bridgeServices(env netsetup.Env, bridge string, rec *netsetup.BridgeState) 
 			return nil, err
 		}
 	}
-	if len(rec.Services) == 0 {
+	// A service on its way out loses its rules before its record.
+	services := slices.DeleteFunc(slices.Clone(rec.Services), func(s netsetup.Service) bool { return s.Removing })
+	if len(services) == 0 {
 		return &serviceSpec{}, nil
 	}
 	plan, err := netsetup.CurrentPlan(env)
 	if err != nil {
 		return nil, err
 	}
-	return &serviceSpec{plan: plan, services: rec.Services}, nil
+	return &serviceSpec{plan: plan, services: services}, nil
 }
 
-// serviceMark is the connection mark of a service's connections until a member is picked:
-// stable for its name, so that connections keep being counted for it when other services
-// come and go; its low 16 bits are 0, its highest is set.
-func serviceMark(name string) uint32 {
+// serviceMark is the connection mark of a service's connections until a member is picked.
+// It must differ between the services of a bridge (the member marks, the blocked pairs and
+// the counters are keyed by it), and stay the same while the service lives, so that its
+// connections keep being counted for it when other services come and go: its address's
+// last number (unique on the bridge) does both; a little of its name's hash keeps a later
+// service at the same address from taking over the old one's counts. Its low 16 bits are 0,
+// its highest is set.
+func serviceMark(s netsetup.Service) uint32 {
 	h := fnv.New32a()
-	h.Write([]byte(name))
-	return (h.Sum32()&0x7fff | 0x8000) << 16
+	h.Write([]byte(s.Name))
+	return (h.Sum32()&0x7f|0x80)<<24 | uint32(s.IP.As4()[3])<<16
 }
 
 // memberMark is the mark of a service's connection to member g: the service's, and g's
 // IPv4 address's last number (which names a guest of the bridge, as its port does).
-func memberMark(service string, g Guest) uint32 { return serviceMark(service) | uint32(g.IP.As4()[3]) }
+func memberMark(s netsetup.Service, g Guest) uint32 { return serviceMark(s) | uint32(g.IP.As4()[3]) }
 
 // serviceOf tells the service mark of a connection mark.
 func serviceOf(mark uint32) uint32 { return mark &^ 0xffff }
@@ -105,6 +111,8 @@ func serviceOf(mark uint32) uint32 { return mark &^ 0xffff }
 // does not know the bridge's services), empty removes it.
 type serviceRules struct {
 	empty bool
+	// loss are the pairs' loss rules of the bridge-family table ServiceTable.
+	loss []nftrule.Rule
 	// Each set's elements by name: the blocked pairs and the member marks.
 	elements map[string][]nftables.SetElement
 	chains   []svcChain
@@ -137,7 +145,8 @@ type svcGroup struct {
 }
 
 // reachGroups groups the guests by the members of s each may reach under the blocked pairs
-// (vip stands for a member that is not reachable, unless s skips those).
+// (vip stands for a member the client cannot send to, unless s skips those; s skips the
+// members blocked either way).
 func reachGroups(f family, s netsetup.Service, guests []Guest, byName map[string]Guest, isBlocked map[Pair]bool, vip netip.Addr) []svcGroup {
 	var out []svcGroup
 	index := map[string]int{}
@@ -151,7 +160,10 @@ func reachGroups(f family, s netsetup.Service, guests []Guest, byName map[string
 			if !ok || !f.addr(g).IsValid() {
 				continue
 			}
-			if m != c.Name && (isBlocked[Pair{c.Name, m}] || isBlocked[Pair{m, c.Name}]) {
+			// A direct dial of a member that may only not answer the client reaches it:
+			// the member's answers are judged (and refused) as a direct one's would be, and
+			// the client waits as it would, so only skip_unreachable leaves it out.
+			if there, back := isBlocked[Pair{c.Name, m}], isBlocked[Pair{m, c.Name}]; m != c.Name && (there || back && s.SkipUnreachable) {
 				if !s.SkipUnreachable {
 					reach = append(reach, vip)
 				}
@@ -212,7 +224,7 @@ func families(plan netsetup.Plan) []family {
 }
 
 // compileServices builds the service table for the guests and the partition in force.
-func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mode, cut bool) *serviceRules {
+func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mode, cut bool, imps []Impairment) *serviceRules {
 	if spec == nil {
 		return nil
 	}
@@ -244,7 +256,7 @@ func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mod
 			for _, m := range s.Members {
 				if g, ok := byName[m]; ok && f.addr(g).IsValid() {
 					sr.elements[f.marks] = append(sr.elements[f.marks], nftables.SetElement{
-						Key: nftrule.ConcatKey(markKey(serviceMark(s.Name)), f.addr(g).AsSlice()), Val: markKey(memberMark(s.Name, g))})
+						Key: nftrule.ConcatKey(markKey(serviceMark(s)), f.addr(g).AsSlice()), Val: markKey(memberMark(s, g))})
 				}
 			}
 		}
@@ -260,10 +272,10 @@ func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mod
 			add(f.blkSet, x.AsSlice(), y.AsSlice())
 			for _, s := range spec.services {
 				if slices.Contains(s.Members, p.Dst) {
-					add(f.mkSet, x.AsSlice(), markKey(memberMark(s.Name, b))) // client a to member b
+					add(f.mkSet, x.AsSlice(), markKey(memberMark(s, b))) // client a to member b
 				}
 				if slices.Contains(s.Members, p.Src) {
-					add(f.mkSet, spec.plan.ClientAlias(y).AsSlice(), markKey(memberMark(s.Name, a))) // member a to client b
+					add(f.mkSet, spec.plan.ClientAlias(y).AsSlice(), markKey(memberMark(s, a))) // member a to client b
 				}
 			}
 		}
@@ -291,7 +303,7 @@ func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mod
 					all = append(all, f.addr(g))
 				}
 			}
-			mark := nftrule.CtMarkSet(serviceMark(s.Name))
+			mark := nftrule.CtMarkSet(serviceMark(s))
 			random := s.Mode == netsetup.ModeRandom
 			// The clients that share what they reach share a rule: under a partition there
 			// are few such groups however many clients there are. In reject mode a member a
@@ -340,7 +352,53 @@ func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mod
 		sr.counters = append(sr.counters, f.flows, f.drop, f.reject)
 	}
 	sr.chains = []svcChain{pre, out, post, fwd, jdg}
+	sr.loss = pairLoss(spec, fams, byName, member, imps)
 	return sr
+}
+
+// pairLoss are the rules that lose a pair's share of the service connections between a
+// client and a member, as the pair's loss does to direct traffic (which it judges where it
+// enters the bridge, by the address it is sent to: a service's packets carry the service
+// address or an alias there). They are bridge-family rules, by the address pair only service
+// connections carry: a client's packet as it leaves for the member (source its alias, after
+// conntrack has recorded the connection, so that a lost first packet's retransmission goes
+// to the same member, as to a direct one), a member's packet as it arrives (destination the
+// client's alias).
+func pairLoss(spec *serviceSpec, fams []family, byName map[string]Guest, member map[string]bool, imps []Impairment) []nftrule.Rule {
+	var out []nftrule.Rule
+	for _, im := range imps {
+		c := lossChance(im.Loss)
+		if im.Src == "" || c == 0 || !member[im.Src] && !member[im.Dst] {
+			continue
+		}
+		src, okS := byName[im.Src]
+		dst, okD := byName[im.Dst]
+		if !okS || !okD {
+			continue
+		}
+		for _, f := range fams {
+			a, b := f.addr(src), f.addr(dst)
+			if !a.IsValid() || !b.IsValid() {
+				continue
+			}
+			proto, saddr, daddr := nftrule.Protocol("ip", 0x0800), nftrule.Saddr, nftrule.Daddr
+			if f.v6 {
+				proto, saddr, daddr = nftrule.Protocol("ip6", 0x86dd), nftrule.Saddr6, nftrule.Daddr6Prefix
+			}
+			host := func(x netip.Addr) netip.Prefix { return netip.PrefixFrom(x, x.BitLen()) }
+			random := []nftrule.Match{nftrule.Drop()}
+			if c < LossScale {
+				random = []nftrule.Match{nftrule.RandomBelow(LossScale, c), nftrule.Drop()}
+			}
+			if member[im.Dst] { // src as a client of dst
+				out = append(out, append(nftrule.Rule{proto, saddr(host(spec.plan.ClientAlias(a))), daddr(host(b))}, random...))
+			}
+			if member[im.Src] { // src as a member answering dst
+				out = append(out, append(nftrule.Rule{proto, saddr(host(a)), daddr(host(spec.plan.ClientAlias(b)))}, random...))
+			}
+		}
+	}
+	return out
 }
 
 func clone(r nftrule.Rule) nftrule.Rule { return append(nftrule.Rule(nil), r...) }
@@ -436,12 +494,12 @@ func (t Target) healedServices() (RuleSet, error) {
 	if err != nil {
 		return RuleSet{}, err
 	}
-	return RuleSet{services: compileServices(svc, guests, nil, ModeDrop, false)}, nil
+	return RuleSet{services: compileServices(svc, guests, nil, ModeDrop, false, nil)}, nil
 }
 
 // hasServices reports whether a bridge has services (false when it cannot be read: the
 // change that follows reads it again and says what is wrong).
 func hasServices(env netsetup.Env, bridge string) bool {
 	b, err := netsetup.GetBridge(env, bridge)
-	return err == nil && len(b.Services) > 0
+	return err == nil && slices.ContainsFunc(b.Services, func(s netsetup.Service) bool { return !s.Removing })
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -15,6 +16,7 @@ func init() {
 	// A guest that leaves drops out of its services' records in netsetup, which cannot
 	// import this package; the rules follow here.
 	netsetup.ServicesChanged = RefreshServices
+	netsetup.ServicesDrifted = SyncServices
 }
 
 // AddService adds a service address to a bridge and puts its rules in force (see
@@ -29,6 +31,10 @@ func AddService(env netsetup.Env, bridge, name string, opt netsetup.ServiceOptio
 		undo := netsetup.PutService(env, bridge, *s, false)
 		return nil, errors.Join(fmt.Errorf("add service %q to bridge %q: %w", name, bridge, err), undo, RefreshServices(env, bridge))
 	}
+	if err := netsetup.ServiceDone(env, bridge, name); err != nil {
+		return nil, fmt.Errorf("add service %q to bridge %q: its rules are in force, but its record could not say so (pontoon gc takes it out): %w", name, bridge, err)
+	}
+	s.Changing = nil
 	return s, nil
 }
 
@@ -43,6 +49,9 @@ func RemoveService(env netsetup.Env, bridge, name string) error {
 		undo := netsetup.PutService(env, bridge, *s, true)
 		return errors.Join(fmt.Errorf("remove service %q from bridge %q: %w", name, bridge, err), undo, RefreshServices(env, bridge))
 	}
+	if err := netsetup.ServiceDone(env, bridge, name); err != nil {
+		return fmt.Errorf("remove service %q from bridge %q: its rules are gone, but not its record (pontoon gc removes it): %w", name, bridge, err)
+	}
 	return nil
 }
 
@@ -50,6 +59,9 @@ func RemoveService(env netsetup.Env, bridge, name string) error {
 // the partition in force (applied again as it is, in the same transaction).
 func RefreshServices(env netsetup.Env, bridge string) error {
 	t := bridgeTarget(env, bridge)
+	if err := bridgeNetfilterOff(t.NetnsPath); err != nil {
+		return err
+	}
 	_, err := applyWith(t, func(s State) (State, error) { return s, nil }, applyOpts{kind: EventRefresh})
 	return err
 }
@@ -105,7 +117,7 @@ func Services(env netsetup.Env, bridge string) ([]ServiceStatus, error) {
 		return out, err
 	}
 	for i, s := range b.Services {
-		mark := serviceMark(s.Name)
+		mark := serviceMark(s)
 		for _, name := range []string{ServiceFlows, ServiceFlows6} {
 			for _, el := range sets[name] {
 				if len(el.Key) < 8 || el.Counter == nil || serviceOf(nativeU32(el.Key[:4])) != mark {
@@ -189,4 +201,59 @@ func nativeU32(b []byte) uint32 {
 	var v [4]byte
 	copy(v[:], b)
 	return binary.NativeEndian.Uint32(v[:])
+}
+
+// SyncServices writes a bridge's service rules again when the kernel's differ from its
+// record (a change killed before its rules followed, rules deleted by hand): the members
+// each service maps are compared, and nothing is written when they agree.
+func SyncServices(env netsetup.Env, bridge string) error {
+	t := bridgeTarget(env, bridge)
+	guests, err := t.guests()
+	if err != nil {
+		return err
+	}
+	spec, err := t.serviceSpec()
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	if sr := compileServices(spec, guests, nil, ModeDrop, false, nil); !sr.empty {
+		for _, name := range []string{serviceMarks, serviceMarks6} {
+			for _, el := range sr.elements[name] {
+				want[fmt.Sprintf("%s %x %x", name, el.Key, el.Val)] = true
+			}
+		}
+	}
+	got := map[string]bool{}
+	table := false
+	err = withNft(t.NetnsPath, func(c *nftables.Conn) error {
+		sets, err := c.GetSets(serviceTable())
+		if err != nil {
+			return nil // no table
+		}
+		table = true
+		for _, s := range sets {
+			if s.Name != serviceMarks && s.Name != serviceMarks6 {
+				continue
+			}
+			els, err := c.GetSetElements(s)
+			if err != nil {
+				return fmt.Errorf("read map %s of table inet %s: %w", s.Name, ServiceTable, err)
+			}
+			for _, el := range els {
+				got[fmt.Sprintf("%s %x %x", s.Name, el.Key, el.Val)] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if maps.Equal(want, got) && table == (len(spec.services) > 0) {
+		if !table {
+			return nil
+		}
+		return bridgeNetfilterOff(t.NetnsPath)
+	}
+	return RefreshServices(env, bridge)
 }

@@ -1,12 +1,17 @@
 package partition
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
+	"strings"
+	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )
 
 func serviceTable() *nftables.Table {
@@ -51,15 +56,22 @@ func queueServices(c *nftables.Conn, sr *serviceRules) error {
 	if sr == nil {
 		return nil
 	}
+	// Only a table that is there is deleted: deleting leaves the kernel work that the
+	// socket's close waits for (see linger.go).
+	var tables []*nftables.Table
+	if sr.empty || len(sr.loss) == 0 {
+		var err error
+		if tables, err = c.ListTables(); err != nil {
+			return fmt.Errorf("list tables: %w", err)
+		}
+	}
+	has := func(f nftables.TableFamily) bool {
+		return slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == ServiceTable && x.Family == f })
+	}
+	queueServiceLoss(c, sr, has(nftables.TableFamilyBridge))
 	t := serviceTable()
 	if sr.empty {
-		// Only a table that is there is deleted: deleting leaves the kernel work that the
-		// socket's close waits for (see linger.go).
-		tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-		if err != nil {
-			return fmt.Errorf("list inet tables: %w", err)
-		}
-		if slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == ServiceTable }) {
+		if has(nftables.TableFamilyINet) {
 			removed.Store(true)
 			c.DelTable(t)
 		}
@@ -149,4 +161,66 @@ func clientSet(c *nftables.Conn, t *nftables.Table, clients []netip.Addr, ipv6 b
 		return nil, fmt.Errorf("queue the set of clients: %w", err)
 	}
 	return s, nil
+}
+
+// bridgeNetfilterKnobs are the bridge namespace's br_netfilter switches (present while the
+// host has the module loaded, which container engines do; each new namespace starts with
+// them on).
+var bridgeNetfilterKnobs = []string{"bridge-nf-call-iptables", "bridge-nf-call-ip6tables", "bridge-nf-call-arptables"}
+
+// bridgeNetfilterOff turns br_netfilter off in a bridge namespace with services. With it on,
+// frames the bridge forwards from port to port pass the IP layer's hooks too: a service
+// connection is then translated on the bridge itself and sent out of a port, never back out
+// of the port it came in on, so a member whose connection to its own service picks itself
+// gets nothing. Off, it is routed by the bridge's IP layer, as the service rules expect.
+func bridgeNetfilterOff(nsPath string) error {
+	return ns.Do(nsPath, func() error {
+		for _, k := range bridgeNetfilterKnobs {
+			p := "/proc/sys/net/bridge/" + k
+			cur, err := os.ReadFile(p)
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // no br_netfilter
+			}
+			if err != nil {
+				return fmt.Errorf("read %s in %s: %w", p, nsPath, err)
+			}
+			if strings.TrimSpace(string(cur)) == "0" {
+				continue
+			}
+			// Where the namespace's owner may not (a read-only /proc/sys), only a member's
+			// connection to its own service is lost: the rest works either way.
+			if err := os.WriteFile(p, []byte("0\n"), 0o644); err != nil && !errors.Is(err, os.ErrPermission) && !errors.Is(err, syscall.EROFS) {
+				return fmt.Errorf("turn br_netfilter off in %s (%s): %w", nsPath, p, err)
+			}
+		}
+		return nil
+	})
+}
+
+// queueServiceLoss queues the bridge-family table of the pairs' loss on service connections
+// (see pairLoss), or the removal of the one there is when there is no such loss.
+func queueServiceLoss(c *nftables.Conn, sr *serviceRules, there bool) {
+	t := &nftables.Table{Name: ServiceTable, Family: nftables.TableFamilyBridge}
+	if sr.empty || len(sr.loss) == 0 {
+		if there {
+			removed.Store(true)
+			c.DelTable(t)
+		}
+		return
+	}
+	removed.Store(true)
+	c.AddTable(t)
+	// A client's packet is lost as it leaves for the member, a member's as it arrives: each
+	// rule's addresses hold in one of the two places only.
+	for _, hook := range []*nftables.ChainHook{nftables.ChainHookPrerouting, nftables.ChainHookPostrouting} {
+		name := "prerouting"
+		if hook == nftables.ChainHookPostrouting {
+			name = "postrouting"
+		}
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t, Type: nftables.ChainTypeFilter, Hooknum: hook, Priority: nftables.ChainPriorityFilter})
+		c.FlushChain(ch)
+		for _, r := range sr.loss {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.Exprs()})
+		}
+	}
 }

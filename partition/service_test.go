@@ -43,10 +43,10 @@ func TestCompileServicesGroups(t *testing.T) {
 		sr   *serviceRules
 		want []group
 	}{
-		{"default", compileServices(spec(false), guests, iso, ModeDrop, false), []group{{nil, a(1, 2, 3)}}},
-		{"skip", compileServices(spec(true), guests, iso, ModeDrop, false), []group{{a(1, 2, 4), a(1, 2)}, {a(3), a(3)}}},
-		{"reject", compileServices(spec(false), guests, iso, ModeReject, false), []group{{a(1, 2, 4), append(a(1, 2), vip)}, {a(3), append([]netip.Addr{vip, vip}, a(3)...)}}},
-		{"healed skip", compileServices(spec(true), guests, nil, ModeDrop, false), []group{{a(1, 2, 3, 4), a(1, 2, 3)}}},
+		{"default", compileServices(spec(false), guests, iso, ModeDrop, false, nil), []group{{nil, a(1, 2, 3)}}},
+		{"skip", compileServices(spec(true), guests, iso, ModeDrop, false, nil), []group{{a(1, 2, 4), a(1, 2)}, {a(3), a(3)}}},
+		{"reject", compileServices(spec(false), guests, iso, ModeReject, false, nil), []group{{a(1, 2, 4), append(a(1, 2), vip)}, {a(3), append([]netip.Addr{vip, vip}, a(3)...)}}},
+		{"healed skip", compileServices(spec(true), guests, nil, ModeDrop, false, nil), []group{{a(1, 2, 3, 4), a(1, 2, 3)}}},
 	} {
 		got := pre(tc.sr)
 		if !slices.EqualFunc(got, tc.want, func(x, y group) bool {
@@ -55,13 +55,13 @@ func TestCompileServicesGroups(t *testing.T) {
 			t.Errorf("%s: prerouting groups %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if sr := compileServices(spec(false), guests, iso, ModeDrop, false); len(sr.elements[serviceBlocked]) != len(iso) {
+	if sr := compileServices(spec(false), guests, iso, ModeDrop, false, nil); len(sr.elements[serviceBlocked]) != len(iso) {
 		t.Errorf("blocked pairs with a member: %d, want %d", len(sr.elements[serviceBlocked]), len(iso))
 	}
-	if sr := compileServices(&serviceSpec{plan: plan}, guests, nil, ModeDrop, false); !sr.empty {
+	if sr := compileServices(&serviceSpec{plan: plan}, guests, nil, ModeDrop, false, nil); !sr.empty {
 		t.Errorf("no services: %+v, want the table removed", sr)
 	}
-	if compileServices(nil, guests, nil, ModeDrop, false) != nil {
+	if compileServices(nil, guests, nil, ModeDrop, false, nil) != nil {
 		t.Error("a target without services must leave the table alone")
 	}
 }

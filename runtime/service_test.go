@@ -2,10 +2,19 @@ package runtime_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/testkit"
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/runtime"
+	"github.com/pontoon-dev/pontoon/runtime/config"
+	"github.com/pontoon-dev/pontoon/runtime/internal/enginetest"
 )
 
 // TestRunService runs a command with a service over two servers: the client finds the
@@ -47,4 +56,62 @@ ports = ["7000"]
 		t.Errorf("pontoon's log does not show the service:\n%s", log)
 	}
 	r.clean()
+}
+
+// TestRunWithServicesKilled kills `pontoon run` with SIGKILL while its services are being
+// added and once they are: after gc, nothing of the run is left, its services included.
+func TestRunWithServicesKilled(t *testing.T) {
+	r := newRunner(t)
+	services := func(r *runner, done bool) bool {
+		bs, _ := netsetup.Bridges(r.s.Env)
+		for _, b := range bs {
+			for _, s := range b.Services {
+				if !done || s.Changing == nil {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for i, moment := range []struct {
+		name  string
+		ready func(r *runner) bool
+	}{
+		{"while services are added", func(r *runner) bool { return services(r, false) }},
+		{"after services are added", func(r *runner) bool { return services(r, true) }},
+	} {
+		t.Run(moment.name, func(t *testing.T) {
+			r.t, r.out = t, &testkit.Buffer{}
+			token := strconv.Itoa(8640200 + i)
+			path := filepath.Join(t.TempDir(), config.FileName)
+			project := enginetest.Sleepers(token, "") + "[commands.sleepers.services.kv]\nmembers = [\"a\", \"b\"]\n"
+			if err := os.WriteFile(path, []byte(project), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd, done := enginetest.StartRun(t, enginetest.SubprocessRun{Project: path, Command: "sleepers", Env: r.s.Env,
+				Engine: runtime.EngineOptions{RuntimeRoot: r.runcDir}}, r.out)
+			if !poll(t, "the run to reach the moment", func() bool {
+				select {
+				case <-done:
+					t.Fatalf("the run ended by itself:\n%s", r.out)
+				default:
+				}
+				return moment.ready(r)
+			}) {
+				t.FailNow()
+			}
+			cmd.Process.Kill()
+			<-done
+			if _, err := runtime.GC(r.s.Env); err != nil {
+				t.Fatalf("runtime.GC: %v", err)
+			}
+			if _, err := netsetup.GC(r.s.Env); err != nil {
+				t.Fatalf("netsetup.GC: %v", err)
+			}
+			if left := enginetest.WithArg(token); len(left) != 0 {
+				t.Errorf("processes of the run left: %+v", left)
+			}
+			r.clean()
+		})
+	}
 }

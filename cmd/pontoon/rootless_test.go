@@ -351,7 +351,8 @@ func spaceSnapshot(t *testing.T, a *account, s userns.Space) []string {
 	})
 	procs, _ := exec.Command("ps", "-o", "pid=,args=", "-u", strconv.Itoa(a.uid)).Output()
 	for _, l := range strings.Split(strings.TrimSpace(string(procs)), "\n") {
-		if l != "" {
+		// Exited, reaped whenever init gets to it: nothing is left of a zombie but its pid.
+		if l != "" && !strings.HasSuffix(l, "<defunct>") {
 			out = append(out, "process "+strings.TrimSpace(l))
 		}
 	}

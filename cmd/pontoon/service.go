@@ -141,10 +141,21 @@ func servicePorts(s netsetup.Service) string {
 }
 
 func serviceMode(s netsetup.Service) string {
+	m := s.Mode
 	if s.SkipUnreachable {
-		return s.Mode + ",skip-unreachable"
+		m += ",skip-unreachable"
 	}
-	return s.Mode
+	// An add or removal under way, or killed halfway: the record may not be what the
+	// kernel has until it ends (or pontoon gc ends it).
+	switch {
+	case s.Changing != nil && !s.Changing.Alive():
+		m += " (interrupted: pontoon gc finishes it)"
+	case s.Changing != nil && s.Removing:
+		m += " (being removed)"
+	case s.Changing != nil:
+		m += " (being added)"
+	}
+	return m
 }
 
 // serviceFlows is "n1=10 n2=9 n3=0", and what the partition stopped.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pontoon-dev/pontoon/internal/userns"
@@ -75,12 +76,19 @@ func ensureSpace() (userns.Space, bool, error) {
 }
 
 // spaceEnviron is environ with the chain's locations inside the space: its private tmpfs,
-// which the host's root and other users never see.
+// which the host's root and other users never see. The caller's own values of them go:
+// getenv takes a variable's first value, so the space's appended after would lose, and
+// the chain would split between the space and wherever the caller's shell pointed.
 func spaceEnviron(s userns.Space, environ []string) []string {
 	var e netsetup.Env
 	e.StateDir = filepath.Join(s.Run(), "state")
 	e.NetnsDir = filepath.Join(s.Run(), "netns")
-	return append(environ, e.Environ()...)
+	set := e.Environ()
+	out := slices.DeleteFunc(slices.Clone(environ), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return slices.ContainsFunc(set, func(s string) bool { return strings.HasPrefix(s, k+"=") })
+	})
+	return append(out, set...)
 }
 
 // userName is the calling user's login name, or the uid when it has none.

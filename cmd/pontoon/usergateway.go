@@ -8,13 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
-	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/urfave/cli/v2"
@@ -109,9 +107,9 @@ func userGatewayUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Whatever the user's process prints, netsetup links only a namespace the user owns.
 	var sp struct {
-		PID int    `json:"pid"`
-		Dir string `json:"dir"`
+		PID int `json:"pid"`
 	}
 	if err := json.Unmarshal(out, &sp); err != nil {
 		return fmt.Errorf("read user %s's space: %w", name, err)
@@ -123,10 +121,21 @@ func userGatewayUp(c *cli.Context) error {
 	if _, err := asUser(name, uid, gid, gwArgs...); err != nil {
 		return err
 	}
-	// The space's files are on a tmpfs only its mount namespace sees; its holder's root
-	// shows them to the host's root.
-	spaceEnv := netsetup.Env{StateDir: filepath.Join(fmt.Sprintf("/proc/%d/root", sp.PID), userns.RunDir(sp.Dir), "state")}
-	plan, err := netsetup.CurrentPlan(spaceEnv)
+	// Asked of the user, not read by root through the holder's /proc/PID/root: there the
+	// user's symlinks would resolve against the host's root, to files only root may read.
+	out, err = asUser(name, uid, gid, "gateway", "status", "--json")
+	if err != nil {
+		return err
+	}
+	var st struct {
+		Gateway struct {
+			Plan string `json:"plan"`
+		} `json:"gateway"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return fmt.Errorf("read the plan of user %s's gateway: %w", name, err)
+	}
+	plan, err := netsetup.ParsePlan(st.Gateway.Plan)
 	if err != nil {
 		return fmt.Errorf("read the plan of user %s's gateway: %w", name, err)
 	}

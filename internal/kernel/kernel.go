@@ -150,10 +150,23 @@ func (n *NS) Sysctls(kv ...string) error {
 	return err
 }
 
+// Socket opens a socket in the namespace: it stays the namespace's whichever thread uses it.
+func (n *NS) Socket(domain, typ, proto int) (int, error) {
+	fd := -1
+	err := ns.Visit(n.fdPath(), func() (err error) {
+		fd, err = unix.Socket(domain, typ|unix.SOCK_CLOEXEC, proto)
+		return err
+	})
+	if err != nil {
+		return -1, fmt.Errorf("open a socket in %s: %w", n.path, err)
+	}
+	return fd, nil
+}
+
 // ReadSysctl reads a sysctl in the namespace.
 func (n *NS) ReadSysctl(name string) (string, error) {
 	var v string
-	err := ns.Do(n.fdPath(), func() error {
+	err := ns.Visit(n.fdPath(), func() error {
 		b, err := os.ReadFile(sysctlFile(name))
 		v = strings.TrimSpace(string(b))
 		return err
@@ -167,7 +180,7 @@ func (n *NS) ReadSysctl(name string) (string, error) {
 // sysctls writes pairs; /proc/sys/net shows the namespace of the thread that opens it, hence
 // the switch. With read, each old value is read first and an unchanged one not written.
 func (n *NS) sysctls(read bool, kv ...string) (olds []string, err error) {
-	err = ns.Do(n.fdPath(), func() error {
+	err = ns.Visit(n.fdPath(), func() error {
 		for i := 0; i+1 < len(kv); i += 2 {
 			name, value := kv[i], kv[i+1]
 			file := sysctlFile(name)

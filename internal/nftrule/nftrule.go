@@ -116,6 +116,9 @@ func ipField(kw string, offset uint32, p netip.Prefix, op expr.CmpOp) Match {
 // Saddr matches the IPv4 source against a prefix (Host for one address).
 func Saddr(p netip.Prefix) Match { return ipField("saddr", 12, p, expr.CmpOpEq) }
 
+// NotSaddr matches an IPv4 source outside the prefix.
+func NotSaddr(p netip.Prefix) Match { return ipField("saddr", 12, p, expr.CmpOpNeq) }
+
 // Daddr matches the IPv4 destination against a prefix (Host for one address).
 func Daddr(p netip.Prefix) Match { return ipField("daddr", 16, p, expr.CmpOpEq) }
 

@@ -1,6 +1,7 @@
 package userns
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -49,34 +52,66 @@ func (s Space) Run() string { return RunDir(s.Dir) }
 // RunDir is Space.Run for the space of dir.
 func RunDir(dir string) string { return filepath.Join(dir, "space") }
 
-// Alive reports whether the holder still runs.
+// Alive reports whether the holder still runs. A zombie does not: its namespaces went
+// when it exited, though its pid and start time stay until its parent (often an init that
+// reaps late) waits for it.
 func (s Space) Alive() bool {
-	st, err := startTime(s.PID)
-	return err == nil && st == s.Start
+	state, st, err := procStat(s.PID)
+	return err == nil && st == s.Start && state != "Z" && state != "X"
 }
 
 // Dir returns the directory of uid's pontoon files, creating it (mode 0700) when missing:
 // /run/user/UID/pontoon when /run/user/UID belongs to uid, else /tmp/pontoon-UID. It does
-// not follow $XDG_RUNTIME_DIR: the host's root, setting a user up, must find the same
-// place as the user's own commands. A directory that exists but is not uid's own, 0700,
-// real directory is refused rather than used: in /tmp anyone could have made it first.
+// not follow $XDG_RUNTIME_DIR: the host's root, setting a user up (as the user), must find
+// the same place as the user's own commands. In /tmp anyone could have made that name
+// first -- a symlink, a directory of theirs: one that is not uid's own, 0700, real
+// directory is never used; a private directory beside it, /tmp/pontoon-UID-XXXXXX, is
+// found again by its prefix (or made). Call it as uid: a directory made here is the
+// caller's.
 func Dir(uid int) (string, error) {
-	dir := fmt.Sprintf("/tmp/pontoon-%d", uid)
 	runUser := fmt.Sprintf("/run/user/%d", uid)
 	if st, err := os.Lstat(runUser); err == nil && st.IsDir() && owner(st) == uid {
-		dir = filepath.Join(runUser, "pontoon")
+		dir := filepath.Join(runUser, "pontoon")
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("create pontoon's directory %s: %w", dir, err)
+		}
+		return dir, checkPrivate(dir, uid)
 	}
+	dir := fmt.Sprintf("/tmp/pontoon-%d", uid)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", fmt.Errorf("create pontoon's directory %s: %w", dir, err)
 	}
+	if checkPrivate(dir, uid) == nil {
+		return dir, nil
+	}
+	others, _ := filepath.Glob(dir + "-*")
+	sort.Strings(others)
+	for _, d := range others {
+		if checkPrivate(d, uid) == nil {
+			return d, nil
+		}
+	}
+	d, err := os.MkdirTemp("/tmp", filepath.Base(dir)+"-")
+	if err != nil {
+		return "", fmt.Errorf("create pontoon's directory (%s is not uid %d's own): %w", dir, uid, err)
+	}
+	if err := checkPrivate(d, uid); err != nil {
+		os.Remove(d)
+		return "", err
+	}
+	return d, nil
+}
+
+// checkPrivate refuses dir unless it is a real directory of uid's with mode 0700.
+func checkPrivate(dir string, uid int) error {
 	st, err := os.Lstat(dir)
 	if err != nil {
-		return "", fmt.Errorf("pontoon's directory %s: %w", dir, err)
+		return fmt.Errorf("pontoon's directory %s: %w", dir, err)
 	}
 	if !st.IsDir() || owner(st) != uid || st.Mode().Perm() != 0o700 {
-		return "", fmt.Errorf("pontoon's directory %s is not a directory of uid %d with mode 0700 (it is %s of uid %d); remove it and try again", dir, uid, st.Mode(), owner(st))
+		return fmt.Errorf("pontoon's directory %s is not a directory of uid %d with mode 0700 (it is %s of uid %d); remove it and try again", dir, uid, st.Mode(), owner(st))
 	}
-	return dir, nil
+	return nil
 }
 
 func owner(st os.FileInfo) int {
@@ -150,28 +185,40 @@ func start(dir string) (Space, error) {
 		return Space{}, fmt.Errorf("start the space: %w", err)
 	}
 	defer r.Close()
+	// The holder lives on only once it is recorded: killed before that, this command
+	// closes commitW by dying, and the holder, reading EOF, exits rather than linger
+	// where no record names it.
+	commitR, commitW, err := os.Pipe()
+	if err != nil {
+		w.Close()
+		return Space{}, fmt.Errorf("start the space: %w", err)
+	}
+	defer commitW.Close()
 	// What the setup in the new namespaces says, should it fail, is kept for the error.
 	logPath := filepath.Join(dir, "space.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		w.Close()
+		commitR.Close()
 		return Space{}, fmt.Errorf("start the space: %w", err)
 	}
 	defer logf.Close()
 	cmd.Stderr = logf
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{w, commitR}
 	cmd.Dir = "/"
 	// The holder outlives this command: its own session, no death signal, no terminal.
 	cmd.SysProcAttr.Setsid = true
 	cmd.SysProcAttr.Pdeathsig = 0
 	err = cmd.Start()
 	w.Close()
+	commitR.Close()
 	if err != nil {
 		return Space{}, fmt.Errorf("start the space: %w", err)
 	}
 	go cmd.Wait() // reaped here should it die before this command exits
 	_ = r.SetReadDeadline(time.Now().Add(10 * time.Second))
-	msg, _ := io.ReadAll(r)
+	br := bufio.NewReader(r)
+	msg, _ := br.ReadString('\n')
 	if strings.TrimSpace(string(msg)) != "ready" {
 		cmd.Process.Kill()
 		why, _ := os.ReadFile(logPath)
@@ -191,14 +238,22 @@ func start(dir string) (Space, error) {
 		cmd.Process.Kill()
 		return Space{}, fmt.Errorf("record the space: %w", err)
 	}
+	if _, err := commitW.Write([]byte("recorded\n")); err != nil {
+		os.Remove(filepath.Join(dir, "space.json"))
+		return Space{}, fmt.Errorf("start the space: its holder exited: %w", err)
+	}
+	commitW.Close()
+	// The holder's end of r closes when it becomes what it stays (sleep's exec closes it):
+	// a space returned is a settled one.
+	_, _ = io.Copy(io.Discard, br)
 	return s, nil
 }
 
 // DispatchHold moves a program started by JoinArgv to its caller's working directory, and
 // runs the holder when this process is one (Ensure starts it): the holder reports ready on
-// fd 3 (the setup, lo up included, is done by then) and then waits for SIGTERM or SIGKILL,
-// as sleep(1) when there is one. A program that calls Ensure or JoinArgv must call
-// DispatchHold first thing in main.
+// fd 3 (the setup, lo up included, is done by then), waits on fd 4 for its starter to have
+// recorded it, and then waits for SIGKILL (Stop), as sleep(1) when there is one. A
+// program that calls Ensure or JoinArgv must call DispatchHold first thing in main.
 func DispatchHold() {
 	if wd, ok := os.LookupEnv(workdirEnv); ok {
 		os.Unsetenv(workdirEnv)
@@ -211,31 +266,141 @@ func DispatchHold() {
 	if len(os.Args) == 0 || os.Args[0] != holdArg0 || !Inside() {
 		return
 	}
+	// fd 3 stays open until the holder settles: sleep's exec closes it (see start).
+	unix.CloseOnExec(3)
 	ready := os.NewFile(3, "ready")
 	fmt.Fprintln(ready, "ready")
-	ready.Close()
+	// Until its starter has recorded it (see start): EOF without that means the starter
+	// died, and a holder no record names would be found by nobody.
+	commit := os.NewFile(4, "commit")
+	msg, _ := io.ReadAll(commit)
+	commit.Close()
+	if strings.TrimSpace(string(msg)) != "recorded" {
+		os.Exit(1)
+	}
+	// Ignored signals stay ignored across exec: `pkill sleep`, a hangup or a Ctrl-C of the
+	// group would otherwise end the space under a run that goes on in it, and split the
+	// user's chain between the old namespaces and the next command's new space. Stop
+	// sends SIGKILL.
+	signal.Ignore(unix.SIGTERM, unix.SIGHUP, unix.SIGINT, unix.SIGQUIT)
 	// The holder need not be pontoon: holding pontoon's binary open would keep it from
 	// being replaced in place ("text file busy") for as long as the space lives.
 	if sleep, err := exec.LookPath("sleep"); err == nil {
 		_ = unix.Exec(sleep, []string{holdArg0, "infinity"}, []string{"PATH=/usr/bin:/bin"})
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, unix.SIGTERM)
-	<-sig
-	os.Exit(0)
+	ready.Close()
+	for {
+		_ = unix.Pause()
+	}
 }
 
-// Stop ends the space: every namespace in it goes with the holder, unless something else
-// still uses them.
+// Stop ends the space and everything in it: every process whose user namespace is the
+// space's or one nested in it (runs, containers, bridge children), not the holder alone --
+// a run left behind would keep the old namespaces alive where no later command, gc
+// included, can find them. The holder goes last and its record after it, so that a Stop
+// killed halfway leaves a record that the next Stop finishes from.
 func (s Space) Stop() error {
 	if !s.Alive() {
 		return nil
 	}
-	if err := unix.Kill(s.PID, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+	target, err := nsID(s.Namespace("user"))
+	if err != nil {
 		return fmt.Errorf("stop the space (pid %d): %w", s.PID, err)
+	}
+	if err := killMembers(target, s.PID); err != nil {
+		return fmt.Errorf("stop the space (pid %d): %w", s.PID, err)
+	}
+	if err := unix.Kill(s.PID, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("stop the space (pid %d): %w", s.PID, err)
+	}
+	// Forked meanwhile by a process that was being killed: nothing can join any more.
+	if err := killMembers(target, s.PID); err != nil {
+		return fmt.Errorf("stop the space (pid %d): %w", s.PID, err)
+	}
+	// Ended when this returns: a command right after must not find the holder still up.
+	for deadline := time.Now().Add(10 * time.Second); s.Alive(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stop the space: its holder (pid %d) outlived SIGKILL for 10s", s.PID)
+		}
 	}
 	os.Remove(filepath.Join(s.Dir, "space.json"))
 	return nil
+}
+
+// killMembers kills the processes of the space of user namespace target, but its holder,
+// until a scan finds none: processes forking meanwhile are caught by the next scan.
+func killMembers(target nsKey, holder int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		members := slices.DeleteFunc(spaceMembers(target), func(pid int) bool { return pid == holder })
+		if len(members) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still run in it", members)
+		}
+		for _, pid := range members {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// nsKey identifies a namespace: the device and inode of its file.
+type nsKey struct{ dev, ino uint64 }
+
+func nsID(path string) (nsKey, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nsKey{}, err
+	}
+	return nsKey{st.Dev, st.Ino}, nil
+}
+
+// spaceMembers returns the running processes (this one aside) whose user namespace is target
+// or nested in it. Processes that are not the caller's cannot be inspected, and are not
+// the space's: every process in it is its owner's.
+func spaceMembers(target nsKey) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		// A zombie keeps its credentials, user namespace included, until reaped, but
+		// nothing else: it is no member, and no signal would end it.
+		if state, _, err := procStat(pid); err != nil || state == "Z" || state == "X" {
+			continue
+		}
+		if inUserns(pid, target) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func inUserns(pid int, target nsKey) bool {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	// User namespaces nest 32 deep at most.
+	for range 33 {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && (nsKey{st.Dev, st.Ino}) == target {
+			unix.Close(fd)
+			return true
+		}
+		parent, err := unix.IoctlRetInt(fd, unix.NS_GET_PARENT)
+		unix.Close(fd)
+		if err != nil {
+			return false
+		}
+		fd = parent
+	}
+	unix.Close(fd)
+	return false
 }
 
 // JoinArgv returns the command line that runs argv inside the space as its root:
@@ -267,17 +432,24 @@ const workdirEnv = "PONTOON_USERNS_WD"
 
 // startTime returns field 22 of /proc/PID/stat.
 func startTime(pid int) (uint64, error) {
+	_, st, err := procStat(pid)
+	return st, err
+}
+
+// procStat returns fields 3 (state) and 22 (start time) of /proc/PID/stat.
+func procStat(pid int) (string, uint64, error) {
 	if pid <= 0 {
-		return 0, fmt.Errorf("no process %d", pid)
+		return "", 0, fmt.Errorf("no process %d", pid)
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(f) < 20 {
-		return 0, fmt.Errorf("process %d: malformed stat", pid)
+		return "", 0, fmt.Errorf("process %d: malformed stat", pid)
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	st, err := strconv.ParseUint(f[19], 10, 64)
+	return f[0], st, err
 }

@@ -109,6 +109,43 @@ func Do(path string, fn func() error) error {
 	})
 }
 
+// Visit runs fn inside the network namespace at path, like Do, and then moves the thread
+// back to the namespace the process started in and returns it to the runtime: it saves Do's
+// creation and destruction of a thread (about 0.1 ms each, several times per guest attach).
+// Only for fn that change nothing of the thread but its network namespace (reading and
+// writing files, opening sockets); a thread that cannot be moved back, or whose fn panics,
+// is destroyed as with Do.
+func Visit(path string, fn func() error) error {
+	orig := openOriginal()
+	if orig < 0 {
+		return Do(path, fn)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		back := false
+		defer func() {
+			if r := recover(); r != nil {
+				errc <- fmt.Errorf("panic in namespace: %v", r)
+				return
+			}
+			if back {
+				runtime.UnlockOSThread()
+			}
+		}()
+		if err := setns(path, unix.CLONE_NEWNET); err != nil {
+			// A failed setns leaves the thread where it was.
+			back = true
+			errc <- err
+			return
+		}
+		err := fn()
+		back = unix.Setns(orig, unix.CLONE_NEWNET) == nil
+		errc <- err
+	}()
+	return <-errc
+}
+
 // Spec names namespaces to create or join. An empty path means "leave as is".
 type Spec struct {
 	Net      string // network namespace file

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/partition"
@@ -71,11 +72,18 @@ func durationInto(at func(*faultDecl) *time.Duration) func(c *checker, p []strin
 	}
 }
 
+// The fault schemas are built on first use: most runs of the pontoon binary read no schedule.
 var (
-	stepSchema         = schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode", "heal", "for"), aliases: faultAliases}
-	nemesisFaultSchema = schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode"), aliases: faultAliases}
-	flapSchema         = schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode", "on", "off", "count"), aliases: faultAliases}
-	faultAliases       = map[string]string{"duration": `"for"`, "loss": `impair = "loss=10% GUEST"`, "delay": `impair = "delay=50ms GUEST"`,
+	stepSchema = sync.OnceValue(func() *schema[faultDecl] {
+		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode", "heal", "for"), aliases: faultAliases}
+	})
+	nemesisFaultSchema = sync.OnceValue(func() *schema[faultDecl] {
+		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode"), aliases: faultAliases}
+	})
+	flapSchema = sync.OnceValue(func() *schema[faultDecl] {
+		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode", "on", "off", "count"), aliases: faultAliases}
+	})
+	faultAliases = map[string]string{"duration": `"for"`, "loss": `impair = "loss=10% GUEST"`, "delay": `impair = "delay=50ms GUEST"`,
 		"rate": `impair = "rate=1mbit GUEST"`, "isolate": `partition = "isolate GUEST"`, "kind": `"partition"`, "fault": `"partition" or "impair"`}
 )
 
@@ -94,7 +102,7 @@ var scheduleSchema = schema[scheduleDecl]{
 		{key: "steps",
 			read: func(c *checker, p []string, v any, d *scheduleDecl) {
 				for i, t := range c.tables(p, v, `steps = [{ partition = "isolate n1", for = "5s" }, { heal = true, for = "2s" }]`) {
-					f := c.fault(elemPath(p, i), t, &stepSchema)
+					f := c.fault(elemPath(p, i), t, stepSchema())
 					d.spec.Steps = append(d.spec.Steps, schedule.Step{Fault: f.fault, For: f.dur})
 					d.bad = d.bad || f.bad
 				}
@@ -108,7 +116,7 @@ var scheduleSchema = schema[scheduleDecl]{
 		{key: "flap",
 			read: func(c *checker, p []string, v any, d *scheduleDecl) {
 				if t, ok := c.table(p, v, `[`+keyString(p)+`] with partition (or impair, dns), on, off and count`); ok {
-					f := c.fault(p, t, &flapSchema)
+					f := c.fault(p, t, flapSchema())
 					d.spec.Flap = &schedule.Flap{Fault: f.fault, On: f.on, Off: f.off, Count: f.count}
 					d.bad = d.bad || f.bad
 				}
@@ -122,7 +130,7 @@ var nemesisSchema = schema[nemesisDecl]{
 		{key: "faults",
 			read: func(c *checker, p []string, v any, d *nemesisDecl) {
 				for i, t := range c.tables(p, v, `faults = [{ partition = "random-halves" }, { impair = "loss=30% n1" }]`) {
-					f := c.fault(elemPath(p, i), t, &nemesisFaultSchema)
+					f := c.fault(elemPath(p, i), t, nemesisFaultSchema())
 					d.n.Faults = append(d.n.Faults, f.fault)
 					d.bad = d.bad || f.bad
 				}
@@ -230,7 +238,7 @@ func (c *checker) scheduleDuration(p []string, s string) (time.Duration, bool) {
 
 // elemKey turns the "#N" parts keylines uses for array elements into [N] counted from 1, as
 // schedule.FieldError writes them: steps."#0".for becomes steps[1].for.
-var elemKey = regexp.MustCompile(`\."#(\d+)"`)
+var elemKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\."#(\d+)"`) })
 
 // schedule reads [commands.NAME.schedule] and checks it against the command's guests.
 func (c *checker) schedule(path []string, v any, guests []partition.Guest) *schedule.Spec {
@@ -242,8 +250,8 @@ func (c *checker) schedule(path []string, v any, guests []partition.Guest) *sche
 	var d scheduleDecl
 	decode(c, path, t, &scheduleSchema, &d)
 	for _, e := range c.errs[n:] {
-		e.Key = elemKey.ReplaceAllStringFunc(e.Key, func(m string) string {
-			i, _ := strconv.Atoi(elemKey.FindStringSubmatch(m)[1])
+		e.Key = elemKey().ReplaceAllStringFunc(e.Key, func(m string) string {
+			i, _ := strconv.Atoi(elemKey().FindStringSubmatch(m)[1])
 			return "[" + strconv.Itoa(i+1) + "]"
 		})
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
@@ -43,10 +44,16 @@ var serviceSchema = schema[serviceDecl]{
 		}},
 		{key: "ports", read: func(c *checker, p []string, v any, d *serviceDecl) {
 			d.s.Ports = c.strings(p, v, `["7000", "53/udp"]`)
+			seen := map[netsetup.ServicePort]bool{}
 			for i, port := range d.s.Ports {
-				if _, err := netsetup.ParseServicePort(port); err != nil {
+				sp, err := netsetup.ParseServicePort(port)
+				switch {
+				case err != nil:
 					c.errAt(p, c.lines.line(elemPath(p, i)), "%v", err)
+				case seen[sp]:
+					c.errAt(p, c.lines.line(elemPath(p, i)), "%s is given twice; list each port once", sp)
 				}
+				seen[sp] = true
 			}
 		}},
 		{key: "mode", kind: choice, choices: []string{netsetup.ModeRoundRobin, netsetup.ModeRandom}, what: "balancing mode",
@@ -78,6 +85,22 @@ func (c *checker) services(path []string, v any, cmd Command) []Service {
 		guests[g.Name] = true
 		names = append(names, g.Name)
 	}
+	// Every name the name server answers for a guest: its name, hostname and aliases.
+	nameOf := map[string]string{}
+	addNames := func(name string, g *Guest) {
+		if g == nil || !g.IP.IsValid() {
+			return
+		}
+		for _, n := range append([]string{name, g.Hostname}, g.Aliases...) {
+			if n != "" {
+				nameOf[strings.ToLower(n)] = name
+			}
+		}
+	}
+	addNames(cmd.Name, cmd.Guest)
+	for _, ch := range cmd.Children {
+		addNames(ch.Name, ch.Guest)
+	}
 	var out []Service
 	ips := map[netip.Addr]string{}
 	for _, name := range c.keys(path, t) {
@@ -91,6 +114,8 @@ func (c *checker) services(path []string, v any, cmd Command) []Service {
 		decode(c, sp, st, &serviceSchema, &d)
 		if _, ok := st["members"]; !ok {
 			c.errf(sp, "has no members; add members = [%q], naming guests of the command", firstOr(names, "n1"))
+		} else if len(d.s.Members) == 0 {
+			c.errf(sub(sp, "members"), "no members given; name the guests that serve it, e.g. members = [%q]", firstOr(names, "n1"))
 		}
 		for i, m := range d.s.Members {
 			if !guests[m] {
@@ -100,8 +125,10 @@ func (c *checker) services(path []string, v any, cmd Command) []Service {
 				c.errAt(sub(sp, "members"), c.lines.line(elemPath(sub(sp, "members"), i)), "%q is named twice; name each guest once", m)
 			}
 		}
-		if guests[name] {
+		if g, ok := nameOf[strings.ToLower(name)]; ok && g == name {
 			c.errf(sp, "%q is already the name of a guest, and the name server answers one address per name; choose another service name", name)
+		} else if ok {
+			c.errf(sp, "%q is already a name of guest %q (its hostname or an alias), and the name server answers one address per name; choose another service name", name, g)
 		}
 		if d.hasIP && d.s.IP.IsValid() {
 			if other, taken := ips[d.s.IP]; taken {

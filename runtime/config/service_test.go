@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -60,5 +61,29 @@ ports = ["80"]
 		{19, "commands.c.services.kv.ip", "is not a service address; use one of 172.18.1.1-172.18.1.254"},
 		{20, "commands.c.services.n2", "already the name of a guest"},
 		{22, "commands.c.services.empty", "has no members"},
+	})
+}
+
+// TestServiceErrorsAsAddServiceRefuses refuses in the file what adding the service to the
+// bridge would refuse when the run starts (where it would only be logged): a guest's hostname
+// or alias as its name, no members, a port given twice.
+func TestServiceErrorsAsAddServiceRefuses(t *testing.T) {
+	_, err := Parse("pontoon.toml", []byte(strings.Replace(scheduleCluster, `ip = "172.18.0.3"
+`, `ip = "172.18.0.3"
+hostname = "n3-host"
+aliases = ["monkey"]
+`, 1)+`[commands.c.services.kv]
+members = []
+ports = ["7000", "7000/tcp"]
+[commands.c.services.monkey]
+members = ["n1"]
+[commands.c.services.n3-host]
+members = ["n1"]
+`))
+	wantErrors(t, err, []wantErr{
+		{18, "commands.c.services.kv.members", "no members"},
+		{19, "commands.c.services.kv.ports", `7000/tcp is given twice`},
+		{20, "commands.c.services.monkey", `"monkey" is already a name of guest "n3"`},
+		{22, "commands.c.services.n3-host", `"n3-host" is already a name of guest "n3"`},
 	})
 }

@@ -1,0 +1,44 @@
+package userns
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSpaceAliveNotZombie: a holder that was killed but not yet reaped (its parent, maybe an
+// init that reaps late, has not waited for it) is no space: its namespaces are gone, and a
+// command that tried to join them would fail instead of starting a new space.
+func TestSpaceAliveNotZombie(t *testing.T) {
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	st, err := startTime(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Space{PID: cmd.Process.Pid, Start: st}
+	if !s.Alive() {
+		t.Fatalf("a running holder (pid %d) is not alive", s.PID)
+	}
+	cmd.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.PID))
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d did not become a zombie: %s", s.PID, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s.Alive() {
+		t.Errorf("a killed, unreaped holder (pid %d) counts as alive", s.PID)
+	}
+}
