@@ -1,46 +1,34 @@
 package netsetup
 
 import (
-	"encoding/binary"
+	"net"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// announce broadcasts a gratuitous ARP request for a new guest's IPv4 address from its
-// eth0, and an unsolicited neighbour advertisement for its IPv6 address, once its queue is
-// active and the bridge forwards through its port. A peer that sent
-// to the address before the guest was there (a sibling started at the same time, or the
-// bridge's own stack) holds an incomplete neighbour entry, which the kernel asks again for
-// only a second later (neigh retrans_time_ms); its packets wait in that entry meanwhile.
-// Any ARP from the address, or an advertisement with the override flag, completes such
-// entries at once and releases their packets, while peers without one create none. It is best effort: without it the
+// announce makes a new guest known to the peers that are already waiting for it, once its
+// queue is active and the bridge forwards through its port. A peer that sent to the address
+// before the guest was there (a sibling started at the same time, or the bridge's own stack)
+// holds an incomplete neighbour entry, which the kernel asks again for only a second later
+// (neigh retrans_time_ms); its packets wait in that entry meanwhile.
+//
+// For IPv4 the guest asks for the bridge's address, which it needs anyway: the request is
+// broadcast, and any ARP from the guest's address completes such entries at once and
+// releases their packets, while peers without one create none (arp_accept is off). The
+// kernel sends the request itself (NTF_USE), so no packet socket is opened: closing one
+// waits for an RCU grace period. For IPv6 a solicitation reaches only its target, so the
+// guest advertises its address to all nodes instead. It is best effort: without it the
 // peers' own retry still finds the guest.
-func announce(gH *handle, g *Guest) {
+func announce(gH *handle, plan Plan, g *Guest) {
 	link, err := gH.linkByName(GuestIfName)
 	if err != nil {
 		return
 	}
-	fd, err := gH.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(htons(unix.ETH_P_ARP)))
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	mac, ip := GuestMAC(g.IP), g.IP.As4()
-	// RFC 826 over Ethernet: a request whose sender and target address are both the guest's.
-	pkt := make([]byte, 0, 28)
-	pkt = binary.BigEndian.AppendUint16(pkt, 1) // hardware: Ethernet
-	pkt = binary.BigEndian.AppendUint16(pkt, unix.ETH_P_IP)
-	pkt = append(pkt, 6, 4)
-	pkt = binary.BigEndian.AppendUint16(pkt, 1) // request
-	pkt = append(pkt, mac...)
-	pkt = append(pkt, ip[:]...)
-	pkt = append(pkt, make([]byte, 6)...)
-	pkt = append(pkt, ip[:]...)
-	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: link.Attrs().Index, Halen: 6,
-		Addr: [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}
-	_ = unix.Sendto(fd, pkt, 0, to)
+	idx := link.Attrs().Index
+	_ = gH.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, IP: net.IP(plan.BridgeAddr().Addr().AsSlice()), Flags: netlink.NTF_USE})
 	if g.IP6.IsValid() {
-		advertise6(gH, link.Attrs().Index, g)
+		advertise6(gH, idx, g)
 	}
 }
 
@@ -65,5 +53,3 @@ func advertise6(gH *handle, ifindex int, g *Guest) {
 	to := &unix.SockaddrInet6{Addr: [16]byte{0: 0xff, 1: 0x02, 15: 0x01}, ZoneId: uint32(ifindex)}
 	_ = unix.Sendto(fd, msg, 0, to)
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }

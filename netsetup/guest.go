@@ -353,7 +353,7 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		delLink(brH, port)
 		return err
 	}
-	announce(gH, g)
+	announce(gH, plan, g)
 	return nil
 }
 

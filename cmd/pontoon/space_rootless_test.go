@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/internal/userns"
+	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 // holders returns the running (not zombie) space holders of uid, by pid, with their
@@ -380,5 +382,84 @@ func TestRootlessHolderSurvivesPkill(t *testing.T) {
 	a.ok("/", "space", "--stop")
 	if s.Alive() {
 		t.Errorf("space --stop left the holder %d", s.PID)
+	}
+}
+
+// TestRootlessRootLeavesUserAlone: root's own gc and root's own `gateway down`, while a
+// user's linked run goes on, leave the user's link, rules and run alone: the host still
+// reaches the user's port forward, and forwarding stays on for it.
+func TestRootlessRootLeavesUserAlone(t *testing.T) {
+	a := rootlessAccount(t, devUser)
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	c.ok("gateway", "up", "--user", a.name)
+	t.Cleanup(func() { c.run("gateway", "down", "--user", a.name, "--force") })
+	links, err := netsetup.UserLinks(c.sb.Env)
+	if err != nil || len(links) != 1 {
+		t.Fatalf("user links: %v, %v", links, err)
+	}
+	addr := links[0].SpaceAddr().Addr().String()
+	dir := projectDir(t, `
+[commands.web]
+supervise = true
+[commands.web.children.web]
+run.shell = "while true; do echo hello-from-web | busybox nc -l -p 7000; done"
+ip = "172.18.0.5"
+ports = ["7001:7000"]
+`)
+	a.startRun(dir, "web")
+	bridge := a.bridgeOf("web", 1)
+	reaches := func() bool {
+		o, _ := exec.Command("nsenter", "--net="+c.sb.Host, "busybox", "nc", "-w", "1", addr, "7001").CombinedOutput()
+		return strings.Contains(string(o), "hello-from-web")
+	}
+	waitFor(t, 30*time.Second, "the user's forward to answer from the host", reaches)
+	if out := c.ok("gc"); strings.Contains(out, a.name) || strings.Contains(out, bridge) {
+		t.Errorf("root's gc touched the user's link or bridge: %q", out)
+	}
+	c.ok("gateway", "down")
+	if links, err := netsetup.UserLinks(c.sb.Env); err != nil || len(links) != 1 {
+		t.Errorf("user links after root's gc and gateway down: %v, %v", links, err)
+	}
+	if fwd, _ := exec.Command("nsenter", "--net="+c.sb.Host, "cat", "/proc/sys/net/ipv4/ip_forward").Output(); strings.TrimSpace(string(fwd)) != "1" {
+		t.Errorf("root's gateway down turned forwarding off under a user link: %q", fwd)
+	}
+	waitFor(t, 10*time.Second, "the user's forward to answer after root's gc and gateway down", reaches)
+	if out := a.ok("/", "bridge", "list"); !strings.Contains(out, bridge) {
+		t.Errorf("the user's bridge is gone:\n%s", out)
+	}
+}
+
+// TestRootlessUserLinksConcurrent: `gateway up --user` for two users at once links both,
+// each with a /30 of its own.
+func TestRootlessUserLinksConcurrent(t *testing.T) {
+	a := rootlessAccount(t, devUser)
+	b := rootlessAccount(t, devUser2)
+	c := newCLI(t)
+	var cmds []*exec.Cmd
+	var outs []*testkit.Buffer
+	for _, u := range []*account{a, b} {
+		t.Cleanup(func() { c.run("gateway", "down", "--user", u.name, "--force") })
+		cmd := c.command("gateway", "up", "--user", u.name)
+		out := &testkit.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds, outs = append(cmds, cmd), append(outs, out)
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("gateway up --user #%d: %v\n%s", i, err, outs[i])
+		}
+	}
+	links, err := netsetup.UserLinks(c.sb.Env)
+	if err != nil || len(links) != 2 || links[0].Link.Overlaps(links[1].Link) {
+		t.Fatalf("links after two concurrent ups: %+v, %v; want two apart", links, err)
+	}
+	for _, l := range links {
+		if out, err := exec.Command("nsenter", "--net="+c.sb.Host, "ping", "-c1", "-W2", l.SpaceAddr().Addr().String()).CombinedOutput(); err != nil {
+			t.Errorf("the host cannot reach %s's link at %s: %v\n%s", l.User, l.SpaceAddr().Addr(), err, out)
+		}
 	}
 }

@@ -219,7 +219,7 @@ func start(dir string) (Space, error) {
 	_ = r.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(r)
 	msg, _ := br.ReadString('\n')
-	if strings.TrimSpace(string(msg)) != "ready" {
+	if strings.TrimSpace(msg) != "ready" {
 		cmd.Process.Kill()
 		why, _ := os.ReadFile(logPath)
 		return Space{}, fmt.Errorf("start the space: its holder did not get ready: %s", strings.TrimSpace(string(why)))

@@ -42,3 +42,24 @@ func TestSpaceAliveNotZombie(t *testing.T) {
 		t.Errorf("a killed, unreaped holder (pid %d) counts as alive", s.PID)
 	}
 }
+
+// TestSetupOnlyInNewUserns: the setup variables act only in a child that Command or Reexec
+// made, in a user namespace of its own. A process of the initial user namespace -- the
+// host's root running pontoon with an environment someone else left, `sudo -E` say -- must
+// not cover host directories, make the host's mounts private or exec what they name. (Run
+// in a mount namespace of its own, so that a failure changes nothing of the host.)
+func TestSetupOnlyInNewUserns(t *testing.T) {
+	if os.Geteuid() != 0 || Inside() {
+		t.Skip("needs the host's root: the variables are harmless without privilege")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/outside", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), setupEnv+`={"Tmpfs":["`+dir+`"]}`, execEnv+`=["/bin/ls","-A","`+dir+`"]`)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "PASS") || strings.Contains(string(out), "user namespace setup") {
+		t.Errorf("with %s set in the initial user namespace: %v, output %q; want the program's own run (PASS), no setup and no exec", setupEnv, err, out)
+	}
+}

@@ -125,9 +125,12 @@ func sysProcAttr() *syscall.SysProcAttr {
 // (or descends from such a process without leaving it): MarkerEnv is set, the process is
 // uid 0, and its uid map is not the initial namespace's identity map.
 func Inside() bool {
-	if os.Getenv(MarkerEnv) != "1" || os.Geteuid() != 0 {
-		return false
-	}
+	return os.Getenv(MarkerEnv) == "1" && os.Geteuid() == 0 && newUserns()
+}
+
+// newUserns reports whether this process's uid map is not the initial namespace's identity
+// map.
+func newUserns() bool {
 	b, err := os.ReadFile("/proc/self/uid_map")
 	if err != nil {
 		return false
@@ -142,6 +145,15 @@ func init() {
 		return
 	}
 	os.Unsetenv(setupEnv)
+	if !newUserns() {
+		// Not a child of Command or Reexec, which always make a user namespace: the
+		// host's root run with an environment someone else left (`sudo -E`) must not
+		// cover host directories or exec what the variables name. The program runs as
+		// if they were not there.
+		os.Unsetenv(execEnv)
+		os.Unsetenv(probeEnv)
+		return
+	}
 	if err := setup(js); err != nil {
 		fmt.Fprintf(os.Stderr, "pontoon: user namespace setup: %v\n", err)
 		os.Exit(ExitSetup)
