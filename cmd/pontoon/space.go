@@ -46,7 +46,7 @@ func enterSpace(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	err = unix.Exec(argv[0], argv, append(spaceEnviron(space, os.Environ()), userns.JoinEnviron(wd)...))
+	err = unix.Exec(argv[0], argv, append(userns.RootEnviron(spaceEnviron(space, os.Environ())), userns.JoinEnviron(wd)...))
 	return fmt.Errorf("join your pontoon space: exec %s: %w", argv[0], err)
 }
 

@@ -100,7 +100,7 @@ func child(spec Spec, path string, args []string, extraEnv ...string) (*exec.Cmd
 		return nil, fmt.Errorf("user namespace: encode spec: %w", err)
 	}
 	cmd := &exec.Cmd{Path: path, Args: args}
-	cmd.Env = append(os.Environ(), MarkerEnv+"=1", setupEnv+"="+string(js))
+	cmd.Env = append(RootEnviron(os.Environ()), MarkerEnv+"=1", setupEnv+"="+string(js))
 	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.SysProcAttr = sysProcAttr()
 	return cmd, nil
