@@ -3,7 +3,6 @@ package netsetup_test
 import (
 	"bytes"
 	"errors"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -35,31 +34,42 @@ func TestGatewayUpTwice(t *testing.T) {
 	}
 }
 
-// A plan that collides with a route or address of the host is refused before anything is
-// created, naming the culprit and the --subnet fix.
+// A plan that collides with a route or address of the host, IPv4 or IPv6, is refused before
+// anything is created, naming the culprit and the --subnet or --subnet6 fix, and the fix works.
 func TestGatewayCollision(t *testing.T) {
 	t.Parallel()
+	moved, _ := netsetup.ParsePlan("10.77.0.0/16")
+	moved6 := netsetup.DefaultPlan()
+	moved6.Subnet6 = netip.MustParsePrefix("fd70:6f6f::/48")
 	for _, c := range []struct {
 		name   string
+		addr   string // on a Linux bridge, as Docker's user-defined networks or a VPN hold them
 		linkUp bool
 		want   []string
+		fix    netsetup.Plan
+		guest  string
 	}{
-		// An address on an up link brings its /16 route: the route is reported.
-		{"route", true, []string{"172.18.0.0/16", "route 172.18.0.0/16 dev dock0", "--subnet 10.77.0.0/16"}},
+		// An address on an up link brings its route: the route is reported.
+		{"route", "172.18.0.1/16", true, []string{"172.18.0.0/16", "route 172.18.0.0/16 dev dock0", "--subnet 10.77.0.0/16"}, moved, "10.77.0.1"},
 		// On a down link there is no route, only the address.
-		{"address", false, []string{"address 172.18.0.1/16 on dock0", "--subnet 10.77.0.0/16"}},
+		{"address", "172.18.0.1/16", false, []string{"address 172.18.0.1/16 on dock0", "--subnet 10.77.0.0/16"}, moved, "10.77.0.1"},
+		{"route6", "fd70:6f6e::1/64", true, []string{"subnet6 fd70:6f6e::/48", "route fd70:6f6e::/64 dev dock0", "--subnet6 fd70:6f6f::/48"}, moved6, "172.18.0.1"},
+		{"address6", "fd70:6f6e::1/64", false, []string{"address fd70:6f6e::1/64 on dock0", "--subnet6 fd70:6f6f::/48"}, moved6, "172.18.0.1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			s := newSandbox(t)
 			h := handleAt(t, s.Host)
-			// A Linux bridge holding 172.18.0.1/16, as Docker's user-defined networks do.
 			d := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
 			d.Name = "dock0"
 			if err := h.LinkAdd(d); err != nil {
 				t.Fatal(err)
 			}
-			if err := h.AddrAdd(d, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(172, 18, 0, 1), Mask: net.CIDRMask(16, 32)}}); err != nil {
+			ipnet, err := netlink.ParseIPNet(c.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.AddrAdd(d, &netlink.Addr{IPNet: ipnet, Flags: unix.IFA_F_NODAD}); err != nil {
 				t.Fatal(err)
 			}
 			if c.linkUp {
@@ -68,19 +78,30 @@ func TestGatewayCollision(t *testing.T) {
 				}
 			}
 			before := snapshot(t, s)
-			_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{})
+			_, err = netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{})
 			wantErr(t, "colliding up", err, c.want...)
 			unchanged(t, s, before, "refused up", "host")
 			if _, err := netsetup.CurrentPlan(s.Env); !errors.Is(err, netsetup.ErrNoGateway) {
 				t.Errorf("CurrentPlan after refusal: %v, want ErrNoGateway", err)
 			}
+			if ipnet.IP.To4() == nil {
+				// IPv4 alone does not collide.
+				if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
+					t.Fatalf("up with --ipv4-only: %v", err)
+				}
+				if err := netsetup.GatewayDown(s.Env, false); err != nil {
+					t.Fatal(err)
+				}
+			}
 			// The suggested fix works.
-			moved, _ := netsetup.ParsePlan("10.77.0.0/16")
-			if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: moved}); err != nil {
-				t.Fatalf("up with the suggested subnet: %v", err)
+			if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: c.fix}); err != nil {
+				t.Fatalf("up with the suggested plan: %v", err)
 			}
 			mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
-			g := mustGuest(t, s.Env, "b1", "g", "10.77.0.1")
+			g := mustGuest(t, s.Env, "b1", "g", c.guest)
+			if c.fix.IPv6() && !c.fix.GuestNet6().Contains(g.IP6) {
+				t.Errorf("guest IPv6 address %s; want one in %s", g.IP6, c.fix.GuestNet6())
+			}
 			serveWhoAmI(t, s, 7000)
 			mustAnswer(t, g.Netns, sandbox.UpstreamAddr.Addr(), 7000, wanAddr)
 		})
@@ -207,63 +228,6 @@ func TestGatewayDown(t *testing.T) {
 			// Down again: nothing there, still success.
 			if err := netsetup.GatewayDown(s.Env, false); err != nil {
 				t.Errorf("second down: %v", err)
-			}
-		})
-	}
-}
-
-// The plan's IPv6 ranges are checked against the host's IPv6 routes and addresses as its
-// IPv4 ones are: a unique local /48 the host already uses is refused before anything is
-// created, naming the culprit and the --subnet6 fix, and the fix works.
-func TestGatewayCollision6(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		name   string
-		linkUp bool
-		want   []string
-	}{
-		{"route", true, []string{"subnet6 fd70:6f6e::/48", "route fd70:6f6e::/64 dev vpn0", "--subnet6 fd70:6f6f::/48"}},
-		{"address", false, []string{"address fd70:6f6e::1/64 on vpn0", "--subnet6 fd70:6f6f::/48"}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			s := newSandbox(t)
-			h := handleAt(t, s.Host)
-			d := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
-			d.Name = "vpn0"
-			if err := h.LinkAdd(d); err != nil {
-				t.Fatal(err)
-			}
-			addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("fd70:6f6e::1"), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
-			if err := h.AddrAdd(d, addr); err != nil {
-				t.Fatal(err)
-			}
-			if c.linkUp {
-				if err := h.LinkSetUp(d); err != nil {
-					t.Fatal(err)
-				}
-			}
-			before := snapshot(t, s)
-			_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{})
-			wantErr(t, "colliding up", err, c.want...)
-			unchanged(t, s, before, "refused up", "host")
-			// IPv4 alone does not collide.
-			if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
-				t.Fatalf("up with --ipv4-only: %v", err)
-			}
-			if err := netsetup.GatewayDown(s.Env, false); err != nil {
-				t.Fatal(err)
-			}
-			// The suggested fix works.
-			p := netsetup.DefaultPlan()
-			p.Subnet6 = netip.MustParsePrefix("fd70:6f6f::/48")
-			if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: p}); err != nil {
-				t.Fatalf("up with the suggested subnet6: %v", err)
-			}
-			mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
-			g := mustGuest(t, s.Env, "b1", "g", "172.18.0.1")
-			if !p.GuestNet6().Contains(g.IP6) {
-				t.Errorf("guest IPv6 address %s; want one in %s", g.IP6, p.GuestNet6())
 			}
 		})
 	}
