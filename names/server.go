@@ -1,10 +1,8 @@
 package names
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -30,8 +29,8 @@ type Server struct {
 	env    netsetup.Env
 	bridge string
 	addr   netip.Addr
-	udp    *net.UDPConn
-	tcp    *net.TCPListener
+	udp    *dns.Server
+	tcp    *dns.Server
 	done   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
@@ -40,7 +39,6 @@ type Server struct {
 	mu     sync.Mutex
 	faults cachedFaults
 	record cachedRecord
-	conns  map[net.Conn]struct{} // open TCP connections, closed by stop
 }
 
 type cachedFaults struct {
@@ -87,11 +85,30 @@ func listen(env netsetup.Env, bridge string, detached bool) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	// The sockets are bound: queries queue in the kernel until the loops read them.
-	s.udp, s.tcp, s.conns = pc, ln, map[net.Conn]struct{}{}
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.serveUDP() }()
-	go func() { defer s.wg.Done(); s.serveTCP() }()
+	started := make(chan struct{}, 2)
+	notify := func() { started <- struct{}{} }
+	s.udp = &dns.Server{PacketConn: pc, Handler: s.handler("udp"), NotifyStartedFunc: notify}
+	s.tcp = &dns.Server{Listener: ln, Handler: s.handler("tcp"), NotifyStartedFunc: notify}
+	ended := make(chan error, 2)
+	for _, srv := range []*dns.Server{s.udp, s.tcp} {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); ended <- srv.ActivateAndServe() }()
+	}
+	// A server that ends before it says it started would leave this wait hanging forever.
+	timeout := time.NewTimer(startWait)
+	defer timeout.Stop()
+	for up := 0; up < 2; {
+		select {
+		case <-started:
+			up++
+		case err := <-ended:
+			s.abort(pc, ln)
+			return nil, fmt.Errorf("serve names of bridge %q: server ended at start: %v", bridge, err)
+		case <-timeout.C:
+			s.abort(pc, ln)
+			return nil, fmt.Errorf("serve names of bridge %q: server did not start within %s", bridge, startWait)
+		}
+	}
 	rec := Record{Bridge: bridge, Process: netsetup.Self(), Detached: detached, Addr: ap.String(), Started: time.Now().UTC()}
 	if err := writeRecord(env, rec); err != nil {
 		s.Close()
@@ -102,6 +119,17 @@ func listen(env netsetup.Env, bridge string, detached bool) (*Server, error) {
 	return s, nil
 }
 
+// startWait bounds how long listen waits for both servers to report that they serve.
+const startWait = 5 * time.Second
+
+// abort stops a server that failed to start; a server that never started does not close
+// its socket on Shutdown, so the sockets are closed here.
+func (s *Server) abort(pc net.PacketConn, ln net.Listener) {
+	pc.Close()
+	ln.Close()
+	s.Close()
+}
+
 // bindWait bounds how long bind waits for a predecessor's sockets to go.
 const bindWait = 5 * time.Second
 
@@ -109,7 +137,7 @@ const bindWait = 5 * time.Second
 // as long as they live, whichever thread serves them. A server killed just before may still
 // hold the address: its threads close their files after its main thread already shows as
 // exited, so the address is tried again for a while.
-func bind(netnsPath string, ap netip.AddrPort) (pc *net.UDPConn, ln *net.TCPListener, err error) {
+func bind(netnsPath string, ap netip.AddrPort) (pc net.PacketConn, ln net.Listener, err error) {
 	deadline := time.Now().Add(bindWait)
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		err = ns.Do(netnsPath, func() error {
@@ -144,15 +172,9 @@ func (s *Server) Close() {
 
 func (s *Server) stop() {
 	s.once.Do(func() {
+		_ = s.udp.Shutdown()
+		_ = s.tcp.Shutdown()
 		s.watch.Close() // ends watchLoop's read
-		s.udp.Close()   // ends serveUDP
-		s.tcp.Close()   // ends serveTCP
-		s.mu.Lock()
-		for c := range s.conns {
-			c.Close()
-		}
-		s.conns = nil
-		s.mu.Unlock()
 		removeRecordOf(s.env, s.bridge, netsetup.Self())
 		close(s.done)
 	})
@@ -239,132 +261,80 @@ func (s *Server) currentFaults() []Fault {
 	return fs.Faults
 }
 
-// answer returns the reply to the query m from the address from over proto, or nil for none.
-func (s *Server) answer(m []byte, from netip.Addr, proto string) []byte {
-	q, err := parseQuery(m)
-	switch {
-	case errors.Is(err, errNoQuery):
-		return nil
-	case err != nil:
-		return query{id: q.id, flags: q.flags}.errorReply(rcodeFormErr)
-	case q.opcode() != opcodeQuery:
-		return q.errorReply(rcodeNotImp)
-	case q.qdcount != 1:
-		return query{id: q.id, flags: q.flags}.errorReply(rcodeFormErr)
+func (s *Server) handler(proto string) dns.HandlerFunc {
+	return func(w dns.ResponseWriter, q *dns.Msg) { s.answer(w, q, proto) }
+}
+
+func (s *Server) answer(w dns.ResponseWriter, q *dns.Msg, proto string) {
+	if len(q.Question) != 1 || q.Opcode != dns.OpcodeQuery {
+		reply(w, new(dns.Msg).SetRcode(q, dns.RcodeNotImplemented))
+		return
 	}
-	name := normalize(q.name)
+	question := q.Question[0]
+	name := normalize(question.Name)
 	b, err := s.currentBridge()
 	if err != nil {
-		return q.errorReply(rcodeServFail)
+		reply(w, new(dns.Msg).SetRcode(q, dns.RcodeServerFailure))
+		return
 	}
-	guest := ""
-	if g := guestByRef(b, from.Unmap().String()); g != nil {
-		guest = g.Name
+	from := ""
+	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
+		if g := guestByRef(b, ap.Addr().Unmap().String()); g != nil {
+			from = g.Name
+		}
 	}
-	if f := match(s.currentFaults(), name, guest, time.Now()); f != nil {
+	if f := match(s.currentFaults(), name, from, time.Now()); f != nil {
 		switch f.Kind {
 		case Drop:
-			return nil
+			return
 		case NXDomain:
-			return q.errorReply(rcodeNXDomain)
+			reply(w, new(dns.Msg).SetRcode(q, dns.RcodeNameError))
+			return
 		case ServFail:
-			return q.errorReply(rcodeServFail)
+			reply(w, new(dns.Msg).SetRcode(q, dns.RcodeServerFailure))
+			return
 		case Wrong:
-			return q.addressReply(f.Addr, netip.Addr{})
+			reply(w, addressAnswer(q, f.Addr, netip.Addr{}))
+			return
 		case Delay:
 			select {
 			case <-time.After(f.Delay):
 			case <-s.done:
-				return nil
+				return
 			}
 		}
 	}
 	if ip, ip6, ok := lookup(b, name); ok {
-		return q.addressReply(ip, ip6)
+		reply(w, addressAnswer(q, ip, ip6))
+		return
 	}
-	return s.forward(m, q, proto)
+	reply(w, s.forward(q, proto))
 }
 
-// serveUDP answers each datagram on a goroutine of its own: a delayed answer holds up no other.
-func (s *Server) serveUDP() {
-	buf := make([]byte, 65535)
-	for {
-		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		m := append([]byte(nil), buf[:n]...)
-		go func() {
-			if r := s.answer(m, from.Addr(), "udp"); r != nil {
-				_, _ = s.udp.WriteToUDPAddrPort(r, from)
-			}
-		}()
+// addressAnswer answers q for a name that has ip and, on a dual-stack chain, ip6: an A
+// record for A and ANY, an AAAA record for AAAA and ANY when there is ip6, nothing (but no
+// error) for every other type, so resolvers do not wait.
+func addressAnswer(q *dns.Msg, ip, ip6 netip.Addr) *dns.Msg {
+	m := new(dns.Msg).SetReply(q)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	question := q.Question[0]
+	if question.Qclass == dns.ClassINET && (question.Qtype == dns.TypeA || question.Qtype == dns.TypeANY) {
+		m.Answer = append(m.Answer, &dns.A{
+			Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
+			A:   ip.AsSlice(),
+		})
 	}
+	if question.Qclass == dns.ClassINET && ip6.IsValid() && (question.Qtype == dns.TypeAAAA || question.Qtype == dns.TypeANY) {
+		m.Answer = append(m.Answer, &dns.AAAA{
+			Hdr:  dns.RR_Header{Name: question.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 0},
+			AAAA: ip6.AsSlice(),
+		})
+	}
+	return m
 }
 
-// tcpIdle is how long a TCP client may keep a connection open without asking.
-const tcpIdle = 8 * time.Second
-
-// serveTCP answers the queries of each connection in turn (RFC 7766 allows in order).
-func (s *Server) serveTCP() {
-	for {
-		c, err := s.tcp.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		s.mu.Lock()
-		if s.conns == nil { // stopped meanwhile
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer func() { s.mu.Lock(); delete(s.conns, c); s.mu.Unlock(); c.Close() }()
-			from := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()
-			for {
-				_ = c.SetReadDeadline(time.Now().Add(tcpIdle))
-				m, err := readTCP(c)
-				if err != nil {
-					return
-				}
-				if r := s.answer(m, from, "tcp"); r != nil {
-					if err := writeTCP(c, r); err != nil {
-						return
-					}
-				}
-			}
-		}()
-	}
-}
-
-// readTCP reads one message of a DNS TCP stream: a two-byte length, then the message.
-func readTCP(c net.Conn) ([]byte, error) {
-	var l [2]byte
-	if _, err := io.ReadFull(c, l[:]); err != nil {
-		return nil, err
-	}
-	m := make([]byte, binary.BigEndian.Uint16(l[:]))
-	_, err := io.ReadFull(c, m)
-	return m, err
-}
-
-func writeTCP(c net.Conn, m []byte) error {
-	_, err := c.Write(binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(m)), uint16(len(m))))
-	if err == nil {
-		_, err = c.Write(m)
-	}
-	return err
-}
+func reply(w dns.ResponseWriter, m *dns.Msg) { _ = w.WriteMsg(m) }
 
 // lookup finds the guest or service that answers to name, and its addresses (no IPv6 one on
 // an IPv4-only chain); only guests attached to the end count.
@@ -388,23 +358,23 @@ func lookup(b *netsetup.BridgeState, name string) (ip, ip6 netip.Addr, ok bool) 
 	return netip.Addr{}, netip.Addr{}, false
 }
 
-// forward asks the upstream resolvers in turn with the query m and returns the first reply,
-// or SERVFAIL.
-func (s *Server) forward(m []byte, q query, proto string) []byte {
+// forward asks the upstream resolvers in turn and returns the first answer, or SERVFAIL.
+func (s *Server) forward(q *dns.Msg, proto string) *dns.Msg {
 	for _, up := range upstreams(s.env) {
 		if up == s.addr {
 			continue
 		}
-		if r, err := s.exchange(m, proto, netip.AddrPortFrom(up, 53)); err == nil && checkReply(r, q.id) == nil {
-			return r
+		if m, err := s.exchange(q, proto, netip.AddrPortFrom(up, 53)); err == nil {
+			m.Id = q.Id
+			return m
 		}
 	}
-	return q.errorReply(rcodeServFail)
+	return new(dns.Msg).SetRcode(q, dns.RcodeServerFailure)
 }
 
 // exchange asks one upstream from a socket of the bridge's namespace, the way a guest's own
 // query would leave.
-func (s *Server) exchange(m []byte, proto string, up netip.AddrPort) ([]byte, error) {
+func (s *Server) exchange(q *dns.Msg, proto string, up netip.AddrPort) (*dns.Msg, error) {
 	var c net.Conn
 	err := ns.Do(s.env.BridgeNetns(s.bridge), func() error {
 		var err error
@@ -414,23 +384,13 @@ func (s *Server) exchange(m []byte, proto string, up netip.AddrPort) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	co := &dns.Conn{Conn: c}
+	defer co.Close()
 	_ = c.SetDeadline(time.Now().Add(forwardTimeout))
-	if proto == "tcp" {
-		if err := writeTCP(c, m); err != nil {
-			return nil, err
-		}
-		return readTCP(c)
-	}
-	if _, err := c.Write(m); err != nil {
+	if err := co.WriteMsg(q); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 65535)
-	n, err := c.Read(buf)
-	if err != nil {
-		return nil, err
-	}
-	return buf[:n], nil
+	return co.ReadMsg()
 }
 
 // upstreams are the resolvers guests would use without a name server: the host's, or the

@@ -26,7 +26,13 @@ func announce(gH *handle, plan Plan, g *Guest) {
 		return
 	}
 	idx := link.Attrs().Index
-	_ = gH.NeighSet(&netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, IP: net.IP(plan.BridgeAddr().Addr().AsSlice()), Flags: netlink.NTF_USE})
+	// The kernel asks only for an address it has no entry for: the guest may have learned
+	// the bridge's from a request of the bridge it received while its own replies were still
+	// dropped (its queue not yet active), so that entry goes first.
+	bridge := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_INET, IP: net.IP(plan.BridgeAddr().Addr().AsSlice())}
+	_ = gH.NeighDel(bridge)
+	bridge.Flags = netlink.NTF_USE
+	_ = gH.NeighSet(bridge)
 	if g.IP6.IsValid() {
 		advertise6(gH, idx, g)
 	}

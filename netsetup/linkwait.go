@@ -39,7 +39,9 @@ func waitForwarding(brPath, port string) error {
 		if err != nil {
 			return fmt.Errorf("read state of bridge port %s: %w", port, err)
 		}
-		if len(msgs) == 1 && brportState(msgs[0]) == 3 /* BR_STATE_FORWARDING */ {
+		// The port's own queue, which carries the bridge's frames to the guest, is activated
+		// by the same asynchronous work as its operational state.
+		if len(msgs) == 1 && brportState(msgs[0]) == 3 /* BR_STATE_FORWARDING */ && operUp(msgs[0]) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -47,6 +49,20 @@ func waitForwarding(brPath, port string) error {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// operUp reports whether a link message says the link is operationally up.
+func operUp(m []byte) bool {
+	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return false
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == unix.IFLA_OPERSTATE && len(a.Value) == 1 {
+			return netlink.LinkOperState(a.Value[0]) == netlink.OperUp
+		}
+	}
+	return false
 }
 
 // brportState digs IFLA_LINKINFO / IFLA_INFO_SLAVE_DATA / IFLA_BRPORT_STATE out of a link

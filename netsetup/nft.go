@@ -31,7 +31,7 @@ type setSpec struct {
 
 // setElem is one element of a set: its nft syntax and its key as the kernel stores it.
 type setElem struct {
-	text string
+	text func() string // for the dry run's nft script only: formatted when shown
 	key  []byte
 }
 
@@ -67,7 +67,7 @@ func (s setSpec) text() string {
 	}
 	texts := make([]string, len(s.elems))
 	for i, e := range s.elems {
-		texts[i] = e.text
+		texts[i] = e.text()
 	}
 	return fmt.Sprintf("set %s { %s; elements = { %s } }", s.name, s.decl(), strings.Join(texts, ", "))
 }

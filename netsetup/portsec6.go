@@ -43,12 +43,12 @@ const (
 
 func guest6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 	a := ip.As16()
-	return setElem{text: fmt.Sprintf("%s . %s", mac, ip), key: nftrule.ConcatKey(mac, a[:])}
+	return setElem{text: func() string { return fmt.Sprintf("%s . %s", mac, ip) }, key: nftrule.ConcatKey(mac, a[:])}
 }
 
 func ndTarget6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 	a := ip.As16()
-	return setElem{text: fmt.Sprintf("%s . 0x%x", mac, a[:]), key: nftrule.ConcatKey(mac, a[:])}
+	return setElem{text: func() string { return fmt.Sprintf("%s . 0x%x", mac, a[:]) }, key: nftrule.ConcatKey(mac, a[:])}
 }
 
 // guest6Sets are the static sets: for every guest address of the plan, its MAC with its
@@ -64,7 +64,7 @@ func guest6Sets(plan Plan) []setSpec {
 			pairs.elems = append(pairs.elems, guest6Elem(mac, a))
 			targets.elems = append(targets.elems, ndTarget6Elem(mac, a))
 		}
-		macs.elems = append(macs.elems, setElem{text: fmt.Sprintf("%s . 0x%x", mac, []byte(mac)), key: nftrule.ConcatKey(mac, mac)})
+		macs.elems = append(macs.elems, setElem{text: func() string { return fmt.Sprintf("%s . 0x%x", mac, []byte(mac)) }, key: nftrule.ConcatKey(mac, mac)})
 	}
 	return []setSpec{pairs, targets, macs}
 }
