@@ -275,22 +275,42 @@ func lowestFree(plan netsetup.Plan, b *netsetup.BridgeState, key string) netip.A
 // sweepGone detaches this network's guests whose namespace no longer exists, and those whose
 // ADD was killed halfway: their pod was removed without a DEL (a runtime that crashed, or one
 // too old to send GC), and they would hold an address forever.
+//
+// A guest counts as killed halfway only when its creator is found dead first and the guest is
+// found still creating afterwards: a dead process finishes nothing. Checked the other way
+// round, an ADD that finished and exited between the read of the record and the look at its
+// process would seem killed, and its address would be given out twice.
 func sweepGone(env netsetup.Env, conf *Config) error {
 	b, err := netsetup.GetBridge(env, conf.Bridge)
 	if err != nil {
 		return err
 	}
 	prefix := KeyPrefix + conf.Name + "/"
+	var gone []netsetup.Guest
+	deadCreators := map[netsetup.Process]bool{}
 	for _, g := range b.Guests {
 		if !strings.HasPrefix(g.Key, prefix) {
 			continue
 		}
-		killed := g.Phase == netsetup.PhaseCreating && g.Creator != nil && !g.Creator.Alive()
-		if !killed {
-			if _, err := os.Stat(g.Netns); g.Phase != netsetup.PhaseReady || !errors.Is(err, os.ErrNotExist) {
-				continue
+		if g.Phase == netsetup.PhaseCreating && g.Creator != nil && !g.Creator.Alive() {
+			deadCreators[*g.Creator] = true
+			continue
+		}
+		if _, err := os.Stat(g.Netns); g.Phase == netsetup.PhaseReady && errors.Is(err, os.ErrNotExist) {
+			gone = append(gone, g)
+		}
+	}
+	if len(deadCreators) > 0 {
+		if b, err = netsetup.GetBridge(env, conf.Bridge); err != nil {
+			return err
+		}
+		for _, g := range b.Guests {
+			if strings.HasPrefix(g.Key, prefix) && g.Phase == netsetup.PhaseCreating && g.Creator != nil && deadCreators[*g.Creator] {
+				gone = append(gone, g)
 			}
 		}
+	}
+	for _, g := range gone {
 		if err := netsetup.DelGuestByKey(env, g.Key, conf.Bridge); err != nil {
 			return fmt.Errorf("detach guest %q, whose namespace %s is gone or whose attach was killed: %w", g.Name, g.Netns, err)
 		}
