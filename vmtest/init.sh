@@ -27,6 +27,9 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup 2>/dev/null ||
 [ -e /etc/hosts ] || printf '127.0.0.1\tlocalhost\n' >/etc/hosts
 [ -e /etc/resolv.conf ] || : >/etc/resolv.conf
 [ -e /etc/hostname ] || echo vmtest >/etc/hostname
+# As Debian's netbase has it: without it glibc returns a name's first /etc/hosts line only,
+# so a guest listed with an IPv4 and an IPv6 line would resolve to IPv4 alone.
+[ -e /etc/host.conf ] || echo 'multi on' >/etc/host.conf
 mkdir -p /run/netns
 
 # Kernel chatter (link state, module taint) would interleave with test output on

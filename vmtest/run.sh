@@ -27,7 +27,8 @@
 #                         of reusing the one cached for VMTEST_KERNEL_PKG
 #   VMTEST_MODULES_EXTRA  more module names to load in the guest
 #   VMTEST_TOOLS          host commands copied in with their libraries
-#                         (default "ip tc bridge nft iptables bash dash getent"; busybox covers the rest)
+#                         (default "ip tc bridge nft iptables bash dash getent nsenter"; busybox covers the rest;
+#                         busybox's own nsenter would run its ip applet, not iproute2's)
 #   VMTEST_KEEP           if set, keep the work directory (initramfs, console log)
 
 set -euo pipefail
@@ -41,7 +42,7 @@ mem=${VMTEST_MEM:-3072}
 cpus=${VMTEST_CPUS:-2}
 cache=${VMTEST_CACHE:-$here/.cache}
 kernel_pkg=${VMTEST_KERNEL_PKG:-linux-image-amd64}
-tools=${VMTEST_TOOLS-ip tc bridge nft iptables bash dash getent}
+tools=${VMTEST_TOOLS-ip tc bridge nft iptables bash dash getent nsenter}
 
 # What the project's tests need from the kernel. Built-in ones (sch_fq_codel in
 # Debian's config) are skipped; dependencies are added from modules.dep. The
@@ -119,7 +120,7 @@ for t in $tools; do
 	ip | tc | bridge) need+=(iproute2) ;;
 	nft) need+=(nftables) ;;
 	iptables | ip6tables) need+=(iptables) ;;
-	setpriv) need+=(util-linux) ;;
+	setpriv | nsenter) need+=(util-linux) ;;
 	getent) need+=(libc-bin) ;;
 	*) die "VMTEST_TOOLS: $t is not installed on the host and has no known package; install it or drop it" ;;
 	esac
@@ -544,6 +545,6 @@ elif [ "$fail" -gt 0 ] || [ "$pass" -ne $((${#binaries[@]} + ${#rootless[@]})) ]
 	echo "vmtest: FAIL ${failed[*]:-missing results}; $pass of $((${#binaries[@]} + ${#rootless[@]})) runs passed; $timing"
 	status=1
 else
-	echo "vmtest: PASS $pass of ${#binaries[@]} test binaries; $timing"
+	echo "vmtest: PASS $pass runs of ${#binaries[@]} test binaries (${#rootless[@]} also as uid 65534); $timing"
 fi
 exit "$status"
