@@ -24,14 +24,15 @@ ip = "172.18.0.1"
 aliases = ["primary", "pg.svc"]
 
 [commands.names.children.app]
-run = { shell = "getent ahostsv4 primary && getent ahostsv4 pg.svc && grep nameserver /etc/resolv.conf && echo ready; until getent ahostsv4 late; do sleep 0.1; done; exit 3" }
+run = { shell = "until getent ahostsv4 primary; do sleep 0.1; done; getent ahostsv4 pg.svc && grep nameserver /etc/resolv.conf && echo ready; until getent ahostsv4 late; do sleep 0.1; done; exit 3" }
 ip = "172.18.0.2"
 `
 
 // TestRunChildrenResolveAliases: children of a run find each other's aliases (which only
 // the bridge's name server knows; /etc/hosts has names) through the resolv.conf the run
 // gives them, and a guest that joins the run's bridge later resolves as soon as it is
-// attached.
+// attached. Children start at once, so app waits for db's first alias to be there: on a
+// loaded machine app's first lookup may come before db's attach.
 func TestRunChildrenResolveAliases(t *testing.T) {
 	for _, engine := range []config.Runtime{config.RuntimeRunc, config.RuntimeCrun} {
 		t.Run(string(engine), func(t *testing.T) { runChildrenResolveAliases(t, engine) })
