@@ -118,12 +118,15 @@ func TestServiceMarksDoNotCollide(t *testing.T) {
 	if got := spread(t, c, b.Addr(svcPort), 6, 5*time.Second); got["n2"] != 3 || got["n3"] != 3 {
 		t.Errorf("s1020: %v, want 3 each of n2 and n3", got)
 	}
+	// A first packet sent again (a SYN retransmitted on a loaded machine) counts again, so
+	// counts may exceed the connections by a little; a collision would add the other
+	// service's connections (3 on n2) or leave a member at none.
 	st := env.Services()
-	if f := st[0].Flows; f[0].Connections != 2 || f[1].Connections != 2 {
-		t.Errorf("s166 counted %+v, want 2 each", f)
+	if f := st[0].Flows; f[0].Connections < 2 || f[1].Connections < 2 || f[0].Connections+f[1].Connections > 4+2 {
+		t.Errorf("s166 counted %+v, want 2 each (a retransmission or two at most beside)", f)
 	}
-	if f := st[1].Flows; f[0].Connections != 3 || f[1].Connections != 3 {
-		t.Errorf("s1020 counted %+v, want 3 each", f)
+	if f := st[1].Flows; f[0].Connections < 3 || f[1].Connections < 3 || f[0].Connections+f[1].Connections > 6+2 {
+		t.Errorf("s1020 counted %+v, want 3 each (a retransmission or two at most beside)", f)
 	}
 }
 
