@@ -13,8 +13,9 @@ TEST_TIMEOUT ?= 40m
 # the VM lane, where netem exists (vmtest/README.md).
 VM_TEST_PKGS ?= ./vmtest/selftest ./netsetup ./partition ./testenv
 VM_TEST_ARGS ?= -test.count=1
-# testenv also runs there as an ordinary user (Tests without root in README.md).
-VM_ROOTLESS_PKGS ?= ./testenv
+# Packages to run there a second time as an ordinary user (VM_ROOTLESS_PKGS=./testenv);
+# off by default: the stock kernel under emulation has locked up in it (vmtest/README.md).
+VM_ROOTLESS_PKGS ?=
 
 .PHONY: all build test unit vet deps bench demo clean gc check-go
 
