@@ -27,8 +27,9 @@
 #                         of reusing the one cached for VMTEST_KERNEL_PKG
 #   VMTEST_MODULES_EXTRA  more module names to load in the guest
 #   VMTEST_TOOLS          host commands copied in with their libraries
-#                         (default "ip tc bridge nft iptables bash dash getent nsenter"; busybox covers the rest;
-#                         busybox's own nsenter would run its ip applet, not iproute2's)
+#                         (default "ip tc bridge nft iptables bash dash getent nsenter setpriv"; busybox covers
+#                         the rest; busybox's own nsenter would run its ip applet, and its setpriv cannot
+#                         change uids)
 #   VMTEST_KEEP           if set, keep the work directory (initramfs, console log)
 
 set -euo pipefail
@@ -42,7 +43,7 @@ mem=${VMTEST_MEM:-3072}
 cpus=${VMTEST_CPUS:-2}
 cache=${VMTEST_CACHE:-$here/.cache}
 kernel_pkg=${VMTEST_KERNEL_PKG:-linux-image-amd64}
-tools=${VMTEST_TOOLS-ip tc bridge nft iptables bash dash getent nsenter}
+tools=${VMTEST_TOOLS-ip tc bridge nft iptables bash dash getent nsenter setpriv}
 
 # What the project's tests need from the kernel. Built-in ones (sch_fq_codel in
 # Debian's config) are skipped; dependencies are added from modules.dep. The
