@@ -2,9 +2,7 @@ package partition
 
 import (
 	"fmt"
-	"slices"
 	"testing"
-	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
@@ -36,31 +34,7 @@ func BenchmarkApplyServices(b *testing.B) {
 			if services != 0 {
 				tgt.services = func() (*serviceSpec, error) { return spec, nil }
 			}
-			iso, err := Isolate(tgt.Guests, tgt.Guests[0].Name)
-			if err != nil {
-				b.Fatal(err)
-			}
-			halves, err := RandomHalves(tgt.Guests, 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			states := []State{{Partition: iso}, {Partition: halves, Mode: ModeReject}}
-			times := make([]time.Duration, 0, b.N)
-			commits := make([]time.Duration, 0, b.N)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				start := time.Now()
-				st, err := applyWith(tgt, constant(states[i%2]), applyOpts{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				times = append(times, time.Since(start))
-				commits = append(commits, time.Duration(st.CommitMicros)*time.Microsecond)
-			}
-			b.StopTimer()
-			reportMedian(b, times)
-			slices.Sort(commits)
-			b.ReportMetric(float64(commits[len(commits)/2].Microseconds()), "commit-p50-us")
+			benchAlternate(b, tgt, isoAndHalves(b, tgt))
 			if services != 0 {
 				tgt.services = func() (*serviceSpec, error) { return &serviceSpec{plan: plan}, nil }
 			}
