@@ -394,7 +394,7 @@ func servicesChanged(env Env, changed map[string]bool) error {
 	var errs []error
 	for b := range changed {
 		if err := ServicesChanged(env, b); err != nil {
-			errs = append(errs, fmt.Errorf("bridge %q: a member left a service, but its rules could not follow: %w", b, err))
+			errs = append(errs, fmt.Errorf("bridge %q: a member left a service, but its rules could not follow (`pontoon gc` writes them again): %w", b, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -99,8 +99,10 @@ func TestCountersCountWhatWasStopped(t *testing.T) {
 		skipMissing(t, Apply(tgt, State{Partition: mustBlock(t, tgt.Guests, "a", "b"), Impairments: []Impairment{{Guest: "c", Loss: 100}}}))
 		s.sendUDP(t, "a", "c", 6, 10)
 		c = stats(t, tgt)
-		if got := c.Impairment("guest c").Lost; got.Packets != 6 {
-			t.Errorf("loss 100%% on c after 6 datagrams to c: %+v", c.Impairments)
+		// Loss stops whatever IP frame leaves c's port, so the network's own IPv6 multicast
+		// (MLD reports, neighbour announcements) that happens to go out meanwhile counts too.
+		if got := c.Impairment("guest c").Lost; got.Packets < 6 || got.Packets > 6+2 {
+			t.Errorf("loss 100%% on c after 6 datagrams to c: %+v, want 6 (and at most 2 of the network's own)", c.Impairments)
 		}
 		if p := c.Pair("a", "b"); p.Dropped.Packets != 1 {
 			t.Errorf("a->b after traffic elsewhere: %+v, want still 1 dropped", p)
