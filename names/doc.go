@@ -14,6 +14,15 @@
 // testenv give it to their guests, Docker's runtime mounts it, and `pontoon exec` into a
 // namespace pontoon created binds it (ResolvConfFile).
 //
+// The server speaks DNS over UDP and TCP as resolvers expect (RFC 1035, 6891, 7766): an
+// answer bigger than the query's UDP limit (512 bytes without EDNS, the size its OPT record
+// offers, at most 1232) goes back with TC set and without records, so that the resolver asks
+// again over TCP; an OPT record in a query gets one in the answer; a TCP connection carries
+// queries one after the other until it is idle for seconds. What is not a query gets no
+// answer, a query that does not parse or asks other than one question FORMERR, another opcode
+// NOTIMP. The UDP queries answered at once and the TCP connections open are bounded, so that
+// a guest that floods the server does not exhaust it.
+//
 // DNS faults (AddFault) make the server answer some queries wrongly: per queried name or
 // per asking guest, NXDOMAIN, SERVFAIL, a wrong address, a delayed answer, or none at all.
 // They live in the bridge's data directory, so they go with the bridge, and the server

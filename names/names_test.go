@@ -43,6 +43,8 @@ func serveUpstream(t *testing.T, env *testenv.Env) (asked func() []string) {
 		m := new(dns.Msg).SetReply(q)
 		if strings.HasPrefix(q.Question[0].Name, "tcp.") && w.RemoteAddr().Network() != "tcp" {
 			m.Rcode = dns.RcodeRefused // proves the forward of a TCP query went over TCP
+		} else if q.Question[0].Qtype == dns.TypeA && strings.HasPrefix(q.Question[0].Name, "big.example.test.") {
+			m.Answer = bigAnswer(q.Question[0].Name)
 		} else if q.Question[0].Qtype == dns.TypeA && strings.HasSuffix(q.Question[0].Name, "example.test.") {
 			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: upstreamAnswer.AsSlice()})
 		} else if !strings.HasSuffix(q.Question[0].Name, "example.test.") {
@@ -69,6 +71,18 @@ func serveUpstream(t *testing.T, env *testenv.Env) (asked func() []string) {
 	}
 	return asked
 }
+
+// bigAnswer is the upstream's answer for big.example.test: more than a UDP answer
+// without EDNS may carry.
+func bigAnswer(name string) []dns.RR {
+	var rrs []dns.RR
+	for i := range bigCount {
+		rrs = append(rrs, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(198, 51, 100, byte(i+1))})
+	}
+	return rrs
+}
+
+const bigCount = 20
 
 // resolver is Go's own DNS client asking the bridge's name server from inside guest g.
 func resolver(env *testenv.Env, g *testenv.Guest) *net.Resolver {

@@ -1,6 +1,7 @@
 package names
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/miekg/dns"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -21,20 +21,23 @@ import (
 // Port is the port the name server listens on.
 const Port = 53
 
-// forwardTimeout bounds one attempt to ask an upstream resolver.
-const forwardTimeout = 2 * time.Second
-
 // Server is a bridge's running name server.
 type Server struct {
 	env    netsetup.Env
 	bridge string
 	addr   netip.Addr
-	udp    *dns.Server
-	tcp    *dns.Server
+	pc     *net.UDPConn
+	ln     *net.TCPListener
+	// ctx ends with the server: delayed answers and forwarded queries give up then.
+	ctx    context.Context
+	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
 	watch  *os.File // inotify on the bridges' directory, non-blocking so Close wakes its reader
+
+	connMu sync.Mutex
+	conns  map[*net.TCPConn]struct{} // open TCP connections; nil once stopping
 
 	mu     sync.Mutex
 	faults cachedFaults
@@ -74,41 +77,25 @@ func listen(env netsetup.Env, bridge string, detached bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{env: env, bridge: bridge, addr: plan.BridgeAddr().Addr(), done: make(chan struct{})}
+	s := &Server{env: env, bridge: bridge, addr: plan.BridgeAddr().Addr(), done: make(chan struct{}),
+		conns: map[*net.TCPConn]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ap := netip.AddrPortFrom(s.addr, Port)
-	pc, ln, err := bind(b.Netns(env), ap)
-	if err != nil {
+	if s.pc, s.ln, err = bind(b.Netns(env), ap); err != nil {
+		s.cancel()
 		return nil, fmt.Errorf("listen on %s in the bridge's namespace: %w", ap, err)
 	}
 	if s.watch, err = watchBridges(env); err != nil {
-		pc.Close()
-		ln.Close()
+		s.cancel()
+		s.pc.Close()
+		s.ln.Close()
 		return nil, err
 	}
-	started := make(chan struct{}, 2)
-	notify := func() { started <- struct{}{} }
-	s.udp = &dns.Server{PacketConn: pc, Handler: s.handler("udp"), NotifyStartedFunc: notify}
-	s.tcp = &dns.Server{Listener: ln, Handler: s.handler("tcp"), NotifyStartedFunc: notify}
-	ended := make(chan error, 2)
-	for _, srv := range []*dns.Server{s.udp, s.tcp} {
-		s.wg.Add(1)
-		go func() { defer s.wg.Done(); ended <- srv.ActivateAndServe() }()
-	}
-	// A server that ends before it says it started would leave this wait hanging forever.
-	timeout := time.NewTimer(startWait)
-	defer timeout.Stop()
-	for up := 0; up < 2; {
-		select {
-		case <-started:
-			up++
-		case err := <-ended:
-			s.abort(pc, ln)
-			return nil, fmt.Errorf("serve names of bridge %q: server ended at start: %v", bridge, err)
-		case <-timeout.C:
-			s.abort(pc, ln)
-			return nil, fmt.Errorf("serve names of bridge %q: server did not start within %s", bridge, startWait)
-		}
-	}
+	// The sockets are bound and listening already: the kernel queues what comes before the
+	// loops read it, so the server answers from here on.
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.serveUDP() }()
+	go func() { defer s.wg.Done(); s.serveTCP() }()
 	rec := Record{Bridge: bridge, Process: netsetup.Self(), Detached: detached, Addr: ap.String(), Started: time.Now().UTC()}
 	if err := writeRecord(env, rec); err != nil {
 		s.Close()
@@ -119,17 +106,6 @@ func listen(env netsetup.Env, bridge string, detached bool) (*Server, error) {
 	return s, nil
 }
 
-// startWait bounds how long listen waits for both servers to report that they serve.
-const startWait = 5 * time.Second
-
-// abort stops a server that failed to start; a server that never started does not close
-// its socket on Shutdown, so the sockets are closed here.
-func (s *Server) abort(pc net.PacketConn, ln net.Listener) {
-	pc.Close()
-	ln.Close()
-	s.Close()
-}
-
 // bindWait bounds how long bind waits for a predecessor's sockets to go.
 const bindWait = 5 * time.Second
 
@@ -137,7 +113,7 @@ const bindWait = 5 * time.Second
 // as long as they live, whichever thread serves them. A server killed just before may still
 // hold the address: its threads close their files after its main thread already shows as
 // exited, so the address is tried again for a while.
-func bind(netnsPath string, ap netip.AddrPort) (pc net.PacketConn, ln net.Listener, err error) {
+func bind(netnsPath string, ap netip.AddrPort) (pc *net.UDPConn, ln *net.TCPListener, err error) {
 	deadline := time.Now().Add(bindWait)
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		err = ns.Do(netnsPath, func() error {
@@ -168,12 +144,20 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 func (s *Server) Close() {
 	s.stop()
 	s.wg.Wait()
+	// The cached files stay open to tell whether they changed; nothing asks any more.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.record.v.Close()
+	s.faults.v.Close()
+	s.record, s.faults = cachedRecord{}, cachedFaults{}
 }
 
 func (s *Server) stop() {
 	s.once.Do(func() {
-		_ = s.udp.Shutdown()
-		_ = s.tcp.Shutdown()
+		s.cancel()
+		s.pc.Close()
+		s.ln.Close()
+		s.closeConns()
 		s.watch.Close() // ends watchLoop's read
 		removeRecordOf(s.env, s.bridge, netsetup.Self())
 		close(s.done)
@@ -259,157 +243,6 @@ func (s *Server) currentFaults() []Fault {
 	}
 	s.faults = cachedFaults{v: v, faults: fs.Faults}
 	return fs.Faults
-}
-
-func (s *Server) handler(proto string) dns.HandlerFunc {
-	return func(w dns.ResponseWriter, q *dns.Msg) { s.answer(w, q, proto) }
-}
-
-func (s *Server) answer(w dns.ResponseWriter, q *dns.Msg, proto string) {
-	if len(q.Question) != 1 || q.Opcode != dns.OpcodeQuery {
-		reply(w, new(dns.Msg).SetRcode(q, dns.RcodeNotImplemented))
-		return
-	}
-	question := q.Question[0]
-	name := normalize(question.Name)
-	b, err := s.currentBridge()
-	if err != nil {
-		reply(w, new(dns.Msg).SetRcode(q, dns.RcodeServerFailure))
-		return
-	}
-	from := ""
-	if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
-		if g := guestByRef(b, ap.Addr().Unmap().String()); g != nil {
-			from = g.Name
-		}
-	}
-	if f := match(s.currentFaults(), name, from, time.Now()); f != nil {
-		switch f.Kind {
-		case Drop:
-			return
-		case NXDomain:
-			reply(w, new(dns.Msg).SetRcode(q, dns.RcodeNameError))
-			return
-		case ServFail:
-			reply(w, new(dns.Msg).SetRcode(q, dns.RcodeServerFailure))
-			return
-		case Wrong:
-			reply(w, addressAnswer(q, f.Addr, netip.Addr{}))
-			return
-		case Delay:
-			select {
-			case <-time.After(f.Delay):
-			case <-s.done:
-				return
-			}
-		}
-	}
-	if ip, ip6, ok := lookup(b, name); ok {
-		reply(w, addressAnswer(q, ip, ip6))
-		return
-	}
-	reply(w, s.forward(q, proto))
-}
-
-// addressAnswer answers q for a name that has ip and, on a dual-stack chain, ip6: an A
-// record for A and ANY, an AAAA record for AAAA and ANY when there is ip6, nothing (but no
-// error) for every other type, so resolvers do not wait.
-func addressAnswer(q *dns.Msg, ip, ip6 netip.Addr) *dns.Msg {
-	m := new(dns.Msg).SetReply(q)
-	m.Authoritative = true
-	m.RecursionAvailable = true
-	question := q.Question[0]
-	if question.Qclass == dns.ClassINET && (question.Qtype == dns.TypeA || question.Qtype == dns.TypeANY) {
-		m.Answer = append(m.Answer, &dns.A{
-			Hdr: dns.RR_Header{Name: question.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 0},
-			A:   ip.AsSlice(),
-		})
-	}
-	if question.Qclass == dns.ClassINET && ip6.IsValid() && (question.Qtype == dns.TypeAAAA || question.Qtype == dns.TypeANY) {
-		m.Answer = append(m.Answer, &dns.AAAA{
-			Hdr:  dns.RR_Header{Name: question.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 0},
-			AAAA: ip6.AsSlice(),
-		})
-	}
-	return m
-}
-
-func reply(w dns.ResponseWriter, m *dns.Msg) { _ = w.WriteMsg(m) }
-
-// lookup finds the guest or service that answers to name, and its addresses (no IPv6 one on
-// an IPv4-only chain); only guests attached to the end count.
-func lookup(b *netsetup.BridgeState, name string) (ip, ip6 netip.Addr, ok bool) {
-	for _, g := range b.Guests {
-		if g.Phase != netsetup.PhaseReady {
-			continue
-		}
-		for _, n := range g.Names() {
-			if strings.EqualFold(n, name) {
-				return g.IP, g.IP6, true
-			}
-		}
-	}
-	// A service's name is its service address.
-	for _, sv := range b.Services {
-		if strings.EqualFold(sv.Name, name) {
-			return sv.IP, sv.IP6, true
-		}
-	}
-	return netip.Addr{}, netip.Addr{}, false
-}
-
-// forward asks the upstream resolvers in turn and returns the first answer, or SERVFAIL.
-func (s *Server) forward(q *dns.Msg, proto string) *dns.Msg {
-	for _, up := range upstreams(s.env) {
-		if up == s.addr {
-			continue
-		}
-		if m, err := s.exchange(q, proto, netip.AddrPortFrom(up, 53)); err == nil {
-			m.Id = q.Id
-			return m
-		}
-	}
-	return new(dns.Msg).SetRcode(q, dns.RcodeServerFailure)
-}
-
-// exchange asks one upstream from a socket of the bridge's namespace, the way a guest's own
-// query would leave.
-func (s *Server) exchange(q *dns.Msg, proto string, up netip.AddrPort) (*dns.Msg, error) {
-	var c net.Conn
-	err := ns.Do(s.env.BridgeNetns(s.bridge), func() error {
-		var err error
-		c, err = net.DialTimeout(proto, up.String(), forwardTimeout)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	co := &dns.Conn{Conn: c}
-	defer co.Close()
-	_ = c.SetDeadline(time.Now().Add(forwardTimeout))
-	if err := co.WriteMsg(q); err != nil {
-		return nil, err
-	}
-	return co.ReadMsg()
-}
-
-// upstreams are the resolvers guests would use without a name server: the host's, or the
-// host-link address the gateway redirects to a loopback resolver.
-func upstreams(env netsetup.Env) []netip.Addr {
-	rc, err := netsetup.GuestResolvConf(env)
-	if err != nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, line := range strings.Split(string(rc), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && f[0] == "nameserver" {
-			if a, err := netip.ParseAddr(f[1]); err == nil && a.Is4() {
-				out = append(out, a)
-			}
-		}
-	}
-	return out
 }
 
 // ResolvConf is the resolv.conf of a guest that asks its bridge's name server: the

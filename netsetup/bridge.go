@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
@@ -241,15 +242,7 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
 		},
 		bridgeIPv6Step(plan, &brH, brName),
 		bridgeUplinkIPv6Step(plan, b.Slot, &gwH, &brH, gwName, brName),
-		step{
-			text: func() string { return bridgeTable(plan, b).show(brName) },
-			do:   func() error { return replaceTable(brH.NS, bridgeTable(plan, b)) },
-		},
-		table6Step(plan, bridgeTable6(plan, b), &brH, brName),
-		step{
-			text: func() string { return l2.show(brName) },
-			do:   func() error { return replaceTable(brH.NS, l2) },
-		},
+		bridgeTablesStep(plan, b, l2, &brH, brName),
 	)
 }
 
@@ -349,3 +342,26 @@ func GetBridge(env Env, name string) (*BridgeState, error) {
 
 // Netns returns the path of the bridge's namespace.
 func (b *BridgeState) Netns(env Env) string { return env.BridgeNetns(b.Name) }
+
+// bridgeTablesStep installs the bridge namespace's tables (ip, ip6 when the plan has IPv6, and
+// the bridge family's) in one transaction. They are built when the step runs, from b as it is
+// then.
+func bridgeTablesStep(plan Plan, b *BridgeState, l2 tableSpec, brH **handle, brName string) step {
+	tables := func() []tableSpec {
+		ts := []tableSpec{bridgeTable(plan, b)}
+		if plan.IPv6() {
+			ts = append(ts, bridgeTable6(plan, b))
+		}
+		return append(ts, l2)
+	}
+	return step{
+		text: func() string {
+			var shown []string
+			for _, t := range tables() {
+				shown = append(shown, t.show(brName))
+			}
+			return strings.Join(shown, "\n")
+		},
+		do: func() error { return replaceTables((*brH).NS, tables()...) },
+	}
+}

@@ -335,6 +335,7 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 	if err := brH.LinkAdd(v); err != nil {
 		return fmt.Errorf("create port %s: %w", port, err)
 	}
+	brH.remember(v)
 	// Before the port comes up, so that nothing it sends is learned and the guest's first
 	// frames pass.
 	if err := securePort(brH, v, ip); err != nil {

@@ -119,6 +119,9 @@ type handle struct {
 	*kernel.NS
 	path string
 	ns   netns.NsHandle // the namespace's fd, owned by NS
+	// links remembers the links this handle looked up or made: an attach names eth0 and its
+	// port a dozen times, and each fresh lookup is a round trip that dumps the whole link.
+	links map[string]netlink.Link
 }
 
 func openHandle(path string) (*handle, error) {
@@ -137,14 +140,48 @@ func (h *handle) Close() {
 
 func (h *handle) fd() int { return h.Fd() }
 
-// linkByName wraps LinkByName so that errors name the interface.
+// linkByName finds a link for an operation on it, asking the kernel once per handle and
+// name: what callers use is the link's index, which stays while the handle's work runs (a
+// handle lives for one command's operation; delLink forgets). Callers that need the link's
+// current state use freshLink. Errors name the interface.
 func (h *handle) linkByName(name string) (netlink.Link, error) {
+	if l, ok := h.links[name]; ok {
+		return l, nil
+	}
+	if name == "lo" {
+		// Every network namespace's loopback has index 1.
+		return h.remember(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: "lo", Index: loopbackIndex}}), nil
+	}
+	l, err := h.freshLink(name)
+	if err != nil {
+		return nil, err
+	}
+	return h.remember(l), nil
+}
+
+// loopbackIndex is the index the kernel gives every namespace's loopback device.
+const loopbackIndex = 1
+
+// freshLink asks the kernel for a link's current attributes.
+func (h *handle) freshLink(name string) (netlink.Link, error) {
 	l, err := h.LinkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("find link %s: %w", name, err)
 	}
 	return l, nil
 }
+
+// remember records a link this handle found or made.
+func (h *handle) remember(l netlink.Link) netlink.Link {
+	if h.links == nil {
+		h.links = map[string]netlink.Link{}
+	}
+	h.links[l.Attrs().Name] = l
+	return l
+}
+
+// forget drops a link from the handle's memory once it is gone or renamed.
+func (h *handle) forget(name string) { delete(h.links, name) }
 
 func exists(path string) bool {
 	_, err := os.Stat(path)

@@ -41,6 +41,7 @@ func delLink(h *handle, name string) error {
 	if h == nil {
 		return nil
 	}
+	h.forget(name)
 	l, ok, err := existing(h, name)
 	if !ok {
 		return err

@@ -95,7 +95,7 @@ const linkUpWait = 10 * time.Second
 func waitOperUp(h *handle, name string) error {
 	deadline := time.Now().Add(linkUpWait)
 	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
-		l, err := h.linkByName(name)
+		l, err := h.freshLink(name)
 		if err != nil {
 			return err
 		}

@@ -163,11 +163,28 @@ func (t tableSpec) show(nsName string) string {
 // base chain unregisters its hook, which makes the commit wait for an RCU grace period (about
 // 10-30 ms), while a flush costs microseconds. Both happen in one batch, so no packet sees the
 // namespace without its rules.
-func replaceTable(n *kernel.NS, t tableSpec) error {
+func replaceTable(n *kernel.NS, t tableSpec) error { return replaceTables(n, t) }
+
+// replaceTables installs several of pontoon's tables (one per family) in one transaction: a
+// namespace gets all its rules at once, and the kernel commits once.
+func replaceTables(n *kernel.NS, ts ...tableSpec) error {
 	c, err := n.Nftables()
 	if err != nil {
 		return err
 	}
+	for _, t := range ts {
+		if err := addTable(c, t); err != nil {
+			return err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install nftables table %s: %w", TableName, err)
+	}
+	return nil
+}
+
+// addTable queues t's table, flushed and refilled, on c.
+func addTable(c *nftables.Conn, t tableSpec) error {
 	tbl := c.AddTable(&nftables.Table{Name: TableName, Family: t.nftFamily()})
 	c.FlushTable(tbl)
 	for _, s := range t.sets {
@@ -188,9 +205,6 @@ func replaceTable(n *kernel.NS, t tableSpec) error {
 		for _, r := range cs.rules {
 			c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: r.Exprs()})
 		}
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("install nftables table %s: %w", TableName, err)
 	}
 	return nil
 }
