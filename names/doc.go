@@ -32,11 +32,13 @@
 //
 // One process serves a bridge, and a record under the state directory (names/BRIDGE.json)
 // says which. `pontoon bridge create` starts `pontoon names serve`, a process of its own
-// session that outlives the command (Start); `pontoon run` and testenv serve from their own
-// process for as long as they own the bridge (Listen). The server leaves when its bridge's
-// record is removed or marked for removal, which it watches with inotify, so no command
-// that destroys a bridge has to know about it; `bridge destroy` and gc also stop a
-// detached server themselves (Stop, Collect) and wait for it to be gone. A server killed
+// session that outlives the command (Start): the command binds the server's sockets and
+// hands them over, so the bridge answers names as soon as it returns, queries waiting in
+// the sockets until the new process reads them. `pontoon run` and testenv serve from their
+// own process for as long as they own the bridge (Listen). `bridge destroy` and gc stop a
+// detached server themselves (Stop, Collect: SIGKILL, then its pidfd says it is gone); a
+// server also leaves, within a second, when its bridge's record is removed or marked for
+// removal behind its back. A server killed
 // with SIGKILL leaves its record: Status reports it as dead, and the next `guest add` or
 // `pontoon gc` starts a new one (Ensure, Collect). The OCI hook does not: it runs inside an
 // engine's process tree and must stay short.

@@ -1,10 +1,9 @@
 package names
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,13 +13,14 @@ import (
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"golang.org/x/sys/unix"
 )
 
 // ServeVerb is the hidden command line (after pontoon's global flags) that runs a detached
 // server: `pontoon names serve --bridge NAME`.
 var ServeVerb = []string{"names", "serve"}
 
-// stopWait bounds how long Stop waits for a server to leave after SIGTERM, then SIGKILL.
+// stopWait bounds how long Stop waits for a server to leave after SIGKILL.
 const stopWait = 5 * time.Second
 
 // Record says which process serves a bridge's names.
@@ -125,9 +125,40 @@ func Start(env netsetup.Env, bridge, exe string) error {
 	})
 }
 
+// start starts a detached server. This process binds the server's sockets, hands them to the
+// new process and records it: queries that come before that process reads its sockets wait
+// in them, so the bridge answers names as soon as start returns, without waiting for the
+// new process to get going.
 func start(env netsetup.Env, bridge, exe string) error {
+	if err := startServer(env, bridge, exe); err != nil {
+		return fmt.Errorf("start name server of bridge %q: %w", bridge, err)
+	}
+	return nil
+}
+
+func startServer(env netsetup.Env, bridge, exe string) error {
+	ap, netnsPath, err := serverAddr(env, bridge)
+	if err != nil {
+		return err
+	}
+	pc, ln, err := bind(netnsPath, ap)
+	if err != nil {
+		return fmt.Errorf("listen on %s in the bridge's namespace: %w", ap, err)
+	}
+	defer pc.Close()
+	defer ln.Close()
+	files, err := socketFiles(pc, ln)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
 	args := append(env.Args(), ServeVerb...)
-	cmd := exec.Command(exe, append(args, "--bridge", bridge)...)
+	cmd := exec.Command(exe, append(args, "--bridge", bridge, "--"+InheritFlag)...)
+	cmd.ExtraFiles = files // fds 3 and 4 (inheritedSockets)
 	// Its own session: it outlives the command that started it and the terminal's signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/" // keeps no directory of the caller's busy
@@ -135,34 +166,86 @@ func start(env netsetup.Env, bridge, exe string) error {
 		cmd.Stderr = log
 		defer log.Close()
 	}
-	ready, err := cmd.StdoutPipe()
-	if err != nil {
-		return fmt.Errorf("start name server of bridge %q: %w", bridge, err)
-	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start name server of bridge %q: %w", bridge, err)
+		return err
 	}
-	// The server says "ready" once it answers and is recorded; it never writes anything else.
-	line, _ := bufio.NewReader(ready).ReadString('\n')
-	ready.Close()
-	if strings.TrimSpace(line) != "ready" {
-		err := cmd.Wait()
-		return fmt.Errorf("start name server of bridge %q: it exited (%v) before serving: %s", bridge, err, lastLine(logFile(env, bridge)))
+	p, err := netsetup.ProcessOf(cmd.Process.Pid)
+	if err == nil {
+		err = writeRecord(env, Record{Bridge: bridge, Process: p, Detached: true, Addr: ap.String(), Started: time.Now().UTC()})
+	}
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return err
 	}
 	// Not waited for: it is reaped by init once this process is gone, and Stop finds it by
 	// its record.
 	return cmd.Process.Release()
 }
 
-// Serve runs a detached server for a bridge until its bridge goes or SIGTERM; it writes
-// "ready" to ready once it answers. This is `pontoon names serve`.
-func Serve(env netsetup.Env, bridge string, ready io.WriteCloser, term <-chan os.Signal) error {
-	s, err := listen(env, bridge, true)
+// InheritFlag is the flag of `pontoon names serve` that says the server's sockets are its
+// fds 3 (UDP) and 4 (TCP), and that it is recorded already.
+const InheritFlag = "inherit"
+
+func socketFiles(pc *net.UDPConn, ln *net.TCPListener) ([]*os.File, error) {
+	uf, err := pc.File()
+	if err != nil {
+		return nil, err
+	}
+	tf, err := ln.File()
+	if err != nil {
+		uf.Close()
+		return nil, err
+	}
+	return []*os.File{uf, tf}, nil
+}
+
+// inheritedSockets takes over the sockets start handed down.
+func inheritedSockets() (*net.UDPConn, *net.TCPListener, error) {
+	uf, tf := os.NewFile(3, "udp socket"), os.NewFile(4, "tcp socket")
+	defer uf.Close()
+	defer tf.Close()
+	c, err := net.FilePacketConn(uf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("inherited UDP socket (fd 3): %w", err)
+	}
+	pc, ok := c.(*net.UDPConn)
+	if !ok {
+		c.Close()
+		return nil, nil, errors.New("inherited fd 3 is not a UDP socket")
+	}
+	l, err := net.FileListener(tf)
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("inherited TCP socket (fd 4): %w", err)
+	}
+	ln, ok := l.(*net.TCPListener)
+	if !ok {
+		pc.Close()
+		l.Close()
+		return nil, nil, errors.New("inherited fd 4 is not a TCP listener")
+	}
+	return pc, ln, nil
+}
+
+// Serve runs a detached server for a bridge until its bridge goes or SIGTERM: `pontoon names
+// serve`. Started by start (inherit), it serves the sockets it was handed and start has
+// recorded it; otherwise it binds its sockets and records itself.
+func Serve(env netsetup.Env, bridge string, inherit bool, term <-chan os.Signal) error {
+	var s *Server
+	var err error
+	if inherit {
+		var pc *net.UDPConn
+		var ln *net.TCPListener
+		if pc, ln, err = inheritedSockets(); err == nil {
+			s, err = run(env, bridge, pc.LocalAddr().(*net.UDPAddr).AddrPort(), pc, ln, nil)
+		}
+	} else {
+		s, err = listen(env, bridge, true)
+	}
 	if err != nil {
 		return fmt.Errorf("serve names of bridge %q: %w", bridge, err)
 	}
-	fmt.Fprintln(ready, "ready")
-	ready.Close()
 	select {
 	case <-s.Done():
 	case <-term:
@@ -208,23 +291,42 @@ func logFile(env netsetup.Env, bridge string) string {
 	return filepath.Join(recordDir(env), bridge+".log")
 }
 
-// terminate sends SIGTERM, then SIGKILL after stopWait, and returns once p is gone.
+// terminate ends a detached server and returns once it is gone. It keeps nothing that needs
+// a graceful stop (Stop removes its record and files), so it gets SIGKILL, and its pidfd says
+// when it has exited, its sockets closed.
 func terminate(p netsetup.Process) error {
-	proc, _ := os.FindProcess(p.PID)
-	_ = proc.Signal(syscall.SIGTERM)
-	deadline := time.Now().Add(stopWait)
-	killed := false
-	for pause := 200 * time.Microsecond; p.Running(); pause = min(2*pause, 20*time.Millisecond) {
-		if time.Now().After(deadline) {
-			if killed {
-				return fmt.Errorf("process %d is still there %s after SIGKILL", p.PID, stopWait)
-			}
-			_ = proc.Signal(syscall.SIGKILL)
-			killed, deadline = true, time.Now().Add(stopWait)
-		}
-		time.Sleep(pause)
+	fd, err := unix.PidfdOpen(p.PID, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
 	}
-	return nil
+	if err != nil {
+		return fmt.Errorf("open process %d: %w", p.PID, err)
+	}
+	defer unix.Close(fd)
+	// The pid may have been reused before the pidfd was opened: it must still be p.
+	if !p.Running() {
+		return nil
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		return fmt.Errorf("kill process %d: %w", p.PID, err)
+	}
+	deadline := time.Now().Add(stopWait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("process %d is still there %s after SIGKILL", p.PID, stopWait)
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("wait for process %d: %w", p.PID, err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
 }
 
 // Ensure starts a detached server for a ready bridge whose server is gone (killed) or was

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +33,6 @@ type Server struct {
 	done   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
-	watch  *os.File // inotify on the bridges' directory, non-blocking so Close wakes its reader
 
 	connMu sync.Mutex
 	conns  map[*net.TCPConn]struct{} // open TCP connections; nil once stopping
@@ -66,40 +64,50 @@ func Listen(env netsetup.Env, bridge string) (*Server, error) {
 }
 
 func listen(env netsetup.Env, bridge string, detached bool) (*Server, error) {
-	b, err := netsetup.GetBridge(env, bridge)
+	ap, netnsPath, err := serverAddr(env, bridge)
 	if err != nil {
 		return nil, err
 	}
+	pc, ln, err := bind(netnsPath, ap)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s in the bridge's namespace: %w", ap, err)
+	}
+	rec := &Record{Bridge: bridge, Process: netsetup.Self(), Detached: detached, Addr: ap.String(), Started: time.Now().UTC()}
+	return run(env, bridge, ap, pc, ln, rec)
+}
+
+// serverAddr returns where a ready bridge's server listens, and the bridge's namespace.
+func serverAddr(env netsetup.Env, bridge string) (netip.AddrPort, string, error) {
+	b, err := netsetup.GetBridge(env, bridge)
+	if err != nil {
+		return netip.AddrPort{}, "", err
+	}
 	if b.Phase != netsetup.PhaseReady {
-		return nil, fmt.Errorf("bridge is %s, not ready", b.Phase)
+		return netip.AddrPort{}, "", fmt.Errorf("bridge is %s, not ready", b.Phase)
 	}
 	plan, err := netsetup.CurrentPlan(env)
 	if err != nil {
-		return nil, err
+		return netip.AddrPort{}, "", err
 	}
-	s := &Server{env: env, bridge: bridge, addr: plan.BridgeAddr().Addr(), done: make(chan struct{}),
+	return netip.AddrPortFrom(plan.BridgeAddr().Addr(), Port), b.Netns(env), nil
+}
+
+// run serves a bridge's names on pc and ln, which it owns from here on, and writes rec as
+// the bridge's server when given (a detached server's starter wrote it already).
+func run(env netsetup.Env, bridge string, ap netip.AddrPort, pc *net.UDPConn, ln *net.TCPListener, rec *Record) (*Server, error) {
+	s := &Server{env: env, bridge: bridge, addr: ap.Addr(), pc: pc, ln: ln, done: make(chan struct{}),
 		conns: map[*net.TCPConn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	ap := netip.AddrPortFrom(s.addr, Port)
-	if s.pc, s.ln, err = bind(b.Netns(env), ap); err != nil {
-		s.cancel()
-		return nil, fmt.Errorf("listen on %s in the bridge's namespace: %w", ap, err)
-	}
-	if s.watch, err = watchBridges(env); err != nil {
-		s.cancel()
-		s.pc.Close()
-		s.ln.Close()
-		return nil, err
-	}
 	// The sockets are bound and listening already: the kernel queues what comes before the
 	// loops read it, so the server answers from here on.
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.serveUDP() }()
 	go func() { defer s.wg.Done(); s.serveTCP() }()
-	rec := Record{Bridge: bridge, Process: netsetup.Self(), Detached: detached, Addr: ap.String(), Started: time.Now().UTC()}
-	if err := writeRecord(env, rec); err != nil {
-		s.Close()
-		return nil, err
+	if rec != nil {
+		if err := writeRecord(env, *rec); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.watchLoop() }()
@@ -158,39 +166,32 @@ func (s *Server) stop() {
 		s.pc.Close()
 		s.ln.Close()
 		s.closeConns()
-		s.watch.Close() // ends watchLoop's read
 		removeRecordOf(s.env, s.bridge, netsetup.Self())
 		close(s.done)
 	})
 }
 
-// watchBridges watches the directory of bridge records: records are replaced by rename and
-// removed by unlink.
-func watchBridges(env netsetup.Env) (*os.File, error) {
-	state, _ := env.Dirs()
-	dir := filepath.Join(state, "bridges")
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		return nil, fmt.Errorf("watch %s: %w", dir, err)
-	}
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MOVED_TO|unix.IN_DELETE|unix.IN_DELETE_SELF|unix.IN_CLOSE_WRITE); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("watch %s: %w", dir, err)
-	}
-	return os.NewFile(uintptr(fd), "inotify "+dir), nil
-}
+// watchInterval is how often a server looks whether its bridge is still there. Those who
+// destroy a bridge stop its server themselves (Stop, gc, the owner of an in-process server):
+// this only catches a bridge destroyed behind its server's back. An inotify watch would
+// notice at once, but closing one waits for the kernel's SRCU grace period (10-20 ms), which
+// every stop would pay.
+const watchInterval = time.Second
 
 // watchLoop stops the server once its bridge is on its way out: the server's sockets would
 // keep the bridge's namespace, and its links, alive.
 func (s *Server) watchLoop() {
-	buf := make([]byte, 4096)
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
 	for {
 		if s.bridgeGone() {
 			go s.stop()
 			return
 		}
-		if _, err := s.watch.Read(buf); err != nil {
-			return // closed by stop
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			return
 		}
 	}
 }

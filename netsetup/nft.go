@@ -27,6 +27,9 @@ type setSpec struct {
 	// with. The kernel sees the same key bytes either way.
 	typeOf string
 	elems  []setElem
+	// room is how many elements attaches may add to the set after it is made; with its
+	// elements it makes the set's size, its limit in the kernel.
+	room int
 }
 
 // setElem is one element of a set: its nft syntax and its key as the kernel stores it.
@@ -50,15 +53,33 @@ func (s setSpec) nftSet(tbl *nftables.Table) *nftables.Set {
 		set.KeyType = nftables.MustConcatSetType(s.types...)
 		set.Concatenation = true
 	}
+	if n := s.size(); n > 0 {
+		// Sized for all it will hold, the kernel allocates the set's hash table once instead
+		// of growing it while its elements arrive.
+		set.Size = uint32(n)
+	}
 	return set
 }
 
-// decl is the set's key declaration in nft syntax.
-func (s setSpec) decl() string {
-	if s.typeOf != "" {
-		return "typeof " + s.typeOf
+// size is the set's limit: for a set filled when it is made, what it holds then and the
+// room left for attaches; 0 (no limit) for a set that starts empty.
+func (s setSpec) size() int {
+	if len(s.elems) == 0 {
+		return 0
 	}
-	return "type " + s.typeText()
+	return len(s.elems) + s.room
+}
+
+// decl is the set's key and size declaration in nft syntax.
+func (s setSpec) decl() string {
+	d := "type " + s.typeText()
+	if s.typeOf != "" {
+		d = "typeof " + s.typeOf
+	}
+	if n := s.size(); n > 0 {
+		d += fmt.Sprintf("; size %d", n)
+	}
+	return d
 }
 
 func (s setSpec) text() string {

@@ -34,12 +34,12 @@ func testTables() map[string]struct {
 		want string
 	}{
 		"bridge l2": {bridgeL2Table(plan), `table bridge pontoon {
-  set guests { type ether_addr . ipv4_addr; elements = { ` + planPairs("02:70:ac:12:00:%02x . 172.18.0.%d") + ` } }
+  set guests { type ether_addr . ipv4_addr; size 253; elements = { ` + planPairs("02:70:ac:12:00:%02x . 172.18.0.%d") + ` } }
   chain prerouting { type filter hook prerouting priority -300; meta protocol ip ether saddr . ip saddr @guests accept; meta protocol arp ether saddr . arp saddr ip @guests arp saddr ether . arp saddr ip @guests accept; iifname "g*" drop; }
   chain forward { type filter hook forward priority 0; meta protocol ip6 drop; }
 }`},
 		"moved bridge l2": {bridgeL2Table(moved), `table bridge pontoon {
-  set guests { type ether_addr . ipv4_addr; elements = { ` + planPairs("02:70:0a:4d:00:%02x . 10.77.0.%d") + ` } }
+  set guests { type ether_addr . ipv4_addr; size 253; elements = { ` + planPairs("02:70:0a:4d:00:%02x . 10.77.0.%d") + ` } }
   chain prerouting { type filter hook prerouting priority -300; meta protocol ip ether saddr . ip saddr @guests accept; meta protocol arp ether saddr . arp saddr ip @guests arp saddr ether . arp saddr ip @guests accept; iifname "g*" drop; }
   chain forward { type filter hook forward priority 0; meta protocol ip6 drop; }
 }`},

@@ -54,10 +54,14 @@ func ndTarget6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 // guest6Sets are the static sets: for every guest address of the plan, its MAC with its
 // derived and its link-local IPv6 address, and with itself.
 func guest6Sets(plan Plan) []setSpec {
-	pairs := setSpec{name: guest6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeIP6Addr}}
-	targets := setSpec{name: ndTarget6, types: pairs.types, typeOf: ndTargetKey}
-	macs := setSpec{name: ndMAC6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeEtherAddr}, typeOf: ndMACKey}
 	first, last, _, _ := GuestRange(plan.GuestNet())
+	// A guest given an IPv6 address of its own (not derived from its IPv4 one) adds it to
+	// pairs and targets when it attaches: one per guest address at most, and as many again
+	// for elements of guests whose removal has not been finished yet (gc does).
+	room := 2 * (int(last.As4()[3]) - int(first.As4()[3]) + 1)
+	pairs := setSpec{name: guest6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeIP6Addr}, room: room}
+	targets := setSpec{name: ndTarget6, types: pairs.types, typeOf: ndTargetKey, room: room}
+	macs := setSpec{name: ndMAC6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeEtherAddr}, typeOf: ndMACKey}
 	for ip := first; !last.Less(ip); ip = ip.Next() {
 		mac := GuestMAC(ip)
 		for _, a := range []netip.Addr{plan.GuestIP6(ip), LinkLocal6(mac)} {

@@ -23,13 +23,13 @@ func namesCommands() *cli.Command {
 			{Name: "status", Usage: "show which process serves each bridge's names, and which server is gone", ArgsUsage: "[BRIDGE]", Flags: []cli.Flag{jsonFlag}, Action: namesStatus},
 			{
 				Name: names.ServeVerb[1], Hidden: true, Usage: "serve a bridge's names (started by bridge create, gc and guest add)",
-				Flags: []cli.Flag{&cli.StringFlag{Name: "bridge"}},
+				Flags: []cli.Flag{&cli.StringFlag{Name: "bridge"}, &cli.BoolFlag{Name: names.InheritFlag}},
 				Action: func(c *cli.Context) error {
 					// It outlives the terminal on purpose; SIGTERM (Stop) ends it.
 					signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
 					term := make(chan os.Signal, 1)
 					signal.Notify(term, syscall.SIGTERM)
-					return names.Serve(env(c), c.String("bridge"), os.Stdout, term)
+					return names.Serve(env(c), c.String("bridge"), c.Bool(names.InheritFlag), term)
 				},
 			},
 		},
