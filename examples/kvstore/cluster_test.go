@@ -18,14 +18,17 @@ import (
 
 // fakeNet decides which peer RPCs get through. Nodes are split into two
 // sides; an RPC between sides fails at once ("refuse", like a TCP reset) or
-// hangs until its deadline ("drop", like a silently dropped packet).
+// hangs until its deadline ("drop", like a silently dropped packet). A rule
+// can refuse more RPCs, such as one link or one kind of request, to steer a
+// test into an exact interleaving.
 type fakeNet struct {
 	base *http.Transport
 	ids  map[string]int // host:port -> node id
 
-	mu   sync.Mutex
-	side map[int]bool // nodes cut off from the rest
-	drop bool
+	mu     sync.Mutex
+	side   map[int]bool // nodes cut off from the rest
+	refuse func(from, to int, r *http.Request) bool
+	drop   bool
 }
 
 var errFakeRefused = errors.New("connection refused by fake partition")
@@ -40,10 +43,21 @@ func (f *fakeNet) split(nodes ...int) {
 	}
 }
 
-func (f *fakeNet) blocked(from, to int) (blocked, drop bool) {
+// refuseWhen also refuses, at once, every RPC for which cut reports true;
+// refuseWhen(nil) lifts the rule. split does not change it.
+func (f *fakeNet) refuseWhen(cut func(from, to int, r *http.Request) bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.side[from] != f.side[to], f.drop
+	f.refuse = cut
+}
+
+func (f *fakeNet) blocked(from, to int, r *http.Request) (blocked, drop bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.side[from] != f.side[to] {
+		return true, f.drop
+	}
+	return f.refuse != nil && f.refuse(from, to, r), false
 }
 
 // transport returns the peer RoundTripper of node from.
@@ -53,7 +67,7 @@ func (f *fakeNet) transport(from int) http.RoundTripper {
 		if !ok {
 			return nil, fmt.Errorf("fake network: unknown host %q", req.URL.Host)
 		}
-		if blocked, drop := f.blocked(from, to); blocked {
+		if blocked, drop := f.blocked(from, to, req); blocked {
 			if req.Body != nil {
 				req.Body.Close()
 			}
@@ -215,15 +229,6 @@ func TestPartitionMinorityRejectsMajorityServes(t *testing.T) {
 	}
 }
 
-// op is one client operation as seen by the client, for the history check.
-type op struct {
-	write      bool
-	key, value string
-	tag        Tag
-	start, end time.Time
-	err        error
-}
-
 func TestConcurrentWritersNoAckedWriteLost(t *testing.T) {
 	for _, chaos := range []bool{false, true} {
 		name := "steady"
@@ -231,7 +236,11 @@ func TestConcurrentWritersNoAckedWriteLost(t *testing.T) {
 			name = "with partitions"
 		}
 		t.Run(name, func(t *testing.T) {
-			c := startCluster(t, 3, 200*time.Millisecond, false)
+			// The fake network refuses cut RPCs at once, so the peer
+			// timeout only ends RPCs on a busy machine; "steady" must
+			// never see a no-quorum answer, even under -race on a loaded
+			// host.
+			c := startCluster(t, 3, 5*time.Second, false)
 			ctx := context.Background()
 			keys := []string{"a", "b", "c"}
 			const writers, opsPerWriter = 6, 40
@@ -292,100 +301,6 @@ func TestConcurrentWritersNoAckedWriteLost(t *testing.T) {
 
 			checkHistory(t, c, keys, history, chaos)
 		})
-	}
-}
-
-// checkHistory asserts that no acknowledged write was lost and that reads
-// respected real-time order.
-func checkHistory(t *testing.T, c *cluster, keys []string, history []op, chaos bool) {
-	t.Helper()
-	ackedTag := make(map[string]map[Tag]string) // key -> tag -> value of acked writes
-	unknown := make(map[string]bool)            // values of writes with unknown outcome
-	rejected := make(map[string]bool)           // values of writes that changed nothing
-	var acks, rejects int
-	for _, o := range history {
-		if o.err != nil {
-			var nq *NoQuorumError
-			if !chaos || !errors.As(o.err, &nq) {
-				t.Fatalf("unexpected error: %v", o.err)
-			}
-			if o.write && nq.Phase == PhaseQuery {
-				rejected[o.value] = true
-			} else if o.write {
-				unknown[o.value] = true
-			}
-			rejects++
-			continue
-		}
-		if !o.write {
-			continue
-		}
-		acks++
-		if ackedTag[o.key] == nil {
-			ackedTag[o.key] = make(map[Tag]string)
-		}
-		if prev, dup := ackedTag[o.key][o.tag]; dup {
-			t.Errorf("key %s: writes %q and %q were both acked with tag %v", o.key, prev, o.value, o.tag)
-		}
-		ackedTag[o.key][o.tag] = o.value
-	}
-	if acks == 0 {
-		t.Fatal("no write was acknowledged")
-	}
-	t.Logf("%d ops: %d writes acked, %d requests rejected for lack of quorum", len(history), acks, rejects)
-
-	for _, key := range keys {
-		var final Entry
-		for node := 1; node <= 3; node++ {
-			e, err := c.clients[node-1].Get(context.Background(), key)
-			if err != nil {
-				if errors.Is(err, ErrNotFound) && len(ackedTag[key]) == 0 {
-					continue
-				}
-				t.Fatalf("final get %s via node %d: %v", key, node, err)
-			}
-			if node > 1 && e != final {
-				t.Errorf("final get %s: node %d returned %+v, node 1 returned %+v", key, node, e, final)
-			}
-			final = e
-		}
-		for tag, v := range ackedTag[key] {
-			if final.Tag().Less(tag) {
-				t.Errorf("key %s: acked write %q (%v) lost, final value %q has older tag %v", key, v, tag, final.Value, final.Tag())
-			}
-		}
-		if v, ok := ackedTag[key][final.Tag()]; ok && v != final.Value {
-			t.Errorf("key %s: final value %q differs from %q acked with the same tag %v", key, final.Value, v, final.Tag())
-		}
-		if _, ok := ackedTag[key][final.Tag()]; !ok && !unknown[final.Value] && len(ackedTag[key]) > 0 {
-			t.Errorf("key %s: final value %q (%v) comes from no acked or unknown-outcome write", key, final.Value, final.Tag())
-		}
-	}
-
-	// Real-time order: an operation that starts after another one ended
-	// must see that operation's tag or a later one.
-	for _, r := range history {
-		if r.err != nil || r.write {
-			continue
-		}
-		if rejected[r.value] {
-			t.Errorf("read of %s returned %q, a write that was rejected in the query phase", r.key, r.value)
-		}
-		if v, ok := ackedTag[r.key][r.tag]; ok && v != r.value {
-			t.Errorf("read of %s returned %q with tag %v, acked write with that tag stored %q", r.key, r.value, r.tag, v)
-		}
-		for _, o := range history {
-			if o.err != nil || o.key != r.key || !o.end.Before(r.start) {
-				continue
-			}
-			if r.tag.Less(o.tag) {
-				kind := "read"
-				if o.write {
-					kind = "write"
-				}
-				t.Errorf("stale read of %s: got %v (%q) after a completed %s saw %v (%q)", r.key, r.tag, r.value, kind, o.tag, o.value)
-			}
-		}
 	}
 }
 

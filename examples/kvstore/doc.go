@@ -23,7 +23,12 @@
 // Phase "query" means nothing was written; phase "store" means the write's
 // outcome is unknown (some nodes may hold it). Every acknowledged write is on
 // a majority and any two majorities share a node, so no acknowledged write
-// is lost when a partition heals.
+// is lost when a partition heals. Until a newer write replaces it, a value
+// left behind by a write of unknown outcome is missed by reads whose majority
+// lacks it and returned by the first read whose majority includes a node
+// holding it; that read writes it back to a majority, so every later read
+// returns it too. Both answers are linearizable: a write of unknown outcome
+// may take effect at any moment after it began.
 //
 // # Limits
 //
