@@ -177,8 +177,8 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 
 // commitVerified commits rs and, when the kernel's answer is an error, reads
 // the table back: a batch is all or nothing in the kernel, but its answer can
-// be lost after the kernel committed (a receive buffer overflowing with the
-// acknowledgements of a large batch). Only a batch that really changed
+// be lost after the kernel committed (a receive buffer that overflowed, a
+// socket error). Only a batch that really changed
 // nothing is reported as an error; one whose marker is in force succeeded.
 func commitVerified(nsPath string, rs RuleSet, families []Backend, prev committed) error {
 	err := commitRuleSet(nsPath, rs, families, prev)

@@ -215,7 +215,7 @@ func probeFamily(c *nftables.Conn, b Backend) (tables bool, reject error, err er
 	ch := c.AddChain(&nftables.Chain{Name: "probe", Table: t})
 	c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: nftrule.RejectTCPReset().Exprs})
 	c.DelTable(t)
-	rerr := c.Flush()
+	rerr := flush(c)
 	if rerr == nil {
 		return true, nil, nil
 	}
@@ -224,7 +224,7 @@ func probeFamily(c *nftables.Conn, b Backend) (tables bool, reject error, err er
 	}
 	c.AddTable(t)
 	c.DelTable(t)
-	if terr := c.Flush(); terr != nil {
+	if terr := flush(c); terr != nil {
 		if !missingFeature(terr) {
 			return false, nil, terr
 		}

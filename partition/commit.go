@@ -55,6 +55,25 @@ type tableNow struct {
 	inUse  int       // the buffer the rules use; -1 when none
 	marker string    // the marker of the rules in force; "" when none
 	others []Backend // other families that hold a partition table
+	tables tableList
+}
+
+// tableList is the namespace's tables, listed at most once per change: the
+// partition's steps and the service table's all need them.
+type tableList struct {
+	tables []*nftables.Table
+	listed bool
+}
+
+func (l *tableList) get(c *nftables.Conn) ([]*nftables.Table, error) {
+	if !l.listed {
+		tables, err := c.ListTables()
+		if err != nil {
+			return nil, fmt.Errorf("list nftables tables: %w", err)
+		}
+		l.tables, l.listed = tables, true
+	}
+	return l.tables, nil
 }
 
 // committed is what the record says the kernel holds: the marker of the last
@@ -75,10 +94,10 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		removed.Store(true)
 		return withNft(nsPath, func(c *nftables.Conn) error {
 			deleteTables(c, families, "")
-			if err := queueServices(c, rs.services); err != nil {
+			if err := queueServices(c, rs.services, &tableList{}); err != nil {
 				return err
 			}
-			if err := c.Flush(); err != nil {
+			if err := flush(c); err != nil {
 				return fmt.Errorf("commit nftables %s in %q: %w", what, nsPath, err)
 			}
 			return nil
@@ -110,7 +129,7 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		if err := queueBuffer(c, t, rs, spare, !now.exists); err != nil {
 			return err
 		}
-		flushErr = c.Flush()
+		flushErr = flush(c)
 		return flushErr
 	})
 	switch {
@@ -141,10 +160,10 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 			if err := queueRules(c, t, rs, spare, now, unchanged); err != nil {
 				return err
 			}
-			if err := queueServices(c, rs.services); err != nil {
+			if err := queueServices(c, rs.services, &now.tables); err != nil {
 				return err
 			}
-			return c.Flush()
+			return flush(c)
 		})
 	}
 	err = rules(rs)
@@ -176,7 +195,7 @@ func dropOthers(nsPath string, others []Backend) error {
 	removed.Store(true)
 	return withNft(nsPath, func(c *nftables.Conn) error {
 		deleteTables(c, others, "")
-		if err := c.Flush(); err != nil {
+		if err := flush(c); err != nil {
 			return fmt.Errorf("remove the partition table of family %s in %q: %w", others[0].Family(), nsPath, err)
 		}
 		return nil
@@ -202,9 +221,9 @@ func deleteTables(c *nftables.Conn, families []Backend, keep Backend) {
 // readTableNow lists the table's chains and finds the buffer its rules use.
 func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
 	now := tableNow{inUse: -1}
-	tables, err := c.ListTables()
+	tables, err := now.tables.get(c)
 	if err != nil {
-		return now, fmt.Errorf("list nftables tables: %w", err)
+		return now, err
 	}
 	for _, t := range tables {
 		if t.Name != TableName {

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -17,6 +18,7 @@ type resolved struct {
 	imps    []Impairment // sorted by target
 	desc    string
 	kind    string
+	ip6     map[netip.Addr]netip.Addr // each guest's IPv6 address by its IPv4 one; see with6
 }
 
 func resolveState(s State, guests []Guest) (*resolved, error) {

@@ -36,10 +36,6 @@ func (r *resolved) with6(rules []Rule) []Rule {
 	if !r.dualStack() {
 		return rules
 	}
-	ip6 := map[netip.Addr]netip.Addr{}
-	for _, g := range r.gs.list {
-		ip6[g.IP] = g.IP6
-	}
 	out := make([]Rule, 0, 2*len(rules)+1)
 	nd := false
 	for _, x := range rules {
@@ -53,7 +49,14 @@ func (r *resolved) with6(rules []Rule) []Rule {
 			t.Classify = ClassifyColumnByIP6
 		}
 		if x.Daddr.IsValid() {
-			if t.Daddr = ip6[x.Daddr]; !t.Daddr.IsValid() {
+			if r.ip6 == nil {
+				// Built once: every port's chain comes here.
+				r.ip6 = make(map[netip.Addr]netip.Addr, len(r.gs.list))
+				for _, g := range r.gs.list {
+					r.ip6[g.IP] = g.IP6
+				}
+			}
+			if t.Daddr = r.ip6[x.Daddr]; !t.Daddr.IsValid() {
 				continue
 			}
 		}

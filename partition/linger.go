@@ -3,7 +3,6 @@ package partition
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -96,14 +95,17 @@ func startLinger() (int, *os.File, error) {
 	if keep.n == 0 {
 		return 0, nil, nil
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
+	// Bare descriptors: os.Pipe would register both ends with the runtime's
+	// poller, and Fd take the read end out again.
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return 0, nil, fmt.Errorf("linger nftables sockets: %w", err)
 	}
-	defer r.Close()
-	keep.add(int32(r.Fd()))
+	r, w := p[0], os.NewFile(uintptr(p[1]), "linger")
+	defer unix.Close(r)
+	keep.add(int32(r))
 	keep.sort()
-	pid, errno := forkLinger(int(r.Fd()), &keep)
+	pid, errno := forkLinger(r, &keep)
 	if errno != 0 {
 		w.Close()
 		return 0, nil, fmt.Errorf("linger nftables sockets: fork: %w", errno)
@@ -124,12 +126,16 @@ func (k *lingerFds) sort() { slices.Sort(k.fd[:k.n]) }
 // forkLinger forks the child, which runs lingerChild and never returns; the
 // parent gets its pid. Signals are blocked around the fork, so the child,
 // which has Go's handlers but none of its runtime, starts with all of them
-// blocked (SIGKILL still ends it).
+// blocked (SIGKILL still ends it). The thread's mask is changed and restored
+// within one nosplit function making raw system calls only, which nothing can
+// move to another thread (see nftsock.go): locking the thread instead would
+// start the runtime's template thread, ~0.2 ms, in a command that has no
+// other use for it.
+//
+//go:norace
+//go:nosplit
 func forkLinger(r int, keep *lingerFds) (int, syscall.Errno) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	all := ^uint64(0)
-	var old uint64
+	all, old := ^uint64(0), uint64(0)
 	if _, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0); errno != 0 {
 		return 0, errno
 	}

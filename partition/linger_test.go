@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
-	mnl "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -155,7 +155,7 @@ func holdsSocket(t *testing.T, pid int, ino uint64) bool {
 	return false
 }
 
-func dupSocket(c *mnl.Conn) *os.File {
+func dupSocket(c syscall.Conn) *os.File {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil

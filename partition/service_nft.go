@@ -52,7 +52,7 @@ var filledSets = []string{serviceBlocked, serviceBlocked6, serviceBlockedMark, s
 // table as sr says (nothing when sr is nil). The chains are flushed and filled again; the
 // counter sets are kept, so counts run across changes; connections already translated keep
 // their member, conntrack holding the translation.
-func queueServices(c *nftables.Conn, sr *serviceRules) error {
+func queueServices(c *nftables.Conn, sr *serviceRules, list *tableList) error {
 	if sr == nil {
 		return nil
 	}
@@ -61,8 +61,8 @@ func queueServices(c *nftables.Conn, sr *serviceRules) error {
 	var tables []*nftables.Table
 	if sr.empty || len(sr.loss) == 0 {
 		var err error
-		if tables, err = c.ListTables(); err != nil {
-			return fmt.Errorf("list tables: %w", err)
+		if tables, err = list.get(c); err != nil {
+			return err
 		}
 	}
 	has := func(f nftables.TableFamily) bool {

@@ -418,7 +418,7 @@ func pruneCounters(nsPath string, prev Record, st *Record, rs RuleSet, guests []
 		if !queued {
 			return nil
 		}
-		if err := c.Flush(); err != nil {
+		if err := flush(c); err != nil {
 			return fmt.Errorf("remove stale counters in %q: %w", nsPath, err)
 		}
 		return nil

@@ -265,7 +265,8 @@ func commandWords(c *cli.Context) string {
 }
 
 // report says what an apply did. It reads nothing back: Update returns only once the kernel
-// has acknowledged every message of the transaction, or, when an answer was lost, once the
+// has answered the whole transaction (it acknowledges the last message after all the others
+// were taken and committed), or, when an answer was lost, once the
 // marker read back shows the rules in force; a read-back of the whole table would add a
 // millisecond and tell no more. `partition status` is the full check.
 func report(rec partition.Record, desc string) error {

@@ -4,6 +4,8 @@
 // threads freely. Every function here therefore runs its work on a fresh goroutine that
 // locks its thread and never unlocks it: when the goroutine returns, the Go runtime destroys
 // the thread instead of handing a thread that sits in a foreign namespace to other code.
+// Socket alone moves the calling thread and back, for one system call, where the way back
+// cannot fail (socket.go).
 //
 // Everything else in pontoon works through namespace handles (netlink.NewHandleAt,
 // nftables.WithNetNSFd) or through the functions of this package.
