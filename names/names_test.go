@@ -190,16 +190,7 @@ func TestGuestsResolveEachOther(t *testing.T) {
 // exchangeOver sends one query from guest g to the name server over network (udp or tcp).
 func exchangeOver(t *testing.T, g *testenv.Guest, env *testenv.Env, network, name string, qtype uint16) (*dns.Msg, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := g.DialContext(ctx, network, netip.AddrPortFrom(env.BridgeAddr(), names.Port).String())
-	if err != nil {
-		return nil, err
-	}
-	co := &dns.Conn{Conn: conn}
-	defer co.Close()
-	r, _, err := (&dns.Client{Net: network}).ExchangeWithConn(new(dns.Msg).SetQuestion(name, qtype), co)
-	return r, err
+	return exchangeMsg(t, g, env, network, new(dns.Msg).SetQuestion(name, qtype))
 }
 
 // Every kind of DNS fault is seen by real resolvers in the guests, only by the askers and
