@@ -2,10 +2,16 @@
 // bridges: `pontoon run NAME`.
 //
 // A supervise command gets a bridge of its own for the length of the run. Each guest child
-// is a container with a network namespace of its own, which pontoon's OCI hook (package
-// hooks) attaches to the bridge with the child's fixed address before the child's process
-// starts; each bridge child is a container that shares the bridge's namespace and reaches
-// every guest. A plain command is one container on the host's network, on none, or as a
+// is a container with a network namespace of its own, attached to the bridge with the
+// child's fixed address before the child's process starts; each bridge child is a container
+// that shares the bridge's namespace and reaches every guest. With runc or crun as root,
+// pontoon attaches the guest itself: it creates and pins the guest's network and UTS
+// namespaces on the bridge, the bundle joins them by path, the container's process is
+// recorded on the guest once the engine has created it (for exec), and the guest is removed
+// once the engine has ended -- no pontoon process is started per container and stage. Other
+// engines (rootless runc and crun, containerd) create the namespace themselves and
+// pontoon's OCI hook (package hooks) attaches it at createRuntime and removes it at
+// poststop. A plain command is one container on the host's network, on none, or as a
 // guest of a bridge of its own.
 //
 // # Containers
@@ -22,7 +28,7 @@
 //     child at the bridge's address, and the container's own hostname; /etc/resolv.conf
 //     names the bridge's name server (names.ResolvConf), which the run serves from its own
 //     process and which also knows aliases and guests that join later. pontoon writes both
-//     into the bundle and bind-mounts them: the hook only does networking.
+//     into the bundle and bind-mounts them: the attach only does networking.
 //   - Environment: PATH, HOME=/root, TERM, PONTOON_BRIDGE (the run's bridge), and for
 //     guests PONTOON_GUEST, PONTOON_IP and (dual stack) PONTOON_IP6; then the command's env.
 //   - Bridge children are privileged: every capability pontoon holds, pontoon's state and

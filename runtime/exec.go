@@ -41,7 +41,7 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 	if len(argv) == 0 {
 		return ExitSetupFailed, errors.New("exec: no command given")
 	}
-	_, g, err := netsetup.FindGuest(env, bridge, guest)
+	g, err := findStartedGuest(env, bridge, guest)
 	if err != nil {
 		return ExitSetupFailed, err
 	}
@@ -253,7 +253,7 @@ func (s *execServer) handle(conn *net.UnixConn) {
 		fail("bad request: %v", err)
 		return
 	}
-	_, g, err := netsetup.FindGuest(s.env, s.bridge, req.Guest)
+	g, err := findStartedGuest(s.env, s.bridge, req.Guest)
 	if err != nil {
 		fail("%v", err)
 		return

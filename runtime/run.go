@@ -392,6 +392,9 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 		names[i] = ch.Name
 	}
 	pfx := prefixes(names)
+	// Guests pontoon attaches itself (see attachesItself) are attached together, before any
+	// bundle is written: their bundles name the namespaces.
+	var cs, attach []*Container
 	for _, ch := range ordered {
 		c := &Container{
 			ID:         r.bridge + "-" + ch.Name,
@@ -422,11 +425,21 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 		c.Env = envList(own, ch.Env)
 		c.Hosts = HostsFile(c.Hostname, entries)
 		eng, _ := r.engine(ch.Runtime)
-		bundle := filepath.Join(dir, ch.Name)
-		if err := WriteBundle(bundle, c); err != nil {
+		p := &proc{name: ch.Name, id: c.ID, eng: eng, bundle: filepath.Join(dir, ch.Name), image: ch.Root.Image, prefix: pfx[ch.Name]}
+		if c.Net == NetGuest && attachesItself(eng) {
+			attach = append(attach, c)
+			p.attached = true
+		}
+		cs = append(cs, c)
+		procs = append(procs, p)
+	}
+	if err := r.attachGuests(attach); err != nil {
+		return ExitSetupFailed, err
+	}
+	for i, p := range procs {
+		if err := WriteBundle(p.bundle, cs[i]); err != nil {
 			return ExitSetupFailed, err
 		}
-		procs = append(procs, &proc{name: ch.Name, id: c.ID, eng: eng, bundle: bundle, image: ch.Root.Image, prefix: pfx[ch.Name]})
 	}
 	r.logf("running %s on bridge %s: %s", r.cmd.Name, r.bridge, describe(ordered))
 	return r.supervisor(ctx, procs, r.cmd.Exit, Started{Command: r.cmd.Name, Bridge: r.bridge, BridgeNetns: brNetns, Guests: guests})
@@ -516,10 +529,15 @@ func (r *run) plain(ctx context.Context) (int, error) {
 		return ExitSetupFailed, err
 	}
 	c.ID = filepath.Base(dir)
-	bundle := filepath.Join(dir, "bundle")
-	if err := WriteBundle(bundle, c); err != nil {
+	p := &proc{name: r.cmd.Name, id: c.ID, eng: eng, bundle: filepath.Join(dir, "bundle"), image: r.cmd.Root.Image, plain: true}
+	if c.Net == NetGuest && attachesItself(eng) {
+		if err := r.attachGuests([]*Container{c}); err != nil {
+			return ExitSetupFailed, err
+		}
+		p.attached = true
+	}
+	if err := WriteBundle(p.bundle, c); err != nil {
 		return ExitSetupFailed, err
 	}
-	p := &proc{name: r.cmd.Name, id: c.ID, eng: eng, bundle: bundle, image: r.cmd.Root.Image, plain: true}
 	return r.supervisor(ctx, []*proc{p}, config.ExitAny, started)
 }

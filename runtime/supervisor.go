@@ -21,6 +21,12 @@ type proc struct {
 	eng                     Engine
 	prefix                  string
 	plain                   bool // the caller's stdio, no prefixes
+	// attached: pontoon attached the container's guest itself, records the container's
+	// process on it once the engine has created it (recorded is closed then, or when the
+	// engine ended first) and detaches it once the engine has ended (ended), where the
+	// hooks would have.
+	attached        bool
+	ended, recorded chan struct{}
 
 	cmd         *exec.Cmd
 	copying     sync.WaitGroup
@@ -174,7 +180,19 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 			return ExitSetupFailed, err
 		}
 		running++
-		go func(p *proc) { p.wait(); exits <- p }(p)
+		if p.attached {
+			p.ended, p.recorded = make(chan struct{}), make(chan struct{})
+			go r.recordProcess(p)
+		}
+		go func(p *proc) {
+			p.wait()
+			if p.attached {
+				close(p.ended)
+				<-p.recorded
+				r.detachGuest(p.id)
+			}
+			exits <- p
+		}(p)
 	}
 	if r.opt.Started != nil {
 		// On its own goroutine: a callback that waits for services must not hold up
