@@ -104,7 +104,6 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 	}
 	r := &runner{dry: env.DryRun}
 	if err := buildBridge(env, plan, b, r); err != nil {
-		r.rollback()
 		if env.DryRun == nil {
 			st.locked(func() error { return st.removeBridge(name) })
 		}
@@ -155,13 +154,20 @@ func checkPortsUnique(ports []Port) error {
 
 func slotLink(slot int) string { return fmt.Sprintf("s%d", slot) }
 
-func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) error {
+// buildBridge runs the steps that make b; on failure it undoes those it ran.
+func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {
 	brPath := env.BridgeNetns(b.Name)
 	brName := filepath.Base(brPath)
 	gwName := filepath.Base(env.GatewayNetns())
 	sl := slotLink(b.Slot)
 	var gwH, brH *handle
-	defer func() { gwH.Close(); brH.Close() }()
+	defer func() {
+		if err != nil {
+			r.rollback() // while the handles its undos use are open
+		}
+		gwH.Close()
+		brH.Close()
+	}()
 	if err := r.run(
 		step{
 			show: "ip netns add " + brName,

@@ -93,13 +93,14 @@ func ensureHostForward(host *handle) error {
 	if err != nil {
 		return err
 	}
-	chains, err := foreignDropChains(c)
+	defer c.Close()
+	chains, err := foreignDropChains(c.Conn)
 	if err != nil {
 		return err
 	}
 	changed := false
 	for _, ch := range chains {
-		own, err := ownRules(c, ch)
+		own, err := ownRules(c.Conn, ch)
 		if err != nil {
 			return err
 		}
@@ -128,6 +129,7 @@ func removeHostForward(host *handle) error {
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	chains, err := c.ListChains()
 	if err != nil {
 		return fmt.Errorf("list host nftables chains: %w", err)
@@ -137,7 +139,7 @@ func removeHostForward(host *handle) error {
 		if ch.Table.Name == TableName || ch.Hooknum == nil || *ch.Hooknum != *nftables.ChainHookForward {
 			continue
 		}
-		own, err := ownRules(c, ch)
+		own, err := ownRules(c.Conn, ch)
 		if err != nil {
 			return err
 		}

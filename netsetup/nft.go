@@ -193,8 +193,9 @@ func replaceTables(n *kernel.NS, ts ...tableSpec) error {
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	for _, t := range ts {
-		if err := addTable(c, t); err != nil {
+		if err := addTable(c.Conn, t); err != nil {
 			return err
 		}
 	}
@@ -237,6 +238,7 @@ func deleteTable(n *kernel.NS) error {
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	for _, f := range []nftables.TableFamily{nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
 		tbl := &nftables.Table{Name: TableName, Family: f}
 		c.AddTable(tbl)

@@ -114,6 +114,7 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	tbl := &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName}
 	what := "add"
 	if unbind {

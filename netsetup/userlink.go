@@ -370,6 +370,7 @@ func replaceUserTable(n *kernel.NS, chains []chainSpec) error {
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	tbl := c.AddTable(&nftables.Table{Name: userTableName, Family: nftables.TableFamilyIPv4})
 	c.DelTable(tbl)
 	if len(chains) > 0 {

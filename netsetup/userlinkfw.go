@@ -21,6 +21,7 @@ func syncUserForward(host *handle, links []UserLink) error {
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	chains, err := c.ListChains()
 	if err != nil {
 		return fmt.Errorf("list host nftables chains: %w", err)
@@ -41,7 +42,7 @@ func syncUserForward(host *handle, links []UserLink) error {
 			}
 		}
 	}
-	drop, err := foreignDropChains(c)
+	drop, err := foreignDropChains(c.Conn)
 	if err != nil {
 		return err
 	}

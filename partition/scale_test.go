@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 )
 
 // TestFullBridge reproduces partitions on a full bridge: 253 guests, where a
@@ -120,8 +122,8 @@ func TestFullBridge(t *testing.T) {
 	// overflowed the socket). With every answer left unread, every apply must
 	// still report what the kernel did: success, in force.
 	t.Run("answers lost", func(t *testing.T) {
-		loseAnswers.Store(true)
-		t.Cleanup(func() { loseAnswers.Store(false); Release() })
+		nftwire.LoseAnswers.Store(true)
+		t.Cleanup(func() { nftwire.LoseAnswers.Store(false); Release() })
 		before := answersLost.Load()
 		for _, seed := range []int64{1, 2, 3} {
 			p, err := MajoritiesRing(g, seed)

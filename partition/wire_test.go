@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -26,13 +27,13 @@ func TestBatchRefusedMidway(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			spoilBatch.Store(step)
-			t.Cleanup(func() { spoilBatch.Store(0) })
+			nftwire.SpoilBatch.Store(step)
+			t.Cleanup(func() { nftwire.SpoilBatch.Store(0) })
 			err = Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "b")})
 			if !errors.Is(err, unix.EINVAL) {
 				t.Fatalf("apply with a refused batch: %v, want the kernel's EINVAL", err)
 			}
-			if n := spoilBatch.Load(); n != 0 {
+			if n := nftwire.SpoilBatch.Load(); n != 0 {
 				t.Fatalf("the change sent %d batches fewer than the one to refuse", n)
 			}
 			after, err := Recorded(tgt)

@@ -12,7 +12,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -73,9 +73,14 @@ func (n *NS) Fd() int { return int(n.fd) }
 // Path returns the path the namespace was opened from, for messages.
 func (n *NS) Path() string { return n.path }
 
-// Nftables opens an nftables connection bound to the namespace.
-func (n *NS) Nftables() (*nftables.Conn, error) {
-	c, err := nftables.New(nftables.WithNetNSFd(n.Fd()))
+// Nftables opens an nftables connection bound to the namespace; the caller closes it. Its
+// Flush commits the queued batch as one transaction (see nftwire).
+func (n *NS) Nftables() (*nftwire.Conn, error) {
+	fd, err := ns.Socket(n.fdPath(), unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("open nftables in %s: %w", n.path, err)
+	}
+	c, err := nftwire.Open(fd)
 	if err != nil {
 		return nil, fmt.Errorf("open nftables in %s: %w", n.path, err)
 	}

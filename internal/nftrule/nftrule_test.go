@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/sys/unix"
@@ -174,15 +174,16 @@ table bridge t {
 
 // install adds the test tables holding cases through netlink, in the order of script.
 func install(nsPath string, cases []builderCase) error {
-	f, err := os.Open(nsPath)
+	n, err := kernel.OpenNS(nsPath)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	defer n.Close()
+	c, err := n.Nftables()
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	ip := c.AddTable(&nftables.Table{Name: "t", Family: nftables.TableFamilyIPv4})
 	inet := c.AddTable(&nftables.Table{Name: "t", Family: nftables.TableFamilyINet})
 	br := c.AddTable(&nftables.Table{Name: "t", Family: nftables.TableFamilyBridge})

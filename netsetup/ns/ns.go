@@ -7,8 +7,8 @@
 // Socket alone moves the calling thread and back, for one system call, where the way back
 // cannot fail (socket.go).
 //
-// Everything else in pontoon works through namespace handles (netlink.NewHandleAt,
-// nftables.WithNetNSFd) or through the functions of this package.
+// Everything else in pontoon works through namespace handles (netlink.NewHandleAt), sockets
+// opened by Socket (nftables) or the functions of this package.
 package ns
 
 import (
