@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -251,7 +252,7 @@ func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
 	// A table of an older layout, or edited by hand, may lack the set or the
 	// buffer element; then the rules say which buffer they use.
 	bufferKnown := false
-	if els, err := c.GetSetElements(markerSet(t)); err == nil {
+	if els, err := nftwire.SetElements(c, markerSet(t)); err == nil {
 		for _, el := range els {
 			switch be(el.Key) {
 			case markerKey:
@@ -374,7 +375,7 @@ const (
 func bufferWritten(c *nftables.Conn, t *nftables.Table, buf int, rs RuleSet) bool {
 	var kt kernelTable
 	err := kt.readClasses(func(name string) ([]nftables.SetElement, error) {
-		return c.GetSetElements(classSet(t, name, buf))
+		return nftwire.SetElements(c, classSet(t, name, buf))
 	})
 	return err == nil && sameClasses(kt.Classes, rs.Classes)
 }

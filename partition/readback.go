@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,7 +82,7 @@ func readKernel(nsPath string) (kernelTable, error) {
 			if err != nil {
 				return nil, fmt.Errorf("read set %s of table %s %s: %w", name, b.Family(), TableName, err)
 			}
-			els, err := c.GetSetElements(set)
+			els, err := nftwire.SetElements(c, set)
 			if err != nil {
 				return nil, fmt.Errorf("read elements of set %s: %w", name, err)
 			}

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
@@ -186,7 +187,7 @@ func readServiceCounters(nsPath string) (map[string][]nftables.SetElement, error
 			if slices.Contains(filledSets, s.Name) || s.Anonymous {
 				continue
 			}
-			els, err := c.GetSetElements(s)
+			els, err := nftwire.SetElements(c, s)
 			if err != nil {
 				return fmt.Errorf("read set %s of table inet %s: %w", s.Name, ServiceTable, err)
 			}
@@ -236,7 +237,7 @@ func SyncServices(env netsetup.Env, bridge string) error {
 			if s.Name != serviceMarks && s.Name != serviceMarks6 {
 				continue
 			}
-			els, err := c.GetSetElements(s)
+			els, err := nftwire.SetElements(c, s)
 			if err != nil {
 				return fmt.Errorf("read map %s of table inet %s: %w", s.Name, ServiceTable, err)
 			}

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
@@ -135,7 +136,7 @@ func readCounterSets(nsPath string, b Backend) (map[string]map[counterKey]Count,
 			return err
 		}
 		for _, name := range have {
-			els, err := c.GetSetElements(counterSet(t, name))
+			els, err := nftwire.SetElements(c, counterSet(t, name))
 			if err != nil {
 				return fmt.Errorf("read counter set %s of table %s %s: %w", name, b.Family(), TableName, err)
 			}
@@ -398,7 +399,7 @@ func pruneCounters(nsPath string, prev Record, st *Record, rs RuleSet, guests []
 		queued := false
 		for _, name := range sets {
 			set := counterSet(t, name)
-			els, err := c.GetSetElements(set)
+			els, err := nftwire.SetElements(c, set)
 			if err != nil {
 				return fmt.Errorf("read counter set %s: %w", name, err)
 			}
