@@ -317,7 +317,7 @@ func (c *Capture) read(i int, s *portSocket, out chan<- frame) error {
 		f, err := s.next()
 		switch {
 		case err == nil:
-			if down {
+			if down && s.up() {
 				down = false
 				c.watch(s, time.Time{})
 			}

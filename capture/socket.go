@@ -19,6 +19,7 @@ const rcvBuf = 4 << 20
 // portSocket is an AF_PACKET socket bound to one guest's port in the bridge namespace. A plain
 // socket rather than libpcap: pontoon's binary is static and built without cgo.
 type portSocket struct {
+	port string
 	fd   int      // the raw descriptor, for the non-blocking drain and the statistics
 	file *os.File // the same descriptor in the runtime's poller, so a read can be interrupted
 	buf  []byte
@@ -49,7 +50,7 @@ func openPort(nsPath, port string, snaplen int) (*portSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &portSocket{fd: fd, file: os.NewFile(uintptr(fd), "capture-"+port), buf: make([]byte, snaplen), oob: make([]byte, 64)}, nil
+	return &portSocket{port: port, fd: fd, file: os.NewFile(uintptr(fd), "capture-"+port), buf: make([]byte, snaplen), oob: make([]byte, 64)}, nil
 }
 
 func setup(fd, ifindex int) error {
@@ -142,6 +143,24 @@ func (s *portSocket) gone() bool {
 	}
 	ll, ok := sa.(*unix.SockaddrLinklayer)
 	return !ok || ll.Ifindex <= 0
+}
+
+// up reports whether the socket's port is still there and up. A frame read after the port
+// went down says nothing: the kernel reports the port down first and frames it had queued
+// after, and one it was passing on another CPU may still land.
+func (s *portSocket) up() bool {
+	if s.gone() {
+		return false
+	}
+	ifr, err := unix.NewIfreq(s.port)
+	if err != nil {
+		return false
+	}
+	// The socket's namespace is the port's: the request goes there.
+	if err := unix.IoctlIfreq(s.fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return false
+	}
+	return ifr.Uint16()&unix.IFF_UP != 0
 }
 
 // dropped returns how many frames the kernel dropped for want of buffer space since the last
