@@ -144,10 +144,8 @@ func flagName(word string) string {
 func defines(flags []cli.Flag, word string) bool {
 	name := flagName(word)
 	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return true
-			}
+		if hasName(f, name) {
+			return true
 		}
 	}
 	return false
@@ -174,11 +172,8 @@ func takesValue(flags []cli.Flag, word string) bool {
 	}
 	name := flagName(word)
 	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				_, isBool := f.(*cli.BoolFlag)
-				return !isBool
-			}
+		if hasName(f, name) {
+			return !isBool(f)
 		}
 	}
 	return false

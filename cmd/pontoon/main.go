@@ -52,6 +52,7 @@ func main() {
 		os.Exit(code)
 	}
 	app := newApp()
+	wrapPath(app, os.Args)
 	// Help goes out in one write, not one per template fragment.
 	help := bufio.NewWriterSize(os.Stdout, 16<<10)
 	app.Writer = help
@@ -81,6 +82,7 @@ func newApp() *cli.App {
 		Usage:                "isolated container networks for project commands, and network faults for tests",
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
+		BashComplete:         completeApp,
 		Flags:                global,
 		Commands:             commands(),
 		Action:               unknownCommand,

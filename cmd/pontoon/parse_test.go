@@ -26,6 +26,8 @@ type parsed struct {
 // executed; no privilege is needed.
 func parse(argv ...string) (parsed, error) {
 	app := newApp()
+	argv = append([]string{"pontoon"}, argv...)
+	wrapPath(app, argv)
 	var p parsed
 	record := func(c *cli.Context) error {
 		p.path, p.args, p.bridge = c.Command.HelpName, c.Args().Slice(), c.String("bridge")
@@ -45,7 +47,7 @@ func parse(argv ...string) (parsed, error) {
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, &out
 	app.ExitErrHandler = func(*cli.Context, error) {} // report, never os.Exit
-	err := app.Run(interspersed(app, append([]string{"pontoon"}, argv...)))
+	err := app.Run(interspersed(app, argv))
 	p.help = out.String()
 	return p, err
 }
