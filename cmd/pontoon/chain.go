@@ -24,13 +24,15 @@ func printJSON(v any) error {
 	})
 }
 
-// buffered runs fn with a writer whose output reaches stdout when fn returns, in one write
-// for anything up to 64 KiB: a listing costs one system call rather than one per line or
-// per table cell. Only for output that is complete when fn returns.
+// stdout is the one buffer in front of the standard output, for help and listings alike: a
+// listing costs one system call per 16 KiB rather than one per line or table cell.
+var stdout = bufio.NewWriterSize(os.Stdout, 16<<10)
+
+// buffered runs fn with stdout's buffer and flushes it when fn returns. Only for output that
+// is complete when fn returns.
 func buffered(fn func(w io.Writer) error) error {
-	w := bufio.NewWriterSize(os.Stdout, 64<<10)
-	err := fn(w)
-	if ferr := w.Flush(); err == nil {
+	err := fn(stdout)
+	if ferr := stdout.Flush(); err == nil {
 		err = ferr
 	}
 	return err

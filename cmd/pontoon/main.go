@@ -4,7 +4,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -54,10 +53,9 @@ func main() {
 	app := newApp()
 	wrapPath(app, os.Args)
 	// Help goes out in one write, not one per template fragment.
-	help := bufio.NewWriterSize(os.Stdout, 16<<10)
-	app.Writer = help
+	app.Writer = stdout
 	err := app.Run(interspersed(app, os.Args))
-	help.Flush()
+	stdout.Flush()
 	// The kernel's clean-up after a partition change would otherwise hold up the exit; if
 	// the hand-off fails, the exit just waits for it.
 	_ = partition.Linger()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -270,9 +269,8 @@ func commandWords(c *cli.Context) string {
 // marker read back shows the rules in force; a read-back of the whole table would add a
 // millisecond and tell no more. `partition status` is the full check.
 func report(rec partition.Record, desc string) error {
-	out := bufio.NewWriter(os.Stdout)
-	fmt.Fprintf(out, "%s: %d blocked pair(s), %d impairment(s), committed in %d µs, in effect\n", desc, len(rec.Blocked), len(rec.Impairments), rec.CommitMicros)
-	return out.Flush()
+	fmt.Fprintf(stdout, "%s: %d blocked pair(s), %d impairment(s), committed in %d µs, in effect\n", desc, len(rec.Blocked), len(rec.Impairments), rec.CommitMicros)
+	return stdout.Flush()
 }
 
 func healBridge(c *cli.Context) error {
