@@ -34,7 +34,7 @@ func bridgeTarget(env netsetup.Env, bridge string) Target {
 }
 
 func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, *netsetup.BridgeState, error) {
-	b, err := netsetup.GetBridge(env, bridge)
+	b, err := netsetup.BridgeMembers(env, bridge)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -71,7 +71,7 @@ type serviceSpec struct {
 func bridgeServices(env netsetup.Env, bridge string, rec *netsetup.BridgeState) (*serviceSpec, error) {
 	if rec == nil {
 		var err error
-		if rec, err = netsetup.GetBridge(env, bridge); err != nil {
+		if rec, err = netsetup.BridgeMembers(env, bridge); err != nil {
 			return nil, err
 		}
 	}
@@ -500,6 +500,6 @@ func (t Target) healedServices() (RuleSet, error) {
 // hasServices reports whether a bridge has services (false when it cannot be read: the
 // change that follows reads it again and says what is wrong).
 func hasServices(env netsetup.Env, bridge string) bool {
-	b, err := netsetup.GetBridge(env, bridge)
+	b, err := netsetup.BridgeMembers(env, bridge)
 	return err == nil && slices.ContainsFunc(b.Services, func(s netsetup.Service) bool { return !s.Removing })
 }

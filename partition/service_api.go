@@ -86,7 +86,7 @@ type MemberFlows struct {
 
 // Services returns a bridge's services with their counters.
 func Services(env netsetup.Env, bridge string) ([]ServiceStatus, error) {
-	b, err := netsetup.GetBridge(env, bridge)
+	b, err := netsetup.BridgeMembers(env, bridge)
 	if err != nil {
 		return nil, err
 	}
