@@ -31,8 +31,9 @@
 # command line against a sandbox, the cost a command-line user pays; runc and podman with the
 # pontoon binary as their hook; pontoon run) and in-process (the library alone: chainbench's
 # own loop; for containers the runtime package's Go benchmark, whose hook is the test binary).
-# The 3-children and podman rows run one of each of their commands in turn, round after round,
-# so that a change of load on the machine hits both sides alike. Partition apply is timed from
+# The start-up rows, the partition changes against the trivial binary (bench/cmd/interleave),
+# and the 3-children and podman rows run one of each of their commands in turn, round after
+# round, so that a change of load on the machine hits both sides alike. Partition apply is timed from
 # a healed state and heal from an applied one, on both sides; that preparation is not timed.
 # Container runs are spaced by an untimed pause in which the kernel finishes removing the
 # previous container's namespace.
@@ -136,39 +137,15 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 			[ "$i" -ge "$2" ] && echo $(((t1 - t0) / 1000))
 		done | sort -n | awk '{ v[NR]=$1 } END { printf "%.4f %.4f %.4f\n", v[int((NR+1)/2)]/1000, v[1]/1000, v[NR]/1000 }'
 	}
-	# interleaved NAME RUNS WARMUP [-p PREPARE] -n LABEL CMD ..: like bench, but one run of each
-	# command in turn, so that a change of load in the middle of the row (other work on the
-	# machine) hits all its commands alike rather than the ones that happen to run then.
-	interleaved() {
-		local name=$1 runs=$2 warm=$3 i j t0 t1 n=0 prep="" label=""
-		local -a preps=() labels=() cmds=()
+	# side_by_side NAME RUNS WARMUP [-p PREPARE] -n LABEL CMD ..: like bench, but one run of each
+	# command in turn (bench/cmd/interleave), so that a change of load in the middle of the row
+	# (other work on the machine) hits all its commands alike rather than the ones that happen
+	# to run then. Records NAME.LABEL.
+	side_by_side() {
+		local name=$1 runs=$2 warm=$3
 		shift 3
-		echo "-- $name (interleaved, $runs runs)" >&2
-		while [ $# -gt 0 ]; do
-			case $1 in
-			-p) prep=$2; shift 2 ;;
-			-n) label=$2; shift 2 ;;
-			*) preps[n]=$prep labels[n]=$label cmds[n]=$1 n=$((n + 1)) prep="" label=""; shift ;;
-			esac
-		done
-		for ((j = 0; j < n; j++)); do : >"$work/$name.${labels[j]}.us"; done
-		for ((i = 0; i < runs + warm; i++)); do
-			for ((j = 0; j < n; j++)); do
-				[ -n "${preps[j]}" ] && ${preps[j]} >/dev/null
-				t0=$(date +%s%N)
-				${cmds[j]} >/dev/null 2>"$work/$name.err" || {
-					echo "$name: ${cmds[j]} failed:" >&2
-					cat "$work/$name.err" >&2
-					return 1
-				}
-				t1=$(date +%s%N)
-				[ "$i" -ge "$warm" ] && echo $(((t1 - t0) / 1000)) >>"$work/$name.${labels[j]}.us"
-			done
-		done
-		for ((j = 0; j < n; j++)); do
-			sort -n "$work/$name.${labels[j]}.us" |
-				awk -v k="$name.${labels[j]}" '{ v[NR]=$1 } END { printf "%s %.4f %.4f %.4f\n", k, v[int((NR+1)/2)]/1000, v[1]/1000, v[NR]/1000 }' >>"$results"
-		done
+		echo "-- $name (side by side, $runs runs)" >&2
+		"$work/interleave" -runs "$runs" -warmup "$warm" "$@" | awk -v n="$name" '{ print n "." $0 }' >>"$results"
 	}
 	# in_process KEY ARGS..: chainbench's own median, min and max of RUNS runs (after WARMUP),
 	# in ms.
@@ -196,7 +173,7 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		echo "== start" >&2
 		# bridge list on a state directory of its own, with no bridge: the command, not the
 		# decoding of the sandbox's hundreds of guests.
-		bench start "$RUNS" "$WARMUP" -n base "$work/trivial" -n proc "$pontoon --help" \
+		side_by_side start "$RUNS" "$WARMUP" -n base "$work/trivial" -n proc "$pontoon --help" \
 			-n list "$pontoon --state-dir $work/tmpfs/empty-state bridge list" \
 			${before:+-n before "$before --help" -n beforelist "$before --state-dir $work/tmpfs/empty-state bridge list"}
 	fi
@@ -224,18 +201,12 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	for n in $PARTITION_SIZES; do
 		runs=$RUNS warm=$WARMUP
 		[ "$n" -gt 16 ] && runs=$RUNS_LARGE warm=$WARMUP_LARGE
-		# PONTOON_BEFORE's rows for 16 guests, the size the targets name.
-		ba=() bh=()
-		if [ -n "$before" ] && [ "$n" = 16 ]; then
-			ba=(-p "$before partition heal --bridge p$n" -n before "$before partition isolate g1 --bridge p$n")
-			bh=(-p "$before partition isolate g1 --bridge p$n" -n before "$before partition heal --bridge p$n")
-		fi
 		bench "apply$n" "$runs" "$warm" \
 			-p "$ipg heal $n" -n base "$ipg apply $n" \
-			-p "$pontoon partition heal --bridge p$n" -n proc "$pontoon partition isolate g1 --bridge p$n" "${ba[@]}"
+			-p "$pontoon partition heal --bridge p$n" -n proc "$pontoon partition isolate g1 --bridge p$n"
 		bench "heal$n" "$runs" "$warm" \
 			-p "$ipg apply $n" -n base "$ipg heal $n" \
-			-p "$pontoon partition isolate g1 --bridge p$n" -n proc "$pontoon partition heal --bridge p$n" "${bh[@]}"
+			-p "$pontoon partition isolate g1 --bridge p$n" -n proc "$pontoon partition heal --bridge p$n"
 		in_process "apply$n.lib" -dir "$sb" -op apply -guests "$n"
 		in_process "heal$n.lib" -dir "$sb" -op heal -guests "$n"
 	done
@@ -244,11 +215,16 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	bench halves253 "$RUNS_LARGE" "$WARMUP_LARGE" \
 		-p "$pontoon partition heal --bridge p253" -n proc "$pontoon partition random-halves 7 --bridge p253"
 	in_process "halves253.lib" -dir "$sb" -op halves -guests 253
-	# One change after another, as a script of commands makes them: the second replaces
-	# what the first applied (the isolate rows start from a healed bridge).
-	bench reapply16 "$RUNS" "$WARMUP" \
-		-p "$pontoon partition isolate g3 --bridge p16" -n proc "$pontoon partition isolate g2 --bridge p16" \
-		${before:+-p "$before partition isolate g3 --bridge p16" -n before "$before partition isolate g2 --bridge p16"}
+	# The changes end to end against the trivial binary, side by side; "reapply" is one change
+	# after another, as a script of commands makes them (the second replaces what the first
+	# applied; isolate starts from a healed bridge).
+	side_by_side change16 "$RUNS" "$WARMUP" -n base "$work/trivial" \
+		-p "$pontoon partition heal --bridge p16" -n isolate "$pontoon partition isolate g1 --bridge p16" \
+		-p "$pontoon partition isolate g1 --bridge p16" -n heal "$pontoon partition heal --bridge p16" \
+		-p "$pontoon partition isolate g3 --bridge p16" -n reapply "$pontoon partition isolate g2 --bridge p16" \
+		${before:+-p "$before partition heal --bridge p16" -n before_isolate "$before partition isolate g1 --bridge p16"} \
+		${before:+-p "$before partition isolate g1 --bridge p16" -n before_heal "$before partition heal --bridge p16"} \
+		${before:+-p "$before partition isolate g3 --bridge p16" -n before_reapply "$before partition isolate g2 --bridge p16"}
 	$pontoon partition heal --bridge p16 >/dev/null
 	}
 
@@ -280,9 +256,9 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		} >"$trio/pontoon.toml"
 		printf '#!/bin/sh\nrm -rf %s/sync && mkdir %s/sync\n' "$trio" "$trio" >"$trio/reset"
 		chmod +x "$trio/reset"
-		interleaved trio "$RUNS" "$WARMUP" -p "$trio/reset" -n base "$podman_sh trio $pd $trio $id" \
+		side_by_side trio "$RUNS" "$WARMUP" -p "$trio/reset" -n base "$podman_sh trio $pd $trio $id" \
 			-p "$trio/reset" -n proc "$pontoon run --project $trio --runtime-root $runc_root trio"
-		interleaved pctr "$RUNS" "$WARMUP" -p "sleep 0.1" -n none "$podman_sh run $pd none" \
+		side_by_side pctr "$RUNS" "$WARMUP" -p "sleep 0.1" -n none "$podman_sh run $pd none" \
 			-p "sleep 0.1" -n net "$podman_sh run $pd net" -p "sleep 0.1" -n hook "$podman_sh run $pd hook"
 		$podman_sh teardown "$pd"
 	fi
@@ -400,6 +376,7 @@ start=$(date +%s)
 (
 	cd "$ROOT"
 	go build -o "$work/chainbench" ./bench/cmd/chainbench
+	go build -o "$work/interleave" ./bench/cmd/interleave
 	CGO_ENABLED=0 go build -trimpath -o "$work/trivial" ./bench/cmd/trivial
 	# The pontoon binary users get (the Makefile's build), unless PONTOON_BIN names one.
 	[ -n "${PONTOON_BEFORE:-}" ] && cp "$PONTOON_BEFORE" "$work/before"
@@ -411,6 +388,12 @@ start=$(date +%s)
 	if [ "$GO_BENCH" != 0 ]; then
 		for p in netsetup partition runtime; do go test -c -o "$work/$p.test" "./$p/"; done
 	fi
+	# Every binary timed is a copy, as an installed one is: a file just written by the linker
+	# started ~10% slower here than a copy of it (its page cache is laid out differently), which
+	# favoured whichever side was copied (PONTOON_BIN, PONTOON_BEFORE) over the side built here.
+	for f in "$work/trivial" "$work/pontoon" "$work/before"; do
+		[ -f "$f" ] && cp "$f" "$f.copy" && mv "$f.copy" "$f"
+	done
 )
 # A private network namespace, and a private mount namespace with an empty /run/netns: the
 # baselines pin their namespaces there under fixed names (bl-gw, ipb-1.., cnibase..), and so

@@ -86,10 +86,11 @@ END {
 	for (i = 1; i <= n; i++) plain("partition apply, " sz[i] " guests", "iptables_per_guest.sh apply " sz[i], "apply" sz[i], sz[i] == 16 ? 2 : 0)
 	for (i = 1; i <= n; i++) plain("partition heal, " sz[i] " guests", "iptables_per_guest.sh heal " sz[i], "heal" sz[i], 0)
 	plain("random-halves, 253 guests", "-", "halves253", 0)
-	if (has("start.base")) {
-		times("partition isolate, 16 guests", "trivial static Go binary", "start.base", "apply16.proc", 3)
-		times("partition heal, 16 guests", "trivial static Go binary", "start.base", "heal16.proc", 3)
-		times("isolate after isolate, 16 guests", "trivial static Go binary", "start.base", "reapply16.proc", 3)
+	# Timed side by side with the trivial binary (bench/cmd/interleave).
+	if (has("change16.base")) {
+		times("partition isolate, 16 guests", "trivial static Go binary", "change16.base", "change16.isolate", 3)
+		times("partition heal, 16 guests", "trivial static Go binary", "change16.base", "change16.heal", 3)
+		times("isolate after isolate, 16 guests", "trivial static Go binary", "change16.base", "change16.reapply", 3)
 	}
 	# The hook rows: the pontoon columns are what the hook adds to the same container.
 	if (has("ctr.gostartadded")) {
@@ -124,8 +125,8 @@ END {
 	if (has("run3.lib")) line("pontoon run: 3 children reachable", "-", "-", "-", "-", ms("run3.lib"), "-", "-", "-")
 	# PONTOON_BEFORE: the same commands with the other binary, timed in the same run.
 	nb = split("--help|bridge list|partition isolate, 16 guests|partition heal, 16 guests|isolate after isolate, 16 guests", bname, "|")
-	split("start.before|start.beforelist|apply16.before|heal16.before|reapply16.before", bkey, "|")
-	split("start.proc|start.list|apply16.proc|heal16.proc|reapply16.proc", akey, "|")
+	split("start.before|start.beforelist|change16.before_isolate|change16.before_heal|change16.before_reapply", bkey, "|")
+	split("start.proc|start.list|change16.isolate|change16.heal|change16.reapply", akey, "|")
 	header = 0
 	for (i = 1; i <= nb; i++) {
 		if (!has(bkey[i]) || !has(akey[i]) || v[akey[i]] <= 0) continue
@@ -137,7 +138,7 @@ END {
 	print "pontoon/proc: a process per operation (chainbench, the pontoon command line, runc or podman with the pontoon"
 	print "  binary as hook, pontoon run); \"by 6 pontoon commands\": bridge create, 3 guest add, exec ping, bridge destroy"
 	print "  (bench/cli_chain.sh, one process each, the name server started and stopped as a user's bridge has it)."
-	print "  binary as hook, pontoon run). pontoon/lib: in-process library calls (chainbench); for containers the runtime"
+	print "  pontoon/lib: in-process library calls (chainbench); for containers the runtime"
 	print "  Go benchmark (runc driven in-process, hook = the test binary, runs alternated and spaced; added = over the"
 	print "  same container without network). Container rows: runc run / podman run --rm of a busybox true."
 	print "  3 children: pontoon run of a pontoon.toml vs podman network create + 3 podman run -d with fixed IPs +"

@@ -14,7 +14,7 @@ import (
 func captureCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "capture",
-		Usage:     "record the guests' traffic into a pcapng file, one interface per guest, what the partition dropped included",
+		Usage:     usageOf("capture"),
 		ArgsUsage: "BRIDGE [GUEST..]",
 		Description: "Captures on each guest's bridge port until Ctrl-C, --duration or --count. A frame the partition\n" +
 			"drops is on its sender's interface only; one that passed is on the sender's and the receiver's.",

@@ -44,7 +44,7 @@ func chainCommands() []*cli.Command {
 	return []*cli.Command{
 		{
 			Name:  "gateway",
-			Usage: "the namespace that links every bridge to the host",
+			Usage: usageOf("gateway"),
 			Subcommands: []*cli.Command{
 				{
 					Name:  "up",
@@ -76,7 +76,7 @@ func chainCommands() []*cli.Command {
 		},
 		{
 			Name:  "bridge",
-			Usage: "per-run bridges: one private guest network each",
+			Usage: usageOf("bridge"),
 			Subcommands: []*cli.Command{
 				{
 					Name:      "create",
@@ -105,7 +105,7 @@ func chainCommands() []*cli.Command {
 		},
 		{
 			Name:  "guest",
-			Usage: "attach network namespaces to a bridge with a fixed IP",
+			Usage: usageOf("guest"),
 			Subcommands: []*cli.Command{
 				{
 					Name:      "add",
@@ -127,14 +127,14 @@ func chainCommands() []*cli.Command {
 		},
 		{
 			Name:            "exec",
-			Usage:           "run a command inside a guest's namespaces",
+			Usage:           usageOf("exec"),
 			ArgsUsage:       "BRIDGE GUEST -- CMD [ARGS...]",
 			SkipFlagParsing: false,
 			Action:          execGuest,
 		},
 		{
 			Name:   "gc",
-			Usage:  "remove everything left by runs whose owner process is gone (safe at any time)",
+			Usage:  usageOf("gc"),
 			Flags:  []cli.Flag{jsonFlag},
 			Action: gc,
 		},

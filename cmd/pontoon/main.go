@@ -50,7 +50,7 @@ func main() {
 		_ = partition.Linger()
 		os.Exit(code)
 	}
-	app := newApp()
+	app := newAppFor(os.Args)
 	wrapPath(app, os.Args)
 	// Help goes out in one write, not one per template fragment.
 	app.Writer = stdout
@@ -70,7 +70,12 @@ func main() {
 	advice.Exit(err, errors.As(err, &ue) || errors.Is(err, netsetup.ErrInvalid))
 }
 
-func newApp() *cli.App {
+// newApp is the app with every command built, for tests; main builds newAppFor(os.Args).
+func newApp() *cli.App { return newAppFor(nil) }
+
+// newAppFor is the app for the command line argv: the commands it names are built, the others
+// are only their help lines (see commandsFor).
+func newAppFor(argv []string) *cli.App {
 	var global []cli.Flag
 	for _, s := range netsetup.EnvSettings() {
 		global = append(global, &cli.StringFlag{Name: s.Flag, Usage: s.Usage, DefaultText: s.Default, EnvVars: []string{s.Var}, Hidden: s.Hidden})
@@ -82,7 +87,7 @@ func newApp() *cli.App {
 		EnableBashCompletion: true,
 		BashComplete:         completeApp,
 		Flags:                global,
-		Commands:             commands(),
+		Commands:             commandsFor(argv),
 		Action:               unknownCommand,
 		OnUsageError:         onUsageError,
 	}
@@ -124,21 +129,6 @@ func required(c *cli.Context, flag, example string) error {
 		return usagef("%s needs --%s, e.g. `%s %s --%s %s`", c.Command.HelpName, flag, c.Command.HelpName, c.Command.ArgsUsage, flag, example)
 	}
 	return nil
-}
-
-func commands() []*cli.Command {
-	var cmds []*cli.Command
-	cmds = append(cmds, chainCommands()...)
-	cmds = append(cmds, partitionCommands())
-	cmds = append(cmds, captureCommand())
-	cmds = append(cmds, namesCommands())
-	cmds = append(cmds, serviceCommand())
-	cmds = append(cmds, projectCommands()...)
-	cmds = append(cmds, spaceCommand())
-	for _, c := range cmds {
-		setup(c, "pontoon "+c.Name)
-	}
-	return cmds
 }
 
 // unprivileged are the commands that touch no namespace and no state of the chain.

@@ -18,7 +18,7 @@ import (
 func namesCommands() *cli.Command {
 	return &cli.Command{
 		Name:  "names",
-		Usage: "the bridges' name servers: guests find each other by name and alias",
+		Usage: usageOf("names"),
 		Subcommands: []*cli.Command{
 			{Name: "status", Usage: "show which process serves each bridge's names, and which server is gone", ArgsUsage: "[BRIDGE]", Flags: []cli.Flag{jsonFlag}, Action: namesStatus},
 			{

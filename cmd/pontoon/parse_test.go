@@ -25,8 +25,8 @@ type parsed struct {
 // included, with every action replaced by one that records what it was given. Nothing is
 // executed; no privilege is needed.
 func parse(argv ...string) (parsed, error) {
-	app := newApp()
 	argv = append([]string{"pontoon"}, argv...)
+	app := newAppFor(argv)
 	wrapPath(app, argv)
 	var p parsed
 	record := func(c *cli.Context) error {

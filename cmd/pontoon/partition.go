@@ -82,7 +82,7 @@ func partitionCommands() *cli.Command {
 	}
 	return &cli.Command{
 		Name:               "partition",
-		Usage:              "split, cut and degrade the network between the guests of a bridge (atomically)",
+		Usage:              usageOf("partition"),
 		ArgsUsage:          "VERB [ARGUMENTS]",
 		CustomHelpTemplate: partitionHelp,
 		// Defined here too so that `pontoon partition --bridge B VERB` parses when VERB is

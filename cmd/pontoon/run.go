@@ -22,7 +22,7 @@ func projectCommands() []*cli.Command {
 	return []*cli.Command{
 		{
 			Name:      "run",
-			Usage:     "run a command of the project's pontoon.toml on its own bridge",
+			Usage:     usageOf("run"),
 			ArgsUsage: "COMMAND [-- ARGS...]",
 			Flags: append([]cli.Flag{
 				projectFlag,
@@ -39,14 +39,14 @@ func projectCommands() []*cli.Command {
 		},
 		{
 			Name:   "list",
-			Usage:  "list the project's commands",
+			Usage:  usageOf("list"),
 			Flags:  []cli.Flag{projectFlag},
 			Before: joinRunningSpace,
 			Action: list,
 		},
 		{
 			Name:  "hook",
-			Usage: "the OCI hook container engines call (create-runtime, prestart, poststop, auto)",
+			Usage: usageOf("hook"),
 			Description: "Engines run `pontoon hook create-runtime` and `pontoon hook poststop` with the container's state on stdin.\n" +
 				"The container's annotations pontoon.bridge, pontoon.guest and pontoon.ip (optional pontoon.hostname,\n" +
 				"pontoon.ports) say where it joins.",

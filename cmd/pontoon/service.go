@@ -14,7 +14,7 @@ import (
 func serviceCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "service",
-		Usage: "service addresses: one address whose connections are spread over several guests",
+		Usage: usageOf("service"),
 		Subcommands: []*cli.Command{
 			{
 				Name: "add", Usage: "add a service address to a bridge", ArgsUsage: "BRIDGE NAME --members A,B,C",

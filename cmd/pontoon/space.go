@@ -104,7 +104,7 @@ func userName() string {
 func spaceCommand() *cli.Command {
 	return &cli.Command{
 		Name:   "space",
-		Usage:  "show your pontoon space (namespaces of your own, for use without root), starting it if needed",
+		Usage:  usageOf("space"),
 		Flags:  []cli.Flag{jsonFlag, &cli.BoolFlag{Name: "stop", Usage: "end the space and everything in it"}},
 		Before: func(*cli.Context) error { return nil },
 		Action: func(c *cli.Context) error {
