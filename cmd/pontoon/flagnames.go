@@ -47,8 +47,25 @@ func (f *durationFlag) Names() []string    { return f.names }
 // wrapFlagNames is off only in the test that compares pontoon with and without the wrappers.
 var wrapFlagNames = true
 
-func flagNames(name string, aliases []string) []string {
-	return append([]string{name}, aliases...)
+// fieldNames returns a flag's name and aliases from its fields, for the flag types pontoon uses.
+func fieldNames(f cli.Flag) ([]string, bool) {
+	var name string
+	var aliases []string
+	switch f := f.(type) {
+	case *cli.BoolFlag:
+		name, aliases = f.Name, f.Aliases
+	case *cli.StringFlag:
+		name, aliases = f.Name, f.Aliases
+	case *cli.StringSliceFlag:
+		name, aliases = f.Name, f.Aliases
+	case *cli.IntFlag:
+		name, aliases = f.Name, f.Aliases
+	case *cli.DurationFlag:
+		name, aliases = f.Name, f.Aliases
+	default:
+		return nil, false
+	}
+	return append([]string{name}, aliases...), true
 }
 
 // wrapPath wraps the flags of the app and of the commands argv names (a word that names no
@@ -79,17 +96,21 @@ func fastNames(flags []cli.Flag) []cli.Flag {
 		return flags
 	}
 	for i, f := range flags {
+		names, ok := fieldNames(f)
+		if !ok {
+			continue
+		}
 		switch f := f.(type) {
 		case *cli.BoolFlag:
-			flags[i] = &boolFlag{f, flagNames(f.Name, f.Aliases)}
+			flags[i] = &boolFlag{f, names}
 		case *cli.StringFlag:
-			flags[i] = &stringFlag{f, flagNames(f.Name, f.Aliases)}
+			flags[i] = &stringFlag{f, names}
 		case *cli.StringSliceFlag:
-			flags[i] = &stringSliceFlag{f, flagNames(f.Name, f.Aliases)}
+			flags[i] = &stringSliceFlag{f, names}
 		case *cli.IntFlag:
-			flags[i] = &intFlag{f, flagNames(f.Name, f.Aliases)}
+			flags[i] = &intFlag{f, names}
 		case *cli.DurationFlag:
-			flags[i] = &durationFlag{f, flagNames(f.Name, f.Aliases)}
+			flags[i] = &durationFlag{f, names}
 		}
 	}
 	return flags
@@ -99,23 +120,10 @@ func fastNames(flags []cli.Flag) []cli.Flag {
 // where it knows the type, so that walking the whole command tree (see interspersed) costs
 // no regexp.
 func hasName(f cli.Flag, name string) bool {
-	var n string
-	var aliases []string
-	switch f := unwrapped(f).(type) {
-	case *cli.BoolFlag:
-		n, aliases = f.Name, f.Aliases
-	case *cli.StringFlag:
-		n, aliases = f.Name, f.Aliases
-	case *cli.StringSliceFlag:
-		n, aliases = f.Name, f.Aliases
-	case *cli.IntFlag:
-		n, aliases = f.Name, f.Aliases
-	case *cli.DurationFlag:
-		n, aliases = f.Name, f.Aliases
-	default:
-		return slices.Contains(f.Names(), name)
+	if names, ok := fieldNames(unwrapped(f)); ok {
+		return slices.Contains(names, name)
 	}
-	return n == name || slices.Contains(aliases, name)
+	return slices.Contains(f.Names(), name)
 }
 
 // isBool reports whether a flag takes no value: a *cli.BoolFlag, wrapped or not.
