@@ -392,7 +392,7 @@ start=$(date +%s)
 	# started ~10% slower here than a copy of it (its page cache is laid out differently), which
 	# favoured whichever side was copied (PONTOON_BIN, PONTOON_BEFORE) over the side built here.
 	for f in "$work/trivial" "$work/pontoon" "$work/before"; do
-		[ -f "$f" ] && cp "$f" "$f.copy" && mv "$f.copy" "$f"
+		if [ -f "$f" ]; then cp "$f" "$f.copy" && mv "$f.copy" "$f"; fi
 	done
 )
 # A private network namespace, and a private mount namespace with an empty /run/netns: the

@@ -316,7 +316,7 @@ func destroyBridge(env Env, b *BridgeState) error {
 func Bridges(env Env) ([]*BridgeState, error) {
 	st := env.store()
 	var out []*BridgeState
-	err := st.locked(func() (err error) {
+	err := st.lockedIfAny(func() (err error) {
 		out, err = st.bridges()
 		return err
 	})
@@ -333,7 +333,7 @@ func GetBridge(env Env, name string) (*BridgeState, error) {
 	}
 	st := env.store()
 	var b *BridgeState
-	err := st.locked(func() (err error) {
+	err := st.lockedIfAny(func() (err error) {
 		b, err = st.bridge(name)
 		return err
 	})

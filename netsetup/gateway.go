@@ -392,7 +392,7 @@ type GatewayStatus struct {
 func Status(env Env) (GatewayStatus, error) {
 	st := env.store()
 	var out GatewayStatus
-	err := st.locked(func() (err error) {
+	err := st.lockedIfAny(func() (err error) {
 		if out.Gateway, err = st.gateway(); err != nil {
 			return err
 		}

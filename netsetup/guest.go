@@ -413,7 +413,7 @@ func DelGuestByKey(env Env, key string, bridges ...string) error {
 		}
 	}
 	st := env.store()
-	err := st.locked(func() error {
+	err := st.lockedIfAny(func() error {
 		var all []*BridgeState
 		if len(bridges) == 0 {
 			var err error

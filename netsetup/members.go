@@ -21,7 +21,7 @@ func BridgeMembers(env Env, name string) (*BridgeState, error) {
 	}
 	st := env.store()
 	var b *BridgeState
-	err := st.locked(func() error {
+	err := st.lockedIfAny(func() error {
 		var err error
 		b, err = st.members(name)
 		return err

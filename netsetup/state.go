@@ -182,6 +182,17 @@ func (s store) locked(fn func() error) error {
 	return statefile.Locked(filepath.Join(s.dir, "lock"), fn)
 }
 
+// lockedIfAny runs fn as locked does when the state directory exists, and without the lock
+// when it does not: fn can find nothing then, and a read, or a removal of what is not there,
+// must leave no trace (a `--for` restorer waking after its bridge's state was removed, a
+// status on a fresh host, a hook's poststop for a container pontoon never attached).
+func (s store) lockedIfAny(fn func() error) error {
+	if _, err := os.Stat(s.dir); errors.Is(err, os.ErrNotExist) {
+		return fn()
+	}
+	return statefile.Locked(filepath.Join(s.dir, "lock"), fn)
+}
+
 func (s store) gateway() (*GatewayState, error) {
 	var g GatewayState
 	if err := statefile.ReadJSON(s.gatewayFile(), &g); err != nil {

@@ -86,7 +86,7 @@ func userLinkDNAT(l UserLink) nftrule.Rule {
 func UserLinks(env Env) ([]UserLink, error) {
 	st := env.store()
 	var out []UserLink
-	err := st.locked(func() (err error) { out, err = st.userLinks(); return err })
+	err := st.lockedIfAny(func() (err error) { out, err = st.userLinks(); return err })
 	return out, err
 }
 

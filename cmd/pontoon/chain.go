@@ -189,6 +189,19 @@ func gatewayDown(c *cli.Context) error {
 	if c.Bool("dry-run") {
 		e.DryRun = os.Stdout
 	}
+	if c.Bool("force") && e.DryRun == nil {
+		// The bridges go: their name servers first, as bridge destroy does (a server's
+		// sockets would keep its bridge's namespace, and everything in it, alive).
+		bridges, err := netsetup.Bridges(e)
+		if err != nil {
+			return err
+		}
+		for _, b := range bridges {
+			if err := names.Stop(e, b.Name); err != nil {
+				return err
+			}
+		}
+	}
 	return netsetup.GatewayDown(e, c.Bool("force"))
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -251,7 +252,46 @@ func TestPartitionCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("partition", "--bridge", "p", "status", "--json")), &rec); err != nil || len(rec.Blocked) != 4 {
 		t.Errorf("after isolate n3: %+v, %v; want n3 cut from n1 and n2 both ways", rec, err)
 	}
+	// The restorer of a killed --for goes with its bridge: it neither waits out its hour nor
+	// brings state back when it wakes.
+	waitUntil(t, func() bool { return len(restorers(c.sb.Env.StateDir)) == 0 }) // the 400ms one
+	cmd = c.command("partition", "isolate", "n1", "--for", "1h", "--bridge", "p")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The command prints its line once its restorer runs.
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || len(restorers(c.sb.Env.StateDir)) != 1 {
+		t.Fatalf("isolate --for 1h printed %q (%v); restorers %v, want one", line, err, restorers(c.sb.Env.StateDir))
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	// Down --force takes the bridge's name server with it, as bridge destroy does.
 	c.ok("gateway", "down", "--force")
+	waitUntil(t, func() bool { return len(processesOf(c.sb.Env.StateDir, "")) == 0 })
+	if f := stateFiles(t, c.sb.Env.StateDir); len(f) > 0 {
+		t.Errorf("state after down, once the restorer ended: %v", f)
+	}
+}
+
+// restorers returns the pids of the --for restorers acting on stateDir.
+func restorers(stateDir string) []string { return processesOf(stateDir, restoreVerb) }
+
+// processesOf returns the pids of the pontoon processes acting on stateDir (restorers, name
+// servers) whose command line holds word.
+func processesOf(stateDir, word string) []string {
+	var out []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err == nil && bytes.Contains(b, []byte(word)) && bytes.Contains(b, []byte(stateDir+"\x00")) {
+			out = append(out, d.Name())
+		}
+	}
+	return out
 }
 
 func waitUntil(t *testing.T, cond func() bool) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 // A `--for` must restore on time even when the command that set it is killed (kill -9, a
@@ -26,6 +27,9 @@ import (
 
 // restorerGrace is how late the restorer restores when its command was killed.
 const restorerGrace = 500 * time.Millisecond
+
+// restorerCheck is how often a waiting restorer checks that its bridge is still there.
+const restorerCheck = 250 * time.Millisecond
 
 // restoreVerb is the hidden partition verb the restorer runs.
 const restoreVerb = "restore-at"
@@ -43,7 +47,13 @@ func restoreCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
 			signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
-			time.Sleep(time.Until(time.Unix(0, c.Int64("at")).Add(restorerGrace)))
+			name, err := bridgeName(c)
+			if err != nil {
+				return err
+			}
+			if !sleepWhileExists(env(c).BridgeDataDir(name), time.Unix(0, c.Int64("at")).Add(restorerGrace)) {
+				return nil // the bridge went, and its partition with it
+			}
 			t, err := targetAs(c, partition.SourceRestorer)
 			if err != nil {
 				return err
@@ -122,4 +132,27 @@ func startRestorer(c *cli.Context, rec partition.Record) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start the --for restorer: %w", err)
 	}
 	return cmd, nil
+}
+
+// sleepWhileExists sleeps until deadline and reports true, or reports false once dir (a
+// bridge's data directory, removed with the bridge) is gone or replaced: a restorer whose
+// bridge was destroyed has nothing left to restore, and must not wait out a long --for to
+// find that. It looks every restorerCheck: inotify would not tell, as the restorer's own log
+// (its stderr, open in dir) keeps the directory's dentry alive past its removal.
+func sleepWhileExists(dir string, deadline time.Time) bool {
+	var first unix.Stat_t
+	if err := unix.Stat(dir, &first); err != nil {
+		return !errors.Is(err, unix.ENOENT)
+	}
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return true
+		}
+		time.Sleep(min(left, restorerCheck))
+		var now unix.Stat_t
+		if err := unix.Stat(dir, &now); errors.Is(err, unix.ENOENT) || (err == nil && (now.Ino != first.Ino || now.Dev != first.Dev)) {
+			return false
+		}
+	}
 }

@@ -21,7 +21,7 @@ import (
 
 type command struct {
 	label, prepare, run string
-	times              []time.Duration
+	times               []time.Duration
 }
 
 func main() {
