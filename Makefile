@@ -17,7 +17,7 @@ VM_TEST_ARGS ?= -test.count=1
 # off by default: the stock kernel under emulation has locked up in it (vmtest/README.md).
 VM_ROOTLESS_PKGS ?=
 
-.PHONY: all build test unit vet deps bench demo clean gc check-go
+.PHONY: all build test unit vet deps bench test-bench demo clean gc check-go
 
 all: build
 
@@ -59,6 +59,7 @@ unit: check-go
 test: check-go deps vet build
 	.ci/with-dockerd $(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory test-rootless
+	$(MAKE) --no-print-directory test-bench
 	$(MAKE) --no-print-directory test-vm
 	$(MAKE) --no-print-directory vagrant-validate
 
@@ -70,6 +71,12 @@ test: check-go deps vet build
 bench: check-go build
 	@$(MAKE) --no-print-directory deps EXTRA_DEBS="$(BENCH_DEBS)"
 	PONTOON_BIN=$(BIN) bash bench/compare.sh
+
+# test-bench runs every row of `make bench` but podman's once (~20 s): it checks that the
+# benchmark and its baselines run, not how fast.
+test-bench: check-go build
+	NO_PODMAN=1 GO_BENCH=0 RUNS=1 WARMUP=0 RUNS_LARGE=1 WARMUP_LARGE=0 BENCH_JSON=none \
+		PONTOON_BIN=$(BIN) bash bench/compare.sh >/dev/null
 
 demo: check-go deps build
 	bash examples/demo.sh
