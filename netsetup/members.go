@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync"
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 )
@@ -48,26 +49,48 @@ type membersFile struct {
 	Services json.RawMessage `json:"services"`
 }
 
+// membersCache keeps the last members read, with the version of the file they came from: a
+// partition change reads them once to check its arguments and again under its lock, and
+// the second read decodes only when another process replaced the record meanwhile.
+var membersCache struct {
+	sync.Mutex
+	path string
+	v    *statefile.Version
+	b    *BridgeState
+}
+
 func (s store) members(name string) (*BridgeState, error) {
 	path := s.bridgeFile(name)
 	if b := cachedBridgeAt(path); b != nil {
 		return b, nil
 	}
+	membersCache.Lock()
+	defer membersCache.Unlock()
+	if membersCache.path == path && membersCache.v.Current(path) {
+		return membersCache.b.clone(), nil
+	}
 	var f membersFile
-	if err := statefile.ReadJSON(path, &f); err != nil {
+	v, err := statefile.ReadJSONPinned(path, &f)
+	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
 	}
+	membersCache.v.Close()
+	membersCache.path, membersCache.v, membersCache.b = "", nil, nil
 	b := &BridgeState{Name: f.Name}
 	for _, g := range f.Guests {
 		b.Guests = append(b.Guests, Guest{Name: g.Name, IP: g.IP, IP6: g.IP6, Netns: g.Netns, Port: g.Port, Phase: g.Phase})
 	}
 	if len(f.Services) > 0 && string(f.Services) != "null" {
 		if err := json.Unmarshal(f.Services, &b.Services); err != nil {
+			v.Close()
 			return nil, fmt.Errorf("read state %s: services: %w", path, err)
 		}
+	}
+	if v != nil {
+		membersCache.path, membersCache.v, membersCache.b = path, v, b.clone()
 	}
 	return b, nil
 }

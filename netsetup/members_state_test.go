@@ -1,6 +1,7 @@
 package netsetup_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -49,6 +50,23 @@ func TestBridgeMembersMatchRecord(t *testing.T) {
 	if len(m.Services) != 1 || m.Services[0].Name != "svc" || m.Services[0].IP != full.Services[0].IP ||
 		len(m.Services[0].Members) != 2 || len(m.Services[0].Ports) != 1 {
 		t.Errorf("services: read %+v, the record has %+v", m.Services, full.Services)
+	}
+	// Read again after another process changed the record (one guest less): the members
+	// this process kept from the read before are not the answer any more.
+	again := *full
+	again.Guests = full.Guests[:1]
+	data, err = json.Marshal(&again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".new", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := netsetup.BridgeMembers(env, "b"); err != nil || len(m.Guests) != 1 {
+		t.Errorf("after another process dropped g2: %v, %v; want g1 alone", m, err)
 	}
 	if _, err := netsetup.BridgeMembers(env, "nope"); !errors.Is(err, netsetup.ErrNoBridge) {
 		t.Errorf("unknown bridge: %v, want ErrNoBridge", err)

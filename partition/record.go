@@ -241,9 +241,11 @@ func readStatus(dir string) (st Record, known bool, err error) {
 	if hit {
 		return rec, true, nil
 	}
-	var f recordFile
-	if err := json.Unmarshal(b, &f); err != nil {
-		return Record{}, false, fmt.Errorf("parse partition state %s: %w", path, err)
+	f, ok := decodeRecordFile(b)
+	if !ok {
+		if err := json.Unmarshal(b, &f); err != nil {
+			return Record{}, false, fmt.Errorf("parse partition state %s: %w", path, err)
+		}
 	}
 	rec = fromFile(f)
 	lastWritten.Lock()
@@ -256,9 +258,13 @@ func readStatus(dir string) (st Record, known bool, err error) {
 // rename), so a reader never sees half of it.
 func writeStatus(dir string, st Record) error {
 	st.Kernel = nil
-	b, err := json.Marshal(toFile(st))
-	if err != nil {
-		return fmt.Errorf("encode partition state: %w", err)
+	f := toFile(st)
+	b, ok := appendRecordFile(nil, &f)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(f); err != nil {
+			return fmt.Errorf("encode partition state: %w", err)
+		}
 	}
 	path := filepath.Join(dir, StateFile)
 	if err := statefile.Write(path, b, 0o600); err != nil {
