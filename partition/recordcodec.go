@@ -1,21 +1,18 @@
 package partition
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/netip"
 	"slices"
-	"strconv"
-	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/jsontok"
 )
 
-// Every partition command reads the bridge's record and writes it back. encoding/json
-// prepares each type of the record by reflection on its first use in a process, and a
-// command is a new process: ~0.3 ms of a change of ~3 ms. The common records (no
-// impairment, no shaping, no --for to restore) are read and written here without
-// reflection; any other record, and any file this code does not recognise, goes through
-// encoding/json. The bytes are encoding/json's (TestRecordCodecMatchesJSON), so either
-// side reads what the other wrote.
+// Every partition command reads the bridge's record and writes it back, and encoding/json's
+// preparation of the record's types on their first use in a process was ~0.3 ms of a change
+// of ~3 ms (see jsontok). The common records (no impairment, no shaping, no --for to
+// restore) are read and written here; any other record, and any file this code does not
+// recognise, goes through encoding/json. The bytes are encoding/json's
+// (TestRecordCodecMatchesJSON), so either side reads what the other wrote.
 
 // appendRecordFile appends f as json.Marshal would write it, and reports false (appending
 // nothing) for a record outside the common form.
@@ -24,177 +21,101 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	if len(r.Impairments) > 0 || len(r.Shaping) > 0 || r.Restore != nil || r.Counters != nil || r.Kernel != nil {
 		return b, false
 	}
-	w := jsonWriter{b: b}
-	w.b = append(w.b, '{')
-	w.str("kind", r.Kind)
-	w.str("description", r.Description)
+	w := jsontok.Writer{B: append(b, '{')}
+	w.Str("kind", r.Kind)
+	w.Str("description", r.Description)
 	if len(r.Order) > 0 {
-		w.strs("order", r.Order)
+		w.Strs("order", r.Order)
 	}
-	w.str("mode", string(r.Mode))
-	w.key("cut")
-	w.b = strconv.AppendBool(w.b, r.Cut)
-	w.key("impairments")
+	w.Str("mode", string(r.Mode))
+	w.Bool("cut", r.Cut)
+	w.Key("impairments")
 	if r.Impairments == nil {
-		w.b = append(w.b, "null"...)
+		w.Raw("null")
 	} else {
-		w.b = append(w.b, "[]"...)
+		w.Raw("[]")
 	}
 	if !r.AppliedAt.IsZero() {
-		w.time("applied_at", r.AppliedAt)
+		w.Time("applied_at", r.AppliedAt)
 	}
 	if r.CommitMicros != 0 {
-		w.key("commit_us")
-		w.b = strconv.AppendInt(w.b, r.CommitMicros, 10)
+		w.Int("commit_us", r.CommitMicros)
 	}
 	if !r.Expires.IsZero() {
-		w.time("expires", r.Expires)
+		w.Time("expires", r.Expires)
 	}
-	w.key("generation")
-	w.b = strconv.AppendUint(w.b, r.Generation, 10)
+	w.Uint("generation", r.Generation)
 	if r.Change != 0 {
-		w.key("change")
-		w.b = strconv.AppendUint(w.b, r.Change, 10)
+		w.Uint("change", r.Change)
 	}
 	if r.ClosedConnections != 0 {
-		w.key("closed_connections")
-		w.b = strconv.AppendInt(w.b, int64(r.ClosedConnections), 10)
+		w.Int("closed_connections", int64(r.ClosedConnections))
 	}
 	if r.CutError != "" {
-		w.str("cut_error", r.CutError)
+		w.Str("cut_error", r.CutError)
 	}
 	if r.Backend != "" {
-		w.str("backend", string(r.Backend))
+		w.Str("backend", string(r.Backend))
 	}
-	w.key("table")
-	w.b = strconv.AppendBool(w.b, r.Table)
+	w.Bool("table", r.Table)
 	if r.Marker != "" {
-		w.str("marker", r.Marker)
+		w.Str("marker", r.Marker)
 	}
 	if len(r.Chains) > 0 {
-		w.key("chains")
-		w.b = append(w.b, '{')
-		for i, k := range sortedKeys(r.Chains) {
-			w.item(i)
-			w.quote(k)
-			w.b = append(w.b, ':')
-			w.b = strconv.AppendUint(w.b, r.Chains[k], 10)
+		w.Key("chains")
+		w.Raw("{")
+		for _, k := range sortedKeys(r.Chains) {
+			w.Uint(k, r.Chains[k])
 		}
-		w.b = append(w.b, '}')
+		w.Raw("}")
 	}
 	if len(r.CounterSets) > 0 {
-		w.strs("counter_sets", r.CounterSets)
+		w.Strs("counter_sets", r.CounterSets)
 	}
-	w.key("blocked")
+	w.Key("blocked")
 	if f.Blocked == nil {
-		w.b = append(w.b, "null"...)
+		w.Raw("null")
 	} else {
-		w.b = append(w.b, '[')
+		w.Raw("[")
 		for i, g := range f.Blocked {
-			w.item(i)
-			w.b = append(w.b, '{')
-			w.time("since", g.Since)
-			w.key("rows")
+			w.Item(i)
+			w.Raw("{")
+			w.Time("since", g.Since)
+			w.Key("rows")
 			if g.Rows == nil {
-				w.b = append(w.b, "null"...)
+				w.Raw("null")
 			} else {
-				w.b = append(w.b, '[')
+				w.Raw("[")
 				for j, row := range g.Rows {
-					w.item(j)
-					w.b = append(w.b, '{')
-					w.strs("srcs", row.Srcs)
-					w.strs("dsts", row.Dsts)
-					w.b = append(w.b, '}')
+					w.Item(j)
+					w.Raw("{")
+					w.Strs("srcs", row.Srcs)
+					w.Strs("dsts", row.Dsts)
+					w.Raw("}")
 				}
-				w.b = append(w.b, ']')
+				w.Raw("]")
 			}
-			w.b = append(w.b, '}')
+			w.Raw("}")
 		}
-		w.b = append(w.b, ']')
+		w.Raw("]")
 	}
-	w.addrs("ips", f.IPs)
-	w.addrs("ip6s", f.IP6s)
-	w.b = append(w.b, '}')
-	return w.b, true
-}
-
-// jsonWriter appends JSON; a member's key goes after a comma unless it opens its object.
-type jsonWriter struct {
-	b []byte
-}
-
-func (w *jsonWriter) key(k string) {
-	if len(w.b) > 0 && w.b[len(w.b)-1] != '{' {
-		w.b = append(w.b, ',')
-	}
-	w.quote(k)
-	w.b = append(w.b, ':')
-}
-
-// item separates the elements of an array or the members of a map.
-func (w *jsonWriter) item(i int) {
-	if i > 0 {
-		w.b = append(w.b, ',')
-	}
-}
-
-func (w *jsonWriter) str(k, v string) {
-	w.key(k)
-	w.quote(v)
-}
-
-// strs writes a string slice; nil is null, as encoding/json has it.
-func (w *jsonWriter) strs(k string, v []string) {
-	w.key(k)
-	if v == nil {
-		w.b = append(w.b, "null"...)
-		return
-	}
-	w.b = append(w.b, '[')
-	for i, s := range v {
-		w.item(i)
-		w.quote(s)
-	}
-	w.b = append(w.b, ']')
-}
-
-func (w *jsonWriter) time(k string, t time.Time) {
-	w.key(k)
-	w.b = append(w.b, '"')
-	w.b = t.AppendFormat(w.b, time.RFC3339Nano)
-	w.b = append(w.b, '"')
-}
-
-// addrs writes a map of addresses, omitted when empty (the fields are omitempty).
-func (w *jsonWriter) addrs(k string, m map[string]netip.Addr) {
-	if len(m) == 0 {
-		return
-	}
-	w.key(k)
-	w.b = append(w.b, '{')
-	for i, name := range sortedKeys(m) {
-		w.item(i)
-		w.quote(name)
-		w.b = append(w.b, ':', '"')
-		w.b = m[name].AppendTo(w.b)
-		w.b = append(w.b, '"')
-	}
-	w.b = append(w.b, '}')
-}
-
-// quote appends s as a JSON string. Printable ASCII that encoding/json leaves as it is
-// (it escapes <, > and & for HTML) is copied; anything else is left to encoding/json.
-func (w *jsonWriter) quote(s string) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			w.b = append(w.b, q...)
-			return
+	for _, m := range []struct {
+		key string
+		ips map[string]netip.Addr
+	}{{"ips", f.IPs}, {"ip6s", f.IP6s}} {
+		if len(m.ips) == 0 {
+			continue // omitempty
 		}
+		w.Key(m.key)
+		w.Raw("{")
+		for _, name := range sortedKeys(m.ips) {
+			w.Key(name)
+			w.Addr(m.ips[name])
+		}
+		w.Raw("}")
 	}
-	w.b = append(w.b, '"')
-	w.b = append(w.b, s...)
-	w.b = append(w.b, '"')
+	w.Raw("}")
+	return w.B, true
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -211,239 +132,103 @@ func sortedKeys[V any](m map[string]V) []string {
 // produces the error for a malformed file.
 func decodeRecordFile(data []byte) (recordFile, bool) {
 	var f recordFile
-	r := jsonReader{d: json.NewDecoder(bytes.NewReader(data))}
-	r.d.UseNumber()
-	r.object(func(k string) {
-		rec := &f.Record
+	rec := &f.Record
+	r := jsontok.NewReader(data)
+	r.Object(func(k string) {
 		switch k {
 		case "kind":
-			rec.Kind = r.str()
+			rec.Kind = r.Str()
 		case "description":
-			rec.Description = r.str()
+			rec.Description = r.Str()
 		case "order":
-			rec.Order = r.strs()
+			rec.Order = r.Strs()
 		case "mode":
-			rec.Mode = Mode(r.str())
+			rec.Mode = Mode(r.Str())
 		case "cut":
-			rec.Cut = r.boolean()
+			rec.Cut = r.Bool()
 		case "impairments":
 			// Only empty: a record with impairments is encoding/json's.
 			rec.Impairments = []Impairment{}
-			if r.array(r.fail) {
+			if r.Array(r.Fail) {
 				rec.Impairments = nil
 			}
 		case "applied_at":
-			rec.AppliedAt = r.time()
+			rec.AppliedAt = r.Time()
 		case "commit_us":
-			rec.CommitMicros = r.int()
+			rec.CommitMicros = r.Int()
 		case "expires":
-			rec.Expires = r.time()
+			rec.Expires = r.Time()
 		case "generation":
-			rec.Generation = r.uint()
+			rec.Generation = r.Uint()
 		case "change":
-			rec.Change = r.uint()
+			rec.Change = r.Uint()
 		case "closed_connections":
-			rec.ClosedConnections = int(r.int())
+			rec.ClosedConnections = int(r.Int())
 		case "cut_error":
-			rec.CutError = r.str()
+			rec.CutError = r.Str()
 		case "backend":
-			rec.Backend = Backend(r.str())
+			rec.Backend = Backend(r.Str())
 		case "table":
-			rec.Table = r.boolean()
+			rec.Table = r.Bool()
 		case "marker":
-			rec.Marker = r.str()
+			rec.Marker = r.Str()
 		case "chains":
 			rec.Chains = map[string]uint64{}
-			r.object(func(name string) { rec.Chains[name] = r.uint() })
+			r.Object(func(name string) { rec.Chains[name] = r.Uint() })
 		case "counter_sets":
-			rec.CounterSets = r.strs()
+			rec.CounterSets = r.Strs()
 		case "blocked":
 			f.Blocked = []blockedGroup{}
-			null := r.array(func() {
-				var g blockedGroup
-				r.object(func(k string) {
-					switch k {
-					case "since":
-						g.Since = r.time()
-					case "rows":
-						g.Rows = []blockRow{}
-						null := r.array(func() {
-							var row blockRow
-							r.object(func(k string) {
-								switch k {
-								case "srcs":
-									row.Srcs = r.strs()
-								case "dsts":
-									row.Dsts = r.strs()
-								default:
-									r.fail()
-								}
-							})
-							g.Rows = append(g.Rows, row)
-						})
-						if null {
-							g.Rows = nil
-						}
-					default:
-						r.fail()
-					}
-				})
-				f.Blocked = append(f.Blocked, g)
-			})
-			if null {
+			if r.Array(func() { f.Blocked = append(f.Blocked, readGroup(r)) }) {
 				f.Blocked = nil
 			}
 		case "ips":
-			f.IPs = r.addrs()
+			f.IPs = readAddrs(r)
 		case "ip6s":
-			f.IP6s = r.addrs()
+			f.IP6s = readAddrs(r)
 		default:
-			r.fail() // impairments with members, shaping, restore, or unknown
+			r.Fail() // impairments with members, shaping, restore, or unknown
 		}
 	})
-	if _, err := r.d.Token(); err == nil || r.failed {
-		return recordFile{}, false // trailing data, or something not understood
+	if !r.Done() {
+		return recordFile{}, false
 	}
 	return f, true
 }
 
-// jsonReader reads the tokens of a document of a known shape; the first token of another
-// kind fails it, and every later call does nothing.
-type jsonReader struct {
-	d      *json.Decoder
-	failed bool
-}
-
-func (r *jsonReader) fail() { r.failed = true }
-
-// next returns the next token; nil for null, and for anything once failed.
-func (r *jsonReader) next() json.Token {
-	if r.failed {
-		return nil
-	}
-	t, err := r.d.Token()
-	if err != nil {
-		r.failed = true
-		return nil
-	}
-	return t
-}
-
-func (r *jsonReader) delim(want json.Delim) bool {
-	if d, ok := r.next().(json.Delim); !ok || d != want {
-		r.fail()
-		return false
-	}
-	return true
-}
-
-// object reads an object, calling each for every key; each reads the value.
-func (r *jsonReader) object(each func(key string)) {
-	if !r.delim('{') {
-		return
-	}
-	r.members(each)
-}
-
-func (r *jsonReader) members(each func(key string)) {
-	for !r.failed && r.d.More() {
-		k, ok := r.next().(string)
-		if !ok {
-			r.fail()
-			return
+func readGroup(r *jsontok.Reader) blockedGroup {
+	var g blockedGroup
+	r.Object(func(k string) {
+		switch k {
+		case "since":
+			g.Since = r.Time()
+		case "rows":
+			g.Rows = []blockRow{}
+			if r.Array(func() {
+				var row blockRow
+				r.Object(func(k string) {
+					switch k {
+					case "srcs":
+						row.Srcs = r.Strs()
+					case "dsts":
+						row.Dsts = r.Strs()
+					default:
+						r.Fail()
+					}
+				})
+				g.Rows = append(g.Rows, row)
+			}) {
+				g.Rows = nil
+			}
+		default:
+			r.Fail()
 		}
-		each(k)
-	}
-	r.delim('}')
-}
-
-// array reads an array, calling each for every element (each reads it), or a null, and
-// reports whether it was null.
-func (r *jsonReader) array(each func()) (null bool) {
-	switch t := r.next().(type) {
-	case nil:
-		return !r.failed
-	case json.Delim:
-		if t != '[' {
-			r.fail()
-			return false
-		}
-	default:
-		r.fail()
-		return false
-	}
-	for !r.failed && r.d.More() {
-		each()
-	}
-	r.delim(']')
-	return false
-}
-
-func (r *jsonReader) str() string {
-	s, ok := r.next().(string)
-	if !ok {
-		r.fail()
-	}
-	return s
-}
-
-// strs reads an array of strings; null is nil, as encoding/json has it.
-func (r *jsonReader) strs() []string {
-	out := []string{}
-	if r.array(func() { out = append(out, r.str()) }) {
-		return nil
-	}
-	return out
-}
-
-func (r *jsonReader) boolean() bool {
-	v, ok := r.next().(bool)
-	if !ok {
-		r.fail()
-	}
-	return v
-}
-
-func (r *jsonReader) number() string {
-	n, ok := r.next().(json.Number)
-	if !ok {
-		r.fail()
-	}
-	return string(n)
-}
-
-func (r *jsonReader) uint() uint64 {
-	v, err := strconv.ParseUint(r.number(), 10, 64)
-	if err != nil {
-		r.fail()
-	}
-	return v
-}
-
-func (r *jsonReader) int() int64 {
-	v, err := strconv.ParseInt(r.number(), 10, 64)
-	if err != nil {
-		r.fail()
-	}
-	return v
-}
-
-func (r *jsonReader) time() time.Time {
-	var t time.Time
-	if err := t.UnmarshalText([]byte(r.str())); err != nil {
-		r.fail()
-	}
-	return t
-}
-
-func (r *jsonReader) addrs() map[string]netip.Addr {
-	m := map[string]netip.Addr{}
-	r.object(func(name string) {
-		var a netip.Addr
-		if err := a.UnmarshalText([]byte(r.str())); err != nil {
-			r.fail()
-		}
-		m[name] = a
 	})
+	return g
+}
+
+func readAddrs(r *jsontok.Reader) map[string]netip.Addr {
+	m := map[string]netip.Addr{}
+	r.Object(func(name string) { m[name] = r.Addr() })
 	return m
 }

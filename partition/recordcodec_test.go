@@ -135,7 +135,7 @@ func TestRecordCodecDeclines(t *testing.T) {
 			t.Errorf("%s: read by the codec: %s", name, b)
 		}
 	}
-	for _, doc := range []string{`{"kind":"x","later":1}`, `{"kind":1}`, `{"kind":"x"} {}`, `{"kind":"x"`, `[]`, `{"chains":{"a":-1}}`, `{"Kind":"x"}`} {
+	for _, doc := range []string{`{"kind":"x","later":1}`, `{"kind":1}`, `{"kind":"x"} {}`, `{"kind":"x"`, `[]`, `{"chains":{"a":-1}}`, `{"Kind":"x"}`, `{"kind":"x"} x`, `{"kind":"x"}]`} {
 		if _, ok := decodeRecordFile([]byte(doc)); ok {
 			t.Errorf("%s: read by the codec", doc)
 		}
