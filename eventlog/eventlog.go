@@ -17,8 +17,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/jsontok"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,19 +83,45 @@ func Append(dir string, e Event) error {
 }
 
 func encode(e Event) ([]byte, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
-	}
+	b := appendEvent(nil, e)
 	if len(b)+1 > maxLine {
 		cut := Event{Time: e.Time, Kind: e.Kind, Source: e.Source, CommitUS: e.CommitUS,
 			What: truncate(e.What, 1024), Error: truncate(e.Error, 1024),
 			Fields: map[string]string{"truncated": fmt.Sprintf("%d bytes", len(b))}}
-		if b, err = json.Marshal(cut); err != nil {
-			return nil, err
-		}
+		b = appendEvent(nil, cut)
 	}
 	return append(b, '\n'), nil
+}
+
+// appendEvent appends e as json.Marshal writes it (TestEncodeMatchesJSON), without the
+// reflection that made the first event of a process cost ~50 µs (see jsontok).
+func appendEvent(b []byte, e Event) []byte {
+	w := jsontok.Writer{B: append(b, '{')}
+	w.Time("time", e.Time)
+	w.Str("kind", e.Kind)
+	w.Str("what", e.What)
+	w.Str("source", e.Source)
+	if e.CommitUS != 0 {
+		w.Int("commit_us", e.CommitUS)
+	}
+	if e.Error != "" {
+		w.Str("error", e.Error)
+	}
+	if len(e.Fields) > 0 {
+		w.Key("fields")
+		w.Raw("{")
+		keys := make([]string, 0, len(e.Fields))
+		for k := range e.Fields {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			w.Str(k, e.Fields[k])
+		}
+		w.Raw("}")
+	}
+	w.Raw("}")
+	return w.B
 }
 
 func truncate(s string, n int) string {

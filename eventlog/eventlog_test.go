@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -227,5 +228,24 @@ func TestFollowStopsOnCallbackError(t *testing.T) {
 	err := Follow(ctx, dir, 0, func(Event) error { return stop })
 	if !errors.Is(err, stop) {
 		t.Fatalf("Follow = %v, want the callback's error", err)
+	}
+}
+
+// TestEncodeMatchesJSON: an event's line is json.Marshal's, for every field set or not.
+func TestEncodeMatchesJSON(t *testing.T) {
+	at := time.Date(2026, 12, 5, 23, 36, 19, 262348561, time.UTC)
+	for _, e := range []Event{
+		{},
+		{Time: at, Kind: "apply", What: "isolate n1 --mode reject", Source: "cli", CommitUS: 1146,
+			Fields: map[string]string{"generation": "3", "blocked": "30", "partition": "isolate", "z": "<&>"}},
+		{Time: at.In(time.FixedZone("x", -7200)), Kind: "heal", Error: "apply partition: \"quoted\"\tü", Fields: map[string]string{}},
+	} {
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendEvent(nil, e); string(got) != string(want) {
+			t.Errorf("wrote %s\njson.Marshal writes %s", got, want)
+		}
 	}
 }
