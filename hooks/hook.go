@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/pontoon-dev/pontoon/internal/jsontok"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
 	"golang.org/x/sys/unix"
@@ -20,47 +19,14 @@ import (
 
 // ReadState decodes the container state an engine passes to a hook on stdin.
 func ReadState(r io.Reader) (specs.State, error) {
-	// Read without reflection when it has the usual fields (see jsontok): every container
-	// start and stop waits for this. Anything else is decoded again, from the start, by
-	// encoding/json.
-	var seen bytes.Buffer
-	st, ok := decodeState(io.TeeReader(r, &seen))
-	if !ok {
-		st = specs.State{}
-		if err := json.NewDecoder(io.MultiReader(&seen, r)).Decode(&st); err != nil {
-			return st, fmt.Errorf("read the container state from stdin: %w; run this as an OCI hook, which receives the state as JSON", err)
-		}
+	var st specs.State
+	if err := json.NewDecoder(r).Decode(&st); err != nil {
+		return st, fmt.Errorf("read the container state from stdin: %w; run this as an OCI hook, which receives the state as JSON", err)
 	}
 	if st.ID == "" {
 		return st, errors.New("the container state on stdin has no id; run this as an OCI hook, which receives the state as JSON")
 	}
 	return st, nil
-}
-
-// decodeState reads the state's fields from the first JSON value of r, and reports false
-// for a value with other fields or of another shape.
-func decodeState(r io.Reader) (specs.State, bool) {
-	var st specs.State
-	t := jsontok.NewStreamReader(r)
-	t.Object(func(k string) {
-		switch k {
-		case "ociVersion":
-			st.Version = t.Str()
-		case "id":
-			st.ID = t.Str()
-		case "status":
-			st.Status = specs.ContainerState(t.Str())
-		case "pid":
-			st.Pid = int(t.Int())
-		case "bundle":
-			st.Bundle = t.Str()
-		case "annotations":
-			st.Annotations = t.StrMap()
-		default:
-			t.Fail()
-		}
-	})
-	return st, t.OK()
 }
 
 // CreateRuntime reads the state on stdin and attaches the container: see Attach.

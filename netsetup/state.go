@@ -1,7 +1,6 @@
 package netsetup
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pontoon-dev/pontoon/internal/jsontok"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 )
 
@@ -196,62 +194,14 @@ func (s store) lockedIfAny(fn func() error) error {
 }
 
 func (s store) gateway() (*GatewayState, error) {
-	b, err := statefile.ReadFile(s.gatewayFile())
-	if err != nil {
+	var g GatewayState
+	if err := statefile.ReadJSON(s.gatewayFile(), &g); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	g, ok := decodeGateway(b)
-	if !ok {
-		g = GatewayState{}
-		if err := json.Unmarshal(b, &g); err != nil {
-			return nil, fmt.Errorf("read state %s: %w", s.gatewayFile(), err)
-		}
-	}
 	return &g, nil
-}
-
-// decodeGateway reads the gateway's record without reflection: nearly every command reads
-// it, often as the first JSON of its process, and encoding/json's preparation of the type
-// took ~70 µs of that (see jsontok). It reports false for a record it does not recognise,
-// which encoding/json then reads.
-func decodeGateway(data []byte) (GatewayState, bool) {
-	var g GatewayState
-	r := jsontok.NewReader(data)
-	r.Object(func(k string) {
-		switch k {
-		case "plan":
-			g.Plan = r.Prefix()
-		case "plan6":
-			g.Plan6 = r.Prefix()
-		case "phase":
-			g.Phase = Phase(r.Str())
-		case "creator":
-			r.Object(func(k string) {
-				switch k {
-				case "pid":
-					g.Creator.PID = int(r.Int())
-				case "start":
-					g.Creator.Start = r.Uint()
-				default:
-					r.Fail()
-				}
-			})
-		case "created":
-			g.Created = r.Time()
-		case "no_firewall":
-			g.NoFirewall = r.Bool()
-		case "host_forwarding":
-			g.HostForwarding = r.Str()
-		case "dns":
-			g.DNS = r.Str()
-		default:
-			r.Fail()
-		}
-	})
-	return g, r.Done()
 }
 
 func (s store) bridge(name string) (*BridgeState, error) {

@@ -31,18 +31,6 @@ func NewReader(data []byte) *Reader {
 	return &Reader{d: d}
 }
 
-// NewStreamReader reads the first JSON value of r; it reads no further than the decoder's
-// buffer, so r need not end after the value (see OK).
-func NewStreamReader(r io.Reader) *Reader {
-	d := json.NewDecoder(r)
-	d.UseNumber()
-	return &Reader{d: d}
-}
-
-// OK reports whether what was read so far was as asked, without looking past it: for a
-// stream that may stay open after its value.
-func (r *Reader) OK() bool { return !r.failed }
-
 // Fail marks the document as not understood.
 func (r *Reader) Fail() { r.failed = true }
 
@@ -204,42 +192,6 @@ func (r *Reader) Addr() netip.Addr {
 		r.failed = true
 	}
 	return a
-}
-
-// Prefix reads a prefix as netip.Prefix's MarshalText writes it ("" is the zero Prefix).
-func (r *Reader) Prefix() netip.Prefix {
-	var p netip.Prefix
-	if err := p.UnmarshalText([]byte(r.Str())); err != nil {
-		r.failed = true
-	}
-	return p
-}
-
-// StrMap reads an object of strings; null is nil, as encoding/json has it.
-func (r *Reader) StrMap() map[string]string {
-	switch t := r.next().(type) {
-	case nil:
-		return nil
-	case json.Delim:
-		if t != '{' {
-			r.failed = true
-			return nil
-		}
-	default:
-		r.failed = true
-		return nil
-	}
-	m := map[string]string{}
-	for !r.failed && r.d.More() {
-		k, ok := r.next().(string)
-		if !ok {
-			r.failed = true
-			return nil
-		}
-		m[k] = r.Str()
-	}
-	r.delim('}')
-	return m
 }
 
 // Writer appends JSON; a member's key goes after a comma unless it opens its object.
