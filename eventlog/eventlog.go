@@ -83,19 +83,34 @@ func Append(dir string, e Event) error {
 }
 
 func encode(e Event) ([]byte, error) {
-	b := appendEvent(nil, e)
+	b, err := marshal(e)
+	if err != nil {
+		return nil, err
+	}
 	if len(b)+1 > maxLine {
 		cut := Event{Time: e.Time, Kind: e.Kind, Source: e.Source, CommitUS: e.CommitUS,
 			What: truncate(e.What, 1024), Error: truncate(e.Error, 1024),
 			Fields: map[string]string{"truncated": fmt.Sprintf("%d bytes", len(b))}}
-		b = appendEvent(nil, cut)
+		if b, err = marshal(cut); err != nil {
+			return nil, err
+		}
 	}
 	return append(b, '\n'), nil
 }
 
+// marshal is json.Marshal for an event (appendEvent, and json.Marshal itself for what it
+// refuses).
+func marshal(e Event) ([]byte, error) {
+	if b, ok := appendEvent(nil, e); ok {
+		return b, nil
+	}
+	return json.Marshal(e)
+}
+
 // appendEvent appends e as json.Marshal writes it (TestEncodeMatchesJSON), without the
-// reflection that made the first event of a process cost ~50 µs (see jsontok).
-func appendEvent(b []byte, e Event) []byte {
+// reflection that made the first event of a process cost ~50 µs (see jsontok); false (and
+// nothing appended) for an event json.Marshal refuses.
+func appendEvent(b []byte, e Event) ([]byte, bool) {
 	w := jsontok.Writer{B: append(b, '{')}
 	w.Time("time", e.Time)
 	w.Str("kind", e.Kind)
@@ -121,7 +136,10 @@ func appendEvent(b []byte, e Event) []byte {
 		w.Raw("}")
 	}
 	w.Raw("}")
-	return w.B
+	if w.Bad {
+		return b, false
+	}
+	return w.B, true
 }
 
 func truncate(s string, n int) string {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -244,8 +245,16 @@ func TestEncodeMatchesJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := appendEvent(nil, e); string(got) != string(want) {
-			t.Errorf("wrote %s\njson.Marshal writes %s", got, want)
+		if got, ok := appendEvent(nil, e); !ok || string(got) != string(want) {
+			t.Errorf("wrote %s (%v)\njson.Marshal writes %s", got, ok, want)
 		}
+	}
+	// A field added to Event must be added to appendEvent (and above).
+	if n := reflect.TypeFor[Event]().NumField(); n != 7 {
+		t.Errorf("Event has %d fields; appendEvent writes 7", n)
+	}
+	// What json.Marshal refuses is not written in its stead.
+	if _, err := encode(Event{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Kind: "apply"}); err == nil {
+		t.Errorf("an event in year 10000 was encoded")
 	}
 }

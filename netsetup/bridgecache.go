@@ -103,6 +103,18 @@ func (b *BridgeState) clone() *BridgeState {
 				p := *g.Creator
 				g.Creator = &p
 			}
+			g.Aliases = slices.Clone(g.Aliases)
+		}
+	}
+	if b.Services != nil {
+		c.Services = slices.Clone(b.Services)
+		for i := range c.Services {
+			s := &c.Services[i]
+			s.Ports, s.Members = slices.Clone(s.Ports), slices.Clone(s.Members)
+			if s.Changing != nil {
+				p := *s.Changing
+				s.Changing = &p
+			}
 		}
 	}
 	return &c

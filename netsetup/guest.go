@@ -413,7 +413,10 @@ func DelGuestByKey(env Env, key string, bridges ...string) error {
 		}
 	}
 	st := env.store()
-	err := st.lockedIfAny(func() error {
+	if !st.exists() {
+		return nil // nothing was ever attached here; and nothing is created
+	}
+	err := st.locked(func() error {
 		var all []*BridgeState
 		if len(bridges) == 0 {
 			var err error

@@ -183,14 +183,21 @@ func (s store) locked(fn func() error) error {
 }
 
 // lockedIfAny runs fn as locked does when the state directory exists, and without the lock
-// when it does not: fn can find nothing then, and a read, or a removal of what is not there,
-// must leave no trace (a `--for` restorer waking after its bridge's state was removed, a
-// status on a fresh host, a hook's poststop for a container pontoon never attached).
+// when it does not: fn can find nothing then, and a read must leave no trace (a `--for`
+// restorer waking after its bridge's state was removed, a status on a fresh host). Only for
+// fn that read: one that wrote could race a process creating the directory meanwhile.
 func (s store) lockedIfAny(fn func() error) error {
-	if _, err := os.Stat(s.dir); errors.Is(err, os.ErrNotExist) {
+	if !s.exists() {
 		return fn()
 	}
 	return statefile.Locked(filepath.Join(s.dir, "lock"), fn)
+}
+
+// exists reports whether the state directory is there (an error other than its absence
+// counts as there, for the lock to report it).
+func (s store) exists() bool {
+	_, err := os.Stat(s.dir)
+	return !errors.Is(err, os.ErrNotExist)
 }
 
 func (s store) gateway() (*GatewayState, error) {

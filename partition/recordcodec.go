@@ -115,6 +115,9 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 		w.Raw("}")
 	}
 	w.Raw("}")
+	if w.Bad {
+		return b, false
+	}
 	return w.B, true
 }
 

@@ -50,6 +50,18 @@ func TestRecordCodecEveryField(t *testing.T) {
 			SrcIP6: netip.MustParseAddr("fd70::2"), DstIP6: netip.MustParseAddr("fd70::1"), Since: base.Add(time.Second)},
 	}
 	checkCodec(t, r)
+	// The file's own types: a field added to one must be added to the codec (and here).
+	for typ, n := range map[reflect.Type]int{reflect.TypeFor[recordFile](): 4, reflect.TypeFor[blockedGroup](): 2, reflect.TypeFor[blockRow](): 2} {
+		if typ.NumField() != n {
+			t.Errorf("%s has %d fields; the codec knows %d", typ, typ.NumField(), n)
+		}
+	}
+	// What json.Marshal refuses (a year past 9999) is left to it, which reports it.
+	r.AppliedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := toFile(r)
+	if _, ok := appendRecordFile(nil, &f); ok {
+		t.Errorf("a record applied in year 10000 was written by the codec")
+	}
 }
 
 // TestRecordCodecMatchesJSON: random records in the common form, as changes leave them.

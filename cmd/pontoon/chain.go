@@ -192,15 +192,14 @@ func gatewayDown(c *cli.Context) error {
 	if c.Bool("force") && e.DryRun == nil {
 		// The bridges go: their name servers first, as bridge destroy does (a server's
 		// sockets would keep its bridge's namespace, and everything in it, alive).
+		// A name server that cannot be stopped does not keep the rest from going: it ends
+		// itself once its bridge is gone, and gc removes what it leaves.
 		bridges, err := netsetup.Bridges(e)
-		if err != nil {
-			return err
-		}
+		var errs []error
 		for _, b := range bridges {
-			if err := names.Stop(e, b.Name); err != nil {
-				return err
-			}
+			errs = append(errs, names.Stop(e, b.Name))
 		}
+		return errors.Join(err, errors.Join(errs...), netsetup.GatewayDown(e, true))
 	}
 	return netsetup.GatewayDown(e, c.Bool("force"))
 }

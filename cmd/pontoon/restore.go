@@ -43,6 +43,7 @@ func restoreCommand() *cli.Command {
 			bridgeFlag(),
 			&cli.Uint64Flag{Name: "generation", Usage: "the generation the --for recorded"},
 			&cli.Int64Flag{Name: "at", Usage: "the deadline, in Unix nanoseconds"},
+			&cli.StringFlag{Name: "dir-id", Usage: "DEV:INODE of the bridge's data directory when the --for began"},
 		},
 		Action: func(c *cli.Context) error {
 			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
@@ -51,7 +52,7 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if !sleepWhileExists(env(c).BridgeDataDir(name), time.Unix(0, c.Int64("at")).Add(restorerGrace)) {
+			if !sleepWhileExists(env(c).BridgeDataDir(name), c.String("dir-id"), time.Unix(0, c.Int64("at")).Add(restorerGrace)) {
 				return nil // the bridge went, and its partition with it
 			}
 			t, err := targetAs(c, partition.SourceRestorer)
@@ -119,12 +120,17 @@ func startRestorer(c *cli.Context, rec partition.Record) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find pontoon's executable for the --for restorer: %w", err)
 	}
+	dir := env(c).BridgeDataDir(c.String("bridge"))
 	args := append(env(c).Args(), "partition", restoreVerb, "--bridge", c.String("bridge"),
 		"--generation", strconv.FormatUint(rec.Generation, 10), "--at", strconv.FormatInt(rec.Expires.UnixNano(), 10))
+	if id, err := dirID(dir); err == nil {
+		// The directory of this bridge, not of one made later under the same name.
+		args = append(args, "--dir-id", id)
+	}
 	cmd := exec.Command(exe, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// It outlives the terminal: what it has to say goes next to the bridge's partition state.
-	if log, err := os.OpenFile(filepath.Join(env(c).BridgeDataDir(c.String("bridge")), "restore.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err == nil {
+	if log, err := os.OpenFile(filepath.Join(dir, "restore.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err == nil {
 		cmd.Stderr = log
 		defer log.Close()
 	}
@@ -135,24 +141,41 @@ func startRestorer(c *cli.Context, rec partition.Record) (*exec.Cmd, error) {
 }
 
 // sleepWhileExists sleeps until deadline and reports true, or reports false once dir (a
-// bridge's data directory, removed with the bridge) is gone or replaced: a restorer whose
-// bridge was destroyed has nothing left to restore, and must not wait out a long --for to
-// find that. It looks every restorerCheck: inotify would not tell, as the restorer's own log
-// (its stderr, open in dir) keeps the directory's dentry alive past its removal.
-func sleepWhileExists(dir string, deadline time.Time) bool {
-	var first unix.Stat_t
-	if err := unix.Stat(dir, &first); err != nil {
-		return !errors.Is(err, unix.ENOENT)
+// bridge's data directory, removed with the bridge) is gone or is another directory than id
+// (DEV:INODE; empty: the one there now): a restorer whose bridge was destroyed has nothing
+// left to restore, and must not wait out a long --for to find that, nor act on a bridge made
+// later under the same name. It looks every restorerCheck: inotify would not tell, as the
+// restorer's own log (its stderr, open in dir) keeps the directory's dentry alive past its
+// removal. An error other than the directory's absence is no sign either way: it waits on.
+func sleepWhileExists(dir, id string, deadline time.Time) bool {
+	// Held open, the directory's inode cannot be freed, nor its number given to a directory
+	// made later, while this waits (until then, the log the --for opened in it holds it).
+	if fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		defer unix.Close(fd)
 	}
 	for {
+		now, err := dirID(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return false
+		case err == nil && id == "":
+			id = now
+		case err == nil && now != id:
+			return false
+		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return true
 		}
 		time.Sleep(min(left, restorerCheck))
-		var now unix.Stat_t
-		if err := unix.Stat(dir, &now); errors.Is(err, unix.ENOENT) || (err == nil && (now.Ino != first.Ino || now.Dev != first.Dev)) {
-			return false
-		}
 	}
+}
+
+// dirID names the directory at path by device and inode.
+func dirID(path string) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), nil
 }

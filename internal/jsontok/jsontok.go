@@ -194,9 +194,12 @@ func (r *Reader) Addr() netip.Addr {
 	return a
 }
 
-// Writer appends JSON; a member's key goes after a comma unless it opens its object.
+// Writer appends JSON; a member's key goes after a comma unless it opens its object. Bad is
+// set by a value json.Marshal refuses (a time outside years 0-9999): the caller then leaves
+// the whole value to json.Marshal, which reports it.
 type Writer struct {
-	B []byte
+	B   []byte
+	Bad bool
 }
 
 // Key starts a member of the object being written.
@@ -259,6 +262,9 @@ func (w *Writer) Uint(k string, v uint64) {
 
 // Time writes a time member as time.Time's MarshalJSON does.
 func (w *Writer) Time(k string, t time.Time) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		w.Bad = true
+	}
 	w.Key(k)
 	w.B = append(w.B, '"')
 	w.B = t.AppendFormat(w.B, time.RFC3339Nano)
@@ -267,6 +273,10 @@ func (w *Writer) Time(k string, t time.Time) {
 
 // Addr writes an address as netip.Addr's MarshalText does, quoted.
 func (w *Writer) Addr(a netip.Addr) {
+	if a.Zone() != "" {
+		w.Quote(a.String()) // a zone is any text
+		return
+	}
 	w.B = append(w.B, '"')
 	w.B = a.AppendTo(w.B)
 	w.B = append(w.B, '"')

@@ -77,6 +77,23 @@ func TestWriterMatchesJSON(t *testing.T) {
 	}
 }
 
+// TestWriterOddValues: an address with a zone is escaped as encoding/json does; a time it
+// refuses marks the writer bad.
+func TestWriterOddValues(t *testing.T) {
+	a := netip.MustParseAddr("fe80::1%<eth\"0>")
+	want, _ := json.Marshal(a)
+	w := Writer{}
+	w.Addr(a)
+	if string(w.B) != string(want) {
+		t.Errorf("wrote %s, json.Marshal writes %s", w.B, want)
+	}
+	w = Writer{B: []byte("{")}
+	w.Time("t", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
+	if !w.Bad {
+		t.Errorf("a time in year 10000 was written as good: %s", w.B)
+	}
+}
+
 // TestReaderRefuses: a token of another kind than asked, trailing data and bad syntax fail.
 func TestReaderRefuses(t *testing.T) {
 	for doc, read := range map[string]func(r *Reader){
