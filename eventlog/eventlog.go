@@ -17,7 +17,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/jsontok"
@@ -125,12 +124,7 @@ func appendEvent(b []byte, e Event) ([]byte, bool) {
 	if len(e.Fields) > 0 {
 		w.Key("fields")
 		w.Raw("{")
-		keys := make([]string, 0, len(e.Fields))
-		for k := range e.Fields {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range jsontok.SortedKeys(e.Fields) {
 			w.Str(k, e.Fields[k])
 		}
 		w.Raw("}")

@@ -2,7 +2,6 @@ package partition
 
 import (
 	"net/netip"
-	"slices"
 
 	"github.com/pontoon-dev/pontoon/internal/jsontok"
 )
@@ -64,7 +63,7 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	if len(r.Chains) > 0 {
 		w.Key("chains")
 		w.Raw("{")
-		for _, k := range sortedKeys(r.Chains) {
+		for _, k := range jsontok.SortedKeys(r.Chains) {
 			w.Uint(k, r.Chains[k])
 		}
 		w.Raw("}")
@@ -73,32 +72,19 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 		w.Strs("counter_sets", r.CounterSets)
 	}
 	w.Key("blocked")
-	if f.Blocked == nil {
-		w.Raw("null")
-	} else {
-		w.Raw("[")
-		for i, g := range f.Blocked {
-			w.Item(i)
+	w.List(f.Blocked == nil, len(f.Blocked), func(i int) {
+		g := f.Blocked[i]
+		w.Raw("{")
+		w.Time("since", g.Since)
+		w.Key("rows")
+		w.List(g.Rows == nil, len(g.Rows), func(j int) {
 			w.Raw("{")
-			w.Time("since", g.Since)
-			w.Key("rows")
-			if g.Rows == nil {
-				w.Raw("null")
-			} else {
-				w.Raw("[")
-				for j, row := range g.Rows {
-					w.Item(j)
-					w.Raw("{")
-					w.Strs("srcs", row.Srcs)
-					w.Strs("dsts", row.Dsts)
-					w.Raw("}")
-				}
-				w.Raw("]")
-			}
+			w.Strs("srcs", g.Rows[j].Srcs)
+			w.Strs("dsts", g.Rows[j].Dsts)
 			w.Raw("}")
-		}
-		w.Raw("]")
-	}
+		})
+		w.Raw("}")
+	})
 	for _, m := range []struct {
 		key string
 		ips map[string]netip.Addr
@@ -108,7 +94,7 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 		}
 		w.Key(m.key)
 		w.Raw("{")
-		for _, name := range sortedKeys(m.ips) {
+		for _, name := range jsontok.SortedKeys(m.ips) {
 			w.Key(name)
 			w.Addr(m.ips[name])
 		}
@@ -119,15 +105,6 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 		return b, false
 	}
 	return w.B, true
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // decodeRecordFile reads a record in the common form (see appendRecordFile) and reports

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -230,16 +231,32 @@ func (w *Writer) Str(k, v string) {
 // Strs writes a string slice member; nil is null, as encoding/json has it.
 func (w *Writer) Strs(k string, v []string) {
 	w.Key(k)
-	if v == nil {
+	w.List(v == nil, len(v), func(i int) { w.Quote(v[i]) })
+}
+
+// List writes null (for a nil slice, as encoding/json has it), or an array of n elements,
+// each written by each(i).
+func (w *Writer) List(null bool, n int, each func(i int)) {
+	if null {
 		w.Raw("null")
 		return
 	}
 	w.B = append(w.B, '[')
-	for i, s := range v {
+	for i := range n {
 		w.Item(i)
-		w.Quote(s)
+		each(i)
 	}
 	w.B = append(w.B, ']')
+}
+
+// SortedKeys returns m's keys in the order encoding/json writes a map's members.
+func SortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // Bool writes a boolean member.
