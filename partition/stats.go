@@ -399,7 +399,8 @@ func pruneCounters(nsPath string, prev Record, st *Record, rs RuleSet, guests []
 		queued := false
 		for _, name := range sets {
 			set := counterSet(t, name)
-			els, err := nftwire.SetElements(c, set)
+			// One read: a counter it misses stays until the next change prunes it.
+			els, err := nftwire.SetElementsOnce(c, set)
 			if err != nil {
 				return fmt.Errorf("read counter set %s: %w", name, err)
 			}

@@ -2,9 +2,13 @@ package nftwire
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"golang.org/x/sys/unix"
 )
 
 func TestUnique(t *testing.T) {
@@ -52,5 +56,91 @@ func TestSetElementsWhileResizing(t *testing.T) {
 		if err := c.Flush(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSetElementsWhileChanging: a set read while another connection keeps adding and
+// removing elements (as the packet path does to a dynamic set) lists every element that
+// stayed in it all along.
+func TestSetElementsWhileChanging(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "net")
+	testkit.NeedRoot(t, "creates a network namespace")
+	if err := ns.New(ns.Spec{Net: p}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(p) })
+	open := func() *Conn {
+		fd, err := ns.Socket(p, unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Open(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	c, churn := open(), open()
+	tbl := c.AddTable(&nftables.Table{Name: "m", Family: nftables.TableFamilyIPv4})
+	set := &nftables.Set{Table: tbl, Name: "s", KeyType: nftables.TypeIPAddr, Dynamic: true}
+	var stay []nftables.SetElement
+	for i := range 4000 {
+		stay = append(stay, nftables.SetElement{Key: []byte{10, 1, byte(i >> 8), byte(i)}})
+	}
+	if err := c.AddSet(set, stay); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	churned := make(chan error, 1)
+	go func() {
+		s := &nftables.Set{Table: &nftables.Table{Name: "m", Family: nftables.TableFamilyIPv4}, Name: "s", KeyType: nftables.TypeIPAddr}
+		for n := 0; ; n++ {
+			select {
+			case <-done:
+				churned <- nil
+				return
+			default:
+			}
+			// A window of 2000 keys that moves on: one added, the oldest removed.
+			add := []nftables.SetElement{{Key: []byte{10, 2, byte(n >> 8), byte(n)}}}
+			if err := churn.SetAddElements(s, add); err != nil {
+				churned <- err
+				return
+			}
+			if n >= 2000 {
+				m := n - 2000
+				_ = churn.SetDeleteElements(s, []nftables.SetElement{{Key: []byte{10, 2, byte(m >> 8), byte(m)}}})
+			}
+			if err := churn.Flush(); err != nil {
+				churned <- err
+				return
+			}
+		}
+	}()
+	missed := 0
+	for round := range 300 {
+		got, err := SetElements(c.Conn, set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make(map[string]bool, len(got))
+		for _, el := range got {
+			seen[string(el.Key)] = true
+		}
+		for _, el := range stay {
+			if !seen[string(el.Key)] {
+				missed++
+				t.Errorf("read %d: %v, in the set all along, not listed (%d listed)", round, el.Key, len(got))
+				break
+			}
+		}
+	}
+	close(done)
+	if err := <-churned; err != nil {
+		t.Fatal(err)
 	}
 }
