@@ -122,12 +122,7 @@ func appendEvent(b []byte, e Event) ([]byte, bool) {
 		w.Str("error", e.Error)
 	}
 	if len(e.Fields) > 0 {
-		w.Key("fields")
-		w.Raw("{")
-		for _, k := range jsontok.SortedKeys(e.Fields) {
-			w.Str(k, e.Fields[k])
-		}
-		w.Raw("}")
+		w.Object("fields", jsontok.SortedKeys(e.Fields), func(k string) { w.Str(k, e.Fields[k]) })
 	}
 	w.Raw("}")
 	if w.Bad {

@@ -7,59 +7,65 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 )
 
-// bridgeCache keeps the bridge records this process last read or wrote, each with the
-// version of its file, so that a record read again under the state lock is decoded only
-// when another process replaced the file meanwhile. Guests come and go one at a time, and
-// decoding the whole record for each made the 200th guest of a bridge cost more than the
-// 10th.
-var bridgeCache = struct {
+// recordCache keeps bridge records this process last read or wrote, each with the version
+// of its file, so that a record read again is decoded only when another process replaced
+// the file meanwhile. Guests come and go one at a time, and decoding the whole record for
+// each made the 200th guest of a bridge cost more than the 10th.
+type recordCache struct {
 	sync.Mutex
 	m map[string]cachedBridge
-}{m: map[string]cachedBridge{}}
+}
 
 type cachedBridge struct {
 	v *statefile.Version
 	b *BridgeState
 }
 
-// cachedBridgeAt returns a copy of the record at path when the file is still the version
-// this process read or wrote last, else nil.
-func cachedBridgeAt(path string) *BridgeState {
-	bridgeCache.Lock()
-	defer bridgeCache.Unlock()
-	c, ok := bridgeCache.m[path]
+// bridgeCache holds whole records; membersCache the records BridgeMembers reads, which hold
+// only the guests and services (a partition change reads them once to check its arguments
+// and again under its lock).
+var bridgeCache, membersCache = &recordCache{m: map[string]cachedBridge{}}, &recordCache{m: map[string]cachedBridge{}}
+
+// at returns a copy of the record at path when the file is still the version this process
+// read or wrote last, else nil.
+func (c *recordCache) at(path string) *BridgeState {
+	c.Lock()
+	defer c.Unlock()
+	e, ok := c.m[path]
 	if !ok {
 		return nil
 	}
-	if !c.v.Current(path) {
-		forgetLocked(path)
+	if !e.v.Current(path) {
+		c.forgetLocked(path)
 		return nil
 	}
-	return c.b.clone()
+	return e.b.clone()
 }
 
-// cacheBridge records b as the content of version v of the file at path (nil v: none
-// known) and takes over v.
-func cacheBridge(path string, v *statefile.Version, b *BridgeState) {
-	bridgeCache.Lock()
-	defer bridgeCache.Unlock()
-	forgetLocked(path)
+// put records b as the content of version v of the file at path (nil v: none known) and
+// takes over v.
+func (c *recordCache) put(path string, v *statefile.Version, b *BridgeState) {
+	c.Lock()
+	defer c.Unlock()
+	c.forgetLocked(path)
 	if v != nil {
-		bridgeCache.m[path] = cachedBridge{v: v, b: b.clone()}
+		c.m[path] = cachedBridge{v: v, b: b.clone()}
 	}
 }
 
-// forgetBridge drops what is cached for path.
-func forgetBridge(path string) {
-	bridgeCache.Lock()
-	defer bridgeCache.Unlock()
-	forgetLocked(path)
+func (c *recordCache) forgetLocked(path string) {
+	if e, ok := c.m[path]; ok {
+		e.v.Close()
+		delete(c.m, path)
+	}
 }
 
-func forgetLocked(path string) {
-	if c, ok := bridgeCache.m[path]; ok {
-		c.v.Close()
-		delete(bridgeCache.m, path)
+// forgetBridge drops what either cache holds for path.
+func forgetBridge(path string) {
+	for _, c := range []*recordCache{bridgeCache, membersCache} {
+		c.Lock()
+		c.forgetLocked(path)
+		c.Unlock()
 	}
 }
 
@@ -76,7 +82,7 @@ func (s store) writeBridge(name string, b *BridgeState) error {
 	}
 	// Writers hold the lock: the file pinned now is the one just written.
 	v, _ := statefile.Pin(path)
-	cacheBridge(path, v, b)
+	bridgeCache.put(path, v, b)
 	return nil
 }
 

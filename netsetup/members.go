@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync"
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 )
@@ -49,25 +48,13 @@ type membersFile struct {
 	Services json.RawMessage `json:"services"`
 }
 
-// membersCache keeps the last members read, with the version of the file they came from: a
-// partition change reads them once to check its arguments and again under its lock, and
-// the second read decodes only when another process replaced the record meanwhile.
-var membersCache struct {
-	sync.Mutex
-	path string
-	v    *statefile.Version
-	b    *BridgeState
-}
-
 func (s store) members(name string) (*BridgeState, error) {
 	path := s.bridgeFile(name)
-	if b := cachedBridgeAt(path); b != nil {
+	if b := bridgeCache.at(path); b != nil {
 		return b, nil
 	}
-	membersCache.Lock()
-	defer membersCache.Unlock()
-	if membersCache.path == path && membersCache.v.Current(path) {
-		return membersCache.b.clone(), nil
+	if b := membersCache.at(path); b != nil {
+		return b, nil
 	}
 	var f membersFile
 	v, err := statefile.ReadJSONPinned(path, &f)
@@ -77,8 +64,6 @@ func (s store) members(name string) (*BridgeState, error) {
 		}
 		return nil, err
 	}
-	membersCache.v.Close()
-	membersCache.path, membersCache.v, membersCache.b = "", nil, nil
 	b := &BridgeState{Name: f.Name}
 	for _, g := range f.Guests {
 		b.Guests = append(b.Guests, Guest{Name: g.Name, IP: g.IP, IP6: g.IP6, Netns: g.Netns, Port: g.Port, Phase: g.Phase})
@@ -89,8 +74,6 @@ func (s store) members(name string) (*BridgeState, error) {
 			return nil, fmt.Errorf("read state %s: services: %w", path, err)
 		}
 	}
-	if v != nil {
-		membersCache.path, membersCache.v, membersCache.b = path, v, b.clone()
-	}
+	membersCache.put(path, v, b)
 	return b, nil
 }

@@ -218,7 +218,7 @@ func (s store) bridge(name string) (*BridgeState, error) {
 		return nil, err
 	}
 	path := s.bridgeFile(name)
-	if b := cachedBridgeAt(path); b != nil {
+	if b := bridgeCache.at(path); b != nil {
 		return b, nil
 	}
 	var b BridgeState
@@ -229,7 +229,7 @@ func (s store) bridge(name string) (*BridgeState, error) {
 		}
 		return nil, err
 	}
-	cacheBridge(path, v, &b)
+	bridgeCache.put(path, v, &b)
 	return &b, nil
 }
 

@@ -29,11 +29,7 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	w.Str("mode", string(r.Mode))
 	w.Bool("cut", r.Cut)
 	w.Key("impairments")
-	if r.Impairments == nil {
-		w.Raw("null")
-	} else {
-		w.Raw("[]")
-	}
+	w.List(r.Impairments == nil, 0, nil) // only empty (see above)
 	if !r.AppliedAt.IsZero() {
 		w.Time("applied_at", r.AppliedAt)
 	}
@@ -61,12 +57,7 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 		w.Str("marker", r.Marker)
 	}
 	if len(r.Chains) > 0 {
-		w.Key("chains")
-		w.Raw("{")
-		for _, k := range jsontok.SortedKeys(r.Chains) {
-			w.Uint(k, r.Chains[k])
-		}
-		w.Raw("}")
+		w.Object("chains", jsontok.SortedKeys(r.Chains), func(k string) { w.Uint(k, r.Chains[k]) })
 	}
 	if len(r.CounterSets) > 0 {
 		w.Strs("counter_sets", r.CounterSets)
@@ -89,16 +80,12 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 		key string
 		ips map[string]netip.Addr
 	}{{"ips", f.IPs}, {"ip6s", f.IP6s}} {
-		if len(m.ips) == 0 {
-			continue // omitempty
+		if len(m.ips) > 0 { // omitempty
+			w.Object(m.key, jsontok.SortedKeys(m.ips), func(name string) {
+				w.Key(name)
+				w.Addr(m.ips[name])
+			})
 		}
-		w.Key(m.key)
-		w.Raw("{")
-		for _, name := range jsontok.SortedKeys(m.ips) {
-			w.Key(name)
-			w.Addr(m.ips[name])
-		}
-		w.Raw("}")
 	}
 	w.Raw("}")
 	if w.Bad {

@@ -103,27 +103,6 @@ func (r *Reader) Array(each func()) (null bool) {
 	return false
 }
 
-// Skip reads a value of any kind and drops it.
-func (r *Reader) Skip() {
-	depth := 0
-	for {
-		t := r.next()
-		if r.failed {
-			return
-		}
-		if d, ok := t.(json.Delim); ok {
-			if d == '{' || d == '[' {
-				depth++
-			} else {
-				depth--
-			}
-		}
-		if depth == 0 {
-			return
-		}
-	}
-}
-
 // Str reads a string.
 func (r *Reader) Str() string {
 	s, ok := r.next().(string)
@@ -212,8 +191,8 @@ func (w *Writer) Key(k string) {
 	w.B = append(w.B, ':')
 }
 
-// Item separates the elements of an array or the members of a map: i is the index.
-func (w *Writer) Item(i int) {
+// item separates the elements of an array: i is the index.
+func (w *Writer) item(i int) {
 	if i > 0 {
 		w.B = append(w.B, ',')
 	}
@@ -243,10 +222,21 @@ func (w *Writer) List(null bool, n int, each func(i int)) {
 	}
 	w.B = append(w.B, '[')
 	for i := range n {
-		w.Item(i)
+		w.item(i)
 		each(i)
 	}
 	w.B = append(w.B, ']')
+}
+
+// Object writes member k: an object whose members each writes, one per key, in the order
+// of keys (see SortedKeys for a map's).
+func (w *Writer) Object(k string, keys []string, each func(key string)) {
+	w.Key(k)
+	w.Raw("{")
+	for _, key := range keys {
+		each(key)
+	}
+	w.Raw("}")
 }
 
 // SortedKeys returns m's keys in the order encoding/json writes a map's members.

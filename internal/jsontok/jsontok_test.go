@@ -112,16 +112,4 @@ func TestReaderRefuses(t *testing.T) {
 			t.Errorf("%s: read as asked", doc)
 		}
 	}
-	r := NewReader([]byte(`{"skip":{"x":[1,{"y":null}],"z":"w"},"keep":"v"}`))
-	var keep string
-	r.Object(func(k string) {
-		if k == "keep" {
-			keep = r.Str()
-		} else {
-			r.Skip()
-		}
-	})
-	if !r.Done() || keep != "v" {
-		t.Errorf("skip: kept %q, done %v", keep, r.Done())
-	}
 }

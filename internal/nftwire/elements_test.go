@@ -2,13 +2,9 @@ package nftwire
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/nftables"
-	"github.com/pontoon-dev/pontoon/internal/testkit"
-	"github.com/pontoon-dev/pontoon/netsetup/ns"
-	"golang.org/x/sys/unix"
 )
 
 func TestUnique(t *testing.T) {
@@ -63,25 +59,8 @@ func TestSetElementsWhileResizing(t *testing.T) {
 // removing elements (as the packet path does to a dynamic set) lists every element that
 // stayed in it all along.
 func TestSetElementsWhileChanging(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "net")
-	testkit.NeedRoot(t, "creates a network namespace")
-	if err := ns.New(ns.Spec{Net: p}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Remove(p) })
-	open := func() *Conn {
-		fd, err := ns.Socket(p, unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := Open(fd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	c, churn := open(), open()
+	p := scratchNS(t)
+	c, churn := connIn(t, p), connIn(t, p)
 	tbl := c.AddTable(&nftables.Table{Name: "m", Family: nftables.TableFamilyIPv4})
 	set := &nftables.Set{Table: tbl, Name: "s", KeyType: nftables.TypeIPAddr, Dynamic: true}
 	var stay []nftables.SetElement

@@ -15,12 +15,24 @@ import (
 // scratchConn opens a connection in a namespace of its own, removed when the test ends.
 func scratchConn(t *testing.T) *Conn {
 	t.Helper()
+	return connIn(t, scratchNS(t))
+}
+
+// scratchNS makes a network namespace, removed when the test ends, and returns its path.
+func scratchNS(t *testing.T) string {
+	t.Helper()
 	testkit.NeedRoot(t, "creates a network namespace")
 	p := filepath.Join(t.TempDir(), "net")
 	if err := ns.New(ns.Spec{Net: p}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Remove(p) })
+	return p
+}
+
+// connIn opens a connection in the namespace at p, closed when the test ends.
+func connIn(t *testing.T, p string) *Conn {
+	t.Helper()
 	fd, err := ns.Socket(p, unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
 	if err != nil {
 		t.Fatal(err)
