@@ -2,6 +2,7 @@ package cni
 
 import (
 	"errors"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -30,6 +31,9 @@ func Main() {
 		GC:     func(args *skel.CmdArgs) error { return cniError(GC(env, args)) },
 		Status: func(args *skel.CmdArgs) error { return cniError(Status(env, args)) },
 	}, version.VersionsStartingFrom("0.3.0"), About)
+	// The runtime waits for the plugin: not for the kernel's clean-up after a rewritten
+	// forward or a partition refresh (nftpool.Linger). skel exits by itself on an error.
+	_ = nftpool.Linger()
 }
 
 // cniError gives an error the code the CNI specification assigns to its kind.

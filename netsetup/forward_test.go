@@ -2,8 +2,12 @@ package netsetup_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 )
@@ -86,4 +90,64 @@ func TestPortForwardDoesNotCaptureOutbound(t *testing.T) {
 	for _, from := range []string{web.Netns, other.Netns, s.Host} {
 		mustAnswer(t, from, up, 8080, "upstream")
 	}
+}
+
+// TestForwardRewritesKeepTheirSocket: rewriting a namespace's tables for a forward (its guest
+// arriving or leaving, a bridge with forwards coming or going) replaces rules, and the close
+// of a fresh nftables socket would then wait for the kernel to free them, 10 ms and more
+// per family, in every such call. The rewrite goes through nftpool: this process still holds
+// its socket in the namespace afterwards, marked for nftpool.Linger at a command's exit.
+func TestForwardRewritesKeepTheirSocket(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	t.Cleanup(nftpool.Release)
+	mustBridge(t, s.Env, "fw", netsetup.BridgeOptions{Ports: mustPorts(t, "8090:web:7000/tcp")})
+	for _, step := range []struct {
+		what string
+		do   func() error
+	}{
+		{"the forward's guest arrives", func() error {
+			_, err := netsetup.AddGuest(s.Env, "fw", "web", netsetup.GuestOptions{IP: "172.18.0.10"})
+			return err
+		}},
+		{"the forward's guest leaves", func() error { return netsetup.DelGuest(s.Env, "fw", "web") }},
+	} {
+		nftpool.Release()
+		if err := step.do(); err != nil {
+			t.Fatal(err)
+		}
+		if !nftpool.Pending() {
+			t.Errorf("%s: no socket left for nftpool.Linger", step.what)
+		}
+		if !holdsNftSocketIn(t, mustBridgeNetns(t, s.Env, "fw")) {
+			t.Errorf("%s: this process holds no nftables socket in the bridge namespace", step.what)
+		}
+	}
+	nftpool.Release()
+	if err := netsetup.DestroyBridge(s.Env, "fw"); err != nil {
+		t.Fatal(err)
+	}
+	if !holdsNftSocketIn(t, s.Env.GatewayNetns()) {
+		t.Error("destroying a bridge with forwards: this process holds no nftables socket in the gateway namespace")
+	}
+}
+
+// holdsNftSocketIn reports whether this process has an nftables socket of the namespace at
+// nsPath open: the kernel lists a namespace's netlink sockets in its /proc/net/netlink.
+func holdsNftSocketIn(t *testing.T, nsPath string) bool {
+	t.Helper()
+	own := map[string]bool{}
+	fds, _ := filepath.Glob("/proc/self/fd/*")
+	for _, fd := range fds {
+		if l, err := os.Readlink(fd); err == nil && strings.HasPrefix(l, "socket:[") {
+			own[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	for _, l := range strings.Split(inNetns(t, nsPath, "cat", "/proc/net/netlink"), "\n") {
+		// sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode; Eth 12 is NETLINK_NETFILTER.
+		f := strings.Fields(l)
+		if len(f) >= 10 && f[1] == "12" && own[f[9]] {
+			return true
+		}
+	}
+	return false
 }

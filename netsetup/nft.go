@@ -2,6 +2,8 @@ package netsetup
 
 import (
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"strings"
 
 	"github.com/google/nftables"
@@ -203,6 +205,26 @@ func replaceTables(n *kernel.NS, ts ...tableSpec) error {
 		return fmt.Errorf("install nftables table %s: %w", TableName, err)
 	}
 	return nil
+}
+
+// rewriteTables is replaceTables for a namespace that has the tables already (a forward
+// added or gone, a guest of a forward arriving or leaving). The rules a rewrite replaces go
+// to the kernel's destroy list, which the close of a fresh socket would wait for (10 ms and
+// more, twice for the two families): the pooled connection stays open instead, and a
+// command hands it on at its exit (nftpool).
+func rewriteTables(nsPath string, ts ...tableSpec) error {
+	nftpool.MarkRemoved()
+	return nftpool.With(nsPath, func(c *nftables.Conn) error {
+		for _, t := range ts {
+			if err := addTable(c, t); err != nil {
+				return err
+			}
+		}
+		if err := nftwire.Flush(c); err != nil {
+			return fmt.Errorf("rewrite nftables table %s in %s: %w", TableName, nsPath, err)
+		}
+		return nil
+	})
 }
 
 // addTable queues t's table, flushed and refilled, on c.

@@ -135,18 +135,12 @@ func bridgeTable(plan Plan, b *BridgeState) tableSpec {
 
 // rebuildBridgeTable writes the bridge's table from its record.
 func rebuildBridgeTable(env Env, plan Plan, b *BridgeState) error {
-	h, err := openHandle(env.BridgeNetns(b.Name))
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := replaceTable(h.NS, bridgeTable(plan, b)); err != nil {
-		return fmt.Errorf("rewrite the forwards of bridge %q: %w", b.Name, err)
-	}
+	ts := []tableSpec{bridgeTable(plan, b)}
 	if plan.IPv6() {
-		if err := replaceTable(h.NS, bridgeTable6(plan, b)); err != nil {
-			return fmt.Errorf("rewrite the IPv6 forwards of bridge %q: %w", b.Name, err)
-		}
+		ts = append(ts, bridgeTable6(plan, b))
+	}
+	if err := rewriteTables(env.BridgeNetns(b.Name), ts...); err != nil {
+		return fmt.Errorf("rewrite the forwards of bridge %q: %w", b.Name, err)
 	}
 	return nil
 }
@@ -154,16 +148,9 @@ func rebuildBridgeTable(env Env, plan Plan, b *BridgeState) error {
 // syncGatewayTable rewrites the gateway's table from the current bridges; the caller holds
 // the state lock.
 func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
-	h, err := openHandle(env.GatewayNetns())
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	if err := replaceTable(h.NS, gatewayTable(plan, gatewayForwards(plan, bridges))); err != nil {
-		return err
-	}
+	ts := []tableSpec{gatewayTable(plan, gatewayForwards(plan, bridges))}
 	if plan.IPv6() {
-		return replaceTable(h.NS, gatewayTable6(plan, gatewayForwards6(plan, bridges)))
+		ts = append(ts, gatewayTable6(plan, gatewayForwards6(plan, bridges)))
 	}
-	return nil
+	return rewriteTables(env.GatewayNetns(), ts...)
 }

@@ -3,6 +3,8 @@ package netsetup
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"net"
 	"net/netip"
 
@@ -105,42 +107,39 @@ func ownIP6(plan Plan, g Guest) bool {
 
 // bindIP6 adds the pair of a guest's own IPv6 address to guests6 in the bridge namespace of
 // brH (unbind removes it). An element that is there already, or gone already, is fine:
-// gc and a retried attach may repeat either.
+// gc and a retried attach may repeat either. It goes through the pooled connection: after
+// a removal, the close of a fresh socket would wait for the kernel (nftpool).
 func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 	if !ownIP6(plan, g) {
 		return nil
 	}
-	c, err := brH.Nftables()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	tbl := &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName}
 	what := "add"
 	if unbind {
 		what = "remove"
+		nftpool.MarkRemoved()
 	}
 	mac := GuestMAC(g.IP)
-	for _, e := range []struct {
-		set  string
-		elem setElem
-	}{{guest6Set, guest6Elem(mac, g.IP6)}, {ndTarget6, ndTarget6Elem(mac, g.IP6)}} {
-		set, gerr := c.GetSetByName(tbl, e.set)
-		if gerr != nil {
-			return fmt.Errorf("find set %s in %s: %w", e.set, brH.path, gerr)
+	err := nftpool.With(brH.path, func(c *nftables.Conn) error {
+		for _, e := range []struct {
+			set  string
+			elem setElem
+		}{{guest6Set, guest6Elem(mac, g.IP6)}, {ndTarget6, ndTarget6Elem(mac, g.IP6)}} {
+			set, err := c.GetSetByName(tbl, e.set)
+			if err != nil {
+				return fmt.Errorf("find set %s in %s: %w", e.set, brH.path, err)
+			}
+			if unbind {
+				err = c.SetDeleteElements(set, nftElems([]setElem{e.elem}))
+			} else {
+				err = c.SetAddElements(set, nftElems([]setElem{e.elem}))
+			}
+			if err != nil {
+				return err
+			}
 		}
-		if unbind {
-			err = c.SetDeleteElements(set, nftElems([]setElem{e.elem}))
-		} else {
-			err = c.SetAddElements(set, nftElems([]setElem{e.elem}))
-		}
-		if err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = c.Flush()
-	}
+		return nftwire.Flush(c)
+	})
 	if err != nil && !(unbind && errors.Is(err, unix.ENOENT)) {
 		return fmt.Errorf("%s %s . %s in sets %s and %s: %w", what, mac, g.IP6, guest6Set, ndTarget6, err)
 	}

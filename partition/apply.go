@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"net/netip"
 	"os"
 	"reflect"
@@ -70,7 +71,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if err != nil {
 		return Record{}, err
 	}
-	noteChange(prev.AppliedAt)
+	nftpool.NoteChange(prev.AppliedAt)
 	if o.ifGeneration != nil && prev.change() != *o.ifGeneration {
 		return prev, ErrSuperseded
 	}
@@ -197,7 +198,7 @@ func commitVerified(nsPath string, rs RuleSet, families []Backend, prev committe
 		return err
 	}
 	var now tableNow
-	rerr := withNft(nsPath, func(c *nftables.Conn) (err error) { now, err = readTableNow(c, rs.Backend); return err })
+	rerr := nftpool.With(nsPath, func(c *nftables.Conn) (err error) { now, err = readTableNow(c, rs.Backend); return err })
 	if rerr != nil {
 		return errors.Join(err, fmt.Errorf("and reading the table back failed: %w", rerr))
 	}
@@ -279,7 +280,7 @@ func Heal(t Target) error {
 	if err != nil {
 		return err
 	}
-	noteChange(prev.AppliedAt)
+	nftpool.NoteChange(prev.AppliedAt)
 	sup, probed := supportFor(prev.Backend)
 	healed, err := t.healedServices()
 	if err != nil {
@@ -349,7 +350,7 @@ func Status(t Target) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	noteChange(st.AppliedAt)
+	nftpool.NoteChange(st.AppliedAt)
 	st = st.clone()
 	if t.NetnsPath == "" {
 		return st, nil

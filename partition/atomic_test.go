@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"os"
 	"os/exec"
 	"slices"
@@ -196,7 +197,7 @@ func TestProbe(t *testing.T) {
 		_ = exec.Command("ip", "netns", "del", name).Run()
 	})
 	got := support{tables: map[Backend]bool{}, reject: map[Backend]error{}}
-	err := withNft(nsPath, func(c *nftables.Conn) error {
+	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
 		for _, b := range backends {
 			tables, reject, err := probeFamily(c, b)
 			if err != nil {

@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"sync"
 
 	"github.com/google/nftables"
@@ -190,7 +191,7 @@ func probeSupport(nsPath string) (support, error) {
 		return kernelSupport.s, nil
 	}
 	s := support{tables: map[Backend]bool{}, reject: map[Backend]error{}}
-	err := withNft(nsPath, func(c *nftables.Conn) error {
+	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
 		for _, b := range backends {
 			tables, reject, err := probeFamily(c, b)
 			if err != nil {

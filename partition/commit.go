@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -92,8 +93,8 @@ type committed struct {
 func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed) error {
 	what := "table " + TableName
 	if rs.Empty() {
-		removed.Store(true)
-		return withNft(nsPath, func(c *nftables.Conn) error {
+		nftpool.MarkRemoved()
+		return nftpool.With(nsPath, func(c *nftables.Conn) error {
 			deleteTables(c, families, "")
 			if err := queueServices(c, rs.services, &tableList{}); err != nil {
 				return err
@@ -109,12 +110,12 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		return fmt.Errorf("rule set for backend %q: want %q or %q", rs.Backend, BackendNetdev, BackendBridge)
 	}
 	t := nftTable(rs.Backend)
-	// Step 1. After an error the connection is replaced (withNft): answers to
+	// Step 1. After an error the connection is replaced (nftpool.With): answers to
 	// the failed batch may still be queued on it.
 	var now tableNow
 	spare := 0
 	var flushErr error
-	err := withNft(nsPath, func(c *nftables.Conn) error {
+	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
 		var err error
 		if now, err = readTableNow(c, rs.Backend); err != nil {
 			return err
@@ -125,7 +126,7 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		// Both steps replace something in a table that exists: set elements,
 		// rules, the marker.
 		if now.exists {
-			removed.Store(true)
+			nftpool.MarkRemoved()
 		}
 		if err := queueBuffer(c, t, rs, spare, !now.exists); err != nil {
 			return err
@@ -139,7 +140,7 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		return err // reading the table or building the batch failed: nothing was sent
 	default:
 		written := false
-		_ = withNft(nsPath, func(c *nftables.Conn) error { written = bufferWritten(c, t, spare, rs); return nil })
+		_ = nftpool.With(nsPath, func(c *nftables.Conn) error { written = bufferWritten(c, t, spare, rs); return nil })
 		if !written {
 			return fmt.Errorf("commit nftables %s in %q (filling set buffer %d): %w", what, nsPath, spare, err)
 		}
@@ -157,7 +158,7 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		}
 	}
 	rules := func(rs RuleSet) error {
-		return withNft(nsPath, func(c *nftables.Conn) error {
+		return nftpool.With(nsPath, func(c *nftables.Conn) error {
 			if err := queueRules(c, t, rs, spare, now, unchanged); err != nil {
 				return err
 			}
@@ -193,8 +194,8 @@ func dropOthers(nsPath string, others []Backend) error {
 	if len(others) == 0 {
 		return nil
 	}
-	removed.Store(true)
-	return withNft(nsPath, func(c *nftables.Conn) error {
+	nftpool.MarkRemoved()
+	return nftpool.With(nsPath, func(c *nftables.Conn) error {
 		deleteTables(c, others, "")
 		if err := flush(c); err != nil {
 			return fmt.Errorf("remove the partition table of family %s in %q: %w", others[0].Family(), nsPath, err)

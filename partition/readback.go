@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"hash/fnv"
 	"maps"
 	"net/netip"
@@ -58,7 +59,7 @@ func marker(generation uint64, rs RuleSet) string {
 // readKernel reads the partition table of the namespace at nsPath.
 func readKernel(nsPath string) (kernelTable, error) {
 	var kt kernelTable
-	err := withNft(nsPath, func(c *nftables.Conn) error {
+	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
 		tables, err := c.ListTables()
 		if err != nil {
 			return fmt.Errorf("list nftables tables in %q: %w", nsPath, err)

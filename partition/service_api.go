@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"maps"
 	"net/netip"
 	"slices"
@@ -177,7 +178,7 @@ func stoppedFor(s netsetup.Service, sets map[string][]nftables.SetElement, byAdd
 // readServiceCounters reads the counter sets of the service table; none when it has none.
 func readServiceCounters(nsPath string) (map[string][]nftables.SetElement, error) {
 	out := map[string][]nftables.SetElement{}
-	err := withNft(nsPath, func(c *nftables.Conn) error {
+	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
 		t := serviceTable()
 		sets, err := c.GetSets(t)
 		if err != nil {
@@ -227,7 +228,7 @@ func SyncServices(env netsetup.Env, bridge string) error {
 	}
 	got := map[string]bool{}
 	table := false
-	err = withNft(t.NetnsPath, func(c *nftables.Conn) error {
+	err = nftpool.With(t.NetnsPath, func(c *nftables.Conn) error {
 		sets, err := c.GetSets(serviceTable())
 		if err != nil {
 			return nil // no table

@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"net/netip"
 	"os"
 	"slices"
@@ -57,7 +58,7 @@ func queueServices(c *nftables.Conn, sr *serviceRules, list *tableList) error {
 		return nil
 	}
 	// Only a table that is there is deleted: deleting leaves the kernel work that the
-	// socket's close waits for (see linger.go).
+	// socket's close waits for (see nftpool).
 	var tables []*nftables.Table
 	if sr.empty || len(sr.loss) == 0 {
 		var err error
@@ -72,13 +73,13 @@ func queueServices(c *nftables.Conn, sr *serviceRules, list *tableList) error {
 	t := serviceTable()
 	if sr.empty {
 		if has(nftables.TableFamilyINet) {
-			removed.Store(true)
+			nftpool.MarkRemoved()
 			c.DelTable(t)
 		}
 		return nil
 	}
 	// Flushing the chains frees the maps of their rules.
-	removed.Store(true)
+	nftpool.MarkRemoved()
 	c.AddTable(t)
 	sets := map[string]*nftables.Set{}
 	for _, name := range filledSets {
@@ -203,12 +204,12 @@ func queueServiceLoss(c *nftables.Conn, sr *serviceRules, there bool) {
 	t := &nftables.Table{Name: ServiceTable, Family: nftables.TableFamilyBridge}
 	if sr.empty || len(sr.loss) == 0 {
 		if there {
-			removed.Store(true)
+			nftpool.MarkRemoved()
 			c.DelTable(t)
 		}
 		return
 	}
-	removed.Store(true)
+	nftpool.MarkRemoved()
 	c.AddTable(t)
 	// A client's packet is lost as it leaves for the member, a member's as it arrives: each
 	// rule's addresses hold in one of the two places only.

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"net/netip"
 	"slices"
 
@@ -130,7 +131,7 @@ type counterKey struct {
 func readCounterSets(nsPath string, b Backend) (map[string]map[counterKey]Count, error) {
 	out := map[string]map[counterKey]Count{}
 	t := nftTable(b)
-	err := withNft(nsPath, func(c *nftables.Conn) error {
+	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
 		have, err := counterSetsOf(c, t)
 		if err != nil {
 			return err
@@ -395,7 +396,7 @@ func pruneCounters(nsPath string, prev Record, st *Record, rs RuleSet, guests []
 		}
 	}
 	t := nftTable(st.Backend)
-	return withNft(nsPath, func(c *nftables.Conn) error {
+	return nftpool.With(nsPath, func(c *nftables.Conn) error {
 		queued := false
 		for _, name := range sets {
 			set := counterSet(t, name)

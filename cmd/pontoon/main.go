@@ -6,13 +6,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"os"
 
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/internal/advice"
 	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/netsetup"
-	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/urfave/cli/v2"
 )
@@ -46,8 +46,8 @@ func main() {
 	if len(os.Args) > 2 && os.Args[1] == "hook" && hooks.IsStage(os.Args[2]) {
 		code := hooks.Main(os.Args[2:], os.Stdin, os.Stderr)
 		// The engine waits for the hook: not for the kernel's clean-up after the partition's
-		// refresh (see below).
-		_ = partition.Linger()
+		// refresh, a rewritten forward or a guest's IPv6 binding (see below).
+		_ = nftpool.Linger()
 		os.Exit(code)
 	}
 	app := newAppFor(os.Args)
@@ -56,9 +56,10 @@ func main() {
 	app.Writer = stdout
 	err := app.Run(interspersed(app, os.Args))
 	stdout.Flush()
-	// The kernel's clean-up after a partition change would otherwise hold up the exit; if
-	// the hand-off fails, the exit just waits for it.
-	_ = partition.Linger()
+	// The kernel's clean-up after an nftables change (a partition, a forward, a guest's IPv6
+	// binding) would otherwise hold up the exit; if the hand-off fails, the exit just waits
+	// for it.
+	_ = nftpool.Linger()
 	if err == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package partition
+package nftpool
 
 import (
 	"fmt"
@@ -15,10 +15,11 @@ import (
 // The last close of a netfilter netlink socket waits for the kernel.
 //
 // A transaction that removes anything (a heal, the rules and set elements a
-// change replaces) leaves its objects on the kernel's destroy list, freed
-// after an RCU grace period. Releasing the last reference to an nf_tables
-// socket (nft_rcv_nl_event) takes the namespace's commit mutex and waits for
-// that list to drain: ~10 ms here, measured from exit_group to the end of
+// change replaces, a table rewritten for a port forward, a guest's IPv6
+// binding) leaves its objects on the kernel's destroy list, freed after an
+// RCU grace period. Releasing the last reference to an nf_tables socket
+// (nft_rcv_nl_event) takes the namespace's commit mutex and waits for that
+// list to drain: ~10 ms here, measured from exit_group to the end of
 // `pontoon partition heal`, more than all the rest of the command. A process
 // that exits right after its change pays it on the user's time.
 //
@@ -33,22 +34,30 @@ import (
 
 // removed records that this process committed a batch that removes something,
 // or saw a change that may still be on the kernel's destroy list (see above);
-// only then is a lingering child worth its start.
+// only then is a lingering child worth its start. Release clears it: with no
+// socket open there is nothing to hand over.
 var removed atomic.Bool
+
+// MarkRemoved records that a batch committed (or about to be) on a pooled
+// connection removes something: rules, set elements, chains or a table.
+func MarkRemoved() { removed.Store(true) }
 
 // recentChange is how long after a change that removed something the close of
 // any nftables socket may still wait for it: a grace period, with margin.
 const recentChange = time.Second
 
-// noteChange records that the bridge's last change was made at when: a command
-// right after another one (a script of changes, a heal then a partition) would
-// otherwise wait at its exit for the destroy work of the change before it,
-// although it removes nothing itself.
-func noteChange(when time.Time) {
+// NoteChange records that the namespace's last change was made at when: a
+// command right after another one (a script of changes, a heal then a
+// partition) would otherwise wait at its exit for the destroy work of the
+// change before it, although it removes nothing itself.
+func NoteChange(when time.Time) {
 	if !when.IsZero() && time.Since(when) < recentChange {
 		removed.Store(true)
 	}
 }
+
+// Pending reports whether Linger would hand sockets to a child now.
+func Pending() bool { return removed.Load() && len(pooledConns()) > 0 }
 
 // membarrierCmdGlobal is MEMBARRIER_CMD_GLOBAL of linux/membarrier.h.
 const membarrierCmdGlobal = 1
@@ -57,11 +66,11 @@ const membarrierCmdGlobal = 1
 // per bridge namespace this process changed.
 const maxLingerFds = 64
 
-// Linger hands the nftables sockets this process keeps open (see withNft) to
-// a child that closes them once this process has exited, when a batch that
+// Linger hands the nftables sockets this process keeps open (see With) to a
+// child that closes them once this process has exited, when a batch that
 // removes something was committed or a change came shortly before (see
-// removed); else it does nothing. The process must
-// not use partition afterwards: call it just before exiting.
+// removed); else it does nothing. The process must not use the pool
+// afterwards: call it just before exiting.
 func Linger() error {
 	pid, w, err := startLinger()
 	if pid == 0 {
@@ -82,9 +91,9 @@ func startLinger() (int, *os.File, error) {
 	}
 	var keep lingerFds
 	// Every connection stays locked until the child has its copies, so none is
-	// closed (after nftIdle) and its number reused in between.
+	// closed (after Idle) and its number reused in between.
 	for _, e := range pooledConns() {
-		e.mu.Lock() // after nftPool's lock, never under it: closeConn takes them the other way
+		e.mu.Lock() // after the pool's lock, never under it: closeConn takes them the other way
 		defer e.mu.Unlock()
 		if e.raw != nil && keep.n < maxLingerFds-1 {
 			if rc, err := e.raw.SyscallConn(); err == nil {
@@ -128,7 +137,7 @@ func (k *lingerFds) sort() { slices.Sort(k.fd[:k.n]) }
 // which has Go's handlers but none of its runtime, starts with all of them
 // blocked (SIGKILL still ends it). The thread's mask is changed and restored
 // within one nosplit function making raw system calls only, which nothing can
-// move to another thread (see nftsock.go): locking the thread instead would
+// move to another thread (see ns.Socket): locking the thread instead would
 // start the runtime's template thread, ~0.2 ms, in a command that has no
 // other use for it.
 //
