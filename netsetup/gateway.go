@@ -370,6 +370,10 @@ func gatewayDown(env Env, cur *GatewayState) error {
 			return fmt.Errorf("remove gateway state: %w", err)
 		}
 	}
+	// With no bridge and no user link left, no trace either: the host is as before pontoon ran.
+	if err := env.store().removeIfEmpty(); err != nil {
+		return fmt.Errorf("remove the empty state directory: %w", err)
+	}
 	return nil
 }
 

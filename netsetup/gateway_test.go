@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -225,9 +226,28 @@ func TestGatewayDown(t *testing.T) {
 			if _, err := os.Stat(g.Netns); err == nil {
 				t.Errorf("guest namespace %s left", g.Netns)
 			}
-			// Down again: nothing there, still success.
+			// Nor its empty skeleton of state: a host compared before and after finds nothing.
+			if _, err := os.Stat(s.Env.StateDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("state directory left after down (%v): %v", err, files(t, s.Env.StateDir))
+			}
+			// Down again: nothing there, still success, and still no trace.
 			if err := netsetup.GatewayDown(s.Env, false); err != nil {
 				t.Errorf("second down: %v", err)
+			}
+			if _, err := os.Stat(s.Env.StateDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("state directory left after a second down (%v)", err)
+			}
+			// Anything else in it keeps it, and the next up works in it.
+			foreign := filepath.Join(s.Env.StateDir, "notes.txt")
+			up(t, s)
+			if err := os.WriteFile(foreign, []byte("mine"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := netsetup.GatewayDown(s.Env, false); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(foreign); err != nil {
+				t.Errorf("a file of someone else's in the state directory: %v", err)
 			}
 		})
 	}

@@ -174,13 +174,22 @@ func (e Env) store() store { return store{dir: e.stateDir()} }
 func (s store) gatewayFile() string           { return filepath.Join(s.dir, "gateway.json") }
 func (s store) bridgeFile(name string) string { return filepath.Join(s.dir, "bridges", name+".json") }
 
+func (s store) lockFile() string { return filepath.Join(s.dir, "lock") }
+
 // locked runs fn while holding the state lock.
 func (s store) locked(fn func() error) error {
-	if err := os.MkdirAll(filepath.Join(s.dir, "bridges"), 0o700); err != nil {
-		return fmt.Errorf("create state directory %s: %w", s.dir, err)
-	}
-	return statefile.Locked(filepath.Join(s.dir, "lock"), fn)
+	// Under the lock: a holder before this one may have removed the directory (removeIfEmpty).
+	return statefile.Locked(s.lockFile(), func() error {
+		if err := os.MkdirAll(filepath.Join(s.dir, "bridges"), 0o700); err != nil {
+			return fmt.Errorf("create state directory %s: %w", s.dir, err)
+		}
+		return fn()
+	})
 }
+
+// removeIfEmpty removes the state directory when nothing but its empty skeleton and the lock
+// is left; the caller holds the lock.
+func (s store) removeIfEmpty() error { return statefile.RemoveIfEmpty(s.dir, s.lockFile()) }
 
 // lockedIfAny runs fn as locked does when the state directory exists, and without the lock
 // when it does not: fn can find nothing then, and a read must leave no trace (a `--for`
@@ -190,7 +199,7 @@ func (s store) lockedIfAny(fn func() error) error {
 	if !s.exists() {
 		return fn()
 	}
-	return statefile.Locked(filepath.Join(s.dir, "lock"), fn)
+	return statefile.Locked(s.lockFile(), fn)
 }
 
 // exists reports whether the state directory is there (an error other than its absence

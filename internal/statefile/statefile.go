@@ -21,8 +21,24 @@ const TempSuffix = ".tmp"
 
 // Lock takes an exclusive flock on the file at path (created when missing, its directory
 // too) and returns the function that releases it. The lock dies with its holder, so a killed
-// process never wedges the others.
+// process never wedges the others. A holder may remove the lock file (RemoveIfEmpty): one
+// who was waiting on it then finds the file it locked gone and locks the path afresh.
 func Lock(path string) (unlock func(), err error) {
+	for {
+		f, err := lockOnce(path)
+		if err != nil || f != nil {
+			if err != nil {
+				return nil, err
+			}
+			// Closing the file releases the lock.
+			return func() { f.Close() }, nil
+		}
+	}
+}
+
+// lockOnce opens and locks the file at path; nil and no error when the file was removed or
+// replaced while this process waited for its lock.
+func lockOnce(path string) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory %s: %w", filepath.Dir(path), err)
 	}
@@ -40,8 +56,60 @@ func Lock(path string) (unlock func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("lock state %s: %w", path, err)
 	}
-	// Closing the file releases the lock.
-	return func() { f.Close() }, nil
+	var held, now unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &held); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock state %s: %w", path, err)
+	}
+	if err := unix.Stat(path, &now); err != nil || now.Ino != held.Ino || now.Dev != held.Dev {
+		f.Close()
+		return nil, nil
+	}
+	return f, nil
+}
+
+// RemoveIfEmpty removes the directory dir when nothing is left in it but empty
+// subdirectories and the lock file at lockPath, which the caller holds: whoever waits for
+// that lock locks afresh (see Lock). Anything else in it keeps the directory whole.
+func RemoveIfEmpty(dir, lockPath string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	var subdirs []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case p == lockPath:
+		case e.IsDir():
+			sub, err := os.ReadDir(p)
+			if err != nil {
+				return err
+			}
+			if len(sub) > 0 {
+				return nil
+			}
+			subdirs = append(subdirs, p)
+		default:
+			return nil
+		}
+	}
+	for _, p := range subdirs {
+		// A directory someone filled meanwhile stays, with everything above it.
+		if err := os.Remove(p); err != nil {
+			return nil
+		}
+	}
+	if err := os.Remove(lockPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	return nil
 }
 
 // Locked runs fn while holding Lock(path).

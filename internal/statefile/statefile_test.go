@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestWriteReadJSON(t *testing.T) {
@@ -157,5 +158,75 @@ func TestReadFile(t *testing.T) {
 	got, err := ReadFile("/proc/self/mountinfo")
 	if err != nil || len(got) == 0 || len(got) < len(want)/2 {
 		t.Fatalf("/proc/self/mountinfo: read %d bytes (%v), os.ReadFile %d", len(got), err, len(want))
+	}
+}
+
+// TestLockAfterRemoval: the holder of the lock may remove the state directory it guards, lock
+// file included (a gateway down that leaves nothing). A process that was waiting for the lock
+// meanwhile must not hold a lock on the removed file, which nobody else contends for: it locks
+// the path afresh, and the next one waits for it.
+func TestLockAfterRemoval(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	lock := filepath.Join(dir, "lock")
+	unlockA, err := Lock(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bridges"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	gotB := make(chan func())
+	go func() {
+		u, err := Lock(lock)
+		if err != nil {
+			t.Error(err)
+			u = func() {}
+		}
+		gotB <- u
+	}()
+	time.Sleep(50 * time.Millisecond) // B waits on the file A holds
+	if err := RemoveIfEmpty(dir, lock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("directory with only an empty subdirectory and the lock left: %v", err)
+	}
+	unlockA()
+	unlockB := <-gotB
+	gotC := make(chan struct{})
+	go func() {
+		u, err := Lock(lock)
+		if err == nil {
+			u()
+		}
+		close(gotC)
+	}()
+	select {
+	case <-gotC:
+		t.Fatal("a third process got the lock while the second held it")
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlockB()
+	<-gotC
+
+	// Anything but empty directories and the lock keeps the directory whole.
+	for _, keep := range []string{"gateway.json", "bridges/b1.json"} {
+		p := filepath.Join(dir, keep)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := RemoveIfEmpty(dir, lock); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v", keep, err)
+		}
+		if _, err := os.Stat(lock); err != nil {
+			t.Errorf("lock removed beside %s: %v", keep, err)
+		}
+		os.Remove(p)
 	}
 }
