@@ -49,6 +49,19 @@ func BenchmarkGuestAttachDetach(b *testing.B) {
 	}
 }
 
+// BenchmarkForwardedGuestAttachDetach is BenchmarkGuestAttachDetach for a guest that a port
+// forward of its bridge names: its arrival and its leaving each rewrite the bridge's tables.
+func BenchmarkForwardedGuestAttachDetach(b *testing.B) {
+	s := benchChain(b)
+	mustBridge(b, s.Env, "bench", netsetup.BridgeOptions{Ports: mustPorts(b, "8080:g:80/tcp")})
+	for b.Loop() {
+		mustGuest(b, s.Env, "bench", "g", "172.18.0.1")
+		if err := netsetup.DelGuest(s.Env, "bench", "g"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // benchChain is a chain whose state lives on tmpfs, as /run/pontoon does on a standard system.
 func benchChain(b *testing.B) *sandbox.Sandbox {
 	needRoot(b)
