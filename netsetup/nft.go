@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
+	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/google/nftables"
@@ -36,8 +38,21 @@ type setSpec struct {
 
 // setElem is one element of a set: its nft syntax and its key as the kernel stores it.
 type setElem struct {
-	text func() string // for the dry run's nft script only: formatted when shown
-	key  []byte
+	key []byte
+	// text writes key as nft does, for the dry run's nft script only: a function shared by
+	// the elements of a set, since a plan's sets hold some 1,500 elements.
+	text func(key []byte) string
+}
+
+// macAndAddr writes a key of a MAC and an address, IPv4 or IPv6.
+func macAndAddr(key []byte) string {
+	ip, _ := netip.AddrFromSlice(key[8:])
+	return fmt.Sprintf("%s . %s", net.HardwareAddr(key[:6]), ip)
+}
+
+// macAndRaw writes a key of a MAC and a raw field of n bytes (nft's hex form).
+func macAndRaw(n int) func([]byte) string {
+	return func(key []byte) string { return fmt.Sprintf("%s . 0x%x", net.HardwareAddr(key[:6]), key[8:8+n]) }
 }
 
 func (s setSpec) typeText() string {
@@ -90,7 +105,7 @@ func (s setSpec) text() string {
 	}
 	texts := make([]string, len(s.elems))
 	for i, e := range s.elems {
-		texts[i] = e.text()
+		texts[i] = e.text(e.key)
 	}
 	return fmt.Sprintf("set %s { %s; elements = { %s } }", s.name, s.decl(), strings.Join(texts, ", "))
 }

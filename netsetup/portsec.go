@@ -40,7 +40,7 @@ const guestPorts = "g*"
 
 func guestElem(ip netip.Addr) setElem {
 	mac, a := GuestMAC(ip), ip.As4()
-	return setElem{text: func() string { return fmt.Sprintf("%s . %s", mac, ip) }, key: nftrule.ConcatKey(mac, a[:])}
+	return setElem{key: nftrule.ConcatKey(mac, a[:]), text: macAndAddr}
 }
 
 // guestSetSpec is the set of the plan's guest identities, x.y.0.1-x.y.0.253.

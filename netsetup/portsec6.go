@@ -45,12 +45,17 @@ const (
 
 func guest6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 	a := ip.As16()
-	return setElem{text: func() string { return fmt.Sprintf("%s . %s", mac, ip) }, key: nftrule.ConcatKey(mac, a[:])}
+	return setElem{key: nftrule.ConcatKey(mac, a[:]), text: macAndAddr}
 }
+
+var (
+	showNDTarget = macAndRaw(16)
+	showNDMAC    = macAndRaw(6)
+)
 
 func ndTarget6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 	a := ip.As16()
-	return setElem{text: func() string { return fmt.Sprintf("%s . 0x%x", mac, a[:]) }, key: nftrule.ConcatKey(mac, a[:])}
+	return setElem{key: nftrule.ConcatKey(mac, a[:]), text: showNDTarget}
 }
 
 // guest6Sets are the static sets: for every guest address of the plan, its MAC with its
@@ -61,16 +66,18 @@ func guest6Sets(plan Plan) []setSpec {
 	// pairs and targets when it attaches: one per guest address at most, and as many again
 	// for elements of guests whose removal has not been finished yet (gc does).
 	room := 2 * (int(last.As4()[3]) - int(first.As4()[3]) + 1)
-	pairs := setSpec{name: guest6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeIP6Addr}, room: room}
-	targets := setSpec{name: ndTarget6, types: pairs.types, typeOf: ndTargetKey, room: room}
-	macs := setSpec{name: ndMAC6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeEtherAddr}, typeOf: ndMACKey}
+	pairs := setSpec{name: guest6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeIP6Addr}, room: room,
+		elems: make([]setElem, 0, room)}
+	targets := setSpec{name: ndTarget6, types: pairs.types, typeOf: ndTargetKey, room: room, elems: make([]setElem, 0, room)}
+	macs := setSpec{name: ndMAC6Set, types: []nftables.SetDatatype{nftables.TypeEtherAddr, nftables.TypeEtherAddr}, typeOf: ndMACKey,
+		elems: make([]setElem, 0, room/2)}
 	for ip := first; !last.Less(ip); ip = ip.Next() {
 		mac := GuestMAC(ip)
 		for _, a := range []netip.Addr{plan.GuestIP6(ip), LinkLocal6(mac)} {
 			pairs.elems = append(pairs.elems, guest6Elem(mac, a))
 			targets.elems = append(targets.elems, ndTarget6Elem(mac, a))
 		}
-		macs.elems = append(macs.elems, setElem{text: func() string { return fmt.Sprintf("%s . 0x%x", mac, []byte(mac)) }, key: nftrule.ConcatKey(mac, mac)})
+		macs.elems = append(macs.elems, setElem{key: nftrule.ConcatKey(mac, mac), text: showNDMAC})
 	}
 	return []setSpec{pairs, targets, macs}
 }

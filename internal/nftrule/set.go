@@ -117,12 +117,14 @@ func MetaClear(fields ...MetaField) Match {
 // ConcatKey is the element key of a set with a concatenated type: each field padded to whole
 // 4-byte registers, as loadKeys loads the fields and as the kernel stores the elements.
 func ConcatKey(fields ...[]byte) []byte {
-	var out []byte
+	n := 0
 	for _, f := range fields {
-		out = append(out, f...)
-		for len(out)%4 != 0 {
-			out = append(out, 0)
-		}
+		n += (len(f) + 3) &^ 3
+	}
+	out, at := make([]byte, n), 0
+	for _, f := range fields {
+		copy(out[at:], f)
+		at += (len(f) + 3) &^ 3
 	}
 	return out
 }
