@@ -2,12 +2,12 @@ package cni
 
 import (
 	"errors"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 

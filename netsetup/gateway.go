@@ -320,7 +320,13 @@ func GatewayDown(env Env, force bool) error {
 		if cur == nil {
 			cur = &GatewayState{}
 		}
-		return gatewayDown(env, cur)
+		if err := gatewayDown(env, cur); err != nil || env.DryRun != nil {
+			return err
+		}
+		// With no bridge and no user link left, no trace either: the host is as before
+		// pontoon ran. Last, under the lock: whoever waits for it finds the state gone.
+		st.removeIfEmpty()
+		return nil
 	})
 }
 
@@ -369,10 +375,6 @@ func gatewayDown(env Env, cur *GatewayState) error {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove gateway state: %w", err)
 		}
-	}
-	// With no bridge and no user link left, no trace either: the host is as before pontoon ran.
-	if err := env.store().removeIfEmpty(); err != nil {
-		return fmt.Errorf("remove the empty state directory: %w", err)
 	}
 	return nil
 }

@@ -190,6 +190,10 @@ func GC(env Env) (GCReport, error) {
 			}
 			return syncGatewayTable(env, plan, left)
 		}
+		if g == nil {
+			// No gateway: nor an empty skeleton of state (see GatewayDown).
+			st.removeIfEmpty()
+		}
 		return nil
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package netsetup_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -312,6 +313,33 @@ func TestGCAfterKilledGatewayDown(t *testing.T) {
 	}
 	if after := snapshot(t, s); after != pristine {
 		t.Errorf("host not restored:\nbefore\n%s\nafter\n%s", pristine, after)
+	}
+	if _, err := os.Stat(s.Env.StateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("gc that finished a gateway down left the state directory (%v)", err)
+	}
+	// The recovery of `gateway up`, which removes what a killed run left first, works in
+	// the state directory that removal would have taken.
+	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// What an up killed halfway leaves: its "creating" record, owned by a process that is gone.
+	b, err = os.ReadFile(file)
+	if err != nil || json.Unmarshal(b, &g) != nil {
+		t.Fatalf("read gateway state: %v", err)
+	}
+	g.Phase, g.Creator = netsetup.PhaseCreating, deadProcess(t)
+	b, _ = json.Marshal(g)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
+		t.Fatalf("gateway up over a half-made one: %v", err)
+	}
+	if st, err := netsetup.Status(s.Env); err != nil || !st.Up {
+		t.Errorf("status after up over a half-made gateway: %+v, %v; want up", st, err)
+	}
+	if err := netsetup.GatewayDown(s.Env, false); err != nil {
+		t.Fatal(err)
 	}
 }
 

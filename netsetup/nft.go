@@ -2,15 +2,15 @@ package netsetup
 
 import (
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
-	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"net"
 	"net/netip"
 	"strings"
 
 	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 )
 
 // chainSpec is a base chain of pontoon's table with its rules.

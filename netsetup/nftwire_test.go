@@ -2,13 +2,13 @@ package netsetup
 
 import (
 	"errors"
-	"github.com/google/nftables"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/internal/testkit"

@@ -3,13 +3,13 @@ package netsetup
 import (
 	"errors"
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
-	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"net"
 	"net/netip"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -127,6 +127,7 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 		nftpool.MarkRemoved()
 	}
 	mac := GuestMAC(g.IP)
+	var flushErr error
 	err := nftpool.With(brH.path, func(c *nftables.Conn) error {
 		for _, e := range []struct {
 			set  string
@@ -145,10 +146,16 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 				return err
 			}
 		}
-		return nftwire.Flush(c)
+		flushErr = nftwire.Flush(c)
+		return flushErr
 	})
-	if err != nil && !(unbind && errors.Is(err, unix.ENOENT)) {
-		return fmt.Errorf("%s %s . %s in sets %s and %s: %w", what, mac, g.IP6, guest6Set, ndTarget6, err)
+	switch {
+	case err == nil:
+		return nil
+	case flushErr != nil && unbind && errors.Is(flushErr, unix.ENOENT):
+		return nil // gone already
+	case flushErr == nil:
+		return err // before the batch: the namespace, the connection or the table's sets
 	}
-	return nil
+	return fmt.Errorf("%s %s . %s in sets %s and %s: %w", what, mac, g.IP6, guest6Set, ndTarget6, err)
 }

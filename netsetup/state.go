@@ -188,19 +188,15 @@ func (s store) locked(fn func() error) error {
 }
 
 // removeIfEmpty removes the state directory when nothing but its empty skeleton and the lock
-// is left; the caller holds the lock.
-func (s store) removeIfEmpty() error { return statefile.RemoveIfEmpty(s.dir, s.lockFile()) }
+// is left; the caller holds the lock and does nothing with the state after it.
+func (s store) removeIfEmpty() { statefile.RemoveIfEmpty(s.dir, s.lockFile()) }
 
-// lockedIfAny runs fn as locked does when the state directory exists, and without the lock
-// when it does not: fn can find nothing then, and a read must leave no trace (a `--for`
-// restorer waking after its bridge's state was removed, a status on a fresh host). Only for
-// fn that read: one that wrote could race a process creating the directory meanwhile.
-func (s store) lockedIfAny(fn func() error) error {
-	if !s.exists() {
-		return fn()
-	}
-	return statefile.Locked(s.lockFile(), fn)
-}
+// lockedIfAny runs fn as locked does when the state directory has its lock, and without the
+// lock when it has none: fn can find nothing then, and a read must leave no trace (a `--for`
+// restorer waking after its bridge's state was removed, a status on a fresh host, a read
+// that waited for a gateway down). Only for fn that read: one that wrote could race a
+// process creating the directory meanwhile.
+func (s store) lockedIfAny(fn func() error) error { return statefile.LockedIfThere(s.lockFile(), fn) }
 
 // exists reports whether the state directory is there (an error other than its absence
 // counts as there, for the lock to report it).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"net/netip"
 	"os"
 	"reflect"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 )
 
 func (t Target) check() error {

@@ -2,7 +2,6 @@ package partition
 
 import (
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"os"
 	"os/exec"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 )
 
 // TestAtomicReplace: a change takes effect at once. While a guest floods a

@@ -3,10 +3,10 @@ package partition
 import (
 	"errors"
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"golang.org/x/sys/unix"
 )

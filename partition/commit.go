@@ -3,7 +3,6 @@ package partition
 import (
 	"errors"
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"golang.org/x/sys/unix"

@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"maps"
 	"net/netip"
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )

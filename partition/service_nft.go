@@ -3,7 +3,6 @@ package partition
 import (
 	"errors"
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"net/netip"
 	"os"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )

@@ -2,11 +2,11 @@ package partition
 
 import (
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"net/netip"
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )

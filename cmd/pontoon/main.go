@@ -6,11 +6,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"os"
 
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/internal/advice"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/runtime"

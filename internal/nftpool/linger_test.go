@@ -157,6 +157,7 @@ func socketInode(t *testing.T, nsPath string) uint64 {
 	}
 	return st.Ino
 }
+
 // openFds returns what the descriptors of process pid refer to.
 func openFds(t *testing.T, pid int) []string {
 	t.Helper()

@@ -62,21 +62,14 @@ func With(nsPath string, f func(c *nftables.Conn) error) error {
 	if err != nil {
 		return err
 	}
-	pool.Lock()
-	e := pool.m[key]
-	if e == nil {
-		e = &conn{key: key}
-		pool.m[key] = e
-	}
-	pool.Unlock()
-
-	e.mu.Lock()
+	e := take(key)
 	defer e.mu.Unlock()
 	if e.timer != nil {
 		e.timer.Stop()
 	}
 	if e.c == nil {
 		if err := e.open(nsPath); err != nil {
+			e.drop()
 			return err
 		}
 	}
@@ -86,6 +79,38 @@ func With(nsPath string, f func(c *nftables.Conn) error) error {
 	}
 	e.timer = time.AfterFunc(Idle, func() { closeConn(e) })
 	return err
+}
+
+// take returns the pool's entry for key, locked. An entry that closeConn took out of the
+// pool while this waited for its lock is left for a current one: a connection opened on it
+// would be one that neither Linger nor Release sees, and a second for the namespace.
+func take(key nsKey) *conn {
+	for {
+		pool.Lock()
+		e := pool.m[key]
+		if e == nil {
+			e = &conn{key: key}
+			pool.m[key] = e
+		}
+		pool.Unlock()
+		e.mu.Lock() // then the pool's lock, as closeConn takes them
+		pool.Lock()
+		current := pool.m[key] == e
+		pool.Unlock()
+		if current {
+			return e
+		}
+		e.mu.Unlock()
+	}
+}
+
+// drop takes e, whose connection could not be opened, out of the pool; e.mu is held.
+func (e *conn) drop() {
+	pool.Lock()
+	if pool.m[e.key] == e {
+		delete(pool.m, e.key)
+	}
+	pool.Unlock()
 }
 
 // open dials the nftables socket of the namespace at nsPath and puts e.c on it.
@@ -115,11 +140,7 @@ func closeConn(e *conn) {
 	if e.timer != nil {
 		e.timer.Stop() // under e.mu, which guards the timer too
 	}
-	pool.Lock()
-	if pool.m[e.key] == e {
-		delete(pool.m, e.key)
-	}
-	pool.Unlock()
+	e.drop()
 	e.close()
 }
 
@@ -127,10 +148,11 @@ func closeConn(e *conn) {
 // without use). An open connection holds a reference to its namespace, so call Release
 // before relying on a namespace disappearing at once. It waits for the kernel.
 func Release() {
+	// First: a removal marked meanwhile is on a connection this does not close.
+	removed.Store(false)
 	for _, e := range pooledConns() {
 		closeConn(e)
 	}
-	removed.Store(false)
 }
 
 // pooledConns snapshots the pool so callers can take each connection's lock without holding

@@ -21,28 +21,45 @@ const TempSuffix = ".tmp"
 
 // Lock takes an exclusive flock on the file at path (created when missing, its directory
 // too) and returns the function that releases it. The lock dies with its holder, so a killed
-// process never wedges the others. A holder may remove the lock file (RemoveIfEmpty): one
-// who was waiting on it then finds the file it locked gone and locks the path afresh.
-func Lock(path string) (unlock func(), err error) {
-	for {
-		f, err := lockOnce(path)
-		if err != nil || f != nil {
-			if err != nil {
-				return nil, err
-			}
+// process never wedges the others. A holder may remove the lock file and its directory
+// (RemoveIfEmpty): one who was waiting for the lock then finds the file it locked gone, and
+// one about to open it finds no directory; either locks the path afresh.
+func Lock(path string) (unlock func(), err error) { return lock(path, true) }
+
+// LockIfThere is Lock for a reader: it creates nothing, and without a lock file at path it
+// returns a nil unlock and no error (there is nothing to read either).
+func LockIfThere(path string) (unlock func(), err error) { return lock(path, false) }
+
+func lock(path string, create bool) (func(), error) {
+	for tries := 0; ; tries++ {
+		f, err := lockOnce(path, create)
+		switch {
+		case f != nil:
 			// Closing the file releases the lock.
 			return func() { f.Close() }, nil
+		case err == nil:
+			// Removed while this waited: again.
+		case !create && errors.Is(err, os.ErrNotExist):
+			return nil, nil
+		case create && errors.Is(err, os.ErrNotExist) && tries < 100:
+			// The directory went between its creation and the open.
+		default:
+			return nil, err
 		}
 	}
 }
 
-// lockOnce opens and locks the file at path; nil and no error when the file was removed or
-// replaced while this process waited for its lock.
-func lockOnce(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("create state directory %s: %w", filepath.Dir(path), err)
+// lockOnce opens (create: creates) and locks the file at path; nil and no error when the
+// file was removed or replaced while this process waited for its lock.
+func lockOnce(path string, create bool) (*os.File, error) {
+	flag := unix.O_RDWR
+	if create {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create state directory %s: %w", filepath.Dir(path), err)
+		}
+		flag |= unix.O_CREAT
 	}
-	f, err := openFile(path, unix.O_CREAT|unix.O_RDWR, 0o600)
+	f, err := openFile(path, flag, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open state lock %s: %w", path, err)
 	}
@@ -70,14 +87,13 @@ func lockOnce(path string) (*os.File, error) {
 
 // RemoveIfEmpty removes the directory dir when nothing is left in it but empty
 // subdirectories and the lock file at lockPath, which the caller holds: whoever waits for
-// that lock locks afresh (see Lock). Anything else in it keeps the directory whole.
-func RemoveIfEmpty(dir, lockPath string) error {
+// that lock locks afresh (see Lock). Anything else in it keeps the directory whole. It is a
+// tidy-up, done as far as it goes: a directory that cannot be removed (a mount point, one in
+// a directory this process may not change) stays.
+func RemoveIfEmpty(dir, lockPath string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return err
+		return
 	}
 	var subdirs []string
 	for _, e := range entries {
@@ -85,31 +101,23 @@ func RemoveIfEmpty(dir, lockPath string) error {
 		switch {
 		case p == lockPath:
 		case e.IsDir():
-			sub, err := os.ReadDir(p)
-			if err != nil {
-				return err
-			}
-			if len(sub) > 0 {
-				return nil
+			if sub, err := os.ReadDir(p); err != nil || len(sub) > 0 {
+				return
 			}
 			subdirs = append(subdirs, p)
 		default:
-			return nil
+			return
 		}
 	}
 	for _, p := range subdirs {
 		// A directory someone filled meanwhile stays, with everything above it.
-		if err := os.Remove(p); err != nil {
-			return nil
+		if os.Remove(p) != nil {
+			return
 		}
 	}
-	if err := os.Remove(lockPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	if os.Remove(lockPath) == nil {
+		_ = os.Remove(dir)
 	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
-		return err
-	}
-	return nil
 }
 
 // Locked runs fn while holding Lock(path).
@@ -119,6 +127,19 @@ func Locked(path string, fn func() error) error {
 		return err
 	}
 	defer unlock()
+	return fn()
+}
+
+// LockedIfThere runs fn while holding LockIfThere(path), or without a lock when there is no
+// lock file.
+func LockedIfThere(path string, fn func() error) error {
+	unlock, err := LockIfThere(path)
+	if err != nil {
+		return err
+	}
+	if unlock != nil {
+		defer unlock()
+	}
 	return fn()
 }
 

@@ -185,9 +185,7 @@ func TestLockAfterRemoval(t *testing.T) {
 		gotB <- u
 	}()
 	time.Sleep(50 * time.Millisecond) // B waits on the file A holds
-	if err := RemoveIfEmpty(dir, lock); err != nil {
-		t.Fatal(err)
-	}
+	RemoveIfEmpty(dir, lock)
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("directory with only an empty subdirectory and the lock left: %v", err)
 	}
@@ -218,9 +216,7 @@ func TestLockAfterRemoval(t *testing.T) {
 		if err := os.WriteFile(p, []byte("{}"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := RemoveIfEmpty(dir, lock); err != nil {
-			t.Fatal(err)
-		}
+		RemoveIfEmpty(dir, lock)
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s: %v", keep, err)
 		}
@@ -228,5 +224,43 @@ func TestLockAfterRemoval(t *testing.T) {
 			t.Errorf("lock removed beside %s: %v", keep, err)
 		}
 		os.Remove(p)
+	}
+}
+
+// TestLockIfThere: a reader's lock creates nothing, also when it waited for a holder that
+// removed the state it guards.
+func TestLockIfThere(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	lock := filepath.Join(dir, "lock")
+	if unlock, err := LockIfThere(lock); unlock != nil || err != nil {
+		t.Fatalf("LockIfThere without a lock file: %v, %v; want neither a lock nor an error", unlock != nil, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("LockIfThere created %s (%v)", dir, err)
+	}
+	unlockA, err := Lock(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		locked bool
+		err    error
+	}
+	got := make(chan result)
+	go func() {
+		unlock, err := LockIfThere(lock)
+		if unlock != nil {
+			unlock()
+		}
+		got <- result{unlock != nil, err}
+	}()
+	time.Sleep(50 * time.Millisecond) // the reader waits on the file A holds
+	RemoveIfEmpty(dir, lock)
+	unlockA()
+	if r := <-got; r.locked || r.err != nil {
+		t.Errorf("reader after the state went: locked %v, error %v; want neither", r.locked, r.err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the reader brought %s back (%v)", dir, err)
 	}
 }
