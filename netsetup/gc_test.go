@@ -292,17 +292,7 @@ func TestGCAfterKilledGatewayDown(t *testing.T) {
 	}
 	// What a down killed at that point leaves: its "removing" record, owned by a process that
 	// is gone, and the objects it had not removed yet.
-	file := filepath.Join(s.Env.StateDir, "gateway.json")
-	var g netsetup.GatewayState
-	b, err := os.ReadFile(file)
-	if err != nil || json.Unmarshal(b, &g) != nil {
-		t.Fatalf("read gateway state: %v", err)
-	}
-	g.Phase, g.Creator = netsetup.PhaseRemoving, deadProcess(t)
-	b, _ = json.Marshal(g)
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	killedGateway(t, s.Env, netsetup.PhaseRemoving)
 	inNetns(t, s.Host, "ip", "link", "del", netsetup.HostLinkName)
 	if st, _ := netsetup.Status(s.Env); st.Up {
 		t.Errorf("status says up during a removal")
@@ -323,15 +313,7 @@ func TestGCAfterKilledGatewayDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What an up killed halfway leaves: its "creating" record, owned by a process that is gone.
-	b, err = os.ReadFile(file)
-	if err != nil || json.Unmarshal(b, &g) != nil {
-		t.Fatalf("read gateway state: %v", err)
-	}
-	g.Phase, g.Creator = netsetup.PhaseCreating, deadProcess(t)
-	b, _ = json.Marshal(g)
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	killedGateway(t, s.Env, netsetup.PhaseCreating)
 	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
 		t.Fatalf("gateway up over a half-made one: %v", err)
 	}
@@ -339,6 +321,23 @@ func TestGCAfterKilledGatewayDown(t *testing.T) {
 		t.Errorf("status after up over a half-made gateway: %+v, %v; want up", st, err)
 	}
 	if err := netsetup.GatewayDown(s.Env, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// killedGateway rewrites the gateway's record as a process killed in the given phase leaves
+// it: owned by a process that is gone.
+func killedGateway(t *testing.T, env netsetup.Env, phase netsetup.Phase) {
+	t.Helper()
+	file := filepath.Join(env.StateDir, "gateway.json")
+	var g netsetup.GatewayState
+	b, err := os.ReadFile(file)
+	if err != nil || json.Unmarshal(b, &g) != nil {
+		t.Fatalf("read gateway state: %v", err)
+	}
+	g.Phase, g.Creator = phase, deadProcess(t)
+	b, _ = json.Marshal(g)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
