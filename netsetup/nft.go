@@ -211,35 +211,31 @@ func replaceTables(n *kernel.NS, ts ...tableSpec) error {
 		return err
 	}
 	defer c.Close()
-	for _, t := range ts {
-		if err := addTable(c.Conn, t); err != nil {
-			return err
-		}
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("install nftables table %s: %w", TableName, err)
-	}
-	return nil
+	return commitTables(c.Conn, ts)
 }
 
 // rewriteTables is replaceTables for a namespace that has the tables already (a forward
 // added or gone, a guest of a forward arriving or leaving). The rules a rewrite replaces go
 // to the kernel's destroy list, which the close of a fresh socket would wait for (10 ms and
-// more, twice for the two families): the pooled connection stays open instead, and a
-// command hands it on at its exit (nftpool).
+// more): the pooled connection stays open instead, and a command hands it on at its exit
+// (nftpool).
 func rewriteTables(nsPath string, ts ...tableSpec) error {
 	nftpool.MarkRemoved()
-	return nftpool.With(nsPath, func(c *nftables.Conn) error {
-		for _, t := range ts {
-			if err := addTable(c, t); err != nil {
-				return err
-			}
+	return nftpool.With(nsPath, func(c *nftables.Conn) error { return commitTables(c, ts) })
+}
+
+// commitTables queues ts on c, each table flushed and refilled, and commits them as one
+// transaction.
+func commitTables(c *nftables.Conn, ts []tableSpec) error {
+	for _, t := range ts {
+		if err := addTable(c, t); err != nil {
+			return err
 		}
-		if err := nftwire.Flush(c); err != nil {
-			return fmt.Errorf("rewrite nftables table %s in %s: %w", TableName, nsPath, err)
-		}
-		return nil
-	})
+	}
+	if err := nftwire.Flush(c); err != nil {
+		return fmt.Errorf("install nftables table %s: %w", TableName, err)
+	}
+	return nil
 }
 
 // addTable queues t's table, flushed and refilled, on c.

@@ -152,5 +152,8 @@ func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
 	if plan.IPv6() {
 		ts = append(ts, gatewayTable6(plan, gatewayForwards6(plan, bridges)))
 	}
-	return rewriteTables(env.GatewayNetns(), ts...)
+	if err := rewriteTables(env.GatewayNetns(), ts...); err != nil {
+		return fmt.Errorf("rewrite the gateway's port forwards: %w", err)
+	}
+	return nil
 }

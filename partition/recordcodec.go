@@ -115,10 +115,7 @@ func decodeRecordFile(data []byte) (recordFile, bool) {
 			rec.Cut = r.Bool()
 		case "impairments":
 			// Only empty: a record with impairments is encoding/json's.
-			rec.Impairments = []Impairment{}
-			if r.Array(r.Fail) {
-				rec.Impairments = nil
-			}
+			rec.Impairments = jsontok.Slice(r, func() Impairment { r.Fail(); return Impairment{} })
 		case "applied_at":
 			rec.AppliedAt = r.Time()
 		case "commit_us":
@@ -145,10 +142,7 @@ func decodeRecordFile(data []byte) (recordFile, bool) {
 		case "counter_sets":
 			rec.CounterSets = r.Strs()
 		case "blocked":
-			f.Blocked = []blockedGroup{}
-			if r.Array(func() { f.Blocked = append(f.Blocked, readGroup(r)) }) {
-				f.Blocked = nil
-			}
+			f.Blocked = jsontok.Slice(r, func() blockedGroup { return readGroup(r) })
 		case "ips":
 			f.IPs = readAddrs(r)
 		case "ip6s":
@@ -170,28 +164,27 @@ func readGroup(r *jsontok.Reader) blockedGroup {
 		case "since":
 			g.Since = r.Time()
 		case "rows":
-			g.Rows = []blockRow{}
-			if r.Array(func() {
-				var row blockRow
-				r.Object(func(k string) {
-					switch k {
-					case "srcs":
-						row.Srcs = r.Strs()
-					case "dsts":
-						row.Dsts = r.Strs()
-					default:
-						r.Fail()
-					}
-				})
-				g.Rows = append(g.Rows, row)
-			}) {
-				g.Rows = nil
-			}
+			g.Rows = jsontok.Slice(r, func() blockRow { return readRow(r) })
 		default:
 			r.Fail()
 		}
 	})
 	return g
+}
+
+func readRow(r *jsontok.Reader) blockRow {
+	var row blockRow
+	r.Object(func(k string) {
+		switch k {
+		case "srcs":
+			row.Srcs = r.Strs()
+		case "dsts":
+			row.Dsts = r.Strs()
+		default:
+			r.Fail()
+		}
+	})
+	return row
 }
 
 func readAddrs(r *jsontok.Reader) map[string]netip.Addr {

@@ -112,14 +112,18 @@ func (r *Reader) Str() string {
 	return s
 }
 
-// Strs reads an array of strings; null is nil, as encoding/json has it.
-func (r *Reader) Strs() []string {
-	out := []string{}
-	if r.Array(func() { out = append(out, r.Str()) }) {
+// Slice reads an array whose elements each reads; null is nil, and [] an empty slice, as
+// encoding/json has them.
+func Slice[T any](r *Reader, each func() T) []T {
+	out := []T{}
+	if r.Array(func() { out = append(out, each()) }) {
 		return nil
 	}
 	return out
 }
+
+// Strs reads an array of strings (see Slice).
+func (r *Reader) Strs() []string { return Slice(r, r.Str) }
 
 // Bool reads true or false.
 func (r *Reader) Bool() bool {
