@@ -1,12 +1,18 @@
 package netsetup_test
 
 import (
+	"fmt"
+	"net"
+	"net/netip"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/probe"
 )
 
 // Peers that sent to an address before its guest was attached, the bridge's own stack and
@@ -48,6 +54,104 @@ func TestAttachCompletesWaitingNeighbours(t *testing.T) {
 					t.Fatalf("after the attach the entry for %s in %s is %q; want it resolved to %s", a, p.netns, neigh(p.netns, p.dev, a), mac)
 				}
 			}
+		}
+	}
+}
+
+// A guest announces itself only to a bridge where another guest asked for its address: the
+// announcement floods every port. The bridge's own stack learns the guest's MAC anyway. A
+// hostile guest that asks for hundreds of other addresses
+// first cannot crowd out the question that matters (both sets are bounded by their keys).
+func TestAttachAnnouncesOnlyWhenAsked(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "aq", netsetup.BridgeOptions{})
+	observer := mustGuest(t, s.Env, "aq", "g1", "172.18.0.1")
+	hostile := mustGuest(t, s.Env, "aq", "g2", "172.18.0.2")
+	quiet, asked := netip.MustParseAddr("172.18.0.20"), netip.MustParseAddr("172.18.0.30")
+	// What reaches the observer from each newcomer's MAC: ARP, and neighbour advertisements.
+	var rules strings.Builder
+	for _, ip := range []netip.Addr{quiet, asked} {
+		mac := netsetup.GuestMAC(ip)
+		fmt.Fprintf(&rules, "ether saddr %s ether type arp counter\nether saddr %s icmpv6 type nd-neighbor-advert counter\n", mac, mac)
+	}
+	cmd := exec.Command("nsenter", "--net="+observer.Netns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader("table netdev obs { chain in { type filter hook ingress device eth0 priority 0;\n" + rules.String() + "}\n}\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("observer's counters: %v\n%s", err, out)
+	}
+	counts := func() []int {
+		var n []int
+		for _, m := range regexp.MustCompile(`packets (\d+)`).FindAllStringSubmatch(inNetns(t, observer.Netns, "nft", "list", "table", "netdev", "obs"), -1) {
+			v, _ := strconv.Atoi(m[1])
+			n = append(n, v)
+		}
+		return n // quiet ARP, quiet NA, asked ARP, asked NA
+	}
+
+	q := mustGuest(t, s.Env, "aq", "g20", quiet.String())
+
+	// The bridge's own stack learns a guest's MAC without any announcement.
+	brNetns := s.Env.BridgeNetns("aq")
+	waited := []netip.Addr{netip.MustParseAddr("172.18.0.21"), netip.MustParseAddr("fd70:6f6e::21")}
+	for _, f := range []string{"ipv4", "ipv6"} {
+		inNetns(t, brNetns, "sysctl", "-q", "-w", "net."+f+".neigh."+netsetup.BridgeDev+".retrans_time_ms=30000")
+	}
+	for _, a := range waited {
+		_ = exec.Command("nsenter", "--net="+brNetns, "ping", "-c1", "-W1", a.String()).Run()
+	}
+	mustGuest(t, s.Env, "aq", "g21", waited[0].String())
+	for _, a := range waited {
+		n := inNetns(t, brNetns, "ip", "neigh", "show", a.String(), "dev", netsetup.BridgeDev)
+		if !strings.Contains(n, netsetup.GuestMAC(waited[0]).String()) {
+			t.Errorf("after the attach the bridge's entry for %s is %q; want it resolved", a, strings.TrimSpace(n))
+		}
+	}
+
+	// The flood: ARP for every other address of the bridge and a thousand outside it, and
+	// neighbour solicitations for a thousand targets whose last byte is any but the asked one's.
+	hmac := netsetup.GuestMAC(hostile.IP)
+	var frames [][]byte
+	for i := 1; i <= 1253; i++ {
+		target := netip.AddrFrom4([4]byte{10, 99, byte(i >> 8), byte(i)})
+		if i <= 253 {
+			target = netip.AddrFrom4([4]byte{172, 18, 0, byte(i)})
+		}
+		if target != asked {
+			frames = append(frames, probe.Frame(probe.Broadcast, hmac, probe.EtherARP, probe.ARPRequest(hmac, hostile.IP, target)))
+		}
+		t6 := netip.MustParseAddr(fmt.Sprintf("fd70:6f6e::%x:%x", i, i%256))
+		if last := t6.As16()[15]; last != 0x30 {
+			mcast := net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, last}
+			ns := probe.NeighborSolicit(hostile.IP6, netip.MustParseAddr(fmt.Sprintf("ff02::1:ff00:%x", last)), t6, hmac)
+			frames = append(frames, probe.Frame(mcast, hmac, probe.EtherIPv6, ns))
+		}
+	}
+	if err := probe.SendFrames(hostile.Netns, frames...); err != nil {
+		t.Fatal(err)
+	}
+	// The observer asks for the address (and fails: nobody has it yet). Its kernel would ask
+	// again only in 30 s, so what it hears from the newcomer before then is the announcement.
+	for _, f := range []string{"ipv4", "ipv6"} {
+		inNetns(t, observer.Netns, "sysctl", "-q", "-w", "net."+f+".neigh.eth0.retrans_time_ms=30000")
+	}
+	_ = exec.Command("nsenter", "--net="+observer.Netns, "ping", "-c1", "-W1", asked.String()).Run()
+	_ = exec.Command("nsenter", "--net="+observer.Netns, "ping", "-c1", "-W1", "fd70:6f6e::30").Run()
+	mustGuest(t, s.Env, "aq", "g30", asked.String())
+
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		n := counts()
+		if len(n) != 4 {
+			t.Fatalf("observer lists %d counters, want 4", len(n))
+		}
+		if n[2] > 0 && n[3] > 0 {
+			if n[0] != 0 || n[1] != 0 {
+				t.Errorf("%s, attached while nobody asked for it, announced itself: %d ARP, %d advertisements", q.IP, n[0], n[1])
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s, asked for before its attach, never announced itself to the asker (ARP %d, advertisements %d)", asked, n[2], n[3])
 		}
 	}
 }

@@ -354,7 +354,7 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		delLink(brH, port)
 		return err
 	}
-	announce(gH, plan, g)
+	announce(brH, gH, br.Attrs().Index, plan, g)
 	return nil
 }
 

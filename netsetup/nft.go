@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
@@ -34,6 +35,9 @@ type setSpec struct {
 	// room is how many elements attaches may add to the set after it is made; with its
 	// elements it makes the set's size, its limit in the kernel.
 	room int
+	// timeout, when set, makes the set dynamic: rules add its elements (up to room of them),
+	// each for this long.
+	timeout time.Duration
 }
 
 // setElem is one element of a set: its nft syntax and its key as the kernel stores it.
@@ -75,13 +79,17 @@ func (s setSpec) nftSet(tbl *nftables.Table) *nftables.Set {
 		// of growing it while its elements arrive.
 		set.Size = uint32(n)
 	}
+	if s.timeout > 0 {
+		set.Dynamic, set.HasTimeout, set.Timeout = true, true, s.timeout
+	}
 	return set
 }
 
 // size is the set's limit: for a set filled when it is made, what it holds then and the
-// room left for attaches; 0 (no limit) for a set that starts empty.
+// room left for attaches; for a dynamic set its room; 0 (no limit) for any other set that
+// starts empty.
 func (s setSpec) size() int {
-	if len(s.elems) == 0 {
+	if len(s.elems) == 0 && s.timeout == 0 {
 		return 0
 	}
 	return len(s.elems) + s.room
@@ -95,6 +103,9 @@ func (s setSpec) decl() string {
 	}
 	if n := s.size(); n > 0 {
 		d += fmt.Sprintf("; size %d", n)
+	}
+	if s.timeout > 0 {
+		d += fmt.Sprintf("; flags dynamic,timeout; timeout %s", s.timeout)
 	}
 	return d
 }

@@ -70,12 +70,12 @@ func guestSetSpec(plan Plan) setSpec {
 // address to its column class as its IPv4 one), and it passes like IPv4.
 func bridgeL2Table(plan Plan) tableSpec {
 	guests := &nftables.Set{Name: guestSet}
-	sets := []setSpec{guestSetSpec(plan)}
+	sets := append([]setSpec{guestSetSpec(plan)}, askedSets(plan)...)
 	var rules6 []nftrule.Rule
 	forward := []nftrule.Rule{{nftrule.Protocol("ip6", unix.ETH_P_IPV6), nftrule.Drop()}}
 	if plan.IPv6() {
 		sets = append(sets, guest6Sets(plan)...)
-		rules6, forward = portRules6(), nil
+		rules6, forward = append([]nftrule.Rule{askedND()}, portRules6()...), nil
 	}
 	return tableSpec{
 		family: nftables.TableFamilyBridge,
@@ -87,6 +87,7 @@ func bridgeL2Table(plan Plan) tableSpec {
 				priority: nftables.ChainPriorityRef(-300),
 				rules: append([]nftrule.Rule{
 					{nftrule.Protocol("ip", unix.ETH_P_IP), nftrule.InSet(guests, nftrule.KeyEtherSaddr, nftrule.KeyIPSaddr), nftrule.Accept()},
+					askedARP(plan),
 					{nftrule.Protocol("arp", unix.ETH_P_ARP), nftrule.InSet(guests, nftrule.KeyEtherSaddr, nftrule.KeyARPSenderIP),
 						nftrule.InSet(guests, nftrule.KeyARPSenderMAC, nftrule.KeyARPSenderIP), nftrule.Accept()},
 				}, append(rules6, nftrule.Rule{nftrule.Iifname(guestPorts), nftrule.Drop()})...),

@@ -51,6 +51,18 @@ func TestBridgeTable6TextMatchesKernel(t *testing.T) {
 		}
 	}
 	for _, s := range spec.sets {
+		if s.timeout > 0 {
+			// A dynamic set starts empty: its declaration is what there is to compare (nft
+			// keeps a typeof in user data the netlink library cannot write).
+			a := listIn(t, viaText, "set", s.name)
+			if s.typeOf != "" {
+				a = strings.Replace(a, "typeof "+s.typeOf, "type 0", 1)
+			}
+			if b := listIn(t, viaExprs, "set", s.name); a != b || !strings.Contains(a, "flags dynamic,timeout") {
+				t.Errorf("set %s differs\nfrom text:\n%s\nfrom expressions:\n%s", s.name, a, b)
+			}
+			continue
+		}
 		a, b := setBytes(t, viaText, s.name), setBytes(t, viaExprs, s.name)
 		if a != b || a == "" {
 			t.Errorf("set %s differs\nfrom text:\n%s\nfrom expressions:\n%s", s.name, a, b)

@@ -17,6 +17,8 @@ var (
 	KeyIP6Daddr = PayloadKey("ip6 daddr", expr.PayloadBaseNetworkHeader, 24, 16)
 	KeyNDTarget = PayloadKey("@th,64,128", expr.PayloadBaseTransportHeader, 8, 16)
 	KeyNDOptMAC = PayloadKey("@th,208,48", expr.PayloadBaseTransportHeader, 26, 6)
+	// The last byte of the target address alone.
+	KeyNDTargetLast = PayloadKey("@th,184,8", expr.PayloadBaseTransportHeader, 23, 1)
 )
 
 // ICMPv6 types that neighbour discovery uses.

@@ -93,8 +93,10 @@ func NotOifname(name string) Match {
 	return ifname(expr.MetaKeyOIFNAME, "oifname", expr.CmpOpNeq, name)
 }
 
-// ipField matches the IPv4 source (offset 12) or destination (16) against a prefix or address.
-// Like nft(8), it compares a prefix of whole bytes as those bytes alone and masks any other.
+// ipField matches an IPv4 address field of the network header (kw names it as nft(8) does:
+// "ip saddr" at offset 12, "ip daddr" at 16, "arp daddr ip" at 24) against a prefix or
+// address. Like nft(8), it compares a prefix of whole bytes as those bytes alone and masks
+// any other.
 func ipField(kw string, offset uint32, p netip.Prefix, op expr.CmpOp) Match {
 	a, n := p.Masked().Addr().As4(), uint32(4)
 	if p.Bits() > 0 && p.Bits()%8 == 0 {
@@ -110,20 +112,31 @@ func ipField(kw string, offset uint32, p netip.Prefix, op expr.CmpOp) Match {
 	if p.Bits() == 32 {
 		s = p.Addr().String()
 	}
-	return Match{Text: fmt.Sprintf("ip %s %s%s", kw, opText(op), s), Exprs: ex}
+	return Match{Text: fmt.Sprintf("%s %s%s", kw, opText(op), s), Exprs: ex}
 }
 
 // Saddr matches the IPv4 source against a prefix (Host for one address).
-func Saddr(p netip.Prefix) Match { return ipField("saddr", 12, p, expr.CmpOpEq) }
+func Saddr(p netip.Prefix) Match { return ipField("ip saddr", 12, p, expr.CmpOpEq) }
 
 // NotSaddr matches an IPv4 source outside the prefix.
-func NotSaddr(p netip.Prefix) Match { return ipField("saddr", 12, p, expr.CmpOpNeq) }
+func NotSaddr(p netip.Prefix) Match { return ipField("ip saddr", 12, p, expr.CmpOpNeq) }
 
 // Daddr matches the IPv4 destination against a prefix (Host for one address).
-func Daddr(p netip.Prefix) Match { return ipField("daddr", 16, p, expr.CmpOpEq) }
+func Daddr(p netip.Prefix) Match { return ipField("ip daddr", 16, p, expr.CmpOpEq) }
 
 // NotDaddr matches an IPv4 destination outside the prefix.
-func NotDaddr(p netip.Prefix) Match { return ipField("daddr", 16, p, expr.CmpOpNeq) }
+func NotDaddr(p netip.Prefix) Match { return ipField("ip daddr", 16, p, expr.CmpOpNeq) }
+
+// ARPRequest matches an ARP request (operation 1); the frame's protocol is checked before.
+func ARPRequest() Match {
+	return Match{Text: "arp operation request", Exprs: []expr.Any{
+		&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: 6, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{0, 1}},
+	}}
+}
+
+// ARPTargetIn matches an ARP target address (at its Ethernet/IPv4 offset) in the prefix.
+func ARPTargetIn(p netip.Prefix) Match { return ipField("arp daddr ip", 24, p, expr.CmpOpEq) }
 
 // Host is the prefix of one IPv4 address.
 func Host(a netip.Addr) netip.Prefix { return netip.PrefixFrom(a, 32) }

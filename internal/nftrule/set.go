@@ -37,6 +37,7 @@ var (
 	// ignores ARP with other address lengths, so no other layout can update a neighbour.
 	KeyARPSenderMAC = PayloadKey("arp saddr ether", expr.PayloadBaseNetworkHeader, 8, 6)
 	KeyARPSenderIP  = PayloadKey("arp saddr ip", expr.PayloadBaseNetworkHeader, 14, 4)
+	KeyARPTargetIP  = PayloadKey("arp daddr ip", expr.PayloadBaseNetworkHeader, 24, 4)
 	KeyIifname      = MetaKey("iifname", expr.MetaKeyIIFNAME, 16)
 	KeyOifname      = MetaKey("oifname", expr.MetaKeyOIFNAME, 16)
 	KeyMark         = MetaKey("meta mark", expr.MetaKeyMARK, 4)

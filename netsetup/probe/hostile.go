@@ -151,6 +151,14 @@ func GARP(mac net.HardwareAddr, ip netip.Addr) []byte {
 	return body
 }
 
+// ARPRequest is the body of an ARP request from sender (at mac) for target.
+func ARPRequest(mac net.HardwareAddr, sender, target netip.Addr) []byte {
+	s, t := sender.As4(), target.As4()
+	body := []byte{0, 1, 8, 0, 6, 4, 0, 1}
+	body = append(append(body, mac...), s[:]...)
+	return append(append(body, make([]byte, 6)...), t[:]...)
+}
+
 // Broadcast is the Ethernet broadcast address.
 var Broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
