@@ -22,6 +22,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/pontoon-dev/pontoon/cni"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
 )
@@ -192,12 +193,12 @@ func (c *cnitool) snapshot() map[string]string {
 	}
 	for _, p := range []string{c.r.sb.Host, env.GatewayNetns(), env.BridgeNetns("pods")} {
 		snap["links in "+p] = strings.Join(links(t, p), " ")
-		// -s: counters would differ with every packet.
+		// -s: counters would differ with every packet, and so would the asked sets.
 		out, err := exec.Command("nsenter", "--net="+p, "nft", "-s", "list", "ruleset").CombinedOutput()
 		if err != nil {
 			t.Fatalf("nft list ruleset in %s: %v %s", p, err, out)
 		}
-		snap["ruleset in "+p] = string(out)
+		snap["ruleset in "+p] = testkit.StableRuleset(string(out))
 	}
 	var guests []string
 	for k := range c.r.guests("pods") {

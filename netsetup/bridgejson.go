@@ -121,8 +121,7 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 // fast path, anything else (escapes, HTML characters, other than ASCII) encoding/json.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !unescaped[s[i]] {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}
@@ -131,3 +130,12 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// unescaped marks the bytes encoding/json writes as they are: one table lookup a byte, where
+// a record of 200 guests holds some 30,000 bytes of names and paths.
+var unescaped = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()

@@ -56,6 +56,18 @@ func TestGuestJSONSame(t *testing.T) {
 	}
 }
 
+// Every byte, alone and inside a name, is quoted as encoding/json quotes it.
+func TestJSONStringEveryByte(t *testing.T) {
+	for c := range 256 {
+		for _, s := range []string{string([]byte{byte(c)}), "g" + string([]byte{byte(c)}) + "x"} {
+			want, _ := json.Marshal(s)
+			if got := appendJSONString(nil, s); string(got) != string(want) {
+				t.Errorf("%q: got %s, want %s", s, got, want)
+			}
+		}
+	}
+}
+
 func BenchmarkBridgeJSON(b *testing.B) {
 	br := &BridgeState{Name: "bench", Phase: PhaseReady, Created: time.Now()}
 	for i := 1; i <= 200; i++ {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/pontoon-dev/pontoon/testenv"
@@ -390,5 +391,5 @@ func snapshot(t *testing.T, env *testenv.Env) string {
 	if err != nil {
 		t.Fatalf("nft list ruleset: %v: %s", err, out)
 	}
-	return fmt.Sprintf("%+v\n%s", b.Services, out)
+	return fmt.Sprintf("%+v\n%s", b.Services, testkit.StableRuleset(string(out)))
 }
