@@ -39,7 +39,8 @@ func median(b *testing.B, ds []time.Duration, unit string) {
 // and the hook's added start and cycle time. Iterations are spaced by a pause (not timed) in
 // which the kernel finishes tearing down the previous container's namespace; back to back,
 // that teardown holds the lock every link change needs and the next start waits for it. The
-// hook is this test binary, which links what the pontoon binary does minus its CLI.
+// hook is this test binary, which links what the pontoon binary does minus its CLI; build it
+// static (CGO_ENABLED=0, as bench/compare.sh does) to time the hook as pontoon ships it.
 func BenchmarkContainerStart(b *testing.B) {
 	hooktest.NeedRoot(b)
 	hooktest.NeedCommand(b, "runc", "runc")
