@@ -60,8 +60,8 @@ func TestAttachCompletesWaitingNeighbours(t *testing.T) {
 
 // A guest announces itself only to a bridge where another guest asked for its address: the
 // announcement floods every port. The bridge's own stack learns the guest's MAC anyway. A
-// hostile guest that asks for hundreds of other addresses
-// first cannot crowd out the question that matters (both sets are bounded by their keys).
+// hostile guest that first asks for hundreds of other addresses cannot crowd out the
+// question that matters (both sets are bounded by their keys).
 func TestAttachAnnouncesOnlyWhenAsked(t *testing.T) {
 	t.Parallel()
 	s := newChain(t, netsetup.GatewayOptions{})
