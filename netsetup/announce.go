@@ -1,7 +1,7 @@
 package netsetup
 
 import (
-	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"time"
@@ -11,6 +11,7 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,52 +22,53 @@ import (
 // the bridge forwards through its port:
 //
 //   - the bridge's own entries (for the host's port forwards, other bridges' guests, the
-//     name server) are set to the guest's MAC directly, one netlink request whatever waits:
-//     the MAC follows from the address, and port security holds the guest to it;
+//     name server) are given the guest's MAC directly: the MAC follows from the address, and
+//     port security holds the guest to it. Only an entry that exists is updated, so the
+//     bridge holds no entry for a guest it never talked to (the neighbour tables' limits
+//     count entries across all namespaces);
 //   - the guest announces itself to the other guests only when one of them asked for its
 //     address lately. An announcement floods every port of the bridge, and each guest that
 //     receives it looks it up: for the 200th guest of a bridge, half its attach.
 //
-// Who asked is kept by the bridge's table: prerouting, ahead of port security, records the
-// target of every ARP request and neighbour solicitation from a guest port in a dynamic set
-// (asked, asked6), for as long as an incomplete entry keeps asking. The record is made before
-// the bridge floods the request, so a request that the new port missed is in the set by the
-// time the port forwards, which is when the attach reads it. Both sets are bounded by their
-// keys, so no guest can fill them and hide another's question: asked holds addresses of the
-// bridge's /24 only, and asked6 the last byte of a target (a byte shared with another
-// address costs an announcement that was not needed, nothing else).
+// Who asked is kept by the bridge's table: prerouting records the target of every ARP
+// request for an address of the bridge's /24, and of every neighbour solicitation it
+// accepts, in a dynamic set (asked, asked6), for as long as an incomplete entry keeps asking.
+// The record is made before the bridge floods the request, so a request that the new port
+// missed is in the set by the time the port forwards, which is when the attach looks the
+// address up (one key, whatever the set holds). No guest can fill the sets to hide another's
+// question: their keys are bounded (an address of the /24; the last byte of a target, where
+// a byte shared with another address costs an announcement that was not needed, nothing
+// else), and each set has room for four times its keys, since an element that expired
+// counts against the size until the kernel's collection, a second later, removes it.
 const (
 	askedSet  = "asked"
 	asked6Set = "asked6"
 	// askedFor is how long a question counts: an incomplete entry asks mcast_solicit (3)
 	// times, a second apart, and each question restarts the element's timeout.
 	askedFor = 3 * time.Second
+	// askedRoom is the sets' size: 256 keys each, see above.
+	askedRoom = 4 * 256
 )
-
-// oneByte is the key type of a set keyed by a one-byte raw field.
-var oneByte = func() nftables.SetDatatype { t := nftables.TypeInteger; t.Bytes = 1; return t }()
 
 // askedSets are the dynamic sets of questions, IPv6's with an IPv6 plan.
 func askedSets(plan Plan) []setSpec {
-	sets := []setSpec{{name: askedSet, types: []nftables.SetDatatype{nftables.TypeIPAddr}, room: 256, timeout: askedFor}}
+	sets := []setSpec{{name: askedSet, types: []nftables.SetDatatype{nftables.TypeIPAddr}, room: askedRoom, timeout: askedFor}}
 	if plan.IPv6() {
-		sets = append(sets, setSpec{name: asked6Set, types: []nftables.SetDatatype{oneByte}, typeOf: nftrule.KeyNDTargetLast.Text,
-			room: 256, timeout: askedFor})
+		sets = append(sets, setSpec{name: asked6Set, types: []nftables.SetDatatype{nftrule.OneByte}, typeOf: nftrule.KeyNDTargetLast.Text,
+			room: askedRoom, timeout: askedFor})
 	}
 	return sets
 }
 
-// askedARP and askedND record the questions, ahead of the rules that accept ARP and
-// neighbour discovery; they decide nothing.
+// askedARP records an ARP question, ahead of the rule that accepts ARP; it decides nothing.
 func askedARP(plan Plan) nftrule.Rule {
 	return nftrule.Rule{nftrule.Protocol("arp", unix.ETH_P_ARP), nftrule.ARPRequest(), nftrule.ARPTargetIn(plan.GuestNet()),
 		nftrule.Update(&nftables.Set{Name: askedSet}, nftrule.KeyARPTargetIP)}
 }
 
-func askedND() nftrule.Rule {
-	return nftrule.Rule{nftrule.Protocol("ip6", unix.ETH_P_IPV6), nftrule.ICMPv6Type(nftrule.ICMPv6NeighborSolicit),
-		nftrule.Update(&nftables.Set{Name: asked6Set}, nftrule.KeyNDTargetLast)}
-}
+// askedND records a neighbour solicitation's question, in the rules that accept one (so IPv6
+// data pays nothing for it).
+var askedND = nftrule.Update(&nftables.Set{Name: asked6Set}, nftrule.KeyNDTargetLast)
 
 // announce makes the guest known to whoever waits for it (see above). It is best effort:
 // without it the peers' own retry still finds the guest.
@@ -74,9 +76,7 @@ func announce(brH, gH *handle, brIndex int, plan Plan, g *Guest) {
 	mac := GuestMAC(g.IP)
 	for _, ip := range []netip.Addr{g.IP, g.IP6} {
 		if ip.IsValid() {
-			// Stale: usable at once, and confirmed by the kernel's own probe when next used.
-			_ = brH.NeighSet(&netlink.Neigh{LinkIndex: brIndex, Family: family(ip), State: netlink.NUD_STALE,
-				IP: net.IP(ip.AsSlice()), HardwareAddr: mac})
+			_ = updateNeigh(brH, brIndex, ip, mac)
 		}
 	}
 	v4, v6 := asked(brH.path, g)
@@ -109,11 +109,20 @@ func announce(brH, gH *handle, brIndex int, plan Plan, g *Guest) {
 	}
 }
 
-func family(ip netip.Addr) int {
-	if ip.Is4() {
-		return unix.AF_INET
+// updateNeigh gives the existing neighbour entry for ip on the link index of h the MAC mac,
+// stale (usable at once, confirmed by the kernel's own probe when next used); it creates
+// none (no NLM_F_CREATE, which the netlink library always sets).
+func updateNeigh(h *handle, index int, ip netip.Addr, mac net.HardwareAddr) error {
+	fam := unix.AF_INET
+	if ip.Is6() {
+		fam = unix.AF_INET6
 	}
-	return unix.AF_INET6
+	req := nl.NewNetlinkRequest(unix.RTM_NEWNEIGH, unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+	req.AddData(&netlink.Ndmsg{Family: uint8(fam), Index: uint32(index), State: netlink.NUD_STALE})
+	req.AddData(nl.NewRtAttr(unix.NDA_DST, ip.AsSlice()))
+	req.AddData(nl.NewRtAttr(unix.NDA_LLADDR, mac))
+	_, err := h.Execute(req, 0)
+	return err
 }
 
 // asked reports for each of the guest's addresses whether a peer asked for it lately. When it
@@ -121,33 +130,31 @@ func family(ip netip.Addr) int {
 // many costs a flood, one too few a second's wait.
 func asked(brPath string, g *Guest) (v4, v6 bool) {
 	v4, v6 = true, g.IP6.IsValid()
-	tbl := &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName}
 	a4, a6 := g.IP.As4(), g.IP6.As16()
-	_ = nftpool.With(brPath, func(c *nftables.Conn) error {
+	_ = nftpool.WithConn(brPath, func(c *nftwire.Conn) error {
 		var err error
-		if v4, err = holds(c, tbl, askedSet, a4[:]); err != nil {
+		if v4, err = c.Holds(nftables.TableFamilyBridge, TableName, askedSet, a4[:]); err != nil {
 			v4 = true
-			return err
+			return wireFault(err)
 		}
 		if v6 {
-			if v6, err = holds(c, tbl, asked6Set, a6[15:]); err != nil {
+			if v6, err = c.Holds(nftables.TableFamilyBridge, TableName, asked6Set, a6[15:]); err != nil {
 				v6 = true
+				return wireFault(err)
 			}
 		}
-		return err
+		return nil
 	})
 	return v4, v6
 }
 
-// holds reports whether the set of tbl holds key.
-func holds(c *nftables.Conn, tbl *nftables.Table, set string, key []byte) (bool, error) {
-	els, err := nftwire.SetElementsOnce(c, &nftables.Set{Table: tbl, Name: set})
-	for _, e := range els {
-		if bytes.Equal(e.Key, key) {
-			return true, nil
-		}
+// wireFault is err unless it only says the bridge has no such set: the connection is fine
+// then, and the pool keeps it.
+func wireFault(err error) error {
+	if errors.Is(err, nftwire.ErrNoSet) {
+		return nil
 	}
-	return false, err
+	return err
 }
 
 // advertise6 sends the unsolicited advertisement (RFC 4861 7.2.6) to all nodes: override

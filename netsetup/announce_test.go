@@ -90,9 +90,15 @@ func TestAttachAnnouncesOnlyWhenAsked(t *testing.T) {
 	}
 
 	q := mustGuest(t, s.Env, "aq", "g20", quiet.String())
+	// Nobody talked to it: the bridge holds no entry for it either.
+	brNetns := s.Env.BridgeNetns("aq")
+	for _, a := range []string{quiet.String(), "fd70:6f6e::20"} {
+		if n := strings.TrimSpace(inNetns(t, brNetns, "ip", "neigh", "show", a, "dev", netsetup.BridgeDev)); n != "" {
+			t.Errorf("the bridge has an entry %q for a guest it never talked to", n)
+		}
+	}
 
 	// The bridge's own stack learns a guest's MAC without any announcement.
-	brNetns := s.Env.BridgeNetns("aq")
 	waited := []netip.Addr{netip.MustParseAddr("172.18.0.21"), netip.MustParseAddr("fd70:6f6e::21")}
 	for _, f := range []string{"ipv4", "ipv6"} {
 		inNetns(t, brNetns, "sysctl", "-q", "-w", "net."+f+".neigh."+netsetup.BridgeDev+".retrans_time_ms=30000")
@@ -109,7 +115,8 @@ func TestAttachAnnouncesOnlyWhenAsked(t *testing.T) {
 	}
 
 	// The flood: ARP for every other address of the bridge and a thousand outside it, and
-	// neighbour solicitations for a thousand targets whose last byte is any but the asked one's.
+	// neighbour solicitations for a thousand targets whose last byte is any but the asked one's,
+	// sent again once the first questions have expired, when the kernel still counts them.
 	hmac := netsetup.GuestMAC(hostile.IP)
 	var frames [][]byte
 	for i := 1; i <= 1253; i++ {
@@ -127,6 +134,10 @@ func TestAttachAnnouncesOnlyWhenAsked(t *testing.T) {
 			frames = append(frames, probe.Frame(mcast, hmac, probe.EtherIPv6, ns))
 		}
 	}
+	if err := probe.SendFrames(hostile.Netns, frames...); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3*time.Second + 100*time.Millisecond)
 	if err := probe.SendFrames(hostile.Netns, frames...); err != nil {
 		t.Fatal(err)
 	}
@@ -152,6 +163,43 @@ func TestAttachAnnouncesOnlyWhenAsked(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s, asked for before its attach, never announced itself to the asker (ARP %d, advertisements %d)", asked, n[2], n[3])
+		}
+	}
+}
+
+// A bridge made before pontoon kept its questions (no asked sets) cannot tell who waits: a
+// new guest announces itself there, as every guest once did.
+func TestAttachAnnouncesOnBridgeWithoutQuestions(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "old", netsetup.BridgeOptions{})
+	brNetns := s.Env.BridgeNetns("old")
+	listing := inNetns(t, brNetns, "nft", "-a", "list", "chain", "bridge", netsetup.TableName, "prerouting")
+	for _, m := range regexp.MustCompile(`@asked6? .*# handle (\d+)`).FindAllStringSubmatch(listing, -1) {
+		inNetns(t, brNetns, "nft", "delete", "rule", "bridge", netsetup.TableName, "prerouting", "handle", m[1])
+	}
+	for _, set := range []string{"asked", "asked6"} {
+		inNetns(t, brNetns, "nft", "delete", "set", "bridge", netsetup.TableName, set)
+	}
+	sibling := mustGuest(t, s.Env, "old", "g1", "172.18.0.1")
+	addrs := []string{"172.18.0.5", "fd70:6f6e::5"}
+	for _, f := range []string{"ipv4", "ipv6"} {
+		inNetns(t, sibling.Netns, "sysctl", "-q", "-w", "net."+f+".neigh.eth0.retrans_time_ms=30000")
+	}
+	for _, a := range addrs {
+		_ = exec.Command("nsenter", "--net="+sibling.Netns, "ping", "-c1", "-W1", a).Run()
+	}
+	g := mustGuest(t, s.Env, "old", "g5", addrs[0])
+	mac := netsetup.GuestMAC(g.IP).String()
+	for _, a := range addrs {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			n := inNetns(t, sibling.Netns, "ip", "neigh", "show", a, "dev", netsetup.GuestIfName)
+			if strings.Contains(n, mac) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after the attach the sibling's entry for %s is %q; want it resolved to %s", a, strings.TrimSpace(n), mac)
+			}
 		}
 	}
 }

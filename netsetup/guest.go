@@ -350,7 +350,7 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		delLink(brH, port)
 		return err
 	}
-	if err := waitForwarding(brH.path, port); err != nil {
+	if err := waitForwarding(brH, port); err != nil {
 		delLink(brH, port)
 		return err
 	}

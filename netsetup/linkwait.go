@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,23 +17,13 @@ import (
 // when the routing netlink lock is busy: until then the bridge drops what it should flood to
 // the new guest (an ARP request for it), so a guest just attached would miss its first
 // packets.
-func waitForwarding(brPath, port string) error {
-	var s *nl.NetlinkSocket
-	err := ns.Visit(brPath, func() (err error) {
-		s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("open netlink in %s: %w", brPath, err)
-	}
-	defer s.Close()
+func waitForwarding(brH *handle, port string) error {
 	deadline := time.Now().Add(linkUpWait)
 	for {
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(port)))
-		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
-		msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+		msgs, err := brH.Execute(req, unix.RTM_NEWLINK)
 		if err != nil {
 			return fmt.Errorf("read state of bridge port %s: %w", port, err)
 		}

@@ -32,8 +32,9 @@ type setSpec struct {
 	// with. The kernel sees the same key bytes either way.
 	typeOf string
 	elems  []setElem
-	// room is how many elements attaches may add to the set after it is made; with its
-	// elements it makes the set's size, its limit in the kernel.
+	// room is how many elements may be added to the set after it is made (by attaches, or
+	// for a dynamic set by rules); with its elements it makes the set's size, its limit in
+	// the kernel.
 	room int
 	// timeout, when set, makes the set dynamic: rules add its elements (up to room of them),
 	// each for this long.

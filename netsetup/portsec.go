@@ -8,7 +8,6 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,7 +74,7 @@ func bridgeL2Table(plan Plan) tableSpec {
 	forward := []nftrule.Rule{{nftrule.Protocol("ip6", unix.ETH_P_IPV6), nftrule.Drop()}}
 	if plan.IPv6() {
 		sets = append(sets, guest6Sets(plan)...)
-		rules6, forward = append([]nftrule.Rule{askedND()}, portRules6()...), nil
+		rules6, forward = portRules6(), nil
 	}
 	return tableSpec{
 		family: nftables.TableFamilyBridge,
@@ -104,7 +103,7 @@ func bridgeL2Table(plan Plan) tableSpec {
 // to other ports, as they would be once a learned entry aged out.
 func securePort(brH *handle, port netlink.Link, ip netip.Addr) error {
 	name := port.Attrs().Name
-	if err := lockPort(netns.NsHandle(brH.fd()), port.Attrs().Index); err != nil {
+	if err := lockPort(brH, port.Attrs().Index); err != nil {
 		return fmt.Errorf("lock port %s: %w", name, err)
 	}
 	fdb := &netlink.Neigh{LinkIndex: port.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_NOARP,
@@ -116,15 +115,10 @@ func securePort(brH *handle, port netlink.Link, ip netip.Addr) error {
 	return nil
 }
 
-// lockPort turns learning off and locking on for the bridge port with the given index in
-// the namespace brNs, in one request (the netlink library sets one port flag a request and
-// has no call for locking).
-func lockPort(brNs netns.NsHandle, index int) error {
-	s, err := nl.GetNetlinkSocketAt(brNs, netns.None(), unix.NETLINK_ROUTE)
-	if err != nil {
-		return fmt.Errorf("open netlink: %w", err)
-	}
-	defer s.Close()
+// lockPort turns learning off and locking on for the bridge port with the given index, in
+// one request (the netlink library sets one port flag a request and has no call for
+// locking).
+func lockPort(brH *handle, index int) error {
 	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
 	msg.Index = int32(index)
@@ -133,7 +127,6 @@ func lockPort(brNs netns.NsHandle, index int) error {
 	flags.AddRtAttr(nl.IFLA_BRPORT_LEARNING, []byte{0})
 	flags.AddRtAttr(nl.IFLA_BRPORT_LOCKED, []byte{1})
 	req.AddData(flags)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
-	_, err = req.Execute(unix.NETLINK_ROUTE, 0)
+	_, err := brH.Execute(req, 0)
 	return err
 }

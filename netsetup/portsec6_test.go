@@ -1,6 +1,7 @@
 package netsetup
 
 import (
+	"github.com/google/nftables"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -61,6 +62,10 @@ func TestBridgeTable6TextMatchesKernel(t *testing.T) {
 			if b := listIn(t, viaExprs, "set", s.name); a != b || !strings.Contains(a, "flags dynamic,timeout") {
 				t.Errorf("set %s differs\nfrom text:\n%s\nfrom expressions:\n%s", s.name, a, b)
 			}
+			// What the listing leaves out: the key's length, which the rules' loads must fill.
+			if a, b := keyLen(t, viaText, s.name), keyLen(t, viaExprs, s.name); a != b || a != s.types[0].Bytes {
+				t.Errorf("set %s: key of %d bytes from text, %d from expressions; want %d", s.name, a, b, s.types[0].Bytes)
+			}
 			continue
 		}
 		a, b := setBytes(t, viaText, s.name), setBytes(t, viaExprs, s.name)
@@ -68,6 +73,26 @@ func TestBridgeTable6TextMatchesKernel(t *testing.T) {
 			t.Errorf("set %s differs\nfrom text:\n%s\nfrom expressions:\n%s", s.name, a, b)
 		}
 	}
+}
+
+// keyLen is the length the kernel gives the key of a set of pontoon's bridge table.
+func keyLen(t *testing.T, nsPath, set string) uint32 {
+	t.Helper()
+	n, err := kernel.OpenNS(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	c, err := n.Nftables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.GetSetByName(&nftables.Table{Name: TableName, Family: nftables.TableFamilyBridge}, set)
+	if err != nil {
+		t.Fatalf("set %s: %v", set, err)
+	}
+	return s.KeyType.Bytes
 }
 
 func listIn(t *testing.T, nsPath, what, name string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -40,8 +41,9 @@ func Retry[T any](dump func() (T, error)) (T, error) {
 // FilterList) and LinkByName are replaced by versions that retry interrupted dumps.
 type NS struct {
 	*netlink.Handle
-	fd   netns.NsHandle
-	path string
+	fd    netns.NsHandle
+	path  string
+	route *nl.NetlinkSocket // Execute's, opened at its first use
 }
 
 // OpenNS opens the network namespace at path (a pinned namespace, /proc/PID/ns/net, ...).
@@ -64,7 +66,26 @@ func (n *NS) Close() {
 		return
 	}
 	n.Handle.Close()
+	if n.route != nil {
+		n.route.Close()
+	}
 	n.fd.Close()
+}
+
+// Execute runs a routing request the netlink library has no call for (a port's locking
+// flags, a read of a port's state, a neighbour update that must create nothing) and returns
+// the answers of type resType. One socket of the namespace serves all such requests of the
+// handle, opened at the first.
+func (n *NS) Execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
+	if n.route == nil {
+		s, err := nl.GetNetlinkSocketAt(n.fd, netns.None(), unix.NETLINK_ROUTE)
+		if err != nil {
+			return nil, fmt.Errorf("open netlink in %s: %w", n.path, err)
+		}
+		n.route = s
+	}
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: n.route}}
+	return req.Execute(unix.NETLINK_ROUTE, resType)
 }
 
 // Fd returns the namespace's file descriptor, valid until Close.

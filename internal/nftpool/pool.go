@@ -58,6 +58,11 @@ func netnsKey(nsPath string) (nsKey, error) {
 // failed batch may still be queued on it. A caller whose batch removes anything calls
 // MarkRemoved.
 func With(nsPath string, f func(c *nftables.Conn) error) error {
+	return WithConn(nsPath, func(c *nftwire.Conn) error { return f(c.Conn) })
+}
+
+// WithConn is With for a caller that needs the wire's own requests (nftwire.Conn.Holds).
+func WithConn(nsPath string, f func(c *nftwire.Conn) error) error {
 	key, err := netnsKey(nsPath)
 	if err != nil {
 		return err
@@ -73,7 +78,7 @@ func With(nsPath string, f func(c *nftables.Conn) error) error {
 			return err
 		}
 	}
-	err = f(e.c)
+	err = f(e.conn)
 	if err != nil {
 		e.close()
 	}

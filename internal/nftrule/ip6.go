@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -20,6 +21,10 @@ var (
 	// The last byte of the target address alone.
 	KeyNDTargetLast = PayloadKey("@th,184,8", expr.PayloadBaseTransportHeader, 23, 1)
 )
+
+// OneByte is the key type of a set keyed by a one-byte raw field (KeyNDTargetLast): nft(8)
+// declares such a set by its key (typeof) and lists one made through netlink as "type 0".
+var OneByte = func() nftables.SetDatatype { t := nftables.TypeInteger; t.Bytes = 1; return t }()
 
 // ICMPv6 types that neighbour discovery uses.
 const (

@@ -214,7 +214,7 @@ func install(nsPath string, cases []builderCase) error {
 		{Table: br, Name: "destmacs", IsMap: true, KeyType: nftables.TypeEtherAddr, DataType: nftables.TypeClassID},
 		{Table: br, Name: "blocked", Interval: true, Concatenation: true, KeyType: nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeClassID)},
 		{Table: br, Name: "asked", KeyType: nftables.TypeIPAddr, Size: 256, Dynamic: true, HasTimeout: true, Timeout: 3 * time.Second},
-		{Table: br, Name: "asked6", KeyType: oneByte, Size: 256, Dynamic: true, HasTimeout: true, Timeout: 3 * time.Second},
+		{Table: br, Name: "asked6", KeyType: OneByte, Size: 256, Dynamic: true, HasTimeout: true, Timeout: 3 * time.Second},
 	} {
 		if err := c.AddSet(s, nil); err != nil {
 			return err
@@ -228,9 +228,6 @@ func install(nsPath string, cases []builderCase) error {
 	}
 	return c.Flush()
 }
-
-// oneByte is the key type of a set keyed by a raw payload field of one byte.
-var oneByte = func() nftables.SetDatatype { t := nftables.TypeInteger; t.Bytes = 1; return t }()
 
 // tables are the families of the test tables, in the order nft lists them.
 var tables = []string{"ip", "inet", "bridge"}

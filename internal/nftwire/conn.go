@@ -24,6 +24,7 @@ import (
 type Conn struct {
 	*nftables.Conn
 	file *os.File
+	w    *wire
 }
 
 // Open puts a connection on fd, a NETLINK_NETFILTER socket opened non-blocking in the
@@ -49,7 +50,7 @@ func Open(fd int) (*Conn, error) {
 		file.Close()
 		return nil, fmt.Errorf("nftables connection: %w", err)
 	}
-	return &Conn{Conn: c, file: file}, nil
+	return &Conn{Conn: c, file: file, w: w}, nil
 }
 
 // Flush sends the batch queued on c as one transaction and returns the kernel's verdict.
