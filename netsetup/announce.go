@@ -131,30 +131,25 @@ func updateNeigh(h *handle, index int, ip netip.Addr, mac net.HardwareAddr) erro
 func asked(brPath string, g *Guest) (v4, v6 bool) {
 	v4, v6 = true, g.IP6.IsValid()
 	a4, a6 := g.IP.As4(), g.IP6.As16()
+	lookups := []nftwire.Lookup{{Set: askedSet, Key: a4[:]}}
+	if v6 {
+		lookups = append(lookups, nftwire.Lookup{Set: asked6Set, Key: a6[15:]})
+	}
 	_ = nftpool.WithConn(brPath, func(c *nftwire.Conn) error {
-		var err error
-		if v4, err = c.Holds(nftables.TableFamilyBridge, TableName, askedSet, a4[:]); err != nil {
-			v4 = true
-			return wireFault(err)
-		}
-		if v6 {
-			if v6, err = c.Holds(nftables.TableFamilyBridge, TableName, asked6Set, a6[15:]); err != nil {
-				v6 = true
-				return wireFault(err)
+		held, err := c.Holds(nftables.TableFamilyBridge, TableName, lookups...)
+		if err != nil {
+			if errors.Is(err, nftwire.ErrNoSet) {
+				return nil // the connection is fine: the pool keeps it
 			}
+			return err
+		}
+		v4 = held[0]
+		if v6 {
+			v6 = held[1]
 		}
 		return nil
 	})
 	return v4, v6
-}
-
-// wireFault is err unless it only says the bridge has no such set: the connection is fine
-// then, and the pool keeps it.
-func wireFault(err error) error {
-	if errors.Is(err, nftwire.ErrNoSet) {
-		return nil
-	}
-	return err
 }
 
 // advertise6 sends the unsolicited advertisement (RFC 4861 7.2.6) to all nodes: override

@@ -15,56 +15,91 @@ import (
 // ErrNoSet is Holds' answer for a set that does not exist.
 var ErrNoSet = errors.New("no such set")
 
-// holdsSeq numbers Holds' lookups, apart from the library's own sequence numbers.
+// Lookup is one key of one set, for Holds.
+type Lookup struct {
+	Set string
+	Key []byte
+}
+
+// holdsSeq numbers Holds' messages, apart from the library's own sequence numbers.
 var holdsSeq atomic.Uint32
 
 func init() { holdsSeq.Store(1 << 31) }
 
-// Holds reports whether the set of table (in family) holds key. It looks the one key up
-// (NFT_MSG_GETSETELEM without a dump, as `nft get element` does): its cost does not grow with
-// the set, and elements the packet path adds or removes meanwhile cannot hide it, as they can
-// from a dump that spans datagrams.
-func (c *Conn) Holds(family nftables.TableFamily, table, set string, key []byte) (bool, error) {
-	ae := mnl.NewAttributeEncoder()
-	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, table)
-	ae.String(unix.NFTA_SET_ELEM_LIST_SET, set)
-	ae.Nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, func(ae *mnl.AttributeEncoder) error {
-		ae.Nested(unix.NFTA_LIST_ELEM, func(ae *mnl.AttributeEncoder) error {
-			ae.Nested(unix.NFTA_SET_ELEM_KEY, func(ae *mnl.AttributeEncoder) error {
-				ae.Bytes(unix.NFTA_DATA_VALUE, key)
+// Holds reports for each lookup whether its set, of table in family, holds its key, in one
+// exchange with the kernel. It looks each key up (NFT_MSG_GETSETELEM without a dump, as `nft
+// get element` does): the cost does not grow with the set, and elements the packet path adds
+// or removes meanwhile cannot hide the key, as they can from a dump that spans datagrams. The
+// kernel answers ENOENT for a missing set as for a missing element, so each set is looked up
+// too (NFT_MSG_GETSET) in the same exchange; a set that does not exist is ErrNoSet.
+func (c *Conn) Holds(family nftables.TableFamily, table string, lookups ...Lookup) ([]bool, error) {
+	var req []mnl.Message
+	for _, l := range lookups {
+		elem, err := holdsMessage(unix.NFT_MSG_GETSETELEM, family, func(ae *mnl.AttributeEncoder) {
+			ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, table)
+			ae.String(unix.NFTA_SET_ELEM_LIST_SET, l.Set)
+			ae.Nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, func(ae *mnl.AttributeEncoder) error {
+				ae.Nested(unix.NFTA_LIST_ELEM, func(ae *mnl.AttributeEncoder) error {
+					ae.Nested(unix.NFTA_SET_ELEM_KEY, func(ae *mnl.AttributeEncoder) error {
+						ae.Bytes(unix.NFTA_DATA_VALUE, l.Key)
+						return nil
+					})
+					return nil
+				})
 				return nil
 			})
-			return nil
 		})
-		return nil
-	})
-	attrs, err := ae.Encode()
+		if err != nil {
+			return nil, err
+		}
+		set, err := holdsMessage(unix.NFT_MSG_GETSET, family, func(ae *mnl.AttributeEncoder) {
+			ae.String(unix.NFTA_SET_TABLE, table)
+			ae.String(unix.NFTA_SET_NAME, l.Set)
+		})
+		if err != nil {
+			return nil, err
+		}
+		req = append(req, elem, set)
+	}
+	answers, err := c.w.lookups(req)
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("look up set elements: %w", err)
 	}
-	msg := mnl.Message{
-		Header: mnl.Header{Type: mnl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSETELEM), Flags: mnl.Request,
-			Sequence: holdsSeq.Add(1)},
-		Data: append([]byte{byte(family), unix.NFNETLINK_V0, 0, 0}, attrs...),
+	held := make([]bool, len(lookups))
+	for i, l := range lookups {
+		if errno := answerErrno(answers[2*i+1]); errno != 0 {
+			return nil, fmt.Errorf("set %s of table %s: %w (%w)", l.Set, table, ErrNoSet, errno)
+		}
+		switch errno := answerErrno(answers[2*i]); errno {
+		case 0:
+			held[i] = true
+		case unix.ENOENT:
+		default:
+			return nil, fmt.Errorf("look up an element of set %s: %w", l.Set, errno)
+		}
 	}
-	answers, err := c.w.request([]mnl.Message{msg})
+	return held, nil
+}
+
+// holdsMessage is a lookup request of type typ (no acknowledgement: the answer, or an error,
+// comes either way).
+func holdsMessage(typ int, family nftables.TableFamily, attrs func(*mnl.AttributeEncoder)) (mnl.Message, error) {
+	ae := mnl.NewAttributeEncoder()
+	attrs(ae)
+	b, err := ae.Encode()
 	if err != nil {
-		return false, fmt.Errorf("look up an element of set %s: %w", set, err)
+		return mnl.Message{}, err
 	}
-	if len(answers) == 0 {
-		return false, fmt.Errorf("look up an element of set %s: no answer", set)
+	return mnl.Message{
+		Header: mnl.Header{Type: mnl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ), Flags: mnl.Request, Sequence: holdsSeq.Add(1)},
+		Data:   append([]byte{byte(family), unix.NFNETLINK_V0, 0, 0}, b...),
+	}, nil
+}
+
+// answerErrno is the error an answer carries, 0 for one that is not an error.
+func answerErrno(m mnl.Message) syscall.Errno {
+	if m.Header.Type != mnl.Error || len(m.Data) < 4 {
+		return 0
 	}
-	m := answers[0]
-	if m.Header.Type != mnl.Error {
-		return true, nil // the element
-	}
-	errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(m.Data)))
-	if errno != unix.ENOENT {
-		return false, fmt.Errorf("look up an element of set %s: %w", set, errno)
-	}
-	// The element is missing, or the set (or table) is: only the set's own lookup tells.
-	if _, err := c.GetSetByName(&nftables.Table{Name: table, Family: family}, set); err != nil {
-		return false, fmt.Errorf("set %s of table %s: %w", set, table, ErrNoSet)
-	}
-	return false, nil
+	return syscall.Errno(-int32(binary.NativeEndian.Uint32(m.Data)))
 }

@@ -2,6 +2,7 @@ package nftwire
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,27 +28,27 @@ func TestHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		table, set string
-		key        []byte
-		want       bool
-		err        error
+		table   string
+		lookups []Lookup
+		want    []bool
+		err     error
 	}{
-		{"h", "asked", []byte{172, 18, 0, 7}, true, nil},
-		{"h", "asked", []byte{172, 18, 2, 87}, true, nil},
-		{"h", "asked", []byte{172, 18, 2, 88}, false, nil},
-		{"h", "other", []byte{172, 18, 0, 7}, false, ErrNoSet},
-		{"none", "asked", []byte{172, 18, 0, 7}, false, ErrNoSet},
+		{"h", []Lookup{{"asked", []byte{172, 18, 0, 7}}}, []bool{true}, nil},
+		{"h", []Lookup{{"asked", []byte{172, 18, 2, 87}}, {"asked", []byte{172, 18, 2, 88}}}, []bool{true, false}, nil},
+		{"h", []Lookup{{"asked", []byte{172, 18, 9, 9}}, {"asked", []byte{172, 18, 0, 1}}}, []bool{false, true}, nil},
+		{"h", []Lookup{{"asked", []byte{172, 18, 0, 7}}, {"other", []byte{172, 18, 0, 7}}}, nil, ErrNoSet},
+		{"none", []Lookup{{"asked", []byte{172, 18, 0, 7}}}, nil, ErrNoSet},
 	} {
-		got, err := c.Holds(nftables.TableFamilyBridge, tc.table, tc.set, tc.key)
-		if got != tc.want || !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
-			t.Errorf("Holds(%s, %s, %v) = %v, %v; want %v, %v", tc.table, tc.set, tc.key, got, err, tc.want, tc.err)
+		got, err := c.Holds(nftables.TableFamilyBridge, tc.table, tc.lookups...)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) || !errors.Is(err, tc.err) || (tc.err == nil && err != nil) {
+			t.Errorf("Holds(%s, %v) = %v, %v; want %v, %v", tc.table, tc.lookups, got, err, tc.want, tc.err)
 		}
 	}
 	c.FlushSet(set)
 	if err := c.Flush(); err != nil {
 		t.Fatalf("a batch after the lookups: %v", err)
 	}
-	if got, err := c.Holds(nftables.TableFamilyBridge, "h", "asked", []byte{172, 18, 0, 7}); got || err != nil {
-		t.Errorf("after the set was flushed: %v, %v; want false, nil", got, err)
+	if got, err := c.Holds(nftables.TableFamilyBridge, "h", Lookup{"asked", []byte{172, 18, 0, 7}}); fmt.Sprint(got) != "[false]" || err != nil {
+		t.Errorf("after the set was flushed: %v, %v; want [false], nil", got, err)
 	}
 }

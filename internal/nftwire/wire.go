@@ -159,6 +159,34 @@ func (w *wire) request(req []mnl.Message) ([]mnl.Message, error) {
 	}
 }
 
+// lookups sends requests that are each answered by one message (lookups without a dump or an
+// acknowledgement) in one datagram and returns the answers in the requests' order.
+func (w *wire) lookups(req []mnl.Message) ([]mnl.Message, error) {
+	w.out = w.out[:0]
+	for _, m := range req {
+		w.out = appendMessage(w.out, m, m.Header.Flags)
+	}
+	if err := w.send(); err != nil {
+		return nil, err
+	}
+	out := make([]mnl.Message, len(req))
+	for left := len(req); left > 0; {
+		msgs, err := w.receive()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			for i := range req {
+				if m.Header.Sequence == req[i].Header.Sequence && out[i].Header.Type == 0 {
+					out[i] = m
+					left--
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
 func appendMessage(b []byte, m mnl.Message, flags mnl.HeaderFlags) []byte {
 	n := 16 + len(m.Data)
 	b = binary.NativeEndian.AppendUint32(b, uint32(n))
