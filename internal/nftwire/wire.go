@@ -119,11 +119,7 @@ func (w *wire) batch(req []mnl.Message) ([]mnl.Message, error) {
 
 // request sends one request (a dump or a lookup) and returns its answers.
 func (w *wire) request(req []mnl.Message) ([]mnl.Message, error) {
-	w.out = w.out[:0]
-	for _, m := range req {
-		w.out = appendMessage(w.out, m, m.Header.Flags)
-	}
-	if err := w.send(); err != nil {
+	if err := w.sendAll(req); err != nil {
 		return nil, err
 	}
 	last := req[len(req)-1].Header
@@ -162,11 +158,7 @@ func (w *wire) request(req []mnl.Message) ([]mnl.Message, error) {
 // lookups sends requests that are each answered by one message (lookups without a dump or an
 // acknowledgement) in one datagram and returns the answers in the requests' order.
 func (w *wire) lookups(req []mnl.Message) ([]mnl.Message, error) {
-	w.out = w.out[:0]
-	for _, m := range req {
-		w.out = appendMessage(w.out, m, m.Header.Flags)
-	}
-	if err := w.send(); err != nil {
+	if err := w.sendAll(req); err != nil {
 		return nil, err
 	}
 	out := make([]mnl.Message, len(req))
@@ -185,6 +177,15 @@ func (w *wire) lookups(req []mnl.Message) ([]mnl.Message, error) {
 		}
 	}
 	return out, nil
+}
+
+// sendAll writes req, as the library made it, in one datagram.
+func (w *wire) sendAll(req []mnl.Message) error {
+	w.out = w.out[:0]
+	for _, m := range req {
+		w.out = appendMessage(w.out, m, m.Header.Flags)
+	}
+	return w.send()
 }
 
 func appendMessage(b []byte, m mnl.Message, flags mnl.HeaderFlags) []byte {
