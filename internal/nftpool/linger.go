@@ -95,8 +95,8 @@ func startLinger() (int, *os.File, error) {
 	for _, e := range pooledConns() {
 		e.mu.Lock() // after the pool's lock, never under it: closeConn takes them the other way
 		defer e.mu.Unlock()
-		if e.raw != nil && keep.n < maxLingerFds-1 {
-			if rc, err := e.raw.SyscallConn(); err == nil {
+		if e.conn != nil && keep.n < maxLingerFds-1 {
+			if rc, err := e.conn.File().SyscallConn(); err == nil {
 				_ = rc.Control(func(fd uintptr) { keep.add(int32(fd)) })
 			}
 		}

@@ -143,10 +143,10 @@ func socketInode(t *testing.T, nsPath string) uint64 {
 	pool.Lock()
 	e := pool.m[key]
 	pool.Unlock()
-	if e == nil || e.raw == nil {
+	if e == nil || e.conn == nil {
 		t.Fatalf("no open nftables connection for %s", nsPath)
 	}
-	f := dupSocket(e.raw)
+	f := dupSocket(e.conn.File())
 	if f == nil {
 		t.Fatal("duplicate the nftables socket: failed")
 	}

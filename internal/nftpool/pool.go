@@ -15,7 +15,6 @@ package nftpool
 
 import (
 	"fmt"
-	"os"
 	"sync"
 	"time"
 
@@ -31,9 +30,7 @@ const Idle = time.Second
 type conn struct {
 	mu    sync.Mutex
 	key   nsKey
-	conn  *nftwire.Conn
-	c     *nftables.Conn // conn's
-	raw   *os.File       // conn's socket, for Linger
+	conn  *nftwire.Conn // nil while closed
 	timer *time.Timer
 }
 
@@ -72,7 +69,7 @@ func WithConn(nsPath string, f func(c *nftwire.Conn) error) error {
 	if e.timer != nil {
 		e.timer.Stop()
 	}
-	if e.c == nil {
+	if e.conn == nil {
 		if err := e.open(nsPath); err != nil {
 			e.drop()
 			return err
@@ -118,7 +115,7 @@ func (e *conn) drop() {
 	pool.Unlock()
 }
 
-// open dials the nftables socket of the namespace at nsPath and puts e.c on it.
+// open dials the nftables socket of the namespace at nsPath and puts e.conn on it.
 func (e *conn) open(nsPath string) error {
 	fd, err := ns.Socket(nsPath, unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
 	if err != nil {
@@ -128,14 +125,14 @@ func (e *conn) open(nsPath string) error {
 	if err != nil {
 		return fmt.Errorf("open nftables in netns %q: %w", nsPath, err)
 	}
-	e.conn, e.c, e.raw = conn, conn.Conn, conn.File()
+	e.conn = conn
 	return nil
 }
 
 func (e *conn) close() {
 	if e.conn != nil {
 		_ = e.conn.Close()
-		e.conn, e.c, e.raw = nil, nil, nil
+		e.conn = nil
 	}
 }
 

@@ -21,10 +21,10 @@ type Lookup struct {
 	Key []byte
 }
 
-// holdsSeq numbers Holds' messages, apart from the library's own sequence numbers.
+// holdsSeq numbers Holds' messages; seq keeps them apart from the library's own numbers.
 var holdsSeq atomic.Uint32
 
-func init() { holdsSeq.Store(1 << 31) }
+func seq() uint32 { return 1<<31 | holdsSeq.Add(1) }
 
 // Holds reports for each lookup whether its set, of table in family, holds its key, in one
 // exchange with the kernel. It looks each key up (NFT_MSG_GETSETELEM without a dump, as `nft
@@ -91,7 +91,7 @@ func holdsMessage(typ int, family nftables.TableFamily, attrs func(*mnl.Attribut
 		return mnl.Message{}, err
 	}
 	return mnl.Message{
-		Header: mnl.Header{Type: mnl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ), Flags: mnl.Request, Sequence: holdsSeq.Add(1)},
+		Header: mnl.Header{Type: mnl.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ), Flags: mnl.Request, Sequence: seq()},
 		Data:   append([]byte{byte(family), unix.NFNETLINK_V0, 0, 0}, b...),
 	}, nil
 }

@@ -179,7 +179,7 @@ func (w *wire) lookups(req []mnl.Message) ([]mnl.Message, error) {
 	return out, nil
 }
 
-// sendAll writes req, as the library made it, in one datagram.
+// sendAll writes the messages of req in one datagram.
 func (w *wire) sendAll(req []mnl.Message) error {
 	w.out = w.out[:0]
 	for _, m := range req {
