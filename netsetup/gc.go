@@ -3,6 +3,7 @@ package netsetup
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,11 +153,15 @@ func GC(env Env) (GCReport, error) {
 				noteMemberLeft(env, b.Name)
 				rep.Repaired = append(rep.Repaired, done...)
 			}
+			detached, err := detachedGuests(env, b)
+			if err != nil {
+				return err
+			}
 			for _, gu := range b.Guests {
 				// A guest add killed halfway stays in phase creating; its creator is gone.
 				// Records of older versions carry no creator: such a guest is as dead.
 				killed := gu.Phase == PhaseCreating && (gu.Creator == nil || !gu.Creator.Alive())
-				if killed || (gu.Process != nil && !gu.Process.Alive()) {
+				if killed || (gu.Process != nil && !gu.Process.Alive()) || detached[gu.Name] {
 					if err := dropGuest(env, b.Name, gu.Name); err != nil {
 						return err
 					}
@@ -330,6 +335,35 @@ func sweepPorts(env Env, b *BridgeState) ([]string, error) {
 		out = append(out, fmt.Sprintf("bridge %s port %s", b.Name, name))
 	}
 	return out, errors.Join(errs...)
+}
+
+// detachedGuests names the ready guests of a ready bridge whose port is gone or set down.
+// Only a guest del does either, before it rewrites the record: such a guest is one whose
+// del was killed halfway, recorded but cut off, and gc finishes its removal.
+func detachedGuests(env Env, b *BridgeState) (map[string]bool, error) {
+	if b.Phase != PhaseReady || len(b.Guests) == 0 {
+		return nil, nil
+	}
+	h, err := openHandle(env.BridgeNetns(b.Name))
+	if err != nil {
+		return nil, nil // repairBridge has seen to a namespace that is gone
+	}
+	defer h.Close()
+	links, err := listLinks(h)
+	if err != nil {
+		return nil, err
+	}
+	up := map[string]bool{}
+	for _, l := range links {
+		up[l.Attrs().Name] = l.Attrs().Flags&net.FlagUp != 0
+	}
+	out := map[string]bool{}
+	for _, g := range b.Guests {
+		if g.Phase == PhaseReady && !up[g.PortName()] {
+			out[g.Name] = true
+		}
+	}
+	return out, nil
 }
 
 // listLinks lists a namespace's links (the handle retries an interrupted dump).

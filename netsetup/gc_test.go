@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 )
 
@@ -359,4 +360,53 @@ func TestGCRebuildsForwards(t *testing.T) {
 	if strings.Contains(out, "7200") || !strings.Contains(out, "7100") {
 		t.Errorf("gateway forwards after gc, want 7100 only:\n%s", out)
 	}
+}
+
+// A guest del killed after it cut the guest off (its first step sets an owned guest's port
+// down, or deletes the port of a namespace pontoon did not create) but before it rewrote the
+// record leaves a guest recorded as ready that nothing reaches: gc finishes the removal, and
+// the name and address are free again.
+func TestGCFinishesKilledGuestDel(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "kd", netsetup.BridgeOptions{})
+	peer := mustGuest(t, s.Env, "kd", "peer", "172.18.0.1")
+	owned := mustGuest(t, s.Env, "kd", "owned", "172.18.0.2")
+	other := filepath.Join(t.TempDir(), "other")
+	if err := ns.New(ns.Spec{Net: other}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(other) })
+	if _, err := netsetup.AddGuest(s.Env, "kd", "other", netsetup.GuestOptions{IP: "172.18.0.3", Netns: other}); err != nil {
+		t.Fatal(err)
+	}
+	brNetns := s.Env.BridgeNetns("kd")
+	inNetns(t, brNetns, "ip", "link", "set", owned.PortName(), "down")
+	inNetns(t, brNetns, "ip", "link", "del", "g3")
+	rep, err := netsetup.GC(s.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(rep.Guests)
+	if want := []string{"kd/other", "kd/owned"}; !slices.Equal(rep.Guests, want) {
+		t.Errorf("gc removed guests %v; want %v", rep.Guests, want)
+	}
+	b, err := netsetup.GetBridge(s.Env, "kd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Guests) != 1 || b.Guests[0].Name != "peer" {
+		t.Errorf("after gc the bridge records %+v; want the peer alone", b.Guests)
+	}
+	if ns.IsPinned(owned.Netns) {
+		t.Errorf("the owned guest's namespace %s is still pinned", owned.Netns)
+	}
+	// (The owned guest's port, down, goes with its namespace, which the kernel releases
+	// asynchronously: a second gc may still find it, as after any del.)
+	if rep, err := netsetup.GC(s.Env); err != nil || len(rep.Guests) > 0 {
+		t.Errorf("second gc: %+v, %v", rep, err)
+	}
+	again := mustGuest(t, s.Env, "kd", "owned", "172.18.0.2")
+	serve(t, again.Netns, addr(again.IP))
+	mustReach(t, peer.Netns, addr(again.IP))
 }
