@@ -31,8 +31,8 @@ import (
 //     receives it looks it up: for the 200th guest of a bridge, half its attach.
 //
 // Who asked is kept by the bridge's table: prerouting records the target of every ARP
-// request for an address of the bridge's /24, and of every neighbour solicitation it
-// accepts, in a dynamic set (asked, asked6), for as long as an incomplete entry keeps asking.
+// request for an address of the bridge's /24, and of every neighbour solicitation, in a
+// dynamic set (asked, asked6), for as long as an incomplete entry keeps asking.
 // The record is made before the bridge floods the request, so a request that the new port
 // missed is in the set by the time the port forwards, which is when the attach looks the
 // address up (one key, whatever the set holds). No guest can fill the sets to hide another's
@@ -66,8 +66,7 @@ func askedARP(plan Plan) nftrule.Rule {
 		nftrule.Update(&nftables.Set{Name: askedSet}, nftrule.KeyARPTargetIP)}
 }
 
-// askedND records a neighbour solicitation's question, in the rules that accept one (so IPv6
-// data pays nothing for it).
+// askedND records a neighbour solicitation's question, ahead of the rules that accept one.
 var askedND = nftrule.Update(&nftables.Set{Name: asked6Set}, nftrule.KeyNDTargetLast)
 
 // announce makes the guest known to whoever waits for it (see above). It is best effort:

@@ -99,8 +99,11 @@ func portRules6() []nftrule.Rule {
 		nftrule.Rule{ip6, na, fromBound, ownTarget, nftrule.NDBare(), nftrule.Accept()},
 		nftrule.Rule{ip6, na, fromBound, ownTarget, nftrule.NDOneLinkAddr(nftrule.NDOptTargetLinkAddr), ownOption, nftrule.Accept()},
 		nftrule.Rule{ip6, na, nftrule.Drop()},
-		nftrule.Rule{ip6, ns, fromBound, nftrule.NDBare(), askedND, nftrule.Accept()},
-		nftrule.Rule{ip6, ns, fromBound, nftrule.NDOneLinkAddr(nftrule.NDOptSourceLinkAddr), ownOption, askedND, nftrule.Accept()},
+		// A rule of its own: a record that fails (a full set) ends its rule, and must not
+		// take a solicitation's acceptance with it.
+		nftrule.Rule{ip6, ns, askedND},
+		nftrule.Rule{ip6, ns, fromBound, nftrule.NDBare(), nftrule.Accept()},
+		nftrule.Rule{ip6, ns, fromBound, nftrule.NDOneLinkAddr(nftrule.NDOptSourceLinkAddr), ownOption, nftrule.Accept()},
 		nftrule.Rule{ip6, ns, nftrule.Drop()},
 		nftrule.Rule{ip6, fromBound, nftrule.Accept()},
 	)
