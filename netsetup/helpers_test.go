@@ -22,8 +22,6 @@ import (
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -343,12 +341,7 @@ func handleAt(t testing.TB, nsPath string) *kernel.NS {
 // links lists the interfaces of a namespace with their IPv4 addresses, sorted.
 func links(t testing.TB, nsPath string) []string {
 	t.Helper()
-	n, err := netns.GetFromPath(nsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	h, err := netlink.NewHandleAt(n, unix.NETLINK_ROUTE)
+	h, err := kernel.OpenNS(nsPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,11 +13,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // Addresses of the sandbox's host-upstream link (TEST-NET-2, documentation space). They exist
@@ -61,26 +60,24 @@ func New(dir string) (_ *Sandbox, err error) {
 			return nil, err
 		}
 	}
-	hh, err := handleAt(s.Host)
+	hh, err := kernel.OpenNS(s.Host)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	defer hh.Delete()
-	uh, err := handleAt(s.Upstream)
+	defer hh.Close()
+	uh, err := kernel.OpenNS(s.Upstream)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	defer uh.Delete()
-	un, _ := netns.GetFromPath(s.Upstream)
-	defer un.Close()
+	defer uh.Close()
 	v := netlink.NewVeth(netlink.LinkAttrs{Name: "wan"})
 	v.PeerName = "wan"
-	v.PeerNamespace = netlink.NsFd(int(un))
+	v.PeerNamespace = netlink.NsFd(uh.Fd())
 	if err := hh.LinkAdd(v); err != nil {
 		return nil, fmt.Errorf("sandbox: create host-upstream link: %w", err)
 	}
 	for _, side := range []struct {
-		h *netlink.Handle
+		h *kernel.NS
 		a netip.Prefix
 	}{{hh, HostAddr}, {uh, UpstreamAddr}} {
 		for _, name := range []string{"lo", "wan"} {
@@ -102,19 +99,6 @@ func New(dir string) (_ *Sandbox, err error) {
 		return nil, fmt.Errorf("sandbox: default route: %w", err)
 	}
 	return s, nil
-}
-
-func handleAt(path string) (*netlink.Handle, error) {
-	n, err := netns.GetFromPath(path)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: open %s: %w", path, err)
-	}
-	defer n.Close()
-	h, err := netlink.NewHandleAt(n, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: netlink in %s: %w", path, err)
-	}
-	return h, nil
 }
 
 // Close tears down the chain inside the sandbox and the sandbox itself. It is safe to call
