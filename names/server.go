@@ -217,7 +217,7 @@ func (s *Server) currentBridge() (*netsetup.BridgeState, error) {
 	s.record.v.Close()
 	s.record = cachedRecord{}
 	var b netsetup.BridgeState
-	v, err := statefile.ReadJSONPinned(path, &b)
+	v, err := statefile.ReadPinned(path, func(data []byte) error { return netsetup.DecodeBridge(data, &b) })
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -97,7 +96,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		}
 		// The record exists before any kernel object: a kill at any later point leaves
 		// something gc can find.
-		return statefile.WriteJSON(st.bridgeFile(name), b)
+		return st.writeBridge(name, b)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create bridge %q: %w", name, err)
@@ -115,7 +114,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 	err = st.locked(func() error {
 		b.Phase = PhaseReady
 		b.Owner = opt.Owner
-		if err := statefile.WriteJSON(st.bridgeFile(name), b); err != nil {
+		if err := st.writeBridge(name, b); err != nil {
 			return err
 		}
 		if len(b.Ports) > 0 {

@@ -21,10 +21,7 @@ type cachedBridge struct {
 	b *BridgeState
 }
 
-// bridgeCache holds whole records; membersCache the records BridgeMembers reads, which hold
-// only the guests and services (a partition change reads them once to check its arguments
-// and again under its lock).
-var bridgeCache, membersCache = &recordCache{m: map[string]cachedBridge{}}, &recordCache{m: map[string]cachedBridge{}}
+var bridgeCache = &recordCache{m: map[string]cachedBridge{}}
 
 // at returns a copy of the record at path when the file is still the version this process
 // read or wrote last, else nil.
@@ -60,13 +57,11 @@ func (c *recordCache) forgetLocked(path string) {
 	}
 }
 
-// forgetBridge drops what either cache holds for path.
+// forgetBridge drops what the cache holds for path.
 func forgetBridge(path string) {
-	for _, c := range []*recordCache{bridgeCache, membersCache} {
-		c.Lock()
-		c.forgetLocked(path)
-		c.Unlock()
-	}
+	bridgeCache.Lock()
+	defer bridgeCache.Unlock()
+	bridgeCache.forgetLocked(path)
 }
 
 // writeBridge replaces the record of the bridge name with b; the caller holds the lock.

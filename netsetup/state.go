@@ -207,7 +207,7 @@ func (s store) exists() bool {
 
 func (s store) gateway() (*GatewayState, error) {
 	var g GatewayState
-	if err := statefile.ReadJSON(s.gatewayFile(), &g); err != nil {
+	if err := statefile.ReadWith(s.gatewayFile(), func(data []byte) error { return decodeGateway(data, &g) }); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
@@ -227,7 +227,7 @@ func (s store) bridge(name string) (*BridgeState, error) {
 		return b, nil
 	}
 	var b BridgeState
-	v, err := statefile.ReadJSONPinned(path, &b)
+	v, err := statefile.ReadPinned(path, func(data []byte) error { return DecodeBridge(data, &b) })
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil

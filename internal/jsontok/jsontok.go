@@ -2,181 +2,21 @@
 //
 // encoding/json prepares every type it meets by reflection on its first use in a process,
 // and most pontoon commands are new processes that read a state file or two: that setup
-// cost more than the rest of the decoding. Reader walks encoding/json's tokens instead, and
-// Writer appends what json.Marshal would write for the plain values it knows. A caller
-// keeps encoding/json for whatever its fast path does not cover: Reader fails on the first
-// token it was not asked for, and the caller falls back.
+// cost more than the rest of the decoding. Reader reads the bytes of a document as the
+// caller asks for them, and Writer appends what json.Marshal would write for the plain
+// values it knows. A caller keeps encoding/json for whatever its fast path does not cover:
+// Reader fails on the first value it was not asked for, or that it does not read exactly as
+// encoding/json would, and the caller falls back.
 package jsontok
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/netip"
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
-
-// Reader reads the tokens of a document; the first token of another kind than asked fails
-// it, and every later call does nothing.
-type Reader struct {
-	d      *json.Decoder
-	failed bool
-}
-
-// NewReader reads data.
-func NewReader(data []byte) *Reader {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	return &Reader{d: d}
-}
-
-// Fail marks the document as not understood.
-func (r *Reader) Fail() { r.failed = true }
-
-// Done reports whether the whole document was read as asked, with nothing after it.
-func (r *Reader) Done() bool {
-	if r.failed {
-		return false
-	}
-	_, err := r.d.Token()
-	return err == io.EOF
-}
-
-// next returns the next token; nil for null, and for anything once failed.
-func (r *Reader) next() json.Token {
-	if r.failed {
-		return nil
-	}
-	t, err := r.d.Token()
-	if err != nil {
-		r.failed = true
-		return nil
-	}
-	return t
-}
-
-func (r *Reader) delim(want json.Delim) bool {
-	if d, ok := r.next().(json.Delim); !ok || d != want {
-		r.failed = true
-		return false
-	}
-	return true
-}
-
-// Object reads an object, calling each for every key; each reads the value.
-func (r *Reader) Object(each func(key string)) {
-	if !r.delim('{') {
-		return
-	}
-	for !r.failed && r.d.More() {
-		k, ok := r.next().(string)
-		if !ok {
-			r.failed = true
-			return
-		}
-		each(k)
-	}
-	r.delim('}')
-}
-
-// Array reads an array, calling each for every element (each reads it), or a null, and
-// reports whether it was null.
-func (r *Reader) Array(each func()) (null bool) {
-	switch t := r.next().(type) {
-	case nil:
-		return !r.failed
-	case json.Delim:
-		if t != '[' {
-			r.failed = true
-			return false
-		}
-	default:
-		r.failed = true
-		return false
-	}
-	for !r.failed && r.d.More() {
-		each()
-	}
-	r.delim(']')
-	return false
-}
-
-// Str reads a string.
-func (r *Reader) Str() string {
-	s, ok := r.next().(string)
-	if !ok {
-		r.failed = true
-	}
-	return s
-}
-
-// Slice reads an array whose elements each reads; null is nil, and [] an empty slice, as
-// encoding/json has them.
-func Slice[T any](r *Reader, each func() T) []T {
-	out := []T{}
-	if r.Array(func() { out = append(out, each()) }) {
-		return nil
-	}
-	return out
-}
-
-// Strs reads an array of strings (see Slice).
-func (r *Reader) Strs() []string { return Slice(r, r.Str) }
-
-// Bool reads true or false.
-func (r *Reader) Bool() bool {
-	v, ok := r.next().(bool)
-	if !ok {
-		r.failed = true
-	}
-	return v
-}
-
-func (r *Reader) number() string {
-	n, ok := r.next().(json.Number)
-	if !ok {
-		r.failed = true
-	}
-	return string(n)
-}
-
-// Uint reads an unsigned integer.
-func (r *Reader) Uint() uint64 {
-	v, err := strconv.ParseUint(r.number(), 10, 64)
-	if err != nil {
-		r.failed = true
-	}
-	return v
-}
-
-// Int reads an integer.
-func (r *Reader) Int() int64 {
-	v, err := strconv.ParseInt(r.number(), 10, 64)
-	if err != nil {
-		r.failed = true
-	}
-	return v
-}
-
-// Time reads a time as time.Time's MarshalJSON writes it.
-func (r *Reader) Time() time.Time {
-	var t time.Time
-	if err := t.UnmarshalText([]byte(r.Str())); err != nil {
-		r.failed = true
-	}
-	return t
-}
-
-// Addr reads an address as netip.Addr's MarshalText writes it ("" is the zero Addr).
-func (r *Reader) Addr() netip.Addr {
-	var a netip.Addr
-	if err := a.UnmarshalText([]byte(r.Str())); err != nil {
-		r.failed = true
-	}
-	return a
-}
 
 // Writer appends JSON; a member's key goes after a comma unless it opens its object. Bad is
 // set by a value json.Marshal refuses (a time outside years 0-9999): the caller then leaves
@@ -283,27 +123,52 @@ func (w *Writer) Time(k string, t time.Time) {
 }
 
 // Addr writes an address as netip.Addr's MarshalText does, quoted.
-func (w *Writer) Addr(a netip.Addr) {
-	if a.Zone() != "" {
-		w.Quote(a.String()) // a zone is any text
+func (w *Writer) Addr(a netip.Addr) { w.B = AppendAddr(w.B, a) }
+
+// Prefix writes a prefix as netip.Prefix's MarshalText does, quoted.
+func (w *Writer) Prefix(p netip.Prefix) {
+	if p.Addr().Zone() != "" {
+		w.Quote(p.String())
 		return
 	}
 	w.B = append(w.B, '"')
-	w.B = a.AppendTo(w.B)
+	w.B = p.AppendTo(w.B)
 	w.B = append(w.B, '"')
 }
 
-// Quote appends s as a JSON string. Printable ASCII that encoding/json leaves as it is (it
-// escapes <, > and & for HTML) is copied; anything else is left to encoding/json.
-func (w *Writer) Quote(s string) {
+// Quote appends s as a JSON string (see AppendQuote).
+func (w *Writer) Quote(s string) { w.B = AppendQuote(w.B, s) }
+
+// AppendAddr appends a as netip.Addr's MarshalText writes it, quoted ("" for the zero Addr).
+func AppendAddr(b []byte, a netip.Addr) []byte {
+	if a.Zone() != "" {
+		return AppendQuote(b, a.String()) // a zone is any text
+	}
+	b = append(b, '"')
+	b = a.AppendTo(b)
+	return append(b, '"')
+}
+
+// AppendQuote appends s as encoding/json quotes it. Printable ASCII that encoding/json
+// leaves as it is (it escapes <, > and & for HTML) is copied; anything else is left to
+// encoding/json.
+func AppendQuote(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !unescaped[s[i]] {
 			q, _ := json.Marshal(s) // a string always encodes
-			w.B = append(w.B, q...)
-			return
+			return append(b, q...)
 		}
 	}
-	w.B = append(w.B, '"')
-	w.B = append(w.B, s...)
-	w.B = append(w.B, '"')
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
+
+// unescaped marks the bytes encoding/json writes as they are: one table lookup a byte, where
+// a bridge record of 200 guests holds some 30,000 bytes of names and paths.
+var unescaped = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()

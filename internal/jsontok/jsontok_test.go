@@ -2,7 +2,9 @@ package jsontok
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -97,19 +99,100 @@ func TestWriterOddValues(t *testing.T) {
 // TestReaderRefuses: a token of another kind than asked, trailing data and bad syntax fail.
 func TestReaderRefuses(t *testing.T) {
 	for doc, read := range map[string]func(r *Reader){
-		`{"a":1}`:          func(r *Reader) { r.Object(func(string) { r.Str() }) },
-		`{"a":"x"} {}`:     func(r *Reader) { r.Object(func(string) { r.Str() }) },
-		`{"a":"x"} x`:      func(r *Reader) { r.Object(func(string) { r.Str() }) },
-		`{"a":"x"`:         func(r *Reader) { r.Object(func(string) { r.Str() }) },
-		`["a",1]`:          func(r *Reader) { r.Strs() },
-		`{"a":-1}`:         func(r *Reader) { r.Object(func(string) { r.Uint() }) },
-		`{"a":"not time"}`: func(r *Reader) { r.Object(func(string) { r.Time() }) },
-		`{"a":"1.2.3"}`:    func(r *Reader) { r.Object(func(string) { r.Addr() }) },
+		`{"a":1}`:           func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`{"a":"x"} {}`:      func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`{"a":"x"} x`:       func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`{"a":"x"`:          func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`["a",1]`:           func(r *Reader) { r.Strs() },
+		`{"a":-1}`:          func(r *Reader) { r.Object(func(string) { r.Uint() }) },
+		`{"a":"not time"}`:  func(r *Reader) { r.Object(func(string) { r.Time() }) },
+		`{"a":"1.2.3"}`:     func(r *Reader) { r.Object(func(string) { r.Addr() }) },
+		`{"a":01}`:          func(r *Reader) { r.Object(func(string) { r.Int() }) },
+		`{"a":-}`:           func(r *Reader) { r.Object(func(string) { r.Int() }) },
+		`{"a":1.5}`:         func(r *Reader) { r.Object(func(string) { r.Int() }) },
+		`{"a":1e3}`:         func(r *Reader) { r.Object(func(string) { r.Uint() }) },
+		`{"a":"x",}`:        func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`{"a" "x"}`:         func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`{,}`:               func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`["a",]`:            func(r *Reader) { r.Strs() },
+		`["a" "b"]`:         func(r *Reader) { r.Strs() },
+		`nul`:               func(r *Reader) { r.Strs() },
+		`{"a":tru}`:         func(r *Reader) { r.Object(func(string) { r.Bool() }) },
+		`{"a":truex}`:       func(r *Reader) { r.Object(func(string) { r.Bool() }) },
+		`{"a":null}`:        func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		"{\"a\":\"x\x01\"}": func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`{"a":"x`:           func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		`{"a":"x\`:          func(r *Reader) { r.Object(func(string) { r.Str() }) },
+		// time.Time's UnmarshalJSON takes the text undecoded, so it refuses an escape.
+		`{"a":"2026-01-02T03:04:05\u005a"}`: func(r *Reader) { r.Object(func(string) { r.Time() }) },
+		`{"a":{"b":}}`:                      func(r *Reader) { r.Object(func(string) { var v any; r.Value(&v) }) },
+		`{"a":[1,2}`:                        func(r *Reader) { r.Object(func(string) { var v any; r.Value(&v) }) },
+		`{"a":"x" `:                         func(r *Reader) { r.Object(func(string) { var v any; r.Value(&v) }) },
 	} {
 		r := NewReader([]byte(doc))
 		read(r)
 		if r.Done() {
 			t.Errorf("%s: read as asked", doc)
 		}
+	}
+}
+
+// AppendQuote writes every byte, alone and between others, as encoding/json does.
+func TestAppendQuoteEveryByte(t *testing.T) {
+	for c := range 256 {
+		for _, s := range []string{string([]byte{byte(c)}), "g" + string([]byte{byte(c)}) + "x"} {
+			want, _ := json.Marshal(s)
+			if got := AppendQuote(nil, s); string(got) != string(want) {
+				t.Errorf("%q: got %s, want %s", s, got, want)
+			}
+		}
+	}
+}
+
+// Str reads what encoding/json reads: every byte raw and escaped, escapes, text beyond
+// ASCII and invalid UTF-8 (which encoding/json replaces).
+func TestReaderStrings(t *testing.T) {
+	docs := []string{`"a\"b"`, `"\/\b\f\n\r\t\\"`, `"\u00e9\ud83d\ude00"`, `"\ud800"`, `"café"`, "\"\xff\xfe\"", `""`, `"<&>"`}
+	for c := range 256 {
+		docs = append(docs, "\""+string([]byte{byte(c)})+"x\"", fmt.Sprintf(`"\u%04x"`, c))
+	}
+	for _, doc := range docs {
+		var want string
+		wantErr := json.Unmarshal([]byte(doc), &want)
+		r := NewReader([]byte(doc))
+		got := r.Str()
+		if ok := r.Done(); ok != (wantErr == nil) || ok && got != want {
+			t.Errorf("%q: read %q (%v), encoding/json %q (%v)", doc, got, ok, want, wantErr)
+		}
+	}
+}
+
+// Value leaves a part of a document to encoding/json and reading goes on after it.
+func TestReaderValue(t *testing.T) {
+	doc := []byte(`{"a": {"x": [1, "}]", {"y": null}, -2.5e3], "z": "\""} , "b":"c", "n":7, "t":true}`)
+	var a, want map[string]any
+	var b string
+	var n int64
+	var tr bool
+	r := NewReader(doc)
+	r.Object(func(k string) {
+		switch k {
+		case "a":
+			r.Value(&a)
+		case "b":
+			b = r.Str()
+		case "n":
+			n = r.Int()
+		case "t":
+			tr = r.Bool()
+		}
+	})
+	var all struct{ A map[string]any }
+	if err := json.Unmarshal(doc, &all); err != nil {
+		t.Fatal(err)
+	}
+	want = all.A
+	if !r.Done() || !reflect.DeepEqual(a, want) || b != "c" || n != 7 || !tr {
+		t.Errorf("read a=%v b=%q n=%d t=%v; want a=%v", a, b, n, tr, want)
 	}
 }

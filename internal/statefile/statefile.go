@@ -192,15 +192,22 @@ func ReadFile(path string) ([]byte, error) {
 
 // ReadJSON decodes the file at path into v. A missing file gives an error for which
 // errors.Is(err, os.ErrNotExist) holds.
-func ReadJSON(path string, v any) error {
+func ReadJSON(path string, v any) error { return ReadWith(path, jsonInto(v)) }
+
+// ReadWith reads the file at path and decodes it with decode.
+func ReadWith(path string, decode func([]byte) error) error {
 	b, err := ReadFile(path)
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := decode(b); err != nil {
 		return fmt.Errorf("read state %s: %w", path, err)
 	}
 	return nil
+}
+
+func jsonInto(v any) func([]byte) error {
+	return func(b []byte) error { return json.Unmarshal(b, v) }
 }
 
 // WriteJSON replaces the file at path atomically with v as JSON on one line, readable by its
@@ -261,7 +268,10 @@ func Pin(path string) (*Version, error) {
 
 // ReadJSONPinned is ReadJSON that also returns the version it decoded, read through the
 // same open file, so that the two always agree.
-func ReadJSONPinned(path string, v any) (*Version, error) {
+func ReadJSONPinned(path string, v any) (*Version, error) { return ReadPinned(path, jsonInto(v)) }
+
+// ReadPinned is ReadWith that also pins the version read (see ReadJSONPinned).
+func ReadPinned(path string, decode func([]byte) error) (*Version, error) {
 	ver, err := Pin(path)
 	if err != nil {
 		return nil, err
@@ -273,12 +283,12 @@ func ReadJSONPinned(path string, v any) (*Version, error) {
 	case err == nil:
 		// Longer than when pinned: changed in place meanwhile, so no version to vouch for it.
 		ver.Close()
-		return nil, ReadJSON(path, v)
+		return nil, ReadWith(path, decode)
 	case err != io.EOF && err != io.ErrUnexpectedEOF:
 		ver.Close()
 		return nil, fmt.Errorf("read state %s: %w", path, err)
 	}
-	if err := json.Unmarshal(b[:n], v); err != nil {
+	if err := decode(b[:n]); err != nil {
 		ver.Close()
 		return nil, fmt.Errorf("read state %s: %w", path, err)
 	}
