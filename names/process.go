@@ -64,12 +64,16 @@ func writeRecord(env netsetup.Env, r Record) error {
 	if err := os.MkdirAll(recordDir(env), 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", recordDir(env), err)
 	}
-	return statefile.WriteJSON(recordFile(env, r.Bridge), r)
+	data, err := r.marshal()
+	if err != nil {
+		return fmt.Errorf("write state %s: %w", recordFile(env, r.Bridge), err)
+	}
+	return statefile.Write(recordFile(env, r.Bridge), append(data, '\n'), 0o600)
 }
 
 func readRecord(env netsetup.Env, bridge string) (*Record, error) {
 	var r Record
-	if err := statefile.ReadJSON(recordFile(env, bridge), &r); err != nil {
+	if err := statefile.ReadWith(recordFile(env, bridge), r.unmarshal); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}

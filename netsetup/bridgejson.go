@@ -28,10 +28,10 @@ func bridgeJSON(b *BridgeState) ([]byte, error) {
 	w.Int("slot", int64(b.Slot))
 	w.Str("phase", string(b.Phase))
 	w.Key("creator")
-	w.B = b.Creator.appendJSON(w.B)
+	w.B = b.Creator.AppendJSON(w.B)
 	if b.Owner != nil {
 		w.Key("owner")
-		w.B = b.Owner.appendJSON(w.B)
+		w.B = b.Owner.AppendJSON(w.B)
 	}
 	w.Time("created", b.Created)
 	if len(b.Ports) > 0 {
@@ -118,18 +118,19 @@ func (g *Guest) appendJSON(b []byte) []byte {
 	}
 	if g.Process != nil {
 		b = append(b, `,"process":`...)
-		b = g.Process.appendJSON(b)
+		b = g.Process.AppendJSON(b)
 	}
 	b = append(b, `,"phase":`...)
 	b = jsontok.AppendQuote(b, string(g.Phase))
 	if g.Creator != nil {
 		b = append(b, `,"creator":`...)
-		b = g.Creator.appendJSON(b)
+		b = g.Creator.AppendJSON(b)
 	}
 	return append(b, '}')
 }
 
-func (p *Process) appendJSON(b []byte) []byte {
+// AppendJSON appends p as encoding/json encodes it.
+func (p *Process) AppendJSON(b []byte) []byte {
 	w := jsontok.Writer{B: append(b, '{')}
 	w.Int("pid", int64(p.PID))
 	w.Uint("start", p.Start)
@@ -169,9 +170,9 @@ func readBridge(data []byte) (BridgeState, bool) {
 		case "phase":
 			b.Phase = Phase(r.Str())
 		case "creator":
-			b.Creator = readProcess(r)
+			b.Creator = ReadProcess(r)
 		case "owner":
-			p := readProcess(r)
+			p := ReadProcess(r)
 			b.Owner = &p
 		case "created":
 			b.Created = r.Time()
@@ -217,12 +218,12 @@ func readGuest(r *jsontok.Reader) Guest {
 		case "key":
 			g.Key = r.Str()
 		case "process":
-			p := readProcess(r)
+			p := ReadProcess(r)
 			g.Process = &p
 		case "phase":
 			g.Phase = Phase(r.Str())
 		case "creator":
-			p := readProcess(r)
+			p := ReadProcess(r)
 			g.Creator = &p
 		default:
 			r.Fail()
@@ -231,7 +232,8 @@ func readGuest(r *jsontok.Reader) Guest {
 	return g
 }
 
-func readProcess(r *jsontok.Reader) Process {
+// ReadProcess reads a Process as AppendJSON writes it.
+func ReadProcess(r *jsontok.Reader) Process {
 	var p Process
 	r.Object(func(k string) {
 		switch k {
@@ -286,7 +288,7 @@ func readGateway(data []byte) (GatewayState, bool) {
 		case "phase":
 			g.Phase = Phase(r.Str())
 		case "creator":
-			g.Creator = readProcess(r)
+			g.Creator = ReadProcess(r)
 		case "created":
 			g.Created = r.Time()
 		case "no_firewall":
