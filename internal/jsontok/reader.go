@@ -2,6 +2,7 @@ package jsontok
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"net/netip"
 	"strconv"
@@ -264,30 +265,24 @@ func (r *Reader) Int() int64 {
 }
 
 // Time reads a time as time.Time's MarshalJSON writes it.
-func (r *Reader) Time() time.Time {
-	var t time.Time
-	if err := t.UnmarshalText([]byte(r.plain())); err != nil {
-		r.failed = true
-	}
-	return t
-}
+func (r *Reader) Time() time.Time { return text[time.Time](r, r.plain()) }
 
 // Addr reads an address as netip.Addr's MarshalText writes it ("" is the zero Addr).
-func (r *Reader) Addr() netip.Addr {
-	var a netip.Addr
-	if err := a.UnmarshalText([]byte(r.Str())); err != nil {
-		r.failed = true
-	}
-	return a
-}
+func (r *Reader) Addr() netip.Addr { return text[netip.Addr](r, r.Str()) }
 
 // Prefix reads a prefix as netip.Prefix's MarshalText writes it ("" is the zero Prefix).
-func (r *Reader) Prefix() netip.Prefix {
-	var p netip.Prefix
-	if err := p.UnmarshalText([]byte(r.Str())); err != nil {
+func (r *Reader) Prefix() netip.Prefix { return text[netip.Prefix](r, r.Str()) }
+
+// text decodes s with T's UnmarshalText.
+func text[T any, P interface {
+	*T
+	encoding.TextUnmarshaler
+}](r *Reader, s string) T {
+	var v T
+	if err := P(&v).UnmarshalText([]byte(s)); err != nil {
 		r.failed = true
 	}
-	return p
+	return v
 }
 
 // Value decodes the next value into v with encoding/json: for a rare part of a document
