@@ -38,7 +38,8 @@ func TestRecordJSONSame(t *testing.T) {
 			t.Errorf("unmarshal %s: %+v, %v; want %+v", want, back, err, viaJSON)
 		}
 	}
-	for _, doc := range []string{`{"Bridge":"b"}`, `{"bridge":"b","process":null}`, `{"bridge":"b","process":{"pid":"1"}}`, `{"bridge":"b","x":1}`, `{`} {
+	for _, doc := range []string{`{"Bridge":"b"}`, `{"bridge":"b","process":null}`, `{"bridge":"b","process":{"pid":"1"}}`, `{"bridge":"b","x":1}`, `{`,
+		`{"bridge":"x","process":{"pid":1},"process":{"start":2}}`} {
 		var got, want Record
 		gotErr, wantErr := got.unmarshal([]byte(doc)), json.Unmarshal([]byte(doc), &want)
 		if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {

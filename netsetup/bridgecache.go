@@ -88,35 +88,35 @@ func (b *BridgeState) clone() *BridgeState {
 		o := *b.Owner
 		c.Owner = &o
 	}
-	c.Ports, c.Guests = nil, nil
-	if len(b.Ports) > 0 {
-		c.Ports = slices.Clone(b.Ports)
-	}
-	if len(b.Guests) > 0 {
-		c.Guests = slices.Clone(b.Guests)
-		for i := range c.Guests {
-			g := &c.Guests[i]
-			if g.Process != nil {
-				p := *g.Process
-				g.Process = &p
-			}
-			if g.Creator != nil {
-				p := *g.Creator
-				g.Creator = &p
-			}
-			g.Aliases = slices.Clone(g.Aliases)
+	c.Ports, c.Guests, c.Services = cloneList(b.Ports), cloneList(b.Guests), cloneList(b.Services)
+	for i := range c.Guests {
+		g := &c.Guests[i]
+		if g.Process != nil {
+			p := *g.Process
+			g.Process = &p
 		}
+		if g.Creator != nil {
+			p := *g.Creator
+			g.Creator = &p
+		}
+		g.Aliases = cloneList(g.Aliases)
 	}
-	if b.Services != nil {
-		c.Services = slices.Clone(b.Services)
-		for i := range c.Services {
-			s := &c.Services[i]
-			s.Ports, s.Members = slices.Clone(s.Ports), slices.Clone(s.Members)
-			if s.Changing != nil {
-				p := *s.Changing
-				s.Changing = &p
-			}
+	for i := range c.Services {
+		s := &c.Services[i]
+		// Members is not omitempty: an empty list stays one.
+		s.Ports, s.Members = cloneList(s.Ports), slices.Clone(s.Members)
+		if s.Changing != nil {
+			p := *s.Changing
+			s.Changing = &p
 		}
 	}
 	return &c
+}
+
+// cloneList copies l; empty is nil, as a decoded record has it (the lists are omitempty).
+func cloneList[T any](l []T) []T {
+	if len(l) == 0 {
+		return nil
+	}
+	return slices.Clone(l)
 }

@@ -117,6 +117,13 @@ func TestRecordDecodeFallsBack(t *testing.T) {
 		`{"name":"b","created":"yesterday"}`,
 		`{"name":"b","guests":[{"ip":"300.1.1.1"}]}`,
 		`{"name":"b"} {}`,
+		// encoding/json decodes a repeated key's value into the first one's.
+		`{"creator":{"pid":1},"creator":{"start":2}}`,
+		`{"owner":{"pid":1},"owner":{"start":2}}`,
+		`{"guests":[{"name":"a","ip":"1.2.3.4"}],"guests":[{"netns":"x"}]}`,
+		`{"guests":[{"name":"a","process":{"pid":1}}],"guests":[{"process":{"start":2}}]}`,
+		`{"ports":[{"host_port":1,"guest":"x"}],"ports":[{"guest_port":2}]}`,
+		`{"name":"a","name":"b"}`,
 		`{"name":"b",`,
 		`[]`,
 		``,
@@ -132,13 +139,20 @@ func TestRecordDecodeFallsBack(t *testing.T) {
 	if err := decodeGateway([]byte(`{"plan":"172.18.0.0/33"}`), &g); err == nil {
 		t.Errorf("a bad plan decodes to %+v", g)
 	}
+	var want GatewayState
+	doc := []byte(`{"creator":{"pid":1},"creator":{"start":2}}`)
+	if err := json.Unmarshal(doc, &want); err != nil || decodeGateway(doc, &g) != nil || g != want {
+		t.Errorf("%s decodes to %+v, want %+v", doc, g, want)
+	}
 }
 
 // A time encoding/json refuses is refused by bridgeJSON too, not written.
 func TestBridgeJSONBadTime(t *testing.T) {
-	_, err := bridgeJSON(&BridgeState{Name: "b", Created: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
-	if err == nil || !strings.Contains(err.Error(), "year") {
-		t.Errorf("got %v, want encoding/json's error about the year", err)
+	for _, tm := range []time.Time{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 24*3600))} {
+		_, err := bridgeJSON(&BridgeState{Name: "b", Created: tm})
+		if _, want := json.Marshal(tm); err == nil || want == nil || !strings.Contains(err.Error(), want.Error()) {
+			t.Errorf("%v: got %v, want encoding/json's error %v", tm, err, want)
+		}
 	}
 }
 

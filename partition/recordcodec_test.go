@@ -147,7 +147,10 @@ func TestRecordCodecDeclines(t *testing.T) {
 			t.Errorf("%s: read by the codec: %s", name, b)
 		}
 	}
-	for _, doc := range []string{`{"kind":"x","later":1}`, `{"kind":1}`, `{"kind":"x"} {}`, `{"kind":"x"`, `[]`, `{"chains":{"a":-1}}`, `{"Kind":"x"}`, `{"kind":"x"} x`, `{"kind":"x"}]`} {
+	for _, doc := range []string{`{"kind":"x","later":1}`, `{"kind":1}`, `{"kind":"x"} {}`, `{"kind":"x"`, `[]`, `{"chains":{"a":-1}}`, `{"Kind":"x"}`, `{"kind":"x"} x`, `{"kind":"x"}]`,
+		// encoding/json merges a repeated key's value into the first one's.
+		`{"chains":{"a":1},"chains":{"b":2}}`, `{"ips":{"a":"1.2.3.4"},"ips":{"b":"1.2.3.5"}}`,
+		`{"blocked":[{"since":"2026-01-01T00:00:00Z"}],"blocked":[{"rows":[]}]}`} {
 		if _, ok := decodeRecordFile([]byte(doc)); ok {
 			t.Errorf("%s: read by the codec", doc)
 		}

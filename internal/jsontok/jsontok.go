@@ -19,8 +19,8 @@ import (
 )
 
 // Writer appends JSON; a member's key goes after a comma unless it opens its object. Bad is
-// set by a value json.Marshal refuses (a time outside years 0-9999): the caller then leaves
-// the whole value to json.Marshal, which reports it.
+// set by a value json.Marshal refuses (a time outside years 0-9999, or with a zone offset of
+// a day or more): the caller then leaves the whole value to json.Marshal, which reports it.
 type Writer struct {
 	B   []byte
 	Bad bool
@@ -116,6 +116,9 @@ func (w *Writer) Time(k string, t time.Time) {
 	if y := t.Year(); y < 0 || y > 9999 {
 		w.Bad = true
 	}
+	if _, off := t.Zone(); off <= -24*3600 || off >= 24*3600 {
+		w.Bad = true // MarshalJSON's "timezone hour outside of range"
+	}
 	w.Key(k)
 	w.B = append(w.B, '"')
 	w.B = t.AppendFormat(w.B, time.RFC3339Nano)
@@ -125,12 +128,9 @@ func (w *Writer) Time(k string, t time.Time) {
 // Addr writes an address as netip.Addr's MarshalText does, quoted.
 func (w *Writer) Addr(a netip.Addr) { w.B = AppendAddr(w.B, a) }
 
-// Prefix writes a prefix as netip.Prefix's MarshalText does, quoted.
+// Prefix writes a prefix as netip.Prefix's MarshalText does, quoted (a prefix holds no
+// zone, whose text would need escaping).
 func (w *Writer) Prefix(p netip.Prefix) {
-	if p.Addr().Zone() != "" {
-		w.Quote(p.String())
-		return
-	}
 	w.B = append(w.B, '"')
 	w.B = p.AppendTo(w.B)
 	w.B = append(w.B, '"')

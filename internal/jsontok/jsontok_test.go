@@ -107,6 +107,7 @@ func TestReaderRefuses(t *testing.T) {
 		`{"a":-1}`:          func(r *Reader) { r.Object(func(string) { r.Uint() }) },
 		`{"a":"not time"}`:  func(r *Reader) { r.Object(func(string) { r.Time() }) },
 		`{"a":"1.2.3"}`:     func(r *Reader) { r.Object(func(string) { r.Addr() }) },
+		`{"a":"x","a":"y"}`: func(r *Reader) { r.Object(func(string) { r.Str() }) },
 		`{"a":01}`:          func(r *Reader) { r.Object(func(string) { r.Int() }) },
 		`{"a":-}`:           func(r *Reader) { r.Object(func(string) { r.Int() }) },
 		`{"a":1.5}`:         func(r *Reader) { r.Object(func(string) { r.Int() }) },
@@ -194,5 +195,32 @@ func TestReaderValue(t *testing.T) {
 	want = all.A
 	if !r.Done() || !reflect.DeepEqual(a, want) || b != "c" || n != 7 || !tr {
 		t.Errorf("read a=%v b=%q n=%d t=%v; want a=%v", a, b, n, tr, want)
+	}
+}
+
+// A key repeated anywhere in an object fails the reader, also past the keys it keeps in an
+// array.
+func TestReaderRepeatedKey(t *testing.T) {
+	for _, n := range []int{2, 24, 25, 26, 60} {
+		for _, repeat := range []int{-1, 0, n - 2} { // the key repeated last, -1: none
+			var doc []byte
+			doc = append(doc, '{')
+			for i := range n {
+				if i > 0 {
+					doc = append(doc, ',')
+				}
+				k := i
+				if repeat >= 0 && i == n-1 {
+					k = repeat
+				}
+				doc = fmt.Appendf(doc, `"k%d":%d`, k, i)
+			}
+			doc = append(doc, '}')
+			r := NewReader(doc)
+			r.Object(func(string) { r.Int() })
+			if r.Done() != (repeat < 0) {
+				t.Errorf("%d keys, the last repeating key %d: read as asked %v", n, repeat, repeat >= 0)
+			}
+		}
 	}
 }

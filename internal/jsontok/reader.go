@@ -89,7 +89,9 @@ func (r *Reader) more(end byte) bool {
 	return false
 }
 
-// Object reads an object, calling each for every key; each reads the value.
+// Object reads an object, calling each for every key; each reads the value. A key given
+// twice fails the reader: encoding/json decodes the second value into the first (merging
+// two objects for one field), which reading each value afresh cannot match.
 func (r *Reader) Object(each func(key string)) {
 	if !r.expect('{') {
 		return
@@ -98,9 +100,11 @@ func (r *Reader) Object(each func(key string)) {
 		r.i++
 		return
 	}
+	var seen keySet
 	for !r.failed {
 		k := r.Str()
-		if !r.expect(':') {
+		if seen.repeated(k) || !r.expect(':') {
+			r.failed = true
 			return
 		}
 		each(k)
@@ -108,6 +112,36 @@ func (r *Reader) Object(each func(key string)) {
 			return
 		}
 	}
+}
+
+// keySet holds the keys of an object read so far: records have a dozen or two, which a
+// look through an array finds faster than a map; a map takes over for larger ones.
+type keySet struct {
+	few  [24]string
+	n    int
+	many map[string]struct{}
+}
+
+// repeated adds k and reports whether it was there already.
+func (s *keySet) repeated(k string) bool {
+	for _, o := range s.few[:s.n] {
+		if o == k {
+			return true
+		}
+	}
+	if s.n < len(s.few) {
+		s.few[s.n] = k
+		s.n++
+		return false
+	}
+	if s.many == nil {
+		s.many = map[string]struct{}{}
+	}
+	if _, ok := s.many[k]; ok {
+		return true
+	}
+	s.many[k] = struct{}{}
+	return false
 }
 
 // Array reads an array, calling each for every element (each reads it), or a null, and
