@@ -2,7 +2,6 @@ package jsontok
 
 import (
 	"bytes"
-	"encoding"
 	"encoding/json"
 	"net/netip"
 	"strconv"
@@ -299,24 +298,33 @@ func (r *Reader) Int() int64 {
 }
 
 // Time reads a time as time.Time's MarshalJSON writes it.
-func (r *Reader) Time() time.Time { return text[time.Time](r, r.plain()) }
+func (r *Reader) Time() time.Time {
+	var t time.Time
+	r.check(t.UnmarshalText([]byte(r.plain())))
+	return t
+}
 
 // Addr reads an address as netip.Addr's MarshalText writes it ("" is the zero Addr).
-func (r *Reader) Addr() netip.Addr { return text[netip.Addr](r, r.Str()) }
+func (r *Reader) Addr() netip.Addr {
+	var a netip.Addr
+	r.check(a.UnmarshalText([]byte(r.Str())))
+	return a
+}
 
 // Prefix reads a prefix as netip.Prefix's MarshalText writes it ("" is the zero Prefix).
-func (r *Reader) Prefix() netip.Prefix { return text[netip.Prefix](r, r.Str()) }
+// (Each of these calls its own UnmarshalText: through a type parameter, the value and its
+// text would escape to the heap.)
+func (r *Reader) Prefix() netip.Prefix {
+	var p netip.Prefix
+	r.check(p.UnmarshalText([]byte(r.Str())))
+	return p
+}
 
-// text decodes s with T's UnmarshalText.
-func text[T any, P interface {
-	*T
-	encoding.TextUnmarshaler
-}](r *Reader, s string) T {
-	var v T
-	if err := P(&v).UnmarshalText([]byte(s)); err != nil {
+// check fails the reader on err.
+func (r *Reader) check(err error) {
+	if err != nil {
 		r.failed = true
 	}
-	return v
 }
 
 // Value decodes the next value into v with encoding/json: for a rare part of a document
