@@ -66,10 +66,12 @@ func bridgeJSON(b *BridgeState) ([]byte, error) {
 	}
 	w.Raw("}")
 	if w.Bad {
-		// A time encoding/json refuses: let it say so.
-		if _, err := json.Marshal(b); err != nil {
+		// A time encoding/json refuses: it says what is wrong.
+		out, err := json.Marshal(b)
+		if err != nil {
 			return nil, fmt.Errorf("encode bridge %q: %w", b.Name, err)
 		}
+		return out, nil
 	}
 	return w.B, nil
 }

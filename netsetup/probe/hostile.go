@@ -143,18 +143,12 @@ func Frame(dst, src net.HardwareAddr, ethertype uint16, body []byte) []byte {
 }
 
 // GARP is the body of a gratuitous ARP request: "ip is at mac".
-func GARP(mac net.HardwareAddr, ip netip.Addr) []byte {
-	a := ip.As4()
-	body := []byte{0, 1, 8, 0, 6, 4, 0, 1} // Ethernet, IPv4, lengths 6 and 4, request
-	body = append(append(body, mac...), a[:]...)
-	body = append(append(body, make([]byte, 6)...), a[:]...)
-	return body
-}
+func GARP(mac net.HardwareAddr, ip netip.Addr) []byte { return ARPRequest(mac, ip, ip) }
 
 // ARPRequest is the body of an ARP request from sender (at mac) for target.
 func ARPRequest(mac net.HardwareAddr, sender, target netip.Addr) []byte {
 	s, t := sender.As4(), target.As4()
-	body := []byte{0, 1, 8, 0, 6, 4, 0, 1}
+	body := []byte{0, 1, 8, 0, 6, 4, 0, 1} // Ethernet, IPv4, lengths 6 and 4, request
 	body = append(append(body, mac...), s[:]...)
 	return append(append(body, make([]byte, 6)...), t[:]...)
 }
