@@ -435,9 +435,12 @@ log "kernel $kver ($nmods modules), initramfs $(du -k "$initrd" | cut -f1) KiB, 
 
 # ---- boot ----------------------------------------------------------------
 
-# quiet: the console carries test output. panic=-1 and oops=panic turn a
-# crashed guest into a reboot, which -no-reboot turns into qemu exiting.
-append="console=ttyS0 quiet panic=-1 oops=panic rdinit=/init i8042.noaux i8042.nomux i8042.nopnp"
+# quiet: the console carries test output; loglevel=6 still lets warnings and
+# their backtraces through. panic=-1 and oops=panic turn a crashed guest into a
+# reboot, which -no-reboot turns into qemu exiting; softlockup_panic=1 does the
+# same for a CPU stuck in the kernel, which otherwise hangs the guest until the
+# timeout with nothing to show but the watchdog's one-line complaints.
+append="console=ttyS0 quiet loglevel=6 softlockup_panic=1 panic=-1 oops=panic rdinit=/init i8042.noaux i8042.nomux i8042.nopnp"
 consolelog=$work/console.log
 qemu_pidfile=$work/qemu.pid
 
