@@ -7,7 +7,8 @@
 # noisy: compare the ratios, not absolute times.
 #
 #   bridge + 3 / 10 guests + ping + destroy  vs  shell_chain.sh 3 / 10           (>= 10x)
-#     and the same by 6 pontoon commands (bench/cli_chain.sh)
+#     and the same by 6 pontoon commands (bench/cli_chain.sh), and how long the kernel
+#     holds its rtnl lock after each chain's destroy has returned
 #   guest attach + detach                    vs  cni_bridge.sh                   (>= 20x)
 #   partition apply / heal, 5 16 64 guests   vs  iptables_per_guest.sh apply/heal N
 #                                                (apply, 16 guests: < 2 ms, library)
@@ -35,8 +36,8 @@
 # and the 3-children and podman rows run one of each of their commands in turn, round after
 # round, so that a change of load on the machine hits both sides alike. Partition apply is timed from
 # a healed state and heal from an applied one, on both sides; that preparation is not timed.
-# Container runs are spaced by an untimed pause in which the kernel finishes removing the
-# previous container's namespace.
+# Container runs and the bridge chains are spaced by an untimed pause in which the kernel
+# finishes removing the previous run's namespaces; the chains run side by side too.
 #
 # Everything runs inside a private network namespace and a private mount namespace (with its
 # own /run/netns), so neither the baselines (which add links, iptables rules and sysctls to
@@ -179,12 +180,23 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	fi
 
 	want chain && echo "== chain" >&2
+	# Removing a namespace that holds a Linux bridge costs the kernel an rcu_barrier() with
+	# the rtnl lock held (br_multicast_dev_del, some 20 ms here), after the command that
+	# released it has returned. Back to back, each chain's teardown lands on whichever of
+	# the next chain's steps takes the lock then, on every side alike, and the medians
+	# jumped between runs. Each run starts after the previous one's teardown, untimed.
+	settle="sleep 0.2"
 	want chain && for n in 3 10; do
 		cli=()
-		[ "$n" = 3 ] && cli=(-n cli "env PONTOON=$pontoon bash $ROOT/bench/cli_chain.sh $n 1")
-		bench "bridge$n" "$RUNS" "$WARMUP" -n base "bash $BASELINES/shell_chain.sh $n 1" -n proc "$cb -dir $sb -op bridge$n -n 1 -quiet" "${cli[@]}"
+		[ "$n" = 3 ] && cli=(-p "$settle" -n cli "env PONTOON=$pontoon bash $ROOT/bench/cli_chain.sh $n 1")
+		side_by_side "bridge$n" "$RUNS" "$WARMUP" -p "$settle" -n base "bash $BASELINES/shell_chain.sh $n 1" \
+			-p "$settle" -n proc "$cb -dir $sb -op bridge$n -n 1 -quiet" "${cli[@]}"
 		in_process "bridge$n.lib" -op "bridge$n"
 	done
+	# What each chain leaves the kernel to do once it has returned: the rtnl lock held while
+	# the namespaces it released go (bench/cmd/interleave -rtnl).
+	want chain && side_by_side teardown "$RUNS_LARGE" 1 -rtnl 400ms -n base "bash $BASELINES/shell_chain.sh 3 1" \
+		-n cli "env PONTOON=$pontoon bash $ROOT/bench/cli_chain.sh 3 1"
 	if ! want chain; then
 		:
 	elif [ -n "$have_cni" ]; then

@@ -81,6 +81,10 @@ END {
 		spans("bridge3.base", "bridge3.cli", "")
 	}
 	plain("bridge + 10 guests + ping", "shell_chain.sh 10", "bridge10", 0)
+	if (has("teardown.base") || has("teardown.cli")) {
+		line("  rtnl held after destroy (kernel)", "shell_chain.sh 3", ms("teardown.base"), ms("teardown.cli"), ratio("teardown.base", "teardown.cli"), "-", "-", "-", "-")
+		spans("teardown.base", "teardown.cli", "")
+	}
 	if (has("attach.base")) speedup("guest attach + detach", "cni_bridge.sh", "attach", 20)
 	n = split(sizes, sz, " ")
 	for (i = 1; i <= n; i++) plain("partition apply, " sz[i] " guests", "iptables_per_guest.sh apply " sz[i], "apply" sz[i], sz[i] == 16 ? 2 : 0)
@@ -138,6 +142,9 @@ END {
 	print "pontoon/proc: a process per operation (chainbench, the pontoon command line, runc or podman with the pontoon"
 	print "  binary as hook, pontoon run); \"by 6 pontoon commands\": bridge create, 3 guest add, exec ping, bridge destroy"
 	print "  (bench/cli_chain.sh, one process each, the name server started and stopped as a user's bridge has it)."
+	print "  Chains run in turn, each after the kernel has removed the previous one's namespaces. \"rtnl held after"
+	print "  destroy\": the time a netlink request made just after a chain waits for the kernel's removal of its"
+	print "  namespaces (a bridge device's costs an rcu_barrier under the lock), summed over 400 ms."
 	print "  pontoon/lib: in-process library calls (chainbench); for containers the runtime"
 	print "  Go benchmark (runc driven in-process, hook = the test binary, runs alternated and spaced; added = over the"
 	print "  same container without network). Container rows: runc run / podman run --rm of a busybox true."

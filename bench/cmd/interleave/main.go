@@ -7,6 +7,10 @@
 //	interleave -runs N -warmup W [-p PREPARE] -n LABEL CMD [[-p PREPARE] -n LABEL CMD]...
 //
 // prints one line per command: LABEL MEDIAN MIN MAX, in milliseconds.
+//
+// With -rtnl WINDOW it prints instead how long the kernel held its rtnl lock in the WINDOW after
+// each command had exited, summed: work a command leaves the kernel to do after it returns (the
+// removal of a namespace) that stalls the next netlink request of anyone on the machine.
 package main
 
 import (
@@ -27,6 +31,7 @@ type command struct {
 func main() {
 	runs := flag.Int("runs", 20, "timed runs of each command")
 	warmup := flag.Int("warmup", 3, "untimed rounds first")
+	window := flag.Duration("rtnl", 0, "measure the rtnl lock held after each command, for this long, instead of the command's time")
 	// The commands start at the first -p or -n, which are not flags of this program.
 	args := os.Args[1:]
 	k := slices.IndexFunc(args, func(a string) bool { return a == "-p" || a == "-n" })
@@ -44,6 +49,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "interleave:", err)
 		os.Exit(1)
 	}
+	var probe *rtnlProbe
+	if *window > 0 {
+		if probe, err = newRTNLProbe(); err != nil {
+			fmt.Fprintln(os.Stderr, "interleave:", err)
+			os.Exit(1)
+		}
+	}
 	for round := range *runs + *warmup {
 		for _, c := range cmds {
 			if c.prepare != "" {
@@ -54,6 +66,9 @@ func main() {
 			d, err := run(c.run, devnull)
 			if err != nil {
 				fail(c.run, err)
+			}
+			if probe != nil {
+				d = probe.held(*window)
 			}
 			if round >= *warmup {
 				c.times = append(c.times, d)
