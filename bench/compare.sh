@@ -23,8 +23,9 @@
 #   growth: attach of the 10th/50th/200th guest of a bridge, creation of the 10th/100th
 #   bridge, partition apply on 10/50/253 guests (library)
 #   command-line start, no kernel work       vs  a trivial static Go binary       (<= 1.5x)
-#     (pontoon --help, pontoon bridge list of      (bench/cmd/trivial)
-#     no bridge)
+#     (pontoon --help, pontoon bridge list of      (bench/cmd/trivial), and beside
+#     no bridge)                                   them the --help of the smallest
+#                                                  urfave/cli/v2 program (bench/cmd/clihelp)
 #   partition change, 16 guests, end to end  vs  the trivial binary               (<= 3x)
 #     (isolate after heal, isolate after another isolate, heal)
 #
@@ -54,7 +55,7 @@
 # binary, e.g. built from an earlier commit, timed in the same run beside it in the start and
 # partition rows, for a before/after table), GO_BENCH=0 (skip the Go
 # benchmarks), NETSETUP_BENCHTIME, PARTITION_BENCHTIME, RUNTIME_BENCHTIME (go test -benchtime
-# of each package; defaults 20x, 200x, 20x), ONLY (the groups to run, of start chain
+# of each package; defaults 20x, 200x, 60x), ONLY (the groups to run, of start chain
 # partitions containers podman growth; default all), e.g.
 #   ONLY="start partitions" GO_BENCH=0 bash bench/compare.sh
 set -euo pipefail
@@ -68,7 +69,7 @@ WARMUP_LARGE=${WARMUP_LARGE:-1}
 GO_BENCH=${GO_BENCH:-1}
 NETSETUP_BENCHTIME=${NETSETUP_BENCHTIME:-20x}
 PARTITION_BENCHTIME=${PARTITION_BENCHTIME:-200x}
-RUNTIME_BENCHTIME=${RUNTIME_BENCHTIME:-20x}
+RUNTIME_BENCHTIME=${RUNTIME_BENCHTIME:-60x}
 PARTITION_SIZES="5 16 64"
 GROW_GUESTS="10 50 200"
 GROW_BRIDGES="10 100"
@@ -174,7 +175,7 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		echo "== start" >&2
 		# bridge list on a state directory of its own, with no bridge: the command, not the
 		# decoding of the sandbox's hundreds of guests.
-		side_by_side start "$RUNS" "$WARMUP" -n base "$work/trivial" -n proc "$pontoon --help" \
+		side_by_side start "$RUNS" "$WARMUP" -n base "$work/trivial" -n cli "$work/clihelp --help" -n proc "$pontoon --help" \
 			-n list "$pontoon --state-dir $work/tmpfs/empty-state bridge list" \
 			${before:+-n before "$before --help" -n beforelist "$before --state-dir $work/tmpfs/empty-state bridge list"}
 	fi
@@ -292,7 +293,7 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		{
 			gobench netsetup "$NETSETUP_BENCHTIME" .
 			gobench partition "$PARTITION_BENCHTIME" .
-			gobench runtime "$RUNTIME_BENCHTIME" 'ContainerStart|RunReachable'
+			PONTOON_HOOK_BIN=$pontoon gobench runtime "$RUNTIME_BENCHTIME" 'ContainerStart|RunReachable'
 		} >"$work/gobench.txt"
 		# The runtime metrics the table shows.
 		awk 'BEGIN { key["added-cycle-ms"] = "ctr.goadded"; key["added-start-ms"] = "ctr.gostartadded"
@@ -390,6 +391,7 @@ start=$(date +%s)
 	go build -o "$work/chainbench" ./bench/cmd/chainbench
 	go build -o "$work/interleave" ./bench/cmd/interleave
 	CGO_ENABLED=0 go build -trimpath -o "$work/trivial" ./bench/cmd/trivial
+	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -o "$work/clihelp" ./bench/cmd/clihelp
 	# The pontoon binary users get (the Makefile's build), unless PONTOON_BIN names one.
 	[ -n "${PONTOON_BEFORE:-}" ] && cp "$PONTOON_BEFORE" "$work/before"
 	if [ -n "${PONTOON_BIN:-}" ]; then
@@ -398,15 +400,14 @@ start=$(date +%s)
 		CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -o "$work/pontoon" ./cmd/pontoon
 	fi
 	if [ "$GO_BENCH" != 0 ]; then
-		# Static, as the Makefile builds pontoon: the runtime benchmark's hook is its own test
-		# binary, and a dynamically linked one starts ~0.5 ms later (the loader) than the hook
-		# users install.
+		# Static, as the Makefile builds pontoon (the runtime benchmark is given the pontoon
+		# binary as its hook, but its runc is driven from the test binary).
 		for p in netsetup partition runtime; do CGO_ENABLED=0 go test -c -o "$work/$p.test" "./$p/"; done
 	fi
 	# Every binary timed is a copy, as an installed one is: a file just written by the linker
 	# started ~10% slower here than a copy of it (its page cache is laid out differently), which
 	# favoured whichever side was copied (PONTOON_BIN, PONTOON_BEFORE) over the side built here.
-	for f in "$work/trivial" "$work/pontoon" "$work/before"; do
+	for f in "$work/trivial" "$work/clihelp" "$work/pontoon" "$work/before"; do
 		if [ -f "$f" ]; then cp "$f" "$f.copy" && mv "$f.copy" "$f"; fi
 	done
 )
