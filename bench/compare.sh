@@ -32,7 +32,8 @@
 # pontoon is measured twice: a process per operation (bench/cmd/chainbench or the pontoon
 # command line against a sandbox, the cost a command-line user pays; runc and podman with the
 # pontoon binary as their hook; pontoon run) and in-process (the library alone: chainbench's
-# own loop; for containers the runtime package's Go benchmark, whose hook is the test binary).
+# own loop; for containers the runtime package's Go benchmark, which drives runc from Go with
+# the pontoon binary as its hook).
 # The start-up rows, the partition changes against the trivial binary (bench/cmd/interleave),
 # and the 3-children and podman rows run one of each of their commands in turn, round after
 # round, so that a change of load on the machine hits both sides alike. Partition apply is timed from
