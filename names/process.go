@@ -103,7 +103,7 @@ func Status(env netsetup.Env, bridge string) (State, error) {
 	switch {
 	case r == nil:
 		st.Problem = "no name server was started for this bridge"
-	case !r.Process.Running():
+	case !r.Process.Alive():
 		st.Problem = fmt.Sprintf("the name server (pid %d) is gone: it was killed; `pontoon gc` or the next `pontoon guest add` starts a new one", r.Process.PID)
 	default:
 		st.Running = true
@@ -242,6 +242,11 @@ func Serve(env netsetup.Env, bridge string, inherit bool, term <-chan os.Signal)
 		var pc *net.UDPConn
 		var ln *net.TCPListener
 		if pc, ln, err = inheritedSockets(); err == nil {
+			if err = awaitRecord(env, bridge); err != nil {
+				pc.Close()
+				ln.Close()
+				return err
+			}
 			s, err = run(env, bridge, pc.LocalAddr().(*net.UDPAddr).AddrPort(), pc, ln, nil)
 		}
 	} else {
@@ -263,6 +268,25 @@ func Serve(env netsetup.Env, bridge string, inherit bool, term <-chan os.Signal)
 	return nil
 }
 
+// awaitRecord returns once the process that started this server has recorded it, or an
+// error when it ended without: a starter killed between starting the server and recording
+// it would otherwise leave a server nobody knows of, holding the bridge's DNS address, so
+// that the next start fails to bind it and status says none runs. The starter holds the
+// bridge's lock from before the start until after the record, so taking the lock waits for
+// exactly that, and no longer.
+func awaitRecord(env netsetup.Env, bridge string) error {
+	return statefile.Locked(lockFile(env, bridge), func() error {
+		r, err := readRecord(env, bridge)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.Process.PID != os.Getpid() {
+			return fmt.Errorf("serve names of bridge %q: the command that started this server ended without recording it; leaving", bridge)
+		}
+		return nil
+	})
+}
+
 // Stop stops a bridge's detached server and waits until it is gone. A server inside another
 // process (`pontoon run`, a test) is left to that process: it leaves with the bridge.
 // Stopping a bridge without a server succeeds.
@@ -271,7 +295,7 @@ func Stop(env netsetup.Env, bridge string) error {
 	if err != nil || r == nil {
 		return err
 	}
-	if r.Process.Running() {
+	if r.Process.Alive() {
 		if !r.Detached {
 			return nil
 		}
@@ -308,7 +332,7 @@ func terminate(p netsetup.Process) error {
 	}
 	defer unix.Close(fd)
 	// The pid may have been reused before the pidfd was opened: it must still be p.
-	if !p.Running() {
+	if !p.Alive() {
 		return nil
 	}
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
@@ -377,6 +401,20 @@ func Collect(env netsetup.Env, exe string) (Report, error) {
 		live[b.Name] = b.Phase == netsetup.PhaseReady
 	}
 	for _, e := range ents {
+		// A record's write killed before its rename; the bridge's lock keeps a write going on
+		// now from losing its file.
+		if name, ok := strings.CutSuffix(e.Name(), ".json"+statefile.TempSuffix); ok && netsetup.ValidName(name) {
+			tmp := filepath.Join(recordDir(env), e.Name())
+			if err := statefile.Locked(lockFile(env, name), func() error { return os.Remove(tmp) }); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			if _, exists := live[name]; !exists {
+				if _, err := os.Stat(recordFile(env, name)); errors.Is(err, os.ErrNotExist) {
+					os.Remove(lockFile(env, name))
+				}
+			}
+			continue
+		}
 		name, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || !netsetup.ValidName(name) {
 			continue
@@ -389,7 +427,7 @@ func Collect(env netsetup.Env, exe string) (Report, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if r != nil && r.Process.Running() && !r.Detached {
+		if r != nil && r.Process.Alive() && !r.Detached {
 			continue // its process leaves with the bridge it owns
 		}
 		if err := Stop(env, name); err != nil {

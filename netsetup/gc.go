@@ -122,9 +122,8 @@ func GC(env Env) (GCReport, error) {
 		live := map[string]*BridgeState{}
 		released := map[string]bool{} // uplinks of bridges destroyed now, vanishing on their own
 		for _, b := range bridges {
-			// Running, not Alive: a run killed with kill -9 whose parent has not reaped it yet
-			// (a busy shell, an init that reaps late) holds nothing.
-			dead := (b.Phase == PhaseCreating && !b.Creator.Running()) || (b.Owner != nil && !b.Owner.Running())
+			// A run killed with kill -9 whose parent has not reaped it yet holds nothing (Alive).
+			dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive())
 			if dead {
 				if err := destroyBridge(env, b); err != nil {
 					return err

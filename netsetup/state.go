@@ -81,25 +81,25 @@ func statFields(pid int) ([]string, error) {
 	return f, nil
 }
 
-// Alive reports whether the process still runs (and is the same process, not a reuse of its pid).
+// Alive reports whether the process still runs: the same process (not a reuse of its pid)
+// and not a zombie that has finished exiting. A process killed with kill -9 stays a zombie until its parent reaps it (a
+// busy shell, an init that reaps late), but it holds nothing any more: its namespaces, locks
+// and sockets went at its exit, so everything that asks whether a recorded process is still
+// there (gc first of all) takes it for dead.
+// One read of /proc/PID/stat gives both the start time and the state, as polling loops call
+// it often.
 func (p Process) Alive() bool {
 	if p.PID <= 0 {
 		return false
 	}
-	q, err := ProcessOf(p.PID)
-	return err == nil && q.Start == p.Start
-}
-
-// Running reports whether the process is alive and not a zombie: an orphan may wait a while
-// for an init to reap it.
-// One read of /proc/PID/stat gives both the start time (that it is this process) and the
-// state, as polling loops call it often.
-func (p Process) Running() bool {
-	if p.PID <= 0 {
+	f, err := statFields(p.PID)
+	if err != nil || f[19] != strconv.FormatUint(p.Start, 10) {
 		return false
 	}
-	f, err := statFields(p.PID)
-	return err == nil && f[19] == strconv.FormatUint(p.Start, 10) && f[0] != "Z" && f[0] != "X"
+	// A killed process's first thread turns zombie while its others may still be exiting
+	// with the files (sockets, locks) they share: it is gone once it is the last (field 20,
+	// num_threads).
+	return (f[0] != "Z" && f[0] != "X") || f[17] != "1"
 }
 
 // GatewayState is what `gateway up` created, recorded so that every later command uses the

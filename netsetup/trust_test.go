@@ -126,49 +126,79 @@ func TestOwnNamespacesRefusedAsGuests(t *testing.T) {
 
 // `guest add` killed part-way left its guest in phase creating for good: its address was
 // "already used" and gc said nothing to collect. A guest add is killed (SIGKILL) while it
-// attaches; gc must remove the guest, after which the address is free again.
+// attaches; gc must remove the guest, after which the address is free again. It must also
+// when the killed process has not been reaped yet (a shell's `timeout -s KILL`, an init that
+// reaps late): gc took the zombie for a live creator and said "nothing to collect".
 func TestGCAfterKilledGuestAdd(t *testing.T) {
 	t.Parallel()
-	s := newChain(t, netsetup.GatewayOptions{})
-	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
-	// The child attaches a FIFO as the namespace: opening it blocks, so the child stays
-	// inside the attach, after its record is written, until it is killed.
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
+	for _, reaped := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reaped=%v", reaped), func(t *testing.T) {
+			t.Parallel()
+			s := newChain(t, netsetup.GatewayOptions{})
+			mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+			// The child attaches a FIFO as the namespace: opening it blocks, so the child
+			// stays inside the attach, after its record is written, until it is killed.
+			fifo := filepath.Join(t.TempDir(), "fifo")
+			if err := unix.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := child(t, s.Env, "guest-add-netns", fifo)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				b, err := netsetup.GetBridge(s.Env, "b")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(b.Guests) == 1 && b.Guests[0].Phase == netsetup.PhaseCreating {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the guest add never recorded its guest: %+v", b.Guests)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			if reaped {
+				cmd.Wait()
+			} else {
+				waitZombie(t, cmd.Process.Pid)
+			}
+			_, err := netsetup.AddGuest(s.Env, "b", "g2", netsetup.GuestOptions{IP: "172.18.0.7"})
+			wantErr(t, "add on the killed guest's address", err, "already used")
+			rep, err := netsetup.GC(s.Env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(rep.Guests, []string{"b/g"}) {
+				t.Errorf("gc report %+v, want guest b/g removed", rep)
+			}
+			mustGuest(t, s.Env, "b", "g2", "172.18.0.7")
+			if rep, err := netsetup.GC(s.Env); err != nil || len(rep.Guests)+len(rep.Bridges)+len(rep.Orphans) > 0 {
+				t.Errorf("second gc: %+v, %v", rep, err)
+			}
+		})
 	}
-	cmd := child(t, s.Env, "guest-add-netns", fifo)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := netsetup.GetBridge(s.Env, "b")
+}
+
+// waitZombie waits until process pid has exited and is a zombie its parent (this test) has
+// not reaped.
+func waitZombie(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("process %d: %v", pid, err)
 		}
-		if len(b.Guests) == 1 && b.Guests[0].Phase == netsetup.PhaseCreating {
-			break
+		if s := string(b); strings.HasPrefix(s[strings.LastIndexByte(s, ')')+1:], " Z") {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the guest add never recorded its guest: %+v", b.Guests)
+			t.Fatalf("process %d is no zombie 10 s after its kill", pid)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	_, err := netsetup.AddGuest(s.Env, "b", "g2", netsetup.GuestOptions{IP: "172.18.0.7"})
-	wantErr(t, "add on the killed guest's address", err, "already used")
-	rep, err := netsetup.GC(s.Env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(rep.Guests, []string{"b/g"}) {
-		t.Errorf("gc report %+v, want guest b/g removed", rep)
-	}
-	mustGuest(t, s.Env, "b", "g2", "172.18.0.7")
-	if rep, err := netsetup.GC(s.Env); err != nil || len(rep.Guests)+len(rep.Bridges)+len(rep.Orphans) > 0 {
-		t.Errorf("second gc: %+v, %v", rep, err)
 	}
 }
 

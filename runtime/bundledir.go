@@ -275,7 +275,7 @@ func killProcess(p netsetup.Process) {
 		return
 	}
 	unix.Kill(p.PID, syscall.SIGKILL)
-	for deadline := time.Now().Add(5 * time.Second); p.Running() && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); p.Alive() && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -130,7 +130,7 @@ run = ["sh", "-c", %q]
 			if !poll(t, "the exec's status", func() bool { return strings.Contains(r.out.String(), c.status) }) {
 				return
 			}
-			if !poll(t, "the end of the exec'd sleep "+c.arg, func() bool { return !cmd.Running() }) {
+			if !poll(t, "the end of the exec'd sleep "+c.arg, func() bool { return !cmd.Alive() }) {
 				t.Errorf("%v to the exec caller left its command (process %d) running in the container", c.sig, cmd.PID)
 			}
 		}
@@ -164,7 +164,7 @@ func hostExecTerm(t *testing.T, r *runner, bridge string) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 143 {
 		t.Errorf("SIGTERM to exec from the host: %v, want exit status 143", err)
 	}
-	if !poll(t, "the end of the host exec's sleep", func() bool { return !cmd.Running() }) {
+	if !poll(t, "the end of the host exec's sleep", func() bool { return !cmd.Alive() }) {
 		t.Errorf("SIGTERM to exec from the host left its command (process %d) running in the container", cmd.PID)
 	}
 }

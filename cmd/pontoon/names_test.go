@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -52,7 +56,7 @@ func (c *runner) namesState(bridge string) names.State {
 func waitGone(t *testing.T, p netsetup.Process, what string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for p.Running() {
+	for p.Alive() {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s (pid %d) is still running", what, p.PID)
 		}
@@ -89,7 +93,7 @@ func TestNamesServerLifetime(t *testing.T) {
 		t.Errorf("getent primary in n2 through pontoon exec: %q", out)
 	}
 	c.fails(2, `alias "bad alias" is invalid`, "guest", "add", "b1", "n4", "--ip", "172.18.0.4", "--alias", "bad alias")
-	c.fails(2, `alias "db" is already a name of guest "n1"`, "guest", "add", "b1", "n4", "--ip", "172.18.0.4", "--alias", "db")
+	c.fails(2, `alias "db" is already an alias of guest "n1"`, "guest", "add", "b1", "n4", "--ip", "172.18.0.4", "--alias", "db")
 	if out := c.ok("bridge", "show", "b1"); strings.Contains(out, "n4") || !strings.Contains(out, "db,primary") {
 		t.Errorf("bridge show lists a refused guest, or not n1's aliases:\n%s", out)
 	}
@@ -195,7 +199,7 @@ func TestNamesServerLifetime(t *testing.T) {
 
 	// destroy stops it before it returns.
 	c.ok("bridge", "destroy", "b1")
-	if third.Running() {
+	if third.Alive() {
 		t.Errorf("bridge destroy left the name server (pid %d) running", third.PID)
 	}
 	if f := stateFiles(t, c.sb.Env.StateDir+"/names"); len(f) > 0 {
@@ -228,8 +232,74 @@ func TestNamesServerLifetime(t *testing.T) {
 		t.Errorf("gc left %v", f)
 	}
 	for _, p := range []netsetup.Process{first, second, third, owned, srv} {
-		if p.Running() {
+		if p.Alive() {
 			t.Errorf("name server %d still runs", p.PID)
 		}
+	}
+}
+
+// TestNameServerStarterKilled reproduces a `bridge create` (or a `guest add` restarting the
+// server) killed after it started the name server and before it recorded it: the server ran
+// on, holding the bridge's DNS address, while `names status` said none ran, and the next
+// start failed with "address already in use". Here the test plays that starter: it binds the
+// sockets, holds the bridge's names lock, starts the server as the starter does and releases
+// the lock without recording it. The server must leave by itself, and gc start a new one.
+func TestNameServerStarterKilled(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "b1")
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1")
+	t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	st := c.namesState("b1")
+	syscall.Kill(st.Record.Process.PID, syscall.SIGKILL)
+	waitGone(t, st.Record.Process, "the killed server")
+
+	ap := net.UDPAddrFromAddrPort(netip.MustParseAddrPort(st.Record.Addr))
+	var pc *net.UDPConn
+	var ln *net.TCPListener
+	if err := ns.Do(c.sb.Env.BridgeNetns("b1"), func() (err error) {
+		if pc, err = net.ListenUDP("udp4", ap); err != nil {
+			return err
+		}
+		ln, err = net.ListenTCP("tcp4", &net.TCPAddr{IP: ap.IP, Port: ap.Port})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	uf, _ := pc.File()
+	tf, _ := ln.File()
+	pc.Close()
+	ln.Close()
+	unlock, err := statefile.Lock(filepath.Join(c.sb.Env.StateDir, "names", "b1.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := c.command("names", "serve", "--bridge", "b1", "--"+names.InheritFlag)
+	srv.ExtraFiles = []*os.File{uf, tf}
+	var stderr strings.Builder
+	srv.Stderr = &stderr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	uf.Close()
+	tf.Close()
+	unlock() // the starter is gone, and recorded nothing
+	done := make(chan error, 1)
+	go func() { done <- srv.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(stderr.String(), "ended without recording it") {
+			t.Errorf("unrecorded server ended with %v, %q; want an error saying it was not recorded", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		srv.Process.Kill()
+		<-done
+		t.Fatal("a server nobody recorded still runs 10 s after its starter went")
+	}
+	if out := c.ok("gc"); !strings.Contains(out, "started the name server of bridge b1") {
+		t.Errorf("gc after the unrecorded server left printed %q", out)
+	}
+	if got, err := lookupFrom(c.sb.Env.GuestNetns("b1", "n1"), "n1", 5*time.Second); err != nil || !slices.Equal(got, []string{"172.18.0.1"}) {
+		t.Errorf("n1 from n1 after gc: %v, %v", got, err)
 	}
 }
