@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
@@ -67,7 +68,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		return Record{}, err
 	}
 	defer unlock()
-	prev, _, err := readStatus(t.StateDir)
+	prev, known, err := readStatus(t.StateDir)
 	if err != nil {
 		return Record{}, err
 	}
@@ -123,18 +124,29 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 				return Record{}, err
 			}
 		}
+		if !plan.RuleSet.Empty() {
+			plan.RuleSet.Marker = marker(prev.Generation+1, plan.RuleSet)
+		}
+		// A change that must be undone at a deadline is recorded, with what to restore, before
+		// the kernel has it: a process killed between the kernel's commit and the record would
+		// otherwise leave it in force with nothing saying to undo it (see ahead).
+		undo := func() {}
+		if o.restorePrev {
+			if undo, err = t.writeAhead(r, plan, prev, known, o); err != nil {
+				return Record{}, err
+			}
+		}
 		if err := applyShaping(t.NetnsPath, prev.Shaping, plan.Shaping); err != nil {
 			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
+			undo()
 			err = fmt.Errorf("apply partition: %w", err)
 			t.logChange(o.kind, prev, Record{}, o, err, nil)
 			return Record{}, err
 		}
-		if !plan.RuleSet.Empty() {
-			plan.RuleSet.Marker = marker(prev.Generation+1, plan.RuleSet)
-		}
 		start := time.Now()
 		err := commitVerified(t.NetnsPath, plan.RuleSet, sup.families(), committed{prev.Marker, prev.Chains})
 		if err != nil {
+			undo()
 			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
 			if !probed && missingFeature(err) {
 				// The guess about the kernel was wrong and the batch changed nothing:
@@ -174,6 +186,30 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		t.logChange(o.kind, prev, st, o, err, pruneErr)
 		return st, err
 	}
+}
+
+// writeAhead records the state of a change with a deadline (UpdateUntil) before the kernel
+// gets it, with the deadline and the state to restore then, and returns what puts the
+// previous record back if the change fails. Killed anywhere after this, the change leaves a
+// record that RestoreExpired (the --for's restorer, or the next command) undoes at the
+// deadline, whether or not the kernel got it: restoring re-applies the previous state, and
+// its shaping is undone from this record's. Until the final record is written, status
+// compares the kernel with this one, and says so when the kernel does not hold it yet.
+func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, o applyOpts) (func(), error) {
+	ahead := newStatus(r, plan, prev, time.Now())
+	ahead.Change = ahead.Generation
+	restore := prev.State().For(t.Guests)
+	ahead.Expires, ahead.Restore = o.expires, &restore
+	if err := writeStatus(t.StateDir, ahead); err != nil {
+		return nil, err
+	}
+	return func() {
+		if known {
+			_ = writeStatus(t.StateDir, prev)
+		} else {
+			_ = os.Remove(filepath.Join(t.StateDir, StateFile))
+		}
+	}, nil
 }
 
 // commitVerified commits rs and, when the kernel's answer is an error, reads
@@ -380,7 +416,7 @@ func compareKernel(kt kernelTable, st *Record, guests []Guest) *KernelCheck {
 	for _, b := range recorded {
 		since[Pair{b.Src, b.Dst}] = b.Since
 	}
-	st.Blocked = kt.blockedPairs(guests)
+	st.Blocked = kt.blockedPairs(guests, recorded)
 	if st.Blocked == nil {
 		st.Blocked = []BlockedPair{}
 	}
@@ -399,7 +435,7 @@ func compareKernel(kt kernelTable, st *Record, guests []Guest) *KernelCheck {
 	case len(kt.Present) == 1 && st.Marker != "" && kt.Marker != st.Marker:
 		problems = append(problems, fmt.Sprintf("the table is not the one last applied (kernel: %q, record: %q)", kt.Marker, st.Marker))
 	}
-	if !samePairs(recorded, st.Blocked) {
+	if !samePairs(present(recorded, guests), present(st.Blocked, guests)) {
 		problems = append(problems, fmt.Sprintf("the kernel blocks %d pairs, the record %d", len(st.Blocked), len(recorded)))
 	}
 	if len(kt.Present) > 0 {
@@ -416,6 +452,24 @@ func compareKernel(kt kernelTable, st *Record, guests []Guest) *KernelCheck {
 		return &KernelCheck{Detail: strings.Join(problems, "; ")}
 	}
 	return &KernelCheck{InEffect: true}
+}
+
+// present is the pairs between guests the bridge has now. A guest that left keeps its pairs
+// in the kernel and in the record until the next change; neither side can say more about
+// it, and no packet can be sent to or from it, so only the pairs of the guests present tell
+// whether the kernel holds what was applied.
+func present(pairs []BlockedPair, guests []Guest) []BlockedPair {
+	here := make(map[string]bool, len(guests))
+	for _, g := range guests {
+		here[g.Name] = true
+	}
+	var out []BlockedPair
+	for _, p := range pairs {
+		if here[p.Src] && here[p.Dst] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func samePairs(a, b []BlockedPair) bool {

@@ -206,12 +206,37 @@ func sortRunsOf(runs []ClassRun) {
 // blockedPairs lists the guest pairs the kernel's class matrix blocks, with
 // guests known by their port (sources) and their address (destinations), as
 // the kernel knows them. Ports and addresses of no guest are named as such.
-func (kt kernelTable) blockedPairs(guests []Guest) []BlockedPair {
+func (kt kernelTable) blockedPairs(guests []Guest, recorded []BlockedPair) []BlockedPair {
 	byPort := map[string]Guest{}
 	byIP := map[netip.Addr]Guest{}
 	for _, g := range guests {
 		byPort[g.Port] = g
 		byIP[g.IP] = g
+	}
+	// A guest that has left the bridge keeps its classes in the kernel until the next change
+	// (it may come back, as a restarted container does). It is named as the record names it:
+	// its address from the record's pairs, its port by the column class the kernel gives both
+	// (when that class is its alone).
+	for _, p := range recorded {
+		for _, g := range []Guest{{Name: p.Src, IP: p.SrcIP, IP6: p.SrcIP6}, {Name: p.Dst, IP: p.DstIP, IP6: p.DstIP6}} {
+			if _, ok := byIP[g.IP]; !ok && g.IP.IsValid() {
+				byIP[g.IP] = g
+			}
+		}
+	}
+	colIPs := map[uint32][]netip.Addr{}
+	for _, d := range kt.Classes.Dests {
+		if d.IP.IsValid() {
+			colIPs[d.Col] = append(colIPs[d.Col], d.IP)
+		}
+	}
+	for _, d := range kt.Classes.Dests {
+		if _, ok := byPort[d.Port]; ok || d.Port == "" || len(colIPs[d.Col]) != 1 {
+			continue
+		}
+		if g, ok := byIP[colIPs[d.Col][0]]; ok {
+			byPort[d.Port] = g
+		}
 	}
 	var out []BlockedPair
 	for _, s := range kt.Classes.Sources {

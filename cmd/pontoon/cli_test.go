@@ -20,6 +20,7 @@ import (
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 	"github.com/pontoon-dev/pontoon/partition"
+	"golang.org/x/sys/unix"
 )
 
 var binary string
@@ -354,6 +355,64 @@ func TestForSurvivesKill(t *testing.T) {
 	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
 }
 
+// TestForKilledMidChange reproduces a `--for` killed in the middle of its change: after the
+// kernel had the isolation and before the record said so and the restorer started, the
+// isolation stayed for good, and neither status, gc nor the log knew of it. The restorer now
+// starts before the change, and the change is recorded, with its deadline, before the kernel
+// gets it. Here the first write of the record blocks (its temporary file is a FIFO nobody
+// reads) and the command is killed there: whatever the kernel holds must match the record
+// once the --for has passed, and the restorer must be gone.
+func TestForKilledMidChange(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "k")
+	for i, g := range []string{"n1", "n2"} {
+		c.ok("guest", "add", "k", g, "--ip", "172.18.0."+string(rune('1'+i)))
+	}
+	t.Cleanup(func() { c.ok("gateway", "down", "--force") })
+	c.ok("partition", "loss", "1", "n2", "--bridge", "k") // a record to write over
+	fifo := filepath.Join(c.sb.Env.BridgeDataDir("k"), partition.StateFile+".tmp")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := c.command("partition", "isolate", "n1", "--for", "1s", "--bridge", "k")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return blockedIn(t, cmd.Process.Pid) })
+	cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	os.Remove(fifo)
+	time.Sleep(1500 * time.Millisecond) // past the --for
+	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
+	tgt, err := partition.ForBridge(c.sb.Env, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := partition.Status(tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.Kernel.InEffect || len(rec.Blocked) != 0 || len(rec.Impairments) != 1 {
+		t.Errorf("after the killed --for: %+v; want the loss alone, in effect", rec)
+	}
+	if _, _, code := c.run("exec", "k", "n1", "--", "ping", "-c1", "-W1", "172.18.0.2"); code != 0 {
+		t.Error("n1 cannot reach n2 after the killed --for")
+	}
+}
+
+// blockedIn reports whether a thread of process pid waits in openat(2) (system call 257 on
+// amd64): opening a FIFO nobody reads blocks there.
+func blockedIn(t *testing.T, pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
+	for _, f := range tasks {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), "257 ") {
+			return true
+		}
+	}
+	return false
+}
+
 // processesWith lists the pids whose command line contains s.
 func processesWith(t *testing.T, s string) []int {
 	t.Helper()
@@ -501,6 +560,24 @@ func TestGuestAddedAgainStaysPartitioned(t *testing.T) {
 	t.Cleanup(func() { c.ok("gateway", "down", "--force") })
 	c.ok("partition", "isolate", "n1", "--bridge", "r")
 	c.ok("guest", "del", "r", "n1")
+	// While it is away, its pairs stay in the kernel and the record, and status says so
+	// under its name, without a warning of a difference nobody made: it said "the kernel
+	// blocks 4 pairs, the record 4", naming n1 by its address and its port.
+	var away struct {
+		Blocked []struct{ Src, Dst string }
+		Kernel  struct {
+			InEffect bool   `json:"in_effect"`
+			Detail   string `json:"detail"`
+		}
+	}
+	if err := json.Unmarshal([]byte(c.ok("partition", "status", "--json", "--bridge", "r")), &away); err != nil || len(away.Blocked) != 4 || !away.Kernel.InEffect {
+		t.Errorf("status while n1 is away: %+v, %v", away, err)
+	}
+	for _, p := range away.Blocked {
+		if p.Src != "n1" && p.Dst != "n1" {
+			t.Errorf("status while n1 is away: pair %s -> %s does not name n1", p.Src, p.Dst)
+		}
+	}
 	c.ok("guest", "add", "r", "n1", "--ip", "172.18.0.1")
 	if _, _, code := c.run("exec", "r", "n1", "--", "ping", "-c1", "-W1", "172.18.0.2"); code == 0 {
 		t.Error("n1, added again, reaches n2 across its isolation")

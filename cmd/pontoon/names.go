@@ -148,12 +148,12 @@ func dnsFault(c *cli.Context) error {
 	if err != nil {
 		return usagef("%w", err)
 	}
-	d := c.Duration("for")
-	if d < 0 {
-		return usagef("--for: %s is negative; give a positive duration such as 30s", d)
+	d, timed, err := forDuration(c)
+	if err != nil {
+		return err
 	}
 	f.Names, f.From = c.StringSlice("name"), c.StringSlice("from")
-	if d > 0 {
+	if timed {
 		// The server ignores the fault from then on, even if this command is killed.
 		f.Expires = time.Now().Add(d).UTC()
 	}
@@ -165,7 +165,7 @@ func dnsFault(c *cli.Context) error {
 	if err := ensureNames(e, name); err != nil {
 		return err
 	}
-	if d == 0 {
+	if !timed {
 		fmt.Printf("DNS fault %d: %s\n", f.ID, f)
 		return nil
 	}

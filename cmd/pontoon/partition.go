@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/partition"
@@ -228,11 +229,11 @@ func applyImpairment(setting string) cli.ActionFunc {
 // ever or (--for) until the state it replaced is restored. describe says what changed once
 // change has run.
 func apply(c *cli.Context, t partition.Target, describe func() string, change func(partition.State) (partition.State, error)) error {
-	d := c.Duration("for")
-	if d < 0 {
-		return usagef("--for: %s is negative; give a positive duration such as 30s", d)
+	d, timed, err := forDuration(c)
+	if err != nil {
+		return err
 	}
-	if d == 0 {
+	if !timed {
 		rec, err := partition.Update(t, change)
 		if err != nil {
 			return err
@@ -240,6 +241,20 @@ func apply(c *cli.Context, t partition.Target, describe func() string, change fu
 		return report(rec, describe())
 	}
 	return applyFor(c, t, change, d, describe)
+}
+
+// forDuration is the --for of a command and whether it was given. Given, it must be positive:
+// a zero would otherwise read as no --for at all, and leave in force for good what was asked
+// for no time.
+func forDuration(c *cli.Context) (time.Duration, bool, error) {
+	if !c.IsSet("for") {
+		return 0, false, nil
+	}
+	d := c.Duration("for")
+	if d <= 0 {
+		return 0, false, usagef("--for: %s is not a positive duration; give one such as 30s, or leave --for out to keep the change until the next one", d)
+	}
+	return d, true, nil
 }
 
 // commandWords is the command as the user gave it, from the verb on, without --bridge.

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,14 @@ import (
 // the foreground (Ctrl-C restores at once) and, when it restores first, ends the restorer.
 // The restorer acts restorerGrace after the deadline: a command alive at the deadline has
 // ended it by then, and cannot kill it halfway through a restore (whose event would be lost).
+
+// The restorer starts before the change, so that no moment is left in which the change is
+// in force and nobody would undo it. The command tells it the change's generation and deadline
+// on a pipe once the change is made, or that it failed; a restorer that reads the pipe's end
+// without either knows its command died mid-change, and finishes what the record says: the
+// change records its deadline and the state to restore before the kernel gets it
+// (partition.UpdateUntil), so RestoreExpired undoes it after that deadline, which is at most
+// the --for from the moment the command died.
 
 // restorerGrace is how late the restorer restores when its command was killed.
 const restorerGrace = 500 * time.Millisecond
@@ -44,6 +53,7 @@ func restoreCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "generation", Usage: "the generation the --for recorded"},
 			&cli.Int64Flag{Name: "at", Usage: "the deadline, in Unix nanoseconds"},
 			&cli.StringFlag{Name: "dir-id", Usage: "DEV:INODE of the bridge's data directory when the --for began"},
+			&cli.DurationFlag{Name: "lasts", Usage: "the --for; with it, the generation and deadline come on fd 3 once the change is made"},
 		},
 		Action: func(c *cli.Context) error {
 			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
@@ -52,14 +62,28 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if !sleepWhileExists(env(c).BridgeDataDir(name), c.String("dir-id"), time.Unix(0, c.Int64("at")).Add(restorerGrace)) {
+			gen, at := c.Uint64("generation"), time.Unix(0, c.Int64("at"))
+			orphan := false
+			if d := c.Duration("lasts"); d > 0 {
+				var made bool
+				if gen, at, made, err = awaitChange(os.NewFile(3, "change")); err != nil {
+					return err
+				}
+				if !made {
+					return nil // the change failed: nothing to undo
+				}
+				if orphan = gen == 0; orphan {
+					at = time.Now().Add(d)
+				}
+			}
+			if !sleepWhileExists(env(c).BridgeDataDir(name), c.String("dir-id"), at.Add(restorerGrace)) {
 				return nil // the bridge went, and its partition with it
 			}
-			t, err := targetAs(c, partition.SourceRestorer)
-			if err != nil {
+			t, err := targetAs(c, partition.SourceRestorer) // which finishes an expired change, an orphan's included
+			if err != nil || orphan {
 				return err
 			}
-			if err := partition.Restore(t, c.Uint64("generation")); err != nil && !errors.Is(err, partition.ErrSuperseded) {
+			if err := partition.Restore(t, gen); err != nil && !errors.Is(err, partition.ErrSuperseded) {
 				return err
 			}
 			return nil
@@ -67,22 +91,55 @@ func restoreCommand() *cli.Command {
 	}
 }
 
+// awaitChange reads what the --for's command says on f: the change's generation and deadline
+// (made), that it failed (not made), or nothing before the pipe's end: the command died
+// during the change (made, generation 0).
+func awaitChange(f *os.File) (gen uint64, at time.Time, made bool, err error) {
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return 0, time.Time{}, false, fmt.Errorf("read the --for's change: %w", err)
+	}
+	msg := strings.TrimSpace(string(b))
+	switch {
+	case msg == "":
+		return 0, time.Time{}, true, nil
+	case msg == changeFailed:
+		return 0, time.Time{}, false, nil
+	}
+	var ns int64
+	if _, err := fmt.Sscanf(msg, "%d %d", &gen, &ns); err != nil || gen == 0 {
+		return 0, time.Time{}, false, fmt.Errorf("the --for's command said %q; want GENERATION DEADLINE", msg)
+	}
+	return gen, time.Unix(0, ns), true, nil
+}
+
+// changeFailed is what a --for's command tells its restorer when the change failed.
+const changeFailed = "failed"
+
 // applyFor applies change until d has passed or Ctrl-C, then restores what it replaced.
 func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (partition.State, error), d time.Duration, describe func() string) error {
-	rec, err := partition.UpdateUntil(t, change, d)
+	restorer, tell, err := startRestorer(c, d)
 	if err != nil {
-		return err
-	}
-	restorer, err := startRestorer(c, rec)
-	if err != nil {
-		// The partition is in force and nobody would lift it: lift it now.
-		return errors.Join(err, restoreNow(t, rec.Generation))
+		return err // before any change
 	}
 	stopRestorer := func() {
 		_ = restorer.Process.Kill()
 		_ = restorer.Wait()
 	}
 	defer stopRestorer()
+	rec, err := partition.UpdateUntil(t, change, d)
+	if err != nil {
+		fmt.Fprintln(tell, changeFailed)
+		tell.Close()
+		return err
+	}
+	_, werr := fmt.Fprintf(tell, "%d %d\n", rec.Generation, rec.Expires.UnixNano())
+	if cerr := tell.Close(); werr != nil || cerr != nil {
+		// The restorer would take this for a command that died mid-change, and restore later
+		// than asked (or not, had it died itself): lift the partition now.
+		return errors.Join(fmt.Errorf("tell the --for restorer the change: %w", errors.Join(werr, cerr)), restoreNow(t, rec.Generation))
+	}
 	fmt.Printf("%s for %s (Ctrl-C restores now)\n", describe(), d)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -95,39 +152,45 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	// One restorer at a time: otherwise the restorer's restore could make this
 	// one report that something else was applied.
 	stopRestorer()
-	if err := restoreNow(t, rec.Generation); err != nil {
-		return err
-	}
-	fmt.Println("previous state restored")
-	return nil
+	return restoreNow(t, rec.Generation)
 }
 
+// restoreNow restores the state the --for of generation gen replaced and says which it did.
 func restoreNow(t partition.Target, gen uint64) error {
 	err := partition.Restore(t, gen)
 	if errors.Is(err, partition.ErrSuperseded) {
-		fmt.Println("something else was applied meanwhile: left in force")
+		// The later change replaced the whole recorded state, this one's included: what is
+		// in force now is that change's, which this one must not undo.
+		fmt.Println("not restored: a later change replaced this one, and what it applied stays in force (see partition status)")
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("restore the state --for replaced: %w", err)
 	}
+	fmt.Println("previous state restored")
 	return nil
 }
 
-// startRestorer starts the process that restores rec's replaced state at rec.Expires.
-func startRestorer(c *cli.Context, rec partition.Record) (*exec.Cmd, error) {
+// startRestorer starts the process that restores, d after the change this command is about
+// to make, the state it replaces, and returns it with the pipe to tell it the change on.
+func startRestorer(c *cli.Context, d time.Duration) (*exec.Cmd, *os.File, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("find pontoon's executable for the --for restorer: %w", err)
+		return nil, nil, fmt.Errorf("find pontoon's executable for the --for restorer: %w", err)
 	}
 	dir := env(c).BridgeDataDir(c.String("bridge"))
-	args := append(env(c).Args(), "partition", restoreVerb, "--bridge", c.String("bridge"),
-		"--generation", strconv.FormatUint(rec.Generation, 10), "--at", strconv.FormatInt(rec.Expires.UnixNano(), 10))
+	args := append(env(c).Args(), "partition", restoreVerb, "--bridge", c.String("bridge"), "--lasts", d.String())
 	if id, err := dirID(dir); err == nil {
 		// The directory of this bridge, not of one made later under the same name.
 		args = append(args, "--dir-id", id)
 	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("start the --for restorer: %w", err)
+	}
+	defer r.Close()
 	cmd := exec.Command(exe, args...)
+	cmd.ExtraFiles = []*os.File{r} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// It outlives the terminal: what it has to say goes next to the bridge's partition state.
 	if log, err := os.OpenFile(filepath.Join(dir, "restore.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err == nil {
@@ -135,9 +198,10 @@ func startRestorer(c *cli.Context, rec partition.Record) (*exec.Cmd, error) {
 		defer log.Close()
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the --for restorer: %w", err)
+		w.Close()
+		return nil, nil, fmt.Errorf("start the --for restorer: %w", err)
 	}
-	return cmd, nil
+	return cmd, w, nil
 }
 
 // sleepWhileExists sleeps until deadline and reports true, or reports false once dir (a
