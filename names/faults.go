@@ -264,6 +264,13 @@ func (f Fault) expired(now time.Time) bool { return !f.Expires.IsZero() && !now.
 func AddFault(env netsetup.Env, bridge string, f Fault, source string) (Fault, error) {
 	f.Names = slices.Clone(f.Names)
 	f.From = slices.Clone(f.From)
+	// A fault the bridge refuses is refused before its data directory and lock are made: a
+	// refused command leaves nothing behind. (It is checked again under the lock.)
+	if b, err := netsetup.GetBridge(env, bridge); err == nil && b != nil {
+		if err := f.check(b); err != nil {
+			return f, fmt.Errorf("add DNS fault to bridge %q: %w", bridge, err)
+		}
+	}
 	err := updateFaults(env, bridge, source, func(b *netsetup.BridgeState, fs *faultSet) (*eventlog.Event, error) {
 		if err := f.check(b); err != nil {
 			return nil, err

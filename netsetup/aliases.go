@@ -2,6 +2,7 @@ package netsetup
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -22,6 +23,9 @@ func CheckAliases(field string, aliases []string) error {
 		if !ValidHostname(a) {
 			return invalidf("%s %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", field, a)
 		}
+		if _, err := netip.ParseAddr(a); err == nil {
+			return invalidf("%s %q is an IP address; a name cannot be one", field, a)
+		}
 		if slices.ContainsFunc(aliases[:i], func(o string) bool { return strings.EqualFold(o, a) }) {
 			return invalidf("%s %q is given twice; give each alias once", field, a)
 		}
@@ -39,20 +43,40 @@ func (g Guest) Names() []string {
 	return append(n, g.Aliases...)
 }
 
-// aliasClash says which guest of the bridge already answers to one of g's aliases, or to
-// g's name as an alias of its own; "" when none does.
-func aliasClash(b *BridgeState, g Guest) string {
+// nameClash says which guest of the bridge already answers to one of the names g would be
+// served under (its name, hostname and aliases; DNS compares them without case), "" when
+// none does. Two guests under one name would have the name server answer one of them for
+// both, and a guest's own hostname resolve to another guest.
+func nameClash(b *BridgeState, g Guest) string {
+	what := func(n string) string {
+		switch {
+		case n == g.Name:
+			return "name"
+		case slices.Contains(g.Aliases, n):
+			return "alias"
+		}
+		return "hostname"
+	}
 	for _, o := range b.Guests {
 		if o.Name == g.Name {
 			continue
 		}
-		for _, a := range g.Aliases {
-			if slices.ContainsFunc(o.Names(), func(n string) bool { return strings.EqualFold(n, a) }) {
-				return fmt.Sprintf("alias %q is already a name of guest %q; choose another alias", a, o.Name)
+		theirs := o.Names()
+		for _, n := range g.Names() {
+			i := slices.IndexFunc(theirs, func(t string) bool { return strings.EqualFold(t, n) })
+			if i < 0 {
+				continue
 			}
-		}
-		if slices.ContainsFunc(o.Aliases, func(n string) bool { return strings.EqualFold(n, g.Name) }) {
-			return fmt.Sprintf("name %q is already an alias of guest %q; choose another name or remove that alias", g.Name, o.Name)
+			var as string
+			switch {
+			case i == 0:
+				as = "the name"
+			case slices.Contains(o.Aliases, theirs[i]):
+				as = "an alias"
+			default:
+				as = "the hostname"
+			}
+			return fmt.Sprintf("%s %q is already %s of guest %q (names are served without regard to case); choose another %s", what(n), n, as, o.Name, what(n))
 		}
 	}
 	return ""

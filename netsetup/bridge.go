@@ -144,7 +144,7 @@ func checkPortsUnique(ports []Port) error {
 	for _, p := range ports {
 		k := fmt.Sprintf("%d/%s", p.HostPort, p.Proto)
 		if seen[k] {
-			return fmt.Errorf("host port %s is forwarded twice; give each forward its own host port", k)
+			return invalidf("host port %s is forwarded twice; give each forward its own host port", k)
 		}
 		seen[k] = true
 	}

@@ -123,7 +123,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	checkProcess := func() error {
 		p, err := ProcessOf(opt.PID)
 		if err != nil {
-			return fmt.Errorf("pid %d: no such process; pass the pid of a running process", opt.PID)
+			return invalidf("pid %d: no such process; pass the pid of a running process", opt.PID)
 		}
 		proc = &p
 		return CheckNotHost(env, g.Netns)
@@ -147,6 +147,9 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		g.UTS = env.guestUTS(bridge, name)
 		g.Hostname = opt.Hostname
 		if g.Hostname == "" {
+			if !ValidHostname(name) {
+				return nil, invalidf("guest name %q cannot be the guest's hostname (labels may not start or end with '-'); give a --hostname, or another name", name)
+			}
 			g.Hostname = name
 		}
 		if err := checkHostname(g.Hostname); err != nil {
@@ -217,7 +220,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 				return err
 			}
 		}
-		if msg := aliasClash(b, g); msg != "" {
+		if msg := nameClash(b, g); msg != "" {
 			return invalidf("%s", msg)
 		}
 		if msg := serviceClash(b, g); msg != "" {

@@ -55,10 +55,14 @@ func checkName(what, name string) error {
 	return nil
 }
 
-// checkNames validates a bridge name and a guest name.
+// checkNames validates a bridge name and a guest name. A guest is named in partition specs
+// by its name or its address: a name that is an address would take another guest's place.
 func checkNames(bridge, guest string) error {
 	if err := checkName("bridge", bridge); err != nil {
 		return err
+	}
+	if _, err := netip.ParseAddr(guest); err == nil {
+		return invalidf("guest name %q is an IP address; guests are named by name or address, so choose a name that is not one", guest)
 	}
 	return checkName("guest", guest)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -47,7 +48,8 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 	}
 	if g.Process == nil {
 		environ := append(os.Environ(), "PONTOON_BRIDGE="+bridge, "PONTOON_GUEST="+g.Name, fmt.Sprintf("PONTOON_IP=%v", g.IP))
-		return ExitSetupFailed, ns.ExecWithBinds(g.Namespaces(), execBinds(env, bridge), argv, environ)
+		err := ns.ExecWithBinds(g.Namespaces(), execBinds(env, bridge), argv, environ)
+		return execFailedCode(err), err
 	}
 	if g.Process.Alive() {
 		code, err := execVisible(g.Process.PID, argv)
@@ -61,6 +63,19 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 		return ExitSetupFailed, fmt.Errorf("exec in guest %s of bridge %s: its container's process %d is not visible here (another pid namespace, or it has exited) and no run of the bridge serves exec at %s", g.Name, bridge, g.Process.PID, sock)
 	}
 	return relayExec(sock, execRequest{Guest: g.Name, Argv: argv, Term: os.Getenv("TERM")})
+}
+
+// execFailedCode is the status of a command that could not be started, as shells, nsenter(1)
+// and `docker exec` give it: 127 when it is not found, 126 when it cannot be executed, and
+// ExitSetupFailed when the failure was pontoon's own.
+func execFailedCode(err error) int {
+	switch {
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		return 127
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOEXEC), errors.Is(err, syscall.EISDIR):
+		return 126
+	}
+	return ExitSetupFailed
 }
 
 // nsenterCommand prepares argv to run in every namespace, the root and the working

@@ -32,6 +32,18 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{"has no guest \"nosuch\"", []string{"exec", "b1", "nosuch", "--", "true"}},
 		{"unknown guest \"nosuch\"", []string{"partition", "isolate", "nosuch", "--bridge", "b1"}},
 		{"loss 200% is out of range", []string{"partition", "loss", "200", "a", "--bridge", "b1"}},
+		// A zero --for read as none, and left the change in force for good.
+		{"--for: 0s is not a positive duration", []string{"partition", "isolate", "a", "--bridge", "b1", "--for", "0s"}},
+		{"--for: 0s is not a positive duration", []string{"partition", "dns", "nxdomain", "--name", "a", "--bridge", "b1", "--for", "0"}},
+		// Names the name server would answer for two guests, and a name that is an address.
+		{`name "A" is already the name of guest "a"`, []string{"guest", "add", "b1", "A", "--ip", "172.18.0.6"}},
+		{`hostname "a" is already the name of guest "a"`, []string{"guest", "add", "b1", "w", "--ip", "172.18.0.6", "--hostname", "a"}},
+		{`guest name "172.18.0.7" is an IP address`, []string{"guest", "add", "b1", "172.18.0.7", "--ip", "172.18.0.7"}},
+		{`guest name "w-" cannot be the guest's hostname`, []string{"guest", "add", "b1", "w-", "--ip", "172.18.0.6"}},
+		{"host port 8080/tcp is forwarded twice", []string{"bridge", "create", "b2", "--port", "8080:a:80", "--port", "8080:b:81"}},
+		{"pid 999999999: no such process", []string{"guest", "add", "b1", "w", "--ip", "172.18.0.6", "--pid", "999999999"}},
+		{"--netns: open /nonexistent: no such file", []string{"guest", "add", "b1", "w", "--ip", "172.18.0.6", "--netns", "/nonexistent"}},
+		{`from "n9": bridge "b1" has no such guest`, []string{"partition", "dns", "nxdomain", "--from", "n9", "--bridge", "b1"}},
 	}
 	before := c.hostSnapshot() + c.ok("bridge", "list", "--json") + c.ok("partition", "status", "--bridge", "b1")
 	for _, tc := range cases {
@@ -41,4 +53,10 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 	if before != after {
 		t.Errorf("refused commands changed the host or the bridge:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
+	if f := stateFiles(t, c.sb.Env.BridgeDataDir("b1")); len(f) > 0 {
+		t.Errorf("refused commands left files in the bridge's data directory: %v", f)
+	}
+	// A command exec cannot start exits as a shell's would: 127 not found, 126 not runnable.
+	c.fails(127, "executable file not found", "exec", "b1", "a", "--", "pontoon-no-such-command")
+	c.fails(126, "permission denied", "exec", "b1", "a", "--", "/etc/passwd")
 }

@@ -352,6 +352,11 @@ func execGuest(c *cli.Context) error {
 		return usagef("exec: no command given after --")
 	}
 	code, err := runtime.Exec(env(c), all[0], all[1], cmd)
+	if err != nil && (code == 126 || code == 127) {
+		// The command's own failure, with the status a shell would give it.
+		fmt.Fprintf(os.Stderr, "pontoon: %v\n", err)
+		return exitCode(code)
+	}
 	if err != nil {
 		return err
 	}
@@ -433,7 +438,8 @@ func checkNetns(path string) error {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("open %s: %w; pass a pinned network namespace such as /run/netns/NAME or /proc/PID/ns/net", path, err)
+		// The *PathError names the path already.
+		return fmt.Errorf("%w; pass a pinned network namespace such as /run/netns/NAME or /proc/PID/ns/net", err)
 	}
 	defer f.Close()
 	kind, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_NSTYPE)

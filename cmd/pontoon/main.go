@@ -107,6 +107,9 @@ func env(c *cli.Context) netsetup.Env {
 
 // args checks the number of positional arguments.
 func args(c *cli.Context, names ...string) ([]string, error) {
+	if len(names) == 0 && c.NArg() > 0 {
+		return nil, usagef("%s takes no arguments; got %q (see `%s --help`)", c.Command.HelpName, c.Args().Slice(), c.Command.HelpName)
+	}
 	if c.NArg() != len(names) {
 		return nil, usagef("%s takes %d argument(s): %v; got %d (see `%s --help`)", c.Command.HelpName, len(names), names, c.NArg(), c.Command.HelpName)
 	}
@@ -152,7 +155,22 @@ func setup(c *cli.Command, path string) {
 		}
 		return
 	}
-	if !unprivileged[path] && c.Before == nil {
-		c.Before = needRoot
+	before := c.Before
+	if !unprivileged[path] && before == nil {
+		before = needRoot
+	}
+	// A command whose help shows no arguments takes none: one given anyway (`partition heal
+	// n1`) is refused, not ignored, before anything else is checked.
+	noArgs := c.ArgsUsage == ""
+	c.Before = func(ctx *cli.Context) error {
+		if noArgs {
+			if _, err := args(ctx); err != nil {
+				return err
+			}
+		}
+		if before == nil {
+			return nil
+		}
+		return before(ctx)
 	}
 }

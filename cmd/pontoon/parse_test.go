@@ -343,3 +343,51 @@ func isBoolFlag(word string) bool {
 	walk(app.Commands)
 	return found
 }
+
+// TestNoArgumentsRefused reproduces `pontoon partition heal n1`, which healed the whole
+// bridge: every command whose help shows no arguments refuses one with a usage error, before
+// it does anything (its action is never reached).
+func TestNoArgumentsRefused(t *testing.T) {
+	var walk func(path []string, cmds []*cli.Command)
+	n := 0
+	walk = func(path []string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			p := append(slices.Clone(path), c.Name)
+			if len(c.Subcommands) > 0 {
+				walk(p, c.Subcommands)
+				continue
+			}
+			if c.ArgsUsage != "" {
+				continue
+			}
+			n++
+			argv := append([]string{"pontoon"}, p...)
+			argv = append(argv, "extra")
+			app := newAppFor(argv)
+			wrapPath(app, argv)
+			reached := false
+			var mark func([]*cli.Command)
+			mark = func(cs []*cli.Command) {
+				for _, c := range cs {
+					if len(c.Subcommands) == 0 {
+						c.Action = func(*cli.Context) error { reached = true; return nil }
+					}
+					mark(c.Subcommands)
+				}
+			}
+			mark(app.Commands)
+			var out bytes.Buffer
+			app.Writer, app.ErrWriter = &out, &out
+			app.ExitErrHandler = func(*cli.Context, error) {}
+			err := app.Run(interspersed(app, argv))
+			var ue usageError
+			if reached || !errors.As(err, &ue) || !strings.Contains(err.Error(), `takes no arguments; got ["extra"]`) {
+				t.Errorf("%s: reached its action %v, error %v; want a usage error before it", strings.Join(argv, " "), reached, err)
+			}
+		}
+	}
+	walk(nil, newApp().Commands)
+	if n < 10 {
+		t.Errorf("only %d commands without arguments found; the walk is broken", n)
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -36,6 +37,10 @@ func (c *checker) aliases(path []string, v any) []string {
 		}
 		if !netsetup.ValidHostname(s) {
 			c.errAt(path, line, "%q is not a valid alias; use letters, digits, '-' and '_' (labels separated by '.', at most 64 characters), e.g. %q", s, fixName(s, "db"))
+			continue
+		}
+		if _, err := netip.ParseAddr(s); err == nil {
+			c.errAt(path, line, "%q is an IP address, which cannot be a name; give a name such as %q", s, "db")
 			continue
 		}
 		dup := false
