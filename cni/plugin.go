@@ -213,7 +213,7 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static, st
 				if o.Key == key || (o.Process != nil && !o.Process.Alive()) {
 					continue // AddGuest replaces these
 				}
-				if o.Name == name {
+				if strings.EqualFold(o.Name, name) { // names are served without regard to case
 					name = uniqueName(key, args.ContainerID, args.IfName)
 					next = ip
 					return errRetry

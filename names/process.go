@@ -401,17 +401,19 @@ func Collect(env netsetup.Env, exe string) (Report, error) {
 		live[b.Name] = b.Phase == netsetup.PhaseReady
 	}
 	for _, e := range ents {
-		// A record's write killed before its rename; the bridge's lock keeps a write going on
-		// now from losing its file.
+		// A record's write killed before its rename, of a bridge that is gone: a live bridge's
+		// server may be writing its record now (a server inside `pontoon run` writes it
+		// without the bridge's lock), and its next write replaces the file anyway.
 		if name, ok := strings.CutSuffix(e.Name(), ".json"+statefile.TempSuffix); ok && netsetup.ValidName(name) {
+			if _, exists := live[name]; exists {
+				continue
+			}
 			tmp := filepath.Join(recordDir(env), e.Name())
 			if err := statefile.Locked(lockFile(env, name), func() error { return os.Remove(tmp) }); err != nil && !errors.Is(err, os.ErrNotExist) {
 				errs = append(errs, err)
 			}
-			if _, exists := live[name]; !exists {
-				if _, err := os.Stat(recordFile(env, name)); errors.Is(err, os.ErrNotExist) {
-					os.Remove(lockFile(env, name))
-				}
+			if _, err := os.Stat(recordFile(env, name)); errors.Is(err, os.ErrNotExist) {
+				os.Remove(lockFile(env, name))
 			}
 			continue
 		}

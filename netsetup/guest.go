@@ -107,6 +107,9 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	if err := checkNames(bridge, name); err != nil {
 		return nil, err
 	}
+	if err := checkNewGuestName(name); err != nil {
+		return nil, err
+	}
 	if opt.Netns != "" && opt.PID != 0 {
 		return nil, errors.New("give either a namespace path or a pid, not both")
 	}

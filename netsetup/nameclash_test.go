@@ -40,12 +40,12 @@ func TestNameClash(t *testing.T) {
 // named like another's address would be picked in its place.
 func TestGuestNameNotAnAddress(t *testing.T) {
 	for _, name := range []string{"172.18.0.2", "10.1.2.3", "fd00::1"} {
-		if err := checkNames("b1", name); err == nil || !strings.Contains(err.Error(), "is an IP address") {
+		if err := checkNewGuestName(name); err == nil || !strings.Contains(err.Error(), "is an IP address") {
 			t.Errorf("guest name %q: %v; want it refused as an address", name, err)
 		}
 	}
 	for _, name := range []string{"n1", "node-1.2", "1node", "172.18.0"} {
-		if err := checkNames("b1", name); err != nil {
+		if err := checkNewGuestName(name); err != nil {
 			t.Errorf("guest name %q: %v", name, err)
 		}
 	}

@@ -55,16 +55,22 @@ func checkName(what, name string) error {
 	return nil
 }
 
-// checkNames validates a bridge name and a guest name. A guest is named in partition specs
-// by its name or its address: a name that is an address would take another guest's place.
+// checkNames validates a bridge name and a guest name.
 func checkNames(bridge, guest string) error {
 	if err := checkName("bridge", bridge); err != nil {
 		return err
 	}
+	return checkName("guest", guest)
+}
+
+// checkNewGuestName refuses, for a guest being added, a name that is an IP address: partition
+// specs take a guest by name or address, and such a name would take another guest's place.
+// (Only new ones: a guest so named by an earlier version can still be deleted.)
+func checkNewGuestName(guest string) error {
 	if _, err := netip.ParseAddr(guest); err == nil {
 		return invalidf("guest name %q is an IP address; guests are named by name or address, so choose a name that is not one", guest)
 	}
-	return checkName("guest", guest)
+	return nil
 }
 
 // portConflict returns the bridge already forwarding host port p, if any.

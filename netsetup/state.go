@@ -99,7 +99,8 @@ func (p Process) Alive() bool {
 	// A killed process's first thread turns zombie while its others may still be exiting
 	// with the files (sockets, locks) they share: it is gone once it is the last (field 20,
 	// num_threads).
-	return (f[0] != "Z" && f[0] != "X") || f[17] != "1"
+	// X: being reaped, with num_threads 0.
+	return f[0] != "X" && (f[0] != "Z" || f[17] != "1")
 }
 
 // GatewayState is what `gateway up` created, recorded so that every later command uses the

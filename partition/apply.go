@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,7 +133,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		// otherwise leave it in force with nothing saying to undo it (see ahead).
 		undo := func() {}
 		if o.restorePrev {
-			if undo, err = t.writeAhead(r, plan, prev, known, o); err != nil {
+			if undo, err = t.writeAhead(r, plan, prev, known, backend, o); err != nil {
 				return Record{}, err
 			}
 		}
@@ -146,8 +147,10 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		start := time.Now()
 		err := commitVerified(t.NetnsPath, plan.RuleSet, sup.families(), committed{prev.Marker, prev.Chains})
 		if err != nil {
-			undo()
+			// Shaping first, then the record: killed in between, the record still names the
+			// shaping to undo.
 			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
+			undo()
 			if !probed && missingFeature(err) {
 				// The guess about the kernel was wrong and the batch changed nothing:
 				// ask the kernel, then build the rules for what it has.
@@ -194,10 +197,21 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 // record that RestoreExpired (the --for's restorer, or the next command) undoes at the
 // deadline, whether or not the kernel got it: restoring re-applies the previous state, and
 // its shaping is undone from this record's. Until the final record is written, status
-// compares the kernel with this one, and says so when the kernel does not hold it yet.
-func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, o applyOpts) (func(), error) {
+// compares the kernel with this one, and warns that the kernel does not hold what was last
+// applied when the commit has not happened.
+func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, backend Backend, o applyOpts) (func(), error) {
 	ahead := newStatus(r, plan, prev, time.Now())
-	ahead.Change = ahead.Generation
+	ahead.Change, ahead.Backend = ahead.Generation, backend
+	// The counter sets the table may hold by now: the new rule set's, and the old ones the
+	// commit keeps (as pruneCounters reckons them).
+	ahead.CounterSets = plan.RuleSet.counted()
+	if prev.Table && prev.Backend == backend {
+		for _, name := range prev.CounterSets {
+			if !slices.Contains(ahead.CounterSets, name) {
+				ahead.CounterSets = append(ahead.CounterSets, name)
+			}
+		}
+	}
 	restore := prev.State().For(t.Guests)
 	ahead.Expires, ahead.Restore = o.expires, &restore
 	if err := writeStatus(t.StateDir, ahead); err != nil {
@@ -435,8 +449,8 @@ func compareKernel(kt kernelTable, st *Record, guests []Guest) *KernelCheck {
 	case len(kt.Present) == 1 && st.Marker != "" && kt.Marker != st.Marker:
 		problems = append(problems, fmt.Sprintf("the table is not the one last applied (kernel: %q, record: %q)", kt.Marker, st.Marker))
 	}
-	if !samePairs(present(recorded, guests), present(st.Blocked, guests)) {
-		problems = append(problems, fmt.Sprintf("the kernel blocks %d pairs, the record %d", len(st.Blocked), len(recorded)))
+	if k, r := present(st.Blocked, guests), present(recorded, guests); !samePairs(r, k) {
+		problems = append(problems, fmt.Sprintf("between the guests on the bridge, the kernel blocks %d pairs, the record %d", len(k), len(r)))
 	}
 	if len(kt.Present) > 0 {
 		mode := ModeDrop
@@ -486,6 +500,16 @@ func samePairs(a, b []BlockedPair) bool {
 		}
 	}
 	return true
+}
+
+// Deadline returns when the state a change with a deadline (UpdateUntil) replaced is to be
+// restored, and false when the record holds no such change.
+func Deadline(t Target) (time.Time, bool, error) {
+	st, _, err := readStatus(t.StateDir)
+	if err != nil || st.Restore == nil || st.Expires.IsZero() {
+		return time.Time{}, false, err
+	}
+	return st.Expires, true, nil
 }
 
 // Recorded returns the bridge's recorded state without asking the kernel whether it is in

@@ -209,17 +209,21 @@ func sortRunsOf(runs []ClassRun) {
 func (kt kernelTable) blockedPairs(guests []Guest, recorded []BlockedPair) []BlockedPair {
 	byPort := map[string]Guest{}
 	byIP := map[netip.Addr]Guest{}
+	here := map[string]bool{}
 	for _, g := range guests {
 		byPort[g.Port] = g
 		byIP[g.IP] = g
+		here[g.Name] = true
 	}
 	// A guest that has left the bridge keeps its classes in the kernel until the next change
 	// (it may come back, as a restarted container does). It is named as the record names it:
 	// its address from the record's pairs, its port by the column class the kernel gives both
-	// (when that class is its alone).
+	// (when that class is its alone). Only a guest not on the bridge now: the old port or
+	// address of one that is (back on a new port or address) is no pair of its own, and
+	// must not pass for one.
 	for _, p := range recorded {
 		for _, g := range []Guest{{Name: p.Src, IP: p.SrcIP, IP6: p.SrcIP6}, {Name: p.Dst, IP: p.DstIP, IP6: p.DstIP6}} {
-			if _, ok := byIP[g.IP]; !ok && g.IP.IsValid() {
+			if _, ok := byIP[g.IP]; !ok && g.IP.IsValid() && !here[g.Name] {
 				byIP[g.IP] = g
 			}
 		}
@@ -234,7 +238,7 @@ func (kt kernelTable) blockedPairs(guests []Guest, recorded []BlockedPair) []Blo
 		if _, ok := byPort[d.Port]; ok || d.Port == "" || len(colIPs[d.Col]) != 1 {
 			continue
 		}
-		if g, ok := byIP[colIPs[d.Col][0]]; ok {
+		if g, ok := byIP[colIPs[d.Col][0]]; ok && !here[g.Name] {
 			byPort[d.Port] = g
 		}
 	}

@@ -69,6 +69,10 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 // and `docker exec` give it: 127 when it is not found, 126 when it cannot be executed, and
 // ExitSetupFailed when the failure was pontoon's own.
 func execFailedCode(err error) int {
+	var ce ns.CommandError
+	if !errors.As(err, &ce) {
+		return ExitSetupFailed
+	}
 	switch {
 	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
 		return 127

@@ -302,4 +302,14 @@ func TestNameServerStarterKilled(t *testing.T) {
 	if got, err := lookupFrom(c.sb.Env.GuestNetns("b1", "n1"), "n1", 5*time.Second); err != nil || !slices.Equal(got, []string{"172.18.0.1"}) {
 		t.Errorf("n1 from n1 after gc: %v, %v", got, err)
 	}
+	// A record write killed before its rename, of a bridge that is gone: gc removes it, so
+	// that the state directory can go with the last bridge.
+	tmp := filepath.Join(c.sb.Env.StateDir, "names", "gone.json"+statefile.TempSuffix)
+	if err := os.WriteFile(tmp, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("gc")
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("gc left %s: %v", tmp, err)
+	}
 }

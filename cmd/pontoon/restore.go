@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,6 +55,7 @@ func restoreCommand() *cli.Command {
 			&cli.Int64Flag{Name: "at", Usage: "the deadline, in Unix nanoseconds"},
 			&cli.StringFlag{Name: "dir-id", Usage: "DEV:INODE of the bridge's data directory when the --for began"},
 			&cli.DurationFlag{Name: "lasts", Usage: "the --for; with it, the generation and deadline come on fd 3 once the change is made"},
+			&cli.Int64Flag{Name: "since", Usage: "when the --for's command started this, before its change, in Unix nanoseconds"},
 		},
 		Action: func(c *cli.Context) error {
 			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
@@ -65,6 +67,7 @@ func restoreCommand() *cli.Command {
 			gen, at := c.Uint64("generation"), time.Unix(0, c.Int64("at"))
 			orphan := false
 			if d := c.Duration("lasts"); d > 0 {
+				started := time.Unix(0, c.Int64("since"))
 				var made bool
 				if gen, at, made, err = awaitChange(os.NewFile(3, "change")); err != nil {
 					return err
@@ -73,7 +76,12 @@ func restoreCommand() *cli.Command {
 					return nil // the change failed: nothing to undo
 				}
 				if orphan = gen == 0; orphan {
-					at = time.Now().Add(d)
+					// Its command died during the change. The change recorded its deadline
+					// before the kernel got it; without one set since this started, it
+					// died before that, and there is nothing to undo.
+					if at, err = orphanDeadline(c, name, started, d); err != nil || at.IsZero() {
+						return err
+					}
 				}
 			}
 			if !sleepWhileExists(env(c).BridgeDataDir(name), c.String("dir-id"), at.Add(restorerGrace)) {
@@ -89,6 +97,21 @@ func restoreCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// orphanDeadline is the deadline of the change a --for that died during it recorded, if one
+// was recorded after started (when the restorer began, before the change): the zero time if
+// none.
+func orphanDeadline(c *cli.Context, bridge string, started time.Time, d time.Duration) (time.Time, error) {
+	t, err := partition.ForBridge(env(c), bridge)
+	if err != nil {
+		return time.Time{}, err
+	}
+	at, ok, err := partition.Deadline(t)
+	if err != nil || !ok || at.Before(started.Add(d)) {
+		return time.Time{}, err
+	}
+	return at, nil
 }
 
 // awaitChange reads what the --for's command says on f: the change's generation and deadline
@@ -124,14 +147,25 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 		return err // before any change
 	}
 	stopRestorer := func() {
-		_ = restorer.Process.Kill()
-		_ = restorer.Wait()
+		if restorer != nil {
+			_ = restorer.Process.Kill()
+			_ = restorer.Wait()
+		}
 	}
 	defer stopRestorer()
 	rec, err := partition.UpdateUntil(t, change, d)
-	if err != nil {
+	if err != nil && rec.Generation == 0 {
 		fmt.Fprintln(tell, changeFailed)
 		tell.Close()
+		return err
+	}
+	if err != nil {
+		// In force, but its final record could not be written: the restorer still undoes
+		// it on time (from the record written ahead).
+		fmt.Fprintf(tell, "%d %d\n", rec.Generation, rec.Expires.UnixNano())
+		tell.Close()
+		_ = restorer.Process.Release()
+		restorer = nil
 		return err
 	}
 	_, werr := fmt.Fprintf(tell, "%d %d\n", rec.Generation, rec.Expires.UnixNano())
@@ -179,7 +213,8 @@ func startRestorer(c *cli.Context, d time.Duration) (*exec.Cmd, *os.File, error)
 		return nil, nil, fmt.Errorf("find pontoon's executable for the --for restorer: %w", err)
 	}
 	dir := env(c).BridgeDataDir(c.String("bridge"))
-	args := append(env(c).Args(), "partition", restoreVerb, "--bridge", c.String("bridge"), "--lasts", d.String())
+	args := append(env(c).Args(), "partition", restoreVerb, "--bridge", c.String("bridge"), "--lasts", d.String(),
+		"--since", strconv.FormatInt(time.Now().UnixNano(), 10))
 	if id, err := dirID(dir); err == nil {
 		// The directory of this bridge, not of one made later under the same name.
 		args = append(args, "--dir-id", id)

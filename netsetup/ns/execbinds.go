@@ -17,7 +17,7 @@ func ExecWithBinds(s Spec, binds []Bind, argv []string, env []string) error {
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		return fmt.Errorf("exec %s: %w", argv[0], err)
+		return fmt.Errorf("exec %s: %w", argv[0], CommandError{err})
 	}
 	return onLockedThread(func() error {
 		if err := privateBinds(binds); err != nil {
@@ -27,9 +27,16 @@ func ExecWithBinds(s Spec, binds []Bind, argv []string, env []string) error {
 			return err
 		}
 		// execve from any thread replaces the whole process and keeps this thread's namespaces.
-		return fmt.Errorf("exec %s: %w", strings.Join(argv, " "), unix.Exec(path, argv, env))
+		return fmt.Errorf("exec %s: %w", strings.Join(argv, " "), CommandError{unix.Exec(path, argv, env)})
 	})
 }
+
+// CommandError is the failure of the command itself, not found or not executable, as
+// distinct from the entering of its namespaces: shells give the two different statuses.
+type CommandError struct{ Err error }
+
+func (e CommandError) Error() string { return e.Err.Error() }
+func (e CommandError) Unwrap() error { return e.Err }
 
 // privateBinds gives the calling (locked) thread a private mount namespace with binds.
 func privateBinds(binds []Bind) error {

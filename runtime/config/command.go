@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -227,6 +228,29 @@ type portKey struct {
 	proto string
 }
 
+// servedClash finds a name guest r would be served under (its name, hostname or an alias)
+// that guest o is served under too, as netsetup refuses at attach. A hostname both have is
+// left to checkGuests' own message. It returns the name, where r gives it, and what it is.
+func servedClash(r, o guestRef) (name string, where []string, what string) {
+	in := func(n string, list ...string) bool {
+		return slices.ContainsFunc(list, func(t string) bool { return strings.EqualFold(t, n) })
+	}
+	rName, oName := r.path[len(r.path)-1], o.path[len(o.path)-1]
+	oNames := append([]string{oName}, o.guest.Aliases...) // o's served names but its hostname
+	switch {
+	case in(rName, oNames...), !in(rName, r.guest.Hostname) && in(rName, o.guest.Hostname):
+		return rName, r.path, "name"
+	case r.guest.Hostname != "" && in(r.guest.Hostname, oNames...) && !in(r.guest.Hostname, o.guest.Hostname):
+		return r.guest.Hostname, r.hostnamePath, "hostname"
+	}
+	for _, a := range r.guest.Aliases {
+		if in(a, append(oNames, o.guest.Hostname)...) {
+			return a, sub(r.path, "aliases"), "alias"
+		}
+	}
+	return "", nil, ""
+}
+
 // checkGuests rejects addresses, hostnames and host ports that two guests
 // of one command share, naming both. It returns the addresses in use.
 func (c *checker) checkGuests(refs []guestRef) map[netip.Addr]bool {
@@ -261,6 +285,15 @@ func (c *checker) checkGuests(refs []guestRef) map[netip.Addr]bool {
 				g.Hostname, keyString(o.path), c.lines.line(o.hostnamePath))
 		} else {
 			hosts[h] = r
+		}
+		for _, o := range refs {
+			if o.path[len(o.path)-1] == r.path[len(r.path)-1] {
+				break // each pair once, from its second guest
+			}
+			if n, where, what := servedClash(r, o); n != "" {
+				c.errf(where, "%s %q is already a name of %s (its name, hostname or an alias; names are served without regard to case); choose another %s",
+					what, n, keyString(o.path), what)
+			}
 		}
 		for i, p := range g.Ports {
 			k := portKey{p.HostPort, p.Proto}

@@ -448,6 +448,29 @@ hostname = "n3"
 				{11, "commands.c.children.n2.ports", "host port 7001/tcp is already forwarded to commands.c.children.n1 (line 6); pick another host port"},
 				{18, "commands.c.children.n4.hostname", `hostname "n3" is already used by commands.c.children.n3 (line 12)`},
 			}},
+		{"names two guests would be served under", `[commands.c]
+supervise = true
+[commands.c.children.db]
+run = ["a"]
+ip = "172.18.0.1"
+[commands.c.children.web]
+run = ["a"]
+ip = "172.18.0.2"
+aliases = ["DB"]
+[commands.c.children.api]
+run = ["a"]
+ip = "172.18.0.3"
+hostname = "web"
+[commands.c.children.x]
+run = ["a"]
+ip = "172.18.0.4"
+aliases = ["10.0.0.1"]
+`, Options{},
+			[]wantErr{
+				{9, "commands.c.children.web.aliases", `alias "DB" is already a name of commands.c.children.db (its name, hostname or an alias; names are served without regard to case); choose another alias`},
+				{13, "commands.c.children.api.hostname", `hostname "web" is already used by commands.c.children.web`},
+				{17, "commands.c.children.x.aliases", `"10.0.0.1" is an IP address`},
+			}},
 
 		// Positions in other TOML forms, and sorting.
 		{"dotted keys at top level", "commands.a.run = \"x y\"\ncommands.a.env.X = 1\n", Options{},
