@@ -136,9 +136,9 @@ func checkJoinBundle(t *testing.T, env netsetup.Env, bridge, child string) {
 	}
 }
 
-// TestRunAttachFailureRollsBack: a guest pontoon cannot attach (its alias is another
-// child's name) fails the run before any container starts, with the reason, and leaves
-// nothing behind -- no guest, bridge, container or bundle.
+// TestRunAttachFailureRollsBack: a guest pontoon cannot attach (its hostname, its name
+// "b-", ends with '-', which the attach refuses) fails the run before any container starts,
+// with the reason, and leaves nothing behind -- no guest, bridge, container or bundle.
 func TestRunAttachFailureRollsBack(t *testing.T) {
 	r := newRunner(t)
 	p := project(t, `
@@ -147,14 +147,13 @@ supervise = true
 [commands.clash.children.a]
 run = ["true"]
 ip = "172.18.0.1"
-aliases = ["b"]
-[commands.clash.children.b]
+[commands.clash.children.b-]
 run = ["true"]
 ip = "172.18.0.2"
 `)
 	code, err := runtime.Run(context.Background(), p, "clash", r.options())
-	if err == nil || code != runtime.ExitSetupFailed || !strings.Contains(err.Error(), "alias") {
-		t.Fatalf("Run = %d, %v; want %d and the alias clash", code, err, runtime.ExitSetupFailed)
+	if err == nil || code != runtime.ExitSetupFailed || !strings.Contains(err.Error(), `hostname "b-" is invalid`) {
+		t.Fatalf("Run = %d, %v; want %d and the refused name", code, err, runtime.ExitSetupFailed)
 	}
 	if slices.ContainsFunc(strings.Split(r.out.String(), "\n"), func(l string) bool { return strings.HasPrefix(l, "a ") || strings.HasPrefix(l, "b ") }) {
 		t.Errorf("a container ran:\n%s", r.out)
