@@ -184,8 +184,9 @@ func TestGCAfterKilledGuestAdd(t *testing.T) {
 	}
 }
 
-// waitZombie waits until process pid has exited and is a zombie its parent (this test) has
-// not reaped.
+// waitZombie waits until process pid has exited, every thread of it, and is a zombie its
+// parent (this test) has not reaped. (Its first thread turns zombie before the others have
+// finished exiting: under emulation that can take a while.)
 func waitZombie(t *testing.T, pid int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(2 * time.Millisecond) {
@@ -193,7 +194,8 @@ func waitZombie(t *testing.T, pid int) {
 		if err != nil {
 			t.Fatalf("process %d: %v", pid, err)
 		}
-		if s := string(b); strings.HasPrefix(s[strings.LastIndexByte(s, ')')+1:], " Z") {
+		s := string(b)
+		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 17 && f[0] == "Z" && f[17] == "1" {
 			return
 		}
 		if time.Now().After(deadline) {
