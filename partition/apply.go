@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -87,7 +86,11 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	}
 	// A guest that left the bridge leaves the recorded state with its pairs
 	// and impairments; the names could not be resolved any more.
-	s, err := change(prev.State().For(t.Guests))
+	before := prev.State().For(t.Guests)
+	in := before // the change may reuse its input's slices; before must stay as it was
+	in.Partition.Blocked, in.Partition.Order = slices.Clone(before.Partition.Blocked), slices.Clone(before.Partition.Order)
+	in.Impairments = slices.Clone(before.Impairments)
+	s, err := change(in)
 	if err != nil {
 		return Record{}, err
 	}
@@ -175,6 +178,11 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			st.Expires, st.Restore = o.expires, &restore
 		case o.kind == EventRefresh:
 			st.Change, st.Expires, st.Restore = prev.change(), prev.Expires, prev.Restore
+		case prev.Restore != nil && now.Before(prev.Expires) && o.kind != EventRestore && o.kind != EventExpire:
+			// A --for is pending: it restores, on time, what of its own this change left.
+			if restore, keep := carryRestore(prev.Restore.For(t.Guests), before, s); keep {
+				st.Change, st.Expires, st.Restore = prev.change(), prev.Expires, &restore
+			}
 		}
 		if s.Cut {
 			n, err := closeCrossing(r)
@@ -189,41 +197,6 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		t.logChange(o.kind, prev, st, o, err, pruneErr)
 		return st, err
 	}
-}
-
-// writeAhead records the state of a change with a deadline (UpdateUntil) before the kernel
-// gets it, with the deadline and the state to restore then, and returns what puts the
-// previous record back if the change fails. Killed anywhere after this, the change leaves a
-// record that RestoreExpired (the --for's restorer, or the next command) undoes at the
-// deadline, whether or not the kernel got it: restoring re-applies the previous state, and
-// its shaping is undone from this record's. Until the final record is written, status
-// compares the kernel with this one, and warns that the kernel does not hold what was last
-// applied when the commit has not happened.
-func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, backend Backend, o applyOpts) (func(), error) {
-	ahead := newStatus(r, plan, prev, time.Now())
-	ahead.Change, ahead.Backend = ahead.Generation, backend
-	// The counter sets the table may hold by now: the new rule set's, and the old ones the
-	// commit keeps (as pruneCounters reckons them).
-	ahead.CounterSets = plan.RuleSet.counted()
-	if prev.Table && prev.Backend == backend {
-		for _, name := range prev.CounterSets {
-			if !slices.Contains(ahead.CounterSets, name) {
-				ahead.CounterSets = append(ahead.CounterSets, name)
-			}
-		}
-	}
-	restore := prev.State().For(t.Guests)
-	ahead.Expires, ahead.Restore = o.expires, &restore
-	if err := writeStatus(t.StateDir, ahead); err != nil {
-		return nil, err
-	}
-	return func() {
-		if known {
-			_ = writeStatus(t.StateDir, prev)
-		} else {
-			_ = os.Remove(filepath.Join(t.StateDir, StateFile))
-		}
-	}, nil
 }
 
 // commitVerified commits rs and, when the kernel's answer is an error, reads
@@ -500,16 +473,6 @@ func samePairs(a, b []BlockedPair) bool {
 		}
 	}
 	return true
-}
-
-// Deadline returns when the state a change with a deadline (UpdateUntil) replaced is to be
-// restored, and false when the record holds no such change.
-func Deadline(t Target) (time.Time, bool, error) {
-	st, _, err := readStatus(t.StateDir)
-	if err != nil || st.Restore == nil || st.Expires.IsZero() {
-		return time.Time{}, false, err
-	}
-	return st.Expires, true, nil
 }
 
 // Recorded returns the bridge's recorded state without asking the kernel whether it is in

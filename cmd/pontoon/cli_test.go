@@ -401,6 +401,52 @@ func TestForKilledMidChange(t *testing.T) {
 	}
 }
 
+// TestForOvertakenByAnotherPart reproduces `isolate n1 --for 1s` followed by `loss 5 n2`: the
+// loss took over the whole recorded state, so the isolation was never lifted (and the --for
+// said "previous state restored"). A change made while a --for is pending now leaves it the
+// parts it did not touch: the isolation ends on time and the loss stays.
+func TestForOvertakenByAnotherPart(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "o")
+	for i, g := range []string{"n1", "n2"} {
+		c.ok("guest", "add", "o", g, "--ip", "172.18.0."+string(rune('1'+i)))
+	}
+	t.Cleanup(func() { c.ok("gateway", "down", "--force") })
+	cmd := c.command("partition", "isolate", "n1", "--for", "1s", "--bridge", "o")
+	var out strings.Builder
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tgt, err := partition.ForBridge(c.sb.Env, "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() partition.Record {
+		rec, err := partition.Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	waitUntil(t, func() bool { return len(status().Blocked) == 2 })
+	c.ok("partition", "loss", "5", "n2", "--bridge", "o")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("isolate --for: %v\n%s", err, out.String())
+	}
+	rec := status()
+	if !rec.Kernel.InEffect || len(rec.Blocked) != 0 || len(rec.Impairments) != 1 || rec.Impairments[0].Guest != "n2" {
+		t.Errorf("after the --for: %+v; want no blocked pair and n2's loss, in effect", rec)
+	}
+	if !strings.Contains(out.String(), "previous state restored") {
+		t.Errorf("isolate --for said %q", out.String())
+	}
+	if _, _, code := c.run("exec", "o", "n1", "--", "ping", "-c1", "-W1", "172.18.0.2"); code != 0 {
+		t.Error("n1 cannot reach n2 after its --for ended")
+	}
+}
+
 // blockedIn reports whether a thread of process pid waits in openat(2) (system call 257 on
 // amd64): opening a FIFO nobody reads blocks there.
 func blockedIn(t *testing.T, pid int) bool {

@@ -193,9 +193,9 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 func restoreNow(t partition.Target, gen uint64) error {
 	err := partition.Restore(t, gen)
 	if errors.Is(err, partition.ErrSuperseded) {
-		// The later change replaced the whole recorded state, this one's included: what is
-		// in force now is that change's, which this one must not undo.
-		fmt.Println("not restored: a later change replaced this one, and what it applied stays in force (see partition status)")
+		// A later change replaced all this one applied (or restored it already): what is in
+		// force now is that change's, which this one must not undo.
+		fmt.Println("not restored: a later change replaced what this one applied, and stays in force (see partition status)")
 		return nil
 	}
 	if err != nil {
