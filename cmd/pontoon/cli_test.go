@@ -364,12 +364,7 @@ func TestForSurvivesKill(t *testing.T) {
 // once the --for has passed, and the restorer must be gone.
 func TestForKilledMidChange(t *testing.T) {
 	c := newCLI(t)
-	c.ok("gateway", "up")
-	c.ok("bridge", "create", "k")
-	for i, g := range []string{"n1", "n2"} {
-		c.ok("guest", "add", "k", g, "--ip", "172.18.0."+string(rune('1'+i)))
-	}
-	t.Cleanup(func() { c.ok("gateway", "down", "--force") })
+	c.bridgeOf("k", "n1", "n2")
 	c.ok("partition", "loss", "1", "n2", "--bridge", "k") // a record to write over
 	fifo := filepath.Join(c.sb.Env.BridgeDataDir("k"), partition.StateFile+".tmp")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
@@ -407,12 +402,7 @@ func TestForKilledMidChange(t *testing.T) {
 // parts it did not touch: the isolation ends on time and the loss stays.
 func TestForOvertakenByAnotherPart(t *testing.T) {
 	c := newCLI(t)
-	c.ok("gateway", "up")
-	c.ok("bridge", "create", "o")
-	for i, g := range []string{"n1", "n2"} {
-		c.ok("guest", "add", "o", g, "--ip", "172.18.0."+string(rune('1'+i)))
-	}
-	t.Cleanup(func() { c.ok("gateway", "down", "--force") })
+	c.bridgeOf("o", "n1", "n2")
 	cmd := c.command("partition", "isolate", "n1", "--for", "1s", "--bridge", "o")
 	var out strings.Builder
 	cmd.Stdout = &out
@@ -444,6 +434,18 @@ func TestForOvertakenByAnotherPart(t *testing.T) {
 	}
 	if _, _, code := c.run("exec", "o", "n1", "--", "ping", "-c1", "-W1", "172.18.0.2"); code != 0 {
 		t.Error("n1 cannot reach n2 after its --for ended")
+	}
+}
+
+// bridgeOf brings the gateway up (down again at the test's end) and makes bridge br with
+// guests at 172.18.0.1, .2 and on.
+func (c *runner) bridgeOf(br string, guests ...string) {
+	c.t.Helper()
+	c.ok("gateway", "up")
+	c.t.Cleanup(func() { c.ok("gateway", "down", "--force") })
+	c.ok("bridge", "create", br)
+	for i, g := range guests {
+		c.ok("guest", "add", br, g, "--ip", fmt.Sprintf("172.18.0.%d", i+1))
 	}
 }
 
