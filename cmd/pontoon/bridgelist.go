@@ -22,9 +22,6 @@ const (
 )
 
 func bridgeList(c *cli.Context) error {
-	if _, err := args(c); err != nil {
-		return err
-	}
 	e := env(c)
 	bs, err := netsetup.Bridges(e)
 	if err != nil {

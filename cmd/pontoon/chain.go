@@ -145,9 +145,6 @@ func gatewayUp(c *cli.Context) error {
 	if c.IsSet("user") {
 		return userGatewayUp(c)
 	}
-	if _, err := args(c); err != nil {
-		return err
-	}
 	opt, err := gatewayOptions(c)
 	if err != nil {
 		return err
@@ -182,9 +179,6 @@ func gatewayDown(c *cli.Context) error {
 	if c.IsSet("user") {
 		return userGatewayDown(c)
 	}
-	if _, err := args(c); err != nil {
-		return err
-	}
 	e := env(c)
 	if c.Bool("dry-run") {
 		e.DryRun = os.Stdout
@@ -205,9 +199,6 @@ func gatewayDown(c *cli.Context) error {
 }
 
 func gatewayStatus(c *cli.Context) error {
-	if _, err := args(c); err != nil {
-		return err
-	}
 	st, err := netsetup.Status(env(c))
 	if err != nil {
 		return err
@@ -367,9 +358,6 @@ func execGuest(c *cli.Context) error {
 }
 
 func gc(c *cli.Context) error {
-	if _, err := args(c); err != nil {
-		return err
-	}
 	// Containers first: they stop before the bridges they are attached to go. A run that
 	// cannot be collected does not keep any bridge from being collected: both run, and the
 	// report says what each did before the errors.

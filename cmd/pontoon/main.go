@@ -160,7 +160,8 @@ func setup(c *cli.Command, path string) {
 		before = needRoot
 	}
 	// A command whose help shows no arguments takes none: one given anyway (`partition heal
-	// n1`) is refused, not ignored, before anything else is checked.
+	// n1`) is refused, not ignored, before anything else is checked. This is the one place
+	// that checks it; actions of such commands need not.
 	noArgs := c.ArgsUsage == ""
 	c.Before = func(ctx *cli.Context) error {
 		if noArgs {

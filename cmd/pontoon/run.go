@@ -150,9 +150,6 @@ func splitList(v []string) []string {
 }
 
 func list(c *cli.Context) error {
-	if _, err := args(c); err != nil {
-		return err
-	}
 	p, err := loadProject(c)
 	if err != nil {
 		return err
@@ -161,9 +158,6 @@ func list(c *cli.Context) error {
 }
 
 func hookInstall(c *cli.Context) error {
-	if _, err := args(c); err != nil {
-		return err
-	}
 	if c.Bool("docker") == c.Bool("podman") {
 		return usagef("%s needs one of --podman or --docker, e.g. `%s --podman`", c.Command.HelpName, c.Command.HelpName)
 	}

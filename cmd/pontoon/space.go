@@ -108,9 +108,6 @@ func spaceCommand() *cli.Command {
 		Flags:  []cli.Flag{jsonFlag, &cli.BoolFlag{Name: "stop", Usage: "end the space and everything in it"}},
 		Before: func(*cli.Context) error { return nil },
 		Action: func(c *cli.Context) error {
-			if _, err := args(c); err != nil {
-				return err
-			}
 			if os.Geteuid() == 0 && !userns.Inside() {
 				return usagef("pontoon space is for users without root; as root, name the user: `pontoon gateway up --user NAME`")
 			}

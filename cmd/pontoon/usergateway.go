@@ -89,9 +89,6 @@ func userGatewayUp(c *cli.Context) error {
 	if !hostRoot() {
 		return fmt.Errorf("`pontoon gateway up --user %s` %w: it links a user's space to the host; run it as root, e.g. `sudo pontoon gateway up --user %s`", name, errNeedsRoot, name)
 	}
-	if _, err := args(c); err != nil {
-		return err
-	}
 	if err := checkUserFlags(c, "subnet", "link"); err != nil {
 		return err
 	}
@@ -157,9 +154,6 @@ func userGatewayDown(c *cli.Context) error {
 	name := c.String("user")
 	if !hostRoot() {
 		return fmt.Errorf("`pontoon gateway down --user %s` %w; run it as root, e.g. `sudo pontoon gateway down --user %s`", name, errNeedsRoot, name)
-	}
-	if _, err := args(c); err != nil {
-		return err
 	}
 	if err := checkUserFlags(c, "force"); err != nil {
 		return err
