@@ -48,38 +48,38 @@ func (g Guest) Names() []string {
 // none does. Two guests under one name would have the name server answer one of them for
 // both, and a guest's own hostname resolve to another guest.
 func nameClash(b *BridgeState, g Guest) string {
-	what := func(n string) string {
-		switch {
-		case n == g.Name:
-			return "name"
-		case slices.Contains(g.Aliases, n):
-			return "alias"
-		}
-		return "hostname"
-	}
+	as := map[string]string{"name": "the name", "hostname": "the hostname", "alias": "an alias"}
 	for _, o := range b.Guests {
 		if o.Name == g.Name {
 			continue
 		}
-		theirs := o.Names()
-		for _, n := range g.Names() {
-			i := slices.IndexFunc(theirs, func(t string) bool { return strings.EqualFold(t, n) })
-			if i < 0 {
-				continue
-			}
-			var as string
-			switch {
-			case i == 0:
-				as = "the name"
-			case slices.Contains(o.Aliases, theirs[i]):
-				as = "an alias"
-			default:
-				as = "the hostname"
-			}
-			return fmt.Sprintf("%s %q is already %s of guest %q (names are served without regard to case); choose another %s", what(n), n, as, o.Name, what(n))
+		if n, mine, theirs := ServedClash(g, o); n != "" {
+			return fmt.Sprintf("%s %q is already %s of guest %q (names are served without regard to case); choose another %s", mine, n, as[theirs], o.Name, mine)
 		}
 	}
 	return ""
+}
+
+// ServedClash finds the first name g is served under that o is served under too, without
+// regard to case: the name, and which of g's and of o's names it is ("name", "hostname" or
+// "alias"); "" when none is. Attaches refuse such a guest, and pontoon.toml such a child.
+func ServedClash(g, o Guest) (name, mine, theirs string) {
+	kind := func(x Guest, i int) string {
+		switch {
+		case i == 0:
+			return "name"
+		case i == 1 && x.Hostname != "" && !strings.EqualFold(x.Hostname, x.Name):
+			return "hostname" // Names lists it second when it is not the name
+		}
+		return "alias"
+	}
+	ours, their := g.Names(), o.Names()
+	for i, n := range ours {
+		if j := slices.IndexFunc(their, func(t string) bool { return strings.EqualFold(t, n) }); j >= 0 {
+			return n, kind(g, i), kind(o, j)
+		}
+	}
+	return "", "", ""
 }
 
 // PingGroupRange is what guests' net.ipv4.ping_group_range is set to, as Docker does: every

@@ -3,8 +3,9 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 // The rules that tie a table's keys together, applied once its keys are
@@ -228,27 +229,24 @@ type portKey struct {
 	proto string
 }
 
-// servedClash finds a name guest r would be served under (its name, hostname or an alias)
-// that guest o is served under too, as netsetup refuses at attach. A hostname both have is
-// left to checkGuests' own message. It returns the name, where r gives it, and what it is.
+// servedClash finds a name guest r would be served under that guest o is served under too,
+// as attaching it would (netsetup.ServedClash); a hostname both have is left to checkGuests'
+// own message. It returns the name, where r gives it, and what it is.
 func servedClash(r, o guestRef) (name string, where []string, what string) {
-	in := func(n string, list ...string) bool {
-		return slices.ContainsFunc(list, func(t string) bool { return strings.EqualFold(t, n) })
+	guest := func(x guestRef) netsetup.Guest {
+		return netsetup.Guest{Name: x.path[len(x.path)-1], Hostname: x.guest.Hostname, Aliases: x.guest.Aliases}
 	}
-	rName, oName := r.path[len(r.path)-1], o.path[len(o.path)-1]
-	oNames := append([]string{oName}, o.guest.Aliases...) // o's served names but its hostname
-	switch {
-	case in(rName, oNames...), !in(rName, r.guest.Hostname) && in(rName, o.guest.Hostname):
-		return rName, r.path, "name"
-	case r.guest.Hostname != "" && in(r.guest.Hostname, oNames...) && !in(r.guest.Hostname, o.guest.Hostname):
-		return r.guest.Hostname, r.hostnamePath, "hostname"
+	name, what, _ = netsetup.ServedClash(guest(r), guest(o))
+	if name == "" || strings.EqualFold(name, r.guest.Hostname) && strings.EqualFold(name, o.guest.Hostname) {
+		return "", nil, ""
 	}
-	for _, a := range r.guest.Aliases {
-		if in(a, append(oNames, o.guest.Hostname)...) {
-			return a, sub(r.path, "aliases"), "alias"
-		}
+	switch what {
+	case "name":
+		return name, r.path, what
+	case "hostname":
+		return name, r.hostnamePath, what
 	}
-	return "", nil, ""
+	return name, sub(r.path, "aliases"), what
 }
 
 // checkGuests rejects addresses, hostnames and host ports that two guests
