@@ -51,10 +51,8 @@ func restoreCommand() *cli.Command {
 		Usage:  "restore the state a --for replaced, at its deadline (run by --for itself)",
 		Flags: []cli.Flag{
 			bridgeFlag(),
-			&cli.Uint64Flag{Name: "generation", Usage: "the generation the --for recorded"},
-			&cli.Int64Flag{Name: "at", Usage: "the deadline, in Unix nanoseconds"},
 			&cli.StringFlag{Name: "dir-id", Usage: "DEV:INODE of the bridge's data directory when the --for began"},
-			&cli.DurationFlag{Name: "lasts", Usage: "the --for; with it, the generation and deadline come on fd 3 once the change is made"},
+			&cli.DurationFlag{Name: "lasts", Usage: "the --for; the generation and deadline come on fd 3 once the change is made"},
 			&cli.Int64Flag{Name: "since", Usage: "when the --for's command started this, before its change, in Unix nanoseconds"},
 		},
 		Action: func(c *cli.Context) error {
@@ -64,24 +62,18 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			gen, at := c.Uint64("generation"), time.Unix(0, c.Int64("at"))
-			orphan := false
-			if d := c.Duration("lasts"); d > 0 {
+			gen, at, made, err := awaitChange(os.NewFile(3, "change"))
+			if err != nil || !made {
+				return err // a failed change leaves nothing to undo
+			}
+			orphan := gen == 0
+			if orphan {
+				// Its command died during the change. The change recorded its deadline before
+				// the kernel got it; without one set since this started, it died before that,
+				// and there is nothing to undo.
 				started := time.Unix(0, c.Int64("since"))
-				var made bool
-				if gen, at, made, err = awaitChange(os.NewFile(3, "change")); err != nil {
+				if at, err = orphanDeadline(c, name, started, c.Duration("lasts")); err != nil || at.IsZero() {
 					return err
-				}
-				if !made {
-					return nil // the change failed: nothing to undo
-				}
-				if orphan = gen == 0; orphan {
-					// Its command died during the change. The change recorded its deadline
-					// before the kernel got it; without one set since this started, it
-					// died before that, and there is nothing to undo.
-					if at, err = orphanDeadline(c, name, started, d); err != nil || at.IsZero() {
-						return err
-					}
 				}
 			}
 			if !sleepWhileExists(env(c).BridgeDataDir(name), c.String("dir-id"), at.Add(restorerGrace)) {
