@@ -374,6 +374,8 @@ func TestForKilledMidChange(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // also when the wait below fails
+	t.Cleanup(func() { os.Remove(fifo) })
 	waitUntil(t, func() bool { return blockedIn(t, cmd.Process.Pid) })
 	cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
