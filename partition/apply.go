@@ -129,7 +129,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			}
 		}
 		if !plan.RuleSet.Empty() {
-			plan.RuleSet.Marker = marker(prev.Generation+1, plan.RuleSet)
+			plan.RuleSet.seal(prev.Generation + 1)
 		}
 		// A change that must be undone at a deadline is recorded, with what to restore, before
 		// the kernel has it: a process killed between the kernel's commit and the record would

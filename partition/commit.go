@@ -149,10 +149,11 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 	// Step 2.
 	unchanged := map[string]bool{}
 	if now.marker != "" && now.marker == prev.marker {
+		sums := rs.chainSums()
 		for _, ch := range rs.Chains {
 			// A chain that looks sets up is rewritten every time: it must point
 			// at the buffer just written.
-			if sum, ok := prev.chains[ch.Name]; ok && sum == ch.sum() && !ch.usesSets() && slices.Contains(now.chains, ch.Name) {
+			if sum, ok := prev.chains[ch.Name]; ok && sum == sums[ch.Name] && !ch.usesSets() && slices.Contains(now.chains, ch.Name) {
 				unchanged[ch.Name] = true
 			}
 		}
@@ -505,13 +506,24 @@ func (ch Chain) usesSets() bool {
 	return slices.ContainsFunc(ch.Rules, func(r Rule) bool { return r.Classify != "" || r.Blocked })
 }
 
-// chainSums fingerprints every chain of rs, for the record (see committed).
+// chainSums fingerprints every chain of rs, for the marker, the commit and the
+// record (see committed); a sealed rule set has them already.
 func (rs RuleSet) chainSums() map[string]uint64 {
+	if rs.sums != nil {
+		return rs.sums
+	}
 	out := make(map[string]uint64, len(rs.Chains))
 	for _, ch := range rs.Chains {
 		out[ch.Name] = ch.sum()
 	}
 	return out
+}
+
+// seal makes rs the rule set to commit as generation: its chains'
+// fingerprints, computed once, and the marker made from them.
+func (rs *RuleSet) seal(generation uint64) {
+	rs.sums = rs.chainSums()
+	rs.Marker = marker(generation, *rs)
 }
 
 func hasDevices(rs RuleSet) bool {

@@ -78,6 +78,8 @@ type RuleSet struct {
 	Marker string `json:"marker,omitempty"`
 	// services is the service table, committed with the rules (nil: left alone).
 	services *serviceRules
+	// sums are the chains' fingerprints once the rule set is sealed (nil before).
+	sums map[string]uint64
 }
 
 // Empty reports whether the rule set has nothing to enforce.
