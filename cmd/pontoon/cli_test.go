@@ -451,12 +451,13 @@ func (c *runner) bridgeOf(br string, guests ...string) {
 	}
 }
 
-// blockedIn reports whether a thread of process pid waits in openat(2) (system call 257 on
-// amd64): opening a FIFO nobody reads blocks there.
+// blockedIn reports whether a thread of process pid waits in openat(2): opening a FIFO
+// nobody reads blocks there.
 func blockedIn(t *testing.T, pid int) bool {
+	openat := strconv.Itoa(unix.SYS_OPENAT) + " "
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
 	for _, f := range tasks {
-		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), "257 ") {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), openat) {
 			return true
 		}
 	}
