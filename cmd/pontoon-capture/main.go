@@ -27,6 +27,9 @@ type usageError struct{ error }
 func (u usageError) Unwrap() error { return u.error }
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == copierArg {
+		os.Exit(copierMain(os.Args[2]))
+	}
 	err := run(os.Args[1:])
 	if err == nil {
 		return
@@ -64,11 +67,16 @@ func run(args []string) error {
 		// As tcpdump's -w -: the file goes to standard output, e.g. into
 		// `wireshark -k -i -`; it is written in whole blocks, so a reader never waits on
 		// half a packet.
-		cp, err := capture.Start(ctx, t, os.Stdout, o)
+		out, finish, err := startCopier(os.Stdout, "standard output")
 		if err != nil {
+			return err
+		}
+		cp, err := capture.Start(ctx, t, out, o)
+		if err != nil {
+			_ = finish()
 			return startErr(err)
 		}
-		return report(cp, bridge, "standard output", nil)
+		return report(cp, bridge, "standard output", finish)
 	}
 	// The capture is written under a temporary name and takes the file's name once it runs,
 	// so a capture that cannot start leaves an existing file as it was.
@@ -81,7 +89,14 @@ func run(args []string) error {
 		}
 		return fmt.Errorf("capture: create %s: %w", path, err)
 	}
-	cp, err := capture.Start(ctx, t, f, o)
+	out, copied, err := startCopier(f, path)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	finish := func() error { return errors.Join(copied(), f.Close()) }
+	cp, err := capture.Start(ctx, t, out, o)
 	if err == nil {
 		err = os.Chmod(f.Name(), 0o644)
 	}
@@ -91,12 +106,13 @@ func run(args []string) error {
 	if err != nil {
 		if cp != nil {
 			cp.Stop()
+			_, _ = cp.Wait()
 		}
-		f.Close()
+		_ = finish()
 		os.Remove(f.Name())
 		return startErr(err)
 	}
-	return report(cp, bridge, path, f)
+	return report(cp, bridge, path, finish)
 }
 
 func startErr(err error) error {
@@ -106,14 +122,13 @@ func startErr(err error) error {
 	return err
 }
 
-// report waits for the capture to end, closes f (when not nil) and says what was captured.
-func report(cp *capture.Capture, bridge, path string, f *os.File) error {
+// report waits for the capture to end, then for its file to be written (finish), and says
+// what was captured.
+func report(cp *capture.Capture, bridge, path string, finish func() error) error {
 	fmt.Fprintf(os.Stderr, "pontoon: capturing %d guest(s) of bridge %s into %s (Ctrl-C stops)\n", len(cp.Packets()), bridge, path)
 	res, err := cp.Wait()
-	if f != nil {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("capture: close %s: %w", path, cerr)
-		}
+	if ferr := finish(); err == nil && ferr != nil {
+		err = ferr
 	}
 	var parts []string
 	var lost uint64
