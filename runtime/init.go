@@ -27,7 +27,7 @@ func DispatchInit() {
 }
 
 // Init runs argv (after an optional "--") as the only child of a minimal init, what
-// `docker run --init` gives: it forwards every signal it receives to the child, reaps every
+// `docker run --init` gives: it forwards every signal it receives (see forward), reaps every
 // process that ends up as its child (orphans of the command re-parent to PID 1 in a
 // container), and exits with the child's status -- 128+n when signal n ended the child --
 // as soon as the child exits. PID 1 of a pid namespace gets no signal it has no handler for,
@@ -89,11 +89,28 @@ func Init(argv []string) int {
 			if !ok || sig == syscall.SIGCHLD || sig == syscall.SIGURG {
 				continue
 			}
-			syscall.Kill(pid, sig)
+			forward(pid, sig)
 		case code := <-exited:
 			return code
 		}
 	}
+}
+
+// forward passes sig on from init. A terminal sends Ctrl-C's SIGINT (and SIGQUIT, SIGHUP) to
+// every process of its foreground group, and a stop signal means the whole container is going;
+// as PID 1 of the container's pid namespace, init passes these to every process in it (kill -1
+// spares init itself), so a shell script's own children stop too instead of the script waiting
+// for them. Other signals (a reload, a resize) are the command's alone. Outside a pid namespace
+// of its own, init passes everything to its child only.
+func forward(child int, sig syscall.Signal) {
+	switch sig {
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP:
+		if os.Getpid() == 1 {
+			syscall.Kill(-1, sig)
+			return
+		}
+	}
+	syscall.Kill(child, sig)
 }
 
 // initFor says whether child ch runs under init: its init setting (default on), unless its

@@ -149,6 +149,37 @@ ip = "172.18.0.1"
 	r.clean()
 }
 
+// TestRunInterruptStopsScript reproduces Ctrl-C (SIGINT) to `pontoon run` whose child is a
+// shell script waiting for `sleep`: init passed the signal to the shell alone, which waited for
+// `sleep`, and the run waited out its stop timeout. As a terminal does, init now passes it to
+// every process of the container: the run ends with 130, the script's next line never runs,
+// and nothing had to be killed.
+func TestRunInterruptStopsScript(t *testing.T) {
+	r := newRunner(t)
+	p := project(t, `
+[commands.script]
+supervise = true
+[commands.script.children.waiter]
+run = ["sh", "-c", "echo ready; sleep 8640150; echo after the sleep"]
+ip = "172.18.0.1"
+`)
+	sigs := make(chan os.Signal, 1)
+	opt := r.options()
+	opt.Signals = sigs
+	opt.StopTimeout = time.Minute
+	opt.Started = func(runtime.Started) {
+		poll(t, "the child to start", func() bool { return strings.Contains(r.out.String(), "ready") })
+		sigs <- syscall.SIGINT
+	}
+	if code := r.run(context.Background(), p, "script", opt); code != 128+int(syscall.SIGINT) {
+		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGINT))
+	}
+	if strings.Contains(r.log.String(), "did not stop") || strings.Contains(r.out.String(), "after the sleep") {
+		t.Fatalf("the script did not stop with its sleep:\n%s\n%s", r.out, r.log)
+	}
+	r.clean()
+}
+
 // TestRunStopTimeout: a child whose script traps SIGTERM outlives the command's stop
 // timeout, is killed, and pontoon names it (and only it) in the message.
 func TestRunStopTimeout(t *testing.T) {
