@@ -163,7 +163,7 @@ func newService(plan Plan, b *BridgeState, name string, opt ServiceOptions) (Ser
 			return s, invalidf("name: bridge %q has a service %q whose add or removal was killed halfway; run `pontoon gc` first", b.Name, o.Name)
 		}
 		if strings.EqualFold(o.Name, name) {
-			return s, invalidf("name: bridge %q already has a service %q (%s); choose another name, or remove it first with `pontoon service rm %s %s`", b.Name, name, o.IP, b.Name, name)
+			return s, invalidf("name: bridge %q already has a service %q (%s); choose another name, or remove it first with `pontoon service rm %s %s`", b.Name, o.Name, o.IP, b.Name, o.Name)
 		}
 	}
 	for _, g := range b.Guests {
@@ -267,7 +267,7 @@ func RemoveService(env Env, bridge, name string) (*Service, error) {
 			return fmt.Errorf("bridge %q: %w", bridge, ErrNoBridge)
 		}
 		// A removal killed halfway is taken over.
-		i := slices.IndexFunc(b.Services, func(s Service) bool { return s.Name == name })
+		i := serviceIndex(b, name)
 		if i < 0 {
 			return invalidf("bridge %q has no service %q (%w); its services are %v", bridge, name, ErrNoService, serviceNames(b))
 		}
@@ -293,7 +293,7 @@ func ServiceDone(env Env, bridge, name string) error {
 		if err != nil || b == nil {
 			return err
 		}
-		i := slices.IndexFunc(b.Services, func(s Service) bool { return s.Name == name })
+		i := serviceIndex(b, name)
 		if i < 0 {
 			return nil
 		}
@@ -334,7 +334,7 @@ func PutService(env Env, bridge string, s Service, present bool) error {
 		if err != nil || b == nil {
 			return err
 		}
-		b.Services = slices.DeleteFunc(slices.Clone(b.Services), func(o Service) bool { return o.Name == s.Name })
+		b.Services = slices.DeleteFunc(slices.Clone(b.Services), func(o Service) bool { return strings.EqualFold(o.Name, s.Name) })
 		if present {
 			b.Services = append(b.Services, s)
 		}
@@ -400,14 +400,19 @@ func servicesChanged(env Env, changed map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-// ServiceByName returns a bridge's service.
+// ServiceByName returns a bridge's service, its name in any case (see serviceIndex).
 func (b *BridgeState) ServiceByName(name string) (*Service, bool) {
-	for i := range b.Services {
-		if b.Services[i].Name == name {
-			return &b.Services[i], true
-		}
+	if i := serviceIndex(b, name); i >= 0 {
+		return &b.Services[i], true
 	}
 	return nil, false
+}
+
+// serviceIndex is the index of the bridge's service called name, or -1. Case does not
+// count, as it does not when a service is added (and for the name server): a name given
+// back in another case than the record's finds the service, not "no service".
+func serviceIndex(b *BridgeState, name string) int {
+	return slices.IndexFunc(b.Services, func(s Service) bool { return strings.EqualFold(s.Name, name) })
 }
 
 // leftServices holds, per state directory, the bridges a member left a service of while

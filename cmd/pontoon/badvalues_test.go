@@ -44,6 +44,16 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{"pid 999999999: no such process", []string{"guest", "add", "b1", "w", "--ip", "172.18.0.6", "--pid", "999999999"}},
 		{"--netns: open /nonexistent: no such file", []string{"guest", "add", "b1", "w", "--ip", "172.18.0.6", "--netns", "/nonexistent"}},
 		{`from "n9": bridge "b1" has no such guest`, []string{"partition", "dns", "nxdomain", "--from", "n9", "--bridge", "b1"}},
+		// --stop-timeout refuses what pontoon.toml's stop_timeout refuses: 0 read as none (the
+		// default 10s), and a timeout past the key's limit passed.
+		{"--stop-timeout: 11m0s is longer than the limit of 10m; give how long children get between SIGTERM and SIGKILL, more than 0s and at most 10m0s", []string{"run", "test", "--stop-timeout", "11m"}},
+		{"--stop-timeout: 1000h0m0s is longer than the limit of 10m", []string{"run", "--stop-timeout", "1000h", "test"}},
+		{"--stop-timeout: 0s leaves the containers no time to stop", []string{"run", "test", "--stop-timeout", "0"}},
+		{"--stop-timeout: -1s leaves the containers no time to stop", []string{"run", "test", "--stop-timeout=-1s"}},
+		// Both were accepted, and only the graph printed.
+		{"--json and --dot each choose the whole output", []string{"partition", "status", "--bridge", "b1", "--json", "--dot"}},
+		// urfave/cli's own check said only `Required flag "members" not set`, with status 1.
+		{"pontoon service add needs --members, the guests that serve the service, e.g. `pontoon service add b1 s --members A,B,C`", []string{"service", "add", "b1", "s"}},
 	}
 	before := c.hostSnapshot() + c.ok("bridge", "list", "--json") + c.ok("partition", "status", "--bridge", "b1")
 	for _, tc := range cases {

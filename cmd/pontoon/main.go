@@ -117,13 +117,14 @@ func args(c *cli.Context, names ...string) ([]string, error) {
 }
 
 // onUsageError makes a flag the parser rejects a usage error (exit status 2) that points to
-// the command's help, instead of printing the whole help text.
+// the command's help, instead of printing the whole help text; a duration's refusal says
+// what is wrong with the value (see durationFlagError).
 func onUsageError(c *cli.Context, err error, _ bool) error {
 	name := "pontoon"
 	if c.Command != nil && c.Command.HelpName != "" {
 		name = c.Command.HelpName
 	}
-	return usagef("%w (see `%s --help`)", err, name)
+	return usagef("%w (see `%s --help`)", durationFlagError(c, err), name)
 }
 
 // required checks that a flag the command cannot do without was given. (urfave/cli's own

@@ -304,6 +304,10 @@ func healBridge(c *cli.Context) error {
 }
 
 func partitionStatus(c *cli.Context) error {
+	// Each is the whole output; given both, one would be dropped without a word.
+	if c.Bool("json") && c.Bool("dot") {
+		return usagef("--json and --dot each choose the whole output of %s; give one of them", c.Command.HelpName)
+	}
 	t, err := target(c)
 	if err != nil {
 		return err

@@ -94,8 +94,14 @@ func run(c *cli.Context) error {
 	} else if len(rest) > 0 {
 		return usagef("run: put the command's own arguments after --, e.g. `pontoon run %s -- %s`", name, strings.Join(rest, " "))
 	}
-	if d := c.Duration("stop-timeout"); d < 0 {
-		return usagef("--stop-timeout: %s is negative; give how long children get between SIGTERM and SIGKILL, e.g. 10s", d)
+	// Given, the flag follows pontoon.toml's stop_timeout rule: a zero would otherwise read as
+	// no flag, and a stop timeout past the key's limit would be allowed on the command line only.
+	if c.IsSet("stop-timeout") {
+		d := c.Duration("stop-timeout")
+		if err := config.CheckStopTimeout(d); err != nil {
+			return usagef("--stop-timeout: %s %v; give how long children get between SIGTERM and SIGKILL, more than 0s and at most %s, e.g. --stop-timeout 10s",
+				d, err, config.MaxStopTimeout)
+		}
 	}
 	p, err := loadProject(c)
 	if err != nil {

@@ -19,7 +19,9 @@ func serviceCommand() *cli.Command {
 			{
 				Name: "add", Usage: "add a service address to a bridge", ArgsUsage: "BRIDGE NAME --members A,B,C",
 				Flags: []cli.Flag{
-					&cli.StringSliceFlag{Name: "members", Usage: "the guests that serve it (`A,B,C`)", Required: true},
+					// Required, but checked by serviceAdd: urfave/cli's own check says only that the flag
+					// is not set, and exits as a failure, not a usage error.
+					&cli.StringSliceFlag{Name: "members", Usage: "the guests that serve it (`A,B,C`)"},
 					&cli.StringFlag{Name: "ip", Usage: "its `ADDR` in x.y.1.1-x.y.1.254 (default: the lowest free)"},
 					&cli.StringSliceFlag{Name: "port", Usage: "a served `PORT[/tcp|/udp]` (repeatable; default: every port)"},
 					&cli.BoolFlag{Name: "random", Usage: "spread new connections at random instead of round-robin"},
@@ -38,6 +40,10 @@ func serviceCommand() *cli.Command {
 func serviceAdd(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usagef("service add takes a bridge and a service name; got %d words", c.NArg())
+	}
+	if !c.IsSet("members") {
+		return usagef("%s needs --members, the guests that serve the service, e.g. `%s %s %s --members A,B,C` (names of the bridge's guests, comma-separated or --members repeated)",
+			c.Command.HelpName, c.Command.HelpName, c.Args().Get(0), c.Args().Get(1))
 	}
 	if err := needRoot(c); err != nil {
 		return err

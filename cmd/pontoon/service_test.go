@@ -78,3 +78,26 @@ func TestServiceCommands(t *testing.T) {
 		t.Errorf("tables after the last service left: %s (%v)", out, err)
 	}
 }
+
+// TestServiceNameAnyCase reproduces `service add BR WEB` next to a service "web", whose
+// advice `pontoon service rm BR WEB` then failed with `no service "WEB"`: names are one name
+// whatever their case, for removal as for adding, and the advice works as printed.
+func TestServiceNameAnyCase(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "b1")
+	c.ok("guest", "add", "b1", "m1", "--ip", "172.18.0.1")
+	c.ok("service", "add", "b1", "web", "--members", "m1")
+	c.fails(2, "already has a service \"web\" (172.18.1.1); choose another name, or remove it first with `pontoon service rm b1 web`",
+		"service", "add", "b1", "WEB", "--members", "m1")
+	c.ok("service", "rm", "b1", "WEB")
+	if list := c.ok("service", "list", "b1", "--json"); strings.Contains(list, `"web"`) {
+		t.Errorf("after rm WEB, service list --json:\n%s", list)
+	}
+	out, err := exec.Command("nsenter", "--net="+c.sb.Env.BridgeNetns("b1"), "nft", "list", "tables").CombinedOutput()
+	if err != nil || strings.Contains(string(out), "pontoon_service") {
+		t.Errorf("tables after the service left: %s (%v)", out, err)
+	}
+	c.ok("service", "add", "b1", "WEB", "--members", "m1")
+	c.ok("service", "rm", "b1", "Web")
+}

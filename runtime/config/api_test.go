@@ -71,6 +71,9 @@ func TestSelectChildren(t *testing.T) {
 				`--exclude: command "cluster" has no child "choas"; did you mean "chaos"? (children: n1, n2, n3, chaos)`},
 		{name: "nothing left", cmd: cluster, only: []string{"n1"}, exclude: []string{"n1"},
 			err: `select children: --only n1 --exclude n1 leaves no child of command "cluster" to run (children: n1, n2, n3, chaos)`},
+		// Only the flags given: an empty --only was printed as "--only  --exclude ...".
+		{name: "everything excluded", cmd: cluster, exclude: []string{"n1", "n2", "n3", "chaos"},
+			err: `select children: --exclude n1,n2,n3,chaos leaves no child of command "cluster" to run (children: n1, n2, n3, chaos)`},
 		{name: "plain command without lists", cmd: test},
 		{name: "plain command with lists", cmd: test, only: []string{"x"},
 			err: `command "test" has no children: --only and --exclude apply to supervise commands`},

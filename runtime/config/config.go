@@ -311,8 +311,16 @@ func (c *Command) SelectChildren(only, exclude []string) ([]Child, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("select children: --only %s --exclude %s leaves no child of command %q to run (children: %s)",
-			strings.Join(only, ","), strings.Join(exclude, ","), c.Name, strings.Join(names, ", "))
+		// The selection as it was given: an empty list was no flag at all.
+		var given []string
+		if len(only) > 0 {
+			given = append(given, "--only "+strings.Join(only, ","))
+		}
+		if len(exclude) > 0 {
+			given = append(given, "--exclude "+strings.Join(exclude, ","))
+		}
+		return nil, fmt.Errorf("select children: %s leaves no child of command %q to run (children: %s)",
+			strings.Join(given, " "), c.Name, strings.Join(names, ", "))
 	}
 	return out, nil
 }

@@ -196,7 +196,7 @@ type field[T any] struct {
 	kind    kind
 	example string            // the value in "write KEY = EXAMPLE"
 	choices []string          // choice: the values allowed
-	what    string            // choice: what a value is, as in "is not a runtime"
+	what    string            // choice: what a value is, article included ("an exit policy"), as in "is not a runtime"
 	aliases map[string]string // choice: values other tools use, mapped to the one meant
 	// first: read before the other keys, which mean something else
 	// depending on it (supervise, bridge).
@@ -314,7 +314,7 @@ func checkKind[T any](c *checker, path []string, f *field[T], v any) (any, bool)
 			if a, ok := f.aliases[s]; ok {
 				hint = "; did you mean " + strconv.Quote(a) + "?"
 			}
-			c.errf(path, "%q is not a %s; use %s%s", s, f.what, quoteList(f.choices), hint)
+			c.errf(path, "%q is not %s; use %s%s", s, f.what, quoteList(f.choices), hint)
 			return nil, false
 		}
 	case stringTable:

@@ -363,7 +363,7 @@ runtime = "crun"
 		{"children not a table", "[commands.c]\nsupervise = true\nchildren = [\"a\"]\n", Options{},
 			[]wantErr{{3, "commands.c.children", "must be a table, not an array; write [commands.c.children.NAME] tables"}}},
 		{"bad exit", "[commands.c]\nsupervise = true\nexit = \"first\"\n[commands.c.children.x]\nrun = [\"a\"]\nbridge = true\n", Options{},
-			[]wantErr{{3, "commands.c.exit", `"first" is not a exit policy; use "any" or "all"`}}},
+			[]wantErr{{3, "commands.c.exit", `"first" is not an exit policy; use "any" or "all"`}}},
 		{"exit and children on a plain command", "[commands.a]\nrun = [\"a\"]\nexit = \"all\"\n[commands.a.children.x]\nrun = [\"a\"]\nbridge = true\n[commands.b.children.y]\nrun = [\"b\"]\nbridge = true\n", Options{},
 			[]wantErr{
 				{3, "commands.a.exit", "exit applies only to supervise commands; remove it, or add supervise = true and children"},

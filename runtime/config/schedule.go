@@ -42,7 +42,7 @@ func faultFields(keys ...string) []field[faultDecl] {
 			read: func(c *checker, p []string, v any, d *faultDecl) { d.fault.Impair = v.(string) }},
 		"dns": {key: "dns", kind: text, example: `"nxdomain --name db"`,
 			read: func(c *checker, p []string, v any, d *faultDecl) { d.fault.DNS = v.(string) }},
-		"mode": {key: "mode", kind: choice, choices: []string{string(partition.ModeDrop), string(partition.ModeReject)}, what: "mode",
+		"mode": {key: "mode", kind: choice, choices: []string{string(partition.ModeDrop), string(partition.ModeReject)}, what: "a mode",
 			read: func(c *checker, p []string, v any, d *faultDecl) { d.fault.Mode = partition.Mode(v.(string)) }},
 		"heal": {key: "heal", kind: flag, example: "true",
 			read: func(c *checker, p []string, v any, d *faultDecl) { d.heal, d.healSet = v.(bool), true }},

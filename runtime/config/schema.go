@@ -79,7 +79,7 @@ var (
 				d.root, d.rootSet = r, true
 			}
 		}}
-	runtimeField = field[decl]{key: "runtime", kind: choice, choices: runtimes, what: "runtime",
+	runtimeField = field[decl]{key: "runtime", kind: choice, choices: runtimes, what: "a runtime",
 		read: func(c *checker, p []string, v any, d *decl) { d.runtime, d.runtimeSet = Runtime(v.(string)), true }}
 	ipField = field[decl]{key: "ip", refuse: guestOnly,
 		read: func(c *checker, p []string, v any, d *decl) { d.hasIP, d.guest.IP = true, c.ip(p, v) }}
@@ -116,13 +116,13 @@ var entityAliases = map[string]string{
 var commandSchema = schema[decl]{
 	fields: []field[decl]{
 		descriptionField, runField, envField, workdirField,
-		{key: "network", kind: choice, choices: networks, what: "network mode", refuse: notOnSupervise,
+		{key: "network", kind: choice, choices: networks, what: "a network mode", refuse: notOnSupervise,
 			aliases: map[string]string{"bridge": "guest", "bridged": "guest", "private": "guest", "isolated": "none", "off": "none"},
 			read:    func(c *checker, p []string, v any, d *decl) { d.network, d.netBad = Network(v.(string)), false }},
 		ipField, ip6Field, hostnameField, aliasesField, portsField, rootField, runtimeField,
 		{key: "supervise", kind: flag, example: "true", first: true,
 			read: func(c *checker, p []string, v any, d *decl) { d.supervise = v.(bool) }},
-		{key: "exit", kind: choice, choices: exits, what: "exit policy", refuse: onlySupervise,
+		{key: "exit", kind: choice, choices: exits, what: "an exit policy", refuse: onlySupervise,
 			read: func(c *checker, p []string, v any, d *decl) { d.exit = Exit(v.(string)) }},
 		{key: "children", refuse: onlySupervise,
 			read: func(c *checker, p []string, v any, d *decl) {
@@ -248,7 +248,7 @@ var topSchema = schema[Project]{
 // settingsSchema is [settings].
 var settingsSchema = schema[Settings]{
 	fields: []field[Settings]{
-		{key: "runtime", kind: choice, choices: runtimes, what: "runtime",
+		{key: "runtime", kind: choice, choices: runtimes, what: "a runtime",
 			read: func(c *checker, p []string, v any, s *Settings) { s.Runtime = Runtime(v.(string)) }},
 		{key: "ipv4_only", kind: flag, example: "true",
 			read: func(c *checker, p []string, v any, s *Settings) { s.IPv4Only = v.(bool) }},

@@ -56,7 +56,7 @@ var serviceSchema = schema[serviceDecl]{
 				seen[sp] = true
 			}
 		}},
-		{key: "mode", kind: choice, choices: []string{netsetup.ModeRoundRobin, netsetup.ModeRandom}, what: "balancing mode",
+		{key: "mode", kind: choice, choices: []string{netsetup.ModeRoundRobin, netsetup.ModeRandom}, what: "a balancing mode",
 			aliases: map[string]string{"roundrobin": netsetup.ModeRoundRobin, "rr": netsetup.ModeRoundRobin},
 			read:    func(c *checker, p []string, v any, d *serviceDecl) { d.s.Mode = v.(string) }},
 		{key: "skip_unreachable", kind: flag, example: "true",

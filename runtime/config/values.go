@@ -329,25 +329,47 @@ func (c *checker) ports(path []string, v any) ([]netsetup.Port, [][]string) {
 	return out, paths
 }
 
-// stopTimeout reads a duration such as "3s" in (0, MaxStopTimeout].
+// stopTimeout reads a duration such as "3s" that CheckStopTimeout allows.
 func (c *checker) stopTimeout(p []string, s string) (time.Duration, bool) {
 	k := p[len(p)-1]
 	d, err := time.ParseDuration(s)
-	switch {
-	case err != nil:
+	if err != nil {
 		if _, numErr := strconv.ParseFloat(s, 64); numErr == nil {
 			c.errf(p, "%q has no unit; write %s = \"%ss\" (or \"ms\", \"m\")", s, k, s)
 		} else {
 			c.errf(p, "%q is not a duration; write a number with a unit, e.g. %s = \"3s\", \"500ms\" or \"2m\"", s, k)
 		}
-	case d <= 0:
-		c.errf(p, "%q leaves the containers no time to stop; give more than zero, e.g. %s = \"3s\"", s, k)
-	case d > MaxStopTimeout:
-		c.errf(p, "%q is longer than the limit of %s; write at most %s = %q", s, shortDuration(MaxStopTimeout), k, shortDuration(MaxStopTimeout))
+		return 0, false
+	}
+	switch err := CheckStopTimeout(d); {
+	case errors.Is(err, ErrNoStopTime):
+		c.errf(p, "%q %v; give more than zero, e.g. %s = \"3s\"", s, err, k)
+	case err != nil:
+		c.errf(p, "%q %v; write at most %s = %q", s, err, k, shortDuration(MaxStopTimeout))
 	default:
 		return d, true
 	}
 	return 0, false
+}
+
+// The reasons CheckStopTimeout gives; each place a stop timeout is written in says how to
+// write it there.
+var (
+	ErrNoStopTime      = errors.New("leaves the containers no time to stop")
+	ErrStopTimeTooLong = errors.New("is longer than the limit of " + shortDuration(MaxStopTimeout))
+)
+
+// CheckStopTimeout is the one rule for how long containers get between the stop signal and
+// SIGKILL, whether pontoon.toml's stop_timeout or run's --stop-timeout gives it: nil for a d
+// in (0, MaxStopTimeout], else ErrNoStopTime or ErrStopTimeTooLong.
+func CheckStopTimeout(d time.Duration) error {
+	switch {
+	case d <= 0:
+		return ErrNoStopTime
+	case d > MaxStopTimeout:
+		return ErrStopTimeTooLong
+	}
+	return nil
 }
 
 // shortDuration writes d without zero trailing units: 10m rather than 10m0s.
