@@ -127,6 +127,13 @@ func Run(ctx context.Context, p *config.Project, name string, opt Options) (int,
 	if err != nil {
 		return ExitSetupFailed, err
 	}
+	// pontoon.toml's check of the schedule knows no kernel: what this one lacks for its faults
+	// (netem) is refused here, before the run makes anything.
+	if cmd.Schedule != nil {
+		if err := cmd.Schedule.CheckKernel(cmd.ScheduleGuests()); err != nil {
+			return ExitSetupFailed, err
+		}
+	}
 	r := &run{p: p, cmd: cmd, opt: opt, engines: map[config.Runtime]Engine{}, stopTimeout: opt.StopTimeout}
 	if r.stopTimeout <= 0 {
 		r.stopTimeout = cmd.StopTimeout

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/pontoon-dev/pontoon/runtime"
 )
 
@@ -77,6 +78,35 @@ steps = [{ partition = "isolate n2", for = "1s" }]
 	}
 	if log := r.log.String(); !strings.Contains(log, "schedule not started") {
 		t.Errorf("pontoon's log does not say the schedule did not start:\n%s", log)
+	}
+	r.clean()
+}
+
+// TestRunRefusesScheduleKernelLacks: a schedule whose nemesis may draw a delay, on a kernel
+// without netem, is refused before the run makes anything (no bridge, no container), not
+// found out when the schedule starts with the containers already running.
+func TestRunRefusesScheduleKernelLacks(t *testing.T) {
+	if partition.CheckNetem() == nil {
+		t.Skip("this kernel has netem")
+	}
+	r := newRunner(t)
+	p := project(t, `
+[commands.cluster]
+supervise = true
+
+[commands.cluster.children.n1]
+ip = "172.18.0.1"
+run = ["sh", "-c", "echo started"]
+
+[commands.cluster.schedule]
+nemesis = { faults = [{ partition = "isolate n1" }, { impair = "delay=100ms n1" }], fault = "1s", recovery = "1s", duration = "10s" }
+`)
+	code, err := runtime.Run(context.Background(), p, "cluster", r.options())
+	if code != runtime.ExitSetupFailed || err == nil || !strings.Contains(err.Error(), "nemesis fault 2") || !strings.Contains(err.Error(), "netem") {
+		t.Fatalf("Run = %d, %v; want %d and the nemesis fault that needs netem", code, err, runtime.ExitSetupFailed)
+	}
+	if strings.Contains(r.out.String(), "started") || strings.Contains(r.log.String(), "running cluster") {
+		t.Errorf("the run started:\n%s\n%s", r.out, r.log)
 	}
 	r.clean()
 }

@@ -146,20 +146,58 @@ func run(ctx context.Context, b *target, plan Plan) (err error) {
 // are not all there is left to fail when it runs: they may be back by then.
 func (p Plan) CheckKernel(guests []partition.Guest) error {
 	for _, st := range p.Steps {
-		s, err := st.Fault.State(guests)
-		if err != nil {
-			continue
-		}
-		for _, im := range s.Impairments {
-			if im.Delay > 0 || im.Jitter > 0 || im.Duplicate > 0 || im.Corrupt > 0 || im.Reorder > 0 {
-				if err := partition.CheckNetem(); err != nil {
-					return fmt.Errorf("schedule %s (%s): %w", st.Label, st.Fault, err)
-				}
-				return nil // asked once: the kernel has it
+		if needsNetem(st.Fault, guests) {
+			if err := partition.CheckNetem(); err != nil {
+				return fmt.Errorf("schedule %s (%s): %w", st.Label, st.Fault, err)
 			}
+			return nil // asked once: the kernel has it
 		}
 	}
 	return nil
+}
+
+// CheckKernel is Plan.CheckKernel for every fault the spec may put in force, whichever a
+// seed draws: what `pontoon run` checks before it makes anything.
+func (s Spec) CheckKernel(guests []partition.Guest) error {
+	type labelled struct {
+		label string
+		fault Fault
+	}
+	var faults []labelled
+	for i, st := range s.Steps {
+		faults = append(faults, labelled{fmt.Sprintf("step %d", i+1), st.Fault})
+	}
+	if s.Nemesis != nil {
+		for i, f := range s.Nemesis.Faults {
+			faults = append(faults, labelled{fmt.Sprintf("nemesis fault %d", i+1), f})
+		}
+	}
+	if s.Flap != nil {
+		faults = append(faults, labelled{"flap", s.Flap.Fault})
+	}
+	for _, f := range faults {
+		if needsNetem(f.fault, guests) {
+			if err := partition.CheckNetem(); err != nil {
+				return fmt.Errorf("schedule %s (%s): %w", f.label, f.fault, err)
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// needsNetem reports whether fault f, on guests, impairs in a way only netem does.
+func needsNetem(f Fault, guests []partition.Guest) bool {
+	s, err := f.State(guests)
+	if err != nil {
+		return false
+	}
+	for _, im := range s.Impairments {
+		if im.Delay > 0 || im.Jitter > 0 || im.Duplicate > 0 || im.Corrupt > 0 || im.Reorder > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *target) partition() (partition.Target, error) {

@@ -137,7 +137,7 @@ func TestBadValuesChangeNothing(t *testing.T) {
 		{[]string{"delay -10ms is out of range"}, []string{"partition", "delay", "-10ms", "n1", "--bridge", "b"}},
 		{[]string{"--for: -1s is not a positive duration"}, []string{"partition", "isolate", "n1", "--for", "-1s", "--bridge", "b"}},
 		{[]string{"--for: -1s is not a positive duration"}, []string{"partition", "loss", "5", "n2", "--for", "-1s", "--bridge", "b"}},
-		{[]string{"--stop-timeout: -1s is negative"}, []string{"run", "x", "--stop-timeout", "-1s"}},
+		{[]string{"--stop-timeout: -1s leaves the containers no time to stop"}, []string{"run", "x", "--stop-timeout", "-1s"}},
 		{[]string{`unknown verb "isolat"`, `did you mean "isolate"`}, []string{"partition", "isolat", "n1", "--bridge", "b"}},
 		{[]string{"flag provided but not defined: -cut"}, []string{"partition", "loss", "5", "n1", "--cut", "--bridge", "b"}},
 	} {

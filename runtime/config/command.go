@@ -115,7 +115,7 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 	// Read last: the schedule names the guests of the whole command.
 	defer func() {
 		if d.schedule != nil {
-			cmd.Schedule = c.schedule(d.schedPath, d.schedule, scheduleGuests(cmd))
+			cmd.Schedule = c.schedule(d.schedPath, d.schedule, cmd.ScheduleGuests())
 		}
 		if d.services != nil {
 			cmd.Services = c.services(d.svcPath, d.services, cmd)

@@ -287,9 +287,9 @@ func (c *checker) schedule(path []string, v any, guests []partition.Guest) *sche
 	return &d.spec
 }
 
-// scheduleGuests are the guests a command's schedule may name, as partition resolves them
+// ScheduleGuests are the guests the command's schedule may name, as partition resolves them
 // (by name or address); the port names are placeholders, since ports exist only at run time.
-func scheduleGuests(cmd Command) []partition.Guest {
+func (cmd *Command) ScheduleGuests() []partition.Guest {
 	var out []partition.Guest
 	add := func(name string, g *Guest) {
 		if g != nil && g.IP.IsValid() {

@@ -81,7 +81,7 @@ func (c *checker) services(path []string, v any, cmd Command) []Service {
 	}
 	guests := map[string]bool{}
 	var names []string
-	for _, g := range scheduleGuests(cmd) {
+	for _, g := range cmd.ScheduleGuests() {
 		guests[g.Name] = true
 		names = append(names, g.Name)
 	}
