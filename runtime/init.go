@@ -113,16 +113,17 @@ func forward(child int, sig syscall.Signal) {
 	syscall.Kill(child, sig)
 }
 
-// initFor says whether child ch runs under init: its init setting (default on), unless its
-// root lacks what a dynamically linked pontoon binary needs to run there.
-func (r *run) initFor(ch config.Child) bool {
-	if ch.Init != nil && !*ch.Init {
+// initFor says whether the container of a child or a plain command runs under init: its init
+// setting (nil: on), unless its root lacks what a dynamically linked pontoon binary needs to
+// run there.
+func (r *run) initFor(name string, init *bool, root config.Root) bool {
+	if init != nil && !*init {
 		return false
 	}
-	if ch.Root.Kind == config.RootHost || ch.Root.Kind == "" || staticBinary(r.opt.Pontoon) {
+	if root.Kind == config.RootHost || root.Kind == "" || staticBinary(r.opt.Pontoon) {
 		return true
 	}
-	r.logf("%s runs without init: its root may lack the C library the pontoon binary %s is linked against; build pontoon with CGO_ENABLED=0 (a static binary), or set init = false", ch.Name, r.opt.Pontoon)
+	r.logf("%s runs without init: its root may lack the C library the pontoon binary %s is linked against; build pontoon with CGO_ENABLED=0 (a static binary), or set init = false", name, r.opt.Pontoon)
 	return false
 }
 

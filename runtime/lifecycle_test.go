@@ -149,6 +149,40 @@ ip = "172.18.0.1"
 	r.clean()
 }
 
+// TestRunPlainStopsSleep: a plain command's container has init too, so `sleep` as the
+// command stops at SIGTERM instead of being killed after the stop timeout; a command not
+// found exits 127, as a child's does.
+func TestRunPlainStopsSleep(t *testing.T) {
+	r := newRunner(t)
+	p := project(t, `
+[commands.nap]
+network = "none"
+run = ["sh", "-c", "echo ready; exec sleep 8640160"]
+
+[commands.missing]
+network = "none"
+run = ["no-such-program-8640161"]
+`)
+	sigs := make(chan os.Signal, 1)
+	opt := r.options()
+	opt.Signals = sigs
+	opt.StopTimeout = time.Minute
+	opt.Started = func(runtime.Started) {
+		poll(t, "the command to start", func() bool { return strings.Contains(r.out.String(), "ready") })
+		sigs <- syscall.SIGTERM
+	}
+	if code := r.run(context.Background(), p, "nap", opt); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGTERM))
+	}
+	if strings.Contains(r.log.String(), "did not stop") {
+		t.Fatalf("sleep had to be killed:\n%s", r.log)
+	}
+	if code := r.run(context.Background(), p, "missing", r.options()); code != 127 {
+		t.Errorf("a command not found: status %d, want 127", code)
+	}
+	r.clean()
+}
+
 // TestRunInterruptStopsScript reproduces Ctrl-C (SIGINT) to `pontoon run` whose child is a
 // shell script waiting for `sleep`: init passed the signal to the shell alone, which waited for
 // `sleep`, and the run waited out its stop timeout. As a terminal does, init now passes it to

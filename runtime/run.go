@@ -414,7 +414,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			ResolvConf: resolv,
 			Pontoon:    r.opt.Pontoon,
 			ChainEnv:   r.opt.Env,
-			Init:       r.initFor(ch),
+			Init:       r.initFor(ch.Name, ch.Init, ch.Root),
 		}
 		own := [][2]string{{"PONTOON_BRIDGE", r.bridge}}
 		if ch.Bridge {
@@ -486,6 +486,7 @@ func (r *run) plain(ctx context.Context) (int, error) {
 		ProjectDir: r.p.Dir,
 		Pontoon:    r.opt.Pontoon,
 		ChainEnv:   r.opt.Env,
+		Init:       r.initFor(r.cmd.Name, r.cmd.Init, r.cmd.Root),
 	}
 	var own [][2]string
 	started := Started{Command: r.cmd.Name}

@@ -111,6 +111,7 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 		Runtime:     d.runtime,
 		Supervise:   d.supervise,
 		StopTimeout: d.stopTimeout,
+		Init:        d.init,
 	}
 	// Read last: the schedule names the guests of the whole command.
 	defer func() {

@@ -144,6 +144,9 @@ type Command struct {
 	// Services are the run's service addresses ([commands.NAME.services.SERVICE]), in file
 	// order; `pontoon run` adds them once their members are attached.
 	Services []Service
+	// Init is a plain command's init setting, as Child.Init is a child's; nil for a
+	// supervise command, whose children have their own.
+	Init *bool
 }
 
 // Child is one container of a supervise command: a guest (Guest set) or a

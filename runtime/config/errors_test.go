@@ -106,7 +106,7 @@ zzz = 1
 				{3, "commands.a.descripton", `unknown key; did you mean "description"?`},
 				{4, "commands.a.cmd", `unknown key; did you mean "run"?`},
 				{5, "commands.a.image", `unknown key; did you mean root = { image = "..." }?`},
-				{6, "commands.a.zzz", "unknown key; allowed here: description, run, env, workdir, network, ip, ip6, hostname, aliases, ports, root, runtime, supervise, exit, children"},
+				{6, "commands.a.zzz", "unknown key; allowed here: description, run, env, workdir, network, ip, ip6, hostname, aliases, ports, root, runtime, init, supervise, exit, children"},
 			}},
 		{"description not a string", "[commands.a]\nrun = [\"a\"]\ndescription = 5\n", Options{},
 			[]wantErr{{3, "commands.a.description", `must be a string, not an integer; write description = "what it does"`}}},

@@ -91,6 +91,11 @@ var (
 				d.guest.Hostname, d.hostnamePath = h, p
 			}
 		}}
+	initField = field[decl]{key: "init", kind: flag, example: "false", refuse: notOnSupervise,
+		read: func(c *checker, p []string, v any, d *decl) {
+			b := v.(bool)
+			d.init = &b
+		}}
 	portsField = field[decl]{key: "ports", refuse: guestOnly,
 		read: func(c *checker, p []string, v any, d *decl) { d.guest.Ports, d.portPaths = c.ports(p, v) }}
 )
@@ -119,7 +124,7 @@ var commandSchema = schema[decl]{
 		{key: "network", kind: choice, choices: networks, what: "a network mode", refuse: notOnSupervise,
 			aliases: map[string]string{"bridge": "guest", "bridged": "guest", "private": "guest", "isolated": "none", "off": "none"},
 			read:    func(c *checker, p []string, v any, d *decl) { d.network, d.netBad = Network(v.(string)), false }},
-		ipField, ip6Field, hostnameField, aliasesField, portsField, rootField, runtimeField,
+		ipField, ip6Field, hostnameField, aliasesField, portsField, rootField, runtimeField, initField,
 		{key: "supervise", kind: flag, example: "true", first: true,
 			read: func(c *checker, p []string, v any, d *decl) { d.supervise = v.(bool) }},
 		{key: "exit", kind: choice, choices: exits, what: "an exit policy", refuse: onlySupervise,
@@ -138,12 +143,6 @@ var commandSchema = schema[decl]{
 		{key: "services", read: func(c *checker, p []string, v any, d *decl) { d.services, d.svcPath = v, p }},
 	},
 	aliases: entityAliases,
-	misplaced: func(c *checker, path []string, key string) string {
-		if key == "init" {
-			return fmt.Sprintf("init is set on each child of a supervise command; write it in [%s]", keyString(sub(path, "children", "NAME")))
-		}
-		return ""
-	},
 }
 
 // childSchema is a [commands.NAME.children.CHILD] table.
@@ -153,11 +152,7 @@ var childSchema = schema[decl]{
 		ipField, ip6Field, hostnameField, aliasesField, portsField,
 		{key: "bridge", kind: flag, example: "true", first: true,
 			read: func(c *checker, p []string, v any, d *decl) { d.bridge, d.bridgeBad = v.(bool), false }},
-		{key: "init", kind: flag, example: "false",
-			read: func(c *checker, p []string, v any, d *decl) {
-				b := v.(bool)
-				d.init = &b
-			}},
+		initField,
 	},
 	aliases:   entityAliases,
 	misplaced: (*checker).childMisplaced,
@@ -176,13 +171,16 @@ func (c *checker) childMisplaced(path []string, key string) string {
 	return ""
 }
 
-// notOnSupervise refuses run and network on a supervise command: its
+// notOnSupervise refuses run, network and init on a supervise command: its
 // children have them.
 func notOnSupervise(c *checker, p []string, d *decl) (string, bool) {
 	if d.child || !d.supervise {
 		return "", false
 	}
 	k := p[len(p)-1]
+	if k == "init" {
+		return fmt.Sprintf("init is set on each child of a supervise command; write it in [%s]", keyString(sub(p[:len(p)-1], "children", "NAME"))), true
+	}
 	if k == "run" {
 		return fmt.Sprintf("a supervise command has no run of its own; move it into a child, e.g. [%s]", keyString(sub(p[:len(p)-1], "children", "main"))), true
 	}

@@ -37,6 +37,9 @@ run = ["a"]
 stop_timeout = "10m"
 [commands.plain]
 run = ["a"]
+[commands.bare]
+run = ["a"]
+init = false
 `
 	p, err := Parse("pontoon.toml", []byte(src))
 	if err != nil {
@@ -55,6 +58,13 @@ run = ["a"]
 		if got != wantInit[ch.Name] {
 			t.Errorf("child %s: Init %s, want %s", ch.Name, got, wantInit[ch.Name])
 		}
+	}
+	// A plain command's own container has init as a child's has: on unless set off.
+	if c, _ := p.Command("plain"); c.Init != nil {
+		t.Errorf("plain: Init %v, want unset", *c.Init)
+	}
+	if c, _ := p.Command("bare"); c.Init == nil || *c.Init {
+		t.Errorf("bare: Init %v, want false", c.Init)
 	}
 	for name, want := range map[string]time.Duration{"quick": 500 * time.Millisecond, "slow": MaxStopTimeout, "plain": DefaultStopTimeout} {
 		c, _ := p.Command(name)
@@ -84,7 +94,7 @@ init = 0
 			{6, "commands.c.children.a.init", `"false" is a string; write init = false without quotes`},
 			{10, "commands.c.children.b.init", "must be true or false, not an integer; write init = false"},
 		}},
-		{"init on a command", "[commands.c]\nrun = [\"a\"]\ninit = false\n", []wantErr{
+		{"init on a supervise command", "[commands.c]\nsupervise = true\ninit = false\n[commands.c.children.a]\nrun = [\"a\"]\nbridge = true\n", []wantErr{
 			{3, "commands.c.init", "init is set on each child of a supervise command; write it in [commands.c.children.NAME]"},
 		}},
 		{"stop_timeout on a child or in settings", `[settings]
