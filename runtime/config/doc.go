@@ -58,7 +58,7 @@
 //	hostname = "n1"               # optional: defaults to the child's name
 //	aliases = ["leader"]          # optional: more names the bridge's name server answers
 //	ports = ["7001:7000"]         # optional
-//	init = false                  # optional, guest and bridge children: true (default) runs the
+//	init = false                  # optional, children and plain commands: true (default) runs the
 //	                              #   program under a minimal init as PID 1 that forwards signals
 //	                              #   and reaps zombies; false runs the program as PID 1 itself
 //
@@ -101,7 +101,8 @@
 //   - ip, hostname and ports need network = "guest" on a plain command, and
 //     network = "guest" needs ip.
 //   - A child is a guest (ip) or a bridge child (bridge = true), exactly one.
-//   - init is a key of children only; stop_timeout of commands only (a
+//   - init is a key of children and plain commands (a supervise command's
+//     children each have their own); stop_timeout of commands only (a
 //     supervise command's applies to all its children).
 //   - Within one command no two guests share an address or a hostname
 //     (compared case-insensitively), and no two forwards share a host port
