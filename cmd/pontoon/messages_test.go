@@ -154,3 +154,45 @@ func TestBadValuesChangeNothing(t *testing.T) {
 		t.Errorf("refused commands changed something:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
+
+// TestRunRefusalsAreUsageErrors: an unknown command, children --only or --exclude cannot
+// select, and a pontoon.toml with mistakes are refused input, as a bad flag value is: exit 2,
+// before anything starts.
+func TestRunRefusalsAreUsageErrors(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "b") // what snapshot reads
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	bad := filepath.Join(dir, "bad")
+	for d, src := range map[string]string{
+		good: "[commands.sup]\nsupervise = true\n[commands.sup.children.a]\nrun = [\"true\"]\nbridge = true\n[commands.plain]\nrun = [\"true\"]\n",
+		bad:  "[commands.x]\nrun = [\"true\"]\nexit = \"some\"\n",
+	} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "pontoon.toml"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := c.snapshot()
+	for _, tt := range []struct {
+		msg  string
+		args []string
+	}{
+		{`no command "zzz"`, []string{"run", "--project", good, "zzz"}},
+		{`command "sup" has no child "zz"`, []string{"run", "--project", good, "sup", "--only", "zz"}},
+		{"--only and --exclude apply to supervise commands", []string{"run", "--project", good, "plain", "--exclude", "a"}},
+		{"exit applies only to supervise commands", []string{"run", "--project", bad, "x"}},
+		{"exit applies only to supervise commands", []string{"list", "--project", bad}},
+	} {
+		out, errOut, code := c.run(tt.args...)
+		if code != 2 || !strings.Contains(errOut, tt.msg) {
+			t.Errorf("pontoon %s: exit %d, stderr %q (stdout %q); want exit 2 saying %q", strings.Join(tt.args, " "), code, errOut, out, tt.msg)
+		}
+	}
+	if after := c.snapshot(); after != before {
+		t.Errorf("refused runs changed something:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}

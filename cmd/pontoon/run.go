@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -80,7 +81,13 @@ func loadProject(c *cli.Context) (*config.Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	return runtime.LoadProject(path, env(c))
+	p, err := runtime.LoadProject(path, env(c))
+	// Mistakes in the file are refused input, as a bad value on the command line is.
+	var mistakes config.ErrorList
+	if errors.As(err, &mistakes) {
+		return nil, usageError{err}
+	}
+	return p, err
 }
 
 func run(c *cli.Context) error {
@@ -107,6 +114,20 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The command and the children chosen are checked before anything starts, as usage.
+	cmd, err := p.Command(name)
+	if err != nil {
+		return usageError{err}
+	}
+	only, exclude := splitList(c.StringSlice("only")), splitList(c.StringSlice("exclude"))
+	if len(only) > 0 || len(exclude) > 0 {
+		if !cmd.Supervise {
+			return usagef("command %q has no children: --only and --exclude apply to supervise commands", name)
+		}
+		if _, err := cmd.SelectChildren(only, exclude); err != nil {
+			return usageError{err}
+		}
+	}
 	noteUnlinked(os.Stderr)
 	gw, err := gatewayOptions(c)
 	if err != nil {
@@ -122,8 +143,8 @@ func run(c *cli.Context) error {
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	opt := runtime.Options{
 		Env:         env(c),
-		Only:        splitList(c.StringSlice("only")),
-		Exclude:     splitList(c.StringSlice("exclude")),
+		Only:        only,
+		Exclude:     exclude,
 		Runtime:     rt,
 		Args:        rest,
 		StopTimeout: c.Duration("stop-timeout"),
