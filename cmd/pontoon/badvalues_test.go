@@ -32,6 +32,11 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{"has no guest \"nosuch\"", []string{"exec", "b1", "nosuch", "--", "true"}},
 		{"unknown guest \"nosuch\"", []string{"partition", "isolate", "nosuch", "--bridge", "b1"}},
 		{"loss 200% is out of range", []string{"partition", "loss", "200", "a", "--bridge", "b1"}},
+		// A zero --count or --duration read as none and captured until Ctrl-C; a directory
+		// failed late with the temporary file's rename.
+		{"--count 0: give a positive number of packets", []string{"capture", "b1", "-w", "-", "--count", "0"}},
+		{"--duration 0s: give a positive duration", []string{"capture", "b1", "-w", "-", "--duration", "0s"}},
+		{"is a directory; give the file to write", []string{"capture", "b1", "-w", "/tmp"}},
 		// A zero --for read as none, and left the change in force for good.
 		{"--for: 0s is not a positive duration", []string{"partition", "isolate", "a", "--bridge", "b1", "--for", "0s"}},
 		{"--for: 0s is not a positive duration", []string{"partition", "dns", "nxdomain", "--name", "a", "--bridge", "b1", "--for", "0"}},

@@ -35,11 +35,17 @@ func runCapture(c *cli.Context) error {
 		return err
 	}
 	duration, count := c.Duration("duration"), c.Int("count")
-	if duration < 0 {
-		return usagef("--duration %s: give a positive duration", duration)
+	// Zero is what an absent flag reads as (no limit); written out, it is a mistake.
+	if duration < 0 || duration == 0 && c.IsSet("duration") {
+		return usagef("--duration %s: give a positive duration, or leave --duration out to capture until Ctrl-C", duration)
 	}
-	if count < 0 {
-		return usagef("--count %d: give a positive number of packets", count)
+	if count < 0 || count == 0 && c.IsSet("count") {
+		return usagef("--count %d: give a positive number of packets, or leave --count out to capture until Ctrl-C", count)
+	}
+	if w := c.String("write"); w != "-" {
+		if st, err := os.Stat(w); err == nil && st.IsDir() {
+			return usagef("-w %s is a directory; give the file to write, e.g. -w %s", w, filepath.Join(w, "capture.pcapng"))
+		}
 	}
 	// The capture itself is pontoon-capture's (see there why).
 	bin, err := companion("pontoon-capture")
