@@ -131,15 +131,10 @@ supervise = true
 run = ["sh", "-c", "echo ready; exec sleep 8640100"]
 ip = "172.18.0.1"
 `)
-	sigs := make(chan os.Signal, 1)
 	opt := r.options()
-	opt.Signals = sigs
 	// Long enough that a run needing it fails the test below rather than passing slowly.
 	opt.StopTimeout = time.Minute
-	opt.Started = func(runtime.Started) {
-		poll(t, "the child to start", func() bool { return strings.Contains(r.out.String(), "ready") })
-		sigs <- syscall.SIGTERM // also when poll failed: the run must end
-	}
+	r.signalWhenReady(&opt, "the child to start", syscall.SIGTERM)
 	if code := r.run(context.Background(), p, "nap", opt); code != 128+int(syscall.SIGTERM) {
 		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGTERM))
 	}
@@ -163,14 +158,9 @@ run = ["sh", "-c", "echo ready; exec sleep 8640160"]
 network = "none"
 run = ["no-such-program-8640161"]
 `)
-	sigs := make(chan os.Signal, 1)
 	opt := r.options()
-	opt.Signals = sigs
 	opt.StopTimeout = time.Minute
-	opt.Started = func(runtime.Started) {
-		poll(t, "the command to start", func() bool { return strings.Contains(r.out.String(), "ready") })
-		sigs <- syscall.SIGTERM
-	}
+	r.signalWhenReady(&opt, "the command to start", syscall.SIGTERM)
 	if code := r.run(context.Background(), p, "nap", opt); code != 128+int(syscall.SIGTERM) {
 		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGTERM))
 	}
@@ -197,14 +187,9 @@ supervise = true
 run = ["sh", "-c", "echo ready; sleep 8640150; echo after the sleep"]
 ip = "172.18.0.1"
 `)
-	sigs := make(chan os.Signal, 1)
 	opt := r.options()
-	opt.Signals = sigs
 	opt.StopTimeout = time.Minute
-	opt.Started = func(runtime.Started) {
-		poll(t, "the child to start", func() bool { return strings.Contains(r.out.String(), "ready") })
-		sigs <- syscall.SIGINT
-	}
+	r.signalWhenReady(&opt, "the child to start", syscall.SIGINT)
 	if code := r.run(context.Background(), p, "script", opt); code != 128+int(syscall.SIGINT) {
 		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGINT))
 	}
@@ -307,3 +292,14 @@ init = false
 // orphans starts three processes whose parent exits at once (a subshell's background job),
 // each waiting until the shell that started them has become `sleep`, then exiting.
 const orphans = `for i in 1 2 3; do (sh -c 'until read c < /proc/$0/comm && [ $c = sleep ]; do :; done' $$ &); done`
+
+// signalWhenReady makes the run send sig, as a user would, once the output says "ready";
+// also when that wait failed, so that the run ends.
+func (r *runner) signalWhenReady(opt *runtime.Options, what string, sig os.Signal) {
+	sigs := make(chan os.Signal, 1)
+	opt.Signals = sigs
+	opt.Started = func(runtime.Started) {
+		poll(r.t, what, func() bool { return strings.Contains(r.out.String(), "ready") })
+		sigs <- sig
+	}
+}
