@@ -76,21 +76,34 @@ func TestKilledCaptureEndsOnWholeBlocks(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-w", "-", "--", env.Bridge().Name)
 	cmd.Env = append(append(os.Environ(), asCapture+"=1"), env.Sandbox().Env.Environ()...)
 	cmd.Stdout = w
+	// A file, not a pipe: Wait would wait for the copier too, which waits for this test to read.
+	stderr, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	// Once the pipe is full, the capture's batches wait with part of them written.
+	// Once the pipe is full, the capture's batches wait with part of them written. Full is
+	// when what the pipe holds stops growing while the flood goes on: how much a pipe takes
+	// depends on the sizes of the writes (each starts a new page unless it fits the last).
 	full := false
-	for deadline := time.Now().Add(20 * time.Second); !full && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline, last, still := time.Now().Add(20*time.Second), 0, 0; !full && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
-		full = err == nil && n >= 60<<10
+		if err != nil || n < 8<<10 || n != last {
+			last, still = n, 0
+			continue
+		}
+		still++
+		full = still == 10
 	}
-	time.Sleep(200 * time.Millisecond)
 	cmd.Process.Kill()
 	cmd.Wait()
 	if !full {
-		t.Fatal("the capture never filled its pipe")
+		said, _ := os.ReadFile(stderr.Name())
+		t.Fatalf("the capture never filled its pipe; it said:\n%s", said)
 	}
 	// The pipe ends when its last writer, the copier, has finished.
 	b, err := io.ReadAll(r)
