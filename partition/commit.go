@@ -178,6 +178,7 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 			return fmt.Errorf("commit nftables %s: %w (listing ports: %v)", what, err, lerr)
 		}
 		rs.Chains = slices.DeleteFunc(slices.Clone(rs.Chains), func(ch Chain) bool { return ch.Device != "" && !present[ch.Device] })
+		rs.sums = nil // fingerprints of the chains as sealed, not of these
 		err = rules(rs)
 	}
 	if err != nil {

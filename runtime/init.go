@@ -96,19 +96,17 @@ func Init(argv []string) int {
 	}
 }
 
-// forward passes sig on from init. A terminal sends Ctrl-C's SIGINT (and SIGQUIT, SIGHUP) to
-// every process of its foreground group, and a stop signal means the whole container is going;
-// as PID 1 of the container's pid namespace, init passes these to every process in it (kill -1
-// spares init itself), so a shell script's own children stop too instead of the script waiting
-// for them. Other signals (a reload, a resize) are the command's alone. Outside a pid namespace
-// of its own, init passes everything to its child only.
+// forward passes sig on from init. The stop signals, SIGINT and SIGTERM, mean the whole
+// container is going: as PID 1 of the container's pid namespace, init sends them to every
+// process in it (kill -1 spares init itself), as a terminal's Ctrl-C reaches its whole
+// foreground group and as systemd stops a service, so a shell script's own children stop too
+// instead of the script waiting for them. Other signals (SIGHUP to reload, SIGQUIT for a dump,
+// a resize) are the command's alone. Outside a pid namespace of its own, init passes
+// everything to its child only.
 func forward(child int, sig syscall.Signal) {
-	switch sig {
-	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP:
-		if os.Getpid() == 1 {
-			syscall.Kill(-1, sig)
-			return
-		}
+	if (sig == syscall.SIGINT || sig == syscall.SIGTERM) && os.Getpid() == 1 {
+		syscall.Kill(-1, sig)
+		return
 	}
 	syscall.Kill(child, sig)
 }

@@ -67,16 +67,16 @@ func run(args []string) error {
 		// As tcpdump's -w -: the file goes to standard output, e.g. into
 		// `wireshark -k -i -`; it is written in whole blocks, so a reader never waits on
 		// half a packet.
-		out, finish, err := startCopier(os.Stdout, "standard output")
+		cw, err := startCopier(os.Stdout, "standard output")
 		if err != nil {
 			return err
 		}
-		cp, err := capture.Start(ctx, t, out, o)
+		cp, err := capture.Start(ctx, t, cw.In, o)
 		if err != nil {
-			_ = finish()
+			_ = cw.Finish()
 			return startErr(err)
 		}
-		return report(cp, bridge, "standard output", finish)
+		return report(cp, bridge, "standard output", cw, nil)
 	}
 	// The capture is written under a temporary name and takes the file's name once it runs,
 	// so a capture that cannot start leaves an existing file as it was.
@@ -89,14 +89,13 @@ func run(args []string) error {
 		}
 		return fmt.Errorf("capture: create %s: %w", path, err)
 	}
-	out, copied, err := startCopier(f, path)
+	cw, err := startCopier(f, path)
 	if err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return err
 	}
-	finish := func() error { return errors.Join(copied(), f.Close()) }
-	cp, err := capture.Start(ctx, t, out, o)
+	cp, err := capture.Start(ctx, t, cw.In, o)
 	if err == nil {
 		err = os.Chmod(f.Name(), 0o644)
 	}
@@ -108,11 +107,12 @@ func run(args []string) error {
 			cp.Stop()
 			_, _ = cp.Wait()
 		}
-		_ = finish()
+		_ = cw.Finish()
+		f.Close()
 		os.Remove(f.Name())
 		return startErr(err)
 	}
-	return report(cp, bridge, path, finish)
+	return report(cp, bridge, path, cw, f)
 }
 
 func startErr(err error) error {
@@ -122,13 +122,27 @@ func startErr(err error) error {
 	return err
 }
 
-// report waits for the capture to end, then for its file to be written (finish), and says
-// what was captured.
-func report(cp *capture.Capture, bridge, path string, finish func() error) error {
+// report waits for the capture to end, then for the copier to write it out (and closes f
+// when not nil), and says what was captured. A copier that ends early (its reader gone, a
+// full disk) stops the capture, and its failure is the one reported: the capture's own, a
+// pipe that broke, follows from it.
+func report(cp *capture.Capture, bridge, path string, cw *copier, f *os.File) error {
 	fmt.Fprintf(os.Stderr, "pontoon: capturing %d guest(s) of bridge %s into %s (Ctrl-C stops)\n", len(cp.Packets()), bridge, path)
+	go func() {
+		select {
+		case <-cw.Ended():
+			cp.Stop()
+		case <-cp.Done():
+		}
+	}()
 	res, err := cp.Wait()
-	if ferr := finish(); err == nil && ferr != nil {
+	if ferr := cw.Finish(); ferr != nil {
 		err = ferr
+	}
+	if f != nil {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("capture: close %s: %w", path, cerr)
+		}
 	}
 	var parts []string
 	var lost uint64
