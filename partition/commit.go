@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
@@ -387,13 +388,15 @@ func classSet(t *nftables.Table, name string, buf int) *nftables.Set {
 	s := &nftables.Set{Table: t, Name: bufferName(name, buf)}
 	switch name {
 	case SourceMap:
-		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIFName, nftables.TypeMark
+		// An interface name is a host-order key to nft's printer: without saying so in the
+		// set, `nft list` shows every port as "".
+		s.IsMap, s.KeyType, s.DataType, s.KeyByteOrder = true, nftables.TypeIFName, nftables.TypeMark, binaryutil.NativeEndian
 	case DestMap:
 		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIPAddr, nftables.TypeClassID
 	case DestMap6:
 		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIP6Addr, nftables.TypeClassID
 	case DestPortMap:
-		s.IsMap, s.KeyType, s.DataType = true, nftables.TypeIFName, nftables.TypeClassID
+		s.IsMap, s.KeyType, s.DataType, s.KeyByteOrder = true, nftables.TypeIFName, nftables.TypeClassID, binaryutil.NativeEndian
 	case BlockedSet:
 		s.Interval, s.Concatenation = true, true
 		s.KeyType = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeClassID)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -593,6 +594,28 @@ func TestMissingPort(t *testing.T) {
 		}
 		if st, err := Status(tgt); err != nil || st.Kernel == nil || !st.Kernel.InEffect {
 			t.Errorf("status: %+v, %v", st.Kernel, err)
+		}
+	})
+}
+
+// TestListShowsPorts: the class maps keyed by bridge port list their keys as the ports' names
+// in `nft list`, so what is in force can be read from the kernel; without the set saying its
+// key is in host order, nft's printer showed every port as "".
+func TestListShowsPorts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}); err != nil {
+			t.Fatal(err)
+		}
+		out := run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "list", "table", b.Family(), TableName)
+		for _, g := range tgt.Guests {
+			if !strings.Contains(out, strconv.Quote(g.Port)+" : ") {
+				t.Errorf("nft list shows no key %q:\n%s", g.Port, out)
+			}
+		}
+		if strings.Contains(out, `"" : `) {
+			t.Errorf("nft list shows a port as \"\":\n%s", out)
 		}
 	})
 }
