@@ -69,7 +69,7 @@ func resolveState(s State, guests []Guest) (*resolved, error) {
 		if seen[im.Target()] {
 			return nil, fmt.Errorf("impairment of %s is given twice; merge the settings into one", im.Target())
 		}
-		if im.Guest != "" && (im.Rate > 0 || im.needsNetem()) && gs.list[gs.byName[im.Guest]].NetnsPath == "" {
+		if im.Guest != "" && (im.Rate > 0 || im.NeedsNetem()) && gs.list[gs.byName[im.Guest]].NetnsPath == "" {
 			return nil, fmt.Errorf("impairment of %s (%s): what the guest sends is shaped on its %s inside its network namespace, "+
 				"but guest %s has no NetnsPath; set Guest.NetnsPath (partition.ForBridge does), or impair the pairs towards the guest instead (SRC->%s is shaped on the bridge side)",
 				im.Target(), shapedFields(im), GuestIface, im.Guest, im.Guest)
@@ -236,7 +236,7 @@ func lossRule(match Rule, chance uint32) Rule {
 
 func (r *resolved) shaping(guestImp map[string]*Impairment) []Shaping {
 	var out []Shaping
-	shapes := func(im *Impairment) bool { return im != nil && (im.Rate > 0 || im.needsNetem()) }
+	shapes := func(im *Impairment) bool { return im != nil && (im.Rate > 0 || im.NeedsNetem()) }
 	for _, g := range r.gs.list {
 		gimp := guestImp[g.Name]
 		if !shapes(gimp) {

@@ -106,8 +106,8 @@ func (im Impairment) Target() string {
 	return im.Src + "->" + im.Dst
 }
 
-// needsNetem reports whether any field needs the netem qdisc.
-func (im Impairment) needsNetem() bool {
+// NeedsNetem reports whether any field needs the netem qdisc.
+func (im Impairment) NeedsNetem() bool {
 	return im.Delay > 0 || im.Jitter > 0 || im.Duplicate > 0 || im.Corrupt > 0 || im.Reorder > 0
 }
 

@@ -329,7 +329,7 @@ type Netem struct {
 }
 
 func netemOf(im *Impairment) *Netem {
-	if im == nil || !im.needsNetem() {
+	if im == nil || !im.NeedsNetem() {
 		return nil
 	}
 	return &Netem{Delay: im.Delay, Jitter: im.Jitter, Duplicate: im.Duplicate, Corrupt: im.Corrupt, Reorder: im.Reorder}

@@ -320,7 +320,7 @@ func readCounters(nsPath string, st Record, guests []Guest) (Counters, error) {
 		}
 		// A port's default class also carries what no pair class takes when only pair
 		// impairments shape it: it is the guest's only when the guest's impairment shapes.
-		if s, ok := tc[im.Target()]; ok && (im.Guest == "" || im.Rate > 0 || im.needsNetem()) {
+		if s, ok := tc[im.Target()]; ok && (im.Guest == "" || im.Rate > 0 || im.NeedsNetem()) {
 			ic.Shaped, ic.Delayed, ic.QueueDrops, ic.Overlimits = s.Shaped, s.Delayed, s.QueueDrops, s.Overlimits
 		}
 		c.Impairments = append(c.Impairments, ic)

@@ -466,8 +466,8 @@ func describe(children []config.Child) string {
 
 // plain runs a plain command in one container with the caller's stdio.
 func (r *run) plain(ctx context.Context) (int, error) {
-	if len(r.opt.Only) > 0 || len(r.opt.Exclude) > 0 {
-		return ExitSetupFailed, fmt.Errorf("command %q has no children: --only and --exclude apply to supervise commands", r.cmd.Name)
+	if _, err := r.cmd.SelectChildren(r.opt.Only, r.opt.Exclude); err != nil {
+		return ExitSetupFailed, err // --only or --exclude given
 	}
 	eng, err := r.engine(r.cmd.Runtime)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,24 +146,16 @@ func run(ctx context.Context, b *target, plan Plan) (err error) {
 // anything instead of failing at that step, its earlier faults done. A step whose guests
 // are not all there is left to fail when it runs: they may be back by then.
 func (p Plan) CheckKernel(guests []partition.Guest) error {
-	for _, st := range p.Steps {
-		if needsNetem(st.Fault, guests) {
-			if err := partition.CheckNetem(); err != nil {
-				return fmt.Errorf("schedule %s (%s): %w", st.Label, st.Fault, err)
-			}
-			return nil // asked once: the kernel has it
-		}
+	faults := make([]labelled, len(p.Steps))
+	for i, st := range p.Steps {
+		faults[i] = labelled{st.Label, st.Fault}
 	}
-	return nil
+	return checkKernel(faults, guests)
 }
 
 // CheckKernel is Plan.CheckKernel for every fault the spec may put in force, whichever a
 // seed draws: what `pontoon run` checks before it makes anything.
 func (s Spec) CheckKernel(guests []partition.Guest) error {
-	type labelled struct {
-		label string
-		fault Fault
-	}
 	var faults []labelled
 	for i, st := range s.Steps {
 		faults = append(faults, labelled{fmt.Sprintf("step %d", i+1), st.Fault})
@@ -175,32 +168,31 @@ func (s Spec) CheckKernel(guests []partition.Guest) error {
 	if s.Flap != nil {
 		faults = append(faults, labelled{"flap", s.Flap.Fault})
 	}
-	for _, f := range faults {
-		if needsNetem(f.fault, guests) {
-			// Only the kernel's answer: a probe that cannot run (no root yet) says nothing
-			// about netem, and what stops it stops the run anyway, with its own words.
-			var fe *partition.FeatureError
-			if err := partition.CheckNetem(); errors.As(err, &fe) {
-				return fmt.Errorf("schedule %s (%s): %w", f.label, f.fault, err)
-			}
-			return nil
-		}
-	}
-	return nil
+	return checkKernel(faults, guests)
 }
 
-// needsNetem reports whether fault f, on guests, impairs in a way only netem does.
-func needsNetem(f Fault, guests []partition.Guest) bool {
-	s, err := f.State(guests)
-	if err != nil {
-		return false
-	}
-	for _, im := range s.Impairments {
-		if im.Delay > 0 || im.Jitter > 0 || im.Duplicate > 0 || im.Corrupt > 0 || im.Reorder > 0 {
-			return true
+// labelled is a fault with the words that say where it comes from.
+type labelled struct {
+	label string
+	fault Fault
+}
+
+// checkKernel refuses the first fault that needs netem when the kernel says it has none. The
+// kernel is asked once. Only its answer refuses: a probe that cannot run (no root yet) says
+// nothing about netem, and what stops the probe stops the run anyway, in its own words.
+func checkKernel(faults []labelled, guests []partition.Guest) error {
+	for _, f := range faults {
+		s, err := f.fault.State(guests)
+		if err != nil || !slices.ContainsFunc(s.Impairments, partition.Impairment.NeedsNetem) {
+			continue
 		}
+		var fe *partition.FeatureError
+		if err := partition.CheckNetem(); errors.As(err, &fe) {
+			return fmt.Errorf("schedule %s (%s): %w", f.label, f.fault, err)
+		}
+		return nil
 	}
-	return false
+	return nil
 }
 
 func (b *target) partition() (partition.Target, error) {

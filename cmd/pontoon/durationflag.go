@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/runtime/config"
 	"github.com/urfave/cli/v2"
 )
 
@@ -64,7 +65,7 @@ var maxDurationHours = int64(time.Duration(math.MaxInt64) / time.Hour)
 // value of flag.
 func durationMistake(flag, value string) string {
 	const units = "units: ms, s, m, h"
-	if plainNumber(value) {
+	if config.MissingUnit(value) {
 		return fmt.Sprintf("%q has no unit; write e.g. %s %ss (%s)", value, flag, value, units)
 	}
 	// time.ParseDuration says "invalid duration" for a value too long as for one that is no
@@ -107,21 +108,4 @@ func durationNanos(s string) (ns float64, ok bool) {
 		s = s[j:]
 	}
 	return sign * ns, true
-}
-
-// plainNumber reports whether s is digits with at most one decimal point: a duration written
-// without its unit ("5", "1.5"), not "inf", "1e3" or "-5".
-func plainNumber(s string) bool {
-	digits, points := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] >= '0' && s[i] <= '9':
-			digits++
-		case s[i] == '.':
-			points++
-		default:
-			return false
-		}
-	}
-	return digits > 0 && points <= 1
 }

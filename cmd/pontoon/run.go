@@ -120,13 +120,8 @@ func run(c *cli.Context) error {
 		return usageError{err}
 	}
 	only, exclude := splitList(c.StringSlice("only")), splitList(c.StringSlice("exclude"))
-	if len(only) > 0 || len(exclude) > 0 {
-		if !cmd.Supervise {
-			return usagef("command %q has no children: --only and --exclude apply to supervise commands", name)
-		}
-		if _, err := cmd.SelectChildren(only, exclude); err != nil {
-			return usageError{err}
-		}
+	if _, err := cmd.SelectChildren(only, exclude); err != nil {
+		return usageError{err}
 	}
 	noteUnlinked(os.Stderr)
 	gw, err := gatewayOptions(c)

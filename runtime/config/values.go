@@ -334,7 +334,7 @@ func (c *checker) stopTimeout(p []string, s string) (time.Duration, bool) {
 	k := p[len(p)-1]
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		if _, numErr := strconv.ParseFloat(s, 64); numErr == nil {
+		if MissingUnit(s) {
 			c.errf(p, "%q has no unit; write %s = \"%ss\" (or \"ms\", \"m\")", s, k, s)
 		} else {
 			c.errf(p, "%q is not a duration; write a number with a unit, e.g. %s = \"3s\", \"500ms\" or \"2m\"", s, k)
@@ -370,6 +370,23 @@ func CheckStopTimeout(d time.Duration) error {
 		return ErrStopTimeTooLong
 	}
 	return nil
+}
+
+// MissingUnit reports whether s is a duration written without its unit ("5", "1.5"): digits
+// with at most one decimal point, not "inf", "1e3" or "-5".
+func MissingUnit(s string) bool {
+	digits, points := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] >= '0' && s[i] <= '9':
+			digits++
+		case s[i] == '.':
+			points++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && points <= 1
 }
 
 // shortDuration writes d without zero trailing units: 10m rather than 10m0s.
