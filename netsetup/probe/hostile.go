@@ -172,7 +172,15 @@ func SendFrames(nsPath string, frames ...[]byte) error {
 		for _, f := range frames {
 			to := &unix.SockaddrLinklayer{Ifindex: l.Attrs().Index, Halen: 6}
 			copy(to.Addr[:], f[:6])
-			if err := unix.Sendto(fd, f, 0, to); err != nil {
+			// A veth has no queue: when the peer's backlog is full the frame is dropped and
+			// the send says ENOBUFS. A flood on a slow machine (an emulated VM) meets that; the
+			// frame is sent again once the backlog drains, as a sender that wants it through would.
+			err := unix.Sendto(fd, f, 0, to)
+			for wait := time.Millisecond; err == unix.ENOBUFS && wait < time.Second; wait *= 2 {
+				time.Sleep(wait)
+				err = unix.Sendto(fd, f, 0, to)
+			}
+			if err != nil {
 				return fmt.Errorf("send frame: %w", err)
 			}
 		}
