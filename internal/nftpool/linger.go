@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,12 +26,15 @@ import (
 //
 // Linger moves that wait off it: a child inherits the sockets and holds them
 // until this process has exited (it reads a pipe whose only writer is this
-// process), then exits and waits for the kernel unobserved. The child is a
-// bare fork(2) that runs a few raw system calls and never execs: starting a
-// Go program for it cost this process ~0.5 ms and the next command the
-// child's start-up on a shared CPU. The bridge namespace, which the sockets
-// reference, lives that much longer, as it would while the kernel finished
-// any namespace removal.
+// process), then exits and waits for the kernel unobserved. The child runs a
+// few raw system calls and never execs: starting a Go program for it cost
+// this process ~0.5 ms and the next command the child's start-up on a shared
+// CPU. On amd64 it shares this process's memory (clone with CLONE_VM, on a
+// stack of its own; linger_amd64.s): a fork copied the page tables, ~90 µs,
+// and this process's exit then tore its memory down, both on the user's time,
+// where the child now drops the memory last, unobserved. Elsewhere it is a
+// bare fork(2). The bridge namespace, which the sockets reference, lives that
+// much longer, as it would while the kernel finished any namespace removal.
 
 // removed records that this process committed a batch that removes something,
 // or saw a change that may still be on the kernel's destroy list (see above);
@@ -89,7 +93,7 @@ func startLinger() (int, *os.File, error) {
 	if !removed.Load() {
 		return 0, nil, nil
 	}
-	var keep lingerFds
+	keep := new(lingerArgs)
 	// Every connection stays locked until the child has its copies, so none is
 	// closed (after Idle) and its number reused in between.
 	for _, e := range pooledConns() {
@@ -114,7 +118,11 @@ func startLinger() (int, *os.File, error) {
 	defer unix.Close(r)
 	keep.add(int32(r))
 	keep.sort()
-	pid, errno := forkLinger(r, &keep)
+	keep.r = r
+	lingerHeld.Lock()
+	lingerHeld.args = append(lingerHeld.args, keep)
+	lingerHeld.Unlock()
+	pid, errno := forkLinger(keep)
 	if errno != 0 {
 		w.Close()
 		return 0, nil, fmt.Errorf("linger nftables sockets: fork: %w", errno)
@@ -122,18 +130,31 @@ func startLinger() (int, *os.File, error) {
 	return pid, w, nil
 }
 
-// lingerFds are the descriptors the child keeps, ascending.
-type lingerFds struct {
-	fd [maxLingerFds]int32
-	n  int
+// lingerArgs is all the child reads and writes besides its stack: the
+// descriptors it keeps, ascending, the pipe's read end among them, and the
+// buffer of its system calls. Each child has its own, on the heap, which a
+// child sharing this process's memory needs (see lingerKept).
+type lingerArgs struct {
+	fd    [maxLingerFds]int32
+	n     int
+	r     int
+	buf   [512]byte
+	stack [lingerStack]byte
 }
 
-func (k *lingerFds) add(fd int32) { k.fd[k.n] = fd; k.n++ }
+// lingerHeld keeps every child's lingerArgs reachable for as long as this
+// process runs: a child that shares its memory uses them after Linger returns.
+var lingerHeld struct {
+	sync.Mutex
+	args []*lingerArgs
+}
 
-func (k *lingerFds) sort() { slices.Sort(k.fd[:k.n]) }
+func (k *lingerArgs) add(fd int32) { k.fd[k.n] = fd; k.n++ }
 
-// forkLinger forks the child, which runs lingerChild and never returns; the
-// parent gets its pid. Signals are blocked around the fork, so the child,
+func (k *lingerArgs) sort() { slices.Sort(k.fd[:k.n]) }
+
+// forkLinger starts the child, which runs lingerChild and never returns; the
+// parent gets its pid. Signals are blocked around the start, so the child,
 // which has Go's handlers but none of its runtime, starts with all of them
 // blocked (SIGKILL still ends it). The thread's mask is changed and restored
 // within one nosplit function making raw system calls only, which nothing can
@@ -143,39 +164,27 @@ func (k *lingerFds) sort() { slices.Sort(k.fd[:k.n]) }
 //
 //go:norace
 //go:nosplit
-func forkLinger(r int, keep *lingerFds) (int, syscall.Errno) {
+func forkLinger(keep *lingerArgs) (int, syscall.Errno) {
 	all, old := ^uint64(0), uint64(0)
 	if _, _, errno := syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), 8, 0, 0); errno != 0 {
 		return 0, errno
 	}
-	pid, errno := rawFork(r, keep)
+	pid, errno := spawnLinger(keep)
 	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, 8, 0, 0)
 	return pid, errno
 }
 
-// rawFork is fork(2). In the child, which is a copy of this thread alone, no
-// Go runtime runs: it may only call nosplit functions that make raw system
+// lingerChild closes every descriptor but keep's (the standard streams too:
+// whoever reads this command's output must see its end when it exits), waits
+// for EOF on keep.r, which comes when the parent has exited, then closes each
+// socket once its namespace is quiet (see quietGen) and exits. No Go runtime
+// runs in the child: it may only call nosplit functions that make raw system
 // calls, allocate nothing and write no pointer.
 //
 //go:norace
 //go:nosplit
-func rawFork(r int, keep *lingerFds) (int, syscall.Errno) {
-	pid, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
-	if errno != 0 || pid != 0 {
-		return int(pid), errno
-	}
-	lingerChild(r, keep)
-	return 0, 0
-}
-
-// lingerChild closes every descriptor but keep's (the standard streams too:
-// whoever reads this command's output must see its end when it exits), waits
-// for EOF on r, which comes when the parent has exited, then closes each
-// socket once its namespace is quiet (see quietGen) and exits.
-//
-//go:norace
-//go:nosplit
-func lingerChild(r int, keep *lingerFds) {
+func lingerChild(keep *lingerArgs) {
+	r := keep.r
 	lo := uintptr(0)
 	for i := 0; i < keep.n; i++ {
 		fd := uintptr(keep.fd[i])
@@ -186,7 +195,7 @@ func lingerChild(r int, keep *lingerFds) {
 	}
 	closeRange(lo, ^uintptr(0)>>33) // up to the largest descriptor number (INT_MAX)
 	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(r), uintptr(unsafe.Pointer(&lingerBuf[0])), uintptr(len(lingerBuf)))
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(r), uintptr(unsafe.Pointer(&keep.buf[0])), uintptr(len(keep.buf)))
 		if errno == syscall.EINTR || (errno == 0 && n > 0) {
 			continue
 		}
@@ -194,7 +203,7 @@ func lingerChild(r int, keep *lingerFds) {
 	}
 	for i := 0; i < keep.n; i++ {
 		if fd := int(keep.fd[i]); fd != r {
-			quietGen(fd)
+			quietGen(fd, &keep.buf)
 			syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0)
 		}
 	}
@@ -216,7 +225,7 @@ func lingerChild(r int, keep *lingerFds) {
 //
 //go:norace
 //go:nosplit
-func quietGen(fd int) {
+func quietGen(fd int, buf *[512]byte) {
 	// The parent is gone; the socket's answers need no poller any more.
 	fl, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_GETFL, 0)
 	if errno == 0 {
@@ -226,11 +235,11 @@ func quietGen(fd int) {
 	syscall.RawSyscall6(syscall.SYS_SETSOCKOPT, uintptr(fd), syscall.SOL_SOCKET, syscall.SO_RCVTIMEO,
 		uintptr(unsafe.Pointer(&lingerTimeout)), unsafe.Sizeof(lingerTimeout), 0)
 	for round := 0; round < lingerRounds; round++ {
-		before, ok := readGen(fd)
+		before, ok := readGen(fd, buf)
 		if _, _, errno := syscall.RawSyscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0); errno != 0 || !ok {
 			return
 		}
-		if after, ok := readGen(fd); !ok || after == before {
+		if after, ok := readGen(fd, buf); !ok || after == before {
 			return
 		}
 	}
@@ -241,12 +250,11 @@ func quietGen(fd int) {
 const lingerRounds = 5
 
 // readGen asks the kernel for the nftables generation of fd's namespace
-// (NFT_MSG_GETGEN), with lingerBuf as the only memory it writes.
+// (NFT_MSG_GETGEN), with b as the only memory it writes.
 //
 //go:norace
 //go:nosplit
-func readGen(fd int) (uint32, bool) {
-	b := &lingerBuf
+func readGen(fd int, b *[512]byte) (uint32, bool) {
 	// nlmsghdr (host order) and nfgenmsg: a request, no acknowledgement.
 	for i := 0; i < 20; i++ {
 		b[i] = 0
@@ -294,10 +302,10 @@ func readGen(fd int) (uint32, bool) {
 	}
 }
 
-// lingerBuf and lingerKernel are the child's memory for its system calls:
-// globals, since its stack must stay small (nosplit).
+// lingerKernel and lingerTimeout are what the child passes to its system
+// calls by address: globals, since its stack must stay small (nosplit). It
+// only reads them.
 var (
-	lingerBuf     [512]byte
 	lingerKernel  = unix.RawSockaddrNetlink{Family: unix.AF_NETLINK}
 	lingerTimeout = syscall.Timeval{Sec: 1}
 )
