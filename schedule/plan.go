@@ -10,6 +10,7 @@
 package schedule
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -265,8 +266,67 @@ func tooManySteps(path []string, n int64) error {
 	return fieldErr(path, "makes %d steps, more than %d; make them fewer", n, MaxSteps)
 }
 
-// Validate checks the spec on its own, without the guests (Check adds them).
+// Validate checks the spec on its own, without the guests (Check adds them). It reports
+// every mistake it finds, each a *FieldError (FieldErrors lists them), not only the first:
+// a check that depends on a value already found wrong is skipped rather than repeated.
 func (s Spec) Validate() error {
+	var v validation
+	v.validate(s)
+	return v.err()
+}
+
+// FieldErrors lists the field errors in err, as Validate and Check join them.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	var walk func(error)
+	walk = func(e error) {
+		if fe, ok := e.(*FieldError); ok {
+			out = append(out, fe)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+		}
+	}
+	walk(err)
+	return out
+}
+
+// validation gathers the errors of one Validate or Check.
+type validation struct {
+	errs []error
+}
+
+// ok records err and reports whether there was none.
+func (v *validation) ok(err error) bool {
+	if err != nil {
+		v.errs = append(v.errs, err)
+	}
+	return err == nil
+}
+
+func (v *validation) err() error { return errors.Join(v.errs...) }
+
+// faultFailed reports whether an error was recorded for the fault at path: at path itself or
+// at one of its fault keys (not at a step's for).
+func (v *validation) faultFailed(path []string) bool {
+	for _, e := range v.errs {
+		fe, ok := e.(*FieldError)
+		if !ok || len(fe.Path) < len(path) || !slices.Equal(fe.Path[:len(path)], path) {
+			continue
+		}
+		if len(fe.Path) == len(path) || slices.Contains([]string{"partition", "impair", "dns", "mode"}, fe.Path[len(path)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// validate checks s; it reports false when s is not of exactly one form, and nothing else
+// was checked.
+func (v *validation) validate(s Spec) bool {
 	forms := 0
 	for _, set := range []bool{len(s.Steps) > 0, s.Nemesis != nil, s.Flap != nil} {
 		if set {
@@ -274,134 +334,123 @@ func (s Spec) Validate() error {
 		}
 	}
 	if forms != 1 {
-		return fieldErr(nil, "give exactly one of steps, nemesis and flap (got %d)", forms)
+		return v.ok(fieldErr(nil, "give exactly one of steps, nemesis and flap (got %d)", forms))
 	}
+	start := true
 	if s.Start < 0 {
-		return fieldErr([]string{"start"}, "%s is negative; write e.g. start = \"2s\", or leave it out", s.Start)
-	}
-	if s.Start > MaxLength {
-		return tooLong([]string{"start"})
+		start = v.ok(fieldErr([]string{"start"}, "%s is negative; write e.g. start = \"2s\", or leave it out", s.Start))
+	} else if s.Start > MaxLength {
+		start = v.ok(tooLong([]string{"start"}))
 	}
 	if len(s.Steps) >= MaxSteps {
-		return tooManySteps([]string{"steps"}, int64(len(s.Steps))+1)
+		v.ok(tooManySteps([]string{"steps"}, int64(len(s.Steps))+1))
 	}
-	total := s.Start
+	total, long := s.Start, false
 	for i, st := range s.Steps {
 		p := elem("steps", i)
-		if err := positive(append(p, "for"), st.For, `for = "5s"`); err != nil {
-			return err
+		if v.ok(positive(append(p, "for"), st.For, `for = "5s"`)) && start && !long {
+			if st.For > MaxLength-total {
+				long = !v.ok(tooLong(append(p, "for")))
+			}
+			total += st.For
 		}
-		if st.For > MaxLength-total {
-			return tooLong(append(p, "for"))
-		}
-		total += st.For
-		if err := st.Fault.check(p...); err != nil {
-			return err
-		}
+		v.ok(st.Fault.check(p...))
 	}
-	if n := s.Nemesis; n != nil {
-		if len(n.Faults) == 0 {
-			return fieldErr([]string{"nemesis", "faults"}, `is empty; list the faults to draw from, e.g. faults = [{ partition = "random-halves" }, { impair = "loss=30%% n1" }]`)
-		}
-		for i, f := range n.Faults {
-			p := append([]string{"nemesis"}, elem("faults", i)...)
-			if f.Healed() {
-				return fieldErr(p, "names no fault; give partition, impair or dns")
-			}
-			if err := f.check(p...); err != nil {
-				return err
-			}
-		}
-		for _, d := range []struct {
-			key string
-			v   time.Duration
-			ex  string
-		}{{"fault", n.Fault, `fault = "5s"`}, {"duration", n.Duration, `duration = "60s"`}} {
-			if err := positive([]string{"nemesis", d.key}, d.v, d.ex); err != nil {
-				return err
-			}
-		}
-		if n.Recovery < 0 {
-			return fieldErr([]string{"nemesis", "recovery"}, "%s is negative; write e.g. recovery = \"3s\"", n.Recovery)
-		}
-		if n.Recovery > 0 {
-			if err := stepLength([]string{"nemesis", "recovery"}, n.Recovery, `recovery = "3s"`); err != nil {
-				return err
-			}
-		}
-		if n.Healed < 0 {
-			return fieldErr([]string{"nemesis", "healed"}, "%s is negative; write e.g. healed = \"10s\"", n.Healed)
-		}
-		if n.Healed > MaxLength {
-			return fieldErr([]string{"nemesis", "healed"}, "%s is longer than a schedule may last (%s)", n.Healed, MaxLength)
-		}
-		// Rounds of a fault and a recovery, each two steps, fill the duration at most.
-		round := n.Fault + n.Recovery
-		if steps := 2*int64(n.Duration/round) + 3; steps > MaxSteps {
-			return fieldErr([]string{"nemesis", "duration"}, "%s of faults of %s makes up to %d steps, more than %d; make the faults longer or the duration shorter",
-				n.Duration, n.Fault, steps, MaxSteps)
-		}
-		if s.Start+n.Fault > n.Duration-n.Healed {
-			return fieldErr([]string{"nemesis", "duration"}, "%s leaves no room for one fault of %s after start %s and before the healed window of %s; make it at least %s",
-				n.Duration, n.Fault, s.Start, n.Healed, s.Start+n.Fault+n.Healed)
-		}
+	if s.Nemesis != nil {
+		v.nemesis(s.Start, start, s.Nemesis)
 	}
 	if f := s.Flap; f != nil {
 		if f.Fault.Healed() {
-			return fieldErr([]string{"flap"}, "names no fault; give partition, impair or dns")
+			v.ok(fieldErr([]string{"flap"}, "names no fault; give partition, impair or dns"))
+		} else {
+			v.ok(f.Fault.check("flap"))
 		}
-		if err := f.Fault.check("flap"); err != nil {
-			return err
-		}
-		if err := positive([]string{"flap", "on"}, f.On, `on = "1s"`); err != nil {
-			return err
-		}
-		if err := positive([]string{"flap", "off"}, f.Off, `off = "1s"`); err != nil {
-			return err
-		}
+		on := v.ok(positive([]string{"flap", "on"}, f.On, `on = "1s"`))
+		off := v.ok(positive([]string{"flap", "off"}, f.Off, `off = "1s"`))
+		count := true
 		if f.Count <= 0 {
-			return fieldErr([]string{"flap", "count"}, "%d: give how many times the fault goes on, e.g. count = 5", f.Count)
-		}
-		if f.Count >= MaxSteps/2 {
-			return tooManySteps([]string{"flap", "count"}, 2*int64(f.Count))
+			count = v.ok(fieldErr([]string{"flap", "count"}, "%d: give how many times the fault goes on, e.g. count = 5", f.Count))
+		} else if f.Count >= MaxSteps/2 {
+			count = v.ok(tooManySteps([]string{"flap", "count"}, 2*int64(f.Count)))
 		}
 		// start + count*on + (count-1)*off, kept from overflowing.
-		if f.On > MaxLength-s.Start || int64(f.Count-1) > int64((MaxLength-s.Start-f.On)/(f.On+f.Off)) {
-			return tooLong([]string{"flap", "count"})
+		if start && on && off && count && (f.On > MaxLength-s.Start || int64(f.Count-1) > int64((MaxLength-s.Start-f.On)/(f.On+f.Off))) {
+			v.ok(tooLong([]string{"flap", "count"}))
 		}
 	}
-	return nil
+	return true
 }
 
-// Check validates the spec and every fault against the guests it will run on.
-func (s Spec) Check(guests []partition.Guest) error {
-	if err := s.Validate(); err != nil {
-		return err
+func (v *validation) nemesis(start time.Duration, startOK bool, n *Nemesis) {
+	if len(n.Faults) == 0 {
+		v.ok(fieldErr([]string{"nemesis", "faults"}, `is empty; list the faults to draw from, e.g. faults = [{ partition = "random-halves" }, { impair = "loss=30%% n1" }]`))
 	}
-	check := func(path []string, f Fault) error {
-		if _, key, err := f.state(guests); err != nil {
-			return fieldErr(append(path, key), "%v", err)
+	for i, f := range n.Faults {
+		p := append([]string{"nemesis"}, elem("faults", i)...)
+		if f.Healed() {
+			v.ok(fieldErr(p, "names no fault; give partition, impair or dns"))
+		} else {
+			v.ok(f.check(p...))
 		}
-		return nil
+	}
+	fault := v.ok(positive([]string{"nemesis", "fault"}, n.Fault, `fault = "5s"`))
+	duration := v.ok(positive([]string{"nemesis", "duration"}, n.Duration, `duration = "60s"`))
+	recovery := true
+	if n.Recovery < 0 {
+		recovery = v.ok(fieldErr([]string{"nemesis", "recovery"}, "%s is negative; write e.g. recovery = \"3s\"", n.Recovery))
+	} else if n.Recovery > 0 {
+		recovery = v.ok(stepLength([]string{"nemesis", "recovery"}, n.Recovery, `recovery = "3s"`))
+	}
+	healed := true
+	if n.Healed < 0 {
+		healed = v.ok(fieldErr([]string{"nemesis", "healed"}, "%s is negative; write e.g. healed = \"10s\"", n.Healed))
+	} else if n.Healed > MaxLength {
+		healed = v.ok(fieldErr([]string{"nemesis", "healed"}, "%s is longer than a schedule may last (%s)", n.Healed, MaxLength))
+	}
+	if !fault || !duration || !recovery {
+		return
+	}
+	// Rounds of a fault and a recovery, each two steps, fill the duration at most.
+	round := n.Fault + n.Recovery
+	if steps := 2*int64(n.Duration/round) + 3; steps > MaxSteps {
+		v.ok(fieldErr([]string{"nemesis", "duration"}, "%s of faults of %s makes up to %d steps, more than %d; make the faults longer or the duration shorter",
+			n.Duration, n.Fault, steps, MaxSteps))
+		return
+	}
+	if startOK && healed && start+n.Fault > n.Duration-n.Healed {
+		v.ok(fieldErr([]string{"nemesis", "duration"}, "%s leaves no room for one fault of %s after start %s and before the healed window of %s; make it at least %s",
+			n.Duration, n.Fault, start, n.Healed, start+n.Fault+n.Healed))
+	}
+}
+
+// Check validates the spec and every fault against the guests it will run on, reporting
+// every mistake (see Validate). A fault already found wrong on its own is not checked
+// against the guests.
+func (s Spec) Check(guests []partition.Guest) error {
+	var v validation
+	if !v.validate(s) {
+		return v.err()
+	}
+	check := func(path []string, f Fault) {
+		if v.faultFailed(path) {
+			return
+		}
+		if _, key, err := f.state(guests); err != nil {
+			v.ok(fieldErr(append(path, key), "%v", err))
+		}
 	}
 	for i, st := range s.Steps {
-		if err := check(elem("steps", i), st.Fault); err != nil {
-			return err
-		}
+		check(elem("steps", i), st.Fault)
 	}
 	if s.Nemesis != nil {
 		for i, f := range s.Nemesis.Faults {
-			if err := check(append([]string{"nemesis"}, elem("faults", i)...), f); err != nil {
-				return err
-			}
+			check(append([]string{"nemesis"}, elem("faults", i)...), f)
 		}
 	}
 	if s.Flap != nil {
-		if err := check([]string{"flap"}, s.Flap.Fault); err != nil {
-			return err
-		}
+		check([]string{"flap"}, s.Flap.Fault)
 	}
-	return nil
+	return v.err()
 }
 
 // PlanFor is what comes before Start: it checks the spec against the guests it will run on

@@ -202,6 +202,34 @@ func TestBadSpecNamesTheField(t *testing.T) {
 	}
 }
 
+// A spec with several mistakes reports each of them at once, not one per attempt; a check that
+// depends on a value already refused is left out rather than repeated.
+func TestBadSpecNamesEveryField(t *testing.T) {
+	gs := guests("n1", "n2", "n3")
+	for _, tc := range []struct {
+		spec   Spec
+		fields []string
+	}{
+		{Spec{Start: -time.Second, Steps: []Step{
+			{Fault{Partition: "isolate n9"}, time.Second},
+			{Fault{Impair: "loss=200% n2"}, 0},
+			{Fault{Partition: "islate n1"}, time.Second},
+		}}, []string{"start", "steps[2].for", "steps[3].partition", "steps[1].partition", "steps[2].impair"}},
+		{Spec{Nemesis: &Nemesis{Faults: []Fault{{}, {Impair: "loss=5% n7"}}, Recovery: -1, Healed: -1}},
+			[]string{"nemesis.faults[1]", "nemesis.fault", "nemesis.duration", "nemesis.recovery", "nemesis.healed", "nemesis.faults[2].impair"}},
+		{Spec{Flap: &Flap{Fault: Fault{Partition: "isolate n1", Mode: "sometimes"}, Off: -time.Second}},
+			[]string{"flap.mode", "flap.on", "flap.off", "flap.count"}},
+	} {
+		var got []string
+		for _, fe := range FieldErrors(tc.spec.Check(gs)) {
+			got = append(got, fe.Field())
+		}
+		if !slices.Equal(got, tc.fields) {
+			t.Errorf("%+v: errors at %q; want %q", tc.spec, got, tc.fields)
+		}
+	}
+}
+
 func TestPlanForChecksTheGuests(t *testing.T) {
 	gs := guests("n1", "n2", "n3")
 	bad := Spec{Steps: []Step{{Fault: Fault{Partition: "isolate n9"}, For: time.Second}}}

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -262,12 +261,16 @@ func (c *checker) schedule(path []string, v any, guests []partition.Guest) *sche
 		c.errf(path, "a schedule acts on the run's guests, and this command has none; give it guest children (ip = %q) or network = \"guest\"", c.first.String())
 		return nil
 	}
-	if err := d.spec.Check(guests); err != nil {
-		var fe *schedule.FieldError
-		if !errors.As(err, &fe) {
-			c.errf(path, "%v", err)
-			return nil
-		}
+	err := d.spec.Check(guests)
+	if err == nil {
+		return &d.spec
+	}
+	fes := schedule.FieldErrors(err)
+	if len(fes) == 0 {
+		c.errf(path, "%v", err)
+		return nil
+	}
+	for _, fe := range fes {
 		// Lines are found with keylines' element paths, counted from 0.
 		lp := sub(path)
 		for _, part := range fe.Path {
@@ -282,9 +285,8 @@ func (c *checker) schedule(path []string, v any, guests []partition.Guest) *sche
 			key += "." + f
 		}
 		c.errs = append(c.errs, &Error{File: c.file, Line: c.lines.line(lp), Key: key, Msg: fe.Msg})
-		return nil
 	}
-	return &d.spec
+	return nil
 }
 
 // ScheduleGuests are the guests the command's schedule may name, as partition resolves them

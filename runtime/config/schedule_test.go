@@ -109,6 +109,11 @@ func TestScheduleErrors(t *testing.T) {
 			[]wantErr{{18, "commands.c.schedule.nemesis.faults[2].impair", `unknown guest "chaos"`}}},
 		{"bad dns fault", "[commands.c.schedule]\nsteps = [{ dns = \"wrong 10.9.9 --name db\", for = \"1s\" }]\n",
 			[]wantErr{{16, "commands.c.schedule.steps[1].dns", "not an IPv4 address"}}},
+		{"several mistakes", "[commands.c.schedule]\nsteps = [\n  { partition = \"isolate n9\", for = \"1s\" },\n  { impair = \"loss=300% n2\" },\n  { partition = \"islate n1\", for = \"1s\" },\n]\n",
+			[]wantErr{{17, "commands.c.schedule.steps[1].partition", `unknown guest "n9"`},
+				{18, "commands.c.schedule.steps[2].for", "not a positive duration"},
+				{18, "commands.c.schedule.steps[2].impair", "loss"},
+				{19, "commands.c.schedule.steps[3].partition", `"islate" is not a partition kind`}}},
 		{"unknown schedule key", "[commands.c.schedule]\nrandom = 1\n",
 			[]wantErr{{16, "commands.c.schedule.random", `did you mean "nemesis"?`}}},
 	} {
