@@ -46,10 +46,13 @@ func Update(t Target, change func(State) (State, error)) (Record, error) {
 
 type applyOpts struct {
 	expires time.Time
-	// restorePrev records the state being replaced as the one to restore at expires; it
-	// is read under the same lock as the apply, so a concurrent change cannot slip between.
-	restorePrev  bool
-	ifGeneration *uint64 // apply only if the recorded generation still is this
+	// restorePrev records the parts of the state the change replaces as the ones to restore
+	// at expires (a Timed); they are read under the same lock as the apply, so a concurrent
+	// change cannot slip between.
+	restorePrev bool
+	// timed, when set, makes the change instead: it ends pending timed changes (Restore,
+	// RestoreExpired) and returns the state and what stays pending, or ErrSuperseded.
+	timed func(cur State, pending []Timed) (State, []Timed, error)
 	// onlyIfApplied returns errNothingApplied instead of applying when the
 	// record holds no partition and no impairment.
 	onlyIfApplied bool
@@ -73,9 +76,6 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		return Record{}, err
 	}
 	nftpool.NoteChange(prev.AppliedAt)
-	if o.ifGeneration != nil && prev.change() != *o.ifGeneration {
-		return prev, ErrSuperseded
-	}
 	if o.onlyIfApplied && len(prev.Blocked) == 0 && len(prev.Impairments) == 0 {
 		return prev, errNothingApplied
 	}
@@ -90,9 +90,27 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	in := before // the change may reuse its input's slices; before must stay as it was
 	in.Partition.Blocked, in.Partition.Order = slices.Clone(before.Partition.Blocked), slices.Clone(before.Partition.Order)
 	in.Impairments = slices.Clone(before.Impairments)
-	s, err := change(in)
+	var s State
+	var pending []Timed
+	if o.timed != nil {
+		s, pending, err = o.timed(in, prev.Pending)
+	} else {
+		s, err = change(in)
+	}
 	if err != nil {
+		if errors.Is(err, ErrSuperseded) {
+			return prev, err
+		}
 		return Record{}, err
+	}
+	switch {
+	case o.timed != nil:
+	case o.restorePrev:
+		pending = pushTimed(prev.Pending, before, s, prev.Generation+1, o.expires)
+	case o.kind == EventRefresh:
+		pending = prev.Pending
+	default:
+		pending = replaceTimed(prev.Pending, before, s)
 	}
 	r, err := resolveState(s, t.Guests)
 	if err != nil {
@@ -136,7 +154,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		// otherwise leave it in force with nothing saying to undo it (see ahead).
 		undo := func() {}
 		if o.restorePrev {
-			if undo, err = t.writeAhead(r, plan, prev, known, backend, o); err != nil {
+			if undo, err = t.writeAhead(r, plan, prev, known, backend, pending); err != nil {
 				return Record{}, err
 			}
 		}
@@ -171,18 +189,9 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		st := newStatus(r, plan, prev, now)
 		st.Backend = backend
 		st.CommitMicros = now.Sub(start).Microseconds()
-		st.Change = st.Generation
-		switch {
-		case o.restorePrev:
-			restore := prev.State().For(t.Guests)
-			st.Expires, st.Restore = o.expires, &restore
-		case o.kind == EventRefresh:
-			st.Change, st.Expires, st.Restore = prev.change(), prev.Expires, prev.Restore
-		case prev.Restore != nil && now.Before(prev.Expires) && o.kind != EventRestore && o.kind != EventExpire:
-			// A --for is pending: it restores, on time, what of its own this change left.
-			if restore, keep := carryRestore(prev.Restore.For(t.Guests), before, s); keep {
-				st.Change, st.Expires, st.Restore = prev.change(), prev.Expires, &restore
-			}
+		st.Change, st.Pending = st.Generation, pending
+		if o.kind == EventRefresh {
+			st.Change = prev.change()
 		}
 		if s.Cut {
 			n, err := closeCrossing(r)
@@ -499,23 +508,32 @@ func UpdateUntil(t Target, change func(State) (State, error), d time.Duration) (
 	return applyWith(t, change, applyOpts{expires: time.Now().Add(d), restorePrev: true, lasts: d})
 }
 
-// Restore applies the state that UpdateUntil recorded with generation gen,
-// unless something was applied since (then it returns ErrSuperseded and
-// leaves that alone).
+// Restore ends the timed change UpdateUntil made with generation gen: the parts of the state
+// it changed go back to what they were (see Timed). When a change since replaced all of them,
+// or they were restored already, it returns ErrSuperseded and leaves what is in force alone.
 func Restore(t Target, gen uint64) error {
+	if err := t.check(); err != nil {
+		return err
+	}
 	st, _, err := readStatus(t.StateDir)
 	if err != nil {
 		return err
 	}
-	if st.change() != gen || st.Restore == nil {
+	at, ok := st.Deadline(gen)
+	if !ok {
 		return ErrSuperseded
 	}
-	restore := *st.Restore
 	kind := EventRestore
-	if !time.Now().Before(st.Expires) {
+	if !time.Now().Before(at) {
 		kind = EventExpire
 	}
-	_, err = applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen, kind: kind})
+	_, err = applyWith(t, nil, applyOpts{kind: kind, timed: func(cur State, pending []Timed) (State, []Timed, error) {
+		next, left, ok := expireTimed(pending, gen, cur)
+		if !ok {
+			return cur, pending, ErrSuperseded
+		}
+		return next.For(t.Guests), left, nil
+	}})
 	return err
 }
 
@@ -549,9 +567,9 @@ func ApplyFor(ctx context.Context, t Target, s State, d time.Duration) error {
 	return rerr
 }
 
-// RestoreExpired applies the state an ApplyFor recorded for restoring when
-// its duration has passed and nothing else was applied since. It reports
-// whether it restored. Callers can run it at any time (e.g. from status).
+// RestoreExpired ends every timed change whose deadline has passed (see Restore): their
+// restorers may have died. It reports whether it restored anything. Callers can run it at
+// any time (e.g. from status).
 func RestoreExpired(t Target) (bool, error) {
 	if err := t.check(); err != nil {
 		return false, err
@@ -560,15 +578,18 @@ func RestoreExpired(t Target) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if st.Restore == nil || st.Expires.IsZero() || time.Now().Before(st.Expires) {
+	if _, _, any := expiredTimed(st.Pending, st.State(), time.Now()); !any {
 		return false, nil
 	}
-	gen, restore := st.change(), *st.Restore
-	if _, err := applyWith(t, func(State) (State, error) { return restore.For(t.Guests), nil }, applyOpts{ifGeneration: &gen, kind: EventExpire}); err != nil {
-		if errors.Is(err, ErrSuperseded) {
-			return false, nil
+	_, err = applyWith(t, nil, applyOpts{kind: EventExpire, timed: func(cur State, pending []Timed) (State, []Timed, error) {
+		next, left, any := expiredTimed(pending, cur, time.Now())
+		if !any {
+			return cur, pending, ErrSuperseded
 		}
-		return false, err
+		return next.For(t.Guests), left, nil
+	}})
+	if errors.Is(err, ErrSuperseded) {
+		return false, nil
 	}
-	return true, nil
+	return err == nil, err
 }

@@ -54,10 +54,10 @@ type Record struct {
 	// CommitMicros is how long the nftables transaction took, in
 	// microseconds: the time from "old rules" to "new rules".
 	CommitMicros int64 `json:"commit_us,omitempty"`
-	// Expires and Restore are set by ApplyFor: at Expires, Restore is applied
-	// again (by ApplyFor, or by RestoreExpired if that process died).
-	Expires time.Time `json:"expires,omitzero"`
-	Restore *State    `json:"restore,omitempty"`
+	// Pending are the changes with a deadline (UpdateUntil, ApplyFor, --for) still to end,
+	// in the order they were made: each is undone at its deadline by Restore, or by
+	// RestoreExpired if the process that made it died.
+	Pending []Timed `json:"pending,omitempty"`
 	// Generation increases with every commit: Apply, Heal, and a refresh for new ports.
 	Generation uint64 `json:"generation"`
 	// Change is the generation of the apply, heal or restore this state comes from. A
@@ -113,10 +113,7 @@ func (st Record) clone() Record {
 	st.Blocked = slices.Clone(st.Blocked)
 	st.Impairments = slices.Clone(st.Impairments)
 	st.Shaping = slices.Clone(st.Shaping)
-	if st.Restore != nil {
-		r := *st.Restore
-		st.Restore = &r
-	}
+	st.Pending = slices.Clone(st.Pending)
 	return st
 }
 
@@ -133,6 +130,10 @@ type recordFile struct {
 	Blocked []blockedGroup        `json:"blocked"`
 	IPs     map[string]netip.Addr `json:"ips,omitempty"`
 	IP6s    map[string]netip.Addr `json:"ip6s,omitempty"`
+	// A record written before Pending existed holds at most one timed change, as the
+	// deadline and the whole state to restore then (see legacyTimed).
+	Expires time.Time `json:"expires,omitzero"`
+	Restore *State    `json:"restore,omitempty"`
 }
 
 type blockedGroup struct {
@@ -207,6 +208,9 @@ func fromFile(f recordFile) Record {
 	slices.SortFunc(st.Blocked, func(a, b BlockedPair) int { return comparePairs(Pair{a.Src, a.Dst}, Pair{b.Src, b.Dst}) })
 	if st.Impairments == nil {
 		st.Impairments = []Impairment{}
+	}
+	if f.Restore != nil && len(st.Pending) == 0 && !f.Expires.IsZero() {
+		st.Pending = []Timed{legacyTimed(st.change(), f.Expires, *f.Restore, st.State())}
 	}
 	return st
 }

@@ -8,8 +8,8 @@ import (
 
 // Every partition command reads the bridge's record and writes it back, and encoding/json's
 // preparation of the record's types on their first use in a process was ~0.3 ms of a change
-// of ~3 ms (see jsontok). The common records (no impairment, no shaping, no --for to
-// restore) are read and written here; any other record, and any file this code does not
+// of ~3 ms (see jsontok). The common records (no impairment, no shaping, no --for
+// pending) are read and written here; any other record, and any file this code does not
 // recognise, goes through encoding/json. The bytes are encoding/json's
 // (TestRecordCodecMatchesJSON), so either side reads what the other wrote.
 
@@ -17,7 +17,7 @@ import (
 // nothing) for a record outside the common form.
 func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	r := &f.Record
-	if len(r.Impairments) > 0 || len(r.Shaping) > 0 || r.Restore != nil || r.Counters != nil || r.Kernel != nil {
+	if len(r.Impairments) > 0 || len(r.Shaping) > 0 || len(r.Pending) > 0 || r.Counters != nil || r.Kernel != nil {
 		return b, false
 	}
 	w := jsontok.Writer{B: append(b, '{')}
@@ -35,9 +35,6 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	}
 	if r.CommitMicros != 0 {
 		w.Int("commit_us", r.CommitMicros)
-	}
-	if !r.Expires.IsZero() {
-		w.Time("expires", r.Expires)
 	}
 	w.Uint("generation", r.Generation)
 	if r.Change != 0 {
@@ -120,8 +117,6 @@ func decodeRecordFile(data []byte) (recordFile, bool) {
 			rec.AppliedAt = r.Time()
 		case "commit_us":
 			rec.CommitMicros = r.Int()
-		case "expires":
-			rec.Expires = r.Time()
 		case "generation":
 			rec.Generation = r.Uint()
 		case "change":
@@ -148,7 +143,7 @@ func decodeRecordFile(data []byte) (recordFile, bool) {
 		case "ip6s":
 			f.IP6s = readAddrs(r)
 		default:
-			r.Fail() // impairments with members, shaping, restore, or unknown
+			r.Fail() // impairments with members, shaping, pending --fors, a record of before them, or unknown
 		}
 	})
 	if !r.Done() {

@@ -1,6 +1,8 @@
 package partition
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -20,9 +22,9 @@ func TestRefreshKeepsTheRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if refreshed.Generation == rec.Generation || refreshed.Restore == nil || !refreshed.Expires.Equal(rec.Expires) {
-		t.Fatalf("refresh recorded generation %d, restore %v, expires %v; want a new commit keeping the --for of generation %d",
-			refreshed.Generation, refreshed.Restore, refreshed.Expires, rec.Generation)
+	if refreshed.Generation == rec.Generation || !slices.EqualFunc(refreshed.Pending, rec.Pending, func(a, b Timed) bool { return reflect.DeepEqual(a, b) }) {
+		t.Fatalf("refresh recorded generation %d, pending %+v; want a new commit keeping the --for of generation %d, %+v",
+			refreshed.Generation, refreshed.Pending, rec.Generation, rec.Pending)
 	}
 	if err := Restore(tgt, rec.Generation); err != nil {
 		t.Fatalf("restore after a refresh: %v", err)

@@ -8,15 +8,177 @@ import (
 	"time"
 )
 
+// Timed is a change with a deadline (UpdateUntil, `--for`) that is still pending: at
+// Expires, the parts of the state it changed go back to what they were before it. The parts
+// are the partition (with its mode and cut) and the impairment of each guest or pair. Any
+// number can be pending at once, each ending on its own time:
+//   - a change without a deadline takes the parts it changes for good: no pending one
+//     restores them any more (`isolate n1 --for 30s`, then `loss 5 n2`, ends the isolation
+//     on time and keeps the loss; a new partition, or heal, ends nothing later);
+//   - a timed change on a part another timed change holds lies on top of it: when the top one
+//     ends the part goes back to the one beneath, and when the one beneath ends first, the
+//     top one goes back, at its own deadline, to what the one beneath replaced
+//     (`isolate n1 --for 10s`, then `isolate n2 --for 5s`: n2 until 5 s, n1 until 10 s, then
+//     fullmesh; in the other order, n2 until 10 s, then fullmesh).
+type Timed struct {
+	// Change is the generation of the change, which its restorer names (Restore).
+	Change  uint64    `json:"change"`
+	Expires time.Time `json:"expires"`
+	// Partition tells whether it holds the partition, Targets the impairments it holds (by
+	// Impairment.Target); Restore holds what those go back to, an impairment absent from it
+	// meaning none.
+	Partition bool     `json:"partition,omitempty"`
+	Targets   []string `json:"targets,omitempty"`
+	Restore   State    `json:"restore"`
+}
+
+func (tc Timed) holds(part string) bool {
+	if part == partitionPart {
+		return tc.Partition
+	}
+	return slices.Contains(tc.Targets, part)
+}
+
+func (tc *Timed) drop(part string) {
+	if part == partitionPart {
+		tc.Partition = false
+		tc.Restore.Partition, tc.Restore.Mode, tc.Restore.Cut = Partition{}, "", false
+		return
+	}
+	tc.Targets = slices.DeleteFunc(slices.Clone(tc.Targets), func(t string) bool { return t == part })
+	tc.Restore.Impairments = slices.DeleteFunc(slices.Clone(tc.Restore.Impairments), func(im Impairment) bool { return im.Target() == part })
+}
+
+func (tc Timed) parts() []string {
+	out := slices.Clone(tc.Targets)
+	if tc.Partition {
+		out = append(out, partitionPart)
+	}
+	return out
+}
+
+// partitionPart names the partition, with its mode and cut, among the parts of a state; the
+// other parts are impairment targets, which never take this form.
+const partitionPart = "="
+
+// changedParts lists the parts that differ between before and after.
+func changedParts(before, after State) []string {
+	var out []string
+	if !reflect.DeepEqual(before.Partition, after.Partition) || before.Mode != after.Mode || before.Cut != after.Cut {
+		out = append(out, partitionPart)
+	}
+	for _, im := range slices.Concat(before.Impairments, after.Impairments) {
+		target := im.Target()
+		if slices.Contains(out, target) {
+			continue
+		}
+		if b, a := impairmentOf(before, target), impairmentOf(after, target); (b == nil) != (a == nil) || (b != nil && !reflect.DeepEqual(*b, *a)) {
+			out = append(out, target)
+		}
+	}
+	return out
+}
+
+// setPart sets part of s to its value in from.
+func setPart(s *State, part string, from State) {
+	if part == partitionPart {
+		s.Partition, s.Mode, s.Cut = from.Partition, from.Mode, from.Cut
+		return
+	}
+	s.Impairments = slices.DeleteFunc(slices.Clone(s.Impairments), func(im Impairment) bool { return im.Target() == part })
+	if im := impairmentOf(from, part); im != nil {
+		s.Impairments = append(s.Impairments, *im)
+	}
+}
+
+// pushTimed adds the timed change of generation gen, from before to after, on top of pending.
+func pushTimed(pending []Timed, before, after State, gen uint64, expires time.Time) []Timed {
+	tc := Timed{Change: gen, Expires: expires}
+	for _, part := range changedParts(before, after) {
+		if part == partitionPart {
+			tc.Partition = true
+		} else {
+			tc.Targets = append(tc.Targets, part)
+		}
+		setPart(&tc.Restore, part, before)
+	}
+	return append(slices.Clone(pending), tc)
+}
+
+// replaceTimed is what is left pending after a change without a deadline from before to
+// after: the parts it changed are its for good. A timed change left holding nothing is over.
+func replaceTimed(pending []Timed, before, after State) []Timed {
+	changed := changedParts(before, after)
+	var out []Timed
+	for _, tc := range pending {
+		had := len(tc.parts()) > 0
+		for _, part := range changed {
+			if tc.holds(part) {
+				tc.drop(part)
+			}
+		}
+		if !had || len(tc.parts()) > 0 {
+			out = append(out, tc)
+		}
+	}
+	return out
+}
+
+// expireTimed ends the timed change of generation gen in cur: each part it holds goes back to
+// what it replaced, or, where a later timed change holds that part too, that one goes back
+// to it in turn. It reports false when no such change is pending (a change since replaced
+// all it held, or it ended already).
+func expireTimed(pending []Timed, gen uint64, cur State) (State, []Timed, bool) {
+	i := slices.IndexFunc(pending, func(tc Timed) bool { return tc.Change == gen })
+	if i < 0 {
+		return cur, pending, false
+	}
+	out := slices.Clone(pending)
+	ending := out[i]
+	next := cur
+	next.Impairments = slices.Clone(cur.Impairments)
+	for _, part := range ending.parts() {
+		above := slices.IndexFunc(out[i+1:], func(tc Timed) bool { return tc.holds(part) })
+		if above < 0 {
+			setPart(&next, part, ending.Restore)
+			continue
+		}
+		setPart(&out[i+1+above].Restore, part, ending.Restore)
+	}
+	return next, slices.Delete(out, i, i+1), true
+}
+
+// expiredTimed ends every timed change whose deadline is not after now, as expireTimed.
+func expiredTimed(pending []Timed, cur State, now time.Time) (State, []Timed, bool) {
+	any := false
+	for _, tc := range pending {
+		if !now.Before(tc.Expires) {
+			cur, pending, _ = expireTimed(pending, tc.Change, cur)
+			any = true
+		}
+	}
+	return cur, pending, any
+}
+
+// Deadline returns when the timed change of generation gen ends, if it is pending.
+func (r Record) Deadline(gen uint64) (time.Time, bool) {
+	for _, tc := range r.Pending {
+		if tc.Change == gen {
+			return tc.Expires, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // writeAhead records the state of a change with a deadline (UpdateUntil) before the kernel
-// gets it, with the deadline and the state to restore then, and returns what puts the
+// gets it, with its pending timed changes, this one's included, and returns what puts the
 // previous record back if the change fails. Killed anywhere after this, the change leaves a
 // record that RestoreExpired (the --for's restorer, or the next command) undoes at the
 // deadline, whether or not the kernel got it: restoring re-applies the previous state, and
 // its shaping is undone from this record's. Until the final record is written, status
 // compares the kernel with this one, and warns that the kernel does not hold what was last
 // applied when the commit has not happened.
-func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, backend Backend, o applyOpts) (func(), error) {
+func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, backend Backend, pending []Timed) (func(), error) {
 	ahead := newStatus(r, plan, prev, time.Now())
 	ahead.Change, ahead.Backend = ahead.Generation, backend
 	// The counter sets the table may hold by now: the new rule set's, and the old ones the
@@ -29,8 +191,7 @@ func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, back
 			}
 		}
 	}
-	restore := prev.State().For(t.Guests)
-	ahead.Expires, ahead.Restore = o.expires, &restore
+	ahead.Pending = pending
 	if err := writeStatus(t.StateDir, ahead); err != nil {
 		return nil, err
 	}
@@ -43,44 +204,14 @@ func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, back
 	}, nil
 }
 
-// Deadline returns when the state a change with a deadline (UpdateUntil) replaced is to be
-// restored, and false when the record holds no such change.
-func Deadline(t Target) (time.Time, bool, error) {
+// Pending returns the bridge's pending timed changes (UpdateUntil), in the order they were
+// made.
+func Pending(t Target) ([]Timed, error) {
 	st, _, err := readStatus(t.StateDir)
-	if err != nil || st.Restore == nil || st.Expires.IsZero() {
-		return time.Time{}, false, err
+	if err != nil {
+		return nil, err
 	}
-	return st.Expires, true, nil
-}
-
-// carryRestore is what a change made while a --for is pending (UpdateUntil, not yet
-// restored) leaves that --for to restore at its deadline. Each part of the state the change
-// touched -- the partition with its mode and cut, the impairment of each guest or pair -- is
-// the change's now, and stays after the restore; each part it left alone is restored as the
-// --for recorded it. So `isolate n1 --for 2s` then `loss 5 n2` ends the isolation on time and
-// keeps the loss; `isolate n1 --for 2s` then `random-halves` leaves the halves. keep is false
-// when nothing of the --for's is left to restore.
-func carryRestore(restore, before, after State) (out State, keep bool) {
-	out = restore
-	if !reflect.DeepEqual(before.Partition, after.Partition) || before.Mode != after.Mode || before.Cut != after.Cut {
-		out.Partition, out.Mode, out.Cut = after.Partition, after.Mode, after.Cut
-	}
-	targets := map[string]bool{}
-	for _, im := range slices.Concat(before.Impairments, after.Impairments) {
-		targets[im.Target()] = true
-	}
-	out.Impairments = slices.Clone(restore.Impairments)
-	for target := range targets {
-		b, a := impairmentOf(before, target), impairmentOf(after, target)
-		if reflect.DeepEqual(b, a) {
-			continue
-		}
-		out.Impairments = slices.DeleteFunc(out.Impairments, func(im Impairment) bool { return im.Target() == target })
-		if a != nil {
-			out.Impairments = append(out.Impairments, *a)
-		}
-	}
-	return out, !sameState(out, after)
+	return st.Pending, nil
 }
 
 func impairmentOf(s State, target string) *Impairment {
@@ -91,15 +222,17 @@ func impairmentOf(s State, target string) *Impairment {
 	return &s.Impairments[i]
 }
 
-// sameState compares two states, impairments in any order.
-func sameState(a, b State) bool {
-	if !reflect.DeepEqual(a.Partition, b.Partition) || a.Mode != b.Mode || a.Cut != b.Cut || len(a.Impairments) != len(b.Impairments) {
-		return false
-	}
-	for _, im := range a.Impairments {
-		if other := impairmentOf(b, im.Target()); other == nil || !reflect.DeepEqual(*other, im) {
-			return false
+// legacyTimed is the one timed change a record written before Pending existed holds: its
+// Restore was a whole state, which held the parts in which it differs from cur.
+func legacyTimed(gen uint64, expires time.Time, restore, cur State) Timed {
+	tc := Timed{Change: gen, Expires: expires}
+	for _, part := range changedParts(cur, restore) {
+		if part == partitionPart {
+			tc.Partition = true
+		} else {
+			tc.Targets = append(tc.Targets, part)
 		}
+		setPart(&tc.Restore, part, restore)
 	}
-	return true
+	return tc
 }

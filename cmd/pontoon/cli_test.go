@@ -440,6 +440,97 @@ func TestForOvertakenByAnotherPart(t *testing.T) {
 	}
 }
 
+// TestForsEndOnTheirOwnTime: several --fors pending at once each end on time. A second --for
+// used to restore, at its deadline, the state it found, so `isolate n1 --for 1s` then
+// `loss 100 n2 --for 3s` kept n1 isolated for good after both had ended. And a --for on top of
+// another of the same part gives that part back to the one beneath when it ends, here by its
+// restorer alone (its command killed).
+func TestForsEndOnTheirOwnTime(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("f", "n1", "n2", "n3")
+	tgt, err := partition.ForBridge(c.sb.Env, "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() partition.Record {
+		rec, err := partition.Status(tgt) // reads the kernel; restores nothing
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rec.Kernel.InEffect {
+			t.Fatalf("the kernel does not hold what was applied: %s", rec.Kernel.Detail)
+		}
+		return rec
+	}
+	reaches := func(from, to string) bool {
+		_, _, code := c.run("exec", "f", from, "--", "ping", "-c1", "-W1", to)
+		return code == 0
+	}
+	start := func(args ...string) (*exec.Cmd, *strings.Builder) {
+		cmd := c.command(append(args, "--bridge", "f")...)
+		var out strings.Builder
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd, &out
+	}
+
+	// Two parts: the isolation ends first, the loss later.
+	iso, isoOut := start("partition", "isolate", "n1", "--for", "1s")
+	waitUntil(t, func() bool { return len(status().Blocked) == 4 })
+	loss, lossOut := start("partition", "loss", "100", "n2", "--for", "3s")
+	waitUntil(t, func() bool { return len(status().Impairments) == 1 })
+	if out, _, _ := c.run("partition", "status", "--bridge", "f"); strings.Count(out, "restores at") != 2 ||
+		!strings.Contains(out, "the partition back to fullmesh") || !strings.Contains(out, "the impairment of guest n2 back to none") {
+		t.Errorf("status while both are pending:\n%s", out)
+	}
+	if err := iso.Wait(); err != nil || !strings.Contains(isoOut.String(), "previous state restored") {
+		t.Fatalf("isolate --for: %v\n%s", err, isoOut)
+	}
+	if rec := status(); len(rec.Blocked) != 0 || len(rec.Impairments) != 1 {
+		t.Errorf("after the isolation's end: %d blocked pairs, %d impairments; want none and n2's loss", len(rec.Blocked), len(rec.Impairments))
+	}
+	if !reaches("n1", "172.18.0.3") || reaches("n2", "172.18.0.3") {
+		t.Error("after the isolation's end: want n1 reaching n3 and n2 not (its loss stays)")
+	}
+	if err := loss.Wait(); err != nil || !strings.Contains(lossOut.String(), "previous state restored") {
+		t.Fatalf("loss --for: %v\n%s", err, lossOut)
+	}
+	if rec := status(); len(rec.Blocked) != 0 || len(rec.Impairments) != 0 || len(rec.Pending) != 0 {
+		t.Errorf("after both: %+v; want fullmesh, nothing pending", rec)
+	}
+	if !reaches("n2", "172.18.0.3") {
+		t.Error("after both: n2 cannot reach n3")
+	}
+
+	// One part twice: n2's isolation lies on n1's; killed, its restorer gives n1's back.
+	under, underOut := start("partition", "isolate", "n1", "--for", "4s")
+	waitUntil(t, func() bool { return len(status().Blocked) == 4 })
+	top, _ := start("partition", "isolate", "n2", "--for", "1s")
+	waitUntil(t, func() bool {
+		b := status().Blocked
+		return len(b) == 4 && (b[0].Src == "n2" || b[0].Dst == "n2")
+	})
+	top.Process.Signal(syscall.SIGKILL)
+	_ = top.Wait()
+	waitUntil(t, func() bool {
+		b := status().Blocked
+		return len(b) == 4 && (b[0].Src == "n1" || b[0].Dst == "n1")
+	})
+	if reaches("n1", "172.18.0.3") || !reaches("n2", "172.18.0.3") {
+		t.Error("after the top --for's end: want n1 isolated again and n2 reaching n3")
+	}
+	if err := under.Wait(); err != nil || !strings.Contains(underOut.String(), "previous state restored") {
+		t.Fatalf("the --for beneath: %v\n%s", err, underOut)
+	}
+	if rec := status(); len(rec.Blocked) != 0 || len(rec.Pending) != 0 {
+		t.Errorf("after both: %+v; want fullmesh, nothing pending", rec)
+	}
+	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
+}
+
 // bridgeOf brings the gateway up (down again at the test's end) and makes bridge br with
 // guests at 172.18.0.1, .2 and on.
 func (c *runner) bridgeOf(br string, guests ...string) {

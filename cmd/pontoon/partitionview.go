@@ -257,8 +257,8 @@ func printStatus(w io.Writer, rec *partition.Record, guests []partition.Guest) {
 		fmt.Fprint(w, ", cut")
 	}
 	fmt.Fprintf(w, ", applied %s)\n", rec.AppliedAt.Local().Format(time.TimeOnly))
-	if !rec.Expires.IsZero() {
-		fmt.Fprintf(w, "restores at %s\n", rec.Expires.Local().Format(time.TimeOnly))
+	for _, tc := range rec.Pending {
+		fmt.Fprintf(w, "restores at %s: %s\n", tc.Expires.Local().Format(time.TimeOnly), describeTimed(tc))
 	}
 	var counters partition.Counters
 	if rec.Counters != nil {
@@ -353,4 +353,25 @@ func humanBytes(n uint64) string {
 		u++
 	}
 	return fmt.Sprintf("%.1f %s", f, units[u])
+}
+
+// describeTimed says what a pending --for puts back at its deadline.
+func describeTimed(tc partition.Timed) string {
+	var parts []string
+	if tc.Partition {
+		parts = append(parts, "the partition back to "+tc.Restore.Partition.Description)
+	}
+	for _, target := range tc.Targets {
+		what := "none"
+		for _, im := range tc.Restore.Impairments {
+			if im.Target() == target {
+				what = strings.TrimSuffix(im.String(), " "+target)
+			}
+		}
+		parts = append(parts, "the impairment of "+target+" back to "+what)
+	}
+	if len(parts) == 0 {
+		return "nothing (its change changed nothing)"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -66,21 +66,14 @@ func restoreCommand() *cli.Command {
 			if err != nil || !made {
 				return err // a failed change leaves nothing to undo
 			}
-			orphan := gen == 0
-			if orphan {
-				// Its command died during the change. The change recorded its deadline before
-				// the kernel got it; without one set since this started, it died before that,
-				// and there is nothing to undo.
-				started := time.Unix(0, c.Int64("since"))
-				if at, err = orphanDeadline(c, name, started, c.Duration("lasts")); err != nil || at.IsZero() {
-					return err
-				}
+			if gen == 0 {
+				return restoreOrphan(c, name)
 			}
 			if !sleepWhileExists(env(c).BridgeDataDir(name), c.String("dir-id"), at.Add(restorerGrace)) {
 				return nil // the bridge went, and its partition with it
 			}
-			t, err := targetAs(c, partition.SourceRestorer) // which finishes an expired change, an orphan's included
-			if err != nil || orphan {
+			t, err := targetAs(c, partition.SourceRestorer) // which finishes any other expired change too
+			if err != nil {
 				return err
 			}
 			if err := partition.Restore(t, gen); err != nil && !errors.Is(err, partition.ErrSuperseded) {
@@ -91,17 +84,46 @@ func restoreCommand() *cli.Command {
 	}
 }
 
-// orphanDeadline is the deadline of the change a --for that died during it recorded, if one
-// was recorded after started (when the restorer began, before the change): the zero time if
-// none.
+// restoreOrphan is the restorer of a --for whose command died during the change. The change
+// recorded its deadline before the kernel got it, which cannot be before the --for from when
+// this started: without such a pending change it died before that, and there is nothing to
+// undo. Which of those is its own it cannot tell, so it ends each on time, the earliest first
+// (RestoreExpired, as any command does), until none is left.
+func restoreOrphan(c *cli.Context, bridge string) error {
+	started := time.Unix(0, c.Int64("since"))
+	var last time.Time
+	for {
+		at, err := orphanDeadline(c, bridge, started, c.Duration("lasts"))
+		if err != nil || at.IsZero() || !at.After(last) {
+			return err // (one not ended at its deadline could not be: no second try)
+		}
+		last = at
+		if !sleepWhileExists(env(c).BridgeDataDir(bridge), c.String("dir-id"), at.Add(restorerGrace)) {
+			return nil // the bridge went, and its partition with it
+		}
+		if _, err := targetAs(c, partition.SourceRestorer); err != nil {
+			return err
+		}
+	}
+}
+
+// orphanDeadline is the earliest deadline of a pending change that an orphaned --for may
+// have recorded, one not before started (when the restorer began, before the change) and d:
+// the zero time if none is pending.
 func orphanDeadline(c *cli.Context, bridge string, started time.Time, d time.Duration) (time.Time, error) {
 	t, err := partition.ForBridge(env(c), bridge)
 	if err != nil {
 		return time.Time{}, err
 	}
-	at, ok, err := partition.Deadline(t)
-	if err != nil || !ok || at.Before(started.Add(d)) {
+	pending, err := partition.Pending(t)
+	if err != nil {
 		return time.Time{}, err
+	}
+	var at time.Time
+	for _, tc := range pending {
+		if !tc.Expires.Before(started.Add(d)) && (at.IsZero() || tc.Expires.Before(at)) {
+			at = tc.Expires
+		}
 	}
 	return at, nil
 }
@@ -146,6 +168,7 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	}
 	defer stopRestorer()
 	rec, err := partition.UpdateUntil(t, change, d)
+	deadline, _ := rec.Deadline(rec.Generation)
 	if err != nil && rec.Generation == 0 {
 		fmt.Fprintln(tell, changeFailed)
 		tell.Close()
@@ -154,13 +177,13 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	if err != nil {
 		// In force, but its final record could not be written: the restorer still undoes
 		// it on time (from the record written ahead).
-		fmt.Fprintf(tell, "%d %d\n", rec.Generation, rec.Expires.UnixNano())
+		fmt.Fprintf(tell, "%d %d\n", rec.Generation, deadline.UnixNano())
 		tell.Close()
 		_ = restorer.Process.Release()
 		restorer = nil
 		return err
 	}
-	_, werr := fmt.Fprintf(tell, "%d %d\n", rec.Generation, rec.Expires.UnixNano())
+	_, werr := fmt.Fprintf(tell, "%d %d\n", rec.Generation, deadline.UnixNano())
 	if cerr := tell.Close(); werr != nil || cerr != nil {
 		// The restorer would take this for a command that died mid-change, and restore later
 		// than asked (or not, had it died itself): lift the partition now.
@@ -169,7 +192,7 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	fmt.Printf("%s for %s (Ctrl-C restores now)\n", describe(), d)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	timer := time.NewTimer(time.Until(rec.Expires))
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case <-timer.C:
