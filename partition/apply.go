@@ -393,12 +393,15 @@ func Status(t Target) (Record, error) {
 		return st, nil
 	}
 	st.Kernel = compareKernel(kt, &st, t.Guests)
+	problems := ruleProblems(t.NetnsPath, kt, st)
 	if missing := missingShaping(t.NetnsPath, st.Shaping); len(missing) > 0 {
-		detail := "the shaping of " + strings.Join(missing, ", ") + " is gone"
+		problems = append(problems, "the shaping of "+strings.Join(missing, ", ")+" is gone")
+	}
+	if len(problems) > 0 {
 		if st.Kernel.InEffect {
-			st.Kernel = &KernelCheck{Detail: detail}
+			st.Kernel = &KernelCheck{Detail: strings.Join(problems, "; ")}
 		} else {
-			st.Kernel.Detail += "; " + detail
+			st.Kernel.Detail += "; " + strings.Join(problems, "; ")
 		}
 	}
 	return st, nil

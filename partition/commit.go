@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
@@ -442,6 +443,7 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 			c.FlushChain(nc)
 		}
 	}
+	sums := rs.chainSums()
 	for _, ch := range rs.Chains {
 		if unchanged[ch.Name] {
 			continue
@@ -451,7 +453,7 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 			if err != nil {
 				return fmt.Errorf("chain %s rule %d (%s): %w", ch.Name, i, r, err)
 			}
-			c.AddRule(&nftables.Rule{Table: t, Chain: chains[ch.Name], Exprs: m.Exprs()})
+			c.AddRule(&nftables.Rule{Table: t, Chain: chains[ch.Name], Exprs: m.Exprs(), UserData: ruleTag(sums[ch.Name], i)})
 		}
 	}
 	// A chain rs no longer has goes with its rules (the port of a guest that
@@ -495,15 +497,35 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 	return nil
 }
 
-// sum is a fingerprint of the chain: its hook and its rules.
+// sum is a fingerprint of the chain: its hook and its rules, and in its top 16 bits their
+// number, so that a chain emptied by hand is told from one committed empty (see checkRules).
 func (ch Chain) sum() uint64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s %s %s %d\n", ch.Name, ch.Hook, ch.Device, ch.Priority)
 	for _, r := range ch.Rules {
 		fmt.Fprintf(h, "%s\n", r)
 	}
-	return h.Sum64()
+	return h.Sum64()&(1<<48-1) | uint64(min(len(ch.Rules), 1<<16-1))<<48
 }
+
+// ruleCount is the number of rules of the chain whose fingerprint is sum.
+func ruleCount(sum uint64) int { return int(sum >> 48) }
+
+// ruleTag is the comment rule i of the chain whose fingerprint is sum carries (nft shows it:
+// comment "pontoon SUM I"), so that what is in a chain can be checked against what was
+// committed without rendering the kernel's rules (checkRules).
+func ruleTag(sum uint64, i int) []byte {
+	b := make([]byte, 2, 40)
+	b[0] = byte(userdata.TypeComment)
+	b = append(b, rulePrefix...)
+	b = strconv.AppendUint(b, sum, 16)
+	b = strconv.AppendInt(append(b, ' '), int64(i), 10)
+	b = append(b, 0) // nft reads a comment as a C string
+	b[1] = byte(len(b) - 2)
+	return b
+}
+
+const rulePrefix = "pontoon "
 
 // usesSets reports whether a rule of the chain looks the class sets up.
 func (ch Chain) usesSets() bool {

@@ -9,9 +9,11 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"golang.org/x/sys/unix"
@@ -31,6 +33,8 @@ type kernelTable struct {
 	// Reject and Cut say whether the filter chain answers blocked packets
 	// (reject mode) or resets open connections (Cut in drop mode).
 	Reject, Cut bool
+	// Chains names the table's chains.
+	Chains []string
 }
 
 // marker names a rule set in the kernel: the record's generation and a hash
@@ -62,7 +66,72 @@ func marker(generation uint64, rs RuleSet) string {
 	}
 	h := fnv.New64a()
 	_, _ = h.Write(b)
-	return fmt.Sprintf("pontoon generation %d plan %016x", generation, h.Sum64())
+	return fmt.Sprintf("pontoon generation %d plan %016x%s", generation, h.Sum64(), taggedRules)
+}
+
+// taggedRules ends the marker of a table whose rules carry their tags (ruleTag); the rules
+// of a table committed before they did cannot be checked.
+const taggedRules = " tagged"
+
+// readRuleTags reads the tag of each rule of each of the table's chains ("" for a rule
+// without one), by chain name.
+func readRuleTags(nsPath string, b Backend, chains []string) (map[string][]string, error) {
+	out := make(map[string][]string, len(chains))
+	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
+		t := nftTable(b)
+		for _, name := range chains {
+			rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
+			if err != nil {
+				return fmt.Errorf("read chain %s of table %s %s: %w", name, b.Family(), TableName, err)
+			}
+			tags := make([]string, len(rules))
+			for i, r := range rules {
+				tags[i], _ = userdata.GetString(r.UserData, userdata.TypeComment)
+			}
+			out[name] = tags
+		}
+		return nil
+	})
+	return out, err
+}
+
+// checkRules compares the rules of the table's chains (tags, from readRuleTags) with the
+// chains committed (their fingerprints, Record.Chains), and says what differs: a chain
+// removed, emptied, cut short, added to or rewritten by hand, or one pontoon did not make.
+// The chain of a port that is gone is gone with it (the kernel removes a device's netdev
+// chain), which enforces nothing less. present tells whether a port exists.
+func checkRules(committed map[string]uint64, tags map[string][]string, present func(port string) bool) []string {
+	var problems []string
+	for _, name := range slices.Sorted(maps.Keys(committed)) {
+		sum := committed[name]
+		got, ok := tags[name]
+		if !ok {
+			port, isPort := strings.CutPrefix(name, "in_")
+			if !isPort {
+				port, isPort = strings.CutPrefix(name, "out_")
+			}
+			if !isPort || present(port) {
+				problems = append(problems, fmt.Sprintf("chain %s is gone", name))
+			}
+			continue
+		}
+		if want := ruleCount(sum); len(got) != want {
+			problems = append(problems, fmt.Sprintf("chain %s holds %d rules, not the %d committed", name, len(got), want))
+			continue
+		}
+		for i, tag := range got {
+			if want := string(ruleTag(sum, i)[2:]); tag+"\x00" != want {
+				problems = append(problems, fmt.Sprintf("rule %d of chain %s is not the one committed", i+1, name))
+				break
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(tags)) {
+		if _, ok := committed[name]; !ok {
+			problems = append(problems, fmt.Sprintf("chain %s is not pontoon's", name))
+		}
+	}
+	return problems
 }
 
 // readKernel reads the partition table of the namespace at nsPath.
@@ -87,6 +156,7 @@ func readKernel(nsPath string) (kernelTable, error) {
 		if err != nil {
 			return err
 		}
+		kt.Chains = now.chains
 		elements := func(name string) ([]nftables.SetElement, error) {
 			set, err := c.GetSetByName(t, name)
 			if err != nil {
@@ -310,4 +380,21 @@ func sameClasses(a, b Classes) bool {
 		return m
 	}
 	return maps.Equal(key(a), key(b))
+}
+
+// ruleProblems checks the rules of the table in force against the chains st committed (see
+// checkRules), when the table is st's and its rules carry tags.
+func ruleProblems(nsPath string, kt kernelTable, st Record) []string {
+	if len(kt.Present) != 1 || !st.Table || kt.Marker != st.Marker || !strings.HasSuffix(kt.Marker, taggedRules) {
+		return nil
+	}
+	tags, err := readRuleTags(nsPath, kt.Present[0], kt.Chains)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	links, err := presentLinks(nsPath)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	return checkRules(st.Chains, tags, func(port string) bool { return links[port] })
 }

@@ -1,0 +1,108 @@
+package partition
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestStatusSeesRulesChanged: status said a partition or a loss was in force, with no
+// warning, after its chains had been emptied or removed by hand and packets passed again:
+// only the class sets, the marker and the filter chain's verdicts were read back. Each rule
+// now carries its chain's fingerprint and place, and status checks every chain's rules.
+func TestStatusSeesRulesChanged(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		for _, tc := range []struct {
+			name   string
+			state  func(tgt Target) State
+			tamper func(ns, family string) []string // nft commands
+			want   string
+		}{
+			{"filter emptied", func(tgt Target) State { return State{Partition: mustIsolate(t, tgt.Guests, "a")} },
+				func(ns, f string) []string { return []string{"flush chain " + f + " " + TableName + " " + FilterChain} },
+				"chain " + FilterChain + " holds 0 rules"},
+			{"a rule added", func(tgt Target) State { return State{Partition: mustIsolate(t, tgt.Guests, "a")} },
+				func(ns, f string) []string { return []string{"add rule " + f + " " + TableName + " " + FilterChain + " drop"} },
+				"chain " + FilterChain + " holds"},
+			{"a rule replaced", func(tgt Target) State { return State{Partition: mustIsolate(t, tgt.Guests, "a")} },
+				func(ns, f string) []string {
+					return []string{"insert rule " + f + " " + TableName + " " + FilterChain + " accept", "delete rule " + f + " " + TableName + " " + FilterChain + " handle " + lastHandle(t, ns, f, FilterChain)}
+				},
+				"rule 1 of chain " + FilterChain + " is not the one committed"},
+			{"a chain added", func(tgt Target) State {
+				return State{Impairments: []Impairment{{Guest: "b", Loss: 50}}}
+			}, func(ns, f string) []string { return []string{"add chain " + f + " " + TableName + " extra"} },
+				"chain extra is not pontoon's"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s := newScene(t, 3, false)
+				tgt := s.target()
+				err := Apply(tgt, tc.state(tgt))
+				skipMissing(t, err)
+				rec, err := Status(tgt)
+				if err != nil || !rec.Kernel.InEffect {
+					t.Fatalf("before any change by hand: %+v, %v; want in effect", rec.Kernel, err)
+				}
+				cmds := tc.tamper(s.bridgeNS, b.Family())
+				for _, cmd := range cmds {
+					run(t, "", append([]string{"ip", "netns", "exec", s.bridgeNS, "nft"}, strings.Fields(cmd)...)...)
+				}
+				rec, err = Status(tgt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, tc.want) {
+					t.Errorf("after %q: %+v; want not in effect, saying %q", cmds, rec.Kernel, tc.want)
+				}
+				// Heal and apply again: what is in force is known again.
+				if err := Heal(tgt); err != nil {
+					t.Fatal(err)
+				}
+				if err := Apply(tgt, tc.state(tgt)); err != nil {
+					t.Fatal(err)
+				}
+				if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
+					t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
+				}
+			})
+		}
+	})
+}
+
+// TestStatusSeesLossRulesGone: a loss whose rules were flushed lost nothing any more while
+// status still listed it.
+func TestStatusSeesLossRulesGone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		err := Apply(tgt, State{Impairments: []Impairment{{Guest: "b", Loss: 50}}})
+		skipMissing(t, err)
+		chain := PreroutingChain
+		if b == BackendNetdev {
+			chain = "in_g2"
+		}
+		run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "flush", "chain", b.Family(), TableName, chain)
+		rec, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "chain "+chain+" holds 0 rules") {
+			t.Errorf("after flushing %s: %+v; want not in effect", chain, rec.Kernel)
+		}
+	})
+}
+
+// lastHandle is the handle of the last rule of chain, as nft -a lists it.
+func lastHandle(t *testing.T, ns, family, chain string) string {
+	t.Helper()
+	out := run(t, "", "ip", "netns", "exec", ns, "nft", "-a", "list", "chain", family, TableName, chain)
+	handle := ""
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.LastIndex(l, "# handle "); i >= 0 && strings.Contains(l, "pontoon") {
+			handle = strings.TrimSpace(l[i+len("# handle "):])
+		}
+	}
+	if handle == "" {
+		t.Fatalf("no rule of pontoon's in chain %s:\n%s", chain, out)
+	}
+	return handle
+}
