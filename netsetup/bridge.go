@@ -109,7 +109,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		return nil, fmt.Errorf("create bridge %q: %w", name, err)
 	}
 	if env.DryRun != nil {
-		return b, nil
+		return b, showReady(env, st, plan, b, gw.NoFirewall)
 	}
 	err = st.locked(func() error {
 		b.Phase = PhaseReady
@@ -137,6 +137,26 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		return nil, fmt.Errorf("create bridge %q: %w", name, err)
 	}
 	return b, nil
+}
+
+// showReady prints, for a dry run, what making b ready does after its steps: the gateway's
+// tables with b's forwards, and the exceptions in the host's forward chains.
+func showReady(env Env, st store, plan Plan, b *BridgeState, noFirewall bool) error {
+	if len(b.Ports) > 0 {
+		bridges, err := st.bridges()
+		if err != nil {
+			return err
+		}
+		ready := *b
+		ready.Phase = PhaseReady
+		for _, t := range gatewayTables(plan, append(bridges, &ready)) {
+			fmt.Fprintln(env.DryRun, t.show(filepath.Base(env.GatewayNetns())))
+		}
+	}
+	if !noFirewall {
+		fmt.Fprintln(env.DryRun, hostForwardShow)
+	}
+	return nil
 }
 
 func checkPortsUnique(ports []Port) error {

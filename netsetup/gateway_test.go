@@ -171,6 +171,10 @@ func TestDryRun(t *testing.T) {
 		"ip -n pontoon-br-b1 link add br0 type bridge",
 		"ip netns exec pontoon-br-b1 sysctl -w net.ipv4.ip_forward=1",
 		"ip netns exec pontoon-br-b1 nft -f - <<'EOF'\n",
+		// The forward, in the gateway's table, and the host's forward chains.
+		"ip netns exec pontoon-gw nft -f - <<'EOF'\ntable ip pontoon\n",
+		`ip daddr 172.18.255.2 tcp dport 8080 dnat to 172.18.192.6:8080;`,
+		"# for every forward chain with policy drop",
 	} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("dry-run bridge create does not print %q:\n%s", w, out.String())

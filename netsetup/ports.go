@@ -157,12 +157,17 @@ func rebuildBridgeTable(env Env, plan Plan, b *BridgeState) error {
 
 // syncGatewayTable rewrites the gateway's table from the current bridges; the caller holds
 // the state lock.
-func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
+// gatewayTables are the gateway's tables with the forwards of bridges.
+func gatewayTables(plan Plan, bridges []*BridgeState) []tableSpec {
 	ts := []tableSpec{gatewayTable(plan, gatewayForwards(plan, bridges))}
 	if plan.IPv6() {
 		ts = append(ts, gatewayTable6(plan, gatewayForwards6(plan, bridges)))
 	}
-	if err := rewriteTables(env.GatewayNetns(), ts...); err != nil {
+	return ts
+}
+
+func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
+	if err := rewriteTables(env.GatewayNetns(), gatewayTables(plan, bridges)...); err != nil {
 		return fmt.Errorf("rewrite the gateway's port forwards: %w", err)
 	}
 	return nil
