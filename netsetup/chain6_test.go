@@ -130,6 +130,12 @@ func TestBridgesAreIsolatedIPv6(t *testing.T) {
 	serve(t, s.Host, plan.HostAddr6().Addr())
 	mustReach(t, a1.Netns, plan.HostAddr6().Addr())
 	mustReach(t, a2.Netns, plan.HostAddr6().Addr())
+	// The gateway's side of the host link is not an uplink: it answers a guest on both
+	// families alike (the IPv6 rule once covered the host link's /64, and dropped).
+	for _, ip := range []netip.Addr{plan.GatewayAddr().Addr(), plan.GatewayAddr6().Addr()} {
+		serve(t, gw, ip)
+		mustReach(t, a1.Netns, ip)
+	}
 }
 
 // addAddr6 adds an IPv6 address to a link of nsPath, usable at once (nodad), through netlink:

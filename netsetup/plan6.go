@@ -83,8 +83,9 @@ func (p Plan) HostAddr6() netip.Prefix { return netip.PrefixFrom(p.addr6(hostLin
 // GatewayAddr6 returns the gateway side of the host link (P:ffff::2/64).
 func (p Plan) GatewayAddr6() netip.Prefix { return netip.PrefixFrom(p.addr6(hostLinkNet6, 2), 64) }
 
-// Uplinks6 returns the /49 that holds every bridge uplink's /64.
-func (p Plan) Uplinks6() netip.Prefix { return netip.PrefixFrom(p.addr6(uplinkBase6, 0), 49) }
+// Uplinks6 returns the /53 that holds every bridge uplink's /64 (one per slot, 2^11), and not
+// the host link's: as 172.18.192.0/19 holds the IPv4 uplinks.
+func (p Plan) Uplinks6() netip.Prefix { return netip.PrefixFrom(p.addr6(uplinkBase6, 0), 53) }
 
 // UplinkGateway6 returns the gateway side of slot's uplink (P:8000+N::1/64).
 func (p Plan) UplinkGateway6(slot int) netip.Prefix {

@@ -89,6 +89,13 @@ func TestUplinkSlots(t *testing.T) {
 		if n.Overlaps(p.GuestNet()) || n.Overlaps(p.HostLink()) {
 			t.Fatalf("slot %d uplink %s overlaps the guest net or host link", s, n)
 		}
+		// The same for IPv6, whose uplinks' prefix leaves the host link out too.
+		if !p.Uplinks6().Contains(p.UplinkGateway6(s).Addr()) || !p.Uplinks6().Contains(p.UplinkBridge6(s).Addr()) {
+			t.Fatalf("slot %d uplink %s is not inside %s", s, p.UplinkGateway6(s), p.Uplinks6())
+		}
+	}
+	if p.Uplinks6().Contains(p.GatewayAddr6().Addr()) || p.Uplinks6().Overlaps(p.GuestNet6()) {
+		t.Errorf("the IPv6 uplinks' prefix %s holds the host link or the guest net", p.Uplinks6())
 	}
 }
 
