@@ -93,16 +93,22 @@ func setPart(s *State, part string, from State) {
 
 // pushTimed adds the timed change of generation gen, from before to after, on top of pending.
 func pushTimed(pending []Timed, before, after State, gen uint64, expires time.Time) []Timed {
+	return append(slices.Clone(pending), timedOf(gen, expires, changedParts(before, after), before))
+}
+
+// timedOf is the timed change of generation gen that holds parts and restores them as from
+// has them.
+func timedOf(gen uint64, expires time.Time, parts []string, from State) Timed {
 	tc := Timed{Change: gen, Expires: expires}
-	for _, part := range changedParts(before, after) {
+	for _, part := range parts {
 		if part == partitionPart {
 			tc.Partition = true
 		} else {
 			tc.Targets = append(tc.Targets, part)
 		}
-		setPart(&tc.Restore, part, before)
+		setPart(&tc.Restore, part, from)
 	}
-	return append(slices.Clone(pending), tc)
+	return tc
 }
 
 // replaceTimed is what is left pending after a change without a deadline from before to
@@ -225,14 +231,5 @@ func impairmentOf(s State, target string) *Impairment {
 // legacyTimed is the one timed change a record written before Pending existed holds: its
 // Restore was a whole state, which held the parts in which it differs from cur.
 func legacyTimed(gen uint64, expires time.Time, restore, cur State) Timed {
-	tc := Timed{Change: gen, Expires: expires}
-	for _, part := range changedParts(cur, restore) {
-		if part == partitionPart {
-			tc.Partition = true
-		} else {
-			tc.Targets = append(tc.Targets, part)
-		}
-		setPart(&tc.Restore, part, restore)
-	}
-	return tc
+	return timedOf(gen, expires, changedParts(cur, restore), restore)
 }
