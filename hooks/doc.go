@@ -49,7 +49,8 @@
 // guest the hook attaches as soon as the attach is recorded.
 //
 // Podman runs the hooks.d entry at precreate as well, with the container's config.json
-// instead of its state (Auto tells them apart): PrepareSpec adds the guest's line to the
+// instead of its state (Auto tells them apart): PrepareSpec adds the guest's lines (its IPv4
+// and, unless the chain is IPv4 only, its IPv6 address, with its names) to the
 // hosts file podman mounts from the container's directory and mounts a resolv.conf naming
 // the name server, written into that directory, so podman removes both with the container.
 // Editing the configuration before the runtime sees it works alike for runc and crun. A
@@ -70,7 +71,10 @@
 // pontoon's /etc/hosts and /etc/resolv.conf from the bundle over Docker's (the resolv.conf
 // names the bridge's name server, names.ResolvConf, when one serves the bridge, else
 // netsetup.GuestResolvConf's resolvers); then it execs runc with its arguments unchanged.
-// Every other runc call goes straight to runc.
+// Every other runc call goes straight to runc. Settings without the bridge (PONTOON_GUEST or
+// PONTOON_IP without PONTOON_BRIDGE, say) make create fail saying so, rather than run the
+// container without its network; other PONTOON_* variables (PONTOON_STATE_DIR...) are no
+// settings.
 //
 // # Where the chain lives
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,10 @@ func EnvVar(key string) string {
 }
 
 // SettingsFromEnv returns the pontoon annotations the variables of env (KEY=VALUE, as in a
-// config.json's process.env) stand for, or nil when env has no PONTOON_BRIDGE.
+// config.json's process.env) stand for, or nil when env has none of them. Only the variables
+// of EnvAnnotations count: others named PONTOON_* (PONTOON_STATE_DIR, ...) are not settings
+// of the container. Settings without PONTOON_BRIDGE are returned too, for ParseRequest to
+// refuse: a container given PONTOON_GUEST or PONTOON_IP means to join a bridge.
 func SettingsFromEnv(env []string) map[string]string {
 	vars := map[string]string{}
 	for _, kv := range env {
@@ -33,16 +37,27 @@ func SettingsFromEnv(env []string) map[string]string {
 			vars[k] = v
 		}
 	}
-	if _, ok := vars[EnvVar(AnnotationBridge)]; !ok {
-		return nil
-	}
-	ann := map[string]string{}
+	var ann map[string]string
 	for _, key := range EnvAnnotations {
 		if v, ok := vars[EnvVar(key)]; ok {
+			if ann == nil {
+				ann = map[string]string{}
+			}
 			ann[key] = v
 		}
 	}
 	return ann
+}
+
+// hasSettings reports whether ann holds any of the annotations a container asks for a
+// bridge with (EnvAnnotations), pontoon.bridge or not.
+func hasSettings(ann map[string]string) bool {
+	for _, key := range EnvAnnotations {
+		if _, ok := ann[key]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // EnvMessage rewords a message of ParseRequest about annotations for a container whose
@@ -63,7 +78,9 @@ type bundleSpec map[string]json.RawMessage
 
 // request finds what the bundle's container asks for: its pontoon.* annotations (Docker
 // >= 24 passes --annotation into config.json) or else its PONTOON_* variables. fromEnv says
-// which; ann is nil when it asks for nothing.
+// which; ann is nil when it asks for nothing. Settings without pontoon.bridge (or
+// PONTOON_BRIDGE) are a request too, which ParseRequest refuses: ignoring them would run the
+// container without the network it was given settings for.
 func (s bundleSpec) request() (ann map[string]string, fromEnv bool, err error) {
 	if raw, ok := s["annotations"]; ok {
 		if err := json.Unmarshal(raw, &ann); err != nil {
@@ -83,6 +100,9 @@ func (s bundleSpec) request() (ann map[string]string, fromEnv bool, err error) {
 	}
 	env := SettingsFromEnv(proc.Env)
 	if env == nil {
+		if hasSettings(ann) {
+			return ann, false, nil
+		}
 		return nil, false, nil
 	}
 	for k, v := range env {
@@ -94,10 +114,15 @@ func (s bundleSpec) request() (ann map[string]string, fromEnv bool, err error) {
 	return ann, true, nil
 }
 
-// asksPontoon is the cheap first look at a config.json: only a file that mentions pontoon's
-// settings at all is decoded.
+// asksPontoon is the cheap first look at a config.json: only a file that mentions one of
+// pontoon's settings at all is decoded.
 func asksPontoon(data []byte) bool {
-	return bytes.Contains(data, []byte(`"`+EnvVar(AnnotationBridge)+"=")) || bytes.Contains(data, []byte(`"`+AnnotationBridge+`"`))
+	for _, key := range EnvAnnotations {
+		if bytes.Contains(data, []byte(`"`+EnvVar(key)+"=")) || bytes.Contains(data, []byte(`"`+key+`"`)) {
+			return true
+		}
+	}
+	return false
 }
 
 // PrepareBundle makes the container of the OCI bundle in dir join a pontoon bridge, if its
@@ -226,7 +251,7 @@ func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("write the container's resolv.conf: %w", err)
 	}
-	hosts := fmt.Sprintf("# written by pontoon\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\n", guestHostsLine(s, req))
+	hosts := "# written by pontoon\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + guestHostsLines(s, req, guestIP6(env, req))
 	files := map[string]string{
 		"/etc/hosts":       filepath.Join(dir, "pontoon-hosts"),
 		"/etc/resolv.conf": filepath.Join(dir, "pontoon-resolv.conf"),
@@ -239,9 +264,11 @@ func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[st
 	return files, nil
 }
 
-// guestHostsLine is the guest's /etc/hosts line, without its newline: its address, then
-// its names once each (annotated hostname, the configuration's hostname, guest name, aliases).
-func guestHostsLine(s bundleSpec, req Request) string {
+// guestHostsLines are the guest's /etc/hosts lines, each ending in a newline, as `pontoon
+// run` writes them for its children: its IPv4 address, then its IPv6 address when it has one
+// (ip6 valid), each with its names once each (annotated hostname, the configuration's
+// hostname, guest name, aliases).
+func guestHostsLines(s bundleSpec, req Request, ip6 netip.Addr) string {
 	var hostname string
 	if raw, ok := s["hostname"]; ok {
 		json.Unmarshal(raw, &hostname)
@@ -252,7 +279,26 @@ func guestHostsLine(s bundleSpec, req Request) string {
 			names = append(names, n)
 		}
 	}
-	return req.IP.String() + "\t" + strings.Join(names, " ")
+	line := "\t" + strings.Join(names, " ") + "\n"
+	out := req.IP.String() + line
+	if ip6.IsValid() {
+		out += ip6.String() + line
+	}
+	return out
+}
+
+// guestIP6 is the IPv6 address the attach will give the guest req asks for: the one asked
+// for, or the one derived from its IPv4 address; none on an IPv4-only chain, or when the
+// gateway's plan cannot be read (the attach then refuses the container, saying why).
+func guestIP6(env netsetup.Env, req Request) netip.Addr {
+	plan, err := netsetup.CurrentPlan(env)
+	if err != nil || !plan.IPv6() {
+		return netip.Addr{}
+	}
+	if req.IP6.IsValid() {
+		return req.IP6
+	}
+	return plan.GuestIP6(req.IP)
 }
 
 func (s bundleSpec) mounts() ([]map[string]json.RawMessage, error) {

@@ -2,6 +2,7 @@ package hooks_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/hooks/hooktest"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
 	"github.com/pontoon-dev/pontoon/partition"
 )
 
@@ -77,8 +79,15 @@ func TestDocker(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out, "172.18.0.4\tbox files\n") || !strings.HasSuffix(out, string(want)) {
-			t.Fatalf("the container's /etc/hosts and /etc/resolv.conf are not pontoon's; want the line %q and then\n%s\ngot\n%s", "172.18.0.4\tbox files", want, out)
+		// Both of the guest's addresses, as `pontoon run` lists them for its children.
+		lines := "172.18.0.4\tbox files\nfd70:6f6e::4\tbox files\n"
+		if !strings.Contains(out, lines) || !strings.HasSuffix(out, string(want)) {
+			t.Fatalf("the container's /etc/hosts and /etc/resolv.conf are not pontoon's; want the lines\n%sand then\n%s\ngot\n%s", lines, want, out)
+		}
+		// The IPv6 line names the address the container has.
+		out, err = d.run(append([]string{"--rm"}, dockerEnv("pa", "files6", "172.18.0.4", "PONTOON_IP6=fd70:6f6e::4:1")...), "sh", "-c", "cat /etc/hosts; ip -6 -o addr show dev eth0 scope global")
+		if err != nil || !hasHostsLine(out, "fd70:6f6e::4:1", "files6") || !strings.Contains(out, "inet6 fd70:6f6e::4:1/64") {
+			t.Fatalf("a container with PONTOON_IP6=fd70:6f6e::4:1 (%v): want a hosts line for fd70:6f6e::4:1 and files6, and the address on eth0; got\n%s", err, out)
 		}
 	})
 
@@ -94,10 +103,16 @@ func TestDocker(t *testing.T) {
 			{[]string{"-e", "PONTOON_BRIDGE=pa", "-e", "PONTOON_IP=172.18.0.5"}, "PONTOON_GUEST is missing; add -e PONTOON_GUEST=NAME"},
 			{dockerEnv("pa", "client", "172.18.0.1"), "address 172.18.0.1 is already used"},
 			{dockerEnv("nosuch", "client", "172.18.0.5"), `bridge "nosuch"`},
+			// Settings without the bridge: refused, not run without the network they ask for.
+			{[]string{"-e", "PONTOON_GUEST=x9", "-e", "PONTOON_IP=172.18.0.17"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME (a bridge shown by `pontoon bridge list`), or remove PONTOON_GUEST, PONTOON_IP to run the container without pontoon's network"},
+			{[]string{"-e", "PONTOON_IP=172.18.0.17"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME"},
+			{[]string{"-e", "PONTOON_GUEST=x9", "-e", "PONTOON_IP6=fd70:6f6e::17"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME"},
+			{[]string{"-e", "PONTOON_ALIASES=db"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME"},
 		} {
 			out, err := d.run(append([]string{"--rm"}, c.env...), "true")
-			if err == nil || !strings.Contains(out, c.want) {
-				t.Errorf("docker run with %v: %v, want an error with %q\n%s", c.env, err, c.want, out)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 125 || !strings.Contains(out, c.want) {
+				t.Errorf("docker run with %v: %v, want exit status 125 and an error with %q\n%s", c.env, err, c.want, out)
 			}
 		}
 		if got, _ := hooktest.Attached(s.Env); strings.Join(got, " ") != "pa/server pb/server" {
@@ -118,7 +133,9 @@ func TestDocker(t *testing.T) {
 	})
 
 	t.Run("untouched", func(t *testing.T) {
-		out, err := d.docker("run", "-d", "--runtime", "pontoon", "--network", "none", "-e", "PONTOON_GUEST=x", dockerImage, "sleep", "600")
+		// PONTOON_* variables that are no settings (a bridge child's chain locations) do not
+		// make a container pontoon's.
+		out, err := d.docker("run", "-d", "--runtime", "pontoon", "--network", "none", "-e", "PONTOON_STATE_DIR=/x", "-e", "PONTOON_GUESTS=x", dockerImage, "sleep", "600")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -290,7 +307,7 @@ func TestPrepareBundle(t *testing.T) {
 	if len(got.Mounts) != 2 || mounts["/etc/hosts"] != filepath.Join(dir, "pontoon-hosts") || mounts["/etc/resolv.conf"] != filepath.Join(dir, "pontoon-resolv.conf") {
 		t.Errorf("mounts: %+v", got.Mounts)
 	}
-	if hosts, _ := os.ReadFile(filepath.Join(dir, "pontoon-hosts")); !strings.Contains(string(hosts), "\n172.18.0.7\tbox web\n") {
+	if hosts, _ := os.ReadFile(filepath.Join(dir, "pontoon-hosts")); !strings.HasSuffix(string(hosts), "\n172.18.0.7\tbox web\nfd70:6f6e::7\tbox web\n") {
 		t.Errorf("pontoon-hosts:\n%s", hosts)
 	}
 	want, err := netsetup.GuestResolvConf(s.Env)
@@ -299,5 +316,40 @@ func TestPrepareBundle(t *testing.T) {
 	}
 	if resolv, _ := os.ReadFile(filepath.Join(dir, "pontoon-resolv.conf")); string(resolv) != string(want) {
 		t.Errorf("pontoon-resolv.conf:\n%s\nwant\n%s", resolv, want)
+	}
+}
+
+// TestPrepareBundleHosts: the /etc/hosts the runtime wrapper writes lists the guest's IPv6
+// address beside its IPv4 one, as `pontoon run` writes it for its children: the one given
+// (pontoon.ip6), else the one derived from the IPv4 address; on an IPv4-only chain only the
+// IPv4 one.
+func TestPrepareBundleHosts(t *testing.T) {
+	dual := hooktest.Chain(t)
+	v4 := sandbox.ForTest(t, "")
+	if _, err := netsetup.GatewayUp(v4.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
+		t.Fatal(err)
+	}
+	const head = "# written by pontoon\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	for _, c := range []struct {
+		name string
+		env  netsetup.Env
+		ann  string
+		want string
+	}{
+		{"derived", dual.Env, `"pontoon.ip":"172.18.0.42"`, "172.18.0.42\tbox web db\nfd70:6f6e::42\tbox web db\n"},
+		{"given", dual.Env, `"pontoon.ip":"172.18.0.42","pontoon.ip6":"fd70:6f6e::beef"`, "172.18.0.42\tbox web db\nfd70:6f6e::beef\tbox web db\n"},
+		{"IPv4 only", v4.Env, `"pontoon.ip":"172.18.0.42"`, "172.18.0.42\tbox web db\n"},
+	} {
+		dir := t.TempDir()
+		config := `{"ociVersion":"1.0.2","hostname":"box","annotations":{"pontoon.bridge":"dev","pontoon.guest":"web","pontoon.aliases":"db",` + c.ann + `}}`
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if asks, err := hooks.PrepareBundle(dir, "/usr/bin/pontoon", c.env); !asks || err != nil {
+			t.Fatalf("%s: PrepareBundle = %v, %v", c.name, asks, err)
+		}
+		if got, _ := os.ReadFile(filepath.Join(dir, "pontoon-hosts")); string(got) != head+c.want {
+			t.Errorf("%s: pontoon-hosts:\n%s\nwant:\n%s%s", c.name, got, head, c.want)
+		}
 	}
 }

@@ -119,8 +119,8 @@ func TestNamesAcrossEngines(t *testing.T) {
 	if strings.Count(logs, "172.18.0.1") < 2 {
 		t.Errorf("p1's lookups of g1 and gadd:\n%s", logs)
 	}
-	if !hasHostsLine(logs, "172.18.0.2", "p1", "web", "www.svc") {
-		t.Errorf("p1's /etc/hosts has no line 172.18.0.2 p1 web www.svc:\n%s", logs)
+	if !hasHostsLine(logs, "172.18.0.2", "p1", "web", "www.svc") || !hasHostsLine(logs, "fd70:6f6e::2", "p1", "web", "www.svc") {
+		t.Errorf("p1's /etc/hosts lacks the line 172.18.0.2 p1 web www.svc or fd70:6f6e::2 p1 web www.svc:\n%s", logs)
 	}
 
 	// A resolv.conf the user mounts wins over pontoon's.

@@ -17,7 +17,7 @@ import (
 // the container; with --network none podman mounts no /etc/resolv.conf and refuses --dns.
 // The precreate stage of a hooks.d entry receives the container's config.json on stdin
 // before the runtime sees it and returns it, maybe changed, on stdout: there pontoon adds
-// the guest's line to the engine's hosts file and mounts a resolv.conf naming the bridge's
+// the guest's lines to the engine's hosts file and mounts a resolv.conf naming the bridge's
 // name server. Editing the configuration, not the started container, needs no access to
 // the container's mount namespace and works the same with every runtime.
 
@@ -55,9 +55,10 @@ func precreate(env netsetup.Env, data []byte, stdout io.Writer) error {
 
 // PrepareSpec returns the config.json data with pontoon's names for a container that asks
 // for a pontoon bridge and whose engine mounts its files from a directory of the container
-// (podman's userdata): the engine's hosts file gets a line with the guest's address and its
-// names (hostname, guest name, aliases), and /etc/resolv.conf becomes a read-only mount of a
-// file pontoon writes next to it, naming the bridge's name server. A resolv.conf or
+// (podman's userdata): the engine's hosts file gets a line for each of the guest's addresses
+// (IPv4, and IPv6 unless the chain is IPv4 only) with its names (hostname, guest name,
+// aliases), and /etc/resolv.conf becomes a read-only mount of a file pontoon writes next to
+// it, naming the bridge's name server. A resolv.conf or
 // /etc/hosts the user mounted is left as it is, as is every other container's configuration,
 // and one with settings ParseRequest refuses (the attach at createRuntime says why). Nothing
 // outside the container's directory is written.
@@ -110,7 +111,7 @@ func PrepareSpec(env netsetup.Env, data []byte) ([]byte, error) {
 		}
 	}
 	if src := sources["/etc/hosts"]; src == filepath.Join(dir, "hosts") {
-		if err := addHostsLine(src, guestHostsLine(spec, req)+"\n"); err != nil {
+		if err := addHostsLine(src, guestHostsLines(spec, req, guestIP6(env, req))); err != nil {
 			return nil, err
 		}
 	}
@@ -129,7 +130,7 @@ func containerDir(sources map[string]string) string {
 	return filepath.Dir(src)
 }
 
-// addHostsLine appends the guest's line to the engine's hosts file, once: the engine runs
+// addHostsLine appends the guest's lines to the engine's hosts file, once: the engine runs
 // precreate again each time the container starts.
 func addHostsLine(path, line string) error {
 	old, err := os.ReadFile(path)

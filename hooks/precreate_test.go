@@ -75,7 +75,7 @@ func TestPrepareSpec(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, _ := os.ReadFile(hosts); string(got) != "127.0.0.1\tlocalhost\n172.18.0.7\th7 g7 a1\n" {
+	if got, _ := os.ReadFile(hosts); string(got) != "127.0.0.1\tlocalhost\n172.18.0.7\th7 g7 a1\nfd70:6f6e::7\th7 g7 a1\n" {
 		t.Errorf("hosts after two runs:\n%s", got)
 	}
 	rc := filepath.Join(dir, "pontoon-resolv.conf")

@@ -73,6 +73,16 @@ func ParseRequest(annotations map[string]string) (Request, error) {
 	}
 	var err error
 	if r.Bridge, err = get(AnnotationBridge, true, "NAME (a bridge shown by `pontoon bridge list`)"); err != nil {
+		// Settings without a bridge: the container meant to join one, or they are stray.
+		var given []string
+		for _, key := range []string{AnnotationGuest, AnnotationIP, AnnotationIP6, AnnotationHostname, AnnotationPorts, AnnotationAliases} {
+			if _, ok := annotations[key]; ok {
+				given = append(given, "annotation "+key)
+			}
+		}
+		if len(given) > 0 {
+			err = fmt.Errorf("%w, or remove %s to run the container without pontoon's network", err, strings.Join(given, ", "))
+		}
 		return r, err
 	}
 	if err := checkName(AnnotationBridge, r.Bridge, "the name of an existing bridge"); err != nil {

@@ -38,8 +38,14 @@ func TestSettingsFromEnv(t *testing.T) {
 	if got := SettingsFromEnv(env); !reflect.DeepEqual(got, want) {
 		t.Errorf("SettingsFromEnv = %v, want %v", got, want)
 	}
-	if got := SettingsFromEnv([]string{"PONTOON_GUEST=web", "PONTOON_IP=172.18.0.10"}); got != nil {
-		t.Errorf("settings without PONTOON_BRIDGE: %v, want none", got)
+	// Settings without PONTOON_BRIDGE are settings still, for ParseRequest to refuse.
+	want = map[string]string{AnnotationGuest: "web", AnnotationIP: "172.18.0.10"}
+	if got := SettingsFromEnv([]string{"PONTOON_GUEST=web", "PONTOON_IP=172.18.0.10"}); !reflect.DeepEqual(got, want) {
+		t.Errorf("settings without PONTOON_BRIDGE: %v, want %v", got, want)
+	}
+	// Other PONTOON_* variables (a bridge child's chain locations, say) are no settings.
+	if got := SettingsFromEnv([]string{"PATH=/bin", "PONTOON_STATE_DIR=/x", "PONTOON_NETNS_DIR=/y", "PONTOON_GUESTS=a"}); got != nil {
+		t.Errorf("settings of variables that are none: %v, want none", got)
 	}
 }
 
@@ -55,6 +61,8 @@ func TestEnvMessage(t *testing.T) {
 		{[]string{"PONTOON_BRIDGE=d/v", "PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1"}, `PONTOON_BRIDGE="d/v" is invalid`},
 		{[]string{"PONTOON_BRIDGE=dev", "PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1", "PONTOON_HOSTNAME=a b"}, `PONTOON_HOSTNAME="a b" is invalid`},
 		{[]string{"PONTOON_BRIDGE=dev", "PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1", "PONTOON_PORTS=80"}, "PONTOON_PORTS: "},
+		{[]string{"PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME (a bridge shown by `pontoon bridge list`), or remove PONTOON_GUEST, PONTOON_IP to run the container without pontoon's network"},
+		{[]string{"PONTOON_IP6=fd70:6f6e::5", "PONTOON_ALIASES=db"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME (a bridge shown by `pontoon bridge list`), or remove PONTOON_IP6, PONTOON_ALIASES to run"},
 	} {
 		_, err := ParseRequest(SettingsFromEnv(c.env))
 		if err == nil {
@@ -68,18 +76,34 @@ func TestEnvMessage(t *testing.T) {
 }
 
 // A bundle whose container asks for nothing, or for something bad, keeps its config.json
-// byte for byte.
+// byte for byte. Settings without the bridge are bad ones: the container is refused, not run
+// without the network it was given settings for.
 func TestPrepareBundleLeavesOthersAlone(t *testing.T) {
-	const plain = `{"ociVersion":"1.0.2","process":{"env":["PATH=/bin","PONTOON_GUEST=x"],"args":["sh"]},"hooks":{"prestart":[{"path":"/proc/1/exe","args":["libnetwork-setkey"]}]},"root":{"path":"rootfs"}}`
+	const plain = `{"ociVersion":"1.0.2","process":{"env":["PATH=/bin","PONTOON_STATE_DIR=/x","PONTOON_GUESTS=x"],"args":["sh"]},"hooks":{"prestart":[{"path":"/proc/1/exe","args":["libnetwork-setkey"]}]},"root":{"path":"rootfs"},"annotations":{"pontoon.names-error":"x"}}`
 	const bad = `{"ociVersion":"1.0.2","process":{"env":["PONTOON_BRIDGE=dev","PONTOON_GUEST=x","PONTOON_IP=300.1.1.1"]},"x-unknown":[1,2]}`
+	noBridge := func(vars ...string) string {
+		return `{"ociVersion":"1.0.2","process":{"env":["PATH=/bin","` + strings.Join(vars, `","`) + `"],"args":["sh"]},"root":{"path":"rootfs"}}`
+	}
+	const missing = "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME"
 	for _, c := range []struct {
 		name, config string
 		asks         bool
 		err          string
 	}{
 		{"plain", plain, false, ""},
+		{"no settings", `{"ociVersion":"1.0.2","process":{"args":["sh"]}}`, false, ""},
 		{"bad", bad, true, `PONTOON_IP="300.1.1.1" is not an IPv4 address`},
 		{"bad annotation", `{"annotations":{"pontoon.bridge":"dev","pontoon.guest":"x"}}`, true, "annotation pontoon.ip is missing"},
+		{"guest and ip without bridge", noBridge("PONTOON_GUEST=x9", "PONTOON_IP=172.18.0.17"), true, missing + " (a bridge shown by `pontoon bridge list`), or remove PONTOON_GUEST, PONTOON_IP to run"},
+		{"guest without bridge", noBridge("PONTOON_GUEST=x9"), true, missing},
+		{"ip without bridge", noBridge("PONTOON_IP=172.18.0.17"), true, missing},
+		{"ip6 without bridge", noBridge("PONTOON_IP6=fd70:6f6e::17"), true, missing},
+		{"hostname without bridge", noBridge("PONTOON_HOSTNAME=h"), true, missing},
+		{"ports without bridge", noBridge("PONTOON_PORTS=8080:80"), true, missing},
+		{"aliases without bridge", noBridge("PONTOON_ALIASES=db"), true, missing},
+		{"empty guest without bridge", noBridge("PONTOON_GUEST="), true, missing},
+		{"annotations without bridge", `{"annotations":{"pontoon.guest":"x9","pontoon.ip":"172.18.0.17"}}`, true,
+			"annotation pontoon.bridge is missing; add pontoon.bridge=NAME (a bridge shown by `pontoon bridge list`), or remove annotation pontoon.guest, annotation pontoon.ip to run"},
 	} {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "config.json")
