@@ -23,6 +23,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/pontoon-dev/pontoon/cni"
 	"github.com/pontoon-dev/pontoon/internal/testkit"
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
 )
@@ -225,6 +226,10 @@ func TestCnitool(t *testing.T) {
 	if _, err := netsetup.CreateBridge(r.sb.Env, "pods", netsetup.BridgeOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// With its name server, as `pontoon bridge create` leaves it.
+	if err := names.Start(r.sb.Env, "pods", pontoonBinary(t)); err != nil {
+		t.Fatal(err)
+	}
 	before := tool.snapshot()
 	a, b := r.netns("a"), r.netns("b")
 
@@ -269,8 +274,8 @@ func TestCnitool(t *testing.T) {
 		if want6 := netip.PrefixFrom(plan6.GuestIP6(p.Addr()), 64).String(); res.IPs[1].Address.String() != want6 {
 			t.Errorf("result IPv6 address %s, want %s", res.IPs[1].Address.String(), want6)
 		}
-		if !slices.Equal(res.DNS.Nameservers, []string{"198.51.100.1"}) {
-			t.Errorf("result dns %s: want the node's resolver 198.51.100.1", keys["dns"])
+		if !slices.Equal(res.DNS.Nameservers, []string{gw}) {
+			t.Errorf("result dns %s: want the bridge's name server %s", keys["dns"], gw)
 		}
 		g, ok := r.guests("pods")[cni.Key(tool.net, containerID(nsPath), "eth0")]
 		if !ok || g.Name != containerID(nsPath)[:12]+"-eth0" || g.IP != p.Addr() || g.Phase != netsetup.PhaseReady {

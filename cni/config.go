@@ -24,7 +24,8 @@ type Config struct {
 	Bridge string `json:"bridge"`
 	// CreateBridge creates the bridge (and the gateway, when it is down) on the first ADD
 	// that finds it missing; if that ADD fails, it removes them again unless they are in use
-	// by then. Without it a missing bridge is an error.
+	// by then. Without it a missing bridge is an error. Either way an ADD starts the bridge's
+	// name server when none runs, and its result names that server.
 	CreateBridge bool `json:"createBridge,omitempty"`
 	// Plan is the /16 of pontoon's address plan. Empty: whatever the gateway has, or the
 	// default plan when the plugin brings the gateway up.
@@ -131,11 +132,18 @@ func jsonKind(goType string) string {
 	return "a " + goType
 }
 
+// staticAddrs are the addresses an ADD asks for, each with the input it came from (a
+// configuration key or "CNI_ARGS IP"), which the errors about it name.
+type staticAddrs struct {
+	ip4, ip6       netip.Addr // zero: not asked for
+	field4, field6 string
+}
+
 // staticIPs returns the addresses asked for by the ips capability, the config's args or
 // CNI_ARGS (IP=...), checked against plan; a zero Addr for a family not asked for. An IPv6
 // address that is the one pontoon derives for a guest IPv4 address brings that IPv4 address
 // with it, so that asking for either of a guest's usual pair gives the pair.
-func (c *Config) staticIPs(plan netsetup.Plan, cniArgs string) (ip4, ip6 netip.Addr, err error) {
+func (c *Config) staticIPs(plan netsetup.Plan, cniArgs string) (staticAddrs, error) {
 	type source struct{ field, value string }
 	var asked []source
 	for _, s := range c.RuntimeConfig.IPs {
@@ -151,7 +159,7 @@ func (c *Config) staticIPs(plan netsetup.Plan, cniArgs string) (ip4, ip6 netip.A
 			}
 		}
 	}
-	field6 := ""
+	var st staticAddrs
 	for _, s := range asked {
 		// The capability passes prefixes ("10.0.0.5/24"); CNI_ARGS passes bare addresses.
 		a := s.value
@@ -162,43 +170,47 @@ func (c *Config) staticIPs(plan netsetup.Plan, cniArgs string) (ip4, ip6 netip.A
 		}
 		if p, err := netip.ParsePrefix(a); err == nil {
 			if p.Bits() != net.Bits() {
-				return ip4, ip6, configErr(s.field, "%s: the guest network is a /%d; give %s/%d or the bare address", a, net.Bits(), p.Addr(), net.Bits())
+				return st, configErr(s.field, "%s: the guest network is a /%d; give %s/%d or the bare address", a, net.Bits(), p.Addr(), net.Bits())
 			}
 			a = p.Addr().String()
 		}
 		if v6 {
 			got, err := netip.ParseAddr(a)
 			if err != nil {
-				return ip4, ip6, configErr(s.field, "%q is not an IPv6 address; give one in %s", a, net)
+				return st, configErr(s.field, "%q is not an IPv6 address; give one in %s", a, net)
 			}
-			if ip6.IsValid() && got != ip6 {
-				return ip4, ip6, configErr(s.field, "asks for %s but %s was asked for already; a pontoon guest has one IPv6 address", got, ip6)
+			if st.ip6.IsValid() && got != st.ip6 {
+				return st, configErr(s.field, "asks for %s but %s was asked for already; a pontoon guest has one IPv6 address", got, st.ip6)
 			}
-			ip6, field6 = got, s.field
+			if !st.ip6.IsValid() { // the first input that asks for it names it
+				st.ip6, st.field6 = got, s.field
+			}
 			continue
 		}
 		got, err := plan.ParseGuestIP(a)
 		if err != nil {
-			return ip4, ip6, configErr(s.field, "%v", err)
+			return st, configErr(s.field, "%v", err)
 		}
-		if ip4.IsValid() && got != ip4 {
-			return ip4, ip6, configErr(s.field, "asks for %s but %s was asked for already; a pontoon guest has one address", got, ip4)
+		if st.ip4.IsValid() && got != st.ip4 {
+			return st, configErr(s.field, "asks for %s but %s was asked for already; a pontoon guest has one address", got, st.ip4)
 		}
-		ip4 = got
+		if !st.ip4.IsValid() {
+			st.ip4, st.field4 = got, s.field
+		}
 	}
-	if !ip6.IsValid() {
-		return ip4, ip6, nil
+	if !st.ip6.IsValid() {
+		return st, nil
 	}
-	if !ip4.IsValid() {
+	if !st.ip4.IsValid() {
 		first, last, _, _ := netsetup.GuestRange(plan.GuestNet())
 		for a := first; !last.Less(a) && plan.IPv6(); a = a.Next() {
-			if plan.GuestIP6(a) == ip6 {
-				ip4 = a
+			if plan.GuestIP6(a) == st.ip6 {
+				st.ip4, st.field4 = a, st.field6
 			}
 		}
 	}
-	if _, err := plan.ParseGuestIP6(ip6.String(), ip4); err != nil {
-		return ip4, ip6, configErr(field6, "%v", err)
+	if _, err := plan.ParseGuestIP6(st.ip6.String(), st.ip4); err != nil {
+		return st, configErr(st.field6, "%v", err)
 	}
-	return ip4, ip6, nil
+	return st, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/pontoon-dev/pontoon/cni"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
@@ -161,6 +162,10 @@ func TestFailedAddRemovesWhatItCreated(t *testing.T) {
 	if bs, err := netsetup.Bridges(r.sb.Env); err != nil || len(bs) != 0 {
 		t.Fatalf("the failed ADD left bridges %v (%v)", bs, err)
 	}
+	// The bridge's name server went before the bridge, as `pontoon bridge destroy` stops it.
+	if st, err := names.Status(r.sb.Env, "pods"); err != nil || st.Record != nil {
+		t.Fatalf("the failed ADD left the name server of the bridge it created: %+v %v", st.Record, err)
+	}
 	if got := links(t, r.sb.Host); !slices.Equal(got, hostBefore) {
 		t.Fatalf("host links %v after the failed ADD, %v before", got, hostBefore)
 	}
@@ -280,7 +285,7 @@ func TestKilledAddLeavesNothing(t *testing.T) {
 	for !r.startKill(k1.ContainerID, k1.NetNS, creating) {
 		// The ADD created the bridge before it was seen: start over without it.
 		must(t, r.del(l, k1))
-		must(t, netsetup.DestroyBridge(r.sb.Env, "pods"))
+		r.destroyBridge("pods")
 	}
 	if err := r.del(l, k1); err != nil {
 		t.Fatalf("DEL after ADD was killed creating the bridge: %v", err)
@@ -381,6 +386,6 @@ func TestFailedAddsBesideGoodOnes(t *testing.T) {
 				t.Fatalf("round %d: failing ADD %s: %v (attached %v); want an error and no guest", round, rt.ContainerID, errs[i], attached)
 			}
 		}
-		must(t, netsetup.GatewayDown(r.sb.Env, true))
+		r.gatewayDownForce()
 	}
 }

@@ -130,7 +130,7 @@ func TestStaticIPv6(t *testing.T) {
 
 	c := rtConf("static6-c", r.netns("c"))
 	for _, tc := range []struct{ ip, field, msg string }{
-		{netip.PrefixFrom(own, 64).String(), `config field "ips"`, "static6-a"},
+		{netip.PrefixFrom(own, 64).String(), `config field "runtimeConfig.ips"`, "static6-a"}, // taken: named where asked for
 		{"fd00:18::9/64", `config field "runtimeConfig.ips"`, "outside the guest network"},
 		{netip.PrefixFrom(own, 48).String(), `config field "runtimeConfig.ips"`, "/64"},
 		{plan.BridgeAddr6().String(), `config field "runtimeConfig.ips"`, "reserved"},

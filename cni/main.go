@@ -2,6 +2,7 @@ package cni
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -18,6 +19,15 @@ const About = "pontoon-cni: attaches containers to pontoon bridges, where partit
 // and where pontoon keeps its state from the PONTOON_* variables (as for the pontoon CLI).
 func Main() {
 	env := netsetup.EnvFromEnviron(os.Environ())
+	// The name server of a bridge an ADD found without one (ensureNames): started as this
+	// executable with `names serve`'s command line, it serves until its bridge goes.
+	if s, ok := parseNameServer(env, os.Args[1:]); ok {
+		if err := s.serve(); err != nil {
+			fmt.Fprintf(os.Stderr, "pontoon-cni: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	skel.PluginMainFuncs(skel.CNIFuncs{
 		Add: func(args *skel.CmdArgs) error {
 			res, conf, err := Add(env, args)

@@ -88,7 +88,7 @@ func Add(env netsetup.Env, args *skel.CmdArgs) (types.Result, *Config, error) {
 	}
 	// A static address and the namespace are checked before anything is created: bad
 	// input changes nothing.
-	static, static6, err := conf.staticIPs(expectedPlan(env, conf), args.Args)
+	static, err := conf.staticIPs(expectedPlan(env, conf), args.Args)
 	if err != nil {
 		return nil, conf, err
 	}
@@ -114,13 +114,18 @@ func Add(env netsetup.Env, args *skel.CmdArgs) (types.Result, *Config, error) {
 	if err := sweepGone(env, conf); err != nil {
 		return fail(err)
 	}
-	g, err := attach(env, conf.Bridge, key, args, static, static6)
+	g, err := attach(env, conf.Bridge, key, args, static)
 	if err != nil {
 		return fail(err)
 	}
 	// The partition in force on the bridge must cover the new port.
 	if err := partition.Refresh(env, conf.Bridge); err != nil {
 		err = fmt.Errorf("apply bridge %q's partition to container %s: %w", conf.Bridge, args.ContainerID, err)
+		return fail(errors.Join(err, netsetup.DelGuestByKey(env, key, conf.Bridge)))
+	}
+	// The bridge is ready now (the attach waited for a concurrent ADD that creates it): its
+	// name server, which the result names, must run.
+	if err := ensureNames(env, conf.Bridge); err != nil {
 		return fail(errors.Join(err, netsetup.DelGuestByKey(env, key, conf.Bridge)))
 	}
 	res, err := result(env, conf, plan, g, args.Netns)
@@ -194,9 +199,9 @@ func ensureNetwork(env netsetup.Env, conf *Config) (netsetup.Plan, made, error) 
 // attach adds the guest, choosing its address under the state lock AddGuest holds: the
 // admit check sees every attachment recorded so far, so concurrent ADDs never pick the same
 // address, and one that loses a race retries with the lowest address still free.
-func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static, static6 netip.Addr) (*netsetup.Guest, error) {
+func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static staticAddrs) (*netsetup.Guest, error) {
 	name := GuestName(args.ContainerID, args.IfName)
-	ip := static
+	ip := static.ip4
 	if !ip.IsValid() {
 		if plan, err := netsetup.CurrentPlan(env); err == nil {
 			ip, _, _, _ = netsetup.GuestRange(plan.GuestNet())
@@ -218,14 +223,16 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static, st
 					next = ip
 					return errRetry
 				}
-				if static6.IsValid() && o.IP6 == static6 {
-					return configErr("ips", "%s is used by guest %q on bridge %q; ask for another address or none", static6, o.Name, bridge)
+				// The error names where the address came from: the configuration, or
+				// CNI_ARGS (a code 4 error then, as for any bad CNI_ARGS address).
+				if static.ip6.IsValid() && o.IP6 == static.ip6 {
+					return configErr(static.field6, "%s is used by guest %q on bridge %q; ask for another address or none", static.ip6, o.Name, bridge)
 				}
 				if o.IP != ip {
 					continue
 				}
-				if static.IsValid() {
-					return configErr("ips", "%s is used by guest %q on bridge %q; ask for another address or none", ip, o.Name, bridge)
+				if static.ip4.IsValid() {
+					return configErr(static.field4, "%s is used by guest %q on bridge %q; ask for another address or none", ip, o.Name, bridge)
 				}
 				if next = lowestFree(plan, b, key); !next.IsValid() {
 					return fmt.Errorf("bridge %q has no free address: all of %s is in use", bridge, plan.GuestNet())
@@ -235,7 +242,7 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static, st
 			return nil
 		}
 		g, err := netsetup.AddGuest(env, bridge, name, netsetup.GuestOptions{
-			IP: ip.String(), IP6: addrString(static6), Netns: args.Netns, Key: key, ReplaceStale: true, Admit: admit,
+			IP: ip.String(), IP6: addrString(static.ip6), Netns: args.Netns, Key: key, ReplaceStale: true, Admit: admit,
 		})
 		switch {
 		case err == nil:

@@ -69,9 +69,9 @@ func TestAddCheckDelGC(t *testing.T) {
 			r.Routes[1].Dst.String() != "::/0" || r.Routes[1].GW.String() != gw6 {
 			t.Errorf("result routes %v: want default via %s and ::/0 via %s", r.Routes, gw, gw6)
 		}
-		// The sandbox's resolv.conf names the upstream's address.
-		if !slices.Equal(r.DNS.Nameservers, []string{"198.51.100.1"}) {
-			t.Errorf("result DNS %+v: want the node's resolver 198.51.100.1", r.DNS)
+		// The bridge the ADD created has its name server, on the guests' gateway.
+		if !slices.Equal(r.DNS.Nameservers, []string{gw}) {
+			t.Errorf("result DNS %+v: want the bridge's name server %s", r.DNS, gw)
 		}
 	}
 	gs := r.guests("pods")
@@ -165,9 +165,7 @@ func TestAddCheckDelGC(t *testing.T) {
 	if len(r.guests("pods")) != 0 {
 		t.Fatalf("guests left: %v", r.guests("pods"))
 	}
-	if err := netsetup.DestroyBridge(r.sb.Env, "pods"); err != nil {
-		t.Fatal(err)
-	}
+	r.destroyBridge("pods")
 	if err := r.del(l, b); err != nil {
 		t.Fatalf("DEL after the bridge is gone: %v", err)
 	}
@@ -243,10 +241,37 @@ func TestStaticAddresses(t *testing.T) {
 		t.Fatalf("ADD with CNI_ARGS IP: %v %v; want 172.18.0.78/24", res, err)
 	}
 	c := rtConf("static-c", r.netns("c"))
-	c.CapabilityArgs = map[string]any{"ips": []string{"172.18.0.77/24"}}
-	if _, err := r.add(l, c); err == nil || !strings.Contains(err.Error(), `config field "ips"`) || !strings.Contains(err.Error(), "static-a") {
-		t.Fatalf("ADD of a taken address: %v; want an error naming ips and the holder", err)
+	// A taken address is refused naming where it was asked for: a key of the configuration
+	// (code 7), or CNI_ARGS (code 4, as any bad address there).
+	for _, taken := range []struct {
+		what   string
+		l      *libcni.NetworkConfigList
+		caps   map[string]any
+		args   [][2]string
+		code   uint
+		field  string
+		holder string
+	}{
+		{"ips capability", l, map[string]any{"ips": []string{"172.18.0.77/24"}}, nil, types.ErrInvalidNetworkConfig, `config field "runtimeConfig.ips"`, "static-a"},
+		{"args.cni.ips", r.list(map[string]any{"args": map[string]any{"cni": map[string]any{"ips": []string{"172.18.0.77"}}}}), nil, nil,
+			types.ErrInvalidNetworkConfig, `config field "args.cni.ips"`, "static-a"},
+		{"CNI_ARGS IP", l, nil, [][2]string{{"IgnoreUnknown", "1"}, {"IP", "172.18.0.78"}}, types.ErrInvalidEnvironmentVariables, `environment variable "CNI_ARGS IP"`, "static-b"},
+		{"CNI_ARGS IP of IPv6", l, nil, [][2]string{{"IP", r.plan().GuestIP6(netip.MustParseAddr("172.18.0.77")).String()}},
+			types.ErrInvalidEnvironmentVariables, `environment variable "CNI_ARGS IP"`, "static-a"},
+		{"ips capability and CNI_ARGS IP alike", l, map[string]any{"ips": []string{"172.18.0.78/24"}}, [][2]string{{"IP", "172.18.0.78"}},
+			types.ErrInvalidNetworkConfig, `config field "runtimeConfig.ips"`, "static-b"}, // the first to ask names it
+	} {
+		c.CapabilityArgs, c.Args = taken.caps, taken.args
+		_, err := r.add(taken.l, c)
+		var te *types.Error
+		if !errors.As(err, &te) || te.Code != taken.code || !strings.Contains(te.Msg, taken.field) || !strings.Contains(te.Msg, "is used by guest") || !strings.Contains(te.Msg, taken.holder) {
+			t.Fatalf("ADD of an address taken by %s, asked for by %s: %v; want code %d naming %s and the holder", taken.holder, taken.what, err, taken.code, taken.field)
+		}
+		if _, ok := r.guests("pods")[cni.Key("pontoon-test", "static-c", "eth0")]; ok {
+			t.Fatalf("the ADD refused for a taken address (%s) left a guest", taken.what)
+		}
 	}
+	c.Args = nil
 	c.CapabilityArgs = map[string]any{"ips": []string{"10.9.9.9/24"}}
 	if _, err := r.add(l, c); err == nil || !strings.Contains(err.Error(), `config field "runtimeConfig.ips"`) {
 		t.Fatalf("ADD of an address outside the plan: %v; want an error naming runtimeConfig.ips", err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/pontoon-dev/pontoon/netsetup/sandbox"
@@ -83,6 +85,9 @@ type rig struct {
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	sb := sandbox.ForTest(t, "")
+	// Before the sandbox goes (cleanups run last first): the name servers ADDs started, as
+	// `pontoon gateway down --force` stops them, so that none outlives the test.
+	t.Cleanup(func() { stopNameServers(t, sb.Env) })
 	bin := filepath.Join(sb.Dir, "cni-bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		t.Fatal(err)
@@ -219,4 +224,37 @@ func links(t *testing.T, nsPath string) []string {
 		out = append(out, l.Attrs().Name)
 	}
 	return out
+}
+
+// stopNameServers stops every detached name server the sandbox's state records.
+func stopNameServers(t *testing.T, env netsetup.Env) {
+	t.Helper()
+	state, _ := env.Dirs()
+	recs, _ := filepath.Glob(filepath.Join(state, "names", "*.json"))
+	for _, p := range recs {
+		if err := names.Stop(env, strings.TrimSuffix(filepath.Base(p), ".json")); err != nil {
+			t.Errorf("stop name server %s: %v", p, err)
+		}
+	}
+}
+
+// destroyBridge destroys a bridge as `pontoon bridge destroy` does: its name server first.
+func (r *rig) destroyBridge(name string) {
+	r.t.Helper()
+	if err := names.Stop(r.sb.Env, name); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := netsetup.DestroyBridge(r.sb.Env, name); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// gatewayDownForce takes the chain down as `pontoon gateway down --force` does: the bridges'
+// name servers first.
+func (r *rig) gatewayDownForce() {
+	r.t.Helper()
+	stopNameServers(r.t, r.sb.Env)
+	if err := netsetup.GatewayDown(r.sb.Env, true); err != nil {
+		r.t.Fatal(err)
+	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
+	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -44,23 +46,21 @@ type made struct{ gateway, bridge bool }
 // netLock is held shared by every ADD from the moment it looks at the gateway and bridge
 // until its guest is recorded, and exclusively by an ADD removing what it created. So the
 // removal never pulls a bridge from under another ADD that found it and is about to attach.
-type netLock struct{ f *os.File }
+// Its file (statefile.CNILock) is one of the state directory's side locks: gc and gateway
+// down remove it with the directory once nothing else is left and nobody holds it.
+type netLock struct {
+	f    *os.File
+	path string
+}
 
 func lockNetwork(env netsetup.Env) (*netLock, error) {
 	state, _ := env.Dirs()
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		return nil, fmt.Errorf("create state directory %s: %w", state, err)
-	}
-	path := filepath.Join(state, "cni.lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	path := filepath.Join(state, statefile.CNILock)
+	f, err := statefile.LockShared(path)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
-	if err := flock(f, unix.LOCK_SH); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return &netLock{f: f}, nil
+	return &netLock{f: f, path: path}, nil
 }
 
 func flock(f *os.File, how int) error {
@@ -105,6 +105,11 @@ func rollback(env netsetup.Env, conf *Config, m made, l *netLock) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if !statefile.Still(l.f, l.path) {
+		// Removed while the conversion dropped the shared hold: that happens only with the
+		// whole state (RemoveIfEmpty), when no gateway or bridge was left to remove.
+		return nil
+	}
 	if m.bridge {
 		b, err := netsetup.GetBridge(env, conf.Bridge)
 		switch {
@@ -112,6 +117,11 @@ func rollback(env netsetup.Env, conf *Config, m made, l *netLock) error {
 		case err != nil:
 			return err
 		case b.Creator == netsetup.Self() && len(b.Guests) == 0:
+			// Its name server first, as `pontoon bridge destroy` does: the server's sockets
+			// would keep the bridge's namespace alive.
+			if err := names.Stop(env, conf.Bridge); err != nil {
+				return fmt.Errorf("stop the name server of bridge %q, created for the failed attach: %w", conf.Bridge, err)
+			}
 			if err := netsetup.DestroyBridge(env, conf.Bridge); err != nil {
 				return fmt.Errorf("remove bridge %q, created for the failed attach: %w", conf.Bridge, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,19 +25,56 @@ const TempSuffix = ".tmp"
 // process never wedges the others. A holder may remove the lock file and its directory
 // (RemoveIfEmpty): one who was waiting for the lock then finds the file it locked gone, and
 // one about to open it finds no directory; either locks the path afresh.
-func Lock(path string) (unlock func(), err error) { return lock(path, true) }
+func Lock(path string) (unlock func(), err error) {
+	f, err := lock(path, true, unix.LOCK_EX)
+	if f == nil {
+		return nil, err
+	}
+	// Closing the file releases the lock.
+	return func() { f.Close() }, nil
+}
 
 // LockIfThere is Lock for a reader: it creates nothing, and without a lock file at path it
 // returns a nil unlock and no error (there is nothing to read either).
-func LockIfThere(path string) (unlock func(), err error) { return lock(path, false) }
+func LockIfThere(path string) (unlock func(), err error) {
+	f, err := lock(path, false, unix.LOCK_EX)
+	if f == nil {
+		return nil, err
+	}
+	return func() { f.Close() }, nil
+}
 
-func lock(path string, create bool) (func(), error) {
+// sideLocks are the lock files a state directory may hold at its top beside its main lock,
+// each guarding something that keeps no state of its own there (CNILock: pontoon-cni's ADDs
+// against the removal of what a failed ADD created). They are taken with LockShared (or
+// Lock), which look again once they hold the lock, so RemoveIfEmpty may remove one that
+// nobody holds, as it removes the main lock.
+var sideLocks = []string{CNILock}
+
+// CNILock is the side lock of pontoon-cni (see sideLocks).
+const CNILock = "cni.lock"
+
+// LockShared takes a shared flock on the file at path, created when missing (its directory
+// too), as Lock does an exclusive one, and returns the open file: closing it releases the
+// lock. A holder that converts the lock (flock on the file's descriptor) drops it for a
+// moment, in which the file may be removed (RemoveIfEmpty): Still tells whether it was.
+func LockShared(path string) (*os.File, error) { return lock(path, true, unix.LOCK_SH) }
+
+// Still reports whether f, an open lock file (LockShared), is still the file at path.
+func Still(f *os.File, path string) bool {
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(path, &now) != nil {
+		return false
+	}
+	return now.Ino == held.Ino && now.Dev == held.Dev
+}
+
+func lock(path string, create bool, how int) (*os.File, error) {
 	for tries := 0; ; tries++ {
-		f, err := lockOnce(path, create)
+		f, err := lockOnce(path, create, how)
 		switch {
 		case f != nil:
-			// Closing the file releases the lock.
-			return func() { f.Close() }, nil
+			return f, nil
 		case err == nil:
 			// Removed while this waited: again.
 		case !create && errors.Is(err, os.ErrNotExist):
@@ -51,7 +89,7 @@ func lock(path string, create bool) (func(), error) {
 
 // lockOnce opens (create: creates) and locks the file at path; nil and no error when the
 // file was removed or replaced while this process waited for its lock.
-func lockOnce(path string, create bool) (*os.File, error) {
+func lockOnce(path string, create bool, how int) (*os.File, error) {
 	flag := unix.O_RDWR
 	if create {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -63,13 +101,7 @@ func lockOnce(path string, create bool) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state lock %s: %w", path, err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock(f, how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock state %s: %w", path, err)
 	}
@@ -85,17 +117,35 @@ func lockOnce(path string, create bool) (*os.File, error) {
 	return f, nil
 }
 
+// flock is flock(2) on f, again when a signal interrupts it.
+func flock(f *os.File, how int) error {
+	for {
+		if err := unix.Flock(int(f.Fd()), how); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
 // RemoveIfEmpty removes the directory dir when nothing is left in it but empty
-// subdirectories and the lock file at lockPath, which the caller holds: whoever waits for
-// that lock locks afresh (see Lock). Anything else in it keeps the directory whole. It is a
-// tidy-up, done as far as it goes: a directory that cannot be removed (a mount point, one in
-// a directory this process may not change) stays.
+// subdirectories, the lock file at lockPath, which the caller holds, and side locks
+// (sideLocks) that nobody holds: whoever waits for one of these locks locks afresh (see
+// Lock). Anything else in it, a side lock someone holds included, keeps the directory
+// whole. It is a tidy-up, done as far as it goes: a directory that cannot be removed (a
+// mount point, one in a directory this process may not change) stays.
 func RemoveIfEmpty(dir, lockPath string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	var subdirs []string
+	// The side locks stay held until they are removed: no one can take them meanwhile, and
+	// whoever opened one before finds it gone once they hold it.
+	var side []*os.File
+	defer func() {
+		for _, f := range side {
+			f.Close()
+		}
+	}()
 	for _, e := range entries {
 		p := filepath.Join(dir, e.Name())
 		switch {
@@ -105,6 +155,15 @@ func RemoveIfEmpty(dir, lockPath string) {
 				return
 			}
 			subdirs = append(subdirs, p)
+		case e.Type().IsRegular() && slices.Contains(sideLocks, e.Name()):
+			f, err := openFile(p, unix.O_RDWR, 0)
+			if err != nil {
+				return
+			}
+			side = append(side, f)
+			if flock(f, unix.LOCK_EX|unix.LOCK_NB) != nil || !Still(f, p) {
+				return // held: in use
+			}
 		default:
 			return
 		}
@@ -112,6 +171,11 @@ func RemoveIfEmpty(dir, lockPath string) {
 	for _, p := range subdirs {
 		// A directory someone filled meanwhile stays, with everything above it.
 		if os.Remove(p) != nil {
+			return
+		}
+	}
+	for _, f := range side {
+		if os.Remove(f.Name()) != nil {
 			return
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestWriteReadJSON(t *testing.T) {
@@ -262,5 +264,76 @@ func TestLockIfThere(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the reader brought %s back (%v)", dir, err)
+	}
+}
+
+// TestRemoveIfEmptyTakesSideLocks: a side lock (pontoon-cni's) that nobody holds goes with
+// the state directory as the main lock does; one that is held keeps the directory, lock
+// included, and its holder keeps a lock that others contend for.
+func TestRemoveIfEmptyTakesSideLocks(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	lock := filepath.Join(dir, "lock")
+	side := filepath.Join(dir, CNILock)
+	gone := func() bool {
+		_, err := os.Stat(dir)
+		return errors.Is(err, os.ErrNotExist)
+	}
+
+	// Held: everything stays.
+	held, err := LockShared(side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := Lock(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bridges"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	RemoveIfEmpty(dir, lock)
+	unlock()
+	if gone() || !Still(held, side) {
+		t.Fatalf("a held side lock was removed (directory gone %v, lock file still the one held %v)", gone(), Still(held, side))
+	}
+	if _, err := os.Stat(lock); err != nil {
+		t.Fatalf("the main lock went beside a held side lock: %v", err)
+	}
+	// The holder's lock still excludes an exclusive one.
+	f, err := os.OpenFile(side, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flock(f, unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Fatalf("exclusive lock beside the shared holder: %v; want EWOULDBLOCK", err)
+	}
+	f.Close()
+
+	// Opened, not yet locked, when the directory goes: the lock is taken afresh.
+	held.Close()
+	waiter, err := os.OpenFile(side, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiter.Close()
+	if unlock, err = Lock(lock); err != nil {
+		t.Fatal(err)
+	}
+	RemoveIfEmpty(dir, lock)
+	unlock()
+	if !gone() {
+		ents, _ := os.ReadDir(dir)
+		t.Fatalf("state directory with nothing but an unheld side lock, the lock and an empty subdirectory stays: %v", ents)
+	}
+	if Still(waiter, side) {
+		t.Fatal("the removed side lock is still at its path")
+	}
+	again, err := LockShared(side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if !Still(again, side) {
+		t.Fatal("LockShared after the removal holds no file at the path")
 	}
 }
