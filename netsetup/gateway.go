@@ -30,8 +30,9 @@ var ErrGatewayInUse = errors.New("bridges still use the gateway")
 
 // GatewayOptions configures `gateway up`.
 type GatewayOptions struct {
-	// Plan is the address plan; the zero value means DefaultPlan. Without Subnet6 the plan
-	// gets DefaultSubnet6, unless IPv4Only.
+	// Plan is the address plan. Its parts left zero are not asked for: a gateway that is up
+	// keeps what it has, a new one gets DefaultPlan's Subnet and, unless IPv4Only,
+	// DefaultSubnet6. Only a part given that differs from a running gateway's is refused.
 	Plan Plan
 	// IPv4Only gives the chain and its guests no IPv6 addresses, and keeps IPv6 dropped
 	// between guests, for hosts without IPv6.
@@ -42,23 +43,21 @@ type GatewayOptions struct {
 }
 
 // GatewayUp creates the gateway namespace and links it to the host. When the gateway
-// already exists with the same plan it re-asserts the host firewall and returns
-// already=true; with another plan it fails and says how to fix it.
+// already exists with the plan asked for (or nothing of the plan is asked for) it re-asserts
+// the host firewall and returns already=true; with another plan it fails and says how to
+// fix it. In a user's space that the host's root linked to the host, it also points the
+// link at this gateway (syncSpaceLink).
 func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
-	if !opt.Plan.Subnet.IsValid() {
-		opt.Plan = DefaultPlan()
-	}
 	// A Plan built by hand has not been through ParsePlan's checks.
-	if _, err := ParsePlan(opt.Plan.String()); err != nil {
-		return false, err
+	if opt.Plan.Subnet.IsValid() {
+		if _, err := ParsePlan(opt.Plan.String()); err != nil {
+			return false, err
+		}
 	}
 	switch {
 	case opt.IPv4Only && opt.Plan.IPv6():
 		return false, fmt.Errorf("subnet6 %s given with IPv4 only; drop one of them", opt.Plan.Subnet6)
-	case opt.IPv4Only:
-	case !opt.Plan.IPv6():
-		opt.Plan.Subnet6 = DefaultPlan6()
-	default:
+	case opt.Plan.IPv6():
 		if _, err := ParsePlan6(opt.Plan.Subnet6.String()); err != nil {
 			return false, err
 		}
@@ -70,17 +69,23 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 			return err
 		}
 		if cur != nil && cur.Phase == PhaseReady {
-			if cur.Plan != opt.Plan.Subnet {
+			if opt.Plan.Subnet.IsValid() && cur.Plan != opt.Plan.Subnet {
 				return fmt.Errorf("%w: it has %s, not %s", ErrGatewayPlan, cur.Plan, opt.Plan)
 			}
-			if cur.Plan6 != opt.Plan.Subnet6 {
+			// --subnet6 or --ipv4-only given: the IPv6 half asked for.
+			if (opt.Plan.IPv6() || opt.IPv4Only) && cur.Plan6 != opt.Plan.Subnet6 {
 				return fmt.Errorf("%w: it has IPv6 %s, not %s; ask for what it has (--subnet6, --ipv4-only), or take it down first", ErrGatewayPlan, plan6Text(cur.Plan6), plan6Text(opt.Plan.Subnet6))
 			}
 			already = true
-			if env.DryRun != nil || cur.NoFirewall {
+			if env.DryRun != nil {
 				return nil
 			}
-			return withHostNft(env, ensureHostForward)
+			if !cur.NoFirewall {
+				if err := withHostNft(env, ensureHostForward); err != nil {
+					return err
+				}
+			}
+			return syncSpaceLink(env, Plan{Subnet: cur.Plan}.GatewayAddr().Addr())
 		}
 		if cur != nil && cur.Creator.Alive() && cur.Creator != Self() {
 			what := "creating"
@@ -95,10 +100,19 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 				return err
 			}
 		}
+		if !opt.Plan.Subnet.IsValid() {
+			opt.Plan.Subnet = DefaultPlan().Subnet
+		}
+		if !opt.IPv4Only && !opt.Plan.IPv6() {
+			opt.Plan.Subnet6 = DefaultPlan6()
+		}
 		if err := checkHostCollisions(env, opt.Plan); err != nil {
 			return err
 		}
-		return gatewayUp(env, opt)
+		if err := gatewayUp(env, opt); err != nil || env.DryRun != nil {
+			return err
+		}
+		return syncSpaceLink(env, opt.Plan.GatewayAddr().Addr())
 	})
 	return already, err
 }

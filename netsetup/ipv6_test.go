@@ -145,7 +145,11 @@ func TestIPv4OnlyGateway(t *testing.T) {
 	}
 	_, err := netsetup.AddGuest(s.Env, "b4", "b", netsetup.GuestOptions{IP: "172.18.0.2", IP6: "fd70:6f6e::2"})
 	wantErr(t, "ip6 on IPv4 only", err, "IPv4 only", "--ipv4-only")
-	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); !errors.Is(err, netsetup.ErrGatewayPlan) {
+	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{Plan: netsetup.Plan{Subnet6: netsetup.DefaultPlan6()}}); !errors.Is(err, netsetup.ErrGatewayPlan) {
 		t.Errorf("dual-stack gateway up over an IPv4-only one: got %v, want ErrGatewayPlan", err)
+	}
+	// Asking for no plan at all is asking for the gateway there is.
+	if already, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil || !already {
+		t.Errorf("gateway up without a plan over an IPv4-only one: already %v, %v; want already up", already, err)
 	}
 }

@@ -114,8 +114,9 @@ func (s store) userLinks() ([]UserLink, error) {
 }
 
 // UserLinkUp links the space of req.User to the host. A link that exists for the same
-// space is re-asserted (already=true); one left from an earlier space of the user is
-// replaced. It refuses a /30 that the host routes or addresses, or that another user has.
+// space is re-asserted (already=true), its connections going to req.Gateway from then on;
+// one left from an earlier space of the user is replaced. It refuses a /30 that the host
+// routes or addresses, or that another user has.
 func UserLinkUp(env Env, req UserLinkRequest) (link UserLink, already bool, err error) {
 	if !req.Block.IsValid() {
 		req.Block = netip.MustParsePrefix(DefaultUserLinks)
@@ -148,7 +149,15 @@ func UserLinkUp(env Env, req UserLinkRequest) (link UserLink, already bool, err 
 				others = append(others, l)
 				continue
 			}
-			if l.Space == space && l.Gateway == req.Gateway && userLinkIntact(env, l) {
+			if l.Space == space && userLinkIntact(env, l) {
+				// The user may have moved their plan since: the link stays, its forwarding
+				// follows the gateway the user has now.
+				if l.Gateway != req.Gateway {
+					l.Gateway = req.Gateway
+					if err := statefile.WriteJSON(st.userFile(l.UID), l); err != nil {
+						return err
+					}
+				}
 				link, already = l, true
 			} else if err := userLinkDown(env, l, others); err != nil {
 				return err
@@ -245,11 +254,71 @@ func userLinkUp(env Env, l *UserLink, others []UserLink) error {
 	return nil
 }
 
+// syncSpaceLink points the link of the user's space, where this process runs, at gateway,
+// the address of the gateway the user has just brought up: the space's table (made by the
+// host's root when it linked the space, and the user's as root of the space) hands every
+// connection to the link's address over to it. The user may move their plan (gateway down,
+// then up with another --subnet); the host's side of the link names no gateway address, so
+// the user's port forwards answer on the link again without the host's root. Nothing is
+// done outside a user namespace, where pontoon-users is the host's table of every link, nor
+// in a space without a link.
+func syncSpaceLink(env Env, gateway netip.Addr) error {
+	if !inUserNamespace() {
+		return nil
+	}
+	h, err := openHandle(env.hostNetns())
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(UserLinkName)
+	if err != nil {
+		return nil
+	}
+	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("read the address of %s, the link of your space to the host: %w", UserLinkName, err)
+	}
+	for _, a := range addrs {
+		p, ok := prefixOf(a.IPNet)
+		if !ok || p.Bits() != 30 {
+			continue
+		}
+		l := UserLink{Link: p.Masked(), Gateway: gateway}
+		if l.SpaceAddr() != p {
+			continue
+		}
+		if err := replaceUserTable(h.NS, spaceUserTable(l)); err != nil {
+			return fmt.Errorf("the gateway is up, but connections to %s, your space's link to the host, still go elsewhere: %w; "+
+				"the host's root can point them here with `sudo pontoon gateway up --user NAME`", p.Addr(), err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// inUserNamespace reports whether this process runs in a user namespace other than the
+// initial one, whose map is every id onto itself.
+func inUserNamespace() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}
+
+// spaceUserTable is the space's table of l: connections to its address go to the user's
+// gateway.
+func spaceUserTable(l UserLink) []chainSpec {
+	return []chainSpec{natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, userLinkDNAT(l))}
+}
+
 // installUserTables writes the host's table for all links and the space's for l.
 func installUserTables(env Env, l UserLink, all []UserLink) error {
 	return errors.Join(withHostNft(env, func(h *handle) error { return hostUserRules(h, all) }),
 		withSpace(l, func(n *kernel.NS) error {
-			return replaceUserTable(n, []chainSpec{natChain("prerouting", nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest, userLinkDNAT(l))})
+			return replaceUserTable(n, spaceUserTable(l))
 		}))
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/runtime/config"
@@ -205,7 +206,11 @@ func (r *run) ensureGateway() error {
 		gw := r.opt.Gateway
 		gw.IPv4Only = gw.IPv4Only || r.p.Settings.IPv4Only
 		if _, upErr := netsetup.GatewayUp(r.opt.Env, gw); upErr != nil {
-			return fmt.Errorf("the pontoon gateway is not up and bringing it up failed: %w; fix that and run `pontoon gateway up` (as root)", upErr)
+			who := "as root"
+			if userns.Inside() {
+				who = "as yourself: in your pontoon space it needs no root"
+			}
+			return fmt.Errorf("the pontoon gateway is not up and bringing it up failed: %w; fix that and run `pontoon gateway up` (%s)", upErr, who)
 		}
 		plan, err = netsetup.CurrentPlan(r.opt.Env)
 		if err == nil {

@@ -149,28 +149,28 @@ func gatewayUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	plan := opt.Plan
 	opt.NoFirewall = c.Bool("no-firewall")
 	e := env(c)
 	if c.Bool("dry-run") {
 		e.DryRun = os.Stdout
 	}
 	already, err := netsetup.GatewayUp(e, opt)
+	if err != nil || e.DryRun != nil {
+		return err
+	}
+	// The plan the gateway has: flags not given took the running gateway's or the default.
+	plan, err := netsetup.CurrentPlan(e)
 	if err != nil {
 		return err
 	}
 	switch {
-	case e.DryRun != nil:
 	case already:
 		fmt.Printf("gateway already up (subnet %s)\n", plan)
+	case !plan.IPv6():
+		fmt.Printf("gateway up (subnet %s, host %s, gateway %s, IPv4 only)\n", plan, plan.HostAddr().Addr(), plan.GatewayAddr().Addr())
 	default:
-		if opt.IPv4Only {
-			fmt.Printf("gateway up (subnet %s, host %s, gateway %s, IPv4 only)\n", plan, plan.HostAddr().Addr(), plan.GatewayAddr().Addr())
-			break
-		}
-		p6, _ := netsetup.CurrentPlan(e)
 		fmt.Printf("gateway up (subnet %s, host %s, gateway %s; IPv6 %s, host %s, gateway %s)\n", plan, plan.HostAddr().Addr(), plan.GatewayAddr().Addr(),
-			p6.Subnet6, p6.HostAddr6().Addr(), p6.GatewayAddr6().Addr())
+			plan.Subnet6, plan.HostAddr6().Addr(), plan.GatewayAddr6().Addr())
 	}
 	return nil
 }

@@ -14,13 +14,20 @@ func ipv6Flags(what string) []cli.Flag {
 	}
 }
 
-// gatewayOptions reads --subnet and the IPv6 flags into the options of `gateway up`.
+// gatewayOptions reads --subnet and the IPv6 flags into the options of `gateway up`. A flag
+// not given leaves its part of the plan zero: a gateway that is up keeps what it has, a new
+// one gets the default.
 func gatewayOptions(c *cli.Context) (netsetup.GatewayOptions, error) {
-	plan, err := netsetup.ParsePlan(c.String("subnet"))
-	if err != nil {
-		return netsetup.GatewayOptions{}, usagef("--subnet: %w", err)
+	var opt netsetup.GatewayOptions
+	if c.IsSet("subnet") {
+		plan, err := netsetup.ParsePlan(c.String("subnet"))
+		if err != nil {
+			return opt, usagef("--subnet: %w", err)
+		}
+		opt.Plan = plan
 	}
-	opt := netsetup.GatewayOptions{Plan: plan, IPv4Only: c.Bool("ipv4-only")}
+	opt.IPv4Only = c.Bool("ipv4-only")
+	var err error
 	if c.IsSet("subnet6") {
 		if opt.IPv4Only {
 			return opt, usagef("--subnet6 and --ipv4-only contradict each other; give one of them")

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pontoon-dev/pontoon/internal/userns"
@@ -91,12 +94,54 @@ func spaceEnviron(s userns.Space, environ []string) []string {
 	return append(out, set...)
 }
 
-// userName is the calling user's login name, or the uid when it has none.
+// userName is the calling user's login name, or the uid when it has none. In a user
+// namespace it is the user outside, whose uid the namespace maps to 0: the one the host's
+// root names (`gateway up --user`), not root of the space.
 func userName() string {
+	if uid, ok := outerUID(); ok {
+		if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+			return u.Username
+		}
+		return strconv.Itoa(uid)
+	}
 	if u := os.Getenv("USER"); u != "" {
 		return u
 	}
-	return fmt.Sprint(os.Getuid())
+	return strconv.Itoa(os.Getuid())
+}
+
+// outerUID returns the uid outside this process's user namespace that its own uid maps to,
+// or false in the initial user namespace (and where /proc cannot tell).
+func outerUID() (int, bool) {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return 0, false
+	}
+	return mappedUID(string(b), os.Getuid())
+}
+
+// mappedUID finds uid in uidMap (the lines of /proc/PID/uid_map: inside, outside, count) and
+// returns what it maps to outside; false for the initial namespace's identity map.
+func mappedUID(uidMap string, uid int) (int, bool) {
+	for _, line := range strings.Split(strings.TrimSpace(uidMap), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		in, err1 := strconv.ParseUint(f[0], 10, 32)
+		out, err2 := strconv.ParseUint(f[1], 10, 32)
+		n, err3 := strconv.ParseUint(f[2], 10, 32)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		if in == 0 && out == 0 && n == 1<<32-1 {
+			return 0, false
+		}
+		if u := uint64(uid); u >= in && u-in < n {
+			return int(out + u - in), true
+		}
+	}
+	return 0, false
 }
 
 // spaceCommand shows (and starts when missing) the caller's space; the host's root runs it
@@ -138,18 +183,25 @@ func spaceCommand() *cli.Command {
 	}
 }
 
-// userLinkName is the space's end of the link `gateway up --user` makes.
-const userLinkName = "pontoon-up"
-
 // noteUnlinked says, in a user's space that the host's root has not linked to the host,
 // how guests get beyond it.
 func noteUnlinked(w io.Writer) {
 	if !userns.Inside() {
 		return
 	}
-	// /proc/self/net shows this process's network namespace: the space's.
-	if b, err := os.ReadFile("/proc/self/net/dev"); err != nil || strings.Contains(string(b), " "+netsetup.UserLinkName+":") {
+	// This process is in the space's network namespace. (Not /proc/self/net/dev, which
+	// right-aligns names in six columns: a longer one has no blank before it.)
+	if linked, err := hasInterface(netsetup.UserLinkName); err != nil || linked {
 		return
 	}
 	fmt.Fprintf(w, "pontoon: guests reach each other and your space only; for the outside, ask root for `sudo pontoon gateway up --user %s`\n", userName())
+}
+
+// hasInterface reports whether this process's network namespace has an interface named name.
+func hasInterface(name string) (bool, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(ifs, func(i net.Interface) bool { return i.Name == name }), nil
 }

@@ -48,9 +48,15 @@ func prefixed(names []string) []string {
 // hostRoot reports whether this is the host's root, not root of a user's space.
 func hostRoot() bool { return os.Geteuid() == 0 && !runtime.Rootless() }
 
-// lookupUser returns name's uid and gid; root is refused: it needs no space.
+// lookupUser returns the uid and gid of name, a login name or a uid (a space's hint names
+// the uid of a user without one); root is refused: it needs no space.
 func lookupUser(name string) (uid, gid int, err error) {
 	u, err := user.Lookup(name)
+	if _, nerr := strconv.ParseUint(name, 10, 32); err != nil && nerr == nil {
+		if byID, idErr := user.LookupId(name); idErr == nil {
+			u, err = byID, nil
+		}
+	}
 	if err != nil {
 		return 0, 0, usagef("--user %q: %w; name an existing account", name, err)
 	}

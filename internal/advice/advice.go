@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
 )
@@ -39,10 +40,23 @@ func Exit(err error, usage bool) {
 	os.Exit(1)
 }
 
+// inSpace reports whether this process runs as root of a user namespace (a user's pontoon
+// space, or a test binary's): there the user brings the gateway up themselves.
+var inSpace = userns.Inside
+
+// spaceAdvice replaces an advice of table in a user namespace, where it would send the user
+// to root for what they do themselves.
+var spaceAdvice = map[error]string{
+	netsetup.ErrNoGateway: "run `pontoon gateway up` first (as yourself: in your pontoon space it needs no root)",
+}
+
 // For returns the advice for err, or "" when there is none.
 func For(err error) string {
 	for _, a := range table {
 		if errors.Is(err, a.err) {
+			if s, ok := spaceAdvice[a.err]; ok && inSpace() {
+				return s
+			}
 			return a.advice
 		}
 	}

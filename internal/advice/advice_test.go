@@ -38,3 +38,21 @@ func TestFor(t *testing.T) {
 		t.Errorf("For(an error with no advice) = %q", got)
 	}
 }
+
+// TestForInSpace: in a user's space the user brings the gateway up themselves, without
+// root; elsewhere the gateway is root's.
+func TestForInSpace(t *testing.T) {
+	defer func(old func() bool) { inSpace = old }(inSpace)
+	err := fmt.Errorf("create bridge b1: %w", netsetup.ErrNoGateway)
+	inSpace = func() bool { return false }
+	if got := For(err); !strings.Contains(got, "`pontoon gateway up` (as root)") {
+		t.Errorf("For(no gateway) on the host = %q; want it to say as root", got)
+	}
+	inSpace = func() bool { return true }
+	if got := For(err); !strings.Contains(got, "`pontoon gateway up` first (as yourself") || strings.Contains(got, "as root") {
+		t.Errorf("For(no gateway) in a space = %q; want gateway up as oneself, no root", got)
+	}
+	if got := For(fmt.Errorf("x: %w", netsetup.ErrGatewayPlan)); !strings.Contains(got, "drop --subnet") {
+		t.Errorf("For(another plan) in a space = %q", got)
+	}
+}

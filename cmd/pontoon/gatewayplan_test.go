@@ -1,0 +1,42 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestGatewayUpKeepsRecordedPlan: `gateway up` without --subnet (--subnet6, --ipv4-only) on
+// a gateway that is up keeps the plan the gateway recorded, whatever it is, and says it is
+// already up; only a flag given that differs is refused.
+func TestGatewayUpKeepsRecordedPlan(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up", "--subnet", "10.77.0.0/16")
+	if out := c.ok("gateway", "up"); !strings.Contains(out, "gateway already up (subnet 10.77.0.0/16)") {
+		t.Errorf("gateway up without --subnet on 10.77.0.0/16 printed %q; want it already up with 10.77.0.0/16", out)
+	}
+	c.ok("gateway", "up", "--subnet", "10.77.0.0/16")
+	c.fails(1, "it has 10.77.0.0/16, not 172.18.0.0/16", "gateway", "up", "--subnet", "172.18.0.0/16")
+	c.fails(1, "drop --subnet", "gateway", "up", "--subnet", "172.18.0.0/16")
+	if out := c.ok("gateway", "status"); !strings.Contains(out, "10.77.0.0/16") {
+		t.Errorf("gateway status after the ups: %q", out)
+	}
+	c.ok("gateway", "down")
+
+	c.ok("gateway", "up", "--ipv4-only")
+	if out := c.ok("gateway", "up"); !strings.Contains(out, "already up") {
+		t.Errorf("gateway up without flags on an IPv4-only gateway printed %q", out)
+	}
+	c.ok("gateway", "up", "--ipv4-only")
+	c.fails(1, "it has IPv6 none (IPv4 only), not fd70:6f6e::/48", "gateway", "up", "--subnet6", "fd70:6f6e::/48")
+	c.ok("gateway", "down")
+
+	c.ok("gateway", "up", "--subnet6", "fd00:77::/48")
+	if out := c.ok("gateway", "up", "--subnet", "172.18.0.0/16"); !strings.Contains(out, "already up") {
+		t.Errorf("gateway up --subnet (the gateway's) without --subnet6 printed %q", out)
+	}
+	c.fails(1, "it has IPv6 fd00:77::/48, not none", "gateway", "up", "--ipv4-only")
+	c.ok("gateway", "down")
+	if out := c.ok("gateway", "up"); !strings.Contains(out, "gateway up (subnet 172.18.0.0/16") || !strings.Contains(out, "IPv6 fd70:6f6e::/48") {
+		t.Errorf("a new gateway without flags printed %q; want the default plan", out)
+	}
+}
