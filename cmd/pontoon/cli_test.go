@@ -644,10 +644,21 @@ func buildCmd(binary string, pkg ...string) *exec.Cmd {
 func (c *runner) hostSnapshot() string {
 	c.t.Helper()
 	var b strings.Builder
-	for _, args := range [][]string{{"nft", "list", "ruleset"}, {"ip", "-o", "link", "show"}} {
+	for _, args := range [][]string{{"nft", "list", "ruleset"}, {"ip", "-br", "link", "show"}} {
 		out, err := exec.Command("nsenter", append([]string{"--net=" + c.sb.Env.HostNetns}, args...)...).CombinedOutput()
 		if err != nil {
 			c.t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		if args[0] == "ip" {
+			// A link's name and address, not its state: the sandbox's own uplink gains its
+			// carrier when its peer comes up, whenever that is.
+			var links []string
+			for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if f := strings.Fields(l); len(f) >= 3 {
+					links = append(links, f[0]+" "+f[2])
+				}
+			}
+			out = []byte(strings.Join(links, "\n") + "\n")
 		}
 		b.WriteString(strings.Join(args, " ") + ":\n" + string(out))
 	}
