@@ -50,6 +50,14 @@ type Target struct {
 	// ...; DefaultSource when empty) and what, in the asker's words (when empty, the change
 	// is described in CLI words).
 	Source, What string
+	// Sets names the parts of the state a change through this Target sets, whatever their
+	// value (SetsAll, SetsPartition, SetsSetting); a part it changes counts anyway. A change
+	// with a deadline holds those parts until it ends, and one without takes them for good
+	// from any pending (see Timed).
+	Sets []string
+	// Restorer names who will restore a change with a deadline made through this Target
+	// (Timed.Restorer).
+	Restorer string
 	// guests, set by ForBridge, reads the guests again once a change holds
 	// the bridge's lock, so that a guest attached meanwhile is not left out.
 	guests func() ([]Guest, error)

@@ -74,11 +74,21 @@ func marker(generation uint64, rs RuleSet) string {
 const taggedRules = " tagged"
 
 // readRuleTags reads the tag of each rule of each of the table's chains ("" for a rule
-// without one), by chain name.
-func readRuleTags(nsPath string, b Backend, chains []string) (map[string][]string, error) {
+// without one), by chain name, and then the table's marker: a change committed while the
+// chains were read shows as another marker than the one they were listed with.
+func readRuleTags(nsPath string, b Backend, chains []string) (tags map[string][]string, marker string, err error) {
 	out := make(map[string][]string, len(chains))
-	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
+	err = nftpool.With(nsPath, func(c *nftables.Conn) error {
 		t := nftTable(b)
+		defer func() {
+			if els, err := nftwire.SetElements(c, markerSet(t)); err == nil {
+				for _, el := range els {
+					if be(el.Key) == markerKey {
+						marker = el.Comment
+					}
+				}
+			}
+		}()
 		for _, name := range chains {
 			rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
 			if err != nil {
@@ -92,7 +102,7 @@ func readRuleTags(nsPath string, b Backend, chains []string) (map[string][]strin
 		}
 		return nil
 	})
-	return out, err
+	return out, marker, err
 }
 
 // checkRules compares the rules of the table's chains (tags, from readRuleTags) with the
@@ -388,13 +398,20 @@ func ruleProblems(nsPath string, kt kernelTable, st Record) []string {
 	if len(kt.Present) != 1 || !st.Table || kt.Marker != st.Marker || !strings.HasSuffix(kt.Marker, taggedRules) {
 		return nil
 	}
-	tags, err := readRuleTags(nsPath, kt.Present[0], kt.Chains)
+	tags, marker, err := readRuleTags(nsPath, kt.Present[0], kt.Chains)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	links, err := presentLinks(nsPath)
-	if err != nil {
-		return []string{err.Error()}
+	if marker != kt.Marker {
+		return nil // a change committed meanwhile: the chains read are of no one state
 	}
-	return checkRules(st.Chains, tags, func(port string) bool { return links[port] })
+	var links map[string]bool
+	return checkRules(st.Chains, tags, func(port string) bool {
+		if links == nil {
+			if links, err = presentLinks(nsPath); err != nil {
+				return true // unknown: the chain's absence is reported
+			}
+		}
+		return links[port]
+	})
 }

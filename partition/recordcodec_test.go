@@ -131,7 +131,7 @@ func TestRecordCodecDeclines(t *testing.T) {
 	withShaping := base.clone()
 	withShaping.Shaping = []Shaping{{Device: "g1", Guest: "g1"}}
 	withPending := base.clone()
-	withPending.Pending = []Timed{{Change: 1, Expires: time.Now(), Partition: true, Restore: State{Mode: ModeDrop}}}
+	withPending.Pending = []Timed{{Change: 1, Expires: time.Now(), Parts: []string{partitionPart}, Restore: State{Mode: ModeDrop}}}
 	for name, r := range map[string]Record{"impairments": withImp, "shaping": withShaping, "pending": withPending} {
 		f := toFile(r)
 		if _, ok := appendRecordFile(nil, &f); ok {

@@ -51,6 +51,26 @@ func (s State) WithImpairments(imps ...Impairment) State {
 	return out
 }
 
+// ImpairSets names what `partition impair` with words sets (Target.Sets): each setting given,
+// of each target.
+func ImpairSets(words []string, guests []Guest) ([]string, error) {
+	targets, err := ParseImpairments(words, guests)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, w := range words {
+		key, _, ok := strings.Cut(w, "=")
+		if !ok {
+			break
+		}
+		for _, t := range targets {
+			out = append(out, SetsSetting(t.Target(), key))
+		}
+	}
+	return out, nil
+}
+
 // Impair returns s with the settings that words give (as ParseImpairments reads them)
 // changed on each named guest or pair, and their other settings kept: "delay=100ms a" after
 // "loss=10% a" leaves a with both. An impairment left without effect (every setting zero) is

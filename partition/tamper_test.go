@@ -21,7 +21,9 @@ func TestStatusSeesRulesChanged(t *testing.T) {
 				func(ns, f string) []string { return []string{"flush chain " + f + " " + TableName + " " + FilterChain} },
 				"chain " + FilterChain + " holds 0 rules"},
 			{"a rule added", func(tgt Target) State { return State{Partition: mustIsolate(t, tgt.Guests, "a")} },
-				func(ns, f string) []string { return []string{"add rule " + f + " " + TableName + " " + FilterChain + " drop"} },
+				func(ns, f string) []string {
+					return []string{"add rule " + f + " " + TableName + " " + FilterChain + " drop"}
+				},
 				"chain " + FilterChain + " holds"},
 			{"a rule replaced", func(tgt Target) State { return State{Partition: mustIsolate(t, tgt.Guests, "a")} },
 				func(ns, f string) []string {

@@ -214,6 +214,7 @@ func (b *target) apply(st Planned) error {
 	if st.Fault.Healed() {
 		err = partition.Heal(t)
 	} else {
+		t.Sets = []string{partition.SetsAll} // a step's fault is the whole state
 		_, err = partition.Update(t, func(partition.State) (partition.State, error) { return st.Fault.State(t.Guests) })
 	}
 	if err != nil {

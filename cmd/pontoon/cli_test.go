@@ -483,7 +483,7 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 	loss, lossOut := start("partition", "loss", "100", "n2", "--for", "3s")
 	waitUntil(t, func() bool { return len(status().Impairments) == 1 })
 	if out, _, _ := c.run("partition", "status", "--bridge", "f"); strings.Count(out, "restores at") != 2 ||
-		!strings.Contains(out, "the partition back to fullmesh") || !strings.Contains(out, "the impairment of guest n2 back to none") {
+		!strings.Contains(out, ": partition: fullmesh") || !strings.Contains(out, ": guest n2 loss: none") {
 		t.Errorf("status while both are pending:\n%s", out)
 	}
 	if err := iso.Wait(); err != nil || !strings.Contains(isoOut.String(), "previous state restored") {
@@ -527,6 +527,25 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 	}
 	if rec := status(); len(rec.Blocked) != 0 || len(rec.Pending) != 0 {
 		t.Errorf("after both: %+v; want fullmesh, nothing pending", rec)
+	}
+
+	// The same partition again, for longer: it lasts the longer, although its value did not
+	// change.
+	short, _ := start("partition", "isolate", "n1", "--for", "1s")
+	waitUntil(t, func() bool { return len(status().Blocked) == 4 })
+	long, _ := start("partition", "isolate", "n1", "--for", "3s")
+	waitUntil(t, func() bool { return len(status().Pending) == 2 })
+	if err := short.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := status(); len(rec.Blocked) != 4 {
+		t.Errorf("after the shorter --for: %d blocked pairs; want n1 still isolated", len(rec.Blocked))
+	}
+	if err := long.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := status(); len(rec.Blocked) != 0 || len(rec.Pending) != 0 {
+		t.Errorf("after the longer --for: %+v; want fullmesh, nothing pending", rec)
 	}
 	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
 }

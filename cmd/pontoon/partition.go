@@ -181,7 +181,7 @@ func applySpec(kind string) cli.ActionFunc {
 			return err
 		}
 		cut := c.Bool("cut")
-		t.What = commandWords(c)
+		t.What, t.Sets = commandWords(c), []string{partition.SetsPartition}
 		describe := func() string { return p.Description }
 		return apply(c, t, describe, func(st partition.State) (partition.State, error) {
 			st.Partition, st.Mode, st.Cut = p, m, cut
@@ -204,10 +204,11 @@ func applyImpairment(setting string) cli.ActionFunc {
 			words = append([]string{setting + "=" + words[0]}, words[1:]...)
 		}
 		// Check the words alone first, so a typo is a usage error before anything is locked.
-		if _, err := partition.ParseImpairments(words, t.Guests); err != nil {
+		sets, err := partition.ImpairSets(words, t.Guests)
+		if err != nil {
 			return usagef("%w", err)
 		}
-		t.What = commandWords(c)
+		t.What, t.Sets = commandWords(c), sets
 		var desc []string
 		describe := func() string { return strings.Join(desc, "; ") }
 		return apply(c, t, describe, func(st partition.State) (partition.State, error) {

@@ -257,8 +257,8 @@ func printStatus(w io.Writer, rec *partition.Record, guests []partition.Guest) {
 		fmt.Fprint(w, ", cut")
 	}
 	fmt.Fprintf(w, ", applied %s)\n", rec.AppliedAt.Local().Format(time.TimeOnly))
-	for _, tc := range rec.Pending {
-		fmt.Fprintf(w, "restores at %s: %s\n", tc.Expires.Local().Format(time.TimeOnly), describeTimed(tc))
+	for _, end := range rec.Ends() {
+		fmt.Fprintf(w, "restores at %s: %s\n", end.At.Local().Format(time.TimeOnly), describeEnd(end))
 	}
 	var counters partition.Counters
 	if rec.Counters != nil {
@@ -355,23 +355,14 @@ func humanBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %s", f, units[u])
 }
 
-// describeTimed says what a pending --for puts back at its deadline.
-func describeTimed(tc partition.Timed) string {
-	var parts []string
-	if tc.Partition {
-		parts = append(parts, "the partition back to "+tc.Restore.Partition.Description)
+// describeEnd says what the end of a pending --for puts in force.
+func describeEnd(end partition.TimedEnd) string {
+	if len(end.Changed) == 0 {
+		return "nothing yet (a later --for holds what it set)"
 	}
-	for _, target := range tc.Targets {
-		what := "none"
-		for _, im := range tc.Restore.Impairments {
-			if im.Target() == target {
-				what = strings.TrimSuffix(im.String(), " "+target)
-			}
-		}
-		parts = append(parts, "the impairment of "+target+" back to "+what)
-	}
-	if len(parts) == 0 {
-		return "nothing (its change changed nothing)"
+	parts := make([]string, len(end.Changed))
+	for i, part := range end.Changed {
+		parts[i] = partition.DescribePart(part, end.State)
 	}
 	return strings.Join(parts, ", ")
 }

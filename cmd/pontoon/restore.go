@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,12 +32,13 @@ import (
 // in force and nobody would undo it. The command tells it the change's generation and deadline
 // on a pipe once the change is made, or that it failed; a restorer that reads the pipe's end
 // without either knows its command died mid-change, and finishes what the record says: the
-// change records its deadline and the state to restore before the kernel gets it
-// (partition.UpdateUntil), so RestoreExpired undoes it after that deadline, which is at most
-// the --for from the moment the command died.
+// change records its deadline, the state to restore and this restorer's pid before the
+// kernel gets it (partition.UpdateUntil, Timed.Restorer), so the restorer finds its own
+// change among the pending ones and RestoreExpired undoes it after that deadline.
 
-// restorerGrace is how late the restorer restores when its command was killed.
-const restorerGrace = 500 * time.Millisecond
+// restorerGrace is how late the restorer restores when its command was killed: no other
+// command ends a change before that (partition.ExpireGrace).
+const restorerGrace = partition.ExpireGrace
 
 // restorerCheck is how often a waiting restorer checks that its bridge is still there.
 const restorerCheck = 250 * time.Millisecond
@@ -52,8 +54,6 @@ func restoreCommand() *cli.Command {
 		Flags: []cli.Flag{
 			bridgeFlag(),
 			&cli.StringFlag{Name: "dir-id", Usage: "DEV:INODE of the bridge's data directory when the --for began"},
-			&cli.DurationFlag{Name: "lasts", Usage: "the --for; the generation and deadline come on fd 3 once the change is made"},
-			&cli.Int64Flag{Name: "since", Usage: "when the --for's command started this, before its change, in Unix nanoseconds"},
 		},
 		Action: func(c *cli.Context) error {
 			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
@@ -85,47 +85,27 @@ func restoreCommand() *cli.Command {
 }
 
 // restoreOrphan is the restorer of a --for whose command died during the change. The change
-// recorded its deadline before the kernel got it, which cannot be before the --for from when
-// this started: without such a pending change it died before that, and there is nothing to
-// undo. Which of those is its own it cannot tell, so it ends each on time, the earliest first
-// (RestoreExpired, as any command does), until none is left.
+// recorded, before the kernel got it, its deadline and this restorer (Timed.Restorer):
+// without such a pending change the command died before that, and there is nothing to undo.
 func restoreOrphan(c *cli.Context, bridge string) error {
-	started := time.Unix(0, c.Int64("since"))
-	var last time.Time
-	for {
-		at, err := orphanDeadline(c, bridge, started, c.Duration("lasts"))
-		if err != nil || at.IsZero() || !at.After(last) {
-			return err // (one not ended at its deadline could not be: no second try)
-		}
-		last = at
-		if !sleepWhileExists(env(c).BridgeDataDir(bridge), c.String("dir-id"), at.Add(restorerGrace)) {
-			return nil // the bridge went, and its partition with it
-		}
-		if _, err := targetAs(c, partition.SourceRestorer); err != nil {
-			return err
-		}
-	}
-}
-
-// orphanDeadline is the earliest deadline of a pending change that an orphaned --for may
-// have recorded, one not before started (when the restorer began, before the change) and d:
-// the zero time if none is pending.
-func orphanDeadline(c *cli.Context, bridge string, started time.Time, d time.Duration) (time.Time, error) {
 	t, err := partition.ForBridge(env(c), bridge)
 	if err != nil {
-		return time.Time{}, err
+		return err
 	}
 	pending, err := partition.Pending(t)
 	if err != nil {
-		return time.Time{}, err
+		return err
 	}
-	var at time.Time
-	for _, tc := range pending {
-		if !tc.Expires.Before(started.Add(d)) && (at.IsZero() || tc.Expires.Before(at)) {
-			at = tc.Expires
-		}
+	me := strconv.Itoa(os.Getpid())
+	i := slices.IndexFunc(pending, func(tc partition.Timed) bool { return tc.Restorer == me })
+	if i < 0 {
+		return nil
 	}
-	return at, nil
+	if !sleepWhileExists(env(c).BridgeDataDir(bridge), c.String("dir-id"), pending[i].Expires.Add(restorerGrace)) {
+		return nil // the bridge went, and its partition with it
+	}
+	_, err = targetAs(c, partition.SourceRestorer) // which ends it, with any other expired
+	return err
 }
 
 // awaitChange reads what the --for's command says on f: the change's generation and deadline
@@ -156,7 +136,7 @@ const changeFailed = "failed"
 
 // applyFor applies change until d has passed or Ctrl-C, then restores what it replaced.
 func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (partition.State, error), d time.Duration, describe func() string) error {
-	restorer, tell, err := startRestorer(c, d)
+	restorer, tell, err := startRestorer(c)
 	if err != nil {
 		return err // before any change
 	}
@@ -167,6 +147,7 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 		}
 	}
 	defer stopRestorer()
+	t.Restorer = strconv.Itoa(restorer.Process.Pid)
 	rec, err := partition.UpdateUntil(t, change, d)
 	deadline, _ := rec.Deadline(rec.Generation)
 	if err != nil && rec.Generation == 0 {
@@ -220,16 +201,16 @@ func restoreNow(t partition.Target, gen uint64) error {
 	return nil
 }
 
-// startRestorer starts the process that restores, d after the change this command is about
-// to make, the state it replaces, and returns it with the pipe to tell it the change on.
-func startRestorer(c *cli.Context, d time.Duration) (*exec.Cmd, *os.File, error) {
+// startRestorer starts the process that restores, at the deadline of the change this command
+// is about to make, the state it replaces, and returns it with the pipe to tell it the change
+// on.
+func startRestorer(c *cli.Context) (*exec.Cmd, *os.File, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, nil, fmt.Errorf("find pontoon's executable for the --for restorer: %w", err)
 	}
 	dir := env(c).BridgeDataDir(c.String("bridge"))
-	args := append(env(c).Args(), "partition", restoreVerb, "--bridge", c.String("bridge"), "--lasts", d.String(),
-		"--since", strconv.FormatInt(time.Now().UnixNano(), 10))
+	args := append(env(c).Args(), "partition", restoreVerb, "--bridge", c.String("bridge"))
 	if id, err := dirID(dir); err == nil {
 		// The directory of this bridge, not of one made later under the same name.
 		args = append(args, "--dir-id", id)

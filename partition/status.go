@@ -1,0 +1,137 @@
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
+)
+
+// Status returns the bridge's state as the kernel enforces it: the blocked
+// pairs are read back from the kernel's table (with Since from the record),
+// and Record.Kernel says whether they, the mode and the table's marker match
+// what was recorded as applied. Without a reachable bridge namespace it
+// returns the record with Record.Kernel saying why it could not check.
+// Nothing applied ever is fullmesh.
+func Status(t Target) (Record, error) {
+	if t.StateDir == "" {
+		return Record{}, errors.New("target: StateDir is empty; pass the run's state directory")
+	}
+	var st Record
+	var kt kernelTable
+	for round := 0; ; round++ {
+		rec, _, err := readStatus(t.StateDir)
+		if err != nil {
+			return Record{}, err
+		}
+		nftpool.NoteChange(rec.AppliedAt)
+		st = rec.clone()
+		if t.NetnsPath == "" {
+			return st, nil
+		}
+		if kt, err = readKernel(t.NetnsPath); err != nil {
+			st.Kernel = &KernelCheck{Detail: err.Error()}
+			return st, nil
+		}
+		// A change that committed between the two reads is no hand's doing: read both again.
+		if again, _, err := readStatus(t.StateDir); round < 2 && err == nil && kt.Marker != st.Marker && again.Marker != st.Marker {
+			continue
+		}
+		break
+	}
+	st.Kernel = compareKernel(kt, &st, t.Guests)
+	problems := ruleProblems(t.NetnsPath, kt, st)
+	if missing := missingShaping(t.NetnsPath, st.Shaping); len(missing) > 0 {
+		problems = append(problems, "the shaping of "+strings.Join(missing, ", ")+" is gone")
+	}
+	if len(problems) > 0 {
+		if st.Kernel.InEffect {
+			st.Kernel = &KernelCheck{Detail: strings.Join(problems, "; ")}
+		} else {
+			st.Kernel.Detail += "; " + strings.Join(problems, "; ")
+		}
+	}
+	return st, nil
+}
+
+// compareKernel replaces st's blocked pairs and mode by the kernel's and says
+// whether the kernel holds what st records.
+func compareKernel(kt kernelTable, st *Record, guests []Guest) *KernelCheck {
+	recorded := st.Blocked
+	since := make(map[Pair]time.Time, len(recorded))
+	for _, b := range recorded {
+		since[Pair{b.Src, b.Dst}] = b.Since
+	}
+	st.Blocked = kt.blockedPairs(guests, recorded)
+	if st.Blocked == nil {
+		st.Blocked = []BlockedPair{}
+	}
+	for i, b := range st.Blocked {
+		st.Blocked[i].Since = since[Pair{b.Src, b.Dst}]
+	}
+	var problems []string
+	switch {
+	case len(kt.Present) > 1:
+		problems = append(problems, fmt.Sprintf("table %s exists in both the %s and the %s family; apply or heal again to keep one",
+			TableName, kt.Present[0].Family(), kt.Present[1].Family()))
+	case len(kt.Present) > 0 && !st.Table:
+		problems = append(problems, fmt.Sprintf("table %s %s exists but the recorded state needs none", kt.Present[0].Family(), TableName))
+	case len(kt.Present) == 0 && st.Table:
+		problems = append(problems, fmt.Sprintf("table %s is missing (in both the netdev and the bridge family)", TableName))
+	case len(kt.Present) == 1 && st.Marker != "" && kt.Marker != st.Marker:
+		problems = append(problems, fmt.Sprintf("the table is not the one last applied (kernel: %q, record: %q)", kt.Marker, st.Marker))
+	}
+	if k, r := present(st.Blocked, guests), present(recorded, guests); !samePairs(r, k) {
+		problems = append(problems, fmt.Sprintf("between the guests on the bridge, the kernel blocks %d pairs, the record %d", len(k), len(r)))
+	}
+	if len(kt.Present) > 0 {
+		mode := ModeDrop
+		if kt.Reject {
+			mode = ModeReject
+		}
+		if len(st.Blocked) > 0 && (mode != st.Mode || kt.Cut != (st.Cut && st.Mode != ModeReject)) {
+			problems = append(problems, fmt.Sprintf("the kernel's mode is %s (cut %t), the record's %s (cut %t)", mode, kt.Cut, st.Mode, st.Cut))
+			st.Mode, st.Cut = mode, kt.Cut
+		}
+	}
+	if len(problems) > 0 {
+		return &KernelCheck{Detail: strings.Join(problems, "; ")}
+	}
+	return &KernelCheck{InEffect: true}
+}
+
+// present is the pairs between guests the bridge has now. A guest that left keeps its pairs
+// in the kernel and in the record until the next change; neither side can say more about
+// it, and no packet can be sent to or from it, so only the pairs of the guests present tell
+// whether the kernel holds what was applied.
+func present(pairs []BlockedPair, guests []Guest) []BlockedPair {
+	here := make(map[string]bool, len(guests))
+	for _, g := range guests {
+		here[g.Name] = true
+	}
+	var out []BlockedPair
+	for _, p := range pairs {
+		if here[p.Src] && here[p.Dst] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func samePairs(a, b []BlockedPair) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	set := make(map[Pair]bool, len(a))
+	for _, p := range a {
+		set[Pair{p.Src, p.Dst}] = true
+	}
+	for _, p := range b {
+		if !set[Pair{p.Src, p.Dst}] {
+			return false
+		}
+	}
+	return true
+}
