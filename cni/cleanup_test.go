@@ -43,7 +43,7 @@ func TestStateGoesWithTheChain(t *testing.T) {
 	if _, err := r.add(r.list(map[string]any{"createBridge": false}), a); err == nil {
 		t.Fatal("ADD without a gateway and without createBridge succeeded")
 	}
-	if _, err := os.Stat(filepath.Join(state, statefile.CNILock)); err != nil {
+	if _, err := os.Stat(filepath.Join(state, netsetup.CNILock)); err != nil {
 		t.Fatalf("the failed ADD made no lock file (%v): this test no longer tests the leak", err)
 	}
 	if _, err := netsetup.GC(r.sb.Env); err != nil {
@@ -52,7 +52,7 @@ func TestStateGoesWithTheChain(t *testing.T) {
 	stateLeft("after a failed ADD and gc")
 
 	// While an ADD holds the lock, the directory stays, and so does the lock it holds.
-	held, err := statefile.LockShared(filepath.Join(state, statefile.CNILock))
+	held, err := statefile.LockShared(filepath.Join(state, netsetup.CNILock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestStateGoesWithTheChain(t *testing.T) {
 	if _, err := netsetup.GC(r.sb.Env); err != nil {
 		t.Fatal(err)
 	}
-	if !statefile.Still(held, filepath.Join(state, statefile.CNILock)) {
+	if !statefile.Still(held, filepath.Join(state, netsetup.CNILock)) {
 		t.Fatal("gc removed the lock file an ADD holds")
 	}
 	held.Close()

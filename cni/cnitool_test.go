@@ -185,7 +185,7 @@ func (c *cnitool) snapshot() map[string]string {
 				return err
 			}
 			// The plugin's lock file stays once made, as pontoon's own lock does.
-			if !e.IsDir() && e.Name() != "cni.lock" {
+			if !e.IsDir() && e.Name() != netsetup.CNILock {
 				names = append(names, strings.TrimPrefix(p, d))
 			}
 			return nil

@@ -46,7 +46,7 @@ type made struct{ gateway, bridge bool }
 // netLock is held shared by every ADD from the moment it looks at the gateway and bridge
 // until its guest is recorded, and exclusively by an ADD removing what it created. So the
 // removal never pulls a bridge from under another ADD that found it and is about to attach.
-// Its file (statefile.CNILock) is one of the state directory's side locks: gc and gateway
+// Its file (netsetup.CNILock) is one of the state directory's side locks: gc and gateway
 // down remove it with the directory once nothing else is left and nobody holds it.
 type netLock struct {
 	f    *os.File
@@ -55,7 +55,7 @@ type netLock struct {
 
 func lockNetwork(env netsetup.Env) (*netLock, error) {
 	state, _ := env.Dirs()
-	path := filepath.Join(state, statefile.CNILock)
+	path := filepath.Join(state, netsetup.CNILock)
 	f, err := statefile.LockShared(path)
 	if err != nil {
 		return nil, err

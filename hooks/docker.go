@@ -16,10 +16,6 @@ import (
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
-// EnvAnnotations are the annotations a container may also give as environment variables
-// (`docker run -e PONTOON_BRIDGE=...`): Docker before 24 has no --annotation.
-var EnvAnnotations = []string{AnnotationBridge, AnnotationGuest, AnnotationIP, AnnotationIP6, AnnotationHostname, AnnotationPorts, AnnotationAliases}
-
 // EnvVar is the environment variable that stands for annotation key: pontoon.ip is PONTOON_IP.
 func EnvVar(key string) string {
 	return "PONTOON_" + strings.ToUpper(strings.TrimPrefix(key, "pontoon."))
@@ -292,13 +288,10 @@ func guestHostsLines(s bundleSpec, req Request, ip6 netip.Addr) string {
 // gateway's plan cannot be read (the attach then refuses the container, saying why).
 func guestIP6(env netsetup.Env, req Request) netip.Addr {
 	plan, err := netsetup.CurrentPlan(env)
-	if err != nil || !plan.IPv6() {
+	if err != nil {
 		return netip.Addr{}
 	}
-	if req.IP6.IsValid() {
-		return req.IP6
-	}
-	return plan.GuestIP6(req.IP)
+	return plan.ResolveGuestIP6(req.IP6, req.IP)
 }
 
 func (s bundleSpec) mounts() ([]map[string]json.RawMessage, error) {

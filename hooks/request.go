@@ -19,6 +19,11 @@ const (
 	AnnotationAliases  = "pontoon.aliases"
 )
 
+// EnvAnnotations are the annotations the hook reads, AnnotationBridge first, each of which a
+// container may also give as an environment variable (`docker run -e PONTOON_BRIDGE=...`):
+// Docker before 24 has no --annotation.
+var EnvAnnotations = []string{AnnotationBridge, AnnotationGuest, AnnotationIP, AnnotationIP6, AnnotationHostname, AnnotationPorts, AnnotationAliases}
+
 // Bounds on what the hook accepts: the container id is stored in the bridge's record as the
 // guest's key, and annotations end up in records and messages.
 const (
@@ -56,7 +61,7 @@ func HasRequest(annotations map[string]string) bool {
 // value and how to fix it, on one line.
 func ParseRequest(annotations map[string]string) (Request, error) {
 	var r Request
-	for _, key := range []string{AnnotationBridge, AnnotationGuest, AnnotationIP, AnnotationIP6, AnnotationHostname, AnnotationPorts, AnnotationAliases} {
+	for _, key := range EnvAnnotations {
 		if v := annotations[key]; len(v) > MaxAnnotationLen {
 			return r, fmt.Errorf("annotation %s is %d bytes long; pontoon accepts up to %d", key, len(v), MaxAnnotationLen)
 		}
@@ -75,8 +80,8 @@ func ParseRequest(annotations map[string]string) (Request, error) {
 	if r.Bridge, err = get(AnnotationBridge, true, "NAME (a bridge shown by `pontoon bridge list`)"); err != nil {
 		// Settings without a bridge: the container meant to join one, or they are stray.
 		var given []string
-		for _, key := range []string{AnnotationGuest, AnnotationIP, AnnotationIP6, AnnotationHostname, AnnotationPorts, AnnotationAliases} {
-			if _, ok := annotations[key]; ok {
+		for _, key := range EnvAnnotations {
+			if _, ok := annotations[key]; ok && key != AnnotationBridge {
 				given = append(given, "annotation "+key)
 			}
 		}

@@ -5,16 +5,32 @@ import (
 	"net/netip"
 )
 
-// guestIP6 is the IPv6 address a guest with IPv4 address ip gets: the one asked for, or the
-// one derived from ip; none when the plan is IPv4 only.
+// guestIP6 is the IPv6 address a guest with IPv4 address ip gets: the one asked for, once
+// ParseGuestIP6 admits it (an IPv4-only plan refuses any), or the one derived from ip; none
+// when the plan is IPv4 only.
 func guestIP6(plan Plan, asked string, ip netip.Addr) (netip.Addr, error) {
+	var own netip.Addr
 	if asked != "" {
-		return plan.ParseGuestIP6(asked, ip)
+		var err error
+		if own, err = plan.ParseGuestIP6(asked, ip); err != nil {
+			return netip.Addr{}, err
+		}
 	}
-	if !plan.IPv6() {
-		return netip.Addr{}, nil
+	return plan.ResolveGuestIP6(own, ip), nil
+}
+
+// ResolveGuestIP6 is the IPv6 address a guest with IPv4 address ip and IPv6 address own
+// (invalid: none given) gets on the plan's chain: own, or else the one derived from ip; none
+// when the plan is IPv4 only, own or not. It does not check own against the plan:
+// ParseGuestIP6 does.
+func (p Plan) ResolveGuestIP6(own, ip netip.Addr) netip.Addr {
+	switch {
+	case !p.IPv6():
+		return netip.Addr{}
+	case own.IsValid():
+		return own
 	}
-	return plan.GuestIP6(ip), nil
+	return p.GuestIP6(ip)
 }
 
 // guestIPv6 gives a guest's eth0 (still down) its IPv6 addresses: the link-local one of its

@@ -188,9 +188,16 @@ func (s store) locked(fn func() error) error {
 	})
 }
 
-// removeIfEmpty removes the state directory when nothing but its empty skeleton and the lock
-// is left; the caller holds the lock and does nothing with the state after it.
-func (s store) removeIfEmpty() { statefile.RemoveIfEmpty(s.dir, s.lockFile()) }
+// CNILock is the name of pontoon-cni's lock file at the top of the state directory, which
+// its ADDs hold shared against the removal of what a failed ADD created: a side lock of the
+// directory's (statefile.RemoveIfEmpty), which removeIfEmpty removes with it when nobody
+// holds it.
+const CNILock = "cni.lock"
+
+// removeIfEmpty removes the state directory when nothing but its empty skeleton, the lock
+// and an unheld CNILock is left; the caller holds the lock and does nothing with the state
+// after it.
+func (s store) removeIfEmpty() { statefile.RemoveIfEmpty(s.dir, s.lockFile(), CNILock) }
 
 // lockedIfAny runs fn as locked does when the state directory has its lock, and without the
 // lock when it has none: fn can find nothing then, and a read must leave no trace (a `--for`

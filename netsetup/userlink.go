@@ -14,6 +14,7 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -263,7 +264,7 @@ func userLinkUp(env Env, l *UserLink, others []UserLink) error {
 // done outside a user namespace, where pontoon-users is the host's table of every link, nor
 // in a space without a link.
 func syncSpaceLink(env Env, gateway netip.Addr) error {
-	if !inUserNamespace() {
+	if !userns.Nested() {
 		return nil
 	}
 	h, err := openHandle(env.hostNetns())
@@ -295,17 +296,6 @@ func syncSpaceLink(env Env, gateway netip.Addr) error {
 		return nil
 	}
 	return nil
-}
-
-// inUserNamespace reports whether this process runs in a user namespace other than the
-// initial one, whose map is every id onto itself.
-func inUserNamespace() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b))
-	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
 
 // spaceUserTable is the space's table of l: connections to its address go to the user's

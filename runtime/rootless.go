@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/runtime/config"
 )
 
@@ -18,15 +18,7 @@ import (
 // pontoon space (a user namespace of an unprivileged user).
 var ErrRootlessEngine = errors.New("this runtime does not run without root")
 
-var rootless = sync.OnceValue(func() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	// The initial user namespace maps every id onto itself: "0 0 4294967295".
-	f := strings.Fields(string(bytes.TrimSpace(b)))
-	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
-})
+var rootless = sync.OnceValue(userns.Nested)
 
 // Rootless reports whether this process runs in a user namespace other than the initial
 // one, where it may be root but owns nothing of the host: containers then run with the

@@ -224,18 +224,6 @@ func (r *run) ensureGateway() error {
 	return nil
 }
 
-// guestIP6 is the IPv6 address a guest of the run gets: its own, or the one derived from its
-// IPv4 address; none when the gateway is IPv4 only.
-func (r *run) guestIP6(g config.Guest) netip.Addr {
-	switch {
-	case !r.plan.IPv6():
-		return netip.Addr{}
-	case g.IP6.IsValid():
-		return g.IP6
-	}
-	return r.plan.GuestIP6(g.IP)
-}
-
 func (r *run) checkIP(who string, ip netip.Addr) error {
 	if _, err := r.plan.ParseGuestIP(ip.String()); err != nil {
 		return fmt.Errorf("%s has ip %s, which the gateway's plan %s does not allow: %w; change the address, or bring the gateway up with a subnet that holds it", who, ip, r.plan, err)
@@ -354,7 +342,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			names = append(names, ch.Name)
 		}
 		entries = append(entries, HostEntry{IP: ch.Guest.IP, Names: names})
-		if ip6 := r.guestIP6(*ch.Guest); ip6.IsValid() {
+		if ip6 := r.plan.ResolveGuestIP6(ch.Guest.IP6, ch.Guest.IP); ip6.IsValid() {
 			entries = append(entries, HostEntry{IP: ip6, Names: names})
 		}
 		ports = append(ports, ch.Guest.Forwards(ch.Name)...)
@@ -430,7 +418,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			c.Net, c.Hostname = NetGuest, ch.Guest.Hostname
 			c.Guest = &Guest{Bridge: r.bridge, Name: ch.Name, IP: ch.Guest.IP, IP6: ch.Guest.IP6, Ports: ch.Guest.Ports, Aliases: ch.Guest.Aliases}
 			own = append(own, [2]string{"PONTOON_GUEST", ch.Name}, [2]string{"PONTOON_IP", ch.Guest.IP.String()})
-			if ip6 := r.guestIP6(*ch.Guest); ip6.IsValid() {
+			if ip6 := r.plan.ResolveGuestIP6(ch.Guest.IP6, ch.Guest.IP); ip6.IsValid() {
 				own = append(own, [2]string{"PONTOON_IP6", ip6.String()})
 			}
 		}
@@ -520,7 +508,7 @@ func (r *run) plain(ctx context.Context) (int, error) {
 			names = append(names, r.cmd.Name)
 		}
 		hosts := []HostEntry{{IP: g.IP, Names: names}}
-		if ip6 := r.guestIP6(*g); ip6.IsValid() {
+		if ip6 := r.plan.ResolveGuestIP6(g.IP6, g.IP); ip6.IsValid() {
 			hosts = append(hosts, HostEntry{IP: ip6, Names: names})
 		}
 		c.Hosts = HostsFile(c.Hostname, hosts)
@@ -528,7 +516,7 @@ func (r *run) plain(ctx context.Context) (int, error) {
 			return ExitSetupFailed, err
 		}
 		own = [][2]string{{"PONTOON_BRIDGE", r.bridge}, {"PONTOON_GUEST", r.cmd.Name}, {"PONTOON_IP", g.IP.String()}}
-		if ip6 := r.guestIP6(*g); ip6.IsValid() {
+		if ip6 := r.plan.ResolveGuestIP6(g.IP6, g.IP); ip6.IsValid() {
 			own = append(own, [2]string{"PONTOON_IP6", ip6.String()})
 		}
 		started.Bridge, started.BridgeNetns = r.bridge, r.opt.Env.BridgeNetns(r.bridge)

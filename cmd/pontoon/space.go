@@ -98,7 +98,7 @@ func spaceEnviron(s userns.Space, environ []string) []string {
 // namespace it is the user outside, whose uid the namespace maps to 0: the one the host's
 // root names (`gateway up --user`), not root of the space.
 func userName() string {
-	if uid, ok := outerUID(); ok {
+	if uid, ok := userns.OuterUID(); ok {
 		if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
 			return u.Username
 		}
@@ -108,40 +108,6 @@ func userName() string {
 		return u
 	}
 	return strconv.Itoa(os.Getuid())
-}
-
-// outerUID returns the uid outside this process's user namespace that its own uid maps to,
-// or false in the initial user namespace (and where /proc cannot tell).
-func outerUID() (int, bool) {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return 0, false
-	}
-	return mappedUID(string(b), os.Getuid())
-}
-
-// mappedUID finds uid in uidMap (the lines of /proc/PID/uid_map: inside, outside, count) and
-// returns what it maps to outside; false for the initial namespace's identity map.
-func mappedUID(uidMap string, uid int) (int, bool) {
-	for _, line := range strings.Split(strings.TrimSpace(uidMap), "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			continue
-		}
-		in, err1 := strconv.ParseUint(f[0], 10, 32)
-		out, err2 := strconv.ParseUint(f[1], 10, 32)
-		n, err3 := strconv.ParseUint(f[2], 10, 32)
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue
-		}
-		if in == 0 && out == 0 && n == 1<<32-1 {
-			return 0, false
-		}
-		if u := uint64(uid); u >= in && u-in < n {
-			return int(out + u - in), true
-		}
-	}
-	return 0, false
 }
 
 // spaceCommand shows (and starts when missing) the caller's space; the host's root runs it

@@ -44,16 +44,6 @@ func LockIfThere(path string) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// sideLocks are the lock files a state directory may hold at its top beside its main lock,
-// each guarding something that keeps no state of its own there (CNILock: pontoon-cni's ADDs
-// against the removal of what a failed ADD created). They are taken with LockShared (or
-// Lock), which look again once they hold the lock, so RemoveIfEmpty may remove one that
-// nobody holds, as it removes the main lock.
-var sideLocks = []string{CNILock}
-
-// CNILock is the side lock of pontoon-cni (see sideLocks).
-const CNILock = "cni.lock"
-
 // LockShared takes a shared flock on the file at path, created when missing (its directory
 // too), as Lock does an exclusive one, and returns the open file: closing it releases the
 // lock. A holder that converts the lock (flock on the file's descriptor) drops it for a
@@ -127,12 +117,17 @@ func flock(f *os.File, how int) error {
 }
 
 // RemoveIfEmpty removes the directory dir when nothing is left in it but empty
-// subdirectories, the lock file at lockPath, which the caller holds, and side locks
-// (sideLocks) that nobody holds: whoever waits for one of these locks locks afresh (see
-// Lock). Anything else in it, a side lock someone holds included, keeps the directory
-// whole. It is a tidy-up, done as far as it goes: a directory that cannot be removed (a
-// mount point, one in a directory this process may not change) stays.
-func RemoveIfEmpty(dir, lockPath string) {
+// subdirectories, the lock file at lockPath, which the caller holds, and side locks that
+// nobody holds: whoever waits for one of these locks locks afresh (see Lock). Anything else
+// in it, a side lock someone holds included, keeps the directory whole. It is a tidy-up,
+// done as far as it goes: a directory that cannot be removed (a mount point, one in a
+// directory this process may not change) stays.
+//
+// sideLocks are the names of the lock files dir may hold at its top beside its main lock,
+// each guarding something that keeps no state of its own there. They must be taken with
+// LockShared (or Lock), which look again once they hold the lock, so that one nobody holds
+// may be removed as the main lock is.
+func RemoveIfEmpty(dir, lockPath string, sideLocks ...string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return

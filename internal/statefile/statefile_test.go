@@ -267,13 +267,15 @@ func TestLockIfThere(t *testing.T) {
 	}
 }
 
-// TestRemoveIfEmptyTakesSideLocks: a side lock (pontoon-cni's) that nobody holds goes with
-// the state directory as the main lock does; one that is held keeps the directory, lock
-// included, and its holder keeps a lock that others contend for.
+// TestRemoveIfEmptyTakesSideLocks: a side lock (such as pontoon-cni's) that nobody holds
+// goes with the state directory as the main lock does; one that is held keeps the
+// directory, lock included, and its holder keeps a lock that others contend for. A lock
+// file the caller does not name as a side lock keeps the directory too.
 func TestRemoveIfEmptyTakesSideLocks(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	lock := filepath.Join(dir, "lock")
-	side := filepath.Join(dir, CNILock)
+	const sideName = "side.lock"
+	side := filepath.Join(dir, sideName)
 	gone := func() bool {
 		_, err := os.Stat(dir)
 		return errors.Is(err, os.ErrNotExist)
@@ -291,7 +293,7 @@ func TestRemoveIfEmptyTakesSideLocks(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "bridges"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	RemoveIfEmpty(dir, lock)
+	RemoveIfEmpty(dir, lock, sideName)
 	unlock()
 	if gone() || !Still(held, side) {
 		t.Fatalf("a held side lock was removed (directory gone %v, lock file still the one held %v)", gone(), Still(held, side))
@@ -320,6 +322,10 @@ func TestRemoveIfEmptyTakesSideLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	RemoveIfEmpty(dir, lock)
+	if gone() || !Still(waiter, side) {
+		t.Fatalf("a lock file not named a side lock was removed (directory gone %v)", gone())
+	}
+	RemoveIfEmpty(dir, lock, sideName)
 	unlock()
 	if !gone() {
 		ents, _ := os.ReadDir(dir)

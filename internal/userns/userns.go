@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -125,18 +124,7 @@ func sysProcAttr() *syscall.SysProcAttr {
 // (or descends from such a process without leaving it): MarkerEnv is set, the process is
 // uid 0, and its uid map is not the initial namespace's identity map.
 func Inside() bool {
-	return os.Getenv(MarkerEnv) == "1" && os.Geteuid() == 0 && newUserns()
-}
-
-// newUserns reports whether this process's uid map is not the initial namespace's identity
-// map.
-func newUserns() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b))
-	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == strconv.FormatUint(1<<32-1, 10))
+	return os.Getenv(MarkerEnv) == "1" && os.Geteuid() == 0 && Nested()
 }
 
 func init() {
@@ -145,7 +133,7 @@ func init() {
 		return
 	}
 	os.Unsetenv(setupEnv)
-	if !newUserns() {
+	if !Nested() {
 		// Not a child of Command or Reexec, which always make a user namespace: the
 		// host's root run with an environment someone else left (`sudo -E`) must not
 		// cover host directories or exec what the variables name. The program runs as

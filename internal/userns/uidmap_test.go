@@ -1,4 +1,4 @@
-package main
+package userns
 
 import "testing"
 
