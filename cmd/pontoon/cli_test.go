@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -352,7 +353,7 @@ func TestForSurvivesKill(t *testing.T) {
 		return rec.Kernel.InEffect && len(rec.Blocked) == 1 && rec.Blocked[0].Src == "n1" && rec.Blocked[0].Dst == "n2"
 	})
 	// The restorer is gone once it has restored.
-	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 }
 
 // TestForKilledMidChange reproduces a `--for` killed in the middle of its change: after the
@@ -381,7 +382,7 @@ func TestForKilledMidChange(t *testing.T) {
 	_ = cmd.Wait()
 	os.Remove(fifo)
 	time.Sleep(1500 * time.Millisecond) // past the --for
-	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 	tgt, err := partition.ForBridge(c.sb.Env, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -547,7 +548,7 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 	if rec := status(); len(rec.Blocked) != 0 || len(rec.Pending) != 0 {
 		t.Errorf("after the longer --for: %+v; want fullmesh, nothing pending", rec)
 	}
-	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 }
 
 // bridgeOf brings the gateway up (down again at the test's end) and makes bridge br with
@@ -575,8 +576,15 @@ func blockedIn(t *testing.T, pid int) bool {
 	return false
 }
 
-// processesWith lists the pids whose command line contains s.
-func processesWith(t *testing.T, s string) []int {
+// restorers lists the --for restorers of this test's sandbox (not of anyone else on the
+// machine).
+func (c *runner) restorers() []int {
+	c.t.Helper()
+	return processesWith(c.t, restoreVerb, c.sb.Env.StateDir)
+}
+
+// processesWith lists the pids whose command line contains each of s.
+func processesWith(t *testing.T, s ...string) []int {
 	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -589,7 +597,7 @@ func processesWith(t *testing.T, s string) []int {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(string(b), s) {
+		if err == nil && !slices.ContainsFunc(s, func(s string) bool { return !strings.Contains(string(b), s) }) {
 			out = append(out, pid)
 		}
 	}
@@ -717,7 +725,7 @@ func TestSessionLeavesNothing(t *testing.T) {
 	if after := c.hostSnapshot(); after != before {
 		t.Errorf("the session left something behind:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 }
 
 // TestGuestAddedAgainStaysPartitioned reproduces a guest that is removed and added again

@@ -174,6 +174,9 @@ func TestRestorerLogsTheExpiry(t *testing.T) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
+	if len(c.restorers()) == 0 {
+		t.Fatal("no restorer of this sandbox runs after its command was killed")
+	}
 	dir := c.sb.Env.BridgeDataDir("r")
 	var last eventlog.Event
 	waitUntil(t, func() bool {
@@ -189,5 +192,5 @@ func TestRestorerLogsTheExpiry(t *testing.T) {
 	if last.Source != "restorer" || last.What != "expire fullmesh" {
 		t.Errorf("expiry logged as %+v, want source restorer, what \"expire fullmesh\"", last)
 	}
-	waitUntil(t, func() bool { return len(processesWith(t, "restore-at")) == 0 })
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 }
