@@ -403,19 +403,22 @@ func Restore(t Target, gen uint64) error {
 	if err != nil {
 		return err
 	}
-	at, ok := st.Deadline(gen)
-	if !ok {
+	// The change of generation gen, and of t's restorer when it names one: generations
+	// start again with a bridge made again under the name.
+	mine := func(tc Timed) bool { return tc.Change == gen && (t.Restorer == "" || tc.Restorer == t.Restorer) }
+	i := slices.IndexFunc(st.Pending, mine)
+	if i < 0 {
 		return ErrSuperseded
 	}
 	kind := EventRestore
-	if !time.Now().Before(at) {
+	if !time.Now().Before(st.Pending[i].Expires) {
 		kind = EventExpire
 	}
 	_, err = applyWith(t, nil, applyOpts{kind: kind, timed: func(cur State, pending []Timed) (State, []Timed, error) {
-		next, left, ok := expireTimed(pending, gen, cur)
-		if !ok {
+		if !slices.ContainsFunc(pending, mine) {
 			return cur, pending, ErrSuperseded
 		}
+		next, left, _ := expireTimed(pending, gen, cur)
 		return next.For(t.Guests), left, nil
 	}})
 	return err

@@ -399,6 +399,86 @@ func TestForKilledMidChange(t *testing.T) {
 	}
 }
 
+// TestForKilledAtItsDeadline reproduces a --for killed at its deadline: the command ended its
+// restorer, then restored, so killed in between it left the isolation with nobody to end it.
+// Here its restore blocks in writing the record (a FIFO nobody reads) and it is killed there:
+// the restorer must still end the change, and the record and the kernel agree afterwards.
+func TestForKilledAtItsDeadline(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("k", "n1", "n2")
+	cmd := c.command("partition", "isolate", "n1", "--for", "1s", "--bridge", "k")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	if !bufio.NewScanner(stdout).Scan() { // the change is made and recorded
+		t.Fatal("partition isolate --for printed nothing")
+	}
+	fifo := filepath.Join(c.sb.Env.BridgeDataDir("k"), partition.StateFile+".tmp")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(fifo) })
+	waitUntil(t, func() bool { return blockedIn(t, cmd.Process.Pid) }) // its restore, at the deadline
+	cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	os.Remove(fifo)
+	tgt, err := partition.ForBridge(c.sb.Env, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool {
+		rec, err := partition.Status(tgt)
+		return err == nil && len(rec.Pending) == 0 && rec.Kernel.InEffect && len(rec.Blocked) == 0
+	})
+	if _, _, code := c.run("exec", "k", "n1", "--", "ping", "-c1", "-W1", "172.18.0.2"); code != 0 {
+		t.Error("n1 cannot reach n2 after the killed --for's deadline")
+	}
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
+}
+
+// TestForOfABridgeMadeAgain: a --for whose bridge was destroyed and made again under its name
+// ended, at its deadline, the new bridge's --for of the same generation.
+func TestForOfABridgeMadeAgain(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("m", "n1", "n2")
+	old, oldOut := c.command("partition", "isolate", "n1", "--for", "1s", "--bridge", "m"), &strings.Builder{}
+	old.Stdout = oldOut
+	if err := old.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { old.Process.Kill(); old.Wait() })
+	tgt := func() partition.Target {
+		tg, err := partition.ForBridge(c.sb.Env, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tg
+	}
+	waitUntil(t, func() bool { rec, err := partition.Status(tgt()); return err == nil && len(rec.Blocked) == 2 })
+	c.ok("bridge", "destroy", "m")
+	c.ok("bridge", "create", "m")
+	for i, g := range []string{"n1", "n2"} {
+		c.ok("guest", "add", "m", g, "--ip", fmt.Sprintf("172.18.0.%d", i+1))
+	}
+	now := c.command("partition", "isolate", "n2", "--for", "30s", "--bridge", "m")
+	if err := now.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { now.Process.Kill(); now.Wait() })
+	waitUntil(t, func() bool { rec, err := partition.Status(tgt()); return err == nil && len(rec.Pending) == 1 })
+	if err := old.Wait(); err != nil || !strings.Contains(oldOut.String(), "was destroyed") {
+		t.Errorf("the old bridge's --for: %v\n%s", err, oldOut)
+	}
+	if rec, err := partition.Status(tgt()); err != nil || len(rec.Blocked) != 2 || len(rec.Pending) != 1 {
+		t.Errorf("after the old --for's deadline: %+v, %v; want n2 still isolated, its --for pending", rec, err)
+	}
+}
+
 // TestForOvertakenByAnotherPart reproduces `isolate n1 --for 1s` followed by `loss 5 n2`: the
 // loss took over the whole recorded state, so the isolation was never lifted (and the --for
 // said "previous state restored"). A change made while a --for is pending now leaves it the

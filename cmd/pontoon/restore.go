@@ -76,6 +76,7 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			t.Restorer = strconv.Itoa(os.Getpid())
 			if err := partition.Restore(t, gen); err != nil && !errors.Is(err, partition.ErrSuperseded) {
 				return err
 			}
@@ -150,6 +151,10 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	t.Restorer = strconv.Itoa(restorer.Process.Pid)
 	rec, err := partition.UpdateUntil(t, change, d)
 	deadline, _ := rec.Deadline(rec.Generation)
+	// The bridge's directory, which holds the change's record now: one destroyed and made
+	// again under the name is not this.
+	dir := env(c).BridgeDataDir(c.String("bridge"))
+	dirNow, _ := dirID(dir)
 	if err != nil && rec.Generation == 0 {
 		fmt.Fprintln(tell, changeFailed)
 		tell.Close()
@@ -168,7 +173,7 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	if cerr := tell.Close(); werr != nil || cerr != nil {
 		// The restorer would take this for a command that died mid-change, and restore later
 		// than asked (or not, had it died itself): lift the partition now.
-		return errors.Join(fmt.Errorf("tell the --for restorer the change: %w", errors.Join(werr, cerr)), restoreNow(t, rec.Generation))
+		return errors.Join(fmt.Errorf("tell the --for restorer the change: %w", errors.Join(werr, cerr)), restoreNow(t, rec.Generation, dir, dirNow))
 	}
 	fmt.Printf("%s for %s (Ctrl-C restores now)\n", describe(), d)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -179,14 +184,21 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	// One restorer at a time: otherwise the restorer's restore could make this
-	// one report that something else was applied.
+	// Restore first, then end the restorer: killed in between, this command leaves the
+	// restorer to restore (it acts restorerGrace after the deadline, long after this).
+	err = restoreNow(t, rec.Generation, dir, dirNow)
 	stopRestorer()
-	return restoreNow(t, rec.Generation)
+	return err
 }
 
-// restoreNow restores the state the --for of generation gen replaced and says which it did.
-func restoreNow(t partition.Target, gen uint64) error {
+// restoreNow restores the state the --for of generation gen replaced and says which it did;
+// nothing when the bridge's directory is no longer dirWas (the bridge went, its partition with
+// it).
+func restoreNow(t partition.Target, gen uint64, dir, dirWas string) error {
+	if now, err := dirID(dir); err != nil || now != dirWas {
+		fmt.Printf("not restored: bridge %q was destroyed, and its partition with it\n", filepath.Base(dir))
+		return nil
+	}
 	err := partition.Restore(t, gen)
 	if errors.Is(err, partition.ErrSuperseded) {
 		// A later change replaced all this one applied (or restored it already): what is in
