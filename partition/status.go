@@ -3,10 +3,12 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 )
 
 // Status returns the bridge's state as the kernel enforces it: the blocked
@@ -19,27 +21,28 @@ func Status(t Target) (Record, error) {
 	if t.StateDir == "" {
 		return Record{}, errors.New("target: StateDir is empty; pass the run's state directory")
 	}
-	var st Record
-	var kt kernelTable
-	for round := 0; ; round++ {
-		rec, _, err := readStatus(t.StateDir)
-		if err != nil {
-			return Record{}, err
-		}
-		nftpool.NoteChange(rec.AppliedAt)
-		st = rec.clone()
-		if t.NetnsPath == "" {
-			return st, nil
-		}
-		if kt, err = readKernel(t.NetnsPath); err != nil {
-			st.Kernel = &KernelCheck{Detail: err.Error()}
-			return st, nil
-		}
-		// A change that committed between the two reads is no hand's doing: read both again.
-		if again, _, err := readStatus(t.StateDir); round < 2 && err == nil && kt.Marker != st.Marker && again.Marker != st.Marker {
-			continue
-		}
-		break
+	// Under the bridge's lock: a change committing between the reads of the record and of the
+	// kernel would pass for one made by hand. (Nothing was ever applied without the file.)
+	unlock, err := statefile.LockIfThere(filepath.Join(t.StateDir, LockFile))
+	if err != nil {
+		return Record{}, err
+	}
+	if unlock != nil {
+		defer unlock()
+	}
+	st, _, err := readStatus(t.StateDir)
+	if err != nil {
+		return Record{}, err
+	}
+	nftpool.NoteChange(st.AppliedAt)
+	st = st.clone()
+	if t.NetnsPath == "" {
+		return st, nil
+	}
+	kt, err := readKernel(t.NetnsPath)
+	if err != nil {
+		st.Kernel = &KernelCheck{Detail: err.Error()}
+		return st, nil
 	}
 	st.Kernel = compareKernel(kt, &st, t.Guests)
 	problems := ruleProblems(t.NetnsPath, kt, st)

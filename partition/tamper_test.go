@@ -108,3 +108,50 @@ func lastHandle(t *testing.T, ns, family, chain string) string {
 	}
 	return handle
 }
+
+// TestStatusDuringChanges: status polled while changes commit never takes pontoon's own change
+// for one made by hand (it read the record and the kernel at different moments).
+func TestStatusDuringChanges(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	states := []State{
+		{Partition: mustIsolate(t, tgt.Guests, "a")},
+		{Impairments: []Impairment{{Guest: "b", Loss: 20}}},
+		{Partition: mustIsolate(t, tgt.Guests, "b"), Mode: ModeReject},
+		{},
+	}
+	skipMissing(t, Apply(tgt, states[0]))
+	done := make(chan error)
+	go func() {
+		var err error
+		for i := 0; i < 200 && err == nil; i++ {
+			if i%4 == 3 {
+				err = Heal(tgt)
+			} else {
+				err = Apply(tgt, states[i%4])
+			}
+		}
+		done <- err
+	}()
+	polls, bad := 0, []string{}
+	for running := true; running; polls++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		rec, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rec.Kernel.InEffect {
+			bad = append(bad, rec.Kernel.Detail)
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d of %d polls during changes said the kernel does not hold what was applied, e.g. %q", len(bad), polls, bad[0])
+	}
+}
