@@ -264,4 +264,14 @@ func TestStatusSeesShapingRemoved(t *testing.T) {
 	if st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, `shaping of port "g2" of guest b is gone`) {
 		t.Errorf("status after the qdisc was removed by hand: %+v", st.Kernel)
 	}
+	// The next change puts it back (a guest added again has a bare new port, as here): the
+	// record said the shaping was there, and a change kept it as it was.
+	if _, err := Update(tgt, func(s State) (State, error) {
+		return s.WithImpairments(Impairment{Guest: "a", Loss: 5}), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
+		t.Errorf("status after the next change: %+v, %v; want the shaping back, in effect", st.Kernel, err)
+	}
 }

@@ -99,7 +99,8 @@ func applyShaping(bridgeNS string, have, want []Shaping) error {
 		}
 	}
 	for _, sh := range want {
-		if old, ok := haveBy[keyOf(sh)]; ok && reflect.DeepEqual(old, sh) {
+		// The record is not the kernel: a guest added again has a new port, bare.
+		if old, ok := haveBy[keyOf(sh)]; ok && reflect.DeepEqual(old, sh) && hasOwnRoot(hs, sh) {
 			continue
 		}
 		h, err := hs.get(sh.Netns)
