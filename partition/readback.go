@@ -66,7 +66,55 @@ func marker(generation uint64, rs RuleSet) string {
 	}
 	h := fnv.New64a()
 	_, _ = h.Write(b)
-	return fmt.Sprintf("pontoon generation %d plan %016x%s", generation, h.Sum64(), taggedRules)
+	return fmt.Sprintf("pontoon generation %d plan %016x classes %016x%s", generation, h.Sum64(), classDigest(rs.Classes), taggedRules)
+}
+
+// classDigest fingerprints the content of the class maps and the blocked set, one entry per
+// element as the kernel holds them, in any order (a sum of the entries' hashes): Status
+// compares the kernel's with the one in the marker, so an element removed or changed by hand
+// in any map, IPv6 and port maps included, is seen.
+func classDigest(c Classes) uint64 {
+	var sum uint64
+	b := make([]byte, 0, 64)
+	add := func(b []byte) {
+		h := fnv.New64a()
+		_, _ = h.Write(b)
+		sum += h.Sum64()
+	}
+	for _, s := range c.Sources {
+		add(strconv.AppendUint(append(append(b[:0], "s "...), s.Port...), uint64(s.Row), 10))
+	}
+	for _, d := range c.Dests {
+		if d.IP.IsValid() {
+			add(strconv.AppendUint(d.IP.AppendTo(append(b[:0], "d "...)), uint64(d.Col), 10))
+		}
+		if d.IP6.IsValid() {
+			add(strconv.AppendUint(d.IP6.AppendTo(append(b[:0], "d6 "...)), uint64(d.Col), 10))
+		}
+		if d.Port != "" {
+			add(strconv.AppendUint(append(append(b[:0], "p "...), d.Port...), uint64(d.Col), 10))
+		}
+	}
+	for _, r := range c.Runs {
+		b = strconv.AppendUint(append(b[:0], "r "...), uint64(r.Row), 10)
+		b = strconv.AppendUint(append(b, ' '), uint64(r.From), 10)
+		add(strconv.AppendUint(append(b, ' '), uint64(r.To), 10))
+	}
+	return sum
+}
+
+// classProblems compares the kernel's class maps with the digest in the marker of the table
+// in force (which is st's), when the marker carries one.
+func classProblems(kt kernelTable, st Record) []string {
+	_, digest, ok := strings.Cut(kt.Marker, " classes ")
+	if len(kt.Present) != 1 || !st.Table || kt.Marker != st.Marker || !ok {
+		return nil
+	}
+	digest, _, _ = strings.Cut(digest, " ")
+	if want, err := strconv.ParseUint(digest, 16, 64); err == nil && want != classDigest(kt.Classes) {
+		return []string{"the class maps hold other elements than were committed (a set edited by hand)"}
+	}
+	return nil
 }
 
 // taggedRules ends the marker of a table whose rules carry their tags (ruleTag); the rules
@@ -74,12 +122,23 @@ func marker(generation uint64, rs RuleSet) string {
 const taggedRules = " tagged"
 
 // readRuleTags reads the tag of each rule of each of the table's chains ("" for a rule
-// without one), by chain name, and then the table's marker: a change committed while the
-// chains were read shows as another marker than the one they were listed with.
-func readRuleTags(nsPath string, b Backend, chains []string) (tags map[string][]string, marker string, err error) {
+// without one), by chain name, the base chains whose policy is not accept (all of pontoon's
+// accept: a policy drop set by hand cuts a port off), and then the table's marker: a change
+// committed while the chains were read shows as another marker than the one they were listed
+// with.
+func readRuleTags(nsPath string, b Backend, chains []string) (tags map[string][]string, dropping []string, marker string, err error) {
 	out := make(map[string][]string, len(chains))
 	err = nftpool.With(nsPath, func(c *nftables.Conn) error {
 		t := nftTable(b)
+		listed, err := c.ListChainsOfTableFamily(b.nftFamily())
+		if err != nil {
+			return fmt.Errorf("list chains of table %s %s: %w", b.Family(), TableName, err)
+		}
+		for _, ch := range listed {
+			if ch.Table.Name == TableName && ch.Policy != nil && *ch.Policy != nftables.ChainPolicyAccept {
+				dropping = append(dropping, ch.Name)
+			}
+		}
 		defer func() {
 			if els, err := nftwire.SetElements(c, markerSet(t)); err == nil {
 				for _, el := range els {
@@ -102,7 +161,7 @@ func readRuleTags(nsPath string, b Backend, chains []string) (tags map[string][]
 		}
 		return nil
 	})
-	return out, marker, err
+	return out, dropping, marker, err
 }
 
 // checkRules compares the rules of the table's chains (tags, from readRuleTags) with the
@@ -398,20 +457,24 @@ func ruleProblems(nsPath string, kt kernelTable, st Record) []string {
 	if len(kt.Present) != 1 || !st.Table || kt.Marker != st.Marker || !strings.HasSuffix(kt.Marker, taggedRules) {
 		return nil
 	}
-	tags, marker, err := readRuleTags(nsPath, kt.Present[0], kt.Chains)
+	tags, dropping, marker, err := readRuleTags(nsPath, kt.Present[0], kt.Chains)
 	if err != nil {
 		return []string{err.Error()}
 	}
 	if marker != kt.Marker {
 		return nil // a change committed meanwhile: the chains read are of no one state
 	}
+	var problems []string
+	for _, name := range dropping {
+		problems = append(problems, fmt.Sprintf("chain %s has a policy that drops (set by hand)", name))
+	}
 	var links map[string]bool
-	return checkRules(st.Chains, tags, func(port string) bool {
+	return append(problems, checkRules(st.Chains, tags, func(port string) bool {
 		if links == nil {
 			if links, err = presentLinks(nsPath); err != nil {
 				return true // unknown: the chain's absence is reported
 			}
 		}
 		return links[port]
-	})
+	})...)
 }

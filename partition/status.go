@@ -45,7 +45,7 @@ func Status(t Target) (Record, error) {
 		return st, nil
 	}
 	st.Kernel = compareKernel(kt, &st, t.Guests)
-	problems := ruleProblems(t.NetnsPath, kt, st)
+	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st)...)
 	if missing := missingShaping(t.NetnsPath, st.Shaping); len(missing) > 0 {
 		problems = append(problems, "the shaping of "+strings.Join(missing, ", ")+" is gone")
 	}

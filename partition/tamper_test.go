@@ -30,6 +30,26 @@ func TestStatusSeesRulesChanged(t *testing.T) {
 					return []string{"insert rule " + f + " " + TableName + " " + FilterChain + " accept", "delete rule " + f + " " + TableName + " " + FilterChain + " handle " + lastHandle(t, ns, f, FilterChain)}
 				},
 				"rule 1 of chain " + FilterChain + " is not the one committed"},
+			{"the IPv6 and port maps emptied", func(tgt Target) State { return State{Partition: mustIsolate(t, tgt.Guests, "a")} },
+				func(ns, f string) []string {
+					var cmds []string
+					for _, m := range []string{DestMap6, DestPortMap} {
+						for buf := range 2 {
+							cmds = append(cmds, "flush map "+f+" "+TableName+" "+bufferName(m, buf))
+						}
+					}
+					return cmds
+				},
+				"the class maps hold other elements"},
+			{"a base chain's policy set to drop", func(tgt Target) State { return State{Partition: mustIsolate(t, tgt.Guests, "a")} },
+				func(ns, f string) []string {
+					chain := PreroutingChain
+					if f == "netdev" {
+						chain = "in_g3"
+					}
+					return []string{"chain " + f + " " + TableName + " " + chain + " { policy drop ; }"}
+				},
+				"has a policy that drops"},
 			{"a chain added", func(tgt Target) State {
 				return State{Impairments: []Impairment{{Guest: "b", Loss: 50}}}
 			}, func(ns, f string) []string { return []string{"add chain " + f + " " + TableName + " extra"} },
