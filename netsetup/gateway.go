@@ -18,8 +18,14 @@ import (
 // ErrNoGateway is returned when an operation needs the gateway and it is not up.
 var ErrNoGateway = errors.New("the pontoon gateway is not up")
 
-// ErrGatewayPlan is returned by GatewayUp when the gateway is up with another subnet.
-var ErrGatewayPlan = errors.New("the gateway is up with another subnet")
+// ErrGatewayPlan is returned by GatewayUp when the gateway is up with another address plan
+// than the one asked for. It is refused input (ErrInvalid): nothing was changed.
+var ErrGatewayPlan = errors.New("the gateway is up with another address plan")
+
+// ErrGatewayLost is returned by GatewayUp when the gateway's namespace was deleted outside
+// pontoon while bridges that were linked to it are still there: it cannot be built again
+// under them.
+var ErrGatewayLost = errors.New("the gateway is broken")
 
 // ErrBusy is returned when another pontoon process is creating or removing what a command
 // needs, or left it halfway.
@@ -44,9 +50,13 @@ type GatewayOptions struct {
 
 // GatewayUp creates the gateway namespace and links it to the host. When the gateway
 // already exists with the plan asked for (or nothing of the plan is asked for) it re-asserts
-// the host firewall and returns already=true; with another plan it fails and says how to
-// fix it. In a user's space that the host's root linked to the host, it also points the
-// link at this gateway (syncSpaceLink).
+// the host firewall and returns already=true; with another plan it fails (ErrGatewayPlan,
+// refused input) and changes nothing. A gateway recorded ready is looked at, not trusted:
+// a pin hidden by another tool is pinned again and a deleted host link made again
+// (already=true); a namespace deleted outside pontoon is built again with the recorded
+// plan when no bridge is left (already=false), and refused with ErrGatewayLost when
+// bridges are. In a user's space that the host's root linked to the host, it also points
+// the link at this gateway (syncSpaceLink).
 func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 	// A Plan built by hand has not been through ParsePlan's checks.
 	if opt.Plan.Subnet.IsValid() {
@@ -56,7 +66,7 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 	}
 	switch {
 	case opt.IPv4Only && opt.Plan.IPv6():
-		return false, fmt.Errorf("subnet6 %s given with IPv4 only; drop one of them", opt.Plan.Subnet6)
+		return false, invalidf("subnet6 %s given with IPv4 only; drop one of them", opt.Plan.Subnet6)
 	case opt.Plan.IPv6():
 		if _, err := ParsePlan6(opt.Plan.Subnet6.String()); err != nil {
 			return false, err
@@ -68,17 +78,43 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 		if err != nil {
 			return err
 		}
+		rebuild := false
 		if cur != nil && cur.Phase == PhaseReady {
+			// The record alone does not make a gateway: what was done to it outside
+			// pontoon is put right, or refused, as status describes it (gatewayProblem).
+			damage := env.gatewayDamage()
+			if damage == gatewayGone {
+				bridges, err := st.bridges()
+				if err != nil {
+					return err
+				}
+				if len(bridges) > 0 {
+					return fmt.Errorf("%w: %s", ErrGatewayLost, env.gatewayProblem(damage, bridges))
+				}
+				// Nothing depends on it: it is built again below, with the plan it had
+				// for every part not asked for.
+				rebuild = true
+				if !opt.Plan.Subnet.IsValid() {
+					opt.Plan.Subnet = cur.Plan
+				}
+				if !opt.IPv4Only && !opt.Plan.IPv6() {
+					opt.Plan.Subnet6 = cur.Plan6
+					opt.IPv4Only = !cur.Plan6.IsValid()
+				}
+				opt.NoFirewall = opt.NoFirewall || cur.NoFirewall
+			}
+		}
+		if cur != nil && cur.Phase == PhaseReady && !rebuild {
 			if opt.Plan.Subnet.IsValid() && cur.Plan != opt.Plan.Subnet {
-				return fmt.Errorf("%w: it has %s, not %s", ErrGatewayPlan, cur.Plan, opt.Plan)
+				return invalidf("%w: it has %s, not %s", ErrGatewayPlan, cur.Plan, opt.Plan)
 			}
 			// --subnet6 or --ipv4-only given: the IPv6 half asked for.
 			if (opt.Plan.IPv6() || opt.IPv4Only) && cur.Plan6 != opt.Plan.Subnet6 {
-				return fmt.Errorf("%w: it has IPv6 %s, not %s; ask for what it has (--subnet6, --ipv4-only), or take it down first", ErrGatewayPlan, plan6Text(cur.Plan6), plan6Text(opt.Plan.Subnet6))
+				return invalidf("%w: it has IPv6 %s, not %s", ErrGatewayPlan, plan6Text(cur.Plan6), plan6Text(opt.Plan.Subnet6))
 			}
 			already = true
-			if env.DryRun != nil {
-				return nil
+			if err := mendGateway(env, st, cur); err != nil || env.DryRun != nil {
+				return err
 			}
 			if !cur.NoFirewall {
 				if err := withHostNft(env, ensureHostForward); err != nil {
@@ -87,7 +123,7 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 			}
 			return syncSpaceLink(env, Plan{Subnet: cur.Plan}.GatewayAddr().Addr())
 		}
-		if cur != nil && cur.Creator.Alive() && cur.Creator != Self() {
+		if cur != nil && !rebuild && cur.Creator.Alive() && cur.Creator != Self() {
 			what := "creating"
 			if cur.Phase == PhaseRemoving {
 				what = "removing"
@@ -95,7 +131,8 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 			return fmt.Errorf("pid %d is %s the gateway: %w", cur.Creator.PID, what, ErrBusy)
 		}
 		if cur != nil {
-			// A creation or removal that died halfway: clear it away first.
+			// A creation or removal that died halfway, or a gateway whose namespace is
+			// gone: clear it away first.
 			if err := gatewayDown(env, cur); err != nil {
 				return err
 			}
@@ -140,48 +177,15 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 		}
 		return fmt.Errorf("create gateway: %w", err)
 	}
-	err := r.run(
-		step{
-			show: "ip netns add " + gwName,
-			do:   func() error { return ns.New(ns.Spec{Net: gwPath}) },
-			undo: func() error { return ns.Remove(gwPath) },
-		},
-		step{
-			show: fmt.Sprintf("ip link add %s type veth peer name %s netns %s", HostLinkName, UplinkName, gwName),
-			do: func() (err error) {
-				if hostH, err = openHandle(env.hostNetns()); err != nil {
-					return err
-				}
-				if gwH, err = openHandle(gwPath); err != nil {
-					return err
-				}
-				return addVeth(hostH, HostLinkName, UplinkName, gwH)
-			},
-			undo: func() error { return delLink(hostH, HostLinkName) },
-		},
-	)
+	err := r.run(append([]step{{
+		show: "ip netns add " + gwName,
+		do:   func() error { return ns.New(ns.Spec{Net: gwPath}) },
+		undo: func() error { return ns.Remove(gwPath) },
+	}}, hostLinkSteps(env, plan, &hostH, &gwH)...)...)
 	if err != nil {
 		return fail(err)
 	}
 	err = r.run(
-		step{
-			show: fmt.Sprintf("ip addr add %s dev %s && ip link set %s up", plan.HostAddr(), HostLinkName, HostLinkName),
-			do:   func() error { return addrUp(hostH, HostLinkName, plan.HostAddr()) },
-		},
-		step{
-			show: fmt.Sprintf("ip -n %s link set lo up && ip -n %s addr add %s dev %s && ip -n %s link set %s up", gwName, gwName, plan.GatewayAddr(), UplinkName, gwName, UplinkName),
-			do: func() error {
-				if err := linkUp(gwH, "lo"); err != nil {
-					return err
-				}
-				return addrUp(gwH, UplinkName, plan.GatewayAddr())
-			},
-		},
-		step{
-			show: fmt.Sprintf("ip -n %s route add default via %s", gwName, plan.HostAddr().Addr()),
-			do:   func() error { return defaultRoute(gwH, plan.HostAddr().Addr()) },
-		},
-		gatewayIPv6Step(plan, &hostH, &gwH, gwName),
 		step{
 			show: fmt.Sprintf("ip netns exec %s sysctl -w net.ipv4.ip_forward=1", gwName),
 			do:   func() error { _, err := gwH.Sysctl("net.ipv4.ip_forward", "1"); return err },
@@ -231,15 +235,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 			undo: func() error { return deleteTable(hostH.NS) },
 		}, table6Step(plan, hostTable6(plan), &hostH, "")}
 		if dns.IsValid() {
-			// DNAT to a loopback address is only routed when the receiving interface allows
-			// it; the setting is scoped to pontoon's own link and vanishes with it.
-			steps = append(steps, step{
-				show: fmt.Sprintf("sysctl -w net.ipv4.conf.%s.route_localnet=1", HostLinkName),
-				do: func() error {
-					_, err := hostH.Sysctl("net.ipv4.conf."+HostLinkName+".route_localnet", "1")
-					return err
-				},
-			})
+			steps = append(steps, routeLocalnetStep(&hostH))
 		}
 		steps = append(steps, step{
 			show: fmt.Sprintf("# for every forward chain with policy drop: nft insert rule ... iifname %q accept; ... oifname %q ct state established,related accept", HostLinkName, HostLinkName),
@@ -258,6 +254,59 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 		return fail(err)
 	}
 	return nil
+}
+
+// hostLinkSteps link the gateway's namespace to the host: the veth pair (opening both
+// handles), its addresses and the gateway's default routes.
+func hostLinkSteps(env Env, plan Plan, hostH, gwH **handle) []step {
+	gwPath := env.GatewayNetns()
+	gwName := filepath.Base(gwPath)
+	return []step{
+		{
+			show: fmt.Sprintf("ip link add %s type veth peer name %s netns %s", HostLinkName, UplinkName, gwName),
+			do: func() (err error) {
+				if *hostH, err = openHandle(env.hostNetns()); err != nil {
+					return err
+				}
+				if *gwH, err = openHandle(gwPath); err != nil {
+					return err
+				}
+				return addVeth(*hostH, HostLinkName, UplinkName, *gwH)
+			},
+			undo: func() error { return delLink(*hostH, HostLinkName) },
+		},
+		{
+			show: fmt.Sprintf("ip addr add %s dev %s && ip link set %s up", plan.HostAddr(), HostLinkName, HostLinkName),
+			do:   func() error { return addrUp(*hostH, HostLinkName, plan.HostAddr()) },
+		},
+		{
+			show: fmt.Sprintf("ip -n %s link set lo up && ip -n %s addr add %s dev %s && ip -n %s link set %s up", gwName, gwName, plan.GatewayAddr(), UplinkName, gwName, UplinkName),
+			do: func() error {
+				if err := linkUp(*gwH, "lo"); err != nil {
+					return err
+				}
+				return addrUp(*gwH, UplinkName, plan.GatewayAddr())
+			},
+		},
+		{
+			show: fmt.Sprintf("ip -n %s route add default via %s", gwName, plan.HostAddr().Addr()),
+			do:   func() error { return defaultRoute(*gwH, plan.HostAddr().Addr()) },
+		},
+		gatewayIPv6Step(plan, hostH, gwH, gwName),
+	}
+}
+
+// routeLocalnetStep lets the host link's DNS redirect reach a loopback resolver: DNAT to a
+// loopback address is only routed when the receiving interface allows it; the setting is
+// scoped to pontoon's own link and vanishes with it.
+func routeLocalnetStep(hostH **handle) step {
+	return step{
+		show: fmt.Sprintf("sysctl -w net.ipv4.conf.%s.route_localnet=1", HostLinkName),
+		do: func() error {
+			_, err := (*hostH).Sysctl("net.ipv4.conf."+HostLinkName+".route_localnet", "1")
+			return err
+		},
+	}
 }
 
 // hostTable is pontoon's table in the host namespace: masquerade for everything leaving
@@ -403,8 +452,11 @@ func restoreForwarding(hostH *handle, old string) error {
 
 // GatewayStatus describes the gateway and its bridges.
 type GatewayStatus struct {
-	Up      bool           `json:"up"`
-	Gateway *GatewayState  `json:"gateway,omitempty"`
+	Up      bool          `json:"up"`
+	Gateway *GatewayState `json:"gateway,omitempty"`
+	// Problem says what is wrong with a gateway recorded ready that is not up (its namespace
+	// or host link gone, or its pin hidden) and what puts it right; empty when nothing is.
+	Problem string         `json:"problem,omitempty"`
 	Bridges []*BridgeState `json:"bridges"`
 }
 
@@ -416,9 +468,15 @@ func Status(env Env) (GatewayStatus, error) {
 		if out.Gateway, err = st.gateway(); err != nil {
 			return err
 		}
-		out.Up = out.Gateway != nil && out.Gateway.Phase == PhaseReady && ns.IsPinned(env.GatewayNetns())
-		out.Bridges, err = st.bridges()
-		return err
+		if out.Bridges, err = st.bridges(); err != nil {
+			return err
+		}
+		if out.Gateway != nil && out.Gateway.Phase == PhaseReady {
+			d := env.gatewayDamage()
+			out.Up = d == gatewayIntact
+			out.Problem = env.gatewayProblem(d, out.Bridges)
+		}
+		return nil
 	})
 	for _, b := range out.Bridges {
 		b.Problem = env.bridgeProblem(b)

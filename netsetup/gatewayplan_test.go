@@ -22,7 +22,7 @@ func TestGatewayUpUnaskedKeepsPlan(t *testing.T) {
 		want               []string
 	}{
 		{"subnet", netsetup.GatewayOptions{Plan: moved}, netsetup.GatewayOptions{Plan: moved},
-			netsetup.GatewayOptions{Plan: netsetup.DefaultPlan()}, []string{"it has 10.77.0.0/16, not 172.18.0.0/16", "drop --subnet"}},
+			netsetup.GatewayOptions{Plan: netsetup.DefaultPlan()}, []string{"it has 10.77.0.0/16, not 172.18.0.0/16", "leave out --subnet, --subnet6 and --ipv4-only"}},
 		{"subnet6", netsetup.GatewayOptions{Plan: netsetup.Plan{Subnet6: moved6}}, netsetup.GatewayOptions{Plan: netsetup.Plan{Subnet: netsetup.DefaultPlan().Subnet, Subnet6: moved6}},
 			netsetup.GatewayOptions{Plan: netsetup.Plan{Subnet6: netsetup.DefaultPlan6()}}, []string{"it has IPv6 fd00:77::/48, not fd70:6f6e::/48"}},
 		{"ipv4-only", netsetup.GatewayOptions{IPv4Only: true}, netsetup.GatewayOptions{IPv4Only: true},
@@ -47,8 +47,8 @@ func TestGatewayUpUnaskedKeepsPlan(t *testing.T) {
 				}
 			}
 			_, err = netsetup.GatewayUp(s.Env, c.other)
-			if !errors.Is(err, netsetup.ErrGatewayPlan) {
-				t.Errorf("up asking for another plan (%+v): %v; want ErrGatewayPlan", c.other, err)
+			if !errors.Is(err, netsetup.ErrGatewayPlan) || !errors.Is(err, netsetup.ErrInvalid) {
+				t.Errorf("up asking for another plan (%+v): %v; want ErrGatewayPlan, refused input (ErrInvalid)", c.other, err)
 			}
 			wantErr(t, "up asking for another plan", withAdvice(err), c.want...)
 			unchanged(t, s, before, "up again", "chain")

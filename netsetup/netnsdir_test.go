@@ -317,7 +317,29 @@ func TestSharedNetnsDirHiddenPins(t *testing.T) {
 		t.Errorf("Bridges after gc: b2 = %+v, want no problem", b2)
 	}
 
-	// The gateway's pin hidden too: down --force must still remove everything.
+	// The gateway's pin hidden: status says so (not just "down"), and gateway up, which once
+	// said "already up" over it, pins the gateway's own namespace again, as gc does.
+	gwPath := env.GatewayNetns()
+	if err := unix.Stat(gwPath, &st0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Unmount(gwPath, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := netsetup.Status(env); err != nil || st.Up || !strings.Contains(st.Problem, "hidden") || !strings.Contains(st.Problem, "`pontoon gateway up`") {
+		t.Errorf("status over a hidden gateway pin: up %v, problem %q, %v; want not up, hidden, fixed by gateway up", st.Up, st.Problem, err)
+	}
+	if already, err := netsetup.GatewayUp(env, netsetup.GatewayOptions{}); err != nil || !already {
+		t.Errorf("gateway up over a hidden gateway pin: already %v, %v", already, err)
+	}
+	if err := unix.Stat(gwPath, &st1); err != nil || st1.Ino != st0.Ino || !ns.IsPinned(gwPath) {
+		t.Errorf("gateway namespace after gateway up: pinned=%v, inode %d, want the original %d", ns.IsPinned(gwPath), st1.Ino, st0.Ino)
+	}
+	if st, err := netsetup.Status(env); err != nil || !st.Up || st.Problem != "" {
+		t.Errorf("status after gateway up pinned the gateway again: up %v, problem %q, %v", st.Up, st.Problem, err)
+	}
+
+	// The gateway's pin hidden again: down --force must still remove everything.
 	if err := unix.Unmount(env.GatewayNetns(), unix.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}

@@ -154,6 +154,13 @@ func gatewayUp(c *cli.Context) error {
 	if c.Bool("dry-run") {
 		e.DryRun = os.Stdout
 	}
+	// A gateway recorded up whose host link or pin was lost is mended by GatewayUp, which
+	// then finds it "already" up: that must not read as if nothing had been wrong.
+	var broken bool
+	if e.DryRun == nil {
+		before, err := netsetup.Status(e)
+		broken = err == nil && before.Problem != ""
+	}
 	already, err := netsetup.GatewayUp(e, opt)
 	if err != nil || e.DryRun != nil {
 		return err
@@ -164,6 +171,8 @@ func gatewayUp(c *cli.Context) error {
 		return err
 	}
 	switch {
+	case already && broken:
+		fmt.Printf("gateway up again (subnet %s): repaired what was changed outside pontoon\n", plan)
 	case already:
 		fmt.Printf("gateway already up (subnet %s)\n", plan)
 	case !plan.IPv6():
@@ -207,9 +216,12 @@ func gatewayStatus(c *cli.Context) error {
 		return printJSON(st)
 	}
 	return buffered(func(w io.Writer) error {
-		if !st.Up {
+		switch {
+		case st.Problem != "":
+			fmt.Fprintf(w, "gateway: broken (subnet %s): %s\n", st.Gateway.Plan, st.Problem)
+		case !st.Up:
 			fmt.Fprintln(w, "gateway: down (run `pontoon gateway up`)")
-		} else {
+		default:
 			fw := "host firewall managed by pontoon"
 			if st.Gateway.NoFirewall {
 				fw = "host firewall left alone"
@@ -283,8 +295,8 @@ func guestAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := required(c, "ip", "172.18.0.1"); err != nil {
-		return err
+	if !c.IsSet("ip") {
+		return required(c, "ip", guestIPExample(env(c)))
 	}
 	if c.IsSet("netns") && c.IsSet("pid") {
 		return usagef("--netns and --pid both name a namespace; give one of them")
@@ -320,6 +332,16 @@ func guestAdd(c *cli.Context) error {
 	}
 	fmt.Printf("guest %s added to %s with IP %s (namespace %s)\n", g.Name, a[0], g.IP, g.Netns)
 	return nil
+}
+
+// guestIPExample is a guest address of the plan in force (the default plan's when no
+// gateway is up), for hints: a moved plan's guests are not in 172.18.0.0/24.
+func guestIPExample(e netsetup.Env) string {
+	plan, err := netsetup.CurrentPlan(e)
+	if err != nil {
+		plan = netsetup.DefaultPlan()
+	}
+	return plan.GuestNet().Addr().Next().String()
 }
 
 func guestDel(c *cli.Context) error {

@@ -131,7 +131,7 @@ func TestChainCommands(t *testing.T) {
 	if out := c.ok("gateway", "up"); !strings.Contains(out, "already up") {
 		t.Errorf("second up said %q", out)
 	}
-	c.fails(1, "it has 172.18.0.0/16, not 10.77.0.0/16", "gateway", "up", "--subnet", "10.77.0.0/16")
+	c.fails(2, "it has 172.18.0.0/16, not 10.77.0.0/16", "gateway", "up", "--subnet", "10.77.0.0/16")
 	// Flags may follow the positional arguments.
 	var b netsetup.BridgeState
 	if err := json.Unmarshal([]byte(c.ok("bridge", "create", "b1", "--port", "8080:a:80/udp", "--json")), &b); err != nil || b.Name != "b1" || len(b.Ports) != 1 || b.Ports[0].Proto != "udp" {

@@ -22,7 +22,7 @@ var table = []struct {
 	{netsetup.ErrBridgeExists, "pick another name, or remove the old bridge with `pontoon bridge destroy NAME`"},
 	{netsetup.ErrNoSlot, "destroy unused bridges, or run `pontoon gc` to remove those of runs that are gone"},
 	{netsetup.ErrBusy, "wait for the other pontoon command to finish; if it was killed, `pontoon gc` finishes or removes what it left"},
-	{netsetup.ErrGatewayPlan, "run `pontoon gateway down` first, or drop --subnet to use the gateway's subnet"},
+	{netsetup.ErrGatewayPlan, "ask for the plan it has: leave out --subnet, --subnet6 and --ipv4-only (the gateway keeps what it has), or run `pontoon gateway down` first"},
 	{netsetup.ErrGatewayInUse, "destroy them (`pontoon bridge destroy NAME`), or use `pontoon gateway down --force`"},
 	{partition.ErrTableMixed, "run `pontoon partition heal` to reset the partition table"},
 }

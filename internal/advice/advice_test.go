@@ -34,6 +34,17 @@ func TestFor(t *testing.T) {
 			t.Errorf("For(a FeatureError for %s) = %q, which claims Debian's stock kernel has it", f, got)
 		}
 	}
+	// A plan is refused for --subnet, --subnet6 or --ipv4-only: the advice fits each of
+	// them, and never tells to drop a flag that may not have been given.
+	got := For(fmt.Errorf("gateway up: %w: it has IPv6 fd00:77::/48, not none (IPv4 only)", netsetup.ErrGatewayPlan))
+	for _, want := range []string{"--subnet,", "--subnet6", "--ipv4-only", "`pontoon gateway down`"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("For(another plan) = %q, want it to mention %s", got, want)
+		}
+	}
+	if strings.Contains(got, "drop --subnet") {
+		t.Errorf("For(another plan) = %q: tells to drop --subnet, which --ipv4-only alone did not give", got)
+	}
 	if got := For(errors.New("something else")); got != "" {
 		t.Errorf("For(an error with no advice) = %q", got)
 	}
@@ -52,7 +63,7 @@ func TestForInSpace(t *testing.T) {
 	if got := For(err); !strings.Contains(got, "`pontoon gateway up` first (as yourself") || strings.Contains(got, "as root") {
 		t.Errorf("For(no gateway) in a space = %q; want gateway up as oneself, no root", got)
 	}
-	if got := For(fmt.Errorf("x: %w", netsetup.ErrGatewayPlan)); !strings.Contains(got, "drop --subnet") {
+	if got := For(fmt.Errorf("x: %w", netsetup.ErrGatewayPlan)); !strings.Contains(got, "leave out --subnet") {
 		t.Errorf("For(another plan) in a space = %q", got)
 	}
 }

@@ -1,0 +1,121 @@
+package netsetup
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"golang.org/x/sys/unix"
+)
+
+// gatewayDamage is what was done outside pontoon to a gateway recorded ready.
+type gatewayDamage int
+
+const (
+	gatewayIntact   gatewayDamage = iota
+	gatewayHidden                 // its pin is hidden under another tool's bind mount
+	gatewayUnlinked               // its link to the host was deleted
+	gatewayGone                   // its namespace was deleted or unpinned
+)
+
+// gatewayDamage looks at the gateway's namespace. The host link is looked for from the
+// gateway's side (its uplink, the veth's other end): a pontoon command in a bridge child
+// starts in the bridge's namespace, not the host's.
+func (e Env) gatewayDamage() gatewayDamage {
+	p := e.GatewayNetns()
+	if !ns.IsPinned(p) {
+		if ns.HiddenPin(p) {
+			return gatewayHidden
+		}
+		return gatewayGone
+	}
+	h, err := openHandle(p)
+	if err != nil {
+		return gatewayIntact // pinned: whatever keeps it from being opened, it is there
+	}
+	defer h.Close()
+	if _, ok, err := existing(h, UplinkName); err == nil && !ok {
+		return gatewayUnlinked
+	}
+	return gatewayIntact
+}
+
+// gatewayProblem says what is wrong with a ready gateway and what puts it right, the way
+// GatewayUp does it; "" when nothing is. bridges are the bridges there are.
+func (e Env) gatewayProblem(d gatewayDamage, bridges []*BridgeState) string {
+	p := e.GatewayNetns()
+	switch d {
+	case gatewayHidden:
+		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool; `pontoon gateway up` (or `pontoon gc`) pins it again", p, filepath.Dir(p))
+	case gatewayUnlinked:
+		return fmt.Sprintf("its link to the host (%s) is gone (deleted outside pontoon); `pontoon gateway up` makes it again", HostLinkName)
+	case gatewayGone:
+		if len(bridges) == 0 {
+			return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon); `pontoon gateway up` builds it again", p)
+		}
+		names := make([]string, len(bridges))
+		for i, b := range bridges {
+			names[i] = b.Name
+		}
+		links, them := "the link of bridge", "it"
+		if len(names) > 1 {
+			links, them = "the links of bridges", "them"
+		}
+		return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon), and with it %s %s; "+
+			"run `pontoon gateway down --force` (which destroys %s), then `pontoon gateway up`", p, links, strings.Join(names, ", "), them)
+	}
+	return ""
+}
+
+// mendGateway puts right what was done outside pontoon to a ready gateway whose namespace is
+// still there: a pin another tool hid is pinned again (as GC does), a deleted host link is
+// made again (the gateway's tables and the host's rules name the link, and take the new one
+// as they did the old). The caller holds the state lock.
+func mendGateway(env Env, st store, g *GatewayState) error {
+	p := env.GatewayNetns()
+	d := env.gatewayDamage()
+	if d == gatewayHidden {
+		if env.DryRun != nil {
+			fmt.Fprintf(env.DryRun, "# pin %s again: the namespace hidden under a bind mount of %s\n", p, filepath.Dir(p))
+			return nil
+		}
+		if err := ns.Recover(p); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		d = env.gatewayDamage()
+	}
+	if d != gatewayUnlinked {
+		return nil
+	}
+	// In a bridge child the namespace pontoon started in is the bridge's: the host link
+	// belongs in the host's.
+	bridges, err := st.bridges()
+	if err != nil {
+		return err
+	}
+	for _, b := range bridges {
+		if sameNamespace(env.hostNetns(), env.BridgeNetns(b.Name)) {
+			return fmt.Errorf("%w: %s; run `pontoon gateway up` on the host, not in bridge %s", ErrGatewayLost, env.gatewayProblem(d, bridges), b.Name)
+		}
+	}
+	plan := Plan{Subnet: g.Plan, Subnet6: g.Plan6}
+	var hostH, gwH *handle
+	defer func() { hostH.Close(); gwH.Close() }()
+	steps := hostLinkSteps(env, plan, &hostH, &gwH)
+	if !g.NoFirewall && g.DNS != "" {
+		steps = append(steps, routeLocalnetStep(&hostH))
+	}
+	r := &runner{dry: env.DryRun}
+	if err := r.run(steps...); err != nil {
+		r.rollback()
+		return fmt.Errorf("make the gateway's host link again: %w", err)
+	}
+	return nil
+}
+
+// sameNamespace reports whether two paths name the same namespace.
+func sameNamespace(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
