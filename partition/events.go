@@ -71,6 +71,18 @@ func (t Target) logChange(kind string, prev, st Record, o applyOpts, err, counte
 			e.Fields["for"] = o.lasts.String()
 			e.Fields["expires"] = o.expires.UTC().Format(time.RFC3339Nano)
 		}
+		// What a restore or an expiry put in force is the event's words; which --fors ended
+		// (by the generation of their change) is this field, as one ending under another
+		// puts nothing in force yet.
+		var ended []string
+		for _, tc := range prev.Pending {
+			if !slices.ContainsFunc(st.Pending, func(x Timed) bool { return x.Change == tc.Change }) {
+				ended = append(ended, strconv.FormatUint(tc.Change, 10))
+			}
+		}
+		if len(ended) > 0 {
+			e.Fields["ended"] = strings.Join(ended, ",")
+		}
 		if st.Cut {
 			e.Fields["closed_connections"] = strconv.Itoa(st.ClosedConnections)
 		}

@@ -72,6 +72,11 @@ func TestChangesAreLogged(t *testing.T) {
 	if forEvent.Fields["for"] != "50ms" || forEvent.Fields["expires"] == "" || forEvent.Fields["blocked"] != "1" {
 		t.Errorf("--for apply event fields = %v, want for=50ms, expires and blocked=1", forEvent.Fields)
 	}
+	// The end of each --for names it by its change's generation.
+	if events[3].Fields["ended"] != forEvent.Fields["generation"] || events[5].Fields["ended"] != events[4].Fields["generation"] {
+		t.Errorf("ended fields %q and %q; want the generations %q and %q of the --fors", events[3].Fields["ended"], events[5].Fields["ended"],
+			forEvent.Fields["generation"], events[4].Fields["generation"])
+	}
 	for i, e := range events {
 		if g, _ := strconv.Atoi(e.Fields["generation"]); g != i+1 {
 			t.Errorf("event %d (%s) has generation %q, want %d", i, e.Kind, e.Fields["generation"], i+1)
