@@ -3,9 +3,11 @@ package netsetup
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -281,6 +283,10 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		}
 		return out, errors.Join(errs...)
 	}
+	if env.gatewayDamage() == gatewayGone {
+		// Nothing of the gateway to sweep; what is left of its bridges needs the user's word.
+		return out, errors.Join(append(errs, fmt.Errorf("the gateway is broken: %s", env.gatewayProblem(gatewayGone, liveList(live))))...)
+	}
 	h, err := openHandle(env.GatewayNetns())
 	if err != nil {
 		return out, errors.Join(append(errs, err)...)
@@ -372,4 +378,13 @@ func listLinks(h *handle) ([]netlink.Link, error) {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
 	return links, nil
+}
+
+// liveList is live's bridges, by name.
+func liveList(live map[string]*BridgeState) []*BridgeState {
+	out := make([]*BridgeState, 0, len(live))
+	for _, name := range slices.Sorted(maps.Keys(live)) {
+		out = append(out, live[name])
+	}
+	return out
 }

@@ -78,6 +78,7 @@ func TestGatewayNetnsDeletedUnderBridges(t *testing.T) {
 	}
 	c.fails(1, fix, "gateway", "up")
 	c.fails(1, "the link of bridge b1;", "gateway", "up")
+	c.fails(1, fix, "gc") // it opened the deleted namespace and said only that
 	c.ok("gateway", "down", "--force")
 	if out := c.ok("gateway", "up"); !strings.Contains(out, "gateway up (subnet 172.18.0.0/16") {
 		t.Errorf("gateway up after down --force: %q", out)
