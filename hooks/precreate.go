@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -130,21 +131,29 @@ func containerDir(sources map[string]string) string {
 	return filepath.Dir(src)
 }
 
-// addHostsLine appends the guest's lines to the engine's hosts file, once: the engine runs
-// precreate again each time the container starts.
-func addHostsLine(path, line string) error {
+// addHostsLine appends the guest's lines to the engine's hosts file, each once: the engine
+// runs precreate again each time the container starts, and a line already there from an
+// earlier start (the IPv4 one, when the chain has since gained IPv6) is not added twice.
+func addHostsLine(path, lines string) error {
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("add the guest's line to the container's hosts file: %w", err)
 	}
-	if bytes.Contains(old, []byte("\n"+line)) || bytes.HasPrefix(old, []byte(line)) {
+	out := old
+	for _, line := range strings.SplitAfter(lines, "\n") {
+		if line == "" || bytes.Contains(old, []byte("\n"+line)) || bytes.HasPrefix(old, []byte(line)) {
+			continue
+		}
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\n')
+		}
+		out = append(out, line...)
+	}
+	if len(out) == len(old) {
 		return nil
 	}
-	if len(old) > 0 && old[len(old)-1] != '\n' {
-		old = append(old, '\n')
-	}
 	// Rewritten in place: the engine may already hold the file open or mounted.
-	if err := os.WriteFile(path, append(old, line...), 0o644); err != nil {
+	if err := os.WriteFile(path, out, 0o644); err != nil {
 		return fmt.Errorf("add the guest's line to the container's hosts file: %w", err)
 	}
 	return nil
