@@ -131,13 +131,7 @@ supervise = true
 run = ["sh", "-c", "echo ready; exec sleep 8640100"]
 ip = "172.18.0.1"
 `)
-	opt := r.options()
-	// Long enough that a run needing it fails the test below rather than passing slowly.
-	opt.StopTimeout = time.Minute
-	r.signalWhenReady(&opt, "the child to start", syscall.SIGTERM)
-	if code := r.run(context.Background(), p, "nap", opt); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGTERM))
-	}
+	r.stopsBy(p, "nap", "the child to start", syscall.SIGTERM)
 	if strings.Contains(r.log.String(), "did not stop") {
 		t.Fatalf("sleep had to be killed:\n%s", r.log)
 	}
@@ -158,12 +152,7 @@ run = ["sh", "-c", "echo ready; exec sleep 8640160"]
 network = "none"
 run = ["no-such-program-8640161"]
 `)
-	opt := r.options()
-	opt.StopTimeout = time.Minute
-	r.signalWhenReady(&opt, "the command to start", syscall.SIGTERM)
-	if code := r.run(context.Background(), p, "nap", opt); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGTERM))
-	}
+	r.stopsBy(p, "nap", "the command to start", syscall.SIGTERM)
 	if strings.Contains(r.log.String(), "did not stop") {
 		t.Fatalf("sleep had to be killed:\n%s", r.log)
 	}
@@ -187,12 +176,7 @@ supervise = true
 run = ["sh", "-c", "echo ready; sleep 8640150; echo after the sleep"]
 ip = "172.18.0.1"
 `)
-	opt := r.options()
-	opt.StopTimeout = time.Minute
-	r.signalWhenReady(&opt, "the child to start", syscall.SIGINT)
-	if code := r.run(context.Background(), p, "script", opt); code != 128+int(syscall.SIGINT) {
-		t.Fatalf("status %d, want %d", code, 128+int(syscall.SIGINT))
-	}
+	r.stopsBy(p, "script", "the child to start", syscall.SIGINT)
 	if strings.Contains(r.log.String(), "did not stop") || strings.Contains(r.out.String(), "after the sleep") {
 		t.Fatalf("the script did not stop with its sleep:\n%s\n%s", r.out, r.log)
 	}
@@ -292,6 +276,19 @@ init = false
 // orphans starts three processes whose parent exits at once (a subshell's background job),
 // each waiting until the shell that started them has become `sleep`, then exiting.
 const orphans = `for i in 1 2 3; do (sh -c 'until read c < /proc/$0/comm && [ $c = sleep ]; do :; done' $$ &); done`
+
+// stopsBy runs command of p, sends it sig once the output says ready (what is waited for), and
+// fails unless the run ends by that signal. The stop timeout is long enough that a run which
+// needs it fails the test rather than passing slowly.
+func (r *runner) stopsBy(p *config.Project, command, what string, sig syscall.Signal) {
+	r.t.Helper()
+	opt := r.options()
+	opt.StopTimeout = time.Minute
+	r.signalWhenReady(&opt, what, sig)
+	if code := r.run(context.Background(), p, command, opt); code != 128+int(sig) {
+		r.t.Fatalf("status %d, want %d", code, 128+int(sig))
+	}
+}
 
 // signalWhenReady makes the run send sig, as a user would, once the output says "ready";
 // also when that wait failed, so that the run ends.
