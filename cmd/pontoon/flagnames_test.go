@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -104,5 +105,78 @@ func TestCompletionUnchanged(t *testing.T) {
 	}
 	if got := complete([]string{"--g", "--generate-bash-completion"}, true); strings.Contains(got, "generate") {
 		t.Errorf("completion of --g: %q; want no hidden flag", got)
+	}
+}
+
+// TestWrappedApplyUnchanged: the wrappers' own Apply parses as urfave/cli's does: values from
+// the command line, the environment and files, how often a bool was given, whether a flag
+// counts as set, the default help shows, and the error for a bool the environment spells
+// wrong.
+func TestWrappedApplyUnchanged(t *testing.T) {
+	file := t.TempDir() + "/value"
+	if err := os.WriteFile(file, []byte("from-file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PONTOON_T_STR", "from-env")
+	t.Setenv("PONTOON_T_YES", "true")
+	t.Setenv("PONTOON_T_EMPTY", "")
+	t.Setenv("PONTOON_T_BAD", "maybe")
+	flags := func() []cli.Flag {
+		var dest string
+		return []cli.Flag{
+			&cli.StringFlag{Name: "plain", Aliases: []string{"p"}, Value: "dflt"},
+			&cli.StringFlag{Name: "env", Value: "dflt", EnvVars: []string{"PONTOON_T_UNSET", "PONTOON_T_STR"}},
+			&cli.StringFlag{Name: "file", FilePath: "/no/such," + file},
+			&cli.StringFlag{Name: "dest", Destination: &dest, Value: "d"},
+			&cli.StringFlag{Name: "shown", DefaultText: "the default", EnvVars: []string{"PONTOON_T_STR"}},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}},
+			&cli.BoolFlag{Name: "yes", EnvVars: []string{"PONTOON_T_YES"}},
+			&cli.BoolFlag{Name: "empty", Value: true, EnvVars: []string{"PONTOON_T_EMPTY"}},
+			&cli.BoolFlag{Name: "on", Value: true},
+		}
+	}
+	run := func(wrap bool, env string, argv ...string) string {
+		fs := flags()
+		if env != "" {
+			fs = append(fs, &cli.BoolFlag{Name: "bad", EnvVars: []string{env}})
+		}
+		if wrap {
+			fs = fastNames(fs)
+		}
+		var out strings.Builder
+		app := &cli.App{Name: "t", Flags: fs, Writer: &out, ErrWriter: &out, Action: func(c *cli.Context) error {
+			for _, f := range fs {
+				n := f.Names()[0]
+				fmt.Fprintf(&out, "%s=%q set=%v", n, c.Value(n), c.IsSet(n))
+				if isBool(f) {
+					fmt.Fprintf(&out, " count=%d", c.Count(n))
+				}
+				fmt.Fprintf(&out, " default=%q\n", f.(cli.DocGenerationFlag).GetDefaultText())
+			}
+			return nil
+		}}
+		if err := app.Run(append([]string{"t"}, argv...)); err != nil {
+			fmt.Fprintf(&out, "error: %v\n", err)
+		}
+		return out.String()
+	}
+	for _, c := range []struct {
+		env  string
+		argv []string
+	}{
+		{},
+		{argv: []string{"--plain", "x", "-v", "-v", "--env", "cli", "--dest", "y", "--on=false"}},
+		{argv: []string{"-v", "--verbose"}},
+		{argv: []string{"-p=z", "--yes=false", "--empty"}},
+		{env: "PONTOON_T_BAD"},
+		{env: "PONTOON_T_YES", argv: []string{"--bad=false"}},
+	} {
+		got, want := run(true, c.env, c.argv...), run(false, c.env, c.argv...)
+		if got != want {
+			t.Errorf("%v %v: wrapped:\n%s\nurfave/cli's:\n%s", c.env, c.argv, got, want)
+		}
+		if !strings.Contains(want, "plain=") && !strings.Contains(want, "error:") {
+			t.Errorf("%v %v: the action did not run: %s", c.env, c.argv, want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/internal/advice"
@@ -91,6 +92,8 @@ func newAppFor(argv []string) *cli.App {
 		Commands:             commandsFor(argv),
 		Action:               unknownCommand,
 		OnUsageError:         onUsageError,
+		// Nothing shows it; left zero, urfave/cli stats the binary for it on every start.
+		Compiled: time.Unix(1, 0),
 	}
 	return app
 }
