@@ -48,15 +48,10 @@ func addFilter6(h *kernel.NS, idx int, c Class) error {
 	if !c.Src6.IsValid() {
 		return nil
 	}
-	src := c.Src6.As16()
-	var keys []netlink.TcU32Key
-	for i := 0; i < 4; i++ {
-		keys = append(keys, netlink.TcU32Key{Mask: 0xffffffff, Val: binary.BigEndian.Uint32(src[4*i:]), Off: int32(8 + 4*i)})
-	}
 	f := &netlink.U32{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Priority: 2, Protocol: unix.ETH_P_IPV6},
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Priority: 2, Protocol: netlinkProtoIPv6},
 		ClassId:     ClassID(c.Minor),
-		Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: keys},
+		Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: srcKeys6(c.Src6)},
 	}
 	return h.FilterAdd(f)
 }

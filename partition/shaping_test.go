@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/vishvananda/netlink"
@@ -273,5 +274,132 @@ func TestStatusSeesShapingRemoved(t *testing.T) {
 	}
 	if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
 		t.Errorf("status after the next change: %+v, %v; want the shaping back, in effect", st.Kernel, err)
+	}
+}
+
+// TestStatusSeesShapingChanged: status reads the whole shaping tree back, not only its root:
+// a class's rate changed in place, a pair's filter deleted or another added, a qdisc added
+// under a class, a netem's settings changed, each is reported; a tree untouched is in effect
+// (IPv6 filters included), and the next change puts the tree back.
+func TestStatusSeesShapingChanged(t *testing.T) {
+	s := newScene(t, 3, true)
+	s.addIPv6(t)
+	tgt := s.target()
+	state := State{Impairments: []Impairment{{Src: "a", Dst: "b", Rate: 1_000_000}, {Guest: "c", Rate: 2_000_000}}}
+	if err := Apply(tgt, state); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Status(tgt)
+	if err != nil || !st.Kernel.InEffect {
+		t.Fatalf("status after the rates: %+v, %v", st.Kernel, err)
+	}
+	// The class of the pair a->b on b's port.
+	var pair uint16
+	for _, sh := range st.Shaping {
+		for _, c := range sh.Classes {
+			if sh.Device == "g2" && c.From == "a" {
+				pair = c.Minor
+			}
+		}
+	}
+	if pair == 0 {
+		t.Fatalf("no class for a->b on g2 in %+v", st.Shaping)
+	}
+	classID := fmt.Sprintf("%x:%x", QdiscMajor, pair)
+	def := fmt.Sprintf("%x:%x", QdiscMajor, classDefault)
+	tc := func(args ...string) { run(t, "", append([]string{"ip", "netns", "exec", s.bridgeNS, "tc"}, args...)...) }
+	for _, c := range []struct {
+		name   string
+		tamper func()
+		want   string
+	}{
+		{"rate changed", func() {
+			tc("class", "change", "dev", "g2", "parent", fmt.Sprintf("%x:1", QdiscMajor), "classid", classID, "htb", "rate", "5mbit")
+		}, `the shaping of port "g2" of guest b differs: class ` + classID + ` rate 5mbit ceil 5mbit, pontoon's 1mbit`},
+		{"IPv4 filter deleted", func() {
+			tc("filter", "del", "dev", "g2", "parent", fmt.Sprintf("%x:", QdiscMajor), "prio", "1")
+		}, "the IPv4 filter of a's class is gone"},
+		{"IPv6 filter deleted", func() {
+			tc("filter", "del", "dev", "g2", "parent", fmt.Sprintf("%x:", QdiscMajor), "prio", "2")
+		}, "the IPv6 filter of a's class is gone"},
+		{"filter added", func() {
+			tc("filter", "add", "dev", "g2", "parent", fmt.Sprintf("%x:", QdiscMajor), "prio", "3", "protocol", "ip",
+				"u32", "match", "ip", "src", "172.18.0.3/32", "flowid", def)
+		}, "a filter to class " + def + " is not pontoon's"},
+		{"qdisc added under a class", func() {
+			tc("qdisc", "add", "dev", "g2", "parent", classID, "handle", "9:", "pfifo")
+		}, "class " + classID + " has a pfifo qdisc pontoon did not add"},
+		{"guest's own rate changed", func() {
+			run(t, "", "ip", "netns", "exec", s.nsOf["c"], "tc", "class", "change", "dev", GuestIface,
+				"parent", fmt.Sprintf("%x:", QdiscMajor), "classid", fmt.Sprintf("%x:1", QdiscMajor), "htb", "rate", "3mbit")
+		}, "class 7074:1 rate 3mbit ceil 3mbit, pontoon's 2mbit"},
+	} {
+		c.tamper()
+		st, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, c.want) {
+			t.Errorf("%s: status %+v; want not in effect, %q", c.name, st.Kernel, c.want)
+		}
+		if err := Apply(tgt, state); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
+			t.Errorf("%s: status after the change that follows: %+v, %v; want the tree back, in effect", c.name, st.Kernel, err)
+		}
+	}
+
+	// netem's settings, where the kernel has netem (the VM lane).
+	t.Run("netem", func(t *testing.T) {
+		err := Apply(tgt, State{Impairments: []Impairment{{Guest: "b", Delay: 100 * time.Millisecond, Jitter: 10 * time.Millisecond},
+			{Src: "a", Dst: "b", Corrupt: 5, Reorder: 10, Delay: 20 * time.Millisecond}, {Guest: "c", Duplicate: 3}}})
+		skipMissing(t, err)
+		if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
+			t.Fatalf("status after netem settings: %+v, %v", st.Kernel, err)
+		}
+		tc("qdisc", "change", "dev", "g2", "parent", def, "handle", fmt.Sprintf("%x:", 0x7000+classDefault), "netem", "delay", "5ms")
+		if st, err := Status(tgt); err != nil || st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, "the netem of class "+def+" was changed (delay, jitter)") {
+			t.Errorf("status after the delay was changed by hand: %+v, %v", st.Kernel, err)
+		}
+	})
+	// Kernels since 2025 refuse a duplicating netem beside another on one device: said
+	// plainly, and the state before stays in force.
+	t.Run("duplicate beside netem", func(t *testing.T) {
+		before := State{Impairments: []Impairment{{Guest: "b", Delay: 10 * time.Millisecond}}}
+		skipMissing(t, Apply(tgt, before))
+		err := Apply(tgt, State{Impairments: []Impairment{{Guest: "b", Delay: 10 * time.Millisecond}, {Src: "a", Dst: "b", Duplicate: 5}}})
+		if err == nil {
+			t.Skip("this kernel takes a duplicating netem beside another")
+		}
+		if !errors.Is(err, ErrNetemDuplicateMix) || !strings.Contains(err.Error(), "give duplicate only where no other") {
+			t.Fatalf("apply: %v; want ErrNetemDuplicateMix", err)
+		}
+		st, err := Status(tgt)
+		if err != nil || !st.Kernel.InEffect || len(st.Impairments) != 1 || st.Impairments[0].Guest != "b" {
+			t.Errorf("status after the refused change: %+v %+v, %v; want the delay of b alone, in effect", st.Kernel, st.Impairments, err)
+		}
+	})
+}
+
+func TestMixesDuplicate(t *testing.T) {
+	delay, dup := &Netem{Delay: time.Millisecond}, &Netem{Duplicate: 1}
+	for _, c := range []struct {
+		netems []*Netem
+		want   bool
+	}{
+		{[]*Netem{dup}, false},
+		{[]*Netem{delay, delay}, false},
+		{[]*Netem{nil, dup, nil}, false},
+		{[]*Netem{delay, nil, dup}, true},
+		{[]*Netem{dup, dup}, true},
+	} {
+		var sh Shaping
+		for _, n := range c.netems {
+			sh.Classes = append(sh.Classes, Class{Netem: n})
+		}
+		if got := mixesDuplicate(sh); got != c.want {
+			t.Errorf("mixesDuplicate(%v) = %v, want %v", c.netems, got, c.want)
+		}
 	}
 }

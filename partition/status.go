@@ -46,9 +46,7 @@ func Status(t Target) (Record, error) {
 	}
 	st.Kernel = compareKernel(kt, &st, t.Guests)
 	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st)...)
-	if missing := missingShaping(t.NetnsPath, st.Shaping); len(missing) > 0 {
-		problems = append(problems, "the shaping of "+strings.Join(missing, ", ")+" is gone")
-	}
+	problems = append(problems, shapingProblems(t.NetnsPath, st.Shaping)...)
 	if len(problems) > 0 {
 		if st.Kernel.InEffect {
 			st.Kernel = &KernelCheck{Detail: strings.Join(problems, "; ")}

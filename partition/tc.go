@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
 	"sync"
@@ -99,8 +100,9 @@ func applyShaping(bridgeNS string, have, want []Shaping) error {
 		}
 	}
 	for _, sh := range want {
-		// The record is not the kernel: a guest added again has a new port, bare.
-		if old, ok := haveBy[keyOf(sh)]; ok && reflect.DeepEqual(old, sh) && hasOwnRoot(hs, sh) {
+		// The record is not the kernel: a guest added again has a new port, bare, and a
+		// tree changed by hand is put back.
+		if old, ok := haveBy[keyOf(sh)]; ok && reflect.DeepEqual(old, sh) && shapingDrift(hs, sh) == "" {
 			continue
 		}
 		h, err := hs.get(sh.Netns)
@@ -224,20 +226,19 @@ func addShaping(h *kernel.NS, sh Shaping) error {
 		if c.Netem != nil {
 			ne := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, c.Minor), Handle: netlink.MakeHandle(0x7000+c.Minor, 0)}, netemAttrs(c.Netem))
 			if err := h.QdiscAdd(ne); err != nil {
+				if errors.Is(err, unix.EINVAL) && mixesDuplicate(sh) {
+					err = &FeatureError{Feature: dupMix, Need: "the netem settings that reach guest " + sh.Guest + " on " + where(sh), Err: err}
+				}
 				return fmt.Errorf("add netem under class %x:%x of %s: %w", QdiscMajor, c.Minor, where(sh), qdiscErr("netem", "netem settings of guest "+sh.Guest, err))
 			}
 		}
 		if !c.Src.IsValid() {
 			continue
 		}
-		src := c.Src.As4()
 		f := &netlink.U32{
-			FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Priority: 1, Protocol: unix.ETH_P_IP},
+			FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Priority: 1, Protocol: netlinkProtoIP},
 			ClassId:     ClassID(c.Minor),
-			Sel: &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: []netlink.TcU32Key{
-				// ip saddr: offset 12 of the IPv4 header.
-				{Mask: 0xffffffff, Val: binary.BigEndian.Uint32(src[:]), Off: 12},
-			}},
+			Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: srcKeys4(c.Src)},
 		}
 		if err := h.FilterAdd(f); err != nil {
 			return fmt.Errorf("add u32 filter ip src %s -> class %x:%x on %s: %w", c.Src, QdiscMajor, c.Minor, where(sh), err)
@@ -247,6 +248,19 @@ func addShaping(h *kernel.NS, sh Shaping) error {
 		}
 	}
 	return nil
+}
+
+// mixesDuplicate reports whether sh puts a duplicating netem beside another netem on its
+// device, which kernels since 2025 refuse with EINVAL (ErrNetemDuplicateMix).
+func mixesDuplicate(sh Shaping) bool {
+	netems, dup := 0, false
+	for _, c := range sh.Classes {
+		if c.Netem != nil {
+			netems++
+			dup = dup || c.Netem.Duplicate > 0
+		}
+	}
+	return dup && netems > 1
 }
 
 func netemAttrs(n *Netem) netlink.NetemQdiscAttrs {
@@ -384,40 +398,41 @@ func unknownQdisc(kind string, err error) error {
 	return err
 }
 
-// missingShaping names the recorded shapings whose root qdisc is no longer
-// on their device (a guest's namespace that is gone counts as missing too).
-func missingShaping(bridgeNS string, recorded []Shaping) []string {
+// shapingProblems says, for each recorded shaping the kernel no longer holds as recorded,
+// what differs (a guest's namespace that is gone counts as its shaping gone).
+func shapingProblems(bridgeNS string, recorded []Shaping) []string {
 	if len(recorded) == 0 {
 		return nil
 	}
 	hs := newHandles(bridgeNS)
 	defer hs.close()
-	var missing []string
+	var problems []string
 	for _, sh := range recorded {
-		if !hasOwnRoot(hs, sh) {
-			missing = append(missing, where(sh))
+		if d := shapingDrift(hs, sh); d != "" {
+			problems = append(problems, "the shaping of "+where(sh)+" "+d)
 		}
 	}
-	return missing
+	return problems
 }
 
-func hasOwnRoot(hs *handles, sh Shaping) bool {
-	h, err := hs.get(sh.Netns)
-	if err != nil {
-		return false
-	}
-	link, err := h.LinkByName(sh.Device)
-	if err != nil {
-		return false
-	}
-	qs, err := h.QdiscList(link)
-	if err != nil {
-		return false
-	}
-	for _, q := range qs {
-		if isOwnRoot(q) {
-			return true
-		}
-	}
-	return false
+// srcKeys4 match a packet from src: the source address is at offset 12 of the IPv4 header.
+func srcKeys4(src netip.Addr) []netlink.TcU32Key {
+	a := src.As4()
+	return []netlink.TcU32Key{{Mask: 0xffffffff, Val: binary.BigEndian.Uint32(a[:]), Off: 12}}
 }
+
+// srcKeys6 match a packet from src: the source address is at offset 8 of the IPv6 header.
+func srcKeys6(src netip.Addr) []netlink.TcU32Key {
+	a := src.As16()
+	var keys []netlink.TcU32Key
+	for i := 0; i < 4; i++ {
+		keys = append(keys, netlink.TcU32Key{Mask: 0xffffffff, Val: binary.BigEndian.Uint32(a[4*i:]), Off: int32(8 + 4*i)})
+	}
+	return keys
+}
+
+// The filters' protocols, as netlink hands them in and back.
+const (
+	netlinkProtoIP   = unix.ETH_P_IP
+	netlinkProtoIPv6 = unix.ETH_P_IPV6
+)

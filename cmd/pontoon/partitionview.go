@@ -246,7 +246,13 @@ func wrapNames(names []string, per int) string {
 func printStatus(w io.Writer, rec *partition.Record, guests []partition.Guest) {
 	if rec.Kernel != nil && !rec.Kernel.InEffect {
 		fmt.Fprintf(w, "WARNING: the kernel does not hold what was last applied: %s\n", rec.Kernel.Detail)
-		fmt.Fprintln(w, "(below: the blocked pairs the kernel enforces now; `pontoon partition heal` or a new partition sets a known state)")
+		fmt.Fprint(w, "(below: the blocked pairs the kernel enforces now; `pontoon partition heal` or a new partition sets a known state")
+		if len(rec.Pending) > 0 {
+			// A --for killed before its commit leaves its record ahead of the kernel: its
+			// restorer still puts the earlier state back at the deadline, and heal ends it.
+			fmt.Fprintf(w, ", and ends the %d pending --for change%s below", len(rec.Pending), plural(len(rec.Pending)))
+		}
+		fmt.Fprintln(w, ")")
 	}
 	if len(rec.Blocked) == 0 && len(rec.Impairments) == 0 {
 		fmt.Fprintln(w, "fullmesh: every guest reaches every other one, no impairments")

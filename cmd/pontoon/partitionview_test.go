@@ -157,6 +157,25 @@ func TestStatusText(t *testing.T) {
 	}
 }
 
+// TestStatusTextNotInEffect: the warning's advice says that heal also ends the pending
+// --for changes, which a --for killed before its commit leaves with the kernel behind.
+func TestStatusTextNotInEffect(t *testing.T) {
+	rec, gs := isolateAndBlock()
+	rec.Kernel = &partition.KernelCheck{Detail: "the table is not the one last applied"}
+	var b strings.Builder
+	printStatus(&b, rec, gs)
+	if out := b.String(); !strings.Contains(out, "WARNING: the kernel does not hold what was last applied: the table is not the one last applied\n") ||
+		!strings.Contains(out, "sets a known state)\n") {
+		t.Errorf("status without pending changes:\n%s", out)
+	}
+	rec.Pending = []partition.Timed{{Change: rec.Generation, Expires: time.Now().Add(time.Minute), Parts: []string{"="}}}
+	b.Reset()
+	printStatus(&b, rec, gs)
+	if out := b.String(); !strings.Contains(out, "sets a known state, and ends the 1 pending --for change below)\n") {
+		t.Errorf("status with a pending --for:\n%s", out)
+	}
+}
+
 func TestFormatEvent(t *testing.T) {
 	at := time.Date(2026, 12, 4, 21, 4, 5, 123e6, time.Local)
 	for _, c := range []struct {
