@@ -307,7 +307,9 @@ func TestStatusSeesShapingChanged(t *testing.T) {
 	}
 	classID := fmt.Sprintf("%x:%x", QdiscMajor, pair)
 	def := fmt.Sprintf("%x:%x", QdiscMajor, classDefault)
-	tc := func(args ...string) { run(t, "", append([]string{"ip", "netns", "exec", s.bridgeNS, "tc"}, args...)...) }
+	tc := func(args ...string) {
+		run(t, "", append([]string{"ip", "netns", "exec", s.bridgeNS, "tc"}, args...)...)
+	}
 	for _, c := range []struct {
 		name   string
 		tamper func()
