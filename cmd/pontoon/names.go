@@ -127,8 +127,10 @@ func collectNames(e netsetup.Env) (names.Report, error) {
 
 func dnsFaultCommand() *cli.Command {
 	return &cli.Command{
-		Name: "dns", Category: catImpair, ArgsUsage: "nxdomain|servfail|drop|wrong ADDRESS|delay DURATION [--name NAME].. [--from GUEST]..",
-		Usage: "make the bridge's name server answer wrongly, per queried name and/or asking guest",
+		// The fault kinds are in Usage: in the verbs' list, a synopsis this long would push
+		// every impairment verb's description to the right.
+		Name: "dns", Category: catImpair, ArgsUsage: "FAULT [--name NAME].. [--from GUEST]..",
+		Usage: "make the bridge's name server answer wrongly, per queried name and/or asking guest; FAULT: nxdomain, servfail, drop, wrong ADDRESS, delay DURATION",
 		Flags: []cli.Flag{
 			bridgeFlag(),
 			&cli.StringSliceFlag{Name: "name", Usage: "a queried `NAME` the fault applies to (repeatable; default every name)"},
