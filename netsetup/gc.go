@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -296,20 +297,52 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 	if err != nil {
 		return out, errors.Join(append(errs, err)...)
 	}
+	var orphans []string
 	for _, l := range links {
 		name := l.Attrs().Name
 		if n, ok := strings.CutPrefix(name, "s"); ok && !slots[name] && !released[name] {
-			if _, err := strconv.Atoi(n); err != nil {
-				continue
+			if _, err := strconv.Atoi(n); err == nil {
+				orphans = append(orphans, name)
 			}
-			if err := delLink(h, name); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out = append(out, "gateway link "+name)
 		}
 	}
+	// The uplink of a bridge destroyed just before goes with the bridge's namespace, which
+	// the kernel removes after the destroy has returned: gc gives it a moment to go rather
+	// than report the destroy's own work as a leftover.
+	if orphans, err = stillThere(h, orphans, orphanGrace); err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range orphans {
+		if err := delLink(h, name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, "gateway link "+name)
+	}
 	return out, errors.Join(errs...)
+}
+
+// orphanGrace is how long gc waits for orphan uplinks to go on their own: the kernel's
+// removal of a bridge namespace takes some 20 ms.
+const orphanGrace = 300 * time.Millisecond
+
+// stillThere returns those of names that are links of h after at most grace, as soon as
+// none is left.
+func stillThere(h *handle, names []string, grace time.Duration) ([]string, error) {
+	deadline := time.Now().Add(grace)
+	for len(names) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		links, err := listLinks(h)
+		if err != nil {
+			return names, err
+		}
+		present := map[string]bool{}
+		for _, l := range links {
+			present[l.Attrs().Name] = true
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { return !present[n] })
+	}
+	return names, nil
 }
 
 func sweepPorts(env Env, b *BridgeState) ([]string, error) {

@@ -46,3 +46,21 @@ func TestGCCollectsBridgesPastARunError(t *testing.T) {
 		t.Errorf("after gc, bridge list still shows b1:\n%s", list)
 	}
 }
+
+// TestGCAfterBridgeDestroyCommand: `pontoon gc` right after `pontoon bridge destroy` finds
+// nothing to collect. The bridge's uplink goes with its namespace once the kernel has
+// removed it, after the destroy has returned; gc reported it as an orphan it removed.
+func TestGCAfterBridgeDestroyCommand(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	for i := range 4 {
+		name := "d" + strconv.Itoa(i)
+		c.ok("bridge", "create", name)
+		c.ok("guest", "add", name, "a", "--ip", "172.18.0.1")
+		c.ok("bridge", "destroy", name)
+		if out := c.ok("gc"); strings.TrimSpace(out) != "nothing to collect" {
+			t.Errorf("gc right after destroying %s printed %q; want nothing to collect", name, out)
+		}
+	}
+}
