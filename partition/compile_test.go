@@ -223,6 +223,10 @@ func TestCompileErrors(t *testing.T) {
 		{"impairment with guest and pair", State{Impairments: []Impairment{{Guest: "a", Src: "b", Dst: "c"}}}, "not both"},
 		{"impairment half a pair", State{Impairments: []Impairment{{Src: "b"}}}, "set guest, or both src and dst"},
 		{"loss out of range", State{Impairments: []Impairment{{Guest: "a", Loss: 101}}}, "loss 101% is out of range"},
+		// netem cuts a longer jitter, and takes a reorder this small for 0, which with its
+		// gap reorders every packet: status would see both as changed for good.
+		{"jitter netem cannot keep", State{Impairments: []Impairment{{Src: "a", Dst: "b", Delay: 5 * time.Second, Jitter: 3 * time.Second}}}, "jitter 3s is out of range; use 0 to 2.147483647s"},
+		{"reorder below resolution", State{Impairments: []Impairment{{Src: "a", Dst: "b", Delay: time.Second, Reorder: 1e-9}}}, "reorder 1e-09% is below netem's resolution"},
 		// Outgoing shaping happens in the guest's namespace; without one the
 		// impairment is refused, never half applied.
 		{"guest rate without netns", State{Impairments: []Impairment{{Guest: "a", Rate: 1_000_000}}}, "impairment of guest a (rate): what the guest sends is shaped on its eth0 inside its network namespace, but guest a has no NetnsPath"},

@@ -147,8 +147,10 @@ func fmtPercent(p float64) string { return strconv.FormatFloat(p, 'f', -1, 64) +
 // Limits of the impairment fields.
 const (
 	MaxDelay = time.Minute
-	MinRate  = Rate(1_000)          // 1kbit
-	MaxRate  = Rate(10_000_000_000) // 10gbit: also the rate of unshaped classes
+	// MaxJitter is what netem keeps: the kernel cuts a larger jitter to 2^31-1 ns.
+	MaxJitter = math.MaxInt32 * time.Nanosecond
+	MinRate   = Rate(1_000)          // 1kbit
+	MaxRate   = Rate(10_000_000_000) // 10gbit: also the rate of unshaped classes
 )
 
 // validate checks ranges and combinations; guest names are checked by the
@@ -178,8 +180,18 @@ func (im Impairment) validate() error {
 	if im.Delay < 0 || im.Delay > MaxDelay {
 		return fmt.Errorf("%s: delay %s is out of range; use 0 to %s", what, im.Delay, MaxDelay)
 	}
-	if im.Jitter < 0 || im.Jitter > MaxDelay {
-		return fmt.Errorf("%s: jitter %s is out of range; use 0 to %s", what, im.Jitter, MaxDelay)
+	if im.Jitter < 0 || im.Jitter > MaxJitter {
+		return fmt.Errorf("%s: jitter %s is out of range; use 0 to %s (the kernel's netem keeps no more)", what, im.Jitter, MaxJitter)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"duplicate", im.Duplicate}, {"corrupt", im.Corrupt}, {"reorder", im.Reorder}} {
+		// netem's probabilities are fractions of 2^32: a smaller one would be 0, and a
+		// reorder of 0 with its gap reorders every packet.
+		if f.v > 0 && uint32(f.v/100*math.MaxUint32) == 0 {
+			return fmt.Errorf("%s: %s %v%% is below netem's resolution; use 0 or at least %.1g%%", what, f.name, f.v, 100.0/math.MaxUint32*2)
+		}
 	}
 	if im.Jitter > 0 && im.Delay == 0 {
 		return fmt.Errorf("%s: jitter %s needs a delay; set delay too (jitter varies the delay)", what, im.Jitter)

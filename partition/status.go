@@ -46,7 +46,7 @@ func Status(t Target) (Record, error) {
 	}
 	st.Kernel = compareKernel(kt, &st, t.Guests)
 	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st)...)
-	problems = append(problems, shapingProblems(t.NetnsPath, st.Shaping)...)
+	problems = append(problems, shapingProblems(t.NetnsPath, st.Shaping, t.Guests)...)
 	if len(problems) > 0 {
 		if st.Kernel.InEffect {
 			st.Kernel = &KernelCheck{Detail: strings.Join(problems, "; ")}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/pontoon-dev/pontoon/internal/kernel"
@@ -227,7 +229,7 @@ func addShaping(h *kernel.NS, sh Shaping) error {
 			ne := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, c.Minor), Handle: netlink.MakeHandle(0x7000+c.Minor, 0)}, netemAttrs(c.Netem))
 			if err := h.QdiscAdd(ne); err != nil {
 				if errors.Is(err, unix.EINVAL) && mixesDuplicate(sh) {
-					err = &FeatureError{Feature: dupMix, Need: "the netem settings that reach guest " + sh.Guest + " on " + where(sh), Err: err}
+					return duplicateMixError(sh, err)
 				}
 				return fmt.Errorf("add netem under class %x:%x of %s: %w", QdiscMajor, c.Minor, where(sh), qdiscErr("netem", "netem settings of guest "+sh.Guest, err))
 			}
@@ -248,6 +250,27 @@ func addShaping(h *kernel.NS, sh Shaping) error {
 		}
 	}
 	return nil
+}
+
+// duplicateMixError says which settings put netems side by side on sh's device.
+func duplicateMixError(sh Shaping, err error) error {
+	var netems []string
+	for _, c := range sh.Classes {
+		if c.Netem == nil {
+			continue
+		}
+		what := "guest " + sh.Guest + "'s own settings"
+		if c.From != "" {
+			what = "the pair " + c.From + "->" + sh.Guest
+		}
+		if c.Netem.Duplicate > 0 {
+			what += " (duplicating)"
+		}
+		netems = append(netems, what)
+	}
+	return fmt.Errorf("shape guest %s: %w: %s would carry %d netems (%s); a guest's duplicate also goes into each pair towards it that has settings of its own. "+
+		"Give duplicate to a guest or pair with no other netem setting (delay, jitter, corrupt, reorder, duplicate) and no shaped pair on the same guest, or use a kernel without this check: %w",
+		sh.Guest, ErrNetemDuplicateMix, where(sh), len(netems), strings.Join(netems, ", "), err)
 }
 
 // mixesDuplicate reports whether sh puts a duplicating netem beside another netem on its
@@ -399,8 +422,10 @@ func unknownQdisc(kind string, err error) error {
 }
 
 // shapingProblems says, for each recorded shaping the kernel no longer holds as recorded,
-// what differs (a guest's namespace that is gone counts as its shaping gone).
-func shapingProblems(bridgeNS string, recorded []Shaping) []string {
+// what differs (a guest's namespace that is gone counts as its shaping gone). The shaping of
+// a guest that left the bridge (one not in guests, when guests are known) went with its port
+// and namespace, as its rules did: the next change drops it from the record.
+func shapingProblems(bridgeNS string, recorded []Shaping, guests []Guest) []string {
 	if len(recorded) == 0 {
 		return nil
 	}
@@ -408,6 +433,9 @@ func shapingProblems(bridgeNS string, recorded []Shaping) []string {
 	defer hs.close()
 	var problems []string
 	for _, sh := range recorded {
+		if len(guests) > 0 && !slices.ContainsFunc(guests, func(g Guest) bool { return g.Name == sh.Guest }) {
+			continue
+		}
 		if d := shapingDrift(hs, sh); d != "" {
 			problems = append(problems, "the shaping of "+where(sh)+" "+d)
 		}

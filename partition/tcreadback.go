@@ -27,7 +27,7 @@ func shapingDrift(hs *handles, sh Shaping) string {
 	}
 	qs, err := h.QdiscList(link)
 	if err != nil {
-		return "cannot be read: " + err.Error()
+		return unreadable(err)
 	}
 	var root netlink.Qdisc
 	under := map[uint32]netlink.Qdisc{} // qdiscs in pontoon's tree, by parent class
@@ -52,7 +52,7 @@ func shapingDrift(hs *handles, sh Shaping) string {
 	}
 	classes, err := h.ClassList(link, netlink.MakeHandle(QdiscMajor, 0))
 	if err != nil {
-		return "cannot be read: " + err.Error()
+		return unreadable(err)
 	}
 	have := map[uint32]netlink.Class{}
 	for _, c := range classes {
@@ -91,7 +91,7 @@ func shapingDrift(hs *handles, sh Shaping) string {
 	}
 	filters, err := h.FilterList(link, netlink.MakeHandle(QdiscMajor, 0))
 	if err != nil {
-		return "cannot be read: " + err.Error()
+		return unreadable(err)
 	}
 	problems = append(problems, filterDrift(filters, sh)...)
 	if len(problems) == 0 {
@@ -99,6 +99,15 @@ func shapingDrift(hs *handles, sh Shaping) string {
 	}
 	slices.Sort(problems)
 	return "differs: " + strings.Join(problems, ", ")
+}
+
+// unreadable is shapingDrift's answer when a dump fails: a device removed meanwhile (a guest
+// leaving) is gone like one that was never found.
+func unreadable(err error) string {
+	if isGone(err) {
+		return "is gone"
+	}
+	return "cannot be read: " + err.Error()
 }
 
 type wantClass struct {
@@ -169,7 +178,7 @@ func filterDrift(filters []netlink.Filter, sh Shaping) []string {
 			problems = append(problems, fmt.Sprintf("a %s filter is not pontoon's", f.Type()))
 			continue
 		}
-		if u.ClassId == 0 {
+		if u.ClassId == 0 && u.Sel == nil && len(u.Actions) == 0 {
 			continue // a u32 hash table's own entry, which every u32 filter comes with
 		}
 		var keys []netlink.TcU32Key

@@ -241,6 +241,13 @@ func wrapNames(names []string, per int) string {
 	return strings.Join(lines, "\n")
 }
 
+// printEnds says what comes into force at each pending --for's deadline.
+func printEnds(w io.Writer, rec *partition.Record) {
+	for _, end := range rec.Ends() {
+		fmt.Fprintf(w, "restores at %s: %s\n", end.At.Local().Format(time.TimeOnly), describeEnd(end))
+	}
+}
+
 // printStatus writes a partition record for people: the state, the matrix, then every
 // blocked pair and impairment with what the kernel counted for it.
 func printStatus(w io.Writer, rec *partition.Record, guests []partition.Guest) {
@@ -250,12 +257,13 @@ func printStatus(w io.Writer, rec *partition.Record, guests []partition.Guest) {
 		if len(rec.Pending) > 0 {
 			// A --for killed before its commit leaves its record ahead of the kernel: its
 			// restorer still puts the earlier state back at the deadline, and heal ends it.
-			fmt.Fprintf(w, ", and ends the %d pending --for change%s below", len(rec.Pending), plural(len(rec.Pending)))
+			fmt.Fprintf(w, "; heal also ends the %d pending --for change%s below", len(rec.Pending), plural(len(rec.Pending)))
 		}
 		fmt.Fprintln(w, ")")
 	}
 	if len(rec.Blocked) == 0 && len(rec.Impairments) == 0 {
 		fmt.Fprintln(w, "fullmesh: every guest reaches every other one, no impairments")
+		printEnds(w, rec)
 		return
 	}
 	fmt.Fprintf(w, "%s (mode %s", rec.Description, rec.Mode)
@@ -263,9 +271,7 @@ func printStatus(w io.Writer, rec *partition.Record, guests []partition.Guest) {
 		fmt.Fprint(w, ", cut")
 	}
 	fmt.Fprintf(w, ", applied %s)\n", rec.AppliedAt.Local().Format(time.TimeOnly))
-	for _, end := range rec.Ends() {
-		fmt.Fprintf(w, "restores at %s: %s\n", end.At.Local().Format(time.TimeOnly), describeEnd(end))
-	}
+	printEnds(w, rec)
 	var counters partition.Counters
 	if rec.Counters != nil {
 		counters = *rec.Counters

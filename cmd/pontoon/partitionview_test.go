@@ -171,8 +171,17 @@ func TestStatusTextNotInEffect(t *testing.T) {
 	rec.Pending = []partition.Timed{{Change: rec.Generation, Expires: time.Now().Add(time.Minute), Parts: []string{"="}}}
 	b.Reset()
 	printStatus(&b, rec, gs)
-	if out := b.String(); !strings.Contains(out, "sets a known state, and ends the 1 pending --for change below)\n") {
+	if out := b.String(); !strings.Contains(out, "sets a known state; heal also ends the 1 pending --for change below)\n") ||
+		!strings.Contains(out, "restores at ") {
 		t.Errorf("status with a pending --for:\n%s", out)
+	}
+	// A --for killed before its commit, from fullmesh: the kernel enforces nothing, and the
+	// change that would end is still listed.
+	rec.Blocked, rec.Impairments = nil, nil
+	b.Reset()
+	printStatus(&b, rec, gs)
+	if out := b.String(); !strings.Contains(out, "fullmesh: every guest reaches every other one") || !strings.Contains(out, "restores at ") {
+		t.Errorf("status with a pending --for and nothing in force:\n%s", out)
 	}
 }
 
