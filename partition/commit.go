@@ -60,6 +60,13 @@ type tableNow struct {
 	marker string    // the marker of the rules in force; "" when none
 	others []Backend // other families that hold a partition table
 	tables tableList
+	// wroteGen is the namespace's nftables generation the last change expected to leave
+	// (genKey), haveGen whether it said; gen is the generation now. When they are equal,
+	// nothing was committed in the namespace since, by hand or otherwise, and the chains
+	// that change left are as it left them.
+	// Low 16 bits, as the kernel stamps them on its answers.
+	wroteGen, gen uint16
+	haveGen       bool
 }
 
 // tableList is the namespace's tables, listed at most once per change: the
@@ -117,10 +124,17 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 	var now tableNow
 	spare := 0
 	var flushErr error
-	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
+	err := nftpool.WithConn(nsPath, func(w *nftwire.Conn) error {
+		c := w.Conn
 		var err error
+		w.ForgetGen()
 		if now, err = readTableNow(c, rs.Backend); err != nil {
 			return err
+		}
+		// The listings' answers carry it; without one, no chain is taken as unchanged.
+		var seen bool
+		if now.gen, seen = w.SeenGen(); !seen {
+			now.haveGen = false
 		}
 		if now.inUse == 0 {
 			spare = 1
@@ -150,7 +164,9 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 	}
 	// Step 2.
 	unchanged := map[string]bool{}
-	if now.marker != "" && now.marker == prev.marker {
+	// A chain is left as it is only when nothing was committed in the namespace since the
+	// change that wrote it: a chain edited by hand is rewritten by the next change.
+	if now.marker != "" && now.marker == prev.marker && now.haveGen && now.wroteGen == now.gen {
 		sums := rs.chainSums()
 		for _, ch := range rs.Chains {
 			// A chain that looks sets up is rewritten every time: it must point
@@ -266,6 +282,10 @@ func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
 				if n, err := strconv.Atoi(el.Comment); err == nil && n >= 0 && n < buffers {
 					now.inUse, bufferKnown = n, true
 				}
+			case genKey:
+				if n, err := strconv.ParseUint(el.Comment, 10, 16); err == nil {
+					now.wroteGen, now.haveGen = uint16(n), true
+				}
 			}
 		}
 	}
@@ -364,15 +384,22 @@ func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh
 // buffers: someone else edited it. Heal removes it.
 var ErrTableMixed = errors.New("its rules use both set buffers")
 
+var acceptPolicy = nftables.ChainPolicyAccept
+
 // answersLost counts commits whose answer was lost but which took effect (for
 // tests, which provoke it).
 var answersLost atomic.Int64
 
 // Keys in MarkerSet: the rule set's marker, and the buffer its rules use
 // (written with the rules, so read together they are never out of step).
+// The third, genKey, is the namespace's nftables generation once the change that writes it
+// is committed: its buffer's and its rules' transactions after the one read before them
+// (tableNow.gen). A transaction of anyone else's in between makes it wrong, and the next
+// change rewrites every chain.
 const (
 	markerKey = 1
 	bufferKey = 2
+	genKey    = 3
 )
 
 // bufferWritten reports whether buffer buf holds exactly rs's classes: the
@@ -437,6 +464,9 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 			nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(ch.Priority))
 			nc.Type = nftables.ChainTypeFilter
 			nc.Device = ch.Device
+			// Said every time: adding a chain that exists keeps the policy it has, and one
+			// set to drop by hand would stay.
+			nc.Policy = &acceptPolicy
 		}
 		chains[ch.Name] = c.AddChain(nc)
 		if slices.Contains(now.chains, ch.Name) {
@@ -493,6 +523,24 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 		{Key: be32(bufferKey), Comment: strconv.Itoa(buf)},
 	}); err != nil {
 		return fmt.Errorf("queue the marker: %w", err)
+	}
+	// The buffer's transaction and this one.
+	return queueGen(c, t, now.gen+2)
+}
+
+// queueGen queues genKey's replacement by gen, the generation the batch leaves once
+// committed (when nobody else commits meanwhile).
+func queueGen(c *nftables.Conn, t *nftables.Table, gen uint16) error {
+	marker := markerSet(t)
+	old := []nftables.SetElement{{Key: be32(genKey)}}
+	if err := c.SetAddElements(marker, old); err != nil {
+		return fmt.Errorf("queue the generation: %w", err)
+	}
+	if err := c.SetDeleteElements(marker, old); err != nil {
+		return fmt.Errorf("queue the generation: %w", err)
+	}
+	if err := c.SetAddElements(marker, []nftables.SetElement{{Key: be32(genKey), Comment: strconv.FormatUint(uint64(gen), 10)}}); err != nil {
+		return fmt.Errorf("queue the generation: %w", err)
 	}
 	return nil
 }

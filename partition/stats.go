@@ -396,7 +396,9 @@ func pruneCounters(nsPath string, prev Record, st *Record, rs RuleSet, guests []
 		}
 	}
 	t := nftTable(st.Backend)
-	return nftpool.With(nsPath, func(c *nftables.Conn) error {
+	return nftpool.WithConn(nsPath, func(w *nftwire.Conn) error {
+		c := w.Conn
+		w.ForgetGen()
 		queued := false
 		for _, name := range sets {
 			set := counterSet(t, name)
@@ -420,6 +422,13 @@ func pruneCounters(nsPath string, prev Record, st *Record, rs RuleSet, guests []
 		}
 		if !queued {
 			return nil
+		}
+		// A transaction of pontoon's own: the next change still finds the chains as the
+		// last one left them (see genKey).
+		if gen, seen := w.SeenGen(); seen {
+			if err := queueGen(c, t, gen+1); err != nil {
+				return err
+			}
 		}
 		if err := flush(c); err != nil {
 			return fmt.Errorf("remove stale counters in %q: %w", nsPath, err)

@@ -33,6 +33,8 @@ type wire struct {
 	buf     []byte        // one datagram; dumps come in datagrams of at most 32 KiB
 	out     []byte        // the messages sent, marshalled
 	pending []mnl.Message // errors the library has yet to read
+	gen     uint16        // the generation the last answer to a listing carried (gen.go)
+	genSeen bool
 }
 
 // Faults the wire makes on request, for tests of its callers (every wire of the process
@@ -258,12 +260,14 @@ func (w *wire) receive() ([]mnl.Message, error) {
 		if l < 16 || l > len(b) {
 			return nil, fmt.Errorf("nftables answer: a message of %d bytes in %d", l, len(b))
 		}
-		msgs = append(msgs, mnl.Message{
+		m := mnl.Message{
 			Header: mnl.Header{Length: uint32(l), Type: mnl.HeaderType(binary.NativeEndian.Uint16(b[4:])),
 				Flags: mnl.HeaderFlags(binary.NativeEndian.Uint16(b[6:])), Sequence: binary.NativeEndian.Uint32(b[8:]),
 				PID: binary.NativeEndian.Uint32(b[12:])},
 			Data: b[16:l:l],
-		})
+		}
+		w.noteGen(m)
+		msgs = append(msgs, m)
 		b = b[min((l+3)&^3, len(b)):]
 	}
 	return msgs, nil
