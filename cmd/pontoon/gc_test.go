@@ -64,3 +64,22 @@ func TestGCAfterBridgeDestroyCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionWithAnotherNetnsDir: a partition command pointed at another namespace
+// directory than the bridge was made with says so, instead of status reporting that the
+// kernel does not hold what was applied, and changes nothing.
+func TestPartitionWithAnotherNetnsDir(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	c.ok("bridge", "create", "b1")
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1")
+	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
+	other := t.TempDir()
+	for _, args := range [][]string{{"status"}, {"isolate", "n1"}} {
+		c.fails(1, "is not there: was the bridge made with another --netns-dir", append([]string{"--netns-dir", other, "partition", "--bridge", "b1"}, args...)...)
+	}
+	if out := c.ok("partition", "--bridge", "b1", "status"); !strings.Contains(out, "fullmesh") || strings.Contains(out, "WARNING") {
+		t.Errorf("status with the bridge's own directory:\n%s", out)
+	}
+}

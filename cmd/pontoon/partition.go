@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -143,6 +144,13 @@ func targetAs(c *cli.Context, source string) (partition.Target, error) {
 	t, err := partition.ForBridge(env(c), name)
 	if err != nil {
 		return t, err
+	}
+	// Without it, status would report the kernel as not holding what was applied, and a
+	// change would fail deep in its probes.
+	if _, err := os.Stat(t.NetnsPath); errors.Is(err, os.ErrNotExist) {
+		return t, fmt.Errorf("bridge %q is recorded in %s, but its network namespace %s is not there: "+
+			"was the bridge made with another --netns-dir (PONTOON_NETNS_DIR)? If its namespace was deleted outside pontoon, `pontoon gc` collects the bridge",
+			name, t.StateDir, t.NetnsPath)
 	}
 	t.Source = source
 	// A `--for` whose process died before restoring is finished by the next command.
