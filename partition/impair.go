@@ -137,7 +137,8 @@ func (im Impairment) String() string {
 		parts = append(parts, "reorder="+fmtPercent(im.Reorder))
 	}
 	if len(parts) == 0 {
-		parts = append(parts, "loss=0%")
+		// Every setting at zero: what `rate 0 a` leaves, the impairment's end.
+		parts = append(parts, "no impairment")
 	}
 	return strings.Join(parts, " ") + " " + im.Target()
 }
@@ -220,6 +221,9 @@ var rateUnits = []struct {
 // "1mbit", "512kbit", "1.5gbit", "100kbps" (bytes per second) or "2mibit".
 func ParseRate(s string) (Rate, error) {
 	in := strings.ToLower(strings.TrimSpace(s))
+	if in == "0" {
+		return 0, nil // unlimited, as the range check's advice says; no unit makes sense of it
+	}
 	for _, u := range rateUnits {
 		num, ok := strings.CutSuffix(in, u.suffix)
 		if !ok {

@@ -121,11 +121,16 @@ func ParseImpairments(words []string, guests []Guest) ([]Impairment, error) {
 	}
 	var base Impairment
 	i := 0
+	given := map[string]string{}
 	for ; i < len(words); i++ {
 		key, val, ok := strings.Cut(words[i], "=")
 		if !ok {
 			break
 		}
+		if first, twice := given[key]; twice {
+			return nil, fmt.Errorf("impairment: %s is given twice (%s and %s); give each setting once", key, first, words[i])
+		}
+		given[key] = words[i]
 		if err := setField(&base, key, val); err != nil {
 			return nil, err
 		}

@@ -107,6 +107,7 @@ func TestParseImpairments(t *testing.T) {
 		{words: "a", errHas: "no setting given"},
 		{words: "loss=10%", errHas: "name the guests after the settings"},
 		{words: "loss=150% a", errHas: "loss 150% is out of range; use a percentage from 0 to 100"},
+		{words: "loss=10 rate=1mbit loss=20 a", errHas: "impairment: loss is given twice (loss=10 and loss=20); give each setting once"},
 		{words: "loss=-1 a", errHas: "loss -1% is out of range"},
 		{words: "loss=lots a", errHas: "loss=lots: not a percentage"},
 		{words: "rate=fast a", errHas: `rate "fast": missing or unknown unit`},
@@ -153,6 +154,9 @@ func TestRate(t *testing.T) {
 		{"1mibit", 1 << 20, "1048576bit"},
 		{"2500bit", 2500, "2500bit"},
 		{" 10MBIT ", 10_000_000, "10mbit"},
+		// 0 is unlimited, with a unit or without (the range error's advice says "0").
+		{"0", 0, "0bit"},
+		{"0mbit", 0, "0bit"},
 	}
 	for _, tt := range tests {
 		r, err := ParseRate(tt.in)
@@ -160,7 +164,7 @@ func TestRate(t *testing.T) {
 			t.Errorf("ParseRate(%q) = %d %q, %v; want %d %q", tt.in, r, r, err, tt.want, tt.out)
 		}
 	}
-	for _, bad := range []string{"", "mbit", "-1mbit", "1 furlong", "NaNmbit"} {
+	for _, bad := range []string{"", "mbit", "-1mbit", "1 furlong", "NaNmbit", "1", "00x"} {
 		if _, err := ParseRate(bad); err == nil {
 			t.Errorf("ParseRate(%q) succeeded", bad)
 		}

@@ -59,8 +59,10 @@ func interspersed(app *cli.App, argv []string) []string {
 				i += len(w)
 				continue
 			}
-			w := take(takesValue(cur.flags, a))
-			cur.words = append(cur.words, w...)
+			// A flag of a level above (a global one after the command's name) goes there.
+			o := owner(a)
+			w := take(takesValue(o.flags, a))
+			o.words = append(o.words, w...)
 			i += len(w)
 			continue
 		}

@@ -20,8 +20,8 @@ func captureCommand() *cli.Command {
 			"drops is on its sender's interface only; one that passed is on the sender's and the receiver's.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "write", Aliases: []string{"w"}, Usage: "write pcapng to `FILE` (tcpdump -r and Wireshark read it; - for standard output)"},
-			&cli.DurationFlag{Name: "duration", Usage: "stop after `DURATION` (e.g. 30s)"},
-			&cli.IntFlag{Name: "count", Usage: "stop after `N` packets in all"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after `DURATION` (e.g. 30s)", DefaultText: "until Ctrl-C"},
+			&cli.IntFlag{Name: "count", Usage: "stop after `N` packets in all", DefaultText: "no limit"},
 		},
 		Action: runCapture,
 	}

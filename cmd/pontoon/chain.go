@@ -84,7 +84,7 @@ func chainCommands() []*cli.Command {
 					ArgsUsage: "NAME",
 					Flags: []cli.Flag{
 						&cli.StringSliceFlag{Name: "port", Usage: "forward HOSTPORT:GUEST:GUESTPORT[/tcp|/udp] from the gateway address to a guest"},
-						&cli.IntFlag{Name: "owner", Usage: "pid whose exit makes the bridge garbage for `pontoon gc` (default: kept until destroyed)"},
+						&cli.IntFlag{Name: "owner", Usage: "`PID` whose exit makes the bridge garbage for pontoon gc", DefaultText: "kept until destroyed"},
 						&cli.BoolFlag{Name: "dry-run", Usage: "print each step; change nothing"},
 						jsonFlag,
 					},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/hooks"
@@ -127,7 +128,28 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	if c.Command != nil && c.Command.HelpName != "" {
 		name = c.Command.HelpName
 	}
-	return usagef("%w (see `%s --help`)", durationFlagError(c, err), name)
+	return usagef("%w (see `%s --help`)", flagSpelling(durationFlagError(c, err)), name)
+}
+
+// flagSpelling writes the flag an error of the flag package names as pontoon's help does:
+// --name, not -name ("invalid value ... for flag -owner", "flag provided but not defined:
+// -state-dir").
+func flagSpelling(err error) error {
+	msg := err.Error()
+	for _, lead := range []string{" for flag -", "flag provided but not defined: -", "flag needs an argument: -"} {
+		i := strings.Index(msg, lead)
+		if i < 0 {
+			continue
+		}
+		name := msg[i+len(lead):]
+		if j := strings.IndexAny(name, ": "); j >= 0 {
+			name = name[:j]
+		}
+		if len(name) > 1 {
+			return fmt.Errorf("%s-%s", msg[:i+len(lead)], msg[i+len(lead):])
+		}
+	}
+	return err
 }
 
 // required checks that a flag the command cannot do without was given. (urfave/cli's own

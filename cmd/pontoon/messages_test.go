@@ -139,7 +139,7 @@ func TestBadValuesChangeNothing(t *testing.T) {
 		{[]string{"--for: -1s is not a positive duration"}, []string{"partition", "loss", "5", "n2", "--for", "-1s", "--bridge", "b"}},
 		{[]string{"--stop-timeout: -1s leaves the containers no time to stop"}, []string{"run", "x", "--stop-timeout", "-1s"}},
 		{[]string{`unknown verb "isolat"`, `did you mean "isolate"`}, []string{"partition", "isolat", "n1", "--bridge", "b"}},
-		{[]string{"flag provided but not defined: -cut"}, []string{"partition", "loss", "5", "n1", "--cut", "--bridge", "b"}},
+		{[]string{"flag provided but not defined: --cut"}, []string{"partition", "loss", "5", "n1", "--cut", "--bridge", "b"}},
 	} {
 		out, errOut, code := c.run(tt.args...)
 		ok := code == 2

@@ -86,6 +86,9 @@ func TestArgumentForms(t *testing.T) {
 	}{
 		{[]string{"bridge", "create", "b1", "--port", "80:a:80"}, "pontoon bridge create", []string{"b1"}},
 		{[]string{"bridge", "list", "--state-dir", "/tmp/s"}, "pontoon bridge list", nil},
+		// A global flag between a command and its subcommand.
+		{[]string{"partition", "--bridge", "B", "--state-dir", "/tmp/s", "isolate", "n1"}, "pontoon partition isolate", []string{"n1"}},
+		{[]string{"bridge", "--netns-dir", "/tmp/n", "list"}, "pontoon bridge list", nil},
 		{[]string{"partition", "loss", "-1", "n1", "--bridge", "B"}, "pontoon partition loss", []string{"-1", "n1"}},
 		{[]string{"partition", "loss", "--", "-1", "n1", "--bridge", "B"}, "pontoon partition loss", []string{"-1", "n1"}},
 		{[]string{"partition", "delay", "-10ms", "n1"}, "pontoon partition delay", []string{"-10ms", "n1"}},
@@ -389,5 +392,25 @@ func TestNoArgumentsRefused(t *testing.T) {
 	walk(nil, newApp().Commands)
 	if n < 10 {
 		t.Errorf("only %d commands without arguments found; the walk is broken", n)
+	}
+}
+
+// TestFlagSpelling: the flag package's errors name a flag as -owner; pontoon's help and
+// every other message spell it --owner.
+func TestFlagSpelling(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{`invalid value "abc" for flag -owner: parse error`, `invalid value "abc" for flag --owner: parse error`},
+		{"flag provided but not defined: -state-dir", "flag provided but not defined: --state-dir"},
+		{"flag needs an argument: -owner", "flag needs an argument: --owner"},
+		{"flag provided but not defined: -o", "flag provided but not defined: -o"},
+		{"--for: not a duration", "--for: not a duration"},
+	} {
+		if got := flagSpelling(errors.New(c.in)).Error(); got != c.want {
+			t.Errorf("flagSpelling(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	_, err := parse("bridge", "create", "b1", "--owner", "abc")
+	if err == nil || !strings.Contains(err.Error(), `invalid value "abc" for flag --owner`) {
+		t.Errorf("bridge create --owner abc: %v", err)
 	}
 }

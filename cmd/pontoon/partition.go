@@ -21,7 +21,7 @@ func bridgeFlag() cli.Flag {
 }
 
 func forFlag() cli.Flag {
-	return &cli.DurationFlag{Name: "for", Usage: "restore the previous state after this `DURATION` (and on Ctrl-C)"}
+	return &cli.DurationFlag{Name: "for", Usage: "restore the previous state after this `DURATION` (and on Ctrl-C)", DefaultText: "for good"}
 }
 
 // specFlags are the flags of the verbs that replace the partition.

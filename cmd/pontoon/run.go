@@ -31,7 +31,7 @@ func projectCommands() []*cli.Command {
 				&cli.StringSliceFlag{Name: "only", Usage: "start only these children (repeatable or comma-separated)"},
 				&cli.StringSliceFlag{Name: "exclude", Usage: "start all children but these"},
 				&cli.StringFlag{Name: "runtime", Usage: "runc, crun or containerd (overrides pontoon.toml)"},
-				&cli.DurationFlag{Name: "stop-timeout", Usage: "how long children get between SIGTERM and SIGKILL (default: the command's stop_timeout, else 10s)"},
+				&cli.DurationFlag{Name: "stop-timeout", Usage: "how long children get between SIGTERM and SIGKILL", DefaultText: "the command's stop_timeout, else 10s"},
 				&cli.StringFlag{Name: "runtime-root", Usage: "state directory of runc/crun"},
 				&cli.StringFlag{Name: "containerd-address", Usage: "containerd's socket", EnvVars: []string{"CONTAINERD_ADDRESS"}},
 				&cli.StringFlag{Name: "containerd-namespace", Usage: "containerd namespace for pontoon's containers", EnvVars: []string{"CONTAINERD_NAMESPACE"}},
