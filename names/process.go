@@ -102,7 +102,7 @@ func Status(env netsetup.Env, bridge string) (State, error) {
 	st.Record = r
 	switch {
 	case r == nil:
-		st.Problem = "no name server was started for this bridge"
+		st.Problem = "none runs (never started, or stopped); `pontoon gc` starts one"
 	case !r.Process.Alive():
 		st.Problem = fmt.Sprintf("the name server (pid %d) is gone: it was killed; `pontoon gc` or the next `pontoon guest add` starts a new one", r.Process.PID)
 	default:

@@ -190,9 +190,12 @@ func dnsFault(c *cli.Context) error {
 }
 
 // printDNSFaults writes the DNS faults in force for people.
-func printDNSFaults(w io.Writer, faults []names.Fault) {
+func printDNSFaults(w io.Writer, faults []names.Fault, problem string) {
 	if len(faults) == 0 {
 		return
+	}
+	if problem != "" {
+		fmt.Fprintf(w, "WARNING: the DNS faults below are not in force, nor is any name served: %s\n", problem)
 	}
 	fmt.Fprintln(w, "DNS FAULT\tWHAT\tSINCE\tUNTIL")
 	for _, f := range faults {

@@ -313,3 +313,39 @@ func TestNameServerStarterKilled(t *testing.T) {
 		t.Errorf("gc left %s: %v", tmp, err)
 	}
 }
+
+// TestDNSFaultsWithoutServer: status listed DNS faults as in force, with no warning, after
+// the bridge's name server had been stopped (SIGTERM by someone else), when no name resolved
+// at all; and `names status` said no server had ever been started.
+func TestDNSFaultsWithoutServer(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	c.ok("bridge", "create", "b1")
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1")
+	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
+	c.ok("partition", "--bridge", "b1", "dns", "nxdomain", "--name", "n2")
+	if out := c.ok("partition", "--bridge", "b1", "status"); strings.Contains(out, "WARNING") || !strings.Contains(out, "nxdomain") {
+		t.Fatalf("status with the server running:\n%s", out)
+	}
+	st := c.namesState("b1")
+	syscall.Kill(st.Record.Process.PID, syscall.SIGTERM)
+	waitGone(t, st.Record.Process, "the stopped server")
+	out := c.ok("partition", "--bridge", "b1", "status")
+	if !strings.Contains(out, "WARNING: the DNS faults below are not in force, nor is any name served") {
+		t.Errorf("status with the server stopped:\n%s", out)
+	}
+	var js struct {
+		DNSProblem string `json:"dns_problem"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("partition", "--bridge", "b1", "status", "--json")), &js); err != nil || js.DNSProblem == "" {
+		t.Errorf("status --json with the server stopped: dns_problem %q, %v", js.DNSProblem, err)
+	}
+	if out := c.ok("names", "status", "b1"); !strings.Contains(out, "never started, or stopped") {
+		t.Errorf("names status with the server stopped:\n%s", out)
+	}
+	c.ok("gc")
+	if out := c.ok("partition", "--bridge", "b1", "status"); strings.Contains(out, "WARNING") {
+		t.Errorf("status after gc started the server again:\n%s", out)
+	}
+}

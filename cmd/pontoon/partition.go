@@ -337,19 +337,29 @@ func partitionStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// DNS faults are the name server's answers: with no server, no name resolves at all.
+	var dnsProblem string
+	if len(faults) > 0 {
+		if st, err := names.Status(env(c), c.String("bridge")); err != nil {
+			dnsProblem = err.Error()
+		} else if !st.Running {
+			dnsProblem = st.Problem
+		}
+	}
 	// Services are shown as far as they can be read: their counters are not the partition's.
 	services, _ := partition.Services(env(c), c.String("bridge"))
 	if c.Bool("json") {
 		return printJSON(struct {
 			partition.Record
-			DNSFaults []names.Fault             `json:"dns_faults,omitempty"`
-			Services  []partition.ServiceStatus `json:"services,omitempty"`
-		}{rec, faults, services})
+			DNSFaults  []names.Fault             `json:"dns_faults,omitempty"`
+			DNSProblem string                    `json:"dns_problem,omitempty"`
+			Services   []partition.ServiceStatus `json:"services,omitempty"`
+		}{rec, faults, dnsProblem, services})
 	}
 	return buffered(func(out io.Writer) error {
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		printStatus(w, &rec, t.Guests)
-		printDNSFaults(w, faults)
+		printDNSFaults(w, faults, dnsProblem)
 		printServices(w, services)
 		return w.Flush()
 	})
