@@ -320,6 +320,9 @@ func TestStatusSeesShapingChanged(t *testing.T) {
 		{"rate changed", func() {
 			tc("class", "change", "dev", "g2", "parent", fmt.Sprintf("%x:1", QdiscMajor), "classid", classID, "htb", "rate", "5mbit")
 		}, `the shaping of port "g2" of guest b differs: class ` + classID + ` rate 5mbit ceil 5mbit, pontoon's 1mbit`},
+		{"burst changed", func() {
+			tc("class", "change", "dev", "g2", "parent", fmt.Sprintf("%x:1", QdiscMajor), "classid", classID, "htb", "rate", "1mbit", "burst", "10", "cburst", "10", "prio", "7")
+		}, "class " + classID + " burst, cburst or prio changed"},
 		{"IPv4 filter deleted", func() {
 			tc("filter", "del", "dev", "g2", "parent", fmt.Sprintf("%x:", QdiscMajor), "prio", "1")
 		}, "the IPv4 filter of a's class is gone"},

@@ -69,6 +69,9 @@ func shapingDrift(hs *handles, sh Shaping) string {
 		case got.Rate != w.class.Rate || got.Ceil != w.class.Ceil:
 			problems = append(problems, fmt.Sprintf("class %s rate %s ceil %s, pontoon's %s", name,
 				Rate(got.Rate*8), Rate(got.Ceil*8), Rate(w.class.Rate*8)))
+		case got.Buffer != w.class.Buffer || got.Cbuffer != w.class.Cbuffer || got.Prio != w.class.Prio:
+			// (Not the quantum: the kernel derives its own from the rate.)
+			problems = append(problems, fmt.Sprintf("class %s burst, cburst or prio changed", name))
 		}
 		q, hasQdisc := under[id]
 		delete(under, id)
