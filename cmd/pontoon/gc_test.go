@@ -70,11 +70,7 @@ func TestGCAfterBridgeDestroyCommand(t *testing.T) {
 // kernel does not hold what was applied, and changes nothing.
 func TestPartitionWithAnotherNetnsDir(t *testing.T) {
 	c := newCLI(t)
-	c.ok("gateway", "up")
-	t.Cleanup(func() { c.run("gateway", "down", "--force") })
-	c.ok("bridge", "create", "b1")
-	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1")
-	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
+	c.bridgeOf("b1", "n1", "n2")
 	other := t.TempDir()
 	for _, args := range [][]string{{"status"}, {"isolate", "n1"}} {
 		c.fails(1, "is not there: was the bridge made with another --netns-dir", append([]string{"--netns-dir", other, "partition", "--bridge", "b1"}, args...)...)

@@ -319,11 +319,7 @@ func TestNameServerStarterKilled(t *testing.T) {
 // at all; and `names status` said no server had ever been started.
 func TestDNSFaultsWithoutServer(t *testing.T) {
 	c := newCLI(t)
-	c.ok("gateway", "up")
-	t.Cleanup(func() { c.run("gateway", "down", "--force") })
-	c.ok("bridge", "create", "b1")
-	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1")
-	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
+	c.bridgeOf("b1", "n1", "n2")
 	c.ok("partition", "--bridge", "b1", "dns", "nxdomain", "--name", "n2")
 	if out := c.ok("partition", "--bridge", "b1", "status"); strings.Contains(out, "WARNING") || !strings.Contains(out, "nxdomain") {
 		t.Fatalf("status with the server running:\n%s", out)
