@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
@@ -51,41 +50,6 @@ func bufferName(set string, buf int) string { return fmt.Sprintf("%s%d", set, bu
 // classSets are the logical sets of the class matrix, in the order step 1
 // writes them.
 var classSets = []string{SourceMap, DestMap, DestMap6, DestPortMap, BlockedSet}
-
-// tableNow is what step 1 and step 2 need to know of the table in the kernel.
-type tableNow struct {
-	exists bool
-	chains []string  // names of the table's chains
-	inUse  int       // the buffer the rules use; -1 when none
-	marker string    // the marker of the rules in force; "" when none
-	others []Backend // other families that hold a partition table
-	tables tableList
-	// wroteGen is the namespace's nftables generation the last change expected to leave
-	// (genKey), haveGen whether it said; gen is the generation now. When they are equal,
-	// nothing was committed in the namespace since, by hand or otherwise, and the chains
-	// that change left are as it left them.
-	// Low 16 bits, as the kernel stamps them on its answers.
-	wroteGen, gen uint16
-	haveGen       bool
-}
-
-// tableList is the namespace's tables, listed at most once per change: the
-// partition's steps and the service table's all need them.
-type tableList struct {
-	tables []*nftables.Table
-	listed bool
-}
-
-func (l *tableList) get(c *nftables.Conn) ([]*nftables.Table, error) {
-	if !l.listed {
-		tables, err := c.ListTables()
-		if err != nil {
-			return nil, fmt.Errorf("list nftables tables: %w", err)
-		}
-		l.tables, l.listed = tables, true
-	}
-	return l.tables, nil
-}
 
 // committed is what the record says the kernel holds: the marker of the last
 // commit and a fingerprint of each of its chains. While the kernel holds that
@@ -240,88 +204,6 @@ func deleteTables(c *nftables.Conn, families []Backend, keep Backend) {
 	}
 }
 
-// readTableNow lists the table's chains and finds the buffer its rules use.
-func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
-	now := tableNow{inUse: -1}
-	tables, err := now.tables.get(c)
-	if err != nil {
-		return now, err
-	}
-	for _, t := range tables {
-		if t.Name != TableName {
-			continue
-		}
-		if t.Family == b.nftFamily() {
-			now.exists = true
-		} else if other, ok := backendOf(t.Family); ok {
-			now.others = append(now.others, other)
-		}
-	}
-	if !now.exists {
-		return now, nil
-	}
-	chains, err := c.ListChainsOfTableFamily(b.nftFamily())
-	if err != nil {
-		return now, fmt.Errorf("list chains of family %s: %w", b.Family(), err)
-	}
-	for _, ch := range chains {
-		if ch.Table.Name == TableName {
-			now.chains = append(now.chains, ch.Name)
-		}
-	}
-	t := nftTable(b)
-	// A table of an older layout, or edited by hand, may lack the set or the
-	// buffer element; then the rules say which buffer they use.
-	bufferKnown := false
-	if els, err := nftwire.SetElements(c, markerSet(t)); err == nil {
-		for _, el := range els {
-			switch be(el.Key) {
-			case markerKey:
-				now.marker = el.Comment
-			case bufferKey:
-				if n, err := strconv.Atoi(el.Comment); err == nil && n >= 0 && n < buffers {
-					now.inUse, bufferKnown = n, true
-				}
-			case genKey:
-				if n, err := strconv.ParseUint(el.Comment, 10, 16); err == nil {
-					now.wroteGen, now.haveGen = uint16(n), true
-				}
-			}
-		}
-	}
-	if bufferKnown || !slices.Contains(now.chains, FilterChain) {
-		return now, nil
-	}
-	rules, err := c.GetRules(t, &nftables.Chain{Name: FilterChain, Table: t})
-	if err != nil {
-		return now, fmt.Errorf("read chain %s of table %s %s: %w", FilterChain, b.Family(), TableName, err)
-	}
-	used := map[int]bool{}
-	for _, r := range rules {
-		for _, e := range r.Exprs {
-			if l, ok := e.(*expr.Lookup); ok {
-				for buf := range buffers {
-					for _, set := range classSets {
-						if l.SetName == bufferName(set, buf) {
-							used[buf] = true
-						}
-					}
-				}
-			}
-		}
-	}
-	switch len(used) {
-	case 0:
-	case 1:
-		for buf := range used {
-			now.inUse = buf
-		}
-	default:
-		return now, fmt.Errorf("table %s %s: %w", b.Family(), TableName, ErrTableMixed)
-	}
-	return now, nil
-}
-
 // queueBuffer queues step 1: the table and both buffers of every set (when
 // fresh), and the class matrix written into buffer buf.
 func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh bool) error {
@@ -379,10 +261,6 @@ func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh
 	}
 	return queueCounterSets(c, t, rs)
 }
-
-// ErrTableMixed is returned when the partition table's rules use both set
-// buffers: someone else edited it. Heal removes it.
-var ErrTableMixed = errors.New("its rules use both set buffers")
 
 var acceptPolicy = nftables.ChainPolicyAccept
 
