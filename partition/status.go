@@ -3,12 +3,15 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/vishvananda/netlink"
 )
 
 // Status returns the bridge's state as the kernel enforces it: the blocked
@@ -47,6 +50,7 @@ func Status(t Target) (Record, error) {
 	st.Kernel = compareKernel(kt, &st, t.Guests)
 	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st)...)
 	problems = append(problems, shapingProblems(t.NetnsPath, st.Shaping, t.Guests)...)
+	problems = append(problems, portProblems(t.NetnsPath, t.Bridge, t.Guests)...)
 	if len(problems) > 0 {
 		if st.Kernel.InEffect {
 			st.Kernel = &KernelCheck{Detail: strings.Join(problems, "; ")}
@@ -135,4 +139,39 @@ func samePairs(a, b []BlockedPair) bool {
 		}
 	}
 	return true
+}
+
+// portProblems names the guests whose port in the bridge namespace was set down or taken off
+// the bridge outside pontoon: whatever the partition says, such a guest reaches no one. (A
+// port that is not there is a guest leaving or coming, which the rules' check covers.)
+func portProblems(nsPath, bridge string, guests []Guest) []string {
+	if len(guests) == 0 {
+		return nil
+	}
+	h, err := kernel.OpenNS(nsPath)
+	if err != nil {
+		return nil // the table could be read from it a moment ago: it is going
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return []string{"the bridge's ports cannot be listed: " + err.Error()}
+	}
+	byName := make(map[string]netlink.Link, len(links))
+	for _, l := range links {
+		byName[l.Attrs().Name] = l
+	}
+	br, hasBridge := byName[bridge]
+	var out []string
+	for _, g := range guests {
+		l, ok := byName[g.Port]
+		switch {
+		case g.Port == "" || !ok:
+		case l.Attrs().Flags&net.FlagUp == 0:
+			out = append(out, fmt.Sprintf("port %s of guest %s is down (set down outside pontoon), so the guest reaches no one", g.Port, g.Name))
+		case hasBridge && l.Attrs().MasterIndex != br.Attrs().Index:
+			out = append(out, fmt.Sprintf("port %s of guest %s is not on bridge %s (taken off outside pontoon), so the guest reaches no one", g.Port, g.Name, bridge))
+		}
+	}
+	return out
 }

@@ -183,3 +183,33 @@ func TestStatusDuringChanges(t *testing.T) {
 		t.Errorf("%d of %d polls during changes said the kernel does not hold what was applied, e.g. %q", len(bad), polls, bad[0])
 	}
 }
+
+// TestStatusSeesPortsDown: a guest's port set down, or taken off the bridge, outside pontoon
+// cuts the guest off while status showed every guest reaching every other one.
+func TestStatusSeesPortsDown(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name        string
+		tamper, fix []string
+		want        string
+	}{
+		{"down", []string{"link", "set", "g2", "down"}, []string{"link", "set", "g2", "up"}, "port g2 of guest b is down"},
+		{"off the bridge", []string{"link", "set", "g3", "nomaster"}, []string{"link", "set", "g3", "master", "br0"}, "port g3 of guest c is not on bridge br0"},
+	} {
+		if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
+			t.Fatalf("%s: status before: %+v, %v", c.name, st.Kernel, err)
+		}
+		run(t, "", append([]string{"ip", "-n", s.bridgeNS}, c.tamper...)...)
+		if st, err := Status(tgt); err != nil || st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, c.want) {
+			t.Errorf("%s: status %+v, %v; want not in effect, %q", c.name, st.Kernel, err, c.want)
+		}
+		run(t, "", append([]string{"ip", "-n", s.bridgeNS}, c.fix...)...)
+	}
+	if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
+		t.Errorf("status after the ports were put back: %+v, %v", st.Kernel, err)
+	}
+}
