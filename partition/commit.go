@@ -95,11 +95,9 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		if now, err = readTableNow(c, rs.Backend); err != nil {
 			return err
 		}
-		// The listings' answers carry it; without one, no chain is taken as unchanged.
-		var seen bool
-		if now.gen, seen = w.SeenGen(); !seen {
-			now.haveGen = false
-		}
+		// The listings' answers carry it; without one (a namespace without tables), no
+		// chain is taken as unchanged and no generation is written.
+		now.gen, now.seenGen = w.SeenGen()
 		if now.inUse == 0 {
 			spare = 1
 		}
@@ -109,6 +107,11 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 			nftpool.MarkRemoved()
 		}
 		if err := queueBuffer(c, t, rs, spare, !now.exists); err != nil {
+			return err
+		}
+		// Also what makes step 1 a transaction of its own on every kernel, whatever else
+		// it changes (a buffer written with what it held already may change nothing).
+		if err := queueGen(c, t, now.gen+1, now.seenGen); err != nil {
 			return err
 		}
 		flushErr = flush(c)
@@ -125,12 +128,15 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 			return fmt.Errorf("commit nftables %s in %q (filling set buffer %d): %w", what, nsPath, spare, err)
 		}
 		answersLost.Add(1)
+		// The buffer holds what step 1 would have written, but whether step 1 was
+		// committed is not known: its generation is not either.
+		now.seenGen = false
 	}
 	// Step 2.
 	unchanged := map[string]bool{}
 	// A chain is left as it is only when nothing was committed in the namespace since the
 	// change that wrote it: a chain edited by hand is rewritten by the next change.
-	if now.marker != "" && now.marker == prev.marker && now.haveGen && now.wroteGen == now.gen {
+	if now.marker != "" && now.marker == prev.marker && now.haveGen && now.seenGen && now.wroteGen == now.gen {
 		sums := rs.chainSums()
 		for _, ch := range rs.Chains {
 			// A chain that looks sets up is rewritten every time: it must point
@@ -403,12 +409,14 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 		return fmt.Errorf("queue the marker: %w", err)
 	}
 	// The buffer's transaction and this one.
-	return queueGen(c, t, now.gen+2)
+	return queueGen(c, t, now.gen+2, now.seenGen)
 }
 
 // queueGen queues genKey's replacement by gen, the generation the batch leaves once
-// committed (when nobody else commits meanwhile).
-func queueGen(c *nftables.Conn, t *nftables.Table, gen uint16) error {
+// committed (when nobody else commits meanwhile), or with known false its removal: a
+// generation that is not known must not be written, since one too high would let a later
+// edit by hand match it.
+func queueGen(c *nftables.Conn, t *nftables.Table, gen uint16, known bool) error {
 	marker := markerSet(t)
 	old := []nftables.SetElement{{Key: be32(genKey)}}
 	if err := c.SetAddElements(marker, old); err != nil {
@@ -417,10 +425,29 @@ func queueGen(c *nftables.Conn, t *nftables.Table, gen uint16) error {
 	if err := c.SetDeleteElements(marker, old); err != nil {
 		return fmt.Errorf("queue the generation: %w", err)
 	}
+	if !known {
+		return nil
+	}
 	if err := c.SetAddElements(marker, []nftables.SetElement{{Key: be32(genKey), Comment: strconv.FormatUint(uint64(gen), 10)}}); err != nil {
 		return fmt.Errorf("queue the generation: %w", err)
 	}
 	return nil
+}
+
+// recordedGen is the generation genKey holds in the marker set, if it holds one.
+func recordedGen(c *nftables.Conn, t *nftables.Table) (uint16, bool) {
+	els, err := nftwire.SetElements(c, markerSet(t))
+	if err != nil {
+		return 0, false
+	}
+	for _, el := range els {
+		if be(el.Key) == genKey {
+			if n, err := strconv.ParseUint(el.Comment, 10, 16); err == nil {
+				return uint16(n), true
+			}
+		}
+	}
+	return 0, false
 }
 
 // sum is a fingerprint of the chain: its hook and its rules, and in its top 16 bits their

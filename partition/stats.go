@@ -424,11 +424,11 @@ func pruneCounters(nsPath string, prev Record, st *Record, rs RuleSet, guests []
 			return nil
 		}
 		// A transaction of pontoon's own: the next change still finds the chains as the
-		// last one left them (see genKey).
-		if gen, seen := w.SeenGen(); seen {
-			if err := queueGen(c, t, gen+1); err != nil {
-				return err
-			}
+		// last one left them (see genKey), unless something else was committed since it.
+		recorded, ok := recordedGen(c, t)
+		gen, seen := w.SeenGen() // as of the marker set's listing, the last one
+		if err := queueGen(c, t, gen+1, ok && seen && recorded == gen); err != nil {
+			return err
 		}
 		if err := flush(c); err != nil {
 			return fmt.Errorf("remove stale counters in %q: %w", nsPath, err)

@@ -20,12 +20,12 @@ type tableNow struct {
 	others []Backend // other families that hold a partition table
 	tables tableList
 	// wroteGen is the namespace's nftables generation the last change expected to leave
-	// (genKey), haveGen whether it said; gen is the generation now. When they are equal,
-	// nothing was committed in the namespace since, by hand or otherwise, and the chains
-	// that change left are as it left them.
+	// (genKey), haveGen whether it said; gen is the generation now, seenGen whether the
+	// kernel's answers said. When they are equal, nothing was committed in the namespace
+	// since, by hand or otherwise, and the chains that change left are as it left them.
 	// Low 16 bits, as the kernel stamps them on its answers.
-	wroteGen, gen uint16
-	haveGen       bool
+	wroteGen, gen    uint16
+	haveGen, seenGen bool
 }
 
 // tableList is the namespace's tables, listed at most once per change: the

@@ -3,6 +3,8 @@ package partition
 import (
 	"strings"
 	"testing"
+
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 )
 
 // TestStatusSeesRulesChanged: status said a partition or a loss was in force, with no
@@ -212,4 +214,38 @@ func TestStatusSeesPortsDown(t *testing.T) {
 	if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
 		t.Errorf("status after the ports were put back: %+v, %v", st.Kernel, err)
 	}
+}
+
+// TestEditAfterUncertainStep1: a step 1 the kernel refused, whose buffer still held what it
+// would have written (so the change went on), left a generation one too high written, and a
+// single edit by hand after it matched it: the next change skipped the edited chain.
+func TestEditAfterUncertainStep1(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		first := State{Partition: mustIsolate(t, tgt.Guests, "a"), Impairments: []Impairment{{Guest: "b", Loss: 50}}}
+		err := Apply(tgt, first)
+		skipMissing(t, err)
+		if err := Apply(tgt, State{Impairments: []Impairment{{Guest: "b", Loss: 50}}}); err != nil {
+			t.Fatal(err)
+		}
+		nftwire.SpoilBatch.Store(1)
+		t.Cleanup(func() { nftwire.SpoilBatch.Store(0) })
+		err = Apply(tgt, first)
+		nftwire.SpoilBatch.Store(0)
+		if err != nil {
+			t.Logf("the change with step 1 refused: %v", err)
+		}
+		chain := PreroutingChain
+		if b == BackendNetdev {
+			chain = "in_g2"
+		}
+		run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "flush", "chain", b.Family(), TableName, chain)
+		if err := Apply(tgt, first); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
+			t.Errorf("after an edit by hand and a change: %+v, %v; want in effect", st.Kernel, err)
+		}
+	})
 }
