@@ -137,7 +137,8 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 func flagSpelling(err error) error {
 	msg := err.Error()
 	for _, lead := range []string{" for flag -", "flag provided but not defined: -", "flag needs an argument: -"} {
-		i := strings.Index(msg, lead)
+		// The last: a quoted value before it may hold the same words.
+		i := strings.LastIndex(msg, lead)
 		if i < 0 {
 			continue
 		}

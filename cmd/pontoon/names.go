@@ -195,7 +195,7 @@ func printDNSFaults(w io.Writer, faults []names.Fault, problem string) {
 		return
 	}
 	if problem != "" {
-		fmt.Fprintf(w, "WARNING: the DNS faults below are not in force, nor is any name served: %s\n", problem)
+		fmt.Fprintf(w, "WARNING: the DNS faults below may not be in force, nor any name served: the bridge's name server: %s\n", problem)
 	}
 	fmt.Fprintln(w, "DNS FAULT\tWHAT\tSINCE\tUNTIL")
 	for _, f := range faults {

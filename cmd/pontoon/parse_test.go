@@ -404,6 +404,7 @@ func TestFlagSpelling(t *testing.T) {
 		{"flag needs an argument: -owner", "flag needs an argument: --owner"},
 		{"flag provided but not defined: -o", "flag provided but not defined: -o"},
 		{"--for: not a duration", "--for: not a duration"},
+		{`invalid value "x for flag -y" for flag -owner: parse error`, `invalid value "x for flag -y" for flag --owner: parse error`},
 	} {
 		if got := flagSpelling(errors.New(c.in)).Error(); got != c.want {
 			t.Errorf("flagSpelling(%q) = %q, want %q", c.in, got, c.want)

@@ -341,7 +341,7 @@ func partitionStatus(c *cli.Context) error {
 	var dnsProblem string
 	if len(faults) > 0 {
 		if st, err := names.Status(env(c), c.String("bridge")); err != nil {
-			dnsProblem = err.Error()
+			dnsProblem = "cannot tell whether the name server runs: " + err.Error()
 		} else if !st.Running {
 			dnsProblem = st.Problem
 		}
