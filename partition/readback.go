@@ -16,6 +16,7 @@ import (
 	"github.com/google/nftables/userdata"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
+	"github.com/pontoon-dev/pontoon/netsetup"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +36,8 @@ type kernelTable struct {
 	Reject, Cut bool
 	// Chains names the table's chains.
 	Chains []string
+	// Foreign names the namespace's tables that are none of pontoon's ("family name").
+	Foreign []string
 }
 
 // marker names a rule set in the kernel: the record's generation and a hash
@@ -203,6 +206,25 @@ func checkRules(committed map[string]uint64, tags map[string][]string, present f
 	return problems
 }
 
+// familyName is how nft names a table's family.
+func familyName(f nftables.TableFamily) string {
+	switch f {
+	case nftables.TableFamilyINet:
+		return "inet"
+	case nftables.TableFamilyIPv4:
+		return "ip"
+	case nftables.TableFamilyIPv6:
+		return "ip6"
+	case nftables.TableFamilyARP:
+		return "arp"
+	case nftables.TableFamilyNetdev:
+		return "netdev"
+	case nftables.TableFamilyBridge:
+		return "bridge"
+	}
+	return fmt.Sprintf("family %d", f)
+}
+
 // readKernel reads the partition table of the namespace at nsPath.
 func readKernel(nsPath string) (kernelTable, error) {
 	var kt kernelTable
@@ -214,6 +236,11 @@ func readKernel(nsPath string) (kernelTable, error) {
 		for _, b := range backends {
 			if slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName && t.Family == b.nftFamily() }) {
 				kt.Present = append(kt.Present, b)
+			}
+		}
+		for _, t := range tables {
+			if t.Name != TableName && t.Name != ServiceTable && t.Name != netsetup.TableName {
+				kt.Foreign = append(kt.Foreign, familyName(t.Family)+" "+t.Name)
 			}
 		}
 		if len(kt.Present) == 0 {

@@ -173,7 +173,7 @@ func subsetPairs(a, b []BlockedPair) bool {
 func counterSetsOf(c *nftables.Conn, t *nftables.Table) ([]string, error) {
 	sets, err := c.GetSets(t)
 	if err != nil {
-		return nil, fmt.Errorf("list the sets of table %s %s: %w", familyName(t), t.Name, err)
+		return nil, fmt.Errorf("list the sets of table %s %s: %w", familyName(t.Family), t.Name, err)
 	}
 	var out []string
 	for _, s := range sets {
@@ -182,13 +182,6 @@ func counterSetsOf(c *nftables.Conn, t *nftables.Table) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-func familyName(t *nftables.Table) string {
-	if t.Family == nftables.TableFamilyBridge {
-		return "bridge"
-	}
-	return "netdev"
 }
 
 func ifnameOf(b []byte) string {

@@ -51,6 +51,9 @@ func Status(t Target) (Record, error) {
 	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st)...)
 	problems = append(problems, shapingProblems(t.NetnsPath, st.Shaping, t.Guests)...)
 	problems = append(problems, portProblems(t.NetnsPath, t.Bridge, t.Guests)...)
+	if len(kt.Foreign) > 0 {
+		problems = append(problems, fmt.Sprintf("the bridge's namespace holds nftables tables that are not pontoon's (%s): their rules may drop what the partition lets through", strings.Join(kt.Foreign, ", ")))
+	}
 	if len(problems) > 0 {
 		if st.Kernel.InEffect {
 			st.Kernel = &KernelCheck{Detail: strings.Join(problems, "; ")}

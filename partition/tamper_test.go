@@ -249,3 +249,21 @@ func TestEditAfterUncertainStep1(t *testing.T) {
 		}
 	})
 }
+
+// TestStatusSeesForeignTables: a table of another tool in the bridge's namespace may drop
+// what the partition lets through; status says so.
+func TestStatusSeesForeignTables(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "add", "table", "bridge", "other")
+	if st, err := Status(tgt); err != nil || st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, "tables that are not pontoon's (bridge other)") {
+		t.Errorf("status with another tool's table: %+v, %v", st.Kernel, err)
+	}
+	run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "delete", "table", "bridge", "other")
+	if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
+		t.Errorf("status once it is gone: %+v, %v", st.Kernel, err)
+	}
+}
