@@ -322,27 +322,34 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 	return out, errors.Join(errs...)
 }
 
-// orphanGrace is how long gc waits for orphan uplinks to go on their own: the kernel's
-// removal of a bridge namespace takes some 20 ms.
+// orphanGrace is how long gc waits for orphan uplinks whose bridge namespace still lives to
+// go: the last process to hold it (a command's lingering nftables connections) lets go of it
+// some milliseconds after the destroy has returned.
 const orphanGrace = 300 * time.Millisecond
 
-// stillThere returns those of names that are links of h after at most grace, as soon as
-// none is left.
+// stillThere returns those of names that are links of h whose other end's namespace lives,
+// after at most grace, as soon as there is none: a link whose other end's namespace the
+// kernel is removing (kernel.NS.PeerGoing) goes by itself, however long the kernel takes.
 func stillThere(h *handle, names []string, grace time.Duration) ([]string, error) {
 	deadline := time.Now().Add(grace)
-	for len(names) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for {
 		links, err := listLinks(h)
 		if err != nil {
 			return names, err
 		}
-		present := map[string]bool{}
+		byName := make(map[string]netlink.Link, len(links))
 		for _, l := range links {
-			present[l.Attrs().Name] = true
+			byName[l.Attrs().Name] = l
 		}
-		names = slices.DeleteFunc(names, func(n string) bool { return !present[n] })
+		names = slices.DeleteFunc(names, func(n string) bool {
+			l, ok := byName[n]
+			return !ok || h.PeerGoing(l)
+		})
+		if len(names) == 0 || !time.Now().Before(deadline) {
+			return names, nil
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return names, nil
 }
 
 func sweepPorts(env Env, b *BridgeState) ([]string, error) {

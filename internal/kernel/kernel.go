@@ -88,6 +88,27 @@ func (n *NS) Execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
 	return req.Execute(unix.NETLINK_ROUTE, resType)
 }
 
+// PeerGoing reports whether l is a veth whose other end is in a namespace the kernel is
+// removing, so that l goes by itself shortly. Such a namespace has no id for others any more
+// (the link's IFLA_LINK_NETNSID says "not assigned"), or its id no longer leads to it: a
+// request naming it as the target answers EINVAL. A link with its other end in this
+// namespace, or in one that lives, is not going.
+func (n *NS) PeerGoing(l netlink.Link) bool {
+	a := l.Attrs()
+	switch {
+	case a.NetNsID == -1: // no IFLA_LINK_NETNSID: its other end is here, or it has none
+		return false
+	case uint32(a.NetNsID) == 0xffffffff: // NETNSA_NSID_NOT_ASSIGNED
+		return true
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_TARGET_NETNSID, nl.Uint32Attr(uint32(a.NetNsID))))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated("lo")))
+	_, err := n.Execute(req, unix.RTM_NEWLINK)
+	return errors.Is(err, unix.EINVAL)
+}
+
 // Fd returns the namespace's file descriptor, valid until Close.
 func (n *NS) Fd() int { return int(n.fd) }
 
