@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -29,52 +30,16 @@ func waitForwarding(brH *handle, port string) error {
 		}
 		// The port's own queue, which carries the bridge's frames to the guest, is activated
 		// by the same asynchronous work as its operational state.
-		if len(msgs) == 1 && brportState(msgs[0]) == 3 /* BR_STATE_FORWARDING */ && operUp(msgs[0]) {
-			return nil
+		if len(msgs) == 1 {
+			if p, err := kernel.ParsePort(msgs[0]); err == nil && p.State == kernel.StateForwarding && p.OperUp {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("bridge port %s did not start forwarding within %s", port, linkUpWait)
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// operUp reports whether a link message says the link is operationally up.
-func operUp(m []byte) bool {
-	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
-	if err != nil {
-		return false
-	}
-	for _, a := range attrs {
-		if a.Attr.Type == unix.IFLA_OPERSTATE && len(a.Value) == 1 {
-			return netlink.LinkOperState(a.Value[0]) == netlink.OperUp
-		}
-	}
-	return false
-}
-
-// brportState digs IFLA_LINKINFO / IFLA_INFO_SLAVE_DATA / IFLA_BRPORT_STATE out of a link
-// message; -1 when absent.
-func brportState(m []byte) int {
-	nested := func(b []byte, typ uint16) []byte {
-		attrs, err := nl.ParseRouteAttr(b)
-		if err != nil {
-			return nil
-		}
-		for _, a := range attrs {
-			if a.Attr.Type&^unix.NLA_F_NESTED == typ {
-				return a.Value
-			}
-		}
-		return nil
-	}
-	info := nested(m[unix.SizeofIfInfomsg:], unix.IFLA_LINKINFO)
-	slave := nested(info, unix.IFLA_INFO_SLAVE_DATA)
-	state := nested(slave, unix.IFLA_BRPORT_STATE)
-	if len(state) < 1 {
-		return -1
-	}
-	return int(state[0])
 }
 
 // linkUpWait bounds how long a new link may take to come up.

@@ -3,7 +3,6 @@ package partition
 import (
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
-	"github.com/vishvananda/netlink"
 )
 
 // Status returns the bridge's state as the kernel enforces it: the blocked
@@ -144,9 +142,10 @@ func samePairs(a, b []BlockedPair) bool {
 	return true
 }
 
-// portProblems names the guests whose port in the bridge namespace was set down or taken off
-// the bridge outside pontoon: whatever the partition says, such a guest reaches no one. (A
-// port that is not there is a guest leaving or coming, which the rules' check covers.)
+// portProblems names the guests whose port in the bridge namespace was set down, taken off
+// the bridge, isolated or stopped from forwarding outside pontoon: whatever the partition
+// says, such a guest reaches no one (or, isolated, no other isolated port). (A port that is
+// not there is a guest leaving or coming, which the rules' check covers.)
 func portProblems(nsPath, bridge string, guests []Guest) []string {
 	if len(guests) == 0 {
 		return nil
@@ -156,25 +155,50 @@ func portProblems(nsPath, bridge string, guests []Guest) []string {
 		return nil // the table could be read from it a moment ago: it is going
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	ports, err := h.Ports()
 	if err != nil {
 		return []string{"the bridge's ports cannot be listed: " + err.Error()}
 	}
-	byName := make(map[string]netlink.Link, len(links))
-	for _, l := range links {
-		byName[l.Attrs().Name] = l
+	byName := make(map[string]kernel.Port, len(ports))
+	for _, p := range ports {
+		byName[p.Name] = p
 	}
 	br, hasBridge := byName[bridge]
 	var out []string
 	for _, g := range guests {
-		l, ok := byName[g.Port]
+		p, ok := byName[g.Port]
 		switch {
 		case g.Port == "" || !ok:
-		case l.Attrs().Flags&net.FlagUp == 0:
+		case !p.Up:
 			out = append(out, fmt.Sprintf("port %s of guest %s is down (set down outside pontoon), so the guest reaches no one", g.Port, g.Name))
-		case hasBridge && l.Attrs().MasterIndex != br.Attrs().Index:
+		case hasBridge && p.Master != br.Index:
 			out = append(out, fmt.Sprintf("port %s of guest %s is not on bridge %s (taken off outside pontoon), so the guest reaches no one", g.Port, g.Name, bridge))
+		case p.Isolated:
+			out = append(out, fmt.Sprintf("port %s of guest %s is isolated (set outside pontoon): the bridge forwards nothing between it and other isolated ports", g.Port, g.Name))
+		case p.State >= 0 && p.State != kernel.StateForwarding:
+			out = append(out, fmt.Sprintf("port %s of guest %s does not forward (bridge port state %d: the guest's end is down, or the port was changed outside pontoon), so the guest reaches no one", g.Port, g.Name, p.State))
 		}
+	}
+	// A qdisc of another tool on a port shapes or drops what reaches the guest, and one on
+	// its ingress sees packets before the partition's rules do. The kernel's default qdisc
+	// has no handle; pontoon's trees are under QdiscMajor.
+	qs, err := h.QdiscList(nil)
+	if err != nil {
+		return append(out, "the ports' qdiscs cannot be listed: "+err.Error())
+	}
+	guestOf := map[int]Guest{}
+	for _, g := range guests {
+		if p, ok := byName[g.Port]; ok {
+			guestOf[p.Index] = g
+		}
+	}
+	for _, q := range qs {
+		a := q.Attrs()
+		g, ok := guestOf[a.LinkIndex]
+		if !ok || a.Handle == 0 || a.Handle>>16 == QdiscMajor || a.Parent>>16 == QdiscMajor {
+			continue
+		}
+		out = append(out, fmt.Sprintf("port %s of guest %s has a %s qdisc pontoon did not add (handle %x:): it may shape or drop what the guest gets", g.Port, g.Name, q.Type(), a.Handle>>16))
 	}
 	return out
 }

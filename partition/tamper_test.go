@@ -3,6 +3,7 @@ package partition
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 )
@@ -186,8 +187,9 @@ func TestStatusDuringChanges(t *testing.T) {
 	}
 }
 
-// TestStatusSeesPortsDown: a guest's port set down, or taken off the bridge, outside pontoon
-// cuts the guest off while status showed every guest reaching every other one.
+// TestStatusSeesPortsDown: a guest's port set down, taken off the bridge, isolated or stopped
+// from forwarding outside pontoon cuts the guest off while status showed every guest
+// reaching every other one.
 func TestStatusSeesPortsDown(t *testing.T) {
 	s := newScene(t, 3, false)
 	tgt := s.target()
@@ -201,18 +203,50 @@ func TestStatusSeesPortsDown(t *testing.T) {
 	}{
 		{"down", []string{"link", "set", "g2", "down"}, []string{"link", "set", "g2", "up"}, "port g2 of guest b is down"},
 		{"off the bridge", []string{"link", "set", "g3", "nomaster"}, []string{"link", "set", "g3", "master", "br0"}, "port g3 of guest c is not on bridge br0"},
+		{"isolated", []string{"link", "set", "g1", "type", "bridge_slave", "isolated", "on"}, []string{"link", "set", "g1", "type", "bridge_slave", "isolated", "off"}, "port g1 of guest a is isolated"},
+		{"the guest's end down", nil, nil, "port g3 of guest c does not forward (bridge port state"},
+		{"another tool's qdisc", []string{"qdisc", "add", "dev", "g2", "root", "handle", "1:", "tbf", "rate", "8kbit", "burst", "1600", "latency", "10ms"},
+			[]string{"qdisc", "del", "dev", "g2", "root"}, "port g2 of guest b has a tbf qdisc pontoon did not add"},
+		{"an ingress qdisc", []string{"qdisc", "add", "dev", "g1", "ingress"}, []string{"qdisc", "del", "dev", "g1", "ingress"}, "port g1 of guest a has a ingress qdisc"},
+		{"not forwarding", []string{"link", "set", "g2", "type", "bridge_slave", "state", "1"}, []string{"link", "set", "g2", "type", "bridge_slave", "state", "3"}, "port g2 of guest b does not forward (bridge port state 1"},
 	} {
 		if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
 			t.Fatalf("%s: status before: %+v, %v", c.name, st.Kernel, err)
 		}
-		run(t, "", append([]string{"ip", "-n", s.bridgeNS}, c.tamper...)...)
+		tamper, fix := func() { run(t, "", append([]string{"ip", "-n", s.bridgeNS}, c.tamper...)...) }, func() { run(t, "", append([]string{"ip", "-n", s.bridgeNS}, c.fix...)...) }
+		if c.tamper == nil { // inside the guest
+			tamper = func() { run(t, "", "ip", "-n", s.nsOf["c"], "link", "set", "eth0", "down") }
+			fix = func() { run(t, "", "ip", "-n", s.nsOf["c"], "link", "set", "eth0", "up") }
+		}
+		if c.tamper != nil && c.tamper[0] == "qdisc" {
+			tamper = func() { run(t, "", append([]string{"tc", "-n", s.bridgeNS}, c.tamper...)...) }
+			fix = func() { run(t, "", append([]string{"tc", "-n", s.bridgeNS}, c.fix...)...) }
+		}
+		tamper()
 		if st, err := Status(tgt); err != nil || st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, c.want) {
 			t.Errorf("%s: status %+v, %v; want not in effect, %q", c.name, st.Kernel, err, c.want)
 		}
-		run(t, "", append([]string{"ip", "-n", s.bridgeNS}, c.fix...)...)
+		fix()
+		waitUntilInEffect(t, tgt)
 	}
 	if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
 		t.Errorf("status after the ports were put back: %+v, %v", st.Kernel, err)
+	}
+}
+
+// waitUntilInEffect waits for a port brought back up to forward again (its carrier comes back
+// asynchronously).
+func waitUntilInEffect(t *testing.T, tgt Target) {
+	t.Helper()
+	for i := 0; ; i++ {
+		st, err := Status(tgt)
+		if err == nil && st.Kernel.InEffect {
+			return
+		}
+		if i == 200 {
+			t.Fatalf("status after the port was put back: %+v, %v", st.Kernel, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

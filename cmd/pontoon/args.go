@@ -84,9 +84,18 @@ func interspersed(app *cli.App, argv []string) []string {
 	}
 
 	groups := len(levels) > 1 && levels[1].words[0] == "partition"
+	// exec's command starts after BRIDGE GUEST, "--" or not: its words are its own.
+	execLike := len(levels) == 2 && levels[1].words[0] == "exec"
 	var pos []string
 	for i < len(argv) {
 		a := argv[i]
+		if execLike && len(pos) == 2 {
+			if a != "--" {
+				pos = append(pos, "--")
+			}
+			pos = append(pos, argv[i:]...)
+			break
+		}
 		if a == "--" && groups && len(pos) == 0 {
 			// Before the first group it can only mean "end of flags", which negative
 			// numbers do not need (see below): flags may still follow the groups.

@@ -93,6 +93,10 @@ func TestArgumentForms(t *testing.T) {
 		{[]string{"partition", "loss", "--", "-1", "n1", "--bridge", "B"}, "pontoon partition loss", []string{"-1", "n1"}},
 		{[]string{"partition", "delay", "-10ms", "n1"}, "pontoon partition delay", []string{"-10ms", "n1"}},
 		{[]string{"exec", "b", "g", "--", "ls", "-l", "--bridge"}, "pontoon exec", []string{"b", "g", "--", "ls", "-l", "--bridge"}},
+		// Without "--", the command's flags are still its own, pontoon's global ones too.
+		{[]string{"exec", "b", "g", "echo", "--state-dir", "/x"}, "pontoon exec", []string{"b", "g", "--", "echo", "--state-dir", "/x"}},
+		{[]string{"exec", "b", "g", "sh", "-c", "true"}, "pontoon exec", []string{"b", "g", "--", "sh", "-c", "true"}},
+		{[]string{"exec", "--state-dir", "/s", "b", "g", "ls"}, "pontoon exec", []string{"b", "g", "--", "ls"}},
 		{[]string{"run", "test", "--only", "a", "--", "-v"}, "pontoon run", []string{"test", "--", "-v"}},
 	}
 	for _, tt := range tests {
