@@ -324,8 +324,10 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 
 // orphanGrace is how long gc waits for orphan uplinks whose bridge namespace still lives to
 // go: the last process to hold it (a command's lingering nftables connections) lets go of it
-// some milliseconds after the destroy has returned.
-const orphanGrace = 300 * time.Millisecond
+// some milliseconds after the destroy has returned, and the kernel's last references (sockets
+// freed after an RCU grace period) may take far longer on a loaded machine. Only a real
+// orphan, a rare leftover of a killed command, waits this long.
+const orphanGrace = 2 * time.Second
 
 // stillThere returns those of names that are links of h whose other end's namespace lives,
 // after at most grace, as soon as there is none: a link whose other end's namespace the
