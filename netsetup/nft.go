@@ -146,15 +146,7 @@ func (t tableSpec) nftFamily() nftables.TableFamily {
 }
 
 // familyName is the family as nft(8) spells it.
-func (t tableSpec) familyName() string {
-	switch t.nftFamily() {
-	case nftables.TableFamilyBridge:
-		return "bridge"
-	case nftables.TableFamilyIPv6:
-		return "ip6"
-	}
-	return "ip"
-}
+func (t tableSpec) familyName() string { return nftrule.FamilyName(t.nftFamily()) }
 
 // text renders the table as an nft script, as `nft -f` would take it.
 func (t tableSpec) text() string {

@@ -442,12 +442,16 @@ func recordedGen(c *nftables.Conn, t *nftables.Table) (uint16, bool) {
 	}
 	for _, el := range els {
 		if be(el.Key) == genKey {
-			if n, err := strconv.ParseUint(el.Comment, 10, 16); err == nil {
-				return uint16(n), true
-			}
+			return parseGen(el.Comment)
 		}
 	}
 	return 0, false
+}
+
+// parseGen reads genKey's comment.
+func parseGen(comment string) (uint16, bool) {
+	n, err := strconv.ParseUint(comment, 10, 16)
+	return uint16(n), err == nil
 }
 
 // sum is a fingerprint of the chain: its hook and its rules, and in its top 16 bits their

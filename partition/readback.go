@@ -15,6 +15,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"golang.org/x/sys/unix"
@@ -206,25 +207,6 @@ func checkRules(committed map[string]uint64, tags map[string][]string, present f
 	return problems
 }
 
-// familyName is how nft names a table's family.
-func familyName(f nftables.TableFamily) string {
-	switch f {
-	case nftables.TableFamilyINet:
-		return "inet"
-	case nftables.TableFamilyIPv4:
-		return "ip"
-	case nftables.TableFamilyIPv6:
-		return "ip6"
-	case nftables.TableFamilyARP:
-		return "arp"
-	case nftables.TableFamilyNetdev:
-		return "netdev"
-	case nftables.TableFamilyBridge:
-		return "bridge"
-	}
-	return fmt.Sprintf("family %d", f)
-}
-
 // readKernel reads the partition table of the namespace at nsPath.
 func readKernel(nsPath string) (kernelTable, error) {
 	var kt kernelTable
@@ -240,7 +222,7 @@ func readKernel(nsPath string) (kernelTable, error) {
 		}
 		for _, t := range tables {
 			if t.Name != TableName && t.Name != ServiceTable && t.Name != netsetup.TableName {
-				kt.Foreign = append(kt.Foreign, familyName(t.Family)+" "+t.Name)
+				kt.Foreign = append(kt.Foreign, nftrule.FamilyName(t.Family)+" "+t.Name)
 			}
 		}
 		if len(kt.Present) == 0 {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
@@ -173,7 +174,7 @@ func subsetPairs(a, b []BlockedPair) bool {
 func counterSetsOf(c *nftables.Conn, t *nftables.Table) ([]string, error) {
 	sets, err := c.GetSets(t)
 	if err != nil {
-		return nil, fmt.Errorf("list the sets of table %s %s: %w", familyName(t.Family), t.Name, err)
+		return nil, fmt.Errorf("list the sets of table %s %s: %w", nftrule.FamilyName(t.Family), t.Name, err)
 	}
 	var out []string
 	for _, s := range sets {

@@ -47,8 +47,10 @@ func Status(t Target) (Record, error) {
 	}
 	st.Kernel = compareKernel(kt, &st, t.Guests)
 	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st)...)
-	problems = append(problems, shapingProblems(t.NetnsPath, st.Shaping, t.Guests)...)
-	problems = append(problems, portProblems(t.NetnsPath, t.Bridge, t.Guests)...)
+	hs := newHandles(t.NetnsPath) // the bridge's namespace and those of shaped guests, once each
+	defer hs.close()
+	problems = append(problems, shapingProblems(hs, st.Shaping, t.Guests)...)
+	problems = append(problems, portProblems(hs, t.Bridge, t.Guests)...)
 	if len(kt.Foreign) > 0 {
 		problems = append(problems, fmt.Sprintf("the bridge's namespace holds nftables tables that are not pontoon's (%s): their rules may drop what the partition lets through", strings.Join(kt.Foreign, ", ")))
 	}
@@ -146,15 +148,14 @@ func samePairs(a, b []BlockedPair) bool {
 // the bridge, isolated or stopped from forwarding outside pontoon: whatever the partition
 // says, such a guest reaches no one (or, isolated, no other isolated port). (A port that is
 // not there is a guest leaving or coming, which the rules' check covers.)
-func portProblems(nsPath, bridge string, guests []Guest) []string {
+func portProblems(hs *handles, bridge string, guests []Guest) []string {
 	if len(guests) == 0 {
 		return nil
 	}
-	h, err := kernel.OpenNS(nsPath)
+	h, err := hs.get("")
 	if err != nil {
 		return nil // the table could be read from it a moment ago: it is going
 	}
-	defer h.Close()
 	ports, err := h.Ports()
 	if err != nil {
 		return []string{"the bridge's ports cannot be listed: " + err.Error()}

@@ -93,9 +93,7 @@ func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
 					now.inUse, bufferKnown = n, true
 				}
 			case genKey:
-				if n, err := strconv.ParseUint(el.Comment, 10, 16); err == nil {
-					now.wroteGen, now.haveGen = uint16(n), true
-				}
+				now.wroteGen, now.haveGen = parseGen(el.Comment)
 			}
 		}
 	}

@@ -208,26 +208,19 @@ func addShaping(h *kernel.NS, sh Shaping) error {
 		}
 		return fmt.Errorf("add htb qdisc to %s: %w", where(sh), qdiscErr("htb", need, err))
 	}
-	rate := func(r Rate) uint64 {
-		if r == 0 {
-			r = MaxRate
-		}
-		return uint64(r)
-	}
-	top := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Handle: netlink.MakeHandle(QdiscMajor, classTop)},
-		netlink.HtbClassAttrs{Rate: rate(sh.Rate), Ceil: rate(sh.Rate)})
-	if err := h.ClassAdd(top); err != nil {
+	// The classes and netems as status reads them back (wantClasses): the top class first,
+	// then one for each of sh.Classes.
+	want := wantClasses(idx, sh)
+	if err := h.ClassAdd(want[0].class); err != nil {
 		return fmt.Errorf("add htb class %x:%x to %s: %w", QdiscMajor, classTop, where(sh), err)
 	}
-	for _, c := range sh.Classes {
-		cl := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, classTop), Handle: netlink.MakeHandle(QdiscMajor, c.Minor)},
-			netlink.HtbClassAttrs{Rate: rate(c.Rate), Ceil: rate(c.Rate)})
-		if err := h.ClassAdd(cl); err != nil {
+	for i, c := range sh.Classes {
+		w := want[i+1]
+		if err := h.ClassAdd(w.class); err != nil {
 			return fmt.Errorf("add htb class %x:%x to %s: %w", QdiscMajor, c.Minor, where(sh), err)
 		}
-		if c.Netem != nil {
-			ne := netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, c.Minor), Handle: netlink.MakeHandle(0x7000+c.Minor, 0)}, netemAttrs(c.Netem))
-			if err := h.QdiscAdd(ne); err != nil {
+		if w.netem != nil {
+			if err := h.QdiscAdd(w.netem); err != nil {
 				if errors.Is(err, unix.EINVAL) && mixesDuplicate(sh) {
 					return duplicateMixError(sh, err)
 				}
@@ -425,12 +418,7 @@ func unknownQdisc(kind string, err error) error {
 // what differs (a guest's namespace that is gone counts as its shaping gone). The shaping of
 // a guest that left the bridge (one not in guests, when guests are known) went with its port
 // and namespace, as its rules did: the next change drops it from the record.
-func shapingProblems(bridgeNS string, recorded []Shaping, guests []Guest) []string {
-	if len(recorded) == 0 {
-		return nil
-	}
-	hs := newHandles(bridgeNS)
-	defer hs.close()
+func shapingProblems(hs *handles, recorded []Shaping, guests []Guest) []string {
 	var problems []string
 	for _, sh := range recorded {
 		if len(guests) > 0 && !slices.ContainsFunc(guests, func(g Guest) bool { return g.Name == sh.Guest }) {

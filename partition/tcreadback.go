@@ -118,7 +118,8 @@ type wantClass struct {
 	netem *netlink.Netem
 }
 
-// wantClasses are the classes addShaping adds for sh, with their netem, as netlink encodes them.
+// wantClasses are the classes addShaping adds for sh, with their netem, as netlink encodes
+// them: the top class first, then one for each of sh.Classes.
 func wantClasses(idx int, sh Shaping) []wantClass {
 	rate := func(r Rate) uint64 {
 		if r == 0 {
@@ -126,13 +127,15 @@ func wantClasses(idx int, sh Shaping) []wantClass {
 		}
 		return uint64(r)
 	}
-	out := []wantClass{{class: netlink.NewHtbClass(netlink.ClassAttrs{Handle: netlink.MakeHandle(QdiscMajor, classTop)},
+	top := netlink.MakeHandle(QdiscMajor, classTop)
+	out := []wantClass{{class: netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Handle: top},
 		netlink.HtbClassAttrs{Rate: rate(sh.Rate), Ceil: rate(sh.Rate)})}}
 	for _, c := range sh.Classes {
-		w := wantClass{class: netlink.NewHtbClass(netlink.ClassAttrs{Handle: netlink.MakeHandle(QdiscMajor, c.Minor)},
+		id := netlink.MakeHandle(QdiscMajor, c.Minor)
+		w := wantClass{class: netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: top, Handle: id},
 			netlink.HtbClassAttrs{Rate: rate(c.Rate), Ceil: rate(c.Rate)})}
 		if c.Netem != nil {
-			w.netem = netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: idx}, netemAttrs(c.Netem))
+			w.netem = netlink.NewNetem(netlink.QdiscAttrs{LinkIndex: idx, Parent: id, Handle: netlink.MakeHandle(0x7000+c.Minor, 0)}, netemAttrs(c.Netem))
 		}
 		out = append(out, w)
 	}
