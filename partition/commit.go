@@ -316,6 +316,18 @@ func classSet(t *nftables.Table, name string, buf int) *nftables.Set {
 	return s
 }
 
+// ruleSets are the sets the rules look up, by logical name, with the class sets of buffer buf.
+func ruleSets(t *nftables.Table, buf int) map[string]*nftables.Set {
+	sets := map[string]*nftables.Set{MarkerSet: markerSet(t)}
+	for _, name := range classSets {
+		sets[name] = classSet(t, name, buf)
+	}
+	for _, name := range counterSets {
+		sets[name] = counterSet(t, name)
+	}
+	return sets
+}
+
 func markerSet(t *nftables.Table) *nftables.Set {
 	return &nftables.Set{Table: t, Name: MarkerSet, KeyType: nftables.TypeInteger}
 }
@@ -324,13 +336,7 @@ func markerSet(t *nftables.Table) *nftables.Set {
 // using the sets of the buffer just written, chains rs no longer has deleted,
 // and the marker.
 func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now tableNow, unchanged map[string]bool) error {
-	sets := map[string]*nftables.Set{MarkerSet: markerSet(t)}
-	for _, name := range classSets {
-		sets[name] = classSet(t, name, buf)
-	}
-	for _, name := range counterSets {
-		sets[name] = counterSet(t, name)
-	}
+	sets := ruleSets(t, buf)
 	chains := map[string]*nftables.Chain{}
 	// Chains first, rules after: a jump must name a chain that already exists
 	// in the batch.

@@ -39,6 +39,8 @@ type kernelTable struct {
 	Chains []string
 	// Foreign names the namespace's tables that are none of pontoon's ("family name").
 	Foreign []string
+	// InUse is the set buffer the rules use; -1 when none.
+	InUse int
 }
 
 // marker names a rule set in the kernel: the record's generation and a hash
@@ -126,12 +128,13 @@ func classProblems(kt kernelTable, st Record) []string {
 const taggedRules = " tagged"
 
 // readRuleTags reads the tag of each rule of each of the table's chains ("" for a rule
-// without one), by chain name, the base chains whose policy is not accept (all of pontoon's
+// without one), by chain name, the rules themselves, the base chains whose policy is not accept (all of pontoon's
 // accept: a policy drop set by hand cuts a port off), and then the table's marker: a change
 // committed while the chains were read shows as another marker than the one they were listed
 // with.
-func readRuleTags(nsPath string, b Backend, chains []string) (tags map[string][]string, dropping []string, marker string, err error) {
+func readRuleTags(nsPath string, b Backend, chains []string) (tags map[string][]string, rules map[string][]*nftables.Rule, dropping []string, marker string, err error) {
 	out := make(map[string][]string, len(chains))
+	rules = make(map[string][]*nftables.Rule, len(chains))
 	err = nftpool.With(nsPath, func(c *nftables.Conn) error {
 		t := nftTable(b)
 		listed, err := c.ListChainsOfTableFamily(b.nftFamily())
@@ -153,19 +156,19 @@ func readRuleTags(nsPath string, b Backend, chains []string) (tags map[string][]
 			}
 		}()
 		for _, name := range chains {
-			rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
+			got, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
 			if err != nil {
 				return fmt.Errorf("read chain %s of table %s %s: %w", name, b.Family(), TableName, err)
 			}
-			tags := make([]string, len(rules))
-			for i, r := range rules {
+			tags := make([]string, len(got))
+			for i, r := range got {
 				tags[i], _ = userdata.GetString(r.UserData, userdata.TypeComment)
 			}
-			out[name] = tags
+			out[name], rules[name] = tags, got
 		}
 		return nil
 	})
-	return out, dropping, marker, err
+	return out, rules, dropping, marker, err
 }
 
 // checkRules compares the rules of the table's chains (tags, from readRuleTags) with the
@@ -234,7 +237,7 @@ func readKernel(nsPath string) (kernelTable, error) {
 		if err != nil {
 			return err
 		}
-		kt.Chains = now.chains
+		kt.Chains, kt.InUse = now.chains, now.inUse
 		elements := func(name string) ([]nftables.SetElement, error) {
 			set, err := c.GetSetByName(t, name)
 			if err != nil {
@@ -462,11 +465,11 @@ func sameClasses(a, b Classes) bool {
 
 // ruleProblems checks the rules of the table in force against the chains st committed (see
 // checkRules), when the table is st's and its rules carry tags.
-func ruleProblems(nsPath string, kt kernelTable, st Record) []string {
+func ruleProblems(nsPath string, kt kernelTable, st Record, guests []Guest) []string {
 	if len(kt.Present) != 1 || !st.Table || kt.Marker != st.Marker || !strings.HasSuffix(kt.Marker, taggedRules) {
 		return nil
 	}
-	tags, dropping, marker, err := readRuleTags(nsPath, kt.Present[0], kt.Chains)
+	tags, rules, dropping, marker, err := readRuleTags(nsPath, kt.Present[0], kt.Chains)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -478,7 +481,7 @@ func ruleProblems(nsPath string, kt kernelTable, st Record) []string {
 		problems = append(problems, fmt.Sprintf("chain %s has a policy that drops (set by hand)", name))
 	}
 	var links map[string]bool
-	return append(problems, checkRules(st.Chains, tags, func(port string) bool {
+	problems = append(problems, checkRules(st.Chains, tags, func(port string) bool {
 		if links == nil {
 			if links, err = presentLinks(nsPath); err != nil {
 				return true // unknown: the chain's absence is reported
@@ -486,4 +489,8 @@ func ruleProblems(nsPath string, kt kernelTable, st Record) []string {
 		}
 		return links[port]
 	})...)
+	if len(problems) > 0 {
+		return problems // the content of rules already reported as not the ones committed
+	}
+	return contentProblems(kt, st, guests, rules)
 }

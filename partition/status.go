@@ -46,7 +46,7 @@ func Status(t Target) (Record, error) {
 		return st, nil
 	}
 	st.Kernel = compareKernel(kt, &st, t.Guests)
-	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st)...)
+	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st, t.Guests)...)
 	hs := newHandles(t.NetnsPath) // the bridge's namespace and those of shaped guests, once each
 	defer hs.close()
 	problems = append(problems, shapingProblems(hs, st.Shaping, t.Guests)...)

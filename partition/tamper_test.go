@@ -63,6 +63,18 @@ func TestStatusSeesRulesChanged(t *testing.T) {
 				return []string{"insert rule " + f + " " + TableName + " " + chain + " accept",
 					"delete rule " + f + " " + TableName + " " + chain + " handle " + lastHandle(t, ns, f, chain)}
 			}, "is not the one committed"},
+			{"a rule replaced under its own comment", func(tgt Target) State { return State{Partition: mustIsolate(t, tgt.Guests, "a")} },
+				func(ns, f string) []string { return []string{replaceKeepingComment(t, ns, f, FilterChain, "accept")} },
+				"of chain " + FilterChain + " was rewritten"},
+			{"a loss rule replaced under its own comment", func(tgt Target) State {
+				return State{Impairments: []Impairment{{Guest: "b", Loss: 50}}}
+			}, func(ns, f string) []string {
+				chain := PreroutingChain
+				if f == "netdev" {
+					chain = "in_g2"
+				}
+				return []string{replaceKeepingComment(t, ns, f, chain, "accept")}
+			}, "was rewritten"},
 			{"a chain added", func(tgt Target) State {
 				return State{Impairments: []Impairment{{Guest: "b", Loss: 50}}}
 			}, func(ns, f string) []string { return []string{"add chain " + f + " " + TableName + " extra"} },
@@ -122,6 +134,24 @@ func TestStatusSeesLossRulesGone(t *testing.T) {
 			t.Errorf("after flushing %s: %+v; want not in effect", chain, rec.Kernel)
 		}
 	})
+}
+
+// replaceKeepingComment is the nft command that replaces the last of pontoon's rules of chain
+// with rule, under the comment (the tag) the replaced rule carries.
+func replaceKeepingComment(t *testing.T, ns, family, chain, rule string) string {
+	t.Helper()
+	out := run(t, "", "ip", "netns", "exec", ns, "nft", "-a", "list", "chain", family, TableName, chain)
+	comment := ""
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, `comment "pontoon `); i >= 0 {
+			comment = l[i+len("comment "):]
+			comment = comment[:strings.Index(comment[1:], `"`)+2]
+		}
+	}
+	if comment == "" {
+		t.Fatalf("no rule of pontoon's in chain %s:\n%s", chain, out)
+	}
+	return "replace rule " + family + " " + TableName + " " + chain + " handle " + lastHandle(t, ns, family, chain) + " " + rule + " comment " + comment
 }
 
 // lastHandle is the handle of the last rule of chain, as nft -a lists it.
