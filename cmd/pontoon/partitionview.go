@@ -283,13 +283,14 @@ func printStatus(w io.Writer, rec *partition.Record, guests []partition.Guest) {
 		writeMatrix(w, newView(rec, guests))
 		fmt.Fprintf(w, "%d blocked pair(s):\n", len(rec.Blocked))
 		fmt.Fprintln(w, "BLOCKED\tFROM\tTO\tSINCE\tSTOPPED")
+		stopped := counters.PairFinder()
 		for _, b := range rec.Blocked {
 			since := "-"
 			if !b.Since.IsZero() {
 				since = b.Since.Local().Format(time.TimeOnly)
 			}
 			fmt.Fprintf(w, "\t%s (%s)\t%s (%s)\t%s\t%s\n", b.Src, addrs(b.SrcIP, b.SrcIP6), b.Dst, addrs(b.DstIP, b.DstIP6), since,
-				describeStopped(counters.Pair(b.Src, b.Dst)))
+				describeStopped(stopped(b.Src, b.Dst)))
 		}
 		if !counters.Unattributed.Zero() {
 			fmt.Fprintf(w, "\tfrom no guest\t\t\t%s dropped\n", describeCount(counters.Unattributed))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
@@ -200,5 +201,26 @@ func TestFormatEvent(t *testing.T) {
 		if got := formatEvent(c.e); got != c.want {
 			t.Errorf("formatEvent:\n%q\nwant\n%q", got, c.want)
 		}
+	}
+}
+
+// BenchmarkStatusText253 prints the status of random halves of 253 guests whose every
+// blocked pair counted something (32,004 pairs): each pair's counters were once found by a
+// scan of all of them, 1.0 s of the command's 1.45 s.
+func BenchmarkStatusText253(b *testing.B) {
+	gs := viewGuests(253)
+	rec := &partition.Record{Kind: "random-halves", Description: "random halves", Mode: partition.ModeDrop}
+	counters := &partition.Counters{}
+	for i, src := range gs {
+		for j, dst := range gs {
+			if (i < 126) != (j < 126) {
+				rec.Blocked = append(rec.Blocked, partition.BlockedPair{Src: src.Name, Dst: dst.Name, SrcIP: src.IP, DstIP: dst.IP})
+				counters.Blocked = append(counters.Blocked, partition.PairCounters{Src: src.Name, Dst: dst.Name, Dropped: partition.Count{Packets: 1, Bytes: 90}})
+			}
+		}
+	}
+	rec.Counters = counters
+	for b.Loop() {
+		printStatus(io.Discard, rec, gs)
 	}
 }
