@@ -10,8 +10,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 )
 
 func (t Target) check() error {
@@ -230,7 +230,7 @@ func commitVerified(nsPath string, rs RuleSet, families []Backend, prev committe
 		return err
 	}
 	var now tableNow
-	rerr := nftpool.With(nsPath, func(c *nftables.Conn) (err error) { now, err = readTableNow(c, rs.Backend); return err })
+	rerr := nftpool.WithConn(nsPath, func(w *nftwire.Conn) (err error) { now, err = readTableNow(w, rs.Backend); return err })
 	if rerr != nil {
 		return errors.Join(err, fmt.Errorf("and reading the table back failed: %w", rerr))
 	}

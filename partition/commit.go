@@ -92,7 +92,7 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		c := w.Conn
 		var err error
 		w.ForgetGen()
-		if now, err = readTableNow(c, rs.Backend); err != nil {
+		if now, err = readTableNow(w, rs.Backend); err != nil {
 			return err
 		}
 		// The listings' answers carry it; without one (a namespace without tables), no
@@ -357,6 +357,14 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 			// Said every time: adding a chain that exists keeps the policy it has, and one
 			// set to drop by hand would stay.
 			nc.Policy = &acceptPolicy
+		}
+		if k, ok := now.hooks[ch.Name]; ok && ch.Hook != "" && hookProblem(ch, k) != "" {
+			// A base chain moved by hand: adding it again would keep it where it is, or
+			// only add a device to it (netdev), so it is deleted and added anew.
+			c.FlushChain(nc)
+			c.DelChain(nc)
+			chains[ch.Name] = c.AddChain(nc)
+			continue
 		}
 		chains[ch.Name] = c.AddChain(nc)
 		if slices.Contains(now.chains, ch.Name) {

@@ -127,48 +127,46 @@ func classProblems(kt kernelTable, st Record) []string {
 // of a table committed before they did cannot be checked.
 const taggedRules = " tagged"
 
-// readRuleTags reads the tag of each rule of each of the table's chains ("" for a rule
-// without one), by chain name, the rules themselves, the base chains whose policy is not accept (all of pontoon's
-// accept: a policy drop set by hand cuts a port off), and then the table's marker: a change
-// committed while the chains were read shows as another marker than the one they were listed
-// with.
-func readRuleTags(nsPath string, b Backend, chains []string) (tags map[string][]string, rules map[string][]*nftables.Rule, dropping []string, marker string, err error) {
-	out := make(map[string][]string, len(chains))
-	rules = make(map[string][]*nftables.Rule, len(chains))
-	err = nftpool.With(nsPath, func(c *nftables.Conn) error {
-		t := nftTable(b)
-		listed, err := c.ListChainsOfTableFamily(b.nftFamily())
+// chainsRead is what status reads of the partition table's chains, in one exchange.
+type chainsRead struct {
+	tags   map[string][]string       // each rule's tag ("" for a rule without one), by chain
+	rules  map[string][]nftwire.Rule // the rules as the kernel encodes them, by chain
+	chains map[string]nftwire.Chain  // by name
+	marker string                    // the table's marker, read last
+}
+
+// readChains reads the table's chains and rules, and then its marker: a change committed
+// while they were read shows as another marker than the one they were listed with.
+func readChains(nsPath string, b Backend) (chainsRead, error) {
+	read := chainsRead{tags: map[string][]string{}, rules: map[string][]nftwire.Rule{}, chains: map[string]nftwire.Chain{}}
+	err := nftpool.WithConn(nsPath, func(c *nftwire.Conn) error {
+		chains, err := c.Chains(b.nftFamily(), TableName)
 		if err != nil {
-			return fmt.Errorf("list chains of table %s %s: %w", b.Family(), TableName, err)
+			return err
 		}
-		for _, ch := range listed {
-			if ch.Table.Name == TableName && ch.Policy != nil && *ch.Policy != nftables.ChainPolicyAccept {
-				dropping = append(dropping, ch.Name)
-			}
+		for _, ch := range chains {
+			read.chains[ch.Name] = ch
+			read.tags[ch.Name] = []string{}
 		}
-		defer func() {
-			if els, err := nftwire.SetElements(c, markerSet(t)); err == nil {
-				for _, el := range els {
-					if be(el.Key) == markerKey {
-						marker = el.Comment
-					}
+		rules, err := c.Rules(b.nftFamily(), TableName)
+		if err != nil {
+			return err
+		}
+		for _, r := range rules {
+			tag, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+			read.tags[r.Chain] = append(read.tags[r.Chain], tag)
+			read.rules[r.Chain] = append(read.rules[r.Chain], r)
+		}
+		if els, err := nftwire.SetElements(c.Conn, markerSet(nftTable(b))); err == nil {
+			for _, el := range els {
+				if be(el.Key) == markerKey {
+					read.marker = el.Comment
 				}
 			}
-		}()
-		for _, name := range chains {
-			got, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
-			if err != nil {
-				return fmt.Errorf("read chain %s of table %s %s: %w", name, b.Family(), TableName, err)
-			}
-			tags := make([]string, len(got))
-			for i, r := range got {
-				tags[i], _ = userdata.GetString(r.UserData, userdata.TypeComment)
-			}
-			out[name], rules[name] = tags, got
 		}
 		return nil
 	})
-	return out, rules, dropping, marker, err
+	return read, err
 }
 
 // checkRules compares the rules of the table's chains (tags, from readRuleTags) with the
@@ -213,7 +211,8 @@ func checkRules(committed map[string]uint64, tags map[string][]string, present f
 // readKernel reads the partition table of the namespace at nsPath.
 func readKernel(nsPath string) (kernelTable, error) {
 	var kt kernelTable
-	err := nftpool.With(nsPath, func(c *nftables.Conn) error {
+	err := nftpool.WithConn(nsPath, func(w *nftwire.Conn) error {
+		c := w.Conn
 		tables, err := c.ListTables()
 		if err != nil {
 			return fmt.Errorf("list nftables tables in %q: %w", nsPath, err)
@@ -233,7 +232,7 @@ func readKernel(nsPath string) (kernelTable, error) {
 		}
 		b := kt.Present[0]
 		t := nftTable(b)
-		now, err := readTableNow(c, b)
+		now, err := readTableNow(w, b)
 		if err != nil {
 			return err
 		}
@@ -469,19 +468,22 @@ func ruleProblems(nsPath string, kt kernelTable, st Record, guests []Guest) []st
 	if len(kt.Present) != 1 || !st.Table || kt.Marker != st.Marker || !strings.HasSuffix(kt.Marker, taggedRules) {
 		return nil
 	}
-	tags, rules, dropping, marker, err := readRuleTags(nsPath, kt.Present[0], kt.Chains)
+	read, err := readChains(nsPath, kt.Present[0])
 	if err != nil {
 		return []string{err.Error()}
 	}
-	if marker != kt.Marker {
+	if read.marker != kt.Marker {
 		return nil // a change committed meanwhile: the chains read are of no one state
 	}
 	var problems []string
-	for _, name := range dropping {
-		problems = append(problems, fmt.Sprintf("chain %s has a policy that drops (set by hand)", name))
+	for _, name := range slices.Sorted(maps.Keys(read.chains)) {
+		// All of pontoon's base chains accept: a policy drop set by hand cuts a port off.
+		if ch := read.chains[name]; ch.Hooked && ch.Policy != uint32(nftables.ChainPolicyAccept) {
+			problems = append(problems, fmt.Sprintf("chain %s has a policy that drops (set by hand)", name))
+		}
 	}
 	var links map[string]bool
-	problems = append(problems, checkRules(st.Chains, tags, func(port string) bool {
+	problems = append(problems, checkRules(st.Chains, read.tags, func(port string) bool {
 		if links == nil {
 			if links, err = presentLinks(nsPath); err != nil {
 				return true // unknown: the chain's absence is reported
@@ -492,5 +494,5 @@ func ruleProblems(nsPath string, kt kernelTable, st Record, guests []Guest) []st
 	if len(problems) > 0 {
 		return problems // the content of rules already reported as not the ones committed
 	}
-	return contentProblems(kt, st, guests, rules)
+	return contentProblems(kt, st, guests, read)
 }

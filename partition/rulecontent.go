@@ -1,54 +1,58 @@
 package partition
 
 import (
-	"bytes"
 	"fmt"
-	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	mnl "github.com/mdlayher/netlink"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
+	"golang.org/x/sys/unix"
 )
 
 // A rule's tag says which committed rule it stands for, not what it does: `nft replace
-// rule ... comment "pontoon ..."` keeps the tag and changes the match or the verdict. So
-// status also compares what each rule does, as the kernel reports it, with what the
-// recorded state compiles to. The next change repairs such an edit (see wroteGen); until
+// rule ... comment "pontoon ..."` keeps the tag and changes the match or the verdict, and a
+// chain deleted and added again by hand keeps its name and its rules' tags at another hook.
+// So status also compares what each chain and rule does, as the kernel encodes it, with what
+// the recorded state compiles to. The next change repairs such an edit (see wroteGen); until
 // then status must say it is there.
 
-// contentProblems compares the expressions of the kernel's rules (by chain, read with
-// their tags) with those the record's state compiles to over guests. A chain whose
-// compiled fingerprint is not the committed one (the guests changed since) is not
-// compared: what was committed cannot be rebuilt for it.
-func contentProblems(kt kernelTable, st Record, guests []Guest, rules map[string][]*nftables.Rule) []string {
+// contentProblems compares the chains and rules read (readChains) with those the record's
+// state compiles to over guests. A chain whose compiled fingerprint is not the committed one
+// is not compared (checkRules has said what differs, or the guests changed since and what
+// was committed cannot be rebuilt).
+func contentProblems(kt kernelTable, st Record, guests []Guest, read chainsRead) []string {
 	if len(kt.Present) != 1 {
 		return nil
 	}
 	b := kt.Present[0]
 	r, err := resolveState(st.State().For(guests), guests)
 	if err != nil {
-		return nil
+		return []string{fmt.Sprintf("the recorded partition could not be compiled to compare the rules with: %v", err)}
 	}
 	plan := r.plan(b)
 	sets := ruleSets(nftTable(b), kt.InUse)
 	fam := byte(b.nftFamily())
 	var problems []string
 	for _, ch := range plan.RuleSet.Chains {
-		got, ok := rules[ch.Name]
-		if !ok || ch.sum() != st.Chains[ch.Name] || len(got) != len(ch.Rules) {
+		got, ok := read.chains[ch.Name]
+		if !ok || ch.sum() != st.Chains[ch.Name] {
 			continue
+		}
+		if p := hookProblem(ch, got); p != "" {
+			problems = append(problems, p)
+		}
+		rules := read.rules[ch.Name]
+		if len(rules) != len(ch.Rules) {
+			continue // checkRules has reported it
 		}
 		for i, rule := range ch.Rules {
 			m, err := rule.matches(func(name string) *nftables.Set { return sets[name] })
-			if err != nil {
-				break
+			if err == nil && !sameExprs(fam, m.Exprs(), rules[i].Exprs) {
+				err = fmt.Errorf("it keeps its comment but does something else")
 			}
-			want, err := exprBytes(fam, m.Exprs())
 			if err != nil {
-				break
-			}
-			have, err := exprBytes(fam, got[i].Exprs)
-			if err != nil || !bytes.Equal(want, have) {
-				problems = append(problems, fmt.Sprintf("rule %d of chain %s was rewritten (it keeps its comment but does something else)", i+1, ch.Name))
+				problems = append(problems, fmt.Sprintf("rule %d of chain %s was rewritten (%v)", i+1, ch.Name, err))
 				break
 			}
 		}
@@ -56,27 +60,66 @@ func contentProblems(kt kernelTable, st Record, guests []Guest, rules map[string
 	return problems
 }
 
-// exprBytes encodes exprs as the kernel takes them, leaving out what the kernel does not
-// report back or changes by itself: the batch-local ID of a looked-up set (the name says
-// which) and a counter's values. The nftables library reads back only the expressions it
-// knows and drops the others without a word; of pontoon's, that is byteorder (loss rules),
-// which is left out on both sides.
-func exprBytes(fam byte, exprs []expr.Any) ([]byte, error) {
-	var out []byte
-	for _, e := range exprs {
-		if _, unread := e.(*expr.Byteorder); unread {
-			continue
+// hookProblem says how the kernel's chain got sits elsewhere than ch, "" when it does not.
+func hookProblem(ch Chain, got nftwire.Chain) string {
+	if ch.Hook == "" {
+		if got.Hooked {
+			return fmt.Sprintf("chain %s was made a base chain (hook %d, by hand)", ch.Name, got.Hook)
 		}
-		b, err := expr.Marshal(fam, comparable(e))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b...)
+		return ""
 	}
-	return out, nil
+	hook, ok := chainHooks[ch.Hook]
+	switch {
+	case !got.Hooked:
+		return fmt.Sprintf("chain %s is no longer hooked into the %s path (by hand)", ch.Name, ch.Hook)
+	case !ok || got.Hook != uint32(*hook) || got.Priority != int32(ch.Priority) || got.Device != ch.Device || got.Type != "filter":
+		return fmt.Sprintf("chain %s was re-created elsewhere by hand: hook %d priority %d device %q, not %s priority %d device %q",
+			ch.Name, got.Hook, got.Priority, got.Device, ch.Hook, ch.Priority, ch.Device)
+	}
+	return ""
 }
 
-func comparable(e expr.Any) expr.Any {
+// sameExprs tells whether the kernel's expressions (have) do what want's do. A set looked up
+// goes by its name (the batch-local ID a request adds is not reported back) and a counter by
+// being there (its values are the kernel's).
+func sameExprs(fam byte, want []expr.Any, have []nftwire.Expr) bool {
+	if len(want) != len(have) {
+		return false
+	}
+	for i, e := range want {
+		name, data, err := encoded(fam, withoutSetID(e))
+		if err != nil || name != have[i].Name {
+			return false
+		}
+		if name != "counter" && !nftwire.SameData(data, have[i].Data) {
+			return false
+		}
+	}
+	return true
+}
+
+// encoded is e's name and data as a request carries them.
+func encoded(fam byte, e expr.Any) (name string, data []byte, err error) {
+	b, err := expr.Marshal(fam, e)
+	if err != nil {
+		return "", nil, err
+	}
+	ad, err := mnl.NewAttributeDecoder(b)
+	if err != nil {
+		return "", nil, err
+	}
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_EXPR_NAME:
+			name = ad.String()
+		case unix.NFTA_EXPR_DATA:
+			data = ad.Bytes()
+		}
+	}
+	return name, data, ad.Err()
+}
+
+func withoutSetID(e expr.Any) expr.Any {
 	switch v := e.(type) {
 	case *expr.Lookup:
 		c := *v
@@ -85,13 +128,7 @@ func comparable(e expr.Any) expr.Any {
 	case *expr.Dynset:
 		c := *v
 		c.SetID = 0
-		c.Exprs = slices.Clone(v.Exprs)
-		for i, x := range c.Exprs {
-			c.Exprs[i] = comparable(x)
-		}
 		return &c
-	case *expr.Counter:
-		return &expr.Counter{}
 	}
 	return e
 }

@@ -45,8 +45,11 @@ func Status(t Target) (Record, error) {
 		st.Kernel = &KernelCheck{Detail: err.Error()}
 		return st, nil
 	}
+	// The rules are compared with what the recorded state compiles to, before compareKernel
+	// puts the kernel's pairs and mode in st.
+	recorded := st.clone()
 	st.Kernel = compareKernel(kt, &st, t.Guests)
-	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, st, t.Guests)...)
+	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, recorded, t.Guests)...)
 	hs := newHandles(t.NetnsPath) // the bridge's namespace and those of shaped guests, once each
 	defer hs.close()
 	problems = append(problems, shapingProblems(hs, st.Shaping, t.Guests)...)

@@ -14,10 +14,11 @@ import (
 // tableNow is what step 1 and step 2 need to know of the table in the kernel.
 type tableNow struct {
 	exists bool
-	chains []string  // names of the table's chains
-	inUse  int       // the buffer the rules use; -1 when none
-	marker string    // the marker of the rules in force; "" when none
-	others []Backend // other families that hold a partition table
+	chains []string                 // names of the table's chains
+	hooks  map[string]nftwire.Chain // the table's chains, by name: where the base ones sit
+	inUse  int                      // the buffer the rules use; -1 when none
+	marker string                   // the marker of the rules in force; "" when none
+	others []Backend                // other families that hold a partition table
 	tables tableList
 	// wroteGen is the namespace's nftables generation the last change expected to leave
 	// (genKey), haveGen whether it said; gen is the generation now, seenGen whether the
@@ -51,7 +52,8 @@ func (l *tableList) get(c *nftables.Conn) ([]*nftables.Table, error) {
 var ErrTableMixed = errors.New("its rules use both set buffers")
 
 // readTableNow lists the table's chains and finds the buffer its rules use.
-func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
+func readTableNow(w *nftwire.Conn, b Backend) (tableNow, error) {
+	c := w.Conn
 	now := tableNow{inUse: -1}
 	tables, err := now.tables.get(c)
 	if err != nil {
@@ -70,14 +72,14 @@ func readTableNow(c *nftables.Conn, b Backend) (tableNow, error) {
 	if !now.exists {
 		return now, nil
 	}
-	chains, err := c.ListChainsOfTableFamily(b.nftFamily())
+	chains, err := w.Chains(b.nftFamily(), TableName)
 	if err != nil {
-		return now, fmt.Errorf("list chains of family %s: %w", b.Family(), err)
+		return now, fmt.Errorf("family %s: %w", b.Family(), err)
 	}
+	now.hooks = make(map[string]nftwire.Chain, len(chains))
 	for _, ch := range chains {
-		if ch.Table.Name == TableName {
-			now.chains = append(now.chains, ch.Name)
-		}
+		now.chains = append(now.chains, ch.Name)
+		now.hooks[ch.Name] = ch
 	}
 	t := nftTable(b)
 	// A table of an older layout, or edited by hand, may lack the set or the

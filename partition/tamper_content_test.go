@@ -1,0 +1,93 @@
+package partition
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
+)
+
+// TestStatusSeesWhatTheLibraryCannotRead: google/nftables drops, without a word, the
+// expressions it cannot decode, and a rule written back from what it read loses them. A loss
+// rule written back so keeps its tag, matches and verdict but not its byteorder: its numgen
+// value is compared in the wrong byte order, and a loss of 50% loses almost nothing. Status
+// compares the kernel's own encoding of every expression.
+func TestStatusSeesWhatTheLibraryCannotRead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		state := State{Impairments: []Impairment{{Guest: "b", Loss: 50}}}
+		skipMissing(t, Apply(tgt, state))
+		chain := PreroutingChain
+		if b == BackendNetdev {
+			chain = "in_g2"
+		}
+		ns := filepath.Join("/run/netns", s.bridgeNS)
+		err := nftpool.With(ns, func(c *nftables.Conn) error {
+			tbl := nftTable(b)
+			rules, err := c.GetRules(tbl, &nftables.Chain{Name: chain, Table: tbl})
+			if err != nil {
+				return err
+			}
+			for _, r := range rules {
+				r.Table, r.Chain = tbl, &nftables.Chain{Name: chain, Table: tbl}
+				c.ReplaceRule(r) // as the library read it: without its byteorder
+			}
+			return nftwire.Flush(c)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "of chain "+chain+" was rewritten") {
+			t.Errorf("after the loss rules of %s were written back without their byteorder: %+v; want not in effect", chain, rec.Kernel)
+		}
+		if err := Apply(tgt, state); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
+			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
+		}
+	})
+}
+
+// TestStatusSeesChainMoved: a base chain deleted and added again by hand with the same name
+// and rules, tags included, at another device or hook, no longer sees the frames it filtered.
+func TestStatusSeesChainMoved(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		state := State{Partition: mustIsolate(t, tgt.Guests, "a")}
+		skipMissing(t, Apply(tgt, state))
+		chain, from, to := PreroutingChain, "hook prerouting priority dstnat", "hook input priority -300"
+		if b == BackendNetdev {
+			chain, from, to = "in_g1", `device "g1"`, `device "lo"`
+		}
+		listed := run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "list", "chain", b.Family(), TableName, chain)
+		if !strings.Contains(listed, from) || !strings.Contains(listed, `comment "pontoon `) {
+			t.Fatalf("chain %s as nft lists it has no %s or no tag:\n%s", chain, from, listed)
+		}
+		script := fmt.Sprintf("delete chain %s %s %s\n%s", b.Family(), TableName, chain, strings.Replace(listed, from, to, 1))
+		run(t, script, "ip", "netns", "exec", s.bridgeNS, "nft", "-f", "-")
+		rec, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "chain "+chain+" was re-created elsewhere") {
+			t.Errorf("after chain %s was moved from %s to %s: %+v; want not in effect", chain, from, to, rec.Kernel)
+		}
+		if err := Apply(tgt, state); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
+			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
+		}
+	})
+}
