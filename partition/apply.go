@@ -255,6 +255,12 @@ func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
 	if st.Kind == "" {
 		st.Kind = "custom"
 	}
+	if st.Table {
+		st.Guests = make([]Guest, len(r.gs.list))
+		for i, g := range r.gs.list {
+			st.Guests[i] = Guest{Name: g.Name, IP: g.IP, IP6: g.IP6, Port: g.Port}
+		}
+	}
 	// Both lists are sorted by pair (normPairs, fromFile): one merge walk finds
 	// the pairs that stay blocked, without hashing tens of thousands of them.
 	ip := make(map[string]netip.Addr, len(r.gs.list))

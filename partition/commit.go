@@ -213,9 +213,10 @@ func deleteTables(c *nftables.Conn, families []Backend, keep Backend) {
 // queueBuffer queues step 1: the table and both buffers of every set (when
 // fresh), and the class matrix written into buffer buf.
 func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh bool) error {
-	if fresh {
-		c.AddTable(t)
-	}
+	// Also when it exists: the library's message carries flags 0, which wakes a table made
+	// dormant by hand (then none of its rules ran); the kernel commits nothing for a table
+	// that is awake.
+	c.AddTable(t)
 	cl := rs.Classes
 	var srcEls, dstEls, dst6Els, portEls, runEls []nftables.SetElement
 	for _, p := range cl.Sources {

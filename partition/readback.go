@@ -41,6 +41,9 @@ type kernelTable struct {
 	Foreign []string
 	// InUse is the set buffer the rules use; -1 when none.
 	InUse int
+	// Dormant names pontoon's tables in the namespace made dormant ("family name"): none of
+	// their rules run.
+	Dormant []string
 }
 
 // marker names a rule set in the kernel: the record's generation and a hash
@@ -223,8 +226,11 @@ func readKernel(nsPath string) (kernelTable, error) {
 			}
 		}
 		for _, t := range tables {
+			name := nftrule.FamilyName(t.Family) + " " + t.Name
 			if t.Name != TableName && t.Name != ServiceTable && t.Name != netsetup.TableName {
-				kt.Foreign = append(kt.Foreign, nftrule.FamilyName(t.Family)+" "+t.Name)
+				kt.Foreign = append(kt.Foreign, name)
+			} else if tableFlags(t)&unix.NFT_TABLE_F_DORMANT != 0 {
+				kt.Dormant = append(kt.Dormant, name)
 			}
 		}
 		if len(kt.Present) == 0 {
@@ -495,4 +501,12 @@ func ruleProblems(nsPath string, kt kernelTable, st Record, guests []Guest) []st
 		return problems // the content of rules already reported as not the ones committed
 	}
 	return contentProblems(kt, st, guests, read)
+}
+
+// tableFlags are t's flags: the library reads the kernel's big-endian number in the host's
+// byte order.
+func tableFlags(t *nftables.Table) uint32 {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], t.Flags)
+	return binary.BigEndian.Uint32(b[:])
 }

@@ -78,6 +78,10 @@ type Record struct {
 	Marker string `json:"marker,omitempty"`
 	// Chains fingerprints the chains committed with Marker (see committed).
 	Chains map[string]uint64 `json:"chains,omitempty"`
+	// Guests are the guests the rules were compiled for (name, addresses and port): status
+	// compiles the state over them to compare the kernel's rules with, also after a guest
+	// left, whose rules stay in force until the next change.
+	Guests []Guest `json:"guests,omitempty"`
 	// CounterSets are the counter sets the table holds (stats.go), so that a change
 	// reads only those that can hold counters it ends.
 	CounterSets []string `json:"counter_sets,omitempty"`
@@ -114,6 +118,7 @@ func (st Record) clone() Record {
 	st.Impairments = slices.Clone(st.Impairments)
 	st.Shaping = slices.Clone(st.Shaping)
 	st.Pending = slices.Clone(st.Pending)
+	st.Guests = slices.Clone(st.Guests)
 	return st
 }
 

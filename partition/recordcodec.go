@@ -56,6 +56,25 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	if len(r.Chains) > 0 {
 		w.Object("chains", jsontok.SortedKeys(r.Chains), func(k string) { w.Uint(k, r.Chains[k]) })
 	}
+	if len(r.Guests) > 0 {
+		w.Key("guests")
+		w.List(false, len(r.Guests), func(i int) {
+			g := r.Guests[i]
+			w.Raw("{")
+			w.Str("name", g.Name)
+			w.Key("ip")
+			w.Addr(g.IP)
+			if g.IP6.IsValid() {
+				w.Key("ip6")
+				w.Addr(g.IP6)
+			}
+			w.Str("port", g.Port)
+			if g.NetnsPath != "" {
+				w.Str("netns_path", g.NetnsPath)
+			}
+			w.Raw("}")
+		})
+	}
 	if len(r.CounterSets) > 0 {
 		w.Strs("counter_sets", r.CounterSets)
 	}
@@ -136,6 +155,8 @@ func decodeRecordFile(data []byte) (recordFile, bool) {
 			r.Object(func(name string) { rec.Chains[name] = r.Uint() })
 		case "counter_sets":
 			rec.CounterSets = r.Strs()
+		case "guests":
+			rec.Guests = jsontok.Slice(r, func() Guest { return readGuest(r) })
 		case "blocked":
 			f.Blocked = jsontok.Slice(r, func() blockedGroup { return readGroup(r) })
 		case "ips":
@@ -180,6 +201,27 @@ func readRow(r *jsontok.Reader) blockRow {
 		}
 	})
 	return row
+}
+
+func readGuest(r *jsontok.Reader) Guest {
+	var g Guest
+	r.Object(func(k string) {
+		switch k {
+		case "name":
+			g.Name = r.Str()
+		case "ip":
+			g.IP = r.Addr()
+		case "ip6":
+			g.IP6 = r.Addr()
+		case "port":
+			g.Port = r.Str()
+		case "netns_path":
+			g.NetnsPath = r.Str()
+		default:
+			r.Fail()
+		}
+	})
+	return g
 }
 
 func readAddrs(r *jsontok.Reader) map[string]netip.Addr {

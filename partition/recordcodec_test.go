@@ -40,6 +40,9 @@ func TestRecordCodecEveryField(t *testing.T) {
 			fv.Set(reflect.ValueOf([]string{"a", fmt.Sprint(i)}))
 		case f.Type == reflect.TypeFor[map[string]uint64]():
 			fv.Set(reflect.ValueOf(map[string]uint64{"in_g1": 1, "filter": 1<<64 - 1}))
+		case f.Type == reflect.TypeFor[[]Guest]():
+			fv.Set(reflect.ValueOf([]Guest{{Name: "a", IP: netip.MustParseAddr("172.18.0.1"), Port: "g1"},
+				{Name: "b\"", IP: netip.MustParseAddr("172.18.0.2"), IP6: netip.MustParseAddr("fd70::2"), Port: "g2", NetnsPath: "/proc/1/ns/net"}}))
 		default:
 			t.Fatalf("Record.%s (%s): unknown to this test and to the codec; teach both", f.Name, f.Type)
 		}
@@ -84,6 +87,13 @@ func TestRecordCodecMatchesJSON(t *testing.T) {
 				r.Chains[fmt.Sprintf("in_g%d", i)] = rng.Uint64()
 			}
 			r.CounterSets = []string{"count_drop", "count_out"}
+			for i := range rng.IntN(5) {
+				g := Guest{Name: fmt.Sprintf("g%d", i), IP: netip.AddrFrom4([4]byte{172, 18, 0, byte(i + 1)}), Port: fmt.Sprintf("g%d", i+1)}
+				if i%2 == 0 {
+					g.IP6 = netip.MustParseAddr(fmt.Sprintf("fd70::%x", i+1))
+				}
+				r.Guests = append(r.Guests, g)
+			}
 		}
 		if rng.IntN(3) == 0 {
 			r.Impairments = nil

@@ -18,14 +18,17 @@ import (
 // then status must say it is there.
 
 // contentProblems compares the chains and rules read (readChains) with those the record's
-// state compiles to over guests. A chain whose compiled fingerprint is not the committed one
-// is not compared (checkRules has said what differs, or the guests changed since and what
-// was committed cannot be rebuilt).
+// state compiles to over the guests it was committed for (over guests for a record of before
+// they were kept). A chain whose compiled fingerprint is not the committed one is not
+// compared: checkRules has said what differs.
 func contentProblems(kt kernelTable, st Record, guests []Guest, read chainsRead) []string {
 	if len(kt.Present) != 1 {
 		return nil
 	}
 	b := kt.Present[0]
+	if len(st.Guests) > 0 {
+		guests = st.Guests // those of the commit, a guest that left since included
+	}
 	r, err := resolveState(st.State().For(guests), guests)
 	if err != nil {
 		return []string{fmt.Sprintf("the recorded partition could not be compiled to compare the rules with: %v", err)}

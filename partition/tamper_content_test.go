@@ -91,3 +91,67 @@ func TestStatusSeesChainMoved(t *testing.T) {
 		}
 	})
 }
+
+// TestStatusSeesDormantTable: a table made dormant (`nft add table ... { flags dormant; }`)
+// runs none of its rules, so every partition is off; status said it was in force, and later
+// changes left the table asleep, since pontoon added its table only when there was none.
+func TestStatusSeesDormantTable(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		s.startServers(t)
+		tgt := s.target()
+		state := State{Partition: mustIsolate(t, tgt.Guests, "a")}
+		skipMissing(t, Apply(tgt, state))
+		udp := func(tag string) string {
+			return s.probePairs(t, [][2]string{{"b", "a"}}, tag, failTimeout)[[3]string{"b", "a", "udp"}]
+		}
+		if got := udp("isolated"); got == "ok" {
+			t.Fatalf("b reached a isolated: %s", got)
+		}
+		run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "add", "table", b.Family(), TableName, "{ flags dormant; }")
+		if got := udp("dormant"); got != "ok" {
+			t.Fatalf("b did not reach a with the table dormant (%s): the test does not test what it means to", got)
+		}
+		rec, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "is dormant") {
+			t.Errorf("with the table dormant: %+v; want not in effect", rec.Kernel)
+		}
+		if err := Apply(tgt, state); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
+			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
+		}
+		if got := udp("woken"); got == "ok" {
+			t.Errorf("b reached a once the isolation was applied again: %s", got)
+		}
+	})
+}
+
+// TestStatusSeesRulesChangedAfterGuestLeft: a guest that leaves keeps its pairs in force
+// until the next change, and the state compiled over the guests left was no longer what was
+// committed: every chain it touched went unchecked. Status compiles over the guests of the
+// commit.
+func TestStatusSeesRulesChangedAfterGuestLeft(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		skipMissing(t, Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "c")}))
+		tgt.Guests = tgt.Guests[:2] // c left
+		if rec, err := Status(tgt); err != nil || !rec.Kernel.InEffect {
+			t.Fatalf("after c left: %+v, %v; want in effect", rec.Kernel, err)
+		}
+		cmd := replaceKeepingComment(t, s.bridgeNS, b.Family(), FilterChain, "accept")
+		run(t, "", append([]string{"ip", "netns", "exec", s.bridgeNS, "nft"}, strings.Fields(cmd)...)...)
+		rec, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "of chain "+FilterChain+" was rewritten") {
+			t.Errorf("after c left and a rule was replaced under its comment: %+v; want not in effect", rec.Kernel)
+		}
+	})
+}
