@@ -20,6 +20,7 @@ import (
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/pontoon-dev/pontoon/partition"
 	"golang.org/x/sys/unix"
 )
 
@@ -331,6 +332,9 @@ func TestDNSFaultsWithoutServer(t *testing.T) {
 	if !strings.Contains(out, "WARNING: the DNS faults below may not be in force, nor any name served: the bridge's name server: none runs") {
 		t.Errorf("status with the server stopped:\n%s", out)
 	}
+	if _, _, code := c.run("partition", "--bridge", "b1", "status", "--check"); code != 3 {
+		t.Errorf("status --check with the server stopped: exit %d, want 3", code)
+	}
 	var js struct {
 		DNSProblem string `json:"dns_problem"`
 	}
@@ -344,4 +348,35 @@ func TestDNSFaultsWithoutServer(t *testing.T) {
 	if out := c.ok("partition", "--bridge", "b1", "status"); strings.Contains(out, "WARNING") {
 		t.Errorf("status after gc started the server again:\n%s", out)
 	}
+}
+
+// TestStatusCheck: `status --check` fails (3) when the kernel does not hold what was applied,
+// so a script can stop on it; the output is the same.
+func TestStatusCheck(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("b1", "n1", "n2")
+	c.ok("partition", "--bridge", "b1", "isolate", "n1")
+	c.ok("partition", "--bridge", "b1", "status", "--check")
+	ns := "--net=" + c.sb.Env.BridgeNetns("b1")
+	family := "netdev"
+	if exec.Command("nsenter", ns, "nft", "list", "table", family, partition.TableName).Run() != nil {
+		family = "bridge"
+	}
+	if out, err := exec.Command("nsenter", ns, "nft", "add", "table", family, partition.TableName, "{ flags dormant; }").CombinedOutput(); err != nil {
+		t.Fatalf("make the table dormant: %v\n%s", err, out)
+	}
+	for _, form := range [][]string{nil, {"--json"}, {"--dot"}} {
+		out, _, code := c.run(append([]string{"partition", "--bridge", "b1", "status", "--check"}, form...)...)
+		if code != 3 {
+			t.Errorf("status --check %v with the table dormant: exit %d, want 3", form, code)
+		}
+		if form == nil && !strings.Contains(out, "WARNING: the kernel does not hold what was last applied: table "+family+" "+partition.TableName+" is dormant") {
+			t.Errorf("status --check with the table dormant:\n%s", out)
+		}
+	}
+	if _, _, code := c.run("partition", "--bridge", "b1", "status"); code != 0 {
+		t.Errorf("status without --check with the table dormant: exit %d, want 0", code)
+	}
+	c.ok("partition", "--bridge", "b1", "isolate", "n1")
+	c.ok("partition", "--bridge", "b1", "status", "--check")
 }

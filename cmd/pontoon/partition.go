@@ -107,7 +107,7 @@ func partitionCommands() *cli.Command {
 			impair("impair", "", "SETTING=VALUE.. GUEST..|SRC.. -- DST..", "several at once: loss=PCT rate=RATE delay=DUR jitter=DUR duplicate=PCT corrupt=PCT reorder=PCT"),
 			dnsFaultCommand(),
 			{Name: "heal", Category: catOther, Usage: "remove every partition, impairment and DNS fault of the bridge", Flags: []cli.Flag{bridgeFlag()}, Action: healBridge},
-			{Name: "status", Category: catOther, Usage: "show who reaches whom, blocked pairs and impairments, since when, and what they stopped", Flags: []cli.Flag{bridgeFlag(), jsonFlag, dotFlag}, Action: partitionStatus},
+			{Name: "status", Category: catOther, Usage: "show who reaches whom, blocked pairs and impairments, since when, and what they stopped", Flags: []cli.Flag{bridgeFlag(), jsonFlag, dotFlag, checkFlag}, Action: partitionStatus},
 			partitionLogCommand(),
 			restoreCommand(),
 		},
@@ -330,9 +330,6 @@ func partitionStatus(c *cli.Context) error {
 		counters = partition.Counters{Detail: err.Error()}
 	}
 	rec.Counters = &counters
-	if c.Bool("dot") {
-		return buffered(func(out io.Writer) error { writeDot(out, &rec, newView(&rec, t.Guests)); return nil })
-	}
 	faults, err := names.Faults(env(c), c.String("bridge"))
 	if err != nil {
 		return err
@@ -346,21 +343,36 @@ func partitionStatus(c *cli.Context) error {
 			dnsProblem = st.Problem
 		}
 	}
+	if c.Bool("dot") {
+		return checked(c, rec, dnsProblem, buffered(func(out io.Writer) error { writeDot(out, &rec, newView(&rec, t.Guests)); return nil }))
+	}
 	// Services are shown as far as they can be read: their counters are not the partition's.
 	services, _ := partition.Services(env(c), c.String("bridge"))
 	if c.Bool("json") {
-		return printJSON(struct {
+		return checked(c, rec, dnsProblem, printJSON(struct {
 			partition.Record
 			DNSFaults  []names.Fault             `json:"dns_faults,omitempty"`
 			DNSProblem string                    `json:"dns_problem,omitempty"`
 			Services   []partition.ServiceStatus `json:"services,omitempty"`
-		}{rec, faults, dnsProblem, services})
+		}{rec, faults, dnsProblem, services}))
 	}
-	return buffered(func(out io.Writer) error {
+	return checked(c, rec, dnsProblem, buffered(func(out io.Writer) error {
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		printStatus(w, &rec, t.Guests)
 		printDNSFaults(w, faults, dnsProblem)
 		printServices(w, services)
 		return w.Flush()
-	})
+	}))
+}
+
+// checked is the result of status once its output (err) is written: with --check, a kernel
+// that does not hold what was applied, or DNS faults without a name server, fail it.
+func checked(c *cli.Context, rec partition.Record, dnsProblem string, err error) error {
+	if err != nil || !c.Bool("check") {
+		return err
+	}
+	if rec.Kernel == nil || !rec.Kernel.InEffect || dnsProblem != "" {
+		return statusUnchecked
+	}
+	return nil
 }

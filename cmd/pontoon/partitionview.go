@@ -20,6 +20,14 @@ import (
 
 var dotFlag = &cli.BoolFlag{Name: "dot", Usage: "write a Graphviz graph of the groups and the blocked edges (render it with dot -Tsvg)"}
 
+// checkFlag makes status a test a script can use: the output is the same, the exit status
+// says whether the kernel holds what was applied.
+var checkFlag = &cli.BoolFlag{Name: "check", Usage: "exit with status 3 when the kernel does not hold what was last applied, or DNS faults have no name server to make them (the output is the same)"}
+
+// statusUnchecked is the exit status of `partition status --check` when what was applied is
+// not what the kernel holds.
+const statusUnchecked = exitCode(3)
+
 // maxMatrix is the most guests the matrix is drawn for; wider would not fit a terminal.
 const maxMatrix = 120
 
