@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -152,6 +153,39 @@ func TestStatusSeesRulesChangedAfterGuestLeft(t *testing.T) {
 		}
 		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "of chain "+FilterChain+" was rewritten") {
 			t.Errorf("after c left and a rule was replaced under its comment: %+v; want not in effect", rec.Kernel)
+		}
+	})
+}
+
+// TestStatusSeesChainWithAnotherDevice: a netdev chain given a second device by hand
+// (`add chain ... { ... devices = { "g2", "g1" } ... }`, which kernels since 6.2 or so take as
+// an update) runs the guest's loss on the other port too.
+func TestStatusSeesChainWithAnotherDevice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		if b != BackendNetdev {
+			t.Skip("devices are the netdev family's")
+		}
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		state := State{Impairments: []Impairment{{Guest: "b", Loss: 50}}}
+		skipMissing(t, Apply(tgt, state))
+		out, err := exec.Command("ip", "netns", "exec", s.bridgeNS, "nft", "add", "chain", "netdev", TableName, "in_g2",
+			`{ type filter hook ingress devices = { "g2", "g1" } priority -300; }`).CombinedOutput()
+		if err != nil {
+			t.Skipf("this kernel or nft does not add a device to a chain: %v: %s", err, out)
+		}
+		rec, err := Status(tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, `device "g2,g1"`) && !strings.Contains(rec.Kernel.Detail, `device "g1,g2"`) {
+			t.Errorf("with in_g2 on g1 too: %+v; want not in effect, naming both devices", rec.Kernel)
+		}
+		if err := Apply(tgt, state); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
+			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
 		}
 	})
 }
