@@ -226,6 +226,8 @@ func TestStatusSeesPortsDown(t *testing.T) {
 	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}); err != nil {
 		t.Fatal(err)
 	}
+	// The scene's ports get their carrier asynchronously, as a port brought back up does.
+	waitUntilInEffect(t, tgt)
 	for _, c := range []struct {
 		name        string
 		tamper, fix []string
