@@ -258,7 +258,7 @@ func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
 	if st.Table {
 		st.Guests = make([]Guest, len(r.gs.list))
 		for i, g := range r.gs.list {
-			st.Guests[i] = Guest{Name: g.Name, IP: g.IP, IP6: g.IP6, Port: g.Port}
+			st.Guests[i] = Guest{Name: g.Name, IP: g.IP, IP6: g.IP6, Port: g.Port, NetnsPath: g.NetnsPath}
 		}
 	}
 	// Both lists are sorted by pair (normPairs, fromFile): one merge walk finds

@@ -339,6 +339,16 @@ func markerSet(t *nftables.Table) *nftables.Set {
 func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now tableNow, unchanged map[string]bool) error {
 	sets := ruleSets(t, buf)
 	chains := map[string]*nftables.Chain{}
+	// A chain of pontoon's that sits elsewhere in the kernel (made a base chain, or a base
+	// chain moved, by hand) cannot be added again as it should be: it is deleted and added
+	// anew. A regular one may be jumped to, so that waits until every chain is flushed, and
+	// no chain is kept unchanged then.
+	var moved []*nftables.Chain
+	for _, ch := range rs.Chains {
+		if k, ok := now.hooks[ch.Name]; ok && ch.Hook == "" && k.Hooked {
+			unchanged = nil
+		}
+	}
 	// Chains first, rules after: a jump must name a chain that already exists
 	// in the batch.
 	for _, ch := range rs.Chains {
@@ -359,10 +369,14 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 			// set to drop by hand would stay.
 			nc.Policy = &acceptPolicy
 		}
-		if k, ok := now.hooks[ch.Name]; ok && ch.Hook != "" && hookProblem(ch, k) != "" {
-			// A base chain moved by hand: adding it again would keep it where it is, or
-			// only add a device to it (netdev), so it is deleted and added anew.
+		if k, ok := now.hooks[ch.Name]; ok && hookProblem(ch, k) != "" {
+			// Adding a moved base chain again would keep it where it is, or only add a
+			// device to it (netdev); the kernel refuses to make a base chain regular.
 			c.FlushChain(nc)
+			if ch.Hook == "" {
+				moved = append(moved, nc)
+				continue
+			}
 			c.DelChain(nc)
 			chains[ch.Name] = c.AddChain(nc)
 			continue
@@ -371,6 +385,10 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 		if slices.Contains(now.chains, ch.Name) {
 			c.FlushChain(nc)
 		}
+	}
+	for _, nc := range moved {
+		c.DelChain(nc)
+		chains[nc.Name] = c.AddChain(nc)
 	}
 	sums := rs.chainSums()
 	for _, ch := range rs.Chains {

@@ -227,7 +227,7 @@ func readKernel(nsPath string) (kernelTable, error) {
 		}
 		for _, t := range tables {
 			name := nftrule.FamilyName(t.Family) + " " + t.Name
-			if t.Name != TableName && t.Name != ServiceTable && t.Name != netsetup.TableName {
+			if !pontoonTable(t) {
 				kt.Foreign = append(kt.Foreign, name)
 			} else if tableFlags(t)&unix.NFT_TABLE_F_DORMANT != 0 {
 				kt.Dormant = append(kt.Dormant, name)
@@ -509,4 +509,20 @@ func tableFlags(t *nftables.Table) uint32 {
 	var b [4]byte
 	binary.NativeEndian.PutUint32(b[:], t.Flags)
 	return binary.BigEndian.Uint32(b[:])
+}
+
+// pontoonTable tells pontoon's own tables in a bridge's namespace by name and family: the
+// bridge's (NAT in ip and ip6, port security in bridge), the services' and the partition's.
+// A table of another family under one of their names is another tool's, or made by hand.
+func pontoonTable(t *nftables.Table) bool {
+	switch t.Name {
+	case TableName:
+		_, ok := backendOf(t.Family)
+		return ok
+	case ServiceTable:
+		return t.Family == serviceTable().Family
+	case netsetup.TableName:
+		return t.Family == nftables.TableFamilyIPv4 || t.Family == nftables.TableFamilyIPv6 || t.Family == nftables.TableFamilyBridge
+	}
+	return false
 }

@@ -53,7 +53,7 @@ func Status(t Target) (Record, error) {
 	hs := newHandles(t.NetnsPath) // the bridge's namespace and those of shaped guests, once each
 	defer hs.close()
 	problems = append(problems, shapingProblems(hs, st.Shaping, t.Guests)...)
-	problems = append(problems, portProblems(hs, t.Bridge, t.Guests)...)
+	problems = append(problems, portProblems(hs, t.Bridge, t.Guests, st.Shaping)...)
 	if len(kt.Dormant) > 0 {
 		problems = append(problems, fmt.Sprintf("table %s is dormant (set by hand): none of its rules run", strings.Join(kt.Dormant, ", table ")))
 	}
@@ -154,7 +154,7 @@ func samePairs(a, b []BlockedPair) bool {
 // the bridge, isolated or stopped from forwarding outside pontoon: whatever the partition
 // says, such a guest reaches no one (or, isolated, no other isolated port). (A port that is
 // not there is a guest leaving or coming, which the rules' check covers.)
-func portProblems(hs *handles, bridge string, guests []Guest) []string {
+func portProblems(hs *handles, bridge string, guests []Guest, shaping []Shaping) []string {
 	if len(guests) == 0 {
 		return nil
 	}
@@ -188,7 +188,8 @@ func portProblems(hs *handles, bridge string, guests []Guest) []string {
 	}
 	// A qdisc of another tool on a port shapes or drops what reaches the guest, and one on
 	// its ingress sees packets before the partition's rules do. The kernel's default qdisc
-	// has no handle; pontoon's trees are under QdiscMajor.
+	// has no handle; pontoon's trees are under QdiscMajor, on the ports it shapes (a qdisc
+	// under that handle elsewhere is not one of pontoon's: shapingProblems reads the others).
 	qs, err := h.QdiscList(nil)
 	if err != nil {
 		return append(out, "the ports' qdiscs cannot be listed: "+err.Error())
@@ -199,10 +200,17 @@ func portProblems(hs *handles, bridge string, guests []Guest) []string {
 			guestOf[p.Index] = g
 		}
 	}
+	shaped := map[string]bool{}
+	for _, sh := range shaping {
+		if sh.Netns == "" {
+			shaped[sh.Device] = true
+		}
+	}
 	for _, q := range qs {
 		a := q.Attrs()
 		g, ok := guestOf[a.LinkIndex]
-		if !ok || a.Handle == 0 || a.Handle>>16 == QdiscMajor || a.Parent>>16 == QdiscMajor {
+		ours := shaped[g.Port] && (a.Handle>>16 == QdiscMajor || a.Parent>>16 == QdiscMajor)
+		if !ok || a.Handle == 0 || ours {
 			continue
 		}
 		out = append(out, fmt.Sprintf("port %s of guest %s has a %s qdisc pontoon did not add (handle %x:): it may shape or drop what the guest gets", g.Port, g.Name, q.Type(), a.Handle>>16))

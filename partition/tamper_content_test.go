@@ -189,3 +189,63 @@ func TestStatusSeesChainWithAnotherDevice(t *testing.T) {
 		}
 	})
 }
+
+// TestStatusWithGuestRate: a rate on a guest is shaped in its own namespace, so its state
+// compiles only with the guest's namespace path; the record's guests lacked it, and status
+// said the kernel did not hold what was applied while a rate and a partition table stood.
+func TestStatusWithGuestRate(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, true)
+		tgt := s.target()
+		rate, err := ParseRate("5mbit")
+		if err != nil {
+			t.Fatal(err)
+		}
+		skipMissing(t, Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a"), Impairments: []Impairment{{Guest: "b", Rate: rate}}}))
+		if rec, err := Status(tgt); err != nil || !rec.Kernel.InEffect {
+			t.Fatalf("isolate a, rate on b: %+v, %v; want in effect", rec.Kernel, err)
+		}
+		cmd := replaceKeepingComment(t, s.bridgeNS, b.Family(), FilterChain, "accept")
+		run(t, "", append([]string{"ip", "netns", "exec", s.bridgeNS, "nft"}, strings.Fields(cmd)...)...)
+		if rec, err := Status(tgt); err != nil || rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "was rewritten") {
+			t.Errorf("with a rate on b and a rule replaced under its comment: %+v, %v; want not in effect", rec.Kernel, err)
+		}
+	})
+}
+
+// TestChangeAfterRegularChainHooked: a chain the next change needs as a regular one (a
+// reject mode's counting chain) made a base chain by hand: the change failed with the
+// kernel's bare "operation not supported" (it does not make a base chain regular) until a
+// heal. It is deleted and added anew.
+func TestChangeAfterRegularChainHooked(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		skipMissing(t, Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}))
+		hook := `{ type filter hook input priority 10; }`
+		if b == BackendNetdev {
+			hook = `{ type filter hook ingress device "g3" priority 10; }`
+		}
+		chain := countingChainFor(t, ActionRejectAdmin)
+		run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "add", "chain", b.Family(), TableName, chain, hook)
+		state := State{Partition: mustIsolate(t, tgt.Guests, "a"), Mode: ModeReject}
+		skipMissing(t, Apply(tgt, state))
+		if rec, err := Status(tgt); err != nil || !rec.Kernel.InEffect {
+			t.Errorf("after the change: %+v, %v; want in effect", rec.Kernel, err)
+		}
+		if out := run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "list", "chain", b.Family(), TableName, chain); strings.Contains(out, "hook") {
+			t.Errorf("chain %s is still a base chain:\n%s", chain, out)
+		}
+	})
+}
+
+// countingChainFor is the name of the counting chain of action.
+func countingChainFor(t *testing.T, action Action) string {
+	for _, cc := range countingChains {
+		if cc.action == action {
+			return cc.name
+		}
+	}
+	t.Fatalf("no counting chain for %s", action)
+	return ""
+}

@@ -240,6 +240,8 @@ func TestStatusSeesPortsDown(t *testing.T) {
 		{"another tool's qdisc", []string{"qdisc", "add", "dev", "g2", "root", "handle", "1:", "tbf", "rate", "8kbit", "burst", "1600", "latency", "10ms"},
 			[]string{"qdisc", "del", "dev", "g2", "root"}, "port g2 of guest b has a tbf qdisc pontoon did not add"},
 		{"an ingress qdisc", []string{"qdisc", "add", "dev", "g1", "ingress"}, []string{"qdisc", "del", "dev", "g1", "ingress"}, "port g1 of guest a has a ingress qdisc"},
+		{"a qdisc under pontoon's handle on a port it does not shape", []string{"qdisc", "add", "dev", "g3", "root", "handle", "7074:", "pfifo", "limit", "0"},
+			[]string{"qdisc", "del", "dev", "g3", "root"}, "port g3 of guest c has a pfifo qdisc pontoon did not add"},
 		{"not forwarding", []string{"link", "set", "g2", "type", "bridge_slave", "state", "1"}, []string{"link", "set", "g2", "type", "bridge_slave", "state", "3"}, "port g2 of guest b does not forward (bridge port state 1"},
 	} {
 		if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
@@ -324,12 +326,15 @@ func TestStatusSeesForeignTables(t *testing.T) {
 	if err := Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a")}); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "add", "table", "bridge", "other")
-	if st, err := Status(tgt); err != nil || st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, "tables that are not pontoon's (bridge other)") {
-		t.Errorf("status with another tool's table: %+v, %v", st.Kernel, err)
-	}
-	run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "delete", "table", "bridge", "other")
-	if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
-		t.Errorf("status once it is gone: %+v, %v", st.Kernel, err)
+	// A table under one of pontoon's names but in another family is not pontoon's either.
+	for _, table := range []string{"bridge other", "netdev pontoon", "bridge pontoon_service", "inet pontoon"} {
+		run(t, "", append([]string{"ip", "netns", "exec", s.bridgeNS, "nft", "add", "table"}, strings.Fields(table)...)...)
+		if st, err := Status(tgt); err != nil || st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, "tables that are not pontoon's ("+table+")") {
+			t.Errorf("status with a table %s: %+v, %v", table, st.Kernel, err)
+		}
+		run(t, "", append([]string{"ip", "netns", "exec", s.bridgeNS, "nft", "delete", "table"}, strings.Fields(table)...)...)
+		if st, err := Status(tgt); err != nil || !st.Kernel.InEffect {
+			t.Errorf("status once %s is gone: %+v, %v", table, st.Kernel, err)
+		}
 	}
 }
