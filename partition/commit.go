@@ -339,16 +339,18 @@ func markerSet(t *nftables.Table) *nftables.Set {
 func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now tableNow, unchanged map[string]bool) error {
 	sets := ruleSets(t, buf)
 	chains := map[string]*nftables.Chain{}
-	// A chain of pontoon's that sits elsewhere in the kernel (made a base chain, or a base
-	// chain moved, by hand) cannot be added again as it should be: it is deleted and added
-	// anew. A regular one may be jumped to, so that waits until every chain is flushed, and
-	// no chain is kept unchanged then.
-	var moved []*nftables.Chain
+	// A chain of pontoon's that sits elsewhere in the kernel (made a base chain, a base chain
+	// moved or made regular, by hand) cannot be added again as it should be: it is deleted
+	// and added anew, and no chain is kept unchanged then. A base chain goes at once (nothing
+	// can jump to one); a regular one once every chain that could jump to it is flushed.
+	moved := map[string]bool{}
 	for _, ch := range rs.Chains {
-		if k, ok := now.hooks[ch.Name]; ok && ch.Hook == "" && k.Hooked {
+		if k, ok := now.hooks[ch.Name]; ok && chainMoved(ch, k) {
+			moved[ch.Name] = true
 			unchanged = nil
 		}
 	}
+	var later []*nftables.Chain
 	// Chains first, rules after: a jump must name a chain that already exists
 	// in the batch.
 	for _, ch := range rs.Chains {
@@ -369,24 +371,33 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 			// set to drop by hand would stay.
 			nc.Policy = &acceptPolicy
 		}
-		if k, ok := now.hooks[ch.Name]; ok && hookProblem(ch, k) != "" {
-			// Adding a moved base chain again would keep it where it is, or only add a
-			// device to it (netdev); the kernel refuses to make a base chain regular.
-			c.FlushChain(nc)
-			if ch.Hook == "" {
-				moved = append(moved, nc)
-				continue
-			}
-			c.DelChain(nc)
+		switch {
+		case moved[ch.Name] && now.hooks[ch.Name].Hooked:
+			c.DelChain(nc) // its rules go with it
 			chains[ch.Name] = c.AddChain(nc)
-			continue
-		}
-		chains[ch.Name] = c.AddChain(nc)
-		if slices.Contains(now.chains, ch.Name) {
+		case moved[ch.Name]:
 			c.FlushChain(nc)
+			later = append(later, nc)
+		default:
+			chains[ch.Name] = c.AddChain(nc)
+			if slices.Contains(now.chains, ch.Name) {
+				c.FlushChain(nc)
+			}
 		}
 	}
-	for _, nc := range moved {
+	if len(later) > 0 {
+		// The chains that go, deleted further on, may jump to it too.
+		planned := make(map[string]bool, len(rs.Chains))
+		for _, ch := range rs.Chains {
+			planned[ch.Name] = true
+		}
+		for _, name := range now.chains {
+			if !planned[name] {
+				c.FlushChain(&nftables.Chain{Name: name, Table: t})
+			}
+		}
+	}
+	for _, nc := range later {
 		c.DelChain(nc)
 		chains[nc.Name] = c.AddChain(nc)
 	}

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
@@ -114,7 +115,38 @@ func newScene(tb testing.TB, n int, withNetns bool) *scene {
 		run(tb, fmt.Sprintf("addr add %s/24 dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via 172.18.0.254\n", g.IP),
 			"ip", "-n", s.nsOf[g.Name], "-batch", "-")
 	}
+	s.waitForwarding(tb)
 	return s
+}
+
+// waitForwarding waits until every port forwards: a port gets its carrier, and leaves the
+// disabled state, asynchronously once both ends are up, and status says so until then.
+func (s *scene) waitForwarding(tb testing.TB) {
+	tb.Helper()
+	h, err := kernel.OpenNS("/run/netns/" + s.bridgeNS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer h.Close()
+	for i := 0; ; i++ {
+		ports, err := h.Ports()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		forwarding := 0
+		for _, p := range ports {
+			if p.State == kernel.StateForwarding {
+				forwarding++
+			}
+		}
+		if forwarding == len(s.guests) {
+			return
+		}
+		if i == 300 {
+			tb.Fatalf("%d of %d ports forward after 3 s: %+v", forwarding, len(s.guests), ports)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // guestNetns returns the path of a guest's network namespace.

@@ -172,7 +172,7 @@ func readChains(nsPath string, b Backend) (chainsRead, error) {
 	return read, err
 }
 
-// checkRules compares the rules of the table's chains (tags, from readRuleTags) with the
+// checkRules compares the rules of the table's chains (tags, from readChains) with the
 // chains committed (their fingerprints, Record.Chains), and says what differs: a chain
 // removed, emptied, cut short, added to or rewritten by hand, or one pontoon did not make.
 // The chain of a port that is gone is gone with it (the kernel removes a device's netdev

@@ -65,23 +65,28 @@ func contentProblems(kt kernelTable, st Record, guests []Guest, read chainsRead)
 	return problems
 }
 
-// hookProblem says how the kernel's chain got sits elsewhere than ch, "" when it does not.
-func hookProblem(ch Chain, got nftwire.Chain) string {
-	if ch.Hook == "" {
-		if got.Hooked {
-			return fmt.Sprintf("chain %s was made a base chain (hook %d, by hand)", ch.Name, got.Hook)
-		}
-		return ""
+// chainMoved tells whether the kernel's chain got sits elsewhere than ch: at another hook,
+// priority or device, or hooked when ch is a regular chain or the other way round.
+func chainMoved(ch Chain, got nftwire.Chain) bool {
+	if ch.Hook == "" || !got.Hooked {
+		return (ch.Hook == "") != !got.Hooked
 	}
 	hook, ok := chainHooks[ch.Hook]
+	return !ok || got.Hook != uint32(*hook) || got.Priority != int32(ch.Priority) || got.Device != ch.Device || got.Type != "filter"
+}
+
+// hookProblem says how the kernel's chain got sits elsewhere than ch, "" when it does not.
+func hookProblem(ch Chain, got nftwire.Chain) string {
 	switch {
+	case !chainMoved(ch, got):
+		return ""
+	case ch.Hook == "":
+		return fmt.Sprintf("chain %s was made a base chain (hook %d, by hand)", ch.Name, got.Hook)
 	case !got.Hooked:
 		return fmt.Sprintf("chain %s is no longer hooked into the %s path (by hand)", ch.Name, ch.Hook)
-	case !ok || got.Hook != uint32(*hook) || got.Priority != int32(ch.Priority) || got.Device != ch.Device || got.Type != "filter":
-		return fmt.Sprintf("chain %s was re-created elsewhere by hand: hook %d priority %d device %q, not %s priority %d device %q",
-			ch.Name, got.Hook, got.Priority, got.Device, ch.Hook, ch.Priority, ch.Device)
 	}
-	return ""
+	return fmt.Sprintf("chain %s was re-created elsewhere by hand: hook %d priority %d device %q, not %s priority %d device %q",
+		ch.Name, got.Hook, got.Priority, got.Device, ch.Hook, ch.Priority, ch.Device)
 }
 
 // sameExprs tells whether the kernel's expressions (have) do what want's do. A set looked up

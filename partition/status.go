@@ -54,8 +54,9 @@ func Status(t Target) (Record, error) {
 	defer hs.close()
 	problems = append(problems, shapingProblems(hs, st.Shaping, t.Guests)...)
 	problems = append(problems, portProblems(hs, t.Bridge, t.Guests, st.Shaping)...)
-	if len(kt.Dormant) > 0 {
-		problems = append(problems, fmt.Sprintf("table %s is dormant (set by hand): none of its rules run", strings.Join(kt.Dormant, ", table ")))
+	for _, name := range kt.Dormant {
+		// The partition's wakes at the next change; the bridge's and the services' do not.
+		problems = append(problems, fmt.Sprintf("table %s is dormant (set by hand): none of its rules run (`nft add table %s` wakes it)", name, name))
 	}
 	if len(kt.Foreign) > 0 {
 		problems = append(problems, fmt.Sprintf("the bridge's namespace holds nftables tables that are not pontoon's (%s): their rules may drop what the partition lets through", strings.Join(kt.Foreign, ", ")))

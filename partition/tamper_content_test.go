@@ -249,3 +249,31 @@ func countingChainFor(t *testing.T, action Action) string {
 	t.Fatalf("no counting chain for %s", action)
 	return ""
 }
+
+// TestChangeAfterBaseChainMadeRegular: a base chain deleted and added again as a regular
+// chain, which another chain jumps to: the change deleted it before flushing the chain that
+// jumps, and the kernel refused the whole change (EBUSY) until a heal.
+func TestChangeAfterBaseChainMadeRegular(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b Backend) {
+		s := newScene(t, 3, false)
+		tgt := s.target()
+		state := State{Partition: mustIsolate(t, tgt.Guests, "a"), Impairments: []Impairment{{Guest: "b", Loss: 50}}}
+		skipMissing(t, Apply(tgt, state))
+		base, jumper := PreroutingChain, PostroutingChain
+		if b == BackendNetdev {
+			base, jumper = "in_g1", "out_g3"
+		}
+		f := b.Family() + " " + TableName
+		run(t, fmt.Sprintf("delete chain %s %s\nadd chain %s %s\nadd rule %s %s jump %s\n", f, base, f, base, f, jumper, base),
+			"ip", "netns", "exec", s.bridgeNS, "nft", "-f", "-")
+		if rec, err := Status(tgt); err != nil || rec.Kernel.InEffect {
+			t.Errorf("with %s made regular: %+v, %v; want not in effect", base, rec.Kernel, err)
+		}
+		if err := Apply(tgt, state); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := Status(tgt); err != nil || !rec.Kernel.InEffect {
+			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
+		}
+	})
+}

@@ -330,17 +330,20 @@ func partitionStatus(c *cli.Context) error {
 		counters = partition.Counters{Detail: err.Error()}
 	}
 	rec.Counters = &counters
-	faults, err := names.Faults(env(c), c.String("bridge"))
-	if err != nil {
-		return err
-	}
-	// DNS faults are the name server's answers: with no server, no name resolves at all.
+	var faults []names.Fault
 	var dnsProblem string
-	if len(faults) > 0 {
-		if st, err := names.Status(env(c), c.String("bridge")); err != nil {
-			dnsProblem = "cannot tell whether the name server runs: " + err.Error()
-		} else if !st.Running {
-			dnsProblem = st.Problem
+	// --dot draws the partition alone: it reads the DNS faults only for --check.
+	if !c.Bool("dot") || c.Bool("check") {
+		if faults, err = names.Faults(env(c), c.String("bridge")); err != nil {
+			return err
+		}
+		// DNS faults are the name server's answers: with no server, no name resolves at all.
+		if len(faults) > 0 {
+			if st, err := names.Status(env(c), c.String("bridge")); err != nil {
+				dnsProblem = "cannot tell whether the name server runs: " + err.Error()
+			} else if !st.Running {
+				dnsProblem = st.Problem
+			}
 		}
 	}
 	if c.Bool("dot") {

@@ -22,7 +22,7 @@ var dotFlag = &cli.BoolFlag{Name: "dot", Usage: "write a Graphviz graph of the g
 
 // checkFlag makes status a test a script can use: the output is the same, the exit status
 // says whether the kernel holds what was applied.
-var checkFlag = &cli.BoolFlag{Name: "check", Usage: "exit with status 3 when the kernel does not hold what was last applied, or DNS faults have no name server to make them (the output is the same)"}
+var checkFlag = &cli.BoolFlag{Name: "check", Usage: "exit with status 3 unless the kernel is seen to hold what was last applied (it differs, or cannot be read) and DNS faults have a name server to make them; the output is the same"}
 
 // statusUnchecked is the exit status of `partition status --check` when what was applied is
 // not what the kernel holds.

@@ -105,6 +105,7 @@ func (c *Conn) Chains(family nftables.TableFamily, table string) ([]Chain, error
 	for _, m := range msgs {
 		var ch Chain
 		var of string
+		var devs []string
 		err := decode(m.Data[4:], func(ad *mnl.AttributeDecoder) {
 			switch ad.Type() {
 			case unix.NFTA_CHAIN_TABLE:
@@ -127,17 +128,18 @@ func (c *Conn) Chains(family nftables.TableFamily, table string) ([]Chain, error
 						case unix.NFTA_HOOK_DEV:
 							ch.Device = ad.String()
 						case nftaHookDevs:
-							// A chain of several devices names them here only.
-							var devs []string
+							// A chain of several devices, or of a prefix (6.16), names
+							// them here only.
 							ad.Nested(func(ad *mnl.AttributeDecoder) error {
 								for ad.Next() {
-									devs = append(devs, ad.String())
+									dev := ad.String()
+									if ad.Type() == nftaDevicePrefix {
+										dev += "*"
+									}
+									devs = append(devs, dev)
 								}
 								return nil
 							})
-							if len(devs) > 1 {
-								ch.Device = strings.Join(devs, ",")
-							}
 						}
 					}
 					return nil
@@ -146,6 +148,9 @@ func (c *Conn) Chains(family nftables.TableFamily, table string) ([]Chain, error
 		})
 		if err != nil {
 			return nil, fmt.Errorf("a chain of table %s: %w", table, err)
+		}
+		if len(devs) > 1 || len(devs) == 1 && ch.Device == "" {
+			ch.Device = strings.Join(devs, ",")
 		}
 		if of == table {
 			out = append(out, ch)
@@ -192,12 +197,13 @@ func decode(data []byte, each func(*mnl.AttributeDecoder)) error {
 	return ad.Err()
 }
 
-// SameData tells whether two expressions' data say the same: the same attributes in any
-// order, where an attribute only one side has counts when it is not all zeros (the kernel
-// reports flags and operations at their default that a request may leave out). The kernel's
-// dumps do not flag what they nest (NLA_F_NESTED) and a request flags only some of it, so an
-// attribute that differs is compared as nested when either side flags it, and otherwise when
-// both read as attribute lists of the same types (then without the allowance for zeros).
+// SameData tells whether two expressions' data say the same: the same attributes, those of
+// a type found once in any order, where an attribute only one side has counts when it is not
+// all zeros (the kernel reports flags and operations at their default that a request may
+// leave out). The kernel's dumps do not flag what they nest (NLA_F_NESTED) and a request
+// flags only some of it, so two attributes that differ in that flag alone are compared as
+// nested when both hold a list of attributes; two that hold lists, neither flagged, are
+// compared so too, then with no allowance for zeros; anything else by its bytes.
 func SameData(a, b []byte) bool { return sameAttrs(a, b, true) }
 
 func sameAttrs(a, b []byte, lenient bool) bool {
@@ -223,7 +229,13 @@ func sameAttrs(a, b []byte, lenient bool) bool {
 			}
 			j++
 		default:
-			if !sameAttrs(x[i].data, y[j].data, x[i].nested || y[j].nested) {
+			p, q := x[i], y[j]
+			lists := isList(p.data) && isList(q.data)
+			switch {
+			case bytes.Equal(p.data, q.data) && p.nested == q.nested:
+			case !lists:
+				return false
+			case !sameAttrs(p.data, q.data, p.nested || q.nested):
 				return false
 			}
 			i, j = i+1, j+1
@@ -233,37 +245,42 @@ func sameAttrs(a, b []byte, lenient bool) bool {
 }
 
 type attr struct {
-	typ    uint16
+	typ    uint16 // without NLA_F_NESTED (NLA_F_NET_BYTEORDER stays: it changes the value)
 	nested bool
 	data   []byte
 }
 
-// attrs splits data into its attributes, sorted by type; false when data is not a list of
-// attributes or names a type twice.
+// attrs splits data into its attributes, ordered by type (those of one type, a list's
+// members, in their order); false when data is not a list of attributes.
 func attrs(data []byte) ([]attr, bool) {
 	var out []attr
 	for len(data) >= 4 {
-		l := int(data[0]) | int(data[1])<<8
-		t := uint16(data[2]) | uint16(data[3])<<8
+		l := int(binary.NativeEndian.Uint16(data))
+		t := binary.NativeEndian.Uint16(data[2:])
 		if l < 4 || l > len(data) {
 			return nil, false
 		}
-		out = append(out, attr{typ: t &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER), nested: t&unix.NLA_F_NESTED != 0, data: data[4:l]})
+		out = append(out, attr{typ: t &^ unix.NLA_F_NESTED, nested: t&unix.NLA_F_NESTED != 0, data: data[4:l]})
 		data = data[min((l+3)&^3, len(data)):]
 	}
 	if len(data) != 0 {
 		return nil, false
 	}
 	slices.SortStableFunc(out, func(a, b attr) int { return cmp.Compare(a.typ, b.typ) })
-	for k := 1; k < len(out); k++ {
-		if out[k].typ == out[k-1].typ {
-			return nil, false
-		}
-	}
 	return out, true
+}
+
+// isList tells data that reads as a non-empty list of attributes.
+func isList(data []byte) bool {
+	l, ok := attrs(data)
+	return ok && len(l) > 0
 }
 
 func zero(b []byte) bool { return !slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) }
 
-// nftaHookDevs is NFTA_HOOK_DEVS (linux/netfilter/nf_tables.h), which x/sys does not name.
-const nftaHookDevs = 4
+// NFTA_HOOK_DEVS and NFTA_DEVICE_PREFIX (linux/netfilter/nf_tables.h), which x/sys does not
+// name.
+const (
+	nftaHookDevs     = 4
+	nftaDevicePrefix = 2
+)

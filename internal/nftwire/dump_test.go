@@ -41,6 +41,27 @@ func TestSameData(t *testing.T) {
 		{"nested, another chain", encode(t, mnl.Attribute{Type: unix.NLA_F_NESTED | 2, Data: verdict(t, unix.NLA_F_NESTED, "filter")}),
 			encode(t, mnl.Attribute{Type: 2, Data: verdict(t, 0, "egress")}), false},
 		{"not attributes", []byte{1, 2, 3}, []byte{1, 2, 4}, false},
+		// Values that happen to read as attributes differing in a flag bit of their type.
+		{"a value read as an attribute, byte order bit", encode(t, mnl.Attribute{Type: 1, Data: []byte{4, 0, 1, 0}}),
+			encode(t, mnl.Attribute{Type: 1, Data: []byte{4, 0, 1, 0x40}}), false},
+		{"a value read as an attribute, nested bit", encode(t, mnl.Attribute{Type: 1, Data: []byte{4, 0, 1, 0}}),
+			encode(t, mnl.Attribute{Type: 1, Data: []byte{4, 0, 1, 0x80}}), false},
+		{"a MAC read as an attribute", encode(t, mnl.Attribute{Type: 1, Data: []byte{6, 0, 0xaa, 0, 0xcc, 0xdd}}),
+			encode(t, mnl.Attribute{Type: 1, Data: []byte{6, 0, 0xaa, 0xc0, 0xcc, 0xdd}}), false},
+		{"a mark with bit 30", encode(t, mnl.Attribute{Type: 1, Data: []byte{4, 0, 0, 0}}),
+			encode(t, mnl.Attribute{Type: 1, Data: []byte{4, 0, 0, 0x40}}), false},
+		{"a list of one type, flagged on one side", encode(t, mnl.Attribute{Type: unix.NLA_F_NESTED | 7, Data: encode(t,
+			mnl.Attribute{Type: unix.NLA_F_NESTED | 1, Data: verdict(t, unix.NLA_F_NESTED, "a")},
+			mnl.Attribute{Type: unix.NLA_F_NESTED | 1, Data: verdict(t, unix.NLA_F_NESTED, "b")})}),
+			encode(t, mnl.Attribute{Type: 7, Data: encode(t,
+				mnl.Attribute{Type: 1, Data: verdict(t, 0, "a")},
+				mnl.Attribute{Type: 1, Data: verdict(t, 0, "b")})}), true},
+		{"a list of one type in another order", encode(t, mnl.Attribute{Type: 7, Data: encode(t,
+			mnl.Attribute{Type: 1, Data: verdict(t, 0, "a")},
+			mnl.Attribute{Type: 1, Data: verdict(t, 0, "b")})}),
+			encode(t, mnl.Attribute{Type: 7, Data: encode(t,
+				mnl.Attribute{Type: 1, Data: verdict(t, 0, "b")},
+				mnl.Attribute{Type: 1, Data: verdict(t, 0, "a")})}), false},
 	} {
 		if got := SameData(c.a, c.b); got != c.same {
 			t.Errorf("%s: SameData = %t, want %t", c.name, got, c.same)
