@@ -50,12 +50,7 @@ func TestStatusSeesWhatTheLibraryCannotRead(t *testing.T) {
 		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "of chain "+chain+" was rewritten") {
 			t.Errorf("after the loss rules of %s were written back without their byteorder: %+v; want not in effect", chain, rec.Kernel)
 		}
-		if err := Apply(tgt, state); err != nil {
-			t.Fatal(err)
-		}
-		if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
-			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
-		}
+		appliedAgain(t, tgt, state)
 	})
 }
 
@@ -84,12 +79,7 @@ func TestStatusSeesChainMoved(t *testing.T) {
 		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "chain "+chain+" was re-created elsewhere") {
 			t.Errorf("after chain %s was moved from %s to %s: %+v; want not in effect", chain, from, to, rec.Kernel)
 		}
-		if err := Apply(tgt, state); err != nil {
-			t.Fatal(err)
-		}
-		if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
-			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
-		}
+		appliedAgain(t, tgt, state)
 	})
 }
 
@@ -120,12 +110,7 @@ func TestStatusSeesDormantTable(t *testing.T) {
 		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, "is dormant") {
 			t.Errorf("with the table dormant: %+v; want not in effect", rec.Kernel)
 		}
-		if err := Apply(tgt, state); err != nil {
-			t.Fatal(err)
-		}
-		if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
-			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
-		}
+		appliedAgain(t, tgt, state)
 		if got := udp("woken"); got == "ok" {
 			t.Errorf("b reached a once the isolation was applied again: %s", got)
 		}
@@ -181,12 +166,7 @@ func TestStatusSeesChainWithAnotherDevice(t *testing.T) {
 		if rec.Kernel.InEffect || !strings.Contains(rec.Kernel.Detail, `device "g2,g1"`) && !strings.Contains(rec.Kernel.Detail, `device "g1,g2"`) {
 			t.Errorf("with in_g2 on g1 too: %+v; want not in effect, naming both devices", rec.Kernel)
 		}
-		if err := Apply(tgt, state); err != nil {
-			t.Fatal(err)
-		}
-		if rec, err = Status(tgt); err != nil || !rec.Kernel.InEffect {
-			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
-		}
+		appliedAgain(t, tgt, state)
 	})
 }
 
@@ -269,11 +249,17 @@ func TestChangeAfterBaseChainMadeRegular(t *testing.T) {
 		if rec, err := Status(tgt); err != nil || rec.Kernel.InEffect {
 			t.Errorf("with %s made regular: %+v, %v; want not in effect", base, rec.Kernel, err)
 		}
-		if err := Apply(tgt, state); err != nil {
-			t.Fatal(err)
-		}
-		if rec, err := Status(tgt); err != nil || !rec.Kernel.InEffect {
-			t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
-		}
+		appliedAgain(t, tgt, state)
 	})
+}
+
+// appliedAgain applies state again, which must put right what was edited by hand.
+func appliedAgain(t *testing.T, tgt Target, state State) {
+	t.Helper()
+	if err := Apply(tgt, state); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := Status(tgt); err != nil || !rec.Kernel.InEffect {
+		t.Errorf("applied again: %+v, %v; want in effect", rec.Kernel, err)
+	}
 }
