@@ -256,10 +256,7 @@ func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
 		st.Kind = "custom"
 	}
 	if st.Table {
-		st.Guests = make([]Guest, len(r.gs.list))
-		for i, g := range r.gs.list {
-			st.Guests[i] = Guest{Name: g.Name, IP: g.IP, IP6: g.IP6, Port: g.Port, NetnsPath: g.NetnsPath}
-		}
+		st.Guests = slices.Clone(r.gs.list)
 	}
 	// Both lists are sorted by pair (normPairs, fromFile): one merge walk finds
 	// the pairs that stay blocked, without hashing tens of thousands of them.

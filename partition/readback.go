@@ -39,6 +39,8 @@ type kernelTable struct {
 	Chains []string
 	// Foreign names the namespace's tables that are none of pontoon's ("family name").
 	Foreign []string
+	// ChainOf has the chains of Chains by name, where the kernel has them.
+	ChainOf map[string]nftwire.Chain
 	// InUse is the set buffer the rules use; -1 when none.
 	InUse int
 	// Dormant names pontoon's tables in the namespace made dormant ("family name"): none of
@@ -130,27 +132,23 @@ func classProblems(kt kernelTable, st Record) []string {
 // of a table committed before they did cannot be checked.
 const taggedRules = " tagged"
 
-// chainsRead is what status reads of the partition table's chains, in one exchange.
+// chainsRead is what status reads of the partition table's rules, in one exchange.
 type chainsRead struct {
 	tags   map[string][]string       // each rule's tag ("" for a rule without one), by chain
 	rules  map[string][]nftwire.Rule // the rules as the kernel encodes them, by chain
-	chains map[string]nftwire.Chain  // by name
+	chains map[string]nftwire.Chain  // by name (kernelTable.ChainOf)
 	marker string                    // the table's marker, read last
 }
 
-// readChains reads the table's chains and rules, and then its marker: a change committed
-// while they were read shows as another marker than the one they were listed with.
-func readChains(nsPath string, b Backend) (chainsRead, error) {
-	read := chainsRead{tags: map[string][]string{}, rules: map[string][]nftwire.Rule{}, chains: map[string]nftwire.Chain{}}
+// readChains reads the rules of the table's chains (listed already by readKernel), and then
+// its marker: a change committed while they were read shows as another marker than the one
+// the chains were listed with.
+func readChains(nsPath string, b Backend, chains map[string]nftwire.Chain) (chainsRead, error) {
+	read := chainsRead{tags: map[string][]string{}, rules: map[string][]nftwire.Rule{}, chains: chains}
+	for name := range chains {
+		read.tags[name] = []string{}
+	}
 	err := nftpool.WithConn(nsPath, func(c *nftwire.Conn) error {
-		chains, err := c.Chains(b.nftFamily(), TableName)
-		if err != nil {
-			return err
-		}
-		for _, ch := range chains {
-			read.chains[ch.Name] = ch
-			read.tags[ch.Name] = []string{}
-		}
 		rules, err := c.Rules(b.nftFamily(), TableName)
 		if err != nil {
 			return err
@@ -229,7 +227,7 @@ func readKernel(nsPath string) (kernelTable, error) {
 			name := nftrule.FamilyName(t.Family) + " " + t.Name
 			if !pontoonTable(t) {
 				kt.Foreign = append(kt.Foreign, name)
-			} else if tableFlags(t)&unix.NFT_TABLE_F_DORMANT != 0 {
+			} else if nftwire.TableFlags(t)&unix.NFT_TABLE_F_DORMANT != 0 {
 				kt.Dormant = append(kt.Dormant, name)
 			}
 		}
@@ -242,7 +240,7 @@ func readKernel(nsPath string) (kernelTable, error) {
 		if err != nil {
 			return err
 		}
-		kt.Chains, kt.InUse = now.chains, now.inUse
+		kt.Chains, kt.ChainOf, kt.InUse = now.chains, now.hooks, now.inUse
 		elements := func(name string) ([]nftables.SetElement, error) {
 			set, err := c.GetSetByName(t, name)
 			if err != nil {
@@ -474,7 +472,7 @@ func ruleProblems(nsPath string, kt kernelTable, st Record, guests []Guest) []st
 	if len(kt.Present) != 1 || !st.Table || kt.Marker != st.Marker || !strings.HasSuffix(kt.Marker, taggedRules) {
 		return nil
 	}
-	read, err := readChains(nsPath, kt.Present[0])
+	read, err := readChains(nsPath, kt.Present[0], kt.ChainOf)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -501,14 +499,6 @@ func ruleProblems(nsPath string, kt kernelTable, st Record, guests []Guest) []st
 		return problems // the content of rules already reported as not the ones committed
 	}
 	return contentProblems(kt, st, guests, read)
-}
-
-// tableFlags are t's flags: the library reads the kernel's big-endian number in the host's
-// byte order.
-func tableFlags(t *nftables.Table) uint32 {
-	var b [4]byte
-	binary.NativeEndian.PutUint32(b[:], t.Flags)
-	return binary.BigEndian.Uint32(b[:])
 }
 
 // pontoonTable tells pontoon's own tables in a bridge's namespace by name and family: the

@@ -5,9 +5,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	mnl "github.com/mdlayher/netlink"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
-	"golang.org/x/sys/unix"
 )
 
 // A rule's tag says which committed rule it stands for, not what it does: `nft replace
@@ -89,56 +87,16 @@ func hookProblem(ch Chain, got nftwire.Chain) string {
 		ch.Name, got.Hook, got.Priority, got.Device, ch.Hook, ch.Priority, ch.Device)
 }
 
-// sameExprs tells whether the kernel's expressions (have) do what want's do. A set looked up
-// goes by its name (the batch-local ID a request adds is not reported back) and a counter by
-// being there (its values are the kernel's).
+// sameExprs tells whether the kernel's expressions (have) do what want's do.
 func sameExprs(fam byte, want []expr.Any, have []nftwire.Expr) bool {
 	if len(want) != len(have) {
 		return false
 	}
 	for i, e := range want {
-		name, data, err := encoded(fam, withoutSetID(e))
-		if err != nil || name != have[i].Name {
-			return false
-		}
-		if name != "counter" && !nftwire.SameData(data, have[i].Data) {
+		w, err := nftwire.Encode(fam, e)
+		if err != nil || !nftwire.SameExpr(w, have[i]) {
 			return false
 		}
 	}
 	return true
-}
-
-// encoded is e's name and data as a request carries them.
-func encoded(fam byte, e expr.Any) (name string, data []byte, err error) {
-	b, err := expr.Marshal(fam, e)
-	if err != nil {
-		return "", nil, err
-	}
-	ad, err := mnl.NewAttributeDecoder(b)
-	if err != nil {
-		return "", nil, err
-	}
-	for ad.Next() {
-		switch ad.Type() {
-		case unix.NFTA_EXPR_NAME:
-			name = ad.String()
-		case unix.NFTA_EXPR_DATA:
-			data = ad.Bytes()
-		}
-	}
-	return name, data, ad.Err()
-}
-
-func withoutSetID(e expr.Any) expr.Any {
-	switch v := e.(type) {
-	case *expr.Lookup:
-		c := *v
-		c.SetID = 0
-		return &c
-	case *expr.Dynset:
-		c := *v
-		c.SetID = 0
-		return &c
-	}
-	return e
 }

@@ -210,8 +210,7 @@ func portProblems(hs *handles, bridge string, guests []Guest, shaping []Shaping)
 	for _, q := range qs {
 		a := q.Attrs()
 		g, ok := guestOf[a.LinkIndex]
-		ours := shaped[g.Port] && (a.Handle>>16 == QdiscMajor || a.Parent>>16 == QdiscMajor)
-		if !ok || a.Handle == 0 || ours {
+		if !ok || a.Handle == 0 || shaped[g.Port] && (a.Handle>>16 == QdiscMajor || a.Parent>>16 == QdiscMajor) {
 			continue
 		}
 		out = append(out, fmt.Sprintf("port %s of guest %s has a %s qdisc pontoon did not add (handle %x:): it may shape or drop what the guest gets", g.Port, g.Name, q.Type(), a.Handle>>16))

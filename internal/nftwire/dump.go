@@ -1,11 +1,8 @@
 package nftwire
 
 import (
-	"bytes"
-	"cmp"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -63,23 +60,17 @@ func (c *Conn) Rules(family nftables.TableFamily, table string) ([]Rule, error) 
 			case unix.NFTA_RULE_USERDATA:
 				r.UserData = ad.Bytes()
 			case unix.NFTA_RULE_EXPRESSIONS:
-				ad.Nested(func(ad *mnl.AttributeDecoder) error {
-					for ad.Next() {
-						var e Expr
-						ad.Nested(func(ad *mnl.AttributeDecoder) error {
-							for ad.Next() {
-								switch ad.Type() {
-								case unix.NFTA_EXPR_NAME:
-									e.Name = ad.String()
-								case unix.NFTA_EXPR_DATA:
-									e.Data = ad.Bytes()
-								}
-							}
-							return nil
-						})
-						r.Exprs = append(r.Exprs, e)
-					}
-					return nil
+				nested(ad, func(ad *mnl.AttributeDecoder) {
+					var e Expr
+					nested(ad, func(ad *mnl.AttributeDecoder) {
+						switch ad.Type() {
+						case unix.NFTA_EXPR_NAME:
+							e.Name = ad.String()
+						case unix.NFTA_EXPR_DATA:
+							e.Data = ad.Bytes()
+						}
+					})
+					r.Exprs = append(r.Exprs, e)
 				})
 			}
 		})
@@ -118,31 +109,24 @@ func (c *Conn) Chains(family nftables.TableFamily, table string) ([]Chain, error
 				ch.Policy = ad.Uint32()
 			case unix.NFTA_CHAIN_HOOK:
 				ch.Hooked = true
-				ad.Nested(func(ad *mnl.AttributeDecoder) error {
-					for ad.Next() {
-						switch ad.Type() {
-						case unix.NFTA_HOOK_HOOKNUM:
-							ch.Hook = ad.Uint32()
-						case unix.NFTA_HOOK_PRIORITY:
-							ch.Priority = int32(ad.Uint32())
-						case unix.NFTA_HOOK_DEV:
-							ch.Device = ad.String()
-						case nftaHookDevs:
-							// A chain of several devices, or of a prefix (6.16), names
-							// them here only.
-							ad.Nested(func(ad *mnl.AttributeDecoder) error {
-								for ad.Next() {
-									dev := ad.String()
-									if ad.Type() == nftaDevicePrefix {
-										dev += "*"
-									}
-									devs = append(devs, dev)
-								}
-								return nil
-							})
-						}
+				nested(ad, func(ad *mnl.AttributeDecoder) {
+					switch ad.Type() {
+					case unix.NFTA_HOOK_HOOKNUM:
+						ch.Hook = ad.Uint32()
+					case unix.NFTA_HOOK_PRIORITY:
+						ch.Priority = int32(ad.Uint32())
+					case unix.NFTA_HOOK_DEV:
+						ch.Device = ad.String()
+					case nftaHookDevs:
+						// A chain of several devices, or of a prefix (6.16), names them here only.
+						nested(ad, func(ad *mnl.AttributeDecoder) {
+							dev := ad.String()
+							if ad.Type() == nftaDevicePrefix {
+								dev += "*"
+							}
+							devs = append(devs, dev)
+						})
 					}
-					return nil
 				})
 			}
 		})
@@ -184,6 +168,24 @@ func (c *Conn) dump(typ int, family nftables.TableFamily, attrs func(*mnl.Attrib
 	return out, nil
 }
 
+// nested calls each for every attribute nested in ad's current one.
+func nested(ad *mnl.AttributeDecoder, each func(*mnl.AttributeDecoder)) {
+	ad.Nested(func(ad *mnl.AttributeDecoder) error {
+		for ad.Next() {
+			each(ad)
+		}
+		return nil
+	})
+}
+
+// TableFlags are t's flags as the kernel has them: the library reads the kernel's big-endian
+// number in the host's byte order.
+func TableFlags(t *nftables.Table) uint32 {
+	var b [4]byte
+	binary.NativeEndian.PutUint32(b[:], t.Flags)
+	return binary.BigEndian.Uint32(b[:])
+}
+
 // decode calls each for every attribute of data, big-endian as nftables encodes numbers.
 func decode(data []byte, each func(*mnl.AttributeDecoder)) error {
 	ad, err := mnl.NewAttributeDecoder(data)
@@ -196,87 +198,6 @@ func decode(data []byte, each func(*mnl.AttributeDecoder)) error {
 	}
 	return ad.Err()
 }
-
-// SameData tells whether two expressions' data say the same: the same attributes, those of
-// a type found once in any order, where an attribute only one side has counts when it is not
-// all zeros (the kernel reports flags and operations at their default that a request may
-// leave out). The kernel's dumps do not flag what they nest (NLA_F_NESTED) and a request
-// flags only some of it, so two attributes that differ in that flag alone are compared as
-// nested when both hold a list of attributes; two that hold lists, neither flagged, are
-// compared so too, then with no allowance for zeros; anything else by its bytes.
-func SameData(a, b []byte) bool { return sameAttrs(a, b, true) }
-
-func sameAttrs(a, b []byte, lenient bool) bool {
-	if bytes.Equal(a, b) {
-		return true
-	}
-	x, ok1 := attrs(a)
-	y, ok2 := attrs(b)
-	if !ok1 || !ok2 {
-		return false
-	}
-	i, j := 0, 0
-	for i < len(x) || j < len(y) {
-		switch {
-		case j == len(y) || i < len(x) && x[i].typ < y[j].typ:
-			if !lenient || !zero(x[i].data) {
-				return false
-			}
-			i++
-		case i == len(x) || y[j].typ < x[i].typ:
-			if !lenient || !zero(y[j].data) {
-				return false
-			}
-			j++
-		default:
-			p, q := x[i], y[j]
-			lists := isList(p.data) && isList(q.data)
-			switch {
-			case bytes.Equal(p.data, q.data) && p.nested == q.nested:
-			case !lists:
-				return false
-			case !sameAttrs(p.data, q.data, p.nested || q.nested):
-				return false
-			}
-			i, j = i+1, j+1
-		}
-	}
-	return true
-}
-
-type attr struct {
-	typ    uint16 // without NLA_F_NESTED (NLA_F_NET_BYTEORDER stays: it changes the value)
-	nested bool
-	data   []byte
-}
-
-// attrs splits data into its attributes, ordered by type (those of one type, a list's
-// members, in their order); false when data is not a list of attributes.
-func attrs(data []byte) ([]attr, bool) {
-	var out []attr
-	for len(data) >= 4 {
-		l := int(binary.NativeEndian.Uint16(data))
-		t := binary.NativeEndian.Uint16(data[2:])
-		if l < 4 || l > len(data) {
-			return nil, false
-		}
-		out = append(out, attr{typ: t &^ unix.NLA_F_NESTED, nested: t&unix.NLA_F_NESTED != 0, data: data[4:l]})
-		data = data[min((l+3)&^3, len(data)):]
-	}
-	if len(data) != 0 {
-		return nil, false
-	}
-	slices.SortStableFunc(out, func(a, b attr) int { return cmp.Compare(a.typ, b.typ) })
-	return out, true
-}
-
-// isList tells data that reads as a non-empty list of attributes.
-func isList(data []byte) bool {
-	l, ok := attrs(data)
-	return ok && len(l) > 0
-}
-
-func zero(b []byte) bool { return !slices.ContainsFunc(b, func(c byte) bool { return c != 0 }) }
 
 // NFTA_HOOK_DEVS and NFTA_DEVICE_PREFIX (linux/netfilter/nf_tables.h), which x/sys does not
 // name.
