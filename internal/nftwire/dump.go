@@ -41,20 +41,15 @@ type Chain struct {
 
 // Rules lists the rules of table in family, of every chain, in each chain's order.
 func (c *Conn) Rules(family nftables.TableFamily, table string) ([]Rule, error) {
-	msgs, err := c.dump(unix.NFT_MSG_GETRULE, family, func(ae *mnl.AttributeEncoder) {
-		ae.String(unix.NFTA_RULE_TABLE, table)
-	})
+	msgs, err := c.dump(unix.NFT_MSG_GETRULE, family, unix.NFTA_RULE_TABLE, table)
 	if err != nil {
 		return nil, fmt.Errorf("list the rules of table %s: %w", table, err)
 	}
 	out := make([]Rule, 0, len(msgs))
 	for _, m := range msgs {
 		var r Rule
-		var of string
 		err := decode(m.Data[4:], func(ad *mnl.AttributeDecoder) {
 			switch ad.Type() {
-			case unix.NFTA_RULE_TABLE:
-				of = ad.String()
 			case unix.NFTA_RULE_CHAIN:
 				r.Chain = ad.String()
 			case unix.NFTA_RULE_USERDATA:
@@ -77,30 +72,23 @@ func (c *Conn) Rules(family nftables.TableFamily, table string) ([]Rule, error) 
 		if err != nil {
 			return nil, fmt.Errorf("a rule of table %s: %w", table, err)
 		}
-		if of == table {
-			out = append(out, r)
-		}
+		out = append(out, r)
 	}
 	return out, nil
 }
 
 // Chains lists the chains of table in family.
 func (c *Conn) Chains(family nftables.TableFamily, table string) ([]Chain, error) {
-	msgs, err := c.dump(unix.NFT_MSG_GETCHAIN, family, func(ae *mnl.AttributeEncoder) {
-		ae.String(unix.NFTA_CHAIN_TABLE, table)
-	})
+	msgs, err := c.dump(unix.NFT_MSG_GETCHAIN, family, unix.NFTA_CHAIN_TABLE, table)
 	if err != nil {
 		return nil, fmt.Errorf("list the chains of table %s: %w", table, err)
 	}
 	var out []Chain
 	for _, m := range msgs {
 		var ch Chain
-		var of string
 		var devs []string
 		err := decode(m.Data[4:], func(ad *mnl.AttributeDecoder) {
 			switch ad.Type() {
-			case unix.NFTA_CHAIN_TABLE:
-				of = ad.String()
 			case unix.NFTA_CHAIN_NAME:
 				ch.Name = ad.String()
 			case unix.NFTA_CHAIN_TYPE:
@@ -136,18 +124,16 @@ func (c *Conn) Chains(family nftables.TableFamily, table string) ([]Chain, error
 		if len(devs) > 1 || len(devs) == 1 && ch.Device == "" {
 			ch.Device = strings.Join(devs, ",")
 		}
-		if of == table {
-			out = append(out, ch)
-		}
+		out = append(out, ch)
 	}
 	return out, nil
 }
 
-// dump sends a listing request of type typ and returns the answers' messages (without the
-// closing one). The kernel filters some listings by the table named and not others (chains:
-// it lists every table's), so the callers keep what is of their table.
-func (c *Conn) dump(typ int, family nftables.TableFamily, attrs func(*mnl.AttributeEncoder)) ([]mnl.Message, error) {
-	m, err := holdsMessage(typ, family, attrs)
+// dump sends a listing request of type typ for table (named by attribute tableAttr) and
+// returns the answers' messages of that table. The kernel filters some listings by the
+// table named and not others (chains: it lists every table's).
+func (c *Conn) dump(typ int, family nftables.TableFamily, tableAttr uint16, table string) ([]mnl.Message, error) {
+	m, err := holdsMessage(typ, family, func(ae *mnl.AttributeEncoder) { ae.String(tableAttr, table) })
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +147,18 @@ func (c *Conn) dump(typ int, family nftables.TableFamily, attrs func(*mnl.Attrib
 		if errno := answerErrno(a); errno != 0 {
 			return nil, errno
 		}
-		if a.Header.Type != mnl.Done && a.Header.Type != mnl.Error && len(a.Data) >= 4 {
+		if a.Header.Type == mnl.Done || a.Header.Type == mnl.Error || len(a.Data) < 4 {
+			continue
+		}
+		of := ""
+		if err := decode(a.Data[4:], func(ad *mnl.AttributeDecoder) {
+			if ad.Type() == tableAttr {
+				of = ad.String()
+			}
+		}); err != nil {
+			return nil, err
+		}
+		if of == table {
 			out = append(out, a)
 		}
 	}
