@@ -67,7 +67,9 @@ func askedARP(plan Plan) nftrule.Rule {
 }
 
 // askedND records a neighbour solicitation's question, ahead of the rules that accept one.
-var askedND = nftrule.Update(&nftables.Set{Name: asked6Set}, nftrule.KeyNDTargetLast)
+func askedND() nftrule.Match {
+	return nftrule.Update(&nftables.Set{Name: asked6Set}, nftrule.KeyNDTargetLast)
+}
 
 // announce makes the guest known to whoever waits for it (see above). It is best effort:
 // without it the peers' own retry still finds the guest.

@@ -24,7 +24,7 @@ func commentUserData(s string) []byte {
 var pontoonComment = commentUserData("pontoon")
 
 // hostForwardShow is what a dry run prints for ensureHostForward.
-var hostForwardShow = fmt.Sprintf("# for every forward chain with policy drop: nft insert rule ... iifname %q accept; ... oifname %q ct state established,related accept", HostLinkName, HostLinkName)
+const hostForwardShow = `# for every forward chain with policy drop: nft insert rule ... iifname "` + HostLinkName + `" accept; ... oifname "` + HostLinkName + `" ct state established,related accept`
 
 // hostForwardRules are the exceptions for chain ch. The FORWARD chain of iptables-nft gets
 // the xtables form of the conntrack match, which iptables-nft (so Docker and iptables-save)

@@ -38,13 +38,11 @@ func ParsePlan6(cidr string) (netip.Prefix, error) {
 	if p.Masked() != p {
 		return netip.Prefix{}, invalidf("subnet6 %q has host bits set; use %s", cidr, p.Masked())
 	}
-	if !ula.Contains(p.Addr()) {
+	if p.Addr().As16()[0]&0xfe != 0xfc { // fc00::/7; Is6 holds already
 		return netip.Prefix{}, invalidf("subnet6 %q is not a unique local prefix (fc00::/7); pontoon's networks are private, use one such as %s", cidr, DefaultSubnet6)
 	}
 	return p, nil
 }
-
-var ula = netip.MustParsePrefix("fc00::/7")
 
 // DefaultPlan6 returns the default IPv6 /48.
 func DefaultPlan6() netip.Prefix { return netip.MustParsePrefix(DefaultSubnet6) }

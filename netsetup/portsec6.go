@@ -101,7 +101,7 @@ func portRules6() []nftrule.Rule {
 		nftrule.Rule{ip6, na, nftrule.Drop()},
 		// A rule of its own: a record that fails (a full set) ends its rule, and must not
 		// take a solicitation's acceptance with it.
-		nftrule.Rule{ip6, ns, askedND},
+		nftrule.Rule{ip6, ns, askedND()},
 		nftrule.Rule{ip6, ns, fromBound, nftrule.NDBare(), nftrule.Accept()},
 		nftrule.Rule{ip6, ns, fromBound, nftrule.NDOneLinkAddr(nftrule.NDOptSourceLinkAddr), ownOption, nftrule.Accept()},
 		nftrule.Rule{ip6, ns, nftrule.Drop()},

@@ -359,7 +359,7 @@ func queueRules(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, now ta
 		}
 		nc := &nftables.Chain{Name: ch.Name, Table: t}
 		if ch.Hook != "" {
-			hook, ok := chainHooks[ch.Hook]
+			hook, ok := chainHook(ch.Hook)
 			if !ok {
 				return fmt.Errorf("chain %s: unknown hook %q", ch.Name, ch.Hook)
 			}

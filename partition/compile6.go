@@ -60,7 +60,7 @@ func (r *resolved) with6(rules []Rule) []Rule {
 				continue
 			}
 		}
-		if c6, ok := counterSet6[t.Count]; ok {
+		if c6, ok := counterSet6.Get()[t.Count]; ok {
 			t.Count = c6
 		}
 		if isLoss(t) && !nd {

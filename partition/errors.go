@@ -3,6 +3,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"strings"
 )
 
@@ -25,7 +26,7 @@ func (e *FeatureError) Error() string {
 	if e.Need != "" {
 		msg += " (needed for " + e.Need + ")"
 	}
-	if hint := featureHints[e.Feature]; hint != "" {
+	if hint := featureHints.Get()[e.Feature]; hint != "" {
 		msg += "; " + hint
 	}
 	if e.Err != nil {
@@ -48,15 +49,17 @@ func (e *FeatureError) Is(target error) bool {
 	return t.Feature == e.Feature || t.Feature == rejectAny && strings.HasPrefix(e.Feature, rejectAny+"_")
 }
 
-var featureHints = map[string]string{
-	"sch_netem": "delay, jitter, duplicate, corrupt and reorder need a kernel with CONFIG_NET_SCH_NETEM (loss and rate work without it)",
-	"sch_htb":   "rate limits need a kernel with CONFIG_NET_SCH_HTB",
-	"nft_reject_netdev": "rejecting blocked packets (reject mode, and the resets of Cut) on the netdev table needs CONFIG_NFT_REJECT_NETDEV; " +
-		"on a kernel with CONFIG_NFT_BRIDGE_REJECT instead (Debian 12's) pontoon uses a bridge table by itself; drop mode without Cut works without either",
-	"nft_reject_bridge": "rejecting blocked packets (reject mode, and the resets of Cut) on the bridge table needs CONFIG_NFT_BRIDGE_REJECT; " +
-		"drop mode without Cut works without it",
-	"inet_diag_destroy": "closing open connections at once needs CONFIG_INET_DIAG_DESTROY (they are still reset on their next segment)",
-}
+var featureHints = lazy.Value[map[string]string]{Build: func() map[string]string {
+	return map[string]string{
+		"sch_netem": "delay, jitter, duplicate, corrupt and reorder need a kernel with CONFIG_NET_SCH_NETEM (loss and rate work without it)",
+		"sch_htb":   "rate limits need a kernel with CONFIG_NET_SCH_HTB",
+		"nft_reject_netdev": "rejecting blocked packets (reject mode, and the resets of Cut) on the netdev table needs CONFIG_NFT_REJECT_NETDEV; " +
+			"on a kernel with CONFIG_NFT_BRIDGE_REJECT instead (Debian 12's) pontoon uses a bridge table by itself; drop mode without Cut works without either",
+		"nft_reject_bridge": "rejecting blocked packets (reject mode, and the resets of Cut) on the bridge table needs CONFIG_NFT_BRIDGE_REJECT; " +
+			"drop mode without Cut works without it",
+		"inet_diag_destroy": "closing open connections at once needs CONFIG_INET_DIAG_DESTROY (they are still reset on their next segment)",
+	}
+}}
 
 // Sentinels for errors.Is. They carry only the feature name.
 var (

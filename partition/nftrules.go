@@ -12,11 +12,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var chainHooks = map[string]*nftables.ChainHook{
-	"ingress":     nftables.ChainHookIngress,
-	"egress":      nftables.ChainHookEgress,
-	"prerouting":  nftables.ChainHookPrerouting, // NF_BR_PRE_ROUTING == NF_INET_PRE_ROUTING
-	"postrouting": nftables.ChainHookPostrouting,
+// chainHook is the hook of a chain's hook name, nil for a regular chain.
+func chainHook(name string) (*nftables.ChainHook, bool) {
+	switch name {
+	case "ingress":
+		return nftables.ChainHookIngress, true
+	case "egress":
+		return nftables.ChainHookEgress, true
+	case "prerouting": // NF_BR_PRE_ROUTING == NF_INET_PRE_ROUTING
+		return nftables.ChainHookPrerouting, true
+	case "postrouting":
+		return nftables.ChainHookPostrouting, true
+	}
+	return nil, false
 }
 
 // be32 encodes a class number big-endian, so that the blocked set's ranges,
@@ -115,7 +123,7 @@ func (r Rule) matches(set func(name string) *nftables.Set) (nftrule.Rule, error)
 		if err != nil {
 			return m, err
 		}
-		m = append(m, nftrule.UpdateCounter(s, counterKeys[r.Count]...))
+		m = append(m, nftrule.UpdateCounter(s, counterKeys.Get()[r.Count]...))
 	}
 	switch r.Action {
 	case ActionDrop:

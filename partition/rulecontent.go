@@ -69,7 +69,7 @@ func chainMoved(ch Chain, got nftwire.Chain) bool {
 	if ch.Hook == "" || !got.Hooked {
 		return (ch.Hook == "") != !got.Hooked
 	}
-	hook, ok := chainHooks[ch.Hook]
+	hook, ok := chainHook(ch.Hook)
 	return !ok || got.Hook != uint32(*hook) || got.Priority != int32(ch.Priority) || got.Device != ch.Device || got.Type != "filter"
 }
 

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"slices"
 	"strings"
 
@@ -49,20 +50,24 @@ var counterSets = []string{CountDropped, CountRejected, CountDroppedOut, CountLo
 	CountDropped6, CountRejected6, CountLostPair6}
 
 // counterSet6 is the IPv6 twin of each counter set keyed by an IPv4 address.
-var counterSet6 = map[string]string{CountDropped: CountDropped6, CountRejected: CountRejected6, CountLostPair: CountLostPair6}
+var counterSet6 = lazy.Value[map[string]string]{Build: func() map[string]string {
+	return map[string]string{CountDropped: CountDropped6, CountRejected: CountRejected6, CountLostPair: CountLostPair6}
+}}
 
 // counterKeys are the keys each counter set is updated with.
-var counterKeys = map[string][]nftrule.Key{
-	CountDropped:    {nftrule.KeyIifname, nftrule.KeyIPDaddr},
-	CountRejected:   {nftrule.KeyIifname, nftrule.KeyIPDaddr},
-	CountDroppedOut: {nftrule.KeyEtherSaddr, nftrule.KeyOifname},
-	CountLostPair:   {nftrule.KeyIifname, nftrule.KeyIPDaddr},
-	CountLostFrom:   {nftrule.KeyIifname},
-	CountLostTo:     {nftrule.KeyOifname},
-	CountDropped6:   {nftrule.KeyIifname, nftrule.KeyIP6Daddr},
-	CountRejected6:  {nftrule.KeyIifname, nftrule.KeyIP6Daddr},
-	CountLostPair6:  {nftrule.KeyIifname, nftrule.KeyIP6Daddr},
-}
+var counterKeys = lazy.Value[map[string][]nftrule.Key]{Build: func() map[string][]nftrule.Key {
+	return map[string][]nftrule.Key{
+		CountDropped:    {nftrule.KeyIifname, nftrule.KeyIPDaddr},
+		CountRejected:   {nftrule.KeyIifname, nftrule.KeyIPDaddr},
+		CountDroppedOut: {nftrule.KeyEtherSaddr, nftrule.KeyOifname},
+		CountLostPair:   {nftrule.KeyIifname, nftrule.KeyIPDaddr},
+		CountLostFrom:   {nftrule.KeyIifname},
+		CountLostTo:     {nftrule.KeyOifname},
+		CountDropped6:   {nftrule.KeyIifname, nftrule.KeyIP6Daddr},
+		CountRejected6:  {nftrule.KeyIifname, nftrule.KeyIP6Daddr},
+		CountLostPair6:  {nftrule.KeyIifname, nftrule.KeyIP6Daddr},
+	}
+}}
 
 // countersSetting turns the counters off when built with
 // -ldflags "-X github.com/pontoon-dev/pontoon/partition.countersSetting=off", to measure
@@ -121,15 +126,17 @@ func (rs RuleSet) counted() []string {
 func (rs RuleSet) renderCounterSets(b *strings.Builder) {
 	for _, name := range rs.counted() {
 		types := make([]string, 0, 2)
-		for _, k := range counterKeys[name] {
-			types = append(types, keyType[k.Text])
+		for _, k := range counterKeys.Get()[name] {
+			types = append(types, keyType.Get()[k.Text])
 		}
 		fmt.Fprintf(b, "\tset %s {\n\t\ttype %s\n\t\tsize %d\n\t\tflags dynamic\n\t}\n", name, strings.Join(types, " . "), maxCounted)
 	}
 }
 
 // keyType is the nft type of each counter key.
-var keyType = map[string]string{"iifname": "ifname", "oifname": "ifname", "ip daddr": "ipv4_addr", "ip6 daddr": "ipv6_addr", "ether saddr": "ether_addr"}
+var keyType = lazy.Value[map[string]string]{Build: func() map[string]string {
+	return map[string]string{"iifname": "ifname", "oifname": "ifname", "ip daddr": "ipv4_addr", "ip6 daddr": "ipv6_addr", "ether saddr": "ether_addr"}
+}}
 
 // A counting rule jumps to a chain of two rules, the update and then the verdict, instead of
 // updating and deciding in one rule: an update that fails (a set full of keys a guest forged,

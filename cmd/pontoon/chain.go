@@ -40,40 +40,43 @@ func buffered(fn func(w io.Writer) error) error {
 
 var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON"}
 
-func chainCommands() []*cli.Command {
-	return []*cli.Command{
-		{
-			Name:  "gateway",
-			Usage: usageOf("gateway"),
-			Subcommands: []*cli.Command{
-				{
-					Name:  "up",
-					Usage: "create the gateway (as root, once per host)",
-					Flags: append([]cli.Flag{
-						&cli.StringFlag{Name: "subnet", Usage: "the /16 the whole address plan is taken from", Value: netsetup.DefaultSubnet},
-						&cli.BoolFlag{Name: "dry-run", Usage: "print each step as the equivalent ip/nft/sysctl command; change nothing"},
-						&cli.BoolFlag{Name: "no-firewall", Usage: "leave the host firewall alone (masquerade, FORWARD exceptions, DNS redirect)"},
-					}, append(ipv6Flags("the IPv6 plan is taken from"), userFlag, linkFlag)...),
-					Action: gatewayUp,
+func gatewayCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "gateway",
+		Usage: usageOf("gateway"),
+		Subcommands: []*cli.Command{
+			{
+				Name:  "up",
+				Usage: "create the gateway (as root, once per host)",
+				Flags: append([]cli.Flag{
+					&cli.StringFlag{Name: "subnet", Usage: "the /16 the whole address plan is taken from", Value: netsetup.DefaultSubnet},
+					&cli.BoolFlag{Name: "dry-run", Usage: "print each step as the equivalent ip/nft/sysctl command; change nothing"},
+					&cli.BoolFlag{Name: "no-firewall", Usage: "leave the host firewall alone (masquerade, FORWARD exceptions, DNS redirect)"},
+				}, append(ipv6Flags("the IPv6 plan is taken from"), userFlag, linkFlag)...),
+				Action: gatewayUp,
+			},
+			{
+				Name:  "down",
+				Usage: "remove the gateway and restore what up changed",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "dry-run", Usage: "print each step; change nothing"},
+					&cli.BoolFlag{Name: "force", Usage: "destroy bridges still in use"},
+					userFlag,
 				},
-				{
-					Name:  "down",
-					Usage: "remove the gateway and restore what up changed",
-					Flags: []cli.Flag{
-						&cli.BoolFlag{Name: "dry-run", Usage: "print each step; change nothing"},
-						&cli.BoolFlag{Name: "force", Usage: "destroy bridges still in use"},
-						userFlag,
-					},
-					Action: gatewayDown,
-				},
-				{
-					Name:   "status",
-					Usage:  "show the gateway and its bridges",
-					Flags:  []cli.Flag{jsonFlag},
-					Action: gatewayStatus,
-				},
+				Action: gatewayDown,
+			},
+			{
+				Name:   "status",
+				Usage:  "show the gateway and its bridges",
+				Flags:  []cli.Flag{jsonFlag},
+				Action: gatewayStatus,
 			},
 		},
+	}
+}
+
+func chainCommands() []*cli.Command {
+	return []*cli.Command{
 		{
 			Name:  "bridge",
 			Usage: usageOf("bridge"),

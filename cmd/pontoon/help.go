@@ -19,7 +19,10 @@ var templatePrinter = cli.HelpPrinter
 func init() { cli.HelpPrinter = helpPrinter }
 
 func helpPrinter(w io.Writer, templ string, data any) {
+	// Sized for the longest help once: a builder that doubles its way up takes a fresh span,
+	// and fresh pages, at each size class it passes through.
 	var b strings.Builder
+	b.Grow(8 << 10)
 	app, isApp := data.(*cli.App)
 	cmd, isCmd := data.(*cli.Command)
 	switch {

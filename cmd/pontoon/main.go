@@ -162,10 +162,14 @@ func required(c *cli.Context, flag, example string) error {
 	return nil
 }
 
-// unprivileged are the commands that touch no namespace and no state of the chain.
-var unprivileged = map[string]bool{
-	"pontoon list":         true, // reads pontoon.toml
-	"pontoon hook install": true, // writes a file where --dir says
+// unprivileged reports whether the command touches no namespace and no state of the chain.
+func unprivileged(path string) bool {
+	switch path {
+	case "pontoon list", // reads pontoon.toml
+		"pontoon hook install": // writes a file where --dir says
+		return true
+	}
+	return false
 }
 
 // setup makes every command group answer an unknown subcommand plainly, and makes every
@@ -183,7 +187,7 @@ func setup(c *cli.Command, path string) {
 		return
 	}
 	before := c.Before
-	if !unprivileged[path] && before == nil {
+	if !unprivileged(path) && before == nil {
 		before = needRoot
 	}
 	// A command whose help shows no arguments takes none: one given anyway (`partition heal

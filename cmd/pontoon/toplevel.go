@@ -2,6 +2,10 @@ package main
 
 import (
 	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
 
 	"github.com/urfave/cli/v2"
 )
@@ -10,19 +14,30 @@ import (
 // tree was ~8% of the start-up of a command that needs one; `pontoon --help`, which names
 // none, shows the help lines of topLevel alone.
 
-// groups are the functions that build pontoon's top-level commands, some several at once.
-var groups = []func() []*cli.Command{
-	chainCommands,
-	one(partitionCommands),
-	one(captureCommand),
-	one(namesCommands),
-	one(serviceCommand),
-	projectCommands,
-	one(spaceCommand),
-}
+// groups is the number of groups; group builds the commands of one, some several at once.
+// A switch rather than a table of functions: a table built at start-up costs every command.
+const groups = 8
 
-func one(build func() *cli.Command) func() []*cli.Command {
-	return func() []*cli.Command { return []*cli.Command{build()} }
+func group(i int) []*cli.Command {
+	switch i {
+	case 0:
+		return []*cli.Command{gatewayCommand()}
+	case 1:
+		return chainCommands()
+	case 2:
+		return []*cli.Command{partitionCommands()}
+	case 3:
+		return []*cli.Command{captureCommand()}
+	case 4:
+		return []*cli.Command{namesCommands()}
+	case 5:
+		return []*cli.Command{serviceCommand()}
+	case 6:
+		return projectCommands()
+	case 7:
+		return []*cli.Command{spaceCommand()}
+	}
+	panic("pontoon: no command group " + strconv.Itoa(i))
 }
 
 // topLevel are pontoon's commands in the order help lists them: each one's help line (its
@@ -32,18 +47,18 @@ var topLevel = []struct {
 	group       int
 }{
 	{"gateway", "the namespace that links every bridge to the host", 0},
-	{"bridge", "per-run bridges: one private guest network each", 0},
-	{"guest", "attach network namespaces to a bridge with a fixed IP", 0},
-	{"exec", "run a command inside a guest's namespaces", 0},
-	{"gc", "remove everything left by runs whose owner process is gone (safe at any time)", 0},
-	{"partition", "split, cut and degrade the network between the guests of a bridge (atomically)", 1},
-	{"capture", "record the guests' traffic into a pcapng file, one interface per guest, what the partition dropped included", 2},
-	{"names", "the bridges' name servers: guests find each other by name and alias", 3},
-	{"service", "service addresses: one address whose connections are spread over several guests", 4},
-	{"run", "run a command of the project's pontoon.toml on its own bridge", 5},
-	{"list", "list the project's commands", 5},
-	{"hook", "the OCI hook container engines call (create-runtime, prestart, poststop, auto)", 5},
-	{"space", "show your pontoon space (namespaces of your own, for use without root), starting it if needed", 6},
+	{"bridge", "per-run bridges: one private guest network each", 1},
+	{"guest", "attach network namespaces to a bridge with a fixed IP", 1},
+	{"exec", "run a command inside a guest's namespaces", 1},
+	{"gc", "remove everything left by runs whose owner process is gone (safe at any time)", 1},
+	{"partition", "split, cut and degrade the network between the guests of a bridge (atomically)", 2},
+	{"capture", "record the guests' traffic into a pcapng file, one interface per guest, what the partition dropped included", 3},
+	{"names", "the bridges' name servers: guests find each other by name and alias", 4},
+	{"service", "service addresses: one address whose connections are spread over several guests", 5},
+	{"run", "run a command of the project's pontoon.toml on its own bridge", 6},
+	{"list", "list the project's commands", 6},
+	{"hook", "the OCI hook container engines call (create-runtime, prestart, poststop, auto)", 6},
+	{"space", "show your pontoon space (namespaces of your own, for use without root), starting it if needed", 7},
 }
 
 func usageOf(name string) string {
@@ -58,19 +73,56 @@ func usageOf(name string) string {
 // commandsFor returns the top-level commands, built when argv names them (nil argv: all of
 // them) and otherwise only their name and help line.
 func commandsFor(argv []string) []*cli.Command {
-	built := make([][]*cli.Command, len(groups))
+	word, known := commandWord(argv)
+	built := make([][]*cli.Command, groups)
 	var cmds []*cli.Command
 	for _, t := range topLevel {
-		if argv != nil && !slices.Contains(argv[1:], t.name) {
+		// When a flag the command line does not know comes first, any word may be the
+		// command: building one too many costs a little, one too few would break it.
+		named := argv == nil || known && t.name == word || !known && slices.Contains(argv[1:], t.name)
+		if !named {
 			cmds = append(cmds, &cli.Command{Name: t.name, Usage: t.usage})
 			continue
 		}
 		if built[t.group] == nil {
-			built[t.group] = groups[t.group]()
+			built[t.group] = group(t.group)
 		}
 		c := findCommand(built[t.group], t.name)
 		setup(c, "pontoon "+c.Name)
 		cmds = append(cmds, c)
 	}
 	return cmds
+}
+
+// commandWord is the word of argv that names its top-level command: the first that is
+// neither a global flag nor a global flag's value ("" for none, as in `pontoon --help`).
+// known is false when a flag it does not know, or "--", comes first.
+func commandWord(argv []string) (word string, known bool) {
+	for i := 1; i < len(argv); i++ {
+		a := argv[i]
+		if a == "--" {
+			return "", false
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			return a, true
+		}
+		name, _, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case name == "help" || name == "h" || name == "generate-bash-completion":
+		case !isGlobalStringFlag(name):
+			return "", false
+		case !inline:
+			i++ // the flag's value
+		}
+	}
+	return "", true
+}
+
+func isGlobalStringFlag(name string) bool {
+	for _, s := range netsetup.EnvSettings() {
+		if s.Flag == name {
+			return true
+		}
+	}
+	return false
 }

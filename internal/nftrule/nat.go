@@ -13,7 +13,7 @@ import (
 // The pieces of service addresses' rules: balancing NAT and conntrack matches.
 
 // KeyCtMark is the connection's mark, host order as the kernel keeps it.
-var KeyCtMark = Key{"ct mark", 4, func(r uint32) expr.Any { return &expr.Ct{Register: r, Key: expr.CtKeyMARK} }}
+var KeyCtMark = Key{Text: "ct mark", Len: 4, from: fromCt, ct: expr.CtKeyMARK}
 
 // NFProto matches the packet's family in an inet table: "ipv4" or "ipv6".
 func NFProto(family string) Match {

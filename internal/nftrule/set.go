@@ -7,24 +7,45 @@ import (
 	"github.com/google/nftables/expr"
 )
 
-// Key is one field of a set or map key: its nft syntax, its length in bytes and how to load
-// it into a register.
+// Key is one field of a set or map key: its nft syntax, its length in bytes and where the
+// kernel loads it from. It is plain data, so that the keys below cost no start-up code.
 type Key struct {
 	Text string
 	Len  uint32
-	load func(r uint32) expr.Any
+	from keySource
+	base expr.PayloadBase // payload
+	off  uint32           // payload
+	meta expr.MetaKey     // meta
+	ct   expr.CtKey       // ct
 }
+
+type keySource uint8
+
+const (
+	fromPayload keySource = iota
+	fromMeta
+	fromCt
+)
 
 // PayloadKey is a field of a packet header.
 func PayloadKey(text string, base expr.PayloadBase, offset, n uint32) Key {
-	return Key{text, n, func(r uint32) expr.Any {
-		return &expr.Payload{DestRegister: r, Base: base, Offset: offset, Len: n}
-	}}
+	return Key{Text: text, Len: n, from: fromPayload, base: base, off: offset}
 }
 
 // MetaKey is a field of the packet's metadata.
 func MetaKey(text string, key expr.MetaKey, n uint32) Key {
-	return Key{text, n, func(r uint32) expr.Any { return &expr.Meta{Key: key, Register: r} }}
+	return Key{Text: text, Len: n, from: fromMeta, meta: key}
+}
+
+// load loads the key into register r.
+func (k Key) load(r uint32) expr.Any {
+	switch k.from {
+	case fromMeta:
+		return &expr.Meta{Key: k.meta, Register: r}
+	case fromCt:
+		return &expr.Ct{Register: r, Key: k.ct}
+	}
+	return &expr.Payload{DestRegister: r, Base: k.base, Offset: k.off, Len: k.Len}
 }
 
 // The keys pontoon's sets and maps use.

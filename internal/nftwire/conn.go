@@ -107,12 +107,20 @@ var sockOptions = []func(fd int) error{
 // plainBuffer is the option forceBuffer falls back to: the FORCE options need CAP_NET_ADMIN
 // over the initial user namespace, which root of a user namespace lacks even where it may
 // change nftables; the plain ones are capped at net.core.rmem_max and wmem_max.
-var plainBuffer = map[int]int{unix.SO_RCVBUFFORCE: unix.SO_RCVBUF, unix.SO_SNDBUFFORCE: unix.SO_SNDBUF}
+func plainBuffer(opt int) int {
+	switch opt {
+	case unix.SO_RCVBUFFORCE:
+		return unix.SO_RCVBUF
+	case unix.SO_SNDBUFFORCE:
+		return unix.SO_SNDBUF
+	}
+	return 0
+}
 
 func forceBuffer(fd, opt, size int) error {
 	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, size)
-	if errors.Is(err, unix.EPERM) && plainBuffer[opt] != 0 {
-		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plainBuffer[opt], size)
+	if errors.Is(err, unix.EPERM) && plainBuffer(opt) != 0 {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plainBuffer(opt), size)
 	}
 	if err != nil {
 		return fmt.Errorf("nftables socket: set socket option %d: %w", opt, err)

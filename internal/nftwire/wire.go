@@ -73,7 +73,7 @@ func (w *wire) exchange(req []mnl.Message) ([]mnl.Message, error) {
 
 // ackReply is an acknowledgement, NLMSG_ERROR with error 0, as the answer to
 // one read (the library only reads it).
-var ackReply = []mnl.Message{{Header: mnl.Header{Type: mnl.Error, Length: 20}, Data: make([]byte, 4)}}
+var ackReply = []mnl.Message{{Header: mnl.Header{Type: mnl.Error, Length: 20}, Data: []byte{0, 0, 0, 0}}}
 
 func (w *wire) batch(req []mnl.Message) ([]mnl.Message, error) {
 	if SpoilBatch.Load() > 0 && SpoilBatch.Add(-1) == 0 {

@@ -18,7 +18,7 @@ const nothingToRun = `has nothing to run; add run = ["program", "arg"] or run = 
 
 func (c *checker) project(raw map[string]any) *Project {
 	p := &Project{File: c.file, Dir: c.opts.Dir, Settings: Settings{Runtime: RuntimeRunc}}
-	decode(c, nil, raw, &topSchema, p)
+	decode(c, nil, raw, topSchema.Get(), p)
 	if _, ok := raw["commands"]; !ok {
 		c.errf([]string{"commands"}, noCommands)
 	}
@@ -30,7 +30,7 @@ const noCommands = `no commands defined; add one, e.g. [commands.test] with run 
 func (c *checker) settings(path []string, v any) Settings {
 	s := Settings{Runtime: RuntimeRunc}
 	if t, ok := c.table(path, v, "[settings]"); ok {
-		decode(c, path, t, &settingsSchema, &s)
+		decode(c, path, t, settingsSchema.Get(), &s)
 	}
 	return s
 }
@@ -100,7 +100,7 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 	d.supervise = d.has("supervise") && d.has("children")
 	d.network, d.netBad = NetworkHost, d.has("network")
 	d.exit, d.stopTimeout = ExitAny, DefaultStopTimeout
-	decode(c, path, t, &commandSchema, d)
+	decode(c, path, t, commandSchema.Get(), d)
 	c.checkEntity(path, d.entity, "command")
 	cmd = Command{
 		Name:        name,
@@ -192,7 +192,7 @@ func (c *checker) children(path []string, d *decl, cmd *Command) {
 func (c *checker) child(path []string, name string, t map[string]any, parent entity) (Child, *guestRef, bool) {
 	d := newDecl(t, name, true, parent)
 	d.bridgeBad = d.has("bridge")
-	decode(c, path, t, &childSchema, d)
+	decode(c, path, t, childSchema.Get(), d)
 	c.checkEntity(path, d.entity, "child")
 	ch := Child{Name: name, Description: d.description, Run: d.run, Env: d.env, Workdir: d.workdir, Root: d.root,
 		Runtime: d.runtime, Bridge: d.bridge, Init: d.init}

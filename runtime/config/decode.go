@@ -28,7 +28,7 @@ type checker struct {
 func parse(name string, data []byte, opts Options) (*Project, error) {
 	bridgeNet := opts.BridgeNet
 	if !bridgeNet.IsValid() {
-		bridgeNet = DefaultBridgeNet
+		bridgeNet = DefaultBridgeNet()
 	}
 	first, last, bridge, err := netsetup.GuestRange(bridgeNet)
 	if err != nil {

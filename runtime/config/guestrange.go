@@ -6,11 +6,11 @@ import (
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
-// DefaultBridgeNet is the private network of a run's bridge when no other
+// DefaultBridgeNet returns the private network of a run's bridge when no other
 // address plan is given: the default plan's guest network, where guests take
 // 172.18.0.1-172.18.0.253 and the bridge itself holds 172.18.0.254. Every run
 // has its own bridge namespace, so runs never share these addresses.
-var DefaultBridgeNet = netsetup.DefaultPlan().GuestNet()
+func DefaultBridgeNet() netip.Prefix { return netsetup.DefaultPlan().GuestNet() }
 
 // GuestRange returns the first and last address a guest may take on the
 // bridge network n, by netsetup's rule (netsetup.GuestRange): every host

@@ -337,10 +337,39 @@ func (s *lineScanner) basicString() (string, bool) {
 	return "", false
 }
 
-var (
-	simpleEscapes = map[byte]byte{'b': '\b', 't': '\t', 'n': '\n', 'f': '\f', 'r': '\r', 'e': 0x1b, '"': '"', '\\': '\\'}
-	hexEscapes    = map[byte]int{'x': 2, 'u': 4, 'U': 8} // digits after the letter
-)
+// simpleEscape is the byte a one-letter escape stands for.
+func simpleEscape(c byte) (byte, bool) {
+	switch c {
+	case 'b':
+		return '\b', true
+	case 't':
+		return '\t', true
+	case 'n':
+		return '\n', true
+	case 'f':
+		return '\f', true
+	case 'r':
+		return '\r', true
+	case 'e':
+		return 0x1b, true
+	case '"', '\\':
+		return c, true
+	}
+	return 0, false
+}
+
+// hexDigits is how many hex digits follow an escape's letter, 0 for no hex escape.
+func hexDigits(c byte) int {
+	switch c {
+	case 'x':
+		return 2
+	case 'u':
+		return 4
+	case 'U':
+		return 8
+	}
+	return 0
+}
 
 // escape decodes the escape sequence at s.i the way TOML 1.1 defines it.
 func (s *lineScanner) escape(b *strings.Builder) bool {
@@ -348,12 +377,12 @@ func (s *lineScanner) escape(b *strings.Builder) bool {
 		return false
 	}
 	c := s.src[s.i+1]
-	if r, ok := simpleEscapes[c]; ok {
+	if r, ok := simpleEscape(c); ok {
 		b.WriteByte(r)
 		s.i += 2
 		return true
 	}
-	digits := hexEscapes[c]
+	digits := hexDigits(c)
 	if digits == 0 || s.i+2+digits > len(s.src) {
 		return false
 	}

@@ -1,11 +1,11 @@
 package config
 
 import (
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/partition"
@@ -73,74 +73,80 @@ func durationInto(at func(*faultDecl) *time.Duration) func(c *checker, p []strin
 
 // The fault schemas are built on first use: most runs of the pontoon binary read no schedule.
 var (
-	stepSchema = sync.OnceValue(func() *schema[faultDecl] {
-		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode", "heal", "for"), aliases: faultAliases}
-	})
-	nemesisFaultSchema = sync.OnceValue(func() *schema[faultDecl] {
-		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode"), aliases: faultAliases}
-	})
-	flapSchema = sync.OnceValue(func() *schema[faultDecl] {
-		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode", "on", "off", "count"), aliases: faultAliases}
-	})
-	faultAliases = map[string]string{"duration": `"for"`, "loss": `impair = "loss=10% GUEST"`, "delay": `impair = "delay=50ms GUEST"`,
-		"rate": `impair = "rate=1mbit GUEST"`, "isolate": `partition = "isolate GUEST"`, "kind": `"partition"`, "fault": `"partition" or "impair"`}
+	stepSchema = lazy.Value[*schema[faultDecl]]{Build: func() *schema[faultDecl] {
+		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode", "heal", "for"), aliases: faultAliases.Get()}
+	}}
+	nemesisFaultSchema = lazy.Value[*schema[faultDecl]]{Build: func() *schema[faultDecl] {
+		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode"), aliases: faultAliases.Get()}
+	}}
+	flapSchema = lazy.Value[*schema[faultDecl]]{Build: func() *schema[faultDecl] {
+		return &schema[faultDecl]{fields: faultFields("partition", "impair", "dns", "mode", "on", "off", "count"), aliases: faultAliases.Get()}
+	}}
+	faultAliases = lazy.Value[map[string]string]{Build: func() map[string]string {
+		return map[string]string{"duration": `"for"`, "loss": `impair = "loss=10% GUEST"`, "delay": `impair = "delay=50ms GUEST"`,
+			"rate": `impair = "rate=1mbit GUEST"`, "isolate": `partition = "isolate GUEST"`, "kind": `"partition"`, "fault": `"partition" or "impair"`}
+	}}
 )
 
-var scheduleSchema = schema[scheduleDecl]{
-	fields: []field[scheduleDecl]{
-		{key: "start", kind: duration, example: `"2s"`,
-			read: func(c *checker, p []string, v any, d *scheduleDecl) {
-				x, ok := c.scheduleDuration(p, v.(string))
-				d.spec.Start, d.bad = x, d.bad || !ok
-			}},
-		{key: "seed", example: "7",
-			read: func(c *checker, p []string, v any, d *scheduleDecl) {
-				n, ok := c.integer(p, v, "seed = 7")
-				d.spec.Seed, d.bad = int64(n), d.bad || !ok
-			}},
-		{key: "steps",
-			read: func(c *checker, p []string, v any, d *scheduleDecl) {
-				for i, t := range c.tables(p, v, `steps = [{ partition = "isolate n1", for = "5s" }, { heal = true, for = "2s" }]`) {
-					f := c.fault(elemPath(p, i), t, stepSchema())
-					d.spec.Steps = append(d.spec.Steps, schedule.Step{Fault: f.fault, For: f.dur})
-					d.bad = d.bad || f.bad
-				}
-			}},
-		{key: "nemesis",
-			read: func(c *checker, p []string, v any, d *scheduleDecl) {
-				if t, ok := c.table(p, v, `[`+keyString(p)+`] with faults, fault, recovery, duration and healed`); ok {
-					d.spec.Nemesis = c.nemesis(p, t, d)
-				}
-			}},
-		{key: "flap",
-			read: func(c *checker, p []string, v any, d *scheduleDecl) {
-				if t, ok := c.table(p, v, `[`+keyString(p)+`] with partition (or impair, dns), on, off and count`); ok {
-					f := c.fault(p, t, flapSchema())
-					d.spec.Flap = &schedule.Flap{Fault: f.fault, On: f.on, Off: f.off, Count: f.count}
-					d.bad = d.bad || f.bad
-				}
-			}},
-	},
-	aliases: map[string]string{"delay": `"start"`, "after": `"start"`, "random": `"nemesis"`, "chaos": `"nemesis"`, "flapping": `"flap"`, "step": `"steps"`},
-}
+var scheduleSchema = lazy.Value[*schema[scheduleDecl]]{Build: func() *schema[scheduleDecl] {
+	return &schema[scheduleDecl]{
+		fields: []field[scheduleDecl]{
+			{key: "start", kind: duration, example: `"2s"`,
+				read: func(c *checker, p []string, v any, d *scheduleDecl) {
+					x, ok := c.scheduleDuration(p, v.(string))
+					d.spec.Start, d.bad = x, d.bad || !ok
+				}},
+			{key: "seed", example: "7",
+				read: func(c *checker, p []string, v any, d *scheduleDecl) {
+					n, ok := c.integer(p, v, "seed = 7")
+					d.spec.Seed, d.bad = int64(n), d.bad || !ok
+				}},
+			{key: "steps",
+				read: func(c *checker, p []string, v any, d *scheduleDecl) {
+					for i, t := range c.tables(p, v, `steps = [{ partition = "isolate n1", for = "5s" }, { heal = true, for = "2s" }]`) {
+						f := c.fault(elemPath(p, i), t, stepSchema.Get())
+						d.spec.Steps = append(d.spec.Steps, schedule.Step{Fault: f.fault, For: f.dur})
+						d.bad = d.bad || f.bad
+					}
+				}},
+			{key: "nemesis",
+				read: func(c *checker, p []string, v any, d *scheduleDecl) {
+					if t, ok := c.table(p, v, `[`+keyString(p)+`] with faults, fault, recovery, duration and healed`); ok {
+						d.spec.Nemesis = c.nemesis(p, t, d)
+					}
+				}},
+			{key: "flap",
+				read: func(c *checker, p []string, v any, d *scheduleDecl) {
+					if t, ok := c.table(p, v, `[`+keyString(p)+`] with partition (or impair, dns), on, off and count`); ok {
+						f := c.fault(p, t, flapSchema.Get())
+						d.spec.Flap = &schedule.Flap{Fault: f.fault, On: f.on, Off: f.off, Count: f.count}
+						d.bad = d.bad || f.bad
+					}
+				}},
+		},
+		aliases: map[string]string{"delay": `"start"`, "after": `"start"`, "random": `"nemesis"`, "chaos": `"nemesis"`, "flapping": `"flap"`, "step": `"steps"`},
+	}
+}}
 
-var nemesisSchema = schema[nemesisDecl]{
-	fields: []field[nemesisDecl]{
-		{key: "faults",
-			read: func(c *checker, p []string, v any, d *nemesisDecl) {
-				for i, t := range c.tables(p, v, `faults = [{ partition = "random-halves" }, { impair = "loss=30% n1" }]`) {
-					f := c.fault(elemPath(p, i), t, nemesisFaultSchema())
-					d.n.Faults = append(d.n.Faults, f.fault)
-					d.bad = d.bad || f.bad
-				}
-			}},
-		nemesisDuration("fault", `"5s"`, func(n *schedule.Nemesis) *time.Duration { return &n.Fault }),
-		nemesisDuration("recovery", `"3s"`, func(n *schedule.Nemesis) *time.Duration { return &n.Recovery }),
-		nemesisDuration("duration", `"60s"`, func(n *schedule.Nemesis) *time.Duration { return &n.Duration }),
-		nemesisDuration("healed", `"10s"`, func(n *schedule.Nemesis) *time.Duration { return &n.Healed }),
-	},
-	aliases: map[string]string{"seed": `seed in the [schedule] table itself`, "length": `"duration"`, "heal": `"recovery"`, "rest": `"recovery"`},
-}
+var nemesisSchema = lazy.Value[*schema[nemesisDecl]]{Build: func() *schema[nemesisDecl] {
+	return &schema[nemesisDecl]{
+		fields: []field[nemesisDecl]{
+			{key: "faults",
+				read: func(c *checker, p []string, v any, d *nemesisDecl) {
+					for i, t := range c.tables(p, v, `faults = [{ partition = "random-halves" }, { impair = "loss=30% n1" }]`) {
+						f := c.fault(elemPath(p, i), t, nemesisFaultSchema.Get())
+						d.n.Faults = append(d.n.Faults, f.fault)
+						d.bad = d.bad || f.bad
+					}
+				}},
+			nemesisDuration("fault", `"5s"`, func(n *schedule.Nemesis) *time.Duration { return &n.Fault }),
+			nemesisDuration("recovery", `"3s"`, func(n *schedule.Nemesis) *time.Duration { return &n.Recovery }),
+			nemesisDuration("duration", `"60s"`, func(n *schedule.Nemesis) *time.Duration { return &n.Duration }),
+			nemesisDuration("healed", `"10s"`, func(n *schedule.Nemesis) *time.Duration { return &n.Healed }),
+		},
+		aliases: map[string]string{"seed": `seed in the [schedule] table itself`, "length": `"duration"`, "heal": `"recovery"`, "rest": `"recovery"`},
+	}
+}}
 
 type nemesisDecl struct {
 	n   schedule.Nemesis
@@ -160,7 +166,7 @@ func nemesisDuration(key, example string, at func(*schedule.Nemesis) *time.Durat
 
 func (c *checker) nemesis(path []string, t map[string]any, sd *scheduleDecl) *schedule.Nemesis {
 	var d nemesisDecl
-	decode(c, path, t, &nemesisSchema, &d)
+	decode(c, path, t, nemesisSchema.Get(), &d)
 	sd.bad = sd.bad || d.bad
 	return &d.n
 }
@@ -237,7 +243,7 @@ func (c *checker) scheduleDuration(p []string, s string) (time.Duration, bool) {
 
 // elemKey turns the "#N" parts keylines uses for array elements into [N] counted from 1, as
 // schedule.FieldError writes them: steps."#0".for becomes steps[1].for.
-var elemKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\."#(\d+)"`) })
+var elemKey = lazy.Value[*regexp.Regexp]{Build: func() *regexp.Regexp { return regexp.MustCompile(`\."#(\d+)"`) }}
 
 // schedule reads [commands.NAME.schedule] and checks it against the command's guests.
 func (c *checker) schedule(path []string, v any, guests []partition.Guest) *schedule.Spec {
@@ -247,10 +253,10 @@ func (c *checker) schedule(path []string, v any, guests []partition.Guest) *sche
 	}
 	n := len(c.errs)
 	var d scheduleDecl
-	decode(c, path, t, &scheduleSchema, &d)
+	decode(c, path, t, scheduleSchema.Get(), &d)
 	for _, e := range c.errs[n:] {
-		e.Key = elemKey().ReplaceAllStringFunc(e.Key, func(m string) string {
-			i, _ := strconv.Atoi(elemKey().FindStringSubmatch(m)[1])
+		e.Key = elemKey.Get().ReplaceAllStringFunc(e.Key, func(m string) string {
+			i, _ := strconv.Atoi(elemKey.Get().FindStringSubmatch(m)[1])
 			return "[" + strconv.Itoa(i+1) + "]"
 		})
 	}

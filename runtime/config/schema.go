@@ -2,7 +2,7 @@ package config
 
 import (
 	"fmt"
-	"strconv"
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"strings"
 	"time"
 )
@@ -67,7 +67,7 @@ var (
 		read: func(c *checker, p []string, v any, d *decl) { d.run = c.run(p, v) }}
 	envField = field[decl]{key: "env", kind: stringTable, example: `{ NAME = "value" }`,
 		read: func(c *checker, p []string, v any, d *decl) { d.env = c.env(p, v.(map[string]any), d.parent.env) }}
-	workdirField = field[decl]{key: "workdir", kind: text, example: strconv.Quote(DefaultWorkdir),
+	workdirField = field[decl]{key: "workdir", kind: text, example: `"` + DefaultWorkdir + `"`,
 		read: func(c *checker, p []string, v any, d *decl) {
 			if w, ok := c.workdir(p, v.(string)); ok {
 				d.workdir = w
@@ -102,61 +102,67 @@ var (
 
 // entityAliases are hints for unknown keys of commands and children that
 // are not typos but names other tools use.
-var entityAliases = map[string]string{
-	"cmd": `"run"`, "command": `"run"`, "args": `"run"`, "argv": `"run"`, "exec": `"run"`,
-	"shell": `run = { shell = "..." }`, "script": `run = { shell = "..." }`,
-	"environment": `"env"`, "cwd": `"workdir"`, "dir": `"workdir"`, "chdir": `"workdir"`,
-	"working_dir": `"workdir"`, "workingdir": `"workdir"`,
-	"image": `root = { image = "..." }`, "rootfs": `root = { rootfs = "..." }`,
-	"net": `"network"`, "address": `"ip"`, "addr": `"ip"`, "ipv4": `"ip"`, "ip_address": `"ip"`,
-	"publish": `"ports"`, "expose": `"ports"`,
-	"desc": `"description"`, "help": `"description"`,
-	"child": `"children"`, "nodes": `"children"`, "services": `"children"`,
-	"on_exit":           `"exit"`,
-	"stop_grace_period": `"stop_timeout"`, "stop_grace": `"stop_timeout"`, "grace_period": `"stop_timeout"`,
-	"tini": `"init"`,
-}
+var entityAliases = lazy.Value[map[string]string]{Build: func() map[string]string {
+	return map[string]string{
+		"cmd": `"run"`, "command": `"run"`, "args": `"run"`, "argv": `"run"`, "exec": `"run"`,
+		"shell": `run = { shell = "..." }`, "script": `run = { shell = "..." }`,
+		"environment": `"env"`, "cwd": `"workdir"`, "dir": `"workdir"`, "chdir": `"workdir"`,
+		"working_dir": `"workdir"`, "workingdir": `"workdir"`,
+		"image": `root = { image = "..." }`, "rootfs": `root = { rootfs = "..." }`,
+		"net": `"network"`, "address": `"ip"`, "addr": `"ip"`, "ipv4": `"ip"`, "ip_address": `"ip"`,
+		"publish": `"ports"`, "expose": `"ports"`,
+		"desc": `"description"`, "help": `"description"`,
+		"child": `"children"`, "nodes": `"children"`, "services": `"children"`,
+		"on_exit":           `"exit"`,
+		"stop_grace_period": `"stop_timeout"`, "stop_grace": `"stop_timeout"`, "grace_period": `"stop_timeout"`,
+		"tini": `"init"`,
+	}
+}}
 
 // commandSchema is a [commands.NAME] table.
-var commandSchema = schema[decl]{
-	fields: []field[decl]{
-		descriptionField, runField, envField, workdirField,
-		{key: "network", kind: choice, choices: networks, what: "a network mode", refuse: notOnSupervise,
-			aliases: map[string]string{"bridge": "guest", "bridged": "guest", "private": "guest", "isolated": "none", "off": "none"},
-			read:    func(c *checker, p []string, v any, d *decl) { d.network, d.netBad = Network(v.(string)), false }},
-		ipField, ip6Field, hostnameField, aliasesField, portsField, rootField, runtimeField, initField,
-		{key: "supervise", kind: flag, example: "true", first: true,
-			read: func(c *checker, p []string, v any, d *decl) { d.supervise = v.(bool) }},
-		{key: "exit", kind: choice, choices: exits, what: "an exit policy", refuse: onlySupervise,
-			read: func(c *checker, p []string, v any, d *decl) { d.exit = Exit(v.(string)) }},
-		{key: "children", refuse: onlySupervise,
-			read: func(c *checker, p []string, v any, d *decl) {
-				d.children, _ = c.table(p, v, "["+keyString(sub(p, "NAME"))+"] tables")
-			}},
-		{key: "stop_timeout", kind: duration, example: `"3s"`,
-			read: func(c *checker, p []string, v any, d *decl) {
-				if t, ok := c.stopTimeout(p, v.(string)); ok {
-					d.stopTimeout = t
-				}
-			}},
-		{key: "schedule", read: func(c *checker, p []string, v any, d *decl) { d.schedule, d.schedPath = v, p }},
-		{key: "services", read: func(c *checker, p []string, v any, d *decl) { d.services, d.svcPath = v, p }},
-	},
-	aliases: entityAliases,
-}
+var commandSchema = lazy.Value[*schema[decl]]{Build: func() *schema[decl] {
+	return &schema[decl]{
+		fields: []field[decl]{
+			descriptionField, runField, envField, workdirField,
+			{key: "network", kind: choice, choices: networks, what: "a network mode", refuse: notOnSupervise,
+				aliases: map[string]string{"bridge": "guest", "bridged": "guest", "private": "guest", "isolated": "none", "off": "none"},
+				read:    func(c *checker, p []string, v any, d *decl) { d.network, d.netBad = Network(v.(string)), false }},
+			ipField, ip6Field, hostnameField, aliasesField, portsField, rootField, runtimeField, initField,
+			{key: "supervise", kind: flag, example: "true", first: true,
+				read: func(c *checker, p []string, v any, d *decl) { d.supervise = v.(bool) }},
+			{key: "exit", kind: choice, choices: exits, what: "an exit policy", refuse: onlySupervise,
+				read: func(c *checker, p []string, v any, d *decl) { d.exit = Exit(v.(string)) }},
+			{key: "children", refuse: onlySupervise,
+				read: func(c *checker, p []string, v any, d *decl) {
+					d.children, _ = c.table(p, v, "["+keyString(sub(p, "NAME"))+"] tables")
+				}},
+			{key: "stop_timeout", kind: duration, example: `"3s"`,
+				read: func(c *checker, p []string, v any, d *decl) {
+					if t, ok := c.stopTimeout(p, v.(string)); ok {
+						d.stopTimeout = t
+					}
+				}},
+			{key: "schedule", read: func(c *checker, p []string, v any, d *decl) { d.schedule, d.schedPath = v, p }},
+			{key: "services", read: func(c *checker, p []string, v any, d *decl) { d.services, d.svcPath = v, p }},
+		},
+		aliases: entityAliases.Get(),
+	}
+}}
 
 // childSchema is a [commands.NAME.children.CHILD] table.
-var childSchema = schema[decl]{
-	fields: []field[decl]{
-		descriptionField, runField, envField, workdirField, rootField, runtimeField,
-		ipField, ip6Field, hostnameField, aliasesField, portsField,
-		{key: "bridge", kind: flag, example: "true", first: true,
-			read: func(c *checker, p []string, v any, d *decl) { d.bridge, d.bridgeBad = v.(bool), false }},
-		initField,
-	},
-	aliases:   entityAliases,
-	misplaced: (*checker).childMisplaced,
-}
+var childSchema = lazy.Value[*schema[decl]]{Build: func() *schema[decl] {
+	return &schema[decl]{
+		fields: []field[decl]{
+			descriptionField, runField, envField, workdirField, rootField, runtimeField,
+			ipField, ip6Field, hostnameField, aliasesField, portsField,
+			{key: "bridge", kind: flag, example: "true", first: true,
+				read: func(c *checker, p []string, v any, d *decl) { d.bridge, d.bridgeBad = v.(bool), false }},
+			initField,
+		},
+		aliases:   entityAliases.Get(),
+		misplaced: (*checker).childMisplaced,
+	}
+}}
 
 // childMisplaced explains the keys of a command that a child cannot have.
 func (c *checker) childMisplaced(path []string, key string) string {
@@ -230,61 +236,69 @@ func guestOnly(c *checker, p []string, d *decl) (string, bool) {
 }
 
 // topSchema is the file itself.
-var topSchema = schema[Project]{
-	fields: []field[Project]{
-		{key: "settings", read: func(c *checker, p []string, v any, pr *Project) { pr.Settings = c.settings(p, v) }},
-		{key: "commands", read: func(c *checker, p []string, v any, pr *Project) { pr.Commands = c.commands(p, v, pr.Settings) }},
-	},
-	misplaced: func(c *checker, path []string, key string) string {
-		if commandSchema.has(key) {
-			return "is not a top-level key; put it inside a command table, e.g. [commands.NAME]"
-		}
-		return ""
-	},
-}
+var topSchema = lazy.Value[*schema[Project]]{Build: func() *schema[Project] {
+	return &schema[Project]{
+		fields: []field[Project]{
+			{key: "settings", read: func(c *checker, p []string, v any, pr *Project) { pr.Settings = c.settings(p, v) }},
+			{key: "commands", read: func(c *checker, p []string, v any, pr *Project) { pr.Commands = c.commands(p, v, pr.Settings) }},
+		},
+		misplaced: func(c *checker, path []string, key string) string {
+			if commandSchema.Get().has(key) {
+				return "is not a top-level key; put it inside a command table, e.g. [commands.NAME]"
+			}
+			return ""
+		},
+	}
+}}
 
 // settingsSchema is [settings].
-var settingsSchema = schema[Settings]{
-	fields: []field[Settings]{
-		{key: "runtime", kind: choice, choices: runtimes, what: "a runtime",
-			read: func(c *checker, p []string, v any, s *Settings) { s.Runtime = Runtime(v.(string)) }},
-		{key: "ipv4_only", kind: flag, example: "true",
-			read: func(c *checker, p []string, v any, s *Settings) { s.IPv4Only = v.(bool) }},
-	},
-	misplaced: func(c *checker, path []string, key string) string {
-		if commandSchema.has(key) {
-			return fmt.Sprintf("[settings] holds only runtime and ipv4_only; set %s on each command instead", key)
-		}
-		return ""
-	},
-}
+var settingsSchema = lazy.Value[*schema[Settings]]{Build: func() *schema[Settings] {
+	return &schema[Settings]{
+		fields: []field[Settings]{
+			{key: "runtime", kind: choice, choices: runtimes, what: "a runtime",
+				read: func(c *checker, p []string, v any, s *Settings) { s.Runtime = Runtime(v.(string)) }},
+			{key: "ipv4_only", kind: flag, example: "true",
+				read: func(c *checker, p []string, v any, s *Settings) { s.IPv4Only = v.(bool) }},
+		},
+		misplaced: func(c *checker, path []string, key string) string {
+			if commandSchema.Get().has(key) {
+				return fmt.Sprintf("[settings] holds only runtime and ipv4_only; set %s on each command instead", key)
+			}
+			return ""
+		},
+	}
+}}
 
 // rootSchema is root = { ... }.
-var rootSchema = schema[rootDecl]{
-	fields: []field[rootDecl]{
-		{key: "rootfs", kind: text, example: `"rootfs/alpine"`,
-			read: func(c *checker, p []string, v any, d *rootDecl) { c.rootfs(p, v.(string), d) }},
-		{key: "image", kind: text, example: `"docker.io/library/alpine:3"`,
-			read: func(c *checker, p []string, v any, d *rootDecl) { c.image(p, v.(string), d) }},
-	},
-	aliases: map[string]string{"img": `"image"`, "path": `"rootfs"`, "dir": `"rootfs"`, "directory": `"rootfs"`, "ref": `"image"`},
-}
+var rootSchema = lazy.Value[*schema[rootDecl]]{Build: func() *schema[rootDecl] {
+	return &schema[rootDecl]{
+		fields: []field[rootDecl]{
+			{key: "rootfs", kind: text, example: `"rootfs/alpine"`,
+				read: func(c *checker, p []string, v any, d *rootDecl) { c.rootfs(p, v.(string), d) }},
+			{key: "image", kind: text, example: `"docker.io/library/alpine:3"`,
+				read: func(c *checker, p []string, v any, d *rootDecl) { c.image(p, v.(string), d) }},
+		},
+		aliases: map[string]string{"img": `"image"`, "path": `"rootfs"`, "dir": `"rootfs"`, "directory": `"rootfs"`, "ref": `"image"`},
+	}
+}}
 
 // runSchema is run = { ... }.
-var runSchema = schema[Run]{
-	fields: []field[Run]{
-		{key: "shell", kind: text, example: `"make test | tee log"`,
-			read: func(c *checker, p []string, v any, r *Run) {
-				if s := v.(string); strings.TrimSpace(s) != "" {
-					r.Shell = s
-				} else {
-					c.errf(p, `is empty; write the command line /bin/sh -c should run, e.g. shell = "make test | tee log"`)
-				}
-			}},
-	},
-	aliases: map[string]string{
-		"argv": `an argv list written directly: run = ["program", "arg"]`,
-		"args": `an argv list written directly: run = ["program", "arg"]`,
-		"cmd":  `"shell"`, "command": `"shell"`, "sh": `"shell"`, "script": `"shell"`,
-	},
-}
+var runSchema = lazy.Value[*schema[Run]]{Build: func() *schema[Run] {
+	return &schema[Run]{
+		fields: []field[Run]{
+			{key: "shell", kind: text, example: `"make test | tee log"`,
+				read: func(c *checker, p []string, v any, r *Run) {
+					if s := v.(string); strings.TrimSpace(s) != "" {
+						r.Shell = s
+					} else {
+						c.errf(p, `is empty; write the command line /bin/sh -c should run, e.g. shell = "make test | tee log"`)
+					}
+				}},
+		},
+		aliases: map[string]string{
+			"argv": `an argv list written directly: run = ["program", "arg"]`,
+			"args": `an argv list written directly: run = ["program", "arg"]`,
+			"cmd":  `"shell"`, "command": `"shell"`, "sh": `"shell"`, "script": `"shell"`,
+		},
+	}
+}}

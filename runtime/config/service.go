@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"net/netip"
 	"slices"
 	"strings"
@@ -37,40 +38,42 @@ type serviceDecl struct {
 	ipPath []string
 }
 
-var serviceSchema = schema[serviceDecl]{
-	fields: []field[serviceDecl]{
-		{key: "members", read: func(c *checker, p []string, v any, d *serviceDecl) {
-			d.s.Members = c.strings(p, v, `["n1", "n2", "n3"]`)
-		}},
-		{key: "ports", read: func(c *checker, p []string, v any, d *serviceDecl) {
-			d.s.Ports = c.strings(p, v, `["7000", "53/udp"]`)
-			seen := map[netsetup.ServicePort]bool{}
-			for i, port := range d.s.Ports {
-				sp, err := netsetup.ParseServicePort(port)
-				switch {
-				case err != nil:
-					c.errAt(p, c.lines.line(elemPath(p, i)), "%v", err)
-				case seen[sp]:
-					c.errAt(p, c.lines.line(elemPath(p, i)), "%s is given twice; list each port once", sp)
-				}
-				seen[sp] = true
-			}
-		}},
-		{key: "mode", kind: choice, choices: []string{netsetup.ModeRoundRobin, netsetup.ModeRandom}, what: "a balancing mode",
-			aliases: map[string]string{"roundrobin": netsetup.ModeRoundRobin, "rr": netsetup.ModeRoundRobin},
-			read:    func(c *checker, p []string, v any, d *serviceDecl) { d.s.Mode = v.(string) }},
-		{key: "skip_unreachable", kind: flag, example: "true",
-			read: func(c *checker, p []string, v any, d *serviceDecl) { d.s.SkipUnreachable = v.(bool) }},
-		{key: "ip", kind: text, example: `"172.18.1.1"`,
-			read: func(c *checker, p []string, v any, d *serviceDecl) {
-				d.hasIP, d.ipPath = true, p
-				d.s.IP = c.serviceIP(p, v.(string))
+var serviceSchema = lazy.Value[*schema[serviceDecl]]{Build: func() *schema[serviceDecl] {
+	return &schema[serviceDecl]{
+		fields: []field[serviceDecl]{
+			{key: "members", read: func(c *checker, p []string, v any, d *serviceDecl) {
+				d.s.Members = c.strings(p, v, `["n1", "n2", "n3"]`)
 			}},
-		{key: "ipv4_only", kind: flag, example: "true",
-			read: func(c *checker, p []string, v any, d *serviceDecl) { d.s.IPv4Only = v.(bool) }},
-	},
-	aliases: map[string]string{"backends": `"members"`, "replicas": `"members"`, "port": `"ports"`, "address": `"ip"`, "strategy": `"mode"`, "policy": `"mode"`},
-}
+			{key: "ports", read: func(c *checker, p []string, v any, d *serviceDecl) {
+				d.s.Ports = c.strings(p, v, `["7000", "53/udp"]`)
+				seen := map[netsetup.ServicePort]bool{}
+				for i, port := range d.s.Ports {
+					sp, err := netsetup.ParseServicePort(port)
+					switch {
+					case err != nil:
+						c.errAt(p, c.lines.line(elemPath(p, i)), "%v", err)
+					case seen[sp]:
+						c.errAt(p, c.lines.line(elemPath(p, i)), "%s is given twice; list each port once", sp)
+					}
+					seen[sp] = true
+				}
+			}},
+			{key: "mode", kind: choice, choices: []string{netsetup.ModeRoundRobin, netsetup.ModeRandom}, what: "a balancing mode",
+				aliases: map[string]string{"roundrobin": netsetup.ModeRoundRobin, "rr": netsetup.ModeRoundRobin},
+				read:    func(c *checker, p []string, v any, d *serviceDecl) { d.s.Mode = v.(string) }},
+			{key: "skip_unreachable", kind: flag, example: "true",
+				read: func(c *checker, p []string, v any, d *serviceDecl) { d.s.SkipUnreachable = v.(bool) }},
+			{key: "ip", kind: text, example: `"172.18.1.1"`,
+				read: func(c *checker, p []string, v any, d *serviceDecl) {
+					d.hasIP, d.ipPath = true, p
+					d.s.IP = c.serviceIP(p, v.(string))
+				}},
+			{key: "ipv4_only", kind: flag, example: "true",
+				read: func(c *checker, p []string, v any, d *serviceDecl) { d.s.IPv4Only = v.(bool) }},
+		},
+		aliases: map[string]string{"backends": `"members"`, "replicas": `"members"`, "port": `"ports"`, "address": `"ip"`, "strategy": `"mode"`, "policy": `"mode"`},
+	}
+}}
 
 // services reads [commands.NAME.services]: each service's members must be guests of the
 // command, and no two share a name or an address.
@@ -111,7 +114,7 @@ func (c *checker) services(path []string, v any, cmd Command) []Service {
 			continue
 		}
 		d := serviceDecl{s: Service{Name: name}}
-		decode(c, sp, st, &serviceSchema, &d)
+		decode(c, sp, st, serviceSchema.Get(), &d)
 		if _, ok := st["members"]; !ok {
 			c.errf(sp, "has no members; add members = [%q], naming guests of the command", firstOr(names, "n1"))
 		} else if len(d.s.Members) == 0 {

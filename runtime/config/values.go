@@ -92,13 +92,13 @@ func (c *checker) run(path []string, v any) Run {
 		c.errf(path, "a plain string is ambiguous; write an argv list run = [%s], or mark a shell command explicitly: run = { shell = %q }",
 			quoteArgs(strings.Fields(x)), x)
 	case map[string]any:
-		unknownKeys(c, path, x, &runSchema)
+		unknownKeys(c, path, x, runSchema.Get())
 		if _, ok := x["shell"]; !ok {
 			c.errf(path, `needs shell = "..." (run = { shell = "make test | tee log" }), or use an argv list %s`, runExample)
 			return Run{}
 		}
 		var r Run
-		readFields(c, path, x, &runSchema, &r)
+		readFields(c, path, x, runSchema.Get(), &r)
 		return r
 	default:
 		c.errf(path, `must be an argv list or { shell = "..." }, not %s; write e.g. %s`, typeName(v), runExample)
@@ -185,7 +185,7 @@ func (c *checker) root(p []string, v any) (Root, bool) {
 		}
 		c.errf(p, `%q is not a root; use "host", { rootfs = %q } for a directory in the project or { image = %q } for an image`, x, x, x)
 	case map[string]any:
-		unknownKeys(c, p, x, &rootSchema)
+		unknownKeys(c, p, x, rootSchema.Get())
 		_, hasRootfs := x["rootfs"]
 		_, hasImage := x["image"]
 		switch {
@@ -193,7 +193,7 @@ func (c *checker) root(p []string, v any) (Root, bool) {
 			c.errf(p, "sets both rootfs and image; keep one")
 		case hasRootfs || hasImage:
 			var d rootDecl
-			readFields(c, p, x, &rootSchema, &d)
+			readFields(c, p, x, rootSchema.Get(), &d)
 			return d.root, d.ok
 		case len(x) == 0:
 			c.errf(p, `is empty; write root = { rootfs = "DIR" } or root = { image = "REF" }, or root = "host"`)
