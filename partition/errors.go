@@ -3,8 +3,9 @@ package partition
 import (
 	"errors"
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"strings"
+
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 )
 
 // FeatureError reports that the running kernel lacks something an impairment

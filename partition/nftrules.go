@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// chainHook is the hook of a chain's hook name, nil for a regular chain.
+// chainHook is the hook a chain's hook name stands for; false for a name that is none.
 func chainHook(name string) (*nftables.ChainHook, bool) {
 	switch name {
 	case "ingress":

@@ -2,11 +2,11 @@ package partition
 
 import (
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"slices"
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 )
 

@@ -21,6 +21,13 @@ func interspersed(app *cli.App, argv []string) []string {
 	if len(argv) < 2 {
 		return argv
 	}
+	// The shell's completion asks with the flag last, after the words typed so far, which may
+	// end in a flag that takes a value (`pontoon gateway up --subnet <TAB>`): it must stay
+	// last, where urfave/cli looks for it, and not become that flag's value, which would run
+	// the command instead.
+	if last := len(argv) - 1; argv[last] == completionFlag {
+		return append(interspersed(app, argv[:last]), completionFlag)
+	}
 	// Each level of the command path keeps the words urfave/cli parses there: the
 	// command's name and its flags.
 	type level struct {
@@ -126,6 +133,9 @@ func interspersed(app *cli.App, argv []string) []string {
 	}
 	return append(out, pos...)
 }
+
+// completionFlag is the word the shell's completion adds to a command line (urfave/cli's).
+const completionFlag = "--generate-bash-completion"
 
 // isFlag reports whether a word is a flag rather than an argument: negative numbers such as
 // "-1" or "-10ms" are arguments.

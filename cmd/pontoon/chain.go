@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
@@ -25,14 +26,15 @@ func printJSON(v any) error {
 }
 
 // stdout is the one buffer in front of the standard output, for help and listings alike: a
-// listing costs one system call per 16 KiB rather than one per line or table cell.
-var stdout = bufio.NewWriterSize(os.Stdout, 16<<10)
+// listing costs one system call per 16 KiB rather than one per line or table cell. Made on
+// first use: the hook and a container's init, which write nothing there, start without it.
+var stdout = lazy.Value[*bufio.Writer]{Build: func() *bufio.Writer { return bufio.NewWriterSize(os.Stdout, 16<<10) }}
 
 // buffered runs fn with stdout's buffer and flushes it when fn returns. Only for output that
 // is complete when fn returns.
 func buffered(fn func(w io.Writer) error) error {
-	err := fn(stdout)
-	if ferr := stdout.Flush(); err == nil {
+	err := fn(stdout.Get())
+	if ferr := stdout.Get().Flush(); err == nil {
 		err = ferr
 	}
 	return err

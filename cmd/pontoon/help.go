@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 )
@@ -19,10 +22,10 @@ var templatePrinter = cli.HelpPrinter
 func init() { cli.HelpPrinter = helpPrinter }
 
 func helpPrinter(w io.Writer, templ string, data any) {
-	// Sized for the longest help once: a builder that doubles its way up takes a fresh span,
-	// and fresh pages, at each size class it passes through.
+	// Room for the longest help (partition's, 2.5 KiB) at once: a builder that doubles its
+	// way up takes a fresh span, and fresh pages, at each size class it passes through.
 	var b strings.Builder
-	b.Grow(8 << 10)
+	b.Grow(4 << 10)
 	app, isApp := data.(*cli.App)
 	cmd, isCmd := data.(*cli.Command)
 	switch {
@@ -79,7 +82,7 @@ func appHelp(b *strings.Builder, a *cli.App) {
 	}
 	if len(a.VisibleCommands()) > 0 {
 		b.WriteString("\n\nCOMMANDS:")
-		commandCategories(b, a.VisibleCategories())
+		commandCategories(b, categoriesOf(a.VisibleCommands()))
 	}
 	flagSection(b, "GLOBAL OPTIONS:", a.VisibleFlagCategories(), a.VisibleFlags())
 	if a.Copyright != "" {
@@ -110,7 +113,7 @@ func commandHelp(b *strings.Builder, c *cli.Command, group bool) {
 	}
 	if group && len(c.VisibleCommands()) > 0 {
 		b.WriteString("\n\nCOMMANDS:")
-		commandCategories(b, c.VisibleCategories())
+		commandCategories(b, categoriesOf(c.VisibleCommands()))
 	}
 	flagSection(b, "OPTIONS:", c.VisibleFlagCategories(), c.VisibleFlags())
 	b.WriteString("\n")
@@ -132,23 +135,60 @@ func argsUsage(b *strings.Builder, usage string, args bool) {
 	}
 }
 
+// category is a command category as urfave/cli's help shows it.
+type category struct {
+	name string
+	cmds []*cli.Command
+}
+
+// categoriesOf groups visible commands by category as urfave/cli's VisibleCategories does,
+// sorted by name, without its state: a command named only to be helped (`pontoon --help
+// gateway`) has not been set up, and its VisibleCategories has none to read.
+func categoriesOf(cmds []*cli.Command) []category {
+	var cats []category
+	for _, c := range cmds {
+		i := slices.IndexFunc(cats, func(k category) bool { return k.name == c.Category })
+		if i < 0 {
+			i = len(cats)
+			cats = append(cats, category{name: c.Category})
+		}
+		cats[i].cmds = append(cats[i].cmds, c)
+	}
+	slices.SortStableFunc(cats, func(x, y category) int { return categoryOrder(x.name, y.name) })
+	return cats
+}
+
+// categoryOrder is urfave/cli's order of category names: letter by letter, case first
+// ignored, then not.
+func categoryOrder(x, y string) int {
+	xr, yr := []rune(x), []rune(y)
+	for i := 0; i < min(len(xr), len(yr)); i++ {
+		if lx, ly := unicode.ToLower(xr[i]), unicode.ToLower(yr[i]); lx != ly {
+			return cmp.Compare(lx, ly)
+		}
+		if xr[i] != yr[i] {
+			return cmp.Compare(xr[i], yr[i])
+		}
+	}
+	return strings.Compare(x, y)
+}
+
 // commandCategories is visibleCommandCategoryTemplate.
-func commandCategories(b *strings.Builder, cats []cli.CommandCategory) {
+func commandCategories(b *strings.Builder, cats []category) {
 	for _, cat := range cats {
-		if cat.Name() != "" {
-			b.WriteString("\n   " + cat.Name() + ":")
-			for _, c := range cat.VisibleCommands() {
+		if cat.name != "" {
+			b.WriteString("\n   " + cat.name + ":")
+			for _, c := range cat.cmds {
 				b.WriteString("\n     " + strings.Join(c.Names(), ", ") + "\t" + c.Usage)
 			}
 			continue
 		}
-		cmds := cat.VisibleCommands()
 		width := 0
-		for _, c := range cmds {
+		for _, c := range cat.cmds {
 			width = max(width, len(strings.Join(c.Names(), ", ")))
 		}
 		width += 5
-		for _, c := range cmds {
+		for _, c := range cat.cmds {
 			s := strings.Join(c.Names(), ", ")
 			b.WriteString("\n   " + s + strings.Repeat(" ", max(width-len(s)-3, 0)) + wrap(c.Usage, width))
 		}

@@ -55,9 +55,9 @@ func main() {
 	app := newAppFor(os.Args)
 	wrapPath(app, os.Args)
 	// Help goes out in one write, not one per template fragment.
-	app.Writer = stdout
+	app.Writer = stdout.Get()
 	err := app.Run(interspersed(app, os.Args))
-	stdout.Flush()
+	stdout.Get().Flush()
 	// The kernel's clean-up after an nftables change (a partition, a forward, a guest's IPv6
 	// binding) would otherwise hold up the exit; if the hand-off fails, the exit just waits
 	// for it.
@@ -90,7 +90,7 @@ func newAppFor(argv []string) *cli.App {
 		EnableBashCompletion: true,
 		BashComplete:         completeApp,
 		Flags:                global,
-		Commands:             commandsFor(argv),
+		Commands:             commandsFor(argv, global),
 		Action:               unknownCommand,
 		OnUsageError:         onUsageError,
 		// Nothing shows it; left zero, urfave/cli stats the binary for it on every start.

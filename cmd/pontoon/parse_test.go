@@ -419,3 +419,42 @@ func TestFlagSpelling(t *testing.T) {
 		t.Errorf("bridge create --owner abc: %v", err)
 	}
 }
+
+// TestCompletionNeverRuns: the shell's completion of a word after a flag that takes a value
+// (`pontoon gateway up --subnet <TAB>`) asks with the completion flag after that flag. It
+// completes; it does not run the command with the completion flag taken for the value.
+func TestCompletionNeverRuns(t *testing.T) {
+	for _, argv := range [][]string{
+		{"gateway", "up", "--subnet", completionFlag},
+		{"bridge", "list", "--state-dir", completionFlag},
+		{"partition", "--bridge", completionFlag},
+		{"--state-dir", completionFlag},
+	} {
+		p, err := parse(argv...)
+		if p.path != "" {
+			t.Errorf("%v ran %s (%v)", argv, p.path, err)
+		}
+	}
+	// A command line that completes nothing still runs.
+	if p, err := parse("bridge", "list", "--state-dir", "/x"); err != nil || p.path != "pontoon bridge list" {
+		t.Errorf("bridge list --state-dir /x: %q, %v", p.path, err)
+	}
+}
+
+// TestHelpOfACommandNamedLater: `pontoon -h bridge` and `pontoon --help gateway` show the
+// help of that command, as `pontoon bridge --help` does.
+func TestHelpOfACommandNamedLater(t *testing.T) {
+	for _, name := range []string{"bridge", "gateway", "partition", "names"} {
+		later, err := parse("--help", name)
+		if err != nil {
+			t.Fatalf("--help %s: %v", name, err)
+		}
+		own, err := parse(name, "--help")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if later.help != own.help || !strings.Contains(own.help, "pontoon "+name) {
+			t.Errorf("--help %s:\n%s\n%s --help:\n%s", name, later.help, name, own.help)
+		}
+	}
+}

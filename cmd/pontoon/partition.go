@@ -293,8 +293,8 @@ func commandWords(c *cli.Context) string {
 // marker read back shows the rules in force; a read-back of the whole table would add a
 // millisecond and tell no more. `partition status` is the full check.
 func report(rec partition.Record, desc string) error {
-	fmt.Fprintf(stdout, "%s: %d blocked pair(s), %d impairment(s), committed in %d µs, in effect\n", desc, len(rec.Blocked), len(rec.Impairments), rec.CommitMicros)
-	return stdout.Flush()
+	fmt.Fprintf(stdout.Get(), "%s: %d blocked pair(s), %d impairment(s), committed in %d µs, in effect\n", desc, len(rec.Blocked), len(rec.Impairments), rec.CommitMicros)
+	return stdout.Get().Flush()
 }
 
 func healBridge(c *cli.Context) error {

@@ -3,9 +3,6 @@ package main
 import (
 	"slices"
 	"strconv"
-	"strings"
-
-	"github.com/pontoon-dev/pontoon/netsetup"
 
 	"github.com/urfave/cli/v2"
 )
@@ -15,7 +12,8 @@ import (
 // none, shows the help lines of topLevel alone.
 
 // groups is the number of groups; group builds the commands of one, some several at once.
-// A switch rather than a table of functions: a table built at start-up costs every command.
+// A switch, as a table of plain functions would be: wrapping the builders of one command
+// into functions of a group, as a table needs, is work at every start-up.
 const groups = 8
 
 func group(i int) []*cli.Command {
@@ -71,14 +69,17 @@ func usageOf(name string) string {
 }
 
 // commandsFor returns the top-level commands, built when argv names them (nil argv: all of
-// them) and otherwise only their name and help line.
-func commandsFor(argv []string) []*cli.Command {
-	word, known := commandWord(argv)
+// them) and otherwise only their name and help line. global are the app's own flags.
+func commandsFor(argv []string, global []cli.Flag) []*cli.Command {
+	word, known := "", false
+	if argv != nil {
+		word, known = commandWord(argv, global)
+	}
 	built := make([][]*cli.Command, groups)
 	var cmds []*cli.Command
 	for _, t := range topLevel {
-		// When a flag the command line does not know comes first, any word may be the
-		// command: building one too many costs a little, one too few would break it.
+		// Where the command line does not say its command plainly, any word that names one
+		// may be it: building one too many costs a little, one too few would break it.
 		named := argv == nil || known && t.name == word || !known && slices.Contains(argv[1:], t.name)
 		if !named {
 			cmds = append(cmds, &cli.Command{Name: t.name, Usage: t.usage})
@@ -95,34 +96,33 @@ func commandsFor(argv []string) []*cli.Command {
 }
 
 // commandWord is the word of argv that names its top-level command: the first that is
-// neither a global flag nor a global flag's value ("" for none, as in `pontoon --help`).
-// known is false when a flag it does not know, or "--", comes first.
-func commandWord(argv []string) (word string, known bool) {
+// neither a global flag nor a global flag's value ("" when there is none, as in `pontoon
+// --help`). known is false where interspersed, which moves flags about, or urfave/cli's help
+// may take another word for the command: a flag that is not global comes first, or "--", a
+// global flag that takes a value ends the line, or help or completion is asked for anywhere.
+func commandWord(argv []string, global []cli.Flag) (word string, known bool) {
+	if last := argv[len(argv)-1]; len(argv) > 1 && isFlag(last) && defines(global, last) && takesValue(global, last) {
+		return "", false
+	}
+	for _, a := range argv[1:] {
+		if isFlag(a) {
+			if n := flagName(a); n == "help" || n == "h" || a == completionFlag {
+				return "", false
+			}
+		}
+	}
 	for i := 1; i < len(argv); i++ {
 		a := argv[i]
-		if a == "--" {
-			return "", false
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			return a, true
-		}
-		name, _, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch {
-		case name == "help" || name == "h" || name == "generate-bash-completion":
-		case !isGlobalStringFlag(name):
+		case a == "--":
 			return "", false
-		case !inline:
-			i++ // the flag's value
+		case !isFlag(a):
+			return a, true
+		case !defines(global, a):
+			return "", false
+		case takesValue(global, a):
+			i++ // its value
 		}
 	}
 	return "", true
-}
-
-func isGlobalStringFlag(name string) bool {
-	for _, s := range netsetup.EnvSettings() {
-		if s.Flag == name {
-			return true
-		}
-	}
-	return false
 }

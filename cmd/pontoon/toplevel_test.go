@@ -53,17 +53,22 @@ func TestHelpWithoutBuilding(t *testing.T) {
 		t.Errorf("help with nothing built:\n%s\nwith everything built:\n%s", lazy.help, out.String())
 	}
 	// The command's word builds its command, and no other word does (here "list", an
-	// argument of bridge, is also a top-level command). After a flag the command line does
-	// not know, any word might be the command: each word that names one builds it.
+	// argument of bridge, is also a top-level command). Where the line does not say its
+	// command plainly, each word that names one builds it.
 	for _, tc := range []struct {
 		argv  []string
 		built []string
 	}{
 		{[]string{"pontoon", "--state-dir", "/x", "bridge", "list"}, []string{"bridge"}},
-		{[]string{"pontoon", "--state-dir=/x", "-h", "--netns-dir", "run", "list"}, []string{"list"}},
-		{[]string{"pontoon", "--generate-bash-completion"}, nil},
+		{[]string{"pontoon", "--state-dir=/x", "--netns-dir", "run", "list"}, []string{"list"}},
 		{[]string{"pontoon", "--frob", "bridge", "list"}, []string{"bridge", "list"}},
 		{[]string{"pontoon", "--", "partition"}, []string{"partition"}},
+		// interspersed moves a trailing global flag before the command, where it takes the
+		// command's word as its value; help and completion may name any word.
+		{[]string{"pontoon", "bridge", "list", "--state-dir"}, []string{"bridge", "list"}},
+		{[]string{"pontoon", "list", "service", "--help"}, []string{"list", "service"}},
+		{[]string{"pontoon", "-h", "bridge"}, []string{"bridge"}},
+		{[]string{"pontoon", "gc", "--generate-bash-completion"}, []string{"gc"}},
 	} {
 		for _, c := range newAppFor(tc.argv).Commands {
 			want := slices.Contains(tc.built, c.Name)

@@ -119,8 +119,8 @@ func plainBuffer(opt int) int {
 
 func forceBuffer(fd, opt, size int) error {
 	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, size)
-	if errors.Is(err, unix.EPERM) && plainBuffer(opt) != 0 {
-		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plainBuffer(opt), size)
+	if plain := plainBuffer(opt); errors.Is(err, unix.EPERM) && plain != 0 {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, size)
 	}
 	if err != nil {
 		return fmt.Errorf("nftables socket: set socket option %d: %w", opt, err)

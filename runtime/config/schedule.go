@@ -1,13 +1,13 @@
 package config
 
 import (
-	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/pontoon-dev/pontoon/schedule"
 )

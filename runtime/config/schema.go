@@ -2,9 +2,10 @@ package config
 
 import (
 	"fmt"
-	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"strings"
 	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 )
 
 // The tables of a project file, one schema each: the keys a table accepts,

@@ -1,11 +1,11 @@
 package config
 
 import (
-	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"net/netip"
 	"slices"
 	"strings"
 
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
