@@ -368,17 +368,21 @@ func GetBridge(env Env, name string) (*BridgeState, error) {
 // Netns returns the path of the bridge's namespace.
 func (b *BridgeState) Netns(env Env) string { return env.BridgeNetns(b.Name) }
 
+// bridgeTables are the bridge namespace's tables for b: ip, ip6 when the plan has IPv6, and
+// l2, the bridge family's (bridgeL2Table, which only the plan decides).
+func bridgeTables(plan Plan, b *BridgeState, l2 tableSpec) []tableSpec {
+	ts := []tableSpec{bridgeTable(plan, b)}
+	if plan.IPv6() {
+		ts = append(ts, bridgeTable6(plan, b))
+	}
+	return append(ts, l2)
+}
+
 // bridgeTablesStep installs the bridge namespace's tables (ip, ip6 when the plan has IPv6, and
 // the bridge family's) in one transaction. They are built when the step runs, from b as it is
 // then.
 func bridgeTablesStep(plan Plan, b *BridgeState, l2 tableSpec, brH **handle, brName string) step {
-	tables := func() []tableSpec {
-		ts := []tableSpec{bridgeTable(plan, b)}
-		if plan.IPv6() {
-			ts = append(ts, bridgeTable6(plan, b))
-		}
-		return append(ts, l2)
-	}
+	tables := func() []tableSpec { return bridgeTables(plan, b, l2) }
 	return step{
 		text: func() string {
 			var shown []string

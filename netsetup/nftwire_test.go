@@ -16,13 +16,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// bridgeTables are the tables bridge create installs in one transaction, with IPv6 on: three
-// tables and their ~1500 set elements.
-func bridgeTables() []tableSpec {
+// ipv6BridgeTables are the tables bridge create installs in one transaction, with IPv6 on:
+// three tables and their ~1500 set elements.
+func ipv6BridgeTables() []tableSpec {
 	plan := DefaultPlan()
 	plan.Subnet6 = DefaultPlan6()
-	b := &BridgeState{Name: "bench", Slot: 1}
-	return []tableSpec{bridgeTable(plan, b), bridgeTable6(plan, b), bridgeL2Table(plan)}
+	return bridgeTables(plan, &BridgeState{Name: "bench", Slot: 1}, bridgeL2Table(plan))
 }
 
 // BenchmarkBridgeTablesBuild measures what bridge create does in Go before the transaction:
@@ -33,7 +32,7 @@ func BenchmarkBridgeTablesBuild(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for _, t := range bridgeTables() {
+		for _, t := range ipv6BridgeTables() {
 			if err := addTable(c, t); err != nil {
 				b.Fatal(err)
 			}
@@ -45,7 +44,7 @@ func BenchmarkBridgeTablesBuild(b *testing.B) {
 // namespace ("install") and over the same tables ("replace").
 func BenchmarkBridgeTables(b *testing.B) {
 	testkit.NeedRoot(b, "creates network namespaces")
-	ts := bridgeTables()
+	ts := ipv6BridgeTables()
 	dir := b.TempDir()
 	b.Run("install", func(b *testing.B) {
 		p := filepath.Join(dir, "install")
@@ -98,7 +97,7 @@ func TestTableReplaceRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	if err := replaceTables(n, bridgeTables()...); err != nil {
+	if err := replaceTables(n, ipv6BridgeTables()...); err != nil {
 		t.Fatal(err)
 	}
 	before := inNetns(t, p, "nft", "list", "ruleset")
@@ -148,7 +147,7 @@ func BenchmarkBindIP6(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer h.Close()
-	if err := replaceTables(h.NS, bridgeTables()...); err != nil {
+	if err := replaceTables(h.NS, ipv6BridgeTables()...); err != nil {
 		b.Fatal(err)
 	}
 	plan := DefaultPlan()

@@ -30,7 +30,8 @@ func bridgeTarget(env netsetup.Env, bridge string) Target {
 			rec.Store(b)
 			return g, err
 		},
-		services: func() (*serviceSpec, error) { return bridgeServices(env, bridge, rec.Load()) }}
+		services:       func() (*serviceSpec, error) { return bridgeServices(env, bridge, rec.Load()) },
+		bridgeProblems: func() ([]string, error) { return netsetup.BridgeProblems(env, bridge) }}
 }
 
 func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, *netsetup.BridgeState, error) {

@@ -64,6 +64,9 @@ type Target struct {
 	// services, set by ForBridge, reads the bridge's services for their rules (service.go);
 	// without it a change leaves the service table alone.
 	services func() (*serviceSpec, error)
+	// bridgeProblems, set by ForBridge, reads back what the bridge's namespace enforces
+	// besides the partition (netsetup.BridgeProblems), for Status.
+	bridgeProblems func() ([]string, error)
 }
 
 // Pair is one ordered pair of guests, by name: packets from Src to Dst.

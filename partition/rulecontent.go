@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 )
 
@@ -51,7 +50,7 @@ func contentProblems(kt kernelTable, st Record, guests []Guest, read chainsRead)
 		}
 		for i, rule := range ch.Rules {
 			m, err := rule.matches(func(name string) *nftables.Set { return sets[name] })
-			if err == nil && !sameExprs(fam, m.Exprs(), rules[i].Exprs) {
+			if err == nil && !nftwire.SameExprs(fam, m.Exprs(), rules[i].Exprs) {
 				err = fmt.Errorf("it keeps its comment but does something else")
 			}
 			if err != nil {
@@ -85,18 +84,4 @@ func hookProblem(ch Chain, got nftwire.Chain) string {
 	}
 	return fmt.Sprintf("chain %s was re-created elsewhere by hand: hook %d priority %d device %q, not %s priority %d device %q",
 		ch.Name, got.Hook, got.Priority, got.Device, ch.Hook, ch.Priority, ch.Device)
-}
-
-// sameExprs tells whether the kernel's expressions (have) do what want's do.
-func sameExprs(fam byte, want []expr.Any, have []nftwire.Expr) bool {
-	if len(want) != len(have) {
-		return false
-	}
-	for i, e := range want {
-		w, err := nftwire.Encode(fam, e)
-		if err != nil || !nftwire.SameExpr(w, have[i]) {
-			return false
-		}
-	}
-	return true
 }

@@ -22,6 +22,16 @@ func Status(t Target) (Record, error) {
 	if t.StateDir == "" {
 		return Record{}, errors.New("target: StateDir is empty; pass the run's state directory")
 	}
+	// Port security and the bridge's own tables, read under netsetup's lock before this
+	// takes the partition's: a change of netsetup's may take the partition's lock under its own.
+	var bridgeProblems []string
+	if t.bridgeProblems != nil && t.NetnsPath != "" {
+		p, err := t.bridgeProblems()
+		if err != nil {
+			p = []string{"the bridge's port security could not be read back: " + err.Error()}
+		}
+		bridgeProblems = p
+	}
 	// Under the bridge's lock: a change committing between the reads of the record and of the
 	// kernel would pass for one made by hand. (Nothing was ever applied without the file.)
 	unlock, err := statefile.LockIfThere(filepath.Join(t.StateDir, LockFile))
@@ -58,6 +68,7 @@ func Status(t Target) (Record, error) {
 		// The partition's wakes at the next change; the bridge's and the services' do not.
 		problems = append(problems, fmt.Sprintf("table %s is dormant (set by hand): none of its rules run (`nft add table %s` wakes it)", name, name))
 	}
+	problems = append(problems, bridgeProblems...)
 	if len(kt.Foreign) > 0 {
 		problems = append(problems, fmt.Sprintf("the bridge's namespace holds nftables tables that are not pontoon's (%s): their rules may drop what the partition lets through", strings.Join(kt.Foreign, ", ")))
 	}

@@ -379,4 +379,14 @@ func TestStatusCheck(t *testing.T) {
 	}
 	c.ok("partition", "--bridge", "b1", "isolate", "n1")
 	c.ok("partition", "--bridge", "b1", "status", "--check")
+	// Port security is part of what status vouches for: a guest port unlocked by hand lets
+	// the guest send as anyone.
+	port := "g2" // n2's, at 172.18.0.2
+	if out, err := exec.Command("nsenter", ns, "bridge", "link", "set", "dev", port, "locked", "off").CombinedOutput(); err != nil {
+		t.Fatalf("unlock %s: %v\n%s", port, err, out)
+	}
+	out, _, code := c.run("partition", "--bridge", "b1", "status", "--check")
+	if want := "port " + port + " of guest n2 was unlocked by hand"; code != 3 || !strings.Contains(out, want) {
+		t.Errorf("status --check with a port unlocked: exit %d, want 3 and %q:\n%s", code, want, out)
+	}
 }

@@ -26,6 +26,16 @@ func Encode(fam byte, e expr.Any) (Expr, error) {
 		c := *v
 		c.SetID = 0
 		e = &c
+	case *expr.NAT:
+		// The kernel reports a range's end register as its start when a request gave no end.
+		c := *v
+		if c.RegAddrMax == 0 {
+			c.RegAddrMax = c.RegAddrMin
+		}
+		if c.RegProtoMax == 0 {
+			c.RegProtoMax = c.RegProtoMin
+		}
+		e = &c
 	}
 	b, err := expr.Marshal(fam, e)
 	if err != nil {
@@ -40,13 +50,59 @@ func Encode(fam byte, e expr.Any) (Expr, error) {
 			out.Data = ad.Bytes()
 		}
 	})
+	if n, ok := e.(*expr.NAT); ok && err == nil && n.RegAddrMin != 0 {
+		out.Data, err = withNATFlag(out.Data, natRangeMapIPs)
+	}
 	return out, err
+}
+
+// natRangeMapIPs is NF_NAT_RANGE_MAP_IPS: the kernel sets it on a NAT expression that maps
+// to an address, and reports it, while the library has no field for it.
+const natRangeMapIPs = 1
+
+// withNATFlag is a nat expression's data with flag set in its flags.
+func withNATFlag(data []byte, flag uint32) ([]byte, error) {
+	ad, err := mnl.NewAttributeDecoder(data)
+	if err != nil {
+		return nil, err
+	}
+	ad.ByteOrder = binary.BigEndian
+	ae := mnl.NewAttributeEncoder()
+	ae.ByteOrder = binary.BigEndian
+	flags := flag
+	for ad.Next() {
+		if ad.Type() == unix.NFTA_NAT_FLAGS {
+			flags |= ad.Uint32()
+			continue
+		}
+		ae.Bytes(ad.Type(), ad.Bytes())
+	}
+	if err := ad.Err(); err != nil {
+		return nil, err
+	}
+	ae.Uint32(unix.NFTA_NAT_FLAGS, flags)
+	return ae.Encode()
 }
 
 // SameExpr tells whether have, as the kernel reports it, does what want (Encode) does. A
 // counter goes by being there: its values are the kernel's.
 func SameExpr(want, have Expr) bool {
 	return want.Name == have.Name && (want.Name == "counter" || SameData(want.Data, have.Data))
+}
+
+// SameExprs tells whether the kernel's expressions of a rule (have) do what want's do, in
+// the family fam.
+func SameExprs(fam byte, want []expr.Any, have []Expr) bool {
+	if len(want) != len(have) {
+		return false
+	}
+	for i, e := range want {
+		w, err := Encode(fam, e)
+		if err != nil || !SameExpr(w, have[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // SameData tells whether two expressions' data say the same: the same attributes, those of
