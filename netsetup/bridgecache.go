@@ -21,7 +21,7 @@ type cachedBridge struct {
 	b *BridgeState
 }
 
-var bridgeCache = &recordCache{m: map[string]cachedBridge{}}
+var bridgeCache = &recordCache{}
 
 // at returns a copy of the record at path when the file is still the version this process
 // read or wrote last, else nil.
@@ -46,6 +46,9 @@ func (c *recordCache) put(path string, v *statefile.Version, b *BridgeState) {
 	defer c.Unlock()
 	c.forgetLocked(path)
 	if v != nil {
+		if c.m == nil {
+			c.m = make(map[string]cachedBridge)
+		}
 		c.m[path] = cachedBridge{v: v, b: b.clone()}
 	}
 }

@@ -21,7 +21,9 @@ func commentUserData(s string) []byte {
 	return append([]byte{0, byte(len(s) + 1)}, append([]byte(s), 0)...)
 }
 
-var pontoonComment = commentUserData("pontoon")
+// pontoonComment is commentUserData("pontoon"), written out: a call here would run at every
+// start-up of the binary.
+var pontoonComment = []byte("\x00\x08pontoon\x00")
 
 // hostForwardShow is what a dry run prints for ensureHostForward.
 const hostForwardShow = `# for every forward chain with policy drop: nft insert rule ... iifname "` + HostLinkName + `" accept; ... oifname "` + HostLinkName + `" ct state established,related accept`

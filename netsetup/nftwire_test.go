@@ -169,3 +169,13 @@ func BenchmarkBindIP6(b *testing.B) {
 		})
 	}
 }
+
+// TestCommentsWrittenOut: the comments kept as literals (so that no start-up code builds
+// them) are what commentUserData makes of their text.
+func TestCommentsWrittenOut(t *testing.T) {
+	for text, lit := range map[string][]byte{"pontoon": pontoonComment, "pontoon-users": userLinkComment} {
+		if want := commentUserData(text); string(lit) != string(want) {
+			t.Errorf("comment %q is %q, want %q", text, lit, want)
+		}
+	}
+}

@@ -48,10 +48,8 @@ func guest6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 	return setElem{key: nftrule.ConcatKey(mac, a[:]), text: macAndAddr}
 }
 
-var (
-	showNDTarget = macAndRaw(16)
-	showNDMAC    = macAndRaw(6)
-)
+func showNDTarget(key []byte) string { return macAndRaw(16)(key) }
+func showNDMAC(key []byte) string    { return macAndRaw(6)(key) }
 
 func ndTarget6Elem(mac net.HardwareAddr, ip netip.Addr) setElem {
 	a := ip.As16()

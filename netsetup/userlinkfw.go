@@ -12,7 +12,8 @@ import (
 // hostfw.go): each link gets its own two exceptions there, marked apart from the gateway's,
 // naming its interface exactly rather than by a wildcard that could match someone else's.
 
-var userLinkComment = commentUserData("pontoon-users")
+// userLinkComment is commentUserData("pontoon-users"), written out (see pontoonComment).
+var userLinkComment = []byte("\x00\x0epontoon-users\x00")
 
 // syncUserForward makes the user-link exceptions in every foreign drop chain of the host
 // those of links, in one transaction: old ones removed, current ones inserted at the top.

@@ -15,7 +15,7 @@ import (
 // (internal/lazy, a function, a switch). The Go runtime reports what each initialiser
 // allocated (GODEBUG=inittrace=1), the same on every run.
 func TestStartupWorkStaysLazy(t *testing.T) {
-	const perPackage, total = 10, 40
+	const perPackage, total = 5, 25
 	cmd := exec.Command(binary, "--help")
 	cmd.Env = append(os.Environ(), "GODEBUG=inittrace=1")
 	var stderr strings.Builder
