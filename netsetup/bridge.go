@@ -261,8 +261,7 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {
 			// partitions are enforced. IPv6 stays off on every link but those that carry the
 			// plan's IPv6 addresses (bridgeIPv6Step).
 			do: func() error {
-				return brH.Sysctls("net.ipv4.ip_forward", "1", "net.ipv4.conf."+BridgeDev+".send_redirects", "0",
-					"net.ipv4.conf.all.send_redirects", "0", "net.ipv6.conf.all.disable_ipv6", "1", "net.ipv6.conf.default.disable_ipv6", "1")
+				return brH.Sysctls(append(bridgeSysctls(Plan{}), "net.ipv6.conf.all.disable_ipv6", "1", "net.ipv6.conf.default.disable_ipv6", "1")...)
 			},
 		},
 		bridgeIPv6Step(plan, &brH, brName),

@@ -8,10 +8,10 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,7 +49,7 @@ func BridgeProblems(env Env, name string) ([]string, error) {
 			return nil
 		}
 		path := env.BridgeNetns(name)
-		if problems, err = tablesProblems(path, bridgeTables(plan, b, bridgeL2Table(plan))); err != nil {
+		if problems, err = tablesProblems(path, plan, b); err != nil {
 			return err
 		}
 		h, err := openHandle(path)
@@ -59,17 +59,46 @@ func BridgeProblems(env Env, name string) ([]string, error) {
 		defer h.Close()
 		pp, err := portSecurityProblems(h, b)
 		problems = append(problems, pp...)
-		return err
+		return errors.Join(err, namespaceProblems(h, plan, &problems))
 	})
 	return problems, err
 }
 
-// tablesProblems compares the namespace's tables with ts.
-func tablesProblems(nsPath string, ts []tableSpec) ([]string, error) {
+// settled reports whether every guest of b is ready: a guest on its way in or out (or whose
+// command was killed on the way, until gc) has its forwards' rules and its own IPv6 binding
+// in the kernel or not, depending on how far it got.
+func settled(b *BridgeState) bool {
+	for _, g := range b.Guests {
+		if g.Phase != PhaseReady {
+			return false
+		}
+	}
+	return true
+}
+
+// tablesProblems compares the namespace's tables with those pontoon made for b.
+func tablesProblems(nsPath string, plan Plan, b *BridgeState) ([]string, error) {
+	// The elements binding guests' own IPv6 addresses: those of ready guests must be there,
+	// those of any guest in the record may.
+	need, may := map[string][]setElem{}, map[string][]setElem{}
+	for _, g := range b.Guests {
+		if !ownIP6(plan, g) {
+			continue
+		}
+		for _, e := range ownIP6Elems(g) {
+			if g.Phase == PhaseReady {
+				need[e.set] = append(need[e.set], e.elem)
+			}
+			may[e.set] = append(may[e.set], e.elem)
+		}
+	}
 	var problems []string
 	err := nftpool.WithConn(nsPath, func(c *nftwire.Conn) error {
-		for _, t := range ts {
-			p, err := t.problems(c)
+		for _, t := range bridgeTables(plan, b, bridgeL2Table(plan)) {
+			if !settled(b) && t.family != nftables.TableFamilyBridge {
+				continue // its forwards' rules follow the guests (see settled)
+			}
+			p, err := t.problems(c, need, may)
 			if err != nil {
 				return err
 			}
@@ -80,8 +109,9 @@ func tablesProblems(nsPath string, ts []tableSpec) ([]string, error) {
 	return problems, err
 }
 
-// problems says how the kernel's table differs from t.
-func (t tableSpec) problems(c *nftwire.Conn) ([]string, error) {
+// problems says how the kernel's table differs from t, whose sets also need the elements
+// need, and may hold those of may, by set name.
+func (t tableSpec) problems(c *nftwire.Conn, need, may map[string][]setElem) ([]string, error) {
 	fam := t.nftFamily()
 	where := "table " + t.familyName() + " " + TableName
 	if _, err := c.ListTableOfFamily(TableName, fam); errors.Is(err, unix.ENOENT) {
@@ -139,7 +169,7 @@ func (t tableSpec) problems(c *nftwire.Conn) ([]string, error) {
 		if s.timeout > 0 {
 			continue // rules fill it
 		}
-		p, err := s.problems(c, &nftables.Table{Name: TableName, Family: fam})
+		p, err := s.problems(c, &nftables.Table{Name: TableName, Family: fam}, need[s.name], may[s.name])
 		if err != nil {
 			return nil, err
 		}
@@ -150,39 +180,53 @@ func (t tableSpec) problems(c *nftwire.Conn) ([]string, error) {
 	return problems, nil
 }
 
-// problems says which of s's elements the kernel's set lacks, and, for a set that no attach
-// adds to (room 0), which it holds beyond them.
-func (s setSpec) problems(c *nftwire.Conn, tbl *nftables.Table) ([]string, error) {
-	els, err := nftwire.SetElements(c.Conn, &nftables.Set{Table: tbl, Name: s.name})
+// problems says which of s's elements, and of need, the kernel's set lacks, and which it
+// holds beyond them and may.
+func (s setSpec) problems(c *nftwire.Conn, tbl *nftables.Table, need, may []setElem) ([]string, error) {
+	set, err := c.GetSetByName(tbl, s.name)
 	if errors.Is(err, unix.ENOENT) {
 		return []string{"set " + s.name + " is missing"}, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("read set %s: %w", s.name, err)
+	}
+	var problems []string
+	if set.Interval {
+		// A range element passes every address between its ends; its start may be a real pair.
+		problems = append(problems, "set "+s.name+" was made again by hand as a set of ranges")
+	}
+	els, err := nftwire.SetElements(c.Conn, set)
 	if err != nil {
 		return nil, fmt.Errorf("list set %s: %w", s.name, err)
 	}
 	have := make(map[string]bool, len(els))
 	for _, e := range els {
 		have[string(e.Key)] = true
+		if len(e.KeyEnd) > 0 {
+			have[string(e.KeyEnd)] = true
+		}
 	}
 	var missing []string
-	for _, e := range s.elems {
+	for _, e := range slices.Concat(s.elems, need) {
 		if !have[string(e.key)] {
 			missing = append(missing, e.text(e.key))
 		}
 		delete(have, string(e.key))
 	}
-	var problems []string
+	for _, e := range may {
+		delete(have, string(e.key))
+	}
 	if len(missing) > 0 {
 		problems = append(problems, fmt.Sprintf("set %s lacks %d of its elements (deleted by hand; the guests they identify are cut off): %s",
 			s.name, len(missing), firstFew(missing)))
 	}
-	if s.room == 0 && len(have) > 0 {
+	if len(have) > 0 {
 		var extra []string
 		for k := range have {
 			extra = append(extra, s.elemText([]byte(k)))
 		}
 		slices.Sort(extra)
-		problems = append(problems, fmt.Sprintf("set %s holds %d elements pontoon did not put there (added by hand): %s",
+		problems = append(problems, fmt.Sprintf("set %s holds %d elements pontoon did not put there (added by hand; a guest may pass for another): %s",
 			s.name, len(extra), firstFew(extra)))
 	}
 	return problems, nil
@@ -203,18 +247,12 @@ func firstFew(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-// bridgePort is what the bridge says of one of its ports.
-type bridgePort struct {
-	index              int
-	learning           bool
-	locked, lockedSeen bool // lockedSeen: the kernel reports locking (5.18 and later)
-}
-
-// portSecurityProblems checks each ready guest's port: locked, learning nothing, with its
-// guest's MAC as a static forwarding entry and no entry for any other MAC. A port that is
-// missing is not reported here: its guest is cut off, which the guest's own checks say.
+// portSecurityProblems checks the bridge's ports: each ready guest has its port, locked,
+// learning nothing, flooding as the bridge does by default, with nothing attached that acts
+// before the bridge (XDP) or takes its traffic (a backup port), and its guest's MAC as its
+// one static forwarding entry; and no port is on the bridge that is no guest's.
 func portSecurityProblems(h *handle, b *BridgeState) ([]string, error) {
-	ports, err := bridgePorts(h)
+	ports, err := h.Ports()
 	if err != nil {
 		return nil, err
 	}
@@ -222,80 +260,113 @@ func portSecurityProblems(h *handle, b *BridgeState) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list the bridge's forwarding entries: %w", err)
 	}
+	byName := make(map[string]kernel.Port, len(ports))
+	for _, p := range ports {
+		byName[p.Name] = p
+	}
+	br := byName[BridgeDev]
 	var problems []string
+	guestPort := make(map[string]bool, len(b.Guests))
 	for _, g := range b.Guests {
-		p, ok := ports[g.PortName()]
-		if g.Phase != PhaseReady || !ok {
+		guestPort[g.PortName()] = true
+	}
+	for _, p := range ports {
+		if p.Master != br.Index || br.Index == 0 || guestPort[p.Name] || p.Name == UplinkName {
+			continue
+		}
+		// A guest's port outlives its record while the kernel removes its namespace.
+		if l, err := h.LinkByIndex(p.Index); err == nil && h.PeerGoing(l) {
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("port %s is on the bridge but is no guest's (added or renamed by hand): nothing checks what comes in through it", p.Name))
+	}
+	for _, g := range b.Guests {
+		if g.Phase != PhaseReady {
 			continue
 		}
 		where := fmt.Sprintf("port %s of guest %s", g.PortName(), g.Name)
-		if p.lockedSeen && !p.locked {
-			problems = append(problems, where+" was unlocked by hand: frames with any source MAC pass it")
+		p, ok := byName[g.PortName()]
+		if !ok {
+			problems = append(problems, where+" is missing (deleted or renamed by hand, or the guest deleted its own end): the guest is cut off")
+			continue
 		}
-		if p.learning {
-			problems = append(problems, where+" learns (turned on by hand): the bridge takes in what it sends")
+		for _, c := range []struct {
+			bad  bool
+			what string
+		}{
+			{p.LockedSeen && !p.Locked, "was unlocked by hand: frames with any source MAC pass it"},
+			{p.Learning, "learns (turned on by hand): the bridge takes in what it sends"},
+			{!p.Flood || !p.McastFlood || !p.BcastFlood, "floods no unicast, multicast or broadcast (turned off by hand): the guest misses what it must get"},
+			{p.ProxyARP || p.ProxyARPWiFi || p.NeighSuppress, "answers or suppresses neighbour requests for the guest (turned on by hand)"},
+			{p.Hairpin, "sends frames back where they came from (hairpin, turned on by hand)"},
+			{p.BackupPort != 0, "has a backup port (set by hand) that takes its traffic when it is down"},
+			{p.XDP, "has an XDP program attached (by hand), which acts on its frames before the bridge's checks"},
+		} {
+			if c.bad {
+				problems = append(problems, where+" "+c.what)
+			}
 		}
-		mac, own := GuestMAC(g.IP), false
+		mac := GuestMAC(g.IP)
+		var own, dynamic bool
 		var others []string
 		for _, n := range fdb {
-			if n.LinkIndex != p.index || n.MasterIndex == 0 || n.State&netlink.NUD_PERMANENT != 0 {
+			if n.LinkIndex != p.Index || n.MasterIndex == 0 || n.State&netlink.NUD_PERMANENT != 0 {
 				continue // another port's, the device's own (self), or the port's local address
 			}
-			if bytes.Equal(n.HardwareAddr, mac) {
-				own = true
-			} else {
+			switch {
+			case !bytes.Equal(n.HardwareAddr, mac) || n.Vlan != 0:
 				others = append(others, n.HardwareAddr.String())
+			case n.State&netlink.NUD_NOARP != 0:
+				own = true
+			default:
+				dynamic = true
 			}
 		}
-		if !own {
+		switch {
+		case dynamic && !own:
+			problems = append(problems, fmt.Sprintf("%s holds its forwarding entry for %s as a learned one (replaced by hand): it ages out and cuts the guest off", where, mac))
+		case !own:
 			problems = append(problems, fmt.Sprintf("%s lacks its static forwarding entry for %s (deleted by hand): its frames are dropped", where, mac))
 		}
 		if len(others) > 0 {
-			problems = append(problems, fmt.Sprintf("%s has forwarding entries for other MACs (added by hand), whose frames it lets in: %s", where, firstFew(others)))
+			problems = append(problems, fmt.Sprintf("%s has forwarding entries for other MACs or VLANs (added by hand), whose frames it lets in: %s", where, firstFew(others)))
 		}
 	}
 	return problems, nil
 }
 
-// bridgePorts reads every bridge port's flags by name, in one dump (`bridge -d link`).
-func bridgePorts(h *handle) (map[string]bridgePort, error) {
-	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
-	req.AddData(nl.NewIfInfomsg(unix.AF_BRIDGE))
-	msgs, err := h.Execute(req, unix.RTM_NEWLINK)
-	if err != nil {
-		return nil, fmt.Errorf("list the bridge's ports: %w", err)
+// bridgeSysctls are the settings bridge create makes in the bridge's namespace that decide
+// what reaches the guests: without forwarding nothing from outside does, and a redirect tells
+// guests to send past the namespace's IP layer, where partitions are enforced.
+func bridgeSysctls(plan Plan) []string {
+	kv := []string{"net.ipv4.ip_forward", "1", "net.ipv4.conf." + BridgeDev + ".send_redirects", "0", "net.ipv4.conf.all.send_redirects", "0"}
+	if plan.IPv6() {
+		kv = append(kv, "net.ipv6.conf.all.forwarding", "1")
 	}
-	ports := make(map[string]bridgePort, len(msgs))
-	for _, m := range msgs {
-		info := nl.DeserializeIfInfomsg(m)
-		attrs, err := nl.ParseRouteAttr(m[info.Len():])
+	return kv
+}
+
+// namespaceProblems adds to problems what else in the bridge's namespace changes what
+// passes: pontoon's sysctls, and iptables' own (legacy) tables, which nftables does not show.
+func namespaceProblems(h *handle, plan Plan, problems *[]string) error {
+	kv := bridgeSysctls(plan)
+	for i := 0; i < len(kv); i += 2 {
+		v, err := h.ReadSysctl(kv[i])
 		if err != nil {
-			return nil, err
+			return err
 		}
-		p, name := bridgePort{index: int(info.Index)}, ""
-		for _, a := range attrs {
-			switch a.Attr.Type &^ unix.NLA_F_NESTED {
-			case unix.IFLA_IFNAME:
-				name = string(bytes.TrimRight(a.Value, "\x00"))
-			case unix.IFLA_PROTINFO:
-				flags, err := nl.ParseRouteAttr(a.Value)
-				if err != nil {
-					return nil, err
-				}
-				for _, f := range flags {
-					on := len(f.Value) > 0 && f.Value[0] != 0
-					switch f.Attr.Type {
-					case nl.IFLA_BRPORT_LEARNING:
-						p.learning = on
-					case nl.IFLA_BRPORT_LOCKED:
-						p.locked, p.lockedSeen = on, true
-					}
-				}
-			}
-		}
-		if name != "" {
-			ports[name] = p
+		if v != kv[i+1] {
+			*problems = append(*problems, fmt.Sprintf("sysctl %s is %s in the bridge's namespace, not %s (set by hand)", kv[i], v, kv[i+1]))
 		}
 	}
-	return ports, nil
+	for _, f := range []string{"ip_tables_names", "ip6_tables_names", "arp_tables_names"} {
+		names, err := h.ReadNetFile(f)
+		if err != nil {
+			continue // no x_tables in this kernel
+		}
+		if t := strings.Fields(names); len(t) > 0 {
+			*problems = append(*problems, fmt.Sprintf("the bridge's namespace holds legacy iptables tables (%s: %s), which nftables does not show: their rules may change what passes", f, strings.Join(t, ", ")))
+		}
+	}
+	return nil
 }

@@ -59,7 +59,17 @@ func TestBridgeProblemsSeesHandEdits(t *testing.T) {
 		{"guest's forwarding entry deleted", [][]string{{"bridge", "fdb", "del", netsetup.GuestMAC(addr("172.18.0.1")).String(), "dev", "g1", "master"}},
 			"port g1 of guest g1 lacks its static forwarding entry"},
 		{"another MAC's entry added", [][]string{{"bridge", "fdb", "add", "02:00:00:00:00:99", "dev", "g1", "master", "static"}},
-			"has forwarding entries for other MACs (added by hand), whose frames it lets in: 02:00:00:00:00:99"},
+			"has forwarding entries for other MACs or VLANs (added by hand), whose frames it lets in: 02:00:00:00:00:99"},
+		{"guest's entry made a learned one", [][]string{{"bridge", "fdb", "replace", netsetup.GuestMAC(addr("172.18.0.1")).String(), "dev", "g1", "master", "dynamic"}},
+			"holds its forwarding entry for 02:70:ac:12:00:01 as a learned one"},
+		{"port deleted", [][]string{{"ip", "link", "del", "g2"}}, "port g2 of guest g2 is missing"},
+		// A renamed port escapes the final drop of g* and every check by name.
+		{"port renamed", [][]string{{"ip", "link", "set", "g2", "down"}, {"ip", "link", "set", "g2", "name", "x2"}, {"ip", "link", "set", "x2", "up"}},
+			"port x2 is on the bridge but is no guest's"},
+		{"flooding off", [][]string{{"bridge", "link", "set", "dev", "g1", "flood", "off"}}, "port g1 of guest g1 floods no"},
+		{"forwarding off", [][]string{{"sysctl", "-qw", "net.ipv4.ip_forward=0"}}, "sysctl net.ipv4.ip_forward is 0"},
+		{"legacy iptables", [][]string{{"iptables-legacy", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "80", "-j", "DNAT", "--to-destination", "172.18.0.2:80"}},
+			"legacy iptables tables (ip_tables_names: nat)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := fmt.Sprintf("bc%d", i)
@@ -108,5 +118,31 @@ func TestBridgeProblemsMatchPackets(t *testing.T) {
 	p, err := netsetup.BridgeProblems(s.Env, "bp")
 	if err != nil || len(p) != 1 || !strings.Contains(p[0], "172.18.0.2") {
 		t.Errorf("with g2's identity gone: %q, %v; want the one problem naming 172.18.0.2", p, err)
+	}
+}
+
+// TestBridgeProblemsOwnIPv6: a guest's own IPv6 address is bound in the bridge's IPv6 sets
+// while it is there; the binding deleted by hand, or one forged for another guest's address,
+// is reported.
+func TestBridgeProblemsOwnIPv6(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	b := mustBridge(t, s.Env, "b6", netsetup.BridgeOptions{})
+	if _, err := netsetup.AddGuest(s.Env, "b6", "own", netsetup.GuestOptions{IP: "172.18.0.14", IP6: "fd70:6f6e::beef"}); err != nil {
+		t.Fatal(err)
+	}
+	mustGuest(t, s.Env, "b6", "g2", "172.18.0.2")
+	if p, err := netsetup.BridgeProblems(s.Env, "b6"); err != nil || len(p) > 0 {
+		t.Fatalf("as pontoon left it: %q, %v", p, err)
+	}
+	ns, own := b.Netns(s.Env), netsetup.GuestMAC(addr("172.18.0.14")).String()
+	inNetns(t, ns, "nft", "delete", "element", "bridge", netsetup.TableName, "guests6", "{ "+own+" . fd70:6f6e::beef }")
+	inNetns(t, ns, "nft", "add", "element", "bridge", netsetup.TableName, "guests6",
+		"{ "+netsetup.GuestMAC(addr("172.18.0.2")).String()+" . fd70:6f6e::14 }")
+	p, err := netsetup.BridgeProblems(s.Env, "b6")
+	got := strings.Join(p, "\n")
+	for _, want := range []string{"set guests6 lacks 1 of its elements", "fd70:6f6e::beef", "set guests6 holds 1 elements pontoon did not put there", "fd70:6f6e::14"} {
+		if err != nil || !strings.Contains(got, want) {
+			t.Errorf("%q, %v; want one saying %q", p, err, want)
+		}
 	}
 }

@@ -113,6 +113,18 @@ func ownIP6(plan Plan, g Guest) bool {
 	return g.IP6.IsValid() && plan.IPv6() && g.IP6 != plan.GuestIP6(g.IP)
 }
 
+// boundElem is an element of one of the bridge's sets.
+type boundElem struct {
+	set  string
+	elem setElem
+}
+
+// ownIP6Elems are the elements that bind a guest's own IPv6 address (see ownIP6) to its MAC.
+func ownIP6Elems(g Guest) []boundElem {
+	mac := GuestMAC(g.IP)
+	return []boundElem{{guest6Set, guest6Elem(mac, g.IP6)}, {ndTarget6, ndTarget6Elem(mac, g.IP6)}}
+}
+
 // bindIP6 adds the pair of a guest's own IPv6 address to guests6 in the bridge namespace of
 // brH (unbind removes it). An element that is there already, or gone already, is fine:
 // gc and a retried attach may repeat either. It goes through the pooled connection: after
@@ -127,13 +139,9 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 		what = "remove"
 		nftpool.MarkRemoved()
 	}
-	mac := GuestMAC(g.IP)
 	var flushErr error
 	err := nftpool.With(brH.path, func(c *nftables.Conn) error {
-		for _, e := range []struct {
-			set  string
-			elem setElem
-		}{{guest6Set, guest6Elem(mac, g.IP6)}, {ndTarget6, ndTarget6Elem(mac, g.IP6)}} {
+		for _, e := range ownIP6Elems(g) {
 			set, err := c.GetSetByName(tbl, e.set)
 			if err != nil {
 				return fmt.Errorf("find set %s in %s: %w", e.set, brH.path, err)
@@ -158,5 +166,5 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 	case flushErr == nil:
 		return err // before the batch: the namespace, the connection or the table's sets
 	}
-	return fmt.Errorf("%s %s . %s in sets %s and %s: %w", what, mac, g.IP6, guest6Set, ndTarget6, err)
+	return fmt.Errorf("%s %s . %s in sets %s and %s: %w", what, GuestMAC(g.IP), g.IP6, guest6Set, ndTarget6, err)
 }

@@ -135,7 +135,8 @@ func TestGCAfterKilledGuestAdd(t *testing.T) {
 		t.Run(fmt.Sprintf("reaped=%v", reaped), func(t *testing.T) {
 			t.Parallel()
 			s := newChain(t, netsetup.GatewayOptions{})
-			mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+			// A forward to the guest: its rules come with the guest's attach.
+			mustBridge(t, s.Env, "b", netsetup.BridgeOptions{Ports: mustPorts(t, "18080:g:80")})
 			// The child attaches a FIFO as the namespace: opening it blocks, so the child
 			// stays inside the attach, after its record is written, until it is killed.
 			fifo := filepath.Join(t.TempDir(), "fifo")
@@ -169,6 +170,10 @@ func TestGCAfterKilledGuestAdd(t *testing.T) {
 			}
 			_, err := netsetup.AddGuest(s.Env, "b", "g2", netsetup.GuestOptions{IP: "172.18.0.7"})
 			wantErr(t, "add on the killed guest's address", err, "already used")
+			// Until gc, the guest is half attached: nothing of it passes for a change by hand.
+			if p, err := netsetup.BridgeProblems(s.Env, "b"); err != nil || len(p) > 0 {
+				t.Errorf("bridge problems with the guest half attached: %q, %v", p, err)
+			}
 			rep, err := netsetup.GC(s.Env)
 			if err != nil {
 				t.Fatal(err)

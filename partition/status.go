@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,7 +64,16 @@ func Status(t Target) (Record, error) {
 	hs := newHandles(t.NetnsPath) // the bridge's namespace and those of shaped guests, once each
 	defer hs.close()
 	problems = append(problems, shapingProblems(hs, st.Shaping, t.Guests)...)
-	problems = append(problems, portProblems(hs, t.Bridge, t.Guests, st.Shaping)...)
+	pp := portProblems(hs, t.Bridge, t.Guests, st.Shaping)
+	if len(pp) > 0 && t.guests != nil {
+		// A guest leaving since its bridge's guests were read sets its port down on its way
+		// out: what holds for the guests there now, as for those before, stands.
+		if now, err := t.guests(); err == nil {
+			again := portProblems(hs, t.Bridge, now, st.Shaping)
+			pp = slices.DeleteFunc(pp, func(p string) bool { return !slices.Contains(again, p) })
+		}
+	}
+	problems = append(problems, pp...)
 	for _, name := range kt.Dormant {
 		// The partition's wakes at the next change; the bridge's and the services' do not.
 		problems = append(problems, fmt.Sprintf("table %s is dormant (set by hand): none of its rules run (`nft add table %s` wakes it)", name, name))

@@ -21,6 +21,13 @@ type Port struct {
 	State int
 	// Isolated: the bridge forwards nothing between it and other isolated ports.
 	Isolated bool
+	// The port's security and forwarding settings. LockedSeen tells a kernel that reports
+	// locking (5.18 and later).
+	Learning, Locked, LockedSeen                   bool
+	Flood, McastFlood, BcastFlood                  bool // on by default
+	ProxyARP, ProxyARPWiFi, Hairpin, NeighSuppress bool
+	BackupPort                                     int  // the index of the port that takes its traffic when it is down; 0 when none
+	XDP                                            bool // an XDP program is attached to the link
 }
 
 // StateForwarding is the bridge-port state in which the bridge forwards through the port.
@@ -30,7 +37,9 @@ const StateForwarding = 3
 func (n *NS) Ports() ([]Port, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	msgs, err := n.Execute(req, unix.RTM_NEWLINK)
+	// Interrupted when a link comes or goes meanwhile: a guest leaving, its port going with
+	// its namespace, later.
+	msgs, err := Retry(func() ([][]byte, error) { return n.Execute(req, unix.RTM_NEWLINK) })
 	if err != nil {
 		return nil, fmt.Errorf("list links in %s: %w", n.path, err)
 	}
@@ -67,12 +76,44 @@ func ParsePort(m []byte) (Port, error) {
 		case unix.IFLA_OPERSTATE:
 			p.OperUp = len(a.Value) == 1 && netlink.LinkOperState(a.Value[0]) == netlink.OperUp
 		case unix.IFLA_LINKINFO:
-			data := nestedAttr(a.Value, unix.IFLA_INFO_SLAVE_DATA)
-			if v := nestedAttr(data, unix.IFLA_BRPORT_STATE); len(v) >= 1 {
-				p.State = int(v[0])
+			brport, _ := nl.ParseRouteAttr(nestedAttr(a.Value, unix.IFLA_INFO_SLAVE_DATA))
+			for _, b := range brport {
+				v := b.Value
+				on := len(v) >= 1 && v[0] != 0
+				switch b.Attr.Type &^ unix.NLA_F_NESTED {
+				case unix.IFLA_BRPORT_STATE:
+					if len(v) >= 1 {
+						p.State = int(v[0])
+					}
+				case unix.IFLA_BRPORT_ISOLATED:
+					p.Isolated = on
+				case unix.IFLA_BRPORT_LEARNING:
+					p.Learning = on
+				case unix.IFLA_BRPORT_LOCKED:
+					p.Locked, p.LockedSeen = on, true
+				case unix.IFLA_BRPORT_UNICAST_FLOOD:
+					p.Flood = on
+				case unix.IFLA_BRPORT_MCAST_FLOOD:
+					p.McastFlood = on
+				case unix.IFLA_BRPORT_BCAST_FLOOD:
+					p.BcastFlood = on
+				case unix.IFLA_BRPORT_PROXYARP:
+					p.ProxyARP = on
+				case unix.IFLA_BRPORT_PROXYARP_WIFI:
+					p.ProxyARPWiFi = on
+				case unix.IFLA_BRPORT_MODE:
+					p.Hairpin = on
+				case unix.IFLA_BRPORT_NEIGH_SUPPRESS:
+					p.NeighSuppress = on
+				case unix.IFLA_BRPORT_BACKUP_PORT:
+					if len(v) >= 4 {
+						p.BackupPort = int(nl.NativeEndian().Uint32(v))
+					}
+				}
 			}
-			if v := nestedAttr(data, unix.IFLA_BRPORT_ISOLATED); len(v) >= 1 {
-				p.Isolated = v[0] != 0
+		case unix.IFLA_XDP:
+			if v := nestedAttr(a.Value, unix.IFLA_XDP_ATTACHED); len(v) >= 1 {
+				p.XDP = v[0] != 0
 			}
 		}
 	}

@@ -224,6 +224,21 @@ func (n *NS) ReadSysctl(name string) (string, error) {
 	return v, nil
 }
 
+// ReadNetFile reads a file of /proc/net (ip_tables_names, say) as the namespace shows it.
+func (n *NS) ReadNetFile(name string) (string, error) {
+	var v string
+	err := ns.Visit(n.fdPath(), func() error {
+		// thread-self: /proc/net is the thread group leader's, not this thread's.
+		b, err := os.ReadFile("/proc/thread-self/net/" + name)
+		v = string(b)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read /proc/net/%s in %s: %w", name, n.path, err)
+	}
+	return v, nil
+}
+
 // sysctls writes pairs; /proc/sys/net shows the namespace of the thread that opens it, hence
 // the switch. With read, each old value is read first and an unchanged one not written.
 func (n *NS) sysctls(read bool, kv ...string) (olds []string, err error) {
