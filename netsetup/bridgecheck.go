@@ -271,7 +271,9 @@ func portSecurityProblems(h *handle, b *BridgeState) ([]string, error) {
 		guestPort[g.PortName()] = true
 	}
 	for _, p := range ports {
-		if p.Master != br.Index || br.Index == 0 || guestPort[p.Name] || p.Name == UplinkName {
+		// A port that is down passes nothing: the port of a guest that left is set down and
+		// goes when the kernel has released its namespace, later.
+		if p.Master != br.Index || br.Index == 0 || guestPort[p.Name] || p.Name == UplinkName || !p.Up {
 			continue
 		}
 		// A guest's port outlives its record while the kernel removes its namespace.
@@ -281,14 +283,17 @@ func portSecurityProblems(h *handle, b *BridgeState) ([]string, error) {
 		problems = append(problems, fmt.Sprintf("port %s is on the bridge but is no guest's (added or renamed by hand): nothing checks what comes in through it", p.Name))
 	}
 	for _, g := range b.Guests {
-		if g.Phase != PhaseReady {
-			continue
+		if g.Phase != PhaseReady || g.Process != nil && !g.Process.Alive() {
+			continue // on its way, or gone with its process: gc's to remove
 		}
 		where := fmt.Sprintf("port %s of guest %s", g.PortName(), g.Name)
 		p, ok := byName[g.PortName()]
-		if !ok {
+		switch {
+		case !ok:
 			problems = append(problems, where+" is missing (deleted or renamed by hand, or the guest deleted its own end): the guest is cut off")
 			continue
+		case !p.Up:
+			continue // partition status says it is down; nothing passes it meanwhile
 		}
 		for _, c := range []struct {
 			bad  bool

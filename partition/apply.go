@@ -194,6 +194,12 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			st.Change = prev.change()
 		}
 		if s.Cut {
+			// Closing connections takes a while; killed meanwhile, the record must already
+			// say what the kernel holds.
+			if err := writeStatus(t.StateDir, st); err != nil {
+				t.logChange(o.kind, prev, st, o, err, nil)
+				return st, err
+			}
 			n, err := closeCrossing(r)
 			st.ClosedConnections = n
 			if err != nil {

@@ -42,6 +42,13 @@ func Status(t Target) (Record, error) {
 	if unlock != nil {
 		defer unlock()
 	}
+	// The guests as they are now, under the lock: one that left and came back under another
+	// port name since they were read would count its pairs against the old one.
+	if t.guests != nil {
+		if now, err := t.guests(); err == nil {
+			t.Guests = now
+		}
+	}
 	st, _, err := readStatus(t.StateDir)
 	if err != nil {
 		return Record{}, err

@@ -41,9 +41,12 @@ func Retry[T any](dump func() (T, error)) (T, error) {
 // FilterList) and LinkByName are replaced by versions that retry interrupted dumps.
 type NS struct {
 	*netlink.Handle
-	fd    netns.NsHandle
-	path  string
-	route *nl.NetlinkSocket // Execute's, opened at its first use
+	fd   netns.NsHandle
+	path string
+	// route is Execute's socket, opened at its first use; one handle numbers its requests, so
+	// an answer a request left unread (an acknowledgement after a reply) is not taken for the
+	// next one's.
+	route *nl.SocketHandle
 }
 
 // OpenNS opens the network namespace at path (a pinned namespace, /proc/PID/ns/net, ...).
@@ -67,7 +70,7 @@ func (n *NS) Close() {
 	}
 	n.Handle.Close()
 	if n.route != nil {
-		n.route.Close()
+		n.route.Socket.Close()
 	}
 	n.fd.Close()
 }
@@ -82,9 +85,9 @@ func (n *NS) Execute(req *nl.NetlinkRequest, resType uint16) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open netlink in %s: %w", n.path, err)
 		}
-		n.route = s
+		n.route = &nl.SocketHandle{Socket: s}
 	}
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: n.route}}
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: n.route}
 	return req.Execute(unix.NETLINK_ROUTE, resType)
 }
 

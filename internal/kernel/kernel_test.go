@@ -9,6 +9,8 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 func TestRetry(t *testing.T) {
@@ -64,5 +66,38 @@ func TestNSSysctlsAndDumps(t *testing.T) {
 	links, err := n.LinkList()
 	if err != nil || len(links) != 1 || links[0].Attrs().Name != "lo" {
 		t.Errorf("LinkList in a fresh namespace: %v, %v; want only lo", links, err)
+	}
+}
+
+// TestExecuteAnswersItsOwnRequest: a request for one link that asks for an acknowledgement
+// gets the link, then the acknowledgement, which the library leaves unread. The next request
+// on the namespace's socket must not take it for its answer: asking for a link that is not
+// there fails, and asking for one that is answers with it, in any order.
+func TestExecuteAnswersItsOwnRequest(t *testing.T) {
+	testkit.NeedRoot(t, "creates a network namespace")
+	p := filepath.Join(t.TempDir(), "n")
+	if err := ns.New(ns.Spec{Net: p}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(p) })
+	n, err := kernel.OpenNS(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	get := func(name string) ([][]byte, error) {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+		return n.Execute(req, unix.RTM_NEWLINK)
+	}
+	for i, name := range []string{"lo", "nosuch", "lo", "lo", "nosuch"} {
+		msgs, err := get(name)
+		if name == "nosuch" && (err == nil || len(msgs) > 0) || name == "lo" && (err != nil || len(msgs) != 1) {
+			t.Errorf("request %d for %s: %d answers, %v", i, name, len(msgs), err)
+		}
+	}
+	if ports, err := n.Ports(); err != nil || len(ports) != 1 || ports[0].Name != "lo" {
+		t.Errorf("ports after: %+v, %v", ports, err)
 	}
 }
