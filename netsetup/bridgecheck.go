@@ -22,10 +22,10 @@ import (
 // records say nothing changed; BridgeProblems reads them back.
 
 // BridgeProblems compares what the kernel holds in the bridge's namespace with what pontoon
-// set up there: the chains (where they hook, their policy) and rules of pontoon's tables,
-// the static set of the plan's guest identities, and for each guest its port's lock, its
-// learning and its static forwarding entry. It returns what differs, a sentence each; none
-// while a bridge is being created or removed.
+// set up there: the chains (where they hook, their policy) and rules of pontoon's tables and
+// the elements of their static sets, every guest's port (portSecurityProblems), and the
+// namespace's own settings (namespaceProblems). It returns what differs, a sentence each;
+// none while a bridge is being created or removed.
 func BridgeProblems(env Env, name string) ([]string, error) {
 	if err := checkName("bridge", name); err != nil {
 		return nil, err
