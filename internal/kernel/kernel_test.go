@@ -33,17 +33,7 @@ func TestRetry(t *testing.T) {
 }
 
 func TestNSSysctlsAndDumps(t *testing.T) {
-	testkit.NeedRoot(t, "creates a network namespace")
-	p := filepath.Join(t.TempDir(), "n")
-	if err := ns.New(ns.Spec{Net: p}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Remove(p) })
-	n, err := kernel.OpenNS(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := newNS(t)
 	// A new namespace takes IPv4 settings from the host's, whatever they are: set one and
 	// read the value back as the old one of the next change.
 	if _, err := n.Sysctl("net.ipv4.ip_forward", "1"); err != nil {
@@ -74,17 +64,7 @@ func TestNSSysctlsAndDumps(t *testing.T) {
 // on the namespace's socket must not take it for its answer: asking for a link that is not
 // there fails, and asking for one that is answers with it, in any order.
 func TestExecuteAnswersItsOwnRequest(t *testing.T) {
-	testkit.NeedRoot(t, "creates a network namespace")
-	p := filepath.Join(t.TempDir(), "n")
-	if err := ns.New(ns.Spec{Net: p}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Remove(p) })
-	n, err := kernel.OpenNS(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := newNS(t)
 	get := func(name string) ([][]byte, error) {
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
@@ -100,4 +80,21 @@ func TestExecuteAnswersItsOwnRequest(t *testing.T) {
 	if ports, err := n.Ports(); err != nil || len(ports) != 1 || ports[0].Name != "lo" {
 		t.Errorf("ports after: %+v, %v", ports, err)
 	}
+}
+
+// newNS opens a network namespace of the test's own, removed when the test ends.
+func newNS(t *testing.T) *kernel.NS {
+	t.Helper()
+	testkit.NeedRoot(t, "creates a network namespace")
+	p := filepath.Join(t.TempDir(), "n")
+	if err := ns.New(ns.Spec{Net: p}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(p) })
+	n, err := kernel.OpenNS(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n
 }
