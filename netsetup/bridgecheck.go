@@ -58,8 +58,9 @@ func BridgeProblems(env Env, name string) ([]string, error) {
 		}
 		defer h.Close()
 		pp, err := portSecurityProblems(h, b)
-		problems = append(problems, pp...)
-		return errors.Join(err, namespaceProblems(h, plan, &problems))
+		np, nerr := namespaceProblems(h, plan)
+		problems = append(append(problems, pp...), np...)
+		return errors.Join(err, nerr)
 	})
 	return problems, err
 }
@@ -353,17 +354,17 @@ func bridgeSysctls(plan Plan) []string {
 	return kv
 }
 
-// namespaceProblems adds to problems what else in the bridge's namespace changes what
-// passes: pontoon's sysctls, and iptables' own (legacy) tables, which nftables does not show.
-func namespaceProblems(h *handle, plan Plan, problems *[]string) error {
+// namespaceProblems says what else in the bridge's namespace changes what passes: pontoon's
+// sysctls, and iptables' own (legacy) tables, which nftables does not show.
+func namespaceProblems(h *handle, plan Plan) (problems []string, err error) {
 	kv := bridgeSysctls(plan)
 	for i := 0; i < len(kv); i += 2 {
 		v, err := h.ReadSysctl(kv[i])
 		if err != nil {
-			return err
+			return problems, err
 		}
 		if v != kv[i+1] {
-			*problems = append(*problems, fmt.Sprintf("sysctl %s is %s in the bridge's namespace, not %s (set by hand)", kv[i], v, kv[i+1]))
+			problems = append(problems, fmt.Sprintf("sysctl %s is %s in the bridge's namespace, not %s (set by hand)", kv[i], v, kv[i+1]))
 		}
 	}
 	for _, f := range []string{"ip_tables_names", "ip6_tables_names", "arp_tables_names"} {
@@ -372,8 +373,8 @@ func namespaceProblems(h *handle, plan Plan, problems *[]string) error {
 			continue // no x_tables in this kernel
 		}
 		if t := strings.Fields(names); len(t) > 0 {
-			*problems = append(*problems, fmt.Sprintf("the bridge's namespace holds legacy iptables tables (%s: %s), which nftables does not show: their rules may change what passes", f, strings.Join(t, ", ")))
+			problems = append(problems, fmt.Sprintf("the bridge's namespace holds legacy iptables tables (%s: %s), which nftables does not show: their rules may change what passes", f, strings.Join(t, ", ")))
 		}
 	}
-	return nil
+	return problems, nil
 }
