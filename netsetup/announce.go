@@ -62,7 +62,7 @@ func askedSets(plan Plan) []setSpec {
 
 // askedARP records an ARP question, ahead of the rule that accepts ARP; it decides nothing.
 func askedARP(plan Plan) nftrule.Rule {
-	return nftrule.Rule{nftrule.Protocol("arp", unix.ETH_P_ARP), nftrule.ARPRequest(), nftrule.ARPTargetIn(plan.GuestNet()),
+	return nftrule.Rule{nftrule.EtherType("arp", unix.ETH_P_ARP), nftrule.ARPRequest(), nftrule.ARPTargetIn(plan.GuestNet()),
 		nftrule.Update(&nftables.Set{Name: askedSet}, nftrule.KeyARPTargetIP)}
 }
 

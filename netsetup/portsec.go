@@ -61,7 +61,10 @@ func guestSetSpec(plan Plan) setSpec {
 // (portsec6.go). Everything else from a guest port is dropped: any other ethertype (IPv6 on
 // an IPv4-only chain, VLAN stacks, PPPoE, MPLS...) would carry traffic, or an address, that
 // these checks and the partitions' rules never look at; no guest needs one to talk over its
-// bridge.
+// bridge. The accepting rules read the frame's own ethertype (ether type), not meta protocol:
+// a VLAN tag, priority tag (VLAN 0) included, is taken off the frame on receipt and kept
+// beside it, meta protocol then names what is inside, and the bridge would pass the tag on
+// to a guest whose kernel takes a priority-tagged frame as untagged.
 //
 // On an IPv4-only chain, forward drops IPv6 between the bridge's ports whatever port it
 // comes from: a guest's IPv6 (link-local at least) would slip past these checks and the
@@ -85,9 +88,9 @@ func bridgeL2Table(plan Plan) tableSpec {
 				// Before any other bridge-family chain, so none sees a forged packet.
 				priority: nftables.ChainPriorityRef(-300),
 				rules: append([]nftrule.Rule{
-					{nftrule.Protocol("ip", unix.ETH_P_IP), nftrule.InSet(guests, nftrule.KeyEtherSaddr, nftrule.KeyIPSaddr), nftrule.Accept()},
+					{nftrule.EtherType("ip", unix.ETH_P_IP), nftrule.InSet(guests, nftrule.KeyEtherSaddr, nftrule.KeyIPSaddr), nftrule.Accept()},
 					askedARP(plan),
-					{nftrule.Protocol("arp", unix.ETH_P_ARP), nftrule.InSet(guests, nftrule.KeyEtherSaddr, nftrule.KeyARPSenderIP),
+					{nftrule.EtherType("arp", unix.ETH_P_ARP), nftrule.InSet(guests, nftrule.KeyEtherSaddr, nftrule.KeyARPSenderIP),
 						nftrule.InSet(guests, nftrule.KeyARPSenderMAC, nftrule.KeyARPSenderIP), nftrule.Accept()},
 				}, append(rules6, nftrule.Rule{nftrule.Iifname(guestPorts), nftrule.Drop()})...),
 			},

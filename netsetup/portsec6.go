@@ -84,7 +84,7 @@ func guest6Sets(plan Plan) []setSpec {
 // do not accept meets the chain's final drop.
 func portRules6() []nftrule.Rule {
 	g6 := &nftables.Set{Name: guest6Set}
-	ip6 := nftrule.Protocol("ip6", unix.ETH_P_IPV6)
+	ip6 := nftrule.EtherType("ip6", unix.ETH_P_IPV6)
 	fromBound := nftrule.InSet(g6, nftrule.KeyEtherSaddr, nftrule.KeyIP6Saddr)
 	na, ns := nftrule.ICMPv6Type(nftrule.ICMPv6NeighborAdvert), nftrule.ICMPv6Type(nftrule.ICMPv6NeighborSolicit)
 	ownTarget := nftrule.InSet(&nftables.Set{Name: ndTarget6}, nftrule.KeyEtherSaddr, nftrule.KeyNDTarget)

@@ -370,3 +370,72 @@ func guestSetElements(t *testing.T, bridgeNetns string) []string {
 
 // guestIP is a guest's address, whichever way the record holds it.
 func guestIP(g *netsetup.Guest) netip.Addr { return netip.MustParseAddr(fmt.Sprint(g.IP)) }
+
+// TestVLANTaggedFramesDropped reproduces a guest that wraps its own, correctly addressed
+// IPv4 and IPv6 in an 802.1Q or 802.1ad tag. The tag travels past the bridge beside the
+// frame, and a priority tag (VLAN 0) is delivered into the receiver's IP stack as if there
+// were none: without port security the VLAN 0 datagrams arrive. With it, other guests get
+// nothing tagged, as they get no other ethertype, while the same datagrams untagged arrive.
+func TestVLANTaggedFramesDropped(t *testing.T) {
+	t.Parallel()
+	for _, protected := range []bool{false, true} {
+		t.Run(fmt.Sprintf("protected=%v", protected), func(t *testing.T) {
+			t.Parallel()
+			sc := newSpoofScene(t)
+			if !protected {
+				inNetns(t, sc.bridgeNetns, "nft", "flush", "chain", "bridge", netsetup.TableName, "prerouting")
+			}
+			rec := recordUDP(t, sc.peer.Netns)
+			rec6, err := probe.Record6(sc.peer.Netns, recordPort)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(rec6.Close)
+			src, dst := netsetup.GuestMAC(sc.attacker.IP), netsetup.GuestMAC(sc.peer.IP)
+			packet := func(family, payload string) (uint16, []byte) {
+				if family == "ip6" {
+					return probe.EtherIPv6, probe.IPv6UDP(sc.attacker.IP6, sc.peer.IP6, recordPort, payload)
+				}
+				return probe.EtherIPv4, probe.IPv4UDP(guestIP(sc.attacker), guestIP(sc.peer), recordPort, payload)
+			}
+			var frames [][]byte
+			tagged := map[string]*probe.Recorder{}
+			for _, family := range []string{"ip", "ip6"} {
+				r := rec.Recorder
+				if family == "ip6" {
+					r = rec6
+				}
+				for name, tpid := range map[string]uint16{"8021q": 0x8100, "8021ad": 0x88a8} {
+					for _, vid := range []byte{0, 5} {
+						payload := fmt.Sprintf("%s-%s-vid%d", family, name, vid)
+						ethertype, body := packet(family, payload)
+						inner := append([]byte{0, vid, byte(ethertype >> 8), byte(ethertype)}, body...)
+						frames = append(frames, probe.Frame(dst, src, tpid, inner))
+						tagged[payload] = r
+					}
+				}
+			}
+			// The same datagrams untagged, after the tagged ones on the same path: once they
+			// are in, the tagged ones would be too.
+			for _, family := range []string{"ip", "ip6"} {
+				ethertype, body := packet(family, family+"-untagged")
+				frames = append(frames, probe.Frame(dst, src, ethertype, body))
+			}
+			if err := probe.SendFrames(sc.attacker.Netns, frames...); err != nil {
+				t.Fatal(err)
+			}
+			if !rec.WaitFor("ip-untagged", okTimeout) || !rec6.WaitFor("ip6-untagged", okTimeout) {
+				t.Fatal("the guest's untagged datagrams did not arrive")
+			}
+			for payload, r := range tagged {
+				_, arrived := r.Source(payload)
+				if protected && arrived {
+					t.Errorf("datagram in a %s frame arrived through port security", payload)
+				}
+				if !protected && strings.HasSuffix(payload, "vid0") && !r.WaitFor(payload, okTimeout) {
+					t.Errorf("without port security the datagram in a %s frame did not arrive: the attack is not shown to work", payload)
+				}
+			}
+		})
+	}
+}

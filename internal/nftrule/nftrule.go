@@ -155,6 +155,20 @@ func protocol(name string, ethertype uint16, op expr.CmpOp) Match {
 // arp, ip6).
 func Protocol(name string, ethertype uint16) Match { return protocol(name, ethertype, expr.CmpOpEq) }
 
+// EtherType matches the ethertype the frame carries after its addresses (ether type), named
+// as nft(8) names it. Unlike meta protocol it sees a VLAN tag, which the kernel moves out of
+// the frame on receipt and which leaves meta protocol naming the protocol inside the tag:
+// the kernel puts the tag back for this read.
+func EtherType(name string, ethertype uint16) Match {
+	return Match{
+		Text: "ether type " + name,
+		Exprs: []expr.Any{
+			&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: binary.BigEndian.AppendUint16(nil, ethertype)},
+		},
+	}
+}
+
 // NotProtocol matches every other ethertype than the one given.
 func NotProtocol(name string, ethertype uint16) Match {
 	return protocol(name, ethertype, expr.CmpOpNeq)
