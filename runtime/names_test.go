@@ -106,3 +106,45 @@ func TestAliasesInProjectFile(t *testing.T) {
 		}
 	}
 }
+
+// namesDNSProject's schedule fails app's lookups of db after a healed while; app reports
+// what its resolver sees. Its /etc/hosts must not name db, or the fault would reach nothing.
+const namesDNSProject = `
+[commands.dnsfault]
+supervise = true
+
+[commands.dnsfault.children.db]
+run = { shell = "trap 'exit 0' TERM; sleep 600 & wait" }
+ip = "172.18.0.1"
+
+[commands.dnsfault.children.app]
+run = { shell = "grep -qw app /etc/hosts && echo own-name; grep -qw db /etc/hosts || echo db-not-in-hosts; until getent ahostsv4 db; do sleep 0.1; done; echo resolved; until ! getent ahostsv4 db; do sleep 0.1; done; echo faulted; exit 4" }
+ip = "172.18.0.2"
+
+[commands.dnsfault.schedule]
+steps = [
+  { heal = true, for = "5s" },
+  { dns = "nxdomain --name db --from app", for = "60s" },
+]
+`
+
+// TestRunScheduleDNSFaultReachesGuests: a run whose schedule has DNS faults names its guests
+// by the name server alone, so the fault reaches app's resolver: db resolves while healed and
+// fails once the fault is in force, and app still finds its own name in /etc/hosts.
+func TestRunScheduleDNSFaultReachesGuests(t *testing.T) {
+	r := newRunner(t)
+	p := project(t, namesDNSProject)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	code := r.run(ctx, p, "dnsfault", r.options())
+	out := r.out.String()
+	for _, want := range []string{"own-name", "db-not-in-hosts", "resolved", "faulted"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("app did not print %q:\n%s\n%s", want, out, r.log)
+		}
+	}
+	if code != 4 {
+		t.Errorf("run exited %d, want app's 4 once its lookup of db failed\n%s\n%s", code, out, r.log)
+	}
+	r.clean()
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -322,7 +323,10 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 		return ExitSetupFailed, err
 	}
 	var ports []netsetup.Port
+	// entries are the lines of every child's /etc/hosts; with names = "dns" a guest's own
+	// lines (ownHosts) go into its file alone, and other guests are the name server's to answer.
 	var entries []HostEntry
+	ownHosts := map[string][]HostEntry{}
 	var bridgeNames []string
 	guests := map[string]netip.Addr{}
 	for _, ch := range children {
@@ -341,9 +345,12 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 		if !strings.EqualFold(ch.Guest.Hostname, ch.Name) {
 			names = append(names, ch.Name)
 		}
-		entries = append(entries, HostEntry{IP: ch.Guest.IP, Names: names})
+		ownHosts[ch.Name] = append(ownHosts[ch.Name], HostEntry{IP: ch.Guest.IP, Names: names})
 		if ip6 := r.plan.ResolveGuestIP6(ch.Guest.IP6, ch.Guest.IP); ip6.IsValid() {
-			entries = append(entries, HostEntry{IP: ip6, Names: names})
+			ownHosts[ch.Name] = append(ownHosts[ch.Name], HostEntry{IP: ip6, Names: names})
+		}
+		if r.cmd.Names != config.NamesDNS {
+			entries = append(entries, ownHosts[ch.Name]...)
 		}
 		ports = append(ports, ch.Guest.Forwards(ch.Name)...)
 	}
@@ -353,7 +360,9 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			entries = append(entries, HostEntry{IP: r.plan.BridgeAddr6().Addr(), Names: bridgeNames})
 		}
 	}
-	entries = append(entries, r.serviceHosts()...)
+	if r.cmd.Names != config.NamesDNS {
+		entries = append(entries, r.serviceHosts()...)
+	}
 	if err := r.createBridge(ports); err != nil {
 		return ExitSetupFailed, err
 	}
@@ -423,7 +432,11 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 			}
 		}
 		c.Env = envList(own, ch.Env)
-		c.Hosts = HostsFile(c.Hostname, entries)
+		if r.cmd.Names == config.NamesDNS {
+			c.Hosts = HostsFile(c.Hostname, append(slices.Clone(ownHosts[ch.Name]), entries...))
+		} else {
+			c.Hosts = HostsFile(c.Hostname, entries)
+		}
 		eng, _ := r.engine(ch.Runtime)
 		p := &proc{name: ch.Name, id: c.ID, eng: eng, bundle: filepath.Join(dir, ch.Name), image: ch.Root.Image, prefix: pfx[ch.Name]}
 		if c.Net == NetGuest && attachesItself(eng) {

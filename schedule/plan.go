@@ -197,6 +197,20 @@ type Spec struct {
 	Flap    *Flap
 }
 
+// HasDNS reports whether any fault of the schedule is a DNS fault.
+func (s Spec) HasDNS() bool {
+	dns := func(f Fault) bool { return strings.TrimSpace(f.DNS) != "" }
+	for _, st := range s.Steps {
+		if dns(st.Fault) {
+			return true
+		}
+	}
+	if s.Nemesis != nil && slices.ContainsFunc(s.Nemesis.Faults, dns) {
+		return true
+	}
+	return s.Flap != nil && dns(s.Flap.Fault)
+}
+
 // FieldError is a mistake in a Spec, at the field Path names (TOML key parts, with array
 // elements as "#N" counted from 1).
 type FieldError struct {

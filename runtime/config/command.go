@@ -99,7 +99,7 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 	// the command's shape.
 	d.supervise = d.has("supervise") && d.has("children")
 	d.network, d.netBad = NetworkHost, d.has("network")
-	d.exit, d.stopTimeout = ExitAny, DefaultStopTimeout
+	d.exit, d.stopTimeout, d.names = ExitAny, DefaultStopTimeout, NamesHosts
 	decode(c, path, t, commandSchema.Get(), d)
 	c.checkEntity(path, d.entity, "command")
 	cmd = Command{
@@ -112,11 +112,20 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 		Supervise:   d.supervise,
 		StopTimeout: d.stopTimeout,
 		Init:        d.init,
+		Names:       d.names,
 	}
 	// Read last: the schedule names the guests of the whole command.
 	defer func() {
 		if d.schedule != nil {
 			cmd.Schedule = c.schedule(d.schedPath, d.schedule, cmd.ScheduleGuests())
+		}
+		if cmd.Schedule != nil && cmd.Schedule.HasDNS() {
+			switch {
+			case d.namesPath == nil:
+				cmd.Names = NamesDNS
+			case cmd.Names == NamesHosts:
+				c.errf(d.namesPath, `names = "hosts" lists every guest in each guest's /etc/hosts, which resolvers read before asking the name server, so the schedule's DNS faults would reach no guest's name; write names = "dns", or remove names (a schedule with DNS faults makes it "dns")`)
+			}
 		}
 		if d.services != nil {
 			cmd.Services = c.services(d.svcPath, d.services, cmd)

@@ -54,6 +54,21 @@ const (
 
 var networks = []string{string(NetworkNone), string(NetworkHost), string(NetworkGuest)}
 
+// Names says where a run's guests find each other's names.
+type Names string
+
+// The ways of naming a run's guests.
+const (
+	// NamesHosts lists every guest of the run in each guest's /etc/hosts, beside the bridge's
+	// name server (the default): names resolve without a query.
+	NamesHosts Names = "hosts"
+	// NamesDNS leaves the other guests (and the services) to the name server: resolvers
+	// read /etc/hosts first, so only then do DNS faults reach those names.
+	NamesDNS Names = "dns"
+)
+
+var namesModes = []string{string(NamesHosts), string(NamesDNS)}
+
 // The bounds of a command's stop_timeout.
 const (
 	DefaultStopTimeout = 10 * time.Second
@@ -147,6 +162,9 @@ type Command struct {
 	// Init is a plain command's init setting, as Child.Init is a child's; nil for a
 	// supervise command, whose children have their own.
 	Init *bool
+	// Names is where the run's guests find each other's names (names): NamesHosts unless
+	// written, or NamesDNS when the schedule has DNS faults.
+	Names Names
 }
 
 // Child is one container of a supervise command: a guest (Guest set) or a

@@ -40,6 +40,10 @@
 //	                              # | { rootfs = "rootfs/alpine" }: a directory relative to the project, must exist
 //	                              # | { image = "docker.io/library/alpine:3" }: needs runtime "containerd"
 //	runtime = "crun"              # optional: overrides [settings] runtime
+//	names = "dns"                 # optional, commands with guests: "hosts" (default) lists every guest
+//	                              #   in each guest's /etc/hosts | "dns": only the bridge's name
+//	                              #   server names them, so its DNS faults reach every name; a
+//	                              #   schedule with DNS faults makes it "dns"
 //	stop_timeout = "3s"           # optional, plain and supervise commands: how long the containers
 //	                              #   get between the stop signal and SIGKILL when the run stops;
 //	                              #   a Go duration ("500ms", "3s", "2m"), default "10s", at most "10m"

@@ -158,3 +158,42 @@ func TestREADMESchedules(t *testing.T) {
 		}
 	}
 }
+
+// TestNames checks where a command's guests find each other's names: /etc/hosts unless
+// written otherwise, the name server when the schedule has DNS faults (which /etc/hosts
+// would hide), and that names = "hosts" beside DNS faults, a bad value or names on a
+// command without guests are refused at the key.
+func TestNames(t *testing.T) {
+	dnsStep := "[commands.c.schedule]\nsteps = [{ dns = \"servfail --name n3 --from n2\", for = \"1s\" }]\n"
+	partitionStep := "[commands.c.schedule]\nsteps = [{ partition = \"isolate n1\", for = \"1s\" }]\n"
+	for _, tc := range []struct {
+		name, names, schedule string
+		want                  Names
+	}{
+		{"default", "", "", NamesHosts},
+		{"written", "names = \"dns\"\n", "", NamesDNS},
+		{"schedule without DNS faults", "", partitionStep, NamesHosts},
+		{"schedule with DNS faults", "", dnsStep, NamesDNS},
+		{"written beside DNS faults", "names = \"dns\"\n", dnsStep, NamesDNS},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(scheduleCluster, "supervise = true\n", "supervise = true\n"+tc.names, 1) + tc.schedule
+			if got := mustParse(t, src).Commands[0].Names; got != tc.want {
+				t.Errorf("names %q, want %q", got, tc.want)
+			}
+		})
+	}
+	hosts := strings.Replace(scheduleCluster, "supervise = true\n", "supervise = true\nnames = \"hosts\"\n", 1)
+	_, err := Parse("pontoon.toml", []byte(hosts+dnsStep))
+	wantErrors(t, err, []wantErr{{3, "commands.c.names", `write names = "dns"`}})
+	bad := strings.Replace(scheduleCluster, "supervise = true\n", "supervise = true\nnames = \"mdns\"\n", 1)
+	_, err = Parse("pontoon.toml", []byte(bad))
+	wantErrors(t, err, []wantErr{{3, "commands.c.names", `"dns"`}})
+	_, err = Parse("pontoon.toml", []byte("[commands.t]\nrun = [\"make\"]\nnames = \"dns\"\n"))
+	wantErrors(t, err, []wantErr{{3, "commands.t.names", `add network = "guest"`}})
+	// A plain guest is named by itself alone; names is allowed and changes nothing.
+	p := mustParse(t, "[commands.t]\nrun = [\"make\"]\nnetwork = \"guest\"\nip = \"172.18.0.9\"\nnames = \"dns\"\n")
+	if p.Commands[0].Names != NamesDNS {
+		t.Errorf("plain guest's names %q, want dns", p.Commands[0].Names)
+	}
+}

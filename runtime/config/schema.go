@@ -44,6 +44,8 @@ type decl struct {
 	exit        Exit
 	children    map[string]any // nil unless a table
 	stopTimeout time.Duration
+	names       Names
+	namesPath   []string // where names is written; nil when defaulted
 	schedule    any      // the schedule table as written, read once the guests are known
 	schedPath   []string // where it is written
 	services    any      // the services table as written, read once the guests are known
@@ -143,6 +145,8 @@ var commandSchema = lazy.Value[*schema[decl]]{Build: func() *schema[decl] {
 						d.stopTimeout = t
 					}
 				}},
+			{key: "names", kind: choice, choices: namesModes, what: "a way of naming guests", refuse: guestsOnly,
+				read: func(c *checker, p []string, v any, d *decl) { d.names, d.namesPath = Names(v.(string)), p }},
 			{key: "schedule", read: func(c *checker, p []string, v any, d *decl) { d.schedule, d.schedPath = v, p }},
 			{key: "services", read: func(c *checker, p []string, v any, d *decl) { d.services, d.svcPath = v, p }},
 		},
@@ -192,6 +196,14 @@ func notOnSupervise(c *checker, p []string, d *decl) (string, bool) {
 		return fmt.Sprintf("a supervise command has no run of its own; move it into a child, e.g. [%s]", keyString(sub(p[:len(p)-1], "children", "main"))), true
 	}
 	return fmt.Sprintf("a supervise command has no network of its own; set %s on a child (a child with ip is a guest on the run's bridge)", k), true
+}
+
+// guestsOnly refuses names on a plain command that is no guest: it has no guests to name.
+func guestsOnly(c *checker, p []string, d *decl) (string, bool) {
+	if d.supervise || d.netBad || d.network == NetworkGuest {
+		return "", d.netBad
+	}
+	return fmt.Sprintf(`names says how a run's guests name each other; this command has network = %q and no guests; remove names, or add network = "guest"`, d.network), true
 }
 
 // onlySupervise refuses exit and children on a plain command.
