@@ -23,6 +23,11 @@ type TakenError struct {
 func (e *TakenError) Is(target error) bool { return target == ErrInvalid }
 
 func (e *TakenError) Error() string {
+	// A guest add killed halfway leaves its guest behind until gc removes it: that, not
+	// another name, is what the user needs.
+	if o := e.Other; o.Phase == PhaseCreating && (o.Creator == nil || !o.Creator.Alive()) {
+		return fmt.Sprintf("guest %q (IP %s) holds the %s, left half-added by a command that was killed; run `pontoon gc` to remove it, then add the guest again", o.Name, o.IP, takenWhat(e.Field))
+	}
 	if e.Field == "name" {
 		return fmt.Sprintf("a guest named %q already exists on this bridge (IP %s); pick another name", e.Other.Name, e.Other.IP)
 	}
@@ -30,6 +35,16 @@ func (e *TakenError) Error() string {
 		return fmt.Sprintf("IPv6 address %s is already used by guest %q on this bridge; pick another address", e.Other.IP6, e.Other.Name)
 	}
 	return fmt.Sprintf("IP %s is already used by guest %q on this bridge; pick another address", e.Other.IP, e.Other.Name)
+}
+
+func takenWhat(field string) string {
+	switch field {
+	case "name":
+		return "name"
+	case "ip6":
+		return "IPv6 address"
+	}
+	return "address"
 }
 
 // replaceStale applies GuestOptions.ReplaceStale for the new guest g (phase creating) on

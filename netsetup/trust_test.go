@@ -168,8 +168,11 @@ func TestGCAfterKilledGuestAdd(t *testing.T) {
 			} else {
 				waitZombie(t, cmd.Process.Pid)
 			}
+			// Until gc, the killed add's guest holds its name and address, and says what frees them.
 			_, err := netsetup.AddGuest(s.Env, "b", "g2", netsetup.GuestOptions{IP: "172.18.0.7"})
-			wantErr(t, "add on the killed guest's address", err, "already used")
+			wantErr(t, "add on the killed guest's address", err, "holds the address, left half-added by a command that was killed; run `pontoon gc`")
+			_, err = netsetup.AddGuest(s.Env, "b", "g", netsetup.GuestOptions{IP: "172.18.0.8"})
+			wantErr(t, "add under the killed guest's name", err, "holds the name, left half-added by a command that was killed; run `pontoon gc`")
 			// Until gc, the guest is half attached: nothing of it passes for a change by hand.
 			if p, err := netsetup.BridgeProblems(s.Env, "b"); err != nil || len(p) > 0 {
 				t.Errorf("bridge problems with the guest half attached: %q, %v", p, err)

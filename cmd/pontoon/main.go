@@ -70,7 +70,8 @@ func main() {
 		os.Exit(int(code))
 	}
 	var ue usageError
-	advice.Exit(err, errors.As(err, &ue) || errors.Is(err, netsetup.ErrInvalid))
+	// A taken bridge name is refused input, as a taken guest name (netsetup.TakenError) is.
+	advice.Exit(err, errors.As(err, &ue) || errors.Is(err, netsetup.ErrInvalid) || errors.Is(err, netsetup.ErrBridgeExists))
 }
 
 // newApp is the app with every command built, for tests; main builds newAppFor(os.Args).

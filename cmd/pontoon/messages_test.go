@@ -140,6 +140,9 @@ func TestBadValuesChangeNothing(t *testing.T) {
 		{[]string{"--stop-timeout: -1s leaves the containers no time to stop"}, []string{"run", "x", "--stop-timeout", "-1s"}},
 		{[]string{`unknown verb "isolat"`, `did you mean "isolate"`}, []string{"partition", "isolat", "n1", "--bridge", "b"}},
 		{[]string{"flag provided but not defined: --cut"}, []string{"partition", "loss", "5", "n1", "--cut", "--bridge", "b"}},
+		// A taken name is refused as a guest's is.
+		{[]string{`bridge already exists: "b"`, "pick another name"}, []string{"bridge", "create", "b"}},
+		{[]string{`a guest named "n1" already exists`, "pick another name"}, []string{"guest", "add", "b", "n1", "--ip", "172.18.0.3"}},
 	} {
 		out, errOut, code := c.run(tt.args...)
 		ok := code == 2
