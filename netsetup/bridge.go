@@ -71,7 +71,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 				}
 			}
 			if other, clash := portConflict(bridges, name, p); clash {
-				return fmt.Errorf("host port %d/%s is already forwarded by bridge %q; choose another host port or destroy that bridge", p.HostPort, p.Proto, other)
+				return fmt.Errorf("host port %d/%s is already forwarded by bridge %q; %s", p.HostPort, p.Proto, other, clashFix(bridges, other))
 			}
 		}
 		// Slots are handed out round-robin from a hint: a destroyed bridge's uplink is
@@ -392,4 +392,16 @@ func bridgeTablesStep(plan Plan, b *BridgeState, l2 tableSpec, brH **handle, brN
 		},
 		do: func() error { return replaceTables((*brH).NS, tables()...) },
 	}
+}
+
+
+// clashFix says how to free what bridge other holds: a bridge whose owner (a run) or creator
+// was killed is gc's to remove, any other is the user's to destroy.
+func clashFix(bridges []*BridgeState, other string) string {
+	for _, o := range bridges {
+		if o.Name == other && ((o.Owner != nil && !o.Owner.Alive()) || (o.Phase == PhaseCreating && !o.Creator.Alive())) {
+			return "its run or creator was killed: run `pontoon gc` to remove that bridge"
+		}
+	}
+	return "choose another host port or destroy that bridge"
 }

@@ -3,6 +3,7 @@ package netsetup_test
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -150,4 +151,31 @@ func holdsNftSocketIn(t *testing.T, nsPath string) bool {
 		}
 	}
 	return false
+}
+
+// TestForwardHeldByKilledRun: a host port another bridge forwards is refused; when that
+// bridge's owner (a run) was killed, the refusal says that gc frees the port, and after gc
+// the port can be forwarded again.
+func TestForwardHeldByKilledRun(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "live", netsetup.BridgeOptions{Ports: mustPorts(t, "18081:a:80")})
+	_, err := netsetup.CreateBridge(s.Env, "b", netsetup.BridgeOptions{Ports: mustPorts(t, "18081:a:80")})
+	wantErr(t, "forward of a live bridge's port", err, `already forwarded by bridge "live"; choose another host port or destroy that bridge`)
+	owner := exec.Command("true")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := netsetup.ProcessOf(owner.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner.Wait()
+	mustBridge(t, s.Env, "run", netsetup.BridgeOptions{Ports: mustPorts(t, "18082:a:80"), Owner: &p})
+	_, err = netsetup.CreateBridge(s.Env, "b", netsetup.BridgeOptions{Ports: mustPorts(t, "18082:a:80")})
+	wantErr(t, "forward of a killed run's port", err, "its run or creator was killed: run `pontoon gc`")
+	if _, err := netsetup.GC(s.Env); err != nil {
+		t.Fatal(err)
+	}
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{Ports: mustPorts(t, "18082:a:80")})
 }
