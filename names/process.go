@@ -383,8 +383,9 @@ type Report struct {
 	Restarted []string // servers started for bridges that had none running
 }
 
-// Collect stops the servers of bridges that are gone and starts one for each ready bridge
-// whose server is gone, exe being pontoon's executable: gc's part for names.
+// Collect stops the servers of bridges that are gone or being removed and starts one for
+// each ready bridge whose server is gone while its gateway is there, exe being pontoon's
+// executable: gc's part for names.
 func Collect(env netsetup.Env, exe string) (Report, error) {
 	var rep Report
 	var errs []error
@@ -398,6 +399,9 @@ func Collect(env netsetup.Env, exe string) (Report, error) {
 	}
 	live := map[string]bool{}
 	for _, b := range bridges {
+		if b.Phase == netsetup.PhaseRemoving {
+			continue // on its way out: its server goes, as a gone bridge's does
+		}
 		live[b.Name] = b.Phase == netsetup.PhaseReady
 	}
 	for _, e := range ents {
@@ -438,8 +442,14 @@ func Collect(env netsetup.Env, exe string) (Report, error) {
 		}
 		rep.Stopped = append(rep.Stopped, name)
 	}
+	// Bridges cut off from a gateway that is gone get no server: down --force, the only
+	// way on for them, would have to stop it again.
+	there, err := netsetup.GatewayThere(env)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, b := range bridges {
-		if !live[b.Name] || b.Problem != "" {
+		if !there || !live[b.Name] || b.Problem != "" {
 			continue
 		}
 		started, err := Ensure(env, b.Name, exe)

@@ -293,6 +293,9 @@ func DestroyBridge(env Env, name string) error {
 // destroyBridge tears a bridge down; the caller holds the state lock.
 func destroyBridge(env Env, b *BridgeState) error {
 	st := env.store()
+	if err := markRemoving(st, b); err != nil {
+		return fmt.Errorf("destroy bridge %q: %w", b.Name, err)
+	}
 	var errs []error
 	for _, g := range b.Guests {
 		if g.Owned {
@@ -328,6 +331,18 @@ func destroyBridge(env Env, b *BridgeState) error {
 		}
 	}
 	return st.removeBridge(b.Name)
+}
+
+// markRemoving records that b is being removed, before anything of it is: a removal that
+// fails or is killed halfway leaves a record that says so, which gc and gateway down
+// --force finish, and whose name server is neither kept nor started again (it stops by
+// itself on seeing the phase). The caller holds the state lock.
+func markRemoving(st store, b *BridgeState) error {
+	if b.Phase == PhaseRemoving {
+		return nil
+	}
+	b.Phase, b.Creator = PhaseRemoving, Self()
+	return st.writeBridge(b.Name, b)
 }
 
 // Bridges lists every bridge, in slot order.

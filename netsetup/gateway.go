@@ -365,6 +365,17 @@ func GatewayDown(env Env, force bool) error {
 			}
 			return fmt.Errorf("%w: %v", ErrGatewayInUse, names)
 		}
+		if env.DryRun == nil {
+			// All of them marked first: should one fail to go, the others are not left
+			// looking ready (gc would start their name servers again) but recorded as
+			// on their way out, for gc or the next down --force to finish.
+			for _, b := range bridges {
+				if err := markRemoving(st, b); err != nil {
+					return fmt.Errorf("destroy bridge %q: %w", b.Name, err)
+				}
+			}
+		}
+		var errs []error
 		for _, b := range bridges {
 			if env.DryRun != nil {
 				// destroyBridge knows no dry run: only say what it would remove.
@@ -376,9 +387,12 @@ func GatewayDown(env Env, force bool) error {
 				fmt.Fprintf(env.DryRun, "ip -n %s link del %s\nip netns del %s\n", filepath.Base(env.GatewayNetns()), slotLink(b.Slot), filepath.Base(env.BridgeNetns(b.Name)))
 				continue
 			}
-			if err := destroyBridge(env, b); err != nil {
-				return err
-			}
+			// One that fails keeps none of the others: each goes as far as it can.
+			errs = append(errs, destroyBridge(env, b))
+		}
+		if err := errors.Join(errs...); err != nil {
+			// The gateway stays, recorded, for the bridges left to be taken from it.
+			return err
 		}
 		if cur == nil {
 			cur = &GatewayState{}

@@ -119,3 +119,20 @@ func sameNamespace(a, b string) bool {
 	var sa, sb unix.Stat_t
 	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
+
+// GatewayThere reports whether bridges have a gateway: one recorded ready whose namespace is
+// not gone. A hidden pin or a deleted host link leave it there (gc and gateway up put them
+// right); a namespace deleted outside pontoon took every bridge's uplink with it, and its
+// bridges only wait for `gateway down --force`.
+func GatewayThere(env Env) (bool, error) {
+	st := env.store()
+	var g *GatewayState
+	err := st.lockedIfAny(func() (err error) {
+		g, err = st.gateway()
+		return err
+	})
+	if err != nil || g == nil || g.Phase != PhaseReady {
+		return false, err
+	}
+	return env.gatewayDamage() != gatewayGone, nil
+}

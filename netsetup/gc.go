@@ -30,8 +30,14 @@ type GCReport struct {
 	Repaired []string `json:"repaired,omitempty"`
 }
 
-// bridgeProblem says what is wrong with a ready bridge's namespace, or "" when nothing is.
+// bridgeProblem says what is wrong with a ready bridge's namespace, or with a bridge whose
+// removal was cut short; "" when nothing is.
 func (e Env) bridgeProblem(b *BridgeState) string {
+	if b.Phase == PhaseRemoving {
+		// Removals run under the state lock, which whoever reads the record held: this one
+		// is not under way.
+		return "its removal was cut short (it failed or was killed halfway)"
+	}
 	if b.Phase != PhaseReady {
 		return ""
 	}
@@ -80,11 +86,11 @@ func repairBridge(env Env, b *BridgeState, rep *GCReport) (destroyed bool, err e
 
 // GC removes whatever belongs to dead owners: bridges whose owner process is gone, bridges
 // and a gateway whose creator died halfway through creating them, a gateway whose removal
-// was killed halfway, guests whose attached process is gone or whose `guest add` was killed
-// halfway, and kernel objects or pins no state record accounts for. It also puts right what
-// was done outside pontoon: a gateway or bridge pin hidden by another tool's bind mount is
-// pinned again, and a bridge whose namespace was deleted is removed (GCReport.Repaired and
-// Broken). A bridge whose owner or creator is alive is left alone unless its namespace is
+// was killed halfway, bridges whose removal failed or was killed halfway, guests whose
+// attached process is gone or whose `guest add` was killed halfway, and kernel objects or
+// pins no state record accounts for. It also puts right what was done outside pontoon: a
+// gateway or bridge pin hidden by another tool's bind mount is pinned again, and a bridge
+// whose namespace was deleted is removed (GCReport.Repaired and Broken). A bridge whose owner or creator is alive is left alone unless its namespace is
 // gone, when nothing of it is left to use; GC is safe to run at any time.
 func GC(env Env) (GCReport, error) {
 	var rep GCReport
@@ -126,7 +132,9 @@ func GC(env Env) (GCReport, error) {
 		released := map[string]bool{} // uplinks of bridges destroyed now, vanishing on their own
 		for _, b := range bridges {
 			// A run killed with kill -9 whose parent has not reaped it yet holds nothing (Alive).
-			dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive())
+			// A removal runs under the lock gc holds: one recorded is one that failed or was
+			// killed, whether its process lives on or not.
+			dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive()) || b.Phase == PhaseRemoving
 			if dead {
 				if err := destroyBridge(env, b); err != nil {
 					return err

@@ -262,7 +262,8 @@ func TestSharedNetnsDirHiddenPins(t *testing.T) {
 	_, err := netsetup.GatewayUp(env, netsetup.GatewayOptions{})
 	if err == nil {
 		mustBridge(t, env, "b1", netsetup.BridgeOptions{})
-		mustBridge(t, env, "b2", netsetup.BridgeOptions{})
+		// A forward to remove from the gateway when its pin is hidden.
+		mustBridge(t, env, "b2", netsetup.BridgeOptions{Ports: mustPorts(t, "9090:g1:80")})
 		mustGuest(t, env, "b1", "g1", "172.18.0.1")
 		mustGuest(t, env, "b2", "g1", "172.18.0.1")
 	}

@@ -1,12 +1,14 @@
 package netsetup
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )
 
 // ValidName reports whether s is a valid bridge or guest name: 1-63 letters, digits, '.', '_'
@@ -155,8 +157,6 @@ func rebuildBridgeTable(env Env, plan Plan, b *BridgeState) error {
 	return nil
 }
 
-// syncGatewayTable rewrites the gateway's table from the current bridges; the caller holds
-// the state lock.
 // gatewayTables are the gateway's tables with the forwards of bridges.
 func gatewayTables(plan Plan, bridges []*BridgeState) []tableSpec {
 	ts := []tableSpec{gatewayTable(plan, gatewayForwards(plan, bridges))}
@@ -166,8 +166,28 @@ func gatewayTables(plan Plan, bridges []*BridgeState) []tableSpec {
 	return ts
 }
 
+// syncGatewayTable rewrites the gateway's table from the current bridges; the caller holds
+// the state lock. A gateway whose namespace is gone has no forwards left to rewrite: they
+// went with it, and what removes bridges from it (destroy, gc, down --force) must go on.
 func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
-	if err := rewriteTables(env.GatewayNetns(), gatewayTables(plan, bridges)...); err != nil {
+	p := env.GatewayNetns()
+	err := rewriteTables(p, gatewayTables(plan, bridges)...)
+	if err != nil {
+		// Looked at only on failure: the common case pays nothing for it.
+		switch env.gatewayDamage() {
+		case gatewayGone:
+			return nil
+		case gatewayHidden:
+			// Its rules are still there, out of sight: pinned again (as gc and gateway up
+			// do), they can be rewritten.
+			if rerr := ns.Recover(p); rerr != nil {
+				err = errors.Join(err, rerr)
+			} else {
+				err = rewriteTables(p, gatewayTables(plan, bridges)...)
+			}
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("rewrite the gateway's port forwards: %w", err)
 	}
 	return nil

@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -117,6 +120,60 @@ func TestGatewayHostLinkDeletedByHand(t *testing.T) {
 	c.reachesHost("fd70:6f6e:0:ffff::1")
 	if out := c.ok("gateway", "up"); !strings.Contains(out, "already up") {
 		t.Errorf("gateway up after the repair: %q", out)
+	}
+	c.ok("gateway", "down", "--force")
+}
+
+// TestDownForceOverLostGatewayWithForwards: `gateway up; bridge create w --port 9090:x:80;
+// bridge create w2; ip netns del pontoon-gw; gateway down --force` failed on w's forward
+// (the deleted namespace opened to remove it), after stopping every name server, and left
+// nothing that recovered: gc, bridge destroy and gateway up all failed, and gc started name
+// servers again for bridges without a gateway. down --force must remove everything, gc must
+// start no name server for such bridges, and a new chain must come up afterwards.
+func TestDownForceOverLostGatewayWithForwards(t *testing.T) {
+	c := newCLI(t)
+	server := func(bridge string) []string {
+		return processesOf(c.sb.Env.StateDir, "names\x00serve\x00--bridge\x00"+bridge+"\x00")
+	}
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "w", "--port", "9090:x:80")
+	c.ok("bridge", "create", "w2")
+	if len(server("w")) != 1 || len(server("w2")) != 1 {
+		t.Fatalf("name servers after bridge create: w %v, w2 %v; want one each", server("w"), server("w2"))
+	}
+	if err := ns.Remove(c.sb.Env.GatewayNetns()); err != nil { // what `ip netns del` does
+		t.Fatal(err)
+	}
+	const fix = "`pontoon gateway down --force`"
+	if out := c.ok("gateway", "status"); !strings.Contains(out, "broken") || !strings.Contains(out, fix) {
+		t.Errorf("gateway status over a deleted gateway namespace: %q; want broken, fixed by %s", out, fix)
+	}
+	// w2's server gone (killed, or stopped by a down that failed): gc must not start one
+	// for a bridge whose gateway is gone.
+	for _, pid := range server("w2") {
+		if n, err := strconv.Atoi(pid); err == nil {
+			syscall.Kill(n, syscall.SIGKILL)
+		}
+	}
+	waitUntil(t, func() bool { return len(server("w2")) == 0 })
+	c.fails(1, fix, "gc")
+	if p := server("w2"); len(p) > 0 {
+		t.Errorf("gc started a name server (%v) for bridge w2, whose gateway is gone", p)
+	}
+
+	c.ok("gateway", "down", "--force")
+	waitUntil(t, func() bool { return len(processesOf(c.sb.Env.StateDir, "names")) == 0 })
+	if f := stateFiles(t, c.sb.Env.StateDir); len(f) > 0 {
+		t.Errorf("state after down --force: %v", f)
+	}
+	if pins, _ := os.ReadDir(c.sb.Env.NetnsDir); len(pins) > 0 {
+		t.Errorf("pins after down --force: %v", pins)
+	}
+	c.ok("gc")
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "w", "--port", "9090:x:80")
+	if st := c.status(); !st.Up || st.Problem != "" || len(st.Bridges) != 1 {
+		t.Errorf("gateway status after the new chain: %+v", st)
 	}
 	c.ok("gateway", "down", "--force")
 }
