@@ -140,3 +140,98 @@ func linkRuntime(link, target string) error {
 	}
 	return nil
 }
+
+// DockerUninstall is what UninstallDocker did.
+type DockerUninstall struct {
+	Config  string // the daemon.json read
+	Backup  string // where the file's previous content was saved; "" when it was not changed
+	Runtime string // the runtime's symlink removed; "" when there was none to remove
+	Changed bool   // false: daemon.json had no runtime DockerRuntime
+}
+
+// UninstallDocker undoes InstallDocker: it removes the runtime DockerRuntime from the
+// daemon.json at config (DockerConfig when empty), keeping every other key and runtime and
+// saving the previous file as config+".pontoon-backup", and removes the RuntimeName
+// symlink that runtime named. "runtimes" goes too when nothing else is left in it. A
+// symlink that is not named RuntimeName is not pontoon's and stays.
+func UninstallDocker(config string) (DockerUninstall, error) {
+	if config == "" {
+		config = DockerConfig
+	}
+	res := DockerUninstall{Config: config}
+	old, err := os.ReadFile(config)
+	if errors.Is(err, os.ErrNotExist) {
+		return res, nil
+	} else if err != nil {
+		return res, fmt.Errorf("uninstall the docker runtime: read %s: %w", config, err)
+	}
+	updated, runtime, err := removeRuntime(old)
+	if err != nil {
+		return res, fmt.Errorf("uninstall the docker runtime: %s: %w; fix the file and run this again", config, err)
+	}
+	if updated != nil {
+		perm := os.FileMode(0o644)
+		if fi, err := os.Stat(config); err == nil {
+			perm = fi.Mode().Perm()
+		}
+		res.Backup = config + ".pontoon-backup"
+		if err := statefile.Write(res.Backup, old, perm); err != nil {
+			return res, fmt.Errorf("uninstall the docker runtime: back up %s: %w", config, err)
+		}
+		if err := statefile.Write(config, updated, perm); err != nil {
+			return res, fmt.Errorf("uninstall the docker runtime: write %s: %w", config, err)
+		}
+		res.Changed = true
+	}
+	if runtime != "" && filepath.Base(runtime) == RuntimeName {
+		if fi, err := os.Lstat(runtime); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			if err := os.Remove(runtime); err != nil {
+				return res, fmt.Errorf("uninstall the docker runtime: %w", err)
+			}
+			res.Runtime = runtime
+		}
+	}
+	return res, nil
+}
+
+// removeRuntime returns daemon.json data without pontoon's runtime, and the path that
+// runtime had; nil data when there was no such runtime.
+func removeRuntime(data []byte) ([]byte, string, error) {
+	top := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &top); err != nil {
+			return nil, "", fmt.Errorf("not a JSON object: %w", err)
+		}
+	}
+	raw, ok := top["runtimes"]
+	if !ok || string(raw) == "null" {
+		return nil, "", nil
+	}
+	runtimes := map[string]json.RawMessage{}
+	if err := json.Unmarshal(raw, &runtimes); err != nil {
+		return nil, "", fmt.Errorf(`"runtimes" is not an object: %w`, err)
+	}
+	have, ok := runtimes[DockerRuntime]
+	if !ok {
+		return nil, "", nil
+	}
+	var cur struct {
+		Path string `json:"path"`
+	}
+	json.Unmarshal(have, &cur)
+	delete(runtimes, DockerRuntime)
+	if len(runtimes) == 0 {
+		delete(top, "runtimes")
+	} else {
+		raw, err := json.Marshal(runtimes)
+		if err != nil {
+			return nil, "", err
+		}
+		top["runtimes"] = raw
+	}
+	out, err := json.MarshalIndent(top, "", "  ")
+	if err != nil {
+		return nil, "", err
+	}
+	return append(out, '\n'), cur.Path, nil
+}

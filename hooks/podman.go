@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,9 +11,6 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
-
-// PodmanHooksDir is where podman (and CRI-O) read administrator hooks by default.
-const PodmanHooksDir = "/etc/containers/oci/hooks.d"
 
 // PodmanHookFile is the name of pontoon's file in a hooks.d directory.
 const PodmanHookFile = "pontoon.json"
@@ -52,12 +50,18 @@ func PodmanHook(pontoonPath string, env netsetup.Env) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// InstallPodman writes pontoon's hooks.d entry (see PodmanHook) into dir (PodmanHooksDir
-// when empty), creating dir if needed, and returns the file's path. Writing it again
-// replaces it; the file is replaced atomically, so podman never reads half of it.
+// InstallPodman writes pontoon's hooks.d entry (see PodmanHook) into dir, creating dir if
+// needed, and returns the file's path. An empty dir is where the podman on this machine
+// reads hooks from (DetectPodmanConf): a file anywhere else is never run, and podman starts
+// the container without a word. Writing it again replaces it; the file is replaced
+// atomically, so podman never reads half of it.
 func InstallPodman(dir, pontoonPath string, env netsetup.Env) (string, error) {
 	if dir == "" {
-		dir = PodmanHooksDir
+		d, err := DetectPodmanConf().HooksDir()
+		if err != nil {
+			return "", fmt.Errorf("install podman hook: %w", err)
+		}
+		dir = d
 	}
 	abs, err := filepath.Abs(pontoonPath)
 	if err != nil {
@@ -78,4 +82,43 @@ func InstallPodman(dir, pontoonPath string, env netsetup.Env) (string, error) {
 		return "", fmt.Errorf("install podman hook: %w", err)
 	}
 	return path, nil
+}
+
+// UninstallPodman removes the entry InstallPodman wrote into dir (found the same way when
+// empty) and returns its path; removed is false when there was none. A pontoon.json that
+// is not pontoon's entry is left alone: the name may have been taken by something else.
+// The directory stays, as other hooks may live there or the system may have made it.
+func UninstallPodman(dir string) (path string, removed bool, err error) {
+	if dir == "" {
+		if dir, err = DetectPodmanConf().HooksDir(); err != nil {
+			return "", false, fmt.Errorf("uninstall podman hook: %w", err)
+		}
+	}
+	path = filepath.Join(dir, PodmanHookFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return path, false, nil
+	} else if err != nil {
+		return path, false, fmt.Errorf("uninstall podman hook: %w", err)
+	}
+	if !IsPodmanHook(data) {
+		return path, false, fmt.Errorf("uninstall podman hook: %s is not pontoon's hooks.d entry; left as it is", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return path, false, fmt.Errorf("uninstall podman hook: %w", err)
+	}
+	return path, true, nil
+}
+
+// IsPodmanHook reports whether data is a hooks.d entry PodmanHook made: one selected by
+// the pontoon.bridge annotation that runs "pontoon hook STAGE" (any stage: older pontoons
+// wrote other ones).
+func IsPodmanHook(data []byte) bool {
+	var h podmanHook
+	if json.Unmarshal(data, &h) != nil {
+		return false
+	}
+	_, ok := h.When.Annotations[AnnotationBridge]
+	a := h.Hook.Args
+	return ok && len(a) >= 3 && a[1] == "hook" && IsStage(a[2])
 }

@@ -22,7 +22,7 @@ type podman struct {
 	bin  string
 	dir  string
 	root string // the busybox root filesystem
-	hook string // the hooks.d directory
+	hook string // the hooks.d directory; "" runs podman without --hooks-dir
 	// crun runs the containers instead of runc, from a mount namespace of podman's own whose
 	// /sys/fs/cgroup is a plain cgroup2 mount: crun refuses this machine's hybrid layout.
 	crun bool
@@ -61,7 +61,10 @@ func (p *podman) run(opts []string, ann map[string]string, argv ...string) (stri
 	}
 	args := append(append(p.global(), "run"), runtime...)
 	args = append(args, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-		"--network", "none", "--tmpfs", "/tmp", "--hooks-dir", p.hook)
+		"--network", "none", "--tmpfs", "/tmp")
+	if p.hook != "" {
+		args = append(args, "--hooks-dir", p.hook)
+	}
 	args = append(args, opts...)
 	for k, v := range ann {
 		args = append(args, "--annotation", k+"="+v)

@@ -39,3 +39,28 @@ func hookInstallDocker(c *cli.Context) error {
 	fmt.Print(b.String())
 	return nil
 }
+
+// hookUninstallDocker is `pontoon hook uninstall --docker [--config PATH]`.
+func hookUninstallDocker(c *cli.Context) error {
+	if c.IsSet("dir") {
+		return usagef("--dir is podman's hooks.d directory; for Docker give --config PATH (daemon.json)")
+	}
+	res, err := hooks.UninstallDocker(c.String("config"))
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if res.Changed {
+		fmt.Fprintf(&b, "docker runtime %q removed from %s; the previous file is %s\n", hooks.DockerRuntime, res.Config, res.Backup)
+		b.WriteString("reload dockerd to drop it: kill -HUP $(pidof dockerd)\n")
+		// dockerd keeps such containers, and nothing tells their owner why they broke.
+		fmt.Fprintf(&b, "containers created with --runtime %s can no longer start: remove them\n", hooks.DockerRuntime)
+	} else {
+		fmt.Fprintf(&b, "docker runtime %q is not in %s; nothing changed\n", hooks.DockerRuntime, res.Config)
+	}
+	if res.Runtime != "" {
+		fmt.Fprintf(&b, "removed the runtime's symlink %s\n", res.Runtime)
+	}
+	fmt.Print(b.String())
+	return nil
+}

@@ -64,3 +64,100 @@ func TestHookInstallDocker(t *testing.T) {
 		t.Errorf("pontoon-runc --version: exit %d\n%s\nwant runc's\n%s", code, out, want)
 	}
 }
+
+// `hook install --podman` writes where podman's containers.conf says, and says where;
+// `hook uninstall --podman` removes that file and nothing else.
+func TestHookInstallPodman(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "containers.conf")
+	if err := os.WriteFile(conf, []byte("[engine]\nhooks_dir = [\""+dir+"/low\", \""+dir+"/high\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"CONTAINERS_CONF=" + conf}
+	entry := filepath.Join(dir, "high", "pontoon.json")
+	out, code := pontoonCmd(t, binary, env, "hook", "install", "--podman")
+	if code != 0 || !strings.Contains(out, "podman hook installed at "+entry+";") || strings.Contains(out, "--hooks-dir") {
+		t.Fatalf("hook install --podman: exit %d\n%s", code, out)
+	}
+	if data, err := os.ReadFile(entry); err != nil || !strings.Contains(string(data), `"path": "`+binary+`"`) {
+		t.Fatalf("%s: %v\n%s", entry, err, data)
+	}
+	// A directory podman does not read is the user's choice, but not a silent one.
+	other := filepath.Join(dir, "other")
+	out, code = pontoonCmd(t, binary, env, "hook", "install", "--podman", "--dir", other)
+	if code != 0 || !strings.Contains(out, "podman reads it only if "+other+" is in hooks_dir of containers.conf, or with --hooks-dir "+other) {
+		t.Fatalf("hook install --podman --dir: exit %d\n%s", code, out)
+	}
+
+	out, code = pontoonCmd(t, binary, env, "hook", "uninstall", "--podman")
+	if code != 0 || out != "podman hook removed from "+entry+"\n" {
+		t.Fatalf("hook uninstall --podman: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(entry); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s after uninstall: %v", entry, err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "pontoon.json")); err != nil {
+		t.Fatalf("uninstall without --dir touched --dir's entry: %v", err)
+	}
+	out, code = pontoonCmd(t, binary, env, "hook", "uninstall", "--podman")
+	if code != 0 || !strings.Contains(out, "no podman hook at "+entry+"; nothing changed") {
+		t.Fatalf("second hook uninstall --podman: exit %d\n%s", code, out)
+	}
+	if out, code = pontoonCmd(t, binary, env, "hook", "uninstall", "--podman", "--dir", other); code != 0 {
+		t.Fatalf("hook uninstall --podman --dir: exit %d\n%s", code, out)
+	}
+	foreign := filepath.Join(other, "pontoon.json")
+	os.WriteFile(foreign, []byte(`{"version": "1.0.0"}`), 0o644)
+	if out, code = pontoonCmd(t, binary, env, "hook", "uninstall", "--podman", "--dir", other); code != 1 || !strings.Contains(out, "is not pontoon's hooks.d entry") {
+		t.Fatalf("uninstall of a foreign pontoon.json: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Fatalf("a foreign pontoon.json was removed: %v", err)
+	}
+	for _, args := range [][]string{{"--docker", "--podman"}, {}, {"--docker", "--dir", "/tmp"}, {"--podman", "--config", "/tmp/x.json"}} {
+		for _, verb := range []string{"install", "uninstall"} {
+			if out, code := pontoonCmd(t, binary, env, append([]string{"hook", verb}, args...)...); code != 2 {
+				t.Errorf("hook %s %v: exit %d, want 2 (usage)\n%s", verb, args, code, out)
+			}
+		}
+	}
+}
+
+// `hook uninstall --docker` takes out the runtime install added, and its symlink, and
+// leaves the rest of daemon.json as it was.
+func TestHookUninstallDocker(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "daemon.json")
+	if err := os.WriteFile(config, []byte(`{"log-level": "warn", "runtimes": {"other": {"path": "/usr/bin/other"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runtime := filepath.Join(filepath.Dir(binary), "pontoon-runc")
+	if out, code := pontoonCmd(t, binary, nil, "hook", "install", "--docker", "--config", config); code != 0 {
+		t.Fatalf("hook install --docker: exit %d\n%s", code, out)
+	}
+	out, code := pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", config)
+	if code != 0 || !strings.Contains(out, `docker runtime "pontoon" removed from `+config) || !strings.Contains(out, "removed the runtime's symlink "+runtime) ||
+		!strings.Contains(out, "kill -HUP $(pidof dockerd)") {
+		t.Fatalf("hook uninstall --docker: exit %d\n%s", code, out)
+	}
+	data, _ := os.ReadFile(config)
+	if s := string(data); !strings.Contains(s, `"log-level": "warn"`) || !strings.Contains(s, `"other"`) || strings.Contains(s, `"pontoon"`) {
+		t.Fatalf("daemon.json after uninstall:\n%s", data)
+	}
+	if _, err := os.Lstat(runtime); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s after uninstall: %v", runtime, err)
+	}
+	out, code = pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", config)
+	if code != 0 || !strings.Contains(out, "nothing changed") {
+		t.Fatalf("second hook uninstall --docker: exit %d\n%s", code, out)
+	}
+
+	// Nothing but pontoon's runtime in "runtimes": the key goes with it.
+	os.WriteFile(config, []byte(`{"log-level": "warn"}`), 0o644)
+	pontoonCmd(t, binary, nil, "hook", "install", "--docker", "--config", config)
+	if out, code := pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", config); code != 0 {
+		t.Fatalf("hook uninstall --docker: exit %d\n%s", code, out)
+	}
+	if data, _ := os.ReadFile(config); strings.TrimSpace(string(data)) != "{\n  \"log-level\": \"warn\"\n}" {
+		t.Fatalf("daemon.json after uninstall:\n%s", data)
+	}
+}

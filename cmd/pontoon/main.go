@@ -167,7 +167,8 @@ func required(c *cli.Context, flag, example string) error {
 func unprivileged(path string) bool {
 	switch path {
 	case "pontoon list", // reads pontoon.toml
-		"pontoon hook install": // writes a file where --dir says
+		"pontoon hook install", // writes a file where --dir says
+		"pontoon hook uninstall":
 		return true
 	}
 	return false

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -57,11 +59,22 @@ func projectCommands() []*cli.Command {
 					Usage: "install the hook for podman (a hooks.d file selected by the pontoon.bridge annotation), or pontoon's runtime for Docker",
 					Flags: []cli.Flag{
 						&cli.BoolFlag{Name: "podman", Usage: "write podman's hooks.d JSON"},
-						&cli.StringFlag{Name: "dir", Usage: "the hooks.d directory (default /etc/containers/oci/hooks.d)"},
+						&cli.StringFlag{Name: "dir", Usage: "the hooks.d directory (default: the one podman reads, from hooks_dir in containers.conf, else " + hooks.PodmanDefaultHooksDir + ")"},
 						&cli.BoolFlag{Name: "docker", Usage: "add the runtime \"pontoon\" to dockerd's daemon.json (Docker has no hooks directory)"},
 						&cli.StringFlag{Name: "config", Usage: "dockerd's configuration file (default /etc/docker/daemon.json)"},
 					},
 					Action: hookInstall,
+				},
+				{
+					Name:  "uninstall",
+					Usage: "remove what `hook install` wrote: podman's hooks.d file, or the runtime \"pontoon\" from dockerd's daemon.json",
+					Flags: []cli.Flag{
+						&cli.BoolFlag{Name: "podman", Usage: "remove pontoon's hooks.d JSON"},
+						&cli.StringFlag{Name: "dir", Usage: "the hooks.d directory (default: the one podman reads, as for install)"},
+						&cli.BoolFlag{Name: "docker", Usage: "remove the runtime \"pontoon\" from dockerd's daemon.json, and its pontoon-runc symlink"},
+						&cli.StringFlag{Name: "config", Usage: "dockerd's configuration file (default /etc/docker/daemon.json)"},
+					},
+					Action: hookUninstall,
 				},
 			},
 		},
@@ -180,11 +193,14 @@ func list(c *cli.Context) error {
 }
 
 func hookInstall(c *cli.Context) error {
-	if c.Bool("docker") == c.Bool("podman") {
-		return usagef("%s needs one of --podman or --docker, e.g. `%s --podman`", c.Command.HelpName, c.Command.HelpName)
+	if err := oneEngine(c); err != nil {
+		return err
 	}
 	if c.Bool("docker") {
 		return hookInstallDocker(c)
+	}
+	if c.IsSet("config") {
+		return usagef("--config is dockerd's daemon.json; for podman give --dir DIR (the hooks.d directory)")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -195,5 +211,46 @@ func hookInstall(c *cli.Context) error {
 		return err
 	}
 	fmt.Printf("podman hook installed at %s; run containers with --annotation pontoon.bridge=BRIDGE --annotation pontoon.guest=NAME --annotation pontoon.ip=ADDR\n", path)
+	dir := filepath.Dir(path)
+	if c.IsSet("dir") {
+		if dirs, _, err := hooks.DetectPodmanConf().HooksDirs(); err != nil || !slices.Contains(dirs, dir) {
+			fmt.Printf("podman reads it only if %s is in hooks_dir of containers.conf, or with --hooks-dir %s\n", dir, dir)
+		}
+	} else if stale := filepath.Join(hooks.PodmanHooksDir, hooks.PodmanHookFile); stale != path {
+		// Older pontoons installed there; podman does not read it, so it is only clutter.
+		if data, err := os.ReadFile(stale); err == nil && hooks.IsPodmanHook(data) {
+			fmt.Printf("%s is an older install that podman does not read: `%s --podman --dir %s` removes it\n", stale, strings.Replace(c.Command.HelpName, "install", "uninstall", 1), hooks.PodmanHooksDir)
+		}
+	}
+	return nil
+}
+
+func hookUninstall(c *cli.Context) error {
+	if err := oneEngine(c); err != nil {
+		return err
+	}
+	if c.Bool("docker") {
+		return hookUninstallDocker(c)
+	}
+	if c.IsSet("config") {
+		return usagef("--config is dockerd's daemon.json; for podman give --dir DIR (the hooks.d directory)")
+	}
+	path, removed, err := hooks.UninstallPodman(c.String("dir"))
+	if err != nil {
+		return err
+	}
+	if removed {
+		fmt.Printf("podman hook removed from %s\n", path)
+	} else {
+		fmt.Printf("no podman hook at %s; nothing changed\n", path)
+	}
+	return nil
+}
+
+// oneEngine checks that `hook install` and `hook uninstall` were told which engine.
+func oneEngine(c *cli.Context) error {
+	if c.Bool("docker") == c.Bool("podman") {
+		return usagef("%s needs one of --podman or --docker, e.g. `%s --podman`", c.Command.HelpName, c.Command.HelpName)
+	}
 	return nil
 }
