@@ -26,6 +26,9 @@ func CheckAliases(field string, aliases []string) error {
 		if _, err := netip.ParseAddr(a); err == nil {
 			return invalidf("%s %q is an IP address; a name cannot be one", field, a)
 		}
+		if err := checkNotLoopback(field, a); err != nil {
+			return err
+		}
 		if slices.ContainsFunc(aliases[:i], func(o string) bool { return strings.EqualFold(o, a) }) {
 			return invalidf("%s %q is given twice; give each alias once", field, a)
 		}

@@ -290,7 +290,7 @@ func checkHostname(h string) error {
 	if !ValidHostname(h) {
 		return invalidf("hostname %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", h)
 	}
-	return nil
+	return checkNotLoopback("hostname", h)
 }
 
 // syncBridgePorts rewrites the bridge's table when a port forward names this guest.

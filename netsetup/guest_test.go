@@ -162,6 +162,15 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"duplicate IP", add("x", "172.18.0.1"), []string{"172.18.0.1", `"a"`, "another address"}},
 		{"duplicate name", add("a", "172.18.0.2"), []string{`"a"`, "already exists", "another name"}},
 		{"bad guest name", add("-x", "172.18.0.2"), []string{`"-x"`, "guest name", "letters, digits"}},
+		{"guest named localhost", add("localhost", "172.18.0.2"), []string{`guest name "localhost" names the loopback`}},
+		{"alias of the loopback", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Aliases: []string{"db", "Web.localhost"}})
+			return err
+		}, []string{`"Web.localhost" names the loopback`}},
+		{"hostname of the loopback", func() error {
+			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Hostname: "ip6-localhost"})
+			return err
+		}, []string{`hostname "ip6-localhost" names the loopback`}},
 		{"bad hostname", func() error {
 			_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.2", Hostname: "a b"})
 			return err

@@ -72,6 +72,18 @@ func checkNewGuestName(guest string) error {
 	if _, err := netip.ParseAddr(guest); err == nil {
 		return invalidf("guest name %q is an IP address; guests are named by name or address, so choose a name that is not one", guest)
 	}
+	return checkNotLoopback("guest name", guest)
+}
+
+// checkNotLoopback refuses a name the bridge's name server would answer with a guest's
+// address although every resolver means the loopback by it (RFC 6761, Debian's hosts file).
+func checkNotLoopback(field, name string) error {
+	n := strings.ToLower(strings.TrimSuffix(name, "."))
+	switch {
+	case n == "localhost", strings.HasSuffix(n, ".localhost"), n == "localhost.localdomain",
+		n == "ip6-localhost", n == "ip6-loopback":
+		return invalidf("%s %q names the loopback, not a guest; choose another", field, name)
+	}
 	return nil
 }
 
