@@ -489,6 +489,10 @@ func Status(env Env) (GatewayStatus, error) {
 			d := env.gatewayDamage()
 			out.Up = d == gatewayIntact
 			out.Problem = env.gatewayProblem(d, out.Bridges)
+			if out.Up {
+				out.Problem = env.hostTablesProblem(out.Gateway)
+				out.Up = out.Problem == ""
+			}
 		}
 		return nil
 	})

@@ -56,6 +56,10 @@ func TestGatewayCollision(t *testing.T) {
 		{"address", "172.18.0.1/16", false, []string{"address 172.18.0.1/16 on dock0", "--subnet 10.77.0.0/16"}, moved, "10.77.0.1"},
 		{"route6", "fd70:6f6e::1/64", true, []string{"subnet6 fd70:6f6e::/48", "route fd70:6f6e::/64 dev dock0", "--subnet6 fd70:6f6f::/48"}, moved6, "172.18.0.1"},
 		{"address6", "fd70:6f6e::1/64", false, []string{"address fd70:6f6e::1/64 on dock0", "--subnet6 fd70:6f6f::/48"}, moved6, "172.18.0.1"},
+		// The service and client-alias ranges are the plan's too (172.18.1.0/24, 172.18.2.0/24).
+		{"service range", "172.18.1.7/24", true, []string{"route 172.18.1.0/24 dev dock0", "the plan uses 172.18.1.0/24", "--subnet 10.77.0.0/16"}, moved, "10.77.0.1"},
+		{"client range", "172.18.2.2/24", true, []string{"route 172.18.2.0/24 dev dock0", "the plan uses 172.18.2.0/24", "--subnet 10.77.0.0/16"}, moved, "10.77.0.1"},
+		{"client range6", "fd70:6f6e:0:2::1/64", true, []string{"route fd70:6f6e:0:2::/64 dev dock0", "the plan uses fd70:6f6e:0:2::/64", "--subnet6 fd70:6f6f::/48"}, moved6, "172.18.0.1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

@@ -2,9 +2,13 @@ package netsetup
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/google/nftables"
+	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/sys/unix"
 )
@@ -71,7 +75,7 @@ func (e Env) gatewayProblem(d gatewayDamage, bridges []*BridgeState) string {
 // mendGateway puts right what was done outside pontoon to a ready gateway whose namespace is
 // still there: a pin another tool hid is pinned again (as GC does), a deleted host link is
 // made again (the gateway's tables and the host's rules name the link, and take the new one
-// as they did the old). The caller holds the state lock.
+// as they did the old), and so are deleted host NAT tables. The caller holds the state lock.
 func mendGateway(env Env, st store, g *GatewayState) error {
 	p := env.GatewayNetns()
 	d := env.gatewayDamage()
@@ -85,9 +89,16 @@ func mendGateway(env Env, st store, g *GatewayState) error {
 		}
 		d = env.gatewayDamage()
 	}
-	if d != gatewayUnlinked {
-		return nil
+	if d == gatewayUnlinked {
+		if err := mendHostLink(env, st, g, d); err != nil {
+			return err
+		}
 	}
+	return mendHostTables(env, g)
+}
+
+// mendHostLink makes the deleted host link of g again.
+func mendHostLink(env Env, st store, g *GatewayState, d gatewayDamage) error {
 	// In a bridge child the namespace pontoon started in is the bridge's: the host link
 	// belongs in the host's.
 	bridges, err := st.bridges()
@@ -135,4 +146,76 @@ func GatewayThere(env Env) (bool, error) {
 		return false, err
 	}
 	return env.gatewayDamage() != gatewayGone, nil
+}
+
+// missingHostTables names the NAT tables g has in the host's namespace that are not there
+// (deleted outside pontoon): without them nothing the guests send goes beyond the host. It
+// names none where the namespace pontoon started in is not the host's (a bridge child's has
+// no host link, and tables of the same name), nor for a gateway that leaves the host's
+// firewall alone.
+func (e Env) missingHostTables(g *GatewayState) ([]string, error) {
+	if g == nil || g.NoFirewall {
+		return nil, nil
+	}
+	h, err := openHandle(e.hostNetns())
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	if _, ok, err := existing(h, HostLinkName); err != nil || !ok {
+		return nil, err
+	}
+	c, err := h.Nftables()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	tables, err := c.ListTables()
+	if err != nil {
+		return nil, fmt.Errorf("list host nftables tables: %w", err)
+	}
+	want := []nftables.TableFamily{nftables.TableFamilyIPv4}
+	if g.Plan6.IsValid() {
+		want = append(want, nftables.TableFamilyIPv6)
+	}
+	var missing []string
+	for _, f := range want {
+		if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName && t.Family == f }) {
+			missing = append(missing, fmt.Sprintf("table %s %s", nftrule.FamilyName(f), TableName))
+		}
+	}
+	return missing, nil
+}
+
+// hostTablesProblem says which of g's host NAT tables are gone and what makes them again;
+// "" when none is.
+func (e Env) hostTablesProblem(g *GatewayState) string {
+	missing, err := e.missingHostTables(g)
+	if err != nil || len(missing) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("its NAT on the host (%s) is gone (deleted outside pontoon), so guests reach nothing beyond the host; `pontoon gateway up` makes it again", strings.Join(missing, ", "))
+}
+
+// mendHostTables makes g's host NAT tables again when one is gone, as gatewayUp made them.
+func mendHostTables(env Env, g *GatewayState) error {
+	missing, err := env.missingHostTables(g)
+	if err != nil || len(missing) == 0 {
+		return err
+	}
+	plan := Plan{Subnet: g.Plan, Subnet6: g.Plan6}
+	dns, _ := netip.ParseAddr(g.DNS) // none recorded: no DNS redirect
+	hostH, err := openHandle(env.hostNetns())
+	if err != nil {
+		return err
+	}
+	defer hostH.Close()
+	t := hostTable(plan, dns)
+	r := &runner{dry: env.DryRun}
+	err = r.run(step{show: t.show(""), do: func() error { return replaceTable(hostH.NS, t) }},
+		table6Step(plan, hostTable6(plan), &hostH, ""))
+	if err != nil {
+		return fmt.Errorf("make the gateway's host NAT again (%s): %w", strings.Join(missing, ", "), err)
+	}
+	return nil
 }

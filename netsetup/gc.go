@@ -215,6 +215,17 @@ func GC(env Env) (GCReport, error) {
 		return rep, errors.Join(err, syncServices(env))
 	}
 	errs := []error{syncServices(env)}
+	// The partition first: applying it again writes the service rules too.
+	if PartitionDrifted != nil {
+		for _, b := range kept {
+			what, err := PartitionDrifted(env, b)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("bridge %q: partition table: %w", b, err))
+			} else if what != "" {
+				rep.Repaired = append(rep.Repaired, fmt.Sprintf("bridge %s: partition table made the record's again (%s)", b, what))
+			}
+		}
+	}
 	if ServicesDrifted != nil {
 		for _, b := range kept {
 			if err := ServicesDrifted(env, b); err != nil {
@@ -224,6 +235,11 @@ func GC(env Env) (GCReport, error) {
 	}
 	return rep, errors.Join(errs...)
 }
+
+// PartitionDrifted, when set, is called by gc for each ready bridge, without the state lock:
+// package partition sets it to make the bridge's partition table the record's again where
+// the kernel's differs, and to say what differed ("" when nothing did).
+var PartitionDrifted func(env Env, bridge string) (string, error)
 
 // sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a
 // record is written before its objects, so these can only be left by a record removed while

@@ -95,9 +95,11 @@ func (p Plan) BridgeAddr() netip.Prefix {
 // GuestAddr returns the /24 address of a guest IP.
 func (p Plan) GuestAddr(ip netip.Addr) netip.Prefix { return netip.PrefixFrom(ip, 24) }
 
-// Ranges returns every range the plan occupies, for collision checks against the host.
+// Ranges returns every range the plan occupies, for collision checks against the host. The
+// service and client-alias ranges count as much as the routed ones: an address in them is
+// pontoon's to a guest, so a host network there would be out of the guests' reach.
 func (p Plan) Ranges() []netip.Prefix {
-	return []netip.Prefix{p.GuestNet(), p.Uplinks(), p.HostLink()}
+	return []netip.Prefix{p.GuestNet(), p.Uplinks(), p.HostLink(), p.ServiceNet(), p.ClientNet()}
 }
 
 // CheckSlot validates a bridge slot number.

@@ -100,7 +100,7 @@ func (p Plan) Ranges6() []netip.Prefix {
 	if !p.IPv6() {
 		return nil
 	}
-	return []netip.Prefix{p.GuestNet6(), p.Uplinks6(), netip.PrefixFrom(p.addr6(hostLinkNet6, 0), 64)}
+	return []netip.Prefix{p.GuestNet6(), p.Uplinks6(), netip.PrefixFrom(p.addr6(hostLinkNet6, 0), 64), p.ServiceNet6(), p.ClientNet6()}
 }
 
 // ParseGuestIP6 parses and validates a guest's own IPv6 address against the plan: it must lie

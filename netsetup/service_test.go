@@ -2,6 +2,7 @@ package netsetup
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 )
 
@@ -19,9 +20,18 @@ func TestServicePlan(t *testing.T) {
 			t.Errorf("got %s, want %s", tc.got, tc.want)
 		}
 	}
-	for _, r := range append(p.Ranges(), p.Ranges6()...) {
-		if r.Overlaps(p.ServiceNet()) || r.Overlaps(p.ClientNet()) || r.Overlaps(p.ServiceNet6()) || r.Overlaps(p.ClientNet6()) {
-			t.Errorf("service ranges overlap the plan's %s", r)
+	// The plan's ranges, the services' among them, are distinct.
+	ranges := append(p.Ranges(), p.Ranges6()...)
+	for _, svc := range []netip.Prefix{p.ServiceNet(), p.ClientNet(), p.ServiceNet6(), p.ClientNet6()} {
+		if !slices.Contains(ranges, svc) {
+			t.Errorf("the plan's ranges %v lack %s", ranges, svc)
+		}
+	}
+	for i, r := range ranges {
+		for _, q := range ranges[i+1:] {
+			if r.Overlaps(q) {
+				t.Errorf("the plan's ranges %s and %s overlap", r, q)
+			}
 		}
 	}
 }

@@ -58,6 +58,10 @@ type applyOpts struct {
 	onlyIfApplied bool
 	kind          string        // for the event log; derived from the change when empty
 	lasts         time.Duration // the --for duration asked for, for the event log
+	// repair, when set, makes the change apply only when the kernel's partition table is
+	// not the record's, read under the same lock (a change in progress holds it, so only
+	// one that died halfway, or an edit by hand, shows); it receives what differed.
+	repair *[]string
 }
 
 var errNothingApplied = errors.New("nothing applied")
@@ -82,6 +86,15 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if t.guests != nil {
 		if t.Guests, err = t.guests(); err != nil {
 			return Record{}, err
+		}
+	}
+	if o.repair != nil {
+		kt, err := readKernel(t.NetnsPath)
+		if err != nil {
+			return Record{}, err
+		}
+		if *o.repair = tableProblems(t.NetnsPath, kt, prev, t.Guests); len(*o.repair) == 0 {
+			return prev, errNothingApplied
 		}
 	}
 	// A guest that left the bridge leaves the recorded state with its pairs

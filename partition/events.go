@@ -19,6 +19,7 @@ const (
 	SourceSchedule = "schedule"
 	SourceHook     = "hook"
 	SourceLibrary  = "library"
+	SourceGC       = "gc" // pontoon gc, putting a table that differs from the record right
 )
 
 // Kinds of event partition logs.
@@ -28,7 +29,7 @@ const (
 	EventHeal    = "heal"    // everything removed
 	EventRestore = "restore" // a --for's replaced state put back before its deadline (Ctrl-C, a context ended)
 	EventExpire  = "expire"  // a --for's replaced state put back because its duration passed
-	EventRefresh = "refresh" // the state applied again for a guest that (re)attached
+	EventRefresh = "refresh" // the state applied again: for a guest that (re)attached, or by gc where the kernel's table differed
 )
 
 // DefaultSource is the Source of a Target that names none: SourceChild inside a bridge child

@@ -99,6 +99,18 @@ func Status(t Target) (Record, error) {
 	return st, nil
 }
 
+// tableProblems says how the kernel's partition table differs from what st records, as
+// Status reports it; none when it holds st.
+func tableProblems(nsPath string, kt kernelTable, st Record, guests []Guest) []string {
+	seen := st.clone()
+	var problems []string
+	if k := compareKernel(kt, &seen, guests); !k.InEffect {
+		problems = append(problems, k.Detail)
+	}
+	problems = append(problems, classProblems(kt, seen)...)
+	return append(problems, ruleProblems(nsPath, kt, st, guests)...)
+}
+
 // compareKernel replaces st's blocked pairs and mode by the kernel's and says
 // whether the kernel holds what st records.
 func compareKernel(kt kernelTable, st *Record, guests []Guest) *KernelCheck {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/pontoon-dev/pontoon/eventlog"
+	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/urfave/cli/v2"
 )
 
@@ -38,7 +39,13 @@ func partitionLog(c *cli.Context) error {
 	}
 	dir := env(c).BridgeDataDir(name)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("bridge %q does not exist (no %s); `pontoon bridge list` shows the bridges", name, dir)
+		// The first partition change makes the directory; a bridge without one yet has an
+		// empty log, which --follow waits on.
+		if _, err := netsetup.BridgeMembers(env(c), name); errors.Is(err, netsetup.ErrNoBridge) {
+			return fmt.Errorf("bridge %q does not exist; `pontoon bridge list` shows the bridges", name)
+		} else if err != nil {
+			return err
+		}
 	}
 	print := func(w io.Writer, e eventlog.Event) error {
 		if c.Bool("json") {
