@@ -111,6 +111,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 	if env.DryRun != nil {
 		return b, showReady(env, st, plan, b, gw.NoFirewall)
 	}
+	b.NetnsID, _ = ns.ID(env.BridgeNetns(name))
 	err = st.locked(func() error {
 		b.Phase = PhaseReady
 		b.Owner = opt.Owner
@@ -286,7 +287,28 @@ func DestroyBridge(env Env, name string) error {
 			// Nothing recorded; still remove a namespace a crashed run may have pinned.
 			return ns.Remove(env.BridgeNetns(name))
 		}
+		if err := markRemoving(st, b); err != nil {
+			return err
+		}
 		return destroyBridge(env, b)
+	})
+}
+
+// BeginDestroy records that a bridge is to be destroyed, before anything of it goes (its name
+// server, which a caller stops before DestroyBridge): a destroy killed at any later point
+// leaves a bridge gc destroys, never one it takes for ready and mends (restarting its name
+// server). Marking a bridge that does not exist succeeds.
+func BeginDestroy(env Env, name string) error {
+	if err := checkName("bridge", name); err != nil {
+		return err
+	}
+	st := env.store()
+	return st.lockedIfAny(func() error {
+		b, err := st.bridge(name)
+		if err != nil || b == nil {
+			return err
+		}
+		return markRemoving(st, b)
 	})
 }
 
@@ -354,7 +376,7 @@ func Bridges(env Env) ([]*BridgeState, error) {
 		return err
 	})
 	for _, b := range out {
-		b.Problem = env.bridgeProblem(b)
+		env.findProblems(b)
 	}
 	return out, err
 }
@@ -374,7 +396,7 @@ func GetBridge(env Env, name string) (*BridgeState, error) {
 		err = fmt.Errorf("bridge %q: %w", name, ErrNoBridge)
 	}
 	if b != nil {
-		b.Problem = env.bridgeProblem(b)
+		env.findProblems(b)
 	}
 	return b, err
 }

@@ -48,6 +48,13 @@ func BridgeProblems(env Env, name string) ([]string, error) {
 		case b.Phase != PhaseReady:
 			return nil
 		}
+		// What is read below is read through the pins: through a pin another tool hid or
+		// covered, it fails with errors that say nothing of the cause, or reads another
+		// namespace.
+		if env.findProblems(b); len(pinProblems(b)) > 0 {
+			problems = pinProblems(b)
+			return nil
+		}
 		path := env.BridgeNetns(name)
 		if problems, err = tablesProblems(path, plan, b); err != nil {
 			return err

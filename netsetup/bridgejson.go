@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/pontoon-dev/pontoon/internal/jsontok"
 )
@@ -61,6 +62,9 @@ func bridgeJSON(b *BridgeState) ([]byte, error) {
 	if b.MountNS != 0 {
 		w.Uint("mount_ns", b.MountNS)
 	}
+	if b.NetnsID != 0 {
+		w.Uint("netns_id", b.NetnsID)
+	}
 	if b.Problem != "" {
 		w.Str("problem", b.Problem)
 	}
@@ -110,6 +114,10 @@ func (g *Guest) appendJSON(b []byte) []byte {
 	if g.Owned {
 		b = append(b, `,"owned":true`...)
 	}
+	if g.NetnsID != 0 {
+		b = append(b, `,"netns_id":`...)
+		b = strconv.AppendUint(b, g.NetnsID, 10)
+	}
 	if g.Port != "" {
 		b = append(b, `,"port":`...)
 		b = jsontok.AppendQuote(b, g.Port)
@@ -127,6 +135,10 @@ func (g *Guest) appendJSON(b []byte) []byte {
 	if g.Creator != nil {
 		b = append(b, `,"creator":`...)
 		b = g.Creator.AppendJSON(b)
+	}
+	if g.Problem != "" {
+		b = append(b, `,"problem":`...)
+		b = jsontok.AppendQuote(b, g.Problem)
 	}
 	return append(b, '}')
 }
@@ -186,6 +198,8 @@ func readBridge(data []byte) (BridgeState, bool) {
 			r.Value(&b.Services)
 		case "mount_ns":
 			b.MountNS = r.Uint()
+		case "netns_id":
+			b.NetnsID = r.Uint()
 		case "problem":
 			b.Problem = r.Str()
 		default:
@@ -215,6 +229,8 @@ func readGuest(r *jsontok.Reader) Guest {
 			g.UTS = r.Str()
 		case "owned":
 			g.Owned = r.Bool()
+		case "netns_id":
+			g.NetnsID = r.Uint()
 		case "port":
 			g.Port = r.Str()
 		case "key":
@@ -227,6 +243,8 @@ func readGuest(r *jsontok.Reader) Guest {
 		case "creator":
 			p := ReadProcess(r)
 			g.Creator = &p
+		case "problem":
+			g.Problem = r.Str()
 		default:
 			r.Fail()
 		}

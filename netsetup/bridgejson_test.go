@@ -27,7 +27,8 @@ func allSet(t *testing.T, v any) {
 func testRecords(t *testing.T) []*BridgeState {
 	full := Guest{Name: "n1", IP: netip.MustParseAddr("172.18.0.1"), IP6: netip.MustParseAddr("fd70:6f6e::1"),
 		Hostname: "h", Aliases: []string{"a", "b"}, Netns: "/run/netns/x", UTS: "/run/uts/x", Owned: true,
-		Port: "p1", Key: "k", Process: &Process{PID: 12, Start: 34}, Phase: PhaseReady, Creator: &Process{PID: 5, Start: 6}}
+		Port: "p1", Key: "k", Process: &Process{PID: 12, Start: 34}, Phase: PhaseReady, Creator: &Process{PID: 5, Start: 6},
+		NetnsID: 4026532001, Problem: "hidden"}
 	allSet(t, full)
 	odd := Guest{Name: "a<b>&\"c\"\\\u00e9\u2028\x01\x7f", Netns: "\xff", Aliases: []string{}, Phase: PhaseCreating}
 	guests := []Guest{full, {}, odd, {Name: "g", IP: netip.MustParseAddr("172.18.0.9"), Netns: "/p"}}
@@ -37,7 +38,7 @@ func testRecords(t *testing.T) []*BridgeState {
 	allSet(t, svc)
 	b := &BridgeState{Name: "b", Slot: 3, Phase: PhaseReady, Creator: Process{PID: 1, Start: 2}, Owner: &Process{PID: 3, Start: 4},
 		Created: time.Unix(1700000000, 5).UTC(), Ports: []Port{{8080, "n1", 80, TCP}, {53, "172.18.0.9", 53, UDP}},
-		Guests: guests, Services: []Service{svc}, MountNS: 4026531840, Problem: "gone"}
+		Guests: guests, Services: []Service{svc}, MountNS: 4026531840, NetnsID: 4026532000, Problem: "gone"}
 	allSet(t, *b)
 	zone := &BridgeState{Name: "z", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600)),
 		Guests: []Guest{{Name: "z", IP: netip.MustParseAddr("fe80::1%eth0")}}}

@@ -84,7 +84,7 @@ func mendGateway(env Env, st store, g *GatewayState) error {
 			fmt.Fprintf(env.DryRun, "# pin %s again: the namespace hidden under a bind mount of %s\n", p, filepath.Dir(p))
 			return nil
 		}
-		if err := ns.Recover(p); err != nil {
+		if err := ns.Mend(p, 0); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
 		d = env.gatewayDamage()

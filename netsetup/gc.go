@@ -30,43 +30,15 @@ type GCReport struct {
 	Repaired []string `json:"repaired,omitempty"`
 }
 
-// bridgeProblem says what is wrong with a ready bridge's namespace, or with a bridge whose
-// removal was cut short; "" when nothing is.
-func (e Env) bridgeProblem(b *BridgeState) string {
-	if b.Phase == PhaseRemoving {
-		// Removals run under the state lock, which whoever reads the record held: this one
-		// is not under way.
-		return "its removal was cut short (it failed or was killed halfway)"
-	}
-	if b.Phase != PhaseReady {
-		return ""
-	}
-	p := e.BridgeNetns(b.Name)
-	switch {
-	case ns.IsPinned(p):
-		return ""
-	case exists(p) && b.MountNS != 0 && b.MountNS != ns.MountNS():
-		// Pinned in another mount namespace (a bridge child's view of a directory whose
-		// pins do not propagate): from here, a pin file without its mount proves nothing.
-		return ""
-	case ns.HiddenPin(p):
-		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool", p, filepath.Dir(p))
-	default:
-		return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon)", p)
-	}
-}
-
-// repairBridge handles a ready bridge whose namespace has a problem: a hidden pin is pinned
-// again; a bridge whose namespace is gone is destroyed (its guests and uplink went with the
-// namespace). It reports whether the bridge was destroyed. The caller holds the state lock.
+// repairBridge handles a ready bridge whose namespaces have a problem: pins another tool hid
+// or covered are pinned again (mendPins); a bridge whose namespace is gone is destroyed (its
+// guests and uplink went with the namespace). It reports whether the bridge was destroyed.
+// The caller holds the state lock.
 func repairBridge(env Env, b *BridgeState, rep *GCReport) (destroyed bool, err error) {
-	p := env.BridgeNetns(b.Name)
-	if ns.HiddenPin(p) {
-		if err := ns.Recover(p); err != nil {
-			return false, fmt.Errorf("bridge %q: %w", b.Name, err)
-		}
-		rep.Repaired = append(rep.Repaired, fmt.Sprintf("bridge %s: namespace %s pinned again", b.Name, p))
-		return false, nil
+	if ns.Check(env.BridgeNetns(b.Name), b.NetnsID) != ns.PinGone || env.elsewhere(b, env.BridgeNetns(b.Name)) {
+		done, err := mendPins(env, b)
+		rep.Repaired = append(rep.Repaired, done...)
+		return false, err
 	}
 	if err := destroyBridge(env, b); err != nil {
 		return false, err
@@ -119,7 +91,7 @@ func GC(env Env) (GCReport, error) {
 			g = nil
 		}
 		if g != nil && g.Phase == PhaseReady && ns.HiddenPin(env.GatewayNetns()) {
-			if err := ns.Recover(env.GatewayNetns()); err != nil {
+			if err := ns.Mend(env.GatewayNetns(), 0); err != nil {
 				return err
 			}
 			rep.Repaired = append(rep.Repaired, "gateway: namespace "+env.GatewayNetns()+" pinned again")
@@ -130,91 +102,37 @@ func GC(env Env) (GCReport, error) {
 		}
 		live := map[string]*BridgeState{}
 		released := map[string]bool{} // uplinks of bridges destroyed now, vanishing on their own
+		var errs []error              // of single bridges: one bridge's problem keeps no other from being seen to
 		for _, b := range bridges {
-			// A run killed with kill -9 whose parent has not reaped it yet holds nothing (Alive).
-			// A removal runs under the lock gc holds: one recorded is one that failed or was
-			// killed, whether its process lives on or not.
-			dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive()) || b.Phase == PhaseRemoving
-			if dead {
-				if err := destroyBridge(env, b); err != nil {
-					return err
-				}
-				rep.Bridges = append(rep.Bridges, b.Name)
+			gone, err := collectBridge(env, st, b, &rep)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if gone {
 				released[slotLink(b.Slot)] = true
 				continue
 			}
-			if env.bridgeProblem(b) != "" {
-				destroyed, err := repairBridge(env, b, &rep)
-				if err != nil {
-					return err
-				}
-				if destroyed {
-					continue
-				}
-			}
 			live[b.Name] = b
-			if b.Phase == PhaseReady {
+			if b.Phase == PhaseReady && b.Problem == "" {
 				kept = append(kept, b.Name)
-			}
-			if done := dropInterrupted(b); len(done) > 0 {
-				if err := st.writeBridge(b.Name, b); err != nil {
-					return err
-				}
-				noteMemberLeft(env, b.Name)
-				rep.Repaired = append(rep.Repaired, done...)
-			}
-			detached, err := detachedGuests(env, b)
-			if err != nil {
-				return err
-			}
-			for _, gu := range b.Guests {
-				// A guest add killed halfway stays in phase creating; its creator is gone.
-				// Records of older versions carry no creator: such a guest is as dead.
-				killed := gu.Phase == PhaseCreating && (gu.Creator == nil || !gu.Creator.Alive())
-				if killed || (gu.Process != nil && !gu.Process.Alive()) || detached[gu.Name] {
-					if err := dropGuest(env, b.Name, gu.Name); err != nil {
-						return err
-					}
-					rep.Guests = append(rep.Guests, b.Name+"/"+gu.Name)
-				}
 			}
 		}
 		orphans, err := sweepOrphans(env, g, live, released)
 		rep.Orphans = orphans
 		if err != nil {
-			return err
+			errs = append(errs, err)
 		}
 		if g != nil && g.Phase == PhaseReady {
 			// Port forwards are rebuilt from the records, whatever a killed process left
 			// in the gateway's and the bridges' tables.
-			plan, _, err := readyGateway(st)
-			if err != nil {
-				return err
-			}
-			left, err := st.bridges()
-			if err != nil {
-				return err
-			}
-			for _, b := range left {
-				if b.Phase != PhaseReady || len(b.Ports) == 0 {
-					continue
-				}
-				if err := rebuildBridgeTable(env, plan, b); err != nil {
-					return err
-				}
-			}
-			return syncGatewayTable(env, plan, left)
-		}
-		if g == nil {
+			errs = append(errs, rebuildForwards(env, st))
+		} else if g == nil && len(errs) == 0 {
 			// No gateway: nor an empty skeleton of state (see GatewayDown).
 			st.removeIfEmpty()
 		}
-		return nil
+		return errors.Join(errs...)
 	})
-	if err != nil {
-		return rep, errors.Join(err, syncServices(env))
-	}
-	errs := []error{syncServices(env)}
+	errs := []error{err, syncServices(env)}
 	// The partition first: applying it again writes the service rules too.
 	if PartitionDrifted != nil {
 		for _, b := range kept {
@@ -240,6 +158,81 @@ func GC(env Env) (GCReport, error) {
 // package partition sets it to make the bridge's partition table the record's again where
 // the kernel's differs, and to say what differed ("" when nothing did).
 var PartitionDrifted func(env Env, bridge string) (string, error)
+
+// rebuildForwards rebuilds the port forwards of the ready bridges, and the gateway's, from
+// the records; a bridge whose namespace pontoon cannot reach is left out. The caller holds
+// the state lock.
+func rebuildForwards(env Env, st store) error {
+	plan, _, err := readyGateway(st)
+	if err != nil {
+		return err
+	}
+	left, err := st.bridges()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, b := range left {
+		if b.Phase != PhaseReady || len(b.Ports) == 0 || env.bridgeProblem(b) != "" {
+			continue
+		}
+		if err := rebuildBridgeTable(env, plan, b); err != nil {
+			errs = append(errs, fmt.Errorf("bridge %q: %w", b.Name, err))
+		}
+	}
+	return errors.Join(append(errs, syncGatewayTable(env, plan, left))...)
+}
+
+// collectBridge is GC's work on one bridge: it destroys a bridge whose owner or creator is
+// gone or whose destroy was cut short, repairs its namespaces, and drops its guests that are
+// dead or whose add or del was killed halfway. It reports whether the bridge is gone; a
+// bridge it could not see to is left with its problem in b.Problem. The caller holds the
+// state lock.
+func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool, err error) {
+	// A run killed with kill -9 whose parent has not reaped it yet holds nothing (Alive). A
+	// bridge in phase removing is one the user asked to destroy.
+	dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive()) || b.Phase == PhaseRemoving
+	if dead {
+		if err := destroyBridge(env, b); err != nil {
+			return false, err
+		}
+		rep.Bridges = append(rep.Bridges, b.Name)
+		return true, nil
+	}
+	if env.findProblems(b); len(pinProblems(b)) > 0 {
+		destroyed, err := repairBridge(env, b, rep)
+		if destroyed {
+			return true, err
+		}
+		env.findProblems(b)
+		if err != nil {
+			return false, err
+		}
+	}
+	if done := dropInterrupted(b); len(done) > 0 {
+		if err := st.writeBridge(b.Name, b); err != nil {
+			return false, err
+		}
+		noteMemberLeft(env, b.Name)
+		rep.Repaired = append(rep.Repaired, done...)
+	}
+	detached, err := detachedGuests(env, b)
+	if err != nil {
+		return false, fmt.Errorf("bridge %q: %w", b.Name, err)
+	}
+	for _, gu := range b.Guests {
+		// A guest add killed halfway stays in phase creating; its creator is gone.
+		// Records of older versions carry no creator: such a guest is as dead.
+		killed := gu.Phase == PhaseCreating && (gu.Creator == nil || !gu.Creator.Alive())
+		if killed || (gu.Process != nil && !gu.Process.Alive()) || detached[gu.Name] {
+			if err := dropGuest(env, b.Name, gu.Name); err != nil {
+				return false, err
+			}
+			rep.Guests = append(rep.Guests, b.Name+"/"+gu.Name)
+		}
+	}
+	return false, nil
+}
 
 // sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a
 // record is written before its objects, so these can only be left by a record removed while

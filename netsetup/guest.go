@@ -269,6 +269,9 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			return fmt.Errorf("the bridge was destroyed while the guest was being attached")
 		}
 		g.Phase, g.Creator = PhaseReady, nil
+		if g.Owned {
+			g.NetnsID, _ = ns.ID(g.Netns)
+		}
 		for i := range cur.Guests {
 			if cur.Guests[i].Name == name {
 				cur.Guests[i] = g
@@ -539,10 +542,20 @@ func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
 func (g Guest) Namespaces() ns.Spec { return ns.Spec{Net: g.Netns, UTS: g.UTS} }
 
 // FindGuest returns a guest of a bridge by name, IP or IPv6 address.
+// A pin of the bridge's another tool hid or covered is pinned again first: the guest's
+// namespaces are to be entered.
 func FindGuest(env Env, bridge, ref string) (*BridgeState, *Guest, error) {
 	b, err := GetBridge(env, bridge)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(pinProblems(b)) > 0 {
+		if _, err := MendPins(env, bridge); err != nil {
+			return nil, nil, err
+		}
+		if b, err = GetBridge(env, bridge); err != nil {
+			return nil, nil, err
+		}
 	}
 	for i, g := range b.Guests {
 		if g.Name == ref || g.IP.String() == ref || (g.IP6.IsValid() && g.IP6.String() == ref) {

@@ -192,7 +192,7 @@ func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
 		case gatewayHidden:
 			// Its rules are still there, out of sight: pinned again (as gc and gateway up
 			// do), they can be rewritten.
-			if rerr := ns.Recover(p); rerr != nil {
+			if rerr := ns.Mend(p, 0); rerr != nil {
 				err = errors.Join(err, rerr)
 			} else {
 				err = rewriteTables(p, gatewayTables(plan, bridges)...)

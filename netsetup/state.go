@@ -134,6 +134,9 @@ type BridgeState struct {
 	// MountNS is the mount namespace (its inode) the bridge's namespace was pinned in: only
 	// there does a pin file without its mount mean the namespace is gone.
 	MountNS uint64 `json:"mount_ns,omitempty"`
+	// NetnsID is the bridge namespace's identity (ns.ID): only a namespace pinned with it is
+	// the bridge's. 0 in records of older versions.
+	NetnsID uint64 `json:"netns_id,omitempty"`
 	// Problem says what is wrong with a ready bridge's namespace (deleted or unpinned by
 	// hand, or its pin hidden by another tool); empty when nothing is. It is found out when
 	// the bridge is listed, never stored.
@@ -153,6 +156,8 @@ type Guest struct {
 	Netns string `json:"netns"`
 	UTS   string `json:"uts,omitempty"`
 	Owned bool   `json:"owned,omitempty"`
+	// NetnsID is the identity (ns.ID) of a namespace pontoon created; 0 for any other.
+	NetnsID uint64 `json:"netns_id,omitempty"`
 	// Port is the guest's veth port in the bridge namespace.
 	Port string `json:"port,omitempty"`
 	// Key identifies who attached the guest (a container id for the OCI hook).
@@ -162,6 +167,9 @@ type Guest struct {
 	Phase   Phase    `json:"phase"`
 	// Creator is the process adding the guest, while the phase is creating.
 	Creator *Process `json:"creator,omitempty"`
+	// Problem says what is wrong with the pin of a namespace pontoon created for a ready
+	// guest, as BridgeState.Problem does for the bridge's; never stored.
+	Problem string `json:"problem,omitempty"`
 }
 
 // store reads and writes state files under one directory, serialized by its lock so that

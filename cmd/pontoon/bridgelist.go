@@ -94,13 +94,32 @@ func printBridges(out io.Writer, bs []*netsetup.BridgeState) error {
 			fmt.Fprintf(out, "bridge %s is broken: %s; `pontoon gc` repairs or removes it\n", b.Name, b.Problem)
 		}
 	}
+	for _, b := range bs {
+		printGuestProblems(out, b)
+	}
 	return nil
+}
+
+// printGuestProblems writes a line per guest of b whose namespace's pin is broken.
+func printGuestProblems(out io.Writer, b *netsetup.BridgeState) {
+	for _, g := range b.Guests {
+		if g.Problem != "" {
+			fmt.Fprintf(out, "guest %s of bridge %s is broken: %s; `pontoon gc` repairs it if it can\n", g.Name, b.Name, g.Problem)
+		}
+	}
 }
 
 // showBridge writes everything about one bridge, a line per guest.
 func showBridge(out io.Writer, e netsetup.Env, b *netsetup.BridgeState) error {
+	state := string(b.Phase)
+	if b.Problem != "" {
+		state = "broken"
+	}
 	fmt.Fprintf(out, "bridge %s: slot %d, %s, owner %s, created %s, namespace %s\n",
-		b.Name, b.Slot, b.Phase, owner(b), b.Created.Local().Format(time.DateTime), b.Netns(e))
+		b.Name, b.Slot, state, owner(b), b.Created.Local().Format(time.DateTime), b.Netns(e))
+	if b.Problem != "" {
+		fmt.Fprintf(out, "bridge %s is broken: %s; `pontoon gc` repairs or removes it\n", b.Name, b.Problem)
+	}
 	if len(b.Ports) > 0 {
 		fmt.Fprintf(out, "ports: %s\n", strings.Join(portStrings(b), ", "))
 	}
@@ -115,9 +134,17 @@ func showBridge(out io.Writer, e netsetup.Env, b *netsetup.BridgeState) error {
 		if g.IP6.IsValid() {
 			ip6 = g.IP6.String()
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, g.IP, orDash(ip6), orDash(g.Hostname), orDash(strings.Join(g.Aliases, ",")), g.Phase, g.Netns)
+		state := string(g.Phase)
+		if g.Problem != "" {
+			state = "broken"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, g.IP, orDash(ip6), orDash(g.Hostname), orDash(strings.Join(g.Aliases, ",")), state, g.Netns)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	printGuestProblems(out, b)
+	return nil
 }
 
 func portStrings(b *netsetup.BridgeState) []string {

@@ -288,7 +288,12 @@ func bridgeDestroy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// The name server first: its sockets would keep the bridge's namespace alive.
+	// The name server first: its sockets would keep the bridge's namespace alive. The intent
+	// is recorded before it: a destroy killed after the server's stop would leave a ready
+	// bridge without one, which gc would start again.
+	if err := netsetup.BeginDestroy(env(c), a[0]); err != nil {
+		return err
+	}
 	if err := names.Stop(env(c), a[0]); err != nil {
 		return err
 	}

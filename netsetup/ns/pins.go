@@ -67,9 +67,14 @@ func prepareShared(dir string) error {
 }
 
 // MountNS returns the inode of the calling process's mount namespace (0 when unknown).
+//
+// This and Mounts read /proc/thread-self, not /proc/self, which follows the process's first
+// thread: a goroutine of onLockedThread may run on that thread, and the runtime parks it for
+// good, in whatever namespace fn left it (a private copy of the mounts, say), rather than
+// end it as it ends other locked threads.
 func MountNS() uint64 {
 	var st unix.Stat_t
-	if unix.Stat("/proc/self/ns/mnt", &st) != nil {
+	if unix.Stat("/proc/thread-self/ns/mnt", &st) != nil {
 		return 0
 	}
 	return st.Ino
@@ -78,6 +83,7 @@ func MountNS() uint64 {
 // Mount is one line of /proc/self/mountinfo, the fields pontoon needs.
 type Mount struct {
 	ID, Parent int
+	Root       string // the mounted file within its file system; for a pin, "net:[INODE]"
 	Point      string // mount point, unescaped
 	Shared     bool   // in a peer group: mounts and unmounts below it propagate
 	FSType     string
@@ -85,7 +91,7 @@ type Mount struct {
 
 // Mounts reads the calling process's mount table.
 func Mounts() ([]Mount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	f, err := os.Open("/proc/thread-self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("read mount table: %w", err)
 	}
@@ -102,7 +108,7 @@ func Mounts() ([]Mount, error) {
 		}
 		id, _ := strconv.Atoi(f[0])
 		parent, _ := strconv.Atoi(f[1])
-		m := Mount{ID: id, Parent: parent, Point: unescapeMount(f[4]), FSType: g[0]}
+		m := Mount{ID: id, Parent: parent, Root: unescapeMount(f[3]), Point: unescapeMount(f[4]), FSType: g[0]}
 		for _, opt := range f[6:] {
 			m.Shared = m.Shared || strings.HasPrefix(opt, "shared:")
 		}
@@ -210,34 +216,4 @@ func removeHidden(path string) error {
 		}
 		return fmt.Errorf("remove namespace file %s: %w (a namespace is mounted on it out of reach)", path, unix.EBUSY)
 	})
-}
-
-// Recover pins again, visibly, a namespace whose pin at path is hidden (see HiddenPin). The
-// namespace is opened from a private mount namespace in which the covering bind mounts are
-// lifted, and bound onto path in pontoon's own mount namespace; the hidden pin stays until
-// Remove takes both.
-func Recover(path string) error {
-	var f *os.File
-	err := inPrivateMounts(func() error {
-		dir := filepath.Dir(path)
-		for range 32 {
-			if IsPinned(path) {
-				var err error
-				f, err = os.Open(path)
-				return err
-			}
-			if !liftCover(dir) {
-				break
-			}
-		}
-		return errors.New("no namespace found beneath the bind mounts")
-	})
-	if err != nil {
-		return fmt.Errorf("recover hidden namespace pin %s: %w", path, err)
-	}
-	defer f.Close()
-	if err := unix.Mount(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), path, "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("recover hidden namespace pin %s: bind mount: %w", path, err)
-	}
-	return nil
 }

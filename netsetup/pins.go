@@ -1,0 +1,138 @@
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+)
+
+// Another tool may hide pontoon's pins (a bind mount of their directory onto itself, as the
+// first `ip netns add` makes when the directory is no mount point) or mount a namespace of
+// its own over one. The namespaces live on, held by the hidden pins or by processes in them;
+// what pontoon does in them then fails with errors that say nothing of the cause. Their
+// problems are found here, said plainly, and mended (ns.Mend) by gc and by commands that
+// enter a guest.
+
+// pinProblem says what is wrong with the pin at path of a namespace whose identity is id (0:
+// unknown), or "" when nothing is.
+func pinProblem(path string, id uint64) string {
+	switch ns.Check(path, id) {
+	case ns.PinHidden:
+		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool", path, filepath.Dir(path))
+	case ns.PinForeign:
+		return fmt.Sprintf("%s shows a namespace that is not the one pontoon pinned there: another tool mounted its own over the pin", path)
+	case ns.PinGone:
+		return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon)", path)
+	}
+	return ""
+}
+
+// elsewhere reports whether b was pinned in another mount namespace than this process's (a
+// bridge child's view of a directory whose pins do not propagate), with path's pin not
+// visible here: from here, a pin file without its mount proves nothing.
+func (e Env) elsewhere(b *BridgeState, path string) bool {
+	return !ns.IsPinned(path) && exists(path) && b.MountNS != 0 && b.MountNS != ns.MountNS()
+}
+
+// bridgeProblem says what is wrong with a ready bridge's namespace, or "" when nothing is.
+func (e Env) bridgeProblem(b *BridgeState) string {
+	if b.Phase == PhaseRemoving {
+		// The destroy stops the bridge's name server before it takes the state lock to
+		// remove the rest: a record seen in this phase is on its way out, or its removal
+		// failed or was killed halfway.
+		return "being removed, or its removal was cut short (it failed or was killed halfway); `pontoon gc` finishes it"
+	}
+	p := e.BridgeNetns(b.Name)
+	if b.Phase != PhaseReady || e.elsewhere(b, p) {
+		return ""
+	}
+	return pinProblem(p, b.NetnsID)
+}
+
+// guestProblem says what is wrong with the pin of a namespace pontoon created for a ready
+// guest of a ready bridge, or "" when nothing is. A namespace given by the user is theirs to
+// keep.
+func (e Env) guestProblem(b *BridgeState, g *Guest) string {
+	if b.Phase != PhaseReady || g.Phase != PhaseReady || !g.Owned || e.elsewhere(b, g.Netns) {
+		return ""
+	}
+	return pinProblem(g.Netns, g.NetnsID)
+}
+
+// findProblems sets the Problem of b and of each of its guests.
+func (e Env) findProblems(b *BridgeState) {
+	b.Problem = e.bridgeProblem(b)
+	for i := range b.Guests {
+		b.Guests[i].Problem = e.guestProblem(b, &b.Guests[i])
+	}
+}
+
+// pinProblems lists the problems findProblems finds, a sentence each.
+func pinProblems(b *BridgeState) []string {
+	var out []string
+	if b.Problem != "" {
+		out = append(out, b.Problem)
+	}
+	for _, g := range b.Guests {
+		if g.Problem != "" {
+			out = append(out, fmt.Sprintf("guest %s: %s", g.Name, g.Problem))
+		}
+	}
+	return out
+}
+
+// mendable reports whether a pin is one Mend can put right: hidden, or covered by another
+// namespace. A namespace that is gone is beyond mending.
+func mendable(path string, id uint64) bool {
+	s := ns.Check(path, id)
+	return s == ns.PinHidden || s == ns.PinForeign
+}
+
+// mendPins pins again every namespace of a ready bridge, its own and its guests', that
+// another tool hid or covered, and says what it mended; the bridge's pin first, as the
+// guests' ports are reached through it. It goes on past a pin it cannot mend and returns the
+// errors of all. The caller holds the state lock.
+func mendPins(env Env, b *BridgeState) ([]string, error) {
+	if b.Phase != PhaseReady {
+		return nil, nil
+	}
+	var done []string
+	var errs []error
+	p := env.BridgeNetns(b.Name)
+	if !env.elsewhere(b, p) && mendable(p, b.NetnsID) {
+		if err := ns.Mend(p, b.NetnsID); err != nil {
+			errs = append(errs, fmt.Errorf("bridge %q: %w", b.Name, err))
+		} else {
+			done = append(done, fmt.Sprintf("bridge %s: namespace %s pinned again", b.Name, p))
+		}
+	}
+	for _, g := range b.Guests {
+		if env.guestProblem(b, &g) == "" || !mendable(g.Netns, g.NetnsID) {
+			continue
+		}
+		if err := ns.Mend(g.Netns, g.NetnsID); err != nil {
+			errs = append(errs, fmt.Errorf("guest %s/%s: %w", b.Name, g.Name, err))
+			continue
+		}
+		done = append(done, fmt.Sprintf("guest %s/%s: namespace %s pinned again", b.Name, g.Name, g.Netns))
+	}
+	return done, errors.Join(errs...)
+}
+
+// MendPins is mendPins for one bridge, under the state lock: for a command about to enter
+// one of its namespaces.
+func MendPins(env Env, bridge string) ([]string, error) {
+	st := env.store()
+	var done []string
+	err := st.locked(func() error {
+		b, err := st.bridge(bridge)
+		if err != nil || b == nil {
+			return err
+		}
+		done, err = mendPins(env, b)
+		return err
+	})
+	return done, err
+}
