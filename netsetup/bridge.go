@@ -431,7 +431,6 @@ func bridgeTablesStep(plan Plan, b *BridgeState, l2 tableSpec, brH **handle, brN
 	}
 }
 
-
 // clashFix says how to free what bridge other holds: a bridge whose owner (a run) or creator
 // was killed is gc's to remove, any other is the user's to destroy.
 func clashFix(bridges []*BridgeState, other string) string {
