@@ -14,6 +14,7 @@ package ns
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,6 +199,9 @@ func pin(src, dst string) error {
 		return fmt.Errorf("pin namespace: %w", err)
 	}
 	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if errors.Is(err, fs.ErrExist) && stalePin(dst) {
+		f, err = os.OpenFile(dst, os.O_RDONLY, 0)
+	}
 	if err != nil {
 		return fmt.Errorf("pin namespace at %s: %w", dst, err)
 	}
@@ -207,6 +211,16 @@ func pin(src, dst string) error {
 		return fmt.Errorf("pin namespace at %s: bind mount: %w", dst, err)
 	}
 	return nil
+}
+
+// stalePin reports whether path is the empty file of a pin whose namespace is gone: unpinned
+// without being removed, as a process killed between the two leaves it, or a machine that
+// went down with its namespace directory on disk. It holds nothing, so a new pin may take
+// its place; a pin hidden under another tool's mount still holds its namespace and is not
+// stale.
+func stalePin(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == 0 && !IsPinned(path) && !HiddenPin(path)
 }
 
 // Remove unpins a namespace created by New. The namespace itself goes away once no process

@@ -83,3 +83,28 @@ func TestVisitComesBack(t *testing.T) {
 		t.Errorf("Visit with a panicking fn returned %v", err)
 	}
 }
+
+// A pin's empty file left behind without its namespace (a process killed between unpinning
+// and removing it, a reboot with the directory on disk) does not block a new pin there,
+// while a live pin does.
+func TestNewOverStalePin(t *testing.T) {
+	testkit.NeedRoot(t, "creates a network namespace")
+	path := filepath.Join(t.TempDir(), "pin")
+	if err := os.WriteFile(path, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := New(Spec{Net: path}); err != nil {
+		t.Fatalf("New over a stale pin file: %v", err)
+	}
+	t.Cleanup(func() { Remove(path) })
+	if !IsPinned(path) {
+		t.Fatal("the namespace is not pinned")
+	}
+	first := nsInode(t, path)
+	if err := New(Spec{Net: path}); err == nil || !errors.Is(err, os.ErrExist) {
+		t.Fatalf("New over a live pin: %v, want it refused (file exists)", err)
+	}
+	if !IsPinned(path) || nsInode(t, path) != first {
+		t.Error("the refused New changed the live pin")
+	}
+}
