@@ -94,6 +94,7 @@ func (c *checker) checkEntity(path []string, e entity, what string) {
 }
 
 func (c *checker) command(path []string, name string, t map[string]any, s Settings) (cmd Command) {
+	before := len(c.errs)
 	d := newDecl(t, name, false, entity{workdir: DefaultWorkdir, root: Root{Kind: RootHost}, runtime: s.Runtime})
 	// A supervise that is not a boolean is reported; the rest is judged by
 	// the command's shape.
@@ -117,7 +118,9 @@ func (c *checker) command(path []string, name string, t map[string]any, s Settin
 	// Read last: the schedule names the guests of the whole command.
 	defer func() {
 		if d.schedule != nil {
-			cmd.Schedule = c.schedule(d.schedPath, d.schedule, cmd.ScheduleGuests())
+			// A mistake in the command or its children (a mistyped ip) can leave guests out:
+			// the schedule is then checked on its own, not against guests that are missing.
+			cmd.Schedule = c.schedule(d.schedPath, d.schedule, cmd.ScheduleGuests(), len(c.errs) == before)
 		}
 		if cmd.Schedule != nil && cmd.Schedule.HasDNS() {
 			switch {

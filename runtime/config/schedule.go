@@ -245,8 +245,9 @@ func (c *checker) scheduleDuration(p []string, s string) (time.Duration, bool) {
 // schedule.FieldError writes them: steps."#0".for becomes steps[1].for.
 var elemKey = lazy.Value[*regexp.Regexp]{Build: func() *regexp.Regexp { return regexp.MustCompile(`\."#(\d+)"`) }}
 
-// schedule reads [commands.NAME.schedule] and checks it against the command's guests.
-func (c *checker) schedule(path []string, v any, guests []partition.Guest) *schedule.Spec {
+// schedule reads [commands.NAME.schedule] and, when guestsKnown (the command had no mistake
+// that could leave one out), checks it against the command's guests.
+func (c *checker) schedule(path []string, v any, guests []partition.Guest, guestsKnown bool) *schedule.Spec {
 	t, ok := c.table(path, v, "["+keyString(path)+"] with steps, nemesis or flap")
 	if !ok {
 		return nil
@@ -263,18 +264,29 @@ func (c *checker) schedule(path []string, v any, guests []partition.Guest) *sche
 	if d.bad || len(c.errs) > n {
 		return nil // the spec is incomplete; its own checks would repeat what was said
 	}
+	if !guestsKnown {
+		if err := d.spec.Validate(); err != nil {
+			c.scheduleErrs(path, err)
+		}
+		return nil
+	}
 	if len(guests) == 0 {
 		c.errf(path, "a schedule acts on the run's guests, and this command has none; give it guest children (ip = %q) or network = \"guest\"", c.first.String())
 		return nil
 	}
-	err := d.spec.Check(guests)
-	if err == nil {
-		return &d.spec
+	if err := d.spec.Check(guests); err != nil {
+		c.scheduleErrs(path, err)
+		return nil
 	}
+	return &d.spec
+}
+
+// scheduleErrs reports a schedule's error from package schedule at the keys it names.
+func (c *checker) scheduleErrs(path []string, err error) {
 	fes := schedule.FieldErrors(err)
 	if len(fes) == 0 {
 		c.errf(path, "%v", err)
-		return nil
+		return
 	}
 	for _, fe := range fes {
 		// Lines are found with keylines' element paths, counted from 0.
@@ -292,7 +304,6 @@ func (c *checker) schedule(path []string, v any, guests []partition.Guest) *sche
 		}
 		c.errs = append(c.errs, &Error{File: c.file, Line: c.lines.line(lp), Key: key, Msg: fe.Msg})
 	}
-	return nil
 }
 
 // ScheduleGuests are the guests the command's schedule may name, as partition resolves them

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -122,8 +123,17 @@ func TestScheduleErrors(t *testing.T) {
 			wantErrors(t, err, tc.want)
 		})
 	}
+	// A mistyped ip leaves n1 out of the guests: the schedule naming n1 is not also called
+	// wrong (nor the command guestless), while its own mistakes still are.
+	typo := strings.Replace(scheduleCluster, "ip = \"172.18.0.1\"", "ipp = \"172.18.0.1\"", 1)
+	flap := "[commands.c.schedule.flap]\npartition = \"isolate n1\"\non = \"1s\"\noff = \"1s\"\ncount = %d\n"
+	_, err := Parse("pontoon.toml", []byte(typo+fmt.Sprintf(flap, 1)))
+	wantErrors(t, err, []wantErr{{3, "commands.c.children.n1", "needs ip"}, {5, "commands.c.children.n1.ipp", `did you mean "ip"?`}})
+	_, err = Parse("pontoon.toml", []byte(typo+fmt.Sprintf(flap, 0)))
+	wantErrors(t, err, []wantErr{{3, "commands.c.children.n1", "needs ip"}, {5, "commands.c.children.n1.ipp", `did you mean "ip"?`},
+		{19, "commands.c.schedule.flap.count", "give how many times"}})
 	// A command without guests has nothing to schedule faults on.
-	_, err := Parse("pontoon.toml", []byte("[commands.t]\nrun = [\"make\"]\n[commands.t.schedule.flap]\npartition = \"isolate n1\"\non = \"1s\"\noff = \"1s\"\ncount = 1\n"))
+	_, err = Parse("pontoon.toml", []byte("[commands.t]\nrun = [\"make\"]\n[commands.t.schedule.flap]\npartition = \"isolate n1\"\non = \"1s\"\noff = \"1s\"\ncount = 1\n"))
 	wantErrors(t, err, []wantErr{{3, "commands.t.schedule", "this command has none"}})
 }
 

@@ -312,6 +312,9 @@ run = ["m"]
 				if tc.want[i].StopTimeout == 0 { // not written: the default
 					tc.want[i].StopTimeout = DefaultStopTimeout
 				}
+				if tc.want[i].Names == "" {
+					tc.want[i].Names = NamesHosts
+				}
 			}
 			if !reflect.DeepEqual(p.Commands, tc.want) {
 				t.Errorf("commands:\n got %#v\nwant %#v", p.Commands, tc.want)
