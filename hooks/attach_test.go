@@ -199,6 +199,13 @@ func TestAttachRefuses(t *testing.T) {
 			}
 		})
 	}
+	// Settings a container gave as PONTOON_* variables (Docker) are named so.
+	fromEnv := annotations("hk", "x", "172.18.0.9")
+	fromEnv[hooks.AnnotationSettingsFrom] = "env"
+	err := hooks.Attach(s.Env, state("env", pid, fromEnv))
+	if err == nil || !strings.Contains(err.Error(), "PONTOON_IP: address 172.18.0.9 is already used by guest \"taken\"") || strings.Contains(err.Error(), "annotation") {
+		t.Errorf("taken address given as PONTOON_IP: %v; want it named PONTOON_IP", err)
+	}
 	// A forward the bridge has is accepted.
 	ok := annotations("hk", "web", "172.18.0.3")
 	ok[hooks.AnnotationPorts] = "8080:80/tcp"

@@ -163,6 +163,9 @@ func PrepareBundle(dir, hookPath string, env netsetup.Env) (bool, error) {
 	if err != nil {
 		return true, err
 	}
+	if fromEnv {
+		ann[AnnotationSettingsFrom] = "env"
+	}
 	if err := spec.set("annotations", ann); err != nil {
 		return true, err
 	}

@@ -101,7 +101,7 @@ func TestDocker(t *testing.T) {
 			{dockerEnv("pa", "client", "172.18.0.300"), `PONTOON_IP="172.18.0.300" is not an IPv4 address`},
 			{dockerEnv("pa", "bad/name", "172.18.0.5"), `PONTOON_GUEST="bad/name" is invalid`},
 			{[]string{"-e", "PONTOON_BRIDGE=pa", "-e", "PONTOON_IP=172.18.0.5"}, "PONTOON_GUEST is missing; add -e PONTOON_GUEST=NAME"},
-			{dockerEnv("pa", "client", "172.18.0.1"), "address 172.18.0.1 is already used"},
+			{dockerEnv("pa", "client", "172.18.0.1"), "PONTOON_IP: address 172.18.0.1 is already used"},
 			{dockerEnv("nosuch", "client", "172.18.0.5"), `bridge "nosuch"`},
 			// Settings without the bridge: refused, not run without the network they ask for.
 			{[]string{"-e", "PONTOON_GUEST=x9", "-e", "PONTOON_IP=172.18.0.17"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME (a bridge shown by `pontoon bridge list`), or remove PONTOON_GUEST, PONTOON_IP to run the container without pontoon's network"},

@@ -95,8 +95,27 @@ func Annotations(st specs.State) (map[string]string, error) {
 // Attach puts the container of st on the bridge its annotations name, as a guest keyed by
 // the container id. A container already attached under its id with the same pid is left as
 // it is; one attached under its id with another pid (a restart) is re-attached. On error
-// nothing of this container is attached.
+// nothing of this container is attached; the error names the settings as the container gave
+// them (annotations, or PONTOON_* variables).
 func Attach(env netsetup.Env, st specs.State) error {
+	err := attach(env, st)
+	if err == nil {
+		return nil
+	}
+	if ann, aerr := Annotations(st); aerr == nil && ann[AnnotationSettingsFrom] == "env" {
+		return envWorded{err}
+	}
+	return err
+}
+
+// envWorded is an error of a container whose settings came from its environment, reworded
+// (EnvMessage); it still wraps what it says.
+type envWorded struct{ err error }
+
+func (e envWorded) Error() string { return EnvMessage(e.err.Error()) }
+func (e envWorded) Unwrap() error { return e.err }
+
+func attach(env netsetup.Env, st specs.State) error {
 	if err := checkID(st.ID); err != nil {
 		return err
 	}

@@ -17,6 +17,9 @@ const (
 	AnnotationHostname = "pontoon.hostname"
 	AnnotationPorts    = "pontoon.ports"
 	AnnotationAliases  = "pontoon.aliases"
+	// AnnotationSettingsFrom is "env" on a container whose settings pontoon read from its
+	// PONTOON_* variables (PrepareBundle): the hook's messages then name those.
+	AnnotationSettingsFrom = "pontoon.settings-from"
 )
 
 // EnvAnnotations are the annotations the hook reads, AnnotationBridge first, each of which a
