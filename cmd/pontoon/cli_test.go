@@ -479,6 +479,39 @@ func TestForOfABridgeMadeAgain(t *testing.T) {
 	}
 }
 
+// TestForEndsWithItsBridge: a --for in the foreground whose bridge is destroyed returns then,
+// saying so, rather than at its deadline; its restorer goes too.
+func TestForEndsWithItsBridge(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("d", "n1", "n2")
+	cmd, out := c.command("partition", "isolate", "n1", "--for", "10m", "--bridge", "d"), &strings.Builder{}
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitUntil(t, func() bool {
+		tg, err := partition.ForBridge(c.sb.Env, "d")
+		if err != nil {
+			return false
+		}
+		rec, err := partition.Status(tg)
+		return err == nil && len(rec.Blocked) == 2
+	})
+	c.ok("bridge", "destroy", "d")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(out.String(), `bridge "d" was destroyed`) {
+			t.Errorf("the --for after its bridge went: %v\n%s", err, out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the --for still waits for its deadline after its bridge was destroyed:\n%s", out)
+	}
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
+}
+
 // TestForOvertakenByAnotherPart reproduces `isolate n1 --for 1s` followed by `loss 5 n2`: the
 // loss took over the whole recorded state, so the isolation was never lifted (and the --for
 // said "previous state restored"). A change made while a --for is pending now leaves it the

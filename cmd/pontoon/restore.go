@@ -178,11 +178,19 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	fmt.Printf("%s for %s (Ctrl-C restores now)\n", describe(), d)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A bridge destroyed meanwhile takes its partition along: nothing is left to wait for.
+	gone := make(chan struct{})
+	go func() {
+		if !sleepWhileExists(dir, dirNow, deadline) {
+			close(gone)
+		}
+	}()
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	select {
 	case <-timer.C:
 	case <-ctx.Done():
+	case <-gone:
 	}
 	// Restore first, then end the restorer: killed in between, this command leaves the
 	// restorer to restore (it acts restorerGrace after the deadline, long after this).
