@@ -101,6 +101,9 @@ type Record struct {
 type KernelCheck struct {
 	InEffect bool   `json:"in_effect"`
 	Detail   string `json:"detail,omitempty"`
+	// Unread says the kernel's tables could not be read at all (Detail says why): the
+	// record's pairs are then what was last applied, not what the kernel holds.
+	Unread bool `json:"unread,omitempty"`
 }
 
 // State returns what Apply would need to recreate this status.

@@ -60,7 +60,9 @@ func Status(t Target) (Record, error) {
 	}
 	kt, err := readKernel(t.NetnsPath)
 	if err != nil {
-		st.Kernel = &KernelCheck{Detail: err.Error()}
+		// The bridge check says why, when its namespace is what failed (a pin another tool
+		// hid or covered), in words the read's own error lacks.
+		st.Kernel = &KernelCheck{Unread: true, Detail: strings.Join(append(bridgeProblems, err.Error()), "; ")}
 		return st, nil
 	}
 	// The rules are compared with what the recorded state compiles to, before compareKernel

@@ -259,7 +259,10 @@ func printEnds(w io.Writer, rec *partition.Record) {
 // printStatus writes a partition record for people: the state, the matrix, then every
 // blocked pair and impairment with what the kernel counted for it.
 func printStatus(w io.Writer, rec *partition.Record, guests []partition.Guest) {
-	if rec.Kernel != nil && !rec.Kernel.InEffect {
+	if rec.Kernel != nil && rec.Kernel.Unread {
+		fmt.Fprintf(w, "WARNING: what the kernel holds could not be read: %s\n", rec.Kernel.Detail)
+		fmt.Fprintln(w, "(below: what was last applied, which the kernel may not hold)")
+	} else if rec.Kernel != nil && !rec.Kernel.InEffect {
 		fmt.Fprintf(w, "WARNING: the kernel does not hold what was last applied: %s\n", rec.Kernel.Detail)
 		fmt.Fprint(w, "(below: the blocked pairs the kernel enforces now; `pontoon partition heal` or a new partition sets a known state")
 		if len(rec.Pending) > 0 {
