@@ -36,13 +36,13 @@ func testTables() map[string]struct {
 		"bridge l2": {bridgeL2Table(plan), `table bridge pontoon {
   set guests { type ether_addr . ipv4_addr; size 253; elements = { ` + planPairs("02:70:ac:12:00:%02x . 172.18.0.%d") + ` } }
   set asked { type ipv4_addr; size 1024; flags dynamic,timeout; timeout 3s; }
-  chain prerouting { type filter hook prerouting priority -300; meta protocol ip ether saddr . ip saddr @guests accept; meta protocol arp arp operation request arp daddr ip 172.18.0.0/24 update @asked { arp daddr ip }; meta protocol arp ether saddr . arp saddr ip @guests arp saddr ether . arp saddr ip @guests accept; iifname "g*" drop; }
+  chain prerouting { type filter hook prerouting priority -300; ether type ip ether saddr . ip saddr @guests accept; ether type arp arp operation request arp daddr ip 172.18.0.0/24 update @asked { arp daddr ip }; ether type arp ether saddr . arp saddr ip @guests arp saddr ether . arp saddr ip @guests accept; iifname "g*" drop; }
   chain forward { type filter hook forward priority 0; meta protocol ip6 drop; }
 }`},
 		"moved bridge l2": {bridgeL2Table(moved), `table bridge pontoon {
   set guests { type ether_addr . ipv4_addr; size 253; elements = { ` + planPairs("02:70:0a:4d:00:%02x . 10.77.0.%d") + ` } }
   set asked { type ipv4_addr; size 1024; flags dynamic,timeout; timeout 3s; }
-  chain prerouting { type filter hook prerouting priority -300; meta protocol ip ether saddr . ip saddr @guests accept; meta protocol arp arp operation request arp daddr ip 10.77.0.0/24 update @asked { arp daddr ip }; meta protocol arp ether saddr . arp saddr ip @guests arp saddr ether . arp saddr ip @guests accept; iifname "g*" drop; }
+  chain prerouting { type filter hook prerouting priority -300; ether type ip ether saddr . ip saddr @guests accept; ether type arp arp operation request arp daddr ip 10.77.0.0/24 update @asked { arp daddr ip }; ether type arp ether saddr . arp saddr ip @guests arp saddr ether . arp saddr ip @guests accept; iifname "g*" drop; }
   chain forward { type filter hook forward priority 0; meta protocol ip6 drop; }
 }`},
 		"gateway": {gatewayTable(plan, nil), `table ip pontoon {
