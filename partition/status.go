@@ -220,7 +220,7 @@ func portProblems(hs *handles, bridge string, guests []Guest, shaping []Shaping)
 		switch {
 		case g.Port == "" || !ok:
 		case !p.Up:
-			out = append(out, fmt.Sprintf("port %s of guest %s is down (set down outside pontoon), so the guest reaches no one", g.Port, g.Name))
+			out = append(out, fmt.Sprintf("port %s of guest %s is down (set down outside pontoon, or by a `guest del` that was killed: `pontoon gc` removes such a guest), so the guest reaches no one", g.Port, g.Name))
 		case hasBridge && p.Master != br.Index:
 			out = append(out, fmt.Sprintf("port %s of guest %s is not on bridge %s (taken off outside pontoon), so the guest reaches no one", g.Port, g.Name, bridge))
 		case p.Isolated:
