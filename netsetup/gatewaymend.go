@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"slices"
 	"strings"
 
-	"github.com/google/nftables"
-	"github.com/pontoon-dev/pontoon/internal/nftrule"
+	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/sys/unix"
 )
@@ -148,12 +147,12 @@ func GatewayThere(env Env) (bool, error) {
 	return env.gatewayDamage() != gatewayGone, nil
 }
 
-// missingHostTables names the NAT tables g has in the host's namespace that are not there
-// (deleted outside pontoon): without them nothing the guests send goes beyond the host. It
-// names none where the namespace pontoon started in is not the host's (a bridge child's has
-// no host link, and tables of the same name), nor for a gateway that leaves the host's
-// firewall alone.
-func (e Env) missingHostTables(g *GatewayState) ([]string, error) {
+// hostTableProblems says how g's NAT tables in the host's namespace differ from what gateway
+// up made (deleted, flushed or edited outside pontoon): without them nothing the guests send
+// goes beyond the host. It finds none where the namespace pontoon started in is not the
+// host's (a bridge child's has no host link, and tables of the same name), nor for a gateway
+// that leaves the host's firewall alone.
+func (e Env) hostTableProblems(g *GatewayState) ([]string, error) {
 	if g == nil || g.NoFirewall {
 		return nil, nil
 	}
@@ -165,57 +164,59 @@ func (e Env) missingHostTables(g *GatewayState) ([]string, error) {
 	if _, ok, err := existing(h, HostLinkName); err != nil || !ok {
 		return nil, err
 	}
-	c, err := h.Nftables()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	tables, err := c.ListTables()
-	if err != nil {
-		return nil, fmt.Errorf("list host nftables tables: %w", err)
-	}
-	want := []nftables.TableFamily{nftables.TableFamilyIPv4}
-	if g.Plan6.IsValid() {
-		want = append(want, nftables.TableFamilyIPv6)
-	}
-	var missing []string
-	for _, f := range want {
-		if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == TableName && t.Family == f }) {
-			missing = append(missing, fmt.Sprintf("table %s %s", nftrule.FamilyName(f), TableName))
+	var problems []string
+	err = nftpool.WithConn(e.hostNetns(), func(c *nftwire.Conn) error {
+		for _, t := range hostTables(g) {
+			p, err := t.problems(c, nil, nil)
+			if err != nil {
+				return err
+			}
+			problems = append(problems, p...)
 		}
-	}
-	return missing, nil
+		return nil
+	})
+	return problems, err
 }
 
-// hostTablesProblem says which of g's host NAT tables are gone and what makes them again;
-// "" when none is.
-func (e Env) hostTablesProblem(g *GatewayState) string {
-	missing, err := e.missingHostTables(g)
-	if err != nil || len(missing) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("its NAT on the host (%s) is gone (deleted outside pontoon), so guests reach nothing beyond the host; `pontoon gateway up` makes it again", strings.Join(missing, ", "))
-}
-
-// mendHostTables makes g's host NAT tables again when one is gone, as gatewayUp made them.
-func mendHostTables(env Env, g *GatewayState) error {
-	missing, err := env.missingHostTables(g)
-	if err != nil || len(missing) == 0 {
-		return err
-	}
+// hostTables are the tables gateway up made in the host's namespace for g.
+func hostTables(g *GatewayState) []tableSpec {
 	plan := Plan{Subnet: g.Plan, Subnet6: g.Plan6}
 	dns, _ := netip.ParseAddr(g.DNS) // none recorded: no DNS redirect
+	t := []tableSpec{hostTable(plan, dns)}
+	if plan.IPv6() {
+		t = append(t, hostTable6(plan))
+	}
+	return t
+}
+
+// hostTablesProblem says how g's host NAT tables differ from gateway up's and what makes
+// them again; "" when they do not.
+func (e Env) hostTablesProblem(g *GatewayState) string {
+	problems, err := e.hostTableProblems(g)
+	if err != nil || len(problems) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("its NAT on the host was changed outside pontoon (%s), so guests may reach nothing beyond the host; `pontoon gateway up` makes it again", strings.Join(problems, "; "))
+}
+
+// mendHostTables makes g's host NAT tables again when they differ from what gatewayUp made.
+func mendHostTables(env Env, g *GatewayState) error {
+	problems, err := env.hostTableProblems(g)
+	if err != nil || len(problems) == 0 {
+		return err
+	}
 	hostH, err := openHandle(env.hostNetns())
 	if err != nil {
 		return err
 	}
 	defer hostH.Close()
-	t := hostTable(plan, dns)
 	r := &runner{dry: env.DryRun}
-	err = r.run(step{show: t.show(""), do: func() error { return replaceTable(hostH.NS, t) }},
-		table6Step(plan, hostTable6(plan), &hostH, ""))
-	if err != nil {
-		return fmt.Errorf("make the gateway's host NAT again (%s): %w", strings.Join(missing, ", "), err)
+	var steps []step
+	for _, t := range hostTables(g) {
+		steps = append(steps, step{show: t.show(""), do: func() error { return replaceTable(hostH.NS, t) }})
+	}
+	if err := r.run(steps...); err != nil {
+		return fmt.Errorf("make the gateway's host NAT again (%s): %w", strings.Join(problems, "; "), err)
 	}
 	return nil
 }

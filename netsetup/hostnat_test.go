@@ -22,6 +22,25 @@ func TestGatewayHostNATDeletedByHand(t *testing.T) {
 		return inNetns(t, s.Host, "nft", "list", "table", "ip", "pontoon") + inNetns(t, s.Host, "nft", "list", "table", "ip6", "pontoon")
 	}
 	want := tables()
+	// Emptied or edited tables carry guests' traffic no better than deleted ones.
+	for _, edit := range [][]string{{"flush", "table", "ip", "pontoon"}, {"flush", "chain", "ip", "pontoon", "postrouting"},
+		{"add", "rule", "ip", "pontoon", "postrouting", "ip", "saddr", "172.18.255.0/30", "drop"}} {
+		inNetns(t, s.Host, append([]string{"nft"}, edit...)...)
+		st, err := netsetup.Status(s.Env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Up || !strings.Contains(st.Problem, "table ip pontoon") || !strings.Contains(st.Problem, "`pontoon gateway up` makes it again") {
+			t.Errorf("status after nft %v: up %v, problem %q; want not up, naming table ip pontoon and saying gateway up mends it", edit, st.Up, st.Problem)
+		}
+		if already, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil || !already {
+			t.Fatalf("gateway up after nft %v: already %v, %v", edit, already, err)
+		}
+		if got := tables(); got != want {
+			t.Errorf("host tables after nft %v and gateway up:\n%s\nwant:\n%s", edit, got, want)
+		}
+		mustReach(t, g.Netns, sandbox.UpstreamAddr.Addr())
+	}
 	for _, deleted := range [][]string{{"ip"}, {"ip", "ip6"}} {
 		for _, f := range deleted {
 			inNetns(t, s.Host, "nft", "delete", "table", f, "pontoon")
