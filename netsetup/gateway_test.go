@@ -3,6 +3,7 @@ package netsetup_test
 import (
 	"bytes"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -37,6 +38,31 @@ func TestGatewayUpTwice(t *testing.T) {
 
 // A plan that collides with a route or address of the host, IPv4 or IPv6, is refused before
 // anything is created, naming the culprit and the --subnet or --subnet6 fix, and the fix works.
+// TestGatewayCollisionPolicyRoute: a route into the plan in a table of its own, which a
+// policy rule sends traffic through (VPNs and Docker's swarm do so), is a collision too.
+func TestGatewayCollisionPolicyRoute(t *testing.T) {
+	t.Parallel()
+	s := newSandbox(t)
+	h := handleAt(t, s.Host)
+	d := &netlink.Bridge{LinkAttrs: netlink.NewLinkAttrs()}
+	d.Name = "vpn0"
+	if err := h.LinkAdd(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(d); err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.MustParsePrefix("172.18.1.0/24")
+	r := &netlink.Route{LinkIndex: d.Attrs().Index, Dst: &net.IPNet{IP: dst.Addr().AsSlice(), Mask: net.CIDRMask(24, 32)}, Table: 100}
+	if err := h.RouteAdd(r); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, s)
+	_, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{})
+	wantErr(t, "up beside a policy table's route", err, "route 172.18.1.0/24 dev vpn0 table 100", "the plan uses 172.18.1.0/24", "--subnet")
+	unchanged(t, s, before, "refused up", "host")
+}
+
 func TestGatewayCollision(t *testing.T) {
 	t.Parallel()
 	moved, _ := netsetup.ParsePlan("10.77.0.0/16")

@@ -33,17 +33,23 @@ func checkHostCollisions(env Env, plan Plan) error {
 		}})
 	}
 	for _, f := range families {
-		routes, err := h.RouteListFiltered(f.family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+		// Every routing table: a policy rule can send the host's traffic for the plan through
+		// any of them. The local table holds the host's own addresses, checked below.
+		routes, err := h.RouteListFiltered(f.family, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 		if err != nil {
 			return fmt.Errorf("list host routes: %w", err)
 		}
 		for _, r := range routes {
 			p, ok := anyPrefixOf(r.Dst)
-			if !ok || p.Bits() == 0 || ifname(r.LinkIndex) == HostLinkName {
-				continue // default route, or pontoon's own
+			if !ok || p.Bits() == 0 || r.Table == unix.RT_TABLE_LOCAL || ifname(r.LinkIndex) == HostLinkName {
+				continue // default route, the host's own addresses, or pontoon's own
 			}
 			if used, hit := overlapsAny(f.ranges, p); hit {
-				return fmt.Errorf(f.text(used), fmt.Sprintf("route %s dev %s", p, ifname(r.LinkIndex)))
+				where := fmt.Sprintf("route %s dev %s", p, ifname(r.LinkIndex))
+				if r.Table != unix.RT_TABLE_MAIN {
+					where += fmt.Sprintf(" table %d", r.Table)
+				}
+				return fmt.Errorf(f.text(used), where)
 			}
 		}
 		addrs, err := h.AddrList(nil, f.family)
