@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,6 +145,10 @@ func TestChainCommands(t *testing.T) {
 	}
 	if out := c.ok("exec", "b1", "b", "--", "sh", "-c", "echo $PONTOON_GUEST $PONTOON_IP"); strings.TrimSpace(out) != "b 172.18.0.2" {
 		t.Errorf("exec environment: %q", out)
+	}
+	// /sys shows the guest's devices, as under `ip netns exec`, not the host's.
+	if out := c.ok("exec", "b1", "b", "--", "cat", "/sys/class/net/eth0/address"); strings.TrimSpace(out) != netsetup.GuestMAC(netip.MustParseAddr("172.18.0.2")).String() {
+		t.Errorf("exec sees eth0's address in /sys as %q, want the guest's %s", out, netsetup.GuestMAC(netip.MustParseAddr("172.18.0.2")))
 	}
 	var bs []netsetup.BridgeState
 	if err := json.Unmarshal([]byte(c.ok("bridge", "list", "--json")), &bs); err != nil || len(bs) != 1 || len(bs[0].Guests) != 2 {

@@ -20,11 +20,15 @@ func ExecWithBinds(s Spec, binds []Bind, argv []string, env []string) error {
 		return fmt.Errorf("exec %s: %w", argv[0], CommandError{err})
 	}
 	return onLockedThread(func() error {
-		if err := privateBinds(binds); err != nil {
+		private, err := privateBinds(binds, s.Net != "")
+		if err != nil {
 			return err
 		}
 		if err := enter(s); err != nil {
 			return err
+		}
+		if private && s.Net != "" {
+			ownSysfs()
 		}
 		// execve from any thread replaces the whole process and keeps this thread's namespaces.
 		return fmt.Errorf("exec %s: %w", strings.Join(argv, " "), CommandError{unix.Exec(path, argv, env)})
@@ -38,23 +42,43 @@ type CommandError struct{ Err error }
 func (e CommandError) Error() string { return e.Err.Error() }
 func (e CommandError) Unwrap() error { return e.Err }
 
-// privateBinds gives the calling (locked) thread a private mount namespace with binds.
-func privateBinds(binds []Bind) error {
-	if len(binds) == 0 {
-		return nil
+// privateBinds gives the calling (locked) thread a private mount namespace with binds, and
+// reports whether it did. With no binds it makes one only when forSysfs asks, and then only
+// where it can (see ownSysfs); without one, nothing else changes.
+func privateBinds(binds []Bind, forSysfs bool) (bool, error) {
+	if len(binds) == 0 && !forSysfs {
+		return false, nil
 	}
 	// CLONE_FS detaches this thread's root and cwd from the other threads; the kernel
 	// requires it for a thread of a multi-threaded process to get a private mount namespace.
 	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
-		return fmt.Errorf("unshare mount namespace: %w", err)
+		if len(binds) == 0 {
+			return false, nil
+		}
+		return false, fmt.Errorf("unshare mount namespace: %w", err)
 	}
+	// Private before anything is mounted: a copy of shared mounts would pass mounts made
+	// here back to the host's.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
+		return false, fmt.Errorf("make mounts private: %w", err)
 	}
 	for _, b := range binds {
 		if err := unix.Mount(b.Source, b.Target, "", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
+			return false, fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
 		}
 	}
-	return nil
+	return true, nil
+}
+
+// ownSysfs mounts a sysfs of the network namespace the thread has entered over /sys, as `ip
+// netns exec` does: a sysfs shows the devices of the namespace that mounted it, so without
+// it /sys/class/net would list the host's. Best effort (a user namespace may forbid it):
+// /sys then stays the host's, as it was.
+func ownSysfs() {
+	if unix.Mount("sysfs", "/sys", "sysfs", 0, "") == nil {
+		return
+	}
+	if unix.Unmount("/sys", unix.MNT_DETACH) == nil {
+		_ = unix.Mount("sysfs", "/sys", "sysfs", 0, "")
+	}
 }
