@@ -317,6 +317,8 @@ func readGateway(data []byte) (GatewayState, bool) {
 			g.HostForwarding = r.Str()
 		case "dns":
 			g.DNS = r.Str()
+		case "netns_id":
+			g.NetnsID = r.Uint()
 		default:
 			r.Fail()
 		}

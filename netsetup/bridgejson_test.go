@@ -81,7 +81,7 @@ func TestRecordJSONSame(t *testing.T) {
 func TestGatewayJSONSame(t *testing.T) {
 	full := GatewayState{Plan: netip.MustParsePrefix("172.18.0.0/16"), Plan6: netip.MustParsePrefix("fd70:6f6e::/48"),
 		Phase: PhaseReady, Creator: Process{PID: 1, Start: 2}, Created: time.Unix(1700000000, 5).UTC(),
-		NoFirewall: true, HostForwarding: "0", DNS: "127.0.0.53"}
+		NoFirewall: true, HostForwarding: "0", DNS: "127.0.0.53", NetnsID: 4026532000}
 	allSet(t, full)
 	for _, g := range []GatewayState{full, {Plan: netip.MustParsePrefix("10.0.0.0/16")}, {}} {
 		data, err := json.Marshal(g)

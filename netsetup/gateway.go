@@ -82,7 +82,7 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 		if cur != nil && cur.Phase == PhaseReady {
 			// The record alone does not make a gateway: what was done to it outside
 			// pontoon is put right, or refused, as status describes it (gatewayProblem).
-			damage := env.gatewayDamage()
+			damage := env.gatewayDamage(cur.NetnsID)
 			if damage == gatewayGone {
 				bridges, err := st.bridges()
 				if err != nil {
@@ -250,6 +250,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 		return nil
 	}
 	state.Phase = PhaseReady
+	state.NetnsID, _ = ns.ID(gwPath)
 	if err := statefile.WriteJSON(st.gatewayFile(), state); err != nil {
 		return fail(err)
 	}
@@ -486,7 +487,7 @@ func Status(env Env) (GatewayStatus, error) {
 			return err
 		}
 		if out.Gateway != nil && out.Gateway.Phase == PhaseReady {
-			d := env.gatewayDamage()
+			d := env.gatewayDamage(out.Gateway.NetnsID)
 			out.Up = d == gatewayIntact
 			out.Problem = env.gatewayProblem(d, out.Bridges)
 			if out.Up {

@@ -18,19 +18,23 @@ type gatewayDamage int
 const (
 	gatewayIntact   gatewayDamage = iota
 	gatewayHidden                 // its pin is hidden under another tool's bind mount
+	gatewayForeign                // another namespace is mounted over its pin
 	gatewayUnlinked               // its link to the host was deleted
 	gatewayGone                   // its namespace was deleted or unpinned
 )
 
-// gatewayDamage looks at the gateway's namespace. The host link is looked for from the
-// gateway's side (its uplink, the veth's other end): a pontoon command in a bridge child
-// starts in the bridge's namespace, not the host's.
-func (e Env) gatewayDamage() gatewayDamage {
+// gatewayDamage looks at the gateway's namespace, whose identity is want (0: any namespace
+// pinned there is taken for it). The host link is looked for from the gateway's side (its
+// uplink, the veth's other end): a pontoon command in a bridge child starts in the bridge's
+// namespace, not the host's.
+func (e Env) gatewayDamage(want uint64) gatewayDamage {
 	p := e.GatewayNetns()
-	if !ns.IsPinned(p) {
-		if ns.HiddenPin(p) {
-			return gatewayHidden
-		}
+	switch ns.Check(p, want) {
+	case ns.PinHidden:
+		return gatewayHidden
+	case ns.PinForeign:
+		return gatewayForeign
+	case ns.PinGone:
 		return gatewayGone
 	}
 	h, err := openHandle(p)
@@ -51,6 +55,8 @@ func (e Env) gatewayProblem(d gatewayDamage, bridges []*BridgeState) string {
 	switch d {
 	case gatewayHidden:
 		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool; `pontoon gateway up` (or `pontoon gc`) pins it again", p, filepath.Dir(p))
+	case gatewayForeign:
+		return fmt.Sprintf("another namespace is mounted over its pin %s (by another tool), so pontoon would work in that one; `pontoon gateway up` (or `pontoon gc`) puts the gateway's back", p)
 	case gatewayUnlinked:
 		return fmt.Sprintf("its link to the host (%s) is gone (deleted outside pontoon); `pontoon gateway up` makes it again", HostLinkName)
 	case gatewayGone:
@@ -77,16 +83,16 @@ func (e Env) gatewayProblem(d gatewayDamage, bridges []*BridgeState) string {
 // as they did the old), and so are deleted host NAT tables. The caller holds the state lock.
 func mendGateway(env Env, st store, g *GatewayState) error {
 	p := env.GatewayNetns()
-	d := env.gatewayDamage()
-	if d == gatewayHidden {
+	d := env.gatewayDamage(g.NetnsID)
+	if d == gatewayHidden || d == gatewayForeign {
 		if env.DryRun != nil {
-			fmt.Fprintf(env.DryRun, "# pin %s again: the namespace hidden under a bind mount of %s\n", p, filepath.Dir(p))
+			fmt.Fprintf(env.DryRun, "# pin %s again: the gateway's namespace, hidden or covered by another tool's mount\n", p)
 			return nil
 		}
-		if err := ns.Mend(p, 0); err != nil {
+		if err := ns.Mend(p, g.NetnsID); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
-		d = env.gatewayDamage()
+		d = env.gatewayDamage(g.NetnsID)
 	}
 	if d == gatewayUnlinked {
 		if err := mendHostLink(env, st, g, d); err != nil {
@@ -144,7 +150,7 @@ func GatewayThere(env Env) (bool, error) {
 	if err != nil || g == nil || g.Phase != PhaseReady {
 		return false, err
 	}
-	return env.gatewayDamage() != gatewayGone, nil
+	return env.gatewayDamage(g.NetnsID) != gatewayGone, nil
 }
 
 // hostTableProblems says how g's NAT tables in the host's namespace differ from what gateway

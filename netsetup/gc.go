@@ -90,11 +90,13 @@ func GC(env Env) (GCReport, error) {
 			rep.Gateway = true
 			g = nil
 		}
-		if g != nil && g.Phase == PhaseReady && ns.HiddenPin(env.GatewayNetns()) {
-			if err := ns.Mend(env.GatewayNetns(), 0); err != nil {
-				return err
+		if g != nil && g.Phase == PhaseReady {
+			if c := ns.Check(env.GatewayNetns(), g.NetnsID); c == ns.PinHidden || c == ns.PinForeign {
+				if err := ns.Mend(env.GatewayNetns(), g.NetnsID); err != nil {
+					return err
+				}
+				rep.Repaired = append(rep.Repaired, "gateway: namespace "+env.GatewayNetns()+" pinned again")
 			}
-			rep.Repaired = append(rep.Repaired, "gateway: namespace "+env.GatewayNetns()+" pinned again")
 		}
 		bridges, err := st.bridges()
 		if err != nil {
@@ -301,7 +303,7 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		}
 		return out, errors.Join(errs...)
 	}
-	if env.gatewayDamage() == gatewayGone {
+	if env.gatewayDamage(0) == gatewayGone {
 		// Nothing of the gateway to sweep; what is left of its bridges needs the user's word.
 		return out, errors.Join(append(errs, fmt.Errorf("the gateway is broken: %s", env.gatewayProblem(gatewayGone, liveList(live))))...)
 	}

@@ -186,7 +186,7 @@ func syncGatewayTable(env Env, plan Plan, bridges []*BridgeState) error {
 	err := rewriteTables(p, gatewayTables(plan, bridges)...)
 	if err != nil {
 		// Looked at only on failure: the common case pays nothing for it.
-		switch env.gatewayDamage() {
+		switch env.gatewayDamage(0) {
 		case gatewayGone:
 			return nil
 		case gatewayHidden:

@@ -117,6 +117,9 @@ type GatewayState struct {
 	HostForwarding string `json:"host_forwarding,omitempty"`
 	// DNS is the loopback resolver guests' DNS is redirected to, if any.
 	DNS string `json:"dns,omitempty"`
+	// NetnsID is the gateway namespace's identity (ns.ID), 0 in records of older versions:
+	// another namespace mounted over its pin is told from it by this.
+	NetnsID uint64 `json:"netns_id,omitempty"`
 }
 
 // BridgeState is one bridge's record.
