@@ -321,7 +321,7 @@ func destroyBridge(env Env, b *BridgeState) error {
 	var errs []error
 	for _, g := range b.Guests {
 		if g.Owned {
-			errs = append(errs, ns.Remove(g.Netns), ns.Remove(g.UTS))
+			errs = append(errs, ns.RemoveOwn(g.Netns, g.NetnsID), ns.Remove(g.UTS))
 		}
 	}
 	// Releasing the namespaces removes their links asynchronously, without the synchronous
@@ -331,7 +331,7 @@ func destroyBridge(env Env, b *BridgeState) error {
 		errs = append(errs, setDown(gwH, slotLink(b.Slot)))
 		gwH.Close()
 	}
-	errs = append(errs, ns.Remove(env.BridgeNetns(b.Name)))
+	errs = append(errs, ns.RemoveOwn(env.BridgeNetns(b.Name), b.NetnsID))
 	if err := os.RemoveAll(env.BridgeDataDir(b.Name)); err != nil {
 		errs = append(errs, fmt.Errorf("remove data of bridge %q: %w", b.Name, err))
 	}

@@ -441,7 +441,7 @@ func gatewayDown(env Env, cur *GatewayState) error {
 	if !cur.NoFirewall {
 		errs = append(errs, removeHostForward(hostH), deleteTable(hostH.NS))
 	}
-	errs = append(errs, delLink(hostH, HostLinkName), ns.Remove(gwPath))
+	errs = append(errs, delLink(hostH, HostLinkName), ns.RemoveOwn(gwPath, cur.NetnsID))
 	// User links forward through the host too: the setting stays until the last of them goes.
 	if links, _ := env.store().userLinks(); cur.HostForwarding != "" && len(links) == 0 {
 		errs = append(errs, restoreForwarding(hostH, cur.HostForwarding))

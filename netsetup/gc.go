@@ -35,7 +35,9 @@ type GCReport struct {
 // guests and uplink went with the namespace). It reports whether the bridge was destroyed.
 // The caller holds the state lock.
 func repairBridge(env Env, b *BridgeState, rep *GCReport) (destroyed bool, err error) {
-	if ns.Check(env.BridgeNetns(b.Name), b.NetnsID) != ns.PinGone || env.elsewhere(b, env.BridgeNetns(b.Name)) {
+	p := env.BridgeNetns(b.Name)
+	// A path another namespace has taken over since the bridge's went is as good as gone.
+	if (ns.Check(p, b.NetnsID) != ns.PinGone && !ns.Taken(p, b.NetnsID)) || env.elsewhere(b, p) {
 		done, err := mendPins(env, b)
 		rep.Repaired = append(rep.Repaired, done...)
 		return false, err

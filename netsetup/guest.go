@@ -518,7 +518,7 @@ func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
 		}
 	}
 	if g.Owned {
-		if err := errors.Join(ns.Remove(g.Netns), ns.Remove(g.UTS)); err != nil {
+		if err := errors.Join(ns.RemoveOwn(g.Netns, g.NetnsID), ns.Remove(g.UTS)); err != nil {
 			return err
 		}
 	}

@@ -22,6 +22,9 @@ func pinProblem(path string, id uint64) string {
 	case ns.PinHidden:
 		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool", path, filepath.Dir(path))
 	case ns.PinForeign:
+		if ns.Taken(path, id) {
+			return fmt.Sprintf("namespace %s is gone (unpinned outside pontoon), and another namespace is pinned at its path now, which pontoon leaves alone", path)
+		}
 		return fmt.Sprintf("%s shows a namespace that is not the one pontoon pinned there: another tool mounted its own over the pin", path)
 	case ns.PinGone:
 		return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon)", path)
@@ -84,10 +87,10 @@ func pinProblems(b *BridgeState) []string {
 }
 
 // mendable reports whether a pin is one Mend can put right: hidden, or covered by another
-// namespace. A namespace that is gone is beyond mending.
+// namespace. A namespace that is gone is beyond mending, also when its path pins another now.
 func mendable(path string, id uint64) bool {
 	s := ns.Check(path, id)
-	return s == ns.PinHidden || s == ns.PinForeign
+	return s == ns.PinHidden || (s == ns.PinForeign && !ns.Taken(path, id))
 }
 
 // mendPins pins again every namespace of a ready bridge, its own and its guests', that

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/sys/unix"
 )
@@ -126,6 +127,48 @@ func TestForeignPinReported(t *testing.T) {
 	if !ns.IsPinned(foreign) {
 		t.Errorf("gc unpinned the other tool's namespace %s", foreign)
 	}
+}
+
+// TestTakenPinLeftAlone: a guest's pin removed outside pontoon and its path then used for
+// another namespace (`ip netns del` and `ip netns add` of the same name) was taken for a
+// covered pin: exec into another guest unmounted the other namespace, and gc removed it with
+// the guest. It is left alone: the guest is reported gone, gc drops its record, and the other
+// namespace stays pinned at the path.
+func TestTakenPinLeftAlone(t *testing.T) {
+	c := newCLI(t)
+	c.bridgesWithGuests(1)
+	e := c.sb.Env
+	other := filepath.Join(t.TempDir(), "other")
+	if err := ns.New(ns.Spec{Net: other}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(other) })
+	theirs, _ := ns.ID(other)
+	path := e.GuestNetns("b1", "n1")
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(other, path, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(path) })
+	c.ok("exec", "b1", "n2", "--", "true")
+	if id, _ := ns.ID(path); id != theirs {
+		t.Fatalf("exec into n2 changed what %s pins: namespace %d, want the other one, %d", path, id, theirs)
+	}
+	if out := c.ok("bridge", "list"); !strings.Contains(out, "another namespace is pinned at its path now") {
+		t.Errorf("bridge list with n1's path taken:\n%s", out)
+	}
+	// The namespace's end (and so its port's) is the kernel's to finish, shortly.
+	waitUntil(t, func() bool {
+		c.run("gc")
+		b, err := netsetup.GetBridge(e, "b1")
+		return err == nil && len(b.Guests) == 1
+	})
+	if id, _ := ns.ID(path); id != theirs {
+		t.Errorf("gc changed what %s pins: namespace %d, want the other one, %d", path, id, theirs)
+	}
+	c.ok("exec", "b1", "n2", "--", "true")
 }
 
 // TestGCFinishesKilledDestroy: `bridge destroy` killed partway left a ready bridge whose

@@ -56,6 +56,10 @@ func Check(path string, want uint64) PinState {
 // hidden pin stays until Remove takes both. When neither is left, nothing holds the
 // namespace where pontoon can reach it, and Mend says so.
 func Mend(path string, want uint64) error {
+	if Taken(path, want) {
+		id, _ := ID(path)
+		return fmt.Errorf("pin %s again: another namespace (net:[%d]) is pinned there and pontoon's (net:[%d]) is not beneath it: the path was taken over outside pontoon, which leaves it alone", path, id, want)
+	}
 	if uncover(path, want, false) {
 		return nil
 	}
@@ -84,6 +88,40 @@ func Mend(path string, want uint64) error {
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// Taken reports whether path shows another namespace than want and want is pinned nowhere
+// beneath it: the pin was removed and the path reused outside pontoon (`ip netns del` and
+// `ip netns add` of the same name), not covered. What is there is someone else's: it is
+// neither unmounted nor removed.
+func Taken(path string, want uint64) bool {
+	id, ok := ID(path)
+	return ok && want != 0 && id != want && !pinnedBeneath(path, want)
+}
+
+// RemoveOwn is Remove of the pin at path of the namespace want (see ID; 0: whatever is
+// pinned there), leaving a path Taken by another namespace as it is.
+func RemoveOwn(path string, want uint64) error {
+	if Taken(path, want) {
+		return nil
+	}
+	return Remove(path)
+}
+
+// pinnedBeneath reports whether the mount table shows namespace want mounted at path, seen or
+// covered.
+func pinnedBeneath(path string, want uint64) bool {
+	ms, err := Mounts()
+	if err != nil {
+		return true // unknown: taken for pontoon's, as before identities were kept
+	}
+	name := fmt.Sprintf("net:[%d]", want)
+	for _, m := range ms {
+		if m.Point == path && m.FSType == "nsfs" && m.Root == name {
+			return true
+		}
+	}
+	return false
 }
 
 // pinnedID is the namespace the mount table shows pinned at path, visible or not; 0 when none
