@@ -453,6 +453,9 @@ func Collect(env netsetup.Env, exe string) (Report, error) {
 			continue
 		}
 		started, err := Ensure(env, b.Name, exe)
+		if errors.Is(err, netsetup.ErrNoBridge) {
+			continue // destroyed since the bridges were listed: no server to keep
+		}
 		if err != nil {
 			errs = append(errs, err)
 		} else if started {

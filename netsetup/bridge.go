@@ -332,7 +332,7 @@ func destroyBridge(env Env, b *BridgeState) error {
 		gwH.Close()
 	}
 	errs = append(errs, ns.RemoveOwn(env.BridgeNetns(b.Name), b.NetnsID))
-	if err := os.RemoveAll(env.BridgeDataDir(b.Name)); err != nil {
+	if err := removeDataDir(env.BridgeDataDir(b.Name)); err != nil {
 		errs = append(errs, fmt.Errorf("remove data of bridge %q: %w", b.Name, err))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -440,4 +440,18 @@ func clashFix(bridges []*BridgeState, other string) string {
 		}
 	}
 	return "choose another host port or destroy that bridge"
+}
+
+// removeDataDir removes a bridge's data directory. A partition change that began before the
+// bridge was marked for removal holds only the bridge's own lock, and may write its record
+// into the directory while it goes: the removal is tried again once that write is in.
+func removeDataDir(dir string) error {
+	var err error
+	for range 50 {
+		if err = os.RemoveAll(dir); !errors.Is(err, unix.ENOTEMPTY) {
+			return err
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return err
 }

@@ -141,6 +141,9 @@ func GC(env Env) (GCReport, error) {
 	if PartitionDrifted != nil {
 		for _, b := range kept {
 			what, err := PartitionDrifted(env, b)
+			if errors.Is(err, ErrNoBridge) {
+				continue // destroyed since the lock was released: nothing of it to repair
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("bridge %q: partition table: %w", b, err))
 			} else if what != "" {
@@ -150,7 +153,7 @@ func GC(env Env) (GCReport, error) {
 	}
 	if ServicesDrifted != nil {
 		for _, b := range kept {
-			if err := ServicesDrifted(env, b); err != nil {
+			if err := ServicesDrifted(env, b); err != nil && !errors.Is(err, ErrNoBridge) {
 				errs = append(errs, fmt.Errorf("bridge %q: service rules: %w", b, err))
 			}
 		}

@@ -215,6 +215,9 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		if b == nil {
 			return fmt.Errorf("bridge %q: %w", bridge, ErrNoBridge)
 		}
+		if b.Phase == PhaseRemoving {
+			return fmt.Errorf("bridge %q is being removed: %w", bridge, ErrNoBridge)
+		}
 		if b.Phase != PhaseReady {
 			return fmt.Errorf("bridge %q is still being created: %w", bridge, ErrBusy)
 		}

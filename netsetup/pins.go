@@ -45,7 +45,7 @@ func (e Env) bridgeProblem(b *BridgeState) string {
 		// The destroy stops the bridge's name server before it takes the state lock to
 		// remove the rest: a record seen in this phase is on its way out, or its removal
 		// failed or was killed halfway.
-		return "being removed, or its removal was cut short (it failed or was killed halfway); `pontoon gc` finishes it"
+		return "being removed, or its removal was cut short (it failed or was killed halfway)"
 	}
 	p := e.BridgeNetns(b.Name)
 	if b.Phase != PhaseReady || e.elsewhere(b, p) {

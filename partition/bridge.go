@@ -39,6 +39,9 @@ func bridgeGuests(env netsetup.Env, bridge string) ([]Guest, *netsetup.BridgeSta
 	if err != nil {
 		return nil, nil, err
 	}
+	if b.Phase == netsetup.PhaseRemoving {
+		return nil, nil, fmt.Errorf("bridge %q is being removed: %w", bridge, netsetup.ErrNoBridge)
+	}
 	var out []Guest
 	for _, g := range b.Guests {
 		if g.Phase != netsetup.PhaseReady {

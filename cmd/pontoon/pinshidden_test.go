@@ -222,3 +222,48 @@ func TestGCFinishesKilledDestroy(t *testing.T) {
 	}
 	t.Logf("%d of %d kills came before the destroy began", untouched, len(delays))
 }
+
+// TestDestroyBesidePartitionsAndGC: `bridge destroy` failed with "directory not empty" when a
+// partition change wrote its record meanwhile, and gc failed on a bridge destroyed between
+// its locked pass and its partition and service checks. Run side by side, round after round,
+// neither fails; partition commands on the bridge may, saying it is gone or being removed.
+func TestDestroyBesidePartitionsAndGC(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	for round := range 25 {
+		c.ok("bridge", "create", "r")
+		c.ok("guest", "add", "r", "n1", "--ip", "172.18.0.1")
+		c.ok("guest", "add", "r", "n2", "--ip", "172.18.0.2")
+		stop := make(chan struct{})
+		done := make(chan string, 2)
+		loop := func(args ...string) {
+			var bad []string
+			for {
+				select {
+				case <-stop:
+					done <- strings.Join(bad, "\n")
+					return
+				default:
+				}
+				out, errOut, code := c.run(args...)
+				if args[0] == "gc" && code != 0 {
+					bad = append(bad, fmt.Sprintf("gc: exit %d\n%s%s", code, out, errOut))
+				}
+			}
+		}
+		go loop("partition", "isolate", "n1", "--bridge", "r")
+		go loop("gc")
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		out, errOut, code := c.run("bridge", "destroy", "r")
+		close(stop)
+		for range 2 {
+			if bad := <-done; bad != "" {
+				t.Errorf("round %d: %s", round, bad)
+			}
+		}
+		if code != 0 {
+			t.Fatalf("round %d: bridge destroy beside partition changes and gc: exit %d\n%s%s", round, code, out, errOut)
+		}
+	}
+}

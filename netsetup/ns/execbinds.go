@@ -74,11 +74,4 @@ func privateBinds(binds []Bind, forSysfs bool) (bool, error) {
 // netns exec` does: a sysfs shows the devices of the namespace that mounted it, so without
 // it /sys/class/net would list the host's. Best effort (a user namespace may forbid it):
 // /sys then stays the host's, as it was.
-func ownSysfs() {
-	if unix.Mount("sysfs", "/sys", "sysfs", 0, "") == nil {
-		return
-	}
-	if unix.Unmount("/sys", unix.MNT_DETACH) == nil {
-		_ = unix.Mount("sysfs", "/sys", "sysfs", 0, "")
-	}
-}
+func ownSysfs() { _ = unix.Mount("sysfs", "/sys", "sysfs", 0, "") }
