@@ -151,7 +151,7 @@ type DockerUninstall struct {
 
 // UninstallDocker undoes InstallDocker: it removes the runtime DockerRuntime from the
 // daemon.json at config (DockerConfig when empty), keeping every other key and runtime and
-// saving the previous file as config+".pontoon-backup", and removes the RuntimeName
+// saving the previous file as config+".pontoon-uninstall-backup", and removes the RuntimeName
 // symlink that runtime named. "runtimes" goes too when nothing else is left in it. A
 // symlink that is not named RuntimeName is not pontoon's and stays.
 func UninstallDocker(config string) (DockerUninstall, error) {
@@ -174,7 +174,8 @@ func UninstallDocker(config string) (DockerUninstall, error) {
 		if fi, err := os.Stat(config); err == nil {
 			perm = fi.Mode().Perm()
 		}
-		res.Backup = config + ".pontoon-backup"
+		// Not install's backup, which holds the file from before pontoon's runtime was added.
+		res.Backup = config + ".pontoon-uninstall-backup"
 		if err := statefile.Write(res.Backup, old, perm); err != nil {
 			return res, fmt.Errorf("uninstall the docker runtime: back up %s: %w", config, err)
 		}

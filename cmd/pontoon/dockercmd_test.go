@@ -146,6 +146,13 @@ func TestHookUninstallDocker(t *testing.T) {
 	if _, err := os.Lstat(runtime); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s after uninstall: %v", runtime, err)
 	}
+	// Install's backup keeps the file from before pontoon; uninstall's is its own.
+	if data, _ := os.ReadFile(config + ".pontoon-backup"); !strings.Contains(string(data), `"log-level": "warn"`) || strings.Contains(string(data), `"pontoon"`) {
+		t.Errorf("install's backup after uninstall:\n%s", data)
+	}
+	if data, _ := os.ReadFile(config + ".pontoon-uninstall-backup"); !strings.Contains(string(data), `"pontoon"`) {
+		t.Errorf("uninstall's backup:\n%s", data)
+	}
 	out, code = pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", config)
 	if code != 0 || !strings.Contains(out, "nothing changed") {
 		t.Fatalf("second hook uninstall --docker: exit %d\n%s", code, out)

@@ -239,6 +239,18 @@ func hookUninstall(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Without --dir, pontoon's entry goes wherever pontoon put it, an older install's place
+	// included (which podman does not read).
+	if stale := filepath.Join(hooks.PodmanHooksDir, hooks.PodmanHookFile); !c.IsSet("dir") && stale != path {
+		if data, err := os.ReadFile(stale); err == nil && hooks.IsPodmanHook(data) {
+			if _, gone, err := hooks.UninstallPodman(hooks.PodmanHooksDir); err != nil {
+				return err
+			} else if gone {
+				fmt.Printf("podman hook of an older install removed from %s\n", stale)
+				removed = removed || gone
+			}
+		}
+	}
 	if removed {
 		fmt.Printf("podman hook removed from %s\n", path)
 	} else {
