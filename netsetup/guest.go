@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
@@ -268,23 +269,33 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		if err != nil {
 			return err
 		}
-		if cur == nil {
-			return fmt.Errorf("the bridge was destroyed while the guest was being attached")
+		i := -1
+		if cur != nil {
+			i = slices.IndexFunc(cur.Guests, func(o Guest) bool {
+				return o.Name == name && o.Phase == PhaseCreating && o.Creator != nil && *o.Creator == self
+			})
+		}
+		if i < 0 {
+			// Destroyed (and perhaps made again) meanwhile: the destroy removed what the
+			// record named, but not a pin this attach made after it.
+			if g.Owned {
+				_ = errors.Join(ns.Remove(g.Netns), ns.Remove(g.UTS))
+			}
+			return fmt.Errorf("the bridge was destroyed while the guest was being attached: %w", ErrNoBridge)
 		}
 		g.Phase, g.Creator = PhaseReady, nil
 		if g.Owned {
 			g.NetnsID, _ = ns.ID(g.Netns)
 		}
-		for i := range cur.Guests {
-			if cur.Guests[i].Name == name {
-				cur.Guests[i] = g
-			}
-		}
+		cur.Guests[i] = g
 		if err := st.writeBridge(bridge, cur); err != nil {
 			return err
 		}
 		return syncBridgePorts(env, plan, cur, name, g.IP)
 	})
+	if errors.Is(err, ErrNoBridge) {
+		return nil, err // what is under the name now is not this attach's to drop
+	}
 	if err != nil {
 		st.locked(func() error { return dropGuest(env, bridge, name) })
 		return nil, err
