@@ -224,8 +224,9 @@ func TestGCFinishesKilledDestroy(t *testing.T) {
 }
 
 // TestDestroyBesidePartitionsAndGC: `bridge destroy` failed with "directory not empty" when a
-// partition change wrote its record meanwhile, and gc failed on a bridge destroyed between
-// its locked pass and its partition and service checks. Run side by side, round after round,
+// partition change wrote its record meanwhile, gc failed on a bridge destroyed between its
+// locked pass and its partition and service checks, and a guest add cut off by the destroy
+// left its pin. Run side by side, round after round,
 // neither fails; partition commands on the bridge may, saying it is gone or being removed.
 func TestDestroyBesidePartitionsAndGC(t *testing.T) {
 	c := newCLI(t)
@@ -254,16 +255,32 @@ func TestDestroyBesidePartitionsAndGC(t *testing.T) {
 		}
 		go loop("partition", "isolate", "n1", "--bridge", "r")
 		go loop("gc")
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- ""
+					return
+				default:
+				}
+				c.run("guest", "add", "r", "n3", "--ip", "172.18.0.3")
+				c.run("guest", "del", "r", "n3")
+			}
+		}()
 		time.Sleep(time.Duration(round%5) * time.Millisecond)
 		out, errOut, code := c.run("bridge", "destroy", "r")
 		close(stop)
-		for range 2 {
+		for range 3 {
 			if bad := <-done; bad != "" {
 				t.Errorf("round %d: %s", round, bad)
 			}
 		}
 		if code != 0 {
 			t.Fatalf("round %d: bridge destroy beside partition changes and gc: exit %d\n%s%s", round, code, out, errOut)
+		}
+		// A guest add cut off by the destroy leaves no pin behind.
+		if left, _ := filepath.Glob(filepath.Join(c.sb.Env.NetnsDir, "*r*")); len(left) > 0 {
+			t.Fatalf("round %d: pins left after the destroy: %v", round, left)
 		}
 	}
 }
