@@ -32,7 +32,7 @@ func (e Env) gatewayDamage(want uint64) gatewayDamage {
 	switch ns.Check(p, want) {
 	case ns.PinHidden:
 		return gatewayHidden
-	case ns.PinForeign:
+	case ns.PinForeign, ns.PinTaken:
 		return gatewayForeign
 	case ns.PinGone:
 		return gatewayGone

@@ -36,8 +36,7 @@ type GCReport struct {
 // The caller holds the state lock.
 func repairBridge(env Env, b *BridgeState, rep *GCReport) (destroyed bool, err error) {
 	p := env.BridgeNetns(b.Name)
-	// A path another namespace has taken over since the bridge's went is as good as gone.
-	if (ns.Check(p, b.NetnsID) != ns.PinGone && !ns.Taken(p, b.NetnsID)) || env.elsewhere(b, p) {
+	if !gonePin(p, b.NetnsID) || env.elsewhere(b, p) {
 		done, err := mendPins(env, b)
 		rep.Repaired = append(rep.Repaired, done...)
 		return false, err
@@ -93,7 +92,7 @@ func GC(env Env) (GCReport, error) {
 			g = nil
 		}
 		if g != nil && g.Phase == PhaseReady {
-			if c := ns.Check(env.GatewayNetns(), g.NetnsID); c == ns.PinHidden || c == ns.PinForeign {
+			if mendable(env.GatewayNetns(), g.NetnsID) {
 				if err := ns.Mend(env.GatewayNetns(), g.NetnsID); err != nil {
 					return err
 				}

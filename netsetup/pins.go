@@ -21,10 +21,9 @@ func pinProblem(path string, id uint64) string {
 	switch ns.Check(path, id) {
 	case ns.PinHidden:
 		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool", path, filepath.Dir(path))
+	case ns.PinTaken:
+		return fmt.Sprintf("namespace %s is gone (unpinned outside pontoon), and another namespace is pinned at its path now, which pontoon leaves alone", path)
 	case ns.PinForeign:
-		if ns.Taken(path, id) {
-			return fmt.Sprintf("namespace %s is gone (unpinned outside pontoon), and another namespace is pinned at its path now, which pontoon leaves alone", path)
-		}
 		return fmt.Sprintf("%s shows a namespace that is not the one pontoon pinned there: another tool mounted its own over the pin", path)
 	case ns.PinGone:
 		return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon)", path)
@@ -90,7 +89,13 @@ func pinProblems(b *BridgeState) []string {
 // namespace. A namespace that is gone is beyond mending, also when its path pins another now.
 func mendable(path string, id uint64) bool {
 	s := ns.Check(path, id)
-	return s == ns.PinHidden || (s == ns.PinForeign && !ns.Taken(path, id))
+	return s == ns.PinHidden || s == ns.PinForeign
+}
+
+// gonePin reports whether nothing of the namespace id pinned at path is left to mend there.
+func gonePin(path string, id uint64) bool {
+	s := ns.Check(path, id)
+	return s == ns.PinGone || s == ns.PinTaken
 }
 
 // mendPins pins again every namespace of a ready bridge, its own and its guests', that

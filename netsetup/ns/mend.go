@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,8 +30,12 @@ type PinState int
 const (
 	PinIntact  PinState = iota
 	PinHidden           // covered by a bind mount of its directory (see SharedDir)
-	PinForeign          // another namespace is mounted over the path
+	PinForeign          // another namespace is mounted over the pin, which is still beneath
 	PinGone             // no namespace is pinned at the path, visibly or not
+	// PinTaken: the pin is gone and another namespace is pinned at its path (`ip netns del`
+	// and `ip netns add` of the same name), not over it. What is there is someone else's: it
+	// is neither unmounted, pinned over nor removed.
+	PinTaken
 )
 
 // Check tells what became of the namespace pinned at path whose identity is want (see ID);
@@ -40,7 +45,13 @@ func Check(path string, want uint64) PinState {
 		if want == 0 || id == want {
 			return PinIntact
 		}
-		return PinForeign
+		// Unknown beneath (an unreadable mount table): taken for covered, as before pontoon
+		// kept identities.
+		roots, ok := pinsAt(path)
+		if !ok || slices.Contains(roots, fmt.Sprintf("net:[%d]", want)) {
+			return PinForeign
+		}
+		return PinTaken
 	}
 	if HiddenPin(path) {
 		return PinHidden
@@ -56,7 +67,7 @@ func Check(path string, want uint64) PinState {
 // hidden pin stays until Remove takes both. When neither is left, nothing holds the
 // namespace where pontoon can reach it, and Mend says so.
 func Mend(path string, want uint64) error {
-	if Taken(path, want) {
+	if Check(path, want) == PinTaken {
 		id, _ := ID(path)
 		return fmt.Errorf("pin %s again: another namespace (net:[%d]) is pinned there and pontoon's (net:[%d]) is not beneath it: the path was taken over outside pontoon, which leaves it alone", path, id, want)
 	}
@@ -90,53 +101,22 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// Taken reports whether path shows another namespace than want and want is pinned nowhere
-// beneath it: the pin was removed and the path reused outside pontoon (`ip netns del` and
-// `ip netns add` of the same name), not covered. What is there is someone else's: it is
-// neither unmounted nor removed.
-func Taken(path string, want uint64) bool {
-	id, ok := ID(path)
-	return ok && want != 0 && id != want && !pinnedBeneath(path, want)
-}
-
 // RemoveOwn is Remove of the pin at path of the namespace want (see ID; 0: whatever is
-// pinned there), leaving a path Taken by another namespace as it is.
+// pinned there), leaving a path another namespace has taken (PinTaken) as it is.
 func RemoveOwn(path string, want uint64) error {
-	if Taken(path, want) {
+	if Check(path, want) == PinTaken {
 		return nil
 	}
 	return Remove(path)
 }
 
-// pinnedBeneath reports whether the mount table shows namespace want mounted at path, seen or
-// covered.
-func pinnedBeneath(path string, want uint64) bool {
-	ms, err := Mounts()
-	if err != nil {
-		return true // unknown: taken for pontoon's, as before identities were kept
-	}
-	name := fmt.Sprintf("net:[%d]", want)
-	for _, m := range ms {
-		if m.Point == path && m.FSType == "nsfs" && m.Root == name {
-			return true
-		}
-	}
-	return false
-}
-
 // pinnedID is the namespace the mount table shows pinned at path, visible or not; 0 when none
 // or more than one is.
 func pinnedID(path string) uint64 {
-	ms, err := Mounts()
-	if err != nil {
-		return 0
-	}
+	roots, _ := pinsAt(path)
 	var found uint64
-	for _, m := range ms {
-		if m.Point != path || m.FSType != "nsfs" {
-			continue
-		}
-		id, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(m.Root, "net:["), "]"), 10, 64)
+	for _, r := range roots {
+		id, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(r, "net:["), "]"), 10, 64)
 		if err != nil || (found != 0 && found != id) {
 			return 0
 		}

@@ -143,19 +143,24 @@ func unescapeMount(s string) string {
 // holds an nsfs mount on path, but the path itself shows no namespace, because another
 // tool bound the directory over it (see SharedDir).
 func HiddenPin(path string) bool {
-	if IsPinned(path) {
-		return false
-	}
+	roots, _ := pinsAt(path)
+	return !IsPinned(path) && len(roots) > 0
+}
+
+// pinsAt lists what the namespace pins the mount table shows at path, seen or covered, hold:
+// their roots, "net:[INODE]" for a network namespace's. ok is false when the table cannot be
+// read.
+func pinsAt(path string) (roots []string, ok bool) {
 	ms, err := Mounts()
 	if err != nil {
-		return false
+		return nil, false
 	}
 	for _, m := range ms {
 		if m.Point == path && m.FSType == "nsfs" {
-			return true
+			roots = append(roots, m.Root)
 		}
 	}
-	return false
+	return roots, true
 }
 
 // inPrivateMounts runs fn on a thread of its own in a private copy of the mount namespace
