@@ -435,7 +435,7 @@ func bridgeTablesStep(plan Plan, b *BridgeState, l2 tableSpec, brH **handle, brN
 // was killed is gc's to remove, any other is the user's to destroy.
 func clashFix(bridges []*BridgeState, other string) string {
 	for _, o := range bridges {
-		if o.Name == other && ((o.Owner != nil && !o.Owner.Alive()) || (o.Phase == PhaseCreating && !o.Creator.Alive())) {
+		if o.Name == other && o.abandoned() {
 			return "its run or creator was killed: run `pontoon gc` to remove that bridge"
 		}
 	}

@@ -51,8 +51,8 @@ func BridgeProblems(env Env, name string) ([]string, error) {
 		// What is read below is read through the pins: through a pin another tool hid or
 		// covered, it fails with errors that say nothing of the cause, or reads another
 		// namespace.
-		if env.findProblems(b); len(pinProblems(b)) > 0 {
-			problems = pinProblems(b)
+		env.findProblems(b)
+		if problems = pinProblems(b); len(problems) > 0 {
 			return nil
 		}
 		path := env.BridgeNetns(name)

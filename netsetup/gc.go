@@ -195,10 +195,8 @@ func rebuildForwards(env Env, st store) error {
 // bridge it could not see to is left with its problem in b.Problem. The caller holds the
 // state lock.
 func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool, err error) {
-	// A run killed with kill -9 whose parent has not reaped it yet holds nothing (Alive). A
-	// bridge in phase removing is one the user asked to destroy.
-	dead := (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive()) || b.Phase == PhaseRemoving
-	if dead {
+	// A bridge in phase removing is one the user asked to destroy.
+	if b.abandoned() || b.Phase == PhaseRemoving {
 		if err := destroyBridge(env, b); err != nil {
 			return false, err
 		}
@@ -227,10 +225,7 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 		return false, fmt.Errorf("bridge %q: %w", b.Name, err)
 	}
 	for _, gu := range b.Guests {
-		// A guest add killed halfway stays in phase creating; its creator is gone.
-		// Records of older versions carry no creator: such a guest is as dead.
-		killed := gu.Phase == PhaseCreating && (gu.Creator == nil || !gu.Creator.Alive())
-		if killed || (gu.Process != nil && !gu.Process.Alive()) || detached[gu.Name] {
+		if gu.addKilled() || (gu.Process != nil && !gu.Process.Alive()) || detached[gu.Name] {
 			if err := dropGuest(env, b.Name, gu.Name); err != nil {
 				return false, err
 			}

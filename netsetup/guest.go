@@ -278,10 +278,11 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		if i < 0 {
 			// Destroyed (and perhaps made again) meanwhile: the destroy removed what the
 			// record named, but not a pin this attach made after it.
+			err := fmt.Errorf("the bridge was destroyed while the guest was being attached: %w", ErrNoBridge)
 			if g.Owned {
-				_ = errors.Join(ns.Remove(g.Netns), ns.Remove(g.UTS))
+				err = errors.Join(err, ns.Remove(g.Netns), ns.Remove(g.UTS))
 			}
-			return fmt.Errorf("the bridge was destroyed while the guest was being attached: %w", ErrNoBridge)
+			return err
 		}
 		g.Phase, g.Creator = PhaseReady, nil
 		if g.Owned {

@@ -25,7 +25,7 @@ func (e *TakenError) Is(target error) bool { return target == ErrInvalid }
 func (e *TakenError) Error() string {
 	// A guest add killed halfway leaves its guest behind until gc removes it: that, not
 	// another name, is what the user needs.
-	if o := e.Other; o.Phase == PhaseCreating && (o.Creator == nil || !o.Creator.Alive()) {
+	if o := e.Other; o.addKilled() {
 		return fmt.Sprintf("guest %q (IP %s) holds the %s, left half-added by a command that was killed; run `pontoon gc` to remove it, then add the guest again", o.Name, o.IP, takenWhat(e.Field))
 	}
 	if e.Field == "name" {

@@ -313,3 +313,17 @@ func (s store) removeBridge(name string) error {
 	}
 	return nil
 }
+
+// abandoned reports whether nothing holds the bridge any more: its creator died halfway
+// through creating it, or the process its life is tied to is gone. A run killed with kill -9
+// whose parent has not reaped it yet holds nothing (Alive).
+func (b *BridgeState) abandoned() bool {
+	return (b.Phase == PhaseCreating && !b.Creator.Alive()) || (b.Owner != nil && !b.Owner.Alive())
+}
+
+// addKilled reports whether the guest's add was killed halfway: it stays in phase creating
+// and its creator is gone. Records of older versions carry no creator: such a guest is as
+// dead.
+func (g Guest) addKilled() bool {
+	return g.Phase == PhaseCreating && (g.Creator == nil || !g.Creator.Alive())
+}
