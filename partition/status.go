@@ -65,11 +65,7 @@ func Status(t Target) (Record, error) {
 		st.Kernel = &KernelCheck{Unread: true, Detail: strings.Join(append(bridgeProblems, err.Error()), "; ")}
 		return st, nil
 	}
-	// The rules are compared with what the recorded state compiles to, before compareKernel
-	// puts the kernel's pairs and mode in st.
-	recorded := st.clone()
-	st.Kernel = compareKernel(kt, &st, t.Guests)
-	problems := append(classProblems(kt, st), ruleProblems(t.NetnsPath, kt, recorded, t.Guests)...)
+	problems := compareTable(t.NetnsPath, kt, &st, t.Guests)
 	hs := newHandles(t.NetnsPath) // the bridge's namespace and those of shaped guests, once each
 	defer hs.close()
 	problems = append(problems, shapingProblems(hs, st.Shaping, t.Guests)...)
@@ -105,12 +101,19 @@ func Status(t Target) (Record, error) {
 // Status reports it; none when it holds st.
 func tableProblems(nsPath string, kt kernelTable, st Record, guests []Guest) []string {
 	seen := st.clone()
-	var problems []string
-	if k := compareKernel(kt, &seen, guests); !k.InEffect {
-		problems = append(problems, k.Detail)
+	problems := compareTable(nsPath, kt, &seen, guests)
+	if !seen.Kernel.InEffect {
+		problems = append([]string{seen.Kernel.Detail}, problems...)
 	}
-	problems = append(problems, classProblems(kt, seen)...)
-	return append(problems, ruleProblems(nsPath, kt, st, guests)...)
+	return problems
+}
+
+// compareTable puts the kernel's pairs and mode in st (compareKernel, which sets st.Kernel)
+// and says what else of the table differs from what st recorded: its class maps and rules.
+func compareTable(nsPath string, kt kernelTable, st *Record, guests []Guest) []string {
+	recorded := st.clone() // the rules are compared with what the record compiles to
+	st.Kernel = compareKernel(kt, st, guests)
+	return append(classProblems(kt, *st), ruleProblems(nsPath, kt, recorded, guests)...)
 }
 
 // compareKernel replaces st's blocked pairs and mode by the kernel's and says
