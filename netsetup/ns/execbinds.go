@@ -20,15 +20,8 @@ func ExecWithBinds(s Spec, binds []Bind, argv []string, env []string) error {
 		return fmt.Errorf("exec %s: %w", argv[0], CommandError{err})
 	}
 	return onLockedThread(func() error {
-		private, err := privateBinds(binds, s.Net != "")
-		if err != nil {
+		if err := enterPrivately(s, binds); err != nil {
 			return err
-		}
-		if err := enter(s); err != nil {
-			return err
-		}
-		if private && s.Net != "" {
-			ownSysfs()
 		}
 		// execve from any thread replaces the whole process and keeps this thread's namespaces.
 		return fmt.Errorf("exec %s: %w", strings.Join(argv, " "), CommandError{unix.Exec(path, argv, env)})
@@ -42,11 +35,28 @@ type CommandError struct{ Err error }
 func (e CommandError) Error() string { return e.Err.Error() }
 func (e CommandError) Unwrap() error { return e.Err }
 
+// enterPrivately makes the calling (locked) thread join the namespaces of s in a private mount
+// namespace of its own, with binds and, for a network namespace, that namespace's sysfs
+// (ownSysfs). Without binds the private mount namespace is best effort, as the sysfs is.
+func enterPrivately(s Spec, binds []Bind) error {
+	private, err := privateBinds(binds, s.Net != "")
+	if err != nil {
+		return err
+	}
+	if err := enter(s); err != nil {
+		return err
+	}
+	if private && s.Net != "" {
+		ownSysfs()
+	}
+	return nil
+}
+
 // privateBinds gives the calling (locked) thread a private mount namespace with binds, and
-// reports whether it did. With no binds it makes one only when forSysfs asks, and then only
-// where it can (see ownSysfs); without one, nothing else changes.
-func privateBinds(binds []Bind, forSysfs bool) (bool, error) {
-	if len(binds) == 0 && !forSysfs {
+// reports whether it did. With no binds it makes one only when wanted, and then only where it
+// can; without one, nothing else changes.
+func privateBinds(binds []Bind, wanted bool) (bool, error) {
+	if len(binds) == 0 && !wanted {
 		return false, nil
 	}
 	// CLONE_FS detaches this thread's root and cwd from the other threads; the kernel

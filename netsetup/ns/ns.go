@@ -264,15 +264,8 @@ type Bind struct {
 // not changed.
 func Start(s Spec, binds []Bind, cmd *exec.Cmd) error {
 	return onLockedThread(func() error {
-		private, err := privateBinds(binds, s.Net != "")
-		if err != nil {
+		if err := enterPrivately(s, binds); err != nil {
 			return err
-		}
-		if err := enter(s); err != nil {
-			return err
-		}
-		if private && s.Net != "" {
-			ownSysfs()
 		}
 		// fork happens on this thread, so the child inherits its namespaces.
 		return cmd.Start()
