@@ -123,6 +123,18 @@ func TestAddRefusesWhatItCannotAttach(t *testing.T) {
 	if err := r.check(l, a); err != nil {
 		t.Fatalf("CHECK after the refused second ADD: %v", err)
 	}
+	// The host's and pontoon's own namespaces are refused by the check before anything is
+	// created, which the attach itself does not repeat.
+	for _, own := range []string{r.sb.Env.HostNetns, r.sb.Env.GatewayNetns(), r.sb.Env.BridgeNetns("pods")} {
+		e := r.cniErr("ADD", "own1", own, pluginConf)
+		if e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Msg, "CNI_NETNS "+own) ||
+			!(strings.Contains(e.Msg, "host's network namespace") || strings.Contains(e.Msg, "pontoon's own network namespaces")) {
+			t.Fatalf("ADD into %s: %+v; want code 4 saying whose namespace it is", own, e)
+		}
+	}
+	if n := len(r.guests("pods")); n != 1 {
+		t.Fatalf("the refused ADDs left %d guests; want the first attachment alone", n)
+	}
 }
 
 // TestFailedAddRemovesWhatItCreated makes an ADD fail after it brought the gateway up and

@@ -15,10 +15,15 @@ import (
 // problems are found here, said plainly, and mended (ns.Mend) by gc and by commands that
 // enter a guest.
 
-// pinProblem says what is wrong with the pin at path of a namespace whose identity is id (0:
-// unknown), or "" when nothing is.
-func pinProblem(path string, id uint64) string {
-	switch ns.Check(path, id) {
+// pinProblem says what is wrong with the pin at path of one of b's namespaces, whose
+// identity is id (0: unknown), or "" when nothing is or when it cannot tell (see elsewhere).
+// A pin in sight costs one system call: there are as many as guests.
+func (e Env) pinProblem(b *BridgeState, path string, id uint64) string {
+	s := ns.Check(path, id)
+	if (s == ns.PinHidden || s == ns.PinGone) && e.elsewhere(b, path) {
+		return ""
+	}
+	switch s {
 	case ns.PinHidden:
 		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool", path, filepath.Dir(path))
 	case ns.PinTaken:
@@ -46,21 +51,20 @@ func (e Env) bridgeProblem(b *BridgeState) string {
 		// failed or was killed halfway.
 		return "being removed, or its removal was cut short (it failed or was killed halfway)"
 	}
-	p := e.BridgeNetns(b.Name)
-	if b.Phase != PhaseReady || e.elsewhere(b, p) {
+	if b.Phase != PhaseReady {
 		return ""
 	}
-	return pinProblem(p, b.NetnsID)
+	return e.pinProblem(b, e.BridgeNetns(b.Name), b.NetnsID)
 }
 
 // guestProblem says what is wrong with the pin of a namespace pontoon created for a ready
 // guest of a ready bridge, or "" when nothing is. A namespace given by the user is theirs to
 // keep.
 func (e Env) guestProblem(b *BridgeState, g *Guest) string {
-	if b.Phase != PhaseReady || g.Phase != PhaseReady || !g.Owned || e.elsewhere(b, g.Netns) {
+	if b.Phase != PhaseReady || g.Phase != PhaseReady || !g.Owned {
 		return ""
 	}
-	return pinProblem(g.Netns, g.NetnsID)
+	return e.pinProblem(b, g.Netns, g.NetnsID)
 }
 
 // findProblems sets the Problem of b and of each of its guests.

@@ -17,7 +17,7 @@ import (
 // one another tool mounted over the pin.
 func ID(path string) (uint64, bool) {
 	var st unix.Stat_t
-	if !IsPinned(path) || unix.Stat(path, &st) != nil {
+	if !pinnedStat(path, &st) {
 		return 0, false
 	}
 	return st.Ino, true
