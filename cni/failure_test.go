@@ -123,8 +123,7 @@ func TestAddRefusesWhatItCannotAttach(t *testing.T) {
 	if err := r.check(l, a); err != nil {
 		t.Fatalf("CHECK after the refused second ADD: %v", err)
 	}
-	// The host's and pontoon's own namespaces are refused by the check before anything is
-	// created, which the attach itself does not repeat.
+	// The host's and pontoon's own namespaces are refused before anything is created.
 	for _, own := range []string{r.sb.Env.HostNetns, r.sb.Env.GatewayNetns(), r.sb.Env.BridgeNetns("pods")} {
 		e := r.cniErr("ADD", "own1", own, pluginConf)
 		if e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Msg, "CNI_NETNS "+own) ||

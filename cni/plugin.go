@@ -243,7 +243,6 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static sta
 		}
 		g, err := netsetup.AddGuest(env, bridge, name, netsetup.GuestOptions{
 			IP: ip.String(), IP6: addrString(static.ip6), Netns: args.Netns, Key: key, ReplaceStale: true, Admit: admit,
-			NotHostChecked: true, // checkNetns did it, before anything was created
 		})
 		switch {
 		case err == nil:

@@ -151,7 +151,11 @@ func attach(env netsetup.Env, st specs.State) error {
 			if g.Key == st.ID && g.Name == req.Guest && g.IP == req.IP && g.Process != nil && g.Process.PID == st.Pid && g.Process.Alive() && g.Phase == netsetup.PhaseReady {
 				// Attached already by an earlier run of this hook (AddGuest returns it as it
 				// is): its namespace has its eth0 now, which checkNetns would take for the
-				// engine's own networking.
+				// engine's own networking. The pid may name another process by now, which
+				// AddGuest then attaches instead: not in the host's namespace.
+				if err := checkNotHost(env, st.Pid); err != nil {
+					return fmt.Errorf("container %s: %w", st.ID, err)
+				}
 				return nil
 			}
 		}
@@ -175,7 +179,7 @@ func attach(env netsetup.Env, st specs.State) error {
 		Key:          st.ID,
 		ReplaceStale: true,
 		Admit:        admit,
-		// checkNetns in admit did it.
+		// admit did it: checkNetns, or checkNotHost for a container attached already.
 		NotHostChecked: true,
 	})
 	if err == nil {
@@ -224,6 +228,26 @@ func Detach(env netsetup.Env, st specs.State) error {
 // checkNetns refuses namespaces the hook must not configure: the host's own (attaching
 // would move the host's default route) and one an engine's network plugin already set up.
 func checkNetns(env netsetup.Env, pid int) error {
+	if err := checkNotHost(env, pid); err != nil {
+		return err
+	}
+	// /proc/<pid>/net/dev lists the devices of the process's network namespace.
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return fmt.Errorf("list its network devices: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, _, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(name) == netsetup.GuestIfName {
+			return fmt.Errorf("its network namespace already has %s, set up by the engine's own networking; run it without one (podman or docker run --network none) so pontoon provides the network", netsetup.GuestIfName)
+		}
+	}
+	return nil
+}
+
+// checkNotHost refuses the network namespace of pid when it is the host's, the gateway's or
+// a bridge's (netsetup.CheckNotHost, which the attach leaves to the hook: NotHostChecked).
+func checkNotHost(env netsetup.Env, pid int) error {
 	path := fmt.Sprintf("/proc/%d/ns/net", pid)
 	var own unix.Stat_t
 	if err := unix.Stat(path, &own); err != nil {
@@ -237,17 +261,6 @@ func checkNetns(env netsetup.Env, pid int) error {
 			return errors.New("it shares the host's network namespace; give it a network namespace of its own (podman or docker run --network none, or a namespace entry without a path in config.json)")
 		}
 		return err
-	}
-	// /proc/<pid>/net/dev lists the devices of the process's network namespace.
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
-	if err != nil {
-		return fmt.Errorf("list its network devices: %w", err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		name, _, ok := strings.Cut(line, ":")
-		if ok && strings.TrimSpace(name) == netsetup.GuestIfName {
-			return fmt.Errorf("its network namespace already has %s, set up by the engine's own networking; run it without one (podman or docker run --network none) so pontoon provides the network", netsetup.GuestIfName)
-		}
 	}
 	return nil
 }

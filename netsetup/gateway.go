@@ -497,8 +497,9 @@ func Status(env Env) (GatewayStatus, error) {
 		}
 		return nil
 	})
+	here := ns.MountNS()
 	for _, b := range out.Bridges {
-		b.Problem = env.bridgeProblem(b)
+		b.Problem = env.bridgeProblem(b, here)
 	}
 	if out.Bridges == nil {
 		out.Bridges = []*BridgeState{}

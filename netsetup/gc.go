@@ -36,7 +36,7 @@ type GCReport struct {
 // The caller holds the state lock.
 func repairBridge(env Env, b *BridgeState, rep *GCReport) (destroyed bool, err error) {
 	p := env.BridgeNetns(b.Name)
-	if !gonePin(p, b.NetnsID) || env.elsewhere(b, p) {
+	if !gonePin(p, b.NetnsID) || env.elsewhere(b, p, ns.MountNS()) {
 		done, err := mendPins(env, b)
 		rep.Repaired = append(rep.Repaired, done...)
 		return false, err
@@ -179,7 +179,7 @@ func rebuildForwards(env Env, st store) error {
 	}
 	var errs []error
 	for _, b := range left {
-		if b.Phase != PhaseReady || len(b.Ports) == 0 || env.bridgeProblem(b) != "" {
+		if b.Phase != PhaseReady || len(b.Ports) == 0 || env.bridgeProblem(b, ns.MountNS()) != "" {
 			continue
 		}
 		if err := rebuildBridgeTable(env, plan, b); err != nil {

@@ -16,14 +16,15 @@ import (
 // enter a guest.
 
 // pinProblem says what is wrong with the pin at path of one of b's namespaces, whose
-// identity is id (0: unknown), or "" when nothing is or when it cannot tell (see elsewhere).
-// A pin in sight costs one system call: there are as many as guests.
-func (e Env) pinProblem(b *BridgeState, path string, id uint64) string {
-	s := ns.Check(path, id)
-	if (s == ns.PinHidden || s == ns.PinGone) && e.elsewhere(b, path) {
+// identity is id (0: unknown), or "" when nothing is or when it cannot tell from here, the
+// mount namespace this process is in (see elsewhere). There are as many pins as guests: one
+// in sight costs a single system call, and one out of sight because b was pinned elsewhere
+// no read of the mount table.
+func (e Env) pinProblem(b *BridgeState, path string, id, here uint64) string {
+	if e.elsewhere(b, path, here) {
 		return ""
 	}
-	switch s {
+	switch ns.Check(path, id) {
 	case ns.PinHidden:
 		return fmt.Sprintf("namespace %s is hidden under a bind mount of %s made by another tool", path, filepath.Dir(path))
 	case ns.PinTaken:
@@ -36,15 +37,16 @@ func (e Env) pinProblem(b *BridgeState, path string, id uint64) string {
 	return ""
 }
 
-// elsewhere reports whether b was pinned in another mount namespace than this process's (a
-// bridge child's view of a directory whose pins do not propagate), with path's pin not
-// visible here: from here, a pin file without its mount proves nothing.
-func (e Env) elsewhere(b *BridgeState, path string) bool {
-	return !ns.IsPinned(path) && exists(path) && b.MountNS != 0 && b.MountNS != ns.MountNS()
+// elsewhere reports whether b was pinned in another mount namespace than here, this
+// process's (ns.MountNS; a bridge child's view of a directory whose pins do not propagate),
+// with path's pin not visible here: from here, a pin file without its mount proves nothing.
+func (e Env) elsewhere(b *BridgeState, path string, here uint64) bool {
+	return b.MountNS != 0 && b.MountNS != here && !ns.IsPinned(path) && exists(path)
 }
 
-// bridgeProblem says what is wrong with a ready bridge's namespace, or "" when nothing is.
-func (e Env) bridgeProblem(b *BridgeState) string {
+// bridgeProblem says what is wrong with a ready bridge's namespace, or "" when nothing is;
+// here is this process's mount namespace (see elsewhere).
+func (e Env) bridgeProblem(b *BridgeState, here uint64) string {
 	if b.Phase == PhaseRemoving {
 		// The destroy stops the bridge's name server before it takes the state lock to
 		// remove the rest: a record seen in this phase is on its way out, or its removal
@@ -54,24 +56,25 @@ func (e Env) bridgeProblem(b *BridgeState) string {
 	if b.Phase != PhaseReady {
 		return ""
 	}
-	return e.pinProblem(b, e.BridgeNetns(b.Name), b.NetnsID)
+	return e.pinProblem(b, e.BridgeNetns(b.Name), b.NetnsID, here)
 }
 
 // guestProblem says what is wrong with the pin of a namespace pontoon created for a ready
 // guest of a ready bridge, or "" when nothing is. A namespace given by the user is theirs to
 // keep.
-func (e Env) guestProblem(b *BridgeState, g *Guest) string {
+func (e Env) guestProblem(b *BridgeState, g *Guest, here uint64) string {
 	if b.Phase != PhaseReady || g.Phase != PhaseReady || !g.Owned {
 		return ""
 	}
-	return e.pinProblem(b, g.Netns, g.NetnsID)
+	return e.pinProblem(b, g.Netns, g.NetnsID, here)
 }
 
 // findProblems sets the Problem of b and of each of its guests.
 func (e Env) findProblems(b *BridgeState) {
-	b.Problem = e.bridgeProblem(b)
+	here := ns.MountNS()
+	b.Problem = e.bridgeProblem(b, here)
 	for i := range b.Guests {
-		b.Guests[i].Problem = e.guestProblem(b, &b.Guests[i])
+		b.Guests[i].Problem = e.guestProblem(b, &b.Guests[i], here)
 	}
 }
 
@@ -113,7 +116,8 @@ func mendPins(env Env, b *BridgeState) ([]string, error) {
 	var done []string
 	var errs []error
 	p := env.BridgeNetns(b.Name)
-	if !env.elsewhere(b, p) && mendable(p, b.NetnsID) {
+	here := ns.MountNS()
+	if !env.elsewhere(b, p, here) && mendable(p, b.NetnsID) {
 		if err := ns.Mend(p, b.NetnsID); err != nil {
 			errs = append(errs, fmt.Errorf("bridge %q: %w", b.Name, err))
 		} else {
@@ -121,7 +125,7 @@ func mendPins(env Env, b *BridgeState) ([]string, error) {
 		}
 	}
 	for _, g := range b.Guests {
-		if env.guestProblem(b, &g) == "" || !mendable(g.Netns, g.NetnsID) {
+		if env.guestProblem(b, &g, here) == "" || !mendable(g.Netns, g.NetnsID) {
 			continue
 		}
 		if err := ns.Mend(g.Netns, g.NetnsID); err != nil {
