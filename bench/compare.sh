@@ -14,7 +14,8 @@
 #                                                (apply, 16 guests: < 2 ms, library)
 #   random-halves on a full bridge (253 guests), command line and library
 #   container start with pontoon's hook      vs  runc run of the same bundle, no network
-#                                                (the hook adds <= 3 ms to the start)
+#                                                (the hook adds <= 3 ms to the start), and
+#     the hook's process alone (chainbench -op hook), without a container start around it
 #   container with bridge networking         vs  runc run + CNI bridge plugin (cni_runc.sh)
 #   pontoon run of 3 children until all      vs  podman network create, 3 containers with
 #   reach each other                             fixed IPs, ping, remove (podman.sh trio; >= 10x)
@@ -251,6 +252,7 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 		-p "sleep 0.1" -n hook "runc --root $runc_root run --bundle $bundles/hook pb-hook-$id")
 	[ -n "$have_cni" ] && ctr+=(-p "sleep 0.1" -n cni "bash $BASELINES/cni_runc.sh $id $bundles/cni $runc_root")
 	bench ctr "$RUNS" "$WARMUP" "${ctr[@]}"
+	in_process ctr.hookproc -dir "$sb" -op hook -pontoon "$pontoon"
 	}
 
 	if want podman && [ -n "$have_podman" ]; then

@@ -107,6 +107,12 @@ END {
 		judge("proc", v["ctr.gostartadded"] <= 3)
 		line("container start to first output", "runc run, no network", ms("ctr.gostart"), signed(v["ctr.gostartadded"]), "-", "-", "-", "<= 3ms added", result)
 	}
+	# The hook's own process, timed alone (chainbench -op hook): what the row above adds, but
+	# the engine's part, measured without the noise of a container start around it.
+	if (has("ctr.hookproc")) {
+		line("  the hook's process alone", "-", "-", "+" ms("ctr.hookproc"), "-", "-", "-", "-", "-")
+		spans("", "ctr.hookproc", "")
+	}
 	# Start to exit also counts the poststop hook's detach, which the start target leaves out.
 	added = has("ctr.hook") && has("ctr.none") ? v["ctr.hook"] - v["ctr.none"] : ""
 	if (has("ctr.none") || has("ctr.goadded")) line("container run, start to exit", "runc run, no network", ms("ctr.none"),

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
@@ -244,29 +245,77 @@ func (n *NS) ReadNetFile(name string) (string, error) {
 
 // sysctls writes pairs; /proc/sys/net shows the namespace of the thread that opens it, hence
 // the switch. With read, each old value is read first and an unchanged one not written.
+//
+// Each directory is looked up once and its files opened relative to it: the kernel keeps the
+// entries of every namespace's /proc/sys/net/ipv4 and ipv6 side by side, so a full path
+// costs a walk past those of all other namespaces (~20 µs each with 270 guests here, and
+// more on a fuller host), where a file opened in its directory costs ~2 µs.
 func (n *NS) sysctls(read bool, kv ...string) (olds []string, err error) {
 	err = ns.Visit(n.fdPath(), func() error {
+		dirs := map[string]int{}
+		defer func() {
+			for _, fd := range dirs {
+				unix.Close(fd)
+			}
+		}()
 		for i := 0; i+1 < len(kv); i += 2 {
 			name, value := kv[i], kv[i+1]
-			file := sysctlFile(name)
+			dir, base := filepath.Split(sysctlFile(name))
+			d, ok := dirs[dir]
+			if !ok {
+				if d, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+					return fmt.Errorf("set sysctl %s in %s: %w", name, n.path, &os.PathError{Op: "open", Path: dir, Err: err})
+				}
+				dirs[dir] = d
+			}
 			if read {
-				b, err := os.ReadFile(file)
+				old, err := readAt(d, base)
 				if err != nil {
 					return fmt.Errorf("read sysctl %s in %s: %w", name, n.path, err)
 				}
-				old := strings.TrimSpace(string(b))
 				olds = append(olds, old)
 				if old == value {
 					continue
 				}
 			}
-			if err := os.WriteFile(file, []byte(value), 0o644); err != nil {
+			if err := writeAt(d, base, value); err != nil {
 				return fmt.Errorf("set sysctl %s=%s in %s: %w", name, value, n.path, err)
 			}
 		}
 		return nil
 	})
 	return olds, err
+}
+
+// readAt reads the file base of the directory d, trimmed.
+func readAt(d int, base string) (string, error) {
+	fd, err := unix.Openat(d, base, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: base, Err: err}
+	}
+	defer unix.Close(fd)
+	var b [4096]byte // a sysctl reads as at most a page
+	k, err := unix.Read(fd, b[:])
+	if err != nil {
+		return "", &os.PathError{Op: "read", Path: base, Err: err}
+	}
+	return strings.TrimSpace(string(b[:k])), nil
+}
+
+// writeAt writes value to the file base of the directory d, in one write as a sysctl wants.
+func writeAt(d int, base, value string) error {
+	fd, err := unix.Openat(d, base, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &os.PathError{Op: "open", Path: base, Err: err}
+	}
+	_, werr := unix.Write(fd, []byte(value))
+	if cerr := unix.Close(fd); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return &os.PathError{Op: "write", Path: base, Err: werr}
+	}
+	return nil
 }
 
 func sysctlFile(name string) string { return "/proc/sys/" + strings.ReplaceAll(name, ".", "/") }

@@ -2,7 +2,9 @@ package kernel_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pontoon-dev/pontoon/internal/kernel"
@@ -52,6 +54,21 @@ func TestNSSysctlsAndDumps(t *testing.T) {
 	}
 	if err := n.Sysctls("net.ipv4.ip_forward"); err == nil {
 		t.Error("Sysctls with an odd number of words succeeded")
+	}
+	// Several files of one directory (opened once), then one of another directory again.
+	if err := n.Sysctls("net.ipv4.conf.lo.forwarding", "1", "net.ipv4.conf.lo.rp_filter", "2", "net.ipv4.ip_forward", "1", "net.ipv4.conf.lo.accept_local", "1"); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"net.ipv4.conf.lo.forwarding": "1", "net.ipv4.conf.lo.rp_filter": "2", "net.ipv4.ip_forward": "1", "net.ipv4.conf.lo.accept_local": "1"} {
+		if got, err := n.ReadSysctl(name); err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	// A sysctl the kernel does not have (a device that is not there) is an error naming it.
+	for _, name := range []string{"net.ipv4.conf.nosuch0.forwarding", "net.ipv4.no_such_sysctl"} {
+		if err := n.Sysctls(name, "1"); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), name) {
+			t.Errorf("Sysctls(%s): %v; want a not-exist error naming it", name, err)
+		}
 	}
 	links, err := n.LinkList()
 	if err != nil || len(links) != 1 || links[0].Attrs().Name != "lo" {

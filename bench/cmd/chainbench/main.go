@@ -18,6 +18,9 @@
 //	                   (shell_chain.sh 3 / 10)
 //	attach             attach one guest (a namespace pontoon creates) to an existing bridge
 //	                   and detach it (cni_bridge.sh)
+//	hook               run `-pontoon BIN hook create-runtime` for a new process in a network
+//	                   namespace of its own, as an engine does at a container's start; its
+//	                   stop and poststop before the next run are not timed
 //	apply              isolate guest g1 of the bridge p<N> (N = -guests) from a healed state:
 //	                   look the bridge up, build the partition, apply it; the heal before
 //	                   each run is not timed (iptables_per_guest.sh apply N)
@@ -87,7 +90,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.op, "op", "", "operation: bridge3, bridge10, attach, apply, heal, halves, grow-attach or grow-bridges")
+	flag.StringVar(&o.op, "op", "", "operation: bridge3, bridge10, attach, hook, apply, heal, halves, grow-attach or grow-bridges")
 	flag.IntVar(&o.n, "n", 20, "timed iterations")
 	flag.IntVar(&o.warmup, "warmup", 3, "untimed iterations first (own sandbox only)")
 	flag.IntVar(&o.guests, "guests", 16, "guests of the bridge that apply, heal and halves act on; grow-attach times the attach of guest N")
@@ -99,7 +102,7 @@ func main() {
 	flag.BoolVar(&o.quiet, "quiet", false, "print nothing on success")
 	flag.StringVar(&o.setupGuests, "setup-guests", "", "with -setup: comma-separated sizes N; a bridge p<N> with guests g1..gN each")
 	flag.BoolVar(&o.bundles, "bundles", false, "with -setup: write the container bundles under DIR/bundles (needs -pontoon)")
-	flag.StringVar(&o.pontoon, "pontoon", "", "with -bundles: the pontoon binary the hook bundle runs as its hook")
+	flag.StringVar(&o.pontoon, "pontoon", "", "with -bundles or -op hook: the pontoon binary run as the hook")
 	flag.StringVar(&o.cniNetns, "cni-netns", "", "with -bundles: the network namespace path the cni bundle joins")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -108,7 +111,7 @@ func main() {
 	}
 }
 
-func run(o options) error {
+func run(o options) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: builds network namespaces")
 	}
@@ -153,7 +156,7 @@ func run(o options) error {
 		}
 		return nil
 	}
-	step, err := operation(o.op, o.guests, o.bridges)
+	step, err := operation(o.op, o.guests, o.bridges, o.pontoon)
 	if err != nil {
 		return err
 	}
@@ -182,6 +185,13 @@ func run(o options) error {
 			return err
 		}
 		defer s.Close()
+	}
+	if step.cleanup != nil {
+		defer func() {
+			if cerr := step.cleanup(s.Env); cerr != nil && err == nil {
+				err = fmt.Errorf("%s: clean up: %w", o.op, cerr)
+			}
+		}()
 	}
 	times := make([]time.Duration, 0, o.n)
 	for i := 0; i < o.warmup+o.n; i++ {
@@ -287,14 +297,18 @@ func openSandbox(dir string) (*sandbox.Sandbox, error) {
 	return &s, nil
 }
 
-// step is one timed operation; prepare, when set, runs untimed before each run.
+// step is one timed operation; prepare, when set, runs untimed before each run, and
+// cleanup after the last.
 type step struct {
 	prepare func(netsetup.Env) error
 	run     func(netsetup.Env) error
+	cleanup func(netsetup.Env) error
 }
 
-func operation(op string, guests, bridges int) (step, error) {
+func operation(op string, guests, bridges int, pontoon string) (step, error) {
 	switch op {
+	case "hook":
+		return hookStep(pontoon)
 	case "grow-attach":
 		return growAttach(guests)
 	case "grow-bridges":
@@ -321,7 +335,7 @@ func operation(op string, guests, bridges int) (step, error) {
 		}
 		return step{prepare: apply, run: heal}, nil
 	}
-	return step{}, fmt.Errorf("-op %q: use bridge3, bridge10, attach, apply, heal, halves, grow-attach or grow-bridges", op)
+	return step{}, fmt.Errorf("-op %q: use bridge3, bridge10, attach, hook, apply, heal, halves, grow-attach or grow-bridges", op)
 }
 
 func bridgeWithGuests(env netsetup.Env, n int) (err error) {
