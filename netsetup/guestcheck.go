@@ -3,8 +3,6 @@ package netsetup
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/sys/unix"
@@ -103,14 +101,18 @@ func CheckNotHost(env Env, path string) error {
 	}
 	// The gateway and the bridges are pontoon's own: a guest port in one would route the
 	// chain through a guest. Their pins are compared by identity, so any path to them
-	// (a /proc/PID/ns/net of a process inside) is caught.
+	// (a /proc/PID/ns/net of a process inside) is caught. The bridges are those with a
+	// record, which is written before their namespace is made and removed after it: the
+	// namespace directory also holds every guest's pins and other tools', many more.
 	if same(env.GatewayNetns()) {
 		return fmt.Errorf("network namespace %s: %w (the gateway's); attach a network namespace of its own", path, ErrPontoonNamespace)
 	}
-	brs, _ := filepath.Glob(filepath.Join(env.netnsDir(), "pontoon-br-*"))
-	for _, br := range brs {
-		if same(br) {
-			name := strings.TrimPrefix(filepath.Base(br), "pontoon-br-")
+	names, err := env.store().bridgeNames()
+	if err != nil {
+		return fmt.Errorf("network namespace %s: %w", path, err)
+	}
+	for _, name := range names {
+		if same(env.BridgeNetns(name)) {
 			return fmt.Errorf("network namespace %s: %w (bridge %q's); attach a network namespace of its own", path, ErrPontoonNamespace, name)
 		}
 	}

@@ -257,7 +257,8 @@ func (s store) bridge(name string) (*BridgeState, error) {
 	return &b, nil
 }
 
-func (s store) bridges() ([]*BridgeState, error) {
+// bridgeNames lists the bridges that have a record, unsorted, without reading the records.
+func (s store) bridgeNames() ([]string, error) {
 	ents, err := os.ReadDir(filepath.Join(s.dir, "bridges"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -265,12 +266,22 @@ func (s store) bridges() ([]*BridgeState, error) {
 		}
 		return nil, fmt.Errorf("list bridges: %w", err)
 	}
-	var out []*BridgeState
+	var names []string
 	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok {
-			continue
+		if name, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+			names = append(names, name)
 		}
+	}
+	return names, nil
+}
+
+func (s store) bridges() ([]*BridgeState, error) {
+	names, err := s.bridgeNames()
+	if err != nil {
+		return nil, err
+	}
+	var out []*BridgeState
+	for _, name := range names {
 		b, err := s.bridge(name)
 		if err != nil {
 			return nil, err
