@@ -260,7 +260,8 @@ func (n *NS) sysctls(read bool, kv ...string) (olds []string, err error) {
 		}()
 		for i := 0; i+1 < len(kv); i += 2 {
 			name, value := kv[i], kv[i+1]
-			dir, base := filepath.Split(sysctlFile(name))
+			file := sysctlFile(name)
+			dir, base := filepath.Dir(file), filepath.Base(file)
 			d, ok := dirs[dir]
 			if !ok {
 				if d, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
