@@ -51,7 +51,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		if plan, gw, err = readyGateway(st); err != nil {
 			return err
 		}
-		bridges, err := st.bridges()
+		bridges, err := st.bridgeHeads()
 		if err != nil {
 			return err
 		}

@@ -172,7 +172,13 @@ func decodeGateway(data []byte, g *GatewayState) error {
 }
 
 // readBridge reads a record as bridgeJSON writes it, and reports false for anything else.
-func readBridge(data []byte) (BridgeState, bool) {
+func readBridge(data []byte) (BridgeState, bool) { return readRecord(data, false) }
+
+// readBridgeHead reads a record as readBridge does but for its guests and services, which
+// it passes over unread (see store.bridgeHeads).
+func readBridgeHead(data []byte) (BridgeState, bool) { return readRecord(data, true) }
+
+func readRecord(data []byte, head bool) (BridgeState, bool) {
 	var b BridgeState
 	r := jsontok.NewReader(data)
 	r.Object(func(k string) {
@@ -192,10 +198,15 @@ func readBridge(data []byte) (BridgeState, bool) {
 			b.Created = r.Time()
 		case "ports":
 			b.Ports = jsontok.Slice(r, func() Port { return readPort(r) })
-		case "guests":
-			b.Guests = jsontok.Slice(r, func() Guest { return readGuest(r) })
-		case "services":
-			r.Value(&b.Services)
+		case "guests", "services":
+			switch {
+			case head:
+				r.Skip()
+			case k == "guests":
+				b.Guests = jsontok.Slice(r, func() Guest { return readGuest(r) })
+			default:
+				r.Value(&b.Services)
+			}
 		case "mount_ns":
 			b.MountNS = r.Uint()
 		case "netns_id":

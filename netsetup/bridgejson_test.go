@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -74,6 +76,55 @@ func TestRecordJSONSame(t *testing.T) {
 		}
 		if !reflect.DeepEqual(back, viaJSON) {
 			t.Errorf("bridge %q decodes to\n%+v\nwant\n%+v", br.Name, back, viaJSON)
+		}
+		// The head: all of it but the guests and services, which are passed over.
+		head, ok := readBridgeHead(want)
+		viaJSON.Guests, viaJSON.Services = nil, nil
+		if !ok || !reflect.DeepEqual(head, viaJSON) {
+			t.Errorf("bridge %q: head %+v, %v; want\n%+v", br.Name, head, ok, viaJSON)
+		}
+	}
+}
+
+// A record the head reader refuses (not as bridgeJSON writes it) is read whole, and
+// bridgeHeads lists every record by slot, a removed one left out.
+func TestBridgeHeads(t *testing.T) {
+	st := store{dir: t.TempDir()}
+	if err := os.Mkdir(filepath.Join(st.dir, "bridges"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	recs := testRecords(t)
+	for i, b := range recs {
+		b.Slot = len(recs) - i
+		if err := st.writeBridge(b.Name, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With a key the fast reader does not know (a newer field), which encoding/json skips.
+	other := []byte(`{ "slot": 9, "name": "other", "newer": {"x": [1]}, "ports": [{"host_port": 80, "guest": "g", "guest_port": 80, "proto": "tcp"}], "phase": "ready", "guests": [{"name": "g"}] }`)
+	if err := os.WriteFile(st.bridgeFile("other"), other, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Read from their files, not from this process's cache of what it wrote.
+	bridgeCache.Lock()
+	for _, b := range recs {
+		bridgeCache.forgetLocked(st.bridgeFile(b.Name))
+	}
+	bridgeCache.Unlock()
+	heads, err := st.bridgeHeads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, h := range heads {
+		names = append(names, fmt.Sprintf("%s@%d/%d ports", h.Name, h.Slot, len(h.Ports)))
+	}
+	if got, want := strings.Join(names, " "), "z@1/0 ports empty@2/0 ports b@3/2 ports other@9/1 ports"; got != want {
+		t.Errorf("heads %s; want %s", got, want)
+	}
+	for _, h := range heads {
+		if h.Name == "b" && (h.Guests != nil || h.Services != nil || h.Owner == nil || h.Phase != PhaseReady) {
+			t.Errorf("head of b: %+v; want the record without guests and services", h)
 		}
 	}
 }

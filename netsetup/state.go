@@ -275,6 +275,42 @@ func (s store) bridgeNames() ([]string, error) {
 	return names, nil
 }
 
+// bridgeHeads returns every bridge's record without its guests and services, sorted by
+// slot: what a new bridge's name, slot and host ports are checked against. Each record holds
+// up to 253 guests, and reading them all made every create cost ~1.4 µs per guest of the
+// host. A record this process has read whole already is taken from the cache.
+func (s store) bridgeHeads() ([]*BridgeState, error) {
+	names, err := s.bridgeNames()
+	if err != nil {
+		return nil, err
+	}
+	var out []*BridgeState
+	for _, name := range names {
+		path := s.bridgeFile(name)
+		if b := bridgeCache.at(path); b != nil {
+			out = append(out, b)
+			continue
+		}
+		var b BridgeState
+		err := statefile.ReadWith(path, func(data []byte) error {
+			if h, ok := readBridgeHead(data); ok {
+				b = h
+				return nil
+			}
+			return DecodeBridge(data, &b)
+		})
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &b)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
+	return out, nil
+}
+
 func (s store) bridges() ([]*BridgeState, error) {
 	names, err := s.bridgeNames()
 	if err != nil {

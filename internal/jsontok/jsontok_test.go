@@ -198,6 +198,33 @@ func TestReaderValue(t *testing.T) {
 	}
 }
 
+// Skip passes over a value of any kind, strings holding brackets and quotes included, and
+// the reader goes on after it; at the end of the input it fails the reader.
+func TestReaderSkip(t *testing.T) {
+	doc := []byte(`{"a": {"x": [1, "}]", {"y": null}, -2.5e3], "z": "\"]"}, "s": "x,}", "n": 7, "l": [[], {}], "b": "c"}`)
+	var b string
+	var n int64
+	r := NewReader(doc)
+	r.Object(func(k string) {
+		switch k {
+		case "b":
+			b = r.Str()
+		case "n":
+			n = r.Int()
+		default:
+			r.Skip()
+		}
+	})
+	if !r.Done() || b != "c" || n != 7 {
+		t.Errorf("after skipping: b=%q n=%d done=%v; want c, 7, done", b, n, r.Done())
+	}
+	r = NewReader([]byte(`{"a": `))
+	r.Object(func(string) { r.Skip() })
+	if r.Done() {
+		t.Error("a truncated document read as done")
+	}
+}
+
 // A key repeated anywhere in an object fails the reader, also past the keys it keeps in an
 // array.
 func TestReaderRepeatedKey(t *testing.T) {

@@ -342,6 +342,15 @@ func (r *Reader) Value(v any) {
 	}
 }
 
+// Skip passes over the next value unread: only its extent is found, nothing in it is checked.
+func (r *Reader) Skip() {
+	if r.peek() == 0 {
+		r.failed = true
+		return
+	}
+	r.skip()
+}
+
 // skip passes over one value.
 func (r *Reader) skip() {
 	depth := 0
