@@ -278,47 +278,22 @@ func (s store) bridgeNames() ([]string, error) {
 // bridgeHeads returns every bridge's record without its guests and services, sorted by
 // slot: what a new bridge's name, slot and host ports are checked against. Each record holds
 // up to 253 guests, and reading them all made every create cost ~1.4 µs per guest of the
-// host. A record this process has read whole already is taken from the cache.
-func (s store) bridgeHeads() ([]*BridgeState, error) {
-	names, err := s.bridgeNames()
-	if err != nil {
-		return nil, err
-	}
-	var out []*BridgeState
-	for _, name := range names {
-		path := s.bridgeFile(name)
-		if b := bridgeCache.at(path); b != nil {
-			out = append(out, b)
-			continue
-		}
-		var b BridgeState
-		err := statefile.ReadWith(path, func(data []byte) error {
-			if h, ok := readBridgeHead(data); ok {
-				b = h
-				return nil
-			}
-			return DecodeBridge(data, &b)
-		})
-		if errors.Is(err, os.ErrNotExist) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, &b)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
-	return out, nil
-}
+// host.
+func (s store) bridgeHeads() ([]*BridgeState, error) { return s.eachBridge(s.bridgeHead) }
 
-func (s store) bridges() ([]*BridgeState, error) {
+// bridges returns every bridge's record, sorted by slot.
+func (s store) bridges() ([]*BridgeState, error) { return s.eachBridge(s.bridge) }
+
+// eachBridge reads the record of every bridge with read, which gives nil for one removed
+// meanwhile, and sorts them by slot.
+func (s store) eachBridge(read func(name string) (*BridgeState, error)) ([]*BridgeState, error) {
 	names, err := s.bridgeNames()
 	if err != nil {
 		return nil, err
 	}
 	var out []*BridgeState
 	for _, name := range names {
-		b, err := s.bridge(name)
+		b, err := read(name)
 		if err != nil {
 			return nil, err
 		}
@@ -328,6 +303,33 @@ func (s store) bridges() ([]*BridgeState, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
 	return out, nil
+}
+
+// bridgeHead reads a bridge's record but its guests and services (nil when there is none);
+// a record this process has read whole already comes from the cache.
+func (s store) bridgeHead(name string) (*BridgeState, error) {
+	if err := checkName("bridge", name); err != nil {
+		return nil, err
+	}
+	path := s.bridgeFile(name)
+	if b := bridgeCache.at(path); b != nil {
+		return b, nil
+	}
+	var b BridgeState
+	err := statefile.ReadWith(path, func(data []byte) error {
+		if h, ok := readBridgeHead(data); ok {
+			b = h
+			return nil
+		}
+		return DecodeBridge(data, &b)
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &b, nil
 }
 
 // nextSlot returns where the next slot search starts; the caller holds the lock.
