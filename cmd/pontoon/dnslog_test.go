@@ -56,7 +56,9 @@ func TestDNSFaultsAreLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { long.Process.Kill(); long.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	// Ctrl-C as soon as the fault is in force: before the command waits for it, which it must
+	// still take for a Ctrl-C (clearing the fault), not die of it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Microsecond) {
 		if f, err := names.Faults(c.sb.Env, "b1"); err == nil && len(f) == 1 {
 			break
 		}

@@ -160,6 +160,15 @@ func dnsFault(c *cli.Context) error {
 		f.Expires = time.Now().Add(d).UTC()
 	}
 	e := env(c)
+	// With --for, caught from before the fault is added: a Ctrl-C meanwhile removes it once
+	// it is in, where it would otherwise end this command and leave the fault for the whole
+	// duration.
+	ctx := context.Background()
+	if timed {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	f, err = names.AddFault(e, name, f, cliSource())
 	if err != nil {
 		return err
@@ -172,8 +181,6 @@ func dnsFault(c *cli.Context) error {
 		return nil
 	}
 	fmt.Printf("DNS fault %d: %s, for %s (Ctrl-C removes it now)\n", f.ID, f, d)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	timer := time.NewTimer(time.Until(f.Expires))
 	defer timer.Stop()
 	end := names.ExpireFault

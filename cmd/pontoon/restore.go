@@ -137,6 +137,11 @@ const changeFailed = "failed"
 
 // applyFor applies change until d has passed or Ctrl-C, then restores what it replaced.
 func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (partition.State, error), d time.Duration, describe func() string) error {
+	// Caught from the start: a Ctrl-C while the change goes in restores it once it is in,
+	// where it would otherwise end this command and leave the change to the restorer, which
+	// lifts it only after the whole duration.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	restorer, tell, err := startRestorer(c)
 	if err != nil {
 		return err // before any change
@@ -176,8 +181,6 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 		return errors.Join(fmt.Errorf("tell the --for restorer the change: %w", errors.Join(werr, cerr)), restoreNow(t, rec.Generation, dir, dirNow))
 	}
 	fmt.Printf("%s for %s (Ctrl-C restores now)\n", describe(), d)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	// A bridge destroyed meanwhile takes its partition along: nothing is left to wait for.
 	gone := make(chan struct{})
 	go func() {

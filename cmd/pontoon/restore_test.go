@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pontoon-dev/pontoon/partition"
 )
 
 // TestSleepWhileExists: a restorer's wait ends without restoring when its bridge's
@@ -66,4 +69,45 @@ func TestSleepWhileExists(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestForCtrlCAsSoonAsInForce: a Ctrl-C that comes as soon as a --for's change is written,
+// before the command starts waiting, restores it once it is in: the command used to die of
+// it there, leaving the change to its restorer, an hour later.
+func TestForCtrlCAsSoonAsInForce(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("q", "n1", "n2")
+	tg, err := partition.ForBridge(c.sb.Env, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(tg.StateDir, partition.StateFile)
+	for round := range 5 {
+		c.ok("partition", "heal", "--bridge", "q")
+		healed, _ := os.ReadFile(record)
+		cmd := c.command("partition", "isolate", "n1", "--for", "1h", "--bridge", "q")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+			if b, err := os.ReadFile(record); err == nil && !bytes.Equal(b, healed) {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatal("the --for's change was never written")
+			}
+		}
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("round %d: isolate --for 1h after a Ctrl-C as soon as its change was written: %v", round, err)
+		}
+		if rec, err := partition.Status(tg); err != nil || len(rec.Blocked) != 0 {
+			t.Fatalf("round %d: after the Ctrl-C: %d pairs blocked (%v); want the partition lifted", round, len(rec.Blocked), err)
+		}
+	}
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 }
