@@ -235,7 +235,15 @@ func (s store) gateway() (*GatewayState, error) {
 	return &g, nil
 }
 
-func (s store) bridge(name string) (*BridgeState, error) {
+func (s store) bridge(name string) (*BridgeState, error) { return s.readBridge(name, false) }
+
+// bridgeHead reads a bridge's record but its guests and services (see readBridgeHead).
+func (s store) bridgeHead(name string) (*BridgeState, error) { return s.readBridge(name, true) }
+
+// readBridge reads a bridge's record, nil when there is none; with head, without its guests
+// and services. A record this process read or wrote whole comes from the cache, and one read
+// whole goes into it.
+func (s store) readBridge(name string, head bool) (*BridgeState, error) {
 	// Every entry point checks names first; this guard keeps a name that slipped through
 	// from naming a file outside the state directory.
 	if err := checkName("bridge", name); err != nil {
@@ -246,14 +254,31 @@ func (s store) bridge(name string) (*BridgeState, error) {
 		return b, nil
 	}
 	var b BridgeState
-	v, err := statefile.ReadPinned(path, func(data []byte) error { return DecodeBridge(data, &b) })
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
+	decode := func(data []byte) error {
+		if head {
+			if h, ok := readBridgeHead(data); ok {
+				b = h
+				return nil
+			}
 		}
+		return DecodeBridge(data, &b)
+	}
+	var v *statefile.Version
+	var err error
+	if head {
+		err = statefile.ReadWith(path, decode)
+	} else {
+		v, err = statefile.ReadPinned(path, decode)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
 	}
-	bridgeCache.put(path, v, &b)
+	if !head {
+		bridgeCache.put(path, v, &b)
+	}
 	return &b, nil
 }
 
@@ -303,33 +328,6 @@ func (s store) eachBridge(read func(name string) (*BridgeState, error)) ([]*Brid
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Slot < out[j].Slot })
 	return out, nil
-}
-
-// bridgeHead reads a bridge's record but its guests and services (nil when there is none);
-// a record this process has read whole already comes from the cache.
-func (s store) bridgeHead(name string) (*BridgeState, error) {
-	if err := checkName("bridge", name); err != nil {
-		return nil, err
-	}
-	path := s.bridgeFile(name)
-	if b := bridgeCache.at(path); b != nil {
-		return b, nil
-	}
-	var b BridgeState
-	err := statefile.ReadWith(path, func(data []byte) error {
-		if h, ok := readBridgeHead(data); ok {
-			b = h
-			return nil
-		}
-		return DecodeBridge(data, &b)
-	})
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &b, nil
 }
 
 // nextSlot returns where the next slot search starts; the caller holds the lock.
