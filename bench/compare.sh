@@ -8,21 +8,25 @@
 #
 #   bridge + 3 / 10 guests + ping + destroy  vs  shell_chain.sh 3 / 10           (>= 10x)
 #     and the same by 6 pontoon commands (bench/cli_chain.sh), and how long the kernel
-#     holds its rtnl lock after each chain's destroy has returned
+#     holds its rtnl lock after each chain's destroy has returned, and the floor of those 6
+#     commands: 6 starts of the trivial binary and the chain done in one process
 #   guest attach + detach                    vs  cni_bridge.sh                   (>= 20x)
 #   partition apply / heal, 5 16 64 guests   vs  iptables_per_guest.sh apply/heal N
 #                                                (apply, 16 guests: < 2 ms, library)
 #   random-halves on a full bridge (253 guests), command line and library
 #   container start with pontoon's hook      vs  runc run of the same bundle, no network
 #                                                (the hook adds <= 3 ms to the start), and
-#     the hook's process alone (chainbench -op hook), without a container start around it
+#     the hook's process alone (chainbench -op hook), without a container start around it,
+#     and beside it the floor: the kernel's part of its attach alone, the same requests in a
+#     Go process of its own (bench/cmd/floorhook)
 #   container with bridge networking         vs  runc run + CNI bridge plugin (cni_runc.sh)
 #   pontoon run of 3 children until all      vs  podman network create, 3 containers with
 #   reach each other                             fixed IPs, ping, remove (podman.sh trio; >= 10x)
 #   podman container: --network none, on netavark, with pontoon's hook (podman.sh run)
 #   pontoon run of 3 supervised children until all are reachable (Go benchmark)
-#   growth: attach of the 10th/50th/200th guest of a bridge, creation of the 10th/100th
-#   bridge, partition apply on 10/50/253 guests (library)
+#   growth: attach of the 10th/50th/200th guest of a bridge, and beside it the same attach
+#   by the kernel's part alone (bench/internal/floor), creation of the 10th/100th bridge,
+#   partition apply on 10/50/253 guests (library)
 #   command-line start, no kernel work       vs  a trivial static Go binary       (<= 1.5x)
 #     (pontoon --help, pontoon bridge list of      (bench/cmd/trivial), and beside
 #     no bridge)                                   them the --help of the smallest
@@ -253,6 +257,7 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	[ -n "$have_cni" ] && ctr+=(-p "sleep 0.1" -n cni "bash $BASELINES/cni_runc.sh $id $bundles/cni $runc_root")
 	bench ctr "$RUNS" "$WARMUP" "${ctr[@]}"
 	in_process ctr.hookproc -dir "$sb" -op hook -pontoon "$pontoon"
+	in_process ctr.floorhook -dir "$sb" -op floor-hook -floorhook "$work/floorhook"
 	}
 
 	if want podman && [ -n "$have_podman" ]; then
@@ -284,6 +289,7 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 	if want growth; then
 		echo "== growth" >&2
 		for n in $GROW_GUESTS; do in_process "grow.attach$n" -op grow-attach -guests "$n"; done
+		for n in $GROW_GUESTS; do in_process "grow.floor$n" -op grow-floor -guests "$n"; done
 		for n in $GROW_BRIDGES; do in_process "grow.bridges$n" -op grow-bridges -bridges "$n"; done
 		for n in $GROW_APPLY; do in_process "grow.apply$n" -dir "$sb" -op apply -guests "$n"; done
 	fi
@@ -398,6 +404,7 @@ start=$(date +%s)
 	CGO_ENABLED=0 go build -trimpath -o "$work/chainbench" ./bench/cmd/chainbench
 	go build -o "$work/interleave" ./bench/cmd/interleave
 	CGO_ENABLED=0 go build -trimpath -o "$work/trivial" ./bench/cmd/trivial
+	CGO_ENABLED=0 go build -trimpath -o "$work/floorhook" ./bench/cmd/floorhook
 	CGO_ENABLED=0 go build -trimpath -tags urfave_cli_no_docs -o "$work/clihelp" ./bench/cmd/clihelp
 	# The pontoon binary users get (the Makefile's build), unless PONTOON_BIN names one.
 	[ -n "${PONTOON_BEFORE:-}" ] && cp "$PONTOON_BEFORE" "$work/before"
@@ -414,7 +421,7 @@ start=$(date +%s)
 	# Every binary timed is a copy, as an installed one is: a file just written by the linker
 	# started ~10% slower here than a copy of it (its page cache is laid out differently), which
 	# favoured whichever side was copied (PONTOON_BIN, PONTOON_BEFORE) over the side built here.
-	for f in "$work/trivial" "$work/clihelp" "$work/pontoon" "$work/before" "$work/chainbench"; do
+	for f in "$work/trivial" "$work/clihelp" "$work/pontoon" "$work/before" "$work/chainbench" "$work/floorhook"; do
 		if [ -f "$f" ]; then cp "$f" "$f.copy" && mv "$f.copy" "$f"; fi
 	done
 )

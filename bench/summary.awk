@@ -84,6 +84,12 @@ END {
 		if (has("bridge3.base")) judge("cli", v["bridge3.base"] / v["bridge3.cli"] >= 10)
 		line("  by 6 pontoon commands", "shell_chain.sh 3", ms("bridge3.base"), ms("bridge3.cli"), ratio("bridge3.base", "bridge3.cli"), "-", "-", ">= 10x", result)
 		spans("bridge3.base", "bridge3.cli", "")
+		# What 6 commands cannot go below: 6 starts of the trivial binary and the chain's work
+		# in one warm process.
+		if (has("start.base") && has("bridge3.lib")) {
+			fl = 6 * v["start.base"] + v["bridge3.lib"]
+			line("  floor: 6 trivial starts + lib", "shell_chain.sh 3", ms("bridge3.base"), fmt(fl), has("bridge3.base") ? sprintf("%.1fx", v["bridge3.base"] / fl) : "-", "-", "-", "-", "-")
+		}
 	}
 	plain("bridge + 10 guests + ping", "shell_chain.sh 10", "bridge10", 0)
 	if (has("teardown.base") || has("teardown.cli")) {
@@ -112,6 +118,12 @@ END {
 	if (has("ctr.hookproc")) {
 		line("  the hook's process alone", "-", "-", "+" ms("ctr.hookproc"), "-", "-", "-", "-", "-")
 		spans("", "ctr.hookproc", "")
+	}
+	# The kernel's part of the hook's attach alone, in a Go process of its own
+	# (bench/cmd/floorhook): the least a hook that is one process adds here.
+	if (has("ctr.floorhook")) {
+		line("  floor: kernel work, one process", "-", "-", "+" ms("ctr.floorhook"), has("ctr.hookproc") ? sprintf("%.2fx", v["ctr.hookproc"] / v["ctr.floorhook"]) : "-", "-", "-", "-", "-")
+		spans("", "ctr.floorhook", "")
 	}
 	# Start to exit also counts the poststop hook's detach, which the start target leaves out.
 	added = has("ctr.hook") && has("ctr.none") ? v["ctr.hook"] - v["ctr.none"] : ""
@@ -166,9 +178,12 @@ END {
 	print ""
 	printf "%-36s %8s %12s %18s %10s\n", "growth (pontoon/lib, in-process)", "size", "median", "min-max", "ratio"
 	growth("attach of the Nth guest of a bridge", "grow.attach", "10 50 200")
+	growth("  floor: the kernel's part alone", "grow.floor", "10 50 200")
 	growth("creation of the Nth bridge", "grow.bridges", "10 100")
 	growth("partition apply (isolate), N guests", "grow.apply", "10 50 253")
-	print "ratio = median / median of the smallest size (1.00x: flat)."
+	print "ratio = median / median of the smallest size (1.00x: flat). Floor rows: the same requests to the kernel as"
+	print "  pontoon's attach, in the same order, and nothing else (bench/internal/floor); the hook's floor ratio is"
+	print "  pontoon's hook / the floor."
 	if (json == "") exit
 	printf "{\n  \"date\": %s,\n  \"host\": %s,\n  \"kernel\": %s,\n  \"commit\": %s,\n  \"runs\": %d,\n  \"runs_large\": %d,\n", jstr(date), jstr(host), jstr(kernel), jstr(commit), runs, large >json
 	printf "  \"measurements_ms\": {\n" >json

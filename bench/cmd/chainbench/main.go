@@ -21,6 +21,8 @@
 //	hook               run `-pontoon BIN hook create-runtime` for a new process in a network
 //	                   namespace of its own, as an engine does at a container's start; its
 //	                   stop and poststop before the next run are not timed
+//	floor-hook         the same with -floorhook BIN (bench/cmd/floorhook) as the hook: the
+//	                   kernel's part of the attach alone, in a Go process of its own
 //	apply              isolate guest g1 of the bridge p<N> (N = -guests) from a healed state:
 //	                   look the bridge up, build the partition, apply it; the heal before
 //	                   each run is not timed (iptables_per_guest.sh apply N)
@@ -31,6 +33,8 @@
 // and, for how cost grows with size (own sandbox only; the filling is not timed):
 //
 //	grow-attach        attach the N-th guest (N = -guests) to a bridge holding N-1
+//	grow-floor         the same done by the kernel's part of an attach alone
+//	                   (bench/internal/floor): no records, lock or checks
 //	grow-bridges       create the N-th bridge (N = -bridges) beside N-1 others
 //
 // -setup-guests N,.. creates a bridge p<N> with guests g1..gN (172.18.0.1..N) per size, for
@@ -84,13 +88,14 @@ type options struct {
 	setupGuests    string
 	bundles        bool
 	pontoon        string
+	floorhook      string
 	cniNetns       string
 	partitionSizes []int
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.op, "op", "", "operation: bridge3, bridge10, attach, hook, apply, heal, halves, grow-attach or grow-bridges")
+	flag.StringVar(&o.op, "op", "", "operation: bridge3, bridge10, attach, hook, floor-hook, apply, heal, halves, grow-attach, grow-floor or grow-bridges")
 	flag.IntVar(&o.n, "n", 20, "timed iterations")
 	flag.IntVar(&o.warmup, "warmup", 3, "untimed iterations first (own sandbox only)")
 	flag.IntVar(&o.guests, "guests", 16, "guests of the bridge that apply, heal and halves act on; grow-attach times the attach of guest N")
@@ -103,6 +108,7 @@ func main() {
 	flag.StringVar(&o.setupGuests, "setup-guests", "", "with -setup: comma-separated sizes N; a bridge p<N> with guests g1..gN each")
 	flag.BoolVar(&o.bundles, "bundles", false, "with -setup: write the container bundles under DIR/bundles (needs -pontoon)")
 	flag.StringVar(&o.pontoon, "pontoon", "", "with -bundles or -op hook: the pontoon binary run as the hook")
+	flag.StringVar(&o.floorhook, "floorhook", "", "with -op floor-hook: the floorhook binary (bench/cmd/floorhook) run as the hook")
 	flag.StringVar(&o.cniNetns, "cni-netns", "", "with -bundles: the network namespace path the cni bundle joins")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -156,7 +162,7 @@ func run(o options) (err error) {
 		}
 		return nil
 	}
-	step, err := operation(o.op, o.guests, o.bridges, o.pontoon)
+	step, err := operation(o.op, o.guests, o.bridges, o.pontoon, o.floorhook)
 	if err != nil {
 		return err
 	}
@@ -305,12 +311,16 @@ type step struct {
 	cleanup func(netsetup.Env) error
 }
 
-func operation(op string, guests, bridges int, pontoon string) (step, error) {
+func operation(op string, guests, bridges int, pontoon, floorhook string) (step, error) {
 	switch op {
 	case "hook":
 		return hookStep(pontoon)
+	case "floor-hook":
+		return floorHookStep(floorhook)
 	case "grow-attach":
 		return growAttach(guests)
+	case "grow-floor":
+		return growFloor(guests)
 	case "grow-bridges":
 		return growBridges(bridges)
 	case "bridge3":
@@ -335,7 +345,7 @@ func operation(op string, guests, bridges int, pontoon string) (step, error) {
 		}
 		return step{prepare: apply, run: heal}, nil
 	}
-	return step{}, fmt.Errorf("-op %q: use bridge3, bridge10, attach, hook, apply, heal, halves, grow-attach or grow-bridges", op)
+	return step{}, fmt.Errorf("-op %q: use bridge3, bridge10, attach, hook, floor-hook, apply, heal, halves, grow-attach, grow-floor or grow-bridges", op)
 }
 
 func bridgeWithGuests(env netsetup.Env, n int) (err error) {
