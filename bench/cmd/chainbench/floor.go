@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -108,15 +107,13 @@ func floorHookStep(bin string) (step, error) {
 		return step{}, errors.New("-op floor-hook needs -floorhook, the floorhook binary")
 	}
 	const ip, port = "172.18.0.78", "g78"
-	var holder *exec.Cmd
+	var h holder
 	var args []string
+	var pid int
 	stop := func(env netsetup.Env) error {
-		if holder == nil {
+		if _, ok := h.stop(); !ok {
 			return nil
 		}
-		holder.Process.Kill()
-		holder.Wait()
-		holder = nil
 		return runFloorHook(bin, nil, "poststop", env.BridgeNetns(attachBridge), port)
 	}
 	return step{
@@ -132,16 +129,12 @@ func floorHookStep(bin string) (step, error) {
 				args = append([]string{"create-runtime", env.BridgeNetns(attachBridge)}, floorGuest(plan, netip.MustParseAddr(ip), port).Args()...)
 			}
 			time.Sleep(hookSettle)
-			holder = exec.Command("sleep", "600")
-			holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-			if err := holder.Start(); err != nil {
-				holder = nil
-				return err
-			}
-			return nil
+			var err error
+			pid, err = h.start()
+			return err
 		},
 		run: func(env netsetup.Env) error {
-			return runFloorHook(bin, hookState(holder.Process.Pid, specs.StateCreated), args...)
+			return runFloorHook(bin, hookState(pid, specs.StateCreated), args...)
 		},
 		cleanup: stop,
 	}, nil

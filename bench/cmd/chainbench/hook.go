@@ -28,17 +28,14 @@ func hookStep(pontoon string) (step, error) {
 	if pontoon == "" {
 		return step{}, errors.New("-op hook needs -pontoon, the pontoon binary to run as the hook")
 	}
-	var holder *exec.Cmd
+	var h holder
 	var state []byte
 	stop := func(env netsetup.Env) error {
-		if holder == nil {
+		pid, ok := h.stop()
+		if !ok {
 			return nil
 		}
-		holder.Process.Kill()
-		holder.Wait()
-		err := runHook(pontoon, env, hooks.StagePoststop, hookState(holder.Process.Pid, specs.StateStopped))
-		holder = nil
-		return err
+		return runHook(pontoon, env, hooks.StagePoststop, hookState(pid, specs.StateStopped))
 	}
 	return step{
 		prepare: func(env netsetup.Env) error {
@@ -46,18 +43,38 @@ func hookStep(pontoon string) (step, error) {
 				return err
 			}
 			time.Sleep(hookSettle)
-			holder = exec.Command("sleep", "600")
-			holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-			if err := holder.Start(); err != nil {
-				holder = nil
-				return err
-			}
-			state = hookState(holder.Process.Pid, specs.StateCreated)
-			return nil
+			pid, err := h.start()
+			state = hookState(pid, specs.StateCreated)
+			return err
 		},
 		run:     func(env netsetup.Env) error { return runHook(pontoon, env, hooks.StageCreateRuntime, state) },
 		cleanup: stop,
 	}, nil
+}
+
+// holder is a process in a network namespace of its own, as a container's first process is
+// when its create-runtime hook runs.
+type holder struct{ cmd *exec.Cmd }
+
+func (h *holder) start() (pid int, err error) {
+	h.cmd = exec.Command("sleep", "600")
+	h.cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := h.cmd.Start(); err != nil {
+		h.cmd = nil
+		return 0, err
+	}
+	return h.cmd.Process.Pid, nil
+}
+
+// stop ends the process, if one runs, and returns its pid.
+func (h *holder) stop() (pid int, ok bool) {
+	if h.cmd == nil {
+		return 0, false
+	}
+	h.cmd.Process.Kill()
+	h.cmd.Wait()
+	pid, h.cmd = h.cmd.Process.Pid, nil
+	return pid, true
 }
 
 // hookState is the state an engine gives the hook of a container whose process is pid.
