@@ -51,7 +51,14 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		if plan, gw, err = readyGateway(st); err != nil {
 			return err
 		}
-		bridges, err := st.bridgeHeads()
+		// A bridge with port forwards rewrites the gateway's table from every record once it
+		// is built (and again if it is rolled back): those are read whole now, so that one
+		// that cannot be read refuses the create before anything is made.
+		read := st.bridgeHeads
+		if len(opt.Ports) > 0 {
+			read = st.bridges
+		}
+		bridges, err := read()
 		if err != nil {
 			return err
 		}
@@ -104,7 +111,9 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 	r := &runner{dry: env.DryRun}
 	if err := buildBridge(env, plan, b, r); err != nil {
 		if env.DryRun == nil {
-			st.locked(func() error { return st.removeBridge(name) })
+			var kept error
+			st.locked(func() error { kept = dropFailedCreate(env, st, b); return nil })
+			err = errors.Join(err, kept)
 		}
 		return nil, fmt.Errorf("create bridge %q: %w", name, err)
 	}
@@ -353,6 +362,21 @@ func destroyBridge(env Env, b *BridgeState) error {
 		}
 	}
 	return st.removeBridge(b.Name)
+}
+
+// dropFailedCreate removes the record of a bridge whose build failed and was rolled back,
+// unless the rollback left its namespace behind: the record is what makes CheckNotHost refuse
+// a bridge's namespace to an attach, so it stays, marked removing, until gc removes both.
+// The caller holds the state lock; the error says what was kept.
+func dropFailedCreate(env Env, st store, b *BridgeState) error {
+	path := env.BridgeNetns(b.Name)
+	if !exists(path) {
+		return st.removeBridge(b.Name)
+	}
+	if err := markRemoving(st, b); err != nil {
+		return fmt.Errorf("its namespace %s could not be removed, and its record not kept: %w; run pontoon gc", path, err)
+	}
+	return fmt.Errorf("its namespace %s could not be removed; pontoon gc removes it", path)
 }
 
 // markRemoving records that b is being removed, before anything of it is: a removal that

@@ -264,7 +264,7 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		}
 	}
 	dirs := []struct{ dir, prefix string }{
-		{env.netnsDir(), "pontoon-br-"},
+		{env.netnsDir(), bridgeNetnsPrefix},
 		{env.netnsDir(), "pontoon-g-"},
 		{filepath.Join(env.stateDir(), "uts"), ""},
 	}

@@ -3,6 +3,8 @@ package netsetup
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/sys/unix"
@@ -102,8 +104,9 @@ func CheckNotHost(env Env, path string) error {
 	// The gateway and the bridges are pontoon's own: a guest port in one would route the
 	// chain through a guest. Their pins are compared by identity, so any path to them
 	// (a /proc/PID/ns/net of a process inside) is caught. The bridges are those with a
-	// record, which is written before their namespace is made and removed after it: the
-	// namespace directory also holds every guest's pins and other tools', many more.
+	// record and those with a pin of a bridge's name: a namespace can outlive its record (a
+	// record removed by hand, a failed create's rollback: dropFailedCreate keeps that one),
+	// and a record the pin at its path (covered by another tool).
 	if same(env.GatewayNetns()) {
 		return fmt.Errorf("network namespace %s: %w (the gateway's); attach a network namespace of its own", path, ErrPontoonNamespace)
 	}
@@ -111,7 +114,16 @@ func CheckNotHost(env Env, path string) error {
 	if err != nil {
 		return fmt.Errorf("network namespace %s: %w", path, err)
 	}
+	pins, _ := filepath.Glob(filepath.Join(env.netnsDir(), bridgeNetnsPrefix+"*"))
+	for _, p := range pins {
+		names = append(names, strings.TrimPrefix(filepath.Base(p), bridgeNetnsPrefix))
+	}
+	seen := make(map[string]bool, len(names))
 	for _, name := range names {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
 		if same(env.BridgeNetns(name)) {
 			return fmt.Errorf("network namespace %s: %w (bridge %q's); attach a network namespace of its own", path, ErrPontoonNamespace, name)
 		}

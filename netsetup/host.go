@@ -89,8 +89,11 @@ func (e Env) GatewayNetns() string { return filepath.Join(e.netnsDir(), "pontoon
 
 // BridgeNetns is the path of the pinned namespace of bridge name.
 func (e Env) BridgeNetns(bridge string) string {
-	return filepath.Join(e.netnsDir(), "pontoon-br-"+bridge)
+	return filepath.Join(e.netnsDir(), bridgeNetnsPrefix+bridge)
 }
+
+// bridgeNetnsPrefix begins the name of every bridge's namespace pin.
+const bridgeNetnsPrefix = "pontoon-br-"
 
 // GuestNetns is the path where pontoon pins a guest namespace it created itself:
 // pontoon-g-GUEST@BRIDGE. Names cannot contain '@', so no two guests share a path (with '-'
