@@ -288,8 +288,11 @@ if [ -n "${PONTOON_BENCH_WORK:-}" ]; then
 
 	if want growth; then
 		echo "== growth" >&2
-		for n in $GROW_GUESTS; do in_process "grow.attach$n" -op grow-attach -guests "$n"; done
-		for n in $GROW_GUESTS; do in_process "grow.floor$n" -op grow-floor -guests "$n"; done
+		# Each size's attach and floor one after the other, so that a change of load meets both.
+		for n in $GROW_GUESTS; do
+			in_process "grow.attach$n" -op grow-attach -guests "$n"
+			in_process "grow.floor$n" -op grow-floor -guests "$n"
+		done
 		for n in $GROW_BRIDGES; do in_process "grow.bridges$n" -op grow-bridges -bridges "$n"; done
 		for n in $GROW_APPLY; do in_process "grow.apply$n" -dir "$sb" -op apply -guests "$n"; done
 	fi

@@ -122,7 +122,7 @@ END {
 	# The kernel's part of the hook's attach alone, in a Go process of its own
 	# (bench/cmd/floorhook): the least a hook that is one process adds here.
 	if (has("ctr.floorhook")) {
-		line("  floor: kernel work, one process", "-", "-", "+" ms("ctr.floorhook"), has("ctr.hookproc") ? sprintf("%.2fx", v["ctr.hookproc"] / v["ctr.floorhook"]) : "-", "-", "-", "-", "-")
+		line("  floor: kernel work, one process", "-", "-", "+" ms("ctr.floorhook"), "-", "-", "-", "-", has("ctr.hookproc") ? sprintf("hook/floor %.2fx", v["ctr.hookproc"] / v["ctr.floorhook"]) : "-")
 		spans("", "ctr.floorhook", "")
 	}
 	# Start to exit also counts the poststop hook's detach, which the start target leaves out.
@@ -181,9 +181,9 @@ END {
 	growth("  floor: the kernel's part alone", "grow.floor", "10 50 200")
 	growth("creation of the Nth bridge", "grow.bridges", "10 100")
 	growth("partition apply (isolate), N guests", "grow.apply", "10 50 253")
-	print "ratio = median / median of the smallest size (1.00x: flat). Floor rows: the same requests to the kernel as"
-	print "  pontoon's attach, in the same order, and nothing else (bench/internal/floor); the hook's floor ratio is"
-	print "  pontoon's hook / the floor."
+	print "ratio = median / median of the smallest size (1.00x: flat). Floor rows: pontoon's attach without its records,"
+	print "  lock, namespace checks, port-name look-up and announcement: its other requests to the kernel, in its order,"
+	print "  through its kernel layer (bench/internal/floor). \"hook/floor\": the hook's process / the floor's."
 	if (json == "") exit
 	printf "{\n  \"date\": %s,\n  \"host\": %s,\n  \"kernel\": %s,\n  \"commit\": %s,\n  \"runs\": %d,\n  \"runs_large\": %d,\n", jstr(date), jstr(host), jstr(kernel), jstr(commit), runs, large >json
 	printf "  \"measurements_ms\": {\n" >json

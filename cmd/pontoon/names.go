@@ -162,11 +162,11 @@ func dnsFault(c *cli.Context) error {
 	e := env(c)
 	// With --for, caught from before the fault is added: a Ctrl-C meanwhile removes it once
 	// it is in, where it would otherwise end this command and leave the fault for the whole
-	// duration.
+	// duration (catchStop).
 	ctx := context.Background()
 	if timed {
 		var stop context.CancelFunc
-		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		ctx, stop = catchStop()
 		defer stop()
 	}
 	f, err = names.AddFault(e, name, f, cliSource())

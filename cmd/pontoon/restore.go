@@ -132,6 +132,19 @@ func awaitChange(f *os.File) (gen uint64, at time.Time, made bool, err error) {
 	return gen, time.Unix(0, ns), true, nil
 }
 
+// catchStop catches Ctrl-C and SIGTERM for a --for from before its change goes in: the first
+// is kept (ctx is done) and acted on once the change is in. A second one ends the command as
+// an uncaught one would, so that a change waiting for another command's lock cannot hold the
+// terminal for as long as that command keeps it; the restorer then undoes whatever went in.
+func catchStop() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
+}
+
 // changeFailed is what a --for's command tells its restorer when the change failed.
 const changeFailed = "failed"
 
@@ -140,7 +153,7 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	// Caught from the start: a Ctrl-C while the change goes in restores it once it is in,
 	// where it would otherwise end this command and leave the change to the restorer, which
 	// lifts it only after the whole duration.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := catchStop()
 	defer stop()
 	restorer, tell, err := startRestorer(c)
 	if err != nil {

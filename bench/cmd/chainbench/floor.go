@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -29,11 +30,11 @@ func floorGuest(plan netsetup.Plan, ip netip.Addr, port string) floor.Guest {
 	return g
 }
 
-// floorPins are where grow-floor pins the namespaces of its n-th guest.
+// floorPins are where grow-floor pins the namespaces of its n-th guest: beside pontoon's
+// guests' pins, the UTS one in the state directory as pontoon's are.
 func floorPins(env netsetup.Env, n int) ns.Spec {
-	dir := filepath.Dir(env.BridgeNetns(growBridge))
-	return ns.Spec{Net: filepath.Join(dir, fmt.Sprintf("floor-g%d", n)), UTS: filepath.Join(dir, fmt.Sprintf("floor-uts-g%d", n)),
-		Hostname: fmt.Sprintf("g%d", n)}
+	return ns.Spec{Net: filepath.Join(filepath.Dir(env.BridgeNetns(growBridge)), fmt.Sprintf("floor-g%d", n)),
+		UTS: filepath.Join(env.StateDir, "uts", fmt.Sprintf("floor-g%d", n)), Hostname: fmt.Sprintf("g%d", n)}
 }
 
 // growFloor is growAttach done by the kernel's part of an attach alone (bench/internal/floor):
@@ -45,8 +46,19 @@ func growFloor(n int) (step, error) {
 	}
 	filled, attached := false, false
 	var plan netsetup.Plan
+	// A detached port goes with its namespace, later: each attach of guest n names its port
+	// afresh, as pontoon's does while an earlier one is still there.
+	ports, runs := map[int]string{}, 0
 	attach := func(env netsetup.Env, i int) error {
+		ports[i] = fmt.Sprintf("g%d", i)
+		if i == n {
+			runs++
+			ports[i] = fmt.Sprintf("g%d-%d", i, runs)
+		}
 		s := floorPins(env, i)
+		if err := os.MkdirAll(filepath.Dir(s.UTS), 0o700); err != nil {
+			return err
+		}
 		if err := ns.New(s); err != nil {
 			return err
 		}
@@ -54,11 +66,13 @@ func growFloor(n int) (step, error) {
 		for range i - 1 {
 			ip = ip.Next()
 		}
-		return floor.Attach(env.BridgeNetns(growBridge), s.Net, floorGuest(plan, ip, fmt.Sprintf("g%d", i)))
+		return floor.Attach(env.BridgeNetns(growBridge), s.Net, floorGuest(plan, ip, ports[i]))
 	}
 	detach := func(env netsetup.Env, i int) error {
 		s := floorPins(env, i)
-		return errors.Join(floor.Detach(env.BridgeNetns(growBridge), fmt.Sprintf("g%d", i)), ns.Remove(s.Net), ns.Remove(s.UTS))
+		err := errors.Join(floor.Detach(env.BridgeNetns(growBridge), ports[i]), ns.Remove(s.Net), ns.Remove(s.UTS))
+		delete(ports, i)
+		return err
 	}
 	return step{
 		prepare: func(env netsetup.Env) error {
@@ -90,10 +104,11 @@ func growFloor(n int) (step, error) {
 		},
 		cleanup: func(env netsetup.Env) error {
 			var errs []error
-			for i := 1; i <= n; i++ {
-				if i < n || attached {
-					errs = append(errs, detach(env, i))
-				}
+			for i := 1; i < n || (i == n && attached); i++ {
+				errs = append(errs, detach(env, i))
+			}
+			if !attached {
+				detach(env, n) // what a failed run left, if anything
 			}
 			return errors.Join(errs...)
 		},
@@ -106,28 +121,31 @@ func floorHookStep(bin string) (step, error) {
 	if bin == "" {
 		return step{}, errors.New("-op floor-hook needs -floorhook, the floorhook binary")
 	}
-	const ip, port = "172.18.0.78", "g78"
+	const ip = "172.18.0.78"
 	var h holder
+	var plan netsetup.Plan
 	var args []string
-	var pid int
+	var pid, runs int
+	port := func() string { return fmt.Sprintf("g78-%d", runs) } // afresh each run, as in growFloor
 	stop := func(env netsetup.Env) error {
 		if _, ok := h.stop(); !ok {
 			return nil
 		}
-		return runFloorHook(bin, nil, "poststop", env.BridgeNetns(attachBridge), port)
+		return runFloorHook(bin, nil, "poststop", env.BridgeNetns(attachBridge), port())
 	}
 	return step{
 		prepare: func(env netsetup.Env) error {
 			if err := stop(env); err != nil {
 				return err
 			}
-			if args == nil {
-				plan, err := netsetup.CurrentPlan(env)
-				if err != nil {
+			if runs == 0 {
+				var err error
+				if plan, err = netsetup.CurrentPlan(env); err != nil {
 					return err
 				}
-				args = append([]string{"create-runtime", env.BridgeNetns(attachBridge)}, floorGuest(plan, netip.MustParseAddr(ip), port).Args()...)
 			}
+			runs++
+			args = append([]string{"create-runtime", env.BridgeNetns(attachBridge)}, floorGuest(plan, netip.MustParseAddr(ip), port()).Args()...)
 			time.Sleep(hookSettle)
 			var err error
 			pid, err = h.start()

@@ -3,7 +3,7 @@
 // attach (bench/internal/floor) and nothing else. It reads the container's state on stdin
 // as a hook does, and takes everything else as arguments, so it reads no file:
 //
-//	floorhook create-runtime BRIDGE-NETNS PORT MAC ADDR VIA LL6 ADDR6 VIA6 BRIDGE-DEV IF
+//	floorhook create-runtime BRIDGE-NETNS PORT MAC ADDR VIA LL6 ADDR6 VIA6 BRIDGE-DEV IF PING-GROUPS
 //	floorhook poststop BRIDGE-NETNS PORT
 package main
 
@@ -32,8 +32,11 @@ func run(args []string) error {
 		var state struct {
 			Pid int `json:"pid"`
 		}
-		if err := json.NewDecoder(os.Stdin).Decode(&state); err != nil || state.Pid <= 0 {
-			return fmt.Errorf("read the container's state on stdin: %v", err)
+		if err := json.NewDecoder(os.Stdin).Decode(&state); err != nil {
+			return fmt.Errorf("read the container's state on stdin: %w", err)
+		}
+		if state.Pid <= 0 {
+			return errors.New("the container's state on stdin has no pid")
 		}
 		g, err := floor.ParseGuest(args[2:])
 		if err != nil {
