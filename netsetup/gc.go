@@ -235,6 +235,36 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 	return false, nil
 }
 
+// pontoonsPin reports whether a pin of a bridge's or guest's name that no record accounts
+// for is pontoon's to remove. The path alone does not say: another tool may pin a namespace
+// of its own there (`ip netns del` and `ip netns add` of the name), and that stays. A pin of a
+// namespace still alive is pontoon's when that namespace shows it: a bridge's uplink, or, for
+// a guest, the UTS pin pontoon keeps beside it in its state directory or an eth0 with a
+// guest's MAC. An empty file, the namespace gone, is anyone's leftover.
+func (env Env) pontoonsPin(p string) bool {
+	if !ns.IsPinned(p) {
+		return true
+	}
+	base := filepath.Base(p)
+	if key, ok := strings.CutPrefix(base, "pontoon-g-"); ok && exists(filepath.Join(env.stateDir(), "uts", key)) {
+		return true
+	}
+	h, err := openHandle(p)
+	if err != nil {
+		return false
+	}
+	defer h.Close()
+	if strings.HasPrefix(base, bridgeNetnsPrefix) {
+		_, ok, err := existing(h, UplinkName)
+		return err == nil && ok
+	}
+	if !strings.HasPrefix(base, "pontoon-g-") {
+		return true // pontoon's own UTS pins, in its state directory
+	}
+	l, ok, err := existing(h, GuestIfName)
+	return err == nil && ok && isGuestMAC(l.Attrs().HardwareAddr)
+}
+
 // sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a
 // record is written before its objects, so these can only be left by a record removed while
 // its objects could not be (or by a hand-edited state directory).
@@ -272,7 +302,7 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		ents, _ := os.ReadDir(d.dir)
 		for _, e := range ents {
 			p := filepath.Join(d.dir, e.Name())
-			if !strings.HasPrefix(e.Name(), d.prefix) || owned[p] {
+			if !strings.HasPrefix(e.Name(), d.prefix) || owned[p] || !env.pontoonsPin(p) {
 				continue
 			}
 			if err := ns.Remove(p); err != nil {

@@ -67,6 +67,9 @@ func GuestMAC(ip netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x70, a[0], a[1], a[2], a[3]} // locally administered, unicast
 }
 
+// isGuestMAC reports whether mac is of the form GuestMAC gives.
+func isGuestMAC(mac net.HardwareAddr) bool { return len(mac) == 6 && mac[0] == 0x02 && mac[1] == 0x70 }
+
 // PortName returns the name of the guest's port in the bridge namespace.
 func (g Guest) PortName() string {
 	if g.Port != "" {

@@ -1,0 +1,49 @@
+package netsetup_test
+
+import (
+	"testing"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"golang.org/x/sys/unix"
+)
+
+// A bridge's pin removed outside pontoon and its path then used for another namespace (`ip
+// netns del` and `ip netns add` of the name) stays the other tool's: gc drops the bridge, and
+// neither that gc nor a later one, which finds the pin with no record, removes the other
+// namespace. A guest's path taken the same way is left too.
+func TestGCLeavesForeignNamespaceAtPontoonPath(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "a", netsetup.BridgeOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
+	mustGuest(t, s.Env, "b", "g2", "172.18.0.2")
+	take := func(path string) uint64 {
+		t.Helper()
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns.New(ns.Spec{Net: path}); err != nil { // as ip netns add does
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ns.Remove(path) })
+		id, _ := ns.ID(path)
+		return id
+	}
+	brPath, gPath := s.Env.BridgeNetns("a"), s.Env.GuestNetns("b", "g1")
+	brTheirs, gTheirs := take(brPath), take(gPath)
+	for round := range 3 {
+		if _, err := netsetup.GC(s.Env); err != nil {
+			t.Logf("gc round %d: %v", round, err)
+		}
+		if id, _ := ns.ID(brPath); id != brTheirs {
+			t.Fatalf("gc round %d removed or replaced the other tool's namespace at bridge a's path %s", round, brPath)
+		}
+		if id, _ := ns.ID(gPath); id != gTheirs {
+			t.Fatalf("gc round %d removed or replaced the other tool's namespace at guest g1's path %s", round, gPath)
+		}
+	}
+}
