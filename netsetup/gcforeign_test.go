@@ -1,7 +1,11 @@
 package netsetup_test
 
 import (
+	"errors"
+	"fmt"
+	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -45,5 +49,37 @@ func TestGCLeavesForeignNamespaceAtPontoonPath(t *testing.T) {
 		if id, _ := ns.ID(gPath); id != gTheirs {
 			t.Fatalf("gc round %d removed or replaced the other tool's namespace at guest g1's path %s", round, gPath)
 		}
+	}
+}
+
+// The gateway's namespace, its pin unmounted while a process inside keeps it alive, is still
+// refused to an attach of that process: the gateway's record knows its identity.
+func TestUnpinnedGatewayNamespaceRefused(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	gw := s.Env.GatewayNetns()
+	inside := exec.Command("nsenter", "--net="+gw, "sleep", "600")
+	if err := inside.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { inside.Process.Kill(); inside.Wait() }()
+	want, _ := ns.ID(gw)
+	procNS := fmt.Sprintf("/proc/%d/ns/net", inside.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if id, _ := ns.ID(procNS); id == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nsenter never entered the gateway's namespace")
+		}
+	}
+	if err := unix.Unmount(gw, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	// Pinned again from the process before the sandbox goes, so that it finds its gateway.
+	defer unix.Mount(procNS, gw, "", unix.MS_BIND, "")
+	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.9", PID: inside.Process.Pid})
+	if !errors.Is(err, netsetup.ErrPontoonNamespace) {
+		t.Fatalf("guest add of a process in the gateway's namespace, its pin unmounted: %v; want it refused as pontoon's own", err)
 	}
 }

@@ -196,7 +196,8 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	var brH *handle // the bridge namespace, opened once for naming the port and attaching
 	defer func() { brH.Close() }()
 	err := st.locked(func() (err error) {
-		if plan, _, err = readyGateway(st); err != nil {
+		var gw *GatewayState
+		if plan, gw, err = readyGateway(st); err != nil {
 			if opt.Admit != nil {
 				return verbatim{err}
 			}
@@ -232,6 +233,11 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 		}
 		if b.Phase != PhaseReady {
 			return fmt.Errorf("bridge %q is still being created: %w", bridge, ErrBusy)
+		}
+		if !g.Owned {
+			if err := notRecordedNamespace(g.Netns, gw, b); err != nil {
+				return err
+			}
 		}
 		if opt.ReplaceStale {
 			if b, already, err = replaceStale(env, b, g); err != nil || already != nil {

@@ -131,6 +131,24 @@ func CheckNotHost(env Env, path string) error {
 	return nil
 }
 
+// notRecordedNamespace refuses the namespace at path when the records name it as the gateway's
+// or the bridge's own, by identity. CheckNotHost finds those by their pins, which another tool
+// can cover or remove while the namespace lives on (a process inside keeps it), or which a
+// bridge made in another mount namespace has where this process cannot see them; the records,
+// read by the attach anyway, still know them. The caller holds the state lock.
+func notRecordedNamespace(path string, gw *GatewayState, b *BridgeState) error {
+	id, ok := ns.ID(path)
+	switch {
+	case !ok:
+		return nil // no namespace there: the attach says so
+	case gw != nil && gw.NetnsID != 0 && id == gw.NetnsID:
+		return fmt.Errorf("network namespace %s: %w (the gateway's); attach a network namespace of its own", path, ErrPontoonNamespace)
+	case b != nil && b.NetnsID != 0 && id == b.NetnsID:
+		return fmt.Errorf("network namespace %s: %w (bridge %q's); attach a network namespace of its own", path, ErrPontoonNamespace, b.Name)
+	}
+	return nil
+}
+
 // ErrPontoonNamespace is wrapped by the error for attaching the gateway's or a bridge's
 // namespace as a guest.
 var ErrPontoonNamespace = errors.New("it is one of pontoon's own network namespaces")
