@@ -237,12 +237,15 @@ func (s store) gateway() (*GatewayState, error) {
 
 func (s store) bridge(name string) (*BridgeState, error) { return s.readBridge(name, false) }
 
-// bridgeHead reads a bridge's record but its guests and services (see readBridgeHead).
+// bridgeHead reads a bridge's record for its head: the fields before its guests and services
+// (see readBridgeHead). Guests and services may be there too (a record from the cache, or one
+// the head reader refused and read whole); a caller uses none of them.
 func (s store) bridgeHead(name string) (*BridgeState, error) { return s.readBridge(name, true) }
 
-// readBridge reads a bridge's record, nil when there is none; with head, without its guests
-// and services. A record this process read or wrote whole comes from the cache, and one read
-// whole goes into it.
+// readBridge reads a bridge's record, nil when there is none; with head, at least its head
+// (see bridgeHead). A record this process read or wrote whole comes from the cache, and one
+// read whole without head goes into it. A head read passes over the guests and services
+// unchecked: a record damaged only there is found by the commands that read it whole.
 func (s store) readBridge(name string, head bool) (*BridgeState, error) {
 	// Every entry point checks names first; this guard keeps a name that slipped through
 	// from naming a file outside the state directory.
@@ -300,8 +303,8 @@ func (s store) bridgeNames() ([]string, error) {
 	return names, nil
 }
 
-// bridgeHeads returns every bridge's record without its guests and services, sorted by
-// slot: what a new bridge's name, slot and host ports are checked against. Each record holds
+// bridgeHeads returns every bridge's record for its head (see bridgeHead), sorted by slot:
+// what a new bridge's name, slot and host ports are checked against. Each record holds
 // up to 253 guests, and reading them all made every create cost ~1.4 µs per guest of the
 // host.
 func (s store) bridgeHeads() ([]*BridgeState, error) { return s.eachBridge(s.bridgeHead) }

@@ -218,8 +218,13 @@ func (n *NS) Socket(domain, typ, proto int) (int, error) {
 func (n *NS) ReadSysctl(name string) (string, error) {
 	var v string
 	err := ns.Visit(n.fdPath(), func() error {
-		b, err := os.ReadFile(sysctlFile(name))
-		v = strings.TrimSpace(string(b))
+		file := sysctlFile(name)
+		d, err := unix.Open(filepath.Dir(file), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return &os.PathError{Op: "open", Path: filepath.Dir(file), Err: err}
+		}
+		defer unix.Close(d)
+		v, err = readAt(d, filepath.Base(file))
 		return err
 	})
 	if err != nil {
@@ -264,8 +269,9 @@ func (n *NS) sysctls(read bool, kv ...string) (olds []string, err error) {
 			dir, base := filepath.Dir(file), filepath.Base(file)
 			d, ok := dirs[dir]
 			if !ok {
-				if d, err = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-					return fmt.Errorf("set sysctl %s in %s: %w", name, n.path, &os.PathError{Op: "open", Path: dir, Err: err})
+				var oerr error
+				if d, oerr = unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); oerr != nil {
+					return fmt.Errorf("set sysctl %s in %s: %w", name, n.path, &os.PathError{Op: "open", Path: dir, Err: oerr})
 				}
 				dirs[dir] = d
 			}
