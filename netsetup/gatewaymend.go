@@ -32,9 +32,11 @@ func (e Env) gatewayDamage(want uint64) gatewayDamage {
 	switch ns.Check(p, want) {
 	case ns.PinHidden:
 		return gatewayHidden
-	case ns.PinForeign, ns.PinTaken:
+	case ns.PinForeign:
 		return gatewayForeign
-	case ns.PinGone:
+	case ns.PinGone, ns.PinTaken:
+		// Taken: the gateway's pin went and another tool pinned a namespace of its own at
+		// the path, which is not pontoon's to pin over (gatewayProblem says so).
 		return gatewayGone
 	}
 	h, err := openHandle(p)
@@ -60,8 +62,13 @@ func (e Env) gatewayProblem(d gatewayDamage, bridges []*BridgeState) string {
 	case gatewayUnlinked:
 		return fmt.Sprintf("its link to the host (%s) is gone (deleted outside pontoon); `pontoon gateway up` makes it again", HostLinkName)
 	case gatewayGone:
+		gone, free := "is gone (deleted or unpinned outside pontoon)", ""
+		if ns.IsPinned(p) {
+			gone = "was deleted outside pontoon, and another tool's namespace is pinned at its path now, which pontoon leaves alone"
+			free = fmt.Sprintf(", once that path is free (`ip netns del %s`, or another --netns-dir)", filepath.Base(p))
+		}
 		if len(bridges) == 0 {
-			return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon); `pontoon gateway up` builds it again", p)
+			return fmt.Sprintf("namespace %s %s; `pontoon gateway up` builds it again%s", p, gone, free)
 		}
 		names := make([]string, len(bridges))
 		for i, b := range bridges {
@@ -71,8 +78,8 @@ func (e Env) gatewayProblem(d gatewayDamage, bridges []*BridgeState) string {
 		if len(names) > 1 {
 			links, them = "the links of bridges", "them"
 		}
-		return fmt.Sprintf("namespace %s is gone (deleted or unpinned outside pontoon), and with it %s %s; "+
-			"run `pontoon gateway down --force` (which destroys %s), then `pontoon gateway up`", p, links, strings.Join(names, ", "), them)
+		return fmt.Sprintf("namespace %s %s, and with it %s %s; "+
+			"run `pontoon gateway down --force` (which destroys %s), then `pontoon gateway up`%s", p, gone, links, strings.Join(names, ", "), them, free)
 	}
 	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +82,46 @@ func TestUnpinnedGatewayNamespaceRefused(t *testing.T) {
 	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.9", PID: inside.Process.Pid})
 	if !errors.Is(err, netsetup.ErrPontoonNamespace) {
 		t.Fatalf("guest add of a process in the gateway's namespace, its pin unmounted: %v; want it refused as pontoon's own", err)
+	}
+}
+
+// The gateway's pin removed outside pontoon and its path then used for another namespace:
+// status says the gateway is gone and what brings it back; `gateway down --force` clears the
+// records and leaves the other namespace pinned, and gateway up builds the gateway again
+// once the path is free.
+func TestGatewayPathTaken(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	gw := s.Env.GatewayNetns()
+	if err := unix.Unmount(gw, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Remove(gw); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.New(ns.Spec{Net: gw}); err != nil { // as ip netns add does
+		t.Fatal(err)
+	}
+	theirs, _ := ns.ID(gw)
+	st, err := netsetup.Status(s.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"another tool's namespace is pinned at its path", "gateway down --force", "ip netns del"} {
+		if !strings.Contains(st.Problem, want) {
+			t.Errorf("status of a gateway whose path another namespace took: %q; want it to say %q", st.Problem, want)
+		}
+	}
+	if err := netsetup.GatewayDown(s.Env, true); err != nil {
+		t.Fatalf("gateway down --force with the gateway's path taken: %v", err)
+	}
+	if id, _ := ns.ID(gw); id != theirs {
+		t.Fatalf("gateway down --force removed or replaced the other tool's namespace at %s", gw)
+	}
+	if err := ns.Remove(gw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{}); err != nil {
+		t.Fatalf("gateway up once the path is free: %v", err)
 	}
 }
