@@ -125,3 +125,35 @@ func TestGatewayPathTaken(t *testing.T) {
 		t.Fatalf("gateway up once the path is free: %v", err)
 	}
 }
+
+// Another bridge's namespace, its pin unmounted while a process inside keeps it alive, is
+// refused to an attach of that process: it has pontoon's uplink.
+func TestUnpinnedOtherBridgeNamespaceRefused(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "a", netsetup.BridgeOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	pin := s.Env.BridgeNetns("a")
+	inside := exec.Command("nsenter", "--net="+pin, "sleep", "600")
+	if err := inside.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { inside.Process.Kill(); inside.Wait() }()
+	want, _ := ns.ID(pin)
+	procNS := fmt.Sprintf("/proc/%d/ns/net", inside.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if id, _ := ns.ID(procNS); id == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nsenter never entered bridge a's namespace")
+		}
+	}
+	if err := unix.Unmount(pin, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Mount(procNS, pin, "", unix.MS_BIND, "")
+	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.9", PID: inside.Process.Pid})
+	if !errors.Is(err, netsetup.ErrPontoonNamespace) || !strings.Contains(err.Error(), "uplink") {
+		t.Fatalf("guest add of a process in bridge a's namespace, its pin unmounted: %v; want it refused as pontoon's own", err)
+	}
+}

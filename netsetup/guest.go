@@ -359,11 +359,8 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		return err
 	}
 	defer gH.Close()
-	if _, taken, err := existing(gH, GuestIfName); err != nil || taken {
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("namespace %s already has an %s; attach a namespace without one", g.Netns, GuestIfName)
+	if err := checkGuestLinks(gH, g.Netns); err != nil {
+		return err
 	}
 	br, err := brH.linkByName(BridgeDev)
 	if err != nil {

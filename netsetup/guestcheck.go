@@ -149,6 +149,25 @@ func notRecordedNamespace(path string, gw *GatewayState, b *BridgeState) error {
 	return nil
 }
 
+// checkGuestLinks refuses a namespace to attach that has an eth0 already, or pontoon's uplink:
+// the gateway and every bridge have one, so this catches their namespaces whatever became of
+// their pins and records. One listing costs what a look-up of eth0 alone did.
+func checkGuestLinks(gH *handle, path string) error {
+	links, err := gH.LinkList()
+	if err != nil {
+		return fmt.Errorf("list the links of namespace %s: %w", path, err)
+	}
+	for _, l := range links {
+		switch l.Attrs().Name {
+		case GuestIfName:
+			return fmt.Errorf("namespace %s already has an %s; attach a namespace without one", path, GuestIfName)
+		case UplinkName:
+			return fmt.Errorf("network namespace %s: %w (it has pontoon's %s, as the gateway and the bridges do); attach a network namespace of its own", path, ErrPontoonNamespace, UplinkName)
+		}
+	}
+	return nil
+}
+
 // ErrPontoonNamespace is wrapped by the error for attaching the gateway's or a bridge's
 // namespace as a guest.
 var ErrPontoonNamespace = errors.New("it is one of pontoon's own network namespaces")
