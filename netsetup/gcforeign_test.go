@@ -58,28 +58,8 @@ func TestGCLeavesForeignNamespaceAtPontoonPath(t *testing.T) {
 func TestUnpinnedGatewayNamespaceRefused(t *testing.T) {
 	s := newChain(t, netsetup.GatewayOptions{})
 	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
-	gw := s.Env.GatewayNetns()
-	inside := exec.Command("nsenter", "--net="+gw, "sleep", "600")
-	if err := inside.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { inside.Process.Kill(); inside.Wait() }()
-	want, _ := ns.ID(gw)
-	procNS := fmt.Sprintf("/proc/%d/ns/net", inside.Process.Pid)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if id, _ := ns.ID(procNS); id == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nsenter never entered the gateway's namespace")
-		}
-	}
-	if err := unix.Unmount(gw, unix.MNT_DETACH); err != nil {
-		t.Fatal(err)
-	}
-	// Pinned again from the process before the sandbox goes, so that it finds its gateway.
-	defer unix.Mount(procNS, gw, "", unix.MS_BIND, "")
-	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.9", PID: inside.Process.Pid})
+	pid := insideUnpinned(t, s.Env.GatewayNetns())
+	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.9", PID: pid})
 	if !errors.Is(err, netsetup.ErrPontoonNamespace) {
 		t.Fatalf("guest add of a process in the gateway's namespace, its pin unmounted: %v; want it refused as pontoon's own", err)
 	}
@@ -132,12 +112,24 @@ func TestUnpinnedOtherBridgeNamespaceRefused(t *testing.T) {
 	s := newChain(t, netsetup.GatewayOptions{})
 	mustBridge(t, s.Env, "a", netsetup.BridgeOptions{})
 	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
-	pin := s.Env.BridgeNetns("a")
+	pid := insideUnpinned(t, s.Env.BridgeNetns("a"))
+	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.9", PID: pid})
+	if !errors.Is(err, netsetup.ErrPontoonNamespace) || !strings.Contains(err.Error(), "uplink") {
+		t.Fatalf("guest add of a process in bridge a's namespace, its pin unmounted: %v; want it refused as pontoon's own", err)
+	}
+}
+
+// insideUnpinned starts a process in the namespace pinned at pin, then unmounts the pin, as
+// another tool might while the process keeps the namespace alive; it returns the process's
+// pid. When the test ends, the namespace is pinned again from the process, then the process
+// ends.
+func insideUnpinned(t *testing.T, pin string) int {
+	t.Helper()
 	inside := exec.Command("nsenter", "--net="+pin, "sleep", "600")
 	if err := inside.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { inside.Process.Kill(); inside.Wait() }()
+	t.Cleanup(func() { inside.Process.Kill(); inside.Wait() })
 	want, _ := ns.ID(pin)
 	procNS := fmt.Sprintf("/proc/%d/ns/net", inside.Process.Pid)
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -145,15 +137,12 @@ func TestUnpinnedOtherBridgeNamespaceRefused(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("nsenter never entered bridge a's namespace")
+			t.Fatalf("nsenter never entered the namespace pinned at %s", pin)
 		}
 	}
 	if err := unix.Unmount(pin, unix.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Mount(procNS, pin, "", unix.MS_BIND, "")
-	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.9", PID: inside.Process.Pid})
-	if !errors.Is(err, netsetup.ErrPontoonNamespace) || !strings.Contains(err.Error(), "uplink") {
-		t.Fatalf("guest add of a process in bridge a's namespace, its pin unmounted: %v; want it refused as pontoon's own", err)
-	}
+	t.Cleanup(func() { unix.Mount(procNS, pin, "", unix.MS_BIND, "") })
+	return inside.Process.Pid
 }

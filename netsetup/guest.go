@@ -388,7 +388,7 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		delLink(brH, port)
 		return err
 	}
-	if err := waitForwarding(brH, port); err != nil {
+	if err := brH.WaitForwarding(port, linkUpWait); err != nil {
 		delLink(brH, port)
 		return err
 	}
@@ -422,7 +422,7 @@ func setupGuestSide(brH, gH *handle, g *Guest, port string, plan Plan, ip netip.
 	// The guest's eth0 transmits only once the kernel's link-watch work has activated its
 	// queue, which is deferred while links change often; the bridge side is waited for by
 	// waitForwarding.
-	return waitOperUp(gH, GuestIfName)
+	return gH.WaitOperUp(GuestIfName, linkUpWait)
 }
 
 // DelGuest detaches a guest from its bridge and removes a namespace pontoon created for it.

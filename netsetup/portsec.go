@@ -7,7 +7,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/nftrule"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,7 +105,7 @@ func bridgeL2Table(plan Plan) tableSpec {
 // to other ports, as they would be once a learned entry aged out.
 func securePort(brH *handle, port netlink.Link, ip netip.Addr) error {
 	name := port.Attrs().Name
-	if err := lockPort(brH, port.Attrs().Index); err != nil {
+	if err := brH.LockPort(port.Attrs().Index); err != nil {
 		return fmt.Errorf("lock port %s: %w", name, err)
 	}
 	fdb := &netlink.Neigh{LinkIndex: port.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_NOARP,
@@ -116,20 +115,4 @@ func securePort(brH *handle, port netlink.Link, ip netip.Addr) error {
 		return fmt.Errorf("add static forwarding entry %s to port %s: %w", fdb.HardwareAddr, name, err)
 	}
 	return nil
-}
-
-// lockPort turns learning off and locking on for the bridge port with the given index, in
-// one request (the netlink library sets one port flag a request and has no call for
-// locking).
-func lockPort(brH *handle, index int) error {
-	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
-	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
-	msg.Index = int32(index)
-	req.AddData(msg)
-	flags := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
-	flags.AddRtAttr(nl.IFLA_BRPORT_LEARNING, []byte{0})
-	flags.AddRtAttr(nl.IFLA_BRPORT_LOCKED, []byte{1})
-	req.AddData(flags)
-	_, err := brH.Execute(req, 0)
-	return err
 }

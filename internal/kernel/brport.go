@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -141,4 +142,71 @@ func nameOf(b []byte) string {
 		}
 	}
 	return string(b)
+}
+
+// LockPort turns learning off and locking on for the bridge port with the given index, in
+// one request (the netlink library sets one port flag a request and has no call for
+// locking).
+func (n *NS) LockPort(index int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	flags := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
+	flags.AddRtAttr(nl.IFLA_BRPORT_LEARNING, []byte{0})
+	flags.AddRtAttr(nl.IFLA_BRPORT_LOCKED, []byte{1})
+	req.AddData(flags)
+	_, err := n.Execute(req, 0)
+	return err
+}
+
+// Waiting for a new guest's links: the kernel brings bridge ports and veth queues into
+// service asynchronously, and a guest must be usable when its attach returns.
+
+// WaitForwarding returns once the bridge forwards through port, or fails after within. The
+// kernel enables a bridge port only after it has processed the port's carrier change,
+// asynchronously and later still when the routing netlink lock is busy: until then the bridge
+// drops what it should flood to the new guest (an ARP request for it), so a guest just
+// attached would miss its first packets.
+func (n *NS) WaitForwarding(port string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(port)))
+		msgs, err := n.Execute(req, unix.RTM_NEWLINK)
+		if err != nil {
+			return fmt.Errorf("read state of bridge port %s: %w", port, err)
+		}
+		// The port's own queue, which carries the bridge's frames to the guest, is activated
+		// by the same asynchronous work as its operational state.
+		if len(msgs) == 1 {
+			if p, err := ParsePort(msgs[0]); err == nil && p.State == StateForwarding && p.OperUp {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bridge port %s did not start forwarding within %s", port, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// WaitOperUp returns once the link is operationally up (the kernel's link-watch work has
+// activated its queue, which it defers while links change often), or fails after within.
+func (n *NS) WaitOperUp(name string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
+		l, err := n.LinkByName(name)
+		if err != nil {
+			return fmt.Errorf("find link %s: %w", name, err)
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("link %s is still %s after %s", name, l.Attrs().OperState, within)
+		}
+		time.Sleep(pause)
+	}
 }

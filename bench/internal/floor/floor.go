@@ -17,7 +17,6 @@ import (
 
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,7 +62,7 @@ func Attach(bridgeNS, guestNS string, g Guest) (err error) {
 			brH.LinkDel(v)
 		}
 	}()
-	if err := lockPort(brH, v.Attrs().Index); err != nil {
+	if err := brH.LockPort(v.Attrs().Index); err != nil {
 		return err
 	}
 	fdb := &netlink.Neigh{LinkIndex: v.Attrs().Index, Family: unix.AF_BRIDGE, State: netlink.NUD_NOARP,
@@ -112,10 +111,10 @@ func Attach(bridgeNS, guestNS string, g Guest) (err error) {
 	if err := gH.Sysctls("net.ipv4.ping_group_range", g.PingGroups); err != nil {
 		return err
 	}
-	if err := waitOperUp(gH, g.If); err != nil {
+	if err := gH.WaitOperUp(g.If, linkUpWait); err != nil {
 		return err
 	}
-	return waitForwarding(brH, g.Port)
+	return brH.WaitForwarding(g.Port, linkUpWait)
 }
 
 // Detach undoes Attach as pontoon detaches a guest: its port set down, if it is still there,
@@ -140,62 +139,8 @@ func Detach(bridgeNS, port string) error {
 	return nil
 }
 
-// lockPort turns learning off and locks the port in one request, as pontoon's port security
-// does.
-func lockPort(brH *kernel.NS, index int) error {
-	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
-	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
-	msg.Index = int32(index)
-	req.AddData(msg)
-	flags := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
-	flags.AddRtAttr(nl.IFLA_BRPORT_LEARNING, []byte{0})
-	flags.AddRtAttr(nl.IFLA_BRPORT_LOCKED, []byte{1})
-	req.AddData(flags)
-	_, err := brH.Execute(req, 0)
-	return err
-}
-
-// waitOperUp waits, as pontoon's attach does, for the kernel to activate the link's queue:
-// until then the guest cannot send.
-func waitOperUp(h *kernel.NS, name string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for pause := 100 * time.Microsecond; ; pause = min(2*pause, 5*time.Millisecond) {
-		l, err := h.LinkByName(name)
-		if err != nil {
-			return err
-		}
-		if l.Attrs().OperState == netlink.OperUp {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("link %s did not come up", name)
-		}
-		time.Sleep(pause)
-	}
-}
-
-// waitForwarding waits, as pontoon's attach does, until the bridge forwards through the port.
-func waitForwarding(brH *kernel.NS, port string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
-		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-		req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(port)))
-		msgs, err := brH.Execute(req, unix.RTM_NEWLINK)
-		if err != nil {
-			return err
-		}
-		if len(msgs) == 1 {
-			if p, err := kernel.ParsePort(msgs[0]); err == nil && p.State == kernel.StateForwarding && p.OperUp {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("port %s did not start forwarding", port)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+// linkUpWait bounds the waits for the new links, as pontoon's attach bounds them.
+const linkUpWait = 10 * time.Second
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
