@@ -162,7 +162,7 @@ func checkGuestLinks(gH *handle, path string) error {
 		case GuestIfName:
 			return fmt.Errorf("namespace %s already has an %s; attach a namespace without one", path, GuestIfName)
 		case UplinkName:
-			return fmt.Errorf("network namespace %s: %w (it has pontoon's %s, as the gateway and the bridges do); attach a network namespace of its own", path, ErrPontoonNamespace, UplinkName)
+			return fmt.Errorf("network namespace %s has a link named %s, as pontoon's gateway and bridges do (%w, or made to look like one); attach a network namespace without one", path, UplinkName, ErrPontoonNamespace)
 		}
 	}
 	return nil
