@@ -51,6 +51,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		if plan, gw, err = readyGateway(st); err != nil {
 			return err
 		}
+
 		// A bridge with port forwards rewrites the gateway's table from every record once it
 		// is built (and again if it is rolled back): those are read whole now, so that one
 		// that cannot be read refuses the create before anything is made.
@@ -59,8 +60,15 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 			read = st.bridges
 		}
 		bridges, err := read()
+		if err != nil && len(opt.Ports) > 0 {
+			return fmt.Errorf("%w; a bridge with port forwards needs every bridge's record whole (the gateway's forwards are written from them all): mend or remove that record, or create the bridge without port forwards", err)
+		}
 		if err != nil {
 			return err
+		}
+		// Not into another tool's namespace pinned where the gateway's was (status says so).
+		if gonePin(env.GatewayNetns(), gw.NetnsID) {
+			return fmt.Errorf("%w: %s", ErrGatewayLost, env.gatewayProblem(gatewayGone, bridges))
 		}
 		used := make([]bool, Slots)
 		for _, o := range bridges {
@@ -112,8 +120,8 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 	if err := buildBridge(env, plan, b, r); err != nil {
 		if env.DryRun == nil {
 			var kept error
-			st.locked(func() error { kept = dropFailedCreate(env, st, b); return nil })
-			err = errors.Join(err, kept)
+			lerr := st.locked(func() error { kept = dropFailedCreate(env, st, b); return nil })
+			err = errors.Join(err, kept, lerr)
 		}
 		return nil, fmt.Errorf("create bridge %q: %w", name, err)
 	}
@@ -200,7 +208,15 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {
 	if err := r.run(
 		step{
 			show: "ip netns add " + brName,
-			do:   func() error { return ns.New(ns.Spec{Net: brPath}) },
+			do: func() error {
+				if err := ns.New(ns.Spec{Net: brPath}); err != nil {
+					return err
+				}
+				// Known from here, so that a failed create keeps a record of its own
+				// namespace only (dropFailedCreate).
+				b.NetnsID, _ = ns.ID(brPath)
+				return nil
+			},
 			undo: func() error { return ns.Remove(brPath) },
 		},
 		step{
@@ -370,7 +386,8 @@ func destroyBridge(env Env, b *BridgeState) error {
 // The caller holds the state lock; the error says what was kept.
 func dropFailedCreate(env Env, st store, b *BridgeState) error {
 	path := env.BridgeNetns(b.Name)
-	if !exists(path) {
+	if b.NetnsID == 0 || gonePin(path, b.NetnsID) {
+		// Gone, or never this create's: another tool's namespace at the path stays theirs.
 		return st.removeBridge(b.Name)
 	}
 	if err := markRemoving(st, b); err != nil {

@@ -69,8 +69,8 @@ func TestBridgeNamespaceWithoutRecordRefused(t *testing.T) {
 	}
 	defer os.Rename(aside, rec)
 	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.10", Netns: s.Env.BridgeNetns("a")})
-	if !errors.Is(err, netsetup.ErrPontoonNamespace) {
-		t.Fatalf("guest add of bridge a's namespace, its record gone: %v; want it refused as pontoon's own", err)
+	if !errors.Is(err, netsetup.ErrPontoonNamespace) || !strings.Contains(err.Error(), `bridge "a"'s`) {
+		t.Fatalf("guest add of bridge a's namespace, its record gone: %v; want it refused as bridge a's", err)
 	}
 }
 
@@ -104,5 +104,29 @@ func TestCreateWithPortsRefusesUnreadableRecord(t *testing.T) {
 	}
 	if after := snapshot(t, s); after != before {
 		t.Errorf("the refused create changed the chain:\nbefore\n%s\nafter\n%s", before, after)
+	}
+}
+
+// A bridge create that fails because another tool's namespace is pinned at the bridge's path
+// keeps no record: gc must not take that namespace for the failed create's.
+func TestFailedCreateOnForeignPinKeepsNoRecord(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	path := s.Env.BridgeNetns("x")
+	if err := ns.New(ns.Spec{Net: path}); err != nil { // as ip netns add does
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(path) })
+	theirs, _ := ns.ID(path)
+	if _, err := netsetup.CreateBridge(s.Env, "x", netsetup.BridgeOptions{}); err == nil {
+		t.Fatal("bridge create over another tool's namespace at its path succeeded")
+	}
+	if bs, err := netsetup.Bridges(s.Env); err != nil || len(bs) != 0 {
+		t.Fatalf("records after the failed create: %v %v; want none", bs, err)
+	}
+	if _, err := netsetup.GC(s.Env); err != nil {
+		t.Logf("gc: %v", err)
+	}
+	if id, _ := ns.ID(path); id != theirs {
+		t.Fatalf("the failed create and gc removed or replaced the other tool's namespace at %s", path)
 	}
 }

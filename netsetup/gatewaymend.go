@@ -65,7 +65,7 @@ func (e Env) gatewayProblem(d gatewayDamage, bridges []*BridgeState) string {
 		gone, free := "is gone (deleted or unpinned outside pontoon)", ""
 		if ns.IsPinned(p) {
 			gone = "was deleted outside pontoon, and another tool's namespace is pinned at its path now, which pontoon leaves alone"
-			free = fmt.Sprintf(", once that path is free (`ip netns del %s`, or another --netns-dir)", filepath.Base(p))
+			free = fmt.Sprintf(", once that path is free (`umount %s && rm %s` if that namespace may go, or another --netns-dir)", p, p)
 		}
 		if len(bridges) == 0 {
 			return fmt.Sprintf("namespace %s %s; `pontoon gateway up` builds it again%s", p, gone, free)

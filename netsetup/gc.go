@@ -28,6 +28,10 @@ type GCReport struct {
 	// Repaired lists what gc put right instead of removing: namespace pins that another
 	// tool had hidden, pinned again.
 	Repaired []string `json:"repaired,omitempty"`
+	// Kept lists pins at a bridge's or guest's path that no record accounts for and whose
+	// namespace does not show it is pontoon's: another tool's, or pontoon's own with its
+	// links gone. gc leaves them; their owner removes them.
+	Kept []string `json:"kept,omitempty"`
 }
 
 // repairBridge handles a ready bridge whose namespaces have a problem: pins another tool hid
@@ -120,14 +124,15 @@ func GC(env Env) (GCReport, error) {
 				kept = append(kept, b.Name)
 			}
 		}
-		orphans, err := sweepOrphans(env, g, live, released)
+		orphans, err := sweepOrphans(env, g, live, released, &rep.Kept)
 		rep.Orphans = orphans
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if g != nil && g.Phase == PhaseReady {
+		if g != nil && g.Phase == PhaseReady && !gonePin(env.GatewayNetns(), g.NetnsID) {
 			// Port forwards are rebuilt from the records, whatever a killed process left
-			// in the gateway's and the bridges' tables.
+			// in the gateway's and the bridges' tables; not into another tool's namespace
+			// pinned where the gateway's was.
 			errs = append(errs, rebuildForwards(env, st))
 		} else if g == nil && len(errs) == 0 {
 			// No gateway: nor an empty skeleton of state (see GatewayDown).
@@ -235,40 +240,44 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 	return false, nil
 }
 
-// pontoonsPin reports whether a pin of a bridge's or guest's name that no record accounts
-// for is pontoon's to remove. The path alone does not say: another tool may pin a namespace
-// of its own there (`ip netns del` and `ip netns add` of the name), and that stays. A pin of a
-// namespace still alive is pontoon's when that namespace shows it: a bridge's uplink, or, for
-// a guest, the UTS pin pontoon keeps beside it in its state directory or an eth0 with a
-// guest's MAC. An empty file, the namespace gone, is anyone's leftover.
-func (env Env) pontoonsPin(p string) bool {
-	if !ns.IsPinned(p) {
+// A pin of a bridge's or guest's name that no record accounts for is pontoon's to remove only
+// when its namespace shows it is pontoon's: the path alone does not say, as another tool may
+// pin a namespace of its own there (`ip netns del` and `ip netns add` of the name), and that
+// stays. An empty file, its namespace gone, is anyone's leftover.
+
+// guestsPin: a guest's namespace has the UTS pin pontoon keeps beside it in its state
+// directory, or an eth0 with a guest's MAC (while its bridge is there: guests are swept first).
+func (env Env) guestsPin(p string) bool {
+	key := strings.TrimPrefix(filepath.Base(p), "pontoon-g-")
+	if !ns.IsPinned(p) || ns.IsPinned(filepath.Join(env.stateDir(), "uts", key)) {
 		return true
 	}
-	base := filepath.Base(p)
-	if key, ok := strings.CutPrefix(base, "pontoon-g-"); ok && exists(filepath.Join(env.stateDir(), "uts", key)) {
-		return true
-	}
+	return hasLink(p, func(l netlink.Link) bool { return l.Attrs().Name == GuestIfName && isGuestMAC(l.Attrs().HardwareAddr) })
+}
+
+// bridgesPin: a bridge's namespace has its br0 bridge, or its uplink.
+func bridgesPin(p string) bool {
+	return !ns.IsPinned(p) || hasLink(p, func(l netlink.Link) bool {
+		return l.Attrs().Name == UplinkName || (l.Attrs().Name == BridgeDev && l.Type() == "bridge")
+	})
+}
+
+// hasLink reports whether the namespace pinned at p has a link that is.
+func hasLink(p string, is func(netlink.Link) bool) bool {
 	h, err := openHandle(p)
 	if err != nil {
 		return false
 	}
 	defer h.Close()
-	if strings.HasPrefix(base, bridgeNetnsPrefix) {
-		_, ok, err := existing(h, UplinkName)
-		return err == nil && ok
-	}
-	if !strings.HasPrefix(base, "pontoon-g-") {
-		return true // pontoon's own UTS pins, in its state directory
-	}
-	l, ok, err := existing(h, GuestIfName)
-	return err == nil && ok && isGuestMAC(l.Attrs().HardwareAddr)
+	links, err := h.LinkList()
+	return err == nil && slices.ContainsFunc(links, is)
 }
 
 // sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a
 // record is written before its objects, so these can only be left by a record removed while
 // its objects could not be (or by a hand-edited state directory).
-func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, released map[string]bool) ([]string, error) {
+// Pins it cannot tell for pontoon's go to kept.
+func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, released map[string]bool, kept *[]string) ([]string, error) {
 	var out []string
 	var errs []error
 	// Every state write happens under the lock gc holds, so a temporary file of a write
@@ -293,16 +302,25 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 			owned[gu.UTS] = true
 		}
 	}
-	dirs := []struct{ dir, prefix string }{
-		{env.netnsDir(), bridgeNetnsPrefix},
-		{env.netnsDir(), "pontoon-g-"},
-		{filepath.Join(env.stateDir(), "uts"), ""},
+	// Guests first: a guest's eth0, which tells its namespace is pontoon's, goes with its
+	// bridge's namespace.
+	dirs := []struct {
+		dir, prefix string
+		ours        func(string) bool
+	}{
+		{env.netnsDir(), "pontoon-g-", env.guestsPin},
+		{env.netnsDir(), bridgeNetnsPrefix, bridgesPin},
+		{filepath.Join(env.stateDir(), "uts"), "", func(string) bool { return true }}, // pontoon's own directory
 	}
 	for _, d := range dirs {
 		ents, _ := os.ReadDir(d.dir)
 		for _, e := range ents {
 			p := filepath.Join(d.dir, e.Name())
-			if !strings.HasPrefix(e.Name(), d.prefix) || owned[p] || !env.pontoonsPin(p) {
+			if !strings.HasPrefix(e.Name(), d.prefix) || owned[p] {
+				continue
+			}
+			if !d.ours(p) {
+				*kept = append(*kept, p)
 				continue
 			}
 			if err := ns.Remove(p); err != nil {
@@ -332,7 +350,11 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		}
 		return out, errors.Join(errs...)
 	}
-	if env.gatewayDamage(0) == gatewayGone {
+	want := uint64(0)
+	if g != nil {
+		want = g.NetnsID // another tool's namespace at the gateway's path is not the gateway
+	}
+	if env.gatewayDamage(want) == gatewayGone {
 		// Nothing of the gateway to sweep; what is left of its bridges needs the user's word.
 		return out, errors.Join(append(errs, fmt.Errorf("the gateway is broken: %s", env.gatewayProblem(gatewayGone, liveList(live))))...)
 	}

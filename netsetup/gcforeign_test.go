@@ -3,13 +3,18 @@ package netsetup_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,8 +46,12 @@ func TestGCLeavesForeignNamespaceAtPontoonPath(t *testing.T) {
 	brPath, gPath := s.Env.BridgeNetns("a"), s.Env.GuestNetns("b", "g1")
 	brTheirs, gTheirs := take(brPath), take(gPath)
 	for round := range 3 {
-		if _, err := netsetup.GC(s.Env); err != nil {
+		rep, err := netsetup.GC(s.Env)
+		if err != nil {
 			t.Logf("gc round %d: %v", round, err)
+		}
+		if !slices.Contains(rep.Kept, brPath) {
+			t.Errorf("gc round %d kept %v; want it to report the other namespace at %s it left", round, rep.Kept, brPath)
 		}
 		if id, _ := ns.ID(brPath); id != brTheirs {
 			t.Fatalf("gc round %d removed or replaced the other tool's namespace at bridge a's path %s", round, brPath)
@@ -60,7 +69,7 @@ func TestUnpinnedGatewayNamespaceRefused(t *testing.T) {
 	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
 	pid := insideUnpinned(t, s.Env.GatewayNetns())
 	_, err := netsetup.AddGuest(s.Env, "b", "x", netsetup.GuestOptions{IP: "172.18.0.9", PID: pid})
-	if !errors.Is(err, netsetup.ErrPontoonNamespace) {
+	if !errors.Is(err, netsetup.ErrPontoonNamespace) || !strings.Contains(err.Error(), "the gateway's") {
 		t.Fatalf("guest add of a process in the gateway's namespace, its pin unmounted: %v; want it refused as pontoon's own", err)
 	}
 }
@@ -87,10 +96,18 @@ func TestGatewayPathTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"another tool's namespace is pinned at its path", "gateway down --force", "ip netns del"} {
+	for _, want := range []string{"another tool's namespace is pinned at its path", "gateway down --force", "umount " + gw} {
 		if !strings.Contains(st.Problem, want) {
 			t.Errorf("status of a gateway whose path another namespace took: %q; want it to say %q", st.Problem, want)
 		}
+	}
+	// Neither a create nor gc writes into the other namespace.
+	if _, err := netsetup.CreateBridge(s.Env, "c", netsetup.BridgeOptions{}); !errors.Is(err, netsetup.ErrGatewayLost) {
+		t.Errorf("bridge create with the gateway's path taken: %v; want the gateway reported broken", err)
+	}
+	netsetup.GC(s.Env)
+	if links := linksIn(t, gw); len(links) != 1 {
+		t.Errorf("the other tool's namespace at the gateway's path has links %v after create and gc; want its lo alone", links)
 	}
 	if err := netsetup.GatewayDown(s.Env, true); err != nil {
 		t.Fatalf("gateway down --force with the gateway's path taken: %v", err)
@@ -145,4 +162,56 @@ func insideUnpinned(t *testing.T, pin string) int {
 	}
 	t.Cleanup(func() { unix.Mount(procNS, pin, "", unix.MS_BIND, "") })
 	return inside.Process.Pid
+}
+
+// A bridge whose record was lost with its guests alive: one gc removes its pin, its guests'
+// pins and their UTS pins, all recognisably pontoon's, and keeps none.
+func TestGCRemovesPontoonsOrphans(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
+	mustGuest(t, s.Env, "b", "g2", "172.18.0.2")
+	if err := os.Remove(filepath.Join(s.Env.StateDir, "bridges", "b.json")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := netsetup.GC(s.Env)
+	if err != nil {
+		t.Fatalf("gc after the record was lost: %v", err)
+	}
+	if len(rep.Kept) != 0 {
+		t.Errorf("gc kept %v; want every pin of the lost bridge removed", rep.Kept)
+	}
+	for _, p := range []string{s.Env.BridgeNetns("b"), s.Env.GuestNetns("b", "g1"), s.Env.GuestNetns("b", "g2"),
+		filepath.Join(s.Env.StateDir, "uts", "g1@b"), filepath.Join(s.Env.StateDir, "uts", "g2@b")} {
+		if exists(p) {
+			t.Errorf("gc left %s of the bridge whose record was lost (orphans removed: %v)", p, rep.Orphans)
+		}
+	}
+	// The names are free again.
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
+}
+
+// linksIn names the links of the namespace pinned at path.
+func linksIn(t *testing.T, path string) []string {
+	t.Helper()
+	fd, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range links {
+		names = append(names, l.Attrs().Name)
+	}
+	return names
 }

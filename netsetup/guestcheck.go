@@ -3,7 +3,7 @@ package netsetup
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
+	"os"
 	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -105,8 +105,9 @@ func CheckNotHost(env Env, path string) error {
 	// chain through a guest. Their pins are compared by identity, so any path to them
 	// (a /proc/PID/ns/net of a process inside) is caught. The bridges are those with a
 	// record and those with a pin of a bridge's name: a namespace can outlive its record (a
-	// record removed by hand, a failed create's rollback: dropFailedCreate keeps that one),
-	// and a record the pin at its path (covered by another tool).
+	// record removed by hand), and a record can name a bridge whose pin another tool covered.
+	// Beyond pins, the attach checks identities (notRecordedNamespace) and links
+	// (checkGuestLinks).
 	if same(env.GatewayNetns()) {
 		return fmt.Errorf("network namespace %s: %w (the gateway's); attach a network namespace of its own", path, ErrPontoonNamespace)
 	}
@@ -114,9 +115,11 @@ func CheckNotHost(env Env, path string) error {
 	if err != nil {
 		return fmt.Errorf("network namespace %s: %w", path, err)
 	}
-	pins, _ := filepath.Glob(filepath.Join(env.netnsDir(), bridgeNetnsPrefix+"*"))
-	for _, p := range pins {
-		names = append(names, strings.TrimPrefix(filepath.Base(p), bridgeNetnsPrefix))
+	pins, _ := os.ReadDir(env.netnsDir())
+	for _, e := range pins {
+		if name, ok := strings.CutPrefix(e.Name(), bridgeNetnsPrefix); ok {
+			names = append(names, name)
+		}
 	}
 	seen := make(map[string]bool, len(names))
 	for _, name := range names {

@@ -431,6 +431,10 @@ func gc(c *cli.Context) error {
 		for _, o := range rep.Orphans {
 			fmt.Fprintln(w, "removed orphan", o)
 		}
+		for _, k := range rep.Kept {
+			n++
+			fmt.Fprintf(w, "left %s: pinned at a pontoon path without a record, and not recognisably pontoon's (another tool's?); if it is yours to drop: umount %s && rm %s\n", k, k, k)
+		}
 		for _, b := range rep.Broken {
 			fmt.Fprintln(w, "removed bridge", b, "(its namespace was gone)")
 		}

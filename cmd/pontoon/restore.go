@@ -132,17 +132,13 @@ func awaitChange(f *os.File) (gen uint64, at time.Time, made bool, err error) {
 	return gen, time.Unix(0, ns), true, nil
 }
 
-// catchStop catches Ctrl-C and SIGTERM for a --for from before its change goes in: the first
-// is kept (ctx is done) and acted on once the change is in. A second one ends the command as
-// an uncaught one would, so that a change waiting for another command's lock cannot hold the
-// terminal for as long as that command keeps it; the restorer then undoes whatever went in.
+// catchStop catches Ctrl-C and SIGTERM for a --for from before its change goes in, for as
+// long as the command runs: ctx is done on the first, and the change is undone as soon as it
+// is in. Every later one is caught too: ending the command on a second one (a common double
+// press) could land while the change goes in or is being undone, and leave it for the whole
+// duration.
 func catchStop() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
-	return ctx, stop
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // changeFailed is what a --for's command tells its restorer when the change failed.

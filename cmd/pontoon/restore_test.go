@@ -2,15 +2,11 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/partition"
 )
 
@@ -114,58 +110,4 @@ func TestForCtrlCAsSoonAsInForce(t *testing.T) {
 		}
 	}
 	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
-}
-
-// A --for whose change waits for another command's lock ends on a second Ctrl-C, as an
-// uncaught one would: the first is kept for once the change is in, and would otherwise hold
-// the terminal for as long as the other command keeps the lock. Nothing is applied.
-func TestForSecondCtrlCWhileWaitingForLock(t *testing.T) {
-	c := newCLI(t)
-	c.bridgeOf("q", "n1", "n2")
-	tg, err := partition.ForBridge(c.sb.Env, "q")
-	if err != nil {
-		t.Fatal(err)
-	}
-	unlock, err := statefile.Lock(filepath.Join(tg.StateDir, partition.LockFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	cmd := c.command("partition", "isolate", "n1", "--for", "1h", "--bridge", "q")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		for _, pid := range c.restorers() {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}()
-	// The restorer starts after the signals are caught and before the change: the command is
-	// on its way to the lock, or waiting for it.
-	waitUntil(t, func() bool { return len(c.restorers()) > 0 })
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var werr error
-	exited := false
-	for deadline := time.Now().Add(10 * time.Second); !exited && time.Now().Before(deadline); {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case werr = <-done:
-			exited = true
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	if !exited {
-		cmd.Process.Kill()
-		<-done
-		t.Fatal("repeated Ctrl-C did not end a --for waiting for another command's lock")
-	}
-	var ee *exec.ExitError
-	if !errors.As(werr, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
-		t.Fatalf("the --for waiting for a lock ended with %v; want it ended by the second Ctrl-C", werr)
-	}
-	unlock()
-	if rec, err := partition.Status(tg); err != nil || len(rec.Blocked) != 0 {
-		t.Fatalf("after the --for ended before its change: %d pairs blocked (%v); want none", len(rec.Blocked), err)
-	}
 }
