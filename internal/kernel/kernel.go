@@ -214,7 +214,8 @@ func (n *NS) Socket(domain, typ, proto int) (int, error) {
 	return fd, nil
 }
 
-// ReadSysctl reads a sysctl in the namespace.
+// ReadSysctl reads a sysctl in the namespace, through its directory as sysctls does: a status
+// reads one per bridge, and a full path's walk costs more the more namespaces the host has.
 func (n *NS) ReadSysctl(name string) (string, error) {
 	var v string
 	err := ns.Visit(n.fdPath(), func() error {
