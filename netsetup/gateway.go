@@ -441,7 +441,12 @@ func gatewayDown(env Env, cur *GatewayState) error {
 	if !cur.NoFirewall {
 		errs = append(errs, removeHostForward(hostH), deleteTable(hostH.NS))
 	}
-	errs = append(errs, delLink(hostH, HostLinkName), ns.RemoveOwn(gwPath, cur.NetnsID))
+	errs = append(errs, delLink(hostH, HostLinkName))
+	// Without a recorded identity (no record, or an older one), only a namespace that shows
+	// it is the gateway's goes: another tool's pinned at the path stays.
+	if cur.NetnsID != 0 || gatewaysPin(gwPath) {
+		errs = append(errs, ns.RemoveOwn(gwPath, cur.NetnsID))
+	}
 	// User links forward through the host too: the setting stays until the last of them goes.
 	if links, _ := env.store().userLinks(); cur.HostForwarding != "" && len(links) == 0 {
 		errs = append(errs, restoreForwarding(hostH, cur.HostForwarding))

@@ -245,14 +245,20 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 // pin a namespace of its own there (`ip netns del` and `ip netns add` of the name), and that
 // stays. An empty file, its namespace gone, is anyone's leftover.
 
-// guestsPin: a guest's namespace has the UTS pin pontoon keeps beside it in its state
-// directory, or an eth0 with a guest's MAC (while its bridge is there: guests are swept first).
-func (env Env) guestsPin(p string) bool {
-	key := strings.TrimPrefix(filepath.Base(p), "pontoon-g-")
-	if !ns.IsPinned(p) || ns.IsPinned(filepath.Join(env.stateDir(), "uts", key)) {
-		return true
-	}
-	return hasLink(p, func(l netlink.Link) bool { return l.Attrs().Name == GuestIfName && isGuestMAC(l.Attrs().HardwareAddr) })
+// guestsPin: a guest's namespace has an eth0 with a guest's MAC (while its bridge is there:
+// guests are swept first). Its UTS pin in pontoon's state directory says nothing of what is
+// pinned at the guest's path now.
+func guestsPin(p string) bool {
+	return !ns.IsPinned(p) || hasLink(p, func(l netlink.Link) bool { return l.Attrs().Name == GuestIfName && isGuestMAC(l.Attrs().HardwareAddr) })
+}
+
+// gatewaysPin: the gateway's namespace has its uplink, or a bridge's slot link.
+func gatewaysPin(p string) bool {
+	return !ns.IsPinned(p) || hasLink(p, func(l netlink.Link) bool {
+		n, ok := strings.CutPrefix(l.Attrs().Name, "s")
+		_, err := strconv.Atoi(n)
+		return l.Attrs().Name == UplinkName || (ok && err == nil)
+	})
 }
 
 // bridgesPin: a bridge's namespace has its br0 bridge, or its uplink.
@@ -308,7 +314,7 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		dir, prefix string
 		ours        func(string) bool
 	}{
-		{env.netnsDir(), "pontoon-g-", env.guestsPin},
+		{env.netnsDir(), "pontoon-g-", guestsPin},
 		{env.netnsDir(), bridgeNetnsPrefix, bridgesPin},
 		{filepath.Join(env.stateDir(), "uts"), "", func(string) bool { return true }}, // pontoon's own directory
 	}
@@ -340,8 +346,11 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		}
 	}
 	if g == nil {
-		// No gateway record: a pinned gateway or host link is left over from a lost record.
-		if ns.IsPinned(env.GatewayNetns()) || exists(env.GatewayNetns()) {
+		// No gateway record: a pinned gateway or host link is left over from a lost record;
+		// another tool's namespace at the gateway's path is not.
+		if gw := env.GatewayNetns(); ns.IsPinned(gw) && !gatewaysPin(gw) {
+			*kept = append(*kept, gw)
+		} else if ns.IsPinned(gw) || exists(gw) {
 			if err := gatewayDown(env, &GatewayState{}); err != nil {
 				errs = append(errs, err)
 			} else {

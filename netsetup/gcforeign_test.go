@@ -115,6 +115,15 @@ func TestGatewayPathTaken(t *testing.T) {
 	if id, _ := ns.ID(gw); id != theirs {
 		t.Fatalf("gateway down --force removed or replaced the other tool's namespace at %s", gw)
 	}
+	// With no gateway record left, neither gc nor a plain gateway down takes it for a lost
+	// gateway's.
+	if rep, _ := netsetup.GC(s.Env); !slices.Contains(rep.Kept, gw) {
+		t.Errorf("gc with no gateway record kept %v; want it to report the other namespace at %s", rep.Kept, gw)
+	}
+	netsetup.GatewayDown(s.Env, false)
+	if id, _ := ns.ID(gw); id != theirs {
+		t.Fatalf("gc or gateway down with no record removed or replaced the other tool's namespace at %s", gw)
+	}
 	if err := ns.Remove(gw); err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +180,21 @@ func TestGCRemovesPontoonsOrphans(t *testing.T) {
 	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
 	mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
 	mustGuest(t, s.Env, "b", "g2", "172.18.0.2")
+	mustGuest(t, s.Env, "b", "g3", "172.18.0.3")
+	// g3's path taken by another tool first: its UTS pin stays in pontoon's state directory,
+	// which says nothing of what is at the path now.
+	g3 := s.Env.GuestNetns("b", "g3")
+	if err := unix.Unmount(g3, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Remove(g3); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.New(ns.Spec{Net: g3}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(g3) })
+	theirs, _ := ns.ID(g3)
 	if err := os.Remove(filepath.Join(s.Env.StateDir, "bridges", "b.json")); err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +202,14 @@ func TestGCRemovesPontoonsOrphans(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gc after the record was lost: %v", err)
 	}
-	if len(rep.Kept) != 0 {
-		t.Errorf("gc kept %v; want every pin of the lost bridge removed", rep.Kept)
+	if !slices.Equal(rep.Kept, []string{g3}) {
+		t.Errorf("gc kept %v; want only the other tool's namespace at %s", rep.Kept, g3)
+	}
+	if id, _ := ns.ID(g3); id != theirs {
+		t.Errorf("gc removed or replaced the other tool's namespace at %s", g3)
 	}
 	for _, p := range []string{s.Env.BridgeNetns("b"), s.Env.GuestNetns("b", "g1"), s.Env.GuestNetns("b", "g2"),
-		filepath.Join(s.Env.StateDir, "uts", "g1@b"), filepath.Join(s.Env.StateDir, "uts", "g2@b")} {
+		filepath.Join(s.Env.StateDir, "uts", "g1@b"), filepath.Join(s.Env.StateDir, "uts", "g2@b"), filepath.Join(s.Env.StateDir, "uts", "g3@b")} {
 		if exists(p) {
 			t.Errorf("gc left %s of the bridge whose record was lost (orphans removed: %v)", p, rep.Orphans)
 		}

@@ -121,15 +121,20 @@ func CheckNotHost(env Env, path string) error {
 			names = append(names, name)
 		}
 	}
+	recorded := len(names)
 	seen := make(map[string]bool, len(names))
-	for _, name := range names {
+	for i, name := range names {
 		if seen[name] {
 			continue
 		}
 		seen[name] = true
-		if same(env.BridgeNetns(name)) {
+		if !same(env.BridgeNetns(name)) {
+			continue
+		}
+		if i < recorded {
 			return fmt.Errorf("network namespace %s: %w (bridge %q's); attach a network namespace of its own", path, ErrPontoonNamespace, name)
 		}
+		return fmt.Errorf("network namespace %s is pinned at bridge %q's path, %s, with no record of that bridge: %w, or another tool's; attach a network namespace of its own", path, name, env.BridgeNetns(name), ErrPontoonNamespace)
 	}
 	return nil
 }
