@@ -13,8 +13,6 @@ import (
 
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,7 +104,7 @@ func TestGatewayPathTaken(t *testing.T) {
 		t.Errorf("bridge create with the gateway's path taken: %v; want the gateway reported broken", err)
 	}
 	netsetup.GC(s.Env)
-	if links := linksIn(t, gw); len(links) != 1 {
+	if links := linkNames(t, gw); len(links) != 1 {
 		t.Errorf("the other tool's namespace at the gateway's path has links %v after create and gc; want its lo alone", links)
 	}
 	if err := netsetup.GatewayDown(s.Env, true); err != nil {
@@ -217,28 +215,4 @@ func TestGCRemovesPontoonsOrphans(t *testing.T) {
 	// The names are free again.
 	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
 	mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
-}
-
-// linksIn names the links of the namespace pinned at path.
-func linksIn(t *testing.T, path string) []string {
-	t.Helper()
-	fd, err := netns.GetFromPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	links, err := h.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, l := range links {
-		names = append(names, l.Attrs().Name)
-	}
-	return names
 }
