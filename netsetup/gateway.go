@@ -442,9 +442,10 @@ func gatewayDown(env Env, cur *GatewayState) error {
 		errs = append(errs, removeHostForward(hostH), deleteTable(hostH.NS))
 	}
 	errs = append(errs, delLink(hostH, HostLinkName))
-	// Without a recorded identity (no record, or an older one), only a namespace that shows
-	// it is the gateway's goes: another tool's pinned at the path stays.
-	if cur.NetnsID != 0 || gatewaysPin(gwPath) {
+	// With no record (gc's sweep, or down without one), only a namespace that shows it is the
+	// gateway's goes: another tool's pinned at the path stays. A record, written before its
+	// namespace was made, makes what is there pontoon's (its identity, once known, too).
+	if cur.Phase != "" || gatewaysPin(gwPath) {
 		errs = append(errs, ns.RemoveOwn(gwPath, cur.NetnsID))
 	}
 	// User links forward through the host too: the setting stays until the last of them goes.
