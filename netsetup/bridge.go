@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,7 +52,6 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 		if plan, gw, err = readyGateway(st); err != nil {
 			return err
 		}
-
 		// A bridge with port forwards rewrites the gateway's table from every record once it
 		// is built (and again if it is rolled back): those are read whole now, so that one
 		// that cannot be read refuses the create before anything is made.
@@ -190,6 +190,13 @@ func checkPortsUnique(ports []Port) error {
 }
 
 func slotLink(slot int) string { return fmt.Sprintf("s%d", slot) }
+
+// isSlotLink reports whether name is of the form slotLink gives.
+func isSlotLink(name string) bool {
+	n, ok := strings.CutPrefix(name, "s")
+	_, err := strconv.Atoi(n)
+	return ok && err == nil
+}
 
 // buildBridge runs the steps that make b; on failure it undoes those it ran.
 func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -254,11 +253,7 @@ func guestsPin(p string) bool {
 
 // gatewaysPin: the gateway's namespace has its uplink, or a bridge's slot link.
 func gatewaysPin(p string) bool {
-	return !ns.IsPinned(p) || hasLink(p, func(l netlink.Link) bool {
-		n, ok := strings.CutPrefix(l.Attrs().Name, "s")
-		_, err := strconv.Atoi(n)
-		return l.Attrs().Name == UplinkName || (ok && err == nil)
-	})
+	return !ns.IsPinned(p) || hasLink(p, func(l netlink.Link) bool { return l.Attrs().Name == UplinkName || isSlotLink(l.Attrs().Name) })
 }
 
 // bridgesPin: a bridge's namespace has its br0 bridge, or its uplink.
@@ -314,7 +309,7 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		dir, prefix string
 		ours        func(string) bool
 	}{
-		{env.netnsDir(), "pontoon-g-", guestsPin},
+		{env.netnsDir(), guestNetnsPrefix, guestsPin},
 		{env.netnsDir(), bridgeNetnsPrefix, bridgesPin},
 		{filepath.Join(env.stateDir(), "uts"), "", func(string) bool { return true }}, // pontoon's own directory
 	}
@@ -359,11 +354,8 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 		}
 		return out, errors.Join(errs...)
 	}
-	want := uint64(0)
-	if g != nil {
-		want = g.NetnsID // another tool's namespace at the gateway's path is not the gateway
-	}
-	if env.gatewayDamage(want) == gatewayGone {
+	// By identity: another tool's namespace at the gateway's path is not the gateway.
+	if env.gatewayDamage(g.NetnsID) == gatewayGone {
 		// Nothing of the gateway to sweep; what is left of its bridges needs the user's word.
 		return out, errors.Join(append(errs, fmt.Errorf("the gateway is broken: %s", env.gatewayProblem(gatewayGone, liveList(live))))...)
 	}
@@ -379,10 +371,8 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 	var orphans []string
 	for _, l := range links {
 		name := l.Attrs().Name
-		if n, ok := strings.CutPrefix(name, "s"); ok && !slots[name] && !released[name] {
-			if _, err := strconv.Atoi(n); err == nil {
-				orphans = append(orphans, name)
-			}
+		if isSlotLink(name) && !slots[name] && !released[name] {
+			orphans = append(orphans, name)
 		}
 	}
 	// The uplink of a bridge destroyed just before goes with the bridge's namespace, which

@@ -109,7 +109,7 @@ func CheckNotHost(env Env, path string) error {
 	// Beyond pins, the attach checks identities (notRecordedNamespace) and links
 	// (checkGuestLinks).
 	if same(env.GatewayNetns()) {
-		return fmt.Errorf("network namespace %s: %w (the gateway's); attach a network namespace of its own", path, ErrPontoonNamespace)
+		return pontoonsOwn(path, "the gateway's")
 	}
 	names, err := env.store().bridgeNames()
 	if err != nil {
@@ -132,7 +132,7 @@ func CheckNotHost(env Env, path string) error {
 			continue
 		}
 		if i < recorded {
-			return fmt.Errorf("network namespace %s: %w (bridge %q's); attach a network namespace of its own", path, ErrPontoonNamespace, name)
+			return pontoonsOwn(path, fmt.Sprintf("bridge %q's", name))
 		}
 		return fmt.Errorf("network namespace %s is pinned at bridge %q's path, %s, with no record of that bridge: %w, or another tool's; attach a network namespace of its own", path, name, env.BridgeNetns(name), ErrPontoonNamespace)
 	}
@@ -150,9 +150,9 @@ func notRecordedNamespace(path string, gw *GatewayState, b *BridgeState) error {
 	case !ok:
 		return nil // no namespace there: the attach says so
 	case gw != nil && gw.NetnsID != 0 && id == gw.NetnsID:
-		return fmt.Errorf("network namespace %s: %w (the gateway's); attach a network namespace of its own", path, ErrPontoonNamespace)
+		return pontoonsOwn(path, "the gateway's")
 	case b != nil && b.NetnsID != 0 && id == b.NetnsID:
-		return fmt.Errorf("network namespace %s: %w (bridge %q's); attach a network namespace of its own", path, ErrPontoonNamespace, b.Name)
+		return pontoonsOwn(path, fmt.Sprintf("bridge %q's", b.Name))
 	}
 	return nil
 }
@@ -174,6 +174,11 @@ func checkGuestLinks(gH *handle, path string) error {
 		}
 	}
 	return nil
+}
+
+// pontoonsOwn is the refusal of the gateway's or a bridge's namespace (whose: "the gateway's").
+func pontoonsOwn(path, whose string) error {
+	return fmt.Errorf("network namespace %s: %w (%s); attach a network namespace of its own", path, ErrPontoonNamespace, whose)
 }
 
 // ErrPontoonNamespace is wrapped by the error for attaching the gateway's or a bridge's

@@ -92,14 +92,18 @@ func (e Env) BridgeNetns(bridge string) string {
 	return filepath.Join(e.netnsDir(), bridgeNetnsPrefix+bridge)
 }
 
-// bridgeNetnsPrefix begins the name of every bridge's namespace pin.
-const bridgeNetnsPrefix = "pontoon-br-"
+// bridgeNetnsPrefix and guestNetnsPrefix begin the names of bridges' and guests' namespace
+// pins.
+const (
+	bridgeNetnsPrefix = "pontoon-br-"
+	guestNetnsPrefix  = "pontoon-g-"
+)
 
 // GuestNetns is the path where pontoon pins a guest namespace it created itself:
 // pontoon-g-GUEST@BRIDGE. Names cannot contain '@', so no two guests share a path (with '-'
 // between them, bridge "a" with guest "b-c" and bridge "a-b" with guest "c" did).
 func (e Env) GuestNetns(bridge, guest string) string {
-	return filepath.Join(e.netnsDir(), "pontoon-g-"+guestKey(bridge, guest))
+	return filepath.Join(e.netnsDir(), guestNetnsPrefix+guestKey(bridge, guest))
 }
 
 // guestKey names a guest uniquely across bridges, for file names.
