@@ -45,6 +45,9 @@ func Update(t Target, change func(State) (State, error)) (Record, error) {
 }
 
 type applyOpts struct {
+	// ctx, when set, calls off the wait for the state lock (a --for's Ctrl-C); once the lock
+	// is held the change goes through.
+	ctx     context.Context
 	expires time.Time
 	// restorePrev records the parts of the state the change replaces as the ones to restore
 	// at expires (a Timed); they are read under the same lock as the apply, so a concurrent
@@ -70,7 +73,11 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if err := t.check(); err != nil {
 		return Record{}, err
 	}
-	unlock, err := lockState(t.StateDir)
+	ctx := o.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	unlock, err := lockStateContext(ctx, t.StateDir)
 	if err != nil {
 		return Record{}, err
 	}
@@ -78,6 +85,11 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	prev, known, err := readStatus(t.StateDir)
 	if err != nil {
 		return Record{}, err
+	}
+	if prev.Ahead {
+		if prev, err = settleAhead(t, prev); err != nil {
+			return Record{}, err
+		}
 	}
 	nftpool.NoteChange(prev.AppliedAt)
 	if o.onlyIfApplied && len(prev.Blocked) == 0 && len(prev.Impairments) == 0 {
@@ -170,6 +182,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			if undo, err = t.writeAhead(r, plan, prev, known, backend, pending); err != nil {
 				return Record{}, err
 			}
+			stopAt("ahead")
 		}
 		if err := applyShaping(t.NetnsPath, prev.Shaping, plan.Shaping); err != nil {
 			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
@@ -198,6 +211,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			t.logChange(o.kind, prev, Record{}, o, err, nil)
 			return Record{}, err
 		}
+		stopAt("committed")
 		now := time.Now()
 		st := newStatus(r, plan, prev, now)
 		st.Backend = backend
@@ -408,10 +422,16 @@ func Recorded(t Target) (State, error) {
 // record's Generation, or by RestoreExpired from any process once d has
 // passed (so a restore survives the death of the process that asked for it).
 func UpdateUntil(t Target, change func(State) (State, error), d time.Duration) (Record, error) {
+	return UpdateUntilContext(context.Background(), t, change, d)
+}
+
+// UpdateUntilContext is UpdateUntil, given up with ctx's error, changing nothing, when ctx is
+// done before the change has the bridge's state lock (another change holds it).
+func UpdateUntilContext(ctx context.Context, t Target, change func(State) (State, error), d time.Duration) (Record, error) {
 	if d <= 0 {
 		return Record{}, fmt.Errorf("apply for %s: the duration must be positive", d)
 	}
-	return applyWith(t, change, applyOpts{expires: time.Now().Add(d), restorePrev: true, lasts: d})
+	return applyWith(t, change, applyOpts{ctx: ctx, expires: time.Now().Add(d), restorePrev: true, lasts: d})
 }
 
 // Restore ends the timed change UpdateUntil made with generation gen: the parts of the state

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,6 +65,9 @@ type Record struct {
 	// refresh re-applies the same state to ports that joined: a commit, not a change, so a
 	// --for still restores the state it set after a guest joined.
 	Change uint64 `json:"change,omitempty"`
+	// Ahead marks a record written ahead of its change's commit (a --for's, see writeAhead):
+	// the kernel may not hold it. The change's final record has it false.
+	Ahead bool `json:"ahead,omitempty"`
 	// ClosedConnections is how many TCP sockets Cut closed actively inside
 	// guests at the last apply; CutError says why that failed, if it did
 	// (the passive resets are in effect regardless).
@@ -290,7 +294,12 @@ func writeStatus(dir string, st Record) error {
 
 // lockState serialises Apply and Heal on one bridge across processes.
 func lockState(dir string) (func(), error) {
-	return statefile.Lock(filepath.Join(dir, LockFile))
+	return lockStateContext(context.Background(), dir)
+}
+
+// lockStateContext is lockState, given up with ctx's error when ctx is done first.
+func lockStateContext(ctx context.Context, dir string) (func(), error) {
+	return statefile.LockContext(ctx, filepath.Join(dir, LockFile))
 }
 
 // change is the generation of the change in force; records written before Change existed

@@ -40,6 +40,9 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	if r.Change != 0 {
 		w.Uint("change", r.Change)
 	}
+	if r.Ahead {
+		w.Bool("ahead", true)
+	}
 	if r.ClosedConnections != 0 {
 		w.Int("closed_connections", int64(r.ClosedConnections))
 	}
@@ -140,6 +143,8 @@ func decodeRecordFile(data []byte) (recordFile, bool) {
 			rec.Generation = r.Uint()
 		case "change":
 			rec.Change = r.Uint()
+		case "ahead":
+			rec.Ahead = r.Bool()
 		case "closed_connections":
 			rec.ClosedConnections = int(r.Int())
 		case "cut_error":

@@ -346,7 +346,7 @@ func (r Record) Deadline(gen uint64) (time.Time, bool) {
 // applied when the commit has not happened.
 func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, backend Backend, pending []Timed) (func(), error) {
 	ahead := newStatus(r, plan, prev, time.Now())
-	ahead.Change, ahead.Backend = ahead.Generation, backend
+	ahead.Change, ahead.Backend, ahead.Ahead = ahead.Generation, backend, true
 	// The counter sets the table may hold by now: the new rule set's, and the old ones the
 	// commit keeps (as pruneCounters reckons them).
 	ahead.CounterSets = plan.RuleSet.counted()

@@ -690,11 +690,14 @@ func (c *runner) bridgeOf(br string, guests ...string) {
 
 // blockedIn reports whether a thread of process pid waits in openat(2): opening a FIFO
 // nobody reads blocks there.
-func blockedIn(t *testing.T, pid int) bool {
-	openat := strconv.Itoa(unix.SYS_OPENAT) + " "
+func blockedIn(t *testing.T, pid int) bool { return inSyscall(pid, unix.SYS_OPENAT) }
+
+// inSyscall reports whether a thread of process pid waits in system call nr.
+func inSyscall(pid, nr int) bool {
+	prefix := strconv.Itoa(nr) + " "
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/syscall", pid))
 	for _, f := range tasks {
-		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), openat) {
+		if b, err := os.ReadFile(f); err == nil && strings.HasPrefix(string(b), prefix) {
 			return true
 		}
 	}

@@ -133,8 +133,8 @@ func awaitChange(f *os.File) (gen uint64, at time.Time, made bool, err error) {
 }
 
 // catchStop catches Ctrl-C and SIGTERM for a --for from before its change goes in, for as
-// long as the command runs: ctx is done on the first, and the change is undone as soon as it
-// is in. Every later one is caught too: ending the command on a second one (a common double
+// long as the command runs: ctx is done on the first. A change still waiting for the bridge's
+// lock is called off; one that has it goes in and is undone as soon as it is in. Every later one is caught too: ending the command on a second one (a common double
 // press) could land while the change goes in or is being undone, and leave it for the whole
 // duration.
 func catchStop() (context.Context, context.CancelFunc) {
@@ -163,7 +163,11 @@ func applyFor(c *cli.Context, t partition.Target, change func(partition.State) (
 	}
 	defer stopRestorer()
 	t.Restorer = strconv.Itoa(restorer.Process.Pid)
-	rec, err := partition.UpdateUntil(t, change, d)
+	rec, err := partition.UpdateUntilContext(ctx, t, change, d)
+	if errors.Is(err, context.Canceled) {
+		// Stopped before the change had the bridge's partition lock (another command held it).
+		err = fmt.Errorf("interrupted before the change went in: nothing was changed on bridge %q", c.String("bridge"))
+	}
 	deadline, _ := rec.Deadline(rec.Generation)
 	// The bridge's directory, which holds the change's record now: one destroyed and made
 	// again under the name is not this.

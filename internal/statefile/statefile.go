@@ -5,6 +5,7 @@
 package statefile
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,35 @@ func Lock(path string) (unlock func(), err error) {
 	}
 	// Closing the file releases the lock.
 	return func() { f.Close() }, nil
+}
+
+// LockContext is Lock, given up with ctx's error when ctx is done first: a command the user
+// interrupts while another holds the lock ends there. flock(2) cannot be called off, so the
+// wait goes on in the background and a lock it gets late is let go at once.
+func LockContext(ctx context.Context, path string) (unlock func(), err error) {
+	if ctx.Done() == nil {
+		return Lock(path)
+	}
+	type locked struct {
+		unlock func()
+		err    error
+	}
+	got := make(chan locked, 1)
+	go func() {
+		u, err := Lock(path)
+		got <- locked{u, err}
+	}()
+	select {
+	case l := <-got:
+		return l.unlock, l.err
+	case <-ctx.Done():
+		go func() {
+			if l := <-got; l.err == nil {
+				l.unlock()
+			}
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // LockIfThere is Lock for a reader: it creates nothing, and without a lock file at path it
