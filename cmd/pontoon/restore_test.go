@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/partition"
-	"golang.org/x/sys/unix"
 )
 
 // TestSleepWhileExists: a restorer's wait ends without restoring when its bridge's
@@ -111,63 +108,6 @@ func TestForCtrlCAsSoonAsInForce(t *testing.T) {
 		if rec, err := partition.Status(tg); err != nil || len(rec.Blocked) != 0 {
 			t.Fatalf("round %d: after the Ctrl-C: %d pairs blocked (%v); want the partition lifted", round, len(rec.Blocked), err)
 		}
-	}
-	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
-}
-
-// TestForInterruptedWaitingForTheLock: a --for on a bridge whose partition another command is
-// changing (here the test holds its lock) ends on Ctrl-C, saying it changed nothing, and
-// changes nothing. It used to catch the Ctrl-C and wait on for as long as the lock was held.
-func TestForInterruptedWaitingForTheLock(t *testing.T) {
-	c := newCLI(t)
-	c.bridgeOf("k", "n1", "n2")
-	c.ok("partition", "loss", "1", "n2", "--bridge", "k")
-	unlock, err := statefile.Lock(filepath.Join(c.sb.Env.BridgeDataDir("k"), partition.LockFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	locked := true
-	defer func() {
-		if locked {
-			unlock()
-		}
-	}()
-	cmd := c.command("partition", "isolate", "n1", "--for", "1m", "--bridge", "k")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // also when a wait below fails
-	waitUntil(t, func() bool { return inSyscall(cmd.Process.Pid, unix.SYS_FLOCK) })
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Errorf("the interrupted --for exited 0:\n%s", &out)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the --for did not end on Ctrl-C while another command held the lock:\n%s", &out)
-	}
-	if !strings.Contains(out.String(), "interrupted before the change went in: nothing was changed") {
-		t.Errorf("the interrupted --for said:\n%s", &out)
-	}
-	unlock()
-	locked = false
-	tgt, err := partition.ForBridge(c.sb.Env, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := partition.Status(tgt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rec.Kernel.InEffect || len(rec.Blocked) != 0 || len(rec.Impairments) != 1 || len(rec.Pending) != 0 {
-		t.Errorf("after the interrupted --for: %+v; want the loss alone, in effect, nothing pending", rec)
 	}
 	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 }
