@@ -1,6 +1,7 @@
 package partition
 
 import (
+	"errors"
 	"runtime"
 	"slices"
 	"strings"
@@ -9,17 +10,23 @@ import (
 )
 
 // TestChangeKilledAroundItsCommit: a --for that isolates a, killed after its record was
-// written ahead and before its commit, leaves a record of an isolation the kernel never got.
-// The next change (a loss on c) starts from what the kernel holds: the isolation does not
-// arrive with it and nothing is left to restore; status finds the kernel holding that
-// change's record, and a reaches b. It used to apply the isolation with the loss, for the
-// --for's whole hour. Killed after its commit instead, the isolation stays, with its restore.
+// written ahead, leaves a record the kernel may not hold. The next change (a loss on c) starts
+// from what the kernel holds: killed before the commit, the isolation does not arrive with it
+// and nothing is left to restore, and status finds the kernel holding that change's record
+// and a reaching b (it used to apply the isolation with the loss, for the --for's whole hour).
+// Killed after its commit, the isolation stays, with its restore, also when the other family
+// holds a partition table too (a backend switch killed before it removed the old table).
 func TestChangeKilledAroundItsCommit(t *testing.T) {
 	for _, tc := range []struct {
 		at       string
 		isolated bool
-	}{{"ahead", false}, {"committed", true}} {
-		t.Run("killed "+tc.at, func(t *testing.T) {
+		other    bool // a partition table in the other family
+	}{{"ahead", false, false}, {"shaped", false, false}, {"committed", true, false}, {"committed", true, true}} {
+		name := "killed " + tc.at
+		if tc.other {
+			name += ", a table in the other family"
+		}
+		t.Run(name, func(t *testing.T) {
 			s := newScene(t, 3, false)
 			s.startServers(t)
 			tgt := s.target()
@@ -31,49 +38,135 @@ func TestChangeKilledAroundItsCommit(t *testing.T) {
 			killedAt(t, tc.at, func() {
 				_, _ = UpdateUntil(tgt, func(s State) (State, error) { s.Partition = isolate; return s, nil }, time.Hour)
 			})
+			ahead, _, err := readStatus(tgt.StateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.other {
+				other := map[Backend]string{BackendNetdev: "bridge", BackendBridge: "netdev"}[ahead.Backend]
+				run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "add", "table", other, TableName)
+			}
 			if st, err := Status(tgt); err != nil {
 				t.Fatal(err)
-			} else if in := st.Kernel.InEffect; in != tc.isolated || !in && !strings.Contains(st.Kernel.Detail, "recorded ahead of its commit") {
-				t.Errorf("status after the kill: in effect %t, %s", in, st.Kernel.Detail)
+			} else if said := strings.Contains(st.Kernel.Detail, "recorded ahead of its commit"); said == tc.isolated {
+				t.Errorf("status after the kill says: %s", st.Kernel.Detail)
 			}
-			rec, err := Update(tgt, func(s State) (State, error) {
+			var rec Record
+			if tc.isolated {
+				// The --for's restorer, at the deadline: it ends the isolation.
+				if err := Restore(tgt, ahead.Change); err != nil {
+					t.Fatalf("restore of the killed --for: %v", err)
+				}
+				assertBlocks(t, s, []Pair{{"b", "c"}}, 0)
+				return
+			}
+			rec, err = Update(tgt, func(s State) (State, error) {
 				s.Impairments = append(s.Impairments, Impairment{Guest: "c", Loss: 1})
 				return s, nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := len(rec.Pending); got != map[bool]int{false: 0, true: 1}[tc.isolated] {
+			if len(rec.Pending) != 0 {
 				t.Errorf("pending after the next change: %+v", rec.Pending)
 			}
-			st, err := Status(tgt)
-			if err != nil {
-				t.Fatal(err)
+			if err := Restore(tgt, ahead.Change); !errors.Is(err, ErrSuperseded) {
+				t.Errorf("the killed --for's restorer: %v; want ErrSuperseded (nothing of it to end)", err)
 			}
-			if !st.Kernel.InEffect {
-				t.Errorf("status after the next change: %s", st.Kernel.Detail)
-			}
-			var blocked []Pair
-			for _, b := range st.Blocked {
-				blocked = append(blocked, Pair{b.Src, b.Dst})
-			}
-			want := []Pair{{"b", "c"}}
-			if tc.isolated {
-				want = slices.Clone(isolate.Blocked)
-			}
-			slices.SortFunc(blocked, comparePairs)
-			slices.SortFunc(want, comparePairs)
-			if !slices.Equal(blocked, want) {
-				t.Errorf("the kernel blocks %v; want %v", blocked, want)
-			}
-			if len(st.Impairments) != 1 {
-				t.Errorf("impairments %+v; want the loss on c", st.Impairments)
-			}
-			got := s.probePairs(t, [][2]string{{"a", "b"}}, "after-"+tc.at, failTimeout)
-			if reached := got[[3]string{"a", "b", "tcp"}] == "ok"; reached == tc.isolated {
-				t.Errorf("a -> b over TCP: %s; isolated: %t", got[[3]string{"a", "b", "tcp"}], tc.isolated)
-			}
+			assertBlocks(t, s, []Pair{{"b", "c"}}, 1)
 		})
+	}
+}
+
+// assertBlocks checks that status finds the kernel holding its record, which blocks want and
+// has imps impairments, and that a reaches b exactly when want leaves it free.
+func assertBlocks(t *testing.T, s *scene, want []Pair, imps int) {
+	t.Helper()
+	st, err := Status(s.target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Kernel.InEffect {
+		t.Errorf("status: %s", st.Kernel.Detail)
+	}
+	var blocked []Pair
+	for _, b := range st.Blocked {
+		blocked = append(blocked, Pair{b.Src, b.Dst})
+	}
+	slices.SortFunc(blocked, comparePairs)
+	want = slices.Clone(want)
+	slices.SortFunc(want, comparePairs)
+	if !slices.Equal(blocked, want) {
+		t.Errorf("the kernel blocks %v; want %v", blocked, want)
+	}
+	if len(st.Impairments) != imps {
+		t.Errorf("impairments %+v; want %d", st.Impairments, imps)
+	}
+	free := !slices.Contains(want, Pair{"a", "b"})
+	got := s.probePairs(t, [][2]string{{"a", "b"}}, "a-b", failTimeout)
+	if reached := got[[3]string{"a", "b", "tcp"}] == "ok"; reached != free {
+		t.Errorf("a -> b over TCP: %s; want it to pass: %t", got[[3]string{"a", "b", "tcp"}], free)
+	}
+}
+
+// TestShapingOnlyChangeKilled: a --for that lifts the rate limit of c, a change with no
+// partition table, killed before or after its shaping went in. The next change keeps c's
+// limit, as the kernel does once the killed change's shaping is undone, and status finds the
+// kernel holding the record; a heal instead leaves no shaping of either. A change that fails
+// after the kill leaves the record before the killed one, blocked pairs' times and all.
+func TestShapingOnlyChangeKilled(t *testing.T) {
+	for _, at := range []string{"ahead", "shaped"} {
+		for _, next := range []string{"change", "heal", "failed change"} {
+			t.Run("killed "+at+", then "+next, func(t *testing.T) {
+				s := newScene(t, 3, true)
+				s.startServers(t)
+				tgt := s.target()
+				limited := State{Partition: Fullmesh(), Impairments: []Impairment{{Guest: "c", Rate: 20_000_000}}}
+				if next == "failed change" {
+					limited.Partition = mustBlock(t, tgt.Guests, "b", "c")
+				}
+				if err := Apply(tgt, limited); err != nil {
+					skipMissing(t, err)
+					t.Fatal(err)
+				}
+				before, _, err := readStatus(tgt.StateDir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				killedAt(t, at, func() {
+					_, _ = UpdateUntil(tgt, func(s State) (State, error) { s.Impairments = nil; return s, nil }, time.Hour)
+				})
+				switch next {
+				case "change":
+					if _, err := Update(tgt, func(s State) (State, error) {
+						s.Impairments = append(s.Impairments, Impairment{Guest: "b", Loss: 1})
+						return s, nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+					// Status compares c's shaping, as recorded, with the kernel's.
+					assertBlocks(t, s, nil, 2)
+				case "heal":
+					if err := Heal(tgt); err != nil {
+						t.Fatal(err)
+					}
+					assertBlocks(t, s, nil, 0)
+				case "failed change":
+					refused := errors.New("refused")
+					if _, err := Update(tgt, func(State) (State, error) { return State{}, refused }); !errors.Is(err, refused) {
+						t.Fatalf("the failing change: %v", err)
+					}
+					assertBlocks(t, s, []Pair{{"b", "c"}}, 1)
+					after, _, err := readStatus(tgt.StateDir)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(after.Blocked) != 1 || !after.Blocked[0].Since.Equal(before.Blocked[0].Since) || !after.Impairments[0].Since.Equal(before.Impairments[0].Since) {
+						t.Errorf("record after the failed change: %+v; want the one before the killed --for: %+v", after, before)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -86,7 +86,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if err != nil {
 		return Record{}, err
 	}
-	if prev.Ahead {
+	if prev.Before != nil {
 		if prev, err = settleAhead(t, prev); err != nil {
 			return Record{}, err
 		}
@@ -191,6 +191,9 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			t.logChange(o.kind, prev, Record{}, o, err, nil)
 			return Record{}, err
 		}
+		if o.restorePrev {
+			stopAt("shaped")
+		}
 		start := time.Now()
 		err := commitVerified(t.NetnsPath, plan.RuleSet, sup.families(), committed{prev.Marker, prev.Chains})
 		if err != nil {
@@ -211,7 +214,9 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			t.logChange(o.kind, prev, Record{}, o, err, nil)
 			return Record{}, err
 		}
-		stopAt("committed")
+		if o.restorePrev {
+			stopAt("committed")
+		}
 		now := time.Now()
 		st := newStatus(r, plan, prev, now)
 		st.Backend = backend
@@ -369,9 +374,14 @@ func Heal(t Target) error {
 	}
 	took := time.Since(start)
 	// Without a record, or with shaping recorded, look for leftovers in the
-	// kernel rather than trusting the record.
-	if !known || len(prev.Shaping) > 0 {
-		if err := clearShaping(t.NetnsPath, t.Guests, prev.Shaping); err != nil {
+	// kernel rather than trusting the record. A record written ahead of a commit that may
+	// not have happened names the shaping before it too: the kernel may hold either.
+	shaping := prev.Shaping
+	if prev.Before != nil {
+		shaping = append(slices.Clone(shaping), prev.Before.Shaping...)
+	}
+	if !known || len(shaping) > 0 {
+		if err := clearShaping(t.NetnsPath, t.Guests, shaping); err != nil {
 			return fmt.Errorf("heal: %w", err)
 		}
 	}
@@ -426,7 +436,8 @@ func UpdateUntil(t Target, change func(State) (State, error), d time.Duration) (
 }
 
 // UpdateUntilContext is UpdateUntil, given up with ctx's error, changing nothing, when ctx is
-// done before the change has the bridge's state lock (another change holds it).
+// done before the change has the bridge's state lock (another change holds it). The given-up
+// wait lingers until that lock is free (statefile.LockContext): for a command about to end.
 func UpdateUntilContext(ctx context.Context, t Target, change func(State) (State, error), d time.Duration) (Record, error) {
 	if d <= 0 {
 		return Record{}, fmt.Errorf("apply for %s: the duration must be positive", d)

@@ -65,9 +65,11 @@ type Record struct {
 	// refresh re-applies the same state to ports that joined: a commit, not a change, so a
 	// --for still restores the state it set after a guest joined.
 	Change uint64 `json:"change,omitempty"`
-	// Ahead marks a record written ahead of its change's commit (a --for's, see writeAhead):
-	// the kernel may not hold it. The change's final record has it false.
-	Ahead bool `json:"ahead,omitempty"`
+	// Before is, in a record written ahead of its change's commit (a --for's, see
+	// writeAhead), the record that change replaces: what the kernel still holds when the
+	// change never reached it. The change's final record has none. (Stored in the file's
+	// form: recordFile.Before.)
+	Before *Record `json:"-"`
 	// ClosedConnections is how many TCP sockets Cut closed actively inside
 	// guests at the last apply; CutError says why that failed, if it did
 	// (the passive resets are in effect regardless).
@@ -146,6 +148,8 @@ type recordFile struct {
 	// deadline and the whole state to restore then (see legacyTimed).
 	Expires time.Time `json:"expires,omitzero"`
 	Restore *State    `json:"restore,omitempty"`
+	// Before is Record.Before, in this form: a --for on 32,000 blocked pairs keeps two rows.
+	Before *recordFile `json:"before,omitempty"`
 }
 
 type blockedGroup struct {
@@ -163,6 +167,10 @@ func toFile(st Record) recordFile {
 	f := recordFile{Record: st, IPs: map[string]netip.Addr{}, IP6s: map[string]netip.Addr{}}
 	f.Record.Blocked = nil
 	f.Record.Kernel = nil
+	if st.Before != nil {
+		b := toFile(*st.Before)
+		f.Before, f.Record.Before = &b, nil
+	}
 	type srcKey struct {
 		since time.Time
 		src   string
@@ -220,6 +228,10 @@ func fromFile(f recordFile) Record {
 	slices.SortFunc(st.Blocked, func(a, b BlockedPair) int { return comparePairs(Pair{a.Src, a.Dst}, Pair{b.Src, b.Dst}) })
 	if st.Impairments == nil {
 		st.Impairments = []Impairment{}
+	}
+	if f.Before != nil {
+		b := fromFile(*f.Before)
+		st.Before = &b
 	}
 	if f.Restore != nil && len(st.Pending) == 0 && !f.Expires.IsZero() {
 		st.Pending = []Timed{legacyTimed(st.change(), f.Expires, *f.Restore, st.State())}

@@ -17,7 +17,7 @@ import (
 // nothing) for a record outside the common form.
 func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	r := &f.Record
-	if len(r.Impairments) > 0 || len(r.Shaping) > 0 || len(r.Pending) > 0 || r.Counters != nil || r.Kernel != nil {
+	if f.Before != nil || len(r.Impairments) > 0 || len(r.Shaping) > 0 || len(r.Pending) > 0 || r.Counters != nil || r.Kernel != nil {
 		return b, false
 	}
 	w := jsontok.Writer{B: append(b, '{')}
@@ -39,9 +39,6 @@ func appendRecordFile(b []byte, f *recordFile) ([]byte, bool) {
 	w.Uint("generation", r.Generation)
 	if r.Change != 0 {
 		w.Uint("change", r.Change)
-	}
-	if r.Ahead {
-		w.Bool("ahead", true)
 	}
 	if r.ClosedConnections != 0 {
 		w.Int("closed_connections", int64(r.ClosedConnections))
@@ -143,8 +140,6 @@ func decodeRecordFile(data []byte) (recordFile, bool) {
 			rec.Generation = r.Uint()
 		case "change":
 			rec.Change = r.Uint()
-		case "ahead":
-			rec.Ahead = r.Bool()
 		case "closed_connections":
 			rec.ClosedConnections = int(r.Int())
 		case "cut_error":

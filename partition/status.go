@@ -87,9 +87,11 @@ func Status(t Target) (Record, error) {
 	if len(kt.Foreign) > 0 {
 		problems = append(problems, fmt.Sprintf("the bridge's namespace holds nftables tables that are not pontoon's (%s): their rules may drop what the partition lets through", strings.Join(kt.Foreign, ", ")))
 	}
-	if st.Ahead && (!st.Kernel.InEffect || len(problems) > 0) {
-		// The likeliest reason, first: a --for stopped between its record and its commit.
-		problems = append([]string{fmt.Sprintf("the change of generation %d (a --for) was recorded ahead of its commit and its command stopped before the kernel confirmed it; the next change, the --for's restorer at its deadline or `pontoon partition heal` records what the kernel holds", st.Change)}, problems...)
+	if st.Before != nil {
+		if in, err := aheadInForce(t.NetnsPath, st); err == nil && !in {
+			// First: it says what the differences that follow come from.
+			problems = append([]string{fmt.Sprintf("the change of generation %d (a --for) was recorded ahead of its commit and its command stopped before the kernel got it: the kernel holds the state before it, which the next change, the --for's restorer or `pontoon partition heal` records", st.Change)}, problems...)
+		}
 	}
 	if len(problems) > 0 {
 		if st.Kernel.InEffect {

@@ -337,16 +337,14 @@ func (r Record) Deadline(gen uint64) (time.Time, bool) {
 }
 
 // writeAhead records the state of a change with a deadline (UpdateUntil) before the kernel
-// gets it, with its pending timed changes, this one's included, and returns what puts the
-// previous record back if the change fails. Killed anywhere after this, the change leaves a
-// record that RestoreExpired (the --for's restorer, or the next command) undoes at the
-// deadline, whether or not the kernel got it: restoring re-applies the previous state, and
-// its shaping is undone from this record's. Until the final record is written, status
-// compares the kernel with this one, and warns that the kernel does not hold what was last
-// applied when the commit has not happened.
+// gets it, with its pending timed changes, this one's included, and the record it replaces
+// (Before); it returns what puts the previous record back if the change fails. Killed
+// anywhere after this, the change leaves a record that the next change under the lock settles
+// (settleAhead): kept when the kernel got the change, which its restorer then ends on time;
+// else replaced by Before, the change's shaping undone. Until then status says which it is.
 func (t Target) writeAhead(r *resolved, plan Plan, prev Record, known bool, backend Backend, pending []Timed) (func(), error) {
 	ahead := newStatus(r, plan, prev, time.Now())
-	ahead.Change, ahead.Backend, ahead.Ahead = ahead.Generation, backend, true
+	ahead.Change, ahead.Backend, ahead.Before = ahead.Generation, backend, &prev
 	// The counter sets the table may hold by now: the new rule set's, and the old ones the
 	// commit keeps (as pruneCounters reckons them).
 	ahead.CounterSets = plan.RuleSet.counted()

@@ -134,9 +134,9 @@ func awaitChange(f *os.File) (gen uint64, at time.Time, made bool, err error) {
 
 // catchStop catches Ctrl-C and SIGTERM for a --for from before its change goes in, for as
 // long as the command runs: ctx is done on the first. A change still waiting for the bridge's
-// lock is called off; one that has it goes in and is undone as soon as it is in. Every later one is caught too: ending the command on a second one (a common double
-// press) could land while the change goes in or is being undone, and leave it for the whole
-// duration.
+// lock is called off; one that has it goes in and is undone as soon as it is in. Every later
+// one is caught too: ending the command on a second one (a common double press) could land
+// while the change goes in or is being undone, and leave it for the whole duration.
 func catchStop() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

@@ -37,10 +37,14 @@ func Lock(path string) (unlock func(), err error) {
 
 // LockContext is Lock, given up with ctx's error when ctx is done first: a command the user
 // interrupts while another holds the lock ends there. flock(2) cannot be called off, so the
-// wait goes on in the background and a lock it gets late is let go at once.
+// wait goes on in the background (a goroutine, its thread and an open file, until the holder
+// lets go) and a lock it gets late is let go at once: for a process about to end.
 func LockContext(ctx context.Context, path string) (unlock func(), err error) {
 	if ctx.Done() == nil {
 		return Lock(path)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	type locked struct {
 		unlock func()
