@@ -2,7 +2,9 @@ package partition
 
 import (
 	"fmt"
+	"slices"
 
+	"github.com/google/nftables"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 )
@@ -37,6 +39,12 @@ func settleAhead(t Target, ahead Record) (Record, error) {
 	if err := applyShaping(t.NetnsPath, ahead.Shaping, before.Shaping); err != nil {
 		return Record{}, fmt.Errorf("undo the shaping of the change of generation %d, recorded ahead of a commit it never made: %w", ahead.Change, err)
 	}
+	if !before.Table {
+		// A commit killed between its two steps leaves a table of sets without rules.
+		if err := dropTables(t.NetnsPath); err != nil {
+			return Record{}, fmt.Errorf("remove the table of the change of generation %d, recorded ahead of a commit it never made: %w", ahead.Change, err)
+		}
+	}
 	// Markers stay unique: a later commit must not reuse the generation of the one that
 	// never happened.
 	before.Generation = max(before.Generation, ahead.Generation)
@@ -48,11 +56,11 @@ func settleAhead(t Target, ahead Record) (Record, error) {
 
 // aheadInForce reports whether the kernel got the change of a record written ahead, by the
 // partition table its commit leaves: the change's own (its marker), or, for a change that
-// needs none, the absence of the one the record before it had. When neither has a table the
-// commit leaves no trace to tell by, and the change is taken as not made: settleAhead then
-// undoes its shaping, whichever it was.
+// needs none, the absence of the one the record before it had. When neither has a table, the
+// change's shaping (which goes in before the commit) tells.
 func aheadInForce(nsPath string, ahead Record) (bool, error) {
-	switch before := ahead.Before; {
+	before := ahead.Before
+	switch {
 	case ahead.Table:
 		m, err := tableMarker(nsPath, ahead.Backend)
 		return m == ahead.Marker, err
@@ -60,7 +68,25 @@ func aheadInForce(nsPath string, ahead Record) (bool, error) {
 		m, err := tableMarker(nsPath, before.Backend)
 		return m != before.Marker, err
 	}
-	return false, nil
+	return shapingIn(nsPath, ahead.Shaping, before.Shaping), nil
+}
+
+// shapingIn reports whether the kernel holds the shaping want rather than was: every tree of
+// want as addShaping builds it, and none of was's on a device want leaves unshaped.
+func shapingIn(nsPath string, want, was []Shaping) bool {
+	hs := newHandles(nsPath)
+	defer hs.close()
+	for _, sh := range want {
+		if shapingDrift(hs, sh) != "" {
+			return false
+		}
+	}
+	for _, sh := range was {
+		if !slices.ContainsFunc(want, func(w Shaping) bool { return keyOf(w) == keyOf(sh) }) && shapingDrift(hs, sh) != "is gone" {
+			return false
+		}
+	}
+	return true
 }
 
 // tableMarker is the marker of the partition table of family b in force ("" when none); of
@@ -73,4 +99,27 @@ func tableMarker(nsPath string, b Backend) (string, error) {
 	var now tableNow
 	err := nftpool.WithConn(nsPath, func(w *nftwire.Conn) (err error) { now, err = readTableNow(w, b); return err })
 	return now.marker, err
+}
+
+// dropTables removes the partition tables the kernel has, of either family, whatever they
+// hold (a table of a commit killed halfway may have no rules, or no sets).
+func dropTables(nsPath string) error {
+	nftpool.MarkRemoved()
+	return nftpool.With(nsPath, func(c *nftables.Conn) error {
+		tables, err := c.ListTables()
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, tb := range tables {
+			if tb.Name == TableName && slices.ContainsFunc(backends, func(b Backend) bool { return b.nftFamily() == tb.Family }) {
+				c.DelTable(tb)
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		return flush(c)
+	})
 }

@@ -110,13 +110,17 @@ func assertBlocks(t *testing.T, s *scene, want []Pair, imps int) {
 }
 
 // TestShapingOnlyChangeKilled: a --for that lifts the rate limit of c, a change with no
-// partition table, killed before or after its shaping went in. The next change keeps c's
-// limit, as the kernel does once the killed change's shaping is undone, and status finds the
-// kernel holding the record; a heal instead leaves no shaping of either. A change that fails
-// after the kill leaves the record before the killed one, blocked pairs' times and all.
+// partition table, killed before its shaping went in or after. Killed before, it is not in
+// force: the next change keeps c's limit, nothing is left to restore, and a change that fails
+// after the kill leaves the record from before the --for, blocked pairs' times and all.
+// Killed after its shaping, it is in force (it is nothing but its shaping), with its restore;
+// on a base with a partition table, only once its commit went in. Either way status finds the
+// kernel holding the record, and a heal leaves no shaping at all.
 func TestShapingOnlyChangeKilled(t *testing.T) {
-	for _, at := range []string{"ahead", "shaped"} {
+	for _, at := range []string{"ahead", "shaped", "committed"} {
 		for _, next := range []string{"change", "heal", "failed change"} {
+			// The failed change's base has a partition table too: then the commit tells.
+			in := at == "committed" || at == "shaped" && next != "failed change"
 			t.Run("killed "+at+", then "+next, func(t *testing.T) {
 				s := newScene(t, 3, true)
 				s.startServers(t)
@@ -136,16 +140,29 @@ func TestShapingOnlyChangeKilled(t *testing.T) {
 				killedAt(t, at, func() {
 					_, _ = UpdateUntil(tgt, func(s State) (State, error) { s.Impairments = nil; return s, nil }, time.Hour)
 				})
+				if st, err := Status(tgt); err != nil {
+					t.Fatal(err)
+				} else if said := strings.Contains(st.Kernel.Detail, "recorded ahead of its commit"); said == in {
+					t.Errorf("status after the kill says: %q", st.Kernel.Detail)
+				}
+				limits := 1 // c's, when the --for is not in force
+				if in {
+					limits = 0
+				}
 				switch next {
 				case "change":
-					if _, err := Update(tgt, func(s State) (State, error) {
-						s.Impairments = append(s.Impairments, Impairment{Guest: "b", Loss: 1})
+					rec, err := Update(tgt, func(s State) (State, error) {
+						s.Impairments = append(s.Impairments, Impairment{Src: "c", Dst: "b", Loss: 1})
 						return s, nil
-					}); err != nil {
+					})
+					if err != nil {
 						t.Fatal(err)
 					}
+					if len(rec.Pending) != limits^1 {
+						t.Errorf("pending after the next change: %+v", rec.Pending)
+					}
 					// Status compares c's shaping, as recorded, with the kernel's.
-					assertBlocks(t, s, nil, 2)
+					assertBlocks(t, s, nil, limits+1)
 				case "heal":
 					if err := Heal(tgt); err != nil {
 						t.Fatal(err)
@@ -156,17 +173,75 @@ func TestShapingOnlyChangeKilled(t *testing.T) {
 					if _, err := Update(tgt, func(State) (State, error) { return State{}, refused }); !errors.Is(err, refused) {
 						t.Fatalf("the failing change: %v", err)
 					}
-					assertBlocks(t, s, []Pair{{"b", "c"}}, 1)
+					assertBlocks(t, s, []Pair{{"b", "c"}}, limits)
 					after, _, err := readStatus(tgt.StateDir)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if len(after.Blocked) != 1 || !after.Blocked[0].Since.Equal(before.Blocked[0].Since) || !after.Impairments[0].Since.Equal(before.Impairments[0].Since) {
+					if !in && (len(after.Blocked) != 1 || !after.Blocked[0].Since.Equal(before.Blocked[0].Since) || !after.Impairments[0].Since.Equal(before.Impairments[0].Since)) {
 						t.Errorf("record after the failed change: %+v; want the one before the killed --for: %+v", after, before)
 					}
 				}
 			})
 		}
+	}
+}
+
+// TestTableOfAKilledCommitRemoved: a --for from fullmesh killed in its commit, between the
+// step that makes the table's sets and the one that adds its rules, leaves a table with no
+// rules (made here by hand). The change is not in force, and settling it removes that table.
+func TestTableOfAKilledCommitRemoved(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	killedAt(t, "ahead", func() {
+		_, _ = UpdateUntil(tgt, func(s State) (State, error) { s.Partition = mustIsolate(t, tgt.Guests, "a"); return s, nil }, time.Hour)
+	})
+	ahead, _, err := readStatus(tgt.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, "", "ip", "netns", "exec", s.bridgeNS, "nft", "add", "table", string(ahead.Backend), TableName)
+	if _, err := Update(tgt, func(s State) (State, error) { return s, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if tables := partitionTables(t, s.bridgeNS); len(tables) != 0 {
+		t.Errorf("partition tables left: %v", tables)
+	}
+	if st, err := Status(tgt); err != nil {
+		t.Fatal(err)
+	} else if !st.Kernel.InEffect {
+		t.Errorf("status: %s", st.Kernel.Detail)
+	}
+}
+
+// TestForDeadlineCountsFromTheChange: a --for that waits for the bridge's lock lasts its
+// duration from when its change goes in, not from when it was asked for.
+func TestForDeadlineCountsFromTheChange(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	unlock, err := lockState(tgt.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		rec Record
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		rec, err := UpdateUntil(tgt, func(s State) (State, error) { s.Partition = mustIsolate(t, tgt.Guests, "a"); return s, nil }, time.Second)
+		got <- result{rec, err}
+	}()
+	time.Sleep(1500 * time.Millisecond) // past the duration asked for
+	released := time.Now()
+	unlock()
+	r := <-got
+	if r.err != nil {
+		skipMissing(t, r.err)
+		t.Fatal(r.err)
+	}
+	if deadline, _ := r.rec.Deadline(r.rec.Generation); deadline.Before(released.Add(time.Second)) {
+		t.Errorf("deadline %v: before the lock was let go (%v) and the second asked for", deadline, released)
 	}
 }
 

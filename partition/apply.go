@@ -69,6 +69,30 @@ type applyOpts struct {
 
 var errNothingApplied = errors.New("nothing applied")
 
+// waitable runs f, given up with ctx's error when ctx is done first; f, which only reads
+// (under locks other commands may hold), then goes on unwatched, for a process about to end.
+func waitable[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	if ctx.Done() == nil {
+		return f()
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		v, err := f()
+		got <- result{v, err}
+	}()
+	select {
+	case r := <-got:
+		return r.v, r.err
+	case <-ctx.Done():
+		var none T
+		return none, ctx.Err()
+	}
+}
+
 func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record, error) {
 	if err := t.check(); err != nil {
 		return Record{}, err
@@ -82,6 +106,10 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		return Record{}, err
 	}
 	defer unlock()
+	if o.restorePrev && o.lasts > 0 {
+		// From now, not from the call: the wait for the lock is not the change's time.
+		o.expires = time.Now().Add(o.lasts)
+	}
 	prev, known, err := readStatus(t.StateDir)
 	if err != nil {
 		return Record{}, err
@@ -96,7 +124,8 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		return prev, errNothingApplied
 	}
 	if t.guests != nil {
-		if t.Guests, err = t.guests(); err != nil {
+		// Read under the chain's own lock, which another command may hold as long.
+		if t.Guests, err = waitable(ctx, t.guests); err != nil {
 			return Record{}, err
 		}
 	}
@@ -141,8 +170,12 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if err != nil {
 		return Record{}, err
 	}
-	svc, err := t.serviceSpec()
+	svc, err := waitable(ctx, t.serviceSpec)
 	if err != nil {
+		return Record{}, err
+	}
+	// The last moment the change can be called off: nothing of it is made yet.
+	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
 	sup, probed := supportFor(prev.Backend)

@@ -434,58 +434,77 @@ func processesWith(t *testing.T, s ...string) []int {
 }
 
 // TestForInterruptedWaitingForTheLock: a --for on a bridge whose partition another command is
-// changing (here the test holds its lock) ends on Ctrl-C, saying it changed nothing, and
-// changes nothing. It used to catch the Ctrl-C and wait on for as long as the lock was held.
+// changing (here the test holds its lock), or whose chain another command is changing (the
+// state's lock, which the --for takes to read the bridge's guests), ends on Ctrl-C, saying it
+// changed nothing, and changes nothing. It used to catch the Ctrl-C and wait on for as long
+// as the lock was held, then make its change and undo it.
 func TestForInterruptedWaitingForTheLock(t *testing.T) {
-	c := newCLI(t)
-	c.bridgeOf("k", "n1", "n2")
-	c.ok("partition", "loss", "1", "n2", "--bridge", "k")
-	unlock, err := statefile.Lock(filepath.Join(c.sb.Env.BridgeDataDir("k"), partition.LockFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	locked := true
-	defer func() {
-		if locked {
+	for _, lock := range []string{"partition", "state"} {
+		t.Run(lock, func(t *testing.T) {
+			c := newCLI(t)
+			c.bridgeOf("k", "n1", "n2")
+			c.ok("partition", "loss", "1", "n2", "--bridge", "k")
+			unlock, err := statefile.Lock(filepath.Join(c.sb.Env.BridgeDataDir("k"), partition.LockFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			locked := true
+			defer func() {
+				if locked {
+					unlock()
+				}
+			}()
+			cmd := c.command("partition", "isolate", "n1", "--for", "1m", "--bridge", "k")
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // also when a wait below fails
+			waitUntil(t, func() bool { return inSyscall(cmd.Process.Pid, unix.SYS_FLOCK) })
+			if lock == "state" {
+				// Past the partition's lock, the --for waits for the state's.
+				unlockState, err := statefile.Lock(filepath.Join(c.sb.Env.StateDir, "lock"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				unlock()
+				unlock = unlockState // the deferred release, or the one below
+				time.Sleep(200 * time.Millisecond)
+				if !inSyscall(cmd.Process.Pid, unix.SYS_FLOCK) {
+					t.Fatalf("the --for does not wait for the state's lock:\n%s", &out)
+				}
+			}
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Errorf("the interrupted --for exited 0:\n%s", &out)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the --for did not end on Ctrl-C while another command held the lock:\n%s", &out)
+			}
+			if !strings.Contains(out.String(), "interrupted before the change went in: nothing was changed") {
+				t.Errorf("the interrupted --for said:\n%s", &out)
+			}
 			unlock()
-		}
-	}()
-	cmd := c.command("partition", "isolate", "n1", "--for", "1m", "--bridge", "k")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+			locked = false
+			tgt, err := partition.ForBridge(c.sb.Env, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := partition.Status(tgt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rec.Kernel.InEffect || len(rec.Blocked) != 0 || len(rec.Impairments) != 1 || len(rec.Pending) != 0 || rec.Generation != 1 {
+				t.Errorf("after the interrupted --for: %+v; want the loss alone, in effect, nothing pending, no commit since", rec)
+			}
+			waitUntil(t, func() bool { return len(c.restorers()) == 0 })
+		})
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // also when a wait below fails
-	waitUntil(t, func() bool { return inSyscall(cmd.Process.Pid, unix.SYS_FLOCK) })
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Errorf("the interrupted --for exited 0:\n%s", &out)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the --for did not end on Ctrl-C while another command held the lock:\n%s", &out)
-	}
-	if !strings.Contains(out.String(), "interrupted before the change went in: nothing was changed") {
-		t.Errorf("the interrupted --for said:\n%s", &out)
-	}
-	unlock()
-	locked = false
-	tgt, err := partition.ForBridge(c.sb.Env, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := partition.Status(tgt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !rec.Kernel.InEffect || len(rec.Blocked) != 0 || len(rec.Impairments) != 1 || len(rec.Pending) != 0 {
-		t.Errorf("after the interrupted --for: %+v; want the loss alone, in effect, nothing pending", rec)
-	}
-	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 }
