@@ -17,8 +17,8 @@ import (
 // replaces (Before) for that.
 
 // stopAt is where tests stop a change as a kill would: after its record is written ahead
-// ("ahead"), after its shaping ("shaped") and after its commit ("committed"). It does nothing
-// outside tests.
+// ("ahead"), after its shaping ("shaped"), between the two steps of its commit ("step1") and
+// after its commit ("committed"). It does nothing outside tests.
 var stopAt = func(string) {}
 
 // settleAhead turns a record written ahead of its change's commit into what the kernel holds,
@@ -36,14 +36,23 @@ func settleAhead(t Target, ahead Record) (Record, error) {
 		return ahead, nil
 	}
 	before := *ahead.Before
+	// Before's shaping goes back only where its device still is: a guest that left since
+	// takes its shaping along, as it does from any change.
+	before.Shaping = onDevices(t.NetnsPath, before.Shaping)
 	if err := applyShaping(t.NetnsPath, ahead.Shaping, before.Shaping); err != nil {
 		return Record{}, fmt.Errorf("undo the shaping of the change of generation %d, recorded ahead of a commit it never made: %w", ahead.Change, err)
 	}
-	if !before.Table {
-		// A commit killed between its two steps leaves a table of sets without rules.
-		if err := dropTables(t.NetnsPath); err != nil {
-			return Record{}, fmt.Errorf("remove the table of the change of generation %d, recorded ahead of a commit it never made: %w", ahead.Change, err)
-		}
+	// A commit killed between its two steps leaves a table of sets without rules: where
+	// Before has none, or in the family the change was moving to.
+	var half []Backend
+	switch {
+	case !before.Table:
+		half = backends
+	case ahead.Table && ahead.Backend != before.Backend && ahead.Backend.valid():
+		half = []Backend{ahead.Backend}
+	}
+	if err := dropTables(t.NetnsPath, half); err != nil {
+		return Record{}, fmt.Errorf("remove the table of the change of generation %d, recorded ahead of a commit it never made: %w", ahead.Change, err)
 	}
 	// Markers stay unique: a later commit must not reuse the generation of the one that
 	// never happened.
@@ -101,9 +110,12 @@ func tableMarker(nsPath string, b Backend) (string, error) {
 	return now.marker, err
 }
 
-// dropTables removes the partition tables the kernel has, of either family, whatever they
+// dropTables removes the partition tables the kernel has of the families fs, whatever they
 // hold (a table of a commit killed halfway may have no rules, or no sets).
-func dropTables(nsPath string) error {
+func dropTables(nsPath string, fs []Backend) error {
+	if len(fs) == 0 {
+		return nil
+	}
 	nftpool.MarkRemoved()
 	return nftpool.With(nsPath, func(c *nftables.Conn) error {
 		tables, err := c.ListTables()
@@ -112,7 +124,7 @@ func dropTables(nsPath string) error {
 		}
 		n := 0
 		for _, tb := range tables {
-			if tb.Name == TableName && slices.ContainsFunc(backends, func(b Backend) bool { return b.nftFamily() == tb.Family }) {
+			if tb.Name == TableName && slices.ContainsFunc(fs, func(b Backend) bool { return b.nftFamily() == tb.Family }) {
 				c.DelTable(tb)
 				n++
 			}
@@ -122,4 +134,39 @@ func dropTables(nsPath string) error {
 		}
 		return flush(c)
 	})
+}
+
+// onDevices is the shaping of shs whose namespace and device are there.
+func onDevices(nsPath string, shs []Shaping) []Shaping {
+	hs := newHandles(nsPath)
+	defer hs.close()
+	var out []Shaping
+	for _, sh := range shs {
+		if h, err := hs.get(sh.Netns); err == nil {
+			if _, err := h.LinkByName(sh.Device); err == nil {
+				out = append(out, sh)
+			}
+		}
+	}
+	return out
+}
+
+// Settle settles the bridge's record if it was written ahead of a change whose process died
+// (see settleAhead): that change's restorer does at once, so that a change that never went in
+// stops showing as soon as its process is gone.
+func Settle(t Target) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	unlock, err := lockState(t.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	prev, _, err := readStatus(t.StateDir)
+	if err != nil || prev.Before == nil {
+		return err
+	}
+	_, err = settleAhead(t, prev)
+	return err
 }

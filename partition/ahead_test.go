@@ -214,11 +214,20 @@ func TestTableOfAKilledCommitRemoved(t *testing.T) {
 	}
 }
 
-// TestForDeadlineCountsFromTheChange: a --for that waits for the bridge's lock lasts its
-// duration from when its change goes in, not from when it was asked for.
+// TestForDeadlineCountsFromTheChange: a --for that waits for the bridge's lock, then for its
+// guests (read under the chain's lock, which another command may hold), lasts its duration
+// from when its change goes in, not from when it was asked for.
 func TestForDeadlineCountsFromTheChange(t *testing.T) {
 	s := newScene(t, 3, false)
 	tgt := s.target()
+	guests := tgt.Guests
+	var read time.Time
+	tgt.guests = func() ([]Guest, error) {
+		time.Sleep(700 * time.Millisecond)
+		read = time.Now()
+		return guests, nil
+	}
+	isolate := mustIsolate(t, guests, "a")
 	unlock, err := lockState(tgt.StateDir)
 	if err != nil {
 		t.Fatal(err)
@@ -229,19 +238,90 @@ func TestForDeadlineCountsFromTheChange(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		rec, err := UpdateUntil(tgt, func(s State) (State, error) { s.Partition = mustIsolate(t, tgt.Guests, "a"); return s, nil }, time.Second)
+		rec, err := UpdateUntil(tgt, func(s State) (State, error) { s.Partition = isolate; return s, nil }, time.Second)
 		got <- result{rec, err}
 	}()
-	time.Sleep(1500 * time.Millisecond) // past the duration asked for
-	released := time.Now()
+	time.Sleep(700 * time.Millisecond) // with the guests' read, past the duration asked for
 	unlock()
-	r := <-got
+	var r result
+	select {
+	case r = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the change did not finish")
+	}
 	if r.err != nil {
 		skipMissing(t, r.err)
 		t.Fatal(r.err)
 	}
-	if deadline, _ := r.rec.Deadline(r.rec.Generation); deadline.Before(released.Add(time.Second)) {
-		t.Errorf("deadline %v: before the lock was let go (%v) and the second asked for", deadline, released)
+	if deadline, _ := r.rec.Deadline(r.rec.Generation); deadline.Before(read.Add(time.Second)) {
+		t.Errorf("deadline %v: before the guests were read (%v) and the second asked for", deadline, read)
+	}
+}
+
+// TestBackendSwitchKilledBetweenSteps: a --for that moves the partition from the netdev to the
+// bridge family, killed between the step that fills the new family's table and the one that
+// switches to it, is not in force; settling it (here its restorer's Restore) removes that
+// half-made table, and the kernel holds the netdev one, as the record says.
+func TestBackendSwitchKilledBetweenSteps(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	t.Cleanup(func() { forcedBackend = "" })
+	forcedBackend = BackendNetdev
+	if err := Apply(tgt, State{Partition: mustBlock(t, tgt.Guests, "b", "c")}); err != nil {
+		skipMissing(t, err)
+		t.Fatal(err)
+	}
+	forcedBackend = BackendBridge
+	isolate := mustIsolate(t, tgt.Guests, "a")
+	killedAt(t, "step1", func() {
+		_, _ = UpdateUntil(tgt, func(s State) (State, error) { s.Partition = isolate; return s, nil }, time.Hour)
+	})
+	forcedBackend = ""
+	ahead, _, err := readStatus(tgt.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Restore(tgt, ahead.Change); !errors.Is(err, ErrSuperseded) {
+		t.Fatalf("the killed --for's restorer: %v; want ErrSuperseded (nothing of it to end)", err)
+	}
+	if got := partitionTables(t, s.bridgeNS); !slices.Equal(got, []string{"netdev"}) {
+		t.Errorf("partition tables in families %v; want netdev's alone", got)
+	}
+	if st, err := Status(tgt); err != nil {
+		t.Fatal(err)
+	} else if !st.Kernel.InEffect || len(st.Blocked) != 1 {
+		t.Errorf("status: in effect %t, blocked %v: %s", st.Kernel.InEffect, st.Blocked, st.Kernel.Detail)
+	}
+}
+
+// TestSettleAfterShapedGuestLeft: a guest whose rate the record before a killed --for limits
+// leaves before the next change; settling puts back what is left of that record, and the
+// change goes through, as it does without a kill.
+func TestSettleAfterShapedGuestLeft(t *testing.T) {
+	s := newScene(t, 3, true)
+	tgt := s.target()
+	if err := Apply(tgt, State{Partition: mustBlock(t, tgt.Guests, "b", "c"), Impairments: []Impairment{{Guest: "c", Rate: 20_000_000}}}); err != nil {
+		skipMissing(t, err)
+		t.Fatal(err)
+	}
+	isolate := mustIsolate(t, tgt.Guests, "a")
+	killedAt(t, "ahead", func() {
+		_, _ = UpdateUntil(tgt, func(s State) (State, error) { s.Partition = isolate; return s, nil }, time.Hour)
+	})
+	run(t, "", "ip", "-n", s.bridgeNS, "link", "del", "g3") // c's port, and its eth0 with it
+	tgt.Guests = slices.DeleteFunc(slices.Clone(tgt.Guests), func(g Guest) bool { return g.Name == "c" })
+	for _, g := range []string{"a", "b"} {
+		if _, err := Update(tgt, func(s State) (State, error) {
+			s.Impairments = append(s.Impairments, Impairment{Guest: g, Loss: 1})
+			return s, nil
+		}); err != nil {
+			t.Errorf("a loss on %s after c left: %v", g, err)
+		}
+	}
+	if st, err := Status(tgt); err != nil {
+		t.Fatal(err)
+	} else if !st.Kernel.InEffect || len(st.Impairments) != 2 {
+		t.Errorf("status: in effect %t, impairments %v: %s", st.Kernel.InEffect, st.Impairments, st.Kernel.Detail)
 	}
 }
 

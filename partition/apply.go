@@ -69,27 +69,39 @@ type applyOpts struct {
 
 var errNothingApplied = errors.New("nothing applied")
 
-// waitable runs f, given up with ctx's error when ctx is done first; f, which only reads
-// (under locks other commands may hold), then goes on unwatched, for a process about to end.
-func waitable[T any](ctx context.Context, f func() (T, error)) (T, error) {
+// guestsAndServices reads the bridge's guests (t.Guests when t has no way to read them) and
+// services, given up with ctx's error when ctx is done first: the reads, which change nothing,
+// then go on unwatched, for a process about to end.
+func (t Target) guestsAndServices(ctx context.Context) ([]Guest, *serviceSpec, error) {
+	read := func() ([]Guest, *serviceSpec, error) {
+		guests := t.Guests
+		if t.guests != nil {
+			var err error
+			if guests, err = t.guests(); err != nil {
+				return nil, nil, err
+			}
+		}
+		svc, err := t.serviceSpec()
+		return guests, svc, err
+	}
 	if ctx.Done() == nil {
-		return f()
+		return read()
 	}
 	type result struct {
-		v   T
-		err error
+		guests []Guest
+		svc    *serviceSpec
+		err    error
 	}
 	got := make(chan result, 1)
 	go func() {
-		v, err := f()
-		got <- result{v, err}
+		g, s, err := read()
+		got <- result{g, s, err}
 	}()
 	select {
 	case r := <-got:
-		return r.v, r.err
+		return r.guests, r.svc, r.err
 	case <-ctx.Done():
-		var none T
-		return none, ctx.Err()
+		return nil, nil, ctx.Err()
 	}
 }
 
@@ -106,10 +118,6 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		return Record{}, err
 	}
 	defer unlock()
-	if o.restorePrev && o.lasts > 0 {
-		// From now, not from the call: the wait for the lock is not the change's time.
-		o.expires = time.Now().Add(o.lasts)
-	}
 	prev, known, err := readStatus(t.StateDir)
 	if err != nil {
 		return Record{}, err
@@ -123,11 +131,19 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	if o.onlyIfApplied && len(prev.Blocked) == 0 && len(prev.Impairments) == 0 {
 		return prev, errNothingApplied
 	}
-	if t.guests != nil {
-		// Read under the chain's own lock, which another command may hold as long.
-		if t.Guests, err = waitable(ctx, t.guests); err != nil {
-			return Record{}, err
-		}
+	// Both read under the chain's own lock, which another command may hold as long; the
+	// services from the record the guests come from.
+	var svc *serviceSpec
+	if t.Guests, svc, err = t.guestsAndServices(ctx); err != nil {
+		return Record{}, err
+	}
+	// The last moment the change can be called off: nothing of it is made yet.
+	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	if o.restorePrev && o.lasts > 0 {
+		// From now, not from the call: the waits for the locks are not the change's time.
+		o.expires = time.Now().Add(o.lasts)
 	}
 	if o.repair != nil {
 		kt, err := readKernel(t.NetnsPath)
@@ -168,14 +184,6 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	}
 	r, err := resolveState(s, t.Guests)
 	if err != nil {
-		return Record{}, err
-	}
-	svc, err := waitable(ctx, t.serviceSpec)
-	if err != nil {
-		return Record{}, err
-	}
-	// The last moment the change can be called off: nothing of it is made yet.
-	if err := ctx.Err(); err != nil {
 		return Record{}, err
 	}
 	sup, probed := supportFor(prev.Backend)

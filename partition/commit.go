@@ -132,6 +132,7 @@ func commitRuleSet(nsPath string, rs RuleSet, families []Backend, prev committed
 		// committed is not known: its generation is not either.
 		now.seenGen = false
 	}
+	stopAt("step1")
 	// Step 2.
 	unchanged := map[string]bool{}
 	// A chain is left as it is only when nothing was committed in the namespace since the

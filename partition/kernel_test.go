@@ -36,6 +36,26 @@ func expectRoundTrip(p Partition, mode Mode, proto, src, dst string) string {
 func checkMatrix(t *testing.T, s *scene, tag string, p Partition, mode Mode) {
 	t.Helper()
 	got := s.probeAll(t, tag, failTimeout)
+	if os.Getenv("PONTOON_VM") == "1" {
+		// The VM lane emulates its CPUs: there a round trip of an open pair can outlast the
+		// timeout blocked pairs are given. Such a probe is asked again with time to spare;
+		// a blocked pair would still fail. (On a real machine a slow open pair stays an error:
+		// the partition must let it through as soon as the change returns.)
+		var again [][2]string
+		for k, r := range got {
+			if r == "timeout" && expectRoundTrip(p, mode, k[2], k[0], k[1]) == "ok" && !slices.Contains(again, [2]string{k[0], k[1]}) {
+				again = append(again, [2]string{k[0], k[1]})
+			}
+		}
+		if len(again) > 0 {
+			t.Logf("%s: open pairs %v timed out; probing them again with %s", tag, again, 20*failTimeout)
+			for k, r := range s.probePairs(t, again, tag+"-again", 20*failTimeout) {
+				if got[k] == "timeout" {
+					got[k] = r
+				}
+			}
+		}
+	}
 	for _, a := range s.guests {
 		for _, b := range s.guests {
 			if a.Name == b.Name {

@@ -90,7 +90,7 @@ func Status(t Target) (Record, error) {
 	if st.Before != nil {
 		if in, err := aheadInForce(t.NetnsPath, st); err == nil && !in {
 			// First: it says what the differences that follow come from.
-			problems = append([]string{fmt.Sprintf("the change of generation %d (a --for) was recorded ahead of its commit and its command stopped before the kernel got it: the kernel holds the state before it, which the next change, the --for's restorer or `pontoon partition heal` records", st.Change)}, problems...)
+			problems = append([]string{fmt.Sprintf("the change of generation %d (a --for) was recorded ahead of its commit and its command stopped before the kernel got it: the kernel holds the state before it, which the --for's restorer or the next change records (`pontoon partition heal` clears both)", st.Change)}, problems...)
 		}
 	}
 	if len(problems) > 0 {

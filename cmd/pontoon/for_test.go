@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -455,25 +456,24 @@ func TestForInterruptedWaitingForTheLock(t *testing.T) {
 				}
 			}()
 			cmd := c.command("partition", "isolate", "n1", "--for", "1m", "--bridge", "k")
-			var out bytes.Buffer
+			var out lockedBuffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // also when a wait below fails
-			waitUntil(t, func() bool { return inSyscall(cmd.Process.Pid, unix.SYS_FLOCK) })
+			partitionLock := filepath.Join(c.sb.Env.BridgeDataDir("k"), partition.LockFile)
+			waitUntil(t, func() bool { return waitsForLock(t, cmd.Process.Pid, partitionLock) })
 			if lock == "state" {
 				// Past the partition's lock, the --for waits for the state's.
-				unlockState, err := statefile.Lock(filepath.Join(c.sb.Env.StateDir, "lock"))
+				stateLock := filepath.Join(c.sb.Env.StateDir, "lock")
+				unlockState, err := statefile.Lock(stateLock)
 				if err != nil {
 					t.Fatal(err)
 				}
 				unlock()
 				unlock = unlockState // the deferred release, or the one below
-				time.Sleep(200 * time.Millisecond)
-				if !inSyscall(cmd.Process.Pid, unix.SYS_FLOCK) {
-					t.Fatalf("the --for does not wait for the state's lock:\n%s", &out)
-				}
+				waitUntil(t, func() bool { return waitsForLock(t, cmd.Process.Pid, stateLock) })
 			}
 			if err := cmd.Process.Signal(os.Interrupt); err != nil {
 				t.Fatal(err)
@@ -486,6 +486,8 @@ func TestForInterruptedWaitingForTheLock(t *testing.T) {
 					t.Errorf("the interrupted --for exited 0:\n%s", &out)
 				}
 			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-done
 				t.Fatalf("the --for did not end on Ctrl-C while another command held the lock:\n%s", &out)
 			}
 			if !strings.Contains(out.String(), "interrupted before the change went in: nothing was changed") {
@@ -507,4 +509,43 @@ func TestForInterruptedWaitingForTheLock(t *testing.T) {
 			waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 		})
 	}
+}
+
+// waitsForLock reports whether process pid waits for the flock of the file at path
+// (/proc/locks lists a waiter as "N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE ...").
+func waitsForLock(t *testing.T, pid int, path string) bool {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return false
+	}
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(locks), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 6 && f[1] == "->" && f[2] == "FLOCK" && f[5] == strconv.Itoa(pid) && strings.HasSuffix(f[6], ":"+strconv.FormatUint(st.Ino, 10)) {
+			return true
+		}
+	}
+	return false
+}
+
+// lockedBuffer is a bytes.Buffer a child's output may be copied into while it is read.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

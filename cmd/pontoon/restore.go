@@ -93,6 +93,11 @@ func restoreOrphan(c *cli.Context, bridge string) error {
 	if err != nil {
 		return err
 	}
+	// A change that never reached the kernel is put right now, not at its deadline: then
+	// nothing of it stays pending.
+	if err := partition.Settle(t); err != nil {
+		return err
+	}
 	pending, err := partition.Pending(t)
 	if err != nil {
 		return err
