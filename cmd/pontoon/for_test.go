@@ -5,7 +5,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,12 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
 	"github.com/pontoon-dev/pontoon/partition"
 	"golang.org/x/sys/unix"
 )
@@ -456,7 +455,7 @@ func TestForInterruptedWaitingForTheLock(t *testing.T) {
 				}
 			}()
 			cmd := c.command("partition", "isolate", "n1", "--for", "1m", "--bridge", "k")
-			var out lockedBuffer
+			var out testkit.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -530,22 +529,4 @@ func waitsForLock(t *testing.T, pid int, path string) bool {
 		}
 	}
 	return false
-}
-
-// lockedBuffer is a bytes.Buffer a child's output may be copied into while it is read.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
