@@ -326,7 +326,8 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 	}
 
 	// One part twice: n2's isolation lies on n1's; killed, its restorer gives n1's back.
-	under, underOut := start("partition", "isolate", "n1", "--for", "4s")
+	// n1's lasts long enough for the checks after n2's end on a loaded machine.
+	under, underOut := start("partition", "isolate", "n1", "--for", "8s")
 	waitUntil(t, func() bool { return len(status().Blocked) == 4 })
 	top, _ := start("partition", "isolate", "n2", "--for", "1s")
 	waitUntil(t, func() bool {
