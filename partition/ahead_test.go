@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )
 
 // TestChangeKilledAroundItsCommit: a --for that isolates a, killed after its record was
@@ -322,6 +324,92 @@ func TestSettleAfterShapedGuestLeft(t *testing.T) {
 		t.Fatal(err)
 	} else if !st.Kernel.InEffect || len(st.Impairments) != 2 {
 		t.Errorf("status: in effect %t, impairments %v: %s", st.Kernel.InEffect, st.Impairments, st.Kernel.Detail)
+	}
+}
+
+// TestPlainShapingChangeKilled: a change without a deadline that limits c's rate, killed after
+// its tc changes and before its commit, used to leave a qdisc no record named: status called it
+// another tool's and heal left it. It is now recorded ahead too: a heal removes it, and the next
+// change settles it away.
+func TestPlainShapingChangeKilled(t *testing.T) {
+	for _, next := range []string{"heal", "change"} {
+		t.Run(next, func(t *testing.T) {
+			s := newScene(t, 3, true)
+			s.startServers(t)
+			tgt := s.target()
+			if err := Apply(tgt, State{Partition: mustBlock(t, tgt.Guests, "b", "c")}); err != nil {
+				skipMissing(t, err)
+				t.Fatal(err)
+			}
+			killedAt(t, "shaped", func() {
+				_, _ = Update(tgt, func(s State) (State, error) {
+					s.Impairments = append(s.Impairments, Impairment{Guest: "c", Rate: 20_000_000})
+					return s, nil
+				})
+			})
+			if next == "heal" {
+				if err := Heal(tgt); err != nil {
+					t.Fatal(err)
+				}
+				assertBlocks(t, s, nil, 0)
+				return
+			}
+			if _, err := Update(tgt, func(s State) (State, error) {
+				s.Impairments = append(s.Impairments, Impairment{Src: "a", Dst: "b", Loss: 1})
+				return s, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			assertBlocks(t, s, []Pair{{"b", "c"}}, 1)
+		})
+	}
+}
+
+// TestChangeWaitingWhileBridgeRemade: a change that waits for the bridge's lock while the
+// bridge is destroyed and made again under its name refuses, and touches neither the new
+// namespace nor the record. It used to land on the new bridge, where the restorer of a --for,
+// started for the old one, never ended it.
+func TestChangeWaitingWhileBridgeRemade(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	tgt.netnsID, _ = ns.ID(tgt.NetnsPath) // as ForBridge sets it
+	if err := Apply(tgt, State{Partition: mustBlock(t, tgt.Guests, "b", "c")}); err != nil {
+		skipMissing(t, err)
+		t.Fatal(err)
+	}
+	before, _, err := readStatus(tgt.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockState(tgt.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	isolate := mustIsolate(t, tgt.Guests, "a")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := UpdateUntil(tgt, func(s State) (State, error) { s.Partition = isolate; return s, nil }, time.Hour)
+		errc <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	run(t, "", "ip", "netns", "del", s.bridgeNS)
+	run(t, "", "ip", "netns", "add", s.bridgeNS)
+	unlock()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrBridgeReplaced) {
+			t.Errorf("the change across the new bridge: %v; want ErrBridgeReplaced", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the change did not end")
+	}
+	if tables := partitionTables(t, s.bridgeNS); len(tables) != 0 {
+		t.Errorf("the new namespace has partition tables %v", tables)
+	}
+	if after, _, err := readStatus(tgt.StateDir); err != nil {
+		t.Fatal(err)
+	} else if after.Generation != before.Generation || after.Before != nil || len(after.Pending) != 0 {
+		t.Errorf("record after the refused change: %+v; want the one before it", after)
 	}
 }
 

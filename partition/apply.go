@@ -12,6 +12,8 @@ import (
 
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
+	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )
 
 func (t Target) check() error {
@@ -69,6 +71,29 @@ type applyOpts struct {
 
 var errNothingApplied = errors.New("nothing applied")
 
+// ErrBridgeReplaced is the error of a change whose bridge was destroyed, and perhaps made
+// again under its name, while the change waited for its locks: it changes nothing, on
+// neither bridge. It is a netsetup.ErrNoBridge, which gc passes over.
+var ErrBridgeReplaced = replacedError{}
+
+type replacedError struct{}
+
+func (replacedError) Error() string {
+	return "the bridge was destroyed while this change waited for it (a bridge made again under its name is another): nothing was changed"
+}
+func (replacedError) Unwrap() error { return netsetup.ErrNoBridge }
+
+// sameBridge refuses a target whose bridge namespace is no longer the one it was made for.
+func (t Target) sameBridge() error {
+	if t.netnsID == 0 {
+		return nil
+	}
+	if id, ok := ns.ID(t.NetnsPath); !ok || id != t.netnsID {
+		return ErrBridgeReplaced
+	}
+	return nil
+}
+
 // guestsAndServices reads the bridge's guests (t.Guests when t has no way to read them) and
 // services, given up with ctx's error when ctx is done first: the reads, which change nothing,
 // then go on unwatched, for a process about to end.
@@ -118,6 +143,9 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		return Record{}, err
 	}
 	defer unlock()
+	if err := t.sameBridge(); err != nil {
+		return Record{}, err
+	}
 	prev, known, err := readStatus(t.StateDir)
 	if err != nil {
 		return Record{}, err
@@ -139,6 +167,9 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	}
 	// The last moment the change can be called off: nothing of it is made yet.
 	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	if err := t.sameBridge(); err != nil {
 		return Record{}, err
 	}
 	if o.restorePrev && o.lasts > 0 {
@@ -217,9 +248,12 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		}
 		// A change that must be undone at a deadline is recorded, with what to restore, before
 		// the kernel has it: a process killed between the kernel's commit and the record would
-		// otherwise leave it in force with nothing saying to undo it (see ahead).
+		// otherwise leave it in force with nothing saying to undo it (see ahead). So is one
+		// that changes shaping: killed after its tc changes, it would leave qdiscs no record
+		// names, which neither status nor heal would take for pontoon's.
 		undo := func() {}
-		if o.restorePrev {
+		ahead := o.restorePrev || !reflect.DeepEqual(prev.Shaping, plan.Shaping)
+		if ahead {
 			if undo, err = t.writeAhead(r, plan, prev, known, backend, pending); err != nil {
 				return Record{}, err
 			}
@@ -232,7 +266,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			t.logChange(o.kind, prev, Record{}, o, err, nil)
 			return Record{}, err
 		}
-		if o.restorePrev {
+		if ahead {
 			stopAt("shaped")
 		}
 		start := time.Now()
@@ -255,7 +289,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			t.logChange(o.kind, prev, Record{}, o, err, nil)
 			return Record{}, err
 		}
-		if o.restorePrev {
+		if ahead {
 			stopAt("committed")
 		}
 		now := time.Now()

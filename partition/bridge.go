@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )
 
 // ForBridge returns the Target for a bridge of the chain: its namespace, its guests and the
@@ -24,7 +25,8 @@ func ForBridge(env netsetup.Env, bridge string) (Target, error) {
 func bridgeTarget(env netsetup.Env, bridge string) Target {
 	// The services come from the record the guests were read from, under the same lock.
 	var rec atomic.Pointer[netsetup.BridgeState]
-	return Target{NetnsPath: env.BridgeNetns(bridge), Bridge: netsetup.BridgeDev, StateDir: env.BridgeDataDir(bridge),
+	id, _ := ns.ID(env.BridgeNetns(bridge))
+	return Target{NetnsPath: env.BridgeNetns(bridge), Bridge: netsetup.BridgeDev, StateDir: env.BridgeDataDir(bridge), netnsID: id,
 		guests: func() ([]Guest, error) {
 			g, b, err := bridgeGuests(env, bridge)
 			rec.Store(b)

@@ -67,6 +67,10 @@ type Target struct {
 	// bridgeProblems, set by ForBridge, reads back what the bridge's namespace enforces
 	// besides the partition (netsetup.BridgeProblems), for Status.
 	bridgeProblems func() ([]string, error)
+	// netnsID, set by ForBridge, is the identity of the bridge's namespace when the target
+	// was made: a change checks it (sameBridge), so that one that waited while the bridge was
+	// destroyed and made again under its name does not land on the new bridge.
+	netnsID uint64
 }
 
 // Pair is one ordered pair of guests, by name: packets from Src to Dst.

@@ -336,8 +336,9 @@ func (r Record) Deadline(gen uint64) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// writeAhead records the state of a change with a deadline (UpdateUntil) before the kernel
-// gets it, with its pending timed changes, this one's included, and the record it replaces
+// writeAhead records the state of a change with a deadline (UpdateUntil), or one that changes
+// shaping, before the kernel gets it, with its pending timed changes (a deadline's own
+// included), and the record it replaces
 // (Before); it returns what puts the previous record back if the change fails. Killed
 // anywhere after this, the change leaves a record that the next change under the lock settles
 // (settleAhead): kept when the kernel got the change, which its restorer then ends on time;

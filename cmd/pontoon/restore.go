@@ -232,7 +232,7 @@ func restoreNow(t partition.Target, gen uint64, dir, dirWas string) error {
 	if errors.Is(err, partition.ErrSuperseded) {
 		// A later change replaced all this one applied (or restored it already): what is in
 		// force now is that change's, which this one must not undo.
-		fmt.Println("not restored: a later change replaced what this one applied, and stays in force (see partition status)")
+		fmt.Println("not restored: it had ended already, by its restorer (this command was held up past its deadline) or by a later change that replaced it and stays in force (see partition status)")
 		return nil
 	}
 	if err != nil {
