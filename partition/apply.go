@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/interrupt"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/nftwire"
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -79,7 +80,7 @@ var ErrBridgeReplaced = replacedError{}
 type replacedError struct{}
 
 func (replacedError) Error() string {
-	return "the bridge was destroyed while this change waited for it (a bridge made again under its name is another): nothing was changed"
+	return "the bridge was destroyed while this change waited for it (a bridge made again under its name is another): nothing was changed; run the command again to change the bridge there now"
 }
 func (replacedError) Unwrap() error { return netsetup.ErrNoBridge }
 
@@ -98,36 +99,21 @@ func (t Target) sameBridge() error {
 // services, given up with ctx's error when ctx is done first: the reads, which change nothing,
 // then go on unwatched, for a process about to end.
 func (t Target) guestsAndServices(ctx context.Context) ([]Guest, *serviceSpec, error) {
-	read := func() ([]Guest, *serviceSpec, error) {
-		guests := t.Guests
-		if t.guests != nil {
-			var err error
-			if guests, err = t.guests(); err != nil {
-				return nil, nil, err
-			}
-		}
-		svc, err := t.serviceSpec()
-		return guests, svc, err
-	}
-	if ctx.Done() == nil {
-		return read()
-	}
-	type result struct {
+	type both struct {
 		guests []Guest
 		svc    *serviceSpec
-		err    error
 	}
-	got := make(chan result, 1)
-	go func() {
-		g, s, err := read()
-		got <- result{g, s, err}
-	}()
-	select {
-	case r := <-got:
-		return r.guests, r.svc, r.err
-	case <-ctx.Done():
-		return nil, nil, ctx.Err()
-	}
+	r, err := interrupt.Wait(ctx, func() (r both, err error) {
+		r.guests = t.Guests
+		if t.guests != nil {
+			if r.guests, err = t.guests(); err != nil {
+				return r, err
+			}
+		}
+		r.svc, err = t.serviceSpec()
+		return r, err
+	}, nil)
+	return r.guests, r.svc, err
 }
 
 func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record, error) {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/pontoon-dev/pontoon/internal/interrupt"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,32 +41,7 @@ func Lock(path string) (unlock func(), err error) {
 // wait goes on in the background (a goroutine, its thread and an open file, until the holder
 // lets go) and a lock it gets late is let go at once: for a process about to end.
 func LockContext(ctx context.Context, path string) (unlock func(), err error) {
-	if ctx.Done() == nil {
-		return Lock(path)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	type locked struct {
-		unlock func()
-		err    error
-	}
-	got := make(chan locked, 1)
-	go func() {
-		u, err := Lock(path)
-		got <- locked{u, err}
-	}()
-	select {
-	case l := <-got:
-		return l.unlock, l.err
-	case <-ctx.Done():
-		go func() {
-			if l := <-got; l.err == nil {
-				l.unlock()
-			}
-		}()
-		return nil, ctx.Err()
-	}
+	return interrupt.Wait(ctx, func() (func(), error) { return Lock(path) }, func(unlock func()) { unlock() })
 }
 
 // LockIfThere is Lock for a reader: it creates nothing, and without a lock file at path it
