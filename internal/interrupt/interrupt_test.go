@@ -10,14 +10,15 @@ import (
 // TestWait: a wait called off returns ctx's error at once, and a result that comes later goes
 // to late; one that comes first is returned, and late never sees it.
 func TestWait(t *testing.T) {
-	release := make(chan struct{})
+	release, started := make(chan struct{}), make(chan struct{})
 	lateGot := make(chan int, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := Wait(ctx, func() (int, error) { <-release; return 7, nil }, func(v int) { lateGot <- v })
+		_, err := Wait(ctx, func() (int, error) { close(started); <-release; return 7, nil }, func(v int) { lateGot <- v })
 		done <- err
 	}()
+	<-started // called off while f waits, not before it starts (then f never runs)
 	cancel()
 	select {
 	case err := <-done:
