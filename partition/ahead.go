@@ -25,14 +25,20 @@ var stopAt = func(string) {}
 // under the state lock: the record itself when the commit went in, else the record before the
 // change, as the change's own failure would have left it (its shaping, which goes in before
 // the commit, undone). That is written at once: the caller may change nothing (a restorer that
-// finds nothing left to end).
+// finds nothing left to end), or fail.
 func settleAhead(t Target, ahead Record) (Record, error) {
 	in, err := aheadInForce(t.NetnsPath, ahead)
 	if err != nil {
 		return Record{}, fmt.Errorf("tell whether the change of generation %d, recorded ahead of its commit, is in force: %w", ahead.Change, err)
 	}
 	if in {
+		// Its command never logged it, nor wrote it as made: the log gets its event once, here.
+		before := *ahead.Before
 		ahead.Before = nil
+		if err := writeStatus(t.StateDir, ahead); err != nil {
+			return Record{}, err
+		}
+		t.logSettled(before, ahead)
 		return ahead, nil
 	}
 	before := *ahead.Before

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/eventlog"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 )
 
@@ -55,6 +57,16 @@ func TestChangeKilledAroundItsCommit(t *testing.T) {
 			}
 			var rec Record
 			if tc.isolated {
+				// Settled twice (by the restorer of a command that died, then by the next
+				// change): the change its command never logged is logged once.
+				for range 2 {
+					if err := Settle(tgt); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if n := settledEvents(t, s, ahead.Generation); n != 1 {
+					t.Errorf("%d events of the change killed after its commit; want 1", n)
+				}
 				// The --for's restorer, at the deadline: it ends the isolation.
 				if err := Restore(tgt, ahead.Change); err != nil {
 					t.Fatalf("restore of the killed --for: %v", err)
@@ -76,8 +88,32 @@ func TestChangeKilledAroundItsCommit(t *testing.T) {
 				t.Errorf("the killed --for's restorer: %v; want ErrSuperseded (nothing of it to end)", err)
 			}
 			assertBlocks(t, s, []Pair{{"b", "c"}}, 1)
+			if n := settledEvents(t, s, ahead.Generation); n != 0 {
+				t.Errorf("%d events of the change killed before its commit; want none", n)
+			}
 		})
 	}
+}
+
+// settledEvents counts the events of the change of generation gen that settling logged, each
+// checked for the words and deadline of the isolating --for of TestChangeKilledAroundItsCommit.
+func settledEvents(t *testing.T, s *scene, gen uint64) int {
+	t.Helper()
+	events, err := eventlog.Read(s.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Fields["settled"] == "" {
+			continue
+		}
+		n++
+		if e.Kind != EventApply || e.Fields["generation"] != strconv.FormatUint(gen, 10) || e.What != "isolate a" || e.Fields["expires"] == "" {
+			t.Errorf("settled event %+v; want an apply of generation %d, isolate a, with its deadline", e, gen)
+		}
+	}
+	return n
 }
 
 // assertBlocks checks that status finds the kernel holding its record, which blocks want and

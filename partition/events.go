@@ -47,6 +47,26 @@ func DefaultSource() string {
 // reporting it as failed would be false.
 // countersErr says why the counters of what the change ended could not be cleared.
 func (t Target) logChange(kind string, prev, st Record, o applyOpts, err, countersErr error) {
+	_ = eventlog.Append(t.StateDir, t.changeEvent(kind, prev, st, o, err, countersErr))
+}
+
+// logSettled logs a change whose command was killed after its commit, before it logged it,
+// once the command that finds it in force (settleAhead, whose Source the event carries) has
+// written it as made: in the record's words, with its deadline.
+func (t Target) logSettled(before, st Record) {
+	var o applyOpts
+	for _, tc := range st.Pending {
+		if tc.Change == st.Change {
+			o.restorePrev, o.expires, o.lasts = true, tc.Expires, tc.Expires.Sub(st.AppliedAt).Round(time.Millisecond)
+		}
+	}
+	t.What = ""
+	e := t.changeEvent("", before, st, o, nil, nil)
+	e.Fields["settled"] = "its command stopped after the kernel got it, before it logged it"
+	_ = eventlog.Append(t.StateDir, e)
+}
+
+func (t Target) changeEvent(kind string, prev, st Record, o applyOpts, err, countersErr error) eventlog.Event {
 	if kind == "" {
 		kind = changeKind(prev, st)
 	}
@@ -94,7 +114,7 @@ func (t Target) logChange(kind string, prev, st Record, o applyOpts, err, counte
 			e.Fields["counters_error"] = countersErr.Error()
 		}
 	}
-	_ = eventlog.Append(t.StateDir, e)
+	return e
 }
 
 // changeKind tells a change of the partition from one of impairments alone.
