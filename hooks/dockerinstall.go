@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 // DockerConfig is dockerd's configuration file.
@@ -55,7 +56,7 @@ func InstallDocker(config, pontoonPath string) (DockerInstall, error) {
 	res.Runtime = filepath.Join(filepath.Dir(abs), RuntimeName)
 	updated, changed, err := addRuntime(old, res.Runtime)
 	if err != nil {
-		return res, fmt.Errorf("install the docker runtime: %s: %w; fix the file (dockerd would refuse it too) and run this again", config, err)
+		return res, netsetup.Invalid(fmt.Errorf("install the docker runtime: %s: %w; fix the file (dockerd would refuse it too) and run this again", config, err))
 	}
 	if err := linkRuntime(res.Runtime, abs); err != nil {
 		return res, fmt.Errorf("install the docker runtime: %w", err)
@@ -167,7 +168,7 @@ func UninstallDocker(config string) (DockerUninstall, error) {
 	}
 	updated, runtime, err := removeRuntime(old)
 	if err != nil {
-		return res, fmt.Errorf("uninstall the docker runtime: %s: %w; fix the file and run this again", config, err)
+		return res, netsetup.Invalid(fmt.Errorf("uninstall the docker runtime: %s: %w; fix the file and run this again", config, err))
 	}
 	if updated != nil {
 		perm := os.FileMode(0o644)

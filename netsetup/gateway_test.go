@@ -111,6 +111,9 @@ func TestGatewayCollision(t *testing.T) {
 			before := snapshot(t, s)
 			_, err = netsetup.GatewayUp(s.Env, netsetup.GatewayOptions{})
 			wantErr(t, "colliding up", err, c.want...)
+			if !errors.Is(err, netsetup.ErrInvalid) {
+				t.Errorf("colliding up: %v is no refused value (ErrInvalid: the command line's exit status 2)", err)
+			}
 			unchanged(t, s, before, "refused up", "host")
 			if _, err := netsetup.CurrentPlan(s.Env); !errors.Is(err, netsetup.ErrNoGateway) {
 				t.Errorf("CurrentPlan after refusal: %v, want ErrNoGateway", err)

@@ -255,7 +255,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 				return &TakenError{Field: "name", Other: o}
 			}
 			if o.IP == g.IP {
-				return &TakenError{Field: "ip", Other: o}
+				return &TakenError{Field: "ip", Other: o, Full: len(b.Guests) >= GuestAddrs}
 			}
 			if g.IP6.IsValid() && o.IP6 == g.IP6 {
 				return &TakenError{Field: "ip6", Other: o}

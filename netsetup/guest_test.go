@@ -105,6 +105,47 @@ func TestAttachByPID(t *testing.T) {
 	}
 }
 
+// A guest attached by the pid of a process that exits ends with it: the bridge's listing and
+// check say so, its address is refused to another guest with why and what frees it, and gc
+// frees it. (It used to show as ready and pass the check, its address taken, until gc.)
+func TestGuestOfExitedProcess(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	proc := startIn(t, newNetns(t, "proc"))
+	pid := proc.Process.Pid
+	if _, err := netsetup.AddGuest(s.Env, "b1", "ctr", netsetup.GuestOptions{IP: "172.18.0.7", PID: pid}); err != nil {
+		t.Fatal(err)
+	}
+	problem := func() string {
+		b, err := netsetup.GetBridge(s.Env, "b1")
+		if err != nil || len(b.Guests) != 1 {
+			t.Fatalf("bridge b1: %+v, %v", b, err)
+		}
+		return b.Guests[0].Problem
+	}
+	if p := problem(); p != "" {
+		t.Errorf("problem of a guest whose process runs: %s", p)
+	}
+	proc.Process.Kill()
+	proc.Wait()
+	if p := problem(); !strings.Contains(p, fmt.Sprintf("process (pid %d) has exited", pid)) {
+		t.Errorf("problem of a guest whose process exited: %q", p)
+	}
+	if ps, err := netsetup.BridgeProblems(s.Env, "b1"); err != nil || len(ps) != 1 || !strings.Contains(ps[0], "guest ctr: its process") {
+		t.Errorf("bridge check: %q, %v; want the exited process's guest", ps, err)
+	}
+	_, err := netsetup.AddGuest(s.Env, "b1", "x", netsetup.GuestOptions{IP: "172.18.0.7"})
+	var taken *netsetup.TakenError
+	if !errors.As(err, &taken) || !strings.Contains(err.Error(), "has exited") || !strings.Contains(err.Error(), "pontoon gc") {
+		t.Errorf("add at the address of the exited process's guest: %v", err)
+	}
+	if _, err := netsetup.GC(s.Env); err != nil {
+		t.Fatal(err)
+	}
+	mustGuest(t, s.Env, "b1", "x", "172.18.0.7")
+}
+
 // Destroy and delete succeed when there is nothing (left) to remove.
 func TestDestroyIdempotent(t *testing.T) {
 	t.Parallel()

@@ -17,7 +17,12 @@ const MaxKeyLen = 256
 type TakenError struct {
 	Field string // "name", "ip" or "ip6"
 	Other Guest  // the guest that holds it
+	Full  bool   // every guest address of the bridge is taken
 }
+
+// GuestAddrs is how many guests a bridge holds: its /24 less the network, the bridge's own
+// .254 and broadcast.
+const GuestAddrs = 253
 
 // Is makes a taken name or address refused input (ErrInvalid).
 func (e *TakenError) Is(target error) bool { return target == ErrInvalid }
@@ -28,11 +33,17 @@ func (e *TakenError) Error() string {
 	if o := e.Other; o.addKilled() {
 		return fmt.Sprintf("guest %q (IP %s) holds the %s, left half-added by a command that was killed; run `pontoon gc` to remove it, then add the guest again", o.Name, o.IP, takenWhat(e.Field))
 	}
+	if o := e.Other; o.Phase == PhaseReady && o.processGone() {
+		return fmt.Sprintf("guest %q (IP %s) holds the %s, though its process (pid %d) has exited; `pontoon guest del` of it or `pontoon gc` removes it, then add the guest again", o.Name, o.IP, takenWhat(e.Field), o.Process.PID)
+	}
 	if e.Field == "name" {
 		return fmt.Sprintf("a guest named %q already exists on this bridge (IP %s); pick another name", e.Other.Name, e.Other.IP)
 	}
 	if e.Field == "ip6" {
 		return fmt.Sprintf("IPv6 address %s is already used by guest %q on this bridge; pick another address", e.Other.IP6, e.Other.Name)
+	}
+	if e.Full {
+		return fmt.Sprintf("IP %s is already used by guest %q, and the bridge is full: all %d guest addresses are taken; remove a guest (`pontoon guest del`) or use another bridge", e.Other.IP, e.Other.Name, GuestAddrs)
 	}
 	return fmt.Sprintf("IP %s is already used by guest %q on this bridge; pick another address", e.Other.IP, e.Other.Name)
 }
@@ -60,7 +71,7 @@ func replaceStale(env Env, b *BridgeState, g Guest) (*BridgeState, *Guest, error
 	dropped := false
 	for _, o := range b.Guests {
 		sameKey := g.Key != "" && o.Key == g.Key
-		deadHolder := (o.Name == g.Name || o.IP == g.IP || (g.IP6.IsValid() && o.IP6 == g.IP6)) && o.Process != nil && !o.Process.Alive()
+		deadHolder := (o.Name == g.Name || o.IP == g.IP || (g.IP6.IsValid() && o.IP6 == g.IP6)) && o.processGone()
 		if !sameKey && !deadHolder {
 			continue
 		}

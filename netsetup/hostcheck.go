@@ -11,7 +11,8 @@ import (
 
 // checkHostCollisions refuses a plan whose ranges, IPv4 or IPv6, are already routed or
 // addressed in the host namespace (Docker's 172.17/172.18 networks being the common case; a
-// VPN's or another tool's unique local /48 the IPv6 one).
+// VPN's or another tool's unique local /48 the IPv6 one): the plan is the value to change
+// (ErrInvalid).
 func checkHostCollisions(env Env, plan Plan) error {
 	h, err := openHandle(env.hostNetns())
 	if err != nil {
@@ -49,7 +50,7 @@ func checkHostCollisions(env Env, plan Plan) error {
 				if r.Table != unix.RT_TABLE_MAIN {
 					where += fmt.Sprintf(" table %d", r.Table)
 				}
-				return fmt.Errorf(f.text(used), where)
+				return invalidf(f.text(used), where)
 			}
 		}
 		addrs, err := h.AddrList(nil, f.family)
@@ -62,7 +63,7 @@ func checkHostCollisions(env Env, plan Plan) error {
 				continue
 			}
 			if used, hit := overlapsAny(f.ranges, p); hit {
-				return fmt.Errorf(f.text(used), fmt.Sprintf("address %s on %s", p, ifname(a.LinkIndex)))
+				return invalidf(f.text(used), fmt.Sprintf("address %s on %s", p, ifname(a.LinkIndex)))
 			}
 		}
 	}

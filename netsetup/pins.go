@@ -63,7 +63,13 @@ func (e Env) bridgeProblem(b *BridgeState, here uint64) string {
 // guest of a ready bridge, or "" when nothing is. A namespace given by the user is theirs to
 // keep.
 func (e Env) guestProblem(b *BridgeState, g *Guest, here uint64) string {
-	if b.Phase != PhaseReady || g.Phase != PhaseReady || !g.Owned {
+	if b.Phase != PhaseReady || g.Phase != PhaseReady {
+		return ""
+	}
+	if g.processGone() {
+		return fmt.Sprintf("its process (pid %d) has exited, and the guest with it (its namespace and port go too, unless something else holds the namespace)", g.Process.PID)
+	}
+	if !g.Owned {
 		return ""
 	}
 	return e.pinProblem(b, g.Netns, g.NetnsID, here)

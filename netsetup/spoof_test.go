@@ -1,6 +1,7 @@
 package netsetup_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -335,6 +336,11 @@ func TestPortSecurityAtScale(t *testing.T) {
 	last := guests[252]
 	serve(t, last.Netns, guestIP(last))
 	mustReach(t, guests[0].Netns, guestIP(last))
+	// A full bridge says so: no address of its is free.
+	_, err := netsetup.AddGuest(s.Env, "big", "more", netsetup.GuestOptions{IP: "172.18.0.7"})
+	if !errors.Is(err, netsetup.ErrInvalid) || !strings.Contains(err.Error(), "the bridge is full: all 253 guest addresses are taken") {
+		t.Errorf("a guest more on the full bridge: %v", err)
+	}
 
 	// One nothing of the test's runs in: the port goes with the guest's namespace, which the
 	// kernel releases asynchronously once nothing holds it.

@@ -377,3 +377,7 @@ func (b *BridgeState) abandoned() bool {
 func (g Guest) addKilled() bool {
 	return g.Phase == PhaseCreating && (g.Creator == nil || !g.Creator.Alive())
 }
+
+// processGone reports whether the guest was attached by the pid of a process that has exited
+// since: its namespace went with it (unless another process holds it; gc's to tell).
+func (g Guest) processGone() bool { return g.Process != nil && !g.Process.Alive() }

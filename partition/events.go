@@ -135,8 +135,14 @@ func describeChange(kind string, prev, st Record) string {
 		return describeImpairments(prev.Impairments, st.Impairments)
 	}
 	w := []string{describePartition(st)}
-	if kind == EventRestore || kind == EventExpire || kind == EventRefresh {
+	switch kind {
+	case EventRestore, EventExpire:
+		// What comes back, not what ended (the field ended names that by its generation).
+		w = append([]string{kind + ": back to"}, w...)
+	case EventRefresh:
 		w = append([]string{kind}, w...)
+	}
+	if kind == EventRestore || kind == EventExpire || kind == EventRefresh {
 		if len(st.Impairments) > 0 {
 			w = append(w, "with", strings.Join(impStrings(st.Impairments), ", "))
 		}

@@ -60,9 +60,9 @@ func TestChangesAreLogged(t *testing.T) {
 		"apply|testenv|isolate a --mode reject",
 		"impair|testenv|loss=10% guest b",
 		"apply|testenv|block b -> c",
-		"expire|testenv|expire isolate a --mode reject with loss=10% guest b",
+		"expire|testenv|expire: back to isolate a --mode reject with loss=10% guest b",
 		"apply|testenv|fullmesh",
-		"restore|testenv|restore isolate a --mode reject with loss=10% guest b",
+		"restore|testenv|restore: back to isolate a --mode reject with loss=10% guest b",
 		"heal|testenv|heal",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -100,7 +100,7 @@ func TestDescribeChange(t *testing.T) {
 		{"", isolate, rejecting, "apply|isolate a --mode reject --cut"},
 		{"", isolate, withLoss, "impair|loss=5% guest a"},
 		{"", withLoss, isolate, "impair|no impairment of guest a"},
-		{EventExpire, rejecting, withLoss, "expire|expire isolate a with loss=5% guest a"},
+		{EventExpire, rejecting, withLoss, "expire|expire: back to isolate a with loss=5% guest a"},
 		{EventHeal, withLoss, fullmeshStatus(), "heal|heal"},
 	} {
 		kind := c.kind

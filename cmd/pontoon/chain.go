@@ -156,8 +156,10 @@ func gatewayUp(c *cli.Context) error {
 	}
 	opt.NoFirewall = c.Bool("no-firewall")
 	e := env(c)
+	var steps countingWriter
 	if c.Bool("dry-run") {
-		e.DryRun = os.Stdout
+		steps.w = os.Stdout
+		e.DryRun = &steps
 	}
 	// A gateway recorded up whose host link or pin was lost is mended by GatewayUp, which
 	// then finds it "already" up: that must not read as if nothing had been wrong.
@@ -167,7 +169,7 @@ func gatewayUp(c *cli.Context) error {
 		broken = err == nil && before.Problem != ""
 	}
 	already, err := netsetup.GatewayUp(e, opt)
-	if err != nil || e.DryRun != nil {
+	if err != nil || e.DryRun != nil && (!already || steps.n > 0) {
 		return err
 	}
 	// The plan the gateway has: flags not given took the running gateway's or the default.
@@ -176,6 +178,8 @@ func gatewayUp(c *cli.Context) error {
 		return err
 	}
 	switch {
+	case e.DryRun != nil:
+		fmt.Printf("# gateway already up (subnet %s): nothing to do\n", plan)
 	case already && broken:
 		fmt.Printf("gateway up again (subnet %s): repaired what was changed outside pontoon\n", plan)
 	case already:
@@ -474,4 +478,16 @@ func checkNetns(path string) error {
 		return fmt.Errorf("%s is a namespace, but not a network namespace; pass a network namespace such as /proc/PID/ns/net", path)
 	}
 	return nil
+}
+
+// countingWriter counts what a dry run prints, to tell one that had nothing to do.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
 }

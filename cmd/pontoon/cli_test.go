@@ -127,6 +127,9 @@ func TestChainCommands(t *testing.T) {
 	if out := c.ok("gateway", "up"); !strings.Contains(out, "already up") {
 		t.Errorf("second up said %q", out)
 	}
+	if out := c.ok("gateway", "up", "--dry-run"); out != "# gateway already up (subnet 172.18.0.0/16): nothing to do\n" {
+		t.Errorf("dry run on a gateway that is up printed %q", out)
+	}
 	c.fails(2, "it has 172.18.0.0/16, not 10.77.0.0/16", "gateway", "up", "--subnet", "10.77.0.0/16")
 	// Flags may follow the positional arguments.
 	var b netsetup.BridgeState

@@ -47,7 +47,7 @@ func TestHookInstallDocker(t *testing.T) {
 	}
 
 	os.WriteFile(config, []byte(`{"runtimes": `), 0o644)
-	if out, code := pontoonCmd(t, binary, nil, "hook", "install", "--docker", "--config", config); code != 1 || !strings.Contains(out, config+": not a JSON object") {
+	if out, code := pontoonCmd(t, binary, nil, "hook", "install", "--docker", "--config", config); code != 2 || !strings.Contains(out, config+": not a JSON object") {
 		t.Errorf("install into a broken daemon.json: exit %d\n%s", code, out)
 	}
 	for _, args := range [][]string{{"--docker", "--podman"}, {}, {"--docker", "--dir", "/tmp"}} {

@@ -36,6 +36,11 @@ func TestGatewayUpKeepsRecordedPlan(t *testing.T) {
 	c.ok("gateway", "down")
 
 	c.ok("gateway", "up", "--subnet6", "fd00:77::/48")
+	// The README's IPv6 example on it.
+	c.ok("bridge", "create", "b1")
+	c.ok("guest", "add", "b1", "web", "--ip", "172.18.0.42", "--ip6", "fd00:77::beef")
+	c.ok("exec", "b1", "web", "--", "ping", "-6", "-c1", "-W2", "fd00:77::254")
+	c.ok("bridge", "destroy", "b1")
 	if out := c.ok("gateway", "up", "--subnet", "172.18.0.0/16"); !strings.Contains(out, "already up") {
 		t.Errorf("gateway up --subnet (the gateway's) without --subnet6 printed %q", out)
 	}

@@ -555,7 +555,15 @@ ip = "172.18.0.6"
 	}
 	c.ok("gateway", "down", "--user", b.name, "--force")
 
-	c.ok("gateway", "down", "--user", a.name, "--force")
+	// Without --force, a's bridge refuses the down, which leaves a's link: its guest still
+	// reaches out.
+	c.fails(1, "nothing was changed", "gateway", "down", "--user", a.name)
+	if out, code := a.run(dir, "exec", bridge, "out", "--", "ping", "-c1", "-W1", sandbox.UpstreamAddr.Addr().String()); code != 0 {
+		t.Errorf("%s's guest cannot reach the upstream after a refused down: exit %d\n%s", a.name, code, out)
+	}
+	if out := c.ok("gateway", "down", "--user", a.name, "--force"); !strings.Contains(out, "removed user "+a.name) {
+		t.Errorf("gateway down --user --force says: %q", out)
+	}
 	if links, err := netsetup.UserLinks(c.sb.Env); err != nil || len(links) != 0 {
 		t.Errorf("user links after down: %v, %v", links, err)
 	}

@@ -168,16 +168,26 @@ func userGatewayDown(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := netsetup.UserLinkDown(env(c), uid); err != nil {
-		return err
-	}
+	// The user's gateway first: refused (bridges still use it, without --force), it leaves
+	// the link as it was, and the user's guests still reach out. --force removes the link
+	// whatever the user's space does.
 	downArgs := []string{"gateway", "down"}
 	if c.Bool("force") {
 		downArgs = append(downArgs, "--force")
 	}
-	if _, err := asUser(name, uid, gid, downArgs...); err != nil {
-		return fmt.Errorf("the link is removed, but %w", err)
+	_, downErr := asUser(name, uid, gid, downArgs...)
+	if downErr != nil && !c.Bool("force") {
+		return fmt.Errorf("%w; nothing was changed (user %s's link stays)", downErr, name)
 	}
-	_, err = asUser(name, uid, gid, "space", "--stop")
-	return err
+	if err := netsetup.UserLinkDown(env(c), uid); err != nil {
+		return err
+	}
+	if downErr != nil {
+		return fmt.Errorf("the link is removed, but %w", downErr)
+	}
+	if _, err := asUser(name, uid, gid, "space", "--stop"); err != nil {
+		return fmt.Errorf("the link and user %s's gateway are removed, but %w", name, err)
+	}
+	fmt.Printf("removed user %s's link to the host, gateway and space\n", name)
+	return nil
 }
