@@ -344,6 +344,21 @@ func BeginDestroy(env Env, name string) error {
 	})
 }
 
+// ownHandle opens the namespace pinned at path when it is the one of identity id (any, when
+// id is 0); nil when it is gone or another is pinned there now.
+func ownHandle(path string, id uint64) *handle {
+	h, err := openHandle(path)
+	if err != nil {
+		return nil
+	}
+	var st unix.Stat_t
+	if id != 0 && (unix.Fstat(h.fd(), &st) != nil || st.Ino != id) {
+		h.Close()
+		return nil
+	}
+	return h
+}
+
 // destroyBridge tears a bridge down; the caller holds the state lock.
 func destroyBridge(env Env, b *BridgeState) error {
 	st := env.store()
@@ -351,10 +366,17 @@ func destroyBridge(env Env, b *BridgeState) error {
 		return fmt.Errorf("destroy bridge %q: %w", b.Name, err)
 	}
 	var errs []error
+	brH := ownHandle(env.BridgeNetns(b.Name), b.NetnsID)
+	defer brH.Close()
 	for _, g := range b.Guests {
 		if g.Owned {
 			errs = append(errs, ns.RemoveOwn(g.Netns, g.NetnsID), ns.Remove(g.UTS))
+			continue
 		}
+		// A namespace pontoon did not make (--netns, --pid, a container's) outlives the
+		// bridge: its eth0 goes now, as from guest del, not whenever the kernel gets to the
+		// bridge's namespace, so that destroy leaves it as it was before the attach.
+		errs = append(errs, delLink(brH, g.PortName()))
 	}
 	// Releasing the namespaces removes their links asynchronously, without the synchronous
 	// delete's wait for an RCU grace period; setting the uplink down cuts the bridge off at

@@ -146,6 +146,29 @@ func TestGuestOfExitedProcess(t *testing.T) {
 	mustGuest(t, s.Env, "b1", "x", "172.18.0.7")
 }
 
+// Destroying a bridge takes its eth0 out of a namespace pontoon did not make at once, as a
+// guest del would, instead of leaving it to the kernel's release of the bridge's namespace
+// (seconds later on a busy host); the namespace attaches again right away.
+func TestDestroyLeavesOthersNamespaceBare(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	own := newNetns(t, "own")
+	if _, err := netsetup.AddGuest(s.Env, "b1", "ext", netsetup.GuestOptions{IP: "172.18.0.5", Netns: own}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netsetup.DestroyBridge(s.Env, "b1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := linkNames(t, own); fmt.Sprint(got) != "[lo]" {
+		t.Errorf("links of the namespace right after the destroy: %v; want lo alone", got)
+	}
+	mustBridge(t, s.Env, "b2", netsetup.BridgeOptions{})
+	if _, err := netsetup.AddGuest(s.Env, "b2", "ext", netsetup.GuestOptions{IP: "172.18.0.5", Netns: own}); err != nil {
+		t.Errorf("attach to another bridge after the destroy: %v", err)
+	}
+}
+
 // Destroy and delete succeed when there is nothing (left) to remove.
 func TestDestroyIdempotent(t *testing.T) {
 	t.Parallel()
