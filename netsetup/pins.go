@@ -59,9 +59,9 @@ func (e Env) bridgeProblem(b *BridgeState, here uint64) string {
 	return e.pinProblem(b, e.BridgeNetns(b.Name), b.NetnsID, here)
 }
 
-// guestProblem says what is wrong with the pin of a namespace pontoon created for a ready
-// guest of a ready bridge, or "" when nothing is. A namespace given by the user is theirs to
-// keep.
+// guestProblem says what is wrong with a ready guest of a ready bridge, or "" when nothing
+// is: the process it was attached by has exited, or the pin of a namespace pontoon created
+// for it is broken. The pin of a namespace given by the user is theirs to keep.
 func (e Env) guestProblem(b *BridgeState, g *Guest, here uint64) string {
 	if b.Phase != PhaseReady || g.Phase != PhaseReady {
 		return ""

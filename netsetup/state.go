@@ -170,8 +170,9 @@ type Guest struct {
 	Phase   Phase    `json:"phase"`
 	// Creator is the process adding the guest, while the phase is creating.
 	Creator *Process `json:"creator,omitempty"`
-	// Problem says what is wrong with the pin of a namespace pontoon created for a ready
-	// guest, as BridgeState.Problem does for the bridge's; never stored.
+	// Problem says what is wrong with a ready guest (its process exited, or the pin of a
+	// namespace pontoon created for it broke), as BridgeState.Problem does for the bridge's
+	// pin; never stored.
 	Problem string `json:"problem,omitempty"`
 }
 
