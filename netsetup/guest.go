@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
@@ -595,5 +596,8 @@ func FindGuest(env Env, bridge, ref string) (*BridgeState, *Guest, error) {
 	for i, g := range b.Guests {
 		names[i] = g.Name
 	}
-	return nil, nil, invalidf("bridge %q has no guest %q; its guests are %v", bridge, ref, names)
+	if len(names) == 0 {
+		return nil, nil, invalidf("bridge %q has no guest %q; it has no guests", bridge, ref)
+	}
+	return nil, nil, invalidf("bridge %q has no guest %q; its guests are %s", bridge, ref, strings.Join(names, ", "))
 }

@@ -158,6 +158,10 @@ func AddService(env Env, bridge, name string, opt ServiceOptions) (*Service, err
 // newService checks a service against the plan and the bridge's guests and services.
 func newService(plan Plan, b *BridgeState, name string, opt ServiceOptions) (Service, error) {
 	s := Service{Name: name, Mode: opt.Mode, SkipUnreachable: opt.SkipUnreachable}
+	// The name server would answer the address's own name with the service's address.
+	if _, err := netip.ParseAddr(name); err == nil {
+		return s, invalidf("name: %q is an IP address; a name cannot be one (the name server would answer it with the service's address); choose a name such as kv", name)
+	}
 	for _, o := range b.Services {
 		if strings.EqualFold(o.Name, name) && o.Changing != nil && !o.Changing.Alive() {
 			return s, invalidf("name: bridge %q has a service %q whose add or removal was killed halfway; run `pontoon gc` first", b.Name, o.Name)
@@ -187,7 +191,7 @@ func newService(plan Plan, b *BridgeState, name string, opt ServiceOptions) (Ser
 	}
 	for _, m := range opt.Members {
 		if !slices.Contains(guests, m) {
-			return s, invalidf("members: bridge %q has no guest %q; its guests are %v", b.Name, m, guests)
+			return s, invalidf("members: bridge %q has no guest %q; its guests are %s", b.Name, m, strings.Join(guests, ", "))
 		}
 		if slices.Contains(s.Members, m) {
 			return s, invalidf("members: %q is given twice; name each guest once", m)

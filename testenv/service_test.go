@@ -356,7 +356,8 @@ func TestServiceBadInputChangesNothing(t *testing.T) {
 		opt  netsetup.ServiceOptions
 		want string
 	}{
-		{"a", netsetup.ServiceOptions{Members: []string{"n1", "n9"}}, `members: bridge "testenv" has no guest "n9"`},
+		{"a", netsetup.ServiceOptions{Members: []string{"n1", "n9"}}, `members: bridge "testenv" has no guest "n9"; its guests are n1, n2, n3`},
+		{"1.2.3.4", netsetup.ServiceOptions{Members: []string{"n1"}}, `name: "1.2.3.4" is an IP address`},
 		{"a", netsetup.ServiceOptions{Members: []string{"n1"}, IP: "172.18.1.9"}, `ip 172.18.1.9 is already the address of service "kv"`},
 		{"a", netsetup.ServiceOptions{Members: []string{"n1"}, IP: "172.18.0.9"}, "outside the service range"},
 		{"a", netsetup.ServiceOptions{Members: []string{"n1"}, Ports: []string{"70x0"}}, `ports: port "70x0" is not a port`},

@@ -79,7 +79,11 @@ func serviceRm(c *cli.Context) error {
 	if err := needRoot(c); err != nil {
 		return err
 	}
-	return partition.RemoveService(env(c), c.Args().Get(0), c.Args().Get(1))
+	if err := partition.RemoveService(env(c), c.Args().Get(0), c.Args().Get(1)); err != nil {
+		return err
+	}
+	fmt.Printf("service %s removed from bridge %s\n", c.Args().Get(1), c.Args().Get(0))
+	return nil
 }
 
 // bridgeServices is one bridge's services for service list.

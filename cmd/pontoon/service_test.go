@@ -67,7 +67,9 @@ func TestServiceCommands(t *testing.T) {
 	if list := c.ok("service", "list", "b1"); !strings.Contains(list, "n1=0 n3=0") || strings.Contains(list, "n2=") {
 		t.Errorf("after n2 left, service list:\n%s", list)
 	}
-	c.ok("service", "rm", "b1", "kv")
+	if out := c.ok("service", "rm", "b1", "kv"); out != "service kv removed from bridge b1\n" {
+		t.Errorf("service rm printed %q", out)
+	}
 	if list := c.ok("service", "list", "b1", "--json"); strings.Contains(list, `"kv"`) || !strings.Contains(list, `"web"`) {
 		t.Errorf("after rm kv, service list --json:\n%s", list)
 	}
