@@ -260,10 +260,18 @@ func decode(events []Event, b []byte) ([]Event, []byte) {
 }
 
 // Follow calls fn with every event logged in dir, oldest first, skipping the first from, then
-// with each new one as it is appended, until ctx ends (it then returns nil) or fn returns an
-// error (returned as is). It keeps following across rotations and waits for a log that does
-// not exist yet.
+// with each new one as it is appended, until ctx ends (it then returns nil), fn returns an
+// error (returned as is), or the log is removed rather than rotated (its bridge destroyed,
+// perhaps created again): it then returns ErrGone, once it has passed on every event the
+// log held. It keeps following across rotations, and waits for a log that does not exist yet.
 func Follow(ctx context.Context, dir string, from int, fn func(Event) error) error {
+	// The log is made when missing and held open from the start: a bridge destroyed just
+	// after its first events takes its directory along, and only an open file still reads.
+	if _, err := os.Stat(dir); err == nil {
+		if f, err := os.OpenFile(filepath.Join(dir, File), os.O_CREATE|os.O_RDONLY, 0o644); err == nil {
+			f.Close()
+		}
+	}
 	events, cur, err := open(dir)
 	if err != nil {
 		return err
@@ -296,14 +304,19 @@ func Follow(ctx context.Context, dir string, from int, fn func(Event) error) err
 			if partial, err = drain(cur, partial, fn); err != nil {
 				return err
 			}
-			// Renamed away: what was appended to it before the rename has just been read,
-			// everything later goes to a new file.
+			// No longer at its path: what was appended to it before has just been read.
+			// Renamed by a rotation, everything later goes to a new file; removed, there is
+			// no more.
 			if rotated(cur, path) {
 				if partial, err = drain(cur, partial, fn); err != nil {
 					return err
 				}
+				renamed := sameFile(cur, path+".1")
 				cur.Close()
 				cur = nil
+				if !renamed {
+					return ErrGone
+				}
 				continue
 			}
 		}
@@ -313,6 +326,19 @@ func Follow(ctx context.Context, dir string, from int, fn func(Event) error) err
 		case <-tick.C:
 		}
 	}
+}
+
+// ErrGone is Follow's error once the log it follows is removed (not rotated).
+var ErrGone = errors.New("the event log was removed")
+
+// sameFile reports whether the open file f is the one at path.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }
 
 // drain reads f to its end and calls fn with each complete event.

@@ -115,6 +115,26 @@ func (e Env) BridgeDataDir(bridge string) string {
 	return filepath.Join(e.stateDir(), "run", bridge)
 }
 
+// MakeBridgeDataDir makes the bridge's data directory if it has none yet, for a reader that
+// must hold a file in it from the start (an event log follower); under the state lock, so
+// that a bridge being destroyed does not get it back. An unknown bridge wraps ErrNoBridge.
+func MakeBridgeDataDir(env Env, bridge string) error {
+	if err := checkName("bridge", bridge); err != nil {
+		return err
+	}
+	st := env.store()
+	return st.locked(func() error {
+		b, err := st.bridge(bridge)
+		switch {
+		case err != nil:
+			return err
+		case b == nil || b.Phase == PhaseRemoving:
+			return fmt.Errorf("bridge %q: %w", bridge, ErrNoBridge)
+		}
+		return os.MkdirAll(env.BridgeDataDir(bridge), 0o700)
+	})
+}
+
 // guestUTS is the pinned UTS namespace of a guest pontoon created (kept out of NetnsDir so
 // `ip netns list` shows only network namespaces).
 func (e Env) guestUTS(bridge, guest string) string {

@@ -38,11 +38,17 @@ func partitionLog(c *cli.Context) error {
 		return err
 	}
 	dir := env(c).BridgeDataDir(name)
+	noBridge := fmt.Errorf("bridge %q does not exist; `pontoon bridge list` shows the bridges", name)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		// The first partition change makes the directory; a bridge without one yet has an
-		// empty log, which --follow waits on.
-		if _, err := netsetup.BridgeMembers(env(c), name); errors.Is(err, netsetup.ErrNoBridge) {
-			return fmt.Errorf("bridge %q does not exist; `pontoon bridge list` shows the bridges", name)
+		// empty log. A follower makes it, to hold the log open from the start (see Follow).
+		if c.Bool("follow") {
+			err = netsetup.MakeBridgeDataDir(env(c), name)
+		} else {
+			_, err = netsetup.BridgeMembers(env(c), name)
+		}
+		if errors.Is(err, netsetup.ErrNoBridge) {
+			return noBridge
 		} else if err != nil {
 			return err
 		}
@@ -77,12 +83,18 @@ func partitionLog(c *cli.Context) error {
 	defer stop()
 	out := bufio.NewWriter(os.Stdout)
 	// Every event is flushed at once: whoever follows is waiting for it.
-	return eventlog.Follow(ctx, dir, 0, func(e eventlog.Event) error {
+	err = eventlog.Follow(ctx, dir, 0, func(e eventlog.Event) error {
 		if err := print(out, e); err != nil {
 			return err
 		}
 		return out.Flush()
 	})
+	if errors.Is(err, eventlog.ErrGone) {
+		// Its last events are out; the bridge's next life is another log.
+		fmt.Fprintf(os.Stderr, "bridge %s was destroyed: its log ends here\n", name)
+		return nil
+	}
+	return err
 }
 
 // formatEvent renders one event as a line for people:

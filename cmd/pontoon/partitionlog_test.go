@@ -2,6 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,4 +48,50 @@ func TestPartitionLogBeforeAnyChange(t *testing.T) {
 	}
 	follow.Process.Signal(syscall.SIGINT)
 	c.fails(1, `bridge "nope" does not exist`, "partition", "--bridge", "nope", "log")
+}
+
+// TestPartitionLogFollowEndsWithItsBridge: a follower of a bridge destroyed right after a
+// change prints that change, says the bridge was destroyed and ends (exit 0). It used to miss
+// the change when the destroy came before its next look at the log, then wait for ever, and
+// print a new bridge's events under the old one's name.
+func TestPartitionLogFollowEndsWithItsBridge(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("b1", "n1", "n2")
+	follow := c.command("partition", "--bridge", "b1", "log", "--follow")
+	var out, errOut bytes.Buffer
+	follow.Stdout, follow.Stderr = &out, &errOut
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- follow.Wait() }()
+	t.Cleanup(func() { follow.Process.Kill() })
+	logPath := filepath.Join(c.sb.Env.BridgeDataDir("b1"), "events.jsonl")
+	waitFor(t, 10*time.Second, "the follower to hold the log open", func() bool {
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", follow.Process.Pid))
+		for _, fd := range fds {
+			if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", follow.Process.Pid, fd.Name())); l == logPath {
+				return true
+			}
+		}
+		return false
+	})
+	c.ok("partition", "isolate", "n1", "--bridge", "b1")
+	c.ok("bridge", "destroy", "b1")
+	c.bridgeOf("b1", "n1", "n2")
+	c.ok("partition", "isolate", "n2", "--bridge", "b1")
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("log --follow ended with %v; want exit 0\n%s", err, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("log --follow still runs 10s after its bridge was destroyed")
+	}
+	if !strings.Contains(out.String(), "isolate n1") || strings.Contains(out.String(), "isolate n2") {
+		t.Errorf("log --follow printed %q; want the destroyed bridge's isolate n1 and nothing of the new bridge", out.String())
+	}
+	if !strings.Contains(errOut.String(), "bridge b1 was destroyed: its log ends here") {
+		t.Errorf("log --follow said %q", errOut.String())
+	}
 }
