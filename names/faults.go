@@ -199,7 +199,8 @@ type faultSet struct {
 	NextID int     `json:"next_id"`
 	Faults []Fault `json:"faults,omitempty"`
 	// expired are the faults updateFaults dropped because their time was up, so that the
-	// --for that set one can still tell what ended.
+	// --for that set one can still tell what ended; updateFaults logs the end of those the
+	// change leaves in it.
 	expired []Fault
 }
 
@@ -244,15 +245,28 @@ func updateFaults(env netsetup.Env, bridge, source string, change func(b *netset
 		if err := statefile.WriteJSON(faultFile(env, bridge), &fs); err != nil {
 			return err
 		}
+		if source == "" {
+			source = partition.DefaultSource()
+		}
+		// Faults whose time ran out with no one there to end them (their --for killed)
+		// ended before this change: logged first, once, by whoever drops them.
+		for _, f := range fs.expired {
+			_ = eventlog.Append(dir, eventlog.Event{Kind: EventDNS, Source: source, What: "expire dns " + f.Words(),
+				Fields: map[string]string{"id": strconv.Itoa(f.ID), "expires": f.Expires.UTC().Format(time.RFC3339Nano)}})
+		}
 		if e != nil {
 			e.Kind, e.Source, e.CommitUS = EventDNS, source, time.Since(start).Microseconds()
-			if e.Source == "" {
-				e.Source = partition.DefaultSource()
-			}
 			_ = eventlog.Append(dir, *e)
 		}
 		return nil
 	})
+}
+
+// EndExpired drops the bridge's faults whose time ran out and logs their end: the bridge's
+// name server does when a fault's deadline passes, so that one whose --for was killed still
+// ends in the log on time.
+func EndExpired(env netsetup.Env, bridge, source string) error {
+	return updateFaults(env, bridge, source, func(*netsetup.BridgeState, *faultSet) (*eventlog.Event, error) { return nil, nil })
 }
 
 func (f Fault) expired(now time.Time) bool { return !f.Expires.IsZero() && !now.Before(f.Expires) }
@@ -320,7 +334,10 @@ func removeFault(env netsetup.Env, bridge string, id int, source string, expire 
 			gone = fs.Faults[i]
 			fs.Faults = slices.Delete(fs.Faults, i, i+1)
 		case expire && slices.ContainsFunc(fs.expired, is):
-			gone = fs.expired[slices.IndexFunc(fs.expired, is)]
+			// Its end is this change's event, not one of updateFaults' own.
+			j := slices.IndexFunc(fs.expired, is)
+			gone = fs.expired[j]
+			fs.expired = slices.Delete(fs.expired, j, j+1)
 		default:
 			return nil, nil
 		}

@@ -188,12 +188,42 @@ func (s *Server) watchLoop() {
 			go s.stop()
 			return
 		}
+		// A fault stops applying at its deadline by itself (match); its end is logged here,
+		// a moment later, when the --for that set it was not there to (killed).
+		var expiry <-chan time.Time
+		if next, ok := s.nextExpiry(); ok {
+			if d := time.Until(next.Add(expiryGrace)); d > 0 {
+				expiry = time.After(d)
+			} else {
+				_ = EndExpired(s.env, s.bridge, SourceNameServer)
+			}
+		}
 		select {
 		case <-t.C:
+		case <-expiry:
 		case <-s.ctx.Done():
 			return
 		}
 	}
+}
+
+// expiryGrace is how long after a fault's deadline the server ends it in the record and the
+// log: the --for that set it does so at the deadline, when it still runs.
+const expiryGrace = 500 * time.Millisecond
+
+// SourceNameServer names the bridge's name server in its event log, for the faults whose
+// end it logs.
+const SourceNameServer = "names"
+
+// nextExpiry is the earliest deadline of the bridge's faults.
+func (s *Server) nextExpiry() (time.Time, bool) {
+	var next time.Time
+	for _, f := range s.currentFaults() {
+		if !f.Expires.IsZero() && (next.IsZero() || f.Expires.Before(next)) {
+			next = f.Expires
+		}
+	}
+	return next, !next.IsZero()
 }
 
 func (s *Server) bridgeGone() bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -84,5 +85,40 @@ func TestDNSFaultsAreLogged(t *testing.T) {
 	}
 	if got := c.dnsEvents("b1"); !slices.Equal(got, want) {
 		t.Errorf("DNS events in the log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestKilledDNSForEndsInTheLog: a DNS fault whose --for is killed stops applying at its
+// deadline, and the bridge's name server then drops it from the record and logs its end
+// once. It used to stay in the record, its end never logged, until another DNS change.
+func TestKilledDNSForEndsInTheLog(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	c.ok("bridge", "create", "b1")
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1", "--alias", "db")
+	short := c.command("partition", "dns", "servfail", "--name", "db", "--for", "1s", "--bridge", "b1")
+	if err := short.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { short.Process.Kill(); short.Wait() })
+	waitFor(t, 10*time.Second, "the --for 1s fault to come into force", func() bool {
+		f, err := names.Faults(c.sb.Env, "b1")
+		return err == nil && len(f) == 1
+	})
+	short.Process.Kill()
+	short.Wait()
+	want := []string{"cli: dns servfail --name db", "names: expire dns servfail --name db"}
+	waitFor(t, 10*time.Second, "the name server to log the end of the killed --for's fault", func() bool {
+		return slices.Equal(c.dnsEvents("b1"), want)
+	})
+	data, err := os.ReadFile(filepath.Join(c.sb.Env.BridgeDataDir("b1"), "dns-faults.json"))
+	if err != nil || strings.Contains(string(data), "servfail") {
+		t.Errorf("the faults' record after the deadline: %s, %v", data, err)
+	}
+	// A later change logs nothing more of it.
+	c.ok("partition", "heal", "--bridge", "b1")
+	if got := c.dnsEvents("b1"); !slices.Equal(got, want) {
+		t.Errorf("DNS events after a heal:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
