@@ -194,6 +194,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	case o.timed != nil:
 	case o.restorePrev:
 		pending = pushTimed(prev.Pending, before, s, t.Sets, prev.Generation+1, o.expires, t.Restorer)
+		pending[len(pending)-1].What = t.What
 	case o.kind == EventRefresh:
 		pending = prev.Pending
 	default:

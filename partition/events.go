@@ -137,8 +137,18 @@ func describeChange(kind string, prev, st Record) string {
 	w := []string{describePartition(st)}
 	switch kind {
 	case EventRestore, EventExpire:
-		// What comes back, not what ended (the field ended names that by its generation).
-		w = append([]string{kind + ": back to"}, w...)
+		// What ended, in its asker's words where they were given, and what is back.
+		head := kind
+		var ended []string
+		for _, tc := range prev.Pending {
+			if tc.What != "" && !slices.ContainsFunc(st.Pending, func(x Timed) bool { return x.Change == tc.Change }) {
+				ended = append(ended, tc.What)
+			}
+		}
+		if len(ended) > 0 {
+			head += " " + strings.Join(ended, ", ")
+		}
+		w = append([]string{head + ": back to"}, w...)
 	case EventRefresh:
 		w = append([]string{kind}, w...)
 	}

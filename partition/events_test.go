@@ -32,11 +32,14 @@ func TestChangesAreLogged(t *testing.T) {
 	if err := ApplyFor(context.Background(), tgt, State{Partition: mustBlock(t, tgt.Guests, "b", "c")}, 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	// The end of a --for whose asker gave words names it by them.
+	tgt.What = "fullmesh --for 1h"
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := ApplyFor(ctx, tgt, State{Partition: Fullmesh()}, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ApplyFor with an ended context: %v", err)
 	}
+	tgt.What = ""
 	if err := Heal(tgt); err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +64,8 @@ func TestChangesAreLogged(t *testing.T) {
 		"impair|testenv|loss=10% guest b",
 		"apply|testenv|block b -> c",
 		"expire|testenv|expire: back to isolate a --mode reject with loss=10% guest b",
-		"apply|testenv|fullmesh",
-		"restore|testenv|restore: back to isolate a --mode reject with loss=10% guest b",
+		"apply|testenv|fullmesh --for 1h",
+		"restore|testenv|restore fullmesh --for 1h: back to isolate a --mode reject with loss=10% guest b",
 		"heal|testenv|heal",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

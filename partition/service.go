@@ -40,11 +40,12 @@ const (
 	ServiceFlows  = "flows"
 	ServiceFlows6 = "flows6"
 	// ServiceDropped and ServiceRejected (and their IPv6 twins) count service packets the
-	// partition stopped, keyed by source and destination address after translation.
-	ServiceDropped   = "stopped_drop"
-	ServiceRejected  = "stopped_reject"
-	ServiceDropped6  = "stopped_drop6"
-	ServiceRejected6 = "stopped_reject6"
+	// partition stopped, keyed by the connection's mark and the packet's source and
+	// destination addresses (see service_count.go).
+	ServiceDropped   = "stopped_drop_svc"
+	ServiceRejected  = "stopped_reject_svc"
+	ServiceDropped6  = "stopped_drop6_svc"
+	ServiceRejected6 = "stopped_reject6_svc"
 	// serviceBlocked (serviceBlocked6) holds the blocked pairs of the partition in force.
 	serviceBlocked  = "blocked"
 	serviceBlocked6 = "blocked6"
@@ -117,6 +118,8 @@ type serviceRules struct {
 	elements map[string][]nftables.SetElement
 	chains   []svcChain
 	counters []string
+	// stoppedKeep are the address pairs of the stopped counters the change keeps.
+	stoppedKeep map[string]bool
 }
 
 type svcChain struct {
@@ -343,7 +346,7 @@ func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mod
 			// What reaches a service address untranslated is refused as a host without the
 			// port would refuse it: a port the service does not serve, a service without
 			// members, or (SkipUnreachable) none reachable; an unused address likewise.
-			svcRule{rule: nftrule.Rule{f.l3, nftrule.CtMarkNonzero(), prefixDaddr(f, svcNet), nftrule.UpdateCounter(counterRef(f.reject), f.keys[0], f.keys[1])}},
+			svcRule{rule: nftrule.Rule{f.l3, nftrule.CtMarkNonzero(), prefixDaddr(f, svcNet), nftrule.UpdateCounter(counterRef(f.reject), nftrule.KeyCtMark, f.keys[0], f.keys[1])}},
 			svcRule{rule: nftrule.Rule{f.l3, prefixDaddr(f, svcNet), nftrule.L4Proto("tcp"), nftrule.RejectTCPReset()}},
 			svcRule{rule: nftrule.Rule{f.l3, prefixDaddr(f, svcNet), nftrule.RejectPortUnreachable()}},
 			// Client aliases are addresses only translated connections use.
@@ -353,6 +356,7 @@ func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mod
 	}
 	sr.chains = []svcChain{pre, out, post, fwd, jdg}
 	sr.loss = pairLoss(spec, fams, byName, member, imps)
+	sr.stoppedKeep = stoppedKeys(spec, fams, byName, blocked)
 	return sr
 }
 
@@ -442,8 +446,10 @@ func portMatches(f family, vip netip.Addr, s netsetup.Service) []nftrule.Rule {
 // connection. They are counted by the packet's own addresses.
 func judge(f family, mode Mode, cut bool) (first, later []svcRule) {
 	blk := nftrule.Rule{f.l3, nftrule.CtMarkNonzero(), nftrule.InSet(&nftables.Set{Name: f.blkSet}, f.keys[0], f.keys[1])}
-	first = []svcRule{{rule: append(clone(blk), nftrule.UpdateCounter(counterRef(f.drop), f.keys[0], f.keys[1]))}}
-	count := func(set string) nftrule.Match { return nftrule.UpdateCounter(counterRef(set), f.keys[0], f.keys[1]) }
+	count := func(set string) nftrule.Match {
+		return nftrule.UpdateCounter(counterRef(set), nftrule.KeyCtMark, f.keys[0], f.keys[1])
+	}
+	first = []svcRule{{rule: append(clone(blk), count(f.drop))}}
 	// The client end is the source of what the client sends, the destination (the client's
 	// alias) of what the member sends.
 	for _, dir := range []struct {

@@ -136,45 +136,6 @@ func Services(env netsetup.Env, bridge string) ([]ServiceStatus, error) {
 	return out, nil
 }
 
-// stoppedFor sums the stopped packets of pairs with a member of s at one end.
-func stoppedFor(s netsetup.Service, sets map[string][]nftables.SetElement, byAddr map[netip.Addr]string) []PairCounters {
-	var out []PairCounters
-	at := func(src, dst string) *PairCounters {
-		for i := range out {
-			if out[i].Src == src && out[i].Dst == dst {
-				return &out[i]
-			}
-		}
-		out = append(out, PairCounters{Src: src, Dst: dst})
-		return &out[len(out)-1]
-	}
-	for _, name := range []string{ServiceDropped, ServiceRejected, ServiceDropped6, ServiceRejected6} {
-		for _, el := range sets[name] {
-			if el.Counter == nil || len(el.Key)%2 != 0 {
-				continue
-			}
-			n := len(el.Key) / 2
-			x, _ := netip.AddrFromSlice(el.Key[:n])
-			y, _ := netip.AddrFromSlice(el.Key[n:])
-			src, dst := byAddr[x], byAddr[y]
-			if y == s.IP || (s.IP6.IsValid() && y == s.IP6) {
-				dst = s.Name // refused by the service for a member src could not reach
-			}
-			if src == "" || dst == "" || (dst != s.Name && !slices.Contains(s.Members, src) && !slices.Contains(s.Members, dst)) {
-				continue
-			}
-			c := Count{Packets: el.Counter.Packets, Bytes: el.Counter.Bytes}
-			p := at(src, dst)
-			if name == ServiceRejected || name == ServiceRejected6 {
-				p.Rejected.add(c)
-			} else {
-				p.Dropped.add(c)
-			}
-		}
-	}
-	return out
-}
-
 // readServiceCounters reads the counter sets of the service table; none when it has none.
 func readServiceCounters(nsPath string) (map[string][]nftables.SetElement, error) {
 	out := map[string][]nftables.SetElement{}

@@ -32,7 +32,11 @@ func serviceSet(t *nftables.Table, name string) *nftables.Set {
 		s.KeyType = nftables.MustConcatSetType(ip, nftables.TypeMark)
 	case serviceBlockedMark6:
 		s.KeyType = nftables.MustConcatSetType(ip6, nftables.TypeMark)
-	case serviceBlocked, ServiceDropped, ServiceRejected:
+	case ServiceDropped, ServiceRejected:
+		s.KeyType = nftables.MustConcatSetType(nftables.TypeMark, ip, ip)
+	case ServiceDropped6, ServiceRejected6:
+		s.KeyType = nftables.MustConcatSetType(nftables.TypeMark, ip6, ip6)
+	case serviceBlocked:
 		s.KeyType = nftables.MustConcatSetType(ip, ip)
 	default:
 		s.KeyType = nftables.MustConcatSetType(ip6, ip6)
@@ -101,6 +105,14 @@ func queueServices(c *nftables.Conn, sr *serviceRules, list *tableList) error {
 			return fmt.Errorf("queue set %s: %w", name, err)
 		}
 		sets[name] = s
+	}
+	// The table there already (listed once per change) holds counters to prune.
+	if tables, err := list.get(c); err != nil {
+		return err
+	} else if slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == ServiceTable && x.Family == nftables.TableFamilyINet }) {
+		if err := queueStoppedPrune(c, t, sr); err != nil {
+			return fmt.Errorf("queue the removal of stopped counters: %w", err)
+		}
 	}
 	for _, ch := range sr.chains {
 		nc := c.AddChain(&nftables.Chain{Name: ch.name, Table: t, Type: ch.typ, Hooknum: ch.hook, Priority: ch.priority})

@@ -37,6 +37,8 @@ type Timed struct {
 	// Restorer names who restores it (Target.Restorer): a restorer whose command died in the
 	// middle of the change finds its own by that.
 	Restorer string `json:"restorer,omitempty"`
+	// What is the change in its asker's words (Target.What), for the event of its end.
+	What string `json:"what,omitempty"`
 }
 
 func (tc Timed) holds(part string) bool { return slices.Contains(tc.Parts, part) }

@@ -84,7 +84,7 @@ func TestStatusCountersAndLog(t *testing.T) {
 		"apply|cli|isolate n1",
 		"impair|child|loss 10% n2",
 		"apply|cli|isolate n3 --mode reject --for 300ms",
-		"expire|cli|expire: back to isolate n1 with loss=10% guest n2",
+		"expire|cli|expire isolate n3 --mode reject --for 300ms: back to isolate n1 with loss=10% guest n2",
 		"heal|cli|heal",
 	}
 	printed := make(chan string)
@@ -189,8 +189,8 @@ func TestRestorerLogsTheExpiry(t *testing.T) {
 		}
 		return last.Kind == "expire"
 	})
-	if last.Source != "restorer" || last.What != "expire: back to fullmesh" {
-		t.Errorf("expiry logged as %+v, want source restorer, what \"expire: back to fullmesh\"", last)
+	if last.Source != "restorer" || last.What != "expire isolate n1 --for 1s: back to fullmesh" {
+		t.Errorf("expiry logged as %+v, want source restorer, what \"expire isolate n1 --for 1s: back to fullmesh\"", last)
 	}
 	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
 }
