@@ -32,9 +32,17 @@ const (
 	EventRefresh = "refresh" // the state applied again: for a guest that (re)attached, or by gc where the kernel's table differed
 )
 
-// DefaultSource is the Source of a Target that names none: SourceChild inside a bridge child
-// (PONTOON_BRIDGE is set there), SourceLibrary otherwise.
+// ProcessSource, when set, is the Source of a Target that names none: a program names itself
+// for the changes other packages make on its behalf (the command line's guest add, which
+// applies the partition again for a guest that comes back).
+var ProcessSource string
+
+// DefaultSource is the Source of a Target that names none: ProcessSource when set, else
+// SourceChild inside a bridge child (PONTOON_BRIDGE is set there), SourceLibrary otherwise.
 func DefaultSource() string {
+	if ProcessSource != "" {
+		return ProcessSource
+	}
 	if os.Getenv("PONTOON_BRIDGE") != "" {
 		return SourceChild
 	}

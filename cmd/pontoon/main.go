@@ -15,6 +15,7 @@ import (
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
 	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/partition"
 	"github.com/pontoon-dev/pontoon/runtime"
 	"github.com/urfave/cli/v2"
 )
@@ -52,6 +53,7 @@ func main() {
 		_ = nftpool.Linger()
 		os.Exit(code)
 	}
+	partition.ProcessSource = cliSource()
 	app := newAppFor(os.Args)
 	wrapPath(app, os.Args)
 	// Help goes out in one write, not one per template fragment.

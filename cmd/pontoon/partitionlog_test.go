@@ -95,3 +95,17 @@ func TestPartitionLogFollowEndsWithItsBridge(t *testing.T) {
 		t.Errorf("log --follow said %q", errOut.String())
 	}
 }
+
+// TestRejoinLoggedAsTheCommandLine: the partition applied again for a guest that comes back
+// through `guest add` is logged as the command line's doing, not a library's.
+func TestRejoinLoggedAsTheCommandLine(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("b1", "n1", "n2")
+	c.ok("partition", "isolate", "n1", "--bridge", "b1")
+	c.ok("guest", "del", "b1", "n1")
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1")
+	lines := strings.Split(strings.TrimSpace(c.ok("partition", "log", "--json", "--bridge", "b1")), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"kind":"refresh"`) || !strings.Contains(last, `"source":"cli"`) {
+		t.Errorf("the last event after n1 came back: %s; want a refresh by cli", last)
+	}
+}
