@@ -31,15 +31,21 @@ func (c *runner) dnsEvents(bridge string) []string {
 	return out
 }
 
+// dbBridge brings the gateway up with bridge b1 and its guest n1, named db too.
+func (c *runner) dbBridge() {
+	c.t.Helper()
+	c.ok("gateway", "up")
+	c.t.Cleanup(func() { c.run("gateway", "down", "--force") })
+	c.ok("bridge", "create", "b1")
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1", "--alias", "db")
+}
+
 // Every DNS fault change the CLI makes is in the bridge's event log, in the user's words,
 // with who asked: added from the host and from a bridge child, cleared by heal, ended by
 // --for's expiry and by Ctrl-C before it.
 func TestDNSFaultsAreLogged(t *testing.T) {
 	c := newCLI(t)
-	c.ok("gateway", "up")
-	t.Cleanup(func() { c.run("gateway", "down", "--force") })
-	c.ok("bridge", "create", "b1")
-	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1", "--alias", "db")
+	c.dbBridge()
 	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
 
 	c.ok("partition", "dns", "nxdomain", "--name", "db", "--from", "172.18.0.2", "--bridge", "b1")
@@ -93,10 +99,7 @@ func TestDNSFaultsAreLogged(t *testing.T) {
 // once. It used to stay in the record, its end never logged, until another DNS change.
 func TestKilledDNSForEndsInTheLog(t *testing.T) {
 	c := newCLI(t)
-	c.ok("gateway", "up")
-	t.Cleanup(func() { c.run("gateway", "down", "--force") })
-	c.ok("bridge", "create", "b1")
-	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1", "--alias", "db")
+	c.dbBridge()
 	short := c.command("partition", "dns", "servfail", "--name", "db", "--for", "1s", "--bridge", "b1")
 	if err := short.Start(); err != nil {
 		t.Fatal(err)
