@@ -366,8 +366,8 @@ func destroyBridge(env Env, b *BridgeState) error {
 		return fmt.Errorf("destroy bridge %q: %w", b.Name, err)
 	}
 	var errs []error
-	brH := ownHandle(env.BridgeNetns(b.Name), b.NetnsID)
-	defer brH.Close()
+	var brH *handle // opened for the first guest in a namespace pontoon did not make
+	defer func() { brH.Close() }()
 	for _, g := range b.Guests {
 		if g.Owned {
 			errs = append(errs, ns.RemoveOwn(g.Netns, g.NetnsID), ns.Remove(g.UTS))
@@ -376,6 +376,9 @@ func destroyBridge(env Env, b *BridgeState) error {
 		// A namespace pontoon did not make (--netns, --pid, a container's) outlives the
 		// bridge: its eth0 goes now, as from guest del, not whenever the kernel gets to the
 		// bridge's namespace, so that destroy leaves it as it was before the attach.
+		if brH == nil {
+			brH = ownHandle(env.BridgeNetns(b.Name), b.NetnsID)
+		}
 		errs = append(errs, delLink(brH, g.PortName()))
 	}
 	// Releasing the namespaces removes their links asynchronously, without the synchronous
