@@ -261,20 +261,38 @@ func decode(events []Event, b []byte) ([]Event, []byte) {
 
 // Follow calls fn with every event logged in dir, oldest first, skipping the first from, then
 // with each new one as it is appended, until ctx ends (it then returns nil), fn returns an
-// error (returned as is), or the log is removed rather than rotated (its bridge destroyed,
-// perhaps created again): it then returns ErrGone, once it has passed on every event the
-// log held. It keeps following across rotations, and waits for a log that does not exist yet.
+// error (returned as is), or dir goes (a bridge destroyed, perhaps created again): it then
+// returns ErrGone, once it has passed on every event the log held. dir must exist (else
+// ErrGone); Follow keeps following across rotations.
 func Follow(ctx context.Context, dir string, from int, fn func(Event) error) error {
-	// The log is made when missing and held open from the start: a bridge destroyed just
-	// after its first events takes its directory along, and only an open file still reads.
-	if _, err := os.Stat(dir); err == nil {
-		if f, err := os.OpenFile(filepath.Join(dir, File), os.O_CREATE|os.O_RDONLY, 0o644); err == nil {
-			f.Close()
+	// Held to tell when it is removed: a new directory at its path may even reuse its inode.
+	d, err := os.Open(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return ErrGone
 		}
+		return fmt.Errorf("follow event log in %s: %w", dir, err)
 	}
+	defer d.Close()
+	path := filepath.Join(dir, File)
+	// The log is made when missing and held from the start: a bridge destroyed right after
+	// its first events takes its directory along, and only an open file still reads.
+	held, _ := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o644)
 	events, cur, err := open(dir)
 	if err != nil {
+		held.Close()
 		return err
+	}
+	var partial []byte
+	switch {
+	case held == nil:
+	case cur != nil && sameOpen(cur, held):
+		held.Close()
+	case cur == nil && !sameFile(held, path+".1"):
+		// Removed between the two opens: what it got is only in the file held.
+		cur = held
+	default:
+		held.Close() // rotated meanwhile: open read it as the old file
 	}
 	defer func() {
 		if cur != nil {
@@ -289,12 +307,15 @@ func Follow(ctx context.Context, dir string, from int, fn func(Event) error) err
 			return err
 		}
 	}
-	path := filepath.Join(dir, File)
-	var partial []byte
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
 	for {
 		if cur == nil {
+			// Between a rotation and the next event there is no log: the directory tells
+			// whether one is coming.
+			if removed(d) {
+				return ErrGone
+			}
 			if f, err := os.Open(path); err == nil {
 				cur, partial = f, nil
 			}
@@ -330,6 +351,22 @@ func Follow(ctx context.Context, dir string, from int, fn func(Event) error) err
 
 // ErrGone is Follow's error once the log it follows is removed (not rotated).
 var ErrGone = errors.New("the event log was removed")
+
+// removed reports whether the open directory d was removed (it has no links left).
+func removed(d *os.File) bool {
+	var st unix.Stat_t
+	return unix.Fstat(int(d.Fd()), &st) == nil && st.Nlink == 0
+}
+
+// sameOpen reports whether two open files are one.
+func sameOpen(a, b *os.File) bool {
+	x, err := a.Stat()
+	if err != nil {
+		return false
+	}
+	y, err := b.Stat()
+	return err == nil && os.SameFile(x, y)
+}
 
 // sameFile reports whether the open file f is the one at path.
 func sameFile(f *os.File, path string) bool {

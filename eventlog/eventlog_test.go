@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -223,49 +224,66 @@ func TestFollow(t *testing.T) {
 	}
 }
 
-// TestFollowEndsWhenTheLogIsRemoved: a follower started before the log's first event, whose
-// directory is removed (a bridge destroyed) right after two events and made anew, passes both
-// on, none of the new directory's, and returns ErrGone. It used to miss the events when the
-// removal came before its next look, and then wait for ever.
+// TestFollowEndsWhenTheLogIsRemoved: a follower whose directory is removed (a bridge
+// destroyed) right after two events and made anew passes both on, none of the new
+// directory's, and returns ErrGone: started before the log's first event, or waiting for the
+// next log after a rotation. It used to miss the events when the removal came before its
+// next look, and then wait for ever, or follow the new directory's log.
 func TestFollowEndsWhenTheLogIsRemoved(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "bridge")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var got []string
-	done := make(chan error, 1)
-	go func() {
-		done <- Follow(ctx, dir, 0, func(e Event) error { got = append(got, e.What); return nil })
-	}()
-	// Once the follower holds the log open, as it does from its start.
-	path := filepath.Join(dir, File)
-	for !holdsOpen(path) {
-		if ctx.Err() != nil {
-			t.Fatal("the follower never opened the log")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	for _, w := range []string{"isolate x", "heal"} {
-		if err := Append(dir, Event{Kind: "apply", Source: "cli", What: w}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := Append(dir, Event{Kind: "apply", Source: "cli", What: "another bridge's"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; !errors.Is(err, ErrGone) {
-		t.Fatalf("Follow = %v, want ErrGone", err)
-	}
-	if strings.Join(got, "|") != "isolate x|heal" {
-		t.Errorf("Follow passed on %q, want the removed log's two events", got)
+	for _, rotate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rotated=%t", rotate), func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "bridge")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var got []string
+			done := make(chan error, 1)
+			go func() {
+				done <- Follow(ctx, dir, 0, func(e Event) error { got = append(got, e.What); return nil })
+			}()
+			// Once the follower holds the log open, as it does from its start.
+			path := filepath.Join(dir, File)
+			for !holdsOpen(path) {
+				if ctx.Err() != nil {
+					t.Fatal("the follower never opened the log")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			want := []string{"isolate x", "heal"}
+			if rotate {
+				want = []string{"before the rotation"}
+				if err := Append(dir, Event{Kind: "apply", Source: "cli", What: want[0]}); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(path, path+".1"); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(3 * pollEvery) // the follower finds no log now
+			} else {
+				for _, w := range want {
+					if err := Append(dir, Event{Kind: "apply", Source: "cli", What: w}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := Append(dir, Event{Kind: "apply", Source: "cli", What: "another bridge's"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; !errors.Is(err, ErrGone) {
+				t.Fatalf("Follow = %v, want ErrGone", err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("Follow passed on %q, want %q", got, want)
+			}
+		})
 	}
 }
 

@@ -208,8 +208,8 @@ func faultFile(env netsetup.Env, bridge string) string {
 	return filepath.Join(env.BridgeDataDir(bridge), "dns-faults.json")
 }
 
-// updateFaults changes a bridge's faults under the bridge data directory's lock; expired
-// faults are dropped on the way. The event change returns, if any, is logged as done by
+// updateFaults changes a bridge's faults under the bridge data directory's lock (change nil:
+// none, see endOnly); expired faults are dropped on the way. The event change returns, if any, is logged as done by
 // source (partition.DefaultSource when empty) once the change is written, under the lock so
 // that events are in the order of the changes. A log that cannot be written does not fail
 // the change: the change is in force either way.
@@ -222,12 +222,21 @@ func updateFaults(env netsetup.Env, bridge, source string, change func(b *netset
 		return err
 	}
 	dir := env.BridgeDataDir(bridge)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	lockPath := filepath.Join(dir, "dns-faults.lock")
+	// A nil change only ends what is there (EndExpired): a bridge destroyed meanwhile must
+	// not get its directory, lock or record back.
+	endOnly := change == nil
+	locked := statefile.Locked
+	if endOnly {
+		locked, change = statefile.LockedIfThere, func(*netsetup.BridgeState, *faultSet) (*eventlog.Event, error) { return nil, nil }
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory of bridge %q: %w", bridge, err)
 	}
-	return statefile.Locked(filepath.Join(dir, "dns-faults.lock"), func() error {
+	return locked(lockPath, func() error {
 		var fs faultSet
-		if err := statefile.ReadJSON(faultFile(env, bridge), &fs); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := statefile.ReadJSON(faultFile(env, bridge), &fs); endOnly && errors.Is(err, os.ErrNotExist) {
+			return nil
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		now := time.Now()
@@ -266,7 +275,7 @@ func updateFaults(env netsetup.Env, bridge, source string, change func(b *netset
 // name server does when a fault's deadline passes, so that one whose --for was killed still
 // ends in the log on time.
 func EndExpired(env netsetup.Env, bridge, source string) error {
-	return updateFaults(env, bridge, source, func(*netsetup.BridgeState, *faultSet) (*eventlog.Event, error) { return nil, nil })
+	return updateFaults(env, bridge, source, nil)
 }
 
 func (f Fault) expired(now time.Time) bool { return !f.Expires.IsZero() && !now.Before(f.Expires) }

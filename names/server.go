@@ -191,12 +191,13 @@ func (s *Server) watchLoop() {
 		// A fault stops applying at its deadline by itself (match); its end is logged here,
 		// a moment later, when the --for that set it was not there to (killed).
 		var expiry <-chan time.Time
-		if next, ok := s.nextExpiry(); ok {
-			if d := time.Until(next.Add(expiryGrace)); d > 0 {
-				expiry = time.After(d)
-			} else {
-				_ = EndExpired(s.env, s.bridge, SourceNameServer)
-			}
+		next, ok := s.nextExpiry()
+		if ok && time.Until(next.Add(expiryGrace)) <= 0 {
+			_ = EndExpired(s.env, s.bridge, SourceNameServer)
+			next, ok = s.nextExpiry() // the next one's, or this one's again if it failed
+		}
+		if d := time.Until(next.Add(expiryGrace)); ok && d > 0 {
+			expiry = time.After(d)
 		}
 		select {
 		case <-t.C:

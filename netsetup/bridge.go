@@ -366,20 +366,23 @@ func destroyBridge(env Env, b *BridgeState) error {
 		return fmt.Errorf("destroy bridge %q: %w", b.Name, err)
 	}
 	var errs []error
-	var brH *handle // opened for the first guest in a namespace pontoon did not make
-	defer func() { brH.Close() }()
+	var others []string
 	for _, g := range b.Guests {
 		if g.Owned {
 			errs = append(errs, ns.RemoveOwn(g.Netns, g.NetnsID), ns.Remove(g.UTS))
-			continue
+		} else {
+			others = append(others, g.PortName())
 		}
-		// A namespace pontoon did not make (--netns, --pid, a container's) outlives the
-		// bridge: its eth0 goes now, as from guest del, not whenever the kernel gets to the
-		// bridge's namespace, so that destroy leaves it as it was before the attach.
-		if brH == nil {
-			brH = ownHandle(env.BridgeNetns(b.Name), b.NetnsID)
+	}
+	// A namespace pontoon did not make (--netns, --pid, a container's) outlives the bridge:
+	// its eth0 goes now, as from guest del, not whenever the kernel gets to the bridge's
+	// namespace, so that destroy leaves it as it was before the attach. All such ports go
+	// in one request, which waits for one RCU grace period however many there are.
+	if len(others) > 0 {
+		if brH := ownHandle(env.BridgeNetns(b.Name), b.NetnsID); brH != nil {
+			errs = append(errs, delPorts(brH, others))
+			brH.Close()
 		}
-		errs = append(errs, delLink(brH, g.PortName()))
 	}
 	// Releasing the namespaces removes their links asynchronously, without the synchronous
 	// delete's wait for an RCU grace period; setting the uplink down cuts the bridge off at

@@ -66,7 +66,7 @@ func BridgeProblems(env Env, name string) ([]string, error) {
 		defer h.Close()
 		pp, err := portSecurityProblems(h, b)
 		np, nerr := namespaceProblems(h, plan)
-		problems = append(append(problems, pp...), np...)
+		problems = append(append(append(problems, pp...), np...), exitedProblems(b)...)
 		return errors.Join(err, nerr)
 	})
 	return problems, err

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/vishvananda/netlink"
@@ -533,8 +532,9 @@ func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
 		// the synchronous delete's wait for an RCU grace period (tens of ms); setting the port
 		// down detaches the guest at once even if a process keeps the namespace alive, and gc
 		// removes such a port later. The same holds for an attached process that has exited
-		// (a container at poststop). Any other namespace may live on: delete its port.
-		if g.Owned || (g.Process != nil && !g.Process.Alive()) {
+		// (a container at poststop) when its namespace went with it. Any other namespace may
+		// live on (a pod's, held by its infra container): delete its port, and eth0 with it.
+		if g.Owned || g.processGone() && portGoing(h, g.PortName()) {
 			err = setDown(h, g.PortName())
 		} else {
 			err = delLink(h, g.PortName())
@@ -566,38 +566,4 @@ func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
 		return syncBridgePorts(env, plan, b, g.Name, g.IP)
 	}
 	return nil
-}
-
-// GuestNamespaces returns the namespaces to enter to run a command as the guest.
-func (g Guest) Namespaces() ns.Spec { return ns.Spec{Net: g.Netns, UTS: g.UTS} }
-
-// FindGuest returns a guest of a bridge by name, IP or IPv6 address.
-// A pin of the bridge's another tool hid or covered is pinned again first: the guest's
-// namespaces are to be entered.
-func FindGuest(env Env, bridge, ref string) (*BridgeState, *Guest, error) {
-	b, err := GetBridge(env, bridge)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(pinProblems(b)) > 0 {
-		if _, err := MendPins(env, bridge); err != nil {
-			return nil, nil, err
-		}
-		if b, err = GetBridge(env, bridge); err != nil {
-			return nil, nil, err
-		}
-	}
-	for i, g := range b.Guests {
-		if g.Name == ref || g.IP.String() == ref || (g.IP6.IsValid() && g.IP6.String() == ref) {
-			return b, &b.Guests[i], nil
-		}
-	}
-	names := make([]string, len(b.Guests))
-	for i, g := range b.Guests {
-		names[i] = g.Name
-	}
-	if len(names) == 0 {
-		return nil, nil, invalidf("bridge %q has no guest %q; it has no guests", bridge, ref)
-	}
-	return nil, nil, invalidf("bridge %q has no guest %q; its guests are %s", bridge, ref, strings.Join(names, ", "))
 }

@@ -107,12 +107,13 @@ func TestAttachByPID(t *testing.T) {
 
 // A guest attached by the pid of a process that exits ends with it: the bridge's listing and
 // check say so, its address is refused to another guest with why and what frees it, and gc
-// frees it. (It used to show as ready and pass the check, its address taken, until gc.)
+// frees it, taking eth0 out of the namespace when something else still holds that. (It used to show as ready and pass the check, its address taken, until gc.)
 func TestGuestOfExitedProcess(t *testing.T) {
 	t.Parallel()
 	s := newChain(t, netsetup.GatewayOptions{})
 	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
-	proc := startIn(t, newNetns(t, "proc"))
+	held := newNetns(t, "proc") // held by its pin too, as a pod's namespace by its infra container
+	proc := startIn(t, held)
 	pid := proc.Process.Pid
 	if _, err := netsetup.AddGuest(s.Env, "b1", "ctr", netsetup.GuestOptions{IP: "172.18.0.7", PID: pid}); err != nil {
 		t.Fatal(err)
@@ -143,6 +144,10 @@ func TestGuestOfExitedProcess(t *testing.T) {
 	if _, err := netsetup.GC(s.Env); err != nil {
 		t.Fatal(err)
 	}
+	// The namespace lives on: gc takes eth0 out of it, as it frees the address.
+	if got := linkNames(t, held); fmt.Sprint(got) != "[lo]" {
+		t.Errorf("links of the held namespace after gc: %v; want lo alone", got)
+	}
 	mustGuest(t, s.Env, "b1", "x", "172.18.0.7")
 }
 
@@ -153,16 +158,24 @@ func TestDestroyLeavesOthersNamespaceBare(t *testing.T) {
 	t.Parallel()
 	s := newChain(t, netsetup.GatewayOptions{})
 	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
-	own := newNetns(t, "own")
-	if _, err := netsetup.AddGuest(s.Env, "b1", "ext", netsetup.GuestOptions{IP: "172.18.0.5", Netns: own}); err != nil {
-		t.Fatal(err)
+	mustGuest(t, s.Env, "b1", "mine", "172.18.0.1")
+	var others []string
+	for i := range 3 {
+		p := newNetns(t, fmt.Sprintf("own%d", i))
+		if _, err := netsetup.AddGuest(s.Env, "b1", fmt.Sprintf("ext%d", i), netsetup.GuestOptions{IP: fmt.Sprintf("172.18.0.%d", 5+i), Netns: p}); err != nil {
+			t.Fatal(err)
+		}
+		others = append(others, p)
 	}
 	if err := netsetup.DestroyBridge(s.Env, "b1"); err != nil {
 		t.Fatal(err)
 	}
-	if got := linkNames(t, own); fmt.Sprint(got) != "[lo]" {
-		t.Errorf("links of the namespace right after the destroy: %v; want lo alone", got)
+	for _, p := range others {
+		if got := linkNames(t, p); fmt.Sprint(got) != "[lo]" {
+			t.Errorf("links of %s right after the destroy: %v; want lo alone", p, got)
+		}
 	}
+	own := others[0]
 	mustBridge(t, s.Env, "b2", netsetup.BridgeOptions{})
 	if _, err := netsetup.AddGuest(s.Env, "b2", "ext", netsetup.GuestOptions{IP: "172.18.0.5", Netns: own}); err != nil {
 		t.Errorf("attach to another bridge after the destroy: %v", err)

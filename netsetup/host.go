@@ -123,7 +123,8 @@ func MakeBridgeDataDir(env Env, bridge string) error {
 		return err
 	}
 	st := env.store()
-	return st.locked(func() error {
+	// lockedIfAny: a host with no state gets none from asking.
+	return st.lockedIfAny(func() error {
 		b, err := st.bridge(bridge)
 		switch {
 		case err != nil:

@@ -52,6 +52,28 @@ func delLink(h *handle, name string) error {
 	return nil
 }
 
+// delPorts removes the links named, at once (kernel.NS.DelLinks); those already gone are
+// passed over.
+func delPorts(h *handle, names []string) error {
+	var idx []int
+	for _, name := range names {
+		h.forget(name)
+		if l, ok, err := existing(h, name); err != nil {
+			return err
+		} else if ok {
+			idx = append(idx, l.Attrs().Index)
+		}
+	}
+	return h.DelLinks(idx)
+}
+
+// portGoing reports whether the port named goes by itself: its other end's namespace is
+// being removed, or it is gone already.
+func portGoing(h *handle, name string) bool {
+	l, ok, err := existing(h, name)
+	return err == nil && (!ok || h.PeerGoing(l))
+}
+
 // setDown sets a link down; one that is already gone is not an error.
 func setDown(h *handle, name string) error {
 	l, ok, err := existing(h, name)

@@ -84,14 +84,25 @@ func (e Env) findProblems(b *BridgeState) {
 	}
 }
 
-// pinProblems lists the problems findProblems finds, a sentence each.
+// pinProblems lists the problems of pins findProblems finds, a sentence each.
 func pinProblems(b *BridgeState) []string {
 	var out []string
 	if b.Problem != "" {
 		out = append(out, b.Problem)
 	}
 	for _, g := range b.Guests {
-		if g.Problem != "" {
+		if g.Problem != "" && !g.processGone() {
+			out = append(out, fmt.Sprintf("guest %s: %s", g.Name, g.Problem))
+		}
+	}
+	return out
+}
+
+// exitedProblems lists the guests whose process exited (see guestProblem), a sentence each.
+func exitedProblems(b *BridgeState) []string {
+	var out []string
+	for _, g := range b.Guests {
+		if g.Problem != "" && g.processGone() {
 			out = append(out, fmt.Sprintf("guest %s: %s", g.Name, g.Problem))
 		}
 	}

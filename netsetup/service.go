@@ -273,7 +273,10 @@ func RemoveService(env Env, bridge, name string) (*Service, error) {
 		// A removal killed halfway is taken over.
 		i := serviceIndex(b, name)
 		if i < 0 {
-			return invalidf("bridge %q has no service %q (%w); its services are %v", bridge, name, ErrNoService, serviceNames(b))
+			if len(b.Services) == 0 {
+				return invalidf("bridge %q has no service %q (%w); it has no services", bridge, name, ErrNoService)
+			}
+			return invalidf("bridge %q has no service %q (%w); its services are %s", bridge, name, ErrNoService, strings.Join(serviceNames(b), ", "))
 		}
 		out = b.Services[i]
 		out.Removing, out.Changing = false, nil // as it is put back when the rules cannot follow

@@ -17,8 +17,9 @@ import (
 // replaces (Before) for that.
 
 // stopAt is where tests stop a change as a kill would: after its record is written ahead
-// ("ahead"), after its shaping ("shaped"), between the two steps of its commit ("step1") and
-// after its commit ("committed"). It does nothing outside tests.
+// ("ahead"), after its shaping ("shaped"), between the two steps of its commit ("step1"),
+// after its commit ("committed") and, with Cut, while connections close ("cutting"). It does
+// nothing outside tests.
 var stopAt = func(string) {}
 
 // settleAhead turns a record written ahead of its change's commit into what the kernel holds,

@@ -95,6 +95,35 @@ func TestChangeKilledAroundItsCommit(t *testing.T) {
 	}
 }
 
+// TestCutKilledWhileClosing: a --cut change killed while it closes connections, after its
+// commit and before it logged itself, is in force, and the command that settles it logs it
+// once. (Its record said what the kernel held, but nothing logged it.)
+func TestCutKilledWhileClosing(t *testing.T) {
+	s := newScene(t, 3, false)
+	tgt := s.target()
+	tgt.What = "isolate a --cut"
+	killedAt(t, "cutting", func() {
+		_ = Apply(tgt, State{Partition: mustIsolate(t, tgt.Guests, "a"), Cut: true})
+	})
+	for range 2 {
+		if err := Settle(tgt); err != nil {
+			skipMissing(t, err)
+			t.Fatal(err)
+		}
+	}
+	events, err := eventlog.Read(s.stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 || events[0].Kind != EventApply || events[0].Fields["settled"] == "" || events[0].Fields["partition"] != "isolate" {
+		t.Errorf("events after the kill and two settles: %+v; want the isolate, once, settled", events)
+	}
+	if rec, _, err := readStatus(tgt.StateDir); err != nil || rec.Before != nil || len(rec.Blocked) == 0 {
+		t.Errorf("record after settling: %+v, %v; want the isolate, settled", rec, err)
+	}
+	assertBlocks(t, s, []Pair{{"a", "b"}, {"a", "c"}, {"b", "a"}, {"c", "a"}}, 0)
+}
+
 // settledEvents counts the events of the change of generation gen that settling logged, each
 // checked for the words and deadline of the isolating --for of TestChangeKilledAroundItsCommit.
 func settledEvents(t *testing.T, s *scene, gen uint64) int {

@@ -193,8 +193,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	switch {
 	case o.timed != nil:
 	case o.restorePrev:
-		pending = pushTimed(prev.Pending, before, s, t.Sets, prev.Generation+1, o.expires, t.Restorer)
-		pending[len(pending)-1].What = t.What
+		pending = pushTimed(prev.Pending, before, s, t.Sets, prev.Generation+1, o.expires, t.Restorer, t.What)
 	case o.kind == EventRefresh:
 		pending = prev.Pending
 	default:
@@ -289,11 +288,15 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		}
 		if s.Cut {
 			// Closing connections takes a while; killed meanwhile, the record must already
-			// say what the kernel holds.
-			if err := writeStatus(t.StateDir, st); err != nil {
+			// say what the kernel holds, and keep the record it replaces so that the command
+			// that settles it logs the change (logSettled).
+			mid := st
+			mid.Before = &prev
+			if err := writeStatus(t.StateDir, mid); err != nil {
 				t.logChange(o.kind, prev, st, o, err, nil)
 				return st, err
 			}
+			stopAt("cutting")
 			n, err := closeCrossing(r)
 			st.ClosedConnections = n
 			if err != nil {

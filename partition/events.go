@@ -68,7 +68,11 @@ func (t Target) logSettled(before, st Record) {
 			o.restorePrev, o.expires, o.lasts = true, tc.Expires, tc.Expires.Sub(st.AppliedAt).Round(time.Millisecond)
 		}
 	}
+	// A --for's own words are kept with its deadline; other changes' are not.
 	t.What = ""
+	if i := slices.IndexFunc(st.Pending, func(tc Timed) bool { return tc.Change == st.Change }); i >= 0 {
+		t.What = st.Pending[i].What
+	}
 	e := t.changeEvent("", before, st, o, nil, nil)
 	e.Fields["settled"] = "its command stopped after the kernel got it, before it logged it"
 	_ = eventlog.Append(t.StateDir, e)

@@ -118,8 +118,9 @@ type serviceRules struct {
 	elements map[string][]nftables.SetElement
 	chains   []svcChain
 	counters []string
-	// stoppedKeep are the address pairs of the stopped counters the change keeps.
-	stoppedKeep map[string]bool
+	// stoppedKeep gives the address pairs of the stopped counters the change keeps (made
+	// only when there are counters to prune).
+	stoppedKeep func() map[string]bool
 }
 
 type svcChain struct {
@@ -356,7 +357,7 @@ func compileServices(spec *serviceSpec, guests []Guest, blocked []Pair, mode Mod
 	}
 	sr.chains = []svcChain{pre, out, post, fwd, jdg}
 	sr.loss = pairLoss(spec, fams, byName, member, imps)
-	sr.stoppedKeep = stoppedKeys(spec, fams, byName, blocked)
+	sr.stoppedKeep = func() map[string]bool { return stoppedKeys(spec, fams, byName, blocked) }
 	return sr
 }
 

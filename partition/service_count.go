@@ -50,6 +50,7 @@ func stoppedSet(name string) bool {
 // whose pair the change leaves unblocked. A set it cannot read (none yet) is left: the next
 // change prunes what this one misses.
 func queueStoppedPrune(c *nftables.Conn, t *nftables.Table, sr *serviceRules) error {
+	var keep map[string]bool
 	for _, name := range sr.counters {
 		if !stoppedSet(name) {
 			continue
@@ -59,9 +60,12 @@ func queueStoppedPrune(c *nftables.Conn, t *nftables.Table, sr *serviceRules) er
 		if err != nil {
 			continue
 		}
+		if len(els) > 0 && keep == nil {
+			keep = sr.stoppedKeep()
+		}
 		var stale []nftables.SetElement
 		for _, el := range els {
-			if len(el.Key) < 4 || !sr.stoppedKeep[string(el.Key[4:])] {
+			if len(el.Key) < 4 || !keep[string(el.Key[4:])] {
 				stale = append(stale, nftables.SetElement{Key: el.Key})
 			}
 		}

@@ -62,13 +62,10 @@ func queueServices(c *nftables.Conn, sr *serviceRules, list *tableList) error {
 		return nil
 	}
 	// Only a table that is there is deleted: deleting leaves the kernel work that the
-	// socket's close waits for (see nftpool).
-	var tables []*nftables.Table
-	if sr.empty || len(sr.loss) == 0 {
-		var err error
-		if tables, err = list.get(c); err != nil {
-			return err
-		}
+	// socket's close waits for (see nftpool); one there holds counters to prune.
+	tables, err := list.get(c)
+	if err != nil {
+		return err
 	}
 	has := func(f nftables.TableFamily) bool {
 		return slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == ServiceTable && x.Family == f })
@@ -106,10 +103,7 @@ func queueServices(c *nftables.Conn, sr *serviceRules, list *tableList) error {
 		}
 		sets[name] = s
 	}
-	// The table there already (listed once per change) holds counters to prune.
-	if tables, err := list.get(c); err != nil {
-		return err
-	} else if slices.ContainsFunc(tables, func(x *nftables.Table) bool { return x.Name == ServiceTable && x.Family == nftables.TableFamilyINet }) {
+	if has(nftables.TableFamilyINet) {
 		if err := queueStoppedPrune(c, t, sr); err != nil {
 			return fmt.Errorf("queue the removal of stopped counters: %w", err)
 		}

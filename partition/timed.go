@@ -200,10 +200,10 @@ func parseTarget(target string) (Impairment, bool) {
 }
 
 // pushTimed adds the timed change of generation gen, from before to after, setting the parts
-// sets declares, on top of pending.
-func pushTimed(pending []Timed, before, after State, sets []string, gen uint64, expires time.Time, restorer string) []Timed {
+// sets declares, on top of pending; what is the change in its asker's words.
+func pushTimed(pending []Timed, before, after State, sets []string, gen uint64, expires time.Time, restorer, what string) []Timed {
 	tc := timedOf(gen, expires, setParts(before, after, sets), before)
-	tc.Restorer = restorer
+	tc.Restorer, tc.What = restorer, what
 	return append(slices.Clone(pending), tc)
 }
 

@@ -129,7 +129,7 @@ func TestTimedChanges(t *testing.T) {
 					}
 					cur, pending = next, left
 				case st.gen != 0:
-					pending = pushTimed(pending, cur, st.after, st.sets, st.gen, time.Unix(int64(st.gen), 0), "")
+					pending = pushTimed(pending, cur, st.after, st.sets, st.gen, time.Unix(int64(st.gen), 0), "", "")
 					cur = st.after
 				default:
 					pending = replaceTimed(pending, cur, st.after, st.sets)
@@ -154,8 +154,8 @@ func TestExpiredTimed(t *testing.T) {
 	iso := Partition{Kind: "isolate", Description: "isolate n1", Blocked: []Pair{{"n1", "n2"}, {"n2", "n1"}}}
 	imp := Impairment{Guest: "n2", Loss: 5}
 	cur := State{}
-	pending := pushTimed(nil, cur, State{Partition: iso}, nil, 1, time.Unix(10, 0), "")
-	pending = pushTimed(pending, State{Partition: iso}, State{Partition: iso, Impairments: []Impairment{imp}}, nil, 2, time.Unix(20, 0), "")
+	pending := pushTimed(nil, cur, State{Partition: iso}, nil, 1, time.Unix(10, 0), "", "")
+	pending = pushTimed(pending, State{Partition: iso}, State{Partition: iso, Impairments: []Impairment{imp}}, nil, 2, time.Unix(20, 0), "", "")
 	cur = State{Partition: iso, Impairments: []Impairment{imp}}
 	// Left to its own command for ExpireGrace past its deadline.
 	if _, _, any := expiredTimed(pending, cur, time.Unix(10, 0).Add(ExpireGrace-time.Millisecond)); any {
@@ -205,7 +205,7 @@ func TestEnds(t *testing.T) {
 		cur := State{Partition: full}
 		var pending []Timed
 		for i, s := range steps {
-			pending = pushTimed(pending, cur, s, []string{SetsPartition}, uint64(i+1), time.Unix(int64(10*(i+1)), 0), "")
+			pending = pushTimed(pending, cur, s, []string{SetsPartition}, uint64(i+1), time.Unix(int64(10*(i+1)), 0), "", "")
 			cur = s
 		}
 		rec := fullmeshStatus()

@@ -394,6 +394,8 @@ func execGuest(c *cli.Context) error {
 }
 
 func gc(c *cli.Context) error {
+	// What gc applies again (a bridge's services, its partition) is its doing in the log.
+	partition.ProcessSource = partition.SourceGC
 	// Containers first: they stop before the bridges they are attached to go. A run that
 	// cannot be collected does not keep any bridge from being collected: both run, and the
 	// report says what each did before the errors.

@@ -56,6 +56,12 @@ func TestPartitionLogBeforeAnyChange(t *testing.T) {
 // print a new bridge's events under the old one's name.
 func TestPartitionLogFollowEndsWithItsBridge(t *testing.T) {
 	c := newCLI(t)
+	// Of a bridge that does not exist, on a host with no state: refused, and nothing made.
+	before, _ := os.ReadDir(c.sb.Env.StateDir)
+	c.fails(1, `bridge "nope" does not exist`, "partition", "--bridge", "nope", "log", "--follow")
+	if after, _ := os.ReadDir(c.sb.Env.StateDir); len(after) != len(before) {
+		t.Errorf("log --follow of no bridge left %v in the state directory (was %v)", after, before)
+	}
 	c.bridgeOf("b1", "n1", "n2")
 	follow := c.command("partition", "--bridge", "b1", "log", "--follow")
 	var out, errOut bytes.Buffer

@@ -58,6 +58,7 @@ func restoreCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			// The terminal's signals are not for the restorer: it outlives its parent on purpose.
 			signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
+			partition.ProcessSource = partition.SourceRestorer // a settled change's event too
 			name, err := bridgeName(c)
 			if err != nil {
 				return err

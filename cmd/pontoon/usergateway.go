@@ -168,22 +168,28 @@ func userGatewayDown(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// The user's gateway first: refused (bridges still use it, without --force), it leaves
-	// the link as it was, and the user's guests still reach out. --force removes the link
-	// whatever the user's space does.
+	// Without --force the user's gateway goes first: refused (bridges still use it), the
+	// link stays as it was and the user's guests still reach out. With --force the link goes
+	// first, whatever the user's space does (a space that hangs holds up only the rest).
+	force := c.Bool("force")
+	if force {
+		if err := netsetup.UserLinkDown(env(c), uid); err != nil {
+			return err
+		}
+	}
 	downArgs := []string{"gateway", "down"}
-	if c.Bool("force") {
+	if force {
 		downArgs = append(downArgs, "--force")
 	}
-	_, downErr := asUser(name, uid, gid, downArgs...)
-	if downErr != nil && !c.Bool("force") {
-		return fmt.Errorf("%w; nothing was changed (user %s's link stays)", downErr, name)
+	if _, err := asUser(name, uid, gid, downArgs...); err != nil && force {
+		return fmt.Errorf("the link is removed, but %w", err)
+	} else if err != nil {
+		return fmt.Errorf("%w; nothing was changed (user %s's link stays)", err, name)
 	}
-	if err := netsetup.UserLinkDown(env(c), uid); err != nil {
-		return err
-	}
-	if downErr != nil {
-		return fmt.Errorf("the link is removed, but %w", downErr)
+	if !force {
+		if err := netsetup.UserLinkDown(env(c), uid); err != nil {
+			return err
+		}
 	}
 	if _, err := asUser(name, uid, gid, "space", "--stop"); err != nil {
 		return fmt.Errorf("the link and user %s's gateway are removed, but %w", name, err)

@@ -115,3 +115,36 @@ func newNS(t *testing.T) *kernel.NS {
 	t.Cleanup(n.Close)
 	return n
 }
+
+// TestDelLinks: the links named go in one request, the others of the namespace stay, and a
+// link gone already is passed over.
+func TestDelLinks(t *testing.T) {
+	n := newNS(t)
+	var doomed []int
+	for _, name := range []string{"d1", "d2", "d3", "keep"} {
+		if err := n.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := n.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name != "keep" {
+			doomed = append(doomed, l.Attrs().Index)
+		}
+	}
+	if err := n.DelLinks(append(doomed, 99999)); err != nil {
+		t.Fatal(err)
+	}
+	links, err := n.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range links {
+		names = append(names, l.Attrs().Name)
+	}
+	if strings.Join(names, " ") != "lo keepp keep" && strings.Join(names, " ") != "lo keep keepp" {
+		t.Errorf("links after DelLinks: %v; want lo and the pair keep", names)
+	}
+}
