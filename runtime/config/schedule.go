@@ -105,6 +105,11 @@ var scheduleSchema = lazy.Value[*schema[scheduleDecl]]{Build: func() *schema[sch
 				read: func(c *checker, p []string, v any, d *scheduleDecl) {
 					for i, t := range c.tables(p, v, `steps = [{ partition = "isolate n1", for = "5s" }, { heal = true, for = "2s" }]`) {
 						f := c.fault(elemPath(p, i), t, stepSchema.Get())
+						// A step with nothing in it would heal: a fault left out by mistake.
+						if !f.bad && !f.healSet && f.fault.Healed() {
+							c.errf(elemPath(p, i), "names no fault; give partition, impair or dns, or heal = true for a healed step")
+							f.bad = true
+						}
 						d.spec.Steps = append(d.spec.Steps, schedule.Step{Fault: f.fault, For: f.dur})
 						d.bad = d.bad || f.bad
 					}

@@ -104,6 +104,8 @@ func TestScheduleErrors(t *testing.T) {
 			[]wantErr{{19, "commands.c.schedule.flap.count", "without quotes"}}},
 		{"heal with a fault", "[commands.c.schedule]\nsteps = [{ heal = true, partition = \"isolate n1\", for = \"1s\" }]\n",
 			[]wantErr{{16, "commands.c.schedule.steps[1].heal", "either heals or puts a fault in force"}}},
+		{"step without a fault", "[commands.c.schedule]\nsteps = [{ for = \"1s\" }]\n",
+			[]wantErr{{16, "commands.c.schedule.steps[1]", "names no fault; give partition, impair or dns, or heal = true"}}},
 		{"nemesis too short", "[commands.c.schedule.nemesis]\nfaults = [{ partition = \"isolate n1\" }]\nfault = \"5s\"\nduration = \"10s\"\nhealed = \"8s\"\n",
 			[]wantErr{{18, "commands.c.schedule.nemesis.duration", "make it at least 13s"}}},
 		{"nemesis fault guest", "[commands.c.schedule.nemesis]\nfaults = [\n  { partition = \"isolate n1\" },\n  { impair = \"loss=5% chaos\" },\n]\nfault = \"5s\"\nduration = \"1m\"\n",
