@@ -148,6 +148,9 @@ func (p *Process) AppendJSON(b []byte) []byte {
 	w := jsontok.Writer{B: append(b, '{')}
 	w.Int("pid", int64(p.PID))
 	w.Uint("start", p.Start)
+	if p.PIDNS != 0 {
+		w.Uint("pidns", p.PIDNS)
+	}
 	return append(w.B, '}')
 }
 
@@ -272,6 +275,8 @@ func ReadProcess(r *jsontok.Reader) Process {
 			p.PID = int(r.Int())
 		case "start":
 			p.Start = r.Uint()
+		case "pidns":
+			p.PIDNS = r.Uint()
 		default:
 			r.Fail()
 		}

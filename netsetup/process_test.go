@@ -1,7 +1,11 @@
 package netsetup_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,4 +46,40 @@ func TestProcessAlive(t *testing.T) {
 	if q, err := netsetup.ProcessOf(child.PID); err != nil || q != child {
 		t.Errorf("zombie child %d: ProcessOf = %+v, %v; want it still there, unreaped, when Alive says false", child.PID, q, err)
 	}
+}
+
+// TestProcessAliveFromAnotherPIDNamespace: a process recorded from the host's pid namespace
+// counts as alive where its pid cannot be looked up, in a pid namespace of its own with its
+// own /proc (a bridge child's container): there every guest a container hook attached used
+// to count as exited, and partition status --check failed. A dead one still counts as dead
+// where it was recorded.
+func TestProcessAliveFromAnotherPIDNamespace(t *testing.T) {
+	if os.Getenv("PONTOON_TEST_PROCESS") != "" {
+		return // the helper run below
+	}
+	self, dead := netsetup.Self(), deadProcess(t)
+	if dead.Alive() {
+		t.Fatal("a dead process counts as alive where it was recorded")
+	}
+	for _, p := range []netsetup.Process{self, dead} {
+		rec, _ := json.Marshal(p)
+		cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", os.Args[0], "-test.run=^TestProcessAliveHelper$")
+		cmd.Env = append(os.Environ(), "PONTOON_TEST_PROCESS="+string(rec))
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "alive=true") {
+			t.Errorf("process %+v from another pid namespace: %v\n%s", p, err, out)
+		}
+	}
+}
+
+// TestProcessAliveHelper prints whether the process in PONTOON_TEST_PROCESS counts as alive.
+func TestProcessAliveHelper(t *testing.T) {
+	rec := os.Getenv("PONTOON_TEST_PROCESS")
+	if rec == "" {
+		t.Skip("run by TestProcessAliveFromAnotherPIDNamespace")
+	}
+	var p netsetup.Process
+	if err := json.Unmarshal([]byte(rec), &p); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("alive=%t\n", p.Alive())
 }

@@ -9,9 +9,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"golang.org/x/sys/unix"
 )
 
 // Phase says how far a gateway, bridge or guest got: a "creating" record whose creator is
@@ -26,11 +28,23 @@ const (
 )
 
 // Process identifies a process across pid reuse by its pid and its start time in clock ticks
-// since boot.
+// since boot, in the pid namespace it was seen from (PIDNS, that namespace's inode).
 type Process struct {
 	PID   int    `json:"pid"`
 	Start uint64 `json:"start"`
+	// PIDNS is the pid namespace the pid is of; 0 in records of older versions.
+	PIDNS uint64 `json:"pidns,omitempty"`
 }
+
+// ownPIDNS is the inode of this process's pid namespace (0 when unreadable), which it never
+// leaves.
+var ownPIDNS = sync.OnceValue(func() uint64 {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/ns/pid", &st) != nil {
+		return 0
+	}
+	return st.Ino
+})
 
 // Self returns the calling process.
 func Self() Process { p, _ := ProcessOf(os.Getpid()); return p }
@@ -45,7 +59,7 @@ func ProcessOf(pid int) (Process, error) {
 	if err != nil {
 		return Process{}, fmt.Errorf("process %d: malformed start time: %w", pid, err)
 	}
-	return Process{PID: pid, Start: start}, nil
+	return Process{PID: pid, Start: start, PIDNS: ownPIDNS()}, nil
 }
 
 // ProcessGroupOf returns the process group of pid, or an error when no such process exists.
@@ -88,9 +102,15 @@ func statFields(pid int) ([]string, error) {
 // there (gc first of all) takes it for dead.
 // One read of /proc/PID/stat gives both the start time and the state, as polling loops call
 // it often.
+//
+// A process seen from another pid namespace (a bridge child's, inside its container) cannot be
+// looked up by its pid here: it counts as alive, so that nothing is taken for gone that is not.
 func (p Process) Alive() bool {
 	if p.PID <= 0 {
 		return false
+	}
+	if own := ownPIDNS(); p.PIDNS != 0 && own != 0 && p.PIDNS != own {
+		return true
 	}
 	f, err := statFields(p.PID)
 	if err != nil || f[19] != strconv.FormatUint(p.Start, 10) {

@@ -148,7 +148,9 @@ func run(c *cli.Context) error {
 		}
 	}
 	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// All a user sends a running program is forwarded, as docker run does: left to Go,
+	// SIGQUIT would end pontoon with a stack dump and leave the bridge to gc.
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	opt := runtime.Options{
 		Env:         env(c),
 		Only:        only,
