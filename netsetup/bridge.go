@@ -86,7 +86,7 @@ func CreateBridge(env Env, name string, opt BridgeOptions) (*BridgeState, error)
 				}
 			}
 			if other, clash := portConflict(bridges, name, p); clash {
-				return fmt.Errorf("host port %d/%s is already forwarded by bridge %q; %s", p.HostPort, p.Proto, other, clashFix(bridges, other))
+				return invalidf("host port %d/%s is already forwarded by bridge %q; %s", p.HostPort, p.Proto, other, clashFix(bridges, other))
 			}
 		}
 		// Slots are handed out round-robin from a hint: a destroyed bridge's uplink is

@@ -162,6 +162,9 @@ func TestForwardHeldByKilledRun(t *testing.T) {
 	mustBridge(t, s.Env, "live", netsetup.BridgeOptions{Ports: mustPorts(t, "18081:a:80")})
 	_, err := netsetup.CreateBridge(s.Env, "b", netsetup.BridgeOptions{Ports: mustPorts(t, "18081:a:80")})
 	wantErr(t, "forward of a live bridge's port", err, `already forwarded by bridge "live"; choose another host port or destroy that bridge`)
+	if !errors.Is(err, netsetup.ErrInvalid) {
+		t.Errorf("a taken host port: %v is no refused value (ErrInvalid: exit status 2)", err)
+	}
 	owner := exec.Command("true")
 	if err := owner.Start(); err != nil {
 		t.Fatal(err)

@@ -325,6 +325,9 @@ func checkHostname(h string) error {
 	if !ValidHostname(h) {
 		return invalidf("hostname %q is invalid; use up to 64 characters: labels of letters, digits, '-' and '_' separated by '.', none starting or ending with '-'", h)
 	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return invalidf("hostname %q is an IP address; a name cannot be one", h)
+	}
 	return checkNotLoopback("hostname", h)
 }
 

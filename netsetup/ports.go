@@ -78,13 +78,18 @@ func checkNewGuestName(guest string) error {
 // checkNotLoopback refuses a name the bridge's name server would answer with a guest's
 // address although every resolver means the loopback by it (RFC 6761, Debian's hosts file).
 func checkNotLoopback(field, name string) error {
-	n := strings.ToLower(strings.TrimSuffix(name, "."))
-	switch {
-	case n == "localhost", strings.HasSuffix(n, ".localhost"), n == "localhost.localdomain",
-		n == "ip6-localhost", n == "ip6-loopback":
+	if LoopbackName(name) {
 		return invalidf("%s %q names the loopback, not a guest; choose another", field, name)
 	}
 	return nil
+}
+
+// LoopbackName reports whether resolvers take name for the loopback (localhost and its kin),
+// so that no guest may be known by it.
+func LoopbackName(name string) bool {
+	n := strings.ToLower(strings.TrimSuffix(name, "."))
+	return n == "localhost" || strings.HasSuffix(n, ".localhost") || n == "localhost.localdomain" ||
+		n == "ip6-localhost" || n == "ip6-loopback"
 }
 
 // portConflict returns the bridge already forwarding host port p, if any.

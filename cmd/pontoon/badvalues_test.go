@@ -26,6 +26,7 @@ func TestBadValuesAreUsageErrors(t *testing.T) {
 		{"guest name \"bad/name\" is invalid", []string{"guest", "add", "b1", "bad/name", "--ip", "172.18.0.5"}},
 		{"guest name \"" + long + "\" is invalid", []string{"guest", "add", "b1", long, "--ip", "172.18.0.5"}},
 		{"hostname \"bad host\" is invalid", []string{"guest", "add", "b1", "g", "--ip", "172.18.0.5", "--hostname", "bad host"}},
+		{`hostname "172.18.0.9" is an IP address`, []string{"guest", "add", "b1", "g", "--ip", "172.18.0.5", "--hostname", "172.18.0.9"}},
 		{"\"zz\" is not an IPv6 address", []string{"guest", "add", "b1", "g", "--ip", "172.18.0.5", "--ip6", "zz"}},
 		{"\"bad alias\" is invalid", []string{"guest", "add", "b1", "g", "--ip", "172.18.0.5", "--alias", "bad alias"}},
 		{"bridge name \"bad/name\" is invalid", []string{"bridge", "create", "bad/name"}},

@@ -43,6 +43,10 @@ func (c *checker) aliases(path []string, v any) []string {
 			c.errAt(path, line, "%q is an IP address, which cannot be a name; give a name such as %q", s, "db")
 			continue
 		}
+		if netsetup.LoopbackName(s) {
+			c.errAt(path, line, "%q names the loopback, not a guest; give a name such as %q", s, "db")
+			continue
+		}
 		dup := false
 		for _, o := range out {
 			if strings.EqualFold(o, s) {

@@ -150,6 +150,9 @@ A-B = "x"
 N = 1
 B = true
 T = ["x"]
+PONTOON_BRIDGE = "attach"
+PONTOON_STATE_DIR = "/nonexistent"
+PONTOON_OWN = "fine"
 `, Options{},
 			[]wantErr{
 				{4, "commands.a.env.1A", `"1A" is not a valid environment variable name`},
@@ -157,6 +160,8 @@ T = ["x"]
 				{6, "commands.a.env.N", `is an integer; environment values are strings: write N = "1"`},
 				{7, "commands.a.env.B", `is a boolean; environment values are strings: write B = "true"`},
 				{8, "commands.a.env.T", `must be a string, not an array; write T = "value"`},
+				{9, "commands.a.env.PONTOON_BRIDGE", "pontoon sets PONTOON_BRIDGE for each child"},
+				{10, "commands.a.env.PONTOON_STATE_DIR", "pontoon sets PONTOON_STATE_DIR for each child"},
 			}},
 		{"relative workdir", "[commands.a]\nrun = [\"a\"]\nworkdir = \"src\"\n", Options{},
 			[]wantErr{{3, "commands.a.workdir", `"src" must be an absolute path inside the container; write workdir = "/work/src"`}}},
@@ -234,12 +239,27 @@ hostname = ""
 run = ["a"]
 ip = "172.18.0.4"
 hostname = 4
+[commands.a.children.n5]
+run = ["a"]
+ip = "172.18.0.5"
+hostname = "172.18.0.2"
+[commands.a.children.n6]
+run = ["a"]
+ip = "172.18.0.6"
+hostname = "localhost"
+[commands.a.children.n7]
+run = ["a"]
+ip = "172.18.0.7"
+aliases = ["db", "localhost"]
 `, Options{},
 			[]wantErr{
 				{6, "commands.a.children.n1.hostname", `"-x" is not a valid hostname`},
 				{10, "commands.a.children.n2.hostname", `"a..b" is not a valid hostname`},
 				{14, "commands.a.children.n3.hostname", `"" is not a valid hostname`},
 				{18, "commands.a.children.n4.hostname", `must be a string, not an integer; write hostname = "node1"`},
+				{22, "commands.a.children.n5.hostname", `"172.18.0.2" is an IP address, which cannot be a name`},
+				{26, "commands.a.children.n6.hostname", `"localhost" names the loopback, not a guest`},
+				{30, "commands.a.children.n7.aliases", `"localhost" names the loopback, not a guest`},
 			}},
 		{"bad ports", `[commands.a]
 run = ["a"]
@@ -326,7 +346,7 @@ runtime = "crun"
 			}},
 		{"bad runtime", "[commands.a]\nrun = [\"a\"]\nruntime = \"docker\"\n", Options{},
 			[]wantErr{{3, "commands.a.runtime", `"docker" is not a runtime; use "runc", "crun" or "containerd"`}}},
-		{"rootfs missing, a file, unreadable", "[commands.a]\nrun = [\"a\"]\nroot = { rootfs = \"gone\" }\n[commands.b]\nrun = [\"a\"]\nroot = { rootfs = \"file\" }\n[commands.c]\nrun = [\"a\"]\nroot = { rootfs = \"/locked\" }\n",
+		{"rootfs missing, a file, unreadable, the host's root", "[commands.a]\nrun = [\"a\"]\nroot = { rootfs = \"gone\" }\n[commands.b]\nrun = [\"a\"]\nroot = { rootfs = \"file\" }\n[commands.c]\nrun = [\"a\"]\nroot = { rootfs = \"/locked\" }\n[commands.d]\nrun = [\"a\"]\nroot = { rootfs = \"../..\" }\n",
 			Options{Dir: "/proj", Stat: func(name string) (fs.FileInfo, error) {
 				switch name {
 				case "/proj/file":
@@ -340,6 +360,7 @@ runtime = "crun"
 				{3, "commands.a.root.rootfs", `"gone" does not exist (looked for /proj/gone); create it, or fix the path, which is relative to the project directory /proj`},
 				{6, "commands.b.root.rootfs", `"file" is not a directory (/proj/file); point rootfs at the root filesystem's directory`},
 				{9, "commands.c.root.rootfs", `cannot check "/locked": stat /locked: permission denied; make sure the directory is readable`},
+				{12, "commands.d.root.rootfs", `"../.." is the host's root directory, which a container cannot use as its own; write root = "host"`},
 			}},
 
 		// supervise commands

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -136,6 +137,10 @@ func (c *checker) env(path []string, t map[string]any, base map[string]string) m
 			c.errf(kp, "%q is not a valid environment variable name; use letters, digits and '_', not starting with a digit", k)
 			continue
 		}
+		if reservedEnv(k) {
+			c.errf(kp, "pontoon sets %s for each child (its bridge, name, address, or where the chain's state is); remove it", k)
+			continue
+		}
 		switch x := t[k].(type) {
 		case string:
 			own[k] = x
@@ -146,6 +151,16 @@ func (c *checker) env(path []string, t map[string]any, base map[string]string) m
 		}
 	}
 	return mergeEnv(base, own)
+}
+
+// reservedEnv reports whether pontoon sets the variable k for a child: set in pontoon.toml it
+// would point the child's pontoon commands at another bridge or state.
+func reservedEnv(k string) bool {
+	switch k {
+	case "PONTOON_BRIDGE", "PONTOON_GUEST", "PONTOON_IP", "PONTOON_IP6":
+		return true
+	}
+	return slices.ContainsFunc(netsetup.EnvSettings(), func(s netsetup.EnvSetting) bool { return s.Var == k })
 }
 
 // mergeEnv returns a copy of base with over's entries added; nil if both are empty.
@@ -237,6 +252,8 @@ func (c *checker) checkRootfs(p []string, rel string) {
 	}
 	fi, err := stat(full)
 	switch {
+	case filepath.Clean(full) == "/":
+		c.errf(p, "%q is the host's root directory, which a container cannot use as its own; write root = \"host\" for the host's files", rel)
 	case errors.Is(err, fs.ErrNotExist):
 		c.errf(p, "%q does not exist (looked for %s); create it, or fix the path, which is relative to the project directory %s", rel, full, c.opts.Dir)
 	case err != nil:
@@ -288,6 +305,14 @@ func (c *checker) hostname(path []string, s string) (string, bool) {
 	if !netsetup.ValidHostname(s) {
 		c.errf(path, "%q is not a valid hostname; use letters, digits, '-' and '_' (labels separated by '.', at most 64 characters), e.g. %q",
 			s, fixName(s, "node1"))
+		return "", false
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		c.errf(path, "%q is an IP address, which cannot be a name; give a name such as %q", s, "node1")
+		return "", false
+	}
+	if netsetup.LoopbackName(s) {
+		c.errf(path, "%q names the loopback, not a guest; give a name such as %q", s, "node1")
 		return "", false
 	}
 	return s, true
