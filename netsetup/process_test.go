@@ -58,14 +58,14 @@ func TestProcessAliveFromAnotherPIDNamespace(t *testing.T) {
 		return // the helper run below
 	}
 	self, dead := netsetup.Self(), deadProcess(t)
-	if dead.Alive() {
-		t.Fatal("a dead process counts as alive where it was recorded")
+	if dead.Alive() || !dead.Visible() {
+		t.Fatal("a dead process counts as alive, or not visible, where it was recorded")
 	}
 	for _, p := range []netsetup.Process{self, dead} {
 		rec, _ := json.Marshal(p)
 		cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", os.Args[0], "-test.run=^TestProcessAliveHelper$")
 		cmd.Env = append(os.Environ(), "PONTOON_TEST_PROCESS="+string(rec))
-		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "alive=true") {
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "alive=true visible=false") {
 			t.Errorf("process %+v from another pid namespace: %v\n%s", p, err, out)
 		}
 	}
@@ -81,5 +81,5 @@ func TestProcessAliveHelper(t *testing.T) {
 	if err := json.Unmarshal([]byte(rec), &p); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("alive=%t\n", p.Alive())
+	fmt.Printf("alive=%t visible=%t\n", p.Alive(), p.Visible())
 }

@@ -109,7 +109,7 @@ func (p Process) Alive() bool {
 	if p.PID <= 0 {
 		return false
 	}
-	if own := ownPIDNS(); p.PIDNS != 0 && own != 0 && p.PIDNS != own {
+	if !p.Visible() {
 		return true
 	}
 	f, err := statFields(p.PID)
@@ -121,6 +121,13 @@ func (p Process) Alive() bool {
 	// num_threads).
 	// X: being reaped, with num_threads 0.
 	return f[0] != "X" && (f[0] != "Z" || f[17] != "1")
+}
+
+// Visible reports whether p's pid can be looked up here: it was recorded from this pid
+// namespace (or by a version that did not record which).
+func (p Process) Visible() bool {
+	own := ownPIDNS()
+	return p.PIDNS == 0 || own == 0 || p.PIDNS == own
 }
 
 // GatewayState is what `gateway up` created, recorded so that every later command uses the

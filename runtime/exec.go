@@ -51,7 +51,7 @@ func Exec(env netsetup.Env, bridge, guest string, argv []string) (int, error) {
 		err := ns.ExecWithBinds(g.Namespaces(), execBinds(env, bridge), argv, environ)
 		return execFailedCode(err), err
 	}
-	if g.Process.Alive() {
+	if g.Process.Visible() && g.Process.Alive() {
 		code, err := execVisible(g.Process.PID, argv)
 		if err != nil {
 			err = fmt.Errorf("exec in guest %s of bridge %s: %w", g.Name, bridge, err)
