@@ -186,6 +186,8 @@ func TestRunRefusalsAreUsageErrors(t *testing.T) {
 	}{
 		{`no command "zzz"`, []string{"run", "--project", good, "zzz"}},
 		{`command "sup" has no child "zz"`, []string{"run", "--project", good, "sup", "--only", "zz"}},
+		{"--only names no child", []string{"run", "--project", good, "sup", "--only", ""}},
+		{"--only names no child", []string{"run", "--project", good, "sup", "--only", " , "}},
 		{"--only and --exclude apply to supervise commands", []string{"run", "--project", good, "plain", "--exclude", "a"}},
 		{"exit applies only to supervise commands", []string{"run", "--project", bad, "x"}},
 		{"exit applies only to supervise commands", []string{"list", "--project", bad}},

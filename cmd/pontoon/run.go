@@ -133,6 +133,10 @@ func run(c *cli.Context) error {
 		return usageError{err}
 	}
 	only, exclude := splitList(c.StringSlice("only")), splitList(c.StringSlice("exclude"))
+	// An empty list would select every child: the opposite of what --only asks.
+	if c.IsSet("only") && len(only) == 0 {
+		return usagef("--only names no child; give the children to start, e.g. --only n1,n2")
+	}
 	if _, err := cmd.SelectChildren(only, exclude); err != nil {
 		return usageError{err}
 	}
