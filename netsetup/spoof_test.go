@@ -430,8 +430,11 @@ func TestVLANTaggedFramesDropped(t *testing.T) {
 			if err := probe.SendFrames(sc.attacker.Netns, frames...); err != nil {
 				t.Fatal(err)
 			}
-			if !rec.WaitFor("ip-untagged", okTimeout) || !rec6.WaitFor("ip6-untagged", okTimeout) {
-				t.Fatal("the guest's untagged datagrams did not arrive")
+			if !rec.WaitFor("ip-untagged", okTimeout) {
+				t.Fatal("the guest's untagged IPv4 datagram did not arrive")
+			}
+			if !rec6.WaitFor("ip6-untagged", okTimeout) {
+				t.Fatal("the guest's untagged IPv6 datagram did not arrive")
 			}
 			for payload, r := range tagged {
 				_, arrived := r.Source(payload)

@@ -162,6 +162,9 @@ ip = "172.18.0.2"
 [commands.batch.children.c]
 run = ["sh", "-c", "until test -e /work/release; do sleep 0.05; done; echo c done; exit 6"]
 bridge = true
+[commands.batch.children.d]
+run = ["sh", "-c", "until test -e /work/release; do sleep 0.05; done; sh -c 'kill -KILL $$'"]
+ip = "172.18.0.3"
 `)
 	opt := r.options()
 	opt.Started = func(s runtime.Started) {
@@ -178,6 +181,13 @@ bridge = true
 	for _, want := range []string{"a | a done", "b | b failing", "c | c done"} {
 		if !strings.Contains(r.out.String(), want) {
 			t.Errorf("output lacks %q", want)
+		}
+	}
+	// Each child's end is told, a signal's by name, and the last line says the run's status.
+	for _, want := range []string{"a exited with status 0; waiting for", "b exited with status 5; waiting for",
+		"d exited with status 137 (SIGKILL)", "the run's status is 5"} {
+		if !strings.Contains(r.log.String(), want) {
+			t.Errorf("pontoon's log lacks %q:\n%s", want, r.log)
 		}
 	}
 	r.clean()

@@ -247,9 +247,14 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 				if p.code != 0 && (!decided || p.exited.Before(decidedAt)) {
 					code, decided, decidedAt = p.code, true, p.exited
 				}
+				if running > 0 {
+					r.logf("%s; waiting for %s", exitWords(p), strings.Join(runningNames(procs), ", "))
+				} else if p.code != 0 || code != 0 {
+					r.logf("%s; the run's status is %d", exitWords(p), code)
+				}
 			case running > 0:
 				code, decided = p.code, true
-				stop(syscall.SIGTERM, fmt.Sprintf("%s exited with status %d; stopping the others", p.name, p.code))
+				stop(syscall.SIGTERM, exitWords(p)+"; stopping the others")
 			default:
 				code, decided = p.code, true
 			}
@@ -308,6 +313,17 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 		}
 	}
 	return code, nil
+}
+
+// exitWords tells how a child ended. A status above 128 is read as the shell does, as the
+// signal that ended it: runc reports a container killed by SIGKILL as status 137.
+func exitWords(p *proc) string {
+	if p.code > 128 && p.code < 128+65 {
+		if name := unix.SignalName(syscall.Signal(p.code - 128)); name != "" {
+			return fmt.Sprintf("%s exited with status %d (%s)", p.name, p.code, name)
+		}
+	}
+	return fmt.Sprintf("%s exited with status %d", p.name, p.code)
 }
 
 // runningNames returns the names of the containers still running.

@@ -38,7 +38,7 @@ func parse(name string, data []byte, opts Options) (*Project, error) {
 	var raw map[string]any
 	md, err := toml.Decode(string(data), &raw)
 	if err != nil {
-		return nil, ErrorList{syntaxError(name, err)}
+		return nil, ErrorList{syntaxError(name, data, err)}
 	}
 	c := &checker{
 		file:   name,
@@ -49,6 +49,7 @@ func parse(name string, data []byte, opts Options) (*Project, error) {
 		last:   last,
 		bridge: bridge,
 	}
+	c.noNUL(nil, raw)
 	p := c.project(raw)
 	if len(c.errs) > 0 {
 		c.errs.sort()
@@ -57,12 +58,71 @@ func parse(name string, data []byte, opts Options) (*Project, error) {
 	return p, nil
 }
 
-func syntaxError(file string, err error) *Error {
+func syntaxError(file string, data []byte, err error) *Error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		return &Error{File: file, Line: max(pe.Position.Line, 1), Key: pe.LastKey, Msg: "invalid TOML: " + pe.Message}
+		msg := "invalid TOML: " + pe.Message
+		if key, ok := duplicateKey(pe.Message); ok {
+			msg = strings.TrimSuffix(msg, ".") + "; " + duplicateFix(data, key, pe.Position.Line)
+		}
+		return &Error{File: file, Line: max(pe.Position.Line, 1), Key: pe.LastKey, Msg: msg}
 	}
 	return &Error{File: file, Line: 1, Msg: "invalid TOML: " + err.Error()}
+}
+
+// noNUL refuses a NUL byte in any string of the document: no argument, path, name or
+// environment value can hold one, and the runtime would only fail on it once the bridge is
+// made.
+func (c *checker) noNUL(path []string, v any) {
+	const msg = "a NUL byte (\\u0000), which no command, path or name can hold; remove it"
+	switch x := v.(type) {
+	case string:
+		if strings.IndexByte(x, 0) >= 0 {
+			c.errf(path, "contains "+msg)
+		}
+	case map[string]any:
+		for _, k := range c.keys(path, x) {
+			kp := sub(path, k)
+			if strings.IndexByte(k, 0) >= 0 {
+				c.errf(path, "has a key with "+msg)
+				continue
+			}
+			c.noNUL(kp, x[k])
+		}
+	case []map[string]any:
+		for i, e := range x {
+			c.noNUL(elemPath(path, i), e)
+		}
+	case []any:
+		for i, e := range x {
+			c.noNUL(elemPath(path, i), e)
+		}
+	}
+}
+
+// duplicateKey finds the key in the TOML library's message for a key or table defined twice,
+// "Key 'commands.a' has already been defined.": its ParseError names only the table the
+// parser was in.
+func duplicateKey(msg string) (string, bool) {
+	rest, ok := strings.CutPrefix(msg, "Key '")
+	if !ok {
+		return "", false
+	}
+	key, rest, ok := strings.Cut(rest, "'")
+	return key, ok && strings.HasPrefix(rest, " has already been defined")
+}
+
+// duplicateFix says where a key set twice was first set. The document did not decode, but
+// the line scanner only needs what comes before the second definition to be valid.
+func duplicateFix(data []byte, key string, line int) string {
+	path := strings.Split(key, ".")
+	lines := scanKeyLines(string(data))
+	if lines.has(path) {
+		if first := lines.line(path); first < line {
+			return fmt.Sprintf("it is first set on line %d; keep one of the two", first)
+		}
+	}
+	return "a key is set once in its table; keep one of the two"
 }
 
 // keyOrder lists, for every table, its keys in order of first appearance.
@@ -109,7 +169,22 @@ func sub(path []string, keys ...string) []string {
 	return append(append([]string(nil), path...), keys...)
 }
 
-func keyString(path []string) string { return toml.Key(path).String() }
+// keyString writes a key path as TOML does, with array elements as 1-based indexes
+// (run[2], steps[1].for) rather than as keys.
+func keyString(path []string) string {
+	var b strings.Builder
+	for _, part := range path {
+		if n, err := strconv.Atoi(strings.TrimPrefix(part, "#")); err == nil && strings.HasPrefix(part, "#") && b.Len() > 0 {
+			fmt.Fprintf(&b, "[%d]", n+1)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(toml.Key{part}.String())
+	}
+	return b.String()
+}
 
 // errf records a problem with the key at path, on the line where it is written.
 func (c *checker) errf(path []string, format string, args ...any) {

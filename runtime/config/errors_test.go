@@ -55,7 +55,21 @@ func TestParseErrors(t *testing.T) {
 		{"TOML syntax", "[commands.a]\nrun = [\"a\"\n", Options{},
 			[]wantErr{{2, "commands.a.run", "invalid TOML: expected a comma (',') or array terminator (']'), but got end of file"}}},
 		{"duplicate key", "[commands.a]\nrun = [\"a\"]\nrun = [\"b\"]\n", Options{},
-			[]wantErr{{3, "commands.a.run", "invalid TOML: Key 'commands.a.run' has already been defined"}}},
+			[]wantErr{{3, "commands.a.run", "invalid TOML: Key 'commands.a.run' has already been defined; it is first set on line 2; keep one of the two"}}},
+		{"duplicate table", "[commands.a]\nrun = [\"a\"]\n\n[commands.a]\nrun = [\"b\"]\n", Options{},
+			[]wantErr{{4, "commands", "invalid TOML: Key 'commands.a' has already been defined; it is first set on line 1; keep one of the two"}}},
+		// A NUL byte passed the check before and failed in the runtime, after the bridge was made.
+		{"NUL bytes", "[commands.a]\nrun = [\"sh\", \"-c\\u0000x\"]\nworkdir = \"/w\\u0000\"\nenv = { A = \"1\\u0000\" }\n", Options{},
+			[]wantErr{
+				{2, "commands.a.run[2]", "contains a NUL byte (\\u0000), which no command, path or name can hold; remove it"},
+				{3, "commands.a.workdir", "contains a NUL byte"},
+				{4, "commands.a.env.A", "contains a NUL byte"},
+			}},
+		{"NUL byte in a key", "[commands.a]\nrun = [\"a\"]\nenv = { \"A\\u0000\" = \"1\" }\n", Options{},
+			[]wantErr{
+				{3, "commands.a.env", "has a key with a NUL byte"},
+				{3, `commands.a.env."A\u0000"`, "is not a valid environment variable name"},
+			}},
 		{"no commands", "# nothing\n", Options{},
 			[]wantErr{{1, "commands", `no commands defined; add one, e.g. [commands.test] with run = ["make", "test"]`}}},
 		{"empty commands table", "\n[commands]\n", Options{},

@@ -2,7 +2,6 @@ package config
 
 import (
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -246,10 +245,6 @@ func (c *checker) scheduleDuration(p []string, s string) (time.Duration, bool) {
 	return d, true
 }
 
-// elemKey turns the "#N" parts keylines uses for array elements into [N] counted from 1, as
-// schedule.FieldError writes them: steps."#0".for becomes steps[1].for.
-var elemKey = lazy.Value[*regexp.Regexp]{Build: func() *regexp.Regexp { return regexp.MustCompile(`\."#(\d+)"`) }}
-
 // schedule reads [commands.NAME.schedule] and, when guestsKnown (the command had no mistake
 // that could leave one out), checks it against the command's guests.
 func (c *checker) schedule(path []string, v any, guests []partition.Guest, guestsKnown bool) *schedule.Spec {
@@ -260,12 +255,6 @@ func (c *checker) schedule(path []string, v any, guests []partition.Guest, guest
 	n := len(c.errs)
 	var d scheduleDecl
 	decode(c, path, t, scheduleSchema.Get(), &d)
-	for _, e := range c.errs[n:] {
-		e.Key = elemKey.Get().ReplaceAllStringFunc(e.Key, func(m string) string {
-			i, _ := strconv.Atoi(elemKey.Get().FindStringSubmatch(m)[1])
-			return "[" + strconv.Itoa(i+1) + "]"
-		})
-	}
 	if d.bad || len(c.errs) > n {
 		return nil // the spec is incomplete; its own checks would repeat what was said
 	}
