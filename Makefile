@@ -20,7 +20,7 @@ export VMTEST_TIMEOUT ?= 1800
 # off by default: the stock kernel under emulation has locked up in it (vmtest/README.md).
 VM_ROOTLESS_PKGS ?=
 
-.PHONY: all build test unit vet deps bench test-bench demo clean gc check-go
+.PHONY: all build test unit vet deps bench test-bench test-limits demo clean gc check-go
 
 all: build
 
@@ -66,9 +66,15 @@ unit: check-go
 test: check-go deps vet build
 	.ci/with-dockerd $(BIN) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory test-rootless
+	$(MAKE) --no-print-directory test-limits
 	$(MAKE) --no-print-directory test-bench
 	$(MAKE) --no-print-directory test-vm
 	$(MAKE) --no-print-directory vagrant-validate
+
+# test-limits fills all 2048 bridge slots of a gateway (~90 s), alone: while it holds that
+# many namespaces, every other test's kernel work slows.
+test-limits: check-go
+	PONTOON_LIMITS=1 $(GO) test -count=1 -timeout 10m -run '^TestAllBridgeSlots$$' ./netsetup
 
 # bench times pontoon against the project's baselines in bench/baselines (shell chain, CNI,
 # per-guest iptables, runc + CNI, podman on netavark) and runs the Go benchmarks, all in private
