@@ -13,6 +13,7 @@ import (
 	"github.com/pontoon-dev/pontoon/hooks"
 	"github.com/pontoon-dev/pontoon/internal/advice"
 	"github.com/pontoon-dev/pontoon/internal/nftpool"
+	"github.com/pontoon-dev/pontoon/internal/statefile"
 	"github.com/pontoon-dev/pontoon/internal/userns"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/partition"
@@ -54,6 +55,7 @@ func main() {
 		os.Exit(code)
 	}
 	partition.ProcessSource = cliSource()
+	statefile.OnWait = tellLockWait
 	app := newAppFor(os.Args)
 	wrapPath(app, os.Args)
 	// Help goes out in one write, not one per template fragment.

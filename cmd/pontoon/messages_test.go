@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/pontoon-dev/pontoon/internal/testkit"
+	"github.com/pontoon-dev/pontoon/partition"
 )
 
 // TestNeedsRoot reproduces running pontoon as an ordinary user, which failed with whatever
@@ -199,5 +205,57 @@ func TestRunRefusalsAreUsageErrors(t *testing.T) {
 	}
 	if after := c.snapshot(); after != before {
 		t.Errorf("refused runs changed something:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestWaitForALockSaysOnWhom: a command held up by another's lock on the bridge's partitions
+// (here flock(1), as a stopped pontoon would) says which process it waits for, then goes on
+// once it is let go.
+func TestWaitForALockSaysOnWhom(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("b1", "n1", "n2")
+	c.ok("partition", "isolate", "n1", "--bridge", "b1")
+	lockPath := filepath.Join(c.sb.Env.BridgeDataDir("b1"), partition.LockFile)
+	// -o: flock(1) holds the lock itself, not its sleep, so killing it lets go.
+	holder := exec.Command("flock", "-o", lockPath, "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	waitFor(t, 10*time.Second, "flock(1) to hold the lock", func() bool {
+		f, err := os.Open(lockPath)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		return len(statefile.Holders(f)) > 0
+	})
+	status := c.command("partition", "--bridge", "b1", "status")
+	var out, errOut testkit.Buffer
+	status.Stdout, status.Stderr = &out, &errOut
+	if err := status.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- status.Wait() }()
+	t.Cleanup(func() { status.Process.Kill() })
+	want := fmt.Sprintf("pontoon: waiting for pid %d (flock -o %s sleep 60), which holds the lock %s", holder.Process.Pid, lockPath, lockPath)
+	waitFor(t, 10*time.Second, "status to say on whom it waits", func() bool { return strings.Contains(errOut.String(), want) })
+	select {
+	case err := <-ended:
+		t.Fatalf("status ended (%v) while the lock was held: %s", err, out.String())
+	default:
+	}
+	holder.Process.Kill()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("status after the wait: %v\n%s", err, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("status still waits 10s after the lock was let go")
+	}
+	if !strings.Contains(out.String(), "n1") {
+		t.Errorf("status after its wait printed %q; want the isolation of n1", out.String())
 	}
 }

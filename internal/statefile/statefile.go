@@ -101,7 +101,7 @@ func lockOnce(path string, create bool, how int) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state lock %s: %w", path, err)
 	}
-	if err := flock(f, how); err != nil {
+	if err := flockNoting(f, path, how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock state %s: %w", path, err)
 	}
