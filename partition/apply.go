@@ -171,9 +171,13 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			return prev, errNothingApplied
 		}
 	}
-	// A guest that left the bridge leaves the recorded state with its pairs
-	// and impairments; the names could not be resolved any more.
-	before := prev.State().For(t.Guests)
+	// A guest that left the bridge leaves the recorded state with its pairs and impairments
+	// at the next change. A refresh, made by another guest's arrival, is none: it keeps them.
+	guests := t.Guests
+	if o.kind == EventRefresh {
+		guests = withDeparted(t.Guests, prev.Guests)
+	}
+	before := prev.State().For(guests)
 	in := before // the change may reuse its input's slices; before must stay as it was
 	in.Partition.Blocked, in.Partition.Order = slices.Clone(before.Partition.Blocked), slices.Clone(before.Partition.Order)
 	in.Impairments = slices.Clone(before.Impairments)
@@ -199,7 +203,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	default:
 		pending = replaceTimed(prev.Pending, before, s, t.Sets)
 	}
-	r, err := resolveState(s, t.Guests)
+	r, err := resolveState(s, guests)
 	if err != nil {
 		return Record{}, err
 	}
@@ -304,7 +308,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			}
 		}
 		// Stale counters only misreport; the change is in force either way.
-		pruneErr := pruneCounters(t.NetnsPath, prev, &st, plan.RuleSet, t.Guests)
+		pruneErr := pruneCounters(t.NetnsPath, prev, &st, plan.RuleSet, guests)
 		err = writeStatus(t.StateDir, st)
 		t.logChange(o.kind, prev, st, o, err, pruneErr)
 		return st, err

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,35 @@ func TestCompareKernelDepartedGuest(t *testing.T) {
 		if k := compareKernel(kt, recorded(), []Guest{ga, back}); k.InEffect {
 			t.Errorf("b back as %+v, not refreshed: %+v; want the kernel reported as not holding the record", back, k)
 		}
+	}
+}
+
+// TestWithDeparted: a refresh compiles for the guests here and the recorded ones away, with
+// their old ports and addresses; one whose name, port or address is held here now is not away
+// (it is back, or another guest has its address: it left for good).
+func TestWithDeparted(t *testing.T) {
+	ip := netip.MustParseAddr
+	here := []Guest{
+		{Name: "a", IP: ip("172.18.0.1"), Port: "pa"},
+		{Name: "b", IP: ip("172.18.0.2"), Port: "pbNEW"},
+		{Name: "n", IP: ip("172.18.0.9"), IP6: ip("fd00::9"), Port: "pn"},
+	}
+	recorded := []Guest{
+		{Name: "a", IP: ip("172.18.0.1"), Port: "pa"},
+		{Name: "b", IP: ip("172.18.0.2"), Port: "pbOLD"},                  // back on a new port
+		{Name: "c", IP: ip("172.18.0.3"), Port: "pc"},                     // away
+		{Name: "d", IP: ip("172.18.0.9"), Port: "pd"},                     // its address is n's now
+		{Name: "e", IP: ip("172.18.0.5"), IP6: ip("fd00::9"), Port: "pe"}, // its IPv6 address is n's
+		{Name: "f", IP: ip("172.18.0.6"), Port: "pn"},                     // its port is n's
+	}
+	var names []string
+	for _, g := range withDeparted(here, recorded) {
+		names = append(names, g.Name+"/"+g.Port)
+	}
+	if got, want := strings.Join(names, " "), "a/pa b/pbNEW n/pn c/pc"; got != want {
+		t.Errorf("guests to compile for: %s, want %s", got, want)
+	}
+	if len(here) != 3 {
+		t.Errorf("the guests here were changed: %v", here)
 	}
 }

@@ -131,6 +131,28 @@ func (im Impairment) Empty() bool {
 	return im == Impairment{}
 }
 
+// withDeparted is the guests here and, after them, the recorded guests that left, with the
+// port and addresses their rules were compiled for: a refresh leaves a departed guest under
+// its pairs until the next change (it may be a container restarting). One whose name, port
+// or an address a guest here holds now is not departed: it is back, or gone for good.
+func withDeparted(here, recorded []Guest) []Guest {
+	taken := map[string]bool{}
+	for _, g := range here {
+		taken["n"+g.Name], taken["p"+g.Port], taken["a"+g.IP.String()] = true, true, true
+		if g.IP6.IsValid() {
+			taken["a"+g.IP6.String()] = true
+		}
+	}
+	out := slices.Clip(here)
+	for _, g := range recorded {
+		if taken["n"+g.Name] || taken["p"+g.Port] || taken["a"+g.IP.String()] || (g.IP6.IsValid() && taken["a"+g.IP6.String()]) {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
 // For returns s without the pairs, order entries and impairments that name a guest not
 // among guests: a guest that left the bridge takes its part of the state with it.
 func (s State) For(guests []Guest) State {

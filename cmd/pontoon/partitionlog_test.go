@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -113,5 +114,52 @@ func TestRejoinLoggedAsTheCommandLine(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(c.ok("partition", "log", "--json", "--bridge", "b1")), "\n")
 	if last := lines[len(lines)-1]; !strings.Contains(last, `"kind":"refresh"`) || !strings.Contains(last, `"source":"cli"`) {
 		t.Errorf("the last event after n1 came back: %s; want a refresh by cli", last)
+	}
+}
+
+// TestArrivalKeepsADepartedGuestsPartition reproduces containers restarting in another order
+// than they stopped: n2 is isolated, n1 and n3 lose what goes between them; n2 and n3 stop,
+// n1 restarts and n4 joins, then n2 and n3 start again. Each arrival refreshed the partition
+// for the guests there were, dropping the pairs and the loss of those away, so n2 came back
+// reaching everyone while status said fullmesh. An arrival is no change: n2 keeps its pairs,
+// as the README promises, and n3 its loss.
+func TestArrivalKeepsADepartedGuestsPartition(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("b1", "n1", "n2", "n3")
+	reaches := func(from, to string) bool {
+		_, _, code := c.run("exec", "b1", from, "--", "ping", "-c", "1", "-W", "1", to)
+		return code == 0
+	}
+	c.ok("partition", "isolate", "n2", "--bridge", "b1")
+	c.ok("partition", "loss", "100", "n1", "--", "n3", "--bridge", "b1")
+	// n2 and n3 stop; n1 restarts and n4 joins while they are away; then they start again.
+	c.ok("guest", "del", "b1", "n2")
+	c.ok("guest", "del", "b1", "n3")
+	c.ok("guest", "del", "b1", "n1")
+	c.ok("guest", "add", "b1", "n1", "--ip", "172.18.0.1")
+	c.ok("guest", "add", "b1", "n4", "--ip", "172.18.0.4")
+	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
+	c.ok("guest", "add", "b1", "n3", "--ip", "172.18.0.3")
+	for _, p := range [][2]string{{"n2", "172.18.0.1"}, {"n1", "172.18.0.2"}, {"n3", "172.18.0.2"}, {"n1", "172.18.0.3"}} {
+		if reaches(p[0], p[1]) {
+			t.Errorf("%s reaches %s after the guests came back", p[0], p[1])
+		}
+	}
+	// n4 joined after both: no pair of the partition or the loss names it.
+	for _, to := range []string{"172.18.0.1", "172.18.0.2", "172.18.0.3"} {
+		if !reaches("n4", to) {
+			t.Errorf("n4 does not reach %s: the test proves nothing", to)
+		}
+	}
+	var st struct {
+		Kind        string            `json:"kind"`
+		Blocked     []json.RawMessage `json:"blocked"`
+		Impairments []json.RawMessage `json:"impairments"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("partition", "status", "--json", "--check", "--bridge", "b1")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Kind != "isolate" || len(st.Blocked) != 4 || len(st.Impairments) != 1 {
+		t.Errorf("status: %s with %d blocked pairs and %d impairments; want isolate, n2's 4 pairs and the loss", st.Kind, len(st.Blocked), len(st.Impairments))
 	}
 }
