@@ -26,8 +26,13 @@ type podmanHook struct {
 	Stages []string `json:"stages"`
 }
 
+// podmanWhenKey selects the containers with any pontoon.* annotation (keys are regular
+// expressions in hooks.d): one with pontoon.guest but no pontoon.bridge is refused with a
+// word, not started off pontoon's network in silence.
+const podmanWhenKey = `^pontoon\.`
+
 // PodmanHook returns the hooks.d entry that runs pontoon (at the absolute path pontoonPath)
-// for every container annotated with pontoon.bridge, at precreate (the container's names:
+// for every container with a pontoon.* annotation, at precreate (the container's names:
 // see PrepareSpec), createRuntime and poststop. One entry runs one command for every stage,
 // so it runs the auto stage, which tells them apart by what it reads on stdin.
 func PodmanHook(pontoonPath string, env netsetup.Env) ([]byte, error) {
@@ -42,7 +47,7 @@ func PodmanHook(pontoonPath string, env netsetup.Env) ([]byte, error) {
 		},
 		Stages: []string{"precreate", "createRuntime", "poststop"},
 	}
-	h.When.Annotations = map[string]string{AnnotationBridge: ".+"}
+	h.When.Annotations = map[string]string{podmanWhenKey: ".*"}
 	b, err := json.MarshalIndent(h, "", "  ")
 	if err != nil {
 		return nil, err
@@ -111,14 +116,17 @@ func UninstallPodman(dir string) (path string, removed bool, err error) {
 }
 
 // IsPodmanHook reports whether data is a hooks.d entry PodmanHook made: one selected by
-// the pontoon.bridge annotation that runs "pontoon hook STAGE" (any stage: older pontoons
+// pontoon's annotations (older pontoons selected pontoon.bridge alone) that runs "pontoon hook STAGE" (any stage: older pontoons
 // wrote other ones).
 func IsPodmanHook(data []byte) bool {
 	var h podmanHook
 	if json.Unmarshal(data, &h) != nil {
 		return false
 	}
-	_, ok := h.When.Annotations[AnnotationBridge]
+	_, ok := h.When.Annotations[podmanWhenKey]
+	if _, old := h.When.Annotations[AnnotationBridge]; old {
+		ok = true
+	}
 	a := h.Hook.Args
 	return ok && len(a) >= 3 && a[1] == "hook" && IsStage(a[2])
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,6 +137,26 @@ func TestPodman(t *testing.T) {
 	out, err = p.run([]string{"--rm"}, taken, "true")
 	if err == nil || !strings.Contains(out, "address 172.18.0.1 is already used") {
 		t.Fatalf("podman ran a container with an address in use: %v\n%s", err, out)
+	}
+	// The guest's name is its address, not podman's loopback line for a container without a
+	// network.
+	out, err = p.run([]string{"--rm", "--hostname", "named"}, annotations("pa", "named", "172.18.0.4"), "cat", "/etc/hosts")
+	if err != nil {
+		t.Fatalf("podman run: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && slices.Contains(f[1:], "named") && f[0] != "172.18.0.4" && !strings.Contains(f[0], ":") {
+			t.Errorf("the container's /etc/hosts maps its name to %s:\n%s", f[0], out)
+		}
+	}
+	if !strings.Contains(out, "172.18.0.4\tnamed") {
+		t.Errorf("the container's /etc/hosts lacks its own line:\n%s", out)
+	}
+	// A guest and an address but no bridge: refused, not started off pontoon's network.
+	noBridge := map[string]string{hooks.AnnotationGuest: "client", hooks.AnnotationIP: "172.18.0.3"}
+	out, err = p.run([]string{"--rm"}, noBridge, "true")
+	if err == nil || !strings.Contains(out, "annotation pontoon.bridge is missing") {
+		t.Fatalf("podman ran a container with pontoon's annotations but no bridge: %v\n%s", err, out)
 	}
 	if got, _ := hooktest.Attached(s.Env); strings.Join(got, " ") != "pa/server pb/server" {
 		t.Fatalf("attached after refused containers: %v", got)

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/pontoon-dev/pontoon/names"
@@ -133,15 +135,28 @@ func containerDir(sources map[string]string) string {
 
 // addHostsLine appends the guest's lines to the engine's hosts file, each once: the engine
 // runs precreate again each time the container starts, and a line already there from an
-// earlier start (the IPv4 one, when the chain has since gained IPv6) is not added twice.
+// earlier start (the IPv4 one, when the chain has since gained IPv6) is not added twice. The
+// guest's names leave the engine's loopback lines (podman maps a container without a network
+// to 127.0.0.1 by its name), which come first and would make the guest its own 127.0.0.1.
 func addHostsLine(path, lines string) error {
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("add the guest's line to the container's hosts file: %w", err)
 	}
-	out := old
+	own := map[string]bool{}
+	for _, line := range strings.Split(lines, "\n") {
+		if f := strings.Fields(line); len(f) > 1 {
+			for _, n := range f[1:] {
+				own[n] = true
+			}
+		}
+	}
+	var out []byte
+	for _, line := range strings.SplitAfter(string(old), "\n") {
+		out = append(out, withoutOwnLoopback(line, own)...)
+	}
 	for _, line := range strings.SplitAfter(lines, "\n") {
-		if line == "" || bytes.Contains(old, []byte("\n"+line)) || bytes.HasPrefix(old, []byte(line)) {
+		if line == "" || bytes.Contains(out, []byte("\n"+line)) || bytes.HasPrefix(out, []byte(line)) {
 			continue
 		}
 		if len(out) > 0 && out[len(out)-1] != '\n' {
@@ -149,7 +164,7 @@ func addHostsLine(path, lines string) error {
 		}
 		out = append(out, line...)
 	}
-	if len(out) == len(old) {
+	if bytes.Equal(out, old) {
 		return nil
 	}
 	// Rewritten in place: the engine may already hold the file open or mounted.
@@ -157,6 +172,26 @@ func addHostsLine(path, lines string) error {
 		return fmt.Errorf("add the guest's line to the container's hosts file: %w", err)
 	}
 	return nil
+}
+
+// withoutOwnLoopback is a hosts file line without the names in own when it maps them to a
+// loopback address, and nothing when no name is left on it; any other line as it is.
+func withoutOwnLoopback(line string, own map[string]bool) string {
+	f := strings.Fields(line)
+	if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+		return line
+	}
+	if a, err := netip.ParseAddr(f[0]); err != nil || !a.IsLoopback() {
+		return line
+	}
+	kept := slices.DeleteFunc(slices.Clone(f[1:]), func(n string) bool { return own[n] })
+	switch {
+	case len(kept) == len(f)-1:
+		return line
+	case len(kept) == 0:
+		return ""
+	}
+	return f[0] + "\t" + strings.Join(kept, " ") + "\n"
 }
 
 // withNamesError returns the configuration data, unchanged but for AnnotationNamesError
