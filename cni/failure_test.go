@@ -123,6 +123,18 @@ func TestAddRefusesWhatItCannotAttach(t *testing.T) {
 	if err := r.check(l, a); err != nil {
 		t.Fatalf("CHECK after the refused second ADD: %v", err)
 	}
+	// The same container again, into another namespace: the first attachment's eth0 was
+	// taken from a live pod, without a DEL.
+	other := r.netns("a-other")
+	if e := r.cniErr("ADD", a.ContainerID, other, pluginConf); !strings.Contains(e.Msg, "is attached as eth0 already, in namespace "+a.NetNS) {
+		t.Fatalf("ADD of the same container into another namespace: %+v; want an error", e)
+	}
+	if linkIndex(t, a.NetNS) != first {
+		t.Fatal("an ADD of the same container into another namespace took the first attachment's eth0")
+	}
+	if err := r.check(l, a); err != nil {
+		t.Fatalf("CHECK after the refused ADD into another namespace: %v", err)
+	}
 	// The host's and pontoon's own namespaces are refused before anything is created.
 	for _, own := range []string{r.sb.Env.HostNetns, r.sb.Env.GatewayNetns(), r.sb.Env.BridgeNetns("pods")} {
 		e := r.cniErr("ADD", "own1", own, pluginConf)

@@ -215,6 +215,11 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static sta
 				return configErr("bridge", "pontoon bridge %q was destroyed during the attach", bridge)
 			}
 			for _, o := range b.Guests {
+				if o.Key == key && o.Netns != args.Netns && o.Phase == netsetup.PhaseReady && !o.NetnsGone() {
+					// The same container in another namespace: its first ADD is alive there,
+					// and replacing it would take a running pod's network without a DEL.
+					return fmt.Errorf("container %s is attached as %s already, in namespace %s; a second ADD without a DEL leaves it so: DEL it first", args.ContainerID, args.IfName, o.Netns)
+				}
 				if o.Key == key || (o.Process != nil && !o.Process.Alive()) {
 					continue // AddGuest replaces these
 				}

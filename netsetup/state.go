@@ -406,6 +406,11 @@ func (g Guest) addKilled() bool {
 	return g.Phase == PhaseCreating && (g.Creator == nil || !g.Creator.Alive())
 }
 
+// NetnsGone reports whether the namespace the guest was attached in is gone from its pin:
+// deleted, or another pinned there now. A guest recorded without the namespace's identity is
+// taken for there.
+func (g Guest) NetnsGone() bool { return g.NetnsID != 0 && gonePin(g.Netns, g.NetnsID) }
+
 // processGone reports whether the guest was attached by the pid of a process that has exited
 // since: its namespace went with it (unless another process holds it; gc's to tell).
 func (g Guest) processGone() bool { return g.Process != nil && !g.Process.Alive() }
