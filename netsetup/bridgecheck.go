@@ -87,17 +87,24 @@ func settled(b *BridgeState) bool {
 // tablesProblems compares the namespace's tables with those pontoon made for b.
 func tablesProblems(nsPath string, plan Plan, b *BridgeState) ([]string, error) {
 	// The elements binding guests' own IPv6 addresses: those of ready guests must be there,
-	// those of any guest in the record may.
-	need, may := map[string][]setElem{}, map[string][]setElem{}
+	// those of any guest in the record may. Their derived ones, static otherwise, must be
+	// gone for ready guests and may be for any.
+	els := setChecks{need: map[string][]setElem{}, may: map[string][]setElem{}, banned: map[string][]setElem{}, spared: map[string]bool{}}
 	for _, g := range b.Guests {
 		if !ownIP6(plan, g) {
 			continue
 		}
 		for _, e := range ownIP6Elems(g) {
 			if g.Phase == PhaseReady {
-				need[e.set] = append(need[e.set], e.elem)
+				els.need[e.set] = append(els.need[e.set], e.elem)
 			}
-			may[e.set] = append(may[e.set], e.elem)
+			els.may[e.set] = append(els.may[e.set], e.elem)
+		}
+		for _, e := range derivedIP6Elems(plan, g) {
+			if g.Phase == PhaseReady {
+				els.banned[e.set] = append(els.banned[e.set], e.elem)
+			}
+			els.spared[e.set+"\x00"+string(e.elem.key)] = true
 		}
 	}
 	var problems []string
@@ -106,7 +113,7 @@ func tablesProblems(nsPath string, plan Plan, b *BridgeState) ([]string, error) 
 			if !settled(b) && t.family != nftables.TableFamilyBridge {
 				continue // its forwards' rules follow the guests (see settled)
 			}
-			p, err := t.problems(c, need, may)
+			p, err := t.problems(c, els)
 			if err != nil {
 				return err
 			}
@@ -119,7 +126,14 @@ func tablesProblems(nsPath string, plan Plan, b *BridgeState) ([]string, error) 
 
 // problems says how the kernel's table differs from t, whose sets also need the elements
 // need, and may hold those of may, by set name.
-func (t tableSpec) problems(c *nftwire.Conn, need, may map[string][]setElem) ([]string, error) {
+// setChecks are the elements beside a set's static ones that a check expects: need must be
+// there, may can be, banned must not be, and a static one spared (by set and key) may be gone.
+type setChecks struct {
+	need, may, banned map[string][]setElem
+	spared            map[string]bool
+}
+
+func (t tableSpec) problems(c *nftwire.Conn, els setChecks) ([]string, error) {
 	fam := t.nftFamily()
 	where := "table " + t.familyName() + " " + TableName
 	if _, err := c.ListTableOfFamily(TableName, fam); errors.Is(err, unix.ENOENT) {
@@ -177,7 +191,7 @@ func (t tableSpec) problems(c *nftwire.Conn, need, may map[string][]setElem) ([]
 		if s.timeout > 0 {
 			continue // rules fill it
 		}
-		p, err := s.problems(c, &nftables.Table{Name: TableName, Family: fam}, need[s.name], may[s.name])
+		p, err := s.problems(c, &nftables.Table{Name: TableName, Family: fam}, els)
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +204,8 @@ func (t tableSpec) problems(c *nftwire.Conn, need, may map[string][]setElem) ([]
 
 // problems says which of s's elements, and of need, the kernel's set lacks, and which it
 // holds beyond them and may.
-func (s setSpec) problems(c *nftwire.Conn, tbl *nftables.Table, need, may []setElem) ([]string, error) {
+func (s setSpec) problems(c *nftwire.Conn, tbl *nftables.Table, want setChecks) ([]string, error) {
+	need, may := want.need[s.name], want.may[s.name]
 	set, err := c.GetSetByName(tbl, s.name)
 	if errors.Is(err, unix.ENOENT) {
 		return []string{"set " + s.name + " is missing"}, nil
@@ -214,12 +229,22 @@ func (s setSpec) problems(c *nftwire.Conn, tbl *nftables.Table, need, may []setE
 			have[string(e.KeyEnd)] = true
 		}
 	}
+	var kept []string
+	for _, e := range want.banned[s.name] {
+		if have[string(e.key)] {
+			kept = append(kept, e.text(e.key))
+		}
+	}
 	var missing []string
 	for _, e := range slices.Concat(s.elems, need) {
-		if !have[string(e.key)] {
+		if !have[string(e.key)] && !want.spared[s.name+"\x00"+string(e.key)] {
 			missing = append(missing, e.text(e.key))
 		}
 		delete(have, string(e.key))
+	}
+	if len(kept) > 0 {
+		problems = append(problems, fmt.Sprintf("set %s still binds %d derived IPv6 addresses of guests given their own (each may send from both): %s",
+			s.name, len(kept), firstFew(kept)))
 	}
 	for _, e := range may {
 		delete(have, string(e.key))

@@ -180,7 +180,7 @@ func (e Env) hostTableProblems(g *GatewayState) ([]string, error) {
 	var problems []string
 	err = nftpool.WithConn(e.hostNetns(), func(c *nftwire.Conn) error {
 		for _, t := range hostTables(g) {
-			p, err := t.problems(c, nil, nil)
+			p, err := t.problems(c, setChecks{})
 			if err != nil {
 				return err
 			}

@@ -89,8 +89,13 @@ func TestGuestGetsIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, set := range []string{"guests6", "ndtargets6"} {
-		if out := inNetns(t, brNetns, "nft", "list", "set", "bridge", netsetup.TableName, set); strings.Contains(out, "beef") {
+		out := inNetns(t, brNetns, "nft", "list", "set", "bridge", netsetup.TableName, set)
+		if strings.Contains(out, "beef") {
 			t.Errorf("%s still holds the address of a guest that left:\n%s", set, out)
+		}
+		// The derived address is back for whoever takes 172.18.0.7 next.
+		if !strings.Contains(out, "fd70:6f6e::7") && !strings.Contains(out, "fe80::70:acff:fe12:7") {
+			t.Errorf("%s lacks the derived address of 172.18.0.7 once its guest left:\n%s", set, out)
 		}
 	}
 	custom, err = netsetup.AddGuest(s.Env, "b6", "c", netsetup.GuestOptions{IP: "172.18.0.7", IP6: "fd70:6f6e::beef"})
@@ -102,6 +107,29 @@ func TestGuestGetsIPv6(t *testing.T) {
 	serve(t, a.Netns, a.IP6)
 	mustReach(t, a.Netns, custom.IP6)
 	mustReach(t, custom.Netns, a.IP6)
+	// A guest given its own address may not also send from the one derived from its IPv4
+	// address, which it could add to its eth0 as root: each guest has one IPv6 address.
+	derived := plan.GuestIP6(custom.IP)
+	addAddr6(t, custom.Netns, "eth0", netip.PrefixFrom(derived, 64))
+	rec, err := probe.Record6(a.Netns, recordPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rec.Close)
+	for src, payload := range map[netip.Addr]string{derived: "from-derived", custom.IP6: "from-own"} {
+		if err := probe.SendUDP6(custom.Netns, src, a.IP6, recordPort, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !rec.WaitFor("from-own", okTimeout) {
+		t.Fatal("the guest's datagram from its own IPv6 address did not arrive")
+	}
+	if _, arrived := rec.Source("from-derived"); arrived {
+		t.Errorf("a guest given %s sent from its derived %s through port security", custom.IP6, derived)
+	}
+	if problems, err := netsetup.BridgeProblems(s.Env, "b6"); err != nil || len(problems) > 0 {
+		t.Errorf("the bridge check: %v %v", problems, err)
+	}
 	b, err := netsetup.GetBridge(s.Env, "b6")
 	if err != nil {
 		t.Fatal(err)

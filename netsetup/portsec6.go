@@ -1,7 +1,6 @@
 package netsetup
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -125,10 +124,19 @@ func ownIP6Elems(g Guest) []boundElem {
 	return []boundElem{{guest6Set, guest6Elem(mac, g.IP6)}, {ndTarget6, ndTarget6Elem(mac, g.IP6)}}
 }
 
-// bindIP6 adds the pair of a guest's own IPv6 address to guests6 in the bridge namespace of
-// brH (unbind removes it). An element that is there already, or gone already, is fine:
-// gc and a retried attach may repeat either. It goes through the pooled connection: after
-// a removal, the close of a fresh socket would wait for the kernel (nftpool).
+// derivedIP6Elems are the static elements that bind the IPv6 address derived from a guest's
+// IPv4 one to its MAC: a guest given an address of its own loses them while it is attached,
+// or it could send from both.
+func derivedIP6Elems(plan Plan, g Guest) []boundElem {
+	mac, derived := GuestMAC(g.IP), plan.GuestIP6(g.IP)
+	return []boundElem{{guest6Set, guest6Elem(mac, derived)}, {ndTarget6, ndTarget6Elem(mac, derived)}}
+}
+
+// bindIP6 binds a guest's own IPv6 address to its MAC in guests6 and ndtargets6, in place of
+// its derived one, in the bridge namespace of brH; unbind puts the derived one back. Each
+// element is added before it is deleted in the same batch, so that one there already, or gone
+// already, is fine: gc and a retried attach may repeat either. It goes through the pooled
+// connection: after a removal, the close of a fresh socket would wait for the kernel (nftpool).
 func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 	if !ownIP6(plan, g) {
 		return nil
@@ -141,17 +149,31 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 	}
 	var flushErr error
 	err := nftpool.With(brH.path, func(c *nftables.Conn) error {
-		for _, e := range ownIP6Elems(g) {
+		keep, drop := ownIP6Elems(g), derivedIP6Elems(plan, g)
+		if unbind {
+			keep, drop = drop, keep
+		}
+		sets := map[string]*nftables.Set{}
+		for _, e := range append(keep, drop...) {
+			if sets[e.set] != nil {
+				continue
+			}
 			set, err := c.GetSetByName(tbl, e.set)
 			if err != nil {
 				return fmt.Errorf("find set %s in %s: %w", e.set, brH.path, err)
 			}
-			if unbind {
-				err = c.SetDeleteElements(set, nftElems([]setElem{e.elem}))
-			} else {
-				err = c.SetAddElements(set, nftElems([]setElem{e.elem}))
+			sets[e.set] = set
+		}
+		for _, e := range keep {
+			if err := c.SetAddElements(sets[e.set], nftElems([]setElem{e.elem})); err != nil {
+				return err
 			}
-			if err != nil {
+		}
+		for _, e := range drop {
+			if err := c.SetAddElements(sets[e.set], nftElems([]setElem{e.elem})); err != nil {
+				return err
+			}
+			if err := c.SetDeleteElements(sets[e.set], nftElems([]setElem{e.elem})); err != nil {
 				return err
 			}
 		}
@@ -161,8 +183,6 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 	switch {
 	case err == nil:
 		return nil
-	case flushErr != nil && unbind && errors.Is(flushErr, unix.ENOENT):
-		return nil // gone already
 	case flushErr == nil:
 		return err // before the batch: the namespace, the connection or the table's sets
 	}
