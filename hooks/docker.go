@@ -244,23 +244,56 @@ func (s bundleSpec) addHooks(hookPath string, env netsetup.Env) error {
 }
 
 // guestFiles writes the guest's /etc/hosts and /etc/resolv.conf into the bundle directory,
-// which the engine removes with the container, and returns them by destination.
+// which the engine removes with the container, and returns them by destination: those the
+// engine mounts of its own, or none, not one the user mounted there (-v x:/etc/hosts).
 func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[string]string, error) {
-	resolv, err := names.GuestResolvConf(env, req.Bridge)
+	mounts, err := s.mounts()
 	if err != nil {
-		return nil, fmt.Errorf("write the container's resolv.conf: %w", err)
+		return nil, err
 	}
-	hosts := "# written by pontoon\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + guestHostsLines(s, req, guestIP6(env, req))
-	files := map[string]string{
-		"/etc/hosts":       filepath.Join(dir, "pontoon-hosts"),
-		"/etc/resolv.conf": filepath.Join(dir, "pontoon-resolv.conf"),
+	sources := map[string]string{}
+	for _, m := range mounts {
+		var dest, src string
+		json.Unmarshal(m["destination"], &dest)
+		json.Unmarshal(m["source"], &src)
+		sources[filepath.Clean(dest)] = src
 	}
-	for dest, data := range map[string][]byte{"/etc/hosts": []byte(hosts), "/etc/resolv.conf": resolv} {
-		if err := os.WriteFile(files[dest], data, 0o644); err != nil {
-			return nil, fmt.Errorf("write the container's %s: %w", dest, err)
+	id := filepath.Base(dir)
+	files := map[string]string{}
+	if src, ok := sources["/etc/resolv.conf"]; !ok || engineFile(src, id) {
+		resolv, err := names.GuestResolvConf(env, req.Bridge)
+		if err != nil {
+			return nil, fmt.Errorf("write the container's resolv.conf: %w", err)
+		}
+		files["/etc/resolv.conf"] = filepath.Join(dir, "pontoon-resolv.conf")
+		if err := os.WriteFile(files["/etc/resolv.conf"], resolv, 0o644); err != nil {
+			return nil, fmt.Errorf("write the container's /etc/resolv.conf: %w", err)
+		}
+	}
+	if src, ok := sources["/etc/hosts"]; !ok || engineFile(src, id) {
+		// The engine's own file holds what the user asked of it (--add-host): the guest's
+		// lines go on top of it, its names off the loopback.
+		hosts := []byte("# written by pontoon\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+		if ok {
+			if b, err := os.ReadFile(src); err == nil {
+				hosts = b
+			}
+		}
+		files["/etc/hosts"] = filepath.Join(dir, "pontoon-hosts")
+		if err := os.WriteFile(files["/etc/hosts"], hosts, 0o644); err != nil {
+			return nil, fmt.Errorf("write the container's /etc/hosts: %w", err)
+		}
+		if err := addHostsLine(files["/etc/hosts"], guestHostsLines(s, req, guestIP6(env, req))); err != nil {
+			return nil, err
 		}
 	}
 	return files, nil
+}
+
+// engineFile tells the engine's own hosts or resolv.conf for container id (Docker's
+// containers/ID/hosts) from a file the user mounted there, which pontoon leaves alone.
+func engineFile(src, id string) bool {
+	return filepath.Base(filepath.Dir(src)) == id
 }
 
 // guestHostsLines are the guest's /etc/hosts lines, each ending in a newline, as `pontoon

@@ -84,6 +84,18 @@ func TestDocker(t *testing.T) {
 		if !strings.Contains(out, lines) || !strings.HasSuffix(out, string(want)) {
 			t.Fatalf("the container's /etc/hosts and /etc/resolv.conf are not pontoon's; want the lines\n%sand then\n%s\ngot\n%s", lines, want, out)
 		}
+		// What the user gave Docker for these files stays: a resolv.conf of their own, and
+		// --add-host lines beside the guest's.
+		mine := filepath.Join(t.TempDir(), "myresolv")
+		if err := os.WriteFile(mine, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err = d.run(append([]string{"--rm", "-v", mine + ":/etc/resolv.conf:ro", "--add-host", "extra.example:10.1.2.3"},
+			dockerEnv("pa", "own", "172.18.0.4")...), "cat", "/etc/hosts", "/etc/resolv.conf")
+		if err != nil || !strings.Contains(out, "nameserver 192.0.2.53") || strings.Contains(out, string(want)) ||
+			!strings.Contains(out, "10.1.2.3\textra.example") || !hasHostsLine(out, "172.18.0.4", "own") {
+			t.Fatalf("a container with its own resolv.conf and an --add-host (%v): want both kept beside the guest's line; got\n%s", err, out)
+		}
 		// The IPv6 line names the address the container has.
 		out, err = d.run(append([]string{"--rm"}, dockerEnv("pa", "files6", "172.18.0.4", "PONTOON_IP6=fd70:6f6e::4:1")...), "sh", "-c", "cat /etc/hosts; ip -6 -o addr show dev eth0 scope global")
 		if err != nil || !hasHostsLine(out, "fd70:6f6e::4:1", "files6") || !strings.Contains(out, "inet6 fd70:6f6e::4:1/64") {
@@ -267,9 +279,17 @@ func TestDockerCompose(t *testing.T) {
 func TestPrepareBundle(t *testing.T) {
 	s := hooktest.Chain(t)
 	dir := t.TempDir()
+	// The engine's hosts file, as Docker keeps it: containers/ID/hosts, with an --add-host.
+	engineHosts := filepath.Join(t.TempDir(), "containers", filepath.Base(dir), "hosts")
+	if err := os.MkdirAll(filepath.Dir(engineHosts), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(engineHosts, []byte("127.0.0.1\tlocalhost\n10.1.2.3\textra.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	config := `{"ociVersion":"1.0.2","hostname":"box","annotations":{"pontoon.bridge":"dev","pontoon.guest":"web","pontoon.ip":"172.18.0.7","other":"x"},` +
 		`"hooks":{"prestart":[{"path":"/proc/1/exe","args":["libnetwork-setkey"]}],"poststop":[{"path":"/bin/engine"}]},` +
-		`"mounts":[{"destination":"/etc/hosts","type":"bind","source":"/engine/hosts","options":["rbind","rprivate"]}],"x-future":{"a":[1,2]}}`
+		`"mounts":[{"destination":"/etc/hosts","type":"bind","source":"` + engineHosts + `","options":["rbind","rprivate"]}],"x-future":{"a":[1,2]}}`
 	path := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -307,8 +327,8 @@ func TestPrepareBundle(t *testing.T) {
 	if len(got.Mounts) != 2 || mounts["/etc/hosts"] != filepath.Join(dir, "pontoon-hosts") || mounts["/etc/resolv.conf"] != filepath.Join(dir, "pontoon-resolv.conf") {
 		t.Errorf("mounts: %+v", got.Mounts)
 	}
-	if hosts, _ := os.ReadFile(filepath.Join(dir, "pontoon-hosts")); !strings.HasSuffix(string(hosts), "\n172.18.0.7\tbox web\nfd70:6f6e::7\tbox web\n") {
-		t.Errorf("pontoon-hosts:\n%s", hosts)
+	if hosts, _ := os.ReadFile(filepath.Join(dir, "pontoon-hosts")); string(hosts) != "127.0.0.1\tlocalhost\n10.1.2.3\textra.example\n172.18.0.7\tbox web\nfd70:6f6e::7\tbox web\n" {
+		t.Errorf("pontoon-hosts, the engine's with the guest's lines:\n%s", hosts)
 	}
 	want, err := netsetup.GuestResolvConf(s.Env)
 	if err != nil {
@@ -316,6 +336,33 @@ func TestPrepareBundle(t *testing.T) {
 	}
 	if resolv, _ := os.ReadFile(filepath.Join(dir, "pontoon-resolv.conf")); string(resolv) != string(want) {
 		t.Errorf("pontoon-resolv.conf:\n%s\nwant\n%s", resolv, want)
+	}
+}
+
+// TestPrepareBundleLeavesUserFiles: a hosts file or resolv.conf the user mounted (docker run
+// -v x:/etc/hosts) stays the container's; pontoon's took its place before.
+func TestPrepareBundleLeavesUserFiles(t *testing.T) {
+	s := hooktest.Chain(t)
+	dir := t.TempDir()
+	config := `{"ociVersion":"1.0.2","annotations":{"pontoon.bridge":"dev","pontoon.guest":"web","pontoon.ip":"172.18.0.7"},` +
+		`"mounts":[{"destination":"/etc/hosts","type":"bind","source":"/home/u/myhosts","options":["rbind","ro"]},` +
+		`{"destination":"/etc/resolv.conf","type":"bind","source":"/home/u/myresolv","options":["rbind","ro"]}]}`
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if asks, err := hooks.PrepareBundle(dir, "/usr/bin/pontoon", s.Env); !asks || err != nil {
+		t.Fatalf("PrepareBundle = %v, %v", asks, err)
+	}
+	var got specs.Spec
+	data, _ := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Mounts) != 2 || got.Mounts[0].Source != "/home/u/myhosts" || got.Mounts[1].Source != "/home/u/myresolv" {
+		t.Errorf("the user's mounts became %+v", got.Mounts)
+	}
+	if len(got.Hooks.CreateRuntime) != 1 {
+		t.Errorf("the container is not attached: hooks %+v", got.Hooks)
 	}
 }
 
