@@ -322,7 +322,7 @@ func TestCRIPodsOnOneBridge(t *testing.T) {
 	if !okA || !okB {
 		t.Fatalf("the pods are not guests of bridge pods: %v", gs)
 	}
-	if ga.IP.String() != a.ip || gb.IP.String() != b.ip || ga.Name != cni.GuestName(a.id, "eth0") {
+	if ga.IP.String() != a.ip || gb.IP.String() != b.ip || ga.Name != "pod-a" || gb.Name != "pod-b" {
 		t.Fatalf("CRI reports %s and %s; pontoon has %+v and %+v", a.ip, b.ip, ga, gb)
 	}
 	if !sameFileTest(ga.Netns, a.netns) {
@@ -335,8 +335,8 @@ func TestCRIPodsOnOneBridge(t *testing.T) {
 		t.Fatalf("pod-b cannot reach pod-a: %v", err)
 	}
 
-	// The pods are guests like any other: the CLI shows them and partitions them by the
-	// names derived from their sandbox ids.
+	// The pods are guests like any other: the CLI shows them and partitions them by their
+	// pods' names.
 	pontoon := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(pontoonBinary(t), args...).CombinedOutput()
@@ -360,6 +360,19 @@ func TestCRIPodsOnOneBridge(t *testing.T) {
 	}
 	if err := c.reaches(b, a); err == nil {
 		t.Fatal("pod-b reached pod-a across the partition")
+	}
+	// The pod made again (a new sandbox, so a new id) is the same guest, and stays isolated.
+	c.must("stopp", a.id)
+	c.must("rmp", a.id)
+	a = c.startPod("pod-a")
+	if err := c.reaches(a, b); err == nil {
+		t.Fatal("pod-a, made again, reached pod-b across the partition")
+	}
+	if err := c.reaches(b, a); err == nil {
+		t.Fatal("pod-b reached pod-a, made again, across the partition")
+	}
+	if out, err := exec.Command(pontoonBinary(t), "partition", "status", "--check", "--bridge", "pods").CombinedOutput(); err != nil || !strings.Contains(string(out), "pod-a") {
+		t.Fatalf("partition status --check after pod-a was made again: %v\n%s", err, out)
 	}
 	pontoon("partition", "heal", "--bridge", "pods")
 	if err := c.reaches(a, b); err != nil {

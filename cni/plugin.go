@@ -48,6 +48,27 @@ func GuestName(containerID, ifName string) string {
 	return b.String() + "-" + ifName
 }
 
+// podGuestName is the guest name of a Kubernetes pod's attachment: its pod's name (CNI_ARGS
+// K8S_POD_NAME, which kubelet and containerd's CRI pass), with the interface after it unless
+// that is eth0; "" when there is no pod name or it makes no guest name. A pod made again
+// under its name (a restart gets a new sandbox id) is then the same guest: partitions and
+// names follow it.
+func podGuestName(cniArgs, ifName string) string {
+	for _, kv := range strings.Split(cniArgs, ";") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k != "K8S_POD_NAME" {
+			continue
+		}
+		if ifName != "eth0" {
+			v += "-" + ifName
+		}
+		if netsetup.ValidName(v) {
+			return v
+		}
+	}
+	return ""
+}
+
 // uniqueName is the fallback when two attachments' ids share their first 12 characters.
 func uniqueName(key, containerID, ifName string) string {
 	sum := sha256.Sum256([]byte(key))
@@ -200,7 +221,10 @@ func ensureNetwork(env netsetup.Env, conf *Config) (netsetup.Plan, made, error) 
 // admit check sees every attachment recorded so far, so concurrent ADDs never pick the same
 // address, and one that loses a race retries with the lowest address still free.
 func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static staticAddrs) (*netsetup.Guest, error) {
-	name := GuestName(args.ContainerID, args.IfName)
+	name := podGuestName(args.Args, args.IfName)
+	if name == "" {
+		name = GuestName(args.ContainerID, args.IfName)
+	}
 	ip := static.ip4
 	if !ip.IsValid() {
 		if plan, err := netsetup.CurrentPlan(env); err == nil {
