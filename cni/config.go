@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
+	"unicode"
 
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
@@ -89,7 +91,7 @@ func ParseConfig(data []byte) (*Config, error) {
 	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&c); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, configErr(te.Field, "is %s, must be %s", te.Value, jsonKind(te.Type.String()))
+			return nil, configErr(jsonField(te.Field), "is %s, must be %s", te.Value, jsonKind(te.Type))
 		}
 		return nil, configErr("(whole)", "%v", err)
 	}
@@ -118,18 +120,32 @@ func ParseConfig(data []byte) (*Config, error) {
 	return &c, nil
 }
 
-func jsonKind(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "[]"):
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Slice, reflect.Array:
 		return "a list"
-	case goType == "string":
+	case reflect.String:
 		return "a string"
-	case goType == "bool":
+	case reflect.Bool:
 		return "true or false"
-	case strings.HasPrefix(goType, "map") || strings.HasPrefix(goType, "struct"):
+	case reflect.Map, reflect.Struct:
 		return "an object"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
 	}
-	return "a " + goType
+	return "a number"
+}
+
+// jsonField is the configuration's key for the path encoding/json names: the names of
+// embedded Go structs (types.PluginConf) are in it, and are no keys of the file.
+func jsonField(path string) string {
+	var keys []string
+	for _, k := range strings.Split(path, ".") {
+		if k != "" && !unicode.IsUpper(rune(k[0])) {
+			keys = append(keys, k)
+		}
+	}
+	return strings.Join(keys, ".")
 }
 
 // staticAddrs are the addresses an ADD asks for, each with the input it came from (a

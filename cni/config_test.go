@@ -24,6 +24,10 @@ var badConfigs = []struct {
 	{`{"cniVersion":"1.1.0","name":"n","type":"pontoon-cni","bridge":"pods","plan":"10.0.0.0/8"}`, "plan"},
 	{`{"cniVersion":"1.1.0","name":"n","type":"pontoon-cni","bridge":"pods","ipam":{"type":"host-local"}}`, "ipam"},
 	{`{"cniVersion":"1.1.0","name":"n","type":"pontoon-cni","bridge":"pods","runtimeConfig":{"ips":"172.18.0.5/24"}}`, "runtimeConfig.ips"},
+	// Keys of CNI's own part of the configuration, not types.PluginConf's Go names.
+	{`{"cniVersion":"1.1.0","name":"n","type":"pontoon-cni","bridge":"pods","dns":"8.8.8.8"}`, "dns"},
+	{`{"cniVersion":"1.1.0","name":"n","type":"pontoon-cni","bridge":"pods","capabilities":[]}`, "capabilities"},
+	{`{"cniVersion":"1.1.0","name":"n","type":7,"bridge":"pods"}`, "type"},
 }
 
 func TestParseConfigNamesTheField(t *testing.T) {
@@ -36,6 +40,10 @@ func TestParseConfigNamesTheField(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), `config field "`+c.field+`"`) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %q; want one line starting with config field %q", c.conf, err, c.field)
 		}
+	}
+	if _, err := cni.ParseConfig([]byte(`{"cniVersion":"1.1.0","name":"n","type":"pontoon-cni","bridge":"pods","dns":"8.8.8.8"}`)); err == nil ||
+		err.Error() != `config field "dns": is string, must be an object` {
+		t.Errorf("dns as a string: %v", err)
 	}
 	good := `{"cniVersion":"1.1.0","name":"n","type":"pontoon-cni","bridge":"pods","createBridge":true,"plan":"10.77.0.0/16",
 		"capabilities":{"ips":true},"runtimeConfig":{"ips":["10.77.0.9/24"]},"cni.dev/valid-attachments":[]}`

@@ -103,6 +103,11 @@ func TestAddRefusesWhatItCannotAttach(t *testing.T) {
 		t.Fatalf("refused ADDs brought the gateway up: %v", err)
 	}
 
+	long := strings.Repeat("x", 300)
+	if e := r.cniErr("ADD", long, r.netns("long"), pluginConf); e.Code != types.ErrInvalidEnvironmentVariables || !strings.Contains(e.Msg, "CNI_CONTAINERID") {
+		t.Fatalf("ADD with a 300-byte container id: %+v; want code 4 naming CNI_CONTAINERID", e)
+	}
+
 	l := r.list(nil)
 	a := rtConf("twice-a", r.netns("a"))
 	res, err := r.add(l, a)

@@ -105,6 +105,10 @@ func Add(env netsetup.Env, args *skel.CmdArgs) (types.Result, *Config, error) {
 	}
 	key := Key(conf.Name, args.ContainerID, args.IfName)
 	if len(key) > netsetup.MaxKeyLen {
+		// Blamed on the longer of the two: a runtime's id, or a network's name.
+		if len(args.ContainerID) >= len(conf.Name) {
+			return nil, conf, configErr("CNI_CONTAINERID", "is %d bytes long; with the network's name the guest's key is %d bytes, and at most %d fit", len(args.ContainerID), len(key), netsetup.MaxKeyLen)
+		}
 		return nil, conf, configErr("name", "network name and container id together are %d bytes; at most %d fit", len(key), netsetup.MaxKeyLen)
 	}
 	// A static address and the namespace are checked before anything is created: bad
@@ -369,7 +373,7 @@ func parseRemoval(data []byte) (*removal, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, configErr(te.Field, "is %s, must be %s", te.Value, jsonKind(te.Type.String()))
+			return nil, configErr(jsonField(te.Field), "is %s, must be %s", te.Value, jsonKind(te.Type))
 		}
 		return nil, configErr("(whole)", "not a JSON object: %v", err)
 	}

@@ -7,11 +7,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/pontoon-dev/pontoon/internal/lazy"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/pontoon-dev/pontoon/internal/suggest"
 	"github.com/pontoon-dev/pontoon/names"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
@@ -42,8 +45,35 @@ func SettingsFromEnv(env []string) map[string]string {
 			ann[key] = v
 		}
 	}
+	// A variable one edit or two from a setting's (PONTOON_ALIAS) is a setting misspelled,
+	// which ParseRequest refuses as the annotation it stands for; pontoon's own variables
+	// (PONTOON_STATE_DIR, ...) are not.
+	var settings []string
+	for _, key := range EnvAnnotations {
+		settings = append(settings, strings.TrimPrefix(EnvVar(key), "PONTOON_"))
+	}
+	for k, v := range vars {
+		name := strings.TrimPrefix(k, "PONTOON_")
+		if slices.Contains(settings, name) || slices.Contains(ownEnv, k) || suggest.Closest(name, settings) == "" {
+			continue
+		}
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann["pontoon."+strings.ToLower(strings.TrimPrefix(k, "PONTOON_"))] = v
+	}
 	return ann
 }
+
+// ownEnv are pontoon's variables that are no settings of a container's: where the chain's
+// state is, and what `pontoon run` tells its children.
+var ownEnv = func() []string {
+	var out []string
+	for _, s := range netsetup.EnvSettings() {
+		out = append(out, s.Var)
+	}
+	return out
+}()
 
 // hasSettings reports whether ann holds any of the annotations a container asks for a
 // bridge with (EnvAnnotations), pontoon.bridge or not.
@@ -65,8 +95,15 @@ func EnvMessage(msg string) string {
 		msg = strings.ReplaceAll(msg, "add "+key+"=", "add -e "+v+"=")
 		msg = strings.ReplaceAll(msg, "annotation "+key, v)
 	}
-	return msg
+	// A misspelled one, and the setting meant (unknownAnnotations).
+	return annotationWord.Get().ReplaceAllStringFunc(msg, func(m string) string {
+		return EnvVar(strings.TrimPrefix(m, "annotation "))
+	})
 }
+
+var annotationWord = lazy.Value[*regexp.Regexp]{Build: func() *regexp.Regexp {
+	return regexp.MustCompile(`annotation pontoon\.[a-z0-9-]+`)
+}}
 
 // bundleSpec is a bundle's config.json as raw fields, so that rewriting it keeps every field
 // pontoon does not touch exactly as the engine wrote it.

@@ -120,6 +120,8 @@ func TestDocker(t *testing.T) {
 			{[]string{"-e", "PONTOON_IP=172.18.0.17"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME"},
 			{[]string{"-e", "PONTOON_GUEST=x9", "-e", "PONTOON_IP6=fd70:6f6e::17"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME"},
 			{[]string{"-e", "PONTOON_ALIASES=db"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME"},
+			// A misspelled setting was dropped in silence.
+			{dockerEnv("pa", "client", "172.18.0.5", "PONTOON_ALIAS=db"), "PONTOON_ALIAS is not one pontoon reads; did you mean PONTOON_ALIASES?"},
 		} {
 			out, err := d.run(append([]string{"--rm"}, c.env...), "true")
 			var exit *exec.ExitError

@@ -3,8 +3,10 @@ package hooks
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
+	"github.com/pontoon-dev/pontoon/internal/suggest"
 	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
@@ -20,6 +22,8 @@ const (
 	// AnnotationSettingsFrom is "env" on a container whose settings pontoon read from its
 	// PONTOON_* variables (PrepareBundle): the hook's messages then name those.
 	AnnotationSettingsFrom = "pontoon.settings-from"
+	// AnnotationName is the child's name on the containers of `pontoon run`.
+	AnnotationName = "pontoon.name"
 )
 
 // EnvAnnotations are the annotations the hook reads, AnnotationBridge first, each of which a
@@ -64,6 +68,9 @@ func HasRequest(annotations map[string]string) bool {
 // value and how to fix it, on one line.
 func ParseRequest(annotations map[string]string) (Request, error) {
 	var r Request
+	if err := unknownAnnotations(annotations); err != nil {
+		return r, err
+	}
 	for _, key := range EnvAnnotations {
 		if v := annotations[key]; len(v) > MaxAnnotationLen {
 			return r, fmt.Errorf("annotation %s is %d bytes long; pontoon accepts up to %d", key, len(v), MaxAnnotationLen)
@@ -231,4 +238,31 @@ func ip6Text(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+// unknownAnnotations refuses a pontoon.* annotation pontoon does not read: a misspelled
+// setting (pontoon.alias) would otherwise be dropped in silence.
+func unknownAnnotations(annotations map[string]string) error {
+	known := append(slices.Clone(EnvAnnotations), AnnotationSettingsFrom, AnnotationNamesError, AnnotationName)
+	var unknown []string
+	for k := range annotations {
+		if strings.HasPrefix(k, "pontoon.") && !slices.Contains(known, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	k := unknown[0]
+	// Compared without the prefix every key shares, which would make any word close.
+	var bare []string
+	for _, a := range EnvAnnotations {
+		bare = append(bare, strings.TrimPrefix(a, "pontoon."))
+	}
+	if s := suggest.Closest(strings.TrimPrefix(k, "pontoon."), bare); s != "" {
+		s = "pontoon." + s
+		return fmt.Errorf("annotation %s is not one pontoon reads; did you mean annotation %s?", k, s)
+	}
+	return fmt.Errorf("annotation %s is not one pontoon reads; remove it (pontoon reads %s)", k, strings.Join(EnvAnnotations, ", "))
 }

@@ -39,6 +39,9 @@ func TestParseRequest(t *testing.T) {
 		{name: "hostname and ports", ann: with(AnnotationPorts, "8080:80, 5353:53/udp"),
 			want: Request{Bridge: "br", Guest: "n1", IP: mustAddr("172.18.0.1"), Ports: []netsetup.Port{{HostPort: 8080, GuestPort: 80, Proto: "tcp"}, {HostPort: 5353, GuestPort: 53, Proto: "udp"}}}},
 		{name: "no bridge", ann: with(AnnotationBridge, "<delete>"), err: "annotation pontoon.bridge is missing; add pontoon.bridge="},
+		// A misspelled setting was dropped in silence.
+		{name: "misspelled", ann: with("pontoon.alias", "db"), err: "annotation pontoon.alias is not one pontoon reads; did you mean annotation pontoon.aliases?"},
+		{name: "unknown", ann: with("pontoon.zzz", "1"), err: "annotation pontoon.zzz is not one pontoon reads; remove it (pontoon reads pontoon.bridge, pontoon.guest"},
 		{name: "empty bridge", ann: with(AnnotationBridge, ""), err: "annotation pontoon.bridge is missing"},
 		{name: "bad bridge", ann: with(AnnotationBridge, "a b"), err: `annotation pontoon.bridge="a b" is invalid`},
 		{name: "shell in bridge", ann: with(AnnotationBridge, "x;rm -rf /"), err: "is invalid"},

@@ -44,8 +44,13 @@ func TestSettingsFromEnv(t *testing.T) {
 		t.Errorf("settings without PONTOON_BRIDGE: %v, want %v", got, want)
 	}
 	// Other PONTOON_* variables (a bridge child's chain locations, say) are no settings.
-	if got := SettingsFromEnv([]string{"PATH=/bin", "PONTOON_STATE_DIR=/x", "PONTOON_NETNS_DIR=/y", "PONTOON_GUESTS=a"}); got != nil {
+	if got := SettingsFromEnv([]string{"PATH=/bin", "PONTOON_STATE_DIR=/x", "PONTOON_NETNS_DIR=/y", "PONTOON_DEBUG=1"}); got != nil {
 		t.Errorf("settings of variables that are none: %v, want none", got)
+	}
+	// One a setting's name misspelled is taken for the setting it misspells, which
+	// ParseRequest refuses by name.
+	if got := SettingsFromEnv([]string{"PONTOON_GUESTS=a"}); !reflect.DeepEqual(got, map[string]string{"pontoon.guests": "a"}) {
+		t.Errorf("a misspelled setting: %v", got)
 	}
 }
 

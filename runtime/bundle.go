@@ -189,7 +189,7 @@ func (c *Container) Spec(dir string) (*specs.Spec, error) {
 			// caller's hard limit fails without CAP_SYS_RESOURCE.
 			Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
 		},
-		Annotations: map[string]string{"pontoon.name": c.Name},
+		Annotations: map[string]string{hooks.AnnotationName: c.Name},
 		Linux: &specs.Linux{
 			Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.MountNamespace}},
 		},

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/suggest"
 	"os"
 	"strings"
 
@@ -79,7 +80,7 @@ func unknownCommand(c *cli.Context) error {
 func nearest(word string, names []string) string {
 	best, bestD := "", -1
 	for _, n := range names {
-		d := editDistance(word, n)
+		d := suggest.Distance(word, n)
 		if bestD < 0 || d < bestD {
 			best, bestD = n, d
 		}
@@ -93,25 +94,4 @@ func nearest(word string, names []string) string {
 		}
 	}
 	return ""
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/internal/suggest"
 	"net/netip"
 	"slices"
 	"sort"
@@ -199,7 +200,7 @@ func (c *checker) unknownKey(path []string, allowed []string, aliases map[string
 	k := path[len(path)-1]
 	hint := aliases[k]
 	if hint == "" {
-		if s := suggest(k, allowed); s != "" {
+		if s := suggest.Closest(k, allowed); s != "" {
 			hint = strconv.Quote(s)
 		}
 	}

@@ -597,15 +597,3 @@ func TestParseBadBridgeNet(t *testing.T) {
 		t.Errorf("a bad option is not a file error: %v", err)
 	}
 }
-
-func TestSuggest(t *testing.T) {
-	allowed := []string{"description", "run", "env", "workdir", "ports", "ip"}
-	for word, want := range map[string]string{
-		"descripton": "description", "Run": "run", "rn": "run", "port": "ports", "wrkdir": "workdir",
-		"envv": "env", "ipp": "ip", "zzz": "", "x": "", "workingdirectory": "", "wokrdir": "workdir", "rnu": "run",
-	} {
-		if got := suggest(word, allowed); got != want {
-			t.Errorf("suggest(%q) = %q, want %q", word, got, want)
-		}
-	}
-}
