@@ -24,6 +24,7 @@ type DockerInstall struct {
 	Backup  string // where the file's previous content was saved; "" when nothing was changed or there was no file
 	Runtime string // the runtime's path: the RuntimeName symlink to pontoon
 	Changed bool   // false: daemon.json already had the runtime
+	Linked  bool   // the symlink was made (or pointed elsewhere)
 }
 
 // InstallDocker registers pontoon as the Docker runtime DockerRuntime: it makes the
@@ -58,7 +59,7 @@ func InstallDocker(config, pontoonPath string) (DockerInstall, error) {
 	if err != nil {
 		return res, netsetup.Invalid(fmt.Errorf("install the docker runtime: %s: %w; fix the file (dockerd would refuse it too) and run this again", config, err))
 	}
-	if err := linkRuntime(res.Runtime, abs); err != nil {
+	if res.Linked, err = linkRuntime(res.Runtime, abs); err != nil {
 		return res, fmt.Errorf("install the docker runtime: %w", err)
 	}
 	if !changed {
@@ -107,6 +108,11 @@ func addRuntime(data []byte, path string) ([]byte, bool, error) {
 		if json.Unmarshal(have, &cur) == nil && cur.Path == path && len(cur.Args) == 0 {
 			return data, false, nil
 		}
+		// An older pontoon's (another directory's RuntimeName) is replaced; a runtime of
+		// someone else's that happens to have the name is not.
+		if filepath.Base(cur.Path) != RuntimeName {
+			return nil, false, fmt.Errorf("its runtime %q is %s, which is not pontoon's; rename that runtime, or give pontoon another daemon.json with --config", DockerRuntime, have)
+		}
 	}
 	runtimes[DockerRuntime] = want
 	raw, err := json.Marshal(runtimes)
@@ -121,40 +127,49 @@ func addRuntime(data []byte, path string) ([]byte, bool, error) {
 	return append(out, '\n'), true, nil
 }
 
-// linkRuntime makes link a symlink to target, replacing an older symlink but nothing else.
-func linkRuntime(link, target string) error {
+// linkRuntime makes link a symlink to target, replacing an older symlink but nothing else,
+// and says whether it changed it.
+func linkRuntime(link, target string) (bool, error) {
 	if cur, err := os.Readlink(link); err == nil {
 		if cur == target {
-			return nil
+			return false, nil
 		}
 	} else if fi, err := os.Lstat(link); err == nil && fi.Mode()&os.ModeSymlink == 0 {
-		return fmt.Errorf("%s exists and is not a symlink; remove it or install pontoon elsewhere", link)
+		return false, fmt.Errorf("%s exists and is not a symlink; remove it or install pontoon elsewhere", link)
 	}
 	tmp := link + ".tmp"
 	os.Remove(tmp)
 	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("link %s to %s: %w", link, target, err)
+		return false, fmt.Errorf("link %s to %s: %w", link, target, err)
 	}
 	if err := os.Rename(tmp, link); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("link %s to %s: %w", link, target, err)
+		return false, fmt.Errorf("link %s to %s: %w", link, target, err)
 	}
-	return nil
+	return true, nil
 }
 
 // DockerUninstall is what UninstallDocker did.
 type DockerUninstall struct {
 	Config  string // the daemon.json read
-	Backup  string // where the file's previous content was saved; "" when it was not changed
+	Backup  string // where the file's previous content was saved; "" when it was not changed, or put back whole
 	Runtime string // the runtime's symlink removed; "" when there was none to remove
 	Changed bool   // false: daemon.json had no runtime DockerRuntime
+	// Restored: the file is byte for byte what it was before InstallDocker (it was not
+	// edited since), or gone again when InstallDocker made it; the install's backup is gone.
+	Restored bool
+	// KeptLink is the runtime's symlink when it stays because DockerConfig still names it.
+	KeptLink string
 }
 
 // UninstallDocker undoes InstallDocker: it removes the runtime DockerRuntime from the
-// daemon.json at config (DockerConfig when empty), keeping every other key and runtime and
-// saving the previous file as config+".pontoon-uninstall-backup", and removes the RuntimeName
-// symlink that runtime named. "runtimes" goes too when nothing else is left in it. A
-// symlink that is not named RuntimeName is not pontoon's and stays.
+// daemon.json at config (DockerConfig when empty). A file not edited since the install gets
+// back its content from before, byte for byte, from the install's backup, which then goes;
+// a file the install made goes. An edited one keeps every other key and runtime, the
+// previous file saved as config+".pontoon-uninstall-backup", and "runtimes" goes too when
+// nothing else is left in it. The RuntimeName symlink that runtime named goes, unless
+// DockerConfig (another file than config) still names it; a symlink not named RuntimeName
+// is not pontoon's and stays.
 func UninstallDocker(config string) (DockerUninstall, error) {
 	if config == "" {
 		config = DockerConfig
@@ -171,22 +186,15 @@ func UninstallDocker(config string) (DockerUninstall, error) {
 		return res, netsetup.Invalid(fmt.Errorf("uninstall the docker runtime: %s: %w; fix the file and run this again", config, err))
 	}
 	if updated != nil {
-		perm := os.FileMode(0o644)
-		if fi, err := os.Stat(config); err == nil {
-			perm = fi.Mode().Perm()
-		}
-		// Not install's backup, which holds the file from before pontoon's runtime was added.
-		res.Backup = config + ".pontoon-uninstall-backup"
-		if err := statefile.Write(res.Backup, old, perm); err != nil {
-			return res, fmt.Errorf("uninstall the docker runtime: back up %s: %w", config, err)
-		}
-		if err := statefile.Write(config, updated, perm); err != nil {
-			return res, fmt.Errorf("uninstall the docker runtime: write %s: %w", config, err)
+		if err := putBack(&res, old, updated, runtime); err != nil {
+			return res, fmt.Errorf("uninstall the docker runtime: %w", err)
 		}
 		res.Changed = true
 	}
 	if runtime != "" && filepath.Base(runtime) == RuntimeName {
-		if fi, err := os.Lstat(runtime); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if config != DockerConfig && namesRuntime(DockerConfig, runtime) {
+			res.KeptLink = runtime
+		} else if fi, err := os.Lstat(runtime); err == nil && fi.Mode()&os.ModeSymlink != 0 {
 			if err := os.Remove(runtime); err != nil {
 				return res, fmt.Errorf("uninstall the docker runtime: %w", err)
 			}
@@ -194,6 +202,53 @@ func UninstallDocker(config string) (DockerUninstall, error) {
 		}
 	}
 	return res, nil
+}
+
+// putBack writes res.Config without pontoon's runtime (updated, from old): the install's
+// backup itself when the file is what the install made of it, nothing when the install
+// made the file, else updated with old saved beside it.
+func putBack(res *DockerUninstall, old, updated []byte, runtime string) error {
+	config := res.Config
+	perm := os.FileMode(0o644)
+	if fi, err := os.Stat(config); err == nil {
+		perm = fi.Mode().Perm()
+	}
+	installBackup := config + ".pontoon-backup"
+	before, err := os.ReadFile(installBackup)
+	switch {
+	case err == nil:
+		if made, _, err := addRuntime(before, runtime); err == nil && bytes.Equal(made, old) {
+			if err := statefile.Write(config, before, perm); err != nil {
+				return fmt.Errorf("write %s: %w", config, err)
+			}
+			res.Restored = true
+			return os.Remove(installBackup)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if made, _, err := addRuntime(nil, runtime); err == nil && bytes.Equal(made, old) {
+			res.Restored = true
+			return os.Remove(config)
+		}
+	}
+	// Not install's backup, which holds the file from before pontoon's runtime was added.
+	res.Backup = config + ".pontoon-uninstall-backup"
+	if err := statefile.Write(res.Backup, old, perm); err != nil {
+		return fmt.Errorf("back up %s: %w", config, err)
+	}
+	if err := statefile.Write(config, updated, perm); err != nil {
+		return fmt.Errorf("write %s: %w", config, err)
+	}
+	return nil
+}
+
+// namesRuntime reports whether the daemon.json at config has pontoon's runtime at path.
+func namesRuntime(config, path string) bool {
+	data, err := os.ReadFile(config)
+	if err != nil {
+		return false
+	}
+	_, have, err := removeRuntime(data)
+	return err == nil && have == path
 }
 
 // removeRuntime returns daemon.json data without pontoon's runtime, and the path that

@@ -29,6 +29,8 @@ func hookInstallDocker(c *cli.Context) error {
 			fmt.Fprintf(&b, "; the previous file is %s", res.Backup)
 		}
 		b.WriteString("\nreload dockerd to pick it up: kill -HUP $(pidof dockerd)\n")
+	} else if res.Linked {
+		fmt.Fprintf(&b, "docker runtime %q is already in %s; made its symlink %s again\n", hooks.DockerRuntime, res.Config, res.Runtime)
 	} else {
 		fmt.Fprintf(&b, "docker runtime %q is already in %s (runtime %s); nothing changed\n", hooks.DockerRuntime, res.Config, res.Runtime)
 	}
@@ -51,7 +53,14 @@ func hookUninstallDocker(c *cli.Context) error {
 	}
 	var b strings.Builder
 	if res.Changed {
-		fmt.Fprintf(&b, "docker runtime %q removed from %s; the previous file is %s\n", hooks.DockerRuntime, res.Config, res.Backup)
+		switch _, err := os.Stat(res.Config); {
+		case res.Restored && err != nil:
+			fmt.Fprintf(&b, "docker runtime %q removed: %s is gone again, as hook install made it\n", hooks.DockerRuntime, res.Config)
+		case res.Restored:
+			fmt.Fprintf(&b, "docker runtime %q removed: %s is back as it was before hook install\n", hooks.DockerRuntime, res.Config)
+		default:
+			fmt.Fprintf(&b, "docker runtime %q removed from %s; the previous file is %s\n", hooks.DockerRuntime, res.Config, res.Backup)
+		}
 		b.WriteString("reload dockerd to drop it: kill -HUP $(pidof dockerd)\n")
 		// dockerd keeps such containers, and nothing tells their owner why they broke.
 		fmt.Fprintf(&b, "containers created with --runtime %s can no longer start: remove them\n", hooks.DockerRuntime)
@@ -60,6 +69,9 @@ func hookUninstallDocker(c *cli.Context) error {
 	}
 	if res.Runtime != "" {
 		fmt.Fprintf(&b, "removed the runtime's symlink %s\n", res.Runtime)
+	}
+	if res.KeptLink != "" {
+		fmt.Fprintf(&b, "kept the runtime's symlink %s: %s still names it\n", res.KeptLink, hooks.DockerConfig)
 	}
 	fmt.Print(b.String())
 	return nil

@@ -135,7 +135,7 @@ func TestHookUninstallDocker(t *testing.T) {
 		t.Fatalf("hook install --docker: exit %d\n%s", code, out)
 	}
 	out, code := pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", config)
-	if code != 0 || !strings.Contains(out, `docker runtime "pontoon" removed from `+config) || !strings.Contains(out, "removed the runtime's symlink "+runtime) ||
+	if code != 0 || !strings.Contains(out, `docker runtime "pontoon" removed: `+config+" is back as it was before hook install") || !strings.Contains(out, "removed the runtime's symlink "+runtime) ||
 		!strings.Contains(out, "kill -HUP $(pidof dockerd)") {
 		t.Fatalf("hook uninstall --docker: exit %d\n%s", code, out)
 	}
@@ -146,25 +146,51 @@ func TestHookUninstallDocker(t *testing.T) {
 	if _, err := os.Lstat(runtime); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s after uninstall: %v", runtime, err)
 	}
-	// Install's backup keeps the file from before pontoon; uninstall's is its own.
-	if data, _ := os.ReadFile(config + ".pontoon-backup"); !strings.Contains(string(data), `"log-level": "warn"`) || strings.Contains(string(data), `"pontoon"`) {
-		t.Errorf("install's backup after uninstall:\n%s", data)
+	// Not edited since the install: the file is back byte for byte, and no backup is left.
+	if string(data) != `{"log-level": "warn", "runtimes": {"other": {"path": "/usr/bin/other"}}}` {
+		t.Errorf("daemon.json after install and uninstall:\n%s\n%s", data, out)
 	}
-	if data, _ := os.ReadFile(config + ".pontoon-uninstall-backup"); !strings.Contains(string(data), `"pontoon"`) {
-		t.Errorf("uninstall's backup:\n%s", data)
+	if ents, _ := os.ReadDir(filepath.Dir(config)); len(ents) != 1 {
+		t.Errorf("files beside daemon.json after install and uninstall: %v", ents)
 	}
 	out, code = pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", config)
 	if code != 0 || !strings.Contains(out, "nothing changed") {
 		t.Fatalf("second hook uninstall --docker: exit %d\n%s", code, out)
 	}
 
-	// Nothing but pontoon's runtime in "runtimes": the key goes with it.
+	// Edited since the install: pontoon's runtime goes, and with nothing else in "runtimes"
+	// the key too; the edited file is kept beside it.
 	os.WriteFile(config, []byte(`{"log-level": "warn"}`), 0o644)
 	pontoonCmd(t, binary, nil, "hook", "install", "--docker", "--config", config)
+	edited, _ := os.ReadFile(config)
+	os.WriteFile(config, append(edited[:len(edited)-2], []byte(",\n  \"debug\": true\n}\n")...), 0o644)
 	if out, code := pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", config); code != 0 {
 		t.Fatalf("hook uninstall --docker: exit %d\n%s", code, out)
 	}
-	if data, _ := os.ReadFile(config); strings.TrimSpace(string(data)) != "{\n  \"log-level\": \"warn\"\n}" {
+	if data, _ := os.ReadFile(config); strings.TrimSpace(string(data)) != "{\n  \"debug\": true,\n  \"log-level\": \"warn\"\n}" {
 		t.Fatalf("daemon.json after uninstall:\n%s", data)
+	}
+	if data, _ := os.ReadFile(config + ".pontoon-uninstall-backup"); !strings.Contains(string(data), `"pontoon"`) || !strings.Contains(string(data), `"debug"`) {
+		t.Errorf("uninstall's backup:\n%s", data)
+	}
+
+	// No file before the install: none after the uninstall.
+	fresh := filepath.Join(t.TempDir(), "daemon.json")
+	pontoonCmd(t, binary, nil, "hook", "install", "--docker", "--config", fresh)
+	if out, code := pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", fresh); code != 0 || !strings.Contains(out, "is gone again") {
+		t.Fatalf("hook uninstall --docker of a file install made: exit %d\n%s", code, out)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(fresh)); len(ents) != 0 {
+		t.Errorf("files left by install and uninstall where there was none: %v", ents)
+	}
+
+	// A runtime named pontoon that is not pontoon's is refused, and stays.
+	theirs := `{"runtimes": {"pontoon": {"path": "/usr/bin/other"}}}`
+	os.WriteFile(config, []byte(theirs), 0o644)
+	if out, code := pontoonCmd(t, binary, nil, "hook", "install", "--docker", "--config", config); code != 2 || !strings.Contains(out, "which is not pontoon's") {
+		t.Fatalf("hook install --docker over another runtime named pontoon: exit %d\n%s", code, out)
+	}
+	if data, _ := os.ReadFile(config); string(data) != theirs {
+		t.Fatalf("daemon.json after a refused install:\n%s", data)
 	}
 }
