@@ -196,6 +196,9 @@ func PrepareBundle(dir, hookPath string, env netsetup.Env) (bool, error) {
 		// Prepared already: an engine that retries create hands the same bundle again.
 		return true, nil
 	}
+	if err := spec.setHostname(req.Hostname); err != nil {
+		return true, err
+	}
 	files, err := guestFiles(dir, spec, req, env)
 	if err != nil {
 		return true, err
@@ -224,6 +227,32 @@ func PrepareBundle(dir, hookPath string, env netsetup.Env) (bool, error) {
 		return true, fmt.Errorf("write the bundle's %s: %w", path, err)
 	}
 	return true, nil
+}
+
+// setHostname makes the guest's hostname (pontoon.hostname) the container's own, as `docker
+// run --hostname` would; a container that shares another UTS namespace (the host's) keeps
+// that one's.
+func (s bundleSpec) setHostname(h string) error {
+	if h == "" {
+		return nil
+	}
+	var linux struct {
+		Namespaces []struct {
+			Type string `json:"type"`
+			Path string `json:"path"`
+		} `json:"namespaces"`
+	}
+	if raw, ok := s["linux"]; ok {
+		if err := json.Unmarshal(raw, &linux); err != nil {
+			return fmt.Errorf("read the container's namespaces: %w", err)
+		}
+	}
+	for _, n := range linux.Namespaces {
+		if n.Type == "uts" && n.Path == "" {
+			return s.set("hostname", h)
+		}
+	}
+	return nil
 }
 
 func (s bundleSpec) set(key string, v any) error {

@@ -152,6 +152,12 @@ func TestPodman(t *testing.T) {
 	if !strings.Contains(out, "172.18.0.4\tnamed") {
 		t.Errorf("the container's /etc/hosts lacks its own line:\n%s", out)
 	}
+	// pontoon.hostname is the container's hostname.
+	withHost := annotations("pa", "named", "172.18.0.4")
+	withHost[hooks.AnnotationHostname] = "pbhost"
+	if out, err := p.run([]string{"--rm"}, withHost, "hostname"); err != nil || strings.TrimSpace(out) != "pbhost" {
+		t.Fatalf("hostname of a container annotated pontoon.hostname=pbhost: %q (%v)", out, err)
+	}
 	// A guest and an address but no bridge: refused, not started off pontoon's network.
 	noBridge := map[string]string{hooks.AnnotationGuest: "client", hooks.AnnotationIP: "172.18.0.3"}
 	out, err = p.run([]string{"--rm"}, noBridge, "true")

@@ -84,6 +84,9 @@ func PrepareSpec(env netsetup.Env, data []byte) ([]byte, error) {
 	if err != nil {
 		return data, nil
 	}
+	if err := spec.setHostname(req.Hostname); err != nil {
+		return nil, err
+	}
 	mounts, err := spec.mounts()
 	if err != nil {
 		return nil, err
