@@ -3,6 +3,7 @@ package cni_test
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/pontoon-dev/pontoon/cni"
 	"github.com/pontoon-dev/pontoon/netsetup"
 	"github.com/pontoon-dev/pontoon/netsetup/probe"
+	"golang.org/x/sys/unix"
 )
 
 // TestDualStackGuests attaches two containers to a dual-stack gateway: they reach each other
@@ -220,4 +222,40 @@ func (r *rig) plan() netsetup.Plan {
 		r.t.Fatal(err)
 	}
 	return p
+}
+
+// TestStatusReportsBrokenGateway removes the gateway's namespace behind pontoon's back:
+// STATUS then says the plugin is not available and why, and ADD is refused, where both
+// succeeded and the new pod's default route led nowhere.
+func TestStatusReportsBrokenGateway(t *testing.T) {
+	r := newRig(t)
+	l := r.list(map[string]any{"createBridge": false})
+	if _, err := netsetup.GatewayUp(r.sb.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netsetup.CreateBridge(r.sb.Env, "pods", netsetup.BridgeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.status(l); err != nil {
+		t.Fatalf("STATUS with the gateway up: %v", err)
+	}
+	gw := r.sb.Env.GatewayNetns()
+	if err := unix.Unmount(gw, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(gw); err != nil {
+		t.Fatal(err)
+	}
+	err := r.status(l)
+	var te *types.Error
+	if !asTypesError(err, &te) || te.Code != types.ErrPluginNotAvailable || !strings.Contains(te.Msg, "gateway is broken") || !strings.Contains(te.Details, "is gone") {
+		t.Fatalf("STATUS with the gateway's namespace gone: %v; want code %d saying the gateway is broken", err, types.ErrPluginNotAvailable)
+	}
+	a := r.netns("a")
+	if _, err := r.add(l, rtConf("behind-broken", a)); err == nil || !strings.Contains(err.Error(), "the gateway is broken") {
+		t.Fatalf("ADD behind a broken gateway: %v; want it refused", err)
+	}
+	if got := links(t, a); len(got) != 1 {
+		t.Fatalf("a refused ADD changed the namespace: %v", got)
+	}
 }

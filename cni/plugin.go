@@ -198,6 +198,12 @@ func ensureNetwork(env netsetup.Env, conf *Config) (netsetup.Plan, made, error) 
 	if conf.Plan != "" && plan.Subnet != conf.plan.Subnet {
 		return plan, m, configErr("plan", "%s, but this node's gateway runs %s; use %s or leave plan out", conf.plan, plan, plan)
 	}
+	// A pod attached behind a broken gateway would have a default route to nowhere.
+	if problem, err := netsetup.GatewayProblem(env); err != nil {
+		return plan, m, err
+	} else if problem != "" {
+		return plan, m, fmt.Errorf("%w: %s", netsetup.ErrGatewayLost, problem)
+	}
 	b, err := netsetup.GetBridge(env, conf.Bridge)
 	if err == nil && b.Phase == netsetup.PhaseCreating && !b.Creator.Alive() {
 		// Its creator was killed halfway: no ADD would ever find it ready. pontoon's gc
@@ -455,6 +461,11 @@ func Status(env netsetup.Env, args *skel.CmdArgs) error {
 	}
 	if conf.Plan != "" && plan.Subnet != conf.plan.Subnet {
 		return configErr("plan", "%s, but this node's gateway runs %s; use %s or leave plan out", conf.plan, plan, plan)
+	}
+	if problem, err := netsetup.GatewayProblem(env); err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, "read pontoon's state", err.Error())
+	} else if problem != "" {
+		return types.NewError(types.ErrPluginNotAvailable, "the pontoon gateway is broken", problem)
 	}
 	b, err := netsetup.GetBridge(env, conf.Bridge)
 	switch {

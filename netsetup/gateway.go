@@ -481,6 +481,27 @@ type GatewayStatus struct {
 	Bridges []*BridgeState `json:"bridges"`
 }
 
+// GatewayProblem says what is wrong with a gateway recorded ready whose namespace or host
+// link is gone or hidden, and what puts it right (as Status does); "" when it is whole, or
+// there is none. It reads the bridges only to name them in a problem: what attaches a guest
+// asks it every time.
+func GatewayProblem(env Env) (string, error) {
+	st := env.store()
+	var problem string
+	err := st.lockedIfAny(func() error {
+		g, err := st.gateway()
+		if err != nil || g == nil || g.Phase != PhaseReady {
+			return err
+		}
+		if d := env.gatewayDamage(g.NetnsID); d != gatewayIntact {
+			bridges, _ := st.bridgeHeads()
+			problem = env.gatewayProblem(d, bridges)
+		}
+		return nil
+	})
+	return problem, err
+}
+
 // Status reads the gateway's and bridges' state.
 func Status(env Env) (GatewayStatus, error) {
 	st := env.store()
