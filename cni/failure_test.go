@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,6 +140,19 @@ func TestAddRefusesWhatItCannotAttach(t *testing.T) {
 	}
 	if err := r.check(l, a); err != nil {
 		t.Fatalf("CHECK after the refused ADD into another namespace: %v", err)
+	}
+	// Once the first namespace is gone (its pod torn down without a DEL), the same
+	// container may be attached again elsewhere: the stale guest is replaced.
+	if err := ns.Remove(a.NetNS); err != nil {
+		t.Fatal(err)
+	}
+	again := *a
+	again.NetNS = other
+	if _, err := r.add(l, &again); err != nil {
+		t.Fatalf("ADD of the same container once its first namespace is gone: %v", err)
+	}
+	if g := r.guests("pods")[cni.Key("pontoon-test", a.ContainerID, "eth0")]; g.Netns != other {
+		t.Fatalf("the container's guest after it was attached again: %+v; want it in %s", g, other)
 	}
 	// The host's and pontoon's own namespaces are refused before anything is created.
 	for _, own := range []string{r.sb.Env.HostNetns, r.sb.Env.GatewayNetns(), r.sb.Env.BridgeNetns("pods")} {

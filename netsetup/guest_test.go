@@ -3,8 +3,10 @@ package netsetup_test
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +149,65 @@ func TestGuestOfExitedProcess(t *testing.T) {
 	// The namespace lives on: gc takes eth0 out of it, as it frees the address.
 	if got := linkNames(t, held); fmt.Sprint(got) != "[lo]" {
 		t.Errorf("links of the held namespace after gc: %v; want lo alone", got)
+	}
+	mustGuest(t, s.Env, "b1", "x", "172.18.0.7")
+}
+
+// A guest attached by the pin of a namespace the user made (--netns, a CNI pod's) whose pin
+// is removed, without a guest del, is gone: the listing and the check say so, its address
+// is refused with why, and gc frees it. (It showed as ready, and a first gc passed it over.)
+// A pin file whose mount is not in sight proves nothing, and leaves the guest as it is.
+func TestGuestOfRemovedPin(t *testing.T) {
+	t.Parallel()
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	problem := func(name string) string {
+		b, err := netsetup.GetBridge(s.Env, "b1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range b.Guests {
+			if g.Name == name {
+				return g.Problem
+			}
+		}
+		t.Fatalf("bridge b1 has no guest %s: %+v", name, b.Guests)
+		return ""
+	}
+	pod := newNetns(t, "pod")
+	if _, err := netsetup.AddGuest(s.Env, "b1", "pod", netsetup.GuestOptions{IP: "172.18.0.7", Netns: pod}); err != nil {
+		t.Fatal(err)
+	}
+	// Unmounted but still there as a file: as a pin made in another mount namespace looks.
+	hidden := newNetns(t, "hidden")
+	if _, err := netsetup.AddGuest(s.Env, "b1", "hidden", netsetup.GuestOptions{IP: "172.18.0.8", Netns: hidden}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Unmount(hidden, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Remove(pod); err != nil {
+		t.Fatal(err)
+	}
+	if p := problem("pod"); !strings.Contains(p, "namespace "+pod+" was removed outside pontoon") {
+		t.Errorf("problem of a guest whose pin was removed: %q", p)
+	}
+	if p := problem("hidden"); p != "" {
+		t.Errorf("problem of a guest whose pin is not in sight: %q", p)
+	}
+	if ps, err := netsetup.BridgeProblems(s.Env, "b1"); err != nil || !slices.ContainsFunc(ps, func(p string) bool { return strings.HasPrefix(p, "guest pod: its namespace") }) {
+		t.Errorf("bridge check: %q, %v; want the guest whose pin was removed", ps, err)
+	}
+	_, err := netsetup.AddGuest(s.Env, "b1", "x", netsetup.GuestOptions{IP: "172.18.0.7"})
+	if !strings.Contains(fmt.Sprint(err), "though its namespace "+pod+" was removed") {
+		t.Errorf("add at the address of the guest whose pin was removed: %v", err)
+	}
+	rep, err := netsetup.GC(s.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(rep.Guests, "b1/pod") || slices.Contains(rep.Guests, "b1/hidden") {
+		t.Errorf("gc removed guests %v; want b1/pod and not b1/hidden", rep.Guests)
 	}
 	mustGuest(t, s.Env, "b1", "x", "172.18.0.7")
 }

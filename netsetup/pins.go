@@ -60,14 +60,18 @@ func (e Env) bridgeProblem(b *BridgeState, here uint64) string {
 }
 
 // guestProblem says what is wrong with a ready guest of a ready bridge, or "" when nothing
-// is: the process it was attached by has exited, or the pin of a namespace pontoon created
-// for it is broken. The pin of a namespace given by the user is theirs to keep.
+// is: the process it was attached by has exited, the pin of a namespace given by the user
+// (--netns, a CNI pod's) was removed, and the guest with it, or the pin of a namespace
+// pontoon created for it is broken. A user's pin pontoon never mends: it is theirs.
 func (e Env) guestProblem(b *BridgeState, g *Guest, here uint64) string {
 	if b.Phase != PhaseReady || g.Phase != PhaseReady {
 		return ""
 	}
 	if g.processGone() {
 		return fmt.Sprintf("its process (pid %d) has exited, and the guest with it (its namespace and port go too, unless something else holds the namespace)", g.Process.PID)
+	}
+	if g.pinGone() {
+		return fmt.Sprintf("its namespace %s was removed outside pontoon, and the guest with it (`pontoon guest del` or `pontoon gc` removes it)", g.Netns)
 	}
 	if !g.Owned {
 		return ""
@@ -91,18 +95,18 @@ func pinProblems(b *BridgeState) []string {
 		out = append(out, b.Problem)
 	}
 	for _, g := range b.Guests {
-		if g.Problem != "" && !g.processGone() {
+		if g.Problem != "" && !g.gone() {
 			out = append(out, fmt.Sprintf("guest %s: %s", g.Name, g.Problem))
 		}
 	}
 	return out
 }
 
-// exitedProblems lists the guests whose process exited (see guestProblem), a sentence each.
+// exitedProblems lists the guests that are gone (see guestProblem), a sentence each.
 func exitedProblems(b *BridgeState) []string {
 	var out []string
 	for _, g := range b.Guests {
-		if g.Problem != "" && g.processGone() {
+		if g.Problem != "" && g.gone() {
 			out = append(out, fmt.Sprintf("guest %s: %s", g.Name, g.Problem))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pontoon-dev/pontoon/internal/statefile"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"golang.org/x/sys/unix"
 )
 
@@ -186,7 +187,8 @@ type Guest struct {
 	Netns string `json:"netns"`
 	UTS   string `json:"uts,omitempty"`
 	Owned bool   `json:"owned,omitempty"`
-	// NetnsID is the identity (ns.ID) of a namespace pontoon created; 0 for any other.
+	// NetnsID is the identity (ns.ID) of the namespace pinned at Netns, pontoon's or the
+	// user's; 0 for a guest attached by its process, and in records of older versions.
 	NetnsID uint64 `json:"netns_id,omitempty"`
 	// Port is the guest's veth port in the bridge namespace.
 	Port string `json:"port,omitempty"`
@@ -407,10 +409,31 @@ func (g Guest) addKilled() bool {
 }
 
 // NetnsGone reports whether the namespace the guest was attached in is gone from its pin:
-// deleted, or another pinned there now. A guest recorded without the namespace's identity is
-// taken for there.
-func (g Guest) NetnsGone() bool { return g.NetnsID != 0 && gonePin(g.Netns, g.NetnsID) }
+// the pin file removed, or another namespace pinned there now. A pin file whose mount is not
+// in sight here (pinned in another mount namespace) proves nothing, and a guest recorded
+// without the namespace's identity is taken for there.
+func (g Guest) NetnsGone() bool {
+	if g.NetnsID == 0 {
+		return false
+	}
+	switch ns.Check(g.Netns, g.NetnsID) {
+	case ns.PinTaken:
+		return true
+	case ns.PinGone:
+		return !exists(g.Netns)
+	}
+	return false
+}
 
 // processGone reports whether the guest was attached by the pid of a process that has exited
 // since: its namespace went with it (unless another process holds it; gc's to tell).
 func (g Guest) processGone() bool { return g.Process != nil && !g.Process.Alive() }
+
+// pinGone reports whether a guest attached by the path of a namespace pontoon did not make
+// (--netns, a CNI pod's) lost it: the pin was removed, or another is there now. What held
+// that namespace is gone with it (a pod torn down without a DEL).
+func (g Guest) pinGone() bool { return !g.Owned && g.Process == nil && g.NetnsGone() }
+
+// gone reports a guest whose process exited or whose namespace's pin went (see above): a
+// record of something that is no more, which gc removes.
+func (g Guest) gone() bool { return g.processGone() || g.pinGone() }
