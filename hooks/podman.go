@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/pontoon-dev/pontoon/internal/statefile"
@@ -79,8 +80,8 @@ func InstallPodman(dir, pontoonPath string, env netsetup.Env) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("install podman hook: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("install podman hook: create %s: %w", dir, err)
+	if err := makeHooksDir(dir); err != nil {
+		return "", fmt.Errorf("install podman hook: %w", err)
 	}
 	path := filepath.Join(dir, PodmanHookFile)
 	if err := statefile.Write(path, data, 0o644); err != nil {
@@ -89,10 +90,34 @@ func InstallPodman(dir, pontoonPath string, env netsetup.Env) (string, error) {
 	return path, nil
 }
 
+// madeDirsFile, in a hooks.d directory, lists the directories InstallPodman made for it,
+// which UninstallPodman removes again when nothing else is in them. podman reads only the
+// .json files there.
+const madeDirsFile = ".pontoon-made-dirs"
+
+// makeHooksDir makes dir and the parents it lacks, noting those in madeDirsFile.
+func makeHooksDir(dir string) error {
+	var made []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		made = append(made, d)
+	}
+	if len(made) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return os.WriteFile(filepath.Join(dir, madeDirsFile), []byte(strings.Join(made, "\n")+"\n"), 0o644)
+}
+
 // UninstallPodman removes the entry InstallPodman wrote into dir (found the same way when
 // empty) and returns its path; removed is false when there was none. A pontoon.json that
 // is not pontoon's entry is left alone: the name may have been taken by something else.
-// The directory stays, as other hooks may live there or the system may have made it.
+// The directories InstallPodman made go too when nothing else is in them; any other stays,
+// as other hooks may live there or the system made it.
 func UninstallPodman(dir string) (path string, removed bool, err error) {
 	if dir == "" {
 		if dir, err = DetectPodmanConf().HooksDir(); err != nil {
@@ -111,6 +136,12 @@ func UninstallPodman(dir string) (path string, removed bool, err error) {
 	}
 	if err := os.Remove(path); err != nil {
 		return path, false, fmt.Errorf("uninstall podman hook: %w", err)
+	}
+	if list, err := os.ReadFile(filepath.Join(dir, madeDirsFile)); err == nil {
+		os.Remove(filepath.Join(dir, madeDirsFile))
+		for _, d := range strings.Fields(string(list)) {
+			os.Remove(d) // only when empty: another hook's file keeps it
+		}
 	}
 	return path, true, nil
 }

@@ -96,6 +96,10 @@ func TestHookInstallPodman(t *testing.T) {
 	if _, err := os.Stat(entry); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s after uninstall: %v", entry, err)
 	}
+	// The install made the directory: the uninstall takes it away again.
+	if _, err := os.Stat(filepath.Dir(entry)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the hooks directory the install made, after uninstall: %v", err)
+	}
 	if _, err := os.Stat(filepath.Join(other, "pontoon.json")); err != nil {
 		t.Fatalf("uninstall without --dir touched --dir's entry: %v", err)
 	}
@@ -107,6 +111,7 @@ func TestHookInstallPodman(t *testing.T) {
 		t.Fatalf("hook uninstall --podman --dir: exit %d\n%s", code, out)
 	}
 	foreign := filepath.Join(other, "pontoon.json")
+	os.MkdirAll(other, 0o755)
 	os.WriteFile(foreign, []byte(`{"version": "1.0.0"}`), 0o644)
 	if out, code = pontoonCmd(t, binary, env, "hook", "uninstall", "--podman", "--dir", other); code != 1 || !strings.Contains(out, "is not pontoon's hooks.d entry") {
 		t.Fatalf("uninstall of a foreign pontoon.json: exit %d\n%s", code, out)
