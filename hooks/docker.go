@@ -54,7 +54,7 @@ func SettingsFromEnv(env []string) map[string]string {
 	}
 	for k, v := range vars {
 		name := strings.TrimPrefix(k, "PONTOON_")
-		if slices.Contains(settings, name) || slices.Contains(ownEnv, k) || suggest.Closest(name, settings) == "" {
+		if slices.Contains(settings, name) || ownEnv(k) || suggest.Closest(name, settings) == "" {
 			continue
 		}
 		if ann == nil {
@@ -65,15 +65,11 @@ func SettingsFromEnv(env []string) map[string]string {
 	return ann
 }
 
-// ownEnv are pontoon's variables that are no settings of a container's: where the chain's
-// state is, and what `pontoon run` tells its children.
-var ownEnv = func() []string {
-	var out []string
-	for _, s := range netsetup.EnvSettings() {
-		out = append(out, s.Var)
-	}
-	return out
-}()
+// ownEnv reports pontoon's variables that are no settings of a container's: where the
+// chain's state is (PONTOON_STATE_DIR, ...).
+func ownEnv(k string) bool {
+	return slices.ContainsFunc(netsetup.EnvSettings(), func(s netsetup.EnvSetting) bool { return s.Var == k })
+}
 
 // hasSettings reports whether ann holds any of the annotations a container asks for a
 // bridge with (EnvAnnotations), pontoon.bridge or not.
