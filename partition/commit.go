@@ -224,8 +224,10 @@ func queueBuffer(c *nftables.Conn, t *nftables.Table, rs RuleSet, buf int, fresh
 		srcEls = append(srcEls, nftables.SetElement{Key: nftrule.IfnameBytes(p.Port), Val: be32(p.Row)})
 	}
 	for _, d := range cl.Dests {
-		ip := d.IP.As4()
-		dstEls = append(dstEls, nftables.SetElement{Key: ip[:], Val: be32(d.Col)})
+		if d.IP.IsValid() {
+			ip := d.IP.As4()
+			dstEls = append(dstEls, nftables.SetElement{Key: ip[:], Val: be32(d.Col)})
+		}
 		if d.IP6.IsValid() {
 			ip6 := d.IP6.As16()
 			dst6Els = append(dst6Els, nftables.SetElement{Key: ip6[:], Val: be32(d.Col)})

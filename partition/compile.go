@@ -18,7 +18,7 @@ type resolved struct {
 	imps    []Impairment // sorted by target
 	desc    string
 	kind    string
-	ip6     map[netip.Addr]netip.Addr // each guest's IPv6 address by its IPv4 one; see with6
+	ip6     map[netip.Addr][2]netip.Addr // each guest's IPv6 addresses, global and link-local, by its IPv4 one; see with6
 }
 
 func resolveState(s State, guests []Guest) (*resolved, error) {
@@ -391,6 +391,11 @@ func (r *resolved) classes() Classes {
 		}
 		if m.Col[i] != 0 {
 			c.Dests = append(c.Dests, DestClass{IP: g.IP, IP6: g.IP6, Port: g.Port, Col: m.Col[i]})
+			// Its link-local address is its too: reject and the pair rules judge what is
+			// sent to it, as what is sent to its global one.
+			if ll := linkLocal6(g); ll.IsValid() {
+				c.Dests = append(c.Dests, DestClass{IP6: ll, Col: m.Col[i]})
+			}
 		}
 	}
 	c.Runs = m.Runs

@@ -3,6 +3,8 @@ package partition
 import (
 	"net/netip"
 	"slices"
+
+	"github.com/pontoon-dev/pontoon/netsetup"
 )
 
 // IPv6. A guest with an IPv6 address is partitioned and impaired on both families alike:
@@ -17,6 +19,15 @@ import (
 // row class to where they leave. Port security lets a guest send only those about its own
 // addresses, so nothing else crosses this way; router advertisements and redirects from
 // guests never reach the bridge.
+
+// linkLocal6 is the link-local address of a guest with IPv6, which its EUI-64 MAC gives it
+// (netsetup.GuestMAC): it reaches its peers from it, and they it, as by its global address.
+func linkLocal6(g Guest) netip.Addr {
+	if !g.IP6.IsValid() || !g.IP.Is4() {
+		return netip.Addr{}
+	}
+	return netsetup.LinkLocal6(netsetup.GuestMAC(g.IP))
+}
 
 // dualStack reports whether any guest of the run has an IPv6 address.
 func (r *resolved) dualStack() bool {
@@ -48,25 +59,37 @@ func (r *resolved) with6(rules []Rule) []Rule {
 		if t.Classify == ClassifyColumnByIP {
 			t.Classify = ClassifyColumnByIP6
 		}
+		twins := []Rule{t}
 		if x.Daddr.IsValid() {
 			if r.ip6 == nil {
 				// Built once: every port's chain comes here.
-				r.ip6 = make(map[netip.Addr]netip.Addr, len(r.gs.list))
+				r.ip6 = make(map[netip.Addr][2]netip.Addr, len(r.gs.list))
 				for _, g := range r.gs.list {
-					r.ip6[g.IP] = g.IP6
+					r.ip6[g.IP] = [2]netip.Addr{g.IP6, linkLocal6(g)}
 				}
 			}
-			if t.Daddr = r.ip6[x.Daddr]; !t.Daddr.IsValid() {
+			a := r.ip6[x.Daddr]
+			if !a[0].IsValid() {
 				continue
 			}
+			// One for each of the guest's IPv6 addresses, global and link-local.
+			t.Daddr = a[0]
+			twins = []Rule{t}
+			if a[1].IsValid() {
+				ll := t
+				ll.Daddr = a[1]
+				twins = append(twins, ll)
+			}
 		}
-		if c6, ok := counterSet6.Get()[t.Count]; ok {
-			t.Count = c6
+		for _, t := range twins {
+			if c6, ok := counterSet6.Get()[t.Count]; ok {
+				t.Count = c6
+			}
+			if isLoss(t) && !nd {
+				out, nd = append(out, ndAccept), true
+			}
+			out = append(out, t)
 		}
-		if isLoss(t) && !nd {
-			out, nd = append(out, ndAccept), true
-		}
-		out = append(out, t)
 	}
 	return out
 }

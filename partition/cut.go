@@ -44,6 +44,9 @@ func cutPeers(r *resolved) map[string][]netip.Addr {
 			add(pair[0], peer.IP)
 			if peer.IP6.IsValid() {
 				add(pair[0], peer.IP6)
+				if ll := linkLocal6(peer); ll.IsValid() {
+					add(pair[0], ll)
+				}
 			}
 		}
 	}
