@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/pontoon-dev/pontoon/cni"
 	"github.com/pontoon-dev/pontoon/netsetup"
@@ -174,13 +175,7 @@ func TestStaticIPv6OnIPv4OnlyGateway(t *testing.T) {
 // plugin is not available, and says so no more once an address is free again.
 func TestStatusReportsFullBridge(t *testing.T) {
 	r := newRig(t)
-	l := r.list(map[string]any{"createBridge": false})
-	if _, err := netsetup.GatewayUp(r.sb.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := netsetup.CreateBridge(r.sb.Env, "pods", netsetup.BridgeOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	l := r.podsBridge()
 	first, last, _, err := netsetup.GuestRange(netsetup.DefaultPlan().GuestNet())
 	if err != nil {
 		t.Fatal(err)
@@ -214,6 +209,19 @@ func TestStatusReportsFullBridge(t *testing.T) {
 	}
 }
 
+// podsBridge brings an IPv4-only gateway up and makes bridge pods, and returns a network list
+// that attaches to it without creating anything.
+func (r *rig) podsBridge() *libcni.NetworkConfigList {
+	r.t.Helper()
+	if _, err := netsetup.GatewayUp(r.sb.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := netsetup.CreateBridge(r.sb.Env, "pods", netsetup.BridgeOptions{}); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.list(map[string]any{"createBridge": false})
+}
+
 // plan is the plan of the sandbox's gateway, IPv6 prefix included.
 func (r *rig) plan() netsetup.Plan {
 	r.t.Helper()
@@ -229,13 +237,7 @@ func (r *rig) plan() netsetup.Plan {
 // succeeded and the new pod's default route led nowhere.
 func TestStatusReportsBrokenGateway(t *testing.T) {
 	r := newRig(t)
-	l := r.list(map[string]any{"createBridge": false})
-	if _, err := netsetup.GatewayUp(r.sb.Env, netsetup.GatewayOptions{IPv4Only: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := netsetup.CreateBridge(r.sb.Env, "pods", netsetup.BridgeOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	l := r.podsBridge()
 	if err := r.status(l); err != nil {
 		t.Fatalf("STATUS with the gateway up: %v", err)
 	}

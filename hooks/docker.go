@@ -309,16 +309,9 @@ func (s bundleSpec) addHooks(hookPath string, env netsetup.Env) error {
 // which the engine removes with the container, and returns them by destination: those the
 // engine mounts of its own, or none, not one the user mounted there (-v x:/etc/hosts).
 func guestFiles(dir string, s bundleSpec, req Request, env netsetup.Env) (map[string]string, error) {
-	mounts, err := s.mounts()
+	sources, err := s.mountSources()
 	if err != nil {
 		return nil, err
-	}
-	sources := map[string]string{}
-	for _, m := range mounts {
-		var dest, src string
-		json.Unmarshal(m["destination"], &dest)
-		json.Unmarshal(m["source"], &src)
-		sources[filepath.Clean(dest)] = src
 	}
 	id := filepath.Base(dir)
 	files := map[string]string{}
@@ -390,6 +383,22 @@ func guestIP6(env netsetup.Env, req Request) netip.Addr {
 		return netip.Addr{}
 	}
 	return plan.ResolveGuestIP6(req.IP6, req.IP)
+}
+
+// mountSources maps each mount's destination to its source.
+func (s bundleSpec) mountSources() (map[string]string, error) {
+	mounts, err := s.mounts()
+	if err != nil {
+		return nil, err
+	}
+	sources := map[string]string{}
+	for _, m := range mounts {
+		var dest, src string
+		json.Unmarshal(m["destination"], &dest)
+		json.Unmarshal(m["source"], &src)
+		sources[filepath.Clean(dest)] = src
+	}
+	return sources, nil
 }
 
 func (s bundleSpec) mounts() ([]map[string]json.RawMessage, error) {

@@ -87,16 +87,9 @@ func PrepareSpec(env netsetup.Env, data []byte) ([]byte, error) {
 	if err := spec.setHostname(req.Hostname); err != nil {
 		return nil, err
 	}
-	mounts, err := spec.mounts()
+	sources, err := spec.mountSources()
 	if err != nil {
 		return nil, err
-	}
-	sources := map[string]string{}
-	for _, m := range mounts {
-		var dest, src string
-		json.Unmarshal(m["destination"], &dest)
-		json.Unmarshal(m["source"], &src)
-		sources[filepath.Clean(dest)] = src
 	}
 	dir := containerDir(sources)
 	if dir == "" {
