@@ -175,7 +175,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 	// at the next change. A refresh, made by another guest's arrival, is none: it keeps them.
 	guests := t.Guests
 	if o.kind == EventRefresh {
-		guests = withDeparted(t.Guests, prev.Guests)
+		guests = withDeparted(t.Guests, prev.Guests, prev.State())
 	}
 	before := prev.State().For(guests)
 	in := before // the change may reuse its input's slices; before must stay as it was
@@ -362,7 +362,7 @@ func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
 	if st.Kind == "" {
 		st.Kind = "custom"
 	}
-	if st.Table {
+	if st.Table || len(r.imps) > 0 {
 		st.Guests = slices.Clone(r.gs.list)
 	}
 	// Both lists are sorted by pair (normPairs, fromFile): one merge walk finds

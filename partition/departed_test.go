@@ -61,9 +61,15 @@ func TestWithDeparted(t *testing.T) {
 		{Name: "e", IP: ip("172.18.0.5"), IP6: ip("fd00::9"), Port: "pe"}, // its IPv6 address is n's
 		{Name: "f", IP: ip("172.18.0.6"), Port: "pn"},                     // its port is n's
 	}
+	recorded = append(recorded, Guest{Name: "z", IP: ip("172.18.0.26"), Port: "pz", NetnsPath: "/proc/77/ns/net"}) // away, named by nothing
+	recorded[2].NetnsPath = "/proc/42/ns/net"
+	state := State{Partition: Partition{Blocked: []Pair{{"a", "c"}, {"c", "a"}, {"a", "d"}, {"e", "a"}, {"f", "a"}}}}
 	var names []string
-	for _, g := range withDeparted(here, recorded) {
+	for _, g := range withDeparted(here, recorded, state) {
 		names = append(names, g.Name+"/"+g.Port)
+		if g.away != (g.Name == "c") || g.away && g.NetnsPath != "" {
+			t.Errorf("guest %s: away %v, namespace %q; want only c away, with no namespace to shape or cut in", g.Name, g.away, g.NetnsPath)
+		}
 	}
 	if got, want := strings.Join(names, " "), "a/pa b/pbNEW n/pn c/pc"; got != want {
 		t.Errorf("guests to compile for: %s, want %s", got, want)

@@ -30,6 +30,9 @@ type Guest struct {
 	// already-open TCP connections actively; without it Cut still resets them
 	// on their next segment.
 	NetnsPath string `json:"netns_path,omitempty"`
+	// away marks a guest that left the bridge, which a refresh compiles the state for all
+	// the same (withDeparted): it has no port or namespace left to shape or to cut in.
+	away bool
 }
 
 // Target is the bridge of one run: where partitions are enforced and where

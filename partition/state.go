@@ -131,11 +131,19 @@ func (im Impairment) Empty() bool {
 	return im == Impairment{}
 }
 
-// withDeparted is the guests here and, after them, the recorded guests that left, with the
-// port and addresses their rules were compiled for: a refresh leaves a departed guest under
-// its pairs until the next change (it may be a container restarting). One whose name, port
-// or an address a guest here holds now is not departed: it is back, or gone for good.
-func withDeparted(here, recorded []Guest) []Guest {
+// withDeparted is the guests here and, after them, the recorded guests that left and that
+// the state still names, with the port and addresses their rules were compiled for, marked
+// away: a refresh leaves a departed guest under its pairs and impairments until the next
+// change (it may be a container restarting). One whose name, port or an address a guest
+// here holds now is not departed: it is back, or gone for good.
+func withDeparted(here, recorded []Guest, s State) []Guest {
+	named := map[string]bool{}
+	for _, p := range s.Partition.Blocked {
+		named[p.Src], named[p.Dst] = true, true
+	}
+	for _, im := range s.Impairments {
+		named[im.Guest], named[im.Src], named[im.Dst] = true, true, true
+	}
 	taken := map[string]bool{}
 	for _, g := range here {
 		taken["n"+g.Name], taken["p"+g.Port], taken["a"+g.IP.String()] = true, true, true
@@ -145,9 +153,11 @@ func withDeparted(here, recorded []Guest) []Guest {
 	}
 	out := slices.Clip(here)
 	for _, g := range recorded {
-		if taken["n"+g.Name] || taken["p"+g.Port] || taken["a"+g.IP.String()] || (g.IP6.IsValid() && taken["a"+g.IP6.String()]) {
+		if !named[g.Name] || taken["n"+g.Name] || taken["p"+g.Port] || taken["a"+g.IP.String()] || (g.IP6.IsValid() && taken["a"+g.IP6.String()]) {
 			continue
 		}
+		// Its namespace path may name another's by now (a /proc path of a reused pid).
+		g.NetnsPath, g.away = "", true
 		out = append(out, g)
 	}
 	return out

@@ -163,3 +163,44 @@ func TestArrivalKeepsADepartedGuestsPartition(t *testing.T) {
 		t.Errorf("status: %s with %d blocked pairs and %d impairments; want isolate, n2's 4 pairs and the loss", st.Kind, len(st.Blocked), len(st.Impairments))
 	}
 }
+
+// TestArrivalWithAShapedGuestAway: a guest with a rate of its own, and one a pair's rate
+// goes to, leave; other guests arrive, and a service loses them as members. Each refresh
+// tried to shape the departed guests' gone port and namespace and failed, refusing every
+// arrival. Now they arrive, the rates stay in the record, and a guest back is shaped again.
+func TestArrivalWithAShapedGuestAway(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("b1", "n1", "n2", "n3")
+	c.ok("service", "add", "b1", "web", "--members", "n2,n3")
+	c.ok("partition", "isolate", "n1", "--bridge", "b1")
+	if _, errOut, code := c.run("partition", "rate", "1mbit", "n2", "--bridge", "b1"); code != 0 {
+		if strings.Contains(errOut, "not support") || strings.Contains(errOut, "kernel") {
+			t.Skipf("rate: %s", errOut)
+		}
+		t.Fatalf("rate: exit %d\n%s", code, errOut)
+	}
+	c.ok("partition", "rate", "2mbit", "n1", "--", "n3", "--bridge", "b1")
+	c.ok("guest", "del", "b1", "n2")
+	c.ok("guest", "del", "b1", "n3")
+	c.ok("guest", "add", "b1", "n4", "--ip", "172.18.0.4")
+	c.ok("guest", "add", "b1", "n2", "--ip", "172.18.0.2")
+	var st struct {
+		Blocked     []json.RawMessage `json:"blocked"`
+		Impairments []struct {
+			Guest string `json:"guest"`
+			Src   string `json:"src"`
+			Dst   string `json:"dst"`
+		} `json:"impairments"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("partition", "status", "--json", "--check", "--bridge", "b1")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Impairments) != 2 || len(st.Blocked) != 4 {
+		t.Errorf("status after the arrivals: %d impairments, %d blocked pairs; want n2's and n1->n3's rates, and n1's 4 pairs", len(st.Impairments), len(st.Blocked))
+	}
+	// n2 is back: its own rate shapes its eth0 again.
+	out, _, _ := c.run("exec", "b1", "n2", "--", "tc", "qdisc", "show", "dev", "eth0")
+	if !strings.Contains(out, "htb") && !strings.Contains(out, "tbf") {
+		t.Errorf("n2's eth0 after it came back is not shaped:\n%s", out)
+	}
+}
