@@ -141,6 +141,19 @@ func TestAddRefusesWhatItCannotAttach(t *testing.T) {
 	if err := r.check(l, a); err != nil {
 		t.Fatalf("CHECK after the refused ADD into another namespace: %v", err)
 	}
+	// The runtime tears the failed sandbox down with a DEL naming its namespace: that DEL
+	// leaves the first attachment, alive in its own, as it is.
+	refused := *a
+	refused.NetNS = other
+	if err := r.del(l, &refused); err != nil {
+		t.Fatalf("DEL after the refused ADD: %v", err)
+	}
+	if linkIndex(t, a.NetNS) != first {
+		t.Fatal("the DEL after a refused ADD took the first attachment's eth0")
+	}
+	if g, ok := r.guests("pods")[cni.Key("pontoon-test", a.ContainerID, "eth0")]; !ok || g.Netns != a.NetNS || g.Phase != netsetup.PhaseReady {
+		t.Fatalf("after the DEL of the refused ADD the guest is %+v (present %v); want the first attachment", g, ok)
+	}
 	// Once the first namespace is gone (its pod torn down without a DEL), the same
 	// container may be attached again elsewhere: the stale guest is replaced.
 	if err := ns.Remove(a.NetNS); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/pontoon-dev/pontoon/netsetup"
+	"github.com/pontoon-dev/pontoon/netsetup/ns"
 	"github.com/pontoon-dev/pontoon/partition"
 )
 
@@ -249,7 +250,7 @@ func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static sta
 				return configErr("bridge", "pontoon bridge %q was destroyed during the attach", bridge)
 			}
 			for _, o := range b.Guests {
-				if o.Key == key && o.Netns != args.Netns && o.Phase == netsetup.PhaseReady && !o.NetnsGone() {
+				if o.Key == key && !sameNetns(o, args.Netns) && o.Phase == netsetup.PhaseReady && !o.NetnsGone() {
 					// The same container in another namespace: its first ADD is alive there,
 					// and replacing it would take a running pod's network without a DEL.
 					return fmt.Errorf("container %s is attached as %s already, in namespace %s; a second ADD without a DEL leaves it so: DEL it first", args.ContainerID, args.IfName, o.Netns)
@@ -406,10 +407,43 @@ func Del(env netsetup.Env, args *skel.CmdArgs) error {
 		return err
 	}
 	key := Key(conf.Name, args.ContainerID, args.IfName)
+	if liveElsewhere(env, conf.Bridge, key, args.Netns) {
+		// A DEL after a refused second ADD (a runtime tearing down the sandbox it failed to
+		// set up) is for that one: the first, alive in its own namespace, stays.
+		return nil
+	}
 	if err := netsetup.DelGuestByKey(env, key, conf.bridges()...); err != nil {
 		return fmt.Errorf("detach container %s (%s) from bridge %q: %w", args.ContainerID, args.IfName, conf.Bridge, err)
 	}
 	return nil
+}
+
+// sameNetns reports whether the guest was attached in the namespace pinned at path: by the
+// namespace's identity where both are known (the same namespace may be reached by two paths,
+// /run/netns and /var/run/netns), else by path.
+func sameNetns(g netsetup.Guest, path string) bool {
+	if id, ok := ns.ID(path); ok && g.NetnsID != 0 {
+		return id == g.NetnsID
+	}
+	return g.Netns == path
+}
+
+// liveElsewhere reports whether the attachment key of bridge is alive in another namespace
+// than the one pinned at path (a DEL's CNI_NETNS, when the runtime gives one that exists).
+func liveElsewhere(env netsetup.Env, bridge, key, path string) bool {
+	if _, ok := ns.ID(path); !ok || bridge == "" {
+		return false
+	}
+	b, err := netsetup.GetBridge(env, bridge)
+	if err != nil {
+		return false
+	}
+	for _, g := range b.Guests {
+		if g.Key == key {
+			return g.Phase == netsetup.PhaseReady && !sameNetns(g, path) && !g.NetnsGone()
+		}
+	}
+	return false
 }
 
 // GC detaches every guest of this network whose attachment is not in the configuration's

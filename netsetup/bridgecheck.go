@@ -316,8 +316,8 @@ func portSecurityProblems(h *handle, b *BridgeState) ([]string, error) {
 		problems = append(problems, fmt.Sprintf("port %s is on the bridge but is no guest's (added or renamed by hand): nothing checks what comes in through it", p.Name))
 	}
 	for _, g := range b.Guests {
-		if g.Phase != PhaseReady || g.gone() {
-			continue // on its way, or gone with its process or namespace (findProblems says so): gc's to remove
+		if g.Phase != PhaseReady || g.processGone() {
+			continue // on its way, or gone with its process (findProblems says so): gc's to remove
 		}
 		where := fmt.Sprintf("port %s of guest %s", g.PortName(), g.Name)
 		p, ok := byName[g.PortName()]

@@ -118,6 +118,10 @@ func (g *Guest) appendJSON(b []byte) []byte {
 		b = append(b, `,"netns_id":`...)
 		b = strconv.AppendUint(b, g.NetnsID, 10)
 	}
+	if g.MountNS != 0 {
+		b = append(b, `,"mount_ns":`...)
+		b = strconv.AppendUint(b, g.MountNS, 10)
+	}
 	if g.Port != "" {
 		b = append(b, `,"port":`...)
 		b = jsontok.AppendQuote(b, g.Port)
@@ -245,6 +249,8 @@ func readGuest(r *jsontok.Reader) Guest {
 			g.Owned = r.Bool()
 		case "netns_id":
 			g.NetnsID = r.Uint()
+		case "mount_ns":
+			g.MountNS = r.Uint()
 		case "port":
 			g.Port = r.Str()
 		case "key":

@@ -30,7 +30,7 @@ func testRecords(t *testing.T) []*BridgeState {
 	full := Guest{Name: "n1", IP: netip.MustParseAddr("172.18.0.1"), IP6: netip.MustParseAddr("fd70:6f6e::1"),
 		Hostname: "h", Aliases: []string{"a", "b"}, Netns: "/run/netns/x", UTS: "/run/uts/x", Owned: true,
 		Port: "p1", Key: "k", Process: &Process{PID: 12, Start: 34}, Phase: PhaseReady, Creator: &Process{PID: 5, Start: 6},
-		NetnsID: 4026532001, Problem: "hidden"}
+		NetnsID: 4026532001, MountNS: 4026531841, Problem: "hidden"}
 	allSet(t, full)
 	odd := Guest{Name: "a<b>&\"c\"\\\u00e9\u2028\x01\x7f", Netns: "\xff", Aliases: []string{}, Phase: PhaseCreating}
 	guests := []Guest{full, {}, odd, {Name: "g", IP: netip.MustParseAddr("172.18.0.9"), Netns: "/p"}}

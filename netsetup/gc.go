@@ -229,7 +229,7 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 		return false, fmt.Errorf("bridge %q: %w", b.Name, err)
 	}
 	for _, gu := range b.Guests {
-		if gu.addKilled() || gu.gone() || detached[gu.Name] {
+		if gu.addKilled() || gu.processGone() || detached[gu.Name] {
 			if err := dropGuest(env, b.Name, gu.Name); err != nil {
 				return false, err
 			}

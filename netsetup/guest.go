@@ -306,6 +306,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 			// Of a namespace pontoon made, and of one the user pinned (--netns, a CNI
 			// pod's), whose pin may be removed without a guest del.
 			g.NetnsID, _ = ns.ID(g.Netns)
+			g.MountNS = ns.MountNS()
 		}
 		cur.Guests[i] = g
 		if err := st.writeBridge(bridge, cur); err != nil {
@@ -539,7 +540,7 @@ func dropGuestFrom(env Env, bridge string, b *BridgeState, name string) error {
 		// removes such a port later. The same holds for an attached process that has exited
 		// (a container at poststop) when its namespace went with it. Any other namespace may
 		// live on (a pod's, held by its infra container): delete its port, and eth0 with it.
-		if g.Owned || g.gone() && portGoing(h, g.PortName()) {
+		if g.Owned || g.processGone() && portGoing(h, g.PortName()) {
 			err = setDown(h, g.PortName())
 		} else {
 			err = delLink(h, g.PortName())

@@ -154,9 +154,10 @@ func TestGuestOfExitedProcess(t *testing.T) {
 }
 
 // A guest attached by the pin of a namespace the user made (--netns, a CNI pod's) whose pin
-// is removed, without a guest del, is gone: the listing and the check say so, its address
-// is refused with why, and gc frees it. (It showed as ready, and a first gc passed it over.)
-// A pin file whose mount is not in sight proves nothing, and leaves the guest as it is.
+// is removed without a guest del: `bridge show` says so (it showed ready), its address is
+// refused saying why, and gc frees it once the namespace has ended (its port goes with it).
+// One whose namespace something still holds keeps working and is kept, as is one whose pin
+// file is there but not mounted in sight (pinned in another mount namespace).
 func TestGuestOfRemovedPin(t *testing.T) {
 	t.Parallel()
 	s := newChain(t, netsetup.GatewayOptions{})
@@ -174,42 +175,58 @@ func TestGuestOfRemovedPin(t *testing.T) {
 		t.Fatalf("bridge b1 has no guest %s: %+v", name, b.Guests)
 		return ""
 	}
-	pod := newNetns(t, "pod")
-	if _, err := netsetup.AddGuest(s.Env, "b1", "pod", netsetup.GuestOptions{IP: "172.18.0.7", Netns: pod}); err != nil {
-		t.Fatal(err)
+	attach := func(name, ip string) string {
+		p := newNetns(t, name)
+		if _, err := netsetup.AddGuest(s.Env, "b1", name, netsetup.GuestOptions{IP: ip, Netns: p}); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
-	// Unmounted but still there as a file: as a pin made in another mount namespace looks.
-	hidden := newNetns(t, "hidden")
-	if _, err := netsetup.AddGuest(s.Env, "b1", "hidden", netsetup.GuestOptions{IP: "172.18.0.8", Netns: hidden}); err != nil {
-		t.Fatal(err)
-	}
+	pod := attach("pod", "172.18.0.7")
+	held := attach("held", "172.18.0.9")
+	hidden := attach("hidden", "172.18.0.8")
+	peer := mustGuest(t, s.Env, "b1", "peer", "172.18.0.1")
+	serve(t, peer.Netns, guestIP(peer))
+	holder := startIn(t, held)
 	if err := unix.Unmount(hidden, unix.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}
-	if err := ns.Remove(pod); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{pod, held} {
+		if err := ns.Remove(p); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if p := problem("pod"); !strings.Contains(p, "namespace "+pod+" was removed outside pontoon") {
-		t.Errorf("problem of a guest whose pin was removed: %q", p)
+	for _, name := range []string{"pod", "held"} {
+		if p := problem(name); !strings.Contains(p, "the pin of its namespace") || !strings.Contains(p, "was removed outside pontoon") {
+			t.Errorf("problem of guest %s, whose pin was removed: %q", name, p)
+		}
 	}
 	if p := problem("hidden"); p != "" {
 		t.Errorf("problem of a guest whose pin is not in sight: %q", p)
 	}
-	if ps, err := netsetup.BridgeProblems(s.Env, "b1"); err != nil || !slices.ContainsFunc(ps, func(p string) bool { return strings.HasPrefix(p, "guest pod: its namespace") }) {
-		t.Errorf("bridge check: %q, %v; want the guest whose pin was removed", ps, err)
-	}
 	_, err := netsetup.AddGuest(s.Env, "b1", "x", netsetup.GuestOptions{IP: "172.18.0.7"})
-	if !strings.Contains(fmt.Sprint(err), "though its namespace "+pod+" was removed") {
+	if !strings.Contains(fmt.Sprint(err), "though the pin of its namespace "+pod+" was removed") {
 		t.Errorf("add at the address of the guest whose pin was removed: %v", err)
 	}
-	rep, err := netsetup.GC(s.Env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(rep.Guests, "b1/pod") || slices.Contains(rep.Guests, "b1/hidden") {
-		t.Errorf("gc removed guests %v; want b1/pod and not b1/hidden", rep.Guests)
+	// The pod's namespace ends (nothing holds it) and its port with it: gc frees the guest.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rep, err := netsetup.GC(s.Env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(rep.Guests, "b1/held") || slices.Contains(rep.Guests, "b1/hidden") {
+			t.Fatalf("gc removed %v; a guest whose namespace lives on must stay", rep.Guests)
+		}
+		if slices.Contains(rep.Guests, "b1/pod") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("10s after the pod's pin was removed gc still keeps its guest")
+		}
 	}
 	mustGuest(t, s.Env, "b1", "x", "172.18.0.7")
+	// The held one still works, through its holder.
+	mustReach(t, fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid), guestIP(peer))
 }
 
 // Destroying a bridge takes its eth0 out of a namespace pontoon did not make at once, as a

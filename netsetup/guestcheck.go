@@ -37,7 +37,7 @@ func (e *TakenError) Error() string {
 		return fmt.Sprintf("guest %q (IP %s) holds the %s, though its process (pid %d) has exited; `pontoon guest del` of it or `pontoon gc` removes it, then add the guest again", o.Name, o.IP, takenWhat(e.Field), o.Process.PID)
 	}
 	if o := e.Other; o.Phase == PhaseReady && o.pinGone() {
-		return fmt.Sprintf("guest %q (IP %s) holds the %s, though its namespace %s was removed; `pontoon guest del` of it or `pontoon gc` removes it, then add the guest again", o.Name, o.IP, takenWhat(e.Field), o.Netns)
+		return fmt.Sprintf("guest %q (IP %s) holds the %s, though the pin of its namespace %s was removed; `pontoon guest del` of it frees it (gc does once the namespace ends), then add the guest again", o.Name, o.IP, takenWhat(e.Field), o.Netns)
 	}
 	if e.Field == "name" {
 		return fmt.Sprintf("a guest named %q already exists on this bridge (IP %s); pick another name", e.Other.Name, e.Other.IP)
@@ -74,7 +74,7 @@ func replaceStale(env Env, b *BridgeState, g Guest) (*BridgeState, *Guest, error
 	dropped := false
 	for _, o := range b.Guests {
 		sameKey := g.Key != "" && o.Key == g.Key
-		deadHolder := (o.Name == g.Name || o.IP == g.IP || (g.IP6.IsValid() && o.IP6 == g.IP6)) && o.gone()
+		deadHolder := (o.Name == g.Name || o.IP == g.IP || (g.IP6.IsValid() && o.IP6 == g.IP6)) && o.processGone()
 		if !sameKey && !deadHolder {
 			continue
 		}

@@ -71,7 +71,7 @@ func (e Env) guestProblem(b *BridgeState, g *Guest, here uint64) string {
 		return fmt.Sprintf("its process (pid %d) has exited, and the guest with it (its namespace and port go too, unless something else holds the namespace)", g.Process.PID)
 	}
 	if g.pinGone() {
-		return fmt.Sprintf("its namespace %s was removed outside pontoon, and the guest with it (`pontoon guest del` or `pontoon gc` removes it)", g.Netns)
+		return fmt.Sprintf("the pin of its namespace %s was removed outside pontoon: the guest ends with the namespace once nothing holds it (gc then removes it), or `pontoon guest del` now", g.Netns)
 	}
 	if !g.Owned {
 		return ""
@@ -95,18 +95,18 @@ func pinProblems(b *BridgeState) []string {
 		out = append(out, b.Problem)
 	}
 	for _, g := range b.Guests {
-		if g.Problem != "" && !g.gone() {
+		if g.Problem != "" && !g.processGone() && !g.pinGone() {
 			out = append(out, fmt.Sprintf("guest %s: %s", g.Name, g.Problem))
 		}
 	}
 	return out
 }
 
-// exitedProblems lists the guests that are gone (see guestProblem), a sentence each.
+// exitedProblems lists the guests whose process exited (see guestProblem), a sentence each.
 func exitedProblems(b *BridgeState) []string {
 	var out []string
 	for _, g := range b.Guests {
-		if g.Problem != "" && g.gone() {
+		if g.Problem != "" && g.processGone() {
 			out = append(out, fmt.Sprintf("guest %s: %s", g.Name, g.Problem))
 		}
 	}

@@ -190,6 +190,9 @@ type Guest struct {
 	// NetnsID is the identity (ns.ID) of the namespace pinned at Netns, pontoon's or the
 	// user's; 0 for a guest attached by its process, and in records of older versions.
 	NetnsID uint64 `json:"netns_id,omitempty"`
+	// MountNS is the mount namespace (ns.MountNS) the guest was attached from, where its
+	// Netns path means what it meant then: a bridge child's /tmp is its own.
+	MountNS uint64 `json:"mount_ns,omitempty"`
 	// Port is the guest's veth port in the bridge namespace.
 	Port string `json:"port,omitempty"`
 	// Key identifies who attached the guest (a container id for the OCI hook).
@@ -409,11 +412,12 @@ func (g Guest) addKilled() bool {
 }
 
 // NetnsGone reports whether the namespace the guest was attached in is gone from its pin:
-// the pin file removed, or another namespace pinned there now. A pin file whose mount is not
-// in sight here (pinned in another mount namespace) proves nothing, and a guest recorded
-// without the namespace's identity is taken for there.
+// the pin file removed, or another namespace pinned there now. Only from the mount namespace
+// it was attached from: elsewhere the path may name another file, or none. A pin file whose
+// mount is not in sight proves nothing either, and a guest recorded without the namespace's
+// identity is taken for there. (A pin gone does not end a namespace something still holds.)
 func (g Guest) NetnsGone() bool {
-	if g.NetnsID == 0 {
+	if g.NetnsID == 0 || g.MountNS == 0 || g.MountNS != ns.MountNS() {
 		return false
 	}
 	switch ns.Check(g.Netns, g.NetnsID) {
@@ -430,10 +434,7 @@ func (g Guest) NetnsGone() bool {
 func (g Guest) processGone() bool { return g.Process != nil && !g.Process.Alive() }
 
 // pinGone reports whether a guest attached by the path of a namespace pontoon did not make
-// (--netns, a CNI pod's) lost it: the pin was removed, or another is there now. What held
-// that namespace is gone with it (a pod torn down without a DEL).
+// (--netns, a CNI pod's) lost its pin: removed, or another namespace is there now. Said, not
+// acted on: the namespace lives on while anything holds it, and the guest with it; once it
+// ends its port goes, and gc removes the guest then.
 func (g Guest) pinGone() bool { return !g.Owned && g.Process == nil && g.NetnsGone() }
-
-// gone reports a guest whose process exited or whose namespace's pin went (see above): a
-// record of something that is no more, which gc removes.
-func (g Guest) gone() bool { return g.processGone() || g.pinGone() }
