@@ -87,18 +87,16 @@ func hasSettings(ann map[string]string) bool {
 // suggested fix becomes a `-e` option.
 func EnvMessage(msg string) string {
 	for _, key := range EnvAnnotations {
-		v := EnvVar(key)
-		msg = strings.ReplaceAll(msg, "add "+key+"=", "add -e "+v+"=")
-		msg = strings.ReplaceAll(msg, "annotation "+key, v)
+		msg = strings.ReplaceAll(msg, "add "+key+"=", "add -e "+EnvVar(key)+"=")
 	}
-	// A misspelled one, and the setting meant (unknownAnnotations).
+	// Whole names only: annotation pontoon.guest is a start of annotation pontoon.guests.
 	return annotationWord.Get().ReplaceAllStringFunc(msg, func(m string) string {
 		return EnvVar(strings.TrimPrefix(m, "annotation "))
 	})
 }
 
 var annotationWord = lazy.Value[*regexp.Regexp]{Build: func() *regexp.Regexp {
-	return regexp.MustCompile(`annotation pontoon\.[a-z0-9-]+`)
+	return regexp.MustCompile(`annotation pontoon\.[a-z0-9_-]+`)
 }}
 
 // bundleSpec is a bundle's config.json as raw fields, so that rewriting it keeps every field
@@ -146,8 +144,12 @@ func (s bundleSpec) request() (ann map[string]string, fromEnv bool, err error) {
 // asksPontoon is the cheap first look at a config.json: only a file that mentions one of
 // pontoon's settings at all is decoded.
 func asksPontoon(data []byte) bool {
+	// Any PONTOON_ variable: a misspelled setting (PONTOON_BRIGDE) alone is refused too.
+	if bytes.Contains(data, []byte(`"PONTOON_`)) {
+		return true
+	}
 	for _, key := range EnvAnnotations {
-		if bytes.Contains(data, []byte(`"`+EnvVar(key)+"=")) || bytes.Contains(data, []byte(`"`+key+`"`)) {
+		if bytes.Contains(data, []byte(`"`+key+`"`)) {
 			return true
 		}
 	}

@@ -160,6 +160,8 @@ type DockerUninstall struct {
 	Restored bool
 	// KeptLink is the runtime's symlink when it stays because DockerConfig still names it.
 	KeptLink string
+	// Foreign is the path of a runtime named DockerRuntime that is not pontoon's: it stays.
+	Foreign string
 }
 
 // UninstallDocker undoes InstallDocker: it removes the runtime DockerRuntime from the
@@ -184,6 +186,11 @@ func UninstallDocker(config string) (DockerUninstall, error) {
 	updated, runtime, err := removeRuntime(old)
 	if err != nil {
 		return res, netsetup.Invalid(fmt.Errorf("uninstall the docker runtime: %s: %w; fix the file and run this again", config, err))
+	}
+	if updated != nil && filepath.Base(runtime) != RuntimeName {
+		// Someone else's runtime of that name, which install refused to replace.
+		res.Foreign = runtime
+		return res, nil
 	}
 	if updated != nil {
 		if err := putBack(&res, old, updated, runtime); err != nil {
@@ -217,7 +224,10 @@ func putBack(res *DockerUninstall, old, updated []byte, runtime string) error {
 	before, err := os.ReadFile(installBackup)
 	switch {
 	case err == nil:
-		if made, _, err := addRuntime(before, runtime); err == nil && bytes.Equal(made, old) {
+		// Not a backup that names a pontoon runtime already (an install over an earlier
+		// one): putting it back would keep pontoon in the file.
+		_, earlier, _ := removeRuntime(before)
+		if made, _, err := addRuntime(before, runtime); err == nil && earlier == "" && bytes.Equal(made, old) {
 			if err := statefile.Write(config, before, perm); err != nil {
 				return fmt.Errorf("write %s: %w", config, err)
 			}

@@ -240,13 +240,20 @@ func ip6Text(a netip.Addr) string {
 	return a.String()
 }
 
+// ownAnnotation tells a key of pontoon's namespace of annotations, pontoon.NAME, from one that
+// only shares its start (pontoon.dev/team, a domain prefix as Kubernetes writes them).
+func ownAnnotation(k string) bool {
+	name, ok := strings.CutPrefix(k, "pontoon.")
+	return ok && name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == ""
+}
+
 // unknownAnnotations refuses a pontoon.* annotation pontoon does not read: a misspelled
 // setting (pontoon.alias) would otherwise be dropped in silence.
 func unknownAnnotations(annotations map[string]string) error {
 	known := append(slices.Clone(EnvAnnotations), AnnotationSettingsFrom, AnnotationNamesError, AnnotationName)
 	var unknown []string
 	for k := range annotations {
-		if strings.HasPrefix(k, "pontoon.") && !slices.Contains(known, k) {
+		if ownAnnotation(k) && !slices.Contains(known, k) {
 			unknown = append(unknown, k)
 		}
 	}

@@ -42,6 +42,8 @@ func TestParseRequest(t *testing.T) {
 		// A misspelled setting was dropped in silence.
 		{name: "misspelled", ann: with("pontoon.alias", "db"), err: "annotation pontoon.alias is not one pontoon reads; did you mean annotation pontoon.aliases?"},
 		{name: "unknown", ann: with("pontoon.zzz", "1"), err: "annotation pontoon.zzz is not one pontoon reads; remove it (pontoon reads pontoon.bridge, pontoon.guest"},
+		// A key of another's under a domain prefix that starts the same is not pontoon's.
+		{name: "domain prefix", ann: with("pontoon.dev/team", "x"), want: Request{Bridge: "br", Guest: "n1", IP: mustAddr("172.18.0.1")}},
 		{name: "empty bridge", ann: with(AnnotationBridge, ""), err: "annotation pontoon.bridge is missing"},
 		{name: "bad bridge", ann: with(AnnotationBridge, "a b"), err: `annotation pontoon.bridge="a b" is invalid`},
 		{name: "shell in bridge", ann: with(AnnotationBridge, "x;rm -rf /"), err: "is invalid"},

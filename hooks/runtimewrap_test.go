@@ -67,6 +67,8 @@ func TestEnvMessage(t *testing.T) {
 		{[]string{"PONTOON_BRIDGE=dev", "PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1", "PONTOON_HOSTNAME=a b"}, `PONTOON_HOSTNAME="a b" is invalid`},
 		{[]string{"PONTOON_BRIDGE=dev", "PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1", "PONTOON_PORTS=80"}, "PONTOON_PORTS: "},
 		{[]string{"PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME (a bridge shown by `pontoon bridge list`), or remove PONTOON_GUEST, PONTOON_IP to run the container without pontoon's network"},
+		{[]string{"PONTOON_BRIDGE=dev", "PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1", "PONTOON_GUESTS=b"}, "PONTOON_GUESTS is not one pontoon reads; did you mean PONTOON_GUEST?"},
+		{[]string{"PONTOON_BRIDGE=dev", "PONTOON_GUEST=a", "PONTOON_IP=172.18.0.1", "PONTOON_HOST_NAME=h"}, "PONTOON_HOST_NAME is not one pontoon reads; did you mean PONTOON_HOSTNAME?"},
 		{[]string{"PONTOON_IP6=fd70:6f6e::5", "PONTOON_ALIASES=db"}, "PONTOON_BRIDGE is missing; add -e PONTOON_BRIDGE=NAME (a bridge shown by `pontoon bridge list`), or remove PONTOON_IP6, PONTOON_ALIASES to run"},
 	} {
 		_, err := ParseRequest(SettingsFromEnv(c.env))
@@ -84,7 +86,7 @@ func TestEnvMessage(t *testing.T) {
 // byte for byte. Settings without the bridge are bad ones: the container is refused, not run
 // without the network it was given settings for.
 func TestPrepareBundleLeavesOthersAlone(t *testing.T) {
-	const plain = `{"ociVersion":"1.0.2","process":{"env":["PATH=/bin","PONTOON_STATE_DIR=/x","PONTOON_GUESTS=x"],"args":["sh"]},"hooks":{"prestart":[{"path":"/proc/1/exe","args":["libnetwork-setkey"]}]},"root":{"path":"rootfs"},"annotations":{"pontoon.names-error":"x"}}`
+	const plain = `{"ociVersion":"1.0.2","process":{"env":["PATH=/bin","PONTOON_STATE_DIR=/x","PONTOON_DEBUG=x"],"args":["sh"]},"hooks":{"prestart":[{"path":"/proc/1/exe","args":["libnetwork-setkey"]}]},"root":{"path":"rootfs"},"annotations":{"pontoon.names-error":"x"}}`
 	const bad = `{"ociVersion":"1.0.2","process":{"env":["PONTOON_BRIDGE=dev","PONTOON_GUEST=x","PONTOON_IP=300.1.1.1"]},"x-unknown":[1,2]}`
 	noBridge := func(vars ...string) string {
 		return `{"ociVersion":"1.0.2","process":{"env":["PATH=/bin","` + strings.Join(vars, `","`) + `"],"args":["sh"]},"root":{"path":"rootfs"}}`
@@ -106,6 +108,8 @@ func TestPrepareBundleLeavesOthersAlone(t *testing.T) {
 		{"hostname without bridge", noBridge("PONTOON_HOSTNAME=h"), true, missing},
 		{"ports without bridge", noBridge("PONTOON_PORTS=8080:80"), true, missing},
 		{"aliases without bridge", noBridge("PONTOON_ALIASES=db"), true, missing},
+		// Alone, a misspelled setting ran the container off the network in silence.
+		{"misspelled bridge alone", noBridge("PONTOON_BRIGDE=dev"), true, "PONTOON_BRIGDE is not one pontoon reads; did you mean PONTOON_BRIDGE?"},
 		{"empty guest without bridge", noBridge("PONTOON_GUEST="), true, missing},
 		{"annotations without bridge", `{"annotations":{"pontoon.guest":"x9","pontoon.ip":"172.18.0.17"}}`, true,
 			"annotation pontoon.bridge is missing; add pontoon.bridge=NAME (a bridge shown by `pontoon bridge list`), or remove annotation pontoon.guest, annotation pontoon.ip to run"},

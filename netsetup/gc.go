@@ -224,6 +224,9 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 		noteMemberLeft(env, b.Name)
 		rep.Repaired = append(rep.Repaired, done...)
 	}
+	if err := rebindOwnIP6(env, st, b); err != nil {
+		return false, fmt.Errorf("bridge %q: %w", b.Name, err)
+	}
 	detached, err := detachedGuests(env, b)
 	if err != nil {
 		return false, fmt.Errorf("bridge %q: %w", b.Name, err)

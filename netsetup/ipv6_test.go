@@ -130,6 +130,19 @@ func TestGuestGetsIPv6(t *testing.T) {
 	if problems, err := netsetup.BridgeProblems(s.Env, "b6"); err != nil || len(problems) > 0 {
 		t.Errorf("the bridge check: %v %v", problems, err)
 	}
+	// As a guest attached by an older pontoon has it: the derived address bound too. The
+	// check says so, and gc takes it out.
+	mac := netsetup.GuestMAC(custom.IP)
+	inNetns(t, brNetns, "nft", "add", "element", "bridge", netsetup.TableName, "guests6", "{ "+mac.String()+" . "+derived.String()+" }")
+	if problems, _ := netsetup.BridgeProblems(s.Env, "b6"); len(problems) != 1 || !strings.Contains(problems[0], "still binds 1 derived IPv6 address") {
+		t.Errorf("the bridge check with the derived address bound again: %q", problems)
+	}
+	if _, err := netsetup.GC(s.Env); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := netsetup.BridgeProblems(s.Env, "b6"); err != nil || len(problems) > 0 {
+		t.Errorf("the bridge check after gc: %v %v", problems, err)
+	}
 	b, err := netsetup.GetBridge(s.Env, "b6")
 	if err != nil {
 		t.Fatal(err)

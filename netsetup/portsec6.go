@@ -145,8 +145,10 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 	what := "add"
 	if unbind {
 		what = "remove"
-		nftpool.MarkRemoved()
 	}
+	// Either way an element is deleted: the close of the connection waits for the kernel
+	// unless the pool holds it (nftpool).
+	nftpool.MarkRemoved()
 	var flushErr error
 	err := nftpool.With(brH.path, func(c *nftables.Conn) error {
 		keep, drop := ownIP6Elems(g), derivedIP6Elems(plan, g)
@@ -187,4 +189,35 @@ func bindIP6(brH *handle, plan Plan, g Guest, unbind bool) error {
 		return err // before the batch: the namespace, the connection or the table's sets
 	}
 	return fmt.Errorf("%s %s . %s in sets %s and %s: %w", what, GuestMAC(g.IP), g.IP6, guest6Set, ndTarget6, err)
+}
+
+// rebindOwnIP6 binds again the own IPv6 addresses of b's ready guests, in place of their
+// derived ones: a guest attached by an older pontoon has both bound, which the check reports,
+// and gc puts right. A batch per such guest, each a no-op when it is bound already. The
+// caller holds the state lock.
+func rebindOwnIP6(env Env, st store, b *BridgeState) error {
+	plan, _, err := readyGateway(st)
+	if err != nil || b.Phase != PhaseReady {
+		return nil
+	}
+	var own []Guest
+	for _, g := range b.Guests {
+		if g.Phase == PhaseReady && ownIP6(plan, g) {
+			own = append(own, g)
+		}
+	}
+	if len(own) == 0 {
+		return nil
+	}
+	h := ownHandle(env.BridgeNetns(b.Name), b.NetnsID)
+	if h == nil {
+		return nil
+	}
+	defer h.Close()
+	for _, g := range own {
+		if err := bindIP6(h, plan, g, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -52,6 +52,11 @@ func hookUninstallDocker(c *cli.Context) error {
 		return err
 	}
 	var b strings.Builder
+	if res.Foreign != "" {
+		fmt.Fprintf(&b, "docker runtime %q in %s is not pontoon's (its path is %s); left as it is\n", hooks.DockerRuntime, res.Config, res.Foreign)
+		fmt.Print(b.String())
+		return nil
+	}
 	if res.Changed {
 		switch _, err := os.Stat(res.Config); {
 		case res.Restored && err != nil:

@@ -198,4 +198,22 @@ func TestHookUninstallDocker(t *testing.T) {
 	if data, _ := os.ReadFile(config); string(data) != theirs {
 		t.Fatalf("daemon.json after a refused install:\n%s", data)
 	}
+	if out, code := pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", config); code != 0 || !strings.Contains(out, "is not pontoon's") {
+		t.Fatalf("hook uninstall --docker of another runtime named pontoon: exit %d\n%s", code, out)
+	}
+	if data, _ := os.ReadFile(config); string(data) != theirs {
+		t.Fatalf("daemon.json after uninstall with another runtime named pontoon:\n%s", data)
+	}
+
+	// Installed from two places, one after the other: the uninstall takes pontoon out, and
+	// does not put back the first install's file, which names pontoon too.
+	twice := filepath.Join(t.TempDir(), "daemon.json")
+	os.WriteFile(twice, []byte(`{"runtimes": {"pontoon": {"path": "/opt/old/pontoon-runc"}}}`), 0o644)
+	pontoonCmd(t, binary, nil, "hook", "install", "--docker", "--config", twice)
+	if out, code := pontoonCmd(t, binary, nil, "hook", "uninstall", "--docker", "--config", twice); code != 0 {
+		t.Fatalf("hook uninstall --docker after two installs: exit %d\n%s", code, out)
+	}
+	if data, _ := os.ReadFile(twice); strings.Contains(string(data), "pontoon") {
+		t.Fatalf("daemon.json after uninstalling two installs still names pontoon:\n%s", data)
+	}
 }
