@@ -154,7 +154,7 @@ func TestDocker(t *testing.T) {
 	t.Run("untouched", func(t *testing.T) {
 		// PONTOON_* variables that are no settings (a bridge child's chain locations) do not
 		// make a container pontoon's.
-		out, err := d.docker("run", "-d", "--runtime", "pontoon", "--network", "none", "-e", "PONTOON_STATE_DIR=/x", "-e", "PONTOON_GUESTS=x", dockerImage, "sleep", "600")
+		out, err := d.docker("run", "-d", "--runtime", "pontoon", "--network", "none", "-e", "PONTOON_STATE_DIR=/x", "-e", "PONTOON_DEBUG=x", dockerImage, "sleep", "600")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}

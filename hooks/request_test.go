@@ -199,7 +199,7 @@ func TestPodmanHook(t *testing.T) {
 	want := map[string]any{
 		"version": "1.0.0",
 		"hook":    map[string]any{"path": "/usr/local/bin/pontoon", "args": []any{"pontoon", "hook", "auto", "--state-dir", "/tmp/s"}},
-		"when":    map[string]any{"annotations": map[string]any{`^pontoon\.`: ".*"}},
+		"when":    map[string]any{"annotations": map[string]any{`^pontoon\.[a-z0-9_-]+$`: ".*"}},
 		"stages":  []any{"precreate", "createRuntime", "poststop"},
 	}
 	if !reflect.DeepEqual(h, want) {
