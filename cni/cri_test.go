@@ -322,7 +322,7 @@ func TestCRIPodsOnOneBridge(t *testing.T) {
 	if !okA || !okB {
 		t.Fatalf("the pods are not guests of bridge pods: %v", gs)
 	}
-	if ga.IP.String() != a.ip || gb.IP.String() != b.ip || ga.Name != "pod-a" || gb.Name != "pod-b" {
+	if ga.IP.String() != a.ip || gb.IP.String() != b.ip || ga.Name != "pod-a.pontoon" || gb.Name != "pod-b.pontoon" {
 		t.Fatalf("CRI reports %s and %s; pontoon has %+v and %+v", a.ip, b.ip, ga, gb)
 	}
 	if !sameFileTest(ga.Netns, a.netns) {

@@ -49,25 +49,29 @@ func GuestName(containerID, ifName string) string {
 	return b.String() + "-" + ifName
 }
 
-// podGuestName is the guest name of a Kubernetes pod's attachment: its pod's name (CNI_ARGS
-// K8S_POD_NAME, which kubelet and containerd's CRI pass), with the interface after it unless
-// that is eth0; "" when there is no pod name or it makes no guest name. A pod made again
+// podGuestName is the guest name of a Kubernetes pod's attachment: its pod's name and
+// namespace (CNI_ARGS K8S_POD_NAME and K8S_POD_NAMESPACE, which kubelet and containerd's CRI
+// pass), etcd-0.db; "" when there is no pod name or they make no guest name. A pod made again
 // under its name (a restart gets a new sandbox id) is then the same guest: partitions and
-// names follow it.
-func podGuestName(cniArgs, ifName string) string {
+// names follow it, and a pod of the same name in another namespace is another guest.
+func podGuestName(cniArgs string) string {
+	var pod, space string
 	for _, kv := range strings.Split(cniArgs, ";") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k != "K8S_POD_NAME" {
-			continue
-		}
-		if ifName != "eth0" {
-			v += "-" + ifName
-		}
-		if netsetup.ValidName(v) {
-			return v
+		switch k, v, _ := strings.Cut(kv, "="); k {
+		case "K8S_POD_NAME":
+			pod = v
+		case "K8S_POD_NAMESPACE":
+			space = v
 		}
 	}
-	return ""
+	name := pod
+	if space != "" {
+		name += "." + space
+	}
+	if pod == "" || !netsetup.ValidName(name) {
+		return ""
+	}
+	return name
 }
 
 // uniqueName is the fallback when two attachments' ids share their first 12 characters.
@@ -232,7 +236,7 @@ func ensureNetwork(env netsetup.Env, conf *Config) (netsetup.Plan, made, error) 
 // admit check sees every attachment recorded so far, so concurrent ADDs never pick the same
 // address, and one that loses a race retries with the lowest address still free.
 func attach(env netsetup.Env, bridge, key string, args *skel.CmdArgs, static staticAddrs) (*netsetup.Guest, error) {
-	name := podGuestName(args.Args, args.IfName)
+	name := podGuestName(args.Args)
 	if name == "" {
 		name = GuestName(args.ContainerID, args.IfName)
 	}
