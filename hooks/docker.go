@@ -194,12 +194,19 @@ func PrepareBundle(dir, hookPath string, env netsetup.Env) (bool, error) {
 		// Prepared already: an engine that retries create hands the same bundle again.
 		return true, nil
 	}
-	if err := spec.setHostname(req.Hostname); err != nil {
+	named, err := spec.setHostname(req.Hostname)
+	if err != nil {
 		return true, err
 	}
 	files, err := guestFiles(dir, spec, req, env)
 	if err != nil {
 		return true, err
+	}
+	if sources, _ := spec.mountSources(); named && engineFile(sources["/etc/hostname"], filepath.Base(dir)) {
+		files["/etc/hostname"] = filepath.Join(dir, "pontoon-hostname")
+		if err := hostnameFile(files["/etc/hostname"], req.Hostname); err != nil {
+			return true, err
+		}
 	}
 	if fromEnv {
 		ann[AnnotationSettingsFrom] = "env"
@@ -228,11 +235,11 @@ func PrepareBundle(dir, hookPath string, env netsetup.Env) (bool, error) {
 }
 
 // setHostname makes the guest's hostname (pontoon.hostname) the container's own, as `docker
-// run --hostname` would; a container that shares another UTS namespace (the host's) keeps
-// that one's.
-func (s bundleSpec) setHostname(h string) error {
+// run --hostname` would, and says whether it did; a container that shares another UTS
+// namespace (the host's) keeps that one's. The engine's /etc/hostname follows (hostnameFile).
+func (s bundleSpec) setHostname(h string) (bool, error) {
 	if h == "" {
-		return nil
+		return false, nil
 	}
 	var linux struct {
 		Namespaces []struct {
@@ -242,13 +249,22 @@ func (s bundleSpec) setHostname(h string) error {
 	}
 	if raw, ok := s["linux"]; ok {
 		if err := json.Unmarshal(raw, &linux); err != nil {
-			return fmt.Errorf("read the container's namespaces: %w", err)
+			return false, fmt.Errorf("read the container's namespaces: %w", err)
 		}
 	}
 	for _, n := range linux.Namespaces {
 		if n.Type == "uts" && n.Path == "" {
-			return s.set("hostname", h)
+			return true, s.set("hostname", h)
 		}
+	}
+	return false, nil
+}
+
+// hostnameFile writes the hostname h into the file at path, as the engine writes the one it
+// mounts at /etc/hostname.
+func hostnameFile(path, h string) error {
+	if err := os.WriteFile(path, []byte(h+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write the container's /etc/hostname: %w", err)
 	}
 	return nil
 }

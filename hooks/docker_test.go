@@ -97,9 +97,9 @@ func TestDocker(t *testing.T) {
 			t.Fatalf("a container with its own resolv.conf and an --add-host (%v): want both kept beside the guest's line; got\n%s", err, out)
 		}
 		// PONTOON_HOSTNAME is the container's hostname, as --hostname would make it.
-		out, err = d.run(append([]string{"--rm"}, dockerEnv("pa", "named", "172.18.0.4", "PONTOON_HOSTNAME=dbhost")...), "hostname")
-		if err != nil || strings.TrimSpace(out) != "dbhost" {
-			t.Fatalf("hostname of a container with PONTOON_HOSTNAME=dbhost: %q (%v)", out, err)
+		out, err = d.run(append([]string{"--rm"}, dockerEnv("pa", "named", "172.18.0.4", "PONTOON_HOSTNAME=dbhost")...), "sh", "-c", "hostname; cat /etc/hostname")
+		if err != nil || out != "dbhost\ndbhost\n" {
+			t.Fatalf("hostname and /etc/hostname of a container with PONTOON_HOSTNAME=dbhost: %q (%v)", out, err)
 		}
 		// The IPv6 line names the address the container has.
 		out, err = d.run(append([]string{"--rm"}, dockerEnv("pa", "files6", "172.18.0.4", "PONTOON_IP6=fd70:6f6e::4:1")...), "sh", "-c", "cat /etc/hosts; ip -6 -o addr show dev eth0 scope global")

@@ -155,8 +155,8 @@ func TestPodman(t *testing.T) {
 	// pontoon.hostname is the container's hostname.
 	withHost := annotations("pa", "named", "172.18.0.4")
 	withHost[hooks.AnnotationHostname] = "pbhost"
-	if out, err := p.run([]string{"--rm"}, withHost, "hostname"); err != nil || strings.TrimSpace(out) != "pbhost" {
-		t.Fatalf("hostname of a container annotated pontoon.hostname=pbhost: %q (%v)", out, err)
+	if out, err := p.run([]string{"--rm"}, withHost, "sh", "-c", "hostname; cat /etc/hostname"); err != nil || out != "pbhost\npbhost\n" {
+		t.Fatalf("hostname and /etc/hostname of a container annotated pontoon.hostname=pbhost: %q (%v)", out, err)
 	}
 	// A guest and an address but no bridge: refused, not started off pontoon's network.
 	noBridge := map[string]string{hooks.AnnotationGuest: "client", hooks.AnnotationIP: "172.18.0.3"}

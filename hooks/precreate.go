@@ -84,7 +84,8 @@ func PrepareSpec(env netsetup.Env, data []byte) ([]byte, error) {
 	if err != nil {
 		return data, nil
 	}
-	if err := spec.setHostname(req.Hostname); err != nil {
+	named, err := spec.setHostname(req.Hostname)
+	if err != nil {
 		return nil, err
 	}
 	sources, err := spec.mountSources()
@@ -94,6 +95,11 @@ func PrepareSpec(env netsetup.Env, data []byte) ([]byte, error) {
 	dir := containerDir(sources)
 	if dir == "" {
 		return data, nil
+	}
+	if src := sources["/etc/hostname"]; named && src == filepath.Join(dir, "hostname") {
+		if err := hostnameFile(src, req.Hostname); err != nil {
+			return nil, err
+		}
 	}
 	// resolv.conf first: its failure (the likelier one) leaves the hosts file as it was.
 	if _, ok := sources["/etc/resolv.conf"]; !ok {
