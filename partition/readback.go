@@ -369,7 +369,7 @@ func sortRunsOf(runs []ClassRun) {
 // blockedPairs lists the guest pairs the kernel's class matrix blocks, with
 // guests known by their port (sources) and their address (destinations), as
 // the kernel knows them. Ports and addresses of no guest are named as such.
-func (kt kernelTable) blockedPairs(guests []Guest, recorded []BlockedPair) []BlockedPair {
+func (kt kernelTable) blockedPairs(guests []Guest, recorded []BlockedPair, compiledFor []Guest) []BlockedPair {
 	byPort := map[string]Guest{}
 	byIP := map[netip.Addr]Guest{}
 	here := map[string]bool{}
@@ -377,6 +377,19 @@ func (kt kernelTable) blockedPairs(guests []Guest, recorded []BlockedPair) []Blo
 		byPort[g.Port] = g
 		byIP[g.IP] = g
 		here[g.Name] = true
+	}
+	// The guests the rules were compiled for name a departed guest's port and address as
+	// they were, where no guest here holds them now.
+	for _, g := range compiledFor {
+		if here[g.Name] {
+			continue
+		}
+		if _, ok := byPort[g.Port]; !ok && g.Port != "" {
+			byPort[g.Port] = g
+		}
+		if _, ok := byIP[g.IP]; !ok && g.IP.IsValid() {
+			byIP[g.IP] = g
+		}
 	}
 	// A guest that has left the bridge keeps its classes in the kernel until the next change
 	// (it may come back, as a restarted container does). It is named as the record names it:

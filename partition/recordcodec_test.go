@@ -55,8 +55,9 @@ func TestRecordCodecEveryField(t *testing.T) {
 	checkCodec(t, r)
 	// The file's own types: a field added to one must be added to the codec (and here).
 	// (recordFile's Expires and Restore, of records written before Pending, and Before, of a
-	// record written ahead, are encoding/json's.)
-	for typ, n := range map[reflect.Type]int{reflect.TypeFor[recordFile](): 7, reflect.TypeFor[blockedGroup](): 2, reflect.TypeFor[blockRow](): 2, reflect.TypeFor[Guest](): 5} {
+	// record written ahead, are encoding/json's; Guest's away is no field of the file: each
+	// refresh works it out.)
+	for typ, n := range map[reflect.Type]int{reflect.TypeFor[recordFile](): 7, reflect.TypeFor[blockedGroup](): 2, reflect.TypeFor[blockRow](): 2, reflect.TypeFor[Guest](): 6} {
 		if typ.NumField() != n {
 			t.Errorf("%s has %d fields; the codec knows %d", typ, typ.NumField(), n)
 		}

@@ -130,7 +130,7 @@ func compareKernel(kt kernelTable, st *Record, guests []Guest) *KernelCheck {
 	for _, b := range recorded {
 		since[Pair{b.Src, b.Dst}] = b.Since
 	}
-	st.Blocked = kt.blockedPairs(guests, recorded)
+	st.Blocked = kt.blockedPairs(guests, recorded, st.Guests)
 	if st.Blocked == nil {
 		st.Blocked = []BlockedPair{}
 	}

@@ -204,3 +204,17 @@ func TestArrivalWithAShapedGuestAway(t *testing.T) {
 		t.Errorf("n2's eth0 after it came back is not shaped:\n%s", out)
 	}
 }
+
+// TestStatusNamesADepartedGuest: the pairs of a guest that left are listed under its name,
+// as the README says; one whose column class it shared with others was "port g1 (invalid
+// IP)".
+func TestStatusNamesADepartedGuest(t *testing.T) {
+	c := newCLI(t)
+	c.bridgeOf("b1", "n1", "n2", "n3")
+	c.ok("partition", "isolate", "n2", "--bridge", "b1")
+	c.ok("guest", "del", "b1", "n1")
+	out := c.ok("partition", "status", "--check", "--bridge", "b1")
+	if strings.Contains(out, "port g") || strings.Contains(out, "invalid IP") || !strings.Contains(out, "n1") {
+		t.Errorf("status with n1 away:\n%s", out)
+	}
+}
