@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -350,56 +349,6 @@ func commitVerified(nsPath string, rs RuleSet, families []Backend, prev committe
 	return dropOthers(nsPath, now.others)
 }
 
-// newStatus records r as applied at now, keeping the Since of every blocked
-// pair and impairment that prev already had.
-func newStatus(r *resolved, plan Plan, prev Record, now time.Time) Record {
-	st := Record{
-		Kind: r.kind, Description: r.desc, Order: r.order, Mode: r.mode, Cut: r.cut,
-		Blocked: make([]BlockedPair, 0, len(r.blocked)), Impairments: make([]Impairment, 0, len(r.imps)),
-		AppliedAt: now, Generation: prev.Generation + 1,
-		Table: !plan.RuleSet.Empty(), Marker: plan.RuleSet.Marker, Chains: plan.RuleSet.chainSums(), Shaping: plan.Shaping,
-	}
-	if st.Kind == "" {
-		st.Kind = "custom"
-	}
-	if st.Table || len(r.imps) > 0 {
-		st.Guests = slices.Clone(r.gs.list)
-	}
-	// Both lists are sorted by pair (normPairs, fromFile): one merge walk finds
-	// the pairs that stay blocked, without hashing tens of thousands of them.
-	ip := make(map[string]netip.Addr, len(r.gs.list))
-	ip6 := make(map[string]netip.Addr, len(r.gs.list))
-	for _, g := range r.gs.list {
-		ip[g.Name], ip6[g.Name] = g.IP, g.IP6
-	}
-	j := 0
-	for _, p := range r.blocked {
-		b := BlockedPair{Src: p.Src, Dst: p.Dst, SrcIP: ip[p.Src], DstIP: ip[p.Dst], SrcIP6: ip6[p.Src], DstIP6: ip6[p.Dst], Since: now}
-		for j < len(prev.Blocked) && comparePairs(Pair{prev.Blocked[j].Src, prev.Blocked[j].Dst}, p) < 0 {
-			j++
-		}
-		if j < len(prev.Blocked) && prev.Blocked[j].Src == p.Src && prev.Blocked[j].Dst == p.Dst {
-			b.Since = prev.Blocked[j].Since
-		}
-		st.Blocked = append(st.Blocked, b)
-	}
-	prevImp := map[string]Impairment{}
-	for _, im := range prev.Impairments {
-		prevImp[im.Target()] = im
-	}
-	for _, im := range r.imps {
-		im.Since = now
-		if old, ok := prevImp[im.Target()]; ok {
-			o := old
-			o.Since = now
-			if reflect.DeepEqual(o, im) {
-				im.Since = old.Since
-			}
-		}
-		st.Impairments = append(st.Impairments, im)
-	}
-	return st
-}
 
 // Heal removes every partition and impairment from the bridge: the partition
 // table (of either backend) and partition's qdiscs on the ports and on the
