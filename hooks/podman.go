@@ -97,8 +97,12 @@ const madeDirsFile = ".pontoon-made-dirs"
 
 // makeHooksDir makes dir and the parents it lacks, noting those in madeDirsFile.
 func makeHooksDir(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
 	var made []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+	for d := abs; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil || d == filepath.Dir(d) {
 			break
 		}
@@ -139,8 +143,10 @@ func UninstallPodman(dir string) (path string, removed bool, err error) {
 	}
 	if list, err := os.ReadFile(filepath.Join(dir, madeDirsFile)); err == nil {
 		os.Remove(filepath.Join(dir, madeDirsFile))
-		for _, d := range strings.Fields(string(list)) {
-			os.Remove(d) // only when empty: another hook's file keeps it
+		for _, d := range strings.Split(strings.TrimSuffix(string(list), "\n"), "\n") {
+			if filepath.IsAbs(d) {
+				os.Remove(d) // only when empty: another hook's file keeps it
+			}
 		}
 	}
 	return path, true, nil

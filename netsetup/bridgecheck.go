@@ -124,8 +124,6 @@ func tablesProblems(nsPath string, plan Plan, b *BridgeState) ([]string, error) 
 	return problems, err
 }
 
-// problems says how the kernel's table differs from t, whose sets also need the elements
-// need, and may hold those of may, by set name.
 // setChecks are the elements beside a set's static ones that a check expects: need must be
 // there, may can be, banned must not be, and a static one spared (by set and key) may be gone.
 type setChecks struct {
@@ -133,6 +131,8 @@ type setChecks struct {
 	spared            map[string]bool
 }
 
+// problems says how the kernel's table differs from t, whose sets hold their static
+// elements and els beside them.
 func (t tableSpec) problems(c *nftwire.Conn, els setChecks) ([]string, error) {
 	fam := t.nftFamily()
 	where := "table " + t.familyName() + " " + TableName

@@ -16,7 +16,7 @@ import (
 // IPv6 counterpart of ARP. A guest's IPv6 addresses are bound to its MAC like its IPv4 one:
 // the set guests6 pairs each MAC of the plan with the IPv6 address derived from its IPv4
 // address and with its EUI-64 link-local address (static, like guests), and a guest given an
-// address of its own gets that pair added when it is attached (and removed when it leaves).
+// address of its own gets that pair in place of its derived one while it is attached.
 //
 // From a guest port, then:
 //   - IPv6 passes only from a source address bound to the Ethernet source (the link-local

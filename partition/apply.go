@@ -349,7 +349,6 @@ func commitVerified(nsPath string, rs RuleSet, families []Backend, prev committe
 	return dropOthers(nsPath, now.others)
 }
 
-
 // Heal removes every partition and impairment from the bridge: the partition
 // table (of either backend) and partition's qdiscs on the ports and on the
 // guests' eth0. Heal
