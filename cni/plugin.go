@@ -339,6 +339,9 @@ func sweepGone(env netsetup.Env, conf *Config) error {
 	prefix := KeyPrefix + conf.Name + "/"
 	var gone []netsetup.Guest
 	deadCreators := map[netsetup.Process]bool{}
+	// A pod whose pin is gone lives on while its pause process holds the namespace: only
+	// one whose namespace has ended, taking its port along, is gone.
+	var detached map[string]bool
 	for _, g := range b.Guests {
 		if !strings.HasPrefix(g.Key, prefix) {
 			continue
@@ -347,7 +350,15 @@ func sweepGone(env netsetup.Env, conf *Config) error {
 			deadCreators[*g.Creator] = true
 			continue
 		}
-		if _, err := os.Stat(g.Netns); g.Phase == netsetup.PhaseReady && errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(g.Netns); g.Phase != netsetup.PhaseReady || !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if detached == nil {
+			if detached, err = netsetup.DetachedGuests(env, b); err != nil {
+				return err
+			}
+		}
+		if detached[g.Name] {
 			gone = append(gone, g)
 		}
 	}

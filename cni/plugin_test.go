@@ -144,9 +144,16 @@ func TestAddCheckDelGC(t *testing.T) {
 		t.Fatal("GC removed b, which is in the valid list")
 	}
 
-	// The runtime removes b's namespace without a DEL: the next ADD frees b's address.
+	// The runtime removes b's namespace without a DEL: once the namespace has ended (its
+	// port with it), the next ADD frees b's address.
+	bPort := r.guests("pods")[cni.Key("pontoon-test", b.ContainerID, "eth0")].PortName()
 	if err := ns.Remove(b.NetNS); err != nil {
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); slices.Contains(links(t, r.sb.Env.BridgeNetns("pods")), bPort); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after b's namespace was removed its port %s is still on the bridge", bPort)
+		}
 	}
 	d := rtConf("dddd7777", r.netns("d"))
 	if _, err := r.add(l, d); err != nil {
@@ -154,6 +161,43 @@ func TestAddCheckDelGC(t *testing.T) {
 	}
 	if _, ok := r.guests("pods")[cni.Key("pontoon-test", b.ContainerID, "eth0")]; ok {
 		t.Fatal("b, whose namespace is gone, is still attached after the next ADD")
+	}
+	// A pod whose pin is removed while its pause process still holds the namespace lives
+	// on: the next ADD leaves it attached.
+	e := rtConf("eeee8888", r.netns("e"))
+	if _, err := r.add(l, e); err != nil {
+		t.Fatalf("ADD e: %v", err)
+	}
+	holder := exec.Command("nsenter", "--net="+e.NetNS, "sleep", "60")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	id, _ := ns.ID(e.NetNS)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)); l == fmt.Sprintf("net:[%d]", id) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder did not enter e's namespace within 10s")
+		}
+	}
+	if err := ns.Remove(e.NetNS); err != nil {
+		t.Fatal(err)
+	}
+	f := rtConf("ffff9999", r.netns("f"))
+	if _, err := r.add(l, f); err != nil {
+		t.Fatalf("ADD f: %v", err)
+	}
+	if _, ok := r.guests("pods")[cni.Key("pontoon-test", e.ContainerID, "eth0")]; !ok {
+		t.Fatal("e, whose namespace a process still holds, was detached by the next ADD")
+	}
+	holder.Process.Kill()
+	holder.Wait()
+	for _, rt := range []*libcni.RuntimeConf{e, f} {
+		if err := r.del(l, rt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := r.del(l, d); err != nil {
 		t.Fatal(err)

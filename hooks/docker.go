@@ -48,13 +48,16 @@ func SettingsFromEnv(env []string) map[string]string {
 	// A variable one edit or two from a setting's (PONTOON_ALIAS) is a setting misspelled,
 	// which ParseRequest refuses as the annotation it stands for; pontoon's own variables
 	// (PONTOON_STATE_DIR, ...) are not.
+	// Near a name of four letters or more: one edit from IP is a word of its own (ID, UP).
 	var settings []string
 	for _, key := range EnvAnnotations {
-		settings = append(settings, strings.TrimPrefix(EnvVar(key), "PONTOON_"))
+		if name := strings.TrimPrefix(EnvVar(key), "PONTOON_"); len(name) >= 4 {
+			settings = append(settings, name)
+		}
 	}
 	for k, v := range vars {
 		name := strings.TrimPrefix(k, "PONTOON_")
-		if slices.Contains(settings, name) || ownEnv(k) || suggest.Closest(name, settings) == "" {
+		if slices.ContainsFunc(EnvAnnotations, func(a string) bool { return EnvVar(a) == k }) || ownEnv(k) || suggest.Closest(name, settings) == "" {
 			continue
 		}
 		if ann == nil {

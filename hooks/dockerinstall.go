@@ -190,6 +190,9 @@ func UninstallDocker(config string) (DockerUninstall, error) {
 	if updated != nil && filepath.Base(runtime) != RuntimeName {
 		// Someone else's runtime of that name, which install refused to replace.
 		res.Foreign = runtime
+		if runtime == "" {
+			res.Foreign = "(none)"
+		}
 		return res, nil
 	}
 	if updated != nil {

@@ -30,7 +30,7 @@ type podmanHook struct {
 // podmanWhenKey selects the containers with any pontoon.* annotation (keys are regular
 // expressions in hooks.d): one with pontoon.guest but no pontoon.bridge is refused with a
 // word, not started off pontoon's network in silence.
-const podmanWhenKey = `^pontoon\.[a-z0-9_-]+$`
+const podmanWhenKey = `^pontoon\.[^/]+$`
 
 // PodmanHook returns the hooks.d entry that runs pontoon (at the absolute path pontoonPath)
 // for every container with a pontoon.* annotation, at precreate (the container's names:

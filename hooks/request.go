@@ -240,11 +240,12 @@ func ip6Text(a netip.Addr) string {
 	return a.String()
 }
 
-// ownAnnotation tells a key of pontoon's namespace of annotations, pontoon.NAME, from one that
-// only shares its start (pontoon.dev/team, a domain prefix as Kubernetes writes them).
+// ownAnnotation tells a key of pontoon's namespace of annotations, pontoon.NAME (pontoon.IP
+// misspelled too), from one that only shares its start: pontoon.dev/team, a domain prefix
+// as Kubernetes writes them.
 func ownAnnotation(k string) bool {
 	name, ok := strings.CutPrefix(k, "pontoon.")
-	return ok && name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == ""
+	return ok && name != "" && !strings.Contains(name, "/")
 }
 
 // unknownAnnotations refuses a pontoon.* annotation pontoon does not read: a misspelled

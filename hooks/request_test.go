@@ -42,6 +42,7 @@ func TestParseRequest(t *testing.T) {
 		// A misspelled setting was dropped in silence.
 		{name: "misspelled", ann: with("pontoon.alias", "db"), err: "annotation pontoon.alias is not one pontoon reads; did you mean annotation pontoon.aliases?"},
 		{name: "unknown", ann: with("pontoon.zzz", "1"), err: "annotation pontoon.zzz is not one pontoon reads; remove it (pontoon reads pontoon.bridge, pontoon.guest"},
+		{name: "misspelled in capitals", ann: with("pontoon.IP6", "fd70:6f6e::7"), err: "annotation pontoon.IP6 is not one pontoon reads; did you mean annotation pontoon.ip6?"},
 		// A key of another's under a domain prefix that starts the same is not pontoon's.
 		{name: "domain prefix", ann: with("pontoon.dev/team", "x"), want: Request{Bridge: "br", Guest: "n1", IP: mustAddr("172.18.0.1")}},
 		{name: "empty bridge", ann: with(AnnotationBridge, ""), err: "annotation pontoon.bridge is missing"},
@@ -199,7 +200,7 @@ func TestPodmanHook(t *testing.T) {
 	want := map[string]any{
 		"version": "1.0.0",
 		"hook":    map[string]any{"path": "/usr/local/bin/pontoon", "args": []any{"pontoon", "hook", "auto", "--state-dir", "/tmp/s"}},
-		"when":    map[string]any{"annotations": map[string]any{`^pontoon\.[a-z0-9_-]+$`: ".*"}},
+		"when":    map[string]any{"annotations": map[string]any{`^pontoon\.[^/]+$`: ".*"}},
 		"stages":  []any{"precreate", "createRuntime", "poststop"},
 	}
 	if !reflect.DeepEqual(h, want) {

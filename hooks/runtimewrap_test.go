@@ -44,7 +44,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		t.Errorf("settings without PONTOON_BRIDGE: %v, want %v", got, want)
 	}
 	// Other PONTOON_* variables (a bridge child's chain locations, say) are no settings.
-	if got := SettingsFromEnv([]string{"PATH=/bin", "PONTOON_STATE_DIR=/x", "PONTOON_NETNS_DIR=/y", "PONTOON_DEBUG=1"}); got != nil {
+	if got := SettingsFromEnv([]string{"PATH=/bin", "PONTOON_STATE_DIR=/x", "PONTOON_NETNS_DIR=/y", "PONTOON_DEBUG=1", "PONTOON_ID=7", "PONTOON_API=x"}); got != nil {
 		t.Errorf("settings of variables that are none: %v, want none", got)
 	}
 	// One a setting's name misspelled is taken for the setting it misspells, which

@@ -224,9 +224,6 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 		noteMemberLeft(env, b.Name)
 		rep.Repaired = append(rep.Repaired, done...)
 	}
-	if err := rebindOwnIP6(env, st, b); err != nil {
-		return false, fmt.Errorf("bridge %q: %w", b.Name, err)
-	}
 	detached, err := detachedGuests(env, b)
 	if err != nil {
 		return false, fmt.Errorf("bridge %q: %w", b.Name, err)
@@ -238,6 +235,11 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 			}
 			rep.Guests = append(rep.Guests, b.Name+"/"+gu.Name)
 		}
+	}
+	// Last, and only as far as it goes: a table damaged by hand (the check says so) must not
+	// keep gc from what it removes.
+	if b, err := st.bridge(b.Name); err == nil && b != nil {
+		_ = rebindOwnIP6(env, st, b)
 	}
 	return false, nil
 }
@@ -459,6 +461,10 @@ func sweepPorts(env Env, b *BridgeState) ([]string, error) {
 // detachedGuests names the ready guests of a ready bridge whose port is gone or set down.
 // Only a guest del does either, before it rewrites the record: such a guest is one whose
 // del was killed halfway, recorded but cut off, and gc finishes its removal.
+// DetachedGuests names the ready guests of b whose port is gone from the bridge, or down:
+// their namespace has ended (a namespace's end takes its veth, and so the port, along).
+func DetachedGuests(env Env, b *BridgeState) (map[string]bool, error) { return detachedGuests(env, b) }
+
 func detachedGuests(env Env, b *BridgeState) (map[string]bool, error) {
 	if b.Phase != PhaseReady || len(b.Guests) == 0 {
 		return nil, nil

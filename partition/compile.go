@@ -69,7 +69,7 @@ func resolveState(s State, guests []Guest) (*resolved, error) {
 		if seen[im.Target()] {
 			return nil, fmt.Errorf("impairment of %s is given twice; merge the settings into one", im.Target())
 		}
-		if g := gs.list[gs.byName[im.Guest]]; im.Guest != "" && (im.Rate > 0 || im.NeedsNetem()) && g.NetnsPath == "" && !g.away {
+		if im.Guest != "" && (im.Rate > 0 || im.NeedsNetem()) && gs.list[gs.byName[im.Guest]].NetnsPath == "" && !gs.list[gs.byName[im.Guest]].away {
 			return nil, fmt.Errorf("impairment of %s (%s): what the guest sends is shaped on its %s inside its network namespace, "+
 				"but guest %s has no NetnsPath; set Guest.NetnsPath (partition.ForBridge does), or impair the pairs towards the guest instead (SRC->%s is shaped on the bridge side)",
 				im.Target(), shapedFields(im), GuestIface, im.Guest, im.Guest)
