@@ -241,6 +241,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		// that changes shaping: killed after its tc changes, it would leave qdiscs no record
 		// names, which neither status nor heal would take for pontoon's.
 		undo := func() {}
+		have := r.shapingHere(prev.Shaping)
 		ahead := o.restorePrev || !reflect.DeepEqual(prev.Shaping, plan.Shaping)
 		if ahead {
 			if undo, err = t.writeAhead(r, plan, prev, known, backend, pending); err != nil {
@@ -248,8 +249,8 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 			}
 			stopAt("ahead")
 		}
-		if err := applyShaping(t.NetnsPath, prev.Shaping, plan.Shaping); err != nil {
-			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
+		if err := applyShaping(t.NetnsPath, have, plan.Shaping); err != nil {
+			_ = applyShaping(t.NetnsPath, plan.Shaping, have)
 			undo()
 			err = fmt.Errorf("apply partition: %w", err)
 			t.logChange(o.kind, prev, Record{}, o, err, nil)
@@ -263,7 +264,7 @@ func applyWith(t Target, change func(State) (State, error), o applyOpts) (Record
 		if err != nil {
 			// Shaping first, then the record: killed in between, the record still names the
 			// shaping to undo.
-			_ = applyShaping(t.NetnsPath, plan.Shaping, prev.Shaping)
+			_ = applyShaping(t.NetnsPath, plan.Shaping, have)
 			undo()
 			if !probed && missingFeature(err) {
 				// The guess about the kernel was wrong and the batch changed nothing:

@@ -234,6 +234,20 @@ func lossRule(match Rule, chance uint32) Rule {
 	return match
 }
 
+// shapingHere is the recorded shaping without what was set up inside the namespace of a guest
+// now away: that namespace is gone or no longer the bridge's business, and its recorded
+// path (a /proc path of a pid since reused) may name another's.
+func (r *resolved) shapingHere(recorded []Shaping) []Shaping {
+	inAway := func(sh Shaping) bool {
+		i, ok := r.gs.byName[sh.Guest]
+		return ok && sh.Netns != "" && r.gs.list[i].away
+	}
+	if !slices.ContainsFunc(recorded, inAway) {
+		return recorded // the record's own slice: compared as it is
+	}
+	return slices.DeleteFunc(slices.Clone(recorded), inAway)
+}
+
 func (r *resolved) shaping(guestImp map[string]*Impairment) []Shaping {
 	var out []Shaping
 	shapes := func(im *Impairment) bool { return im != nil && (im.Rate > 0 || im.NeedsNetem()) }

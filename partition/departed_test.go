@@ -78,3 +78,32 @@ func TestWithDeparted(t *testing.T) {
 		t.Errorf("the guests here were changed: %v", here)
 	}
 }
+
+// TestShapingHereLeavesAwayNamespaces: what was shaped inside an away guest's namespace is
+// not touched (its recorded /proc path may name another's by now); its port side, and
+// everything of guests here, is.
+func TestShapingHereLeavesAwayNamespaces(t *testing.T) {
+	ip := netip.MustParseAddr
+	away := Guest{Name: "a", IP: ip("172.18.0.1"), Port: "g1", away: true}
+	here := Guest{Name: "b", IP: ip("172.18.0.2"), Port: "g2", NetnsPath: "/run/netns/b"}
+	r, err := resolveState(State{}, []Guest{here, away})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := []Shaping{
+		{Guest: "a", Device: "g1"},
+		{Guest: "a", Netns: "/proc/42/ns/net", Device: GuestIface},
+		{Guest: "b", Device: "g2"},
+		{Guest: "b", Netns: "/run/netns/b", Device: GuestIface},
+	}
+	var got []string
+	for _, sh := range r.shapingHere(recorded) {
+		got = append(got, sh.Guest+"@"+sh.Device)
+	}
+	if strings.Join(got, " ") != "a@g1 b@g2 b@eth0" {
+		t.Errorf("shaping to undo or keep: %v", got)
+	}
+	if len(recorded) != 4 {
+		t.Errorf("the record's shaping was changed: %v", recorded)
+	}
+}
