@@ -94,7 +94,9 @@ func TestStatsCountWhatThePartitionStopped(t *testing.T) {
 		t.Fatal("a datagram reached n3 through a loss of 100%")
 	}
 	c = env.Stats()
-	if got := c.Impairment("guest n3").Lost; got.Packets != 1 {
+	// At least the datagram: what the guests' kernels send of their own to every port (IPv6
+	// multicast) is lost on the way to n3 too, and counted, on a slow machine within the test.
+	if got := c.Impairment("guest n3").Lost; got.Packets < 1 || got.Bytes < 20+8+29 {
 		t.Errorf("loss on n3 after one datagram to it: %+v", c.Impairments)
 	}
 	if got := c.Pair("n1", "n2").Dropped; got != want {
