@@ -22,11 +22,15 @@ import (
 
 // linkLocal6 is the link-local address of a guest with IPv6, which its EUI-64 MAC gives it
 // (netsetup.GuestMAC): it reaches its peers from it, and they it, as by its global address.
-func linkLocal6(g Guest) netip.Addr {
-	if !g.IP6.IsValid() || !g.IP.Is4() {
+func linkLocal6(g Guest) netip.Addr { return linkLocalOf(g.IP, g.IP6) }
+
+// linkLocalOf is the link-local address of the guest at ip (IPv4) and ip6: its MAC comes from
+// ip, and only a guest with IPv6 has one.
+func linkLocalOf(ip, ip6 netip.Addr) netip.Addr {
+	if !ip6.IsValid() || !ip.Is4() {
 		return netip.Addr{}
 	}
-	return netsetup.LinkLocal6(netsetup.GuestMAC(g.IP))
+	return netsetup.LinkLocal6(netsetup.GuestMAC(ip))
 }
 
 // dualStack reports whether any guest of the run has an IPv6 address.

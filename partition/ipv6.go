@@ -42,18 +42,32 @@ func destroyTCP6(nsh netns.NsHandle, id netlink.SocketID) error {
 }
 
 // addFilter6 sorts the IPv6 packets of a pair class's source into its class, as the IPv4
-// filter does by ip saddr: a u32 match on the four words of the IPv6 source (offset 8 of the
-// IPv6 header), at a priority of its own since tc keeps one protocol per priority.
-func addFilter6(h *kernel.NS, idx int, c Class) error {
+// filter does by ip saddr: u32 matches on the four words of the IPv6 source (offset 8 of the
+// IPv6 header), one for its address and one for its link-local address, which reaches its
+// peers as well, at a priority of their own since tc keeps one protocol per priority.
+func addFilter6(h *kernel.NS, idx int, c Class, at string) error {
+	for _, src := range c.sources6() {
+		f := &netlink.U32{
+			FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Priority: 2, Protocol: netlinkProtoIPv6},
+			ClassId:     ClassID(c.Minor),
+			Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: srcKeys6(src)},
+		}
+		if err := h.FilterAdd(f); err != nil {
+			return fmt.Errorf("add u32 filter ip6 src %s -> class %x:%x on %s: %w", src, QdiscMajor, c.Minor, at, err)
+		}
+	}
+	return nil
+}
+
+// sources6 are the IPv6 sources of a pair class: its guest's address and link-local one.
+func (c Class) sources6() []netip.Addr {
 	if !c.Src6.IsValid() {
 		return nil
 	}
-	f := &netlink.U32{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: netlink.MakeHandle(QdiscMajor, 0), Priority: 2, Protocol: netlinkProtoIPv6},
-		ClassId:     ClassID(c.Minor),
-		Sel:         &netlink.TcU32Sel{Flags: netlink.TC_U32_TERMINAL, Keys: srcKeys6(c.Src6)},
+	if ll := linkLocalOf(c.Src, c.Src6); ll.IsValid() {
+		return []netip.Addr{c.Src6, ll}
 	}
-	return h.FilterAdd(f)
+	return []netip.Addr{c.Src6}
 }
 
 // ip6Col is ip6 when the kernel's IPv6 map blocks it from row class row too, else nothing:

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCutIPv6 is TestCut over IPv6: an open IPv6 connection across a new partition is reset
@@ -128,5 +129,49 @@ func TestRateLimitIPv6(t *testing.T) {
 	}
 	if out := run(t, "", "ip", "netns", "exec", s.bridgeNS, "tc", "filter", "show", "dev", "g3"); !strings.Contains(out, "protocol ipv6") {
 		t.Errorf("no IPv6 filter on g3:\n%s", out)
+	}
+}
+
+// TestRateLimitLinkLocal: a pair's class takes what its source sends from its link-local
+// address too (neighbours reach each other by it without any global address), and status
+// reads both of its IPv6 filters back.
+func TestRateLimitLinkLocal(t *testing.T) {
+	s := newScene(t, 3, true)
+	s.addIPv6(t)
+	tgt := s.target()
+	state := State{Partition: Fullmesh(), Impairments: []Impairment{{Src: "a", Dst: "c", Rate: 20_000_000}}}
+	if err := Apply(tgt, state); err != nil {
+		skipMissing(t, err)
+		t.Fatal(err)
+	}
+	c := s.guests[2]
+	ll := linkLocal6(c).String() + "%eth0"
+	// Until its link-local address has passed duplicate address detection, a sends from its
+	// global one.
+	waitLinkLocal(t, s.nsOf["a"])
+	_, before := classRate(t, tgt.NetnsPath, c.Port, classPairs+0)
+	const size, count = 1200, 3
+	run(t, "", "ip", "netns", "exec", s.nsOf["a"], "ping", "-6", "-q", "-c", fmt.Sprint(count), "-i", "0.2", "-s", fmt.Sprint(size), "-W", "2", ll)
+	if _, after := classRate(t, tgt.NetnsPath, c.Port, classPairs+0); after-before < size*count {
+		t.Errorf("a's pings to c's link-local address put %d bytes into the pair's class a->c; want at least %d", after-before, size*count)
+	}
+	st, err := Status(tgt)
+	if err != nil || !st.Kernel.InEffect {
+		t.Errorf("status with a pair's link-local filter: %+v, %v", st.Kernel, err)
+	}
+}
+
+// waitLinkLocal waits until eth0's link-local address in the namespace netns is usable: not
+// tentative any more.
+func waitLinkLocal(t *testing.T, netns string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out := run(t, "", "ip", "-n", netns, "-6", "addr", "show", "dev", "eth0", "scope", "link")
+		if strings.Contains(out, "fe80:") && !strings.Contains(out, "tentative") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("eth0's link-local address in %s is not usable:\n%s", netns, out)
+		}
 	}
 }

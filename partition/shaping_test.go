@@ -329,6 +329,9 @@ func TestStatusSeesShapingChanged(t *testing.T) {
 		{"IPv6 filter deleted", func() {
 			tc("filter", "del", "dev", "g2", "parent", fmt.Sprintf("%x:", QdiscMajor), "prio", "2")
 		}, "the IPv6 filter of a's class is gone"},
+		{"link-local filter deleted", func() {
+			tc("filter", "del", "dev", "g2", "parent", fmt.Sprintf("%x:", QdiscMajor), "prio", "2", "handle", linkLocalFilter(t, s.bridgeNS, "g2"), "u32")
+		}, "the IPv6 filter of a's class was changed"},
 		{"filter added", func() {
 			tc("filter", "add", "dev", "g2", "parent", fmt.Sprintf("%x:", QdiscMajor), "prio", "3", "protocol", "ip",
 				"u32", "match", "ip", "src", "172.18.0.3/32", "flowid", def)
@@ -447,4 +450,22 @@ func TestStatusShapingOfDepartedGuest(t *testing.T) {
 	if st, err := Status(tgt); err != nil || st.Kernel.InEffect || !strings.Contains(st.Kernel.Detail, `port "g3" of guest c is gone`) {
 		t.Errorf("status after c's qdisc was removed: %+v, %v", st.Kernel, err)
 	}
+}
+
+// linkLocalFilter is the handle of the u32 filter on dev that matches a link-local source.
+func linkLocalFilter(t *testing.T, netns, dev string) string {
+	t.Helper()
+	out := run(t, "", "ip", "netns", "exec", netns, "tc", "filter", "show", "dev", dev, "parent", fmt.Sprintf("%x:", QdiscMajor))
+	var handle string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if i := slices.Index(f, "fh"); i >= 0 && i+1 < len(f) {
+			handle = f[i+1]
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), "match fe800000/ffffffff at 8") && handle != "" {
+			return handle
+		}
+	}
+	t.Fatalf("no filter on a link-local source on %s:\n%s", dev, out)
+	return ""
 }

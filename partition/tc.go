@@ -24,7 +24,8 @@ import (
 //   - What is delivered to a guest leaves the bridge on the guest's port, so
 //     the guest's incoming rate and netem, and the classes of pair impairments
 //     towards it, are an HTB tree on the port's egress in the bridge
-//     namespace. Pair classes are chosen by u32 filters on the source address.
+//     namespace. Pair classes are chosen by u32 filters on the source address (for IPv6, its
+//     link-local one too).
 //   - What a guest sends is shaped where it is sent: on the egress of the
 //     guest's own eth0 inside its namespace (where container tools shape
 //     too). The packets then enter the bridge through the port's ingress and
@@ -238,8 +239,8 @@ func addShaping(h *kernel.NS, sh Shaping) error {
 		if err := h.FilterAdd(f); err != nil {
 			return fmt.Errorf("add u32 filter ip src %s -> class %x:%x on %s: %w", c.Src, QdiscMajor, c.Minor, where(sh), err)
 		}
-		if err := addFilter6(h, idx, c); err != nil {
-			return fmt.Errorf("add u32 filter ip6 src %s -> class %x:%x on %s: %w", c.Src6, QdiscMajor, c.Minor, where(sh), err)
+		if err := addFilter6(h, idx, c, where(sh)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -170,7 +170,7 @@ func netemDrift(q netlink.Qdisc, want *netlink.Netem) string {
 }
 
 // filterDrift compares the u32 filters that put a pair's packets into its class with those
-// addShaping adds: one a class and family, matching the source's address.
+// addShaping adds: for each class and family, those matching the source's addresses.
 func filterDrift(filters []netlink.Filter, sh Shaping) []string {
 	type key struct {
 		class uint32
@@ -194,29 +194,47 @@ func filterDrift(filters []netlink.Filter, sh Shaping) []string {
 		k := key{u.ClassId, u.Protocol}
 		have[k] = append(have[k], keys)
 	}
-	check := func(c Class, proto uint16, want []netlink.TcU32Key, family string) {
+	check := func(c Class, proto uint16, want [][]netlink.TcU32Key, family string) {
 		k := key{ClassID(c.Minor), proto}
 		got := have[k]
 		delete(have, k)
 		switch {
 		case len(got) == 0:
 			problems = append(problems, fmt.Sprintf("the %s filter of %s's class is gone", family, c.From))
-		case len(got) > 1 || !sameKeys(got[0], want):
+		case !sameKeySets(got, want):
 			problems = append(problems, fmt.Sprintf("the %s filter of %s's class was changed", family, c.From))
 		}
 	}
 	for _, c := range sh.Classes {
 		if c.Src.IsValid() {
-			check(c, netlinkProtoIP, srcKeys4(c.Src), "IPv4")
+			check(c, netlinkProtoIP, [][]netlink.TcU32Key{srcKeys4(c.Src)}, "IPv4")
 		}
-		if c.Src6.IsValid() {
-			check(c, netlinkProtoIPv6, srcKeys6(c.Src6), "IPv6")
+		if src6 := c.sources6(); len(src6) > 0 {
+			var want [][]netlink.TcU32Key
+			for _, src := range src6 {
+				want = append(want, srcKeys6(src))
+			}
+			check(c, netlinkProtoIPv6, want, "IPv6")
 		}
 	}
 	for k := range have {
 		problems = append(problems, "a filter to class "+classString(k.class)+" is not pontoon's")
 	}
 	return problems
+}
+
+// sameKeySets reports whether got holds the filters of want and no others; want's differ from
+// one another (an address and a link-local one), so equal lengths and each found suffice.
+func sameKeySets(got, want [][]netlink.TcU32Key) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(got, func(g []netlink.TcU32Key) bool { return sameKeys(g, w) }) {
+			return false
+		}
+	}
+	return true
 }
 
 func sameKeys(a, b []netlink.TcU32Key) bool {
