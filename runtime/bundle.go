@@ -157,6 +157,18 @@ func hostRootfs(root string) error {
 	return nil
 }
 
+// processArgs is the command line of c's first process: its program, under pontoon's init
+// when c has init on.
+func (c *Container) processArgs() ([]string, error) {
+	if !c.Init {
+		return c.Args, nil
+	}
+	if c.Pontoon == "" {
+		return nil, fmt.Errorf("container %s: init needs the pontoon binary; set Container.Pontoon or turn init off", c.Name)
+	}
+	return append([]string{pontoonInContainer, InitCommand, "--"}, c.Args...), nil
+}
+
 // Spec returns c's OCI runtime spec, for a bundle in dir.
 func (c *Container) Spec(dir string) (*specs.Spec, error) {
 	if len(c.Args) == 0 {
@@ -170,12 +182,9 @@ func (c *Container) Spec(dir string) (*specs.Spec, error) {
 			workdir = config.DefaultWorkdir
 		}
 	}
-	args := c.Args
-	if c.Init {
-		if c.Pontoon == "" {
-			return nil, fmt.Errorf("container %s: init needs the pontoon binary; set Container.Pontoon or turn init off", c.Name)
-		}
-		args = append([]string{pontoonInContainer, InitCommand, "--"}, c.Args...)
+	args, err := c.processArgs()
+	if err != nil {
+		return nil, err
 	}
 	s := &specs.Spec{
 		Version:  ociVersion,

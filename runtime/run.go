@@ -453,6 +453,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 		if err := WriteBundle(p.bundle, cs[i]); err != nil {
 			return ExitSetupFailed, err
 		}
+		p.argv, _ = cs[i].processArgs()
 	}
 	r.logf("running %s on bridge %s: %s", r.cmd.Name, r.bridge, describe(ordered))
 	return r.supervisor(ctx, procs, r.cmd.Exit, Started{Command: r.cmd.Name, Bridge: r.bridge, BridgeNetns: brNetns, Guests: guests})
@@ -553,5 +554,6 @@ func (r *run) plain(ctx context.Context) (int, error) {
 	if err := WriteBundle(p.bundle, c); err != nil {
 		return ExitSetupFailed, err
 	}
+	p.argv, _ = c.processArgs()
 	return r.supervisor(ctx, []*proc{p}, config.ExitAny, started)
 }

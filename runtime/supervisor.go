@@ -35,6 +35,11 @@ type proc struct {
 	done        bool
 	killed      bool // hard-killed: the engine may not have cleaned up
 	interactive bool
+	// argv is the container's process as its bundle runs it, which its first process runs
+	// once the engine has started it; held are signals waiting for that (see takes).
+	argv      []string
+	held      []syscall.Signal
+	heldSince time.Time
 }
 
 func (p *proc) start(r *run, lw *lineWriter) error {
@@ -212,14 +217,20 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 		stopping  bool
 		stopTimer <-chan time.Time
 		killTimer <-chan time.Time
+		heldTimer <-chan time.Time
 		ctxDone   = ctx.Done()
 	)
+	signalAll := func(sig syscall.Signal) {
+		if r.signalAll(procs, sig) && heldTimer == nil {
+			heldTimer = time.After(heldPoll)
+		}
+	}
 	stop := func(sig syscall.Signal, why string) {
 		stopping = true
 		if why != "" {
 			r.logf("%s", why)
 		}
-		r.signalAll(procs, sig)
+		signalAll(sig)
 		stopTimer = time.After(r.stopTimeout)
 	}
 	hardKill := func(why string) {
@@ -269,7 +280,7 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 				continue
 			}
 			if sig != syscall.SIGINT && sig != syscall.SIGTERM {
-				r.signalAll(procs, sig)
+				signalAll(sig)
 				continue
 			}
 			if !stopping {
@@ -287,6 +298,11 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 					code, decided = 128+int(syscall.SIGTERM), true
 				}
 				stop(syscall.SIGTERM, "cancelled; stopping")
+			}
+		case <-heldTimer:
+			heldTimer = nil
+			if releaseAll(procs) {
+				heldTimer = time.After(heldPoll)
 			}
 		case <-stopTimer:
 			hardKill(fmt.Sprintf("%s did not stop within %v of the stop signal; killing them", strings.Join(runningNames(procs), ", "), r.stopTimeout))
@@ -337,15 +353,30 @@ func runningNames(procs []*proc) []string {
 	return out
 }
 
-// signalAll sends sig to every running engine process, which passes it to its container.
-func (r *run) signalAll(procs []*proc, sig syscall.Signal) {
+// signalAll sends sig to every running engine process, which passes it to its container, or
+// holds it for a container that cannot take it yet; it reports whether any holds one.
+func (r *run) signalAll(procs []*proc, sig syscall.Signal) bool {
+	held := false
 	for _, p := range procs {
-		if p.done || p.cmd == nil || p.cmd.Process == nil {
-			continue
-		}
-		p.cmd.Process.Signal(sig)
+		p.signal(sig)
+		held = held || len(p.held) > 0
 	}
+	return held
 }
+
+// releaseAll sends the signals held for containers that can take them now, and reports
+// whether any are still held.
+func releaseAll(procs []*proc) bool {
+	held := false
+	for _, p := range procs {
+		held = p.release() || held
+	}
+	return held
+}
+
+// heldPoll is how often held signals are tried again: a container's program catches them
+// within milliseconds of starting.
+const heldPoll = 5 * time.Millisecond
 
 // stopAll kills every running container through its engine (killing the engine process
 // would leave the container running).
