@@ -17,11 +17,7 @@ import (
 // die of them here, and the run ends with their status and its bridge gone. SIGQUIT used to
 // end pontoon itself with a stack dump (exit 2), leaving the bridge to gc; SIGUSR1 was lost.
 func TestRunForwardsSignals(t *testing.T) {
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc is not installed (Debian package runc)")
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "pontoon.toml"), []byte(`[commands.sig]
+	dir := runcProject(t, `[commands.sig]
 supervise = true
 [commands.sig.children.a]
 run = ["sh", "-c", "echo up; exec sleep 1000"]
@@ -29,9 +25,7 @@ ip = "172.18.0.1"
 [commands.sig.children.b]
 run = ["sh", "-c", "echo up; while true; do sleep 1; done"]
 ip = "172.18.0.2"
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	c := newCLI(t)
 	t.Cleanup(func() { c.run("gateway", "down", "--force") })
 	for _, tc := range []struct {
@@ -72,11 +66,7 @@ ip = "172.18.0.2"
 // could catch it: PID 1 of a pid namespace drops a signal it has no handler for, and the
 // run waited its whole stop timeout (here 60s) with its children running.
 func TestRunStopsWhileItsChildrenStart(t *testing.T) {
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc is not installed (Debian package runc)")
-	}
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "pontoon.toml"), []byte(`[commands.start]
+	dir := runcProject(t, `[commands.start]
 supervise = true
 stop_timeout = "60s"
 [commands.start.children.a]
@@ -85,9 +75,7 @@ ip = "172.18.0.1"
 [commands.start.children.b]
 run = ["sleep", "1000"]
 ip = "172.18.0.2"
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+`)
 	c := newCLI(t)
 	t.Cleanup(func() { c.run("gateway", "down", "--force") })
 	// From the line the run logs as it starts its containers: the signal reaches runc while
@@ -152,4 +140,18 @@ ip = "172.18.0.2"
 	if list := c.ok("bridge", "list"); strings.Contains(list, "start-") {
 		t.Errorf("bridge left:\n%s", list)
 	}
+}
+
+// runcProject is a project directory whose pontoon.toml is toml, for a test that runs it
+// with runc (skipped without).
+func runcProject(t *testing.T, toml string) string {
+	t.Helper()
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed (Debian package runc)")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pontoon.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
