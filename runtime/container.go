@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/sigready"
 	"github.com/pontoon-dev/pontoon/runtime/config"
 )
 
@@ -78,6 +79,10 @@ type RunningContainer struct {
 
 	mu      sync.Mutex
 	deleted bool
+
+	// sigMu serialises Signal, whose gate holds a signal sent while the container starts.
+	sigMu sync.Mutex
+	gate  sigready.Gate
 }
 
 var containerIDs atomic.Int64
@@ -178,7 +183,8 @@ func StartContainer(ctx context.Context, spec ContainerSpec, opt EngineOptions) 
 	}
 	// Failing to record the engine only narrows what GC can do should this process die.
 	bd.started(id, cmd.Process.Pid)
-	r := &RunningContainer{id: id, name: name, dir: dir, eng: eng, cmd: cmd, done: make(chan struct{})}
+	r := &RunningContainer{id: id, name: name, dir: dir, eng: eng, cmd: cmd, done: make(chan struct{}),
+		gate: signalGate(eng, id, c.Args)}
 	go func() {
 		err := cmd.Wait()
 		r.code = exitCode(cmd.ProcessState, err)
@@ -236,7 +242,8 @@ func (r *RunningContainer) Exited() bool {
 
 // Signal sends sig to the container's init process through its engine, which forwards the
 // signals it receives; SIGKILL, which no process can forward, goes through the engine's
-// kill command. Signalling a container that has exited does nothing.
+// kill command. A container still starting gets it once its program can take it, and
+// Signal returns then (see sigready). Signalling a container that has exited does nothing.
 func (r *RunningContainer) Signal(sig syscall.Signal) error {
 	if r.Exited() {
 		return nil
@@ -244,7 +251,14 @@ func (r *RunningContainer) Signal(sig syscall.Signal) error {
 	if sig == syscall.SIGKILL {
 		return r.eng.Kill(r.id, sig)
 	}
-	if err := r.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	r.sigMu.Lock()
+	defer r.sigMu.Unlock()
+	var err error
+	r.gate.Add(sig)
+	for r.gate.Release(func(sig syscall.Signal) { err = r.cmd.Process.Signal(sig) }) && !r.Exited() {
+		time.Sleep(sigready.Poll)
+	}
+	if err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("signal container %s: %w", r.name, err)
 	}
 	return nil

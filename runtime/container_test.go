@@ -333,3 +333,32 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// signalAtStart: SIGTERM sent right after StartContainer returns, while the engine is still
+// starting the container, reaches its program once that program traps it. Passed on at
+// once, it came as the program was executed, before its trap, and PID 1 dropped it.
+func (g *guestScene) signalAtStart() {
+	t := g.t
+	for i := 0; i < 5; i++ {
+		out := &testkit.Buffer{}
+		c := g.start(g.spec(g.ga, out, "/bin/sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"))
+		if err := c.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the container still runs 30s after SIGTERM sent as it started; output:\n%s", out)
+		}
+		if code := c.Wait(); code != 7 {
+			t.Errorf("status after SIGTERM sent as it started: %d, want 7 (its trap's); output:\n%s", code, out)
+		}
+		if err := c.Delete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSignalAtStartRunc(t *testing.T) { newGuestScene(t, config.RuntimeRunc).signalAtStart() }
+
+func TestSignalAtStartCrun(t *testing.T) { newGuestScene(t, config.RuntimeCrun).signalAtStart() }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pontoon-dev/pontoon/internal/sigready"
 	"github.com/pontoon-dev/pontoon/runtime/config"
 	"golang.org/x/sys/unix"
 )
@@ -35,11 +36,8 @@ type proc struct {
 	done        bool
 	killed      bool // hard-killed: the engine may not have cleaned up
 	interactive bool
-	// argv is the container's process as its bundle runs it, which its first process runs
-	// once the engine has started it; held are signals waiting for that (see takes).
-	argv      []string
-	held      []syscall.Signal
-	heldSince time.Time
+	// gate holds the signals sent while the container starts (see sigready).
+	gate sigready.Gate
 }
 
 func (p *proc) start(r *run, lw *lineWriter) error {
@@ -358,8 +356,7 @@ func runningNames(procs []*proc) []string {
 func (r *run) signalAll(procs []*proc, sig syscall.Signal) bool {
 	held := false
 	for _, p := range procs {
-		p.signal(sig)
-		held = held || len(p.held) > 0
+		held = p.signal(sig) || held
 	}
 	return held
 }
@@ -374,9 +371,8 @@ func releaseAll(procs []*proc) bool {
 	return held
 }
 
-// heldPoll is how often held signals are tried again: a container's program catches them
-// within milliseconds of starting.
-const heldPoll = 5 * time.Millisecond
+// heldPoll is how often held signals are tried again.
+const heldPoll = sigready.Poll
 
 // stopAll kills every running container through its engine (killing the engine process
 // would leave the container running).

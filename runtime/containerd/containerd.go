@@ -37,6 +37,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/pontoon-dev/pontoon/internal/sigready"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,6 +66,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	id := fs.Arg(0)
+	// Before anything is made: a signal sent from here on is passed to the container, not
+	// the end of this process that would leave the container to gc.
+	sigc := make(chan os.Signal, 8)
+	if cmd == "run" {
+		signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+		defer signal.Stop(sigc)
+	}
 	client, err := containerd.New(*address, containerd.WithDefaultNamespace(*ns), containerd.WithTimeout(10*time.Second))
 	if err != nil {
 		fmt.Fprintf(stderr, "pontoon-containerd: connect to containerd at %s: %v\n", *address, err)
@@ -82,7 +90,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if *withStdin {
 			in = stdin
 		}
-		code, err := run(ctx, client, id, *bundle, *image, *runcRoot, in, stdout, stderr)
+		code, err := run(ctx, client, id, *bundle, *image, *runcRoot, in, stdout, stderr, sigc)
 		if err != nil {
 			fmt.Fprintf(stderr, "pontoon-containerd: %v\n", err)
 			return 125
@@ -110,7 +118,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func run(ctx context.Context, client *containerd.Client, id, bundle, image, runcRoot string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func run(ctx context.Context, client *containerd.Client, id, bundle, image, runcRoot string, stdin io.Reader, stdout, stderr io.Writer, sigc <-chan os.Signal) (int, error) {
 	bundle, err := filepath.Abs(bundle)
 	if err != nil {
 		return 0, err
@@ -169,17 +177,30 @@ func run(ctx context.Context, client *containerd.Client, id, bundle, image, runc
 	if err != nil {
 		return 0, fmt.Errorf("wait for task %s: %w", id, err)
 	}
-	sigc := make(chan os.Signal, 8)
-	signal.Notify(sigc, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-	defer signal.Stop(sigc)
 	if err := task.Start(ctx); err != nil {
 		return 0, fmt.Errorf("start task %s: %w", id, err)
 	}
+	gate := sigready.Gate{PID: func() int { return int(task.Pid()) }}
+	if spec.Process != nil {
+		gate.Argv = spec.Process.Args
+	}
+	send := func(s syscall.Signal) {
+		if err := task.Kill(ctx, s); err != nil && !errdefs.IsNotFound(err) {
+			fmt.Fprintf(stderr, "pontoon-containerd: forward %v to %s: %v\n", s, id, err)
+		}
+	}
+	var held <-chan time.Time
 	for {
 		select {
 		case s := <-sigc:
-			if err := task.Kill(ctx, s.(syscall.Signal)); err != nil && !errdefs.IsNotFound(err) {
-				fmt.Fprintf(stderr, "pontoon-containerd: forward %v to %s: %v\n", s, id, err)
+			gate.Add(s.(syscall.Signal))
+			if gate.Release(send) && held == nil {
+				held = time.After(sigready.Poll)
+			}
+		case <-held:
+			held = nil
+			if gate.Release(send) {
+				held = time.After(sigready.Poll)
 			}
 		case st := <-exitc:
 			code, _, err := st.Result()

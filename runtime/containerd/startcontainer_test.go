@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pontoon-dev/pontoon/hooks/hooktest"
 	"github.com/pontoon-dev/pontoon/internal/testkit"
@@ -81,5 +82,66 @@ func TestStartContainerContainerd(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(bundles); len(ents) != 0 {
 		t.Errorf("bundles left: %v", ents)
+	}
+}
+
+// TestSignalAtStartContainerd: SIGTERM sent as a container starts through containerd is
+// never lost. Until the helper that runs it has made anything, the signal ends the helper,
+// and nothing runs (143); from then on the helper passes it to the container once its
+// program can take it (internal/sigready): here its trap's status, 7. It used to be passed on
+// as the program was executed, before its trap, which PID 1 dropped: the container ran on.
+func TestSignalAtStartContainerd(t *testing.T) {
+	d := enginetest.StartContainerd(t)
+	s := hooktest.Chain(t)
+	self, _ := os.Executable()
+	rootfs := hooktest.Rootfs(t, t.TempDir())
+	if _, err := netsetup.CreateBridge(s.Env, "cs", netsetup.BridgeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := netsetup.AddGuest(s.Env, "cs", "ga", netsetup.GuestOptions{IP: "172.18.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := runtime.EngineOptions{ContainerdAddress: d.Address, ContainerdNamespace: d.Namespace,
+		ContainerdHelper: []string{self, runtime.ContainerdHelperName}, RuntimeRoot: t.TempDir()}
+	bundles := t.TempDir()
+	trapped := 0
+	for delay := time.Duration(0); delay <= 100*time.Millisecond; delay += 10 * time.Millisecond {
+		out := &testkit.Buffer{}
+		c, err := runtime.StartContainer(context.Background(), runtime.ContainerSpec{
+			Args: []string{"/bin/sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"},
+			Root: config.Root{Kind: config.RootRootfs, Path: rootfs}, Netns: g.Netns, UTS: g.UTS,
+			Runtime: config.RuntimeContainerd, Stdout: out, Stderr: out, BundleDir: bundles,
+		}, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Delete() })
+		time.Sleep(delay)
+		if err := c.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the container still runs 30s after SIGTERM sent %v after its start; output:\n%s", delay, out)
+		}
+		switch code := c.Wait(); code {
+		case 7:
+			trapped++
+		case 128 + int(syscall.SIGTERM):
+		default:
+			t.Errorf("status after SIGTERM sent %v after its start: %d, want 7 (its trap's) or 143 (before the helper made it); output:\n%s", delay, code, out)
+		}
+		if err := c.Delete(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if trapped == 0 {
+		t.Error("no SIGTERM reached a container's program: all ended its helper before it made the container")
+	}
+	out, err := exec.Command("ctr", "--address", d.Address, "--namespace", d.Namespace, "containers", "list", "-q").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Errorf("containers left in containerd: %q %v", out, err)
 	}
 }
