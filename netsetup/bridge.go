@@ -263,7 +263,7 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {
 			show: fmt.Sprintf("ip -n %s link set lo up && ip -n %s addr add %s dev %s && ip -n %s link set %s up && ip -n %s route add default via %s",
 				brName, brName, plan.UplinkBridge(b.Slot), UplinkName, brName, UplinkName, brName, plan.UplinkGateway(b.Slot).Addr()),
 			do: func() error {
-				if err := linkUp(brH, "lo"); err != nil {
+				if err := loopbackUp(env, brH); err != nil {
 					return err
 				}
 				if err := addrUp(brH, UplinkName, plan.UplinkBridge(b.Slot)); err != nil {

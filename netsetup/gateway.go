@@ -78,6 +78,11 @@ func GatewayUp(env Env, opt GatewayOptions) (already bool, err error) {
 		if err != nil {
 			return err
 		}
+		if cur == nil {
+			if _, other := env.gatewaysPin(env.GatewayNetns()); other != "" {
+				return &OthersError{Path: env.GatewayNetns(), StateDir: other}
+			}
+		}
 		rebuild := false
 		if cur != nil && cur.Phase == PhaseReady {
 			// The record alone does not make a gateway: what was done to it outside
@@ -283,7 +288,7 @@ func hostLinkSteps(env Env, plan Plan, hostH, gwH **handle) []step {
 		{
 			show: fmt.Sprintf("ip -n %s link set lo up && ip -n %s addr add %s dev %s && ip -n %s link set %s up", gwName, gwName, plan.GatewayAddr(), UplinkName, gwName, UplinkName),
 			do: func() error {
-				if err := linkUp(*gwH, "lo"); err != nil {
+				if err := loopbackUp(env, *gwH); err != nil {
 					return err
 				}
 				return addrUp(*gwH, UplinkName, plan.GatewayAddr())
@@ -396,6 +401,11 @@ func GatewayDown(env Env, force bool) error {
 			return err
 		}
 		if cur == nil {
+			// Nothing of this state directory's: another's gateway, and its host link,
+			// stay.
+			if _, other := env.gatewaysPin(env.GatewayNetns()); other != "" {
+				return &OthersError{Path: env.GatewayNetns(), StateDir: other}
+			}
 			cur = &GatewayState{}
 		}
 		if err := gatewayDown(env, cur); err != nil || env.DryRun != nil {
@@ -445,7 +455,7 @@ func gatewayDown(env Env, cur *GatewayState) error {
 	// With no record (gc's sweep, or down without one), only a namespace that shows it is the
 	// gateway's goes: another tool's pinned at the path stays. A record, written before its
 	// namespace was made, makes what is there pontoon's (its identity, once known, too).
-	if cur.Phase != "" || gatewaysPin(gwPath) {
+	if ours, _ := env.gatewaysPin(gwPath); cur.Phase != "" || ours {
 		errs = append(errs, ns.RemoveOwn(gwPath, cur.NetnsID))
 	}
 	// User links forward through the host too: the setting stays until the last of them goes.

@@ -31,6 +31,9 @@ type GCReport struct {
 	// namespace does not show it is pontoon's: another tool's, or pontoon's own with its
 	// links gone. gc leaves them; their owner removes them.
 	Kept []string `json:"kept,omitempty"`
+	// Others lists pins another state directory's records name (see othersPin): gc leaves
+	// them to that directory's pontoon.
+	Others []OthersError `json:"others,omitempty"`
 }
 
 // repairBridge handles a ready bridge whose namespaces have a problem: pins another tool hid
@@ -123,7 +126,7 @@ func GC(env Env) (GCReport, error) {
 				kept = append(kept, b.Name)
 			}
 		}
-		orphans, err := sweepOrphans(env, g, live, released, &rep.Kept)
+		orphans, err := sweepOrphans(env, g, live, released, &rep)
 		rep.Orphans = orphans
 		if err != nil {
 			errs = append(errs, err)
@@ -252,38 +255,63 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 // guestsPin: a guest's namespace has an eth0 with a guest's MAC (while its bridge is there:
 // guests are swept first). Its UTS pin in pontoon's state directory says nothing of what is
 // pinned at the guest's path now.
-func guestsPin(p string) bool {
-	return !ns.IsPinned(p) || hasLink(p, func(l netlink.Link) bool { return l.Attrs().Name == GuestIfName && isGuestMAC(l.Attrs().HardwareAddr) })
+func (e Env) guestsPin(p string) (bool, string) {
+	// pontoon-g-NAME@BRIDGE: its bridge's record names it.
+	bridge := p[strings.LastIndex(p, "@")+1:]
+	return e.pinIs(p, func(l netlink.Link) bool { return l.Attrs().Name == GuestIfName && isGuestMAC(l.Attrs().HardwareAddr) },
+		func(dir string) string { return filepath.Join(dir, "bridges", bridge+".json") })
 }
 
 // gatewaysPin: the gateway's namespace has its uplink, or a bridge's slot link.
-func gatewaysPin(p string) bool {
-	return !ns.IsPinned(p) || hasLink(p, func(l netlink.Link) bool { return l.Attrs().Name == UplinkName || isSlotLink(l.Attrs().Name) })
+func (e Env) gatewaysPin(p string) (bool, string) {
+	return e.pinIs(p, func(l netlink.Link) bool { return l.Attrs().Name == UplinkName || isSlotLink(l.Attrs().Name) },
+		func(dir string) string { return filepath.Join(dir, "gateway.json") })
 }
 
 // bridgesPin: a bridge's namespace has its br0 bridge, or its uplink.
-func bridgesPin(p string) bool {
-	return !ns.IsPinned(p) || hasLink(p, func(l netlink.Link) bool {
+func (e Env) bridgesPin(p string) (bool, string) {
+	bridge := strings.TrimPrefix(filepath.Base(p), bridgeNetnsPrefix)
+	return e.pinIs(p, func(l netlink.Link) bool {
 		return l.Attrs().Name == UplinkName || (l.Attrs().Name == BridgeDev && l.Type() == "bridge")
-	})
+	}, func(dir string) string { return filepath.Join(dir, "bridges", bridge+".json") })
 }
 
-// hasLink reports whether the namespace pinned at p has a link that is.
-func hasLink(p string, is func(netlink.Link) bool) bool {
+// pinIs reports whether the namespace pinned at p is this pontoon's, one of whose links is
+// (a path with nothing pinned is: there is nothing of another's to keep), or else the state
+// directory of the pontoon whose it is (othersPin, record naming its record there).
+func (e Env) pinIs(p string, is func(netlink.Link) bool, record func(dir string) string) (ours bool, other string) {
+	if !ns.IsPinned(p) {
+		return true, ""
+	}
 	h, err := openHandle(p)
 	if err != nil {
-		return false
+		return false, ""
 	}
 	defer h.Close()
 	links, err := h.LinkList()
-	return err == nil && slices.ContainsFunc(links, is)
+	if err != nil {
+		return false, ""
+	}
+	if other := e.othersPin(links, record); other != "" {
+		return false, other
+	}
+	return slices.ContainsFunc(links, is), ""
 }
 
 // sweepOrphans removes pinned namespaces and gateway uplinks that no record accounts for: a
 // record is written before its objects, so these can only be left by a record removed while
 // its objects could not be (or by a hand-edited state directory).
 // Pins it cannot tell for pontoon's go to kept.
-func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, released map[string]bool, kept *[]string) ([]string, error) {
+func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, released map[string]bool, rep *GCReport) ([]string, error) {
+	keep := func(p string, ours bool, other string) bool {
+		switch {
+		case other != "":
+			rep.Others = append(rep.Others, OthersError{Path: p, StateDir: other})
+		case !ours:
+			rep.Kept = append(rep.Kept, p)
+		}
+		return !ours
+	}
 	var out []string
 	var errs []error
 	// Every state write happens under the lock gc holds, so a temporary file of a write
@@ -312,11 +340,11 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 	// bridge's namespace.
 	dirs := []struct {
 		dir, prefix string
-		ours        func(string) bool
+		ours        func(string) (bool, string)
 	}{
-		{env.netnsDir(), guestNetnsPrefix, guestsPin},
-		{env.netnsDir(), bridgeNetnsPrefix, bridgesPin},
-		{filepath.Join(env.stateDir(), "uts"), "", func(string) bool { return true }}, // pontoon's own directory
+		{env.netnsDir(), guestNetnsPrefix, env.guestsPin},
+		{env.netnsDir(), bridgeNetnsPrefix, env.bridgesPin},
+		{filepath.Join(env.stateDir(), "uts"), "", func(string) (bool, string) { return true, "" }}, // pontoon's own directory
 	}
 	for _, d := range dirs {
 		ents, _ := os.ReadDir(d.dir)
@@ -325,8 +353,7 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 			if !strings.HasPrefix(e.Name(), d.prefix) || owned[p] {
 				continue
 			}
-			if !d.ours(p) {
-				*kept = append(*kept, p)
+			if ours, other := d.ours(p); keep(p, ours, other) {
 				continue
 			}
 			if err := ns.Remove(p); err != nil {
@@ -348,8 +375,10 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 	if g == nil {
 		// No gateway record: a pinned gateway or host link is left over from a lost record;
 		// another tool's namespace at the gateway's path is not.
-		if gw := env.GatewayNetns(); ns.IsPinned(gw) && !gatewaysPin(gw) {
-			*kept = append(*kept, gw)
+		gw := env.GatewayNetns()
+		if ours, other := env.gatewaysPin(gw); ns.IsPinned(gw) && keep(gw, ours, other) {
+			// Its host link and firewall table, which have one name on a host, are the
+			// gateway's too.
 		} else if ns.IsPinned(gw) || exists(gw) {
 			if err := gatewayDown(env, &GatewayState{}); err != nil {
 				errs = append(errs, err)

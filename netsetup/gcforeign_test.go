@@ -216,3 +216,66 @@ func TestGCRemovesPontoonsOrphans(t *testing.T) {
 	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
 	mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
 }
+
+// Another state directory sharing the directory of pins (PONTOON_STATE_DIR set for one
+// command) sees this one's gateway, bridge and guests with no record of its own: its gc
+// leaves them, saying whose they are, its gateway down and up refuse to touch the gateway,
+// and the chain keeps working. Once this directory's records are gone (removed by hand),
+// the pins are orphans for anyone. gc used to tear the live chain down as left over from a
+// lost record.
+func TestAnotherStateDirsChainIsLeftAlone(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	g1 := mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
+	mustGuest(t, s.Env, "b", "g2", "172.18.0.2")
+	serve(t, s.Env.GuestNetns("b", "g2"), addr("172.18.0.2"))
+	other := s.Env
+	other.StateDir = filepath.Join(t.TempDir(), "state")
+	before := snapshot(t, s)
+	rep, err := netsetup.GC(other)
+	if err != nil {
+		t.Fatalf("gc of another state directory: %v", err)
+	}
+	var others []string
+	for _, o := range rep.Others {
+		if o.StateDir != s.Env.StateDir {
+			t.Errorf("gc names %s as %s's; want %s's", o.Path, o.StateDir, s.Env.StateDir)
+		}
+		others = append(others, o.Path)
+	}
+	slices.Sort(others)
+	want := []string{s.Env.GuestNetns("b", "g1"), s.Env.GuestNetns("b", "g2"), s.Env.BridgeNetns("b"), s.Env.GatewayNetns()}
+	slices.Sort(want)
+	if !slices.Equal(others, want) || len(rep.Orphans) != 0 || rep.Gateway {
+		t.Errorf("gc of another state directory: left as another's %v, removed %v (gateway %v); want %v left, nothing removed", others, rep.Orphans, rep.Gateway, want)
+	}
+	var oe *netsetup.OthersError
+	if err := netsetup.GatewayDown(other, true); !errors.As(err, &oe) || oe.StateDir != s.Env.StateDir {
+		t.Errorf("gateway down --force of another state directory: %v; want it refused as %s's", err, s.Env.StateDir)
+	}
+	if _, err := netsetup.GatewayUp(other, netsetup.GatewayOptions{}); !errors.As(err, &oe) {
+		t.Errorf("gateway up of another state directory: %v; want it refused as %s's", err, s.Env.StateDir)
+	}
+	unchanged(t, s, before, "the other state directory's gc, gateway down and up", "chain")
+	mustReach(t, g1.Netns, addr("172.18.0.2"))
+	// This directory's records gone: the marks name a directory that no longer records
+	// them, and the other's gc removes them.
+	if err := os.RemoveAll(filepath.Join(s.Env.StateDir, "bridges")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(s.Env.StateDir, "gateway.json")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = netsetup.GC(other)
+	if err != nil {
+		t.Logf("gc once the records are gone: %v", err)
+	}
+	if len(rep.Others) != 0 {
+		t.Errorf("gc left %v as another's once its records were gone", rep.Others)
+	}
+	for _, p := range want {
+		if ns.IsPinned(p) {
+			t.Errorf("gc left %s once the records naming it were gone (removed %v)", p, rep.Orphans)
+		}
+	}
+}

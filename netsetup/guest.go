@@ -276,7 +276,7 @@ func addGuest(env Env, bridge, name string, opt GuestOptions) (*Guest, error) {
 	if already != nil {
 		return already, nil
 	}
-	if err := attach(brH, plan, &g); err != nil {
+	if err := attach(env, brH, plan, &g); err != nil {
 		st.locked(func() error { return dropGuest(env, bridge, name) })
 		return nil, err
 	}
@@ -352,7 +352,7 @@ func forwardsTo(b *BridgeState, name string, ip netip.Addr) bool {
 	return false
 }
 
-func attach(brH *handle, plan Plan, g *Guest) error {
+func attach(env Env, brH *handle, plan Plan, g *Guest) error {
 	ip := g.IP
 	port := g.Port
 	if g.Owned {
@@ -390,7 +390,7 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 		delLink(brH, port)
 		return err
 	}
-	if err := setupGuestSide(brH, gH, g, port, plan, ip); err != nil {
+	if err := setupGuestSide(env, brH, gH, g, port, plan, ip); err != nil {
 		delLink(brH, port)
 		return err
 	}
@@ -402,11 +402,17 @@ func attach(brH *handle, plan Plan, g *Guest) error {
 	return nil
 }
 
-func setupGuestSide(brH, gH *handle, g *Guest, port string, plan Plan, ip netip.Addr) error {
+func setupGuestSide(env Env, brH, gH *handle, g *Guest, port string, plan Plan, ip netip.Addr) error {
 	if err := linkUp(brH, port); err != nil {
 		return err
 	}
-	if err := linkUp(gH, "lo"); err != nil {
+	// A namespace pontoon made is marked as this state directory's; another's (a
+	// container's) is left as it is.
+	up := func(h *handle) error { return linkUp(h, "lo") }
+	if g.Owned {
+		up = func(h *handle) error { return loopbackUp(env, h) }
+	}
+	if err := up(gH); err != nil {
 		return err
 	}
 	if err := guestIPv6(gH, plan, g); err != nil {

@@ -245,6 +245,10 @@ func indexGuests(guests []Guest) guestIndex {
 		if g.IP6.IsValid() {
 			x.byIP[g.IP6.String()] = g.Name
 		}
+		// What goes to a guest's link-local address is counted under the guest too.
+		if ll := linkLocal6(g); ll.IsValid() {
+			x.byIP[ll.String()] = g.Name
+		}
 		x.byMAC[fmt.Sprintf("%x", []byte(netsetup.GuestMAC(g.IP)))] = g.Name
 	}
 	return x

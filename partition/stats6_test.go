@@ -154,3 +154,22 @@ func TestCountRulesIPv6(t *testing.T) {
 		}
 	}
 }
+
+// What a block stops on its way to a guest's link-local address is counted for the pair, as
+// for its global one; it was counted as from no guest.
+func TestCountersCountLinkLocal(t *testing.T) {
+	s := newScene(t, 3, false)
+	s.addIPv6(t)
+	s.quietIPv6(t)
+	tgt := s.target()
+	waitLinkLocal(t, s.nsOf["a"])
+	skipMissing(t, Apply(tgt, State{Partition: mustBlock(t, tgt.Guests, "a", "b")}))
+	ll := linkLocal6(s.guests[1]).String() + "%eth0"
+	const n, size = 3, 30
+	run(t, "", "ip", "netns", "exec", s.nsOf["a"], "bash", "-c",
+		fmt.Sprintf(`for i in $(seq 1 %d); do printf %s > /dev/udp/%s/9; done`, n, strings.Repeat("x", size), ll))
+	want := Count{Packets: n, Bytes: n * (40 + 8 + size)}
+	if c := stats(t, tgt); c.Pair("a", "b").Dropped != want || !c.Unattributed.Zero() {
+		t.Errorf("after %d datagrams from a to b's link-local address across the block: a->b dropped %+v, from no guest %+v; want %+v and nothing", n, c.Pair("a", "b").Dropped, c.Unattributed, want)
+	}
+}

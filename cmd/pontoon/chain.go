@@ -437,6 +437,10 @@ func gc(c *cli.Context) error {
 		for _, o := range rep.Orphans {
 			fmt.Fprintln(w, "removed orphan", o)
 		}
+		for _, o := range rep.Others {
+			n++
+			fmt.Fprintf(w, "left %s: it belongs to the pontoon of state directory %s (`pontoon --state-dir %s gc` collects what it leaves)\n", o.Path, o.StateDir, o.StateDir)
+		}
 		for _, k := range rep.Kept {
 			n++
 			fmt.Fprintf(w, "left %s: pinned at a pontoon path without a record, and not recognisably pontoon's (another tool's?); if it is yours to drop: umount %s && rm %s\n", k, k, k)
