@@ -294,7 +294,11 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {
 			// partitions are enforced. IPv6 stays off on every link but those that carry the
 			// plan's IPv6 addresses (bridgeIPv6Step).
 			do: func() error {
-				return brH.Sysctls(append(bridgeSysctls(Plan{}), "net.ipv6.conf.all.disable_ipv6", "1", "net.ipv6.conf.default.disable_ipv6", "1")...)
+				if err := brH.Sysctls(append(bridgeSysctls(Plan{}), "net.ipv6.conf.all.disable_ipv6", "1", "net.ipv6.conf.default.disable_ipv6", "1")...); err != nil {
+					return err
+				}
+				ownTCPTables(brH)
+				return nil
 			},
 		},
 		bridgeIPv6Step(plan, &brH, brName),
@@ -531,3 +535,14 @@ func removeDataDir(dir string) error {
 	}
 	return err
 }
+
+// guestEhash is the number of buckets of the TCP table of each guest namespace pontoon
+// makes: enough for a guest's connections, and quick to walk.
+const guestEhash = "4096"
+
+// ownTCPTables gives the namespaces made in the bridge's namespace, its guests', TCP tables
+// of their own. A namespace that shares the host's walks all of it (sized by the host's
+// memory: a quarter of a million buckets here) for each listing of its sockets, which
+// `--cut` makes in every guest it cuts: 2 ms a guest, half a second for 253. Best effort:
+// kernels before 6.1 have no such setting, and their guests share the host's table as before.
+func ownTCPTables(brH *handle) { _, _ = brH.Sysctl("net.ipv4.tcp_child_ehash_entries", guestEhash) }

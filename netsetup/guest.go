@@ -356,7 +356,8 @@ func attach(env Env, brH *handle, plan Plan, g *Guest) error {
 	ip := g.IP
 	port := g.Port
 	if g.Owned {
-		if err := ns.New(ns.Spec{Net: g.Netns, UTS: g.UTS, Hostname: g.Hostname}); err != nil {
+		// Made in the bridge's namespace, it gets a TCP table of its own (guestEhash).
+		if err := ns.New(ns.Spec{Net: g.Netns, UTS: g.UTS, Hostname: g.Hostname, From: brH.fdPath()}); err != nil {
 			return err
 		}
 	}

@@ -536,3 +536,22 @@ func macOf(t *testing.T, nsPath string) string {
 	t.Fatalf("no MAC in %q", out)
 	return ""
 }
+
+// A guest namespace pontoon makes has a TCP table of its own (made in the bridge's
+// namespace, which asks for one), so that listing its sockets, as --cut does in every guest
+// it cuts, does not walk the host's; and it still reaches its peers over TCP.
+func TestGuestHasItsOwnTCPTable(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	g1 := mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
+	mustGuest(t, s.Env, "b", "g2", "172.18.0.2")
+	v, err := handleAt(t, g1.Netns).ReadSysctl("net.ipv4.tcp_ehash_entries")
+	if err != nil {
+		t.Skipf("this kernel does not say how big a namespace's TCP table is (before 6.1): %v", err)
+	}
+	if v != "4096" {
+		t.Errorf("guest g1's net.ipv4.tcp_ehash_entries is %s; want 4096, a table of its own (negative: the host's)", v)
+	}
+	serve(t, s.Env.GuestNetns("b", "g2"), addr("172.18.0.2"))
+	mustReach(t, g1.Netns, addr("172.18.0.2"))
+}

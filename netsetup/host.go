@@ -168,6 +168,9 @@ func (h *handle) Close() {
 
 func (h *handle) fd() int { return h.Fd() }
 
+// fdPath names the handle's namespace while it is open, whatever becomes of its pin.
+func (h *handle) fdPath() string { return fmt.Sprintf("/proc/self/fd/%d", h.fd()) }
+
 // linkByName finds a link for an operation on it, asking the kernel once per handle and
 // name: what callers use is the link's index, which stays while the handle's work runs (a
 // handle lives for one command's operation; delLink forgets). Callers that need the link's

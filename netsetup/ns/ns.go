@@ -154,6 +154,10 @@ type Spec struct {
 	Net      string // network namespace file
 	UTS      string // UTS namespace file
 	Hostname string // with New: the hostname of the new UTS namespace
+	// From, with New: the network namespace the new one is made in, whose
+	// net.ipv4.tcp_child_ehash_entries gives the new one a TCP table of its own (the
+	// creating namespace's setting is the one the kernel reads); "" is this thread's.
+	From string
 }
 
 // New creates a network namespace (and, when s.UTS is set, a UTS namespace with
@@ -173,6 +177,11 @@ func New(s Spec) (err error) {
 		flags |= unix.CLONE_NEWUTS
 	}
 	return onLockedThread(func() error {
+		if s.From != "" {
+			if err := setns(s.From, unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("create namespace %s: %w", s.Net, err)
+			}
+		}
 		if err := unix.Unshare(flags); err != nil {
 			return fmt.Errorf("unshare network namespace for %s: %w", s.Net, err)
 		}
