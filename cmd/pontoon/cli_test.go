@@ -160,7 +160,7 @@ func TestChainCommands(t *testing.T) {
 			t.Errorf("%s: %q; want every guest", strings.Join(args, " "), out)
 		}
 	}
-	c.fails(2, "bridge \"b9\": no such bridge\npontoon: `pontoon bridge list` shows the bridges", "bridge", "show", "b9")
+	c.fails(1, "bridge \"b9\": no such bridge\npontoon: `pontoon bridge list` shows the bridges", "bridge", "show", "b9")
 	var st netsetup.GatewayStatus
 	if err := json.Unmarshal([]byte(c.ok("gateway", "status", "--json")), &st); err != nil || !st.Up || len(st.Bridges) != 1 {
 		t.Errorf("gateway status --json: %+v, %v", st, err)

@@ -147,7 +147,7 @@ func TestStatusCountersAndLog(t *testing.T) {
 	if n != len(want) {
 		t.Errorf("log --json printed %d events, want %d", n, len(want))
 	}
-	c.fails(2, `bridge "nope": no such bridge`, "partition", "log", "--bridge", "nope")
+	c.fails(1, `bridge "nope" does not exist`, "partition", "log", "--bridge", "nope")
 }
 
 // A --for whose command is killed is restored by the restorer it left behind, and the event

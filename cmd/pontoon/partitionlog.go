@@ -38,7 +38,7 @@ func partitionLog(c *cli.Context) error {
 		return err
 	}
 	dir := env(c).BridgeDataDir(name)
-	noBridge := fmt.Errorf("bridge %q: %w", name, netsetup.ErrNoBridge)
+	noBridge := fmt.Errorf("bridge %q does not exist; `pontoon bridge list` shows the bridges", name)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		// The first partition change makes the directory; a bridge without one yet has an
 		// empty log. A follower makes it, to hold the log open from the start (see Follow).

@@ -48,7 +48,7 @@ func TestPartitionLogBeforeAnyChange(t *testing.T) {
 		t.Error("log --follow printed nothing within 10s of the first change")
 	}
 	follow.Process.Signal(syscall.SIGINT)
-	c.fails(2, `bridge "nope": no such bridge`, "partition", "--bridge", "nope", "log")
+	c.fails(1, `bridge "nope" does not exist`, "partition", "--bridge", "nope", "log")
 }
 
 // TestPartitionLogFollowEndsWithItsBridge: a follower of a bridge destroyed right after a
@@ -59,7 +59,7 @@ func TestPartitionLogFollowEndsWithItsBridge(t *testing.T) {
 	c := newCLI(t)
 	// Of a bridge that does not exist, on a host with no state: refused, and nothing made.
 	before, _ := os.ReadDir(c.sb.Env.StateDir)
-	c.fails(2, `bridge "nope": no such bridge`, "partition", "--bridge", "nope", "log", "--follow")
+	c.fails(1, `bridge "nope" does not exist`, "partition", "--bridge", "nope", "log", "--follow")
 	if after, _ := os.ReadDir(c.sb.Env.StateDir); len(after) != len(before) {
 		t.Errorf("log --follow of no bridge left %v in the state directory (was %v)", after, before)
 	}
