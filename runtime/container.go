@@ -184,7 +184,7 @@ func StartContainer(ctx context.Context, spec ContainerSpec, opt EngineOptions) 
 	// Failing to record the engine only narrows what GC can do should this process die.
 	bd.started(id, cmd.Process.Pid)
 	r := &RunningContainer{id: id, name: name, dir: dir, eng: eng, cmd: cmd, done: make(chan struct{}),
-		gate: signalGate(eng, id, c.Args)}
+		gate: signalGate(eng, id, c.Init)}
 	go func() {
 		err := cmd.Wait()
 		r.code = exitCode(cmd.ProcessState, err)

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -229,6 +230,9 @@ func (e *containerdEngine) Command(id, bundle, image string, stdin bool) *exec.C
 	if e.runcRoot != "" {
 		args = append(args, "--runc-root", e.runcRoot)
 	}
+	if runsInit(bundle) {
+		args = append(args, "--init")
+	}
 	argv := e.argv("run", append(args, id)...)
 	return exec.Command(argv[0], argv[1:]...)
 }
@@ -247,4 +251,17 @@ func (e *containerdEngine) Delete(id string) error {
 		return fmt.Errorf("containerd delete %s: %w: %s", id, err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// runsInit reports whether the bundle's process is pontoon's container init, which the
+// containerd helper holds signals for until it has started the program (sigready.Gate.Init).
+func runsInit(bundle string) bool {
+	var spec struct {
+		Process *struct {
+			Args []string `json:"args"`
+		} `json:"process"`
+	}
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	return err == nil && json.Unmarshal(data, &spec) == nil && spec.Process != nil &&
+		len(spec.Process.Args) > 1 && spec.Process.Args[1] == InitCommand
 }

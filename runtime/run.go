@@ -453,8 +453,7 @@ func (r *run) supervise(ctx context.Context) (int, error) {
 		if err := WriteBundle(p.bundle, cs[i]); err != nil {
 			return ExitSetupFailed, err
 		}
-		argv, _ := cs[i].processArgs()
-		p.gate = signalGate(p.eng, p.id, argv)
+		p.gate = signalGate(p.eng, p.id, cs[i].Init)
 	}
 	r.logf("running %s on bridge %s: %s", r.cmd.Name, r.bridge, describe(ordered))
 	return r.supervisor(ctx, procs, r.cmd.Exit, Started{Command: r.cmd.Name, Bridge: r.bridge, BridgeNetns: brNetns, Guests: guests})
@@ -555,7 +554,6 @@ func (r *run) plain(ctx context.Context) (int, error) {
 	if err := WriteBundle(p.bundle, c); err != nil {
 		return ExitSetupFailed, err
 	}
-	argv, _ := c.processArgs()
-	p.gate = signalGate(p.eng, p.id, argv)
+	p.gate = signalGate(p.eng, p.id, c.Init)
 	return r.supervisor(ctx, []*proc{p}, config.ExitAny, started)
 }

@@ -26,13 +26,13 @@ func (p *proc) release() bool {
 	return p.gate.Release(func(sig syscall.Signal) { p.cmd.Process.Signal(sig) })
 }
 
-// signalGate is the gate for the signals of container id of engine eng whose first process
-// runs argv: runc and crun say its pid in their state; containerd's helper holds signals
-// itself.
-func signalGate(eng Engine, id string, argv []string) sigready.Gate {
+// signalGate is the gate for the signals of container id of engine eng, whose first process
+// is pontoon's init when init is set: runc and crun say its pid in their state; containerd's
+// helper holds signals itself (told of init by the bundle, see containerdEngine.Command).
+func signalGate(eng Engine, id string, init bool) sigready.Gate {
 	oci, ok := eng.(*ociEngine)
 	if !ok {
 		return sigready.Gate{}
 	}
-	return sigready.Gate{PID: func() int { return oci.initPID(id) }, Argv: argv}
+	return sigready.Gate{PID: func() int { return oci.initPID(id) }, Init: init}
 }

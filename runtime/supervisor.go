@@ -220,7 +220,7 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 	)
 	signalAll := func(sig syscall.Signal) {
 		if r.signalAll(procs, sig) && heldTimer == nil {
-			heldTimer = time.After(heldPoll)
+			heldTimer = time.After(sigready.Poll)
 		}
 	}
 	stop := func(sig syscall.Signal, why string) {
@@ -300,7 +300,7 @@ func (r *run) supervisor(ctx context.Context, procs []*proc, policy config.Exit,
 		case <-heldTimer:
 			heldTimer = nil
 			if releaseAll(procs) {
-				heldTimer = time.After(heldPoll)
+				heldTimer = time.After(sigready.Poll)
 			}
 		case <-stopTimer:
 			hardKill(fmt.Sprintf("%s did not stop within %v of the stop signal; killing them", strings.Join(runningNames(procs), ", "), r.stopTimeout))
@@ -370,9 +370,6 @@ func releaseAll(procs []*proc) bool {
 	}
 	return held
 }
-
-// heldPoll is how often held signals are tried again.
-const heldPoll = sigready.Poll
 
 // stopAll kills every running container through its engine (killing the engine process
 // would leave the container running).

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,17 +33,23 @@ const (
 )
 
 // Gate holds the signals for one container until its first process can take them: once it
-// runs the container's program (Argv) and catches the signal, or has run it for Grace.
+// has left the engine's code, and has a handler for the signal (or, for pontoon's init, has
+// started the program: it catches every signal before that), or has run for Grace. From then
+// on the gate stays open: the program may exec another or rename itself.
 type Gate struct {
 	// PID returns the host pid of the container's first process, or 0 while the engine has
 	// not created it.
 	PID func() int
-	// Argv is the container's process as its bundle runs it.
-	Argv []string
+	// Init: the first process is pontoon's container init. The Go runtime installs handlers
+	// for every signal as it starts, before init asks for them (signal.Notify), and a signal
+	// in between would end init (exit 2) instead of reaching the program; init asks before it
+	// starts the program, so its child is what says it is ready.
+	Init bool
 
 	held      []syscall.Signal
 	heldSince time.Time
 	runsSince time.Time
+	open      bool
 }
 
 // Add holds sig behind the signals held already.
@@ -73,23 +80,55 @@ func (g *Gate) Release(send func(syscall.Signal)) bool {
 func (g *Gate) Drop() { g.held = nil }
 
 func (g *Gate) takes(sig syscall.Signal) bool {
-	if g.PID == nil || len(g.Argv) == 0 {
+	if g.open || g.PID == nil {
 		return true
+	}
+	switch sig {
+	case syscall.SIGSTOP, syscall.SIGCONT, syscall.SIGKILL:
+		return true // no handler decides what they do
 	}
 	pid := g.PID()
 	if pid <= 0 {
 		return false
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || string(cmdline) != strings.Join(g.Argv, "\x00")+"\x00" {
+	if err != nil || engines(cmdline) {
 		g.runsSince = time.Time{}
 		return false // not created yet, still the engine's own code, or gone
 	}
 	if g.runsSince.IsZero() {
 		g.runsSince = time.Now()
 	}
-	caught, err := Caught(pid)
-	return err == nil && caught&(1<<(uint(sig)-1)) != 0 || time.Since(g.runsSince) >= Grace
+	if g.Init {
+		g.open = hasChild(pid) || time.Since(g.runsSince) >= Grace
+	} else {
+		caught, err := Caught(pid)
+		g.open = err == nil && caught&(1<<(uint(sig)-1)) != 0 || time.Since(g.runsSince) >= Grace
+	}
+	return g.open
+}
+
+// engines reports whether a process's command line is a container engine's own: runc's
+// init (`runc init`) or crun's clone of itself, before either executes the container's
+// program.
+func engines(cmdline []byte) bool {
+	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
+	switch filepath.Base(argv0) {
+	case "runc", "crun":
+		return true
+	}
+	return false
+}
+
+// hasChild reports whether process pid has started a child, from any of its threads.
+func hasChild(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		if data, err := os.ReadFile(t); err == nil && len(bytes.TrimSpace(data)) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Caught is the mask of signals process pid has a handler for (SigCgt), bit n-1 for signal n.

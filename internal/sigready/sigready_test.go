@@ -2,33 +2,109 @@ package sigready
 
 import (
 	"os"
+	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 )
 
-// TestGate: a signal waits while the container's process does not exist or runs another
-// program, and goes once it runs the container's and catches the signal (this test
-// process, whose Go runtime catches SIGURG), in the order sent.
-func TestGate(t *testing.T) {
+func record() (*[]syscall.Signal, func(syscall.Signal)) {
 	var sent []syscall.Signal
-	send := func(s syscall.Signal) { sent = append(sent, s) }
+	return &sent, func(s syscall.Signal) { sent = append(sent, s) }
+}
+
+// TestGateWaitsForTheProcess: a signal waits while the container's process does not exist,
+// and goes once it runs a program that catches it (this test process, whose Go runtime
+// catches SIGURG), with those held behind it, in order; from then on the gate stays open.
+func TestGateWaitsForTheProcess(t *testing.T) {
+	sent, send := record()
 	pid := 0
-	g := Gate{PID: func() int { return pid }, Argv: []string{"not", "this"}}
+	g := Gate{PID: func() int { return pid }}
 	g.Add(syscall.SIGURG)
 	g.Add(syscall.SIGWINCH)
-	if !g.Release(send) || len(sent) != 0 {
-		t.Fatalf("sent %v before the process exists", sent)
+	if !g.Release(send) || len(*sent) != 0 {
+		t.Fatalf("sent %v before the process exists", *sent)
 	}
 	pid = os.Getpid()
-	if !g.Release(send) || len(sent) != 0 {
-		t.Fatalf("sent %v while the process runs another program", sent)
+	if g.Release(send) || len(*sent) != 2 || (*sent)[0] != syscall.SIGURG || (*sent)[1] != syscall.SIGWINCH {
+		t.Fatalf("sent %v once the process runs and catches SIGURG; want [SIGURG SIGWINCH]", *sent)
 	}
-	g.Argv = os.Args
-	if g.Release(send) || len(sent) != 2 || sent[0] != syscall.SIGURG || sent[1] != syscall.SIGWINCH {
-		t.Fatalf("sent %v once the process runs the program and catches SIGURG; want [SIGURG SIGWINCH]", sent)
+	pid = 0 // open for good: a later signal goes at once
+	g.Add(syscall.SIGUSR2)
+	if g.Release(send) || len(*sent) != 3 {
+		t.Errorf("a signal after the gate opened was held; sent %v", *sent)
 	}
-	if (&Gate{}).Release(send) || len(sent) != 2 {
-		t.Errorf("a gate with nothing held sent %v", sent[2:])
+}
+
+// TestGateWaitsForEngineCode: a process still in the engine's own code (its command line
+// runc's or crun's) takes nothing yet; one that runs any other program (exec'd from the
+// bundle's, or renamed) and has no handler gets the signal after Grace; SIGSTOP and SIGCONT,
+// which no handler decides, go at once.
+func TestGateWaitsForEngineCode(t *testing.T) {
+	for _, c := range []struct {
+		cmdline string
+		engine  bool
+	}{{"runc\x00init\x00", true}, {"/usr/sbin/runc\x00init\x00", true}, {"/usr/bin/crun\x00--root\x00/x\x00run\x00id\x00", true},
+		{"sleep\x00100\x00", false}, {"/bin/sh\x00/entrypoint.sh\x00", false}, {"postgres: checkpointer\x00", false}} {
+		if got := engines([]byte(c.cmdline)); got != c.engine {
+			t.Errorf("engines(%q) = %v, want %v", c.cmdline, got, c.engine)
+		}
+	}
+	sleep := exec.Command("sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	sent, send := record()
+	g := Gate{PID: func() int { return sleep.Process.Pid }}
+	g.Add(syscall.SIGUSR1) // sleep has no handler
+	start := time.Now()
+	for g.Release(send) {
+		time.Sleep(Poll)
+	}
+	if waited := time.Since(start); len(*sent) != 1 || waited < Grace || waited >= HoldAtMost {
+		t.Errorf("SIGUSR1 to a program with no handler: sent %v after %v; want it after Grace (%v), before HoldAtMost", *sent, waited, Grace)
+	}
+	g = Gate{PID: func() int { return 0 }}
+	g.Add(syscall.SIGSTOP)
+	if g.Release(send) || (*sent)[len(*sent)-1] != syscall.SIGSTOP {
+		t.Errorf("SIGSTOP waited for a process that does not exist yet")
+	}
+}
+
+// TestGateInit: pontoon's init catches every signal as soon as its Go runtime starts, before
+// it asks for them; its gate waits for its child, the program, which init starts after.
+func TestGateInit(t *testing.T) {
+	sh := exec.Command("sh", "-c", "read x; sleep 30")
+	in, err := sh.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Process.Kill(); sh.Wait() })
+	sent, send := record()
+	g := Gate{PID: func() int { return sh.Process.Pid }, Init: true}
+	g.Add(syscall.SIGUSR1)
+	// Within Grace throughout: only the child may open the gate.
+	release := func() bool { g.runsSince = time.Now(); return g.Release(send) }
+	for range 20 {
+		if !release() {
+			t.Fatalf("the signal went before init had started its program; sent %v", *sent)
+		}
+		time.Sleep(Poll)
+	}
+	in.Write([]byte("go\n"))
+	deadline := time.Now().Add(5 * time.Second)
+	for release() {
+		if time.Now().After(deadline) {
+			t.Fatal("the signal still waits 5s after init started its program")
+		}
+		time.Sleep(Poll)
+	}
+	if len(*sent) != 1 {
+		t.Errorf("sent %v; want [SIGUSR1]", *sent)
 	}
 }
 

@@ -58,6 +58,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	withStdin := fs.Bool("stdin", false, "forward stdin to the container (run)")
 	sig := fs.String("signal", "KILL", "signal to send (kill)")
 	runcRoot := fs.String("runc-root", "", "state directory of the runc the shim runs (run); default the shim's")
+	withInit := fs.Bool("init", false, "the container's process is pontoon's init (run): signals wait until it has started the program")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -90,7 +91,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if *withStdin {
 			in = stdin
 		}
-		code, err := run(ctx, client, id, *bundle, *image, *runcRoot, in, stdout, stderr, sigc)
+		code, err := run(ctx, client, id, *bundle, *image, *runcRoot, *withInit, in, stdout, stderr, sigc)
 		if err != nil {
 			fmt.Fprintf(stderr, "pontoon-containerd: %v\n", err)
 			return 125
@@ -118,7 +119,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func run(ctx context.Context, client *containerd.Client, id, bundle, image, runcRoot string, stdin io.Reader, stdout, stderr io.Writer, sigc <-chan os.Signal) (int, error) {
+func run(ctx context.Context, client *containerd.Client, id, bundle, image, runcRoot string, withInit bool, stdin io.Reader, stdout, stderr io.Writer, sigc <-chan os.Signal) (int, error) {
 	bundle, err := filepath.Abs(bundle)
 	if err != nil {
 		return 0, err
@@ -177,12 +178,19 @@ func run(ctx context.Context, client *containerd.Client, id, bundle, image, runc
 	if err != nil {
 		return 0, fmt.Errorf("wait for task %s: %w", id, err)
 	}
+	gate := sigready.Gate{PID: func() int { return int(task.Pid()) }, Init: withInit}
+	// Told to stop before the program started (pontoon gone: this process's Pdeathsig): it
+	// does not start; the deferred deletes take the task and container away.
+	for len(sigc) > 0 {
+		s := (<-sigc).(syscall.Signal)
+		switch s {
+		case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+			return 128 + int(s), nil
+		}
+		gate.Add(s)
+	}
 	if err := task.Start(ctx); err != nil {
 		return 0, fmt.Errorf("start task %s: %w", id, err)
-	}
-	gate := sigready.Gate{PID: func() int { return int(task.Pid()) }}
-	if spec.Process != nil {
-		gate.Argv = spec.Process.Args
 	}
 	send := func(s syscall.Signal) {
 		if err := task.Kill(ctx, s); err != nil && !errdefs.IsNotFound(err) {
@@ -190,6 +198,9 @@ func run(ctx context.Context, client *containerd.Client, id, bundle, image, runc
 		}
 	}
 	var held <-chan time.Time
+	if gate.Release(send) {
+		held = time.After(sigready.Poll)
+	}
 	for {
 		select {
 		case s := <-sigc:

@@ -86,10 +86,9 @@ func TestStartContainerContainerd(t *testing.T) {
 }
 
 // TestSignalAtStartContainerd: SIGTERM sent as a container starts through containerd is
-// never lost. Until the helper that runs it has made anything, the signal ends the helper,
-// and nothing runs (143); from then on the helper passes it to the container once its
-// program can take it (internal/sigready): here its trap's status, 7. It used to be passed on
-// as the program was executed, before its trap, which PID 1 dropped: the container ran on.
+// never lost. Before the program starts it ends the helper, which does not start it (143);
+// after, the helper passes it on once the program can take it (internal/sigready): here its
+// trap's status, 7.
 func TestSignalAtStartContainerd(t *testing.T) {
 	d := enginetest.StartContainerd(t)
 	s := hooktest.Chain(t)
