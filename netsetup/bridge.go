@@ -216,7 +216,7 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {
 		step{
 			show: "ip netns add " + brName,
 			do: func() error {
-				if err := ns.New(ns.Spec{Net: brPath}); err != nil {
+				if err := ns.New(ns.Spec{Net: brPath, Mark: env.ownerMark()}); err != nil {
 					return err
 				}
 				// Known from here, so that a failed create keeps a record of its own
@@ -263,7 +263,7 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {
 			show: fmt.Sprintf("ip -n %s link set lo up && ip -n %s addr add %s dev %s && ip -n %s link set %s up && ip -n %s route add default via %s",
 				brName, brName, plan.UplinkBridge(b.Slot), UplinkName, brName, UplinkName, brName, plan.UplinkGateway(b.Slot).Addr()),
 			do: func() error {
-				if err := loopbackUp(env, brH); err != nil {
+				if err := linkUp(brH, "lo"); err != nil {
 					return err
 				}
 				if err := addrUp(brH, UplinkName, plan.UplinkBridge(b.Slot)); err != nil {
@@ -289,7 +289,7 @@ func buildBridge(env Env, plan Plan, b *BridgeState, r *runner) (err error) {
 			},
 		},
 		step{
-			show: fmt.Sprintf("ip netns exec %s sysctl -w net.ipv4.ip_forward=1 net.ipv4.conf.%s.send_redirects=0 net.ipv6.conf.all.disable_ipv6=1", brName, BridgeDev),
+			show: fmt.Sprintf("ip netns exec %s sysctl -w net.ipv4.ip_forward=1 net.ipv4.conf.%s.send_redirects=0 net.ipv6.conf.all.disable_ipv6=1 net.ipv4.tcp_child_ehash_entries=%s", brName, BridgeDev, guestEhash),
 			// Redirects would tell guests to bypass the bridge namespace's IP layer, where
 			// partitions are enforced. IPv6 stays off on every link but those that carry the
 			// plan's IPv6 addresses (bridgeIPv6Step).
@@ -546,3 +546,23 @@ const guestEhash = "4096"
 // `--cut` makes in every guest it cuts: 2 ms a guest, half a second for 253. Best effort:
 // kernels before 6.1 have no such setting, and their guests share the host's table as before.
 func ownTCPTables(brH *handle) { _, _ = brH.Sysctl("net.ipv4.tcp_child_ehash_entries", guestEhash) }
+
+// tcpTableLimits come with a namespace's TCP table, sized to it: a table of guestEhash
+// buckets allows 2048 sockets in TIME_WAIT and 128 half-open connections.
+var tcpTableLimits = []string{"net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_syn_backlog"}
+
+// hostTCPLimits gives a guest with a TCP table of its own the host's limits instead, read in
+// the bridge's namespace (which shares the host's table), so that a guest takes the
+// connections a program on the host would: with 2048, about 35 short connections a second
+// overflow TIME_WAIT. A kernel without tables of their own reads the same limits in both.
+func hostTCPLimits(brH, gH *handle) error {
+	var kv []string
+	for _, name := range tcpTableLimits {
+		v, err := brH.ReadSysctl(name)
+		if err != nil {
+			return err
+		}
+		kv = append(kv, name, v)
+	}
+	return gH.Sysctls(kv...)
+}

@@ -184,7 +184,7 @@ func gatewayUp(env Env, opt GatewayOptions) error {
 	}
 	err := r.run(append([]step{{
 		show: "ip netns add " + gwName,
-		do:   func() error { return ns.New(ns.Spec{Net: gwPath}) },
+		do:   func() error { return ns.New(ns.Spec{Net: gwPath, Mark: env.ownerMark()}) },
 		undo: func() error { return ns.Remove(gwPath) },
 	}}, hostLinkSteps(env, plan, &hostH, &gwH)...)...)
 	if err != nil {
@@ -288,7 +288,7 @@ func hostLinkSteps(env Env, plan Plan, hostH, gwH **handle) []step {
 		{
 			show: fmt.Sprintf("ip -n %s link set lo up && ip -n %s addr add %s dev %s && ip -n %s link set %s up", gwName, gwName, plan.GatewayAddr(), UplinkName, gwName, UplinkName),
 			do: func() error {
-				if err := loopbackUp(env, *gwH); err != nil {
+				if err := linkUp(*gwH, "lo"); err != nil {
 					return err
 				}
 				return addrUp(*gwH, UplinkName, plan.GatewayAddr())

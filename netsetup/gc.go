@@ -256,16 +256,29 @@ func collectBridge(env Env, st store, b *BridgeState, rep *GCReport) (gone bool,
 // guests are swept first). Its UTS pin in pontoon's state directory says nothing of what is
 // pinned at the guest's path now.
 func (e Env) guestsPin(p string) (bool, string) {
-	// pontoon-g-NAME@BRIDGE: its bridge's record names it.
-	bridge := p[strings.LastIndex(p, "@")+1:]
+	guest, bridge := splitGuestKey(strings.TrimPrefix(filepath.Base(p), guestNetnsPrefix))
 	return e.pinIs(p, func(l netlink.Link) bool { return l.Attrs().Name == GuestIfName && isGuestMAC(l.Attrs().HardwareAddr) },
-		func(dir string) string { return filepath.Join(dir, "bridges", bridge+".json") })
+		func(st store) uint64 {
+			if b, _ := st.bridge(bridge); b != nil {
+				for _, g := range b.Guests {
+					if g.Name == guest {
+						return g.NetnsID
+					}
+				}
+			}
+			return 0
+		})
 }
 
 // gatewaysPin: the gateway's namespace has its uplink, or a bridge's slot link.
 func (e Env) gatewaysPin(p string) (bool, string) {
 	return e.pinIs(p, func(l netlink.Link) bool { return l.Attrs().Name == UplinkName || isSlotLink(l.Attrs().Name) },
-		func(dir string) string { return filepath.Join(dir, "gateway.json") })
+		func(st store) uint64 {
+			if g, _ := st.gateway(); g != nil {
+				return g.NetnsID
+			}
+			return 0
+		})
 }
 
 // bridgesPin: a bridge's namespace has its br0 bridge, or its uplink.
@@ -273,13 +286,19 @@ func (e Env) bridgesPin(p string) (bool, string) {
 	bridge := strings.TrimPrefix(filepath.Base(p), bridgeNetnsPrefix)
 	return e.pinIs(p, func(l netlink.Link) bool {
 		return l.Attrs().Name == UplinkName || (l.Attrs().Name == BridgeDev && l.Type() == "bridge")
-	}, func(dir string) string { return filepath.Join(dir, "bridges", bridge+".json") })
+	}, func(st store) uint64 {
+		if b, _ := st.bridge(bridge); b != nil {
+			return b.NetnsID
+		}
+		return 0
+	})
 }
 
 // pinIs reports whether the namespace pinned at p is this pontoon's, one of whose links is
 // (a path with nothing pinned is: there is nothing of another's to keep), or else the state
-// directory of the pontoon whose it is (othersPin, record naming its record there).
-func (e Env) pinIs(p string, is func(netlink.Link) bool, record func(dir string) string) (ours bool, other string) {
+// directory of the pontoon whose it is (othersPin; recorded reads its identity from a
+// store's records).
+func (e Env) pinIs(p string, is func(netlink.Link) bool, recorded func(st store) uint64) (ours bool, other string) {
 	if !ns.IsPinned(p) {
 		return true, ""
 	}
@@ -292,7 +311,8 @@ func (e Env) pinIs(p string, is func(netlink.Link) bool, record func(dir string)
 	if err != nil {
 		return false, ""
 	}
-	if other := e.othersPin(links, record); other != "" {
+	id, _ := ns.ID(p)
+	if other := e.othersPin(id, links, recorded); other != "" {
 		return false, other
 	}
 	return slices.ContainsFunc(links, is), ""
@@ -375,16 +395,17 @@ func sweepOrphans(env Env, g *GatewayState, live map[string]*BridgeState, releas
 	if g == nil {
 		// No gateway record: a pinned gateway or host link is left over from a lost record;
 		// another tool's namespace at the gateway's path is not.
+		// Another's gateway keeps its host link and firewall table too: they have one name
+		// on a host.
 		gw := env.GatewayNetns()
-		if ours, other := env.gatewaysPin(gw); ns.IsPinned(gw) && keep(gw, ours, other) {
-			// Its host link and firewall table, which have one name on a host, are the
-			// gateway's too.
-		} else if ns.IsPinned(gw) || exists(gw) {
-			if err := gatewayDown(env, &GatewayState{}); err != nil {
-				errs = append(errs, err)
-			} else {
-				out = append(out, env.GatewayNetns())
-			}
+		ours, other := env.gatewaysPin(gw)
+		if ns.IsPinned(gw) && keep(gw, ours, other) || !ns.IsPinned(gw) && !exists(gw) {
+			return out, errors.Join(errs...)
+		}
+		if err := gatewayDown(env, &GatewayState{}); err != nil {
+			errs = append(errs, err)
+		} else {
+			out = append(out, env.GatewayNetns())
 		}
 		return out, errors.Join(errs...)
 	}

@@ -357,7 +357,7 @@ func attach(env Env, brH *handle, plan Plan, g *Guest) error {
 	port := g.Port
 	if g.Owned {
 		// Made in the bridge's namespace, it gets a TCP table of its own (guestEhash).
-		if err := ns.New(ns.Spec{Net: g.Netns, UTS: g.UTS, Hostname: g.Hostname, From: brH.fdPath()}); err != nil {
+		if err := ns.New(ns.Spec{Net: g.Netns, UTS: g.UTS, Hostname: g.Hostname, From: brH.fdPath(), Mark: env.ownerMark()}); err != nil {
 			return err
 		}
 	}
@@ -407,14 +407,13 @@ func setupGuestSide(env Env, brH, gH *handle, g *Guest, port string, plan Plan, 
 	if err := linkUp(brH, port); err != nil {
 		return err
 	}
-	// A namespace pontoon made is marked as this state directory's; another's (a
-	// container's) is left as it is.
-	up := func(h *handle) error { return linkUp(h, "lo") }
-	if g.Owned {
-		up = func(h *handle) error { return loopbackUp(env, h) }
-	}
-	if err := up(gH); err != nil {
+	if err := linkUp(gH, "lo"); err != nil {
 		return err
+	}
+	if g.Owned {
+		if err := hostTCPLimits(brH, gH); err != nil {
+			return err
+		}
 	}
 	if err := guestIPv6(gH, plan, g); err != nil {
 		return err

@@ -552,6 +552,17 @@ func TestGuestHasItsOwnTCPTable(t *testing.T) {
 	if v != "4096" {
 		t.Errorf("guest g1's net.ipv4.tcp_ehash_entries is %s; want 4096, a table of its own (negative: the host's)", v)
 	}
+	// Its limits are the host's (as the bridge's namespace, which shares the host's table,
+	// has them), not those of a table of 4096 (2048 in TIME_WAIT, 128 half-open).
+	for _, name := range []string{"net.ipv4.tcp_max_tw_buckets", "net.ipv4.tcp_max_syn_backlog"} {
+		host, err := handleAt(t, s.Env.BridgeNetns("b")).ReadSysctl(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := handleAt(t, g1.Netns).ReadSysctl(name); err != nil || got != host {
+			t.Errorf("guest g1's %s is %s (%v); want the host's, %s", name, got, err, host)
+		}
+	}
 	serve(t, s.Env.GuestNetns("b", "g2"), addr("172.18.0.2"))
 	mustReach(t, g1.Netns, addr("172.18.0.2"))
 }

@@ -1,9 +1,7 @@
 package netsetup
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -25,52 +23,45 @@ const (
 	maxAlias = 255
 )
 
-// ownerMark is the loopback alias of e's namespaces: its state directory, absolute.
+// ownerMark is the loopback alias of e's namespaces (ns.Spec.Mark): its state directory,
+// absolute. A directory whose name does not fit (over 240 bytes) leaves its namespaces
+// unmarked, as an older pontoon's, which every gc takes for its own.
 func (e Env) ownerMark() string {
 	dir, err := filepath.Abs(e.stateDir())
 	if err != nil {
 		dir = e.stateDir()
 	}
+	if len(ownerPrefix+dir) > maxAlias {
+		return ""
+	}
 	return ownerPrefix + dir
 }
 
-// loopbackUp sets a namespace's loopback up and marks the namespace as e's.
-func loopbackUp(e Env, h *handle) error {
-	if err := linkUp(h, "lo"); err != nil {
-		return err
-	}
-	mark := e.ownerMark()
-	if len(mark) > maxAlias {
-		return nil // unmarked, as an older pontoon's: this directory's to every gc
-	}
-	lo, err := h.linkByName("lo")
-	if err != nil {
-		return err
-	}
-	if err := h.LinkSetAlias(lo, mark); err != nil {
-		return fmt.Errorf("mark %s as pontoon's: %w", h.path, err)
-	}
-	return nil
-}
-
-// othersPin returns the state directory another pontoon's records name the namespace with
-// links as theirs by (record, a file under that directory), or "" when it is not another's:
-// unmarked, marked as e's, or marked by a directory that no longer records it.
-func (e Env) othersPin(links []netlink.Link, record func(dir string) string) string {
+// othersPin returns the state directory of another pontoon whose records name the namespace
+// of identity id, with links, as theirs (recorded: the identity its record there gives), or
+// "" when it is not another's: unmarked, marked as e's, or marked by a directory whose
+// records do not name it. The mark alone proves nothing: root in a guest can set any alias.
+func (e Env) othersPin(id uint64, links []netlink.Link, recorded func(st store) uint64) string {
 	for _, l := range links {
 		if l.Attrs().Name != "lo" {
 			continue
 		}
 		alias := l.Attrs().Alias
 		dir, ok := strings.CutPrefix(alias, ownerPrefix)
-		if !ok || alias == e.ownerMark() {
+		if !ok || alias == e.ownerMark() || !filepath.IsAbs(dir) {
 			return ""
 		}
-		if _, err := os.Stat(record(dir)); err == nil || !errors.Is(err, os.ErrNotExist) {
-			return dir
+		if id != 0 && recorded(store{dir: filepath.Clean(dir)}) == id {
+			return filepath.Clean(dir)
 		}
 	}
 	return ""
+}
+
+// splitGuestKey is guestKey's inverse: the guest and bridge of "GUEST@BRIDGE".
+func splitGuestKey(key string) (guest, bridge string) {
+	i := strings.LastIndex(key, "@")
+	return key[:i], key[i+1:]
 }
 
 // OthersError is a namespace another state directory owns, which a command of this one

@@ -245,7 +245,8 @@ func indexGuests(guests []Guest) guestIndex {
 		if g.IP6.IsValid() {
 			x.byIP[g.IP6.String()] = g.Name
 		}
-		// What goes to a guest's link-local address is counted under the guest too.
+		// Peers reach a guest by its link-local address too, which partitions cover: what
+		// they stop on its way there is the pair's, not traffic from no guest.
 		if ll := linkLocal6(g); ll.IsValid() {
 			x.byIP[ll.String()] = g.Name
 		}

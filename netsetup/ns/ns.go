@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -158,6 +159,9 @@ type Spec struct {
 	// net.ipv4.tcp_child_ehash_entries gives the new one a TCP table of its own (the
 	// creating namespace's setting is the one the kernel reads); "" is this thread's.
 	From string
+	// Mark, with New: the alias of the new namespace's loopback, set before the namespace
+	// is pinned, so that whoever finds the pin finds the mark too.
+	Mark string
 }
 
 // New creates a network namespace (and, when s.UTS is set, a UTS namespace with
@@ -184,6 +188,11 @@ func New(s Spec) (err error) {
 		}
 		if err := unix.Unshare(flags); err != nil {
 			return fmt.Errorf("unshare network namespace for %s: %w", s.Net, err)
+		}
+		if s.Mark != "" {
+			if err := markLoopback(s.Mark); err != nil {
+				return fmt.Errorf("create namespace %s: %w", s.Net, err)
+			}
 		}
 		if s.UTS != "" && s.Hostname != "" {
 			if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
@@ -303,3 +312,21 @@ func Start(s Spec, binds []Bind, cmd *exec.Cmd) error {
 // Exec replaces the current process with argv inside the namespaces of s. It returns only
 // on failure.
 func Exec(s Spec, argv []string, env []string) error { return ExecWithBinds(s, nil, argv, env) }
+
+// markLoopback sets the alias of the loopback of the calling (locked) thread's network
+// namespace.
+func markLoopback(mark string) error {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("mark the namespace: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err == nil {
+		err = h.LinkSetAlias(lo, mark)
+	}
+	if err != nil {
+		return fmt.Errorf("mark the namespace (alias of lo): %w", err)
+	}
+	return nil
+}
