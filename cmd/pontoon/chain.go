@@ -403,21 +403,29 @@ func gc(c *cli.Context) error {
 	rep, nerr := netsetup.GC(env(c))
 	nrep, serr := collectNames(env(c))
 	users, uerr := netsetup.GCUserLinks(env(c))
-	err := errors.Join(cerr, nerr, serr, uerr)
+	prep, perr := partition.Collect(env(c))
+	err := errors.Join(cerr, nerr, serr, uerr, perr)
 	if c.Bool("json") {
 		if perr := printJSON(struct {
 			netsetup.GCReport
-			Containers  []string `json:"containers,omitempty"`
-			NameServers []string `json:"name_servers_stopped,omitempty"`
-			Restarted   []string `json:"name_servers_started,omitempty"`
-			UserLinks   []string `json:"user_links,omitempty"`
-		}{rep, crep.Containers, nrep.Stopped, nrep.Restarted, users}); perr != nil {
+			Containers  []string                `json:"containers,omitempty"`
+			NameServers []string                `json:"name_servers_stopped,omitempty"`
+			Restarted   []string                `json:"name_servers_started,omitempty"`
+			UserLinks   []string                `json:"user_links,omitempty"`
+			Partitions  partition.CollectReport `json:"partitions"`
+		}{rep, crep.Containers, nrep.Stopped, nrep.Restarted, users, prep}); perr != nil {
 			return errors.Join(err, perr)
 		}
 		return err
 	}
-	n := len(rep.Bridges) + len(rep.Guests) + len(rep.Orphans) + len(crep.Containers) + len(rep.Broken) + len(rep.Repaired) + len(nrep.Stopped) + len(nrep.Restarted) + len(users)
+	n := len(rep.Bridges) + len(rep.Guests) + len(rep.Orphans) + len(crep.Containers) + len(rep.Broken) + len(rep.Repaired) + len(nrep.Stopped) + len(nrep.Restarted) + len(users) + len(prep.Expired) + len(prep.Temporary)
 	return buffered(func(w io.Writer) error {
+		for _, b := range prep.Expired {
+			fmt.Fprintf(w, "ended the expired --for of bridge %s (its command and restorer were killed)\n", b)
+		}
+		for _, f := range prep.Temporary {
+			fmt.Fprintln(w, "removed", f, "(a partition record's write was killed)")
+		}
 		for _, ct := range crep.Containers {
 			fmt.Fprintln(w, "removed container", ct)
 		}

@@ -531,3 +531,62 @@ func waitsForLock(t *testing.T, pid int, path string) bool {
 	}
 	return false
 }
+
+// TestGCEndsAForWhoseRestorerWasKilled: `--for` killed with its restorer stayed in force
+// after its deadline until a partition command or status happened to read the bridge; gc
+// said there was nothing to collect. gc ends it now, and says so.
+func TestGCEndsAForWhoseRestorerWasKilled(t *testing.T) {
+	c := newCLI(t)
+	c.ok("gateway", "up")
+	c.ok("bridge", "create", "kr")
+	for i, g := range []string{"n1", "n2", "n3"} {
+		c.ok("guest", "add", "kr", g, "--ip", "172.18.0."+string(rune('1'+i)))
+	}
+	t.Cleanup(func() { c.ok("gateway", "down", "--force") })
+	blocked := func() int {
+		tgt, err := partition.ForBridge(c.sb.Env, "kr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := partition.Status(tgt) // reads the kernel; restores nothing
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rec.Blocked)
+	}
+	cmd := c.command("partition", "isolate", "n3", "--for", "1s", "--bridge", "kr")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return blocked() == 4 && len(c.restorers()) > 0 })
+	for _, pid := range c.restorers() {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	waitUntil(t, func() bool { return len(c.restorers()) == 0 })
+	time.Sleep(time.Second + partition.ExpireGrace + 200*time.Millisecond) // past the deadline and its grace
+	if n := blocked(); n != 4 {
+		t.Fatalf("%d pairs blocked past the deadline before gc; want the isolation still there (its restorer was killed)", n)
+	}
+	if out := c.ok("gc"); !strings.Contains(out, "ended the expired --for of bridge kr") {
+		t.Errorf("gc after a --for whose restorer was killed said:\n%s", out)
+	}
+	if n := blocked(); n != 0 {
+		t.Errorf("%d pairs still blocked after gc; want the --for ended", n)
+	}
+	if out, errOut, code := c.run("exec", "kr", "n1", "--", "ping", "-c", "1", "-W", "1", "172.18.0.3"); code != 0 {
+		t.Errorf("n1 does not reach n3 after gc ended the isolation:\n%s%s", out, errOut)
+	}
+	// A write of the record killed before its rename leaves its temporary file: gc removes it.
+	tmp := filepath.Join(c.sb.Env.BridgeDataDir("kr"), partition.StateFile+".tmp")
+	if err := os.WriteFile(tmp, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("gc"); !strings.Contains(out, "removed "+tmp) {
+		t.Errorf("gc with a partition record's temporary file left said:\n%s", out)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("%s still there after gc (%v)", tmp, err)
+	}
+}
