@@ -147,8 +147,9 @@ func TestRateLimitLinkLocal(t *testing.T) {
 	c := s.guests[2]
 	ll := linkLocal6(c).String() + "%eth0"
 	// Until its link-local address has passed duplicate address detection, a sends from its
-	// global one.
+	// global one; and c answers for its own only after.
 	waitLinkLocal(t, s.nsOf["a"])
+	waitLinkLocal(t, s.nsOf["c"])
 	_, before := classRate(t, tgt.NetnsPath, c.Port, classPairs+0)
 	const size, count = 1200, 3
 	run(t, "", "ip", "netns", "exec", s.nsOf["a"], "ping", "-6", "-q", "-c", fmt.Sprint(count), "-i", "0.2", "-s", fmt.Sprint(size), "-W", "2", ll)

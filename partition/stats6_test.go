@@ -162,7 +162,10 @@ func TestCountersCountLinkLocal(t *testing.T) {
 	s.addIPv6(t)
 	s.quietIPv6(t)
 	tgt := s.target()
+	// Both ends' link-local addresses past duplicate address detection: a sends from its
+	// own, and b answers neighbour discovery for its.
 	waitLinkLocal(t, s.nsOf["a"])
+	waitLinkLocal(t, s.nsOf["b"])
 	skipMissing(t, Apply(tgt, State{Partition: mustBlock(t, tgt.Guests, "a", "b")}))
 	ll := linkLocal6(s.guests[1]).String() + "%eth0"
 	const n, size = 3, 30
