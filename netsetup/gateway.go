@@ -372,6 +372,15 @@ func GatewayDown(env Env, force bool) error {
 			return fmt.Errorf("%w: %v", ErrGatewayInUse, names)
 		}
 		if env.DryRun == nil {
+			// The intent first: a down --force killed once it has destroyed some bridges
+			// is finished by gc (a gateway in phase removing whose process is gone),
+			// rather than left with the gateway up and its bridges gone.
+			if cur != nil && cur.Phase == PhaseReady && len(bridges) > 0 {
+				cur.Phase, cur.Creator = PhaseRemoving, Self()
+				if err := statefile.WriteJSON(st.gatewayFile(), cur); err != nil {
+					return err
+				}
+			}
 			// All of them marked first: should one fail to go, the others are not left
 			// looking ready (gc would start their name servers again) but recorded as
 			// on their way out, for gc or the next down --force to finish.

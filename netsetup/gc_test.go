@@ -453,3 +453,44 @@ func TestGCOrphanUplinks(t *testing.T) {
 		t.Errorf("s77 still in the gateway:\n%s", out)
 	}
 }
+
+// A `gateway down --force` killed after it has destroyed the bridges, before the gateway
+// (here blocked on the write of the gateway's record: its temporary file is a FIFO nobody
+// reads), used to leave the gateway up and its bridges gone, which gc took for a ready
+// gateway. Its intent is recorded before the bridges go: gc finishes the removal, or, killed
+// before that, nothing has changed.
+func TestGCAfterKilledGatewayDownForce(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b1", netsetup.BridgeOptions{})
+	mustGuest(t, s.Env, "b1", "g1", "172.18.0.1")
+	mustBridge(t, s.Env, "b2", netsetup.BridgeOptions{})
+	fifo := filepath.Join(s.Env.StateDir, "gateway.json.tmp")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	down := child(t, s.Env, "gateway-down-force", "")
+	if err := down.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Blocked in the open of the FIFO, or done (it must not be: the record is written).
+	time.Sleep(500 * time.Millisecond)
+	down.Process.Kill()
+	down.Wait()
+	os.Remove(fifo)
+	if _, err := netsetup.GC(s.Env); err != nil {
+		t.Logf("gc: %v", err)
+	}
+	st, err := netsetup.Status(s.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridges, err := netsetup.Bridges(s.Env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := st.Up && len(bridges) == 2
+	gone := !st.Up && len(bridges) == 0 && !ns.IsPinned(s.Env.GatewayNetns())
+	if !whole && !gone {
+		t.Errorf("after a killed gateway down --force and gc: gateway up %v, %d bridges; want the gateway and both bridges, or nothing", st.Up, len(bridges))
+	}
+}

@@ -68,6 +68,8 @@ func runChild(mode string) error {
 		os.Stdout.WriteString("started\n")
 		_, err := netsetup.GatewayUp(env, netsetup.GatewayOptions{})
 		return err
+	case "gateway-down-force":
+		return netsetup.GatewayDown(env, true)
 	case "guest-add-netns":
 		// Attaches the namespace file named by arg as guest g of bridge b at 172.18.0.7.
 		_, err := netsetup.AddGuest(env, "b", "g", netsetup.GuestOptions{IP: "172.18.0.7", Netns: arg})

@@ -434,7 +434,7 @@ func gc(c *cli.Context) error {
 		}
 		if rep.Gateway {
 			n++
-			fmt.Fprintln(w, "removed a half-created gateway")
+			fmt.Fprintln(w, "removed a gateway whose creation or removal was killed halfway")
 		}
 		for _, b := range rep.Bridges {
 			fmt.Fprintln(w, "removed bridge", b)
