@@ -537,12 +537,7 @@ func waitsForLock(t *testing.T, pid int, path string) bool {
 // said there was nothing to collect. gc ends it now, and says so.
 func TestGCEndsAForWhoseRestorerWasKilled(t *testing.T) {
 	c := newCLI(t)
-	c.ok("gateway", "up")
-	c.ok("bridge", "create", "kr")
-	for i, g := range []string{"n1", "n2", "n3"} {
-		c.ok("guest", "add", "kr", g, "--ip", "172.18.0."+string(rune('1'+i)))
-	}
-	t.Cleanup(func() { c.ok("gateway", "down", "--force") })
+	c.bridgeOf("kr", "n1", "n2", "n3")
 	blocked := func() int {
 		tgt, err := partition.ForBridge(c.sb.Env, "kr")
 		if err != nil {
