@@ -21,21 +21,19 @@ import (
 )
 
 const (
-	// Grace is how long a program that runs but has no handler for a signal gets to install
-	// one: programs do so as they start. Without one after that, PID 1 would drop the
-	// signal whenever it came, so it goes then.
-	Grace = 100 * time.Millisecond
-	// HoldAtMost bounds how long a signal is held: should an engine run the program under
-	// another command line, or its process be out of sight, the signal still goes.
+	// HoldAtMost bounds how long a signal is held: a program that never takes it (no
+	// handler, as PID 1, which then drops it anyway) or an engine whose process is out of
+	// sight still gets it.
 	HoldAtMost = 2 * time.Second
 	// Poll is how often a caller tries held signals again.
 	Poll = 5 * time.Millisecond
 )
 
 // Gate holds the signals for one container until its first process can take them: once it
-// has left the engine's code, and has a handler for the signal (or, for pontoon's init, has
-// started the program: it catches every signal before that), or has run for Grace. From then
-// on the gate stays open: the program may exec another or rename itself.
+// has left the engine's code and catches the signal or blocks it (a program that waits for
+// signals with signalfd or sigwait), or, for pontoon's init, has started the program (it
+// catches every signal before that). From then on the gate stays open: the program may exec
+// another or rename itself.
 type Gate struct {
 	// PID returns the host pid of the container's first process, or 0 while the engine has
 	// not created it.
@@ -48,7 +46,6 @@ type Gate struct {
 
 	held      []syscall.Signal
 	heldSince time.Time
-	runsSince time.Time
 	open      bool
 }
 
@@ -93,25 +90,25 @@ func (g *Gate) takes(sig syscall.Signal) bool {
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || engines(cmdline) {
-		g.runsSince = time.Time{}
 		return false // not created yet, still the engine's own code, or gone
 	}
-	if g.runsSince.IsZero() {
-		g.runsSince = time.Now()
-	}
 	if g.Init {
-		g.open = hasChild(pid) || time.Since(g.runsSince) >= Grace
+		g.open = hasChild(pid)
 	} else {
-		caught, err := Caught(pid)
-		g.open = err == nil && caught&(1<<(uint(sig)-1)) != 0 || time.Since(g.runsSince) >= Grace
+		caught, err := takenSignals(pid)
+		g.open = err == nil && caught&(1<<(uint(sig)-1)) != 0
 	}
 	return g.open
 }
 
 // engines reports whether a process's command line is a container engine's own: runc's
 // init (`runc init`) or crun's clone of itself, before either executes the container's
-// program.
+// program, or empty, as it reads while the process executes it (its handlers may still be
+// the engine's then).
 func engines(cmdline []byte) bool {
+	if len(cmdline) == 0 {
+		return true
+	}
 	argv0, _, _ := strings.Cut(string(cmdline), "\x00")
 	switch filepath.Base(argv0) {
 	case "runc", "crun":
@@ -131,16 +128,29 @@ func hasChild(pid int) bool {
 	return false
 }
 
-// Caught is the mask of signals process pid has a handler for (SigCgt), bit n-1 for signal n.
-func Caught(pid int) (uint64, error) {
+// takenSignals is the mask of signals process pid takes: those it has a handler for (SigCgt)
+// and those it blocks (SigBlk), which the kernel keeps for it to collect; bit n-1 is signal n.
+func takenSignals(pid int) (uint64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
+	var mask uint64
+	found := 0
 	for _, line := range bytes.Split(data, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("SigCgt:")); ok {
-			return strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+		for _, field := range []string{"SigCgt:", "SigBlk:"} {
+			if v, ok := bytes.CutPrefix(line, []byte(field)); ok {
+				m, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+				if err != nil {
+					return 0, fmt.Errorf("/proc/%d/status: %s %w", pid, field, err)
+				}
+				mask |= m
+				found++
+			}
 		}
 	}
-	return 0, fmt.Errorf("no SigCgt in /proc/%d/status", pid)
+	if found != 2 {
+		return 0, fmt.Errorf("no SigCgt and SigBlk in /proc/%d/status", pid)
+	}
+	return mask, nil
 }

@@ -37,33 +37,48 @@ func TestGateWaitsForTheProcess(t *testing.T) {
 }
 
 // TestGateWaitsForEngineCode: a process still in the engine's own code (its command line
-// runc's or crun's) takes nothing yet; one that runs any other program (exec'd from the
-// bundle's, or renamed) and has no handler gets the signal after Grace; SIGSTOP and SIGCONT,
-// which no handler decides, go at once.
+// runc's or crun's) takes nothing yet; a program that traps the signal opens the gate for
+// good; one with no handler gets it only when HoldAtMost has passed, and the gate stays shut;
+// SIGSTOP and SIGCONT, which no handler decides, go at once.
 func TestGateWaitsForEngineCode(t *testing.T) {
 	for _, c := range []struct {
 		cmdline string
 		engine  bool
-	}{{"runc\x00init\x00", true}, {"/usr/sbin/runc\x00init\x00", true}, {"/usr/bin/crun\x00--root\x00/x\x00run\x00id\x00", true},
+	}{{"", true}, {"runc\x00init\x00", true}, {"/usr/sbin/runc\x00init\x00", true}, {"/usr/bin/crun\x00--root\x00/x\x00run\x00id\x00", true},
 		{"sleep\x00100\x00", false}, {"/bin/sh\x00/entrypoint.sh\x00", false}, {"postgres: checkpointer\x00", false}} {
 		if got := engines([]byte(c.cmdline)); got != c.engine {
 			t.Errorf("engines(%q) = %v, want %v", c.cmdline, got, c.engine)
 		}
 	}
-	sleep := exec.Command("sleep", "30")
-	if err := sleep.Start(); err != nil {
-		t.Fatal(err)
+	start := func(args ...string) int {
+		cmd := exec.Command(args[0], args[1:]...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		return cmd.Process.Pid
 	}
-	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
 	sent, send := record()
-	g := Gate{PID: func() int { return sleep.Process.Pid }}
-	g.Add(syscall.SIGUSR1) // sleep has no handler
-	start := time.Now()
-	for g.Release(send) {
+	trapper := start("sh", "-c", "trap 'echo usr1' USR1; while :; do sleep 0.05; done")
+	g := Gate{PID: func() int { return trapper }}
+	g.Add(syscall.SIGUSR1)
+	deadline := time.Now().Add(HoldAtMost / 2)
+	for g.Release(send) && time.Now().Before(deadline) {
 		time.Sleep(Poll)
 	}
-	if waited := time.Since(start); len(*sent) != 1 || waited < Grace || waited >= HoldAtMost {
-		t.Errorf("SIGUSR1 to a program with no handler: sent %v after %v; want it after Grace (%v), before HoldAtMost", *sent, waited, Grace)
+	if len(*sent) != 1 || !g.open {
+		t.Errorf("a program that traps SIGUSR1: sent %v, gate open %v; want it sent, the gate open for good", *sent, g.open)
+	}
+	sleeper := start("sleep", "30") // no handler
+	g = Gate{PID: func() int { return sleeper }}
+	g.Add(syscall.SIGUSR1)
+	time.Sleep(20 * Poll) // sleep has started
+	if !g.Release(send) || len(*sent) != 1 {
+		t.Fatalf("SIGUSR1 went to a program with no handler for it before HoldAtMost; sent %v", *sent)
+	}
+	g.heldSince = time.Now().Add(-HoldAtMost)
+	if g.Release(send) || len(*sent) != 2 || g.open {
+		t.Errorf("after HoldAtMost: sent %v, gate open %v; want it sent and the gate still shut", *sent, g.open)
 	}
 	g = Gate{PID: func() int { return 0 }}
 	g.Add(syscall.SIGSTOP)
@@ -87,8 +102,7 @@ func TestGateInit(t *testing.T) {
 	sent, send := record()
 	g := Gate{PID: func() int { return sh.Process.Pid }, Init: true}
 	g.Add(syscall.SIGUSR1)
-	// Within Grace throughout: only the child may open the gate.
-	release := func() bool { g.runsSince = time.Now(); return g.Release(send) }
+	release := func() bool { return g.Release(send) }
 	for range 20 {
 		if !release() {
 			t.Fatalf("the signal went before init had started its program; sent %v", *sent)
@@ -108,15 +122,15 @@ func TestGateInit(t *testing.T) {
 	}
 }
 
-func TestCaught(t *testing.T) {
-	mask, err := Caught(os.Getpid())
+func TestTakenSignals(t *testing.T) {
+	mask, err := takenSignals(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if mask&(1<<(uint(syscall.SIGURG)-1)) == 0 {
-		t.Errorf("SigCgt %x lacks SIGURG, which the Go runtime catches", mask)
+		t.Errorf("mask %x lacks SIGURG, which the Go runtime catches", mask)
 	}
 	if mask&(1<<(uint(syscall.SIGKILL)-1)) != 0 {
-		t.Errorf("SigCgt %x has SIGKILL, which nothing catches", mask)
+		t.Errorf("mask %x has SIGKILL, which nothing catches or blocks", mask)
 	}
 }
