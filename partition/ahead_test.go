@@ -496,3 +496,27 @@ func killedAt(t *testing.T, at string, change func()) {
 	}()
 	<-done
 }
+
+// A change of shaping with no --for, killed once its record was written ahead of the kernel:
+// status says so, and does not call it a --for with a restorer it never had.
+func TestShapingChangeKilledAheadIsNoFor(t *testing.T) {
+	s := newScene(t, 3, true)
+	tgt := s.target()
+	if err := Apply(tgt, State{Partition: Fullmesh()}); err != nil {
+		skipMissing(t, err)
+		t.Fatal(err)
+	}
+	killedAt(t, "ahead", func() {
+		_, _ = Update(tgt, func(s State) (State, error) {
+			s.Impairments = []Impairment{{Src: "a", Dst: "b", Rate: 1_000_000}}
+			return s, nil
+		})
+	})
+	st, err := Status(tgt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := st.Kernel.Detail; !strings.Contains(d, "recorded ahead of its commit") || strings.Contains(d, "--for") {
+		t.Errorf("status after a plain rate change killed ahead of its commit: %q; want it said, not as a --for", d)
+	}
+}

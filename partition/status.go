@@ -89,8 +89,13 @@ func Status(t Target) (Record, error) {
 	}
 	if st.Before != nil {
 		if in, err := aheadInForce(t.NetnsPath, st); err == nil && !in {
+			// Written ahead for its deadline, or for its shaping alone (writeAhead).
+			what, who := "a --for", "the --for's restorer or the next change records"
+			if !slices.ContainsFunc(st.Pending, func(p Timed) bool { return p.Change == st.Change }) {
+				what, who = "it changes shaping", "the next change records"
+			}
 			// First: it says what the differences that follow come from.
-			problems = append([]string{fmt.Sprintf("the change of generation %d (a --for) was recorded ahead of its commit and its command stopped before the kernel got it: the kernel holds the state before it, which the --for's restorer or the next change records (`pontoon partition heal` clears both)", st.Change)}, problems...)
+			problems = append([]string{fmt.Sprintf("the change of generation %d (%s) was recorded ahead of its commit and its command stopped before the kernel got it: the kernel holds the state before it, which %s (`pontoon partition heal` clears both)", st.Change, what, who)}, problems...)
 		}
 	}
 	if len(problems) > 0 {
