@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -20,7 +21,7 @@ func namesCommands() *cli.Command {
 		Name:  "names",
 		Usage: usageOf("names"),
 		Subcommands: []*cli.Command{
-			{Name: "status", Usage: "show which process serves each bridge's names, and which server is gone", ArgsUsage: "[BRIDGE]", Flags: []cli.Flag{jsonFlag}, Action: namesStatus},
+			{Name: "status", Usage: "show which process serves each bridge's names, and which server is gone", ArgsUsage: "[BRIDGE]", Flags: []cli.Flag{jsonFlag, namesCheckFlag}, Action: namesStatus},
 			{
 				Name: names.ServeVerb[1], Hidden: true, Usage: "serve a bridge's names (started by bridge create, gc and guest add)",
 				Flags: []cli.Flag{&cli.StringFlag{Name: "bridge"}, &cli.BoolFlag{Name: names.InheritFlag}},
@@ -35,6 +36,9 @@ func namesCommands() *cli.Command {
 		},
 	}
 }
+
+// namesCheckFlag makes names status a test a script can use, as partition status --check is.
+var namesCheckFlag = &cli.BoolFlag{Name: "check", Usage: "exit with status 3 when a bridge listed has no name server running; the output is the same"}
 
 func namesStatus(c *cli.Context) error {
 	if c.NArg() > 1 {
@@ -64,7 +68,15 @@ func namesStatus(c *cli.Context) error {
 		}
 		states = append(states, st)
 	}
-	if c.Bool("json") {
+	err := printNamesStatus(states, c.Bool("json"))
+	if err == nil && c.Bool("check") && slices.ContainsFunc(states, func(st names.State) bool { return !st.Running }) {
+		return statusUnchecked
+	}
+	return err
+}
+
+func printNamesStatus(states []names.State, asJSON bool) error {
+	if asJSON {
 		return printJSON(states)
 	}
 	return buffered(func(out io.Writer) error {

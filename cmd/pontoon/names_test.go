@@ -176,6 +176,9 @@ func TestNamesServerLifetime(t *testing.T) {
 	if out := c.ok("names", "status"); !strings.Contains(out, "NOT RUNNING") {
 		t.Errorf("names status after kill -9:\n%s", out)
 	}
+	if out, _, code := c.run("names", "status", "--check"); code != 3 || !strings.Contains(out, "NOT RUNNING") {
+		t.Errorf("names status --check after kill -9: exit %d; want 3\n%s", code, out)
+	}
 	if out := c.ok("gc"); !strings.Contains(out, "started the name server of bridge b1") {
 		t.Errorf("gc after kill -9 printed %q", out)
 	}
@@ -183,6 +186,7 @@ func TestNamesServerLifetime(t *testing.T) {
 	if !st.Running || st.Record.Process == first {
 		t.Fatalf("after gc: %+v; want a new server", st)
 	}
+	c.ok("names", "status", "--check")
 	if got, err := lookupFrom(n2, "primary", 5*time.Second); err != nil || !slices.Equal(got, []string{"172.18.0.1"}) {
 		t.Errorf("primary after the restart: %v, %v", got, err)
 	}
