@@ -34,17 +34,7 @@ func TestForSurvivesKill(t *testing.T) {
 	}
 	t.Cleanup(func() { c.ok("gateway", "down", "--force") })
 	c.ok("partition", "block", "n1", "--", "n2", "--bridge", "k")
-	kernel := func() partition.Record {
-		tgt, err := partition.ForBridge(c.sb.Env, "k")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := partition.Status(tgt) // reads the kernel; restores nothing
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rec
-	}
+	kernel := func() partition.Record { return c.kernelRecord("k") }
 	cmd := c.command("partition", "isolate", "n3", "--for", "1s", "--bridge", "k")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -380,6 +370,21 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 
 // bridgeOf brings the gateway up (down again at the test's end) and makes bridge br with
 // guests at 172.18.0.1, .2 and on.
+// kernelRecord is the partition of bridge br as the kernel holds it: status read in this
+// process, which restores nothing (an expired --for stays).
+func (c *runner) kernelRecord(br string) partition.Record {
+	c.t.Helper()
+	tgt, err := partition.ForBridge(c.sb.Env, br)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	rec, err := partition.Status(tgt)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return rec
+}
+
 func (c *runner) bridgeOf(br string, guests ...string) {
 	c.t.Helper()
 	c.ok("gateway", "up")
@@ -538,17 +543,7 @@ func waitsForLock(t *testing.T, pid int, path string) bool {
 func TestGCEndsAForWhoseRestorerWasKilled(t *testing.T) {
 	c := newCLI(t)
 	c.bridgeOf("kr", "n1", "n2", "n3")
-	blocked := func() int {
-		tgt, err := partition.ForBridge(c.sb.Env, "kr")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec, err := partition.Status(tgt) // reads the kernel; restores nothing
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(rec.Blocked)
-	}
+	blocked := func() int { return len(c.kernelRecord("kr").Blocked) }
 	cmd := c.command("partition", "isolate", "n3", "--for", "1s", "--bridge", "kr")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
