@@ -566,3 +566,24 @@ func TestGuestHasItsOwnTCPTable(t *testing.T) {
 	serve(t, s.Env.GuestNetns("b", "g2"), addr("172.18.0.2"))
 	mustReach(t, g1.Netns, addr("172.18.0.2"))
 }
+
+// A bridge on its way out (a destroy running, or one killed halfway) does not list its guests
+// as usable: their namespaces and ports may be gone already.
+func TestGuestsOfABridgeBeingRemoved(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	mustBridge(t, s.Env, "b", netsetup.BridgeOptions{})
+	mustGuest(t, s.Env, "b", "g1", "172.18.0.1")
+	if err := netsetup.BeginDestroy(s.Env, "b"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := netsetup.GetBridge(s.Env, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Guests) != 1 || !strings.Contains(b.Guests[0].Problem, "its bridge is being removed") {
+		t.Errorf("guests of a bridge being removed: %+v; want g1 with its bridge's removal as its problem", b.Guests)
+	}
+	if err := netsetup.DestroyBridge(s.Env, "b"); err != nil {
+		t.Fatal(err)
+	}
+}

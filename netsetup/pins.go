@@ -59,11 +59,15 @@ func (e Env) bridgeProblem(b *BridgeState, here uint64) string {
 	return e.pinProblem(b, e.BridgeNetns(b.Name), b.NetnsID, here)
 }
 
-// guestProblem says what is wrong with a ready guest of a ready bridge, or "" when nothing
-// is: the process it was attached by has exited, the pin of a namespace given by the user
+// guestProblem says what is wrong with a ready guest, or "" when nothing is: its bridge is
+// being removed, the process it was attached by has exited, the pin of a namespace given by the user
 // (--netns, a CNI pod's) was removed, and the guest with it, or the pin of a namespace
 // pontoon created for it is broken. A user's pin pontoon never mends: it is theirs.
 func (e Env) guestProblem(b *BridgeState, g *Guest, here uint64) string {
+	if b.Phase == PhaseRemoving && g.Phase == PhaseReady {
+		// Its namespace and port may be gone already: listed as ready, it would look usable.
+		return "its bridge is being removed, or that removal was cut short, and the guest goes with it"
+	}
 	if b.Phase != PhaseReady || g.Phase != PhaseReady {
 		return ""
 	}
