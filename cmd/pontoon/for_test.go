@@ -276,6 +276,16 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 		_, _, code := c.run("exec", "f", from, "--", "ping", "-c1", "-W1", to)
 		return code == 0
 	}
+	// A path that must be open gets three tries: one ping may be lost to a loaded machine,
+	// while a blocked path passes none.
+	reachesSoon := func(from, to string) bool {
+		for range 3 {
+			if reaches(from, to) {
+				return true
+			}
+		}
+		return false
+	}
 	start := func(args ...string) (*exec.Cmd, *strings.Builder) {
 		cmd := c.command(append(args, "--bridge", "f")...)
 		var out strings.Builder
@@ -302,8 +312,11 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 	if rec := status(); len(rec.Blocked) != 0 || len(rec.Impairments) != 1 {
 		t.Errorf("after the isolation's end: %d blocked pairs, %d impairments; want none and n2's loss", len(rec.Blocked), len(rec.Impairments))
 	}
-	if !reaches("n1", "172.18.0.3") || reaches("n2", "172.18.0.3") {
-		t.Error("after the isolation's end: want n1 reaching n3 and n2 not (its loss stays)")
+	if !reachesSoon("n1", "172.18.0.3") {
+		t.Error("after the isolation's end: n1 does not reach n3")
+	}
+	if reaches("n2", "172.18.0.3") {
+		t.Error("after the isolation's end: n2 reaches n3; want its loss to stay")
 	}
 	if err := loss.Wait(); err != nil || !strings.Contains(lossOut.String(), "previous state restored") {
 		t.Fatalf("loss --for: %v\n%s", err, lossOut)
@@ -311,7 +324,7 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 	if rec := status(); len(rec.Blocked) != 0 || len(rec.Impairments) != 0 || len(rec.Pending) != 0 {
 		t.Errorf("after both: %+v; want fullmesh, nothing pending", rec)
 	}
-	if !reaches("n2", "172.18.0.3") {
+	if !reachesSoon("n2", "172.18.0.3") {
 		t.Error("after both: n2 cannot reach n3")
 	}
 
@@ -337,8 +350,11 @@ func TestForsEndOnTheirOwnTime(t *testing.T) {
 		b := rec.Blocked
 		return rec.Kernel.InEffect && len(b) == 4 && (b[0].Src == "n1" || b[0].Dst == "n1")
 	})
-	if reaches("n1", "172.18.0.3") || !reaches("n2", "172.18.0.3") {
-		t.Error("after the top --for's end: want n1 isolated again and n2 reaching n3")
+	if reaches("n1", "172.18.0.3") {
+		t.Error("after the top --for's end: n1 reaches n3; want n1 isolated again")
+	}
+	if !reachesSoon("n2", "172.18.0.3") {
+		t.Error("after the top --for's end: n2 does not reach n3")
 	}
 	if err := under.Wait(); err != nil || !strings.Contains(underOut.String(), "previous state restored") {
 		t.Fatalf("the --for beneath: %v\n%s", err, underOut)
