@@ -241,11 +241,29 @@ func collectRun(rec runRecord, rep *GCReport) error {
 			errs = append(errs, fmt.Errorf("delete container %s: %w", c.ID, err))
 			continue
 		}
+		if _, ok := eng.(*ociEngine); ok {
+			removeLeftCgroups(c.ID)
+		}
 		if existed {
 			rep.Containers = append(rep.Containers, eng.Name()+"/"+c.ID)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// cgroupRoot is where the kernel's cgroup hierarchies are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// removeLeftCgroups removes the empty cgroups of container id that its engine made but never
+// recorded: runc makes them, named after the id in every hierarchy (pontoon's bundles set no
+// cgroupsPath), before it writes the container's state, so one killed in between leaves
+// them, and `runc delete` knows nothing of them. A cgroup still holding a process is not
+// removed (rmdir refuses), and one this process may not remove (a user's space) stays.
+func removeLeftCgroups(id string) {
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", id))    // cgroup v1: one per controller
+	for _, d := range append(dirs, filepath.Join(cgroupRoot, id)) { // v2: one
+		_ = syscall.Rmdir(d)
+	}
 }
 
 // containerExists reports whether the engine has state for id, so that GC reports only what

@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,6 +115,10 @@ func killRun(t *testing.T, r *runner, token string, ready func(r *runner) bool) 
 	}
 	if left := enginetest.WithArg(token); len(left) != 0 {
 		t.Errorf("processes of the run left: %+v", left)
+	}
+	// The engine's cgroups of the run's containers (runc names them after the container).
+	if left, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/*/sleepers-%d-*", cmd.Process.Pid)); len(left) != 0 {
+		t.Errorf("cgroups of the run left: %v", left)
 	}
 	r.clean()
 }
