@@ -279,3 +279,21 @@ func TestAnotherStateDirsChainIsLeftAlone(t *testing.T) {
 		}
 	}
 }
+
+// Another tool's namespace pinned at a guest's path with no '@' in its name (no bridge to
+// look up) is left by gc, like any other foreign pin.
+func TestGCLeavesAGuestPathWithoutBridge(t *testing.T) {
+	s := newChain(t, netsetup.GatewayOptions{})
+	p := filepath.Join(s.Env.NetnsDir, "pontoon-g-noat")
+	if err := ns.New(ns.Spec{Net: p}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Remove(p) })
+	rep, err := netsetup.GC(s.Env)
+	if err != nil {
+		t.Fatalf("gc: %v", err)
+	}
+	if !slices.Contains(rep.Kept, p) || !ns.IsPinned(p) {
+		t.Errorf("gc kept %v, removed %v; want %s left and reported", rep.Kept, rep.Orphans, p)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/pontoon-dev/pontoon/internal/kernel"
 	"github.com/pontoon-dev/pontoon/netsetup/ns"
@@ -108,6 +109,16 @@ func (e Env) GuestNetns(bridge, guest string) string {
 
 // guestKey names a guest uniquely across bridges, for file names.
 func guestKey(bridge, guest string) string { return guest + "@" + bridge }
+
+// splitGuestKey is guestKey's inverse: the guest and bridge of "GUEST@BRIDGE"; a name without
+// '@' (another tool's pin at a guest's path) has no bridge.
+func splitGuestKey(key string) (guest, bridge string) {
+	i := strings.LastIndex(key, "@")
+	if i < 0 {
+		return key, ""
+	}
+	return key[:i], key[i+1:]
+}
 
 // BridgeDataDir is a directory for data that belongs to one bridge (partition state, a run's
 // generated files); it is removed with the bridge.

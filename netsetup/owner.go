@@ -58,12 +58,6 @@ func (e Env) othersPin(id uint64, links []netlink.Link, recorded func(st store) 
 	return ""
 }
 
-// splitGuestKey is guestKey's inverse: the guest and bridge of "GUEST@BRIDGE".
-func splitGuestKey(key string) (guest, bridge string) {
-	i := strings.LastIndex(key, "@")
-	return key[:i], key[i+1:]
-}
-
 // OthersError is a namespace another state directory owns, which a command of this one
 // leaves alone.
 type OthersError struct {
